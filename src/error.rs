@@ -1,0 +1,153 @@
+//! Errors a caller branches on, and the one place that turns an error chain into hints and an
+//! exit code ([`hints_for_error`], [`exit_code_for`]). Everything else uses `anyhow` with context.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Bad input in a file the user wrote: one line naming file, line, column and field.
+#[derive(Debug, Error)]
+#[error("{}{}: {field}: {message}", file.display(), location(*line, *column))]
+pub struct InputError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the field (`hooks.setup`), or `(document)` when there is none.
+    pub field: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// A child process that failed: its command line (redacted), exit code and last log lines.
+#[derive(Debug, Error)]
+#[error("`{command}` {}{}", status(*code), tail_text(tail))]
+pub struct ProcessError {
+    pub command: String,
+    pub code: Option<i32>,
+    pub tail: String,
+    pub log: Option<PathBuf>,
+}
+
+fn status(code: Option<i32>) -> String {
+    match code {
+        Some(code) => format!("exited with status {code}"),
+        None => "was stopped".to_string(),
+    }
+}
+
+fn tail_text(tail: &str) -> String {
+    if tail.is_empty() { String::new() } else { format!("\n{tail}") }
+}
+
+/// The Terraform outputs do not satisfy the pattern contract.
+#[derive(Debug, Error)]
+#[error("pattern `{pattern}` broke its output contract: output `{output}` {problem}")]
+pub struct ContractError {
+    pub pattern: String,
+    pub output: String,
+    pub problem: String,
+}
+
+/// Another run holds the deployment's lock.
+#[derive(Debug, Error)]
+#[error("deployment is locked by another run ({holder})")]
+pub struct LockError {
+    pub holder: String,
+    pub lock_file: PathBuf,
+}
+
+/// A user-facing error with a known fix.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct UserError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl UserError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        UserError { message: message.into(), hint: Some(hint.into()) }
+    }
+}
+
+/// An operation failed in a way that has follow-up commands; its hints name them.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct Failed {
+    pub message: String,
+    pub hints: Vec<String>,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The user pressed Ctrl-C.
+#[derive(Debug, Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// `ssh -- cmd`: pass the remote exit code through unchanged.
+#[derive(Debug, Error)]
+#[error("remote command exited with status {0}")]
+pub struct ExternalExit(pub i32);
+
+/// Hints for an error chain, collected here and nowhere else.
+pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
+    let mut hints = Vec::new();
+    let mut last = Vec::new();
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Failed>() {
+            last.extend(e.hints.iter().cloned());
+            continue;
+        }
+        if let Some(e) = cause.downcast_ref::<InputError>() {
+            hints.extend(e.hint.clone());
+        } else if let Some(e) = cause.downcast_ref::<UserError>() {
+            hints.extend(e.hint.clone());
+        } else if let Some(e) = cause.downcast_ref::<LockError>() {
+            hints.push(format!(
+                "wait for it to finish, or pass `--lock-wait 10m`; if no run is alive, the lock in `{}` is released already and a retry works",
+                e.lock_file.display()
+            ));
+        } else if let Some(e) = cause.downcast_ref::<ProcessError>() {
+            if e.tail.contains("Error acquiring the state lock") {
+                hints.push("another terraform run may still be working on this deployment; wait, then retry".into());
+            }
+            if e.tail.contains("UNREACHABLE!") {
+                hints.push("the VM did not answer ansible over ssh: check the WireGuard interface with `wg show` and `tfgrid-compose status`".into());
+            }
+            if let Some(log) = &e.log {
+                hints.push(format!("full log at `{}`", log.display()));
+            }
+        } else if let Some(e) = cause.downcast_ref::<ContractError>() {
+            hints.push(format!(
+                "the pattern's infrastructure must declare `output \"{}\"` (see patterns/PATTERN_CONTRACT.md)",
+                e.output
+            ));
+        }
+    }
+    hints.extend(last);
+    hints.dedup();
+    hints
+}
+
+/// Documented exit codes: 0 ok, 1 deployment or user error, 2 usage, 130 interrupted, or the
+/// remote command's own code for `ssh`/`exec`.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<Interrupted>().is_some() {
+            return 130;
+        }
+        if let Some(ExternalExit(code)) = cause.downcast_ref::<ExternalExit>() {
+            return u8::try_from(*code).unwrap_or(1);
+        }
+    }
+    1
+}

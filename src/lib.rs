@@ -1,0 +1,29 @@
+//! tfgrid-compose: deploy an app onto a pattern's VMs with one command.
+//!
+//! Code map. Phases of `up` (in order) → modules:
+//! - validate → `ops::up::validate` (`manifest`, `settings`)
+//! - infrastructure → `phase::infrastructure` (`tools::tofu`, `contract`)
+//! - network → `phase::network` (`tools::wg`)
+//! - wait-ssh → `phase::wait_ssh` (`tools::ssh`)
+//! - platform → `phase::platform` (`tools::ansible`)
+//! - application → `phase::application` (`tools::ssh`)
+//! - verify, finalize → `phase::verify`
+//!
+//! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`;
+//! `.tfgrid-compose/state.yaml` and `lock` → `state`; `terraform/` → `phase::infrastructure`;
+//! `wg/*.conf` → `phase::network`; `inventory.ini`, `ansible.cfg`, `extra-vars.json` →
+//! `phase::platform`; `logs/<run>/<phase>.log` → `process` (child output) and `phase`.
+//!
+//! Only `process::Runner` spawns processes; only `output::Printer` writes to the terminal.
+
+pub mod cli;
+pub mod contract;
+pub mod error;
+pub mod manifest;
+pub mod ops;
+pub mod output;
+pub mod phase;
+pub mod process;
+pub mod settings;
+pub mod state;
+pub mod tools;

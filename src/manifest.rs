@@ -1,0 +1,615 @@
+//! The app manifest (`tfgrid-compose.yaml`) and the pattern manifest (`pattern.yaml`) as types,
+//! loaded with errors that name file, line, column and field ([`crate::error::InputError`]).
+//! Start from [`App::load`] and [`Pattern::load`]. Nothing here writes a file.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+/// The manifest file name inside an app folder (the older `.yml` spelling is read too).
+pub const MANIFEST_FILE: &str = "tfgrid-compose.yaml";
+
+/// Keys found in real manifests that nothing reads; accepted without a warning.
+const DESCRIPTIVE_KEYS: &[&str] = &[
+    "author", "license", "tags", "metadata", "documentation", "type", "requires", "dependencies",
+    "logging", "status", "infrastructure", "platform", "health_checks", "monitoring", "backup", "k3s",
+    "backend", "interactive", "usage", "variables", "environment", "homepage", "repository",
+];
+
+/// `tfgrid-compose.yaml`. Legacy keys of the bash tool are accepted (see docs/manifest.md).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct AppManifest {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The pattern to deploy on (`--pattern` overrides it).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Legacy: `patterns: {recommended, supported}`.
+    #[serde(default)]
+    pub patterns: Option<PatternChoice>,
+    /// Values for the pattern's declared variables (`vm_count: 2`).
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_yaml::Value>,
+    /// Legacy resource sizes: `resources.{cpu,memory,disk}.recommended`, `resources.vm.*`.
+    #[serde(default)]
+    pub resources: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub network: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub nodes: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub gateway: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    #[serde(default)]
+    pub hook_config: BTreeMap<String, HookConfig>,
+    #[serde(default)]
+    pub commands: BTreeMap<String, AppCommand>,
+    /// Env file uploaded to the VM as `/tmp/app-source/.env` (never sourced locally).
+    #[serde(default)]
+    pub env_file: Option<String>,
+    /// Printed when the app is up; `{primary_ip}` is replaced by the VM's address.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct PatternChoice {
+    #[serde(default)]
+    pub recommended: Option<String>,
+    #[serde(default)]
+    pub supported: Vec<String>,
+}
+
+/// Paths of the three hooks, relative to the app folder (or bare names inside `deployment/`).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    #[serde(default)]
+    pub setup: Option<String>,
+    #[serde(default)]
+    pub configure: Option<String>,
+    #[serde(default)]
+    pub healthcheck: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// A failure is a warning, not an error.
+    #[serde(default)]
+    pub optional: bool,
+    /// Seconds; default 900.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Where the hook runs: the primary VM (default) or every VM.
+    #[serde(default)]
+    pub hosts: HookHosts,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HookHosts {
+    #[default]
+    Primary,
+    All,
+}
+
+/// An app-defined command, run on the VM (the bash tool's keys).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct AppCommand {
+    pub script: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub args: Option<String>,
+    #[serde(default)]
+    pub allocate_tty: Option<bool>,
+    #[serde(default)]
+    pub save_to_context: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// The three hooks, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookKind {
+    Setup,
+    Configure,
+    Healthcheck,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 3] = [HookKind::Setup, HookKind::Configure, HookKind::Healthcheck];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HookKind::Setup => "setup",
+            HookKind::Configure => "configure",
+            HookKind::Healthcheck => "healthcheck",
+        }
+    }
+}
+
+/// A hook resolved against the app folder: its path inside `deployment/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedHook {
+    pub kind: HookKind,
+    /// Relative to `deployment/`, with `/` separators.
+    pub relative: String,
+    pub optional: bool,
+    pub timeout_secs: u64,
+    pub hosts: HookHosts,
+}
+
+/// A loaded app: its folder, manifest file and parsed manifest.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub text: String,
+    pub manifest: AppManifest,
+    pub warnings: Vec<String>,
+}
+
+fn input_error(file: &Path, text: &str, field: &[&str], message: impl Into<String>, hint: Option<String>) -> InputError {
+    let (line, column) = locate(text, field).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    InputError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        field: if field.is_empty() { "(document)".into() } else { field.join(".") },
+        message: message.into(),
+        hint,
+    }
+}
+
+/// Turns a serde_yaml error into an [`InputError`] with the position serde reports.
+fn yaml_error(file: &Path, err: &serde_yaml::Error, hint: &str) -> InputError {
+    let message = err.to_string();
+    // serde_norway appends " at line L column C"; keep the message itself.
+    let core = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let field = core
+        .split_once(": ")
+        .filter(|(path, _)| !path.contains(' '))
+        .map_or_else(|| "(document)".to_string(), |(path, _)| path.to_string());
+    let core = if field == "(document)" { core.clone() } else { core[field.len() + 2..].to_string() };
+    InputError {
+        file: file.to_path_buf(),
+        line: err.location().map(|l| l.line()),
+        column: err.location().map(|l| l.column()),
+        field,
+        message: core,
+        hint: Some(hint.to_string()),
+    }
+}
+
+/// Finds the line and column of a dotted key in block YAML (best effort; used for errors found
+/// after parsing, such as a hook file that does not exist).
+pub fn locate(text: &str, field: &[&str]) -> Option<(usize, usize)> {
+    let mut depth = 0;
+    let mut min_indent = 0;
+    let mut found = None;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.starts_with('#') || trimmed.is_empty() {
+            continue;
+        }
+        if depth > 0 && indent < min_indent {
+            return found;
+        }
+        let key = trimmed.trim_start_matches("- ");
+        let Some(want) = field.get(depth) else { break };
+        let matches = key.strip_prefix(want).is_some_and(|rest| rest.starts_with(':'))
+            || key.strip_prefix(&format!("\"{want}\"")).is_some_and(|rest| rest.starts_with(':'));
+        if matches && indent >= min_indent {
+            found = Some((number + 1, indent + 1));
+            depth += 1;
+            min_indent = indent + 1;
+            if depth == field.len() {
+                return found;
+            }
+        }
+    }
+    found
+}
+
+impl App {
+    /// Loads an app from a folder or a manifest path.
+    pub fn load(path: &Path) -> Result<App, InputError> {
+        let (dir, file) = if path.is_dir() {
+            let yaml = path.join(MANIFEST_FILE);
+            let yml = path.join("tfgrid-compose.yml");
+            let file = if !yaml.exists() && yml.exists() { yml } else { yaml };
+            (path.to_path_buf(), file)
+        } else {
+            let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+            (dir, path.to_path_buf())
+        };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let hint = if path.exists() {
+                    format!("an app folder holds a `{MANIFEST_FILE}`; create one (see docs/manifest.md)")
+                } else {
+                    "check the path; an app is a folder with a `tfgrid-compose.yaml`, or that file itself".to_string()
+                };
+                return Err(InputError {
+                    file: file.clone(),
+                    line: None,
+                    column: None,
+                    field: "(document)".into(),
+                    message: "no such file".into(),
+                    hint: Some(hint),
+                });
+            }
+            Err(err) => {
+                return Err(InputError {
+                    file,
+                    line: None,
+                    column: None,
+                    field: "(document)".into(),
+                    message: format!("cannot read: {err}"),
+                    hint: None,
+                });
+            }
+        };
+        let manifest = parse_app(&file, &text)?;
+        let mut warnings = Vec::new();
+        for key in manifest.other.keys() {
+            if !DESCRIPTIVE_KEYS.contains(&key.as_str()) {
+                let at = locate(&text, &[key]).map_or(String::new(), |(l, _)| format!(":{l}"));
+                warnings.push(format!("{}{at}: unknown key `{key}` is ignored", file.display()));
+            }
+        }
+        let app = App { dir, file, text, manifest, warnings };
+        app.check()?;
+        Ok(app)
+    }
+
+    fn error(&self, field: &[&str], message: impl Into<String>, hint: impl Into<String>) -> InputError {
+        input_error(&self.file, &self.text, field, message, Some(hint.into()))
+    }
+
+    /// Checks that need the parsed manifest: name, hooks, env file.
+    fn check(&self) -> Result<(), InputError> {
+        let name = &self.manifest.name;
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && name.as_bytes()[0].is_ascii_alphanumeric();
+        if !valid {
+            return Err(self.error(
+                &["name"],
+                format!("`{name}` is not a valid app name"),
+                "use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most 63 characters",
+            ));
+        }
+        for (key, _) in &self.manifest.hook_config {
+            if !HookKind::ALL.iter().any(|k| k.name() == key) {
+                return Err(self.error(&["hook_config", key], format!("unknown hook `{key}`"), "hooks are `setup`, `configure` and `healthcheck`"));
+            }
+        }
+        self.hooks()?;
+        if let Some(env_file) = &self.manifest.env_file {
+            let _ = self.inside_app(&["env_file"], env_file)?;
+        }
+        if let Some(url) = &self.manifest.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(self.error(&["url"], format!("`{url}` is not an http(s) URL"), "write e.g. `url: http://{primary_ip}/`"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A relative path that must stay inside the app folder.
+    fn inside_app(&self, field: &[&str], value: &str) -> Result<PathBuf, InputError> {
+        let relative = Path::new(value);
+        let escapes = relative.is_absolute()
+            || relative.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+        if escapes || value.is_empty() {
+            return Err(self.error(field, format!("`{value}` is outside the app folder"), "give a path relative to the app folder, without `..`"));
+        }
+        Ok(self.dir.join(relative))
+    }
+
+    /// The hooks to run, in order. Declared hooks must exist inside `deployment/` and be
+    /// executable; without a `hooks:` key, `deployment/{setup,configure,healthcheck}.sh` are used
+    /// when present. Undeclared hooks are skipped.
+    pub fn hooks(&self) -> Result<Vec<ResolvedHook>, InputError> {
+        let mut hooks = Vec::new();
+        for kind in HookKind::ALL {
+            let declared = self.manifest.hooks.as_ref().and_then(|h| match kind {
+                HookKind::Setup => h.setup.clone(),
+                HookKind::Configure => h.configure.clone(),
+                HookKind::Healthcheck => h.healthcheck.clone(),
+            });
+            let relative = match declared {
+                Some(value) => {
+                    let field = ["hooks", kind.name()];
+                    let with_dir = if value.contains('/') { value.clone() } else { format!("deployment/{value}") };
+                    let path = self.inside_app(&field, &with_dir)?;
+                    let Ok(inside) = Path::new(&with_dir).strip_prefix("deployment") else {
+                        return Err(self.error(&field, format!("`{value}` is not inside `deployment/`"), "hooks live in the app's `deployment/` folder, which is uploaded to the VM"));
+                    };
+                    if !path.is_file() {
+                        return Err(self.error(&field, format!("file `{with_dir}` does not exist"), format!("create `{with_dir}` in `{}` or remove the key", self.dir.display())));
+                    }
+                    if !is_executable(&path) {
+                        return Err(self.error(&field, format!("`{with_dir}` is not executable"), format!("run `chmod +x {}`", path.display())));
+                    }
+                    inside.to_string_lossy().replace('\\', "/")
+                }
+                None if self.manifest.hooks.is_none() => {
+                    let conventional = self.dir.join("deployment").join(format!("{}.sh", kind.name()));
+                    if !conventional.is_file() {
+                        continue;
+                    }
+                    if !is_executable(&conventional) {
+                        return Err(InputError {
+                            file: conventional.clone(),
+                            line: None,
+                            column: None,
+                            field: "(hook)".into(),
+                            message: "hook is not executable".into(),
+                            hint: Some(format!("run `chmod +x {}`", conventional.display())),
+                        });
+                    }
+                    format!("{}.sh", kind.name())
+                }
+                None => continue,
+            };
+            let config = self.manifest.hook_config.get(kind.name()).cloned().unwrap_or_default();
+            hooks.push(ResolvedHook {
+                kind,
+                relative,
+                optional: config.optional,
+                timeout_secs: config.timeout.unwrap_or(900),
+                hosts: config.hosts,
+            });
+        }
+        Ok(hooks)
+    }
+
+    /// The pattern to use: `--pattern`, else `pattern:`, else legacy `patterns.recommended`.
+    pub fn pattern_name(&self, flag: Option<&str>) -> Result<String, InputError> {
+        if let Some(name) = flag {
+            return Ok(name.to_string());
+        }
+        if let Some(name) = &self.manifest.pattern {
+            return Ok(name.clone());
+        }
+        if let Some(name) = self.manifest.patterns.as_ref().and_then(|p| p.recommended.clone()) {
+            return Ok(name);
+        }
+        Err(self.error(&["pattern"], "missing field `pattern`", "add `pattern: local` (or `single-vm`, …) to the manifest, or pass `--pattern NAME`"))
+    }
+
+    /// The env file to upload, when one is declared or `.env` exists.
+    pub fn env_file(&self) -> Option<PathBuf> {
+        match &self.manifest.env_file {
+            Some(path) => Some(self.dir.join(path)),
+            None => Some(self.dir.join(".env")).filter(|p| p.is_file()),
+        }
+    }
+
+    /// Values for the pattern's variables from `config:` and the legacy `resources:` keys,
+    /// type-checked against the pattern's declarations.
+    pub fn variables(&self, pattern: &Pattern) -> Result<(BTreeMap<String, serde_json::Value>, Vec<String>), InputError> {
+        let mut values = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for (legacy, var) in [("cpu", "vm_cpu"), ("memory", "vm_mem"), ("disk", "vm_disk")] {
+            let value = self.manifest.resources.as_ref().and_then(|r| {
+                r.get("vm").and_then(|vm| vm.get(legacy)).or_else(|| r.get(legacy).and_then(|x| x.get("recommended")))
+            });
+            if let (Some(value), true) = (value, pattern.manifest.variables.contains_key(var)) {
+                values.insert(var.to_string(), yaml_to_json(value));
+            }
+        }
+        for (key, value) in &self.manifest.config {
+            let Some(declared) = pattern.manifest.variables.get(key) else {
+                let at = locate(&self.text, &["config", key]).map_or(String::new(), |(l, _)| format!(":{l}"));
+                warnings.push(format!(
+                    "{}{at}: config.{key}: pattern `{}` declares no such variable; it is ignored",
+                    self.file.display(),
+                    pattern.manifest.name
+                ));
+                continue;
+            };
+            let json = yaml_to_json(value);
+            if let Err(problem) = declared.check(&json) {
+                return Err(self.error(&["config", key], problem, format!("see the variables of pattern `{}` in its pattern.yaml", pattern.manifest.name)));
+            }
+            values.insert(key.clone(), json);
+        }
+        Ok((values, warnings))
+    }
+}
+
+fn parse_app(file: &Path, text: &str) -> Result<AppManifest, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError {
+            file: file.to_path_buf(),
+            line: Some(1),
+            column: Some(1),
+            field: "(document)".into(),
+            message: "the manifest is empty".into(),
+            hint: Some("a manifest needs at least `name:` and `pattern:` (see docs/manifest.md)".into()),
+        });
+    }
+    serde_yaml::from_str(text).map_err(|err| yaml_error(file, &err, "see docs/manifest.md for the manifest's keys and types"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// YAML scalars and collections as JSON, for tfvars and ansible extra vars.
+pub fn yaml_to_json(value: &serde_yaml::Value) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// `pattern.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternManifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Credentials the pattern needs: `mnemonic`.
+    #[serde(default)]
+    pub requires: Vec<Requirement>,
+    /// Variables the infrastructure declares that an app may set in `config:`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+    /// Tools beyond tofu and ssh that the pattern's infrastructure runs on this machine.
+    #[serde(default)]
+    pub host_tools: Vec<String>,
+    /// The infrastructure only works as root (the `local` pattern creates namespaces).
+    #[serde(default)]
+    pub needs_root: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Requirement {
+    Mnemonic,
+}
+
+/// A declared variable: type, default, bounds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    #[serde(rename = "type")]
+    pub kind: VariableKind,
+    #[serde(default)]
+    pub default: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VariableKind {
+    String,
+    Number,
+    Bool,
+    List,
+    Map,
+}
+
+impl Variable {
+    fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+        use serde_json::Value;
+        let ok = match self.kind {
+            VariableKind::String => value.is_string(),
+            VariableKind::Number => value.is_number(),
+            VariableKind::Bool => value.is_boolean(),
+            VariableKind::List => value.is_array(),
+            VariableKind::Map => value.is_object(),
+        };
+        if !ok {
+            let got = match value {
+                Value::Null => "null",
+                Value::Bool(_) => "a bool",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "a list",
+                Value::Object(_) => "a map",
+            };
+            return Err(format!("expected a {:?}, found {got}", self.kind).to_lowercase());
+        }
+        if let Some(n) = value.as_f64() {
+            if let Some(min) = self.min.filter(|min| n < *min) {
+                return Err(format!("{n} is below the minimum {min}"));
+            }
+            if let Some(max) = self.max.filter(|max| n > *max) {
+                return Err(format!("{n} is above the maximum {max}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A loaded pattern folder.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub dir: PathBuf,
+    pub manifest: PatternManifest,
+}
+
+impl Pattern {
+    /// Loads `DIR/pattern.yaml` and checks that `infrastructure/*.tf` and `platform/site.yml` exist.
+    pub fn load(dir: &Path) -> Result<Pattern, InputError> {
+        let file = dir.join("pattern.yaml");
+        let text = std::fs::read_to_string(&file).map_err(|err| InputError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            field: "(document)".into(),
+            message: format!("cannot read: {err}"),
+            hint: Some("a pattern folder holds pattern.yaml, infrastructure/ and platform/".into()),
+        })?;
+        let manifest: PatternManifest =
+            serde_yaml::from_str(&text).map_err(|err| yaml_error(&file, &err, "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys"))?;
+        let has_tf = std::fs::read_dir(dir.join("infrastructure"))
+            .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "tf")))
+            .unwrap_or(false);
+        if !has_tf {
+            return Err(InputError {
+                file: dir.join("infrastructure"),
+                line: None,
+                column: None,
+                field: "(folder)".into(),
+                message: "no `*.tf` file".into(),
+                hint: Some("a pattern's infrastructure/ holds the Terraform module that creates its VMs".into()),
+            });
+        }
+        let site = dir.join("platform").join("site.yml");
+        if !site.is_file() {
+            return Err(InputError {
+                file: site,
+                line: None,
+                column: None,
+                field: "(file)".into(),
+                message: "missing".into(),
+                hint: Some("a pattern's platform/site.yml is the playbook of the platform phase".into()),
+            });
+        }
+        Ok(Pattern { dir: dir.to_path_buf(), manifest })
+    }
+
+    pub fn needs_mnemonic(&self) -> bool {
+        self.manifest.requires.contains(&Requirement::Mnemonic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locate;
+
+    #[test]
+    fn locate_finds_nested_keys() {
+        let text = "name: x\nhooks:\n  # c\n  setup: a.sh\n  configure: b.sh\nconfig:\n  setup: 1\n";
+        assert_eq!(locate(text, &["hooks", "configure"]), Some((5, 3)));
+        assert_eq!(locate(text, &["config", "setup"]), Some((7, 3)));
+        assert_eq!(locate(text, &["name"]), Some((1, 1)));
+    }
+}

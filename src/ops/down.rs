@@ -1,0 +1,106 @@
+//! `down`: lock, take the tunnel down, `destroy` with the same variables, check that Terraform's
+//! outputs are empty, and only then remove the deployment's files. A failed destroy removes
+//! nothing, says so, and can be run again.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::error::{Failed, UserError};
+use crate::manifest::Pattern;
+use crate::ops::{load_deployment, resolve_app};
+use crate::output::{Event, Printer};
+use crate::phase::infrastructure::tofu;
+use crate::phase::network::interface_exists;
+use crate::process::Runner;
+use crate::settings::Settings;
+use crate::state::{StateLock, Status, format_duration, format_utc, now_unix};
+use crate::tools::wg;
+
+/// Flags of `down`.
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    pub app: Option<PathBuf>,
+    pub yes: bool,
+}
+
+fn confirm(printer: &Printer, question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError::new("refusing to destroy without confirmation: stdin is not a terminal", "pass `--yes` to confirm in scripts and CI").into());
+    }
+    printer.status("Confirm", format!("{question} [y/N]"));
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, options: &DownOptions) -> Result<()> {
+    let app = resolve_app(options.app.as_deref())?;
+    let (dir, state) = load_deployment(&app)?;
+    let app_arg = app.display().to_string();
+    if !options.yes && !confirm(printer, &format!("destroy `{}` ({}) and everything it created?", state.app.name, state.id))? {
+        bail!(UserError::new("cancelled; nothing was changed", "pass `--yes` to skip the question"));
+    }
+    let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {app_arg}"), settings.lock_wait, |holder| {
+        printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
+    })?;
+    let mut state = dir.load()?.context("the deployment vanished while waiting for the lock")?;
+    let clock = std::time::Instant::now();
+    state.status = Status::Destroying;
+    dir.save(&state)?;
+    let log_dir = dir.logs_dir().join(format!("{}-down", format_utc(now_unix()).replace(':', "-").trim_end_matches('Z')));
+    dir.create_dir(&log_dir)?;
+    let log = log_dir.join("down.log");
+
+    let result = destroy(printer, settings, &runner, &dir, &state, &log).await;
+    if let Err(err) = result {
+        state.status = Status::DestroyFailed;
+        state.updated_at = now_unix();
+        dir.save(&state)?;
+        return Err(Failed {
+            message: format!("`down` of `{}` failed; nothing was removed and the deployment is still recorded", state.app.name),
+            hints: vec![
+                format!("log at `{}`", log.display()),
+                format!("fix the cause, then run `tfgrid-compose down {app_arg}` again"),
+            ],
+            source: err.into(),
+        }
+        .into());
+    }
+    std::fs::remove_dir_all(&dir.root).with_context(|| format!("failed to remove `{}`", dir.root.display()))?;
+    printer.event(&Event::DeploymentFinished { command: "down", status: "destroyed", id: &state.id, outputs: None });
+    printer.status("Destroyed", format!("`{}` ({}) in {}", state.app.name, state.id, format_duration(clock.elapsed())));
+    Ok(())
+}
+
+async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &crate::state::StateDir, state: &crate::state::DeploymentState, log: &std::path::Path) -> Result<()> {
+    if let Some(net) = &state.network {
+        if interface_exists(&net.interface) {
+            printer.status("Disconnecting", format!("wireguard interface `{}`", net.interface));
+            runner.run(&wg::down(&net.config, log)).await.context("wg-quick down failed")?;
+        }
+    }
+    let workdir = dir.terraform_dir();
+    if !workdir.is_dir() {
+        printer.status("Skipping", "destroy: infrastructure was never created");
+        return Ok(());
+    }
+    let needs_mnemonic = Pattern::load(&state.pattern.dir).map(|p| p.needs_mnemonic()).unwrap_or(true);
+    let mnemonic = settings.env.get("TF_VAR_mnemonic").map(String::from);
+    if needs_mnemonic && mnemonic.is_none() && Pattern::load(&state.pattern.dir).is_ok() {
+        return Err(UserError::new("destroying this deployment needs the ThreeFold mnemonic", "set TF_VAR_mnemonic and run `down` again").into());
+    }
+    let program = if which::which(&state.tofu).is_ok() { state.tofu.clone() } else { crate::ops::resolve_tofu(settings)? };
+    let tofu = tofu(dir, &program, mnemonic.as_deref(), settings.tofu_timeout);
+    let _spinner = printer.spinner("destroy", Some(log));
+    printer.status("Destroying", format!("infrastructure with `{program}` destroy"));
+    runner.run(&tofu.init(log)).await.context("terraform init failed")?;
+    runner.run(&tofu.destroy(log)).await.context("terraform destroy failed")?;
+    let out = runner.run(&tofu.output_json(log, "{}")).await.context("terraform output failed")?;
+    let outputs: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or(serde_json::Value::Null);
+    if !outputs.as_object().is_some_and(serde_json::Map::is_empty) {
+        bail!("terraform still reports outputs after destroy, so resources may remain: {}", out.stdout.trim());
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Read-only commands: `status`, `address`, `ssh`, `exec`, `logs`. They read `state.yaml` only;
+//! `ssh` and `exec` are the ones that touch the VM.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+
+use crate::error::{ExternalExit, UserError};
+use crate::ops::{load_deployment, resolve_app};
+use crate::output::Printer;
+use crate::phase::Phase;
+use crate::process::{Cmd, Io, Runner};
+use crate::state::{DeploymentState, format_duration, format_utc, now_unix};
+use crate::tools::ssh::{self, SshTarget};
+
+fn load(app: Option<&Path>) -> Result<(PathBuf, DeploymentState)> {
+    let app = resolve_app(app)?;
+    let (_, state) = load_deployment(&app)?;
+    Ok((app, state))
+}
+
+pub fn status(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
+    let (_, state) = load(app)?;
+    if json {
+        printer.json_line(&json!({"schema": 1, "deployment": state}));
+        return Ok(());
+    }
+    let age = now_unix().saturating_sub(state.created_at);
+    printer.data(format!("deployment  {}", state.id));
+    printer.data(format!("app         {} {}", state.app.name, state.app.version.clone().unwrap_or_default()));
+    printer.data(format!("pattern     {} {}", state.pattern.name, state.pattern.version));
+    printer.data(format!("status      {}", state.status.as_str()));
+    printer.data(format!("created     {} ({} ago)", format_utc(state.created_at), format_duration(std::time::Duration::from_secs(age))));
+    if let Some(outputs) = &state.outputs {
+        for vm in outputs.vms() {
+            printer.data(format!("vm          {:<10} {:<16} {}", vm.name, vm.address, vm.role));
+        }
+    }
+    if let Some(net) = &state.network {
+        printer.data(format!("wireguard   {}", net.interface));
+    }
+    printer.data("phases");
+    for phase in Phase::ALL {
+        let line = match state.record(phase) {
+            Some(r) => format!(
+                "  {:<15} {:<8} {}",
+                phase.name(),
+                serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                r.duration_ms.map(|ms| format_duration(std::time::Duration::from_millis(ms))).unwrap_or_default()
+            ),
+            None => format!("  {:<15} pending", phase.name()),
+        };
+        printer.data(line.trim_end());
+    }
+    Ok(())
+}
+
+pub fn address(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
+    let (app_path, state) = load(app)?;
+    let outputs = state.outputs.as_ref().ok_or_else(|| {
+        UserError::new("the deployment has no addresses yet", format!("finish it with `tfgrid-compose up --resume {}`", app_path.display()))
+    })?;
+    if json {
+        printer.json_line(&json!({"schema": 1, "primary_ip": outputs.primary_ip, "primary_ip_type": outputs.primary_ip_type, "vms": outputs.vms().iter().map(|v| json!({"name": v.name, "ip": v.address, "role": v.role})).collect::<Vec<_>>(), "mycelium_ip": outputs.mycelium_ip}));
+        return Ok(());
+    }
+    printer.data(&outputs.primary_ip);
+    for vm in outputs.vms().iter().skip(1) {
+        printer.data(format!("{} {} {}", vm.address, vm.name, vm.role));
+    }
+    Ok(())
+}
+
+fn target(state: &DeploymentState) -> Result<SshTarget> {
+    let outputs = state.outputs.as_ref().context("the deployment has no address yet; finish it with `tfgrid-compose up --resume`")?;
+    Ok(SshTarget {
+        host: outputs.primary_ip.clone(),
+        port: state.ssh.port,
+        user: state.ssh.user.clone(),
+        identity: state.ssh.identity.clone(),
+        known_hosts: state.ssh.known_hosts.clone(),
+        strict: true,
+    })
+}
+
+/// `ssh [-- CMD…]` and `exec CMD…`: the remote exit code becomes ours.
+pub async fn ssh(runner: &Runner, app: Option<&Path>, command: &[String], tty: bool) -> Result<()> {
+    let (_, state) = load(app)?;
+    let target = target(&state)?;
+    let tty = tty && std::io::stdin().is_terminal();
+    let cmd: Cmd = ssh::ssh(&target, command, tty && !command.is_empty()).io(Io::Inherit);
+    let out = runner.status(&cmd).await?;
+    match out.code {
+        Some(0) => Ok(()),
+        Some(code) => Err(ExternalExit(code).into()),
+        None => Err(ExternalExit(1).into()),
+    }
+}
+
+/// `logs [PHASE]`: the latest run's log of a phase, or the list of logs.
+pub fn logs(printer: &Printer, app: Option<&Path>, phase: Option<&str>) -> Result<()> {
+    let (app_path, state) = load(app)?;
+    let Some(run) = state.runs.last() else {
+        return Err(UserError::new("no run has written logs yet", format!("run `tfgrid-compose up {}`", app_path.display())).into());
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&run.log_dir)
+        .with_context(|| format!("failed to read `{}`", run.log_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    match phase {
+        None => {
+            for file in files {
+                printer.data(file.display().to_string());
+            }
+        }
+        Some(name) => {
+            let phase = Phase::parse(name).map(Phase::name).unwrap_or(name);
+            let wanted: Vec<&PathBuf> = files
+                .iter()
+                .filter(|f| f.file_stem().is_some_and(|s| s.to_string_lossy() == phase || s.to_string_lossy().starts_with(&format!("{phase}-"))))
+                .collect();
+            if wanted.is_empty() {
+                Phase::parse(name)?;
+                return Err(UserError::new(format!("no `{name}` log in the latest run"), "run `tfgrid-compose logs` to list the logs").into());
+            }
+            for file in wanted {
+                printer.data(std::fs::read_to_string(file)?.trim_end());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! `up` (and `validate`): everything is checked before anything is written, then the state folder
+//! is created, the lock taken, and the phases run from the first unfinished one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::error::UserError;
+use crate::manifest::{App, Pattern, ResolvedHook};
+use crate::error::Failed;
+use crate::ops::{find_pattern, require_tool, resolve_app, resolve_tofu};
+use crate::output::Printer;
+use crate::phase::{self, Context, Phase};
+use crate::process::Runner;
+use crate::settings::Settings;
+use crate::state::{AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateDir, StateLock, Status, format_utc, now_unix};
+
+/// Flags of `up`.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub app: Option<PathBuf>,
+    pub pattern: Option<String>,
+    pub resume: bool,
+    pub from: Option<Phase>,
+    pub dry_run: bool,
+}
+
+/// What the validate phase found; nothing is written while building it.
+pub struct Validated {
+    pub app: App,
+    pub pattern: Pattern,
+    pub variables: std::collections::BTreeMap<String, serde_json::Value>,
+    pub hooks: Vec<ResolvedHook>,
+    pub tofu: String,
+    pub mnemonic: Option<String>,
+}
+
+/// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
+pub fn validate(printer: &Printer, settings: &Settings, app_arg: Option<&Path>, pattern_flag: Option<&str>) -> Result<Validated> {
+    let app_path = resolve_app(app_arg)?;
+    let app = App::load(&app_path)?;
+    for warning in &app.warnings {
+        printer.warn(warning);
+    }
+    let pattern_name = app.pattern_name(pattern_flag)?;
+    let pattern = find_pattern(settings, &app.dir, &pattern_name)?;
+    let (variables, warnings) = app.variables(&pattern)?;
+    for warning in &warnings {
+        printer.warn(warning);
+    }
+    let hooks = app.hooks()?;
+    printer.status(
+        "Validating",
+        format!("app `{}` against pattern `{}` {}", app.manifest.name, pattern.manifest.name, pattern.manifest.version),
+    );
+    let tofu = resolve_tofu(settings)?;
+    require_tool("ssh", "every phase after infrastructure talks to the VMs over ssh")?;
+    require_tool("ansible-playbook", "the platform phase runs the pattern's playbook")?;
+    if !hooks.is_empty() || app.dir.join("deployment").is_dir() || app.dir.join("src").is_dir() {
+        require_tool("scp", "the application phase uploads the app")?;
+    }
+    if settings.ssh_key.is_none() {
+        require_tool("ssh-keygen", "each deployment gets its own ssh key")?;
+    }
+    for tool in &pattern.manifest.host_tools {
+        require_tool(tool, &format!("pattern `{}` runs it on this machine", pattern.manifest.name))?;
+    }
+    if pattern.manifest.needs_root && !is_root() {
+        return Err(UserError::new(
+            format!("pattern `{}` must run as root (it creates network namespaces and mounts)", pattern.manifest.name),
+            "run the command with sudo, or as root",
+        )
+        .into());
+    }
+    let mnemonic = if pattern.needs_mnemonic() { Some(load_mnemonic(printer, settings)?) } else { None };
+    Ok(Validated { app, pattern, variables, hooks, tofu, mnemonic })
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `TF_VAR_mnemonic`, then `~/.config/threefold/mnemonic`, then `./.tfgrid-mnemonic`.
+fn load_mnemonic(printer: &Printer, settings: &Settings) -> Result<String> {
+    if let Some(m) = settings.env.get("TF_VAR_mnemonic") {
+        return Ok(m.trim().to_string());
+    }
+    let mut candidates = Vec::new();
+    if let Some(home) = settings.env.home() {
+        candidates.push(home.join(".config/threefold/mnemonic"));
+    }
+    candidates.push(PathBuf::from(".tfgrid-mnemonic"));
+    for path in candidates {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            use std::os::unix::fs::PermissionsExt as _;
+            if path.metadata().is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                printer.warn(format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display()));
+            }
+            let text = text.trim().to_string();
+            if !text.is_empty() {
+                return Ok(text);
+            }
+        }
+    }
+    Err(UserError::new(
+        "this pattern needs a ThreeFold mnemonic and none was found",
+        "set TF_VAR_mnemonic, or write it to ~/.config/threefold/mnemonic (mode 0600)",
+    )
+    .into())
+}
+
+/// A fresh 16-hex-digit deployment id.
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read as _;
+        let _ = f.read_exact(&mut bytes);
+    }
+    if bytes == [0; 8] {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes = (u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id())).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options: &UpOptions) -> Result<()> {
+    let valid = validate(printer, settings, options.app.as_deref(), options.pattern.as_deref())?;
+    let dir = StateDir::for_app(&valid.app.dir, options.dry_run);
+    let app_arg = valid.app.dir.display().to_string();
+    let existing = StateDir::for_app(&valid.app.dir, false).load()?;
+    let continuing = options.resume || options.from.is_some();
+    if existing.is_some() && !continuing {
+        let state = existing.as_ref().map(|s| s.status.as_str()).unwrap_or_default();
+        return Err(UserError::new(
+            format!("`{}` is already deployed here (status {state})", valid.app.manifest.name),
+            format!("continue it with `tfgrid-compose up --resume {app_arg}`, or remove it with `tfgrid-compose down {app_arg}`"),
+        )
+        .into());
+    }
+    if existing.is_none() && options.resume {
+        return Err(UserError::new(
+            format!("there is no deployment of `{}` to resume", valid.app.manifest.name),
+            format!("start one with `tfgrid-compose up {app_arg}`"),
+        )
+        .into());
+    }
+    if let (None, Some(from)) = (&existing, options.from) {
+        if from > Phase::Infrastructure {
+            return Err(UserError::new(format!("cannot start at `{}`: nothing was deployed yet", from.name()), format!("run `tfgrid-compose up {app_arg}`")).into());
+        }
+    }
+
+    let _lock = if options.dry_run {
+        StateLock::none()
+    } else {
+        dir.create_dir(&dir.root)?;
+        StateLock::acquire(&dir.lock_file(), &format!("up {app_arg}"), settings.lock_wait, |holder| {
+            printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
+        })?
+    };
+    // Re-read under the lock: another run may have changed it.
+    let existing = if options.dry_run { existing } else { dir.load()? };
+
+    let identity = settings.ssh_key.clone().unwrap_or_else(|| dir.ssh_dir().join("id_ed25519"));
+    let mut state = match existing {
+        Some(state) => state,
+        None => DeploymentState {
+            schema_version: SCHEMA_VERSION,
+            id: new_id(),
+            app: AppRecord {
+                name: valid.app.manifest.name.clone(),
+                version: valid.app.manifest.version.clone(),
+                dir: std::path::absolute(&valid.app.dir)?,
+                manifest: std::path::absolute(&valid.app.file)?,
+            },
+            pattern: PatternRecord {
+                name: valid.pattern.manifest.name.clone(),
+                version: valid.pattern.manifest.version.clone(),
+                dir: std::path::absolute(&valid.pattern.dir)?,
+            },
+            status: Status::Deploying,
+            created_at: now_unix(),
+            updated_at: now_unix(),
+            tofu: valid.tofu.clone(),
+            ssh: SshRecord { identity, known_hosts: dir.known_hosts(), port: settings.ssh_port, user: "root".into(), pinned: false },
+            journal: Vec::new(),
+            outputs: None,
+            network: None,
+            runs: Vec::new(),
+        },
+    };
+    if state.pattern.name != valid.pattern.manifest.name {
+        return Err(UserError::new(
+            format!("this deployment uses pattern `{}`, not `{}`", state.pattern.name, valid.pattern.manifest.name),
+            format!("remove it first with `tfgrid-compose down {app_arg}`"),
+        )
+        .into());
+    }
+    let start = match options.from {
+        Some(from) => {
+            let first = state.first_unfinished().unwrap_or(Phase::Finalize);
+            if from > first {
+                return Err(UserError::new(
+                    format!("cannot start at `{}`: phase `{}` has not finished", from.name(), first.name()),
+                    format!("use `--resume`, or `--from {}` or an earlier phase", first.name()),
+                )
+                .into());
+            }
+            from
+        }
+        None => match state.first_unfinished() {
+            Some(phase) => phase,
+            None => {
+                printer.status("Fresh", format!("`{}` is up already; nothing to resume", state.app.name));
+                return Ok(());
+            }
+        },
+    };
+    if continuing {
+        printer.status("Resuming", format!("deployment {} from phase `{}`", state.id, start.name()));
+    }
+    let started = now_unix();
+    let run_id = format!("{}-up", format_utc(started).replace(':', "-").trim_end_matches('Z'));
+    let log_dir = dir.logs_dir().join(&run_id);
+    dir.create_dir(&log_dir)?;
+    state.runs.push(RunRecord { id: run_id, command: "up".into(), started_at: started, log_dir: log_dir.clone() });
+    let mut ctx = Context {
+        printer: printer.clone(),
+        runner,
+        settings: settings.clone(),
+        app: valid.app,
+        pattern: valid.pattern,
+        dir,
+        state,
+        variables: valid.variables,
+        mnemonic: valid.mnemonic,
+        hooks: valid.hooks,
+        log_dir,
+    };
+    let clock = std::time::Instant::now();
+    let result = phase::run_from(&mut ctx, start).await;
+    match result {
+        Ok(()) => {
+            ctx.printer.status("Done", format!("in {}", crate::state::format_duration(clock.elapsed())));
+            Ok(())
+        }
+        Err(err) if options.dry_run => Err(err),
+        Err(err) => {
+            let mut hints = Vec::new();
+            if let Some(failed) = ctx.state.journal.iter().find(|r| r.status == crate::state::PhaseStatus::Failed) {
+                if let Some(log) = &failed.log {
+                    hints.push(format!("phase log at `{}`", log.display()));
+                }
+            }
+            hints.push(format!("fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`"));
+            hints.push(format!("or remove everything created so far with `tfgrid-compose down {app_arg}`"));
+            let message = format!("`up` of `{}` stopped; the deployment is recorded in `{}`", ctx.app.manifest.name, ctx.dir.state_file().display());
+            Err(Failed { message, hints, source: err.into() }.into())
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The one writer to the terminal. Status lines go to stderr (cargo style: a right-aligned verb),
+//! data to stdout, `--json` event lines to stdout, a spinner only when stderr is a terminal.
+//! Start from [`Printer`].
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "this module is the printer")]
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Decides colour once: `--color` wins, then `NO_COLOR`, then `FORCE_COLOR`/`CLICOLOR_FORCE`,
+/// then whether stderr is a terminal.
+pub fn resolve_color(choice: ColorChoice, no_color: bool, force_color: bool, stderr_is_tty: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if no_color => false,
+        ColorChoice::Auto if force_color => true,
+        ColorChoice::Auto => stderr_is_tty,
+    }
+}
+
+/// One `--json` event line.
+#[derive(Debug, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Event<'a> {
+    PhaseStarted { phase: &'a str },
+    PhaseFinished { phase: &'a str, duration_ms: u64, ok: bool },
+    PhaseSkipped { phase: &'a str },
+    Command { program: &'a str, args: &'a [String] },
+    DeploymentFinished { command: &'a str, status: &'a str, id: &'a str, outputs: Option<&'a serde_json::Value> },
+}
+
+#[derive(Debug)]
+struct Inner {
+    color: bool,
+    quiet: bool,
+    json: bool,
+    progress: bool,
+}
+
+/// Cheap to clone; all clones write to the same streams.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    inner: Arc<Inner>,
+}
+
+impl Printer {
+    pub fn new(color: bool, quiet: bool, json: bool, verbose: bool) -> Printer {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let progress = stderr_tty && !quiet && !json && !verbose;
+        Printer { inner: Arc::new(Inner { color, quiet, json, progress }) }
+    }
+
+    pub fn json(&self) -> bool {
+        self.inner.json
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.inner.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    /// `   Verb message` on stderr, the verb right-aligned to 12 columns.
+    pub fn status(&self, verb: &str, message: impl AsRef<str>) {
+        if self.inner.quiet || self.inner.json {
+            return;
+        }
+        let verb = self.paint("1;32", &format!("{verb:>12}"));
+        eprintln!("{verb} {}", message.as_ref());
+    }
+
+    pub fn warn(&self, message: impl AsRef<str>) {
+        if self.inner.quiet {
+            return;
+        }
+        eprintln!("{}: {}", self.paint("1;33", "warning"), message.as_ref());
+    }
+
+    /// `error: …`, `  Caused by: …` per cause, then `hint: …` lines after a blank line.
+    pub fn error(&self, err: &anyhow::Error, hints: &[String]) {
+        let mut chain = err.chain();
+        let head = chain.next().map(ToString::to_string).unwrap_or_default();
+        let mut text = format!("{}: {head}\n", self.paint("1;31", "error"));
+        for cause in chain {
+            let cause = cause.to_string();
+            let mut lines = cause.lines();
+            if let Some(first) = lines.next() {
+                text.push_str(&format!("  Caused by: {first}\n"));
+            }
+            for line in lines {
+                text.push_str(&format!("    {line}\n"));
+            }
+        }
+        if !hints.is_empty() {
+            text.push('\n');
+            for hint in hints {
+                text.push_str(&format!("{}: {hint}\n", self.paint("1;36", "hint")));
+            }
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+
+    /// A line of data on stdout (not in `--json` mode, where events carry the data).
+    pub fn data(&self, line: impl AsRef<str>) {
+        println!("{}", line.as_ref());
+    }
+
+    /// A JSON document or event line on stdout.
+    pub fn json_line<T: Serialize>(&self, value: &T) {
+        if let Ok(text) = serde_json::to_string(value) {
+            println!("{text}");
+        }
+    }
+
+    pub fn event(&self, event: &Event<'_>) {
+        if self.inner.json {
+            self.json_line(event);
+        }
+    }
+
+    /// A spinner for a running phase that shows the last line of its log; `None` when progress is
+    /// not shown (not a terminal, `-q`, `-v`, `--json`).
+    pub fn spinner(&self, message: &str, log: Option<&Path>) -> Option<Spinner> {
+        if !self.inner.progress {
+            return None;
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner:.green} {prefix} {elapsed} {wide_msg:.dim}").ok()?);
+        bar.set_prefix(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let tail = log.map(Path::to_path_buf).map(|log| {
+            let bar = bar.clone();
+            tokio::spawn(async move { tail_into(bar, log).await })
+        });
+        Some(Spinner { bar, tail })
+    }
+}
+
+async fn tail_into(bar: ProgressBar, log: PathBuf) {
+    loop {
+        if let Ok(text) = tokio::fs::read_to_string(&log).await {
+            if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+                bar.set_message(line.trim().chars().take(120).collect::<String>());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A running spinner; cleared when dropped.
+pub struct Spinner {
+    bar: ProgressBar,
+    tail: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(tail) = self.tail.take() {
+            tail.abort();
+        }
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColorChoice, resolve_color};
+
+    #[test]
+    fn color_policy() {
+        assert!(!resolve_color(ColorChoice::Auto, true, true, true), "NO_COLOR wins over a terminal");
+        assert!(resolve_color(ColorChoice::Always, true, false, false), "--color always wins");
+        assert!(!resolve_color(ColorChoice::Never, false, true, true));
+        assert!(resolve_color(ColorChoice::Auto, false, true, false), "FORCE_COLOR without a terminal");
+        assert!(!resolve_color(ColorChoice::Auto, false, false, false));
+    }
+}

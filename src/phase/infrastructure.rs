@@ -1,0 +1,108 @@
+//! Infrastructure: the pattern's `infrastructure/` copied into `.tfgrid-compose/terraform/`,
+//! variables written to a tfvars file (secrets only as `TF_VAR_*` in the child's environment),
+//! `init`, `plan`, `apply`, `output -json`, and the outputs checked against the contract.
+//! Terraform state is never deleted or overwritten here, whatever fails.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use crate::contract::PatternOutputs;
+use crate::phase::Context;
+use crate::tools::{ssh, tofu::Tofu};
+
+/// File name of the variables file inside the terraform folder.
+pub const VAR_FILE: &str = "tfgrid-compose.tfvars.json";
+
+/// The tofu builder for this deployment (also used by `down`).
+pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<&str>, timeout: std::time::Duration) -> Tofu {
+    let workdir = state_dir.terraform_dir();
+    Tofu {
+        program: program.to_string(),
+        var_file: workdir.join(VAR_FILE),
+        workdir,
+        secrets: mnemonic.map(|m| vec![("TF_VAR_mnemonic".to_string(), m.to_string())]).unwrap_or_default(),
+        timeout,
+    }
+}
+
+pub async fn run(ctx: &mut Context) -> Result<()> {
+    let log = ctx.log("infrastructure");
+    ensure_ssh_key(ctx, &log).await?;
+    let workdir = ctx.dir.terraform_dir();
+    ctx.dir.create_dir(&workdir)?;
+    if !ctx.dir.dry_run {
+        copy_tree(&ctx.pattern.dir.join("infrastructure"), &workdir)?;
+    }
+    let public_key = if ctx.runner.is_dry_run() && !ctx.state.ssh.identity.with_extension("pub").exists() {
+        "<generated ssh public key>".to_string()
+    } else {
+        let path = ctx.state.ssh.identity.with_extension("pub");
+        std::fs::read_to_string(&path).with_context(|| format!("failed to read ssh public key `{}`", path.display()))?.trim().to_string()
+    };
+    let mut variables = ctx.variables.clone();
+    variables.insert("deployment_name".into(), ctx.app.manifest.name.clone().into());
+    variables.insert("deployment_id".into(), ctx.state.id.clone().into());
+    variables.insert("ssh_public_key".into(), public_key.into());
+    let json = serde_json::to_string_pretty(&variables)?;
+    ctx.dir.write(&workdir.join(VAR_FILE), json.as_bytes(), 0o600)?;
+
+    let tofu = tofu(&ctx.dir, &ctx.state.tofu, ctx.mnemonic.as_deref(), ctx.settings.tofu_timeout);
+    let _spinner = ctx.printer.spinner("infrastructure", Some(&log));
+    ctx.printer.status("Provisioning", format!("infrastructure with `{}` (init, plan, apply)", ctx.state.tofu));
+    ctx.runner.run(&tofu.init(&log)).await.context("terraform init failed")?;
+    ctx.runner.run(&tofu.plan("tfplan", &log)).await.context("terraform plan failed")?;
+    ctx.runner.run(&tofu.apply("tfplan", &log)).await.context("terraform apply failed; its state is kept")?;
+    let out = ctx.runner.run(&tofu.output_json(&log, &PatternOutputs::placeholder_json())).await.context("terraform output failed")?;
+    let outputs = PatternOutputs::from_output_json(&ctx.pattern.manifest.name, &out.stdout)?;
+
+    if let Some(config) = &outputs.wg_config {
+        ctx.dir.create_dir(&ctx.dir.wg_dir())?;
+        ctx.dir.write(&ctx.dir.wg_dir().join("tunnel.conf"), config.as_bytes(), 0o600)?;
+    }
+    if let Some(known) = &outputs.ssh_known_hosts {
+        ctx.dir.write(&ctx.dir.known_hosts(), known.as_bytes(), 0o600)?;
+        ctx.state.ssh.pinned = true;
+    }
+    let count = outputs.vms().len();
+    ctx.printer.status(
+        "Provisioned",
+        format!("{count} VM{} on node{} {}", if count == 1 { "" } else { "s" }, if outputs.node_ids.len() == 1 { "" } else { "s" }, outputs.node_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+    );
+    ctx.state.outputs = Some(outputs);
+    Ok(())
+}
+
+/// The deployment's own ssh key, made once, unless `TFGRID_COMPOSE_SSH_KEY` names one.
+async fn ensure_ssh_key(ctx: &mut Context, log: &Path) -> Result<()> {
+    if ctx.settings.ssh_key.is_some() || ctx.state.ssh.identity.exists() {
+        return Ok(());
+    }
+    ctx.dir.create_dir(&ctx.dir.ssh_dir())?;
+    let comment = format!("tfgrid-compose-{}", ctx.state.id);
+    ctx.runner.run(&ssh::keygen(&ctx.state.ssh.identity, &comment, log)).await.context("failed to create the deployment's ssh key")?;
+    Ok(())
+}
+
+/// Copies a pattern's infrastructure folder, overwriting module files and leaving everything
+/// Terraform wrote (state, `.terraform/`, plan) alone.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("failed to read `{}`", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let lossy = name.to_string_lossy();
+        if lossy.starts_with(".terraform") || lossy.starts_with("terraform.tfstate") || lossy == "tfplan" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            let temp = to.join(format!(".{lossy}.tmp"));
+            std::fs::copy(entry.path(), &temp).with_context(|| format!("failed to copy `{}`", entry.path().display()))?;
+            std::fs::rename(&temp, &target)?;
+        }
+    }
+    Ok(())
+}

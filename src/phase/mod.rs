@@ -1,0 +1,169 @@
+//! The phases of `up`, a closed enum in the order they run, and the [`Context`] they share.
+//! [`run_from`] drives them: each phase is journaled as running, then done or failed, and the state
+//! is saved after every step, so `up --resume` continues exactly where a run stopped.
+
+pub mod application;
+pub mod infrastructure;
+pub mod network;
+pub mod platform;
+pub mod verify;
+pub mod wait_ssh;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::error::UserError;
+use crate::manifest::{App, Pattern, ResolvedHook};
+use crate::output::{Event, Printer};
+use crate::process::Runner;
+use crate::settings::Settings;
+use crate::state::{DeploymentState, StateDir, Status, format_duration};
+use crate::tools::ssh::SshTarget;
+
+/// The phases of `up`, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Phase {
+    Validate,
+    Infrastructure,
+    Network,
+    WaitSsh,
+    Platform,
+    Application,
+    Verify,
+    Finalize,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Validate,
+        Phase::Infrastructure,
+        Phase::Network,
+        Phase::WaitSsh,
+        Phase::Platform,
+        Phase::Application,
+        Phase::Verify,
+        Phase::Finalize,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Validate => "validate",
+            Phase::Infrastructure => "infrastructure",
+            Phase::Network => "network",
+            Phase::WaitSsh => "wait-ssh",
+            Phase::Platform => "platform",
+            Phase::Application => "application",
+            Phase::Verify => "verify",
+            Phase::Finalize => "finalize",
+        }
+    }
+
+    /// Parses a phase name, with a hint listing the valid ones.
+    pub fn parse(text: &str) -> Result<Phase, UserError> {
+        Phase::ALL.into_iter().find(|p| p.name() == text).ok_or_else(|| {
+            UserError::new(
+                format!("unknown phase `{text}`"),
+                format!("phases are: {}", Phase::ALL.map(Phase::name).join(", ")),
+            )
+        })
+    }
+}
+
+/// Everything the phases share during one `up`.
+pub struct Context {
+    pub printer: Printer,
+    pub runner: Runner,
+    pub settings: Settings,
+    pub app: App,
+    pub pattern: Pattern,
+    pub dir: StateDir,
+    pub state: DeploymentState,
+    /// Values for the pattern's variables (built-ins added by the infrastructure phase).
+    pub variables: BTreeMap<String, serde_json::Value>,
+    pub mnemonic: Option<String>,
+    pub hooks: Vec<ResolvedHook>,
+    /// This run's log folder.
+    pub log_dir: PathBuf,
+}
+
+impl Context {
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.log"))
+    }
+
+    /// How to reach a VM at `address` over ssh.
+    pub fn ssh_target(&self, address: &str) -> SshTarget {
+        SshTarget {
+            host: address.to_string(),
+            port: self.state.ssh.port,
+            user: self.state.ssh.user.clone(),
+            identity: self.state.ssh.identity.clone(),
+            known_hosts: self.state.ssh.known_hosts.clone(),
+            strict: self.state.ssh.pinned,
+        }
+    }
+
+    pub fn save(&self) -> Result<()> {
+        self.dir.save(&self.state)
+    }
+
+    pub fn outputs(&self) -> Result<&crate::contract::PatternOutputs> {
+        self.state.outputs.as_ref().context("the infrastructure phase recorded no outputs; run `tfgrid-compose up --from infrastructure`")
+    }
+}
+
+/// Runs the phases from `start` to the end, journaling and saving after each step.
+pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
+    ctx.state.reset_from(start);
+    ctx.state.status = Status::Deploying;
+    for phase in Phase::ALL.into_iter().filter(|p| *p >= start) {
+        if phase == Phase::Validate {
+            // Validation ran before the lock was taken; journal it.
+            ctx.state.start_phase(phase, None);
+            ctx.state.finish_phase(phase, std::time::Duration::ZERO, None);
+            ctx.save()?;
+            continue;
+        }
+        let log = ctx.log(phase.name());
+        ctx.state.start_phase(phase, Some(log.clone()));
+        ctx.save()?;
+        ctx.printer.event(&Event::PhaseStarted { phase: phase.name() });
+        let started = Instant::now();
+        let result = run_one(ctx, phase).await;
+        let elapsed = started.elapsed();
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        ctx.state.finish_phase(phase, elapsed, error);
+        if result.is_err() {
+            ctx.state.status = Status::Failed;
+        }
+        ctx.save()?;
+        ctx.printer.event(&Event::PhaseFinished {
+            phase: phase.name(),
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            ok: result.is_ok(),
+        });
+        if let Err(err) = result {
+            return Err(err.context(format!("{} phase failed after {}", phase.name(), format_duration(elapsed))));
+        }
+    }
+    Ok(())
+}
+
+async fn run_one(ctx: &mut Context, phase: Phase) -> Result<()> {
+    match phase {
+        Phase::Validate => Ok(()),
+        Phase::Infrastructure => infrastructure::run(ctx).await,
+        Phase::Network => network::run(ctx).await,
+        Phase::WaitSsh => wait_ssh::run(ctx).await,
+        Phase::Platform => platform::run(ctx).await,
+        Phase::Application => application::run(ctx).await,
+        Phase::Verify => verify::run(ctx).await,
+        Phase::Finalize => verify::finalize(ctx),
+    }
+}

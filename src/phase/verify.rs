@@ -1,0 +1,98 @@
+//! Verify and finalize: the VM answers over ssh and, when the manifest gives a `url`, an HTTP GET
+//! of it succeeds; then the deployment is marked running and its addresses printed.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::output::Event;
+use crate::phase::Context;
+use crate::process::Io;
+use crate::state::Status;
+use crate::tools::ssh;
+
+/// The app's URL with `{primary_ip}` filled in (IPv6 in brackets).
+pub fn app_url(template: &str, primary_ip: &str) -> String {
+    let host = if primary_ip.contains(':') { format!("[{primary_ip}]") } else { primary_ip.to_string() };
+    template.replace("{primary_ip}", &host)
+}
+
+/// A minimal HTTP/1.0 GET: returns the status code and body.
+pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, String)> {
+    let rest = url.strip_prefix("http://").context("only http:// URLs can be checked")?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let address = if authority.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok() && !h.is_empty() && (!h.contains(':') || h.ends_with(']'))) {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let socket = std::net::ToSocketAddrs::to_socket_addrs(&address)?.next().context("no address")?;
+    let mut stream = TcpStream::connect_timeout(&socket, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: tfgrid-compose\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("not an HTTP response")?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+pub async fn run(ctx: &mut Context) -> Result<()> {
+    let outputs = ctx.outputs()?.clone();
+    let log = ctx.log("verify");
+    let cmd = ssh::ssh(&ctx.ssh_target(&outputs.primary_ip), &["true"], false).io(Io::Log(log)).timeout(Duration::from_secs(30));
+    ctx.runner.run(&cmd).await.context("the primary VM does not answer over ssh")?;
+    if let (Some(template), true) = (&ctx.app.manifest.url, ctx.runner.is_real()) {
+        let url = app_url(template, &outputs.primary_ip);
+        if url.starts_with("http://") {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let result = tokio::task::spawn_blocking({
+                    let url = url.clone();
+                    move || http_get(&url, Duration::from_secs(5))
+                })
+                .await?;
+                match result {
+                    Ok((code, _)) if (200..400).contains(&code) => break,
+                    Ok((code, _)) if Instant::now() > deadline => bail!("GET {url} answered {code}"),
+                    Err(err) if Instant::now() > deadline => return Err(err.context(format!("GET {url} failed"))),
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            ctx.printer.status("Verified", format!("{url} answers"));
+        }
+    }
+    Ok(())
+}
+
+pub fn finalize(ctx: &mut Context) -> Result<()> {
+    let outputs = ctx.outputs()?.clone();
+    ctx.state.status = Status::Running;
+    let url = ctx.app.manifest.url.as_deref().map(|t| app_url(t, &outputs.primary_ip));
+    let value = serde_json::to_value(&outputs)?;
+    ctx.printer.event(&Event::DeploymentFinished { command: "up", status: "running", id: &ctx.state.id, outputs: Some(&value) });
+    ctx.printer.status("Finished", format!("`{}` is up at {}{}", ctx.app.manifest.name, outputs.primary_ip, url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default()));
+    if !ctx.printer.json() {
+        for vm in outputs.vms().iter().skip(1) {
+            ctx.printer.status("", format!("{} {} ({})", vm.name, vm.address, vm.role));
+        }
+        if let Some(url) = &url {
+            ctx.printer.data(url);
+        }
+        let app = ctx.app.dir.display();
+        ctx.printer.status("Next", format!("`tfgrid-compose status {app}`, `tfgrid-compose ssh --app {app}`, `tfgrid-compose down {app}`"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_template() {
+        assert_eq!(super::app_url("http://{primary_ip}:8080/", "10.1.0.2"), "http://10.1.0.2:8080/");
+        assert_eq!(super::app_url("http://{primary_ip}/", "fd00::2"), "http://[fd00::2]/");
+    }
+}

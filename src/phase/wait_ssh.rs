@@ -1,0 +1,121 @@
+//! Wait for SSH: every VM at once, TCP connect polling with a short back-off (100 ms doubling to
+//! 2 s) until port 22 answers, then `ssh … true`, which also learns or checks the host key.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use tokio::task::JoinSet;
+
+use crate::phase::Context;
+use crate::process::{Io, Runner};
+use crate::tools::ssh::{self, SshTarget};
+
+/// Next delay of the back-off: ×1.5 from 100 ms, capped at 2 s.
+pub fn next_delay(current: Duration) -> Duration {
+    (current * 3 / 2).min(Duration::from_secs(2))
+}
+
+/// Polls `host:port` until a TCP connection succeeds or `deadline` passes.
+pub async fn wait_for_port(host: &str, port: u16, deadline: Instant) -> Result<u32> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0;
+    let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    loop {
+        attempts += 1;
+        let connect = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address)).await;
+        if let Ok(Ok(_stream)) = connect {
+            return Ok(attempts);
+        }
+        if Instant::now() + delay > deadline {
+            bail!("{address} did not accept a TCP connection ({attempts} attempts)");
+        }
+        tokio::time::sleep(delay).await;
+        delay = next_delay(delay);
+    }
+}
+
+async fn wait_one(runner: Runner, target: SshTarget, log: std::path::PathBuf, deadline: Instant) -> Result<String> {
+    if runner.is_real() {
+        wait_for_port(&target.host, target.port, deadline).await?;
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let cmd = ssh::ssh(&target, &["true"], false).io(Io::Log(log.clone())).timeout(Duration::from_secs(30));
+        let result = runner.run(&cmd).await;
+        match result {
+            Ok(_) => return Ok(target.host),
+            Err(err) => {
+                let text = format!("{err:#}");
+                if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
+                    bail!("host key of {} does not match the one pinned in `{}`: {err:#}", target.host, target.known_hosts.display());
+                }
+                if Instant::now() + delay > deadline {
+                    return Err(err.context(format!("ssh to {} did not succeed in time", target.host)));
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = next_delay(delay);
+    }
+}
+
+pub async fn run(ctx: &mut Context) -> Result<()> {
+    let vms = ctx.outputs()?.vms();
+    let deadline = Instant::now() + ctx.settings.ssh_timeout;
+    ctx.printer.status("Waiting", format!("for SSH on {}", vms.iter().map(|v| v.address.as_str()).collect::<Vec<_>>().join(", ")));
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for vm in &vms {
+        let log = ctx.log(&format!("wait-ssh-{}", vm.name));
+        set.spawn(wait_one(ctx.runner.clone(), ctx.ssh_target(&vm.address), log, deadline));
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined? {
+            Ok(_) => {}
+            Err(err) => failures.push(format!("{err:#}")),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    ctx.printer.status("Reached", format!("{} VM{} over SSH in {}", vms.len(), if vms.len() == 1 { "" } else { "s" }, crate::state::format_duration(started.elapsed())));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{next_delay, wait_for_port};
+
+    #[test]
+    fn backoff_is_short_and_capped() {
+        let mut d = Duration::from_millis(100);
+        let mut seen = vec![];
+        for _ in 0..10 {
+            seen.push(d.as_millis());
+            d = next_delay(d);
+        }
+        assert_eq!(seen[..4], [100, 150, 225, 337]);
+        assert_eq!(*seen.last().unwrap(), 2000);
+    }
+
+    #[tokio::test]
+    async fn port_poll_sees_a_late_listener() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            drop(listener);
+        });
+        let attempts = wait_for_port("127.0.0.1", port, Instant::now() + Duration::from_secs(5)).await.unwrap();
+        assert!(attempts >= 2);
+        late.abort();
+        let err = wait_for_port("127.0.0.1", port, Instant::now() + Duration::from_millis(200)).await;
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,359 @@
+//! Processes: `Cmd` describes one child process as an argv vector, `Runner` is the only place that
+//! spawns one. `--dry-run` is enforced here (a dry runner records and spawns nothing), and so are
+//! logging (child output goes straight to a log file, so a child outlives a killed parent cleanly),
+//! timeouts and secret redaction. Start from [`Cmd`] and [`Runner::run`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use crate::error::ProcessError;
+use crate::tools::ssh::shell_quote;
+
+/// Where a child's stdout and stderr go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Io {
+    /// Both appended to this log file (the default for phase work).
+    Log(PathBuf),
+    /// stdout captured (e.g. `tofu output -json`), stderr appended to the log file.
+    Capture(PathBuf),
+    /// The user's terminal (`ssh`, `exec`).
+    Inherit,
+}
+
+/// One child process: program, argv, extra environment (secret values are never displayed),
+/// working directory, timeout and where its output goes.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, EnvValue>,
+    pub cwd: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+    pub io: Io,
+    /// What a dry run answers on stdout for this command (e.g. placeholder outputs).
+    pub dry_run_stdout: Option<String>,
+}
+
+/// An environment value for a child; `Secret` values are redacted in every display.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Plain(String),
+    Secret(String),
+}
+
+impl fmt::Debug for EnvValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvValue::Plain(value) => write!(f, "{value:?}"),
+            EnvValue::Secret(_) => f.write_str("<redacted>"),
+        }
+    }
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+            io: Io::Inherit,
+            dry_run_stdout: None,
+        }
+    }
+
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    #[must_use]
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), EnvValue::Plain(value.into()));
+        self
+    }
+
+    #[must_use]
+    pub fn secret_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), EnvValue::Secret(value.into()));
+        self
+    }
+
+    #[must_use]
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    #[must_use]
+    pub fn io(mut self, io: Io) -> Self {
+        self.io = io;
+        self
+    }
+
+    #[must_use]
+    pub fn dry_run_stdout(mut self, stdout: impl Into<String>) -> Self {
+        self.dry_run_stdout = Some(stdout.into());
+        self
+    }
+
+    /// argv as one line, each word quoted only when it needs to be. Environment is not shown.
+    pub fn display_line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|word| display_word(word))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn display_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%[]".contains(&b));
+    if plain { word.to_string() } else { shell_quote(word) }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display_line())
+    }
+}
+
+/// What a finished child left behind.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+}
+
+type FakeFn = dyn Fn(&Cmd) -> Result<Output> + Send + Sync;
+type ObserveFn = dyn Fn(&Cmd) + Send + Sync;
+
+/// How processes are run: for real, recorded only (`--dry-run`), or answered in process (tests).
+#[derive(Clone)]
+enum Mode {
+    Real,
+    DryRun,
+    Fake(Arc<FakeFn>),
+}
+
+/// The only spawner of child processes. Cheap to clone; every clone shares the transcript.
+#[derive(Clone)]
+pub struct Runner {
+    mode: Mode,
+    transcript: Arc<Mutex<Vec<Cmd>>>,
+    observer: Option<Arc<ObserveFn>>,
+}
+
+impl Runner {
+    pub fn real() -> Self {
+        Runner { mode: Mode::Real, transcript: Arc::default(), observer: None }
+    }
+
+    pub fn dry_run() -> Self {
+        Runner { mode: Mode::DryRun, transcript: Arc::default(), observer: None }
+    }
+
+    /// A runner that answers every command with `answer` and spawns nothing.
+    pub fn fake(answer: impl Fn(&Cmd) -> Result<Output> + Send + Sync + 'static) -> Self {
+        Runner { mode: Mode::Fake(Arc::new(answer)), transcript: Arc::default(), observer: None }
+    }
+
+    /// Calls `observe` for every command before it runs (dry-run transcript, `--json` events).
+    #[must_use]
+    pub fn observe(mut self, observe: impl Fn(&Cmd) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observe));
+        self
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self.mode, Mode::DryRun)
+    }
+
+    /// Whether the network is really touched (false for dry and fake runners).
+    pub fn is_real(&self) -> bool {
+        matches!(self.mode, Mode::Real)
+    }
+
+    /// Every command run (or that would have run) so far, in order.
+    pub fn transcript(&self) -> Vec<Cmd> {
+        self.transcript.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Runs `cmd` to completion. A non-zero exit is an error ([`ProcessError`]) that carries the
+    /// tail of the log; use [`Runner::status`] when the exit code is the answer.
+    pub async fn run(&self, cmd: &Cmd) -> Result<Output> {
+        let output = self.status(cmd).await?;
+        match output.code {
+            Some(0) => Ok(output),
+            code => Err(ProcessError {
+                command: cmd.display_line(),
+                code,
+                tail: log_tail(cmd),
+                log: log_path(cmd).map(Path::to_path_buf),
+            }
+            .into()),
+        }
+    }
+
+    /// Runs `cmd` and returns its exit code, whatever it is.
+    pub async fn status(&self, cmd: &Cmd) -> Result<Output> {
+        tracing::debug!("$ {cmd}");
+        if let Ok(mut transcript) = self.transcript.lock() {
+            transcript.push(cmd.clone());
+        }
+        if let Some(observe) = &self.observer {
+            observe(cmd);
+        }
+        match &self.mode {
+            Mode::DryRun => Ok(Output {
+                code: Some(0),
+                stdout: cmd.dry_run_stdout.clone().unwrap_or_default(),
+            }),
+            Mode::Fake(answer) => answer(cmd),
+            Mode::Real => spawn(cmd).await,
+        }
+    }
+}
+
+fn log_path(cmd: &Cmd) -> Option<&Path> {
+    match &cmd.io {
+        Io::Log(path) | Io::Capture(path) => Some(path),
+        Io::Inherit => None,
+    }
+}
+
+/// The last 20 lines of the command's log, for error messages.
+fn log_tail(cmd: &Cmd) -> String {
+    let Some(path) = log_path(cmd) else { return String::new() };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[expect(clippy::disallowed_methods, reason = "the runner is the one place that spawns processes")]
+async fn spawn(cmd: &Cmd) -> Result<Output> {
+    let mut command = tokio::process::Command::new(&cmd.program);
+    command.args(&cmd.args);
+    for (key, value) in &cmd.env {
+        let (EnvValue::Plain(v) | EnvValue::Secret(v)) = value;
+        command.env(key, OsString::from(v));
+    }
+    if let Some(dir) = &cmd.cwd {
+        command.current_dir(dir);
+    }
+    match &cmd.io {
+        Io::Inherit => {
+            command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        }
+        Io::Log(path) | Io::Capture(path) => {
+            let mut log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("failed to open log file `{}`", path.display()))?;
+            writeln!(log, "$ {cmd}").ok();
+            let err = log.try_clone()?;
+            command.stdin(Stdio::null()).stderr(Stdio::from(err));
+            if matches!(cmd.io, Io::Capture(_)) {
+                command.stdout(Stdio::piped());
+            } else {
+                command.stdout(Stdio::from(log));
+            }
+        }
+    }
+    let child = command.spawn().map_err(|source| {
+        anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program))
+    })?;
+    let waited = child.wait_with_output();
+    let output = match cmd.timeout {
+        Some(limit) => match tokio::time::timeout(limit, waited).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ProcessError {
+                    command: cmd.display_line(),
+                    code: None,
+                    tail: format!("timed out after {}s", limit.as_secs()),
+                    log: log_path(cmd).map(Path::to_path_buf),
+                }
+                .into());
+            }
+        },
+        None => waited.await?,
+    };
+    Ok(Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cmd, Runner};
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let cmd = Cmd::new("ssh").args(["-o", "BatchMode=yes", "root@10.1.0.2", "--", "echo 'hi there'"]);
+        assert_eq!(cmd.display_line(), r"ssh -o BatchMode=yes root@10.1.0.2 -- 'echo '\''hi there'\'''");
+    }
+
+    #[test]
+    fn secrets_are_never_displayed() {
+        let cmd = Cmd::new("tofu").arg("apply").secret_env("TF_VAR_mnemonic", "word word word");
+        assert!(!format!("{cmd}").contains("word"));
+        assert!(!format!("{cmd:?}").contains("word word"));
+    }
+
+    #[tokio::test]
+    async fn dry_run_spawns_nothing_and_records() {
+        let runner = Runner::dry_run();
+        let out = runner
+            .run(&Cmd::new("/nonexistent/tool").dry_run_stdout("{}"))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "{}");
+        assert_eq!(runner.transcript().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn real_failure_carries_code_and_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let cmd = Cmd::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .io(super::Io::Log(log));
+        let err = Runner::real().run(&cmd).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("exited with status 3"), "{text}");
+        assert!(text.contains("boom"), "{text}");
+    }
+}

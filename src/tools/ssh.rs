@@ -1,0 +1,211 @@
+//! `ssh`, `scp` and `ssh-keygen` argv builders, and the one remote-quoting function.
+//! Host keys are pinned in a per-deployment `known_hosts`: never `StrictHostKeyChecking=no`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::process::{Cmd, Io};
+
+/// Quotes one word for a POSIX shell: single quotes, with `'` written as `'\''`.
+pub fn shell_quote(word: &str) -> String {
+    let mut quoted = String::with_capacity(word.len() + 2);
+    quoted.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            quoted.push_str("'\\''");
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// The remote side of `ssh host -- …` is a shell: every argument is quoted exactly once, here,
+/// so that each arrives as exactly one argument, byte for byte.
+pub fn remote_command<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter().map(|a| shell_quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+/// Everything needed to reach one VM over ssh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    /// `yes` when the pattern told us the host keys; `accept-new` learns them once.
+    pub strict: bool,
+}
+
+impl SshTarget {
+    /// Options shared by ssh and scp (scp spells the port `-P`).
+    fn options(&self) -> Vec<String> {
+        let checking = if self.strict { "yes" } else { "accept-new" };
+        vec![
+            "-o".into(), "BatchMode=yes".into(),
+            "-o".into(), "ConnectTimeout=10".into(),
+            "-o".into(), format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "-o".into(), format!("StrictHostKeyChecking={checking}"),
+            "-o".into(), "IdentitiesOnly=yes".into(),
+            "-o".into(), "LogLevel=ERROR".into(),
+            "-i".into(), self.identity.display().to_string(),
+        ]
+    }
+
+    fn destination(&self) -> String {
+        format!("{}@{}", self.user, self.host)
+    }
+
+    /// `host` for scp: IPv6 literals need brackets.
+    fn scp_host(&self) -> String {
+        if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() }
+    }
+}
+
+/// `ssh … user@host -- <quoted argv>`; an empty argv opens a login shell.
+pub fn ssh<S: AsRef<str>>(target: &SshTarget, argv: &[S], tty: bool) -> Cmd {
+    let mut cmd = Cmd::new("ssh").args(target.options());
+    if tty {
+        cmd = cmd.arg("-t");
+    }
+    cmd = cmd.args(["-p".to_string(), target.port.to_string(), target.destination()]);
+    if !argv.is_empty() {
+        cmd = cmd.args(["--".to_string(), remote_command(argv)]);
+    }
+    cmd
+}
+
+/// `scp -r -p -q … SRC user@host:DEST` (modes kept, so hooks stay executable).
+pub fn upload(target: &SshTarget, source: &Path, dest: &str, log: &Path, timeout: Duration) -> Cmd {
+    Cmd::new("scp")
+        .args(["-r", "-p", "-q"])
+        .args(target.options())
+        .args(["-P".to_string(), target.port.to_string()])
+        .arg(source.display().to_string())
+        .arg(format!("{}@{}:{dest}", target.user, target.scp_host()))
+        .io(Io::Log(log.to_path_buf()))
+        .timeout(timeout)
+}
+
+/// `ssh-keygen -q -t ed25519 -N '' -C COMMENT -f KEY` (a deployment's own key).
+pub fn keygen(key: &Path, comment: &str, log: &Path) -> Cmd {
+    Cmd::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(key.display().to_string())
+        .io(Io::Log(log.to_path_buf()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::{SshTarget, remote_command, shell_quote, ssh};
+
+    /// Decodes what a POSIX shell would make of a line of single-quoted words.
+    fn shell_split(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut current = String::new();
+        let mut in_quotes = false;
+        let mut chars = line.chars();
+        let mut started = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    in_quotes = !in_quotes;
+                    started = true;
+                }
+                '\\' if !in_quotes => {
+                    current.push(chars.next().unwrap());
+                    started = true;
+                }
+                ' ' if !in_quotes => {
+                    if started {
+                        words.push(std::mem::take(&mut current));
+                        started = false;
+                    }
+                }
+                c => {
+                    current.push(c);
+                    started = true;
+                }
+            }
+        }
+        if started {
+            words.push(current);
+        }
+        words
+    }
+
+    #[test]
+    fn quoting_round_trips_hostile_words() {
+        let words = [
+            "plain", "two words", "it's", "'", "''", "$HOME", "$(rm -rf /)", "`id`", "a;b", "a && b",
+            "line\nbreak", "tab\there", "back\\slash", "\"dq\"", "*", "~", "", " ", "-n", "é ü 漢字",
+            "a'b'c", "!bang", "#hash", "x > y", "{a,b}",
+        ];
+        let line = remote_command(&words);
+        assert_eq!(shell_split(&line), words.iter().map(ToString::to_string).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn quoting_is_exact() {
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(remote_command(&["echo", "a b"]), "'echo' 'a b'");
+    }
+
+    #[test]
+    fn quoting_survives_a_real_shell() {
+        let words = ["$(echo pwned)", "a;b", "new\nline", "it's", "  spaced  "];
+        #[expect(clippy::disallowed_methods, reason = "test checks the quoting against /bin/sh")]
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {}", remote_command(&words)))
+            .output()
+            .unwrap();
+        let got: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(String::from)
+            .collect();
+        assert_eq!(got, words);
+    }
+
+    fn target(strict: bool) -> SshTarget {
+        SshTarget {
+            host: "10.1.0.2".into(),
+            port: 22,
+            user: "root".into(),
+            identity: PathBuf::from("/s/ssh/id_ed25519"),
+            known_hosts: PathBuf::from("/s/known_hosts"),
+            strict,
+        }
+    }
+
+    #[test]
+    fn ssh_argv_pins_host_keys() {
+        let cmd = ssh(&target(false), &["true"], false);
+        assert_eq!(
+            cmd.args,
+            [
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "UserKnownHostsFile=/s/known_hosts",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+                "-i", "/s/ssh/id_ed25519", "-p", "22", "root@10.1.0.2", "--", "'true'"
+            ]
+        );
+        let strict = ssh(&target(true), &["true"], true);
+        assert!(strict.args.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert!(strict.args.contains(&"-t".to_string()));
+        assert!(!strict.display_line().contains("StrictHostKeyChecking=no"));
+    }
+
+    #[test]
+    fn scp_brackets_ipv6() {
+        let mut t = target(true);
+        t.host = "fd00::2".into();
+        let cmd = super::upload(&t, "/app/src".as_ref(), "/tmp/app-source", "/l".as_ref(), std::time::Duration::from_secs(1));
+        assert_eq!(cmd.args.last().unwrap(), "root@[fd00::2]:/tmp/app-source");
+    }
+}

@@ -154,7 +154,7 @@ impl PatternOutputs {
 
     /// Every VM, primary first.
     pub fn vms(&self) -> Vec<Vm> {
-        let mut vms = vec![Vm { name: "primary".into(), address: self.primary_ip.clone(), role: "primary".into() }];
+        let mut vms = vec![Vm { name: "vm0".into(), address: self.primary_ip.clone(), role: "primary".into() }];
         for (i, s) in self.secondary_ips.iter().enumerate() {
             let name = if s.name.is_empty() { format!("vm{}", i + 1) } else { s.name.clone() };
             vms.push(Vm { name, address: s.ip.clone(), role: s.role.clone() });

@@ -133,8 +133,13 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             ));
         }
     }
-    hints.extend(last);
-    hints.dedup();
+    let path_of = |h: &str| h.split('`').nth(1).map(String::from);
+    for hint in last {
+        let duplicate = path_of(&hint).is_some_and(|p| hints.iter().any(|h| path_of(h).as_deref() == Some(p.as_str())));
+        if !duplicate {
+            hints.push(hint);
+        }
+    }
     hints
 }
 

@@ -31,7 +31,7 @@ pub fn inventory(hosts: &[Host], port: u16) -> String {
             let _ = writeln!(out, "{} ansible_host={} ansible_port={port}", host.name, host.address);
         }
     }
-    out.push_str("\n[all:vars]\nansible_user=root\nansible_python_interpreter=auto_silent\n");
+    out.push_str("\n[all:vars]\nansible_user=root\n");
     out
 }
 

@@ -227,7 +227,8 @@ pub fn locate(text: &str, field: &[&str]) -> Option<(usize, usize)> {
 impl App {
     /// Loads an app from a folder or a manifest path.
     pub fn load(path: &Path) -> Result<App, InputError> {
-        let (dir, file) = if path.is_dir() {
+        let names_file = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        let (dir, file) = if path.is_dir() || (!path.exists() && !names_file) {
             let yaml = path.join(MANIFEST_FILE);
             let yml = path.join("tfgrid-compose.yml");
             let file = if !yaml.exists() && yml.exists() { yml } else { yaml };

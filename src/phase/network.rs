@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::contract::IpType;
 use crate::error::UserError;
@@ -52,10 +52,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     ctx.save()?;
     ctx.printer.status("Connecting", format!("wireguard interface `{name}`"));
     let log = ctx.log("network");
+    crate::ops::require_tool("wg-quick", "the pattern's primary address is a WireGuard one")?;
     ctx.runner.run(&wg::up(&config, &log)).await.context("wg-quick up failed")?;
-    if ctx.runner.is_real() && !interface_exists(&name) {
-        bail!("`wg-quick up` succeeded but interface `{name}` does not exist");
-    }
+    ctx.runner
+        .run(&wg::show(&name, &log))
+        .await
+        .with_context(|| format!("`wg-quick up` succeeded but interface `{name}` does not answer"))?;
     Ok(())
 }
 

@@ -22,6 +22,11 @@ pub fn down(config: &Path, log: &Path) -> Cmd {
         .timeout(Duration::from_secs(60))
 }
 
+/// `wg show IFACE`: fails when the interface is not a WireGuard one.
+pub fn show(interface: &str, log: &Path) -> Cmd {
+    Cmd::new("wg").args(["show", interface]).io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(10))
+}
+
 /// Interface names the kernel accepts: at most 15 bytes of `[A-Za-z0-9_=+.-]`.
 pub fn valid_interface_name(name: &str) -> bool {
     !name.is_empty()

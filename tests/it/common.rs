@@ -1,0 +1,131 @@
+//! `TestContext`: a temp project with a copy of a fixture app, fake tools first on PATH, a clean
+//! environment, and a TCP listener standing in for the VM's sshd port.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub const IPV4_OUTPUTS: &str = r#"{
+  "primary_ip": {"value": "127.0.0.1", "type": "string", "sensitive": false},
+  "primary_ip_type": {"value": "ipv4"},
+  "deployment_name": {"value": "minimal-dep"},
+  "node_ids": {"value": [8]},
+  "secondary_ips": {"value": [{"name": "backend1", "ip": "127.0.0.1", "type": "ipv4", "role": "backend"}]}
+}"#;
+
+pub const WG_OUTPUTS: &str = r#"{
+  "primary_ip": {"value": "127.0.0.1"},
+  "primary_ip_type": {"value": "wireguard"},
+  "deployment_name": {"value": "minimal-dep"},
+  "node_ids": {"value": [8]},
+  "wg_config": {"value": "[Interface]\nPrivateKey = SECRETKEYSECRETKEY\n", "sensitive": true}
+}"#;
+
+pub struct TestContext {
+    pub root: tempfile::TempDir,
+    pub app: PathBuf,
+    pub fake_dir: PathBuf,
+    pub bin: PathBuf,
+    _listener: TcpListener,
+    pub port: u16,
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let root = tempfile::tempdir().unwrap();
+        let app = root.path().join("app");
+        copy_dir(&fixtures().join("apps/minimal"), &app);
+        let fake_dir = root.path().join("fake");
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&fake_dir).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake-tool.sh");
+        for tool in ["tofu", "ansible-playbook", "ssh", "scp", "wg-quick", "wg", "ssh-keygen"] {
+            std::os::unix::fs::symlink(&fake, bin.join(tool)).unwrap();
+        }
+        std::fs::write(fake_dir.join("outputs.json"), IPV4_OUTPUTS).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        TestContext { root, app, fake_dir, bin, _listener: listener, port }
+    }
+
+    pub fn set_outputs(&self, json: &str) {
+        std::fs::write(self.fake_dir.join("outputs.json"), json).unwrap();
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
+        cmd.env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", self.bin.display()))
+            .env("HOME", self.root.path().join("home"))
+            .env("NO_COLOR", "1")
+            .env("FAKE_LOG", self.fake_dir.join("argv.log"))
+            .env("FAKE_DIR", &self.fake_dir)
+            .env("TFGRID_COMPOSE_PATTERNS_DIR", fixtures().join("patterns"))
+            .env("TFGRID_COMPOSE_SSH_PORT", self.port.to_string())
+            .env("TFGRID_COMPOSE_SSH_TIMEOUT", "5s")
+            .current_dir(self.root.path());
+        cmd
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.app.join(".tfgrid-compose")
+    }
+
+    /// Every fake call so far, one line each, words joined by spaces, temp paths replaced.
+    pub fn transcript(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.fake_dir.join("argv.log")).unwrap_or_default();
+        let state = self.state_dir().display().to_string();
+        let app = self.app.display().to_string();
+        let patterns = fixtures().join("patterns").display().to_string();
+        text.lines()
+            .map(|l| l.replace('\x1f', " ").replace(&state, "[STATE]").replace(&app, "[APP]").replace(&patterns, "[PATTERNS]"))
+            .collect()
+    }
+
+    /// Programs and subcommands only, e.g. `tofu apply`, `ssh setup.sh`.
+    pub fn steps(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.fake_dir.join("argv.log")).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let words: Vec<&str> = line.split('\x1f').collect();
+                let tool = words[0].rsplit('/').next().unwrap_or(words[0]);
+                let detail = match tool {
+                    "tofu" => words.get(2).copied().unwrap_or(""),
+                    "ssh" => words.last().map_or("", |w| {
+                        if w.contains("setup.sh") { "setup" } else if w.contains("healthcheck.sh") { "healthcheck" } else if w.contains("configure.sh") { "configure" } else if w.contains("'rm'") { "rm" } else if w.contains("'true'") { "true" } else { "other" }
+                    }),
+                    "wg-quick" | "wg" => words.get(1).copied().unwrap_or(""),
+                    _ => "",
+                };
+                if detail.is_empty() { tool.to_string() } else { format!("{tool} {detail}") }
+            })
+            .collect()
+    }
+
+    pub fn clear_transcript(&self) {
+        let _ = std::fs::remove_file(self.fake_dir.join("argv.log"));
+    }
+
+    pub fn state_text(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("state.yaml")).unwrap()
+    }
+}

@@ -1,1 +1,213 @@
-//! placeholder
+//! End-to-end tests of the `local` pattern with the real tools: terraform, wg-quick with
+//! wireguard-go, sshd in namespaces, ansible-playbook. They need root and what
+//! `scripts/install-deps.sh` installs; a missing tool fails the test, it never skips it.
+//! Each test tears its deployment down in a guard, even when it fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+use crate::common::copy_dir;
+
+/// One real deployment at a time: the machine has 2 cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn require_tools() {
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap();
+    assert_eq!(uid, 0, "the local pattern's tests must run as root (CI runs them as root)");
+    for tool in ["terraform", "ansible-playbook", "wg-quick", "wireguard-go", "ssh", "scp", "ip", "unshare"] {
+        assert!(which::which(tool).is_ok() || (tool == "terraform" && which::which("tofu").is_ok()), "`{tool}` is missing: run scripts/install-deps.sh");
+    }
+}
+
+/// A copy of an example app in a temp folder, torn down (`down --yes`) when dropped.
+struct Deployment {
+    _root: tempfile::TempDir,
+    app: PathBuf,
+}
+
+impl Deployment {
+    fn new(example: &str) -> Deployment {
+        require_tools();
+        let root = tempfile::tempdir().unwrap();
+        let app = root.path().join(example);
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example), &app);
+        Deployment { _root: root, app }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
+        cmd.env("NO_COLOR", "1").env_remove("TFGRID_COMPOSE_PATTERNS_DIR").current_dir(&self.app);
+        cmd
+    }
+
+    fn state(&self) -> tfgrid_compose::state::DeploymentState {
+        tfgrid_compose::state::StateDir::for_app(&self.app, false).load().unwrap().expect("a deployment")
+    }
+
+    fn id8(&self) -> String {
+        self.state().id[..8].to_string()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if self.app.join(".tfgrid-compose/state.yaml").exists() {
+            let _ = self.cmd().args(["down", "--yes"]).output();
+        }
+    }
+}
+
+fn http_get(url: &str) -> String {
+    let (code, body) = tfgrid_compose::phase::verify::http_get(url, Duration::from_secs(5)).unwrap();
+    assert_eq!(code, 200, "{url}");
+    body
+}
+
+/// Everything a deployment with this id could have left on the host.
+fn leftovers(id8: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        found.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(id8)).map(|n| format!("netns {n}")));
+    }
+    if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
+        found.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(id8)).map(|n| format!("link {n}")));
+    }
+    for mountinfo in std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path().join("mountinfo")) {
+        if std::fs::read_to_string(&mountinfo).unwrap_or_default().contains(&format!("tfl-{id8}")) {
+            found.push(format!("mount in {}", mountinfo.display()));
+        }
+    }
+    for status in std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path()) {
+        let cmdline = std::fs::read(status.join("cmdline")).unwrap_or_default();
+        let state = std::fs::read_to_string(status.join("stat")).unwrap_or_default();
+        let zombie = state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(&format!("/{id8}/vm-")) {
+            found.push(format!("process {}", status.display()));
+        }
+    }
+    if Path::new("/mnt/tfgrid-compose-local").join(id8).exists() {
+        found.push("vm_root folder".into());
+    }
+    found
+}
+
+#[test]
+fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("static-site");
+    let out = d.cmd().arg("up").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = stdout.lines().last().unwrap().to_string();
+    assert!(url.starts_with("http://10."), "{stdout}");
+    assert!(http_get(&url).contains("Hello from tfgrid-compose"));
+
+    let state = d.state();
+    assert_eq!(state.status.as_str(), "running");
+    let id8 = d.id8();
+    d.cmd().arg("status").assert().success().stdout(predicates::str::contains("running"));
+    d.cmd().args(["exec", "--", "cat", "/srv/www/index.html"]).assert().success().stdout(predicates::str::contains("Hello"));
+    d.cmd().args(["ssh", "--", "sh", "-c", "exit 7"]).assert().code(7);
+    // the VM's writes stay in the VM
+    let probe = format!("tfgc-isolation-{id8}");
+    d.cmd().args(["exec", "touch"]).arg(format!("/etc/{probe}")).arg(format!("/opt/{probe}")).assert().success();
+    d.cmd().args(["exec", "ls"]).arg(format!("/etc/{probe}")).assert().success();
+    assert!(!Path::new("/etc").join(&probe).exists() && !Path::new("/opt").join(&probe).exists(), "a VM write reached the host");
+    // the pinned host key is used from the first connection
+    assert!(std::fs::read_to_string(d.app.join(".tfgrid-compose/known_hosts")).unwrap().contains("ssh-ed25519"));
+
+    d.cmd().args(["down", "--yes"]).assert().success();
+    assert!(!d.app.join(".tfgrid-compose").exists());
+    let interface = state.network.unwrap().interface;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut left = leftovers(&id8);
+        if Path::new("/sys/class/net").join(&interface).exists() {
+            left.push(format!("wireguard interface {interface}"));
+        }
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_failed_hook_resumes_without_terraform_or_ansible_and_two_deployments_coexist() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = Deployment::new("static-site");
+    let healthcheck = first.app.join("deployment/healthcheck.sh");
+    let original = std::fs::read_to_string(&healthcheck).unwrap();
+    std::fs::write(&healthcheck, "#!/bin/sh\necho broken on purpose >&2\nexit 3\n").unwrap();
+    let out = first.cmd().arg("up").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("application phase failed") && stderr.contains("broken on purpose"), "{stderr}");
+    assert_eq!(first.state().status.as_str(), "failed");
+
+    std::fs::write(&healthcheck, original).unwrap();
+    first.cmd().args(["up", "--resume"]).assert().success();
+    let state = first.state();
+    let resumed = std::fs::read_dir(&state.runs.last().unwrap().log_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
+    assert!(!resumed.iter().any(|f| f == "infrastructure.log" || f == "platform.log"), "resume re-ran terraform or ansible: {resumed:?}");
+    assert!(resumed.iter().any(|f| f == "hook-healthcheck.log"), "{resumed:?}");
+
+    // a second copy of the same app, side by side
+    let second = Deployment::new("static-site");
+    second.cmd().arg("up").assert().success();
+    let (a, b) = (first.state().outputs.unwrap().primary_ip, second.state().outputs.unwrap().primary_ip);
+    assert_ne!(a, b);
+    assert!(http_get(&format!("http://{a}/")).contains("Hello") && http_get(&format!("http://{b}/")).contains("Hello"));
+    let id8 = second.id8();
+    second.cmd().args(["down", "--yes"]).assert().success();
+    assert!(http_get(&format!("http://{a}/")).contains("Hello"), "down of one deployment touched the other");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(&id8).is_empty() {
+        assert!(Instant::now() < deadline, "left behind: {:?}", leftovers(&id8));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn sigkill_during_platform_then_resume_then_down_is_clean() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("two-vm");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"))
+        .arg("up")
+        .env("NO_COLOR", "1")
+        .current_dir(&d.app)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_file = d.app.join(".tfgrid-compose/state.yaml");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&state_file).unwrap_or_default();
+        if text.contains("phase: platform\n  status: running") {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "up ended before the platform phase:\n{text}");
+        assert!(Instant::now() < deadline, "platform phase never started:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // state.yaml parses after the kill, and resume finishes the job
+    assert_eq!(d.state().status.as_str(), "deploying");
+    d.cmd().args(["up", "--resume", "--lock-wait", "30s"]).assert().success();
+    assert_eq!(d.state().status.as_str(), "running");
+    let url = format!("http://{}/", d.state().outputs.unwrap().primary_ip);
+    assert!(http_get(&url).contains("secondary: vm 1"), "the two VMs talk over their private network");
+    let id8 = d.id8();
+    d.cmd().args(["down", "--yes"]).assert().success();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(&id8).is_empty() {
+        assert!(Instant::now() < deadline, "left behind: {:?}", leftovers(&id8));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -81,7 +81,7 @@ impl PatternOutputs {
                 None => Err(err(name, "is missing".into())),
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
                 Some(Value::String(_)) => Err(err(name, "is empty".into())),
-                Some(other) => Err(err(name, format!("must be a string, found {}", kind(other)))),
+                Some(other) => Err(err(name, format!("must be a string, found {}", json_kind(other)))),
             }
         };
         let optional_string = |name: &str| -> Result<Option<String>, ContractError> {
@@ -89,7 +89,7 @@ impl PatternOutputs {
                 None => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(err(name, format!("must be a string, found {}", kind(other)))),
+                Some(other) => Err(err(name, format!("must be a string, found {}", json_kind(other)))),
             }
         };
         let type_text = string("primary_ip_type")?;
@@ -106,12 +106,12 @@ impl PatternOutputs {
                 })
                 .collect::<Option<Vec<u64>>>()
                 .ok_or_else(|| err("node_ids", "must be a list of node numbers".into()))?,
-            Some(other) => return Err(err("node_ids", format!("must be a list, found {}", kind(other)))),
+            Some(other) => return Err(err("node_ids", format!("must be a list, found {}", json_kind(other)))),
         };
         let secondary_ips = match get("secondary_ips") {
             None => Vec::new(),
             Some(value) => {
-                let items = value.as_array().ok_or_else(|| err("secondary_ips", format!("must be a list, found {}", kind(value))))?;
+                let items = value.as_array().ok_or_else(|| err("secondary_ips", format!("must be a list, found {}", json_kind(value))))?;
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let field = |f: &str| {
@@ -168,7 +168,8 @@ impl PatternOutputs {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// `a string`, `a list`, … for messages about a JSON value of the wrong type.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a bool",

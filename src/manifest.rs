@@ -518,7 +518,6 @@ pub enum VariableKind {
 
 impl Variable {
     fn check(&self, value: &serde_json::Value) -> Result<(), String> {
-        use serde_json::Value;
         let ok = match self.kind {
             VariableKind::String => value.is_string(),
             VariableKind::Number => value.is_number(),
@@ -527,15 +526,7 @@ impl Variable {
             VariableKind::Map => value.is_object(),
         };
         if !ok {
-            let got = match value {
-                Value::Null => "null",
-                Value::Bool(_) => "a bool",
-                Value::Number(_) => "a number",
-                Value::String(_) => "a string",
-                Value::Array(_) => "a list",
-                Value::Object(_) => "a map",
-            };
-            return Err(format!("expected a {:?}, found {got}", self.kind).to_lowercase());
+            return Err(format!("expected a {:?}, found {}", self.kind, crate::contract::json_kind(value)).to_lowercase());
         }
         if let Some(n) = value.as_f64() {
             if let Some(min) = self.min.filter(|min| n < *min) {

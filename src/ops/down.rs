@@ -86,9 +86,10 @@ async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &
         printer.status("Skipping", "destroy: infrastructure was never created");
         return Ok(());
     }
-    let needs_mnemonic = Pattern::load(&state.pattern.dir).map(|p| p.needs_mnemonic()).unwrap_or(true);
+    // A pattern folder that has gone away cannot say; destroy is then tried with what we have.
+    let needs_mnemonic = Pattern::load(&state.pattern.dir).is_ok_and(|p| p.needs_mnemonic());
     let mnemonic = settings.env.get("TF_VAR_mnemonic").map(String::from);
-    if needs_mnemonic && mnemonic.is_none() && Pattern::load(&state.pattern.dir).is_ok() {
+    if needs_mnemonic && mnemonic.is_none() {
         return Err(UserError::new("destroying this deployment needs the ThreeFold mnemonic", "set TF_VAR_mnemonic and run `down` again").into());
     }
     let program = if which::which(&state.tofu).is_ok() { state.tofu.clone() } else { crate::ops::resolve_tofu(settings)? };

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::contract::Vm;
 use crate::manifest::{HookHosts, ResolvedHook};
@@ -97,12 +97,6 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 return Err(err).with_context(|| format!("hook `{name}` failed on {}", vm.address));
             }
         }
-    }
-    if ctx.hooks.iter().all(|h| h.kind != crate::manifest::HookKind::Healthcheck) && !ctx.hooks.is_empty() {
-        tracing::debug!("no healthcheck hook declared");
-    }
-    if targets.is_empty() {
-        bail!("no VM to deploy the app to");
     }
     Ok(())
 }

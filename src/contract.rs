@@ -93,8 +93,8 @@ impl PatternOutputs {
             }
         };
         let type_text = string("primary_ip_type")?;
-        let primary_ip_type = IpType::parse(&type_text)
-            .ok_or_else(|| err("primary_ip_type", format!("is `{type_text}`; expected wireguard, ipv4, ipv6 or mycelium")))?;
+        let primary_ip_type =
+            IpType::parse(&type_text).ok_or_else(|| err("primary_ip_type", format!("is `{type_text}`; expected wireguard, ipv4, ipv6 or mycelium")))?;
         let node_ids = match get("node_ids") {
             None => return Err(err("node_ids", "is missing".into())),
             Some(Value::Array(items)) => items
@@ -115,10 +115,7 @@ impl PatternOutputs {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let field = |f: &str| {
-                        item.get(f)
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                            .ok_or_else(|| err("secondary_ips", format!("item {i} has no string `{f}`")))
+                        item.get(f).and_then(Value::as_str).map(String::from).ok_or_else(|| err("secondary_ips", format!("item {i} has no string `{f}`")))
                     };
                     let type_text = field("type")?;
                     let kind = IpType::parse(&type_text).ok_or_else(|| err("secondary_ips", format!("item {i} has type `{type_text}`")))?;
@@ -218,10 +215,22 @@ mod tests {
     fn errors_name_the_output() {
         let cases = [
             (r#"{"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip` is missing"),
-            (r#"{"primary_ip":{"value":7},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip` must be a string, found a number"),
-            (r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"tcp"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip_type` is `tcp`"),
-            (r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":"1"}}"#, "output `node_ids` must be a list"),
-            (r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"wireguard"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `wg_config` is missing"),
+            (
+                r#"{"primary_ip":{"value":7},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
+                "output `primary_ip` must be a string, found a number",
+            ),
+            (
+                r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"tcp"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
+                "output `primary_ip_type` is `tcp`",
+            ),
+            (
+                r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":"1"}}"#,
+                "output `node_ids` must be a list",
+            ),
+            (
+                r#"{"primary_ip":{"value":"x"},"primary_ip_type":{"value":"wireguard"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
+                "output `wg_config` is missing",
+            ),
             ("not json", "invalid JSON"),
         ];
         for (json, want) in cases {

@@ -127,10 +127,7 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
                 hints.push(format!("full log at `{}`", log.display()));
             }
         } else if let Some(e) = cause.downcast_ref::<ContractError>() {
-            hints.push(format!(
-                "the pattern's infrastructure must declare `output \"{}\"` (see patterns/PATTERN_CONTRACT.md)",
-                e.output
-            ));
+            hints.push(format!("the pattern's infrastructure must declare `output \"{}\"` (see patterns/PATTERN_CONTRACT.md)", e.output));
         }
     }
     let path_of = |h: &str| h.split('`').nth(1).map(String::from);

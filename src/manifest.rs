@@ -14,9 +14,29 @@ pub const MANIFEST_FILE: &str = "tfgrid-compose.yaml";
 
 /// Keys found in real manifests that nothing reads; accepted without a warning.
 const DESCRIPTIVE_KEYS: &[&str] = &[
-    "author", "license", "tags", "metadata", "documentation", "type", "requires", "dependencies",
-    "logging", "status", "infrastructure", "platform", "health_checks", "monitoring", "backup", "k3s",
-    "backend", "interactive", "usage", "variables", "environment", "homepage", "repository",
+    "author",
+    "license",
+    "tags",
+    "metadata",
+    "documentation",
+    "type",
+    "requires",
+    "dependencies",
+    "logging",
+    "status",
+    "infrastructure",
+    "platform",
+    "health_checks",
+    "monitoring",
+    "backup",
+    "k3s",
+    "backend",
+    "interactive",
+    "usage",
+    "variables",
+    "environment",
+    "homepage",
+    "repository",
 ];
 
 /// `tfgrid-compose.yaml`. Legacy keys of the bash tool are accepted (see docs/manifest.md).
@@ -178,10 +198,7 @@ fn yaml_error(file: &Path, err: &serde_yaml::Error, hint: &str) -> InputError {
     let message = err.to_string();
     // serde_norway appends " at line L column C"; keep the message itself.
     let core = message.split(" at line ").next().unwrap_or(&message).to_string();
-    let field = core
-        .split_once(": ")
-        .filter(|(path, _)| !path.contains(' '))
-        .map_or_else(|| "(document)".to_string(), |(path, _)| path.to_string());
+    let field = core.split_once(": ").filter(|(path, _)| !path.contains(' ')).map_or_else(|| "(document)".to_string(), |(path, _)| path.to_string());
     let core = if field == "(document)" { core.clone() } else { core[field.len() + 2..].to_string() };
     InputError {
         file: file.to_path_buf(),
@@ -256,14 +273,7 @@ impl App {
                 });
             }
             Err(err) => {
-                return Err(InputError {
-                    file,
-                    line: None,
-                    column: None,
-                    field: "(document)".into(),
-                    message: format!("cannot read: {err}"),
-                    hint: None,
-                });
+                return Err(InputError { file, line: None, column: None, field: "(document)".into(), message: format!("cannot read: {err}"), hint: None });
             }
         };
         let manifest = parse_app(&file, &text)?;
@@ -317,8 +327,7 @@ impl App {
     /// A relative path that must stay inside the app folder.
     fn inside_app(&self, field: &[&str], value: &str) -> Result<PathBuf, InputError> {
         let relative = Path::new(value);
-        let escapes = relative.is_absolute()
-            || relative.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+        let escapes = relative.is_absolute() || relative.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
         if escapes || value.is_empty() {
             return Err(self.error(field, format!("`{value}` is outside the app folder"), "give a path relative to the app folder, without `..`"));
         }
@@ -342,10 +351,18 @@ impl App {
                     let with_dir = if value.contains('/') { value.clone() } else { format!("deployment/{value}") };
                     let path = self.inside_app(&field, &with_dir)?;
                     let Ok(inside) = Path::new(&with_dir).strip_prefix("deployment") else {
-                        return Err(self.error(&field, format!("`{value}` is not inside `deployment/`"), "hooks live in the app's `deployment/` folder, which is uploaded to the VM"));
+                        return Err(self.error(
+                            &field,
+                            format!("`{value}` is not inside `deployment/`"),
+                            "hooks live in the app's `deployment/` folder, which is uploaded to the VM",
+                        ));
                     };
                     if !path.is_file() {
-                        return Err(self.error(&field, format!("file `{with_dir}` does not exist"), format!("create `{with_dir}` in `{}` or remove the key", self.dir.display())));
+                        return Err(self.error(
+                            &field,
+                            format!("file `{with_dir}` does not exist"),
+                            format!("create `{with_dir}` in `{}` or remove the key", self.dir.display()),
+                        ));
                     }
                     if !is_executable(&path) {
                         return Err(self.error(&field, format!("`{with_dir}` is not executable"), format!("run `chmod +x {}`", path.display())));
@@ -372,13 +389,7 @@ impl App {
                 None => continue,
             };
             let config = self.manifest.hook_config.get(kind.name()).cloned().unwrap_or_default();
-            hooks.push(ResolvedHook {
-                kind,
-                relative,
-                optional: config.optional,
-                timeout_secs: config.timeout.unwrap_or(900),
-                hosts: config.hosts,
-            });
+            hooks.push(ResolvedHook { kind, relative, optional: config.optional, timeout_secs: config.timeout.unwrap_or(900), hosts: config.hosts });
         }
         Ok(hooks)
     }
@@ -411,9 +422,11 @@ impl App {
         let mut values = BTreeMap::new();
         let mut warnings = Vec::new();
         for (legacy, var) in [("cpu", "vm_cpu"), ("memory", "vm_mem"), ("disk", "vm_disk")] {
-            let value = self.manifest.resources.as_ref().and_then(|r| {
-                r.get("vm").and_then(|vm| vm.get(legacy)).or_else(|| r.get(legacy).and_then(|x| x.get("recommended")))
-            });
+            let value = self
+                .manifest
+                .resources
+                .as_ref()
+                .and_then(|r| r.get("vm").and_then(|vm| vm.get(legacy)).or_else(|| r.get(legacy).and_then(|x| x.get("recommended"))));
             if let (Some(value), true) = (value, pattern.manifest.variables.contains_key(var)) {
                 values.insert(var.to_string(), yaml_to_json(value));
             }

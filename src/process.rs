@@ -61,15 +61,7 @@ impl fmt::Debug for EnvValue {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd {
-            program: program.into(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-            cwd: None,
-            timeout: None,
-            io: Io::Inherit,
-            dry_run_stdout: None,
-        }
+        Cmd { program: program.into(), args: Vec::new(), env: BTreeMap::new(), cwd: None, timeout: None, io: Io::Inherit, dry_run_stdout: None }
     }
 
     #[must_use]
@@ -126,19 +118,12 @@ impl Cmd {
 
     /// argv as one line, each word quoted only when it needs to be. Environment is not shown.
     pub fn display_line(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|word| display_word(word))
-            .collect::<Vec<_>>()
-            .join(" ")
+        std::iter::once(&self.program).chain(&self.args).map(|word| display_word(word)).collect::<Vec<_>>().join(" ")
     }
 }
 
 fn display_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%[]".contains(&b));
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%[]".contains(&b));
     if plain { word.to_string() } else { shell_quote(word) }
 }
 
@@ -215,13 +200,7 @@ impl Runner {
         let output = self.status(cmd).await?;
         match output.code {
             Some(0) => Ok(output),
-            code => Err(ProcessError {
-                command: cmd.display_line(),
-                code,
-                tail: log_tail(cmd),
-                log: log_path(cmd).map(Path::to_path_buf),
-            }
-            .into()),
+            code => Err(ProcessError { command: cmd.display_line(), code, tail: log_tail(cmd), log: log_path(cmd).map(Path::to_path_buf) }.into()),
         }
     }
 
@@ -235,10 +214,7 @@ impl Runner {
             observe(cmd);
         }
         match &self.mode {
-            Mode::DryRun => Ok(Output {
-                code: Some(0),
-                stdout: cmd.dry_run_stdout.clone().unwrap_or_default(),
-            }),
+            Mode::DryRun => Ok(Output { code: Some(0), stdout: cmd.dry_run_stdout.clone().unwrap_or_default() }),
             Mode::Fake(answer) => answer(cmd),
             Mode::Real => spawn(cmd).await,
         }
@@ -276,11 +252,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
             command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
         }
         Io::Log(path) | Io::Capture(path) => {
-            let mut log = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("failed to open log file `{}`", path.display()))?;
+            let mut log = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("failed to open log file `{}`", path.display()))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
             command.stdin(Stdio::null()).stderr(Stdio::from(err));
@@ -291,9 +263,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
             }
         }
     }
-    let child = command.spawn().map_err(|source| {
-        anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program))
-    })?;
+    let child = command.spawn().map_err(|source| anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program)))?;
     let waited = child.wait_with_output();
     let output = match cmd.timeout {
         Some(limit) => match tokio::time::timeout(limit, waited).await {
@@ -310,10 +280,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
         },
         None => waited.await?,
     };
-    Ok(Output {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-    })
+    Ok(Output { code: output.status.code(), stdout: String::from_utf8_lossy(&output.stdout).into_owned() })
 }
 
 #[cfg(test)]
@@ -336,10 +303,7 @@ mod tests {
     #[tokio::test]
     async fn dry_run_spawns_nothing_and_records() {
         let runner = Runner::dry_run();
-        let out = runner
-            .run(&Cmd::new("/nonexistent/tool").dry_run_stdout("{}"))
-            .await
-            .unwrap();
+        let out = runner.run(&Cmd::new("/nonexistent/tool").dry_run_stdout("{}")).await.unwrap();
         assert_eq!(out.stdout, "{}");
         assert_eq!(runner.transcript().len(), 1);
     }
@@ -348,9 +312,7 @@ mod tests {
     async fn real_failure_carries_code_and_log_tail() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("x.log");
-        let cmd = Cmd::new("sh")
-            .args(["-c", "echo boom >&2; exit 3"])
-            .io(super::Io::Log(log));
+        let cmd = Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]).io(super::Io::Log(log));
         let err = Runner::real().run(&cmd).await.unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("exited with status 3"), "{text}");

@@ -80,7 +80,9 @@ impl Settings {
                 .transpose()
         };
         let ssh_port = match env.get("TFGRID_COMPOSE_SSH_PORT") {
-            Some(text) => text.parse().map_err(|_| UserError::new(format!("TFGRID_COMPOSE_SSH_PORT: `{text}` is not a port number"), "unset it or give a number from 1 to 65535"))?,
+            Some(text) => text
+                .parse()
+                .map_err(|_| UserError::new(format!("TFGRID_COMPOSE_SSH_PORT: `{text}` is not a port number"), "unset it or give a number from 1 to 65535"))?,
             None => 22,
         };
         Ok(Settings {

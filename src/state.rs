@@ -75,11 +75,7 @@ impl StateDir {
         if self.dry_run {
             return Ok(());
         }
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("failed to create `{}`", dir.display()))
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create `{}`", dir.display()))
     }
 
     /// Writes a file atomically with `mode`: temp file in the same folder, fsync, rename.

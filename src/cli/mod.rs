@@ -132,11 +132,7 @@ fn init_tracing(verbose: u8, env: &Env) {
         _ => "tfgrid_compose=trace",
     };
     let filter = env.get("RUST_LOG").unwrap_or(default);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .without_time()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).without_time().try_init();
 }
 
 /// Parses the command line, runs the command, and returns the documented exit code.

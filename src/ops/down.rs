@@ -60,10 +60,7 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
         dir.save(&state)?;
         return Err(Failed {
             message: format!("`down` of `{}` failed; nothing was removed and the deployment is still recorded", state.app.name),
-            hints: vec![
-                format!("log at `{}`", log.display()),
-                format!("fix the cause, then run `tfgrid-compose down {app_arg}` again"),
-            ],
+            hints: vec![format!("log at `{}`", log.display()), format!("fix the cause, then run `tfgrid-compose down {app_arg}` again")],
             source: err.into(),
         }
         .into());
@@ -74,7 +71,14 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     Ok(())
 }
 
-async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &crate::state::StateDir, state: &crate::state::DeploymentState, log: &std::path::Path) -> Result<()> {
+async fn destroy(
+    printer: &Printer,
+    settings: &Settings,
+    runner: &Runner,
+    dir: &crate::state::StateDir,
+    state: &crate::state::DeploymentState,
+    log: &std::path::Path,
+) -> Result<()> {
     if let Some(net) = &state.network {
         if interface_exists(&net.interface) {
             printer.status("Disconnecting", format!("wireguard interface `{}`", net.interface));

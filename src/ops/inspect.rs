@@ -59,9 +59,10 @@ pub fn status(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
 
 pub fn address(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
     let (app_path, state) = load(app)?;
-    let outputs = state.outputs.as_ref().ok_or_else(|| {
-        UserError::new("the deployment has no addresses yet", format!("finish it with `tfgrid-compose up --resume {}`", app_path.display()))
-    })?;
+    let outputs = state
+        .outputs
+        .as_ref()
+        .ok_or_else(|| UserError::new("the deployment has no addresses yet", format!("finish it with `tfgrid-compose up --resume {}`", app_path.display())))?;
     if json {
         printer.json_line(&json!({"schema": 1, "primary_ip": outputs.primary_ip, "primary_ip_type": outputs.primary_ip_type, "vms": outputs.vms().iter().map(|v| json!({"name": v.name, "ip": v.address, "role": v.role})).collect::<Vec<_>>(), "mycelium_ip": outputs.mycelium_ip}));
         return Ok(());
@@ -105,11 +106,8 @@ pub fn logs(printer: &Printer, app: Option<&Path>, phase: Option<&str>) -> Resul
     let Some(run) = state.runs.last() else {
         return Err(UserError::new("no run has written logs yet", format!("run `tfgrid-compose up {}`", app_path.display())).into());
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&run.log_dir)
-        .with_context(|| format!("failed to read `{}`", run.log_dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&run.log_dir).with_context(|| format!("failed to read `{}`", run.log_dir.display()))?.flatten().map(|e| e.path()).collect();
     files.sort();
     match phase {
         None => {

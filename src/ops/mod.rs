@@ -17,7 +17,6 @@ use crate::state::{DeploymentState, StateDir};
 /// The context file in the current folder: `app: PATH`.
 pub const CONTEXT_FILE: &str = ".tfgrid-compose.yaml";
 
-
 /// The app folder or manifest path: the argument, else the context file's `app:`, else the
 /// current folder when it holds a manifest.
 pub fn resolve_app(arg: Option<&Path>) -> Result<PathBuf> {
@@ -29,9 +28,8 @@ pub fn resolve_app(arg: Option<&Path>) -> Result<PathBuf> {
         struct ContextFile {
             app: Option<PathBuf>,
         }
-        let parsed: ContextFile = serde_yaml::from_str(&text).map_err(|e| {
-            UserError::new(format!("{CONTEXT_FILE}: {e}"), "the context file holds `app: PATH`; fix or remove it")
-        })?;
+        let parsed: ContextFile =
+            serde_yaml::from_str(&text).map_err(|e| UserError::new(format!("{CONTEXT_FILE}: {e}"), "the context file holds `app: PATH`; fix or remove it"))?;
         if let Some(app) = parsed.app {
             return Ok(app);
         }
@@ -105,7 +103,8 @@ pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<P
 pub fn resolve_tofu(settings: &Settings) -> Result<String> {
     if let Some(tofu) = &settings.tofu {
         return which::which(tofu).map(|p| p.display().to_string()).map_err(|_| {
-            UserError::new(format!("TFGRID_COMPOSE_TOFU names `{tofu}`, which is not an executable"), "point it at a tofu or terraform binary, or unset it").into()
+            UserError::new(format!("TFGRID_COMPOSE_TOFU names `{tofu}`, which is not an executable"), "point it at a tofu or terraform binary, or unset it")
+                .into()
         });
     }
     for name in ["tofu", "terraform"] {

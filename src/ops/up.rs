@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, Pattern, ResolvedHook};
-use crate::error::Failed;
 use crate::ops::{find_pattern, require_tool, resolve_app, resolve_tofu};
 use crate::output::Printer;
 use crate::phase::{self, Context, Phase};
@@ -49,10 +49,7 @@ pub fn validate(printer: &Printer, settings: &Settings, app_arg: Option<&Path>, 
         printer.warn(warning);
     }
     let hooks = app.hooks()?;
-    printer.status(
-        "Validating",
-        format!("app `{}` against pattern `{}` {}", app.manifest.name, pattern.manifest.name, pattern.manifest.version),
-    );
+    printer.status("Validating", format!("app `{}` against pattern `{}` {}", app.manifest.name, pattern.manifest.name, pattern.manifest.version));
     let tofu = resolve_tofu(settings)?;
     require_tool("ssh", "every phase after infrastructure talks to the VMs over ssh")?;
     require_tool("ansible-playbook", "the platform phase runs the pattern's playbook")?;
@@ -147,7 +144,9 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
     }
     if let (None, Some(from)) = (&existing, options.from) {
         if from > Phase::Infrastructure {
-            return Err(UserError::new(format!("cannot start at `{}`: nothing was deployed yet", from.name()), format!("run `tfgrid-compose up {app_arg}`")).into());
+            return Err(
+                UserError::new(format!("cannot start at `{}`: nothing was deployed yet", from.name()), format!("run `tfgrid-compose up {app_arg}`")).into()
+            );
         }
     }
 

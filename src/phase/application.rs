@@ -86,9 +86,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             ctx.printer.status(verb, format!("hook `deployment/{}` on {}", hook.relative, vm.address));
             let _spinner = ctx.printer.spinner(name, Some(&hook_log));
             let argv = hook_argv(hook, &hook_env(ctx, vm, *index)?);
-            let cmd = ssh::ssh(&ctx.ssh_target(&vm.address), &argv, false)
-                .io(Io::Log(hook_log.clone()))
-                .timeout(Duration::from_secs(hook.timeout_secs));
+            let cmd = ssh::ssh(&ctx.ssh_target(&vm.address), &argv, false).io(Io::Log(hook_log.clone())).timeout(Duration::from_secs(hook.timeout_secs));
             if let Err(err) = ctx.runner.run(&cmd).await {
                 if hook.optional {
                     ctx.printer.warn(format!("optional hook `{name}` failed on {} (see `{}`)", vm.address, hook_log.display()));

@@ -67,7 +67,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let count = outputs.vms().len();
     ctx.printer.status(
         "Provisioned",
-        format!("{count} VM{} on node{} {}", if count == 1 { "" } else { "s" }, if outputs.node_ids.len() == 1 { "" } else { "s" }, outputs.node_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        format!(
+            "{count} VM{} on node{} {}",
+            if count == 1 { "" } else { "s" },
+            if outputs.node_ids.len() == 1 { "" } else { "s" },
+            outputs.node_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ),
     );
     ctx.state.outputs = Some(outputs);
     Ok(())

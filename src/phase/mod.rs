@@ -40,16 +40,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
-        Phase::Validate,
-        Phase::Infrastructure,
-        Phase::Network,
-        Phase::WaitSsh,
-        Phase::Platform,
-        Phase::Application,
-        Phase::Verify,
-        Phase::Finalize,
-    ];
+    pub const ALL: [Phase; 8] =
+        [Phase::Validate, Phase::Infrastructure, Phase::Network, Phase::WaitSsh, Phase::Platform, Phase::Application, Phase::Verify, Phase::Finalize];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -66,12 +58,10 @@ impl Phase {
 
     /// Parses a phase name, with a hint listing the valid ones.
     pub fn parse(text: &str) -> Result<Phase, UserError> {
-        Phase::ALL.into_iter().find(|p| p.name() == text).ok_or_else(|| {
-            UserError::new(
-                format!("unknown phase `{text}`"),
-                format!("phases are: {}", Phase::ALL.map(Phase::name).join(", ")),
-            )
-        })
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == text)
+            .ok_or_else(|| UserError::new(format!("unknown phase `{text}`"), format!("phases are: {}", Phase::ALL.map(Phase::name).join(", "))))
     }
 }
 

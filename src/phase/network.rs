@@ -19,9 +19,7 @@ pub fn interface_exists(name: &str) -> bool {
 /// `tfgc` + 8 hex of the deployment id, then `tfgc…1`, `tfgc…2`, … until one is free.
 pub fn choose_interface(id: &str, taken: impl Fn(&str) -> bool) -> Option<String> {
     let base = format!("tfgc{}", &id[..id.len().min(8)]);
-    std::iter::once(base.clone())
-        .chain((1..100).map(|n| format!("{base}{n}")))
-        .find(|name| wg::valid_interface_name(name) && !taken(name))
+    std::iter::once(base.clone()).chain((1..100).map(|n| format!("{base}{n}"))).find(|name| wg::valid_interface_name(name) && !taken(name))
 }
 
 pub async fn run(ctx: &mut Context) -> Result<()> {
@@ -44,7 +42,8 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     };
     let name = match &ctx.state.network {
         Some(net) => net.interface.clone(),
-        None => choose_interface(&ctx.state.id, interface_exists).ok_or_else(|| UserError::new("no free WireGuard interface name", "remove stale `tfgc*` interfaces with `ip link del NAME`"))?,
+        None => choose_interface(&ctx.state.id, interface_exists)
+            .ok_or_else(|| UserError::new("no free WireGuard interface name", "remove stale `tfgc*` interfaces with `ip link del NAME`"))?,
     };
     let config = ctx.dir.wg_dir().join(format!("{name}.conf"));
     ctx.dir.write(&config, config_text.as_bytes(), 0o600)?;
@@ -54,10 +53,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let log = ctx.log("network");
     crate::ops::require_tool("wg-quick", "the pattern's primary address is a WireGuard one")?;
     ctx.runner.run(&wg::up(&config, &log)).await.context("wg-quick up failed")?;
-    ctx.runner
-        .run(&wg::show(&name, &log))
-        .await
-        .with_context(|| format!("`wg-quick up` succeeded but interface `{name}` does not answer"))?;
+    ctx.runner.run(&wg::show(&name, &log)).await.with_context(|| format!("`wg-quick up` succeeded but interface `{name}` does not answer"))?;
     Ok(())
 }
 

@@ -23,7 +23,10 @@ pub fn app_url(template: &str, primary_ip: &str) -> String {
 pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, String)> {
     let rest = url.strip_prefix("http://").context("only http:// URLs can be checked")?;
     let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let address = if authority.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok() && !h.is_empty() && (!h.contains(':') || h.ends_with(']'))) {
+    let address = if authority
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok() && !h.is_empty() && (!h.contains(':') || h.ends_with(']')))
+    {
         authority.to_string()
     } else {
         format!("{authority}:80")
@@ -74,7 +77,10 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
     let url = ctx.app.manifest.url.as_deref().map(|t| app_url(t, &outputs.primary_ip));
     let value = serde_json::to_value(&outputs)?;
     ctx.printer.event(&Event::DeploymentFinished { command: "up", status: "running", id: &ctx.state.id, outputs: Some(&value) });
-    ctx.printer.status("Finished", format!("`{}` is up at {}{}", ctx.app.manifest.name, outputs.primary_ip, url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default()));
+    ctx.printer.status(
+        "Finished",
+        format!("`{}` is up at {}{}", ctx.app.manifest.name, outputs.primary_ip, url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default()),
+    );
     if !ctx.printer.json() {
         for vm in outputs.vms().iter().skip(1) {
             ctx.printer.status("", format!("{} {} ({})", vm.name, vm.address, vm.role));

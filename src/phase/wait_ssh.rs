@@ -79,7 +79,10 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));
     }
-    ctx.printer.status("Reached", format!("{} VM{} over SSH in {}", vms.len(), if vms.len() == 1 { "" } else { "s" }, crate::state::format_duration(started.elapsed())));
+    ctx.printer.status(
+        "Reached",
+        format!("{} VM{} over SSH in {}", vms.len(), if vms.len() == 1 { "" } else { "s" }, crate::state::format_duration(started.elapsed())),
+    );
     Ok(())
 }
 

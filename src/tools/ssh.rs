@@ -44,13 +44,20 @@ impl SshTarget {
     fn options(&self) -> Vec<String> {
         let checking = if self.strict { "yes" } else { "accept-new" };
         vec![
-            "-o".into(), "BatchMode=yes".into(),
-            "-o".into(), "ConnectTimeout=10".into(),
-            "-o".into(), format!("UserKnownHostsFile={}", self.known_hosts.display()),
-            "-o".into(), format!("StrictHostKeyChecking={checking}"),
-            "-o".into(), "IdentitiesOnly=yes".into(),
-            "-o".into(), "LogLevel=ERROR".into(),
-            "-i".into(), self.identity.display().to_string(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "ConnectTimeout=10".into(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "-o".into(),
+            format!("StrictHostKeyChecking={checking}"),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+            "-i".into(),
+            self.identity.display().to_string(),
         ]
     }
 
@@ -91,10 +98,7 @@ pub fn upload(target: &SshTarget, source: &Path, dest: &str, log: &Path, timeout
 
 /// `ssh-keygen -q -t ed25519 -N '' -C COMMENT -f KEY` (a deployment's own key).
 pub fn keygen(key: &Path, comment: &str, log: &Path) -> Cmd {
-    Cmd::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(key.display().to_string())
-        .io(Io::Log(log.to_path_buf()))
+    Cmd::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(key.display().to_string()).io(Io::Log(log.to_path_buf()))
 }
 
 #[cfg(test)]
@@ -141,9 +145,31 @@ mod tests {
     #[test]
     fn quoting_round_trips_hostile_words() {
         let words = [
-            "plain", "two words", "it's", "'", "''", "$HOME", "$(rm -rf /)", "`id`", "a;b", "a && b",
-            "line\nbreak", "tab\there", "back\\slash", "\"dq\"", "*", "~", "", " ", "-n", "é ü 漢字",
-            "a'b'c", "!bang", "#hash", "x > y", "{a,b}",
+            "plain",
+            "two words",
+            "it's",
+            "'",
+            "''",
+            "$HOME",
+            "$(rm -rf /)",
+            "`id`",
+            "a;b",
+            "a && b",
+            "line\nbreak",
+            "tab\there",
+            "back\\slash",
+            "\"dq\"",
+            "*",
+            "~",
+            "",
+            " ",
+            "-n",
+            "é ü 漢字",
+            "a'b'c",
+            "!bang",
+            "#hash",
+            "x > y",
+            "{a,b}",
         ];
         let line = remote_command(&words);
         assert_eq!(shell_split(&line), words.iter().map(ToString::to_string).collect::<Vec<_>>());
@@ -160,16 +186,8 @@ mod tests {
     fn quoting_survives_a_real_shell() {
         let words = ["$(echo pwned)", "a;b", "new\nline", "it's", "  spaced  "];
         #[expect(clippy::disallowed_methods, reason = "test checks the quoting against /bin/sh")]
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf '%s\\0' {}", remote_command(&words)))
-            .output()
-            .unwrap();
-        let got: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .split_terminator('\0')
-            .map(String::from)
-            .collect();
+        let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s\\0' {}", remote_command(&words))).output().unwrap();
+        let got: Vec<String> = String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect();
         assert_eq!(got, words);
     }
 
@@ -190,9 +208,25 @@ mod tests {
         assert_eq!(
             cmd.args,
             [
-                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "UserKnownHostsFile=/s/known_hosts",
-                "-o", "StrictHostKeyChecking=accept-new", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
-                "-i", "/s/ssh/id_ed25519", "-p", "22", "root@10.1.0.2", "--", "'true'"
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "UserKnownHostsFile=/s/known_hosts",
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "-i",
+                "/s/ssh/id_ed25519",
+                "-p",
+                "22",
+                "root@10.1.0.2",
+                "--",
+                "'true'"
             ]
         );
         let strict = ssh(&target(true), &["true"], true);

@@ -96,9 +96,7 @@ impl TestContext {
         let state = self.state_dir().display().to_string();
         let app = self.app.display().to_string();
         let patterns = fixtures().join("patterns").display().to_string();
-        text.lines()
-            .map(|l| l.replace('\x1f', " ").replace(&state, "[STATE]").replace(&app, "[APP]").replace(&patterns, "[PATTERNS]"))
-            .collect()
+        text.lines().map(|l| l.replace('\x1f', " ").replace(&state, "[STATE]").replace(&app, "[APP]").replace(&patterns, "[PATTERNS]")).collect()
     }
 
     /// Programs and subcommands only, e.g. `tofu apply`, `ssh setup.sh`.
@@ -111,7 +109,19 @@ impl TestContext {
                 let detail = match tool {
                     "tofu" => words.get(2).copied().unwrap_or(""),
                     "ssh" => words.last().map_or("", |w| {
-                        if w.contains("setup.sh") { "setup" } else if w.contains("healthcheck.sh") { "healthcheck" } else if w.contains("configure.sh") { "configure" } else if w.contains("'rm'") { "rm" } else if w.contains("'true'") { "true" } else { "other" }
+                        if w.contains("setup.sh") {
+                            "setup"
+                        } else if w.contains("healthcheck.sh") {
+                            "healthcheck"
+                        } else if w.contains("configure.sh") {
+                            "configure"
+                        } else if w.contains("'rm'") {
+                            "rm"
+                        } else if w.contains("'true'") {
+                            "true"
+                        } else {
+                            "other"
+                        }
                     }),
                     "wg-quick" | "wg" => words.get(1).copied().unwrap_or(""),
                     _ => "",

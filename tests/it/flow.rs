@@ -6,8 +6,20 @@ use predicates::str::contains;
 use crate::common::{TestContext, WG_OUTPUTS};
 
 const FULL_UP: [&str; 14] = [
-    "ssh-keygen", "tofu init", "tofu plan", "tofu apply", "tofu output", "ssh true", "ssh true",
-    "ansible-playbook", "ssh rm", "scp", "scp", "ssh setup", "ssh healthcheck", "ssh true",
+    "ssh-keygen",
+    "tofu init",
+    "tofu plan",
+    "tofu apply",
+    "tofu output",
+    "ssh true",
+    "ssh true",
+    "ansible-playbook",
+    "ssh rm",
+    "scp",
+    "scp",
+    "ssh setup",
+    "ssh healthcheck",
+    "ssh true",
 ];
 
 #[test]
@@ -17,11 +29,18 @@ fn up_runs_every_phase_in_order() {
     assert_eq!(cx.steps(), FULL_UP);
     let t = cx.transcript();
     assert_eq!(t[1], "tofu -chdir=[STATE]/terraform init -input=false -no-color");
-    assert_eq!(t[2], "tofu -chdir=[STATE]/terraform plan -input=false -no-color -lock-timeout=60s -var-file=[STATE]/terraform/tfgrid-compose.tfvars.json -out=tfplan");
+    assert_eq!(
+        t[2],
+        "tofu -chdir=[STATE]/terraform plan -input=false -no-color -lock-timeout=60s -var-file=[STATE]/terraform/tfgrid-compose.tfvars.json -out=tfplan"
+    );
     assert_eq!(t[3], "tofu -chdir=[STATE]/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve tfplan");
     assert_eq!(t[7], "ansible-playbook -i [STATE]/inventory.ini -e @[STATE]/extra-vars.json [PATTERNS]/minimal/platform/site.yml");
     assert!(t[5].contains("StrictHostKeyChecking=accept-new") && t[5].contains(&format!("-p {} root@127.0.0.1 -- 'true'", cx.port)), "{}", t[5]);
-    assert!(t[11].contains("-- 'env' '-C' '/tmp/app-deployment' 'APP_NAME=minimal' 'APP_VERSION=0.1.0'") && t[11].ends_with("'/tmp/app-deployment/setup.sh'"), "{}", t[11]);
+    assert!(
+        t[11].contains("-- 'env' '-C' '/tmp/app-deployment' 'APP_NAME=minimal' 'APP_VERSION=0.1.0'") && t[11].ends_with("'/tmp/app-deployment/setup.sh'"),
+        "{}",
+        t[11]
+    );
 
     let state = cx.state_text();
     assert!(state.contains("status: running"), "{state}");
@@ -46,7 +65,12 @@ fn wireguard_config_is_private_and_brought_up() {
     cx.cmd().arg("up").arg(&cx.app).assert().success();
     let steps = cx.steps();
     assert_eq!(steps[5..7], ["wg-quick up", "wg show"]);
-    let conf = std::fs::read_dir(cx.state_dir().join("wg")).unwrap().flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("tfgc")).unwrap();
+    let conf = std::fs::read_dir(cx.state_dir().join("wg"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("tfgc"))
+        .unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&conf.metadata().unwrap().permissions()) & 0o777, 0o600);
     assert!(cx.transcript()[5].ends_with(&format!("{}", conf.display()).replace(&cx.state_dir().display().to_string(), "[STATE]")));
     assert!(!cx.state_text().contains("SECRETKEY"), "the WireGuard private key must not be in state.yaml");
@@ -69,7 +93,14 @@ fn every_phase_fails_cleanly_and_resumes_exactly() {
     ];
     for (fault, phase, failing_step) in cases {
         let cx = TestContext::new();
-        cx.cmd().arg("up").arg(&cx.app).env("FAKE_FAIL", fault).env("TFGRID_COMPOSE_SSH_TIMEOUT", "1s").assert().failure().code(1)
+        cx.cmd()
+            .arg("up")
+            .arg(&cx.app)
+            .env("FAKE_FAIL", fault)
+            .env("TFGRID_COMPOSE_SSH_TIMEOUT", "1s")
+            .assert()
+            .failure()
+            .code(1)
             .stderr(contains(format!("{phase} phase failed")))
             .stderr(contains("hint: fix the cause, then continue with `tfgrid-compose up --resume"));
         let state = cx.state_text();
@@ -112,7 +143,10 @@ fn down_destroys_checks_and_forgets() {
     assert!(cx.state_dir().join("state.yaml").exists(), "no confirmation, nothing removed");
     cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().success().stderr(contains("Destroyed `minimal`"));
     assert_eq!(cx.steps(), ["tofu init", "tofu destroy", "tofu output"]);
-    assert_eq!(cx.transcript()[1], "tofu -chdir=[STATE]/terraform destroy -input=false -no-color -lock-timeout=60s -auto-approve -var-file=[STATE]/terraform/tfgrid-compose.tfvars.json");
+    assert_eq!(
+        cx.transcript()[1],
+        "tofu -chdir=[STATE]/terraform destroy -input=false -no-color -lock-timeout=60s -auto-approve -var-file=[STATE]/terraform/tfgrid-compose.tfvars.json"
+    );
     assert!(!cx.state_dir().exists());
 }
 
@@ -120,7 +154,13 @@ fn down_destroys_checks_and_forgets() {
 fn failed_down_removes_nothing_and_can_be_run_again() {
     let cx = TestContext::new();
     cx.cmd().arg("up").arg(&cx.app).assert().success();
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).env("FAKE_FAIL", "tofu:destroy").assert().failure().code(1)
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .env("FAKE_FAIL", "tofu:destroy")
+        .assert()
+        .failure()
+        .code(1)
         .stderr(contains("failed; nothing was removed"))
         .stderr(contains("run `tfgrid-compose down"));
     assert!(cx.state_text().contains("status: destroy-failed"));
@@ -150,7 +190,12 @@ fn a_second_run_fails_at_once_naming_the_lock_holder() {
     let cx = TestContext::new();
     cx.cmd().arg("up").arg(&cx.app).env("FAKE_FAIL", "ansible-playbook:site").assert().failure();
     let lock = tfgrid_compose::state::StateLock::acquire(&cx.state_dir().join("lock"), "up by a test", None, |_| {}).unwrap();
-    cx.cmd().args(["up", "--resume"]).arg(&cx.app).assert().failure().code(1)
+    cx.cmd()
+        .args(["up", "--resume"])
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .code(1)
         .stderr(contains("locked by another run"))
         .stderr(contains("command up by a test"));
     cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().failure().stderr(contains("locked by another run"));
@@ -194,7 +239,13 @@ fn the_mnemonic_stays_out_of_argv_files_and_messages() {
     cx.cmd().arg("up").arg(&cx.app).assert().failure().stderr(contains("needs a ThreeFold mnemonic"));
     assert!(!cx.state_dir().exists());
     let secret = "zebra quantum harbor lattice";
-    cx.cmd().arg("up").arg(&cx.app).env("TF_VAR_mnemonic", secret).env("FAKE_FAIL", "ansible-playbook:site").assert().failure()
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("TF_VAR_mnemonic", secret)
+        .env("FAKE_FAIL", "ansible-playbook:site")
+        .assert()
+        .failure()
         .stderr(predicates::str::contains(secret).not());
     assert!(std::fs::read_to_string(cx.fake_dir.join("env.log")).unwrap().contains("mnemonic-seen"), "tofu got it in its environment");
     let argv = std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap();
@@ -202,7 +253,10 @@ fn the_mnemonic_stays_out_of_argv_files_and_messages() {
     let mut stack = vec![cx.state_dir()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            if entry.file_type().unwrap().is_dir() { stack.push(entry.path()); continue; }
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
             let bytes = std::fs::read(entry.path()).unwrap();
             assert!(!String::from_utf8_lossy(&bytes).contains("zebra"), "mnemonic in {}", entry.path().display());
         }

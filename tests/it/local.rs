@@ -152,7 +152,8 @@ fn a_failed_hook_resumes_without_terraform_or_ansible_and_two_deployments_coexis
     std::fs::write(&healthcheck, original).unwrap();
     first.cmd().args(["up", "--resume"]).assert().success();
     let state = first.state();
-    let resumed = std::fs::read_dir(&state.runs.last().unwrap().log_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
+    let resumed =
+        std::fs::read_dir(&state.runs.last().unwrap().log_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
     assert!(!resumed.iter().any(|f| f == "infrastructure.log" || f == "platform.log"), "resume re-ran terraform or ansible: {resumed:?}");
     assert!(resumed.iter().any(|f| f == "hook-healthcheck.log"), "{resumed:?}");
 

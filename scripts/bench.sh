@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -q
 BIN=$PWD/target/release/tfgrid-compose
 work=$(mktemp -d /tmp/tfgc-bench.XXXXXX)
-trap 'for a in "$work"/*/; do [ -e "$a/.tfgrid-compose/state.yaml" ] && "$BIN" down --yes "$a" >/dev/null 2>&1; done; rm -rf "$work"' EXIT
+trap 'for a in "$work"/*/; do [ -e "$a/.tfgrid-compose/default/state.yaml" ] && "$BIN" down --yes "$a" >/dev/null 2>&1; done; rm -rf "$work"' EXIT
 ms() { date +%s%N | awk '{printf "%d", $1/1000000}'; }
 avg_ms() {  # avg_ms N cmd... -> average wall ms of N runs
   local n=$1; shift; local t0 t1; t0=$(date +%s%N)
@@ -49,7 +49,7 @@ kill $listener 2>/dev/null || true
 unset TFGRID_COMPOSE_PATTERNS_DIR TFGRID_COMPOSE_SSH_PORT FAKE_DIR FAKE_LOG
 
 # --- local target ------------------------------------------------------------------------------
-phase_ms() { python3 - "$1/.tfgrid-compose/state.yaml" <<'PY'
+phase_ms() { python3 - "$1/.tfgrid-compose/default/state.yaml" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 for m in re.finditer(r"- phase: (\S+)\n(?:  .*\n)*?  duration_ms: (\d+)", text):
@@ -68,7 +68,7 @@ ratio=$(awk -v a="$four" -v b="$one" 'BEGIN{printf "%.2f", a/b}')
 ws=$(echo "$phases" | awk '$1=="wait-ssh"{print $2}')
 
 # platform: generated ansible.cfg vs ansible's defaults, on the 4-VM deployment (3 runs each)
-s=$work/local-4/.tfgrid-compose
+s=$work/local-4/.tfgrid-compose/default
 play=$PWD/patterns/local/platform/site.yml
 tuned=0; plain=0
 for _ in 1 2 3; do

@@ -106,7 +106,9 @@ impl PatternOutputs {
                 })
                 .collect::<Option<Vec<u64>>>()
                 .ok_or_else(|| err("node_ids", "must be a list of node numbers".into()))?,
-            Some(other) => return Err(err("node_ids", format!("must be a list, found {}", json_kind(other)))),
+            Some(other) => {
+                return Err(err("node_ids", format!("must be a list, found {}", json_kind(other))));
+            }
         };
         let secondary_ips = match get("secondary_ips") {
             None => Vec::new(),

@@ -140,8 +140,14 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
     hints
 }
 
-/// Documented exit codes: 0 ok, 1 deployment or user error, 2 usage, 130 interrupted, or the
-/// remote command's own code for `ssh`/`exec`.
+/// Documented exit codes (docs/exit-codes.md):
+/// - 0 success
+/// - 1 an operation failed (a phase, a tool, a destroy); state says where, `--resume` continues
+/// - 2 bad usage or bad input (flags, manifest, config, unknown target), or a question that
+///   cannot be asked because stdin is not a terminal; nothing was changed
+/// - 3 another run holds the deployment's lock
+/// - 130 interrupted (Ctrl-C)
+/// - `ssh`, `exec` and app commands: the remote command's own code.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.downcast_ref::<Interrupted>().is_some() {
@@ -149,6 +155,17 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         }
         if let Some(ExternalExit(code)) = cause.downcast_ref::<ExternalExit>() {
             return u8::try_from(*code).unwrap_or(1);
+        }
+    }
+    if err.downcast_ref::<Failed>().is_some() {
+        return 1;
+    }
+    for cause in err.chain() {
+        if cause.downcast_ref::<LockError>().is_some() {
+            return 3;
+        }
+        if cause.downcast_ref::<InputError>().is_some() || cause.downcast_ref::<UserError>().is_some() {
+            return 2;
         }
     }
     1

@@ -24,6 +24,7 @@ pub mod ops;
 pub mod output;
 pub mod phase;
 pub mod process;
+pub mod registry;
 pub mod settings;
 pub mod state;
 pub mod tools;

@@ -12,6 +12,28 @@ use crate::error::InputError;
 /// The manifest file name inside an app folder (the older `.yml` spelling is read too).
 pub const MANIFEST_FILE: &str = "tfgrid-compose.yaml";
 
+/// The CLI's own verbs; an app command with one of these names is shadowed (a test keeps this
+/// list equal to the clap definition).
+pub const BUILTIN_VERBS: &[&str] = &[
+    "up",
+    "down",
+    "validate",
+    "status",
+    "address",
+    "ssh",
+    "exec",
+    "logs",
+    "ps",
+    "select",
+    "unselect",
+    "inspect",
+    "commands",
+    "config",
+    "completions",
+    "man",
+    "help",
+];
+
 /// Keys found in real manifests that nothing reads; accepted without a warning.
 const DESCRIPTIVE_KEYS: &[&str] = &[
     "author",
@@ -77,6 +99,9 @@ pub struct AppManifest {
     /// Printed when the app is up; `{primary_ip}` is replaced by the VM's address.
     #[serde(default)]
     pub url: Option<String>,
+    /// At most this many environments of the app at once on this machine (`up` refuses more).
+    #[serde(default)]
+    pub max_environments: Option<u32>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -194,7 +219,7 @@ fn input_error(file: &Path, text: &str, field: &[&str], message: impl Into<Strin
 }
 
 /// Turns a serde_yaml error into an [`InputError`] with the position serde reports.
-fn yaml_error(file: &Path, err: &serde_yaml::Error, hint: &str) -> InputError {
+pub(crate) fn yaml_error(file: &Path, err: &serde_yaml::Error, hint: &str) -> InputError {
     let message = err.to_string();
     // serde_norway appends " at line L column C"; keep the message itself.
     let core = message.split(" at line ").next().unwrap_or(&message).to_string();
@@ -284,6 +309,15 @@ impl App {
                 warnings.push(format!("{}{at}: unknown key `{key}` is ignored", file.display()));
             }
         }
+        for name in manifest.commands.keys() {
+            if BUILTIN_VERBS.contains(&name.as_str()) {
+                let at = locate(&text, &["commands", name]).map_or(String::new(), |(l, _)| format!(":{l}"));
+                warnings.push(format!(
+                    "{}{at}: app command `{name}` is shadowed by the built-in `tfgrid-compose {name}` and cannot be run; rename it",
+                    file.display()
+                ));
+            }
+        }
         let app = App { dir, file, text, manifest, warnings };
         app.check()?;
         Ok(app)
@@ -293,8 +327,22 @@ impl App {
         input_error(&self.file, &self.text, field, message, Some(hint.into()))
     }
 
-    /// Checks that need the parsed manifest: name, hooks, env file.
+    /// Checks that need the parsed manifest: name, commands, hooks, env file.
     fn check(&self) -> Result<(), InputError> {
+        for (name, command) in &self.manifest.commands {
+            if command.script.split_whitespace().next().is_none() {
+                return Err(self.error(&["commands", name, "script"], "is empty", "name the program to run on the VM, e.g. `script: /opt/app/bin/backup.sh`"));
+            }
+            if let Some(key) = &command.save_to_context {
+                if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || key.as_bytes()[0].is_ascii_digit() {
+                    return Err(self.error(
+                        &["commands", name, "save_to_context"],
+                        format!("`{key}` is not a context key"),
+                        "use letters, digits and `_`, e.g. `active_project`",
+                    ));
+                }
+            }
+        }
         let name = &self.manifest.name;
         let valid = !name.is_empty()
             && name.len() <= 63

@@ -117,6 +117,13 @@ impl Printer {
         println!("{}", line.as_ref());
     }
 
+    /// Bytes on stdout as they are (completion scripts, the man page).
+    pub fn raw(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
     /// A JSON document or event line on stdout.
     pub fn json_line<T: Serialize>(&self, value: &T) {
         if let Ok(text) = serde_json::to_string(value) {

@@ -27,6 +27,8 @@ pub enum Io {
     Capture(PathBuf),
     /// The user's terminal (`ssh`, `exec`).
     Inherit,
+    /// stdout captured, stdin and stderr the user's terminal (app commands with `save_to_context`).
+    Stdout,
 }
 
 /// One child process: program, argv, extra environment (secret values are never displayed),
@@ -224,13 +226,15 @@ impl Runner {
 fn log_path(cmd: &Cmd) -> Option<&Path> {
     match &cmd.io {
         Io::Log(path) | Io::Capture(path) => Some(path),
-        Io::Inherit => None,
+        Io::Inherit | Io::Stdout => None,
     }
 }
 
 /// The last 20 lines of the command's log, for error messages.
 fn log_tail(cmd: &Cmd) -> String {
-    let Some(path) = log_path(cmd) else { return String::new() };
+    let Some(path) = log_path(cmd) else {
+        return String::new();
+    };
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
@@ -250,6 +254,9 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     match &cmd.io {
         Io::Inherit => {
             command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        }
+        Io::Stdout => {
+            command.stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         }
         Io::Log(path) | Io::Capture(path) => {
             let mut log = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("failed to open log file `{}`", path.display()))?;

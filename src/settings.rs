@@ -1,13 +1,16 @@
-//! Settings resolved once per run from flags and `TFGRID_COMPOSE_*` environment variables
-//! (flags win). [`Env`] is the only reader of the process environment, so tests can inject one.
+//! Settings resolved once per run. One precedence for every key: flag, then environment variable
+//! (`TFGRID_COMPOSE_*`), then the user config file (`$XDG_CONFIG_HOME/tfgrid-compose/config.yaml`),
+//! then the default. [`Env`] is the only reader of the process environment, so tests can inject
+//! one; [`Settings::sources`] remembers where each value came from for `config show`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
+use serde::Deserialize;
 
-use crate::error::UserError;
+use crate::error::{InputError, UserError};
 
 /// A snapshot of the environment taken at start-up.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +35,30 @@ impl Env {
     pub fn home(&self) -> Option<PathBuf> {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
     }
+
+    /// `TFGRID_COMPOSE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tfgrid-compose`, else `~/.config/tfgrid-compose`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.xdg_dir("TFGRID_COMPOSE_CONFIG_DIR", "XDG_CONFIG_HOME", ".config", dirs::config_dir)
+    }
+
+    /// `TFGRID_COMPOSE_DATA_DIR`, else `$XDG_DATA_HOME/tfgrid-compose`, else `~/.local/share/tfgrid-compose`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.xdg_dir("TFGRID_COMPOSE_DATA_DIR", "XDG_DATA_HOME", ".local/share", dirs::data_dir)
+    }
+
+    fn xdg_dir(&self, own: &str, xdg: &str, under_home: &str, fallback: fn() -> Option<PathBuf>) -> PathBuf {
+        if let Some(dir) = self.get(own) {
+            return PathBuf::from(dir);
+        }
+        let base = self
+            .get(xdg)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| self.get("HOME").map(|h| Path::new(h).join(under_home)))
+            .or_else(fallback)
+            .unwrap_or_else(|| PathBuf::from(".").join(under_home));
+        base.join("tfgrid-compose")
+    }
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
@@ -44,7 +71,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m or h)")),
+        _ => {
+            return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m or h)"));
+        }
     };
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err(format!("`{text}` is not a duration"));
@@ -52,55 +81,259 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Checks an environment name: 1 to 40 of `a-z 0-9 - _`, starting with a letter or digit.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok { Ok(()) } else { Err(format!("`{name}` is not an environment name (1-40 of a-z, 0-9, `-`, `_`, starting with a letter or digit)")) }
+}
+
+/// The user config file. Every key is optional; unknown keys are an error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub tofu: Option<String>,
+    pub patterns_dir: Option<PathBuf>,
+    pub ssh_key: Option<PathBuf>,
+    pub ssh_port: Option<u16>,
+    pub ssh_timeout: Option<String>,
+    pub lock_wait: Option<String>,
+    pub tofu_timeout: Option<String>,
+    /// The environment used when `--env` is not given.
+    pub env: Option<String>,
+    /// Cap on environments per app, for apps whose manifest sets none.
+    pub max_environments: Option<u32>,
+}
+
+impl ConfigFile {
+    /// Reads the file; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<ConfigFile, InputError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ConfigFile::default());
+            }
+            Err(err) => {
+                return Err(InputError {
+                    file: path.into(),
+                    line: None,
+                    column: None,
+                    field: "(document)".into(),
+                    message: err.to_string(),
+                    hint: Some("make the file readable, or remove it".into()),
+                });
+            }
+        };
+        if text.trim().is_empty() {
+            return Ok(ConfigFile::default());
+        }
+        serde_yaml::from_str(&text).map_err(|e| {
+            crate::manifest::yaml_error(
+                path,
+                &e,
+                "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, env, max_environments (see docs/configuration.md)",
+            )
+        })
+    }
+}
+
+/// Flags that override the environment and the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub ssh_timeout: Option<Duration>,
+    pub lock_wait: Option<Duration>,
+    pub env_name: Option<String>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum Source {
+    Default,
+    Flag(String),
+    Env(String),
+    Config(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::Config(path) => write!(f, "config {}", path.display()),
+        }
+    }
+}
+
 /// Everything a run needs to know that is not in the manifest.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub env: Env,
-    /// `TFGRID_COMPOSE_TOFU`: the tofu/terraform binary to use.
+    /// `tofu`: the tofu/terraform binary to use.
     pub tofu: Option<String>,
-    /// `TFGRID_COMPOSE_PATTERNS_DIR`: where patterns are looked up first.
+    /// `patterns_dir`: where patterns are looked up first.
     pub patterns_dir: Option<PathBuf>,
-    /// `TFGRID_COMPOSE_SSH_KEY`: a private key to use instead of a per-deployment one.
+    /// `ssh_key`: a private key to use instead of a per-deployment one.
     pub ssh_key: Option<PathBuf>,
-    /// `TFGRID_COMPOSE_SSH_PORT` (default 22).
+    /// `ssh_port` (default 22).
     pub ssh_port: u16,
-    /// `--ssh-timeout` / `TFGRID_COMPOSE_SSH_TIMEOUT` (default 5m).
+    /// `ssh_timeout` (default 5m).
     pub ssh_timeout: Duration,
-    /// `--lock-wait` / `TFGRID_COMPOSE_LOCK_WAIT` (default: fail at once).
+    /// `lock_wait` (default: fail at once).
     pub lock_wait: Option<Duration>,
-    /// `TFGRID_COMPOSE_TOFU_TIMEOUT` (default 60m) for each tofu call.
+    /// `tofu_timeout` (default 60m) for each tofu call.
     pub tofu_timeout: Duration,
+    /// `env`: the environment commands act on (default `default`).
+    pub env_name: String,
+    /// `max_environments`: cap on environments per app when the manifest sets none.
+    pub max_environments: Option<u32>,
+    pub config_file: PathBuf,
+    pub data_dir: PathBuf,
+    /// Key → where its value came from.
+    pub sources: BTreeMap<&'static str, Source>,
+}
+
+/// One key's resolution: flag, env var, config file, default.
+struct Resolver<'a> {
+    env: &'a Env,
+    config_file: &'a Path,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl Resolver<'_> {
+    fn pick<T>(
+        &mut self,
+        key: &'static str,
+        flag: Option<(T, &str)>,
+        var: &'static str,
+        config: Option<T>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>> {
+        if let Some((value, name)) = flag {
+            self.sources.insert(key, Source::Flag(name.to_string()));
+            return Ok(Some(value));
+        }
+        if let Some(text) = self.env.get(var) {
+            let value = parse(text).map_err(|e| UserError::new(format!("{var}: {e}"), format!("unset {var} or fix its value")))?;
+            self.sources.insert(key, Source::Env(var.to_string()));
+            return Ok(Some(value));
+        }
+        if let Some(value) = config {
+            self.sources.insert(key, Source::Config(self.config_file.to_path_buf()));
+            return Ok(Some(value));
+        }
+        self.sources.insert(key, Source::Default);
+        Ok(None)
+    }
+}
+
+fn config_duration(file: &Path, key: &str, text: Option<&String>) -> Result<Option<Duration>> {
+    text.map(|t| {
+        parse_duration(t).map_err(|e| {
+            let raw = std::fs::read_to_string(file).unwrap_or_default();
+            let (line, column) = crate::manifest::locate(&raw, &[key]).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            InputError { file: file.into(), line, column, field: key.into(), message: e, hint: Some("give a duration such as 30s, 5m or 1h".into()) }.into()
+        })
+    })
+    .transpose()
 }
 
 impl Settings {
-    pub fn resolve(env: Env, ssh_timeout: Option<Duration>, lock_wait: Option<Duration>) -> Result<Settings> {
-        let duration = |key: &str| -> Result<Option<Duration>> {
-            env.get(key)
-                .map(|text| parse_duration(text).map_err(|e| UserError::new(format!("{key}: {e}"), "unset it or give a duration such as 30s, 5m or 1h").into()))
-                .transpose()
-        };
-        let ssh_port = match env.get("TFGRID_COMPOSE_SSH_PORT") {
-            Some(text) => text
-                .parse()
-                .map_err(|_| UserError::new(format!("TFGRID_COMPOSE_SSH_PORT: `{text}` is not a port number"), "unset it or give a number from 1 to 65535"))?,
-            None => 22,
-        };
+    pub fn resolve(env: Env, flags: &Overrides) -> Result<Settings> {
+        let config_file = env.config_dir().join("config.yaml");
+        let config = ConfigFile::load(&config_file)?;
+        let data_dir = env.data_dir();
+        let mut r = Resolver { env: &env, config_file: &config_file, sources: BTreeMap::new() };
+        let text = |t: &str| Ok::<_, String>(t.to_string());
+        let path = |t: &str| Ok::<_, String>(PathBuf::from(t));
+        let port = |t: &str| t.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{t}` is not a port number (1-65535)"));
+        let tofu = r.pick("tofu", None, "TFGRID_COMPOSE_TOFU", config.tofu.clone(), text)?;
+        let patterns_dir = r.pick("patterns_dir", None, "TFGRID_COMPOSE_PATTERNS_DIR", config.patterns_dir.clone(), path)?;
+        let ssh_key = r.pick("ssh_key", None, "TFGRID_COMPOSE_SSH_KEY", config.ssh_key.clone(), path)?;
+        let ssh_port = r.pick("ssh_port", None, "TFGRID_COMPOSE_SSH_PORT", config.ssh_port, port)?.unwrap_or(22);
+        let ssh_timeout = r
+            .pick(
+                "ssh_timeout",
+                flags.ssh_timeout.map(|d| (d, "--ssh-timeout")),
+                "TFGRID_COMPOSE_SSH_TIMEOUT",
+                config_duration(&config_file, "ssh_timeout", config.ssh_timeout.as_ref())?,
+                parse_duration,
+            )?
+            .unwrap_or(Duration::from_secs(300));
+        let lock_wait = r.pick(
+            "lock_wait",
+            flags.lock_wait.map(|d| (d, "--lock-wait")),
+            "TFGRID_COMPOSE_LOCK_WAIT",
+            config_duration(&config_file, "lock_wait", config.lock_wait.as_ref())?,
+            parse_duration,
+        )?;
+        let tofu_timeout = r
+            .pick(
+                "tofu_timeout",
+                None,
+                "TFGRID_COMPOSE_TOFU_TIMEOUT",
+                config_duration(&config_file, "tofu_timeout", config.tofu_timeout.as_ref())?,
+                parse_duration,
+            )?
+            .unwrap_or(Duration::from_secs(3600));
+        if let Some(name) = &config.env {
+            check_env_name(name).map_err(|e| InputError {
+                file: config_file.clone(),
+                line: crate::manifest::locate(&std::fs::read_to_string(&config_file).unwrap_or_default(), &["env"]).map(|p| p.0),
+                column: None,
+                field: "env".into(),
+                message: e,
+                hint: Some("name an environment such as `default`, `staging` or `pr-123`".into()),
+            })?;
+        }
+        let env_name = r
+            .pick("env", flags.env_name.clone().map(|e| (e, "--env")), "TFGRID_COMPOSE_ENV", config.env.clone(), |t| check_env_name(t).map(|()| t.to_string()))?
+            .unwrap_or_else(|| "default".to_string());
+        let max_environments = r.pick("max_environments", None, "TFGRID_COMPOSE_MAX_ENVIRONMENTS", config.max_environments, |t| {
+            t.parse::<u32>().map_err(|_| format!("`{t}` is not a number"))
+        })?;
+        let sources = r.sources;
         Ok(Settings {
-            tofu: env.get("TFGRID_COMPOSE_TOFU").map(String::from),
-            patterns_dir: env.get("TFGRID_COMPOSE_PATTERNS_DIR").map(PathBuf::from),
-            ssh_key: env.get("TFGRID_COMPOSE_SSH_KEY").map(PathBuf::from),
+            tofu,
+            patterns_dir,
+            ssh_key,
             ssh_port,
-            ssh_timeout: match ssh_timeout {
-                Some(d) => d,
-                None => duration("TFGRID_COMPOSE_SSH_TIMEOUT")?.unwrap_or(Duration::from_secs(300)),
-            },
-            lock_wait: match lock_wait {
-                Some(d) => Some(d),
-                None => duration("TFGRID_COMPOSE_LOCK_WAIT")?,
-            },
-            tofu_timeout: duration("TFGRID_COMPOSE_TOFU_TIMEOUT")?.unwrap_or(Duration::from_secs(3600)),
+            ssh_timeout,
+            lock_wait,
+            tofu_timeout,
+            env_name,
+            max_environments,
+            config_file,
+            data_dir,
+            sources,
             env,
         })
+    }
+
+    /// Where the ThreeFold mnemonic would come from, without reading it: `TF_VAR_mnemonic`, then
+    /// `~/.config/threefold/mnemonic`, then `./.tfgrid-mnemonic`.
+    pub fn mnemonic_source(&self) -> Option<Source> {
+        if self.env.get("TF_VAR_mnemonic").is_some() {
+            return Some(Source::Env("TF_VAR_mnemonic".into()));
+        }
+        self.mnemonic_files().into_iter().find(|p| p.is_file()).map(Source::Config)
+    }
+
+    pub fn mnemonic_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let Some(home) = self.env.home() {
+            files.push(home.join(".config/threefold/mnemonic"));
+        }
+        files.push(PathBuf::from(".tfgrid-mnemonic"));
+        files
+    }
+
+    /// The registry of deployments made on this machine.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.data_dir.join("deployments")
     }
 
     /// Folders searched for a pattern, in order: `TFGRID_COMPOSE_PATTERNS_DIR`, `patterns/` next
@@ -124,7 +357,7 @@ impl Settings {
 mod tests {
     use std::time::Duration;
 
-    use super::{Env, Settings, parse_duration};
+    use super::{Env, Overrides, Settings, Source, check_env_name, parse_duration};
 
     #[test]
     fn durations() {
@@ -134,16 +367,43 @@ mod tests {
         assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("soon").is_err());
+        assert!(check_env_name("pr-123").is_ok());
+        assert!(check_env_name("../x").is_err());
+        assert!(check_env_name("Prod").is_err());
+        assert!(check_env_name("").is_err());
     }
 
     #[test]
     fn flags_win_over_env() {
         let env = Env::from_pairs([("TFGRID_COMPOSE_SSH_TIMEOUT", "1m"), ("TFGRID_COMPOSE_SSH_PORT", "2222")]);
-        let s = Settings::resolve(env.clone(), None, None).unwrap();
+        let s = Settings::resolve(env.clone(), &Overrides::default()).unwrap();
         assert_eq!(s.ssh_timeout, Duration::from_secs(60));
         assert_eq!(s.ssh_port, 2222);
-        let s = Settings::resolve(env, Some(Duration::from_secs(5)), None).unwrap();
+        let s = Settings::resolve(env, &Overrides { ssh_timeout: Some(Duration::from_secs(5)), ..Overrides::default() }).unwrap();
         assert_eq!(s.ssh_timeout, Duration::from_secs(5));
-        assert!(Settings::resolve(Env::from_pairs([("TFGRID_COMPOSE_SSH_PORT", "x")]), None, None).is_err());
+        assert_eq!(s.sources["ssh_timeout"], Source::Flag("--ssh-timeout".into()));
+        assert!(Settings::resolve(Env::from_pairs([("TFGRID_COMPOSE_SSH_PORT", "x")]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn config_file_is_below_env_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tfgrid-compose");
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(cfg.join("config.yaml"), "ssh_port: 2200\nlock_wait: 10s\nenv: staging\n").unwrap();
+        let home = dir.path().display().to_string();
+        let env = Env::from_pairs([("XDG_CONFIG_HOME", home.as_str()), ("TFGRID_COMPOSE_LOCK_WAIT", "3s")]);
+        let s = Settings::resolve(env, &Overrides::default()).unwrap();
+        assert_eq!(s.ssh_port, 2200);
+        assert!(matches!(s.sources["ssh_port"], Source::Config(_)));
+        assert_eq!(s.lock_wait, Some(Duration::from_secs(3)));
+        assert_eq!(s.sources["lock_wait"], Source::Env("TFGRID_COMPOSE_LOCK_WAIT".into()));
+        assert_eq!(s.env_name, "staging");
+        assert_eq!(s.sources["tofu"], Source::Default);
+        std::fs::write(cfg.join("config.yaml"), "ssh_port: 2200\nsssh_timeout: 1m\n").unwrap();
+        let env = Env::from_pairs([("XDG_CONFIG_HOME", home.as_str())]);
+        let err = Settings::resolve(env, &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("config.yaml:2:1"), "{err}");
+        assert!(err.contains("sssh_timeout"), "{err}");
     }
 }

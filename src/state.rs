@@ -3,6 +3,7 @@
 //! Start from [`StateDir`] and [`DeploymentState`]. The YAML crate stays behind this module and
 //! `manifest`.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -24,15 +25,39 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Paths inside `.tfgrid-compose/`, and the atomic writer for them.
 #[derive(Debug, Clone)]
 pub struct StateDir {
+    /// `.tfgrid-compose/<env>/`.
     pub root: PathBuf,
     /// Dry runs write nothing: every write is skipped here, not at call sites.
     pub dry_run: bool,
+    /// When set, every save also updates this deployment's entry in the registry.
+    pub registry: Option<crate::registry::Registry>,
 }
 
 impl StateDir {
-    pub fn for_app(app_dir: &Path, dry_run: bool) -> StateDir {
+    /// The state folder of one environment of an app: `<app>/.tfgrid-compose/<env>/`.
+    pub fn for_app(app_dir: &Path, env: &str, dry_run: bool) -> StateDir {
         let app_dir = std::path::absolute(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
-        StateDir { root: app_dir.join(STATE_DIR_NAME), dry_run }
+        StateDir { root: app_dir.join(STATE_DIR_NAME).join(env), dry_run, registry: None }
+    }
+
+    /// A state folder found through the registry.
+    pub fn at(root: PathBuf) -> StateDir {
+        StateDir { root, dry_run: false, registry: None }
+    }
+
+    #[must_use]
+    pub fn with_registry(mut self, registry: crate::registry::Registry) -> StateDir {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Removes this environment's folder, then `.tfgrid-compose/` if no other environment is left.
+    pub fn remove(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.root).with_context(|| format!("failed to remove `{}`", self.root.display()))?;
+        if let Some(parent) = self.root.parent().filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME)) {
+            let _ = std::fs::remove_dir(parent);
+        }
+        Ok(())
     }
 
     pub fn state_file(&self) -> PathBuf {
@@ -91,14 +116,38 @@ impl StateDir {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).with_context(|| format!("failed to read state file `{}`", path.display())),
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to read state file `{}`", path.display()));
+            }
         };
         DeploymentState::parse(&text).with_context(|| format!("failed to read state file `{}`", path.display())).map(Some)
     }
 
     pub fn save(&self, state: &DeploymentState) -> Result<()> {
         let text = serde_yaml::to_string(state).context("failed to serialize state")?;
-        self.write(&self.state_file(), text.as_bytes(), 0o600)
+        self.write(&self.state_file(), text.as_bytes(), 0o600)?;
+        if let (Some(registry), false) = (&self.registry, self.dry_run) {
+            registry.put(&crate::registry::Entry::of(state, &self.root))?;
+        }
+        Ok(())
+    }
+
+    /// Values saved by app commands with `save_to_context` (`context.yaml`).
+    pub fn load_context(&self) -> Result<BTreeMap<String, String>> {
+        match std::fs::read_to_string(self.context_file()) {
+            Ok(text) => serde_yaml::from_str(&text).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(err) => Err(err).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+        }
+    }
+
+    pub fn save_context(&self, values: &BTreeMap<String, String>) -> Result<()> {
+        let text = serde_yaml::to_string(values)?;
+        self.write(&self.context_file(), text.as_bytes(), 0o600)
+    }
+
+    pub fn context_file(&self) -> PathBuf {
+        self.root.join("context.yaml")
     }
 }
 
@@ -217,6 +266,9 @@ pub struct DeploymentState {
     pub schema_version: u32,
     /// 16 hex digits.
     pub id: String,
+    /// The environment (`default`, `staging`, `pr-123`).
+    #[serde(default = "default_env")]
+    pub env: String,
     pub app: AppRecord,
     pub pattern: PatternRecord,
     pub status: Status,
@@ -290,6 +342,10 @@ impl DeploymentState {
     pub fn reset_from(&mut self, phase: Phase) {
         self.journal.retain(|r| r.phase < phase);
     }
+}
+
+fn default_env() -> String {
+    "default".to_string()
 }
 
 /// Seconds since the epoch.
@@ -367,7 +423,9 @@ impl StateLock {
                             }
                             std::thread::sleep(Duration::from_millis(100));
                         }
-                        _ => return Err(LockError { holder, lock_file: path.to_path_buf() }.into()),
+                        _ => {
+                            return Err(LockError { holder, lock_file: path.to_path_buf() }.into());
+                        }
                     }
                 }
                 Err(std::fs::TryLockError::Error(err)) => {

@@ -1,25 +1,30 @@
 //! The command line: clap definitions and dispatch to `ops`. Thin on purpose: parsing, printer
 //! and settings set-up, and the mapping of errors to exit codes.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::error::{exit_code_for, hints_for_error};
 use crate::ops::{self, down::DownOptions, up::UpOptions};
 use crate::output::{ColorChoice, Printer, resolve_color};
 use crate::phase::Phase;
 use crate::process::Runner;
-use crate::settings::{Env, Settings, parse_duration};
+use crate::settings::{Env, Overrides, Settings, parse_duration};
 
 /// Deploy applications to the ThreeFold Grid, or to local VMs, with one command.
+///
+/// A verb that is not built in runs the selected app's command of that name on its VM
+/// (`tfgrid-compose commands` lists them).
 #[derive(Debug, Parser)]
-#[command(name = "tfgrid-compose", version, about, propagate_version = true)]
+#[command(name = "tfgrid-compose", version, about, propagate_version = true, allow_external_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The environment to act on (`default`, `staging`, `pr-123`); also TFGRID_COMPOSE_ENV.
+    #[arg(long = "env", global = true, value_name = "NAME", value_parser = parse_env_name)]
+    pub env_name: Option<String>,
     /// Only print errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -34,6 +39,10 @@ pub struct Cli {
     pub color: ColorChoice,
 }
 
+fn parse_env_name(text: &str) -> Result<String, String> {
+    crate::settings::check_env_name(text).map(|()| text.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Deploy an app: validate, infrastructure, network, wait-ssh, platform, application, verify.
@@ -41,29 +50,52 @@ pub enum Command {
     /// Destroy a deployment and, only once that succeeded, forget it.
     Down(DownArgs),
     /// Run the validate phase only: manifest, pattern, tools, credentials. Creates nothing.
-    Validate(AppArg),
+    Validate(TargetArg),
     /// Show a deployment: status, addresses, phase journal.
-    Status(AppArg),
+    Status(TargetArg),
     /// Print the deployment's addresses, primary first.
-    Address(AppArg),
+    Address(TargetArg),
     /// Open a shell on the primary VM, or run `-- CMD…` there (its exit code is passed through).
     Ssh(SshArgs),
     /// Run a command on the primary VM (each argument arrives as one argument).
     Exec(ExecArgs),
     /// Print the latest run's log of a phase, or list the logs.
     Logs(LogsArgs),
+    /// List every deployment made on this machine.
+    Ps(PsArgs),
+    /// Select the deployment that commands without a target act on (in `.tfgrid-compose.yaml`).
+    Select(SelectArgs),
+    /// Forget the selection made by `select`.
+    Unselect,
+    /// Everything recorded about a deployment (or all of them), secrets redacted.
+    Inspect(InspectArgs),
+    /// List the selected app's own commands.
+    Commands,
+    /// Show the resolved configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
+    /// An app-defined command, run on the deployment's VM.
+    #[command(external_subcommand)]
+    External(Vec<String>),
 }
 
+/// What a command acts on.
+const TARGET_HELP: &str = "App folder or manifest path, or a recorded deployment: ID prefix, APP or APP:ENV (default: the selection in `.tfgrid-compose.yaml`, this folder's app, or the only deployment)";
+
 #[derive(Debug, Args)]
-pub struct AppArg {
-    /// App folder or manifest path (default: `app:` of `.tfgrid-compose.yaml`, or this folder).
-    pub app: Option<PathBuf>,
+pub struct TargetArg {
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// App folder or manifest path (default: `app:` of `.tfgrid-compose.yaml`, or this folder).
-    pub app: Option<PathBuf>,
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
     /// Pattern to deploy on, instead of the manifest's `pattern:`.
     #[arg(long)]
     pub pattern: Option<String>,
@@ -86,8 +118,8 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// App folder or manifest path.
-    pub app: Option<PathBuf>,
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(short, long)]
     pub yes: bool,
@@ -98,9 +130,8 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
-    /// App folder or manifest path.
-    #[arg(long, short)]
-    pub app: Option<PathBuf>,
+    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
     /// Command to run instead of a shell.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -108,9 +139,8 @@ pub struct SshArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// App folder or manifest path.
-    #[arg(long, short)]
-    pub app: Option<PathBuf>,
+    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -120,9 +150,43 @@ pub struct ExecArgs {
 pub struct LogsArgs {
     /// A phase name (`infrastructure`, `platform`, …) or a log name (`hook-setup`).
     pub phase: Option<String>,
-    /// App folder or manifest path.
+    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Forget entries whose deployment folder no longer exists.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// ID prefix, APP, APP:ENV, or an app folder.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(help = TARGET_HELP, value_name = "TARGET", conflicts_with = "all")]
+    pub app: Option<String>,
+    /// Every deployment in the registry.
     #[arg(long, short)]
-    pub app: Option<PathBuf>,
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting, its value and where it came from (flag, env, config file, default).
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 fn init_tracing(verbose: u8, env: &Env) {
@@ -169,7 +233,8 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Down(a) => (None, a.lock_wait),
         _ => (None, None),
     };
-    let settings = Settings::resolve(env, ssh_timeout, lock_wait)?;
+    let settings = Settings::resolve(env, &Overrides { ssh_timeout, lock_wait, env_name: cli.env_name.clone() })?;
+    let json = cli.json;
     match cli.command {
         Command::Up(args) => {
             let runner = if args.dry_run { dry_runner(printer) } else { Runner::real() };
@@ -178,15 +243,35 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         }
         Command::Down(args) => ops::down::down(printer, &settings, Runner::real(), &DownOptions { app: args.app, yes: args.yes }).await,
         Command::Validate(args) => {
-            ops::up::validate(printer, &settings, args.app.as_deref(), None)?;
+            let target = ops::resolve_target(&settings, args.app.as_deref())?;
+            ops::up::validate(printer, &settings, &target.app, None)?;
             printer.status("Valid", "manifest, pattern, tools and credentials");
             Ok(())
         }
-        Command::Status(args) => ops::inspect::status(printer, args.app.as_deref(), cli.json),
-        Command::Address(args) => ops::inspect::address(printer, args.app.as_deref(), cli.json),
-        Command::Ssh(args) => ops::inspect::ssh(&Runner::real(), args.app.as_deref(), &args.command, true).await,
-        Command::Exec(args) => ops::inspect::ssh(&Runner::real(), args.app.as_deref(), &args.command, false).await,
-        Command::Logs(args) => ops::inspect::logs(printer, args.app.as_deref(), args.phase.as_deref()),
+        Command::Status(args) => ops::inspect::status(printer, &settings, args.app.as_deref(), json),
+        Command::Address(args) => ops::inspect::address(printer, &settings, args.app.as_deref(), json),
+        Command::Ssh(args) => ops::inspect::ssh(&Runner::real(), &settings, args.app.as_deref(), &args.command, true).await,
+        Command::Exec(args) => ops::inspect::ssh(&Runner::real(), &settings, args.app.as_deref(), &args.command, false).await,
+        Command::Logs(args) => ops::inspect::logs(printer, &settings, args.app.as_deref(), args.phase.as_deref()),
+        Command::Ps(args) => ops::deployments::ps(printer, &settings, args.prune, json),
+        Command::Select(args) => ops::deployments::select(printer, &settings, &args.target),
+        Command::Unselect => ops::deployments::unselect(printer),
+        Command::Inspect(args) => ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await,
+        Command::Commands => ops::commands::list(printer, &settings, json),
+        Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
+        Command::Completions(args) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "tfgrid-compose", &mut out);
+            printer.raw(&out);
+            Ok(())
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            printer.raw(&out);
+            Ok(())
+        }
+        Command::External(argv) => ops::commands::run(printer, &settings, &Runner::real(), &argv).await,
     }
 }
 
@@ -200,4 +285,24 @@ fn dry_runner(printer: &Printer) -> Runner {
             printer.data(format!("$ {cmd}"));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn builtin_verbs_match_the_clap_definition() {
+        let mut names: Vec<String> = super::Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+        names.push("help".into());
+        names.sort();
+        let mut listed: Vec<String> = crate::manifest::BUILTIN_VERBS.iter().map(|s| (*s).to_string()).collect();
+        listed.sort();
+        assert_eq!(names, listed);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -3,13 +3,12 @@
 //! nothing, says so, and can be run again.
 
 use std::io::{BufRead as _, IsTerminal as _};
-use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::error::{Failed, UserError};
 use crate::manifest::Pattern;
-use crate::ops::{load_deployment, resolve_app};
+use crate::ops::{registry, resolve_target};
 use crate::output::{Event, Printer};
 use crate::phase::infrastructure::tofu;
 use crate::phase::network::interface_exists;
@@ -21,7 +20,7 @@ use crate::tools::wg;
 /// Flags of `down`.
 #[derive(Debug, Clone, Default)]
 pub struct DownOptions {
-    pub app: Option<PathBuf>,
+    pub app: Option<String>,
     pub yes: bool,
 }
 
@@ -36,10 +35,11 @@ fn confirm(printer: &Printer, question: &str) -> Result<bool> {
 }
 
 pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, options: &DownOptions) -> Result<()> {
-    let app = resolve_app(options.app.as_deref())?;
-    let (dir, state) = load_deployment(&app)?;
-    let app_arg = app.display().to_string();
-    if !options.yes && !confirm(printer, &format!("destroy `{}` ({}) and everything it created?", state.app.name, state.id))? {
+    let target = resolve_target(settings, options.app.as_deref())?;
+    let state = target.load()?;
+    let dir = target.dir.clone();
+    let app_arg = target.arg();
+    if !options.yes && !confirm(printer, &format!("destroy `{}:{}` ({}) and everything it created?", state.app.name, state.env, state.id))? {
         bail!(UserError::new("cancelled; nothing was changed", "pass `--yes` to skip the question"));
     }
     let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {app_arg}"), settings.lock_wait, |holder| {
@@ -65,7 +65,8 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
         }
         .into());
     }
-    std::fs::remove_dir_all(&dir.root).with_context(|| format!("failed to remove `{}`", dir.root.display()))?;
+    dir.remove()?;
+    registry(settings).remove(&state.id)?;
     printer.event(&Event::DeploymentFinished { command: "down", status: "destroyed", id: &state.id, outputs: None });
     printer.status("Destroyed", format!("`{}` ({}) in {}", state.app.name, state.id, format_duration(clock.elapsed())));
     Ok(())

@@ -2,33 +2,35 @@
 //! `ssh` and `exec` are the ones that touch the VM.
 
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use crate::error::{ExternalExit, UserError};
-use crate::ops::{load_deployment, resolve_app};
+use crate::ops::{Target, resolve_target};
 use crate::output::Printer;
 use crate::phase::Phase;
 use crate::process::{Cmd, Io, Runner};
+use crate::settings::Settings;
 use crate::state::{DeploymentState, format_duration, format_utc, now_unix};
 use crate::tools::ssh::{self, SshTarget};
 
-fn load(app: Option<&Path>) -> Result<(PathBuf, DeploymentState)> {
-    let app = resolve_app(app)?;
-    let (_, state) = load_deployment(&app)?;
-    Ok((app, state))
+fn load(settings: &Settings, app: Option<&str>) -> Result<(Target, DeploymentState)> {
+    let target = resolve_target(settings, app)?;
+    let state = target.load()?;
+    Ok((target, state))
 }
 
-pub fn status(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
-    let (_, state) = load(app)?;
+pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: bool) -> Result<()> {
+    let (_, state) = load(settings, app)?;
     if json {
         printer.json_line(&json!({"schema": 1, "deployment": state}));
         return Ok(());
     }
     let age = now_unix().saturating_sub(state.created_at);
     printer.data(format!("deployment  {}", state.id));
+    printer.data(format!("env         {}", state.env));
     printer.data(format!("app         {} {}", state.app.name, state.app.version.clone().unwrap_or_default()));
     printer.data(format!("pattern     {} {}", state.pattern.name, state.pattern.version));
     printer.data(format!("status      {}", state.status.as_str()));
@@ -57,12 +59,12 @@ pub fn status(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn address(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> {
-    let (app_path, state) = load(app)?;
+pub fn address(printer: &Printer, settings: &Settings, app: Option<&str>, json: bool) -> Result<()> {
+    let (target, state) = load(settings, app)?;
     let outputs = state
         .outputs
         .as_ref()
-        .ok_or_else(|| UserError::new("the deployment has no addresses yet", format!("finish it with `tfgrid-compose up --resume {}`", app_path.display())))?;
+        .ok_or_else(|| UserError::new("the deployment has no addresses yet", format!("finish it with `tfgrid-compose up --resume {}`", target.arg())))?;
     if json {
         printer.json_line(&json!({"schema": 1, "primary_ip": outputs.primary_ip, "primary_ip_type": outputs.primary_ip_type, "vms": outputs.vms().iter().map(|v| json!({"name": v.name, "ip": v.address, "role": v.role})).collect::<Vec<_>>(), "mycelium_ip": outputs.mycelium_ip}));
         return Ok(());
@@ -74,7 +76,7 @@ pub fn address(printer: &Printer, app: Option<&Path>, json: bool) -> Result<()> 
     Ok(())
 }
 
-fn target(state: &DeploymentState) -> Result<SshTarget> {
+pub fn ssh_target(state: &DeploymentState) -> Result<SshTarget> {
     let outputs = state.outputs.as_ref().context("the deployment has no address yet; finish it with `tfgrid-compose up --resume`")?;
     Ok(SshTarget {
         host: outputs.primary_ip.clone(),
@@ -87,9 +89,9 @@ fn target(state: &DeploymentState) -> Result<SshTarget> {
 }
 
 /// `ssh [-- CMD…]` and `exec CMD…`: the remote exit code becomes ours.
-pub async fn ssh(runner: &Runner, app: Option<&Path>, command: &[String], tty: bool) -> Result<()> {
-    let (_, state) = load(app)?;
-    let target = target(&state)?;
+pub async fn ssh(runner: &Runner, settings: &Settings, app: Option<&str>, command: &[String], tty: bool) -> Result<()> {
+    let (_, state) = load(settings, app)?;
+    let target = ssh_target(&state)?;
     let tty = tty && std::io::stdin().is_terminal();
     let cmd: Cmd = ssh::ssh(&target, command, tty && !command.is_empty()).io(Io::Inherit);
     let out = runner.status(&cmd).await?;
@@ -101,10 +103,10 @@ pub async fn ssh(runner: &Runner, app: Option<&Path>, command: &[String], tty: b
 }
 
 /// `logs [PHASE]`: the latest run's log of a phase, or the list of logs.
-pub fn logs(printer: &Printer, app: Option<&Path>, phase: Option<&str>) -> Result<()> {
-    let (app_path, state) = load(app)?;
+pub fn logs(printer: &Printer, settings: &Settings, app: Option<&str>, phase: Option<&str>) -> Result<()> {
+    let (target, state) = load(settings, app)?;
     let Some(run) = state.runs.last() else {
-        return Err(UserError::new("no run has written logs yet", format!("run `tfgrid-compose up {}`", app_path.display())).into());
+        return Err(UserError::new("no run has written logs yet", format!("run `tfgrid-compose up {}`", target.arg())).into());
     };
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(&run.log_dir).with_context(|| format!("failed to read `{}`", run.log_dir.display()))?.flatten().map(|e| e.path()).collect();

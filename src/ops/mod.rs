@@ -1,68 +1,150 @@
-//! Commands as operations: `up`, `down`, and the read-only ones in `inspect`. Each takes resolved
+//! Commands as operations: `up`, `down`, the read-only ones in `inspect`, the registry ones in
+//! `deployments`, app-defined commands in `commands`, and `config`. Each takes resolved
 //! settings and a printer and returns a `Result`; none prints outside the printer or exits.
 
+pub mod commands;
+pub mod config;
+pub mod deployments;
 pub mod down;
 pub mod inspect;
 pub mod up;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::error::UserError;
 use crate::manifest::{MANIFEST_FILE, Pattern};
+use crate::registry::{Entry, Registry};
 use crate::settings::Settings;
 use crate::state::{DeploymentState, StateDir};
 
-/// The context file in the current folder: `app: PATH`.
+/// The context file in the current folder: `app: PATH` and/or `deployment: ID` (`select`).
 pub const CONTEXT_FILE: &str = ".tfgrid-compose.yaml";
 
-/// The app folder or manifest path: the argument, else the context file's `app:`, else the
-/// current folder when it holds a manifest.
-pub fn resolve_app(arg: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = arg {
-        return Ok(path.to_path_buf());
+/// `.tfgrid-compose.yaml`, read and written as a YAML map so that keys we do not own survive.
+pub fn read_context_file() -> Result<serde_yaml::Mapping> {
+    let text = match std::fs::read_to_string(CONTEXT_FILE) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(serde_yaml::Mapping::new());
+        }
+        Err(err) => return Err(err).with_context(|| format!("failed to read `{CONTEXT_FILE}`")),
+    };
+    if text.trim().is_empty() {
+        return Ok(serde_yaml::Mapping::new());
     }
-    if let Ok(text) = std::fs::read_to_string(CONTEXT_FILE) {
-        #[derive(serde::Deserialize)]
-        struct ContextFile {
-            app: Option<PathBuf>,
+    serde_yaml::from_str(&text).map_err(|e| {
+        crate::manifest::yaml_error(Path::new(CONTEXT_FILE), &e, "the context file holds `app: PATH` and `deployment: ID`; fix or remove it").into()
+    })
+}
+
+fn context_value(map: &serde_yaml::Mapping, key: &str) -> Option<String> {
+    map.get(key).and_then(serde_yaml::Value::as_str).map(String::from)
+}
+
+/// The deployment a command acts on: the app's folder, its environment and its state folder.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The app folder or manifest path, as given or as recorded.
+    pub app: PathBuf,
+    pub env: String,
+    pub dir: StateDir,
+}
+
+impl Target {
+    fn of_app(app: PathBuf, settings: &Settings) -> Target {
+        let dir = StateDir::for_app(&app_dir(&app), &settings.env_name, false).with_registry(registry(settings));
+        Target { app, env: settings.env_name.clone(), dir }
+    }
+
+    fn of_entry(entry: &Entry, settings: &Settings) -> Target {
+        Target { app: entry.app_dir.clone(), env: entry.env.clone(), dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)) }
+    }
+
+    /// How to name this deployment in a suggested command: `APP` or `APP --env ENV`.
+    pub fn arg(&self) -> String {
+        if self.env == "default" { self.app.display().to_string() } else { format!("{} --env {}", self.app.display(), self.env) }
+    }
+
+    /// Loads the recorded deployment, or explains that there is none.
+    pub fn load(&self) -> Result<DeploymentState> {
+        match self.dir.load()? {
+            Some(state) => Ok(state),
+            None => Err(UserError::new(
+                format!("no deployment of `{}` in environment `{}` (no `{}`)", self.app.display(), self.env, self.dir.state_file().display()),
+                format!("deploy it with `tfgrid-compose up {}`, or list deployments with `tfgrid-compose ps`", self.arg()),
+            )
+            .into()),
         }
-        let parsed: ContextFile =
-            serde_yaml::from_str(&text).map_err(|e| UserError::new(format!("{CONTEXT_FILE}: {e}"), "the context file holds `app: PATH`; fix or remove it"))?;
-        if let Some(app) = parsed.app {
-            return Ok(app);
+    }
+}
+
+pub fn registry(settings: &Settings) -> Registry {
+    Registry::new(settings.registry_dir())
+}
+
+/// Resolves what a command acts on. With an argument: an existing path (app folder or
+/// manifest), else a deployment id prefix, `APP` or `APP:ENV` from the registry, else the path
+/// as given (so that its error names it). Without one: the context file's `deployment:` then
+/// `app:`, then a manifest in this folder, then the only deployment in the registry.
+pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> {
+    let explicit_env = !matches!(settings.sources.get("env"), None | Some(crate::settings::Source::Default));
+    let env = explicit_env.then_some(settings.env_name.as_str());
+    if let Some(arg) = arg {
+        if Path::new(arg).exists() {
+            return Ok(Target::of_app(PathBuf::from(arg), settings));
         }
+        if let Some(entry) = registry(settings).find(arg, env)? {
+            return Ok(Target::of_entry(&entry, settings));
+        }
+        return Ok(Target::of_app(PathBuf::from(arg), settings));
+    }
+    let context = read_context_file()?;
+    if let Some(id) = context_value(&context, "deployment") {
+        return match registry(settings).find(&id, None)? {
+            Some(entry) => Ok(Target::of_entry(&entry, settings)),
+            None => Err(UserError::new(
+                format!("`{CONTEXT_FILE}` selects deployment `{id}`, which is not in the registry any more"),
+                "select another with `tfgrid-compose select`, or clear it with `tfgrid-compose unselect`",
+            )
+            .into()),
+        };
+    }
+    if let Some(app) = context_value(&context, "app") {
+        return Ok(Target::of_app(PathBuf::from(app), settings));
     }
     if Path::new(MANIFEST_FILE).is_file() {
-        return Ok(PathBuf::from("."));
+        return Ok(Target::of_app(PathBuf::from("."), settings));
     }
-    Err(UserError::new(
-        "no app given",
-        format!("pass an app folder (`tfgrid-compose up examples/static-site`), or write `app: PATH` into `{CONTEXT_FILE}` here"),
-    )
-    .into())
+    let (entries, _) = registry(settings).list()?;
+    let live: Vec<&Entry> = entries.iter().filter(|e| !e.missing() && env.is_none_or(|w| e.env == w)).collect();
+    if live.len() == 1 {
+        return Ok(Target::of_entry(live[0], settings));
+    }
+    let hint = if live.is_empty() {
+        "pass an app folder (`tfgrid-compose up examples/static-site`), or write `app: PATH` into `.tfgrid-compose.yaml` here".to_string()
+    } else {
+        format!(
+            "name one ({}), or pick one for this folder with `tfgrid-compose select ID`",
+            live.iter().map(|e| format!("{} {}", e.short_id(), e.label())).collect::<Vec<_>>().join(", ")
+        )
+    };
+    Err(UserError::new(if live.is_empty() { "no app given".to_string() } else { format!("no app given, and {} deployments are known", live.len()) }, hint)
+        .into())
 }
 
 /// The app folder of a path that may name the manifest itself.
 pub fn app_dir(path: &Path) -> PathBuf {
     if path.is_file() {
-        path.parent().map_or_else(|| PathBuf::from("."), |p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+        path.parent().map_or_else(
+            || PathBuf::from("."),
+            |p| {
+                if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }
+            },
+        )
     } else {
         path.to_path_buf()
-    }
-}
-
-/// Loads the recorded deployment of an app, or explains that there is none.
-pub fn load_deployment(app: &Path) -> Result<(StateDir, DeploymentState)> {
-    let dir = StateDir::for_app(&app_dir(app), false);
-    match dir.load()? {
-        Some(state) => Ok((dir, state)),
-        None => Err(UserError::new(
-            format!("no deployment of `{}` (no `{}`)", app.display(), dir.state_file().display()),
-            format!("deploy it with `tfgrid-compose up {}`", app.display()),
-        )
-        .into()),
     }
 }
 

@@ -1,24 +1,25 @@
 //! `up` (and `validate`): everything is checked before anything is written, then the state folder
 //! is created, the lock taken, and the phases run from the first unfinished one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
 use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, Pattern, ResolvedHook};
-use crate::ops::{find_pattern, require_tool, resolve_app, resolve_tofu};
+use crate::ops::{Target, find_pattern, registry, require_tool, resolve_target, resolve_tofu};
 use crate::output::Printer;
 use crate::phase::{self, Context, Phase};
 use crate::process::Runner;
 use crate::settings::Settings;
-use crate::state::{AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateDir, StateLock, Status, format_utc, now_unix};
+use crate::state::{AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateLock, Status, format_utc, now_unix};
 
 /// Flags of `up`.
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
-    pub app: Option<PathBuf>,
+    /// App folder, manifest path, or a recorded deployment (`ID`, `APP[:ENV]`).
+    pub app: Option<String>,
     pub pattern: Option<String>,
     pub resume: bool,
     pub from: Option<Phase>,
@@ -36,9 +37,8 @@ pub struct Validated {
 }
 
 /// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
-pub fn validate(printer: &Printer, settings: &Settings, app_arg: Option<&Path>, pattern_flag: Option<&str>) -> Result<Validated> {
-    let app_path = resolve_app(app_arg)?;
-    let app = App::load(&app_path)?;
+pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern_flag: Option<&str>) -> Result<Validated> {
+    let app = App::load(app_path)?;
     for warning in &app.warnings {
         printer.warn(warning);
     }
@@ -83,12 +83,7 @@ fn load_mnemonic(printer: &Printer, settings: &Settings) -> Result<String> {
     if let Some(m) = settings.env.get("TF_VAR_mnemonic") {
         return Ok(m.trim().to_string());
     }
-    let mut candidates = Vec::new();
-    if let Some(home) = settings.env.home() {
-        candidates.push(home.join(".config/threefold/mnemonic"));
-    }
-    candidates.push(PathBuf::from(".tfgrid-mnemonic"));
-    for path in candidates {
+    for path in settings.mnemonic_files() {
         if let Ok(text) = std::fs::read_to_string(&path) {
             use std::os::unix::fs::PermissionsExt as _;
             if path.metadata().is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
@@ -121,11 +116,47 @@ fn new_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `max_environments` (manifest, else config): refuses a new environment when the app already
+/// has that many recorded on this machine.
+fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target) -> Result<()> {
+    let Some(cap) = valid.app.manifest.max_environments.or(settings.max_environments) else {
+        return Ok(());
+    };
+    let app_dir = std::path::absolute(&valid.app.dir)?;
+    let (entries, _) = registry(settings).list()?;
+    let others: Vec<String> = entries.iter().filter(|e| e.app_dir == app_dir && e.env != target.env && !e.missing()).map(|e| e.env.clone()).collect();
+    if others.len() >= cap as usize {
+        let source = if valid.app.manifest.max_environments.is_some() {
+            valid.app.file.display().to_string()
+        } else {
+            settings.sources.get("max_environments").map(ToString::to_string).unwrap_or_default()
+        };
+        return Err(UserError::new(
+            format!(
+                "`{}` may have at most {cap} environment{} at once ({source}); it has {}: {}",
+                valid.app.manifest.name,
+                if cap == 1 { "" } else { "s" },
+                others.len(),
+                others.join(", ")
+            ),
+            format!(
+                "remove one first (`tfgrid-compose down {} --env {}`), or raise `max_environments`",
+                valid.app.dir.display(),
+                others.first().map_or("ENV", String::as_str)
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options: &UpOptions) -> Result<()> {
-    let valid = validate(printer, settings, options.app.as_deref(), options.pattern.as_deref())?;
-    let dir = StateDir::for_app(&valid.app.dir, options.dry_run);
-    let app_arg = valid.app.dir.display().to_string();
-    let existing = StateDir::for_app(&valid.app.dir, false).load()?;
+    let target = resolve_target(settings, options.app.as_deref())?;
+    let valid = validate(printer, settings, &target.app, options.pattern.as_deref())?;
+    let mut dir = target.dir.clone();
+    dir.dry_run = options.dry_run;
+    let app_arg = Target { app: valid.app.dir.clone(), ..target.clone() }.arg();
+    let existing = target.dir.load()?;
     let continuing = options.resume || options.from.is_some();
     if existing.is_some() && !continuing {
         let state = existing.as_ref().map(|s| s.status.as_str()).unwrap_or_default();
@@ -150,6 +181,10 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         }
     }
 
+    if existing.is_none() {
+        check_environment_cap(settings, &valid, &target)?;
+    }
+
     let _lock = if options.dry_run {
         StateLock::none()
     } else {
@@ -167,6 +202,7 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         None => DeploymentState {
             schema_version: SCHEMA_VERSION,
             id: new_id(),
+            env: target.env.clone(),
             app: AppRecord {
                 name: valid.app.manifest.name.clone(),
                 version: valid.app.manifest.version.clone(),

@@ -60,8 +60,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 .await?;
                 match result {
                     Ok((code, _)) if (200..400).contains(&code) => break,
-                    Ok((code, _)) if Instant::now() > deadline => bail!("GET {url} answered {code}"),
-                    Err(err) if Instant::now() > deadline => return Err(err.context(format!("GET {url} failed"))),
+                    Ok((code, _)) if Instant::now() > deadline => {
+                        bail!("GET {url} answered {code}")
+                    }
+                    Err(err) if Instant::now() > deadline => {
+                        return Err(err.context(format!("GET {url} failed")));
+                    }
                     _ => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }

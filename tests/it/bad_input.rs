@@ -72,7 +72,7 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
 fn assert_rejected(cx: &TestContext, case: &str, args: &[&str], expected: &[&str]) {
     let out = cx.cmd().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{case}: exit code; stderr:\n{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{case}: exit code; stderr:\n{stderr}");
     for fragment in expected {
         assert!(stderr.contains(fragment), "{case}: expected `{fragment}` in:\n{stderr}");
     }
@@ -118,7 +118,7 @@ fn bad_folders_and_patterns_are_rejected() {
         std::fs::remove_file(patterns.join("minimal").join(breakage)).unwrap();
         let out = cx.cmd().env("TFGRID_COMPOSE_PATTERNS_DIR", &patterns).arg("up").arg(&cx.app).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{case}");
+        assert_eq!(out.status.code(), Some(2), "{case}");
         assert!(stderr.contains(expected) && stderr.contains("hint:"), "{case}: {stderr}");
         assert!(!cx.state_dir().exists(), "{case}");
     }
@@ -149,7 +149,7 @@ fn missing_tools_are_named() {
     let app = cx.app.display().to_string();
     let out = cx.cmd().env("PATH", cx.bin.display().to_string()).args(["up", &app]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("neither `tofu` nor `terraform` is on PATH") && stderr.contains("hint: install one"), "{stderr}");
     let out = cx.cmd().env("TFGRID_COMPOSE_TOFU", "/nonexistent/tofu").args(["up", &app]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("TFGRID_COMPOSE_TOFU names `/nonexistent/tofu`"));

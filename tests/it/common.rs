@@ -87,7 +87,7 @@ impl TestContext {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.app.join(".tfgrid-compose")
+        self.app.join(".tfgrid-compose/default")
     }
 
     /// Every fake call so far, one line each, words joined by spaces, temp paths replaced.

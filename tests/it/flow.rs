@@ -55,7 +55,7 @@ fn up_runs_every_phase_in_order() {
     assert_eq!(mode(&cx.state_dir().join("state.yaml")), 0o600);
 
     // a second `up` refuses to start over the deployment
-    cx.cmd().arg("up").arg(&cx.app).assert().failure().code(1).stderr(contains("already deployed")).stderr(contains("up --resume"));
+    cx.cmd().arg("up").arg(&cx.app).assert().failure().code(2).stderr(contains("already deployed")).stderr(contains("up --resume"));
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn a_second_run_fails_at_once_naming_the_lock_holder() {
         .arg(&cx.app)
         .assert()
         .failure()
-        .code(1)
+        .code(3)
         .stderr(contains("locked by another run"))
         .stderr(contains("command up by a test"));
     cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().failure().stderr(contains("locked by another run"));
@@ -212,7 +212,7 @@ fn two_concurrent_ups_one_wins() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let second = a_spawn(&cx);
     let (r1, r2) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
-    assert_eq!([r1.status.code(), r2.status.code()], [Some(0), Some(1)]);
+    assert_eq!([r1.status.code(), r2.status.code()], [Some(0), Some(3)]);
     let stderr = String::from_utf8_lossy(&r2.stderr);
     assert!(stderr.contains("locked by another run") && stderr.contains("pid "), "{stderr}");
 }

@@ -39,12 +39,17 @@ impl Deployment {
 
     fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
-        cmd.env("NO_COLOR", "1").env_remove("TFGRID_COMPOSE_PATTERNS_DIR").current_dir(&self.app);
+        cmd.env("NO_COLOR", "1")
+            .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
+            .env_remove("TFGRID_COMPOSE_ENV")
+            .env("TFGRID_COMPOSE_DATA_DIR", self._root.path().join("data"))
+            .env("TFGRID_COMPOSE_CONFIG_DIR", self._root.path().join("config"))
+            .current_dir(&self.app);
         cmd
     }
 
     fn state(&self) -> tfgrid_compose::state::DeploymentState {
-        tfgrid_compose::state::StateDir::for_app(&self.app, false).load().unwrap().expect("a deployment")
+        tfgrid_compose::state::StateDir::for_app(&self.app, "default", false).load().unwrap().expect("a deployment")
     }
 
     fn id8(&self) -> String {
@@ -54,7 +59,7 @@ impl Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        if self.app.join(".tfgrid-compose/state.yaml").exists() {
+        if self.app.join(".tfgrid-compose/default/state.yaml").exists() {
             let _ = self.cmd().args(["down", "--yes"]).output();
         }
     }
@@ -117,7 +122,7 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     d.cmd().args(["exec", "ls"]).arg(format!("/etc/{probe}")).assert().success();
     assert!(!Path::new("/etc").join(&probe).exists() && !Path::new("/opt").join(&probe).exists(), "a VM write reached the host");
     // the pinned host key is used from the first connection
-    assert!(std::fs::read_to_string(d.app.join(".tfgrid-compose/known_hosts")).unwrap().contains("ssh-ed25519"));
+    assert!(std::fs::read_to_string(d.app.join(".tfgrid-compose/default/known_hosts")).unwrap().contains("ssh-ed25519"));
 
     d.cmd().args(["down", "--yes"]).assert().success();
     assert!(!d.app.join(".tfgrid-compose").exists());
@@ -180,12 +185,14 @@ fn sigkill_during_platform_then_resume_then_down_is_clean() {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"))
         .arg("up")
         .env("NO_COLOR", "1")
+        .env("TFGRID_COMPOSE_DATA_DIR", d._root.path().join("data"))
+        .env("TFGRID_COMPOSE_CONFIG_DIR", d._root.path().join("config"))
         .current_dir(&d.app)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let state_file = d.app.join(".tfgrid-compose/state.yaml");
+    let state_file = d.app.join(".tfgrid-compose/default/state.yaml");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(&state_file).unwrap_or_default();

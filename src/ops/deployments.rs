@@ -1,0 +1,236 @@
+//! Many deployments: `ps` (the registry), `select`/`unselect` (the context file) and `inspect`
+//! (everything recorded about one deployment, secrets redacted).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde_json::{Value, json};
+
+use crate::error::UserError;
+use crate::ops::{CONTEXT_FILE, Target, read_context_file, registry, resolve_target};
+use crate::output::Printer;
+use crate::process::{Cmd, Io, Runner};
+use crate::registry::Entry;
+use crate::settings::Settings;
+use crate::state::{format_utc, now_unix, write_atomic};
+
+/// Schema version of every `--json` document (see docs/json-output.md).
+pub const JSON_SCHEMA: u32 = 1;
+
+/// `5s`, `3m`, `2h`, `4d`: how long ago.
+pub fn age(since: u64, now: u64) -> String {
+    let secs = now.saturating_sub(since);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+fn ps_row(entry: &Entry, now: u64) -> Value {
+    let missing = entry.missing();
+    json!({
+        "id": entry.id,
+        "app": entry.app,
+        "env": entry.env,
+        "pattern": entry.pattern,
+        "status": if missing { "missing" } else { entry.status.as_str() },
+        "primary_ip": entry.primary_ip,
+        "created_at": format_utc(entry.created_at),
+        "age_seconds": now.saturating_sub(entry.created_at),
+        "app_dir": entry.app_dir,
+        "state_dir": entry.state_dir,
+        "missing": missing,
+    })
+}
+
+/// `ps [--prune]`: every deployment in the registry. Entries whose folder vanished are shown as
+/// `missing`; `--prune` removes them (and only them).
+pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Result<()> {
+    let registry = registry(settings);
+    let (mut entries, broken) = registry.list()?;
+    for (path, err) in &broken {
+        printer.warn(format!("registry entry `{}` cannot be read ({err}); remove the file if it is stale", path.display()));
+    }
+    if prune {
+        let (gone, kept): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(Entry::missing);
+        for entry in &gone {
+            registry.remove(&entry.id)?;
+            printer.status("Pruned", format!("{} {} (no `{}`)", entry.short_id(), entry.label(), entry.state_dir.display()));
+        }
+        if gone.is_empty() {
+            printer.status("Pruned", "nothing: every entry's folder exists");
+        }
+        entries = kept;
+    }
+    let now = now_unix();
+    if json {
+        let rows: Vec<Value> = entries.iter().map(|e| ps_row(e, now)).collect();
+        printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
+        return Ok(());
+    }
+    if entries.is_empty() {
+        printer.status("Empty", "no deployments recorded on this machine");
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = entries
+        .iter()
+        .map(|e| {
+            let status = if e.missing() { "missing".to_string() } else { e.status.clone() };
+            [
+                e.short_id().to_string(),
+                e.app.clone(),
+                e.env.clone(),
+                e.pattern.clone(),
+                status,
+                e.primary_ip.clone().unwrap_or_else(|| "-".into()),
+                age(e.created_at, now),
+            ]
+        })
+        .collect();
+    let header = ["ID", "APP", "ENV", "PATTERN", "STATUS", "ADDRESS", "AGE"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str]| cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string();
+    printer.data(line(&header));
+    for row in &rows {
+        printer.data(line(&row.each_ref().map(String::as_str)));
+    }
+    let missing = entries.iter().filter(|e| e.missing()).count();
+    if missing > 0 {
+        printer.warn(format!("{missing} deployment folder{} vanished; `tfgrid-compose ps --prune` forgets them", if missing == 1 { "" } else { "s" }));
+    }
+    Ok(())
+}
+
+/// `select TARGET`: records the deployment in this folder's context file.
+pub fn select(printer: &Printer, settings: &Settings, query: &str) -> Result<()> {
+    let target = resolve_target(settings, Some(query))?;
+    let state = target.load()?;
+    let mut context = read_context_file()?;
+    context.insert("deployment".into(), state.id.clone().into());
+    write_context(&context)?;
+    printer.status("Selected", format!("{} {}:{} (in `{CONTEXT_FILE}`)", &state.id[..8], state.app.name, state.env));
+    Ok(())
+}
+
+/// `unselect`: forgets the selection; the file goes when nothing else is in it.
+pub fn unselect(printer: &Printer) -> Result<()> {
+    let mut context = read_context_file()?;
+    if context.remove("deployment").is_none() {
+        printer.status("Unselected", "nothing was selected here");
+        return Ok(());
+    }
+    if context.is_empty() {
+        std::fs::remove_file(CONTEXT_FILE).with_context(|| format!("failed to remove `{CONTEXT_FILE}`"))?;
+    } else {
+        write_context(&context)?;
+    }
+    printer.status("Unselected", format!("the deployment selected in `{CONTEXT_FILE}`"));
+    Ok(())
+}
+
+fn write_context(context: &serde_yaml::Mapping) -> Result<()> {
+    let text = serde_yaml::to_string(context)?;
+    let path = std::path::absolute(CONTEXT_FILE)?;
+    write_atomic(&path, text.as_bytes(), 0o644)
+}
+
+/// Replaces the values of keys that look secret, at any depth, and private keys inside text.
+pub fn redact(value: &mut Value) {
+    const SECRET: &[&str] = &["token", "password", "secret", "private", "mnemonic", "kubeconfig", "api_key", "apikey"];
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if SECRET.iter().any(|s| lower.contains(s)) && !v.is_null() {
+                    *v = Value::String("<redacted>".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(text) if text.contains("PrivateKey") || text.contains("PRIVATE KEY") => *text = "<redacted>".into(),
+        _ => {}
+    }
+}
+
+async fn tool_version(program: &str, args: &[&str]) -> Value {
+    let cmd = Cmd::new(program).args(args.iter().copied()).io(Io::Stdout).timeout(Duration::from_secs(10));
+    match Runner::real().status(&cmd).await {
+        Ok(out) if out.code == Some(0) => Value::String(out.stdout.lines().next().unwrap_or_default().trim().to_string()),
+        Ok(out) => Value::String(format!("(exited with {:?})", out.code)),
+        Err(err) => Value::String(format!("({err})")),
+    }
+}
+
+async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
+    let state = target.load()?;
+    let entry = registry(settings).find(&state.id, None).ok().flatten();
+    let mut state_json = serde_json::to_value(&state)?;
+    redact(&mut state_json);
+    let logs: Vec<String> = state
+        .runs
+        .last()
+        .and_then(|r| std::fs::read_dir(&r.log_dir).ok())
+        .map(|d| {
+            let mut v: Vec<String> = d.flatten().map(|e| e.path().display().to_string()).collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let context_keys: Vec<String> = target.dir.load_context().unwrap_or_default().into_keys().collect();
+    Ok(json!({
+        "id": state.id,
+        "app": state.app.name,
+        "env": state.env,
+        "state_dir": target.dir.root,
+        "registered": entry.is_some(),
+        "log_dir": state.runs.last().map(|r| r.log_dir.clone()),
+        "logs": logs,
+        "context_keys": context_keys,
+        "tools_now": {
+            "tofu": {"path": state.tofu, "version": tool_version(&state.tofu, &["version"]).await},
+            "ssh": {"path": "ssh", "version": tool_version("ssh", &["-V"]).await},
+        },
+        "state": state_json,
+    }))
+}
+
+/// `inspect [TARGET] [--all]`: everything recorded, secrets redacted; YAML for people, JSON with `--json`.
+pub async fn inspect(printer: &Printer, settings: &Settings, query: Option<&str>, all: bool, json: bool) -> Result<()> {
+    let docs: Vec<Value> = if all {
+        let (entries, _) = registry(settings).list()?;
+        let mut docs = Vec::new();
+        for entry in entries {
+            if entry.missing() {
+                docs.push(json!({"id": entry.id, "app": entry.app, "env": entry.env, "state_dir": entry.state_dir, "missing": true}));
+            } else {
+                let target = Target { app: entry.app_dir.clone(), env: entry.env.clone(), dir: crate::state::StateDir::at(entry.state_dir.clone()) };
+                docs.push(inspect_one(settings, &target).await?);
+            }
+        }
+        docs
+    } else {
+        vec![inspect_one(settings, &resolve_target(settings, query)?).await?]
+    };
+    if json {
+        let body = if all { json!({"schema": JSON_SCHEMA, "deployments": docs}) } else { json!({"schema": JSON_SCHEMA, "deployment": docs[0]}) };
+        printer.json_line(&body);
+        return Ok(());
+    }
+    if docs.is_empty() {
+        return Err(UserError::new("no deployments recorded on this machine", "deploy one with `tfgrid-compose up APP`").into());
+    }
+    for doc in docs {
+        printer.data(serde_yaml::to_string(&doc)?.trim_end());
+        printer.data("---");
+    }
+    Ok(())
+}

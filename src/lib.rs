@@ -10,7 +10,9 @@
 //! - verify, finalize → `phase::verify`
 //!
 //! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`;
-//! `.tfgrid-compose/state.yaml` and `lock` → `state`; `terraform/` → `phase::infrastructure`;
+//! `.tfgrid-compose/<env>/state.yaml`, `lock`, `context.yaml` → `state`; the registry of
+//! deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the config file →
+//! `settings`; `.tfgrid-compose.yaml` (selection) → `ops`; `terraform/` → `phase::infrastructure`;
 //! `wg/*.conf` → `phase::network`; `inventory.ini`, `ansible.cfg`, `extra-vars.json` →
 //! `phase::platform`; `logs/<run>/<phase>.log` → `process` (child output) and `phase`.
 //!

@@ -28,8 +28,7 @@ pub fn age(since: u64, now: u64) -> String {
     }
 }
 
-fn ps_row(entry: &Entry, now: u64) -> Value {
-    let missing = entry.missing();
+fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
     json!({
         "id": entry.id,
         "app": entry.app,
@@ -65,8 +64,10 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
         entries = kept;
     }
     let now = now_unix();
+    // One stat per entry: whether its folder still exists.
+    let missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
     if json {
-        let rows: Vec<Value> = entries.iter().map(|e| ps_row(e, now)).collect();
+        let rows: Vec<Value> = entries.iter().zip(&missing).map(|(e, m)| ps_row(e, *m, now)).collect();
         printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
         return Ok(());
     }
@@ -76,8 +77,9 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     }
     let rows: Vec<[String; 7]> = entries
         .iter()
-        .map(|e| {
-            let status = if e.missing() { "missing".to_string() } else { e.status.clone() };
+        .zip(&missing)
+        .map(|(e, m)| {
+            let status = if *m { "missing".to_string() } else { e.status.clone() };
             [
                 e.short_id().to_string(),
                 e.app.clone(),
@@ -96,14 +98,20 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
             *w = (*w).max(cell.len());
         }
     }
-    let line = |cells: &[&str]| cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string();
-    printer.data(line(&header));
+    let mut table = String::with_capacity((rows.len() + 1) * widths.iter().sum::<usize>() * 2);
+    let mut push = |cells: &[&str]| {
+        let line = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+        table.push_str(line.trim_end());
+        table.push('\n');
+    };
+    push(&header);
     for row in &rows {
-        printer.data(line(&row.each_ref().map(String::as_str)));
+        push(&row.each_ref().map(String::as_str));
     }
-    let missing = entries.iter().filter(|e| e.missing()).count();
-    if missing > 0 {
-        printer.warn(format!("{missing} deployment folder{} vanished; `tfgrid-compose ps --prune` forgets them", if missing == 1 { "" } else { "s" }));
+    printer.raw(table.as_bytes());
+    let vanished = missing.iter().filter(|m| **m).count();
+    if vanished > 0 {
+        printer.warn(format!("{vanished} deployment folder{} vanished; `tfgrid-compose ps --prune` forgets them", if vanished == 1 { "" } else { "s" }));
     }
     Ok(())
 }

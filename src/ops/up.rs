@@ -124,7 +124,8 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
     };
     let app_dir = std::path::absolute(&valid.app.dir)?;
     let (entries, _) = registry(settings).list()?;
-    let others: Vec<String> = entries.iter().filter(|e| e.app_dir == app_dir && e.env != target.env && !e.missing()).map(|e| e.env.clone()).collect();
+    let mut others: Vec<String> = entries.iter().filter(|e| e.app_dir == app_dir && e.env != target.env && !e.missing()).map(|e| e.env.clone()).collect();
+    others.sort();
     if others.len() >= cap as usize {
         let source = if valid.app.manifest.max_environments.is_some() {
             valid.app.file.display().to_string()

@@ -71,8 +71,9 @@ impl TestContext {
         std::fs::write(self.fake_dir.join("outputs.json"), json).unwrap();
     }
 
-    pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
+    /// The binary with fake tools first on PATH and a clean environment.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
         cmd.env_clear()
             .env("PATH", format!("{}:/usr/bin:/bin", self.bin.display()))
             .env("HOME", self.root.path().join("home"))
@@ -84,6 +85,29 @@ impl TestContext {
             .env("TFGRID_COMPOSE_SSH_TIMEOUT", "5s")
             .current_dir(self.root.path());
         cmd
+    }
+
+    pub fn cmd(&self) -> Command {
+        Command::from_std(self.std_cmd())
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    /// The registry folder `ps` reads.
+    pub fn registry(&self) -> PathBuf {
+        self.home().join(".local/share/tfgrid-compose/deployments")
+    }
+
+    /// Runs the command and returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    pub fn app_arg(&self) -> &str {
+        self.app.to_str().unwrap()
     }
 
     pub fn state_dir(&self) -> PathBuf {

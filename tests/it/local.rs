@@ -121,6 +121,14 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     d.cmd().args(["exec", "touch"]).arg(format!("/etc/{probe}")).arg(format!("/opt/{probe}")).assert().success();
     d.cmd().args(["exec", "ls"]).arg(format!("/etc/{probe}")).assert().success();
     assert!(!Path::new("/etc").join(&probe).exists() && !Path::new("/opt").join(&probe).exists(), "a VM write reached the host");
+    // app commands: every argument arrives byte for byte through the real sshd and the VM's shell
+    let nasty = ["two words", "it's \"quoted\"", "$(touch /tmp/pwned); `id`", "a;b|c&d>e", "line one\nline two", "*", ""];
+    let out = d.cmd().arg("args").args(nasty).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<String> = String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect();
+    assert_eq!(got, nasty.map(|a| format!("[{a}]")));
+    d.cmd().arg("page").assert().success().stdout(predicates::str::contains("Hello from tfgrid-compose"));
+    d.cmd().args(["ps", "--json"]).assert().success().stdout(predicates::str::contains(r#""status":"running""#));
     // the pinned host key is used from the first connection
     assert!(std::fs::read_to_string(d.app.join(".tfgrid-compose/default/known_hosts")).unwrap().contains("ssh-ed25519"));
 

@@ -1,7 +1,11 @@
-//! The one integration-test binary: flow tests with fake tools on PATH (`flow`, `bad_input`) and
-//! end-to-end tests of the `local` pattern with the real tools (`local`).
+//! The one integration-test binary: flow tests with fake tools on PATH (`flow`, `bad_input`),
+//! many deployments and the CLI surface (`deployments`, `cli`), the `--json` schema checker
+//! (`schema`), and end-to-end tests of the `local` pattern with the real tools (`local`).
 
 mod bad_input;
+mod cli;
 mod common;
+mod deployments;
 mod flow;
 mod local;
+mod schema;

@@ -24,6 +24,7 @@ pub mod error;
 pub mod manifest;
 pub mod ops;
 pub mod output;
+pub mod patterns;
 pub mod phase;
 pub mod process;
 pub mod registry;

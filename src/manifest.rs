@@ -28,6 +28,7 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "unselect",
     "inspect",
     "commands",
+    "patterns",
     "config",
     "completions",
     "man",

@@ -336,8 +336,9 @@ impl Settings {
         self.data_dir.join("deployments")
     }
 
-    /// Folders searched for a pattern, in order: `TFGRID_COMPOSE_PATTERNS_DIR`, `patterns/` next
-    /// to the app, the installed share folder next to the binary, then this source tree's.
+    /// Folders searched for a pattern on disk, in order: `patterns_dir`, `patterns/` next to the
+    /// app, then the installed share folder and `patterns/` next to the binary. The patterns built
+    /// into the binary come after these (see `ops::find_pattern`).
     pub fn pattern_search_path(&self, app_dir: &std::path::Path) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
         dirs.extend(self.patterns_dir.clone());
@@ -348,7 +349,6 @@ impl Settings {
                 dirs.push(bin.join("patterns"));
             }
         }
-        dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("patterns"));
         dirs
     }
 }

@@ -71,6 +71,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// List the selected app's own commands.
     Commands,
+    /// List the patterns, show one, or check a pattern folder statically.
+    Patterns(PatternsArgs),
     /// Show the resolved configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -176,6 +178,27 @@ pub struct InspectArgs {
     pub all: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct PatternsArgs {
+    #[command(subcommand)]
+    pub command: Option<PatternsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatternsCommand {
+    /// Everything about one pattern: what it needs, its variables (types, defaults, bounds), its outputs.
+    Show {
+        /// The pattern's name.
+        name: String,
+    },
+    /// Verify a pattern folder without creating anything: pattern.yaml, contract outputs and
+    /// variables in the HCL, `ansible-playbook --syntax-check`, README.
+    Check {
+        /// The pattern folder.
+        dir: std::path::PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print every setting, its value and where it came from (flag, env, config file, default).
@@ -258,6 +281,11 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Unselect => ops::deployments::unselect(printer),
         Command::Inspect(args) => ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await,
         Command::Commands => ops::commands::list(printer, &settings, json),
+        Command::Patterns(args) => match args.command {
+            None => ops::patterns::list(printer, &settings, json),
+            Some(PatternsCommand::Show { name }) => ops::patterns::show(printer, &settings, &name, json),
+            Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
+        },
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
         Command::Completions(args) => {
             let mut out = Vec::new();

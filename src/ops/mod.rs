@@ -7,6 +7,7 @@ pub mod config;
 pub mod deployments;
 pub mod down;
 pub mod inspect;
+pub mod patterns;
 pub mod up;
 
 use std::path::{Path, PathBuf};
@@ -148,10 +149,18 @@ pub fn app_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Finds a pattern by name along the search path.
+/// Every folder that may hold patterns: the search path on disk, then the patterns built into
+/// the binary (extracted once into the data dir).
+pub fn pattern_dirs(settings: &Settings, app_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = settings.pattern_search_path(app_dir);
+    dirs.push(crate::patterns::extract_embedded(&settings.data_dir)?);
+    Ok(dirs)
+}
+
+/// Finds a pattern by name along the search path, then among the built-in ones.
 pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<Pattern> {
     let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    let search = settings.pattern_search_path(app_dir);
+    let mut search = settings.pattern_search_path(app_dir);
     if valid {
         for dir in &search {
             let candidate = dir.join(name);
@@ -159,7 +168,12 @@ pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<P
                 return Ok(Pattern::load(&candidate)?);
             }
         }
+        if crate::patterns::embedded_names().contains(name) {
+            let dir = crate::patterns::extract_embedded(&settings.data_dir)?;
+            return Ok(Pattern::load(&dir.join(name))?);
+        }
     }
+    search.push(PathBuf::new());
     let mut known: Vec<String> = search
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
@@ -167,18 +181,11 @@ pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<P
         .flatten()
         .filter(|e| e.path().join("pattern.yaml").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .chain(crate::patterns::embedded_names())
         .collect();
     known.sort();
     known.dedup();
-    Err(UserError::new(
-        format!("unknown pattern `{name}`"),
-        if known.is_empty() {
-            "no patterns found; set TFGRID_COMPOSE_PATTERNS_DIR to the folder that holds them".to_string()
-        } else {
-            format!("known patterns: {}", known.join(", "))
-        },
-    )
-    .into())
+    Err(UserError::new(format!("unknown pattern `{name}`"), format!("known patterns: {} (`tfgrid-compose patterns` describes them)", known.join(", "))).into())
 }
 
 /// `TFGRID_COMPOSE_TOFU`, else `tofu`, else `terraform` on PATH.

@@ -41,7 +41,9 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         std::fs::read_to_string(&path).with_context(|| format!("failed to read ssh public key `{}`", path.display()))?.trim().to_string()
     };
     let mut variables = ctx.variables.clone();
-    variables.insert("deployment_name".into(), ctx.app.manifest.name.clone().into());
+    // Environments of one app get distinct names on the grid: `blog`, `blog-staging`.
+    let name = if ctx.state.env == "default" { ctx.app.manifest.name.clone() } else { format!("{}-{}", ctx.app.manifest.name, ctx.state.env) };
+    variables.insert("deployment_name".into(), name.into());
     variables.insert("deployment_id".into(), ctx.state.id.clone().into());
     variables.insert("ssh_public_key".into(), public_key.into());
     let json = serde_json::to_string_pretty(&variables)?;

@@ -20,7 +20,7 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         (
             "unknown pattern",
             BASE.replace("pattern: minimal", "pattern: nope"),
-            vec!["unknown pattern `nope`", "hint: known patterns: grid-like, local, minimal"],
+            vec!["unknown pattern `nope`", "hint: known patterns: ai-stack, gateway, grid-like, k3s, local, minimal, single-vm"],
         ),
         ("pattern with a path", BASE.replace("pattern: minimal", "pattern: ../minimal"), vec!["unknown pattern `../minimal`"]),
         (

@@ -7,5 +7,6 @@ mod cli;
 mod common;
 mod deployments;
 mod flow;
+mod grid;
 mod local;
 mod schema;

@@ -1,0 +1,94 @@
+variable "mnemonic" {
+  type      = string
+  sensitive = true
+}
+
+variable "deployment_name" {
+  type = string
+}
+
+variable "deployment_id" {
+  type = string
+}
+
+variable "ssh_public_key" {
+  type = string
+}
+
+variable "tfgrid_network" {
+  type    = string
+  default = "main"
+  validation {
+    condition     = contains(["main", "test", "qa", "dev"], var.tfgrid_network)
+    error_message = "tfgrid_network must be main, test, qa or dev."
+  }
+}
+
+variable "node_id" {
+  type    = number
+  default = 0
+}
+
+variable "farm_id" {
+  type    = number
+  default = 0
+}
+
+variable "exclude_nodes" {
+  type    = list(number)
+  default = []
+}
+
+variable "flist" {
+  type    = string
+  default = "https://hub.grid.tf/tf-official-vms/ubuntu-24.04-full.flist"
+}
+
+variable "vm_cpu" {
+  type    = number
+  default = 2
+}
+
+variable "vm_mem" {
+  type    = number
+  default = 4096
+}
+
+variable "vm_disk" {
+  type    = number
+  default = 50
+}
+
+variable "public_ipv4" {
+  type    = bool
+  default = false
+}
+
+variable "public_ipv6" {
+  type    = bool
+  default = false
+}
+
+variable "mycelium" {
+  type    = bool
+  default = true
+}
+
+variable "prefer" {
+  type    = string
+  default = "wireguard"
+  validation {
+    condition     = contains(["wireguard", "mycelium", "ipv4", "ipv6"], var.prefer)
+    error_message = "prefer must be wireguard, mycelium, ipv4 or ipv6."
+  }
+}
+
+variable "app_user" {
+  type    = string
+  default = "app"
+}
+
+variable "open_ports" {
+  type    = list(number)
+  default = [22, 80, 443]
+}

@@ -1,0 +1,194 @@
+//! Patterns shipped in the binary, and the static check of a pattern folder (`patterns check`):
+//! `pattern.yaml` valid, the Terraform declares every contract output and every variable the
+//! orchestrator passes (parsed with `hcl-rs`), `platform/site.yml` passes
+//! `ansible-playbook --syntax-check`, and a README exists.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::manifest::Pattern;
+use crate::process::{Cmd, Io, Runner};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_patterns.rs"));
+}
+
+/// The outputs every pattern must declare (patterns/PATTERN_CONTRACT.md).
+pub const REQUIRED_OUTPUTS: [&str; 4] = ["primary_ip", "primary_ip_type", "deployment_name", "node_ids"];
+/// Variables the orchestrator writes into the tfvars file of every pattern.
+pub const PASSED_VARIABLES: [&str; 3] = ["deployment_name", "deployment_id", "ssh_public_key"];
+
+/// Writes the embedded patterns to `<data_dir>/patterns/<hash>/` once (atomically: a temp folder
+/// renamed into place) and returns that folder.
+pub fn extract_embedded(data_dir: &Path) -> Result<PathBuf> {
+    let base = data_dir.join("patterns");
+    let dest = base.join(embedded::HASH);
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(&base).with_context(|| format!("failed to create `{}`", base.display()))?;
+    let temp = tempfile::tempdir_in(&base)?;
+    for (rel, mode, bytes) in embedded::FILES {
+        let path = temp.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, bytes)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+    }
+    let temp = temp.keep();
+    if let Err(err) = std::fs::rename(&temp, &dest) {
+        let _ = std::fs::remove_dir_all(&temp);
+        if !dest.is_dir() {
+            return Err(err).with_context(|| format!("failed to place the patterns in `{}`", dest.display()));
+        }
+    }
+    Ok(dest)
+}
+
+/// Names of the patterns in the binary.
+pub fn embedded_names() -> BTreeSet<String> {
+    embedded::FILES.iter().filter(|(rel, _, _)| rel.ends_with("/pattern.yaml")).filter_map(|(rel, _, _)| rel.split('/').next()).map(String::from).collect()
+}
+
+/// What `infrastructure/*.tf` declares.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Declared {
+    pub variables: BTreeSet<String>,
+    pub outputs: BTreeSet<String>,
+}
+
+/// Parses every `.tf` file of a folder and collects `variable` and `output` labels.
+pub fn declared(infrastructure: &Path) -> Result<Declared, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(infrastructure)
+        .map_err(|e| format!("`{}`: {e}", infrastructure.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("`{}` holds no .tf file", infrastructure.display()));
+    }
+    let mut found = Declared::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("`{}`: {e}", file.display()))?;
+        let body = hcl::parse(&text).map_err(|e| format!("`{}`: not valid HCL: {e}", file.display()))?;
+        for block in body.blocks() {
+            let label = block.labels().first().map(|l| l.as_str().to_string());
+            match (block.identifier(), label) {
+                ("variable", Some(name)) => {
+                    found.variables.insert(name);
+                }
+                ("output", Some(name)) => {
+                    found.outputs.insert(name);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The result of `patterns check`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckReport {
+    pub dir: PathBuf,
+    pub name: Option<String>,
+    pub problems: Vec<String>,
+    pub passed: Vec<String>,
+}
+
+/// Checks a pattern folder without creating anything. Every problem is collected, not just the first.
+pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
+    let mut report = CheckReport { dir: dir.to_path_buf(), name: None, problems: Vec::new(), passed: Vec::new() };
+    let pattern = match Pattern::load(dir) {
+        Ok(pattern) => {
+            report.passed.push("pattern.yaml is valid".into());
+            report.name = Some(pattern.manifest.name.clone());
+            Some(pattern)
+        }
+        Err(err) => {
+            report.problems.push(err.to_string());
+            None
+        }
+    };
+    match declared(&dir.join("infrastructure")) {
+        Ok(found) => {
+            let mut missing = Vec::new();
+            for output in REQUIRED_OUTPUTS {
+                if !found.outputs.contains(output) {
+                    report.problems.push(format!("infrastructure/: contract output `{output}` is not declared (add `output \"{output}\" {{ value = … }}`)"));
+                    missing.push(output);
+                }
+            }
+            if missing.is_empty() {
+                report.passed.push(format!("infrastructure/ declares the contract outputs ({})", REQUIRED_OUTPUTS.join(", ")));
+            }
+            let mut wanted: Vec<String> = PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect();
+            if let Some(p) = &pattern {
+                if p.needs_mnemonic() {
+                    wanted.push("mnemonic".into());
+                }
+                wanted.extend(p.manifest.variables.keys().cloned());
+            }
+            let absent: Vec<&String> = wanted.iter().filter(|v| !found.variables.contains(*v)).collect();
+            for var in &absent {
+                report
+                    .problems
+                    .push(format!("infrastructure/: variable `{var}` is passed by the orchestrator but not declared (add `variable \"{var}\" {{}}`)"));
+            }
+            if absent.is_empty() {
+                report.passed.push(format!("infrastructure/ declares the {} variables it is given", wanted.len()));
+            }
+        }
+        Err(err) => report.problems.push(err),
+    }
+    let site = dir.join("platform/site.yml");
+    if site.is_file() {
+        let inventory = log.with_extension("inventory.ini");
+        let _ = std::fs::write(&inventory, "localhost ansible_connection=local\n");
+        let cmd = Cmd::new("ansible-playbook")
+            .args(["--syntax-check", "-i"])
+            .arg(inventory.display().to_string())
+            .arg(site.display().to_string())
+            .env("ANSIBLE_NOCOLOR", "1")
+            .io(Io::Log(log.to_path_buf()))
+            .timeout(std::time::Duration::from_secs(120));
+        match runner.run(&cmd).await {
+            Ok(_) => report.passed.push("platform/site.yml passes ansible-playbook --syntax-check".into()),
+            Err(err) => report.problems.push(format!("platform/site.yml: {err}")),
+        }
+    } else {
+        report.problems.push("platform/site.yml is missing".into());
+    }
+    if dir.join("README.md").is_file() {
+        report.passed.push("README.md is present".into());
+    } else {
+        report.problems.push("README.md is missing (use cases, variables, outputs, an example app)".into());
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_shipped_pattern_is_embedded() {
+        let names = super::embedded_names();
+        for name in ["local", "single-vm", "gateway", "k3s", "ai-stack"] {
+            assert!(names.contains(name), "{name} not embedded: {names:?}");
+        }
+    }
+
+    #[test]
+    fn hcl_declarations_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.tf"), "variable \"x\" {\n  type = string\n}\noutput \"primary_ip\" {\n  value = var.x\n}\n").unwrap();
+        let found = super::declared(dir.path()).unwrap();
+        assert!(found.variables.contains("x") && found.outputs.contains("primary_ip"));
+        std::fs::write(dir.path().join("b.tf"), "output \"broken\" {").unwrap();
+        assert!(super::declared(dir.path()).unwrap_err().contains("b.tf"));
+    }
+}

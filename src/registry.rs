@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
-use crate::state::{DeploymentState, write_atomic};
+use crate::state::{DeploymentState, create_private_dir, write_atomic};
 
 /// Schema of an entry file and of `ps --json`'s rows.
 pub const ENTRY_SCHEMA: u32 = 1;
@@ -79,12 +79,12 @@ impl Registry {
     }
 
     /// Adds or replaces an entry (atomic write).
+    pub fn contains(&self, id: &str) -> bool {
+        self.file(id).is_file()
+    }
+
     pub fn put(&self, entry: &Entry) -> Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode_0700()
-            .create(&self.dir)
-            .with_context(|| format!("failed to create the registry folder `{}`", self.dir.display()))?;
+        create_private_dir(&self.dir)?;
         let text = serde_json::to_vec(entry)?;
         write_atomic(&self.file(&entry.id), &text, 0o600)
     }
@@ -156,17 +156,6 @@ fn ambiguous(query: &str, hits: &[&Entry]) -> anyhow::Error {
         "give more of the id, or `APP:ENV` (`tfgrid-compose ps` lists them)",
     )
     .into()
-}
-
-trait Mode0700 {
-    fn mode_0700(&mut self) -> &mut Self;
-}
-
-impl Mode0700 for std::fs::DirBuilder {
-    fn mode_0700(&mut self) -> &mut Self {
-        use std::os::unix::fs::DirBuilderExt as _;
-        self.mode(0o700)
-    }
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ impl StateDir {
         if self.dry_run {
             return Ok(());
         }
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create `{}`", dir.display()))
+        create_private_dir(dir)
     }
 
     /// Writes a file atomically with `mode`: temp file in the same folder, fsync, rename.
@@ -149,6 +149,11 @@ impl StateDir {
     pub fn context_file(&self) -> PathBuf {
         self.root.join("context.yaml")
     }
+}
+
+/// Creates a folder and its parents, mode 0700.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create `{}`", dir.display()))
 }
 
 /// Atomic write: `tempfile` in the target's folder, write, `sync_all`, chmod, `persist`.

@@ -9,10 +9,10 @@ use std::io::IsTerminal as _;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::error::{ExternalExit, UserError};
+use crate::error::UserError;
 use crate::manifest::{App, AppCommand, BUILTIN_VERBS};
 use crate::ops::deployments::JSON_SCHEMA;
-use crate::ops::inspect::ssh_target;
+use crate::ops::inspect::{remote_exit, ssh_target};
 use crate::ops::{Target, resolve_target};
 use crate::output::Printer;
 use crate::phase::application::REMOTE_DEPLOYMENT;
@@ -101,23 +101,18 @@ pub async fn run(printer: &Printer, settings: &Settings, runner: &Runner, argv: 
     let io = if command.save_to_context.is_some() { Io::Stdout } else { Io::Inherit };
     let cmd = ssh::ssh(&ssh_target(&state)?, &remote, tty).io(io);
     let out = runner.status(&cmd).await?;
-    match out.code {
-        Some(0) => {
-            if let Some(key) = &command.save_to_context {
-                let value = out.stdout.trim();
-                printer.data(value);
-                if !value.is_empty() {
-                    let mut context = context;
-                    context.insert(key.clone(), value.to_string());
-                    target.dir.save_context(&context)?;
-                    printer.status("Saved", format!("`{key}` for later commands of {}:{}", state.app.name, state.env));
-                }
-            }
-            Ok(())
+    remote_exit(&out)?;
+    if let Some(key) = &command.save_to_context {
+        let value = out.stdout.trim();
+        printer.data(value);
+        if !value.is_empty() {
+            let mut context = context;
+            context.insert(key.clone(), value.to_string());
+            target.dir.save_context(&context)?;
+            printer.status("Saved", format!("`{key}` for later commands of {}:{}", state.app.name, state.env));
         }
-        Some(code) => Err(ExternalExit(code).into()),
-        None => Err(ExternalExit(1).into()),
     }
+    Ok(())
 }
 
 #[cfg(test)]

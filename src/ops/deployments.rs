@@ -52,20 +52,23 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     for (path, err) in &broken {
         printer.warn(format!("registry entry `{}` cannot be read ({err}); remove the file if it is stale", path.display()));
     }
+    // One stat per entry: whether its folder still exists.
+    let mut missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
     if prune {
-        let (gone, kept): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(Entry::missing);
-        for entry in &gone {
+        let mut pruned = 0;
+        for entry in entries.iter().zip(&missing).filter(|(_, m)| **m).map(|(e, _)| e) {
             registry.remove(&entry.id)?;
             printer.status("Pruned", format!("{} {} (no `{}`)", entry.short_id(), entry.label(), entry.state_dir.display()));
+            pruned += 1;
         }
-        if gone.is_empty() {
+        if pruned == 0 {
             printer.status("Pruned", "nothing: every entry's folder exists");
         }
-        entries = kept;
+        let mut kept = missing.iter().map(|m| !m);
+        entries.retain(|_| kept.next().unwrap_or(true));
+        missing = vec![false; entries.len()];
     }
     let now = now_unix();
-    // One stat per entry: whether its folder still exists.
-    let missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
     if json {
         let rows: Vec<Value> = entries.iter().zip(&missing).map(|(e, m)| ps_row(e, *m, now)).collect();
         printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
@@ -180,7 +183,7 @@ async fn tool_version(program: &str, args: &[&str]) -> Value {
 
 async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
     let state = target.load()?;
-    let entry = registry(settings).find(&state.id, None).ok().flatten();
+    let registered = registry(settings).contains(&state.id);
     let mut state_json = serde_json::to_value(&state)?;
     redact(&mut state_json);
     let logs: Vec<String> = state
@@ -199,7 +202,7 @@ async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
         "app": state.app.name,
         "env": state.env,
         "state_dir": target.dir.root,
-        "registered": entry.is_some(),
+        "registered": registered,
         "log_dir": state.runs.last().map(|r| r.log_dir.clone()),
         "logs": logs,
         "context_keys": context_keys,
@@ -220,8 +223,7 @@ pub async fn inspect(printer: &Printer, settings: &Settings, query: Option<&str>
             if entry.missing() {
                 docs.push(json!({"id": entry.id, "app": entry.app, "env": entry.env, "state_dir": entry.state_dir, "missing": true}));
             } else {
-                let target = Target { app: entry.app_dir.clone(), env: entry.env.clone(), dir: crate::state::StateDir::at(entry.state_dir.clone()) };
-                docs.push(inspect_one(settings, &target).await?);
+                docs.push(inspect_one(settings, &Target::of_entry(&entry, settings)).await?);
             }
         }
         docs

@@ -95,6 +95,12 @@ pub async fn ssh(runner: &Runner, settings: &Settings, app: Option<&str>, comman
     let tty = tty && std::io::stdin().is_terminal();
     let cmd: Cmd = ssh::ssh(&target, command, tty && !command.is_empty()).io(Io::Inherit);
     let out = runner.status(&cmd).await?;
+    remote_exit(&out)
+}
+
+/// A remote command's exit code as ours: 0 is success, any other code is passed through, and a
+/// command stopped by a signal counts as 1.
+pub fn remote_exit(out: &crate::process::Output) -> Result<()> {
     match out.code {
         Some(0) => Ok(()),
         Some(code) => Err(ExternalExit(code).into()),

@@ -59,7 +59,7 @@ impl Target {
         Target { app, env: settings.env_name.clone(), dir }
     }
 
-    fn of_entry(entry: &Entry, settings: &Settings) -> Target {
+    pub fn of_entry(entry: &Entry, settings: &Settings) -> Target {
         Target { app: entry.app_dir.clone(), env: entry.env.clone(), dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)) }
     }
 

@@ -11,7 +11,7 @@ const CANARY: &str = "canary abandon ability able about above absent absorb abst
 
 struct Case {
     pattern: &'static str,
-    outputs: &'static str,
+    outputs: String,
     /// Expected `[group]` lines and host lines of the inventory.
     inventory: &'static [&'static str],
     /// Addresses `ssh true` is pointed at (wait-ssh), in any order.
@@ -25,13 +25,10 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             pattern: "single-vm",
-            outputs: Box::leak(
-                format!(
-                    r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
+            outputs: format!(
+                r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
                     "node_ids": {{"value": [1321]}}, "mycelium_ip": {{"value": "4ab:3e2f:aa10:ff0e:ff0f:2c54:b3f0:1a2c"}}, "private_ips": {{"value": ["127.0.0.2"]}},
                     "connection_info": {{"value": {{"wireguard_ip": "127.0.0.2", "public_ipv4": ""}}}}, {WG}}}"#
-                )
-                .into_boxed_str(),
             ),
             inventory: &["[primary]", "vm0 ansible_host=127.0.0.2"],
             ssh_hosts: &["127.0.0.2"],
@@ -40,21 +37,19 @@ fn cases() -> Vec<Case> {
         Case {
             pattern: "single-vm",
             outputs: r#"{"primary_ip": {"value": "::1"}, "primary_ip_type": {"value": "mycelium"}, "deployment_name": {"value": "minimal0123"},
-                "node_ids": {"value": [1321]}, "mycelium_ip": {"value": "::1"}, "private_ips": {"value": ["10.20.2.2"]}}"#,
+                "node_ids": {"value": [1321]}, "mycelium_ip": {"value": "::1"}, "private_ips": {"value": ["10.20.2.2"]}}"#
+                .to_string(),
             inventory: &["[primary]", "vm0 ansible_host=::1"],
             ssh_hosts: &["::1"],
             wireguard: false,
         },
         Case {
             pattern: "gateway",
-            outputs: Box::leak(
-                format!(
-                    r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
+            outputs: format!(
+                r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
                     "node_ids": {{"value": [11, 42]}},
                     "secondary_ips": {{"value": [{{"name": "backend1", "ip": "127.0.0.3", "type": "wireguard", "role": "backend"}}, {{"name": "backend2", "ip": "127.0.0.4", "type": "wireguard", "role": "backend"}}]}},
                     "private_ips": {{"value": ["127.0.0.2", "127.0.0.3", "127.0.0.4"]}}, "connection_info": {{"value": {{"public_ipv4": "185.69.166.20", "url": "http://185.69.166.20/"}}}}, {WG}}}"#
-                )
-                .into_boxed_str(),
             ),
             inventory: &["[primary]", "vm0 ansible_host=127.0.0.2", "[backend]", "backend1 ansible_host=127.0.0.3", "backend2 ansible_host=127.0.0.4"],
             ssh_hosts: &["127.0.0.2", "127.0.0.3", "127.0.0.4"],
@@ -62,29 +57,31 @@ fn cases() -> Vec<Case> {
         },
         Case {
             pattern: "k3s",
-            outputs: Box::leak(
-                format!(
-                    r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
+            outputs: format!(
+                r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
                     "node_ids": {{"value": [77]}},
                     "secondary_ips": {{"value": [{{"name": "control1", "ip": "127.0.0.3", "type": "wireguard", "role": "control"}}, {{"name": "worker1", "ip": "127.0.0.4", "type": "wireguard", "role": "worker"}}, {{"name": "worker2", "ip": "127.0.0.5", "type": "wireguard", "role": "worker"}}]}},
                     "connection_info": {{"value": {{"api_server": "https://127.0.0.3:6443"}}}}, {WG}}}"#
-                )
-                .into_boxed_str(),
             ),
-            inventory: &["[primary]", "vm0 ansible_host=127.0.0.2", "[control]", "control1 ansible_host=127.0.0.3", "[worker]", "worker1 ansible_host=127.0.0.4", "worker2 ansible_host=127.0.0.5"],
+            inventory: &[
+                "[primary]",
+                "vm0 ansible_host=127.0.0.2",
+                "[control]",
+                "control1 ansible_host=127.0.0.3",
+                "[worker]",
+                "worker1 ansible_host=127.0.0.4",
+                "worker2 ansible_host=127.0.0.5",
+            ],
             ssh_hosts: &["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"],
             wireguard: true,
         },
         Case {
             pattern: "ai-stack",
-            outputs: Box::leak(
-                format!(
-                    r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
+            outputs: format!(
+                r#"{{"primary_ip": {{"value": "127.0.0.2"}}, "primary_ip_type": {{"value": "wireguard"}}, "deployment_name": {{"value": "minimal0123"}},
                     "node_ids": {{"value": [11, 42]}},
                     "secondary_ips": {{"value": [{{"name": "agent", "ip": "127.0.0.3", "type": "wireguard", "role": "agent"}}, {{"name": "git", "ip": "127.0.0.4", "type": "wireguard", "role": "git"}}]}},
                     "private_ips": {{"value": ["127.0.0.2", "127.0.0.3", "127.0.0.4"]}}, {WG}}}"#
-                )
-                .into_boxed_str(),
             ),
             inventory: &["[primary]", "vm0 ansible_host=127.0.0.2", "[agent]", "agent ansible_host=127.0.0.3", "[git]", "git ansible_host=127.0.0.4"],
             ssh_hosts: &["127.0.0.2", "127.0.0.3", "127.0.0.4"],
@@ -117,7 +114,7 @@ fn each_grid_pattern_goes_up_and_down_with_the_exact_calls() {
         // One listener per VM address, on the port the test's sshd stand-in uses.
         let _listeners: Vec<TcpListener> = case.ssh_hosts.iter().filter(|h| **h != "127.0.0.1").map(|h| TcpListener::bind((*h, cx.port)).unwrap()).collect();
         use_pattern(&cx, case.pattern);
-        cx.set_outputs(case.outputs);
+        cx.set_outputs(&case.outputs);
         let out = cx.cmd().arg("up").arg(&cx.app).env("TF_VAR_mnemonic", CANARY).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{}: {stderr}", case.pattern);

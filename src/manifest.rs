@@ -32,6 +32,10 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "config",
     "completions",
     "man",
+    "nodes",
+    "farms",
+    "signin",
+    "signout",
     "help",
 ];
 
@@ -84,8 +88,12 @@ pub struct AppManifest {
     pub resources: Option<serde_yaml::Value>,
     #[serde(default)]
     pub network: Option<serde_yaml::Value>,
+    /// Pinned grid nodes by role: `nodes: {vm: 8}`, `nodes: {gateway: [1], backend: [8]}`.
     #[serde(default)]
     pub nodes: Option<serde_yaml::Value>,
+    /// Which grid nodes node selection may use (see docs/nodes.md).
+    #[serde(default)]
+    pub node_filter: Option<crate::grid::select::NodeFilter>,
     #[serde(default)]
     pub gateway: Option<serde_yaml::Value>,
     #[serde(default)]
@@ -324,7 +332,7 @@ impl App {
         Ok(app)
     }
 
-    fn error(&self, field: &[&str], message: impl Into<String>, hint: impl Into<String>) -> InputError {
+    pub(crate) fn error(&self, field: &[&str], message: impl Into<String>, hint: impl Into<String>) -> InputError {
         input_error(&self.file, &self.text, field, message, Some(hint.into()))
     }
 
@@ -544,6 +552,9 @@ pub struct PatternManifest {
     /// The infrastructure only works as root (the `local` pattern creates namespaces).
     #[serde(default)]
     pub needs_root: bool,
+    /// Grid node variables and what goes on each node, for node selection.
+    #[serde(default)]
+    pub placement: Vec<crate::grid::placement::PlacementSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]

@@ -101,6 +101,29 @@ pub struct CheckReport {
     pub passed: Vec<String>,
 }
 
+/// Every variable a `placement:` entry names must be declared, the node variable as a number.
+fn placement_problems(pattern: &Pattern) -> Vec<String> {
+    use crate::grid::placement::Amount;
+    use crate::manifest::VariableKind;
+    let declared = &pattern.manifest.variables;
+    let mut problems = Vec::new();
+    for spec in &pattern.manifest.placement {
+        if declared.get(&spec.variable).is_none_or(|v| v.kind != VariableKind::Number) {
+            problems.push(format!("pattern.yaml: placement `{}`: variable `{}` must be declared with type number", spec.role, spec.variable));
+        }
+        let amounts =
+            spec.vms.iter().flat_map(|vm| [Some(&vm.cpu), Some(&vm.memory), Some(&vm.disk), vm.count.as_ref()]).flatten().chain(spec.public_ipv4.as_ref());
+        for amount in amounts {
+            if let Amount::Variable(name) = amount {
+                if !declared.contains_key(name) {
+                    problems.push(format!("pattern.yaml: placement `{}` names variable `{name}`, which is not declared", spec.role));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Checks a pattern folder without creating anything. Every problem is collected, not just the first.
 pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
     let mut report = CheckReport { dir: dir.to_path_buf(), name: None, problems: Vec::new(), passed: Vec::new() };
@@ -108,6 +131,15 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
         Ok(pattern) => {
             report.passed.push("pattern.yaml is valid".into());
             report.name = Some(pattern.manifest.name.clone());
+            let unknown = placement_problems(&pattern);
+            if unknown.is_empty() && !pattern.manifest.placement.is_empty() {
+                report.passed.push(format!(
+                    "placement names declared variables ({} node{})",
+                    pattern.manifest.placement.len(),
+                    if pattern.manifest.placement.len() == 1 { "" } else { "s" }
+                ));
+            }
+            report.problems.extend(unknown);
             Some(pattern)
         }
         Err(err) => {

@@ -105,6 +105,25 @@ pub struct ConfigFile {
     pub env: Option<String>,
     /// Cap on environments per app, for apps whose manifest sets none.
     pub max_environments: Option<u32>,
+    /// The grid network: main, test, qa or dev.
+    pub network: Option<String>,
+    /// Another GridProxy than the network's own (mirrors, tests).
+    pub gridproxy_url: Option<String>,
+    /// `gridproxy` (default) or `scheduler`.
+    pub node_selection: Option<NodeSelection>,
+    /// Which nodes selection may use, for every app.
+    #[serde(default)]
+    pub node_filter: crate::grid::select::NodeFilter,
+}
+
+/// Who picks grid nodes a deployment does not pin: tfgrid-compose through GridProxy, or the
+/// provider's `grid_scheduler`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeSelection {
+    #[default]
+    Gridproxy,
+    Scheduler,
 }
 
 impl ConfigFile {
@@ -133,7 +152,7 @@ impl ConfigFile {
             crate::manifest::yaml_error(
                 path,
                 &e,
-                "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, env, max_environments (see docs/configuration.md)",
+                "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
             )
         })
     }
@@ -145,6 +164,7 @@ pub struct Overrides {
     pub ssh_timeout: Option<Duration>,
     pub lock_wait: Option<Duration>,
     pub env_name: Option<String>,
+    pub network: Option<String>,
 }
 
 /// Where a setting's value came from.
@@ -190,6 +210,13 @@ pub struct Settings {
     pub env_name: String,
     /// `max_environments`: cap on environments per app when the manifest sets none.
     pub max_environments: Option<u32>,
+    /// The grid network: main, test, qa or dev.
+    pub network: String,
+    /// Another GridProxy than the network's own.
+    pub gridproxy_url: Option<String>,
+    pub node_selection: NodeSelection,
+    /// Node filter of the config file (flags and the manifest's `node_filter:` come first).
+    pub node_filter: crate::grid::select::NodeFilter,
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
     /// Key → where its value came from.
@@ -241,6 +268,21 @@ fn config_duration(file: &Path, key: &str, text: Option<&String>) -> Result<Opti
     .transpose()
 }
 
+/// A config-file value that failed its check, as an error naming the file, line and key.
+fn config_check(file: &Path, key: &str, checked: Option<Result<(), String>>, hint: &str) -> Result<(), InputError> {
+    match checked {
+        Some(Err(message)) => Err(InputError {
+            file: file.to_path_buf(),
+            line: crate::manifest::locate(&std::fs::read_to_string(file).unwrap_or_default(), &[key]).map(|p| p.0),
+            column: None,
+            field: key.into(),
+            message,
+            hint: Some(hint.into()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Settings {
     pub fn resolve(env: Env, flags: &Overrides) -> Result<Settings> {
         let config_file = env.config_dir().join("config.yaml");
@@ -279,22 +321,27 @@ impl Settings {
                 parse_duration,
             )?
             .unwrap_or(Duration::from_secs(3600));
-        if let Some(name) = &config.env {
-            check_env_name(name).map_err(|e| InputError {
-                file: config_file.clone(),
-                line: crate::manifest::locate(&std::fs::read_to_string(&config_file).unwrap_or_default(), &["env"]).map(|p| p.0),
-                column: None,
-                field: "env".into(),
-                message: e,
-                hint: Some("name an environment such as `default`, `staging` or `pr-123`".into()),
-            })?;
-        }
+        config_check(&config_file, "env", config.env.as_deref().map(check_env_name), "name an environment such as `default`, `staging` or `pr-123`")?;
         let env_name = r
             .pick("env", flags.env_name.clone().map(|e| (e, "--env")), "TFGRID_COMPOSE_ENV", config.env.clone(), |t| check_env_name(t).map(|()| t.to_string()))?
             .unwrap_or_else(|| "default".to_string());
         let max_environments = r.pick("max_environments", None, "TFGRID_COMPOSE_MAX_ENVIRONMENTS", config.max_environments, |t| {
             t.parse::<u32>().map_err(|_| format!("`{t}` is not a number"))
         })?;
+        config_check(&config_file, "network", config.network.as_deref().map(crate::grid::proxy::check_network), "use main, test, qa or dev")?;
+        let network = r
+            .pick("network", flags.network.clone().map(|n| (n, "--network")), "TFGRID_COMPOSE_NETWORK", config.network.clone(), |t| {
+                crate::grid::proxy::check_network(t).map(|()| t.to_string())
+            })?
+            .unwrap_or_else(|| "main".to_string());
+        let gridproxy_url = r.pick("gridproxy_url", None, "TFGRID_COMPOSE_GRIDPROXY_URL", config.gridproxy_url.clone(), text)?;
+        let node_selection = r
+            .pick("node_selection", None, "TFGRID_COMPOSE_NODE_SELECTION", config.node_selection, |t| match t {
+                "gridproxy" => Ok(NodeSelection::Gridproxy),
+                "scheduler" => Ok(NodeSelection::Scheduler),
+                _ => Err(format!("`{t}` is not gridproxy or scheduler")),
+            })?
+            .unwrap_or_default();
         let sources = r.sources;
         Ok(Settings {
             tofu,
@@ -306,29 +353,15 @@ impl Settings {
             tofu_timeout,
             env_name,
             max_environments,
+            network,
+            gridproxy_url,
+            node_selection,
+            node_filter: config.node_filter,
             config_file,
             data_dir,
             sources,
             env,
         })
-    }
-
-    /// Where the ThreeFold mnemonic would come from, without reading it: `TF_VAR_mnemonic`, then
-    /// `~/.config/threefold/mnemonic`, then `./.tfgrid-mnemonic`.
-    pub fn mnemonic_source(&self) -> Option<Source> {
-        if self.env.get("TF_VAR_mnemonic").is_some() {
-            return Some(Source::Env("TF_VAR_mnemonic".into()));
-        }
-        self.mnemonic_files().into_iter().find(|p| p.is_file()).map(Source::Config)
-    }
-
-    pub fn mnemonic_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        if let Some(home) = self.env.home() {
-            files.push(home.join(".config/threefold/mnemonic"));
-        }
-        files.push(PathBuf::from(".tfgrid-mnemonic"));
-        files
     }
 
     /// The registry of deployments made on this machine.

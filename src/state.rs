@@ -288,6 +288,12 @@ pub struct DeploymentState {
     pub outputs: Option<PatternOutputs>,
     #[serde(default)]
     pub network: Option<NetworkRecord>,
+    /// The grid node of each of the pattern's placements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<crate::grid::placement::Choice>,
+    /// Nodes on which `apply` failed; selection avoids them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_nodes: Vec<u64>,
     #[serde(default)]
     pub runs: Vec<RunRecord>,
 }

@@ -34,9 +34,16 @@ pub struct Cli {
     /// Machine-readable output: JSON documents, or one event per line for `up`/`down`.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The grid network (main, test, qa, dev); also TFGRID_COMPOSE_NETWORK and `network:` in the config.
+    #[arg(long, global = true, value_name = "NETWORK", value_parser = parse_network)]
+    pub network: Option<String>,
     /// When to use colour.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+fn parse_network(text: &str) -> Result<String, String> {
+    crate::grid::proxy::check_network(text).map(|()| text.to_string())
 }
 
 fn parse_env_name(text: &str) -> Result<String, String> {
@@ -73,6 +80,14 @@ pub enum Command {
     Commands,
     /// List the patterns, show one, or check a pattern folder statically.
     Patterns(PatternsArgs),
+    /// List grid nodes that can take a deployment, best first, or show one node.
+    Nodes(NodesArgs),
+    /// List the grid's farms with their free public IPv4 addresses.
+    Farms(FarmsArgs),
+    /// Store the ThreeFold mnemonic (asked without echo, or read from stdin), or check it.
+    Signin(SigninArgs),
+    /// Remove the mnemonic stored by `signin`.
+    Signout,
     /// Show the resolved configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -116,6 +131,48 @@ pub struct UpArgs {
     /// Wait this long for another run's lock instead of failing at once.
     #[arg(long, value_parser = parse_duration)]
     pub lock_wait: Option<Duration>,
+    /// Put every VM on this grid node; skips node selection.
+    #[arg(long, value_name = "ID")]
+    pub node: Option<u64>,
+    #[command(flatten)]
+    pub filter: crate::grid::select::NodeFilter,
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Show this node instead of listing candidates.
+    pub node: Option<u64>,
+    /// vCPUs the node must have.
+    #[arg(long, default_value_t = 1)]
+    pub cpu: u64,
+    /// Free memory, in MB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u64,
+    /// Free SSD, in GB.
+    #[arg(long, default_value_t = 10)]
+    pub disk: u64,
+    /// The node's farm must have a free public IPv4.
+    #[arg(long)]
+    pub ipv4: bool,
+    /// Show at most this many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub filter: crate::grid::select::NodeFilter,
+}
+
+#[derive(Debug, Args)]
+pub struct FarmsArgs {
+    /// Only farms whose name contains this (case-insensitive).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SigninArgs {
+    /// Check the mnemonic that would be used (and where it comes from) instead of storing one.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -256,12 +313,20 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Down(a) => (None, a.lock_wait),
         _ => (None, None),
     };
-    let settings = Settings::resolve(env, &Overrides { ssh_timeout, lock_wait, env_name: cli.env_name.clone() })?;
+    let settings = Settings::resolve(env, &Overrides { ssh_timeout, lock_wait, env_name: cli.env_name.clone(), network: cli.network.clone() })?;
     let json = cli.json;
     match cli.command {
         Command::Up(args) => {
             let runner = if args.dry_run { dry_runner(printer) } else { Runner::real() };
-            let options = UpOptions { app: args.app, pattern: args.pattern, resume: args.resume, from: args.from, dry_run: args.dry_run };
+            let options = UpOptions {
+                app: args.app,
+                pattern: args.pattern,
+                resume: args.resume,
+                from: args.from,
+                dry_run: args.dry_run,
+                node: args.node,
+                filter: args.filter.clone(),
+            };
             ops::up::up(printer, &settings, runner, &options).await
         }
         Command::Down(args) => ops::down::down(printer, &settings, Runner::real(), &DownOptions { app: args.app, yes: args.yes }).await,
@@ -286,6 +351,14 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             Some(PatternsCommand::Show { name }) => ops::patterns::show(printer, &settings, &name, json),
             Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
         },
+        Command::Nodes(args) => {
+            let request = crate::grid::select::Request { cpu: args.cpu, memory_mb: args.memory, ssd_gb: args.disk, hdd_gb: 0, public_ipv4: args.ipv4 };
+            ops::grid::nodes(printer, &settings, args.node, &request, &args.filter.clone(), args.limit, json).await
+        }
+        Command::Farms(args) => ops::grid::farms(printer, &settings, args.name.as_deref(), json).await,
+        Command::Signin(args) if args.check => ops::grid::signin_check(printer, &settings, json),
+        Command::Signin(_) => ops::grid::signin(printer, &settings),
+        Command::Signout => ops::grid::signout(printer, &settings),
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
         Command::Completions(args) => {
             let mut out = Vec::new();

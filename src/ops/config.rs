@@ -22,8 +22,11 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
         ("lock_wait", settings.lock_wait.map_or(Value::Null, dur)),
         ("tofu_timeout", dur(settings.tofu_timeout)),
         ("max_environments", settings.max_environments.map_or(Value::Null, |n| json!(n))),
+        ("network", Value::String(settings.network.clone())),
+        ("gridproxy_url", settings.gridproxy_url.clone().map_or(Value::Null, Value::String)),
+        ("node_selection", json!(settings.node_selection)),
     ];
-    let mnemonic = settings.mnemonic_source();
+    let mnemonic = crate::grid::mnemonic::source(settings);
     if json {
         let mut map = serde_json::Map::new();
         for (key, value) in &values {
@@ -31,6 +34,9 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
             map.insert((*key).to_string(), json!({"value": value, "source": source}));
         }
         map.insert("mnemonic".into(), json!({"value": mnemonic.as_ref().map(|_| "<redacted>"), "source": mnemonic}));
+        let filter_source =
+            if settings.node_filter == crate::grid::select::NodeFilter::default() { Source::Default } else { Source::Config(settings.config_file.clone()) };
+        map.insert("node_filter".into(), json!({"value": settings.node_filter, "source": filter_source}));
         printer.json_line(&json!({
             "schema": JSON_SCHEMA,
             "config_file": settings.config_file,
@@ -52,8 +58,11 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     }
     let (shown, source) = match &mnemonic {
         Some(source) => ("<redacted>".to_string(), source.to_string()),
-        None => ("(unset)".to_string(), "TF_VAR_mnemonic or ~/.config/threefold/mnemonic".to_string()),
+        None => ("(unset)".to_string(), "run `tfgrid-compose signin`, or set TF_VAR_mnemonic".to_string()),
     };
     printer.data(format!("{:<17} {shown:<30} # {source}", "mnemonic"));
+    if settings.node_filter != crate::grid::select::NodeFilter::default() {
+        printer.data(format!("{:<17} {:<30} # config {}", "node_filter", serde_json::to_string(&settings.node_filter)?, settings.config_file.display()));
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod deployments;
 pub mod down;
+pub mod grid;
 pub mod inspect;
 pub mod patterns;
 pub mod up;

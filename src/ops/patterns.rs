@@ -63,7 +63,7 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
         printer.json_line(&json!({
             "schema": JSON_SCHEMA, "name": m.name, "version": m.version, "description": one_line(m.description.as_ref()),
             "requires": m.requires, "needs_root": m.needs_root, "host_tools": m.host_tools, "dir": pattern.dir,
-            "variables": m.variables, "outputs": declared.outputs, "readme": pattern.dir.join("README.md"),
+            "variables": m.variables, "outputs": declared.outputs, "readme": pattern.dir.join("README.md"), "placement": m.placement,
         }));
         return Ok(());
     }
@@ -88,8 +88,31 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
         let kind = format!("{:?}", var.kind).to_lowercase();
         printer.data(format!("  {key:<24} {kind:<7} default {default}{bounds}  {}", one_line(var.description.as_ref())).trim_end());
     }
+    if !m.placement.is_empty() {
+        printer.data("nodes (picked through GridProxy unless pinned; see docs/nodes.md)");
+        for spec in &m.placement {
+            let vms: Vec<String> = spec
+                .vms
+                .iter()
+                .map(|vm| {
+                    let count = vm.count.as_ref().map(|c| format!("{}× ", amount(c))).unwrap_or_default();
+                    format!("{count}{{cpu {}, memory {} MB, disk {} GB}}", amount(&vm.cpu), amount(&vm.memory), amount(&vm.disk))
+                })
+                .collect();
+            let ipv4 = spec.public_ipv4.as_ref().map(|p| format!(", public IPv4: {}", amount(p))).unwrap_or_default();
+            printer.data(format!("  {:<10} -> {:<18} {}{ipv4}", spec.role, spec.variable, vms.join(" + ")));
+        }
+    }
     printer.data(format!("README     {}", pattern.dir.join("README.md").display()));
     Ok(())
+}
+
+fn amount(a: &crate::grid::placement::Amount) -> String {
+    match a {
+        crate::grid::placement::Amount::Number(n) => n.to_string(),
+        crate::grid::placement::Amount::Flag(b) => b.to_string(),
+        crate::grid::placement::Amount::Variable(v) => v.clone(),
+    }
 }
 
 pub async fn check(printer: &Printer, dir: &Path, json: bool) -> Result<()> {

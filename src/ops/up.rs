@@ -24,6 +24,10 @@ pub struct UpOptions {
     pub resume: bool,
     pub from: Option<Phase>,
     pub dry_run: bool,
+    /// `--node`: every VM on this grid node.
+    pub node: Option<u64>,
+    /// Node filter flags.
+    pub filter: crate::grid::select::NodeFilter,
 }
 
 /// What the validate phase found; nothing is written while building it.
@@ -44,7 +48,8 @@ pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern
     }
     let pattern_name = app.pattern_name(pattern_flag)?;
     let pattern = find_pattern(settings, &app.dir, &pattern_name)?;
-    let (variables, warnings) = app.variables(&pattern)?;
+    let (mut variables, warnings) = app.variables(&pattern)?;
+    grid_network(settings, &pattern, &mut variables)?;
     for warning in &warnings {
         printer.warn(warning);
     }
@@ -70,7 +75,36 @@ pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern
         .into());
     }
     let mnemonic = if pattern.needs_mnemonic() { Some(load_mnemonic(printer, settings)?) } else { None };
+    if let Some(filter) = &app.manifest.node_filter {
+        check_filter(&app, filter)?;
+    }
     Ok(Validated { app, pattern, variables, hooks, tofu, mnemonic })
+}
+
+/// The grid network goes to a pattern's `tfgrid_network` variable. An explicit `--network`
+/// (or env/config) that contradicts the manifest's `config.tfgrid_network` is an error.
+fn grid_network(settings: &Settings, pattern: &Pattern, variables: &mut std::collections::BTreeMap<String, serde_json::Value>) -> Result<()> {
+    const VAR: &str = "tfgrid_network";
+    if !pattern.manifest.variables.contains_key(VAR) {
+        return Ok(());
+    }
+    let explicit = !matches!(settings.sources.get("network"), None | Some(crate::settings::Source::Default));
+    match variables.get(VAR).and_then(|v| v.as_str()) {
+        Some(manifest) if explicit && manifest != settings.network => Err(UserError::new(
+            format!(
+                "the manifest sets config.tfgrid_network: {manifest}, but the network is `{}` ({})",
+                settings.network,
+                settings.sources.get("network").map(ToString::to_string).unwrap_or_default()
+            ),
+            "use one network: drop `config.tfgrid_network` from the manifest, or the other setting",
+        )
+        .into()),
+        Some(_) => Ok(()),
+        None => {
+            variables.insert(VAR.into(), settings.network.clone().into());
+            Ok(())
+        }
+    }
 }
 
 fn is_root() -> bool {
@@ -78,28 +112,37 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// `TF_VAR_mnemonic`, then `~/.config/threefold/mnemonic`, then `./.tfgrid-mnemonic`.
+/// The mnemonic in the documented order (`TF_VAR_mnemonic`, the file `signin` wrote,
+/// `~/.config/threefold/mnemonic`, `./.tfgrid-mnemonic`), checked as a BIP-39 phrase.
 fn load_mnemonic(printer: &Printer, settings: &Settings) -> Result<String> {
-    if let Some(m) = settings.env.get("TF_VAR_mnemonic") {
-        return Ok(m.trim().to_string());
-    }
-    for path in settings.mnemonic_files() {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            use std::os::unix::fs::PermissionsExt as _;
-            if path.metadata().is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                printer.warn(format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display()));
-            }
-            let text = text.trim().to_string();
-            if !text.is_empty() {
-                return Ok(text);
-            }
+    let Some(loaded) = crate::grid::mnemonic::load(settings)? else {
+        return Err(UserError::new(
+            "this pattern needs a ThreeFold mnemonic and none was found",
+            "run `tfgrid-compose signin`, or set TF_VAR_mnemonic (see docs/credentials.md)",
+        )
+        .into());
+    };
+    if loaded.too_open {
+        if let crate::settings::Source::Config(path) = &loaded.source {
+            printer.warn(format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display()));
         }
     }
-    Err(UserError::new(
-        "this pattern needs a ThreeFold mnemonic and none was found",
-        "set TF_VAR_mnemonic, or write it to ~/.config/threefold/mnemonic (mode 0600)",
-    )
-    .into())
+    Ok(loaded.phrase)
+}
+
+/// Percentages within 0..=100 and a non-negative uptime in the manifest's `node_filter:`.
+fn check_filter(app: &App, filter: &crate::grid::select::NodeFilter) -> Result<()> {
+    for (key, value, max) in [
+        ("max_cpu_usage", filter.max_cpu_usage, 100.0),
+        ("max_disk_usage", filter.max_disk_usage, 100.0),
+        ("max_memory_usage", filter.max_memory_usage, 100.0),
+        ("min_uptime_days", filter.min_uptime_days, f64::MAX),
+    ] {
+        if let Some(v) = value.filter(|v| !(0.0..=max).contains(v)) {
+            return Err(app.error(&["node_filter", key], format!("{v} is out of range"), "percentages are 0-100; days are 0 or more").into());
+        }
+    }
+    Ok(())
 }
 
 /// A fresh 16-hex-digit deployment id.
@@ -223,6 +266,8 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             journal: Vec::new(),
             outputs: None,
             network: None,
+            placement: Vec::new(),
+            excluded_nodes: Vec::new(),
             runs: Vec::new(),
         },
     };
@@ -261,6 +306,8 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
     let log_dir = dir.logs_dir().join(&run_id);
     dir.create_dir(&log_dir)?;
     state.runs.push(RunRecord { id: run_id, command: "up".into(), started_at: started, log_dir: log_dir.clone() });
+    // Flags, then the manifest's `node_filter:`, then the config file's.
+    let node_filter = options.filter.clone().or(&valid.app.manifest.node_filter.clone().unwrap_or_default()).or(&settings.node_filter);
     let mut ctx = Context {
         printer: printer.clone(),
         runner,
@@ -273,6 +320,8 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         mnemonic: valid.mnemonic,
         hooks: valid.hooks,
         log_dir,
+        node_flag: options.node,
+        node_filter,
     };
     let clock = std::time::Instant::now();
     let result = phase::run_from(&mut ctx, start).await;

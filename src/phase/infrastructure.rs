@@ -3,12 +3,16 @@
 //! `init`, `plan`, `apply`, `output -json`, and the outputs checked against the contract.
 //! Terraform state is never deleted or overwritten here, whatever fails.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
 use crate::contract::PatternOutputs;
+use crate::grid::placement::{self, How};
+use crate::grid::proxy::GridProxy;
 use crate::phase::Context;
+use crate::settings::NodeSelection;
 use crate::tools::{ssh, tofu::Tofu};
 
 /// File name of the variables file inside the terraform folder.
@@ -40,21 +44,29 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         let path = ctx.state.ssh.identity.with_extension("pub");
         std::fs::read_to_string(&path).with_context(|| format!("failed to read ssh public key `{}`", path.display()))?.trim().to_string()
     };
-    let mut variables = ctx.variables.clone();
-    // Environments of one app get distinct names on the grid: `blog`, `blog-staging`.
-    let name = if ctx.state.env == "default" { ctx.app.manifest.name.clone() } else { format!("{}-{}", ctx.app.manifest.name, ctx.state.env) };
-    variables.insert("deployment_name".into(), name.into());
-    variables.insert("deployment_id".into(), ctx.state.id.clone().into());
-    variables.insert("ssh_public_key".into(), public_key.into());
-    let json = serde_json::to_string_pretty(&variables)?;
-    ctx.dir.write(&workdir.join(VAR_FILE), json.as_bytes(), 0o600)?;
-
     let tofu = tofu(&ctx.dir, &ctx.state.tofu, ctx.mnemonic.as_deref(), ctx.settings.tofu_timeout);
     let _spinner = ctx.printer.spinner("infrastructure", Some(&log));
     ctx.printer.status("Provisioning", format!("infrastructure with `{}` (init, plan, apply)", ctx.state.tofu));
-    ctx.runner.run(&tofu.init(&log)).await.context("terraform init failed")?;
-    ctx.runner.run(&tofu.plan("tfplan", &log)).await.context("terraform plan failed")?;
-    ctx.runner.run(&tofu.apply("tfplan", &log)).await.context("terraform apply failed; its state is kept")?;
+    let mut attempt = 1;
+    loop {
+        place(ctx, attempt).await?;
+        write_variables(ctx, &workdir, &public_key)?;
+        if attempt == 1 {
+            ctx.runner.run(&tofu.init(&log)).await.context("terraform init failed")?;
+        }
+        ctx.runner.run(&tofu.plan("tfplan", &log)).await.context("terraform plan failed")?;
+        let Err(err) = ctx.runner.run(&tofu.apply("tfplan", &log)).await else { break };
+        let selected: Vec<u64> = ctx.state.placement.iter().filter(|c| c.how == How::Selected).map(|c| c.node).collect();
+        if selected.is_empty() || attempt >= MAX_ATTEMPTS {
+            return Err(err).context("terraform apply failed; its state is kept");
+        }
+        let nodes = selected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        ctx.printer.warn(format!("terraform apply failed on node {nodes} ({err:#}); trying other nodes (attempt {}/{MAX_ATTEMPTS})", attempt + 1));
+        ctx.state.excluded_nodes.extend(selected);
+        ctx.state.placement.clear();
+        ctx.save()?;
+        attempt += 1;
+    }
     let out = ctx.runner.run(&tofu.output_json(&log, &PatternOutputs::placeholder_json())).await.context("terraform output failed")?;
     let outputs = PatternOutputs::from_output_json(&ctx.pattern.manifest.name, &out.stdout)?;
 
@@ -78,6 +90,61 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     );
     ctx.state.outputs = Some(outputs);
     Ok(())
+}
+
+/// Apply attempts when tfgrid-compose chose the nodes: a failed node is excluded and another
+/// picked, at most this many times in all.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Decides the node of each placement, once per deployment (a resume keeps the recorded nodes
+/// unless `--node` is given), and records it in state.yaml before anything is applied.
+async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
+    if ctx.pattern.manifest.placement.is_empty() || (!ctx.state.placement.is_empty() && ctx.node_flag.is_none()) {
+        return Ok(());
+    }
+    let excluded: BTreeSet<u64> = ctx.state.excluded_nodes.iter().copied().collect();
+    let inputs = placement::Inputs {
+        pattern: &ctx.pattern,
+        variables: &ctx.variables,
+        node_flag: ctx.node_flag,
+        manifest_nodes: ctx.app.manifest.nodes.as_ref(),
+        filter: &ctx.node_filter,
+        use_gridproxy: ctx.settings.node_selection == NodeSelection::Gridproxy,
+        excluded: &excluded,
+        seed: format!("{}-{attempt}", ctx.state.id),
+    };
+    let network = ctx.variables.get("tfgrid_network").and_then(|v| v.as_str()).unwrap_or(&ctx.settings.network).to_string();
+    let choices = placement::place(&inputs, || GridProxy::new(&network, ctx.settings.gridproxy_url.as_deref())).await?;
+    for choice in &choices {
+        let how = match choice.how {
+            How::Pinned => format!("node {} (pinned)", choice.node),
+            How::Selected => format!("node {} (selected on {network})", choice.node),
+            How::Scheduler => "the provider's scheduler".to_string(),
+        };
+        ctx.printer.status("Placing", format!("{} on {how}", choice.role));
+    }
+    ctx.state.placement = choices;
+    ctx.save()
+}
+
+/// The tfvars file: the manifest's values, the built-ins, and the chosen nodes.
+fn write_variables(ctx: &Context, workdir: &Path, public_key: &str) -> Result<()> {
+    let mut variables = ctx.variables.clone();
+    // Environments of one app get distinct names on the grid: `blog`, `blog-staging`.
+    let name = if ctx.state.env == "default" { ctx.app.manifest.name.clone() } else { format!("{}-{}", ctx.app.manifest.name, ctx.state.env) };
+    variables.insert("deployment_name".into(), name.into());
+    variables.insert("deployment_id".into(), ctx.state.id.clone().into());
+    variables.insert("ssh_public_key".into(), public_key.into());
+    for choice in ctx.state.placement.iter().filter(|c| c.how != How::Scheduler) {
+        variables.insert(choice.variable.clone(), choice.node.into());
+    }
+    if !ctx.state.excluded_nodes.is_empty() && ctx.pattern.manifest.variables.contains_key("exclude_nodes") {
+        let mut list: Vec<serde_json::Value> = variables.get("exclude_nodes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        list.extend(ctx.state.excluded_nodes.iter().map(|n| serde_json::Value::from(*n)));
+        variables.insert("exclude_nodes".into(), list.into());
+    }
+    let json = serde_json::to_string_pretty(&variables)?;
+    ctx.dir.write(&workdir.join(VAR_FILE), json.as_bytes(), 0o600)
 }
 
 /// The deployment's own ssh key, made once, unless `TFGRID_COMPOSE_SSH_KEY` names one.

@@ -80,6 +80,10 @@ pub struct Context {
     pub hooks: Vec<ResolvedHook>,
     /// This run's log folder.
     pub log_dir: PathBuf,
+    /// `--node`: every placement on this node.
+    pub node_flag: Option<u64>,
+    /// Flags, then the manifest's `node_filter:`, then the config file's.
+    pub node_filter: crate::grid::select::NodeFilter,
 }
 
 impl Context {

@@ -163,3 +163,67 @@ impl TestContext {
         std::fs::read_to_string(self.state_dir().join("state.yaml")).unwrap()
     }
 }
+
+/// GridProxy on 127.0.0.1 answering from `tests/fixtures/gridproxy/`: `GET /nodes`, `GET
+/// /nodes/{id}`, `GET /farms` (page 1 has the rows, later pages are empty). Every request line is
+/// recorded. `fail_first` answers that many requests with 503 first.
+pub struct GridProxyFixture {
+    pub url: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl GridProxyFixture {
+    pub fn start(fail_first: usize) -> GridProxyFixture {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let dir = fixtures().join("gridproxy");
+        let nodes: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("nodes.json")).unwrap()).unwrap();
+        let farms = std::fs::read_to_string(dir.join("farms.json")).unwrap();
+        std::thread::spawn(move || {
+            let mut failures = fail_first;
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let target = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                seen.lock().unwrap().push(target.clone());
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let later_page = query.split('&').any(|kv| kv.starts_with("page=") && kv != "page=1");
+                let (status, body) = if failures > 0 {
+                    failures -= 1;
+                    ("503 Service Unavailable", "busy".to_string())
+                } else if path == "/nodes" {
+                    ("200 OK", if later_page { "[]".into() } else { serde_json::to_string(&nodes).unwrap() })
+                } else if path == "/farms" {
+                    ("200 OK", if later_page { "[]".into() } else { farms.clone() })
+                } else if let Some(id) = path.strip_prefix("/nodes/").and_then(|i| i.parse::<u64>().ok()) {
+                    match nodes.iter().find(|n| n["nodeId"] == id) {
+                        Some(node) => ("200 OK", node.to_string()),
+                        None => ("404 Not Found", r#"{"error":"node not found"}"#.into()),
+                    }
+                } else {
+                    ("404 Not Found", "{}".into())
+                };
+                let _ =
+                    write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        GridProxyFixture { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}

@@ -10,6 +10,10 @@ printf '%s\n' "$line" >> "$FAKE_LOG"   # one write: parallel calls do not interl
 if [ -n "${FAKE_FAIL:-}" ] && [ "${FAKE_FAIL%%:*}" = "$tool" ]; then
   case "$*" in *"${FAKE_FAIL#*:}"*) echo "fake $tool failed on purpose" >&2; exit 1;; esac
 fi
+# FAKE_FAIL_ONCE="TOOL:SUBSTRING" fails only the first such call
+if [ -n "${FAKE_FAIL_ONCE:-}" ] && [ "${FAKE_FAIL_ONCE%%:*}" = "$tool" ] && [ ! -e "$FAKE_DIR/failed-once" ]; then
+  case "$*" in *"${FAKE_FAIL_ONCE#*:}"*) touch "$FAKE_DIR/failed-once"; echo "fake $tool failed once on purpose" >&2; exit 1;; esac
+fi
 case "$tool" in
   tofu)
     for a in "$@"; do case "$a" in -chdir=*) dir=${a#-chdir=};; esac; done

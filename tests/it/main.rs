@@ -9,4 +9,5 @@ mod deployments;
 mod flow;
 mod grid;
 mod local;
+mod nodes;
 mod schema;

@@ -18,6 +18,7 @@
 //!
 //! Only `process::Runner` spawns processes; only `output::Printer` writes to the terminal.
 
+pub mod ai;
 pub mod cli;
 pub mod contract;
 pub mod error;

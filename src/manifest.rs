@@ -36,6 +36,11 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "farms",
     "signin",
     "signout",
+    "create",
+    "projects",
+    "monitor",
+    "delete",
+    "serve",
     "help",
 ];
 

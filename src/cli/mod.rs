@@ -88,6 +88,16 @@ pub enum Command {
     Signin(SigninArgs),
     /// Remove the mnemonic stored by `signin`.
     Signout,
+    /// AI stack: turn a sentence into a project in a git repository, live behind the gateway.
+    Create(CreateArgs),
+    /// AI stack: list the projects.
+    Projects(AgentArgs),
+    /// AI stack: a project's status, steps and recent events.
+    Monitor(MonitorArgs),
+    /// AI stack: remove a project's route, published files, repository and record.
+    Delete(DeleteArgs),
+    /// Run an AI-stack service in the foreground: `gateway` or `agent`.
+    Serve(ServeArgs),
     /// Show the resolved configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -173,6 +183,73 @@ pub struct SigninArgs {
     /// Check the mnemonic that would be used (and where it comes from) instead of storing one.
     #[arg(long)]
     pub check: bool,
+}
+
+/// Where the AI stack's agent is (default: TFGRID_COMPOSE_AGENT_URL with TFGRID_COMPOSE_AGENT_TOKEN
+/// or TFGRID_COMPOSE_AGENT_TOKEN_FILE).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent API, e.g. http://10.1.0.3:7702.
+    #[arg(long, value_name = "URL")]
+    pub agent_url: Option<String>,
+    /// A file holding the agent's bearer token.
+    #[arg(long, value_name = "FILE")]
+    pub agent_token_file: Option<std::path::PathBuf>,
+}
+
+impl AgentArgs {
+    fn flags(&self) -> ops::ai::AgentFlags {
+        ops::ai::AgentFlags { url: self.agent_url.clone(), token_file: self.agent_token_file.clone() }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// What to build, in a sentence.
+    pub prompt: String,
+    /// The project's name (default: made from the prompt).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Wait until the site is live, printing the steps (the default).
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Return once the project is queued.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Project id or name.
+    pub project: String,
+    /// Keep printing events until the project is live or failed.
+    #[arg(long, short)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Project id or name.
+    pub project: String,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which service.
+    #[arg(value_parser = ["gateway", "agent"])]
+    pub service: String,
+    /// Its YAML config (docs/ai-stack.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +436,14 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Signin(args) if args.check => ops::grid::signin_check(printer, &settings, json),
         Command::Signin(_) => ops::grid::signin(printer, &settings),
         Command::Signout => ops::grid::signout(printer, &settings),
+        Command::Create(args) => {
+            let agent = ops::ai::client(&settings, &args.agent.flags())?;
+            ops::ai::create(printer, &agent, &args.prompt, args.name.as_deref(), !args.no_wait || args.wait).await
+        }
+        Command::Projects(args) => ops::ai::projects(printer, &ops::ai::client(&settings, &args.flags())?, json).await,
+        Command::Monitor(args) => ops::ai::monitor(printer, &ops::ai::client(&settings, &args.agent.flags())?, &args.project, args.follow, json).await,
+        Command::Delete(args) => ops::ai::delete(printer, &ops::ai::client(&settings, &args.agent.flags())?, &args.project, args.yes).await,
+        Command::Serve(args) => ops::ai::serve(&args.service, &args.config).await,
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
         Command::Completions(args) => {
             let mut out = Vec::new();

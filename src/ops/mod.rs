@@ -2,6 +2,7 @@
 //! `deployments`, app-defined commands in `commands`, and `config`. Each takes resolved
 //! settings and a printer and returns a `Result`; none prints outside the printer or exits.
 
+pub mod ai;
 pub mod commands;
 pub mod config;
 pub mod deployments;

@@ -2,6 +2,7 @@
 //! many deployments and the CLI surface (`deployments`, `cli`), the `--json` schema checker
 //! (`schema`), and end-to-end tests of the `local` pattern with the real tools (`local`).
 
+mod ai;
 mod bad_input;
 mod cli;
 mod common;

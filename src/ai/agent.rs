@@ -1,0 +1,452 @@
+//! `serve agent`: the project API and the create pipeline (generate → check → commit → publish →
+//! verify). Records and every step live in SQLite; at most `max_concurrent_projects` pipelines
+//! run at once, the rest wait queued. Any failure undoes the earlier steps in reverse (route,
+//! site, repository) and the record says what was undone. A restart requeues queued projects and
+//! undoes the ones it found mid-way, so nothing is left half-published.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::db::{ACTIVE, Db, Project};
+use super::githost::{GitConfig, GitHost};
+use super::llm::{Llm, Message, Provider};
+use super::server::{Common, api_error, serve};
+use super::site;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub listen: String,
+    pub token_file: PathBuf,
+    /// The SQLite file; its folder also holds `logs/<project>.log`.
+    pub database: PathBuf,
+    #[serde(default = "default_concurrent")]
+    pub max_concurrent_projects: usize,
+    /// Generate attempts: the first, then fixes fed with the problems found.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_rate")]
+    pub rate_limit: u32,
+    /// Providers in order; the next is tried when one fails.
+    pub llm: Vec<Provider>,
+    pub git: GitConfig,
+    pub gateway: GatewayClientConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayClientConfig {
+    /// The gateway API, e.g. `http://10.1.0.2:7701`.
+    pub api: String,
+    pub token_file: PathBuf,
+    /// Where the sites are live, e.g. `http://203.0.113.7` (projects at `/NAME/`).
+    pub public_url: String,
+}
+
+fn default_concurrent() -> usize {
+    3
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_rate() -> u32 {
+    10
+}
+
+struct Agent {
+    db: Db,
+    llm: Llm,
+    git: GitHost,
+    gateway: GatewayClient,
+    slots: Arc<tokio::sync::Semaphore>,
+    max_attempts: u32,
+    log_dir: PathBuf,
+}
+
+struct GatewayClient {
+    api: String,
+    token: String,
+    public_url: String,
+    http: reqwest::Client,
+}
+
+impl GatewayClient {
+    /// One call; 429 and connection errors are tried again (3 attempts, 1 s apart).
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::StatusCode> {
+        let url = format!("{}{path}", self.api.trim_end_matches('/'));
+        let mut attempt = 1;
+        let response = loop {
+            let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let result = request.send().await;
+            let again = match &result {
+                Ok(r) => r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
+                Err(e) => e.is_connect(),
+            };
+            if !again || attempt == 3 {
+                break result.map_err(|e| anyhow::anyhow!("gateway: {}", e.without_url()))?;
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let status = response.status();
+        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(status);
+        }
+        let text = response.text().await.unwrap_or_default();
+        bail!("gateway answered {status}: {}", text.chars().take(300).collect::<String>())
+    }
+}
+
+pub async fn run(config: AgentConfig) -> Result<()> {
+    let common = Common::new(&config.token_file, config.rate_limit, "agent")?;
+    let dir = config.database.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let log_dir = dir.join("logs");
+    std::fs::create_dir_all(&log_dir)?;
+    let token = std::fs::read_to_string(&config.gateway.token_file)
+        .with_context(|| format!("cannot read `{}`", config.gateway.token_file.display()))?
+        .trim()
+        .to_string();
+    let agent = Arc::new(Agent {
+        db: Db::open(&config.database)?,
+        llm: Llm::new(&config.llm, &crate::settings::Env::from_process())?,
+        git: GitHost::new(config.git.clone())?,
+        gateway: GatewayClient {
+            api: config.gateway.api.clone(),
+            token,
+            public_url: config.gateway.public_url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+        },
+        slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_projects.max(1))),
+        max_attempts: config.max_attempts.max(1),
+        log_dir,
+    });
+    recover(&agent).await?;
+    tracing::info!(listen = %config.listen, "agent started");
+    let state = (agent, common.clone());
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/projects", get(list).post(create))
+        .route("/api/v1/projects/{id}", get(show).delete(remove))
+        .route("/api/v1/projects/{id}/events", get(events))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    serve(&config.listen, app, common).await
+}
+
+/// After a restart: queued projects run again; projects caught mid-way are undone and failed.
+async fn recover(agent: &Arc<Agent>) -> Result<()> {
+    for project in agent.db.unfinished()? {
+        if project.status == "queued" {
+            spawn(agent.clone(), project.id.clone());
+            continue;
+        }
+        let undone = undo(agent, &project).await;
+        let why = format!("interrupted by a restart during `{}`", project.status);
+        agent.db.event(
+            &project.id,
+            "recover",
+            "failed",
+            &format!("{why}; undone: {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") }),
+        )?;
+        agent.db.set_undone(&project.id, &undone)?;
+        agent.db.set_status(&project.id, "failed", Some(&why))?;
+    }
+    Ok(())
+}
+
+type St = State<(Arc<Agent>, Common)>;
+
+async fn health(State((a, _)): St) -> Response {
+    let active = a.db.list().map(|l| l.iter().filter(|p| ACTIVE.contains(&p.status.as_str())).count()).unwrap_or(0);
+    Json(json!({"status": "ok", "active": active})).into_response()
+}
+
+async fn metrics(State((a, common)): St) -> Response {
+    let all = a.db.list().unwrap_or_default();
+    let count = |s: &str| all.iter().filter(|p| p.status == s).count() as u64;
+    common
+        .metrics_text(&[
+            ("tfgrid_agent_projects_live", count("live")),
+            ("tfgrid_agent_projects_failed", count("failed")),
+            ("tfgrid_agent_projects_active", all.iter().filter(|p| ACTIVE.contains(&p.status.as_str())).count() as u64),
+        ])
+        .into_response()
+}
+
+async fn list(State((a, _)): St) -> Response {
+    match a.db.list() {
+        Ok(projects) => Json(json!({"projects": projects})).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    prompt: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+const MAX_PROMPT: usize = 4000;
+
+async fn create(State((a, _)): St, body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Ok(Json(body)) = body else { return api_error(StatusCode::BAD_REQUEST, "body: expected {\"prompt\": TEXT, \"name\": NAME?}").into_response() };
+    let prompt = body.prompt.trim();
+    if prompt.is_empty() || prompt.len() > MAX_PROMPT {
+        return api_error(StatusCode::BAD_REQUEST, &format!("prompt: 1 to {MAX_PROMPT} characters")).into_response();
+    }
+    let name = body.name.unwrap_or_else(|| site::slug(prompt));
+    if let Err(e) = site::check_name(&name) {
+        return api_error(StatusCode::BAD_REQUEST, &format!("name: {e}")).into_response();
+    }
+    let id = new_id();
+    match a.db.insert(&id, &name, prompt) {
+        Ok(true) => {}
+        Ok(false) => return api_error(StatusCode::CONFLICT, &format!("a project named `{name}` exists; pick another --name")).into_response(),
+        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+    }
+    let _ = a.db.event(&id, "queue", "done", "queued");
+    spawn(a.clone(), id.clone());
+    match a.db.find(&id) {
+        Ok(Some(p)) => (StatusCode::ACCEPTED, Json(json!({"project": p}))).into_response(),
+        _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "the project vanished").into_response(),
+    }
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read as _;
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn show(State((a, _)): St, Path(id): Path<String>) -> Response {
+    match a.db.find(&id) {
+        Ok(Some(p)) => {
+            let events = a.db.events(&p.id, 0).unwrap_or_default();
+            Json(json!({"project": p, "events": events})).into_response()
+        }
+        Ok(None) => api_error(StatusCode::NOT_FOUND, &format!("no project `{}`", id.escape_default())).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    /// Wait up to this many seconds (at most 30) for an event after `after`.
+    #[serde(default)]
+    wait: u64,
+}
+
+async fn events(State((a, _)): St, Path(id): Path<String>, Query(q): Query<EventsQuery>) -> Response {
+    let project = match a.db.find(&id) {
+        Ok(Some(p)) => p,
+        Ok(None) => return api_error(StatusCode::NOT_FOUND, &format!("no project `{}`", id.escape_default())).into_response(),
+        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(30));
+    loop {
+        let events = a.db.events(&project.id, q.after).unwrap_or_default();
+        let current = a.db.find(&project.id).ok().flatten().unwrap_or(project.clone());
+        if !events.is_empty() || !ACTIVE.contains(&current.status.as_str()) || tokio::time::Instant::now() >= deadline {
+            return Json(json!({"project": current, "events": events})).into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
+    let project = match a.db.find(&id) {
+        Ok(Some(p)) => p,
+        Ok(None) => return api_error(StatusCode::NOT_FOUND, &format!("no project `{}`", id.escape_default())).into_response(),
+        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+    };
+    if ACTIVE.contains(&project.status.as_str()) {
+        return api_error(StatusCode::CONFLICT, &format!("`{}` is still being created ({}); wait for it to finish", project.name, project.status))
+            .into_response();
+    }
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for (what, result) in remove_all(&a, &project.name).await {
+        match result {
+            Ok(()) => removed.push(what),
+            Err(e) => failed.push(json!({"what": what, "error": format!("{e:#}")})),
+        }
+    }
+    if failed.is_empty() {
+        let _ = a.db.event(&project.id, "delete", "done", &format!("removed {}", removed.join(", ")));
+        let _ = a.db.set_created(&project.id, &[]);
+        let _ = a.db.set_status(&project.id, "deleted", None);
+        removed.push("record".into());
+        Json(json!({"removed": removed, "failed": failed})).into_response()
+    } else {
+        let _ = a.db.event(&project.id, "delete", "failed", &format!("{failed:?}"));
+        (StatusCode::BAD_GATEWAY, Json(json!({"removed": removed, "failed": failed, "error": "some parts could not be removed; the record is kept"})))
+            .into_response()
+    }
+}
+
+/// Route, site, repository, in that order; each result reported.
+async fn remove_all(a: &Agent, name: &str) -> Vec<(String, Result<()>)> {
+    let route = a.gateway.call(reqwest::Method::DELETE, &format!("/api/v1/routes/{name}"), None).await.map(|_| ());
+    let site = a.gateway.call(reqwest::Method::DELETE, &format!("/api/v1/sites/{name}"), None).await.map(|_| ());
+    let repo = a.git.delete(name).await;
+    vec![("route".into(), route), ("site".into(), site), ("repo".into(), repo)]
+}
+
+/// Undoes what a project's record says exists, newest first; returns what was undone.
+async fn undo(a: &Agent, project: &Project) -> Vec<String> {
+    let mut undone = Vec::new();
+    for what in project.created.iter().rev() {
+        let result = match what.as_str() {
+            "route" => a.gateway.call(reqwest::Method::DELETE, &format!("/api/v1/routes/{}", project.name), None).await.map(|_| ()),
+            "site" => a.gateway.call(reqwest::Method::DELETE, &format!("/api/v1/sites/{}", project.name), None).await.map(|_| ()),
+            "repo" => a.git.delete(&project.name).await,
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => undone.push(what.clone()),
+            Err(e) => undone.push(format!("{what} (FAILED: {e:#})")),
+        }
+    }
+    let _ = a.db.set_created(&project.id, &[]);
+    undone
+}
+
+fn spawn(agent: Arc<Agent>, id: String) {
+    tokio::spawn(async move {
+        let Ok(_permit) = agent.slots.clone().acquire_owned().await else { return };
+        if let Err(err) = pipeline(&agent, &id).await {
+            let message = format!("{err:#}");
+            tracing::warn!(project = %id, error = %message, "creation failed");
+            if let Ok(Some(project)) = agent.db.find(&id) {
+                let undone = undo(&agent, &project).await;
+                let _ = agent.db.set_undone(&id, &undone);
+                let _ =
+                    agent.db.event(&id, "undo", "done", &if undone.is_empty() { "nothing to undo".into() } else { format!("undone: {}", undone.join(", ")) });
+            }
+            let _ = agent.db.set_status(&id, "failed", Some(&message));
+        }
+    });
+}
+
+async fn step<T>(a: &Agent, id: &str, name: &str, status: &str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    a.db.set_status(id, status, None)?;
+    a.db.event(id, name, "started", "")?;
+    let started = std::time::Instant::now();
+    match work.await {
+        Ok(v) => {
+            a.db.event(id, name, "done", &format!("{} ms", started.elapsed().as_millis()))?;
+            Ok(v)
+        }
+        Err(e) => {
+            a.db.event(id, name, "failed", &format!("{e:#}"))?;
+            Err(e.context(format!("{name} failed")))
+        }
+    }
+}
+
+async fn pipeline(a: &Agent, id: &str) -> Result<()> {
+    let project = a.db.find(id)?.context("the project record vanished")?;
+    let name = project.name.clone();
+    let log = a.log_dir.join(format!("{id}.log"));
+    let mut created: Vec<String> = Vec::new();
+
+    let files = step(a, id, "generate", "generating", generate(a, id, &project.prompt)).await?;
+
+    let repo_url = step(a, id, "commit", "committing", async {
+        let url = a.git.create(&name, &log).await?;
+        created.push("repo".into());
+        a.db.set_created(id, &created)?;
+        a.git.push(&url, &files, &format!("{}\n\nGenerated by tfgrid-compose from the prompt:\n{}", name, project.prompt), &log).await?;
+        Ok(url)
+    })
+    .await?;
+    a.db.set_urls(id, Some(&a.git.repo_url(&name)), None)?;
+    let _ = repo_url;
+
+    step(a, id, "publish", "publishing", async {
+        a.gateway.call(reqwest::Method::PUT, &format!("/api/v1/sites/{name}"), Some(json!({"files": files}))).await?;
+        created.push("site".into());
+        a.db.set_created(id, &created)?;
+        a.gateway.call(reqwest::Method::POST, "/api/v1/routes", Some(json!({"path": name, "backend": {"static": name}}))).await?;
+        created.push("route".into());
+        a.db.set_created(id, &created)?;
+        Ok(())
+    })
+    .await?;
+
+    let live = format!("{}/{name}/", a.gateway.public_url);
+    step(a, id, "verify", "verifying", async {
+        let index = files.get("index.html").cloned().unwrap_or_default();
+        let mut last = String::new();
+        // nginx applies a reload within moments; allow a few tries.
+        for _ in 0..20 {
+            match a.gateway.http.get(&live).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body = r.text().await.unwrap_or_default();
+                    if body == index {
+                        return Ok(());
+                    }
+                    last = "the page is not the generated index.html".into();
+                }
+                Ok(r) => last = format!("{live} answered {}", r.status()),
+                Err(e) => last = format!("{live}: {}", e.without_url()),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{last}")
+    })
+    .await?;
+    a.db.set_urls(id, None, Some(&live))?;
+    a.db.set_status(id, "live", None)?;
+    a.db.event(id, "live", "done", &live)?;
+    Ok(())
+}
+
+/// The builder/fixer loop: ask, parse, check; feed the problems back, at most `max_attempts`.
+async fn generate(a: &Agent, id: &str, prompt: &str) -> Result<site::Files> {
+    let mut messages = vec![Message::new("system", site::SYSTEM_PROMPT), Message::new("user", format!("Build this website: {prompt}"))];
+    for attempt in 1..=a.max_attempts {
+        a.db.set_attempts(id, attempt)?;
+        let (answer, who) = a.llm.complete(&messages).await?;
+        let problems = match site::parse(&answer) {
+            Ok(files) => {
+                a.db.event(id, "check", "started", &format!("attempt {attempt}: {} files from {who}", files.len()))?;
+                let problems = site::serve_and_fetch(&files).await;
+                if problems.is_empty() {
+                    a.db.event(id, "check", "done", &format!("index answers 200; {} files, every local link resolves", files.len()))?;
+                    return Ok(files);
+                }
+                problems
+            }
+            Err(problems) => problems,
+        };
+        a.db.event(id, "check", "failed", &format!("attempt {attempt}: {}", problems.join("; ")))?;
+        messages.push(Message::new("assistant", answer));
+        messages.push(Message::new(
+            "user",
+            format!("The project failed these checks:\n- {}\nAnswer again with the complete, corrected JSON object.", problems.join("\n- ")),
+        ));
+    }
+    bail!("the generated project still failed its checks after {} attempts", a.max_attempts)
+}

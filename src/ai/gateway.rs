@@ -1,0 +1,297 @@
+//! `serve gateway`: the route API in front of nginx. Every route is one include file; a change is
+//! checked with `nginx -t` before the reload and rolled back when the check or the reload fails.
+//! Routes persist in `routes.json` and are written again at start. Sites (static folders) are
+//! uploaded through the API into the web root, each replaced atomically.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::server::{ApiError, Common, api_error, serve};
+use super::site::{Files, check_name, check_path};
+use crate::process::{Cmd, Io, Runner};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `127.0.0.1:7701`.
+    pub listen: String,
+    pub token_file: PathBuf,
+    /// Holds `routes.json`, `routes/*.conf` (included by nginx) and `www/` (the web root).
+    pub state_dir: PathBuf,
+    /// The nginx command line that names its config: `[nginx, -p, DIR, -c, CONF, -e, LOG]`;
+    /// `-t` and `-s reload` are appended.
+    pub nginx: Vec<String>,
+    /// Requests per second per client address (bursts of twice that).
+    #[serde(default = "default_rate")]
+    pub rate_limit: u32,
+}
+
+fn default_rate() -> u32 {
+    10
+}
+
+const RELOAD_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Backend {
+    /// A site in the web root, by name.
+    Static(String),
+    /// `http://HOST[:PORT][/PATH]`.
+    Upstream(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The first path segment it answers under (`/NAME/`); also its id.
+    pub path: String,
+    pub backend: Backend,
+}
+
+struct Gateway {
+    config: GatewayConfig,
+    /// When nginx was last told to reload: reloads are spaced by `RELOAD_GAP`, because a reload
+    /// signalled while the previous one is still starting workers can leave a worker of an older
+    /// configuration serving (seen with nginx 1.22).
+    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Serialises every change of routes and sites.
+    routes: tokio::sync::Mutex<BTreeMap<String, Route>>,
+}
+
+impl Gateway {
+    fn routes_dir(&self) -> PathBuf {
+        self.config.state_dir.join("routes")
+    }
+    fn www(&self) -> PathBuf {
+        self.config.state_dir.join("www")
+    }
+
+    fn include(&self, route: &Route) -> String {
+        let p = &route.path;
+        let body = match &route.backend {
+            Backend::Static(site) => format!("alias {}/{site}/;\n    index index.html;", self.www().display()),
+            Backend::Upstream(url) => format!("proxy_pass {url};\n    proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For $remote_addr;"),
+        };
+        format!("# route {p}, written by tfgrid-compose serve gateway\nlocation = /{p} {{ return 301 /{p}/; }}\nlocation /{p}/ {{\n    {body}\n}}\n")
+    }
+
+    async fn nginx(&self, extra: &[&str]) -> Result<()> {
+        let Some((program, args)) = self.config.nginx.split_first() else { anyhow::bail!("`nginx` is empty in the gateway config") };
+        let log = self.config.state_dir.join("nginx-control.log");
+        let cmd = Cmd::new(program.clone()).args(args.iter().cloned()).args(extra.iter().copied()).io(Io::Log(log)).timeout(std::time::Duration::from_secs(30));
+        Runner::real().run(&cmd).await.map(|_| ())
+    }
+
+    /// Writes one include file (or removes it), checks, reloads; on failure puts the old file back.
+    async fn apply(&self, path: &str, new: Option<&Route>) -> Result<()> {
+        let file = self.routes_dir().join(format!("{path}.conf"));
+        let old = std::fs::read(&file).ok();
+        match new {
+            Some(route) => crate::state::write_atomic(&file, self.include(route).as_bytes(), 0o644)?,
+            None => {
+                let _ = std::fs::remove_file(&file);
+            }
+        }
+        let result = match self.nginx(&["-t"]).await {
+            Ok(()) => self.reload().await,
+            Err(e) => Err(e).context("nginx -t rejected the configuration"),
+        };
+        if result.is_err() {
+            match old {
+                Some(bytes) => crate::state::write_atomic(&file, &bytes, 0o644)?,
+                None => {
+                    let _ = std::fs::remove_file(&file);
+                }
+            }
+        }
+        result
+    }
+
+    /// `nginx -s reload`, at least `RELOAD_GAP` after the previous one. Callers hold the routes lock.
+    async fn reload(&self) -> Result<()> {
+        let wait = self.last_reload.lock().ok().and_then(|t| *t).map(|t| RELOAD_GAP.saturating_sub(t.elapsed())).unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let result = self.nginx(&["-s", "reload"]).await.context("nginx reload failed");
+        if let Ok(mut t) = self.last_reload.lock() {
+            *t = Some(std::time::Instant::now());
+        }
+        result
+    }
+
+    fn save(&self, routes: &BTreeMap<String, Route>) -> Result<()> {
+        let list: Vec<&Route> = routes.values().collect();
+        crate::state::write_atomic(&self.config.state_dir.join("routes.json"), serde_json::to_string_pretty(&list)?.as_bytes(), 0o600)
+    }
+}
+
+/// Starts the gateway: restores the routes, then serves until SIGINT/SIGTERM.
+pub async fn run(config: GatewayConfig) -> Result<()> {
+    let common = Common::new(&config.token_file, config.rate_limit, "gateway")?;
+    for dir in [config.state_dir.clone(), config.state_dir.join("routes"), config.state_dir.join("www")] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    }
+    let saved: Vec<Route> = match std::fs::read_to_string(config.state_dir.join("routes.json")) {
+        Ok(text) => serde_json::from_str(&text).context("routes.json is damaged")?,
+        Err(_) => Vec::new(),
+    };
+    let gateway = Gateway { config: config.clone(), last_reload: std::sync::Mutex::new(None), routes: tokio::sync::Mutex::new(BTreeMap::new()) };
+    // The include folder holds exactly the saved routes.
+    for entry in std::fs::read_dir(gateway.routes_dir())?.flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+    for route in &saved {
+        crate::state::write_atomic(&gateway.routes_dir().join(format!("{}.conf", route.path)), gateway.include(route).as_bytes(), 0o644)?;
+    }
+    if let Err(err) = gateway.reload().await {
+        tracing::warn!(error = %format!("{err:#}"), "nginx reload at start failed; routes apply at the next reload");
+    }
+    *gateway.routes.lock().await = saved.into_iter().map(|r| (r.path.clone(), r)).collect();
+    tracing::info!(routes = gateway.routes.lock().await.len(), listen = %config.listen, "gateway started");
+    let state = (Arc::new(gateway), common.clone());
+    let api = Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/routes", get(list).post(add))
+        .route("/api/v1/routes/{id}", delete(remove))
+        .route("/api/v1/sites/{name}", put(put_site).delete(delete_site))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    serve(&config.listen, api, common).await
+}
+
+type St = State<(Arc<Gateway>, Common)>;
+
+async fn health(State((g, _)): St) -> Response {
+    Json(json!({"status": "ok", "routes": g.routes.lock().await.len()})).into_response()
+}
+
+async fn metrics(State((g, common)): St) -> Response {
+    let routes = g.routes.lock().await.len();
+    common.metrics_text(&[("tfgrid_gateway_routes", routes as u64)]).into_response()
+}
+
+async fn list(State((g, _)): St) -> Response {
+    let routes: Vec<Route> = g.routes.lock().await.values().cloned().collect();
+    Json(json!({"routes": routes})).into_response()
+}
+
+fn check_route(route: &Route) -> Result<(), ApiError> {
+    check_name(&route.path).map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("path: {e}")))?;
+    match &route.backend {
+        Backend::Static(site) => check_name(site).map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("backend.static: {e}"))),
+        Backend::Upstream(url) => {
+            let rest = url.strip_prefix("http://").unwrap_or("");
+            let ok = !rest.is_empty() && url.len() <= 200 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b".:/_-[]".contains(&b)) && !rest.contains("..");
+            if ok { Ok(()) } else { Err(api_error(StatusCode::BAD_REQUEST, "backend.upstream: an http://HOST[:PORT][/PATH] URL of [A-Za-z0-9.:/_-]")) }
+        }
+    }
+}
+
+async fn add(State((g, _)): St, body: Result<Json<Route>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Ok(Json(route)) = body else {
+        return api_error(StatusCode::BAD_REQUEST, "body: expected {\"path\": NAME, \"backend\": {\"static\": SITE} | {\"upstream\": URL}}").into_response();
+    };
+    if let Err(e) = check_route(&route) {
+        return e.into_response();
+    }
+    if let Backend::Static(site) = &route.backend
+        && !g.www().join(site).is_dir()
+    {
+        return api_error(StatusCode::BAD_REQUEST, &format!("backend.static: no site `{site}`; upload it first with PUT /api/v1/sites/{site}")).into_response();
+    }
+    let mut routes = g.routes.lock().await;
+    if let Err(err) = g.apply(&route.path, Some(&route)).await {
+        tracing::warn!(route = %route.path, error = %format!("{err:#}"), "route rejected");
+        return api_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{err:#}")).into_response();
+    }
+    let created = routes.insert(route.path.clone(), route.clone()).is_none();
+    if let Err(err) = g.save(&routes) {
+        return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response();
+    }
+    tracing::info!(route = %route.path, "route added");
+    (if created { StatusCode::CREATED } else { StatusCode::OK }, Json(json!({"id": route.path, "route": route}))).into_response()
+}
+
+async fn remove(State((g, _)): St, Path(id): Path<String>) -> Response {
+    if let Err(e) = check_name(&id) {
+        return api_error(StatusCode::BAD_REQUEST, &e).into_response();
+    }
+    let mut routes = g.routes.lock().await;
+    if !routes.contains_key(&id) {
+        return api_error(StatusCode::NOT_FOUND, &format!("no route `{id}`")).into_response();
+    }
+    if let Err(err) = g.apply(&id, None).await {
+        return api_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{err:#}")).into_response();
+    }
+    routes.remove(&id);
+    if let Err(err) = g.save(&routes) {
+        return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response();
+    }
+    tracing::info!(route = %id, "route removed");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteBody {
+    files: Files,
+}
+
+async fn put_site(State((g, _)): St, Path(name): Path<String>, body: Result<Json<SiteBody>, axum::extract::rejection::JsonRejection>) -> Response {
+    if let Err(e) = check_name(&name) {
+        return api_error(StatusCode::BAD_REQUEST, &e).into_response();
+    }
+    let Ok(Json(body)) = body else { return api_error(StatusCode::BAD_REQUEST, "body: expected {\"files\": {PATH: CONTENT}}").into_response() };
+    if let Some(bad) = body.files.keys().find_map(|p| check_path(p).err()) {
+        return api_error(StatusCode::BAD_REQUEST, &bad).into_response();
+    }
+    let _guard = g.routes.lock().await;
+    let result = (|| -> Result<()> {
+        let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(g.www())?;
+        for (path, content) in &body.files {
+            let target = staging.path().join(path);
+            std::fs::create_dir_all(target.parent().unwrap_or(staging.path()))?;
+            std::fs::write(&target, content)?;
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))?;
+        let live = g.www().join(&name);
+        let old = g.www().join(format!(".old-{name}"));
+        let _ = std::fs::remove_dir_all(&old);
+        if live.exists() {
+            std::fs::rename(&live, &old)?;
+        }
+        std::fs::rename(staging.keep(), &live)?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    })();
+    match result {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"site": name, "files": body.files.len()}))).into_response(),
+        Err(err) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response(),
+    }
+}
+
+async fn delete_site(State((g, _)): St, Path(name): Path<String>) -> Response {
+    if let Err(e) = check_name(&name) {
+        return api_error(StatusCode::BAD_REQUEST, &e).into_response();
+    }
+    let routes = g.routes.lock().await;
+    if let Some(r) = routes.values().find(|r| r.backend == Backend::Static(name.clone())) {
+        return api_error(StatusCode::CONFLICT, &format!("route `{}` serves this site; delete the route first", r.path)).into_response();
+    }
+    match std::fs::remove_dir_all(g.www().join(&name)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => api_error(StatusCode::NOT_FOUND, &format!("no site `{name}`")).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,164 @@
+//! Where projects are committed: one interface, two kinds, chosen by the agent config.
+//! - `plain`: bare repositories under a folder this machine can write (the git host VM, or a
+//!   shared disk), pushed to and cloned from over smart HTTP (`git http-backend` behind nginx).
+//! - `gitea` (also Forgejo): a repository created in an organisation through the REST API with a
+//!   token, pushed over HTTP with the token in a header given through git's environment.
+//!
+//! The token never reaches argv or a log.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::process::{Cmd, Io, Runner};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum GitConfig {
+    Plain {
+        /// Folder holding `<org>/<name>.git`.
+        root: PathBuf,
+        /// Base URL the folder is served at, e.g. `http://10.1.0.4/git`.
+        url: String,
+        #[serde(default = "default_org")]
+        org: String,
+    },
+    Gitea {
+        /// e.g. `https://git.example.org`.
+        url: String,
+        org: String,
+        token_file: PathBuf,
+    },
+}
+
+fn default_org() -> String {
+    "projects".into()
+}
+
+pub struct GitHost {
+    config: GitConfig,
+    token: Option<String>,
+    http: reqwest::Client,
+    runner: Runner,
+}
+
+impl GitHost {
+    pub fn new(config: GitConfig) -> Result<GitHost> {
+        let token = match &config {
+            GitConfig::Gitea { token_file, .. } => Some(
+                std::fs::read_to_string(token_file).with_context(|| format!("cannot read the Gitea token file `{}`", token_file.display()))?.trim().to_string(),
+            ),
+            GitConfig::Plain { .. } => None,
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(GitHost { config, token, http, runner: Runner::real() })
+    }
+
+    /// The URL a browser and `git clone` use.
+    pub fn repo_url(&self, name: &str) -> String {
+        match &self.config {
+            GitConfig::Plain { url, org, .. } => format!("{}/{org}/{name}.git", url.trim_end_matches('/')),
+            GitConfig::Gitea { url, org, .. } => format!("{}/{org}/{name}.git", url.trim_end_matches('/')),
+        }
+    }
+
+    /// Creates an empty repository; returns its clone URL.
+    pub async fn create(&self, name: &str, log: &Path) -> Result<String> {
+        match &self.config {
+            GitConfig::Plain { root, org, .. } => {
+                let dir = root.join(org).join(format!("{name}.git"));
+                if dir.exists() {
+                    bail!("repository `{}` exists already", dir.display());
+                }
+                std::fs::create_dir_all(dir.parent().unwrap_or(root))?;
+                let path = dir.display().to_string();
+                self.git(Cmd::new("git").args(["init", "-q", "--bare", "-b", "main", &path]), log).await?;
+                self.git(Cmd::new("git").args(["-C", &path, "config", "http.receivepack", "true"]), log).await?;
+                Ok(self.repo_url(name))
+            }
+            GitConfig::Gitea { url, org, .. } => {
+                let api = format!("{}/api/v1/orgs/{org}/repos", url.trim_end_matches('/'));
+                let body = serde_json::json!({"name": name, "private": false, "auto_init": false, "default_branch": "main"});
+                let response =
+                    self.http.post(&api).header("Authorization", self.auth()).json(&body).send().await.map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+                let status = response.status();
+                if !status.is_success() {
+                    bail!("Gitea refused to create `{org}/{name}`: HTTP {status}");
+                }
+                let repo: serde_json::Value = response.json().await?;
+                Ok(repo["clone_url"].as_str().map_or_else(|| self.repo_url(name), String::from))
+            }
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("token {}", self.token.as_deref().unwrap_or_default())
+    }
+
+    /// Commits the files as the first commit of `main` and pushes them to `clone_url`.
+    pub async fn push(&self, clone_url: &str, files: &super::site::Files, message: &str, log: &Path) -> Result<()> {
+        let work = tempfile::tempdir()?;
+        let dir = work.path().display().to_string();
+        for (path, content) in files {
+            let target = work.path().join(path);
+            std::fs::create_dir_all(target.parent().unwrap_or(work.path()))?;
+            std::fs::write(&target, content)?;
+        }
+        self.git(Cmd::new("git").args(["init", "-q", "-b", "main", &dir]), log).await?;
+        self.git(Cmd::new("git").args(["-C", &dir, "add", "-A"]), log).await?;
+        self.git(
+            Cmd::new("git").args([
+                "-C",
+                &dir,
+                "-c",
+                "user.name=tfgrid-compose",
+                "-c",
+                "user.email=agent@tfgrid-compose.invalid",
+                "commit",
+                "-q",
+                "-m",
+                message,
+            ]),
+            log,
+        )
+        .await?;
+        let mut push = Cmd::new("git").args(["-C", &dir, "push", "-q", clone_url, "main"]).env("GIT_TERMINAL_PROMPT", "0");
+        if let Some(token) = &self.token {
+            push = push
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .secret_env("GIT_CONFIG_VALUE_0", format!("Authorization: token {token}"));
+        }
+        self.git(push, log).await
+    }
+
+    /// Removes the repository; a repository that is not there counts as removed.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match &self.config {
+            GitConfig::Plain { root, org, .. } => {
+                let dir = root.join(org).join(format!("{name}.git"));
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e).with_context(|| format!("cannot remove `{}`", dir.display())),
+                }
+            }
+            GitConfig::Gitea { url, org, .. } => {
+                let api = format!("{}/api/v1/repos/{org}/{name}", url.trim_end_matches('/'));
+                let response = self.http.delete(&api).header("Authorization", self.auth()).send().await.map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+                let status = response.status();
+                if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+                    Ok(())
+                } else {
+                    bail!("Gitea refused to delete `{org}/{name}`: HTTP {status}")
+                }
+            }
+        }
+    }
+
+    async fn git(&self, cmd: Cmd, log: &Path) -> Result<()> {
+        self.runner.run(&cmd.io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(120))).await.map(|_| ())
+    }
+}

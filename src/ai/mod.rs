@@ -1,0 +1,24 @@
+//! The AI stack, in this binary: `serve gateway` (routes in front of nginx), `serve agent`
+//! (projects: an LLM writes a site, it is checked, committed to a git host, published through the
+//! gateway and verified live), and the client the `create`/`projects`/`monitor`/`delete`
+//! commands use.
+
+pub mod agent;
+pub mod client;
+pub mod db;
+pub mod gateway;
+pub mod githost;
+pub mod llm;
+pub mod server;
+pub mod site;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+/// Reads a service's YAML config; a bad key or value names the file and line.
+pub fn load_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::error::UserError::new(format!("cannot read `{}`: {e}", path.display()), "pass the service's config file with --config"))?;
+    Ok(serde_yaml::from_str(&text).map_err(|e| crate::manifest::yaml_error(path, &e, "see docs/ai-stack.md for the service's config keys"))?)
+}

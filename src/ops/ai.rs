@@ -1,0 +1,245 @@
+//! `create`, `projects`, `monitor`, `delete` (clients of the agent API) and `serve gateway|agent`.
+
+use std::io::IsTerminal as _;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::ai::client::AgentClient;
+use crate::error::{Failed, UserError};
+use crate::output::Printer;
+use crate::settings::Settings;
+
+/// Where the agent is and its token: flags, then `TFGRID_COMPOSE_AGENT_URL` and
+/// `TFGRID_COMPOSE_AGENT_TOKEN` / `TFGRID_COMPOSE_AGENT_TOKEN_FILE`.
+pub struct AgentFlags {
+    pub url: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
+    let url = flags.url.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_URL").map(String::from)).ok_or_else(|| {
+        UserError::new(
+            "no AI-stack agent is configured",
+            "pass --agent-url URL (and the token), or set TFGRID_COMPOSE_AGENT_URL and TFGRID_COMPOSE_AGENT_TOKEN",
+        )
+    })?;
+    let file = flags.token_file.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN_FILE").map(std::path::PathBuf::from));
+    let token = match (file, settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN")) {
+        (Some(file), _) => std::fs::read_to_string(&file)
+            .map_err(|e| UserError::new(format!("cannot read the token file `{}`: {e}", file.display()), "pass the agent's token file"))?
+            .trim()
+            .to_string(),
+        (None, Some(token)) => token.to_string(),
+        (None, None) => return Err(UserError::new("the agent's token is not set", "set TFGRID_COMPOSE_AGENT_TOKEN or pass --agent-token-file FILE").into()),
+    };
+    AgentClient::new(&url, &token)
+}
+
+/// What the seed prints as a step starts.
+fn announce(step: &str) -> Option<(&'static str, &'static str)> {
+    match step {
+        "generate" => Some(("Generating", "code with AI…")),
+        "commit" => Some(("Creating", "Git repository…")),
+        "publish" => Some(("Deploying", "to gateway…")),
+        "verify" => Some(("Verifying", "the live site…")),
+        _ => None,
+    }
+}
+
+pub async fn create(printer: &Printer, agent: &AgentClient, prompt: &str, name: Option<&str>, wait: bool) -> Result<()> {
+    let clock = Instant::now();
+    let project = agent.create(prompt, name).await?;
+    let id = project["id"].as_str().unwrap_or_default().to_string();
+    let name = project["name"].as_str().unwrap_or_default().to_string();
+    if printer.json() {
+        printer.json_line(&json!({"event": "queued", "project": project}));
+    } else {
+        printer.status("Queued", format!("project `{name}` ({id})"));
+    }
+    if !wait {
+        if !printer.json() {
+            printer.status("Follow", format!("with `tfgrid-compose monitor {name} --follow`"));
+        }
+        return Ok(());
+    }
+    let final_state = follow(printer, agent, &id, 0).await?;
+    let elapsed = clock.elapsed();
+    let project = &final_state["project"];
+    if project["status"] == "live" {
+        if printer.json() {
+            printer.json_line(&json!({"event": "created", "project": project, "duration_ms": elapsed.as_millis() as u64}));
+        } else {
+            printer.data(format!("Project created: {name}"));
+            printer.data(format!("Repository: {}", project["repo_url"].as_str().unwrap_or("-")));
+            printer.data(format!("Live site:  {}", project["live_url"].as_str().unwrap_or("-")));
+            printer.data(format!("Duration:   {}", crate::state::format_duration(elapsed)));
+        }
+        return Ok(());
+    }
+    let error = project["error"].as_str().unwrap_or("unknown error").to_string();
+    let undone: Vec<String> = project["undone"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    Err(Failed {
+        message: format!("project `{name}` failed"),
+        hints: vec![
+            if undone.is_empty() { "nothing had to be undone".into() } else { format!("undone: {}", undone.join(", ")) },
+            format!("see every step with `tfgrid-compose monitor {name}`"),
+        ],
+        source: anyhow::anyhow!(error).into(),
+    }
+    .into())
+}
+
+/// Prints events as they come until the project leaves the pipeline; returns the last answer.
+async fn follow(printer: &Printer, agent: &AgentClient, id: &str, mut after: i64) -> Result<Value> {
+    loop {
+        let answer = agent.events(id, after, 25).await?;
+        for event in answer["events"].as_array().into_iter().flatten() {
+            after = after.max(event["seq"].as_i64().unwrap_or(after));
+            print_event(printer, event);
+        }
+        let status = answer["project"]["status"].as_str().unwrap_or("");
+        if !crate::ai::db::ACTIVE.contains(&status) {
+            return Ok(answer);
+        }
+    }
+}
+
+fn print_event(printer: &Printer, event: &Value) {
+    if printer.json() {
+        printer.json_line(&json!({"event": "step", "step": event["step"], "status": event["status"], "message": event["message"], "at": event["at"]}));
+        return;
+    }
+    let step = event["step"].as_str().unwrap_or("");
+    let status = event["status"].as_str().unwrap_or("");
+    let message = event["message"].as_str().unwrap_or("");
+    match (status, announce(step)) {
+        ("started", Some((verb, text))) => printer.status(verb, text),
+        ("failed", _) => printer.warn(format!("{step}: {message}")),
+        _ => tracing::debug!(step, status, message, "event"),
+    }
+}
+
+pub async fn projects(printer: &Printer, agent: &AgentClient, json: bool) -> Result<()> {
+    let list = agent.list().await?;
+    if json {
+        printer.json_line(&json!({"schema": 1, "projects": list}));
+        return Ok(());
+    }
+    if list.is_empty() {
+        printer.status("Empty", "no projects yet; make one with `tfgrid-compose create \"a portfolio website\"`");
+        return Ok(());
+    }
+    printer.data(format!("{:<16}  {:<28} {:<10} {}", "ID", "NAME", "STATUS", "LIVE"));
+    for p in &list {
+        printer.data(format!(
+            "{:<16}  {:<28} {:<10} {}",
+            p["id"].as_str().unwrap_or(""),
+            p["name"].as_str().unwrap_or(""),
+            p["status"].as_str().unwrap_or(""),
+            p["live_url"].as_str().unwrap_or("-")
+        ));
+    }
+    Ok(())
+}
+
+pub async fn monitor(printer: &Printer, agent: &AgentClient, key: &str, follow_on: bool, json: bool) -> Result<()> {
+    let doc = agent.show(key).await?;
+    let project = &doc["project"];
+    if json && !follow_on {
+        printer.json_line(&json!({"schema": 1, "project": project, "events": doc["events"]}));
+        return Ok(());
+    }
+    if !json {
+        printer.data(format!("project   {} ({})", project["name"].as_str().unwrap_or(""), project["id"].as_str().unwrap_or("")));
+        printer.data(format!("status    {}", project["status"].as_str().unwrap_or("")));
+        printer.data(format!("prompt    {}", project["prompt"].as_str().unwrap_or("")));
+        for (key, label) in [("repo_url", "repo      "), ("live_url", "live      "), ("error", "error     ")] {
+            if let Some(v) = project[key].as_str() {
+                printer.data(format!("{label}{v}"));
+            }
+        }
+        if let Some(undone) = project["undone"].as_array().filter(|a| !a.is_empty()) {
+            printer.data(format!("undone    {}", undone.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        printer.data("steps");
+    }
+    let mut last = 0;
+    for event in doc["events"].as_array().into_iter().flatten() {
+        last = event["seq"].as_i64().unwrap_or(last);
+        if json {
+            print_event(printer, event);
+        } else {
+            printer.data(format!(
+                "  {} {:<9} {:<8} {}",
+                crate::state::format_utc(event["at"].as_u64().unwrap_or(0)),
+                event["step"].as_str().unwrap_or(""),
+                event["status"].as_str().unwrap_or(""),
+                event["message"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    if follow_on && crate::ai::db::ACTIVE.contains(&project["status"].as_str().unwrap_or("")) {
+        let id = project["id"].as_str().unwrap_or_default().to_string();
+        let end = follow(printer, agent, &id, last).await?;
+        printer.status("Finished", format!("status {}", end["project"]["status"].as_str().unwrap_or("")));
+    }
+    Ok(())
+}
+
+pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool) -> Result<()> {
+    let doc = agent.show(key).await?;
+    let name = doc["project"]["name"].as_str().unwrap_or(key).to_string();
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(UserError::new(format!("deleting `{name}` needs confirmation"), "pass --yes (stdin is not a terminal)").into());
+        }
+        printer.warn(format!("this removes the route, the published files, the repository and the record of `{name}`"));
+        eprint_prompt("Type the project name to confirm: ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if line.trim() != name {
+            return Err(UserError::new("not confirmed; nothing was removed", "type the exact project name, or pass --yes").into());
+        }
+    }
+    let (ok, report) = agent.delete(key).await?;
+    for what in report["removed"].as_array().into_iter().flatten() {
+        printer.status("Removed", format!("{} of `{name}`", what.as_str().unwrap_or("")));
+    }
+    if ok {
+        return Ok(());
+    }
+    let failed: Vec<String> = report["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{}: {}", f["what"].as_str().unwrap_or(""), f["error"].as_str().unwrap_or("")))
+        .collect();
+    Err(Failed {
+        message: format!("`{name}` was only partly removed"),
+        hints: vec![format!("still there: {}", failed.join("; ")), format!("run `tfgrid-compose delete {name} --yes` again once the cause is fixed")],
+        source: anyhow::anyhow!("{} part(s) failed", failed.len()).into(),
+    }
+    .into())
+}
+
+#[allow(clippy::print_stderr)]
+fn eprint_prompt(text: &str) {
+    use std::io::Write as _;
+    eprint!("{text}");
+    let _ = std::io::stderr().flush();
+}
+
+/// `serve gateway|agent --config FILE`: logs structured lines on stderr.
+pub async fn serve(kind: &str, config: &std::path::Path) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    match kind {
+        "gateway" => crate::ai::gateway::run(crate::ai::load_config(config)?).await,
+        _ => crate::ai::agent::run(crate::ai::load_config(config)?).await,
+    }
+}

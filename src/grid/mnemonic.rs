@@ -52,6 +52,11 @@ pub fn source(settings: &Settings) -> Option<Source> {
     files(settings).into_iter().find(|p| p.is_file()).map(Source::Config)
 }
 
+/// The warning for a mnemonic file other users can read.
+pub fn too_open_warning(path: &Path) -> String {
+    format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display())
+}
+
 /// A loaded mnemonic and where it came from.
 pub struct Loaded {
     pub phrase: String,

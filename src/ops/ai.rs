@@ -1,6 +1,5 @@
 //! `create`, `projects`, `monitor`, `delete` (clients of the agent API) and `serve gateway|agent`.
 
-use std::io::IsTerminal as _;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -192,14 +191,8 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
     let doc = agent.show(key).await?;
     let name = doc["project"]["name"].as_str().unwrap_or(key).to_string();
     if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(UserError::new(format!("deleting `{name}` needs confirmation"), "pass --yes (stdin is not a terminal)").into());
-        }
-        printer.warn(format!("this removes the route, the published files, the repository and the record of `{name}`"));
-        eprint_prompt("Type the project name to confirm: ");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-        if line.trim() != name {
+        let question = format!("this removes the route, the published files, the repository and the record of `{name}`; type its name to confirm");
+        if crate::ops::ask(printer, &question, &format!("deleting `{name}` needs confirmation"))? != name {
             return Err(UserError::new("not confirmed; nothing was removed", "type the exact project name, or pass --yes").into());
         }
     }
@@ -222,13 +215,6 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
         source: anyhow::anyhow!("{} part(s) failed", failed.len()).into(),
     }
     .into())
-}
-
-#[allow(clippy::print_stderr)]
-fn eprint_prompt(text: &str) {
-    use std::io::Write as _;
-    eprint!("{text}");
-    let _ = std::io::stderr().flush();
 }
 
 /// `serve gateway|agent --config FILE`: logs structured lines on stderr.

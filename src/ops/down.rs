@@ -2,8 +2,6 @@
 //! outputs are empty, and only then remove the deployment's files. A failed destroy removes
 //! nothing, says so, and can be run again.
 
-use std::io::{BufRead as _, IsTerminal as _};
-
 use anyhow::{Context as _, Result, bail};
 
 use crate::error::{Failed, UserError};
@@ -25,13 +23,8 @@ pub struct DownOptions {
 }
 
 fn confirm(printer: &Printer, question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        return Err(UserError::new("refusing to destroy without confirmation: stdin is not a terminal", "pass `--yes` to confirm in scripts and CI").into());
-    }
-    printer.status("Confirm", format!("{question} [y/N]"));
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    let answer = crate::ops::ask(printer, &format!("{question} [y/N]"), "refusing to destroy without confirmation")?;
+    Ok(matches!(answer.as_str(), "y" | "Y" | "yes"))
 }
 
 pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, options: &DownOptions) -> Result<()> {

@@ -192,7 +192,7 @@ pub fn signin_check(printer: &Printer, settings: &Settings, json: bool) -> Resul
         let from = source.as_ref().map(ToString::to_string).unwrap_or_default();
         printer.status("Signed in", format!("valid {words}-word mnemonic from {from}; grid network {}", settings.network));
         if let (true, Some(Source::Config(path))) = (too_open, &source) {
-            printer.warn(format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display()));
+            printer.warn(mnemonic::too_open_warning(path));
         }
     }
     match (valid, loaded) {

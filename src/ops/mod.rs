@@ -207,6 +207,19 @@ pub fn resolve_tofu(settings: &Settings) -> Result<String> {
 }
 
 /// Checks that a tool is on PATH.
+/// Asks a question on the terminal and returns the answer line. Without a terminal it refuses
+/// with `refusal` (exit 2) and tells the user to pass `--yes`.
+pub fn ask(printer: &crate::output::Printer, question: &str, refusal: &str) -> Result<String> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError::new(format!("{refusal}: stdin is not a terminal"), "pass `--yes` to confirm in scripts and CI").into());
+    }
+    printer.status("Confirm", question);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().to_string())
+}
+
 pub fn require_tool(name: &str, why: &str) -> Result<()> {
     which::which(name).map(|_| ()).map_err(|_| {
         UserError::new(format!("`{name}` is not on PATH ({why})"), "install the dependencies with `scripts/install-deps.sh`, or add the tool to PATH").into()

@@ -124,7 +124,7 @@ fn load_mnemonic(printer: &Printer, settings: &Settings) -> Result<String> {
     };
     if loaded.too_open {
         if let crate::settings::Source::Config(path) = &loaded.source {
-            printer.warn(format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display()));
+            printer.warn(crate::grid::mnemonic::too_open_warning(path));
         }
     }
     Ok(loaded.phrase)
@@ -143,20 +143,6 @@ fn check_filter(app: &App, filter: &crate::grid::select::NodeFilter) -> Result<(
         }
     }
     Ok(())
-}
-
-/// A fresh 16-hex-digit deployment id.
-fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read as _;
-        let _ = f.read_exact(&mut bytes);
-    }
-    if bytes == [0; 8] {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        bytes = (u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id())).to_be_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `max_environments` (manifest, else config): refuses a new environment when the app already
@@ -245,7 +231,7 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         Some(state) => state,
         None => DeploymentState {
             schema_version: SCHEMA_VERSION,
-            id: new_id(),
+            id: crate::state::new_id(),
             env: target.env.clone(),
             app: AppRecord {
                 name: valid.app.manifest.name.clone(),

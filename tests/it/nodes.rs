@@ -15,7 +15,12 @@ fn use_single_vm(cx: &TestContext) {
 }
 
 fn run(cx: &TestContext, proxy: &GridProxyFixture, args: &[&str]) -> (i32, String, String) {
-    let out = cx.cmd().args(args).env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url).env("TF_VAR_mnemonic", CANARY).output().unwrap();
+    run_with(cx, proxy, args, &[])
+}
+
+/// `run` with extra environment (e.g. a fault for the fake tools).
+fn run_with(cx: &TestContext, proxy: &GridProxyFixture, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = cx.cmd().args(args).env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url).env("TF_VAR_mnemonic", CANARY).envs(env.iter().copied()).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -141,16 +146,8 @@ fn up_selects_a_node_pins_one_with_node_and_retries_elsewhere_after_a_failed_app
     let cx = TestContext::new();
     use_single_vm(&cx);
     let proxy = GridProxyFixture::start(0);
-    let out = cx
-        .cmd()
-        .args(["up", cx.app_arg()])
-        .env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url)
-        .env("TF_VAR_mnemonic", CANARY)
-        .env("FAKE_FAIL_ONCE", "tofu:apply")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) = run_with(&cx, &proxy, &["up", cx.app_arg()], &[("FAKE_FAIL_ONCE", "tofu:apply")]);
+    assert_eq!(code, 0, "{err}");
     let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
     let excluded = state["excluded_nodes"].as_sequence().unwrap();
     assert_eq!(excluded.len(), 1);
@@ -165,16 +162,8 @@ fn up_selects_a_node_pins_one_with_node_and_retries_elsewhere_after_a_failed_app
     // Every apply fails: three attempts on three nodes, then the error; state kept for `down`.
     let cx = TestContext::new();
     use_single_vm(&cx);
-    let out = cx
-        .cmd()
-        .args(["up", cx.app_arg()])
-        .env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url)
-        .env("TF_VAR_mnemonic", CANARY)
-        .env("FAKE_FAIL", "tofu:apply")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, _, err) = run_with(&cx, &proxy, &["up", cx.app_arg()], &[("FAKE_FAIL", "tofu:apply")]);
+    assert_eq!(code, 1, "{err}");
     assert_eq!(cx.steps().iter().filter(|s| *s == "tofu apply").count(), 3);
     let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
     assert_eq!(state["excluded_nodes"].as_sequence().unwrap().len(), 2);

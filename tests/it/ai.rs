@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
+/// nginx and fcgiwrap live in /usr/sbin, which a non-login PATH may lack.
+const SBIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const LLM_KEY: &str = "sk-llm-canary-key-9f8e7d";
 
 /// Four distinct free ports: all bound at once, then released.
@@ -205,12 +207,14 @@ impl Stack {
         let p = p.to_string();
         let mut stack = Stack { _one: one, dir, web, gateway, agent, children: Vec::new(), llm };
         let fcgi = Command::new("fcgiwrap")
+            .env("PATH", SBIN_PATH)
             .args(["-s", &format!("unix:{p}/fcgiwrap.sock")])
             .stdin(Stdio::null())
             .spawn()
             .expect("fcgiwrap (scripts/install-deps.sh installs it)");
         stack.children.push(("fcgiwrap".into(), fcgi));
         let nginx = Command::new("nginx")
+            .env("PATH", SBIN_PATH)
             .args(["-p", &p.to_string(), "-c", &format!("{p}/nginx.conf"), "-e", &format!("{p}/error.log")])
             .stdin(Stdio::null())
             .spawn()
@@ -235,7 +239,7 @@ impl Stack {
             .args(["serve", which, "--config"])
             .arg(d.join(format!("{which}.yaml")))
             .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("PATH", SBIN_PATH)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -116,6 +116,9 @@ pub struct AppManifest {
     /// At most this many environments of the app at once on this machine (`up` refuses more).
     #[serde(default)]
     pub max_environments: Option<u32>,
+    /// The app is an AI stack: `up` configures the gateway, agent and git services on its VMs.
+    #[serde(default)]
+    pub ai_stack: Option<crate::ai::stack::StackSpec>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -382,6 +385,9 @@ impl App {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(self.error(&["url"], format!("`{url}` is not an http(s) URL"), "write e.g. `url: http://{primary_ip}/`"));
             }
+        }
+        if let Some(stack) = &self.manifest.ai_stack {
+            crate::ai::stack::check(stack).map_err(|problem| self.error(&["ai_stack"], problem, "see docs/ai-stack.md, section \"Deployed by up\""))?;
         }
         Ok(())
     }

@@ -310,6 +310,9 @@ pub struct DeploymentState {
     pub excluded_nodes: Vec<u64>,
     #[serde(default)]
     pub runs: Vec<RunRecord>,
+    /// The AI stack's addresses, when the app has `ai_stack:` (its tokens are in `ai-stack/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_stack: Option<crate::ai::stack::StackRecord>,
 }
 
 impl DeploymentState {

@@ -56,7 +56,8 @@ impl GitHost {
         Ok(GitHost { config, token, http, runner: Runner::real() })
     }
 
-    /// The URL a browser and `git clone` use.
+    /// The URL the agent pushes to: under the configured base (for Gitea, its API host, which may
+    /// be a private address while `clone_url` is the public one).
     pub fn repo_url(&self, name: &str) -> String {
         match &self.config {
             GitConfig::Plain { url, org, .. } => format!("{}/{org}/{name}.git", url.trim_end_matches('/')),
@@ -64,7 +65,7 @@ impl GitHost {
         }
     }
 
-    /// Creates an empty repository; returns its clone URL.
+    /// Creates an empty repository; returns the URL users clone it from.
     pub async fn create(&self, name: &str, log: &Path) -> Result<String> {
         match &self.config {
             GitConfig::Plain { root, org, .. } => {
@@ -97,8 +98,8 @@ impl GitHost {
         format!("token {}", self.token.as_deref().unwrap_or_default())
     }
 
-    /// Commits the files as the first commit of `main` and pushes them to `clone_url`.
-    pub async fn push(&self, clone_url: &str, files: &super::site::Files, message: &str, log: &Path) -> Result<()> {
+    /// Commits the files as the first commit of `main` and pushes them to `repo_url(name)`.
+    pub async fn push(&self, name: &str, files: &super::site::Files, message: &str, log: &Path) -> Result<()> {
         let work = tempfile::tempdir()?;
         let dir = work.path().display().to_string();
         for (path, content) in files {
@@ -124,7 +125,7 @@ impl GitHost {
             log,
         )
         .await?;
-        let mut push = Cmd::new("git").args(["-C", &dir, "push", "-q", clone_url, "main"]).env("GIT_TERMINAL_PROMPT", "0");
+        let mut push = Cmd::new("git").args(["-C", &dir, "push", "-q", &self.repo_url(name), "main"]).env("GIT_TERMINAL_PROMPT", "0");
         if let Some(token) = &self.token {
             push = push
                 .env("GIT_CONFIG_COUNT", "1")

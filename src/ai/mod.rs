@@ -1,16 +1,18 @@
 //! The AI stack, in this binary: `serve gateway` (routes in front of nginx), `serve agent`
 //! (projects: an LLM writes a site, it is checked, committed to a git host, published through the
 //! gateway and verified live), and the client the `create`/`projects`/`monitor`/`delete`
-//! commands use.
+//! commands use. `serve git` is the git host's repository API (a Gitea-compatible subset).
 
 pub mod agent;
 pub mod client;
 pub mod db;
 pub mod gateway;
 pub mod githost;
+pub mod gitserver;
 pub mod llm;
 pub mod server;
 pub mod site;
+pub mod stack;
 
 use std::path::Path;
 

@@ -45,8 +45,9 @@ impl Common {
         })
     }
 
+    /// `Bearer TOKEN`, or Gitea's `token TOKEN`.
     fn authorized(&self, value: Option<&HeaderValue>) -> bool {
-        let given = value.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        let given = value.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token "))).unwrap_or("");
         // Constant time in the token's length.
         let (a, b) = (given.as_bytes(), self.token.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -96,7 +96,7 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// AI stack: remove a project's route, published files, repository and record.
     Delete(DeleteArgs),
-    /// Run an AI-stack service in the foreground: `gateway` or `agent`.
+    /// Run an AI-stack service in the foreground: `gateway`, `agent` or `git`.
     Serve(ServeArgs),
     /// Show the resolved configuration.
     #[command(subcommand)]
@@ -195,11 +195,15 @@ pub struct AgentArgs {
     /// A file holding the agent's bearer token.
     #[arg(long, value_name = "FILE")]
     pub agent_token_file: Option<std::path::PathBuf>,
+    /// The AI-stack deployment to use (app path, ID prefix, APP or APP:ENV); default: the only
+    /// deployment with `ai_stack:`.
+    #[arg(long, value_name = "TARGET")]
+    pub stack: Option<String>,
 }
 
 impl AgentArgs {
     fn flags(&self) -> ops::ai::AgentFlags {
-        ops::ai::AgentFlags { url: self.agent_url.clone(), token_file: self.agent_token_file.clone() }
+        ops::ai::AgentFlags { url: self.agent_url.clone(), token_file: self.agent_token_file.clone(), stack: self.stack.clone() }
     }
 }
 
@@ -245,7 +249,7 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Which service.
-    #[arg(value_parser = ["gateway", "agent"])]
+    #[arg(value_parser = ["gateway", "agent", "git"])]
     pub service: String,
     /// Its YAML config (docs/ai-stack.md).
     #[arg(long, value_name = "FILE")]

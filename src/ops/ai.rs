@@ -11,29 +11,71 @@ use crate::output::Printer;
 use crate::settings::Settings;
 
 /// Where the agent is and its token: flags, then `TFGRID_COMPOSE_AGENT_URL` and
-/// `TFGRID_COMPOSE_AGENT_TOKEN` / `TFGRID_COMPOSE_AGENT_TOKEN_FILE`.
+/// `TFGRID_COMPOSE_AGENT_TOKEN` / `TFGRID_COMPOSE_AGENT_TOKEN_FILE` (a standalone setup), then the
+/// AI-stack deployment named by `--stack`, else the only deployment that has one.
 pub struct AgentFlags {
     pub url: Option<String>,
     pub token_file: Option<std::path::PathBuf>,
+    pub stack: Option<String>,
 }
 
 pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
-    let url = flags.url.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_URL").map(String::from)).ok_or_else(|| {
-        UserError::new(
-            "no AI-stack agent is configured",
-            "pass --agent-url URL (and the token), or set TFGRID_COMPOSE_AGENT_URL and TFGRID_COMPOSE_AGENT_TOKEN",
-        )
-    })?;
+    let url = flags.url.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_URL").map(String::from));
+    let Some(url) = url else {
+        let (url, file) = deployed_stack(settings, flags.stack.as_deref())?;
+        return AgentClient::new(&url, &read_token(&file)?);
+    };
     let file = flags.token_file.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN_FILE").map(std::path::PathBuf::from));
     let token = match (file, settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN")) {
-        (Some(file), _) => std::fs::read_to_string(&file)
-            .map_err(|e| UserError::new(format!("cannot read the token file `{}`: {e}", file.display()), "pass the agent's token file"))?
-            .trim()
-            .to_string(),
+        (Some(file), _) => read_token(&file)?,
         (None, Some(token)) => token.to_string(),
         (None, None) => return Err(UserError::new("the agent's token is not set", "set TFGRID_COMPOSE_AGENT_TOKEN or pass --agent-token-file FILE").into()),
     };
     AgentClient::new(&url, &token)
+}
+
+fn read_token(file: &std::path::Path) -> Result<String> {
+    Ok(std::fs::read_to_string(file)
+        .map_err(|e| UserError::new(format!("cannot read the token file `{}`: {e}", file.display()), "pass the agent's token file"))?
+        .trim()
+        .to_string())
+}
+
+/// The agent URL and token file of an AI-stack deployment, from its `state.yaml`.
+fn deployed_stack(settings: &Settings, target: Option<&str>) -> Result<(String, std::path::PathBuf)> {
+    let of = |dir: &crate::state::StateDir| -> Result<Option<(String, std::path::PathBuf)>> {
+        Ok(dir.load()?.and_then(|s| s.ai_stack).map(|r| (r.agent_api, crate::ai::stack::agent_token_file(&dir.root))))
+    };
+    if let Some(target) = target {
+        let found = super::resolve_target(settings, Some(target))?;
+        return of(&found.dir)?.ok_or_else(|| {
+            UserError::new(
+                format!("`{target}` has no deployed AI stack"),
+                "`tfgrid-compose up` an app with an `ai_stack:` section first (see examples/ai-stack)",
+            )
+            .into()
+        });
+    }
+    let (entries, _) = super::registry(settings).list()?;
+    let mut stacks = Vec::new();
+    for entry in entries.iter().filter(|e| crate::ai::stack::agent_token_file(&e.state_dir).is_file()) {
+        if let Some(found) = of(&crate::state::StateDir::at(entry.state_dir.clone()))? {
+            stacks.push((format!("{}:{}", entry.app, entry.env), found));
+        }
+    }
+    match stacks.len() {
+        1 => Ok(stacks.remove(0).1),
+        0 => Err(UserError::new(
+            "no AI-stack agent is configured",
+            "`tfgrid-compose up` an app with `ai_stack:` (examples/ai-stack), or pass --agent-url URL and the token (or set TFGRID_COMPOSE_AGENT_URL and TFGRID_COMPOSE_AGENT_TOKEN)",
+        )
+        .into()),
+        _ => Err(UserError::new(
+            format!("{} AI-stack deployments: {}", stacks.len(), stacks.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
+            "pick one with --stack APP[:ENV]",
+        )
+        .into()),
+    }
 }
 
 /// What the seed prints as a step starts.
@@ -217,7 +259,7 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
     .into())
 }
 
-/// `serve gateway|agent --config FILE`: logs structured lines on stderr.
+/// `serve gateway|agent|git --config FILE`: logs structured lines on stderr.
 pub async fn serve(kind: &str, config: &std::path::Path) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
@@ -226,6 +268,7 @@ pub async fn serve(kind: &str, config: &std::path::Path) -> Result<()> {
         .try_init();
     match kind {
         "gateway" => crate::ai::gateway::run(crate::ai::load_config(config)?).await,
+        "git" => crate::ai::gitserver::run(crate::ai::load_config(config)?).await,
         _ => crate::ai::agent::run(crate::ai::load_config(config)?).await,
     }
 }

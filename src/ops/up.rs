@@ -255,6 +255,7 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             placement: Vec::new(),
             excluded_nodes: Vec::new(),
             runs: Vec::new(),
+            ai_stack: None,
         },
     };
     if state.pattern.name != valid.pattern.manifest.name {

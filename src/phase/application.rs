@@ -74,6 +74,9 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             ctx.runner.run(&ssh::upload(&target, env_file, &dest, &log, quick)).await.context("failed to upload the env file")?;
         }
     }
+    if let Some(stack) = ctx.app.manifest.ai_stack.clone() {
+        crate::ai::stack::deploy(ctx, &stack).await?;
+    }
     let hooks = ctx.hooks.clone();
     for hook in &hooks {
         for (index, vm) in &targets {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "test-token-0123456789abcdef";
 /// nginx and fcgiwrap live in /usr/sbin, which a non-login PATH may lack.
 const SBIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const LLM_KEY: &str = "sk-llm-canary-key-9f8e7d";
+pub(crate) const LLM_KEY: &str = "sk-llm-canary-key-9f8e7d";
 
 /// Four distinct free ports: all bound at once, then released.
 fn free_ports() -> (u16, u16, u16, u16) {
@@ -55,7 +55,7 @@ impl Drop for Stack {
     }
 }
 
-const INDEX: &str = "<!doctype html><html><head><link rel=\"stylesheet\" href=\"css/site.css\"></head><body class=\"dark\"><h1>Portfolio</h1><a href=\"about.html\">About</a></body></html>";
+pub(crate) const INDEX: &str = "<!doctype html><html><head><link rel=\"stylesheet\" href=\"css/site.css\"></head><body class=\"dark\"><h1>Portfolio</h1><a href=\"about.html\">About</a></body></html>";
 
 /// Canned answers: the first answer to a prompt with "portfolio" links a stylesheet it does not
 /// include; the answer to the fixer's message includes it. "slow" prompts answer after 3 s.
@@ -71,7 +71,9 @@ fn answer(body: &serde_json::Value) -> String {
     serde_json::json!({"files": files}).to_string()
 }
 
-fn start_llm(port: u16, seen: Arc<Mutex<Vec<serde_json::Value>>>) {
+/// The test LLM on `listener`, recording each request's Authorization header and body.
+pub(crate) fn start_llm(listener: TcpListener, seen: Arc<Mutex<Vec<serde_json::Value>>>) {
+    listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
@@ -90,8 +92,7 @@ fn start_llm(port: u16, seen: Arc<Mutex<Vec<serde_json::Value>>>) {
                     }
                 }),
             );
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
         });
     });
 }
@@ -107,7 +108,7 @@ fn wait_http(url: &str) {
     panic!("{url} never answered");
 }
 
-fn get(url: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn get(url: &str, token: Option<&str>) -> (u16, String) {
     let mut args = vec!["-s".to_string(), "-o".into(), "-".into(), "-w".into(), "\n%{http_code}".into(), url.to_string()];
     if let Some(t) = token {
         args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
@@ -120,11 +121,11 @@ fn get(url: &str, token: Option<&str>) -> (u16, String) {
 
 /// A live page: nginx applies a reload asynchronously (new workers start, old ones drain), so a
 /// page published a moment ago may take a few hundred milliseconds to answer everywhere.
-fn get_live(url: &str) -> (u16, String) {
+pub(crate) fn get_live(url: &str) -> (u16, String) {
     get_until(url, 200)
 }
 
-fn get_until(url: &str, want: u16) -> (u16, String) {
+pub(crate) fn get_until(url: &str, want: u16) -> (u16, String) {
     let started = Instant::now();
     loop {
         let answer = get(url, None);
@@ -203,7 +204,7 @@ impl Stack {
         )
         .unwrap();
         let llm = Arc::new(Mutex::new(Vec::new()));
-        start_llm(llm_port, llm.clone());
+        start_llm(TcpListener::bind(("127.0.0.1", llm_port)).unwrap(), llm.clone());
         let p = p.to_string();
         let mut stack = Stack { _one: one, dir, web, gateway, agent, children: Vec::new(), llm };
         let fcgi = Command::new("fcgiwrap")
@@ -299,7 +300,7 @@ impl Stack {
     }
 }
 
-fn clone(url: &str, into: &Path) -> bool {
+pub(crate) fn clone(url: &str, into: &Path) -> bool {
     Command::new("git").args(["clone", "-q", url]).arg(into).env("GIT_TERMINAL_PROMPT", "0").stderr(Stdio::null()).status().unwrap().success()
 }
 

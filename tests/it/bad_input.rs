@@ -65,6 +65,12 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             format!("{BASE}env_file: ../secrets.env\n"),
             vec!["tfgrid-compose.yaml:8:1: env_file: `../secrets.env` is outside the app folder"],
         ),
+        ("ai_stack without an LLM", format!("{BASE}ai_stack:\n  llm: []\n"), vec!["tfgrid-compose.yaml:8:1: ai_stack: `llm` needs at least one provider"]),
+        (
+            "ai_stack with an unknown key",
+            format!("{BASE}ai_stack:\n  llm: []\n  agents: 2\n"),
+            vec!["tfgrid-compose.yaml:10:3: ai_stack: unknown field `agents`"],
+        ),
         ("commands of wrong shape", format!("{BASE}commands:\n  run: /opt/run.sh\n"), vec!["tfgrid-compose.yaml:9:8: commands.run: invalid type"]),
     ]
 }

@@ -227,3 +227,115 @@ fn sigkill_during_platform_then_resume_then_down_is_clean() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Every process on this machine (VMs' included) whose command line contains `needle`, with its uid.
+fn processes_with(needle: &str) -> Vec<(String, u32)> {
+    let mut found = Vec::new();
+    for dir in std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path()) {
+        let cmdline = String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).unwrap_or_default()).replace('\0', " ");
+        if cmdline.contains(needle) {
+            if let Ok(meta) = std::fs::metadata(&dir) {
+                found.push((cmdline.trim().to_string(), std::os::unix::fs::MetadataExt::uid(&meta)));
+            }
+        }
+    }
+    found
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The AI stack deployed by `up` on three local VMs, used by `create` with no flags: the live page
+/// is fetched from this machine, the repository cloned, a push without the token refused; then
+/// `projects`, `monitor`, `delete` (404, clone fails) and `down`, which leaves nothing.
+#[test]
+fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
+    use crate::ai::{INDEX, LLM_KEY, clone, get, get_live, get_until, start_llm};
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("ai-stack");
+    // The test LLM listens on every address of this machine, so that the agent's VM reaches it
+    // through the deployment's tunnel at {host_ip}.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    start_llm(listener, seen.clone());
+    let manifest = d.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let start = text.find("  llm:\n").unwrap();
+    let end = text.find("  max_concurrent_projects").unwrap();
+    let llm = format!("  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n");
+    std::fs::write(&manifest, format!("{}{llm}{}", &text[..start], &text[end..])).unwrap();
+
+    let out = d.cmd().arg("up").env("AI_STACK_TEST_KEY", LLM_KEY).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let id8 = d.id8();
+    let state = d.state();
+    let record = state.ai_stack.clone().expect("state.yaml records the stack");
+    let gateway = record.public_url.clone();
+    assert_eq!(get(&format!("{gateway}/"), None), (200, "tfgrid-compose AI stack\n".to_string()));
+    let token_file = d.app.join(".tfgrid-compose/default/ai-stack/agent.token");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_file).unwrap().permissions()) & 0o777, 0o600);
+
+    // The services run as the unprivileged user, not root.
+    let services = processes_with("/etc/tfgrid-ai/");
+    assert!(services.len() >= 5, "gateway, agent, git and two nginx masters: {services:?}");
+    assert!(services.iter().all(|(_, uid)| *uid != 0), "{services:?}");
+
+    // `create` finds the agent through the deployment's state: no flag, no environment.
+    let out = d.cmd().args(["create", "portfolio website with dark mode"]).env_remove("TFGRID_COMPOSE_AGENT_URL").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let name = "portfolio-website-dark-mode";
+    let live = format!("{gateway}/{name}/");
+    let repo = format!("{gateway}/git/projects/{name}.git");
+    assert!(stdout.contains(&format!("Live site:  {live}")) && stdout.contains(&format!("Repository: {repo}")), "{stdout}");
+    assert_eq!(get_live(&live), (200, INDEX.to_string()));
+    assert_eq!(get_live(&format!("{live}css/site.css")).0, 200, "the fixer's answer is what went live");
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "the first answer was broken, the fixer's was not");
+    assert!(calls.iter().all(|c| c["auth"] == format!("Bearer {LLM_KEY}")));
+
+    let work = tempfile::tempdir().unwrap();
+    assert!(clone(&repo, &work.path().join("c")), "{repo} clones");
+    assert_eq!(std::fs::read_to_string(work.path().join("c/index.html")).unwrap(), INDEX);
+    // Reading is public; writing needs the git host's token.
+    let push = std::process::Command::new("git")
+        .args(["-C", &work.path().join("c").display().to_string(), "push", "-q", &repo, "HEAD:refs/heads/intruder"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(!push.status.success(), "a push without the token went through");
+
+    d.cmd().arg("projects").assert().success().stdout(predicates::str::contains(name)).stdout(predicates::str::contains("live"));
+    let out = d.cmd().args(["monitor", name]).output().unwrap();
+    let monitor = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && ["generate", "commit", "publish", "verify"].iter().all(|s| monitor.contains(s)), "{monitor}");
+
+    // Neither the LLM key nor a service token is in a file on this machine outside the token folder.
+    let tokens = std::fs::read_to_string(&token_file).unwrap();
+    let state_root = d.app.join(".tfgrid-compose");
+    assert_eq!(files_containing(&state_root, LLM_KEY), Vec::<PathBuf>::new());
+    let holding: Vec<PathBuf> =
+        files_containing(&state_root, tokens.trim()).into_iter().filter(|p| !p.starts_with(state_root.join("default/ai-stack"))).collect();
+    assert_eq!(holding, Vec::<PathBuf>::new());
+
+    d.cmd().args(["delete", name, "--yes"]).assert().success();
+    assert_eq!(get_until(&live, 404).0, 404);
+    assert!(!clone(&repo, &work.path().join("gone")), "the repository is gone");
+
+    d.cmd().args(["down", "--yes"]).assert().success();
+    assert_eq!(leftovers(&id8), Vec::<String>::new());
+    assert_eq!(processes_with("/etc/tfgrid-ai/"), Vec::<(String, u32)>::new());
+    assert!(!state_root.join("default").exists());
+}

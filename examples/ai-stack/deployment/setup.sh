@@ -1,0 +1,70 @@
+#!/bin/sh
+# Starts this VM's part of the AI stack, as listed in /etc/tfgrid-ai/services (written by `up`,
+# with the services' configs), as the unprivileged user `tfgrid-ai`. Run again, it restarts them.
+set -eu
+CONF=/etc/tfgrid-ai
+DATA=/var/lib/tfgrid-ai
+BIN=/usr/local/bin/tfgrid-compose
+
+id tfgrid-ai >/dev/null 2>&1 ||
+  useradd --system --user-group --home-dir "$DATA" --no-create-home --shell /usr/sbin/nologin tfgrid-ai
+mkdir -p "$DATA/run" "$DATA/log"
+chown -R tfgrid-ai:tfgrid-ai "$CONF" "$DATA"
+chmod 700 "$CONF" "$DATA"
+# nginx listens on port 80 without root: allowed from port 80 up, in this VM's network only.
+echo 80 > /proc/sys/net/ipv4/ip_unprivileged_port_start
+
+# A command prefix, not a function: a function run in the background would keep a subshell (and
+# this ssh session's pipes) alive for as long as the service runs.
+AS_USER="setpriv --reuid=tfgrid-ai --regid=tfgrid-ai --init-groups env HOME=$DATA"
+
+# Stops what a previous run started (by the PID it recorded).
+stop() {
+  pidfile=$1
+  [ -s "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  fi
+  rm -f "$pidfile"
+}
+
+# A service in the background, its output in $DATA/log/NAME.log.
+start() {
+  name=$1; shift
+  stop "$DATA/run/$name.pid"
+  $AS_USER setsid "$@" </dev/null >>"$DATA/log/$name.log" 2>&1 &
+  echo $! > "$DATA/run/$name.pid"
+}
+
+# nginx with its config in $CONF and everything it writes under $DATA/nginx-NAME.
+nginx_start() {
+  dir=$DATA/nginx-$1
+  stop "$dir/nginx.pid"
+  $AS_USER mkdir -p "$dir"
+  # nginx goes to the background itself; its output must not hold this ssh session open.
+  $AS_USER nginx -p "$dir" -c "$CONF/$1-nginx.conf" -e "$dir/error.log" </dev/null >>"$DATA/log/nginx-$1.log" 2>&1
+}
+
+for service in $(cat "$CONF/services"); do
+  case $service in
+    gateway)
+      $AS_USER mkdir -p "$DATA/gateway/routes"
+      nginx_start gateway
+      start gateway "$BIN" serve gateway --config "$CONF/gateway.yaml"
+      ;;
+    git)
+      $AS_USER mkdir -p "$DATA/repos"
+      stop "$DATA/run/fcgiwrap.pid"
+      rm -f "$DATA/fcgiwrap.sock"
+      start fcgiwrap fcgiwrap -s "unix:$DATA/fcgiwrap.sock"
+      nginx_start git
+      start git "$BIN" serve git --config "$CONF/git.yaml"
+      ;;
+    agent)
+      $AS_USER mkdir -p "$DATA/agent"
+      start agent "$BIN" serve agent --config "$CONF/agent.yaml"
+      ;;
+  esac
+  echo "ai-stack: $service started on $(hostname)"
+done

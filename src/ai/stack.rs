@@ -1,0 +1,435 @@
+//! An AI stack deployed by `up`: an app whose manifest has an `ai_stack:` section gets, during
+//! the application phase and before its hooks run, the three services configured on its VMs:
+//! - tokens for the gateway, agent and git APIs, generated once per deployment and kept 0600 in
+//!   `.tfgrid-compose/<env>/ai-stack/` (the CLI reads the agent's from there);
+//! - this binary at `/usr/local/bin/tfgrid-compose` on every stack VM;
+//! - `/etc/tfgrid-ai/` on each VM with the configs of the services it runs (gateway and nginx,
+//!   agent and its LLM keys, git host API and nginx with git smart HTTP) and the tokens they need.
+//!
+//! The app's hooks start the services (how depends on the VM: `setsid` on local VMs, systemd on
+//! the grid). Addresses are recorded in `state.yaml` (`ai_stack:`), tokens never are.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::llm::Provider;
+use crate::error::UserError;
+use crate::process::Io;
+use crate::tools::ssh;
+
+/// Where the configs land on each VM.
+pub const REMOTE_CONFIG: &str = "/etc/tfgrid-ai";
+/// Where the binary lands on each VM.
+pub const REMOTE_BIN: &str = "/usr/local/bin/tfgrid-compose";
+/// Where the services keep their data on the VMs.
+pub const REMOTE_DATA: &str = "/var/lib/tfgrid-ai";
+pub const GATEWAY_PORT: u16 = 7701;
+pub const AGENT_PORT: u16 = 7702;
+pub const GIT_PORT: u16 = 7703;
+/// Debian's and Ubuntu's path of git's smart-HTTP CGI.
+const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
+
+/// The `ai_stack:` section of an app manifest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSpec {
+    /// The VM (index, 0 = primary) of each service.
+    #[serde(default)]
+    pub gateway: usize,
+    #[serde(default = "one")]
+    pub agent: usize,
+    #[serde(default = "two")]
+    pub git: usize,
+    /// The LLM providers, in fallback order. `{host_ip}` in a `base_url` is this machine's
+    /// address on the deployment's WireGuard network, as the agent's VM sees it (an LLM served
+    /// from this machine). `api_key_env`/`api_key_file` are read here at deploy time and the key
+    /// is copied 0600 to the agent's VM.
+    pub llm: Vec<Provider>,
+    #[serde(default)]
+    pub max_concurrent_projects: Option<usize>,
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Requests per second per client on each API.
+    #[serde(default)]
+    pub api_rate_limit: Option<u32>,
+    /// The git organisation projects go to.
+    #[serde(default = "default_org")]
+    pub org: String,
+    /// Where sites are live, e.g. `https://ai.example.org` (default: `http://` + the gateway VM's
+    /// address).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn default_org() -> String {
+    "projects".into()
+}
+
+/// What `state.yaml` records of a deployed stack (addresses only).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StackRecord {
+    /// The agent API, as this machine reaches it.
+    pub agent_api: String,
+    pub gateway_api: String,
+    pub git_api: String,
+    /// Sites are live at `public_url/NAME/`, repositories at `public_url/git/ORG/NAME.git`.
+    pub public_url: String,
+}
+
+/// The folder of a deployment's stack tokens.
+pub fn secrets_dir(state_root: &Path) -> PathBuf {
+    state_root.join("ai-stack")
+}
+
+pub fn agent_token_file(state_root: &Path) -> PathBuf {
+    secrets_dir(state_root).join("agent.token")
+}
+
+/// 32 random bytes from the kernel, as hex.
+fn random_token() -> Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("cannot read /dev/urandom for a token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The deployment's tokens, created on first use and kept.
+fn tokens(state_root: &Path) -> Result<BTreeMap<&'static str, String>> {
+    let dir = secrets_dir(state_root);
+    crate::state::create_private_dir(&dir)?;
+    let mut out = BTreeMap::new();
+    for name in ["gateway", "agent", "git"] {
+        let file = dir.join(format!("{name}.token"));
+        let token = match std::fs::read_to_string(&file) {
+            Ok(t) if t.trim().len() >= 32 => t.trim().to_string(),
+            _ => {
+                let t = random_token()?;
+                crate::state::write_atomic(&file, t.as_bytes(), 0o600)?;
+                t
+            }
+        };
+        out.insert(name, token);
+    }
+    Ok(out)
+}
+
+/// This machine's address on a WireGuard config's network that contains `peer` (an IPv4 address):
+/// the `Address =` entry of the same prefix.
+pub fn host_address(wg_config: &str, peer: &str) -> Option<String> {
+    let peer: std::net::Ipv4Addr = peer.parse().ok()?;
+    let addresses = wg_config.lines().filter_map(|l| l.trim().strip_prefix("Address")).filter_map(|l| l.trim_start().strip_prefix('='));
+    for entry in addresses.flat_map(|l| l.split(',')) {
+        let (ip, prefix) = entry.trim().split_once('/').unwrap_or((entry.trim(), "32"));
+        let (Ok(ip), Ok(prefix)) = (ip.parse::<std::net::Ipv4Addr>(), prefix.parse::<u32>()) else { continue };
+        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
+        if u32::from(ip) & mask == u32::from(peer) & mask {
+            return Some(ip.to_string());
+        }
+    }
+    None
+}
+
+/// One VM's part of the stack.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VmFiles {
+    /// File name in `/etc/tfgrid-ai/` → contents (all written 0600).
+    pub files: BTreeMap<String, String>,
+    /// `gateway`, `agent`, `git`: what the VM's hooks start.
+    pub services: Vec<&'static str>,
+}
+
+/// What `render` needs to know of the deployment.
+pub struct Layout<'a> {
+    /// Each VM's address as this machine reaches it (primary first).
+    pub addresses: &'a [String],
+    /// Each VM's address on the deployment's private network (empty: use `addresses`).
+    pub private: &'a [String],
+    /// This machine's address as the agent's VM sees it, for `{host_ip}`.
+    pub host_ip: Option<String>,
+    /// The API key of each provider that has one.
+    pub keys: BTreeMap<usize, String>,
+    pub tokens: &'a BTreeMap<&'static str, String>,
+}
+
+fn yaml(value: &serde_json::Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_default()
+}
+
+/// nginx's common top: runs as whatever user starts it, everything under `dir`.
+fn nginx_top(dir: &str) -> String {
+    format!(
+        "# Written by tfgrid-compose (ai_stack); started as `nginx -p {dir} -c THIS -e {dir}/error.log`.\n\
+         worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{ worker_connections 512; }}\n\
+         http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  access_log {dir}/access.log;\n\
+         \x20 client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n\
+         \x20 scgi_temp_path {dir}/scgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  server_tokens off;\n"
+    )
+}
+
+/// The configs of every VM that runs part of the stack, and what `state.yaml` records.
+pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFiles>, StackRecord)> {
+    let n = layout.addresses.len();
+    for (what, index) in [("gateway", spec.gateway), ("agent", spec.agent), ("git", spec.git)] {
+        if index >= n {
+            return Err(UserError::new(
+                format!("ai_stack.{what} is VM {index}, but the deployment has {n} VM(s)"),
+                "use VM indices from 0 (the primary); the local pattern needs `config: {vm_count: 3}` for three VMs",
+            )
+            .into());
+        }
+    }
+    let private = |i: usize| layout.private.get(i).filter(|p| !p.is_empty()).unwrap_or(&layout.addresses[i]).clone();
+    let rate = spec.api_rate_limit.unwrap_or(10);
+    let public_url = spec.public_url.clone().unwrap_or_else(|| format!("http://{}", layout.addresses[spec.gateway])).trim_end_matches('/').to_string();
+    let record = StackRecord {
+        agent_api: format!("http://{}:{AGENT_PORT}", layout.addresses[spec.agent]),
+        gateway_api: format!("http://{}:{GATEWAY_PORT}", private(spec.gateway)),
+        git_api: format!("http://{}", private(spec.git)),
+        public_url: public_url.clone(),
+    };
+    let mut vms: BTreeMap<usize, VmFiles> = BTreeMap::new();
+    let token = |name: &str| layout.tokens.get(name).cloned().unwrap_or_default();
+
+    // Gateway: the route API, and nginx serving the sites and passing /git/ to the git host.
+    let gw_dir = format!("{REMOTE_DATA}/gateway");
+    let gw_nginx = format!("{REMOTE_DATA}/nginx-gateway");
+    let gw = vms.entry(spec.gateway).or_default();
+    gw.services.push("gateway");
+    gw.files.insert("gateway.token".into(), token("gateway"));
+    gw.files.insert(
+        "gateway.yaml".into(),
+        yaml(&json!({
+            "listen": format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
+            "token_file": format!("{REMOTE_CONFIG}/gateway.token"),
+            "state_dir": gw_dir,
+            "nginx": ["nginx", "-p", gw_nginx, "-c", format!("{REMOTE_CONFIG}/gateway-nginx.conf"), "-e", format!("{gw_nginx}/error.log")],
+            "rate_limit": rate,
+        })),
+    );
+    gw.files.insert(
+        "gateway-nginx.conf".into(),
+        format!(
+            "{}  server {{\n    listen 80 default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
+             \x20   location /git/ {{ proxy_pass http://{}/; client_max_body_size 100m; }}\n    include {gw_dir}/routes/*.conf;\n  }}\n}}\n",
+            nginx_top(&gw_nginx),
+            private(spec.git)
+        ),
+    );
+
+    // Git host: the repository API behind nginx, which also serves the repositories over smart
+    // HTTP and lets a push through only with the token.
+    let git_nginx = format!("{REMOTE_DATA}/nginx-git");
+    let git = vms.entry(spec.git).or_default();
+    git.services.push("git");
+    git.files.insert("git.token".into(), token("git"));
+    git.files.insert(
+        "git.yaml".into(),
+        yaml(&json!({
+            "listen": format!("127.0.0.1:{GIT_PORT}"),
+            "token_file": format!("{REMOTE_CONFIG}/git.token"),
+            "root": format!("{REMOTE_DATA}/repos"),
+            "public_url": format!("{public_url}/git"),
+            "rate_limit": rate.max(20),
+        })),
+    );
+    git.files.insert(
+        "git-nginx.conf".into(),
+        format!(
+            "{}  server {{\n    listen 80 default_server;\n    client_max_body_size 100m;\n\
+             \x20   location /api/v1/ {{ proxy_pass http://127.0.0.1:{GIT_PORT}; }}\n\
+             \x20   location / {{\n      set $push \"\";\n      if ($arg_service = git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set $push w; }}\n\
+             \x20     if ($http_authorization != \"token {}\") {{ set $push \"${{push}}x\"; }}\n      if ($push = wx) {{ return 401; }}\n\
+             \x20     include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME {GIT_HTTP_BACKEND};\n      fastcgi_param GIT_PROJECT_ROOT {REMOTE_DATA}/repos;\n\
+             \x20     fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_pass unix:{REMOTE_DATA}/fcgiwrap.sock;\n    }}\n  }}\n}}\n",
+            nginx_top(&git_nginx),
+            token("git")
+        ),
+    );
+
+    // Agent: the project API, its LLM chain, the git host and the gateway as clients.
+    let mut providers = Vec::new();
+    for (i, p) in spec.llm.iter().enumerate() {
+        let base_url = if p.base_url.contains("{host_ip}") {
+            let host = layout.host_ip.as_deref().ok_or_else(|| {
+                UserError::new(
+                    format!("ai_stack.llm[{i}].base_url uses {{host_ip}}, but the agent's VM is not reached through a WireGuard tunnel of this deployment"),
+                    "give the LLM's address instead of {host_ip}",
+                )
+            })?;
+            p.base_url.replace("{host_ip}", host)
+        } else {
+            p.base_url.clone()
+        };
+        let mut entry = json!({"base_url": base_url, "model": p.model});
+        if layout.keys.contains_key(&i) {
+            entry["api_key_file"] = json!(format!("{REMOTE_CONFIG}/llm-{i}.key"));
+        }
+        providers.push(entry);
+    }
+    let agent = vms.entry(spec.agent).or_default();
+    agent.services.push("agent");
+    for (i, key) in &layout.keys {
+        agent.files.insert(format!("llm-{i}.key"), key.clone());
+    }
+    agent.files.insert("agent.token".into(), token("agent"));
+    agent.files.insert("gateway.token".into(), token("gateway"));
+    agent.files.insert("git.token".into(), token("git"));
+    let mut config = json!({
+        "listen": format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
+        "token_file": format!("{REMOTE_CONFIG}/agent.token"),
+        "database": format!("{REMOTE_DATA}/agent/projects.db"),
+        "rate_limit": rate,
+        "llm": providers,
+        "git": {"kind": "gitea", "url": record.git_api, "org": spec.org, "token_file": format!("{REMOTE_CONFIG}/git.token")},
+        "gateway": {
+            "api": record.gateway_api,
+            "token_file": format!("{REMOTE_CONFIG}/gateway.token"),
+            "public_url": public_url,
+            "verify_url": format!("http://{}", private(spec.gateway)),
+        },
+    });
+    if let Some(n) = spec.max_concurrent_projects {
+        config["max_concurrent_projects"] = json!(n);
+    }
+    if let Some(n) = spec.max_attempts {
+        config["max_attempts"] = json!(n);
+    }
+    agent.files.insert("agent.yaml".into(), yaml(&config));
+    for vm in vms.values_mut() {
+        vm.files.insert("services".into(), format!("{}\n", vm.services.join("\n")));
+    }
+    Ok((vms, record))
+}
+
+/// Each provider's key, read on this machine (never put in argv or a log).
+fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMap<usize, String>> {
+    let mut keys = BTreeMap::new();
+    for (i, p) in spec.llm.iter().enumerate() {
+        let key = match (&p.api_key_file, &p.api_key_env) {
+            (Some(file), _) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| UserError::new(format!("ai_stack.llm[{i}].api_key_file `{}`: {e}", file.display()), "point it at a file holding the key"))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, Some(var)) => Some(env.get(var).map(str::to_string).ok_or_else(|| {
+                UserError::new(format!("ai_stack.llm[{i}].api_key_env names `{var}`, which is not set"), format!("export {var}=… before `up`"))
+            })?),
+            (None, None) => None,
+        };
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
+            keys.insert(i, key);
+        }
+    }
+    Ok(keys)
+}
+
+/// Configures the stack on the VMs: tokens, binary, configs. Records the addresses in the state.
+pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result<()> {
+    let outputs = ctx.outputs()?.clone();
+    let addresses: Vec<String> = outputs.vms().into_iter().map(|vm| vm.address).collect();
+    let tokens = tokens(&ctx.dir.root)?;
+    let host_ip = ctx
+        .state
+        .network
+        .as_ref()
+        .and_then(|n| std::fs::read_to_string(&n.config).ok())
+        .and_then(|wg| addresses.get(spec.agent).and_then(|agent| host_address(&wg, agent)));
+    let keys = provider_keys(spec, &ctx.settings.env)?;
+    let layout = Layout { addresses: &addresses, private: &outputs.private_ips, host_ip, keys, tokens: &tokens };
+    let (vms, record) = render(spec, &layout)?;
+    let exe = std::env::current_exe().context("cannot find this program's own executable to install on the VMs")?;
+    let log = ctx.log("ai-stack");
+    let staging = tempfile::tempdir()?;
+    for (index, files) in &vms {
+        let address = &addresses[*index];
+        ctx.printer.status("Installing", format!("AI stack ({}) on {address}", files.services.join(", ")));
+        let bundle = staging.path().join(format!("vm-{index}"));
+        crate::state::create_private_dir(&bundle)?;
+        for (name, contents) in &files.files {
+            crate::state::write_atomic(&bundle.join(name), contents.as_bytes(), 0o600)?;
+        }
+        let target = ctx.ssh_target(address);
+        let quick = Duration::from_secs(300);
+        let clean = ssh::ssh(&target, &["rm", "-rf", REMOTE_CONFIG, &format!("{REMOTE_BIN}.new")], false).io(Io::Log(log.clone())).timeout(quick);
+        ctx.runner.run(&clean).await.context("cannot clear the AI stack's config folder on the VM")?;
+        ctx.runner.run(&ssh::upload(&target, &bundle, REMOTE_CONFIG, &log, quick)).await.context("cannot upload the AI stack's configs")?;
+        ctx.runner.run(&ssh::upload(&target, &exe, &format!("{REMOTE_BIN}.new"), &log, quick)).await.context("cannot upload tfgrid-compose to the VM")?;
+        let install = ssh::ssh(&target, &["mv", "-f", &format!("{REMOTE_BIN}.new"), REMOTE_BIN], false).io(Io::Log(log.clone())).timeout(quick);
+        ctx.runner.run(&install).await.context("cannot install tfgrid-compose on the VM")?;
+    }
+    ctx.state.ai_stack = Some(record);
+    ctx.save()?;
+    Ok(())
+}
+
+/// Refuses a stack section that cannot work, at validation (before anything is created).
+pub fn check(spec: &StackSpec) -> Result<(), String> {
+    if spec.llm.is_empty() {
+        return Err("`llm` needs at least one provider".into());
+    }
+    super::site::check_name(&spec.org).map_err(|e| format!("`org`: {e}"))?;
+    for (i, p) in spec.llm.iter().enumerate() {
+        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            return Err(format!("`llm[{i}].base_url` must start with http:// or https://"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{Layout, StackSpec, host_address, render};
+
+    #[test]
+    fn finds_this_machines_address_on_the_agents_network() {
+        let wg = "[Interface]\nPrivateKey = x\nAddress = 10.101.0.1/24, 10.101.1.1/24, 10.101.2.1/24\n\n[Peer]\n";
+        assert_eq!(host_address(wg, "10.101.1.2").as_deref(), Some("10.101.1.1"));
+        assert_eq!(host_address(wg, "10.9.1.2"), None);
+        assert_eq!(host_address("Address = 100.64.0.1/16\n", "100.64.3.4").as_deref(), Some("100.64.0.1"));
+    }
+
+    #[test]
+    fn renders_each_vms_configs_with_tokens_only_where_needed() {
+        let spec: StackSpec =
+            serde_yaml::from_str("llm:\n  - {base_url: 'http://{host_ip}:9000/v1', model: m, api_key_env: K}\n  - {base_url: 'http://x/v1', model: n}\n")
+                .unwrap();
+        let tokens: BTreeMap<&'static str, String> = [("gateway", "g".repeat(64)), ("agent", "a".repeat(64)), ("git", "t".repeat(64))].into();
+        let addresses = ["10.1.0.2".to_string(), "10.1.1.2".into(), "10.1.2.2".into()];
+        let private = ["10.1.250.10".to_string(), "10.1.250.11".into(), "10.1.250.12".into()];
+        let layout =
+            Layout { addresses: &addresses, private: &private, host_ip: Some("10.1.1.1".into()), keys: [(0, "sk-secret".into())].into(), tokens: &tokens };
+        let (vms, record) = render(&spec, &layout).unwrap();
+        assert_eq!(record.agent_api, "http://10.1.1.2:7702");
+        assert_eq!(record.public_url, "http://10.1.0.2");
+        let names = |i: usize| vms[&i].files.keys().cloned().collect::<Vec<_>>().join(" ");
+        assert_eq!(names(0), "gateway-nginx.conf gateway.token gateway.yaml services");
+        assert_eq!(names(1), "agent.token agent.yaml gateway.token git.token llm-0.key services");
+        assert_eq!(names(2), "git-nginx.conf git.token git.yaml services");
+        let agent = &vms[&1].files["agent.yaml"];
+        assert!(agent.contains("http://10.1.1.1:9000/v1") && agent.contains("/etc/tfgrid-ai/llm-0.key") && !agent.contains("sk-secret"), "{agent}");
+        assert!(agent.contains("http://10.1.250.12") && agent.contains("http://10.1.250.10:7701"), "{agent}");
+        assert!(vms[&2].files["git-nginx.conf"].contains(&format!("token {}", "t".repeat(64))));
+        assert!(vms[&0].files["gateway-nginx.conf"].contains("proxy_pass http://10.1.250.12/;"));
+        // One VM for everything is fine; an index past the VMs is not.
+        let one = StackSpec { agent: 0, git: 0, ..spec.clone() };
+        let (vms, _) = render(&one, &layout).unwrap();
+        assert_eq!(vms[&0].files["services"], "gateway\ngit\nagent\n");
+        let far = StackSpec { git: 3, ..spec };
+        assert!(render(&far, &layout).unwrap_err().to_string().contains("ai_stack.git is VM 3, but the deployment has 3 VM(s)"));
+    }
+}

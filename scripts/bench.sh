@@ -111,6 +111,8 @@ done
 tuned_ms=$((tuned / 3000000)); plain_ms=$((plain / 3000000))
 speedup=$(awk -v a=$plain -v b=$tuned 'BEGIN{printf "%.2f", a/b}')
 
+# Sections after this marker are written by scripts/bench-ai.sh or by hand: kept as they are.
+kept=$(sed -n '/^<!-- below: sections written by other scripts/,$p' docs/performance.md 2>/dev/null || true)
 {
   echo "# Performance"
   echo
@@ -150,5 +152,6 @@ speedup=$(awk -v a=$plain -v b=$tuned 'BEGIN{printf "%.2f", a/b}')
   echo "- wait-ssh took ${ws} ms, from the tunnel being up to \`ssh true\` succeeding (TCP polling from 100 ms, capped at 2 s; the bash tool polled every 10 s). Goal: sshd noticed within 0.5 s."
   echo "- \`up\` with vm_count 4: ${four} ms vs ${one} ms for 1 VM: **${ratio}×** (goal ≤ 1.3×)."
   echo "- platform playbook on 4 VMs, mean of 3: generated ansible.cfg ${tuned_ms} ms vs ansible defaults ${plain_ms} ms: **${speedup}×** faster (goal ≥ 1.5×)."
+  if [ -n "$kept" ]; then echo; echo "$kept"; fi
 } > docs/performance.md
 cat docs/performance.md

@@ -464,3 +464,154 @@ fn the_apis_refuse_bad_tokens_bad_names_and_floods_and_queue_concurrent_creates(
     assert_eq!(get_until(&format!("http://127.0.0.1:{}/slow-one/", stack.web), 404).0, 404);
     assert!(!stack.dir.path().join("repos/projects/slow-one.git").exists());
 }
+
+/// A Gitea stand-in speaking the documented endpoints the `gitea` client uses, recording each
+/// request: `POST /api/v1/orgs/{org}/repos` (201 with `clone_url`, 409 when taken) and
+/// `DELETE /api/v1/repos/{owner}/{repo}` (204, 404 when missing, 500 for `broken`).
+fn start_fake_gitea(seen: Arc<Mutex<Vec<serde_json::Value>>>) -> u16 {
+    use axum::extract::Path as P;
+    use axum::http::{HeaderMap, StatusCode};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let repos = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (s1, s2, r1, r2) = (seen.clone(), seen, repos.clone(), repos);
+            let app = axum::Router::new()
+                .route(
+                    "/api/v1/orgs/{org}/repos",
+                    axum::routing::post(move |P(org): P<String>, headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| async move {
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                        s1.lock().unwrap().push(serde_json::json!({"method": "POST", "path": format!("/api/v1/orgs/{org}/repos"), "auth": auth, "body": body}));
+                        let name = body["name"].as_str().unwrap_or("").to_string();
+                        if !r1.lock().unwrap().insert(format!("{org}/{name}")) {
+                            return (StatusCode::CONFLICT, axum::Json(serde_json::json!({"message": "The repository with the same name already exists."})));
+                        }
+                        let clone_url = format!("https://git.example.test/{org}/{name}.git");
+                        (
+                            StatusCode::CREATED,
+                            axum::Json(serde_json::json!({"id": 1, "name": name, "full_name": format!("{org}/{name}"), "clone_url": clone_url})),
+                        )
+                    }),
+                )
+                .route(
+                    "/api/v1/repos/{owner}/{repo}",
+                    axum::routing::delete(move |P((owner, repo)): P<(String, String)>, headers: HeaderMap| async move {
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                        s2.lock().unwrap().push(serde_json::json!({"method": "DELETE", "path": format!("/api/v1/repos/{owner}/{repo}"), "auth": auth}));
+                        if repo == "broken" {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        } else if r2.lock().unwrap().remove(&format!("{owner}/{repo}")) {
+                            StatusCode::NO_CONTENT
+                        } else {
+                            StatusCode::NOT_FOUND
+                        }
+                    }),
+                );
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
+        });
+    });
+    port
+}
+
+#[test]
+fn the_gitea_client_creates_and_deletes_through_the_documented_endpoints() {
+    use tfgrid_compose::ai::githost::{GitConfig, GitHost};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let port = start_fake_gitea(seen.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("gitea.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let host = GitHost::new(GitConfig::Gitea { url: format!("http://127.0.0.1:{port}/"), org: "projects".into(), token_file }).unwrap();
+    let log = dir.path().join("git.log");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        // The clone URL shown is the host's answer; pushes go under the configured base.
+        assert_eq!(host.create("site-a", &log).await.unwrap(), "https://git.example.test/projects/site-a.git");
+        assert_eq!(host.repo_url("site-a"), format!("http://127.0.0.1:{port}/projects/site-a.git"));
+        let taken = host.create("site-a", &log).await.unwrap_err().to_string();
+        assert!(taken.contains("Gitea refused to create `projects/site-a`: HTTP 409") && !taken.contains(TOKEN), "{taken}");
+        host.delete("site-a").await.unwrap();
+        host.delete("site-a").await.expect("a repository that is not there counts as removed");
+        let broken = host.delete("broken").await.unwrap_err().to_string();
+        assert!(broken.contains("HTTP 500") && !broken.contains(TOKEN), "{broken}");
+    });
+    let seen = seen.lock().unwrap().clone();
+    let calls: Vec<String> = seen.iter().map(|c| format!("{} {}", c["method"].as_str().unwrap(), c["path"].as_str().unwrap())).collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /api/v1/orgs/projects/repos",
+            "POST /api/v1/orgs/projects/repos",
+            "DELETE /api/v1/repos/projects/site-a",
+            "DELETE /api/v1/repos/projects/site-a",
+            "DELETE /api/v1/repos/projects/broken"
+        ]
+    );
+    assert!(seen.iter().all(|c| c["auth"] == format!("token {TOKEN}")), "{seen:?}");
+    assert_eq!(seen[0]["body"], serde_json::json!({"name": "site-a", "private": false, "auto_init": false, "default_branch": "main"}));
+    assert!(!std::fs::read_to_string(&log).unwrap_or_default().contains(TOKEN));
+}
+
+/// `serve git` answers the same endpoints as Gitea, with its token, and refuses bad names.
+#[test]
+fn serve_git_answers_the_gitea_endpoints_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(d.join("token"), TOKEN).unwrap();
+    std::fs::write(
+        d.join("git.yaml"),
+        format!("listen: 127.0.0.1:{port}\ntoken_file: {0}/token\nroot: {0}/repos\npublic_url: http://gw.test/git/\nrate_limit: 200\n", d.display()),
+    )
+    .unwrap();
+    let mut child = Command::new(bin()).args(["serve", "git", "--config"]).arg(d.join("git.yaml")).stderr(Stdio::null()).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    wait_http(&base);
+    let call = |method: &str, path: &str, auth: Option<&str>, body: Option<&str>| -> (u16, String) {
+        let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method];
+        let header;
+        if let Some(a) = auth {
+            header = format!("Authorization: {a}");
+            args.extend(["-H", &header]);
+        }
+        if let Some(b) = body {
+            args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let url = format!("{base}{path}");
+        args.push(&url);
+        let out = Command::new("curl").args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.parse().unwrap_or(0), body.to_string())
+    };
+    let bearer = format!("Bearer {TOKEN}");
+    let gitea = format!("token {TOKEN}");
+    assert_eq!(call("POST", "/orgs/projects/repos", None, Some(r#"{"name":"site"}"#)).0, 401);
+    assert_eq!(call("POST", "/orgs/projects/repos", Some("token wrong-token-0123456789"), Some(r#"{"name":"site"}"#)).0, 401);
+    let (code, body) = call("POST", "/orgs/projects/repos", Some(&gitea), Some(r#"{"name":"site","private":false,"auto_init":false,"default_branch":"main"}"#));
+    assert_eq!(code, 201, "{body}");
+    let repo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(repo["clone_url"], "http://gw.test/git/projects/site.git");
+    assert_eq!(repo["full_name"], "projects/site");
+    let config = Command::new("git").args(["-C"]).arg(d.join("repos/projects/site.git")).args(["config", "http.receivepack"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&config.stdout).trim(), "true");
+    assert_eq!(call("POST", "/orgs/projects/repos", Some(&bearer), Some(r#"{"name":"site"}"#)).0, 409);
+    for bad in [r#"{"name":"../x"}"#, r#"{"name":"a;rm -rf /"}"#, r#"{"name":"Site"}"#, r#"{"name":"x","default_branch":"master"}"#, r#"{"nom":"x"}"#] {
+        assert_eq!(call("POST", "/orgs/projects/repos", Some(&bearer), Some(bad)).0, 422, "{bad}");
+    }
+    assert_eq!(call("POST", "/orgs/Bad_Org/repos", Some(&bearer), Some(r#"{"name":"x"}"#)).0, 422);
+    let on_disk: Vec<String> = std::fs::read_dir(d.join("repos")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(on_disk.iter().all(|n| n == "projects" || n.starts_with('.')), "{on_disk:?}");
+    assert_eq!(std::fs::read_dir(d.join("repos/projects")).unwrap().count(), 1);
+    assert_eq!(call("GET", "/repos/projects/site", Some(&bearer), None).0, 200);
+    assert_eq!(call("GET", "/version", Some(&bearer), None).0, 200);
+    assert_eq!(call("DELETE", "/repos/projects/site", Some(&gitea), None).0, 204);
+    assert!(!d.join("repos/projects/site.git").exists());
+    assert_eq!(call("DELETE", "/repos/projects/site", Some(&gitea), None).0, 404);
+    assert_eq!(call("GET", "/repos/projects/site", Some(&bearer), None).0, 404);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(child.wait().unwrap().success(), "serve git stops cleanly on SIGTERM");
+}

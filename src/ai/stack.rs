@@ -125,20 +125,34 @@ fn tokens(state_root: &Path) -> Result<BTreeMap<&'static str, String>> {
     Ok(out)
 }
 
-/// This machine's address on a WireGuard config's network that contains `peer` (an IPv4 address):
-/// the `Address =` entry of the same prefix.
+/// `ADDRESS[/PREFIX]` → (address, mask); IPv4 only.
+fn ipv4_net(entry: &str) -> Option<(std::net::Ipv4Addr, u32)> {
+    let (ip, prefix) = entry.trim().split_once('/').unwrap_or((entry.trim(), "32"));
+    let prefix = prefix.parse::<u32>().ok()?.min(32);
+    Some((ip.parse().ok()?, if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }))
+}
+
+/// The comma-separated values of every `KEY = …` line of a WireGuard config.
+fn wg_values<'a>(wg_config: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> {
+    wg_config
+        .lines()
+        .filter_map(move |l| l.trim().strip_prefix(key))
+        .filter_map(|l| l.trim_start().strip_prefix('='))
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+}
+
+/// This machine's address as `peer` (an IPv4 address of a VM) sees it through a WireGuard config:
+/// the `Address` of the same network (local VMs: one per VM), else, when the tunnel routes to the
+/// peer (`AllowedIPs`), the interface's first address (the grid: one address, routed back).
 pub fn host_address(wg_config: &str, peer: &str) -> Option<String> {
-    let peer: std::net::Ipv4Addr = peer.parse().ok()?;
-    let addresses = wg_config.lines().filter_map(|l| l.trim().strip_prefix("Address")).filter_map(|l| l.trim_start().strip_prefix('='));
-    for entry in addresses.flat_map(|l| l.split(',')) {
-        let (ip, prefix) = entry.trim().split_once('/').unwrap_or((entry.trim(), "32"));
-        let (Ok(ip), Ok(prefix)) = (ip.parse::<std::net::Ipv4Addr>(), prefix.parse::<u32>()) else { continue };
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
-        if u32::from(ip) & mask == u32::from(peer) & mask {
-            return Some(ip.to_string());
-        }
+    let peer = u32::from(peer.parse::<std::net::Ipv4Addr>().ok()?);
+    let addresses: Vec<(std::net::Ipv4Addr, u32)> = wg_values(wg_config, "Address").filter_map(ipv4_net).collect();
+    if let Some((ip, _)) = addresses.iter().find(|(ip, mask)| u32::from(*ip) & mask == peer & mask) {
+        return Some(ip.to_string());
     }
-    None
+    let routed = wg_values(wg_config, "AllowedIPs").filter_map(ipv4_net).any(|(net, mask)| u32::from(net) & mask == peer & mask);
+    routed.then(|| addresses.first().map(|(ip, _)| ip.to_string())).flatten()
 }
 
 /// One VM's part of the stack.
@@ -339,14 +353,22 @@ fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMa
 /// Configures the stack on the VMs: tokens, binary, configs. Records the addresses in the state.
 pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result<()> {
     let outputs = ctx.outputs()?.clone();
-    let addresses: Vec<String> = outputs.vms().into_iter().map(|vm| vm.address).collect();
-    let tokens = tokens(&ctx.dir.root)?;
+    let mut addresses: Vec<String> = outputs.vms().into_iter().map(|vm| vm.address).collect();
+    let dry = ctx.runner.is_dry_run();
+    if dry {
+        // A dry run knows no VMs yet: one placeholder address per VM the stack names.
+        let needed = spec.gateway.max(spec.agent).max(spec.git) + 1;
+        addresses.extend((addresses.len()..needed).map(|i| format!("<vm{i} address>")));
+    }
+    // A dry run writes nothing, tokens included: it shows the commands with placeholders.
+    let tokens = if dry { ["gateway", "agent", "git"].into_iter().map(|n| (n, "<token>".to_string())).collect() } else { tokens(&ctx.dir.root)? };
     let host_ip = ctx
         .state
         .network
         .as_ref()
         .and_then(|n| std::fs::read_to_string(&n.config).ok())
         .and_then(|wg| addresses.get(spec.agent).and_then(|agent| host_address(&wg, agent)));
+    let host_ip = if dry { Some("<host_ip>".to_string()) } else { host_ip };
     let keys = provider_keys(spec, &ctx.settings.env)?;
     let layout = Layout { addresses: &addresses, private: &outputs.private_ips, host_ip, keys, tokens: &tokens };
     let (vms, record) = render(spec, &layout)?;
@@ -357,9 +379,11 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
         let address = &addresses[*index];
         ctx.printer.status("Installing", format!("AI stack ({}) on {address}", files.services.join(", ")));
         let bundle = staging.path().join(format!("vm-{index}"));
-        crate::state::create_private_dir(&bundle)?;
-        for (name, contents) in &files.files {
-            crate::state::write_atomic(&bundle.join(name), contents.as_bytes(), 0o600)?;
+        if !dry {
+            crate::state::create_private_dir(&bundle)?;
+            for (name, contents) in &files.files {
+                crate::state::write_atomic(&bundle.join(name), contents.as_bytes(), 0o600)?;
+            }
         }
         let target = ctx.ssh_target(address);
         let quick = Duration::from_secs(300);
@@ -401,6 +425,10 @@ mod tests {
         assert_eq!(host_address(wg, "10.101.1.2").as_deref(), Some("10.101.1.1"));
         assert_eq!(host_address(wg, "10.9.1.2"), None);
         assert_eq!(host_address("Address = 100.64.0.1/16\n", "100.64.3.4").as_deref(), Some("100.64.0.1"));
+        // The grid: one /32 address, the VMs' network routed through the peer.
+        let grid = "[Interface]\nAddress = 100.64.20.2/32\n[Peer]\nAllowedIPs = 10.20.0.0/16, 100.64.0.0/16\n";
+        assert_eq!(host_address(grid, "10.20.3.2").as_deref(), Some("100.64.20.2"));
+        assert_eq!(host_address(grid, "10.21.3.2"), None);
     }
 
     #[test]

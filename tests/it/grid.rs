@@ -254,3 +254,67 @@ fn patterns_are_listed_shown_and_checked() {
     assert!(err.contains("platform/site.yml"), "{err}");
     assert!(err.contains("3 problems"), "{err}");
 }
+
+/// An AI-stack app on the grid pattern: each VM gets its configs and this binary by scp, the
+/// state records the addresses, and neither the LLM key nor a token reaches argv or a message.
+#[test]
+fn an_ai_stack_app_on_the_grid_gets_its_configs_and_binary_on_each_vm() {
+    const KEY: &str = "sk-grid-llm-canary-5c1e";
+    let case = cases().into_iter().find(|c| c.pattern == "ai-stack").unwrap();
+    let cx = TestContext::new();
+    let _listeners: Vec<TcpListener> = case.ssh_hosts.iter().map(|h| TcpListener::bind((*h, cx.port)).unwrap()).collect();
+    use_pattern(&cx, "ai-stack");
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}ai_stack:\n  llm:\n    - base_url: \"http://10.20.0.9:11434/v1\"\n      model: m\n      api_key_env: GRID_LLM_KEY\n"),
+    )
+    .unwrap();
+    cx.set_outputs(&case.outputs);
+    let proxy = GridProxyFixture::start(0);
+    let run = |args: &[&str]| {
+        cx.cmd()
+            .args(args)
+            .arg(&cx.app)
+            .env("TF_VAR_mnemonic", CANARY)
+            .env("GRID_LLM_KEY", KEY)
+            .env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url)
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["up", "--dry-run"]);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("/usr/local/bin/tfgrid-compose.new"));
+    assert!(!cx.app.join(".tfgrid-compose").exists(), "a dry run writes no token");
+
+    let out = run(&["up"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "{stderr}");
+    let t = cx.transcript();
+    for host in case.ssh_hosts {
+        let on = |needle: &str| t.iter().any(|l| l.contains(&format!("root@{host}")) && l.contains(needle));
+        assert!(on("'rm' '-rf' '/etc/tfgrid-ai'"), "{host}: {t:#?}");
+        assert!(on(":/etc/tfgrid-ai") && on(":/usr/local/bin/tfgrid-compose.new"), "{host}: {t:#?}");
+        assert!(on("'mv' '-f' '/usr/local/bin/tfgrid-compose.new' '/usr/local/bin/tfgrid-compose'"), "{host}: {t:#?}");
+    }
+    let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
+    assert_eq!(state["ai_stack"]["agent_api"].as_str(), Some("http://127.0.0.3:7702"));
+    assert_eq!(state["ai_stack"]["public_url"].as_str(), Some("http://127.0.0.2"));
+    let tokens = cx.state_dir().join("ai-stack");
+    let agent_token = std::fs::read_to_string(tokens.join("agent.token")).unwrap();
+    assert_eq!(agent_token.trim().len(), 64);
+    let argv = std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap();
+    for secret in [KEY, agent_token.trim()] {
+        assert!(!argv.contains(secret) && !stdout.contains(secret) && !stderr.contains(secret) && !cx.state_text().contains(secret));
+    }
+    // `projects` finds this deployment's agent by itself (and reports that it does not answer).
+    let projects = cx.cmd().args(["projects"]).env_remove("TFGRID_COMPOSE_AGENT_URL").output().unwrap();
+    let err = String::from_utf8_lossy(&projects.stderr);
+    assert!(!projects.status.success() && err.contains("127.0.0.3:7702"), "{err}");
+    assert!(!err.contains(agent_token.trim()));
+
+    let down = run(&["down", "--yes"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(!tokens.exists(), "down removes the tokens with the state");
+}

@@ -37,8 +37,12 @@ start() {
   echo $! > "$DATA/run/$name.pid"
 }
 
-# nginx with its config in $CONF and everything it writes under $DATA/nginx-NAME.
+# nginx with its config in $CONF and everything it writes under $DATA/nginx-NAME. A system nginx
+# (the grid pattern installs one) gives port 80 up to it.
 nginx_start() {
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+    systemctl disable --now nginx
+  fi
   dir=$DATA/nginx-$1
   stop "$dir/nginx.pid"
   $AS_USER mkdir -p "$dir"

@@ -134,12 +134,7 @@ fn ipv4_net(entry: &str) -> Option<(std::net::Ipv4Addr, u32)> {
 
 /// The comma-separated values of every `KEY = …` line of a WireGuard config.
 fn wg_values<'a>(wg_config: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> {
-    wg_config
-        .lines()
-        .filter_map(move |l| l.trim().strip_prefix(key))
-        .filter_map(|l| l.trim_start().strip_prefix('='))
-        .flat_map(|l| l.split(','))
-        .map(str::trim)
+    wg_config.lines().filter_map(move |l| l.trim().strip_prefix(key)).filter_map(|l| l.trim_start().strip_prefix('=')).flat_map(|l| l.split(',')).map(str::trim)
 }
 
 /// This machine's address as `peer` (an IPv4 address of a VM) sees it through a WireGuard config:

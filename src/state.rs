@@ -151,21 +151,24 @@ impl StateDir {
     }
 }
 
-/// Creates a folder and its parents, mode 0700.
-/// A fresh random id of 16 hex digits (deployments, AI-stack projects).
-pub fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read as _;
-        let _ = f.read_exact(&mut bytes);
-    }
-    if bytes == [0; 8] {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        bytes = (u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id())).to_be_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// `n` random bytes from the kernel, as hex (ids, and the AI stack's tokens, which must not fall
+/// back to anything weaker).
+pub fn random_hex(n: usize) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A fresh random id of 16 hex digits (deployments, AI-stack projects).
+pub fn new_id() -> String {
+    random_hex(8).ok().filter(|hex| hex != "0000000000000000").unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("{:016x}", u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id()))
+    })
+}
+
+/// Creates a folder and its parents, mode 0700.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create `{}`", dir.display()))
 }

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::db::{ACTIVE, Db, Project};
@@ -23,7 +23,7 @@ use super::llm::{Llm, Message, Provider};
 use super::server::{Common, api_error, serve};
 use super::site;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub listen: String,
@@ -43,7 +43,7 @@ pub struct AgentConfig {
     pub gateway: GatewayClientConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayClientConfig {
     /// The gateway API, e.g. `http://10.1.0.2:7701`.
@@ -53,14 +53,14 @@ pub struct GatewayClientConfig {
     pub public_url: String,
     /// Where the agent itself fetches a site to verify it (default: `public_url`), e.g. the
     /// gateway's private address when the public one is not reachable from the agent's machine.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_url: Option<String>,
 }
 
-fn default_concurrent() -> usize {
+pub(crate) fn default_concurrent() -> usize {
     3
 }
-fn default_attempts() -> u32 {
+pub(crate) fn default_attempts() -> u32 {
     3
 }
 fn default_rate() -> u32 {

@@ -20,7 +20,7 @@ use super::server::{ApiError, Common, api_error, serve};
 use super::site::{Files, check_name, check_path};
 use crate::process::{Cmd, Io, Runner};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// `127.0.0.1:7701`.

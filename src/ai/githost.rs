@@ -73,10 +73,7 @@ impl GitHost {
                 if dir.exists() {
                     bail!("repository `{}` exists already", dir.display());
                 }
-                std::fs::create_dir_all(dir.parent().unwrap_or(root))?;
-                let path = dir.display().to_string();
-                self.git(Cmd::new("git").args(["init", "-q", "--bare", "-b", "main", &path]), log).await?;
-                self.git(Cmd::new("git").args(["-C", &path, "config", "http.receivepack", "true"]), log).await?;
+                init_bare(&self.runner, &dir, log).await?;
                 Ok(self.repo_url(name))
             }
             GitConfig::Gitea { url, org, .. } => {
@@ -160,6 +157,18 @@ impl GitHost {
     }
 
     async fn git(&self, cmd: Cmd, log: &Path) -> Result<()> {
-        self.runner.run(&cmd.io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(120))).await.map(|_| ())
+        git(&self.runner, cmd, log).await
     }
+}
+
+async fn git(runner: &Runner, cmd: Cmd, log: &Path) -> Result<()> {
+    runner.run(&cmd.io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(120))).await.map(|_| ())
+}
+
+/// A bare repository at `dir` (parents created) on `main`, accepting pushes over smart HTTP.
+pub async fn init_bare(runner: &Runner, dir: &Path, log: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.parent().unwrap_or(dir))?;
+    let path = dir.display().to_string();
+    git(runner, Cmd::new("git").args(["init", "-q", "--bare", "-b", "main", &path]), log).await?;
+    git(runner, Cmd::new("git").args(["-C", &path, "config", "http.receivepack", "true"]), log).await
 }

@@ -20,14 +20,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::server::{ApiError, Common, api_error, serve};
 use super::site::check_name;
-use crate::process::{Cmd, Io, Runner};
+use crate::process::Runner;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitServerConfig {
     pub listen: String,
@@ -121,15 +121,7 @@ async fn create(State(g): State<Shared>, Path(org): Path<String>, body: Result<J
     if dir.exists() {
         return api_error(StatusCode::CONFLICT, "the repository exists already").into_response();
     }
-    let path = dir.display().to_string();
-    let result = async {
-        std::fs::create_dir_all(dir.parent().unwrap_or(&g.config.root))?;
-        g.runner.run(&Cmd::new("git").args(["init", "-q", "--bare", "-b", "main", &path]).io(Io::Log(g.log()))).await?;
-        g.runner.run(&Cmd::new("git").args(["-C", &path, "config", "http.receivepack", "true"]).io(Io::Log(g.log()))).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    match result {
+    match super::githost::init_bare(&g.runner, &dir, &g.log()).await {
         Ok(()) => {
             tracing::info!(org, name = body.name, "repository created");
             (StatusCode::CREATED, Json(g.describe(&org, &body.name))).into_response()

@@ -16,10 +16,10 @@ pub struct Provider {
     pub base_url: String,
     pub model: String,
     /// A file holding the API key (0600), or
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<std::path::PathBuf>,
     /// the name of an environment variable holding it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
 }
 

@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use super::agent::{AgentConfig, GatewayClientConfig};
+use super::gateway::GatewayConfig;
+use super::githost::GitConfig;
+use super::gitserver::GitServerConfig;
 use super::llm::Provider;
 use crate::error::UserError;
 use crate::process::Io;
@@ -97,14 +100,6 @@ pub fn agent_token_file(state_root: &Path) -> PathBuf {
     secrets_dir(state_root).join("agent.token")
 }
 
-/// 32 random bytes from the kernel, as hex.
-fn random_token() -> Result<String> {
-    use std::io::Read as _;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("cannot read /dev/urandom for a token")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// The deployment's tokens, created on first use and kept.
 fn tokens(state_root: &Path) -> Result<BTreeMap<&'static str, String>> {
     let dir = secrets_dir(state_root);
@@ -115,7 +110,7 @@ fn tokens(state_root: &Path) -> Result<BTreeMap<&'static str, String>> {
         let token = match std::fs::read_to_string(&file) {
             Ok(t) if t.trim().len() >= 32 => t.trim().to_string(),
             _ => {
-                let t = random_token()?;
+                let t = crate::state::random_hex(32).context("cannot read /dev/urandom for a token")?;
                 crate::state::write_atomic(&file, t.as_bytes(), 0o600)?;
                 t
             }
@@ -172,8 +167,13 @@ pub struct Layout<'a> {
     pub tokens: &'a BTreeMap<&'static str, String>,
 }
 
-fn yaml(value: &serde_json::Value) -> String {
-    serde_yaml::to_string(value).unwrap_or_default()
+/// A service's config file, from the type the service reads it into.
+fn yaml(config: &impl Serialize) -> String {
+    serde_yaml::to_string(config).unwrap_or_default()
+}
+
+fn remote(name: &str) -> PathBuf {
+    Path::new(REMOTE_CONFIG).join(name)
 }
 
 /// nginx's common top: runs as whatever user starts it, everything under `dir`.
@@ -219,13 +219,21 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
     gw.files.insert("gateway.token".into(), token("gateway"));
     gw.files.insert(
         "gateway.yaml".into(),
-        yaml(&json!({
-            "listen": format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
-            "token_file": format!("{REMOTE_CONFIG}/gateway.token"),
-            "state_dir": gw_dir,
-            "nginx": ["nginx", "-p", gw_nginx, "-c", format!("{REMOTE_CONFIG}/gateway-nginx.conf"), "-e", format!("{gw_nginx}/error.log")],
-            "rate_limit": rate,
-        })),
+        yaml(&GatewayConfig {
+            listen: format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
+            token_file: remote("gateway.token"),
+            state_dir: PathBuf::from(&gw_dir),
+            nginx: vec![
+                "nginx".into(),
+                "-p".into(),
+                gw_nginx.clone(),
+                "-c".into(),
+                format!("{REMOTE_CONFIG}/gateway-nginx.conf"),
+                "-e".into(),
+                format!("{gw_nginx}/error.log"),
+            ],
+            rate_limit: rate,
+        }),
     );
     gw.files.insert(
         "gateway-nginx.conf".into(),
@@ -245,13 +253,13 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
     git.files.insert("git.token".into(), token("git"));
     git.files.insert(
         "git.yaml".into(),
-        yaml(&json!({
-            "listen": format!("127.0.0.1:{GIT_PORT}"),
-            "token_file": format!("{REMOTE_CONFIG}/git.token"),
-            "root": format!("{REMOTE_DATA}/repos"),
-            "public_url": format!("{public_url}/git"),
-            "rate_limit": rate.max(20),
-        })),
+        yaml(&GitServerConfig {
+            listen: format!("127.0.0.1:{GIT_PORT}"),
+            token_file: remote("git.token"),
+            root: PathBuf::from(format!("{REMOTE_DATA}/repos")),
+            public_url: format!("{public_url}/git"),
+            rate_limit: rate.max(20),
+        }),
     );
     git.files.insert(
         "git-nginx.conf".into(),
@@ -281,11 +289,8 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
         } else {
             p.base_url.clone()
         };
-        let mut entry = json!({"base_url": base_url, "model": p.model});
-        if layout.keys.contains_key(&i) {
-            entry["api_key_file"] = json!(format!("{REMOTE_CONFIG}/llm-{i}.key"));
-        }
-        providers.push(entry);
+        let api_key_file = layout.keys.contains_key(&i).then(|| remote(&format!("llm-{i}.key")));
+        providers.push(Provider { base_url, model: p.model.clone(), api_key_file, api_key_env: None });
     }
     let agent = vms.entry(spec.agent).or_default();
     agent.services.push("agent");
@@ -295,26 +300,22 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
     agent.files.insert("agent.token".into(), token("agent"));
     agent.files.insert("gateway.token".into(), token("gateway"));
     agent.files.insert("git.token".into(), token("git"));
-    let mut config = json!({
-        "listen": format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
-        "token_file": format!("{REMOTE_CONFIG}/agent.token"),
-        "database": format!("{REMOTE_DATA}/agent/projects.db"),
-        "rate_limit": rate,
-        "llm": providers,
-        "git": {"kind": "gitea", "url": record.git_api, "org": spec.org, "token_file": format!("{REMOTE_CONFIG}/git.token")},
-        "gateway": {
-            "api": record.gateway_api,
-            "token_file": format!("{REMOTE_CONFIG}/gateway.token"),
-            "public_url": public_url,
-            "verify_url": format!("http://{}", private(spec.gateway)),
+    let config = AgentConfig {
+        listen: format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
+        token_file: remote("agent.token"),
+        database: PathBuf::from(format!("{REMOTE_DATA}/agent/projects.db")),
+        max_concurrent_projects: spec.max_concurrent_projects.unwrap_or_else(super::agent::default_concurrent),
+        max_attempts: spec.max_attempts.unwrap_or_else(super::agent::default_attempts),
+        rate_limit: rate,
+        llm: providers,
+        git: GitConfig::Gitea { url: record.git_api.clone(), org: spec.org.clone(), token_file: remote("git.token") },
+        gateway: GatewayClientConfig {
+            api: record.gateway_api.clone(),
+            token_file: remote("gateway.token"),
+            public_url: public_url.clone(),
+            verify_url: Some(format!("http://{}", private(spec.gateway))),
         },
-    });
-    if let Some(n) = spec.max_concurrent_projects {
-        config["max_concurrent_projects"] = json!(n);
-    }
-    if let Some(n) = spec.max_attempts {
-        config["max_attempts"] = json!(n);
-    }
+    };
     agent.files.insert("agent.yaml".into(), yaml(&config));
     for vm in vms.values_mut() {
         vm.files.insert("services".into(), format!("{}\n", vm.services.join("\n")));
@@ -357,13 +358,12 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
     }
     // A dry run writes nothing, tokens included: it shows the commands with placeholders.
     let tokens = if dry { ["gateway", "agent", "git"].into_iter().map(|n| (n, "<token>".to_string())).collect() } else { tokens(&ctx.dir.root)? };
-    let host_ip = ctx
-        .state
-        .network
-        .as_ref()
-        .and_then(|n| std::fs::read_to_string(&n.config).ok())
-        .and_then(|wg| addresses.get(spec.agent).and_then(|agent| host_address(&wg, agent)));
-    let host_ip = if dry { Some("<host_ip>".to_string()) } else { host_ip };
+    let host_ip = if dry {
+        Some("<host_ip>".to_string())
+    } else {
+        let wg = ctx.state.network.as_ref().and_then(|n| std::fs::read_to_string(&n.config).ok());
+        wg.zip(addresses.get(spec.agent)).and_then(|(wg, agent)| host_address(&wg, agent))
+    };
     let keys = provider_keys(spec, &ctx.settings.env)?;
     let layout = Layout { addresses: &addresses, private: &outputs.private_ips, host_ip, keys, tokens: &tokens };
     let (vms, record) = render(spec, &layout)?;
@@ -446,6 +446,10 @@ mod tests {
         let agent = &vms[&1].files["agent.yaml"];
         assert!(agent.contains("http://10.1.1.1:9000/v1") && agent.contains("/etc/tfgrid-ai/llm-0.key") && !agent.contains("sk-secret"), "{agent}");
         assert!(agent.contains("http://10.1.250.12") && agent.contains("http://10.1.250.10:7701"), "{agent}");
+        // Each file is what its service reads.
+        serde_yaml::from_str::<crate::ai::gateway::GatewayConfig>(&vms[&0].files["gateway.yaml"]).unwrap();
+        serde_yaml::from_str::<crate::ai::agent::AgentConfig>(agent).unwrap();
+        serde_yaml::from_str::<crate::ai::gitserver::GitServerConfig>(&vms[&2].files["git.yaml"]).unwrap();
         assert!(vms[&2].files["git-nginx.conf"].contains(&format!("token {}", "t".repeat(64))));
         assert!(vms[&0].files["gateway-nginx.conf"].contains("proxy_pass http://10.1.250.12/;"));
         // One VM for everything is fine; an index past the VMs is not.

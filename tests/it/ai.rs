@@ -71,13 +71,19 @@ fn answer(body: &serde_json::Value) -> String {
     serde_json::json!({"files": files}).to_string()
 }
 
-/// The test LLM on `listener`, recording each request's Authorization header and body.
-pub(crate) fn start_llm(listener: TcpListener, seen: Arc<Mutex<Vec<serde_json::Value>>>) {
+/// Serves `app` on `listener` from a thread of its own, for the rest of the test run.
+fn serve_in_thread(listener: TcpListener, app: impl FnOnce() -> axum::Router + Send + 'static) {
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().route(
+        rt.block_on(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app()).await.unwrap() });
+    });
+}
+
+/// The test LLM on `listener`, recording each request's Authorization header and body.
+pub(crate) fn start_llm(listener: TcpListener, seen: Arc<Mutex<Vec<serde_json::Value>>>) {
+    serve_in_thread(listener, move || {
+        axum::Router::new().route(
                 "/v1/chat/completions",
                 axum::routing::post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| {
                     let seen = seen.clone();
@@ -91,9 +97,7 @@ pub(crate) fn start_llm(listener: TcpListener, seen: Arc<Mutex<Vec<serde_json::V
                         axum::Json(serde_json::json!({"id": "x", "object": "chat.completion", "model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": answer(&body)}, "finish_reason": "stop"}]}))
                     }
                 }),
-            );
-            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
-        });
+            )
     });
 }
 
@@ -108,15 +112,24 @@ fn wait_http(url: &str) {
     panic!("{url} never answered");
 }
 
-pub(crate) fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    let mut args = vec!["-s".to_string(), "-o".into(), "-".into(), "-w".into(), "\n%{http_code}".into(), url.to_string()];
-    if let Some(t) = token {
-        args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
+/// One HTTP call through curl: `(status, body)`; `authorization` is the header's whole value.
+fn request(method: &str, url: &str, authorization: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let mut args = vec!["-s".to_string(), "-o".into(), "-".into(), "-w".into(), "\n%{http_code}".into(), "-X".into(), method.into()];
+    if let Some(a) = authorization {
+        args.extend(["-H".into(), format!("Authorization: {a}")]);
     }
+    if let Some(b) = body {
+        args.extend(["-H".into(), "Content-Type: application/json".into(), "--data-binary".into(), b.into()]);
+    }
+    args.push(url.into());
     let out = Command::new("curl").args(&args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.parse().unwrap_or(0), body.to_string())
+}
+
+pub(crate) fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    request("GET", url, token.map(|t| format!("Bearer {t}")).as_deref(), None)
 }
 
 /// A live page: nginx applies a reload asynchronously (new workers start, old ones drain), so a
@@ -137,28 +150,7 @@ pub(crate) fn get_until(url: &str, want: u16) -> (u16, String) {
 }
 
 fn post(url: &str, token: &str, body: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            body,
-            url,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.parse().unwrap_or(0), body.to_string())
+    request("POST", url, Some(&format!("Bearer {token}")), Some(body))
 }
 
 impl Stack {
@@ -473,45 +465,37 @@ fn start_fake_gitea(seen: Arc<Mutex<Vec<serde_json::Value>>>) -> u16 {
     use axum::http::{HeaderMap, StatusCode};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
     let repos = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let (s1, s2, r1, r2) = (seen.clone(), seen, repos.clone(), repos);
-            let app = axum::Router::new()
-                .route(
-                    "/api/v1/orgs/{org}/repos",
-                    axum::routing::post(move |P(org): P<String>, headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| async move {
-                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                        s1.lock().unwrap().push(serde_json::json!({"method": "POST", "path": format!("/api/v1/orgs/{org}/repos"), "auth": auth, "body": body}));
-                        let name = body["name"].as_str().unwrap_or("").to_string();
-                        if !r1.lock().unwrap().insert(format!("{org}/{name}")) {
-                            return (StatusCode::CONFLICT, axum::Json(serde_json::json!({"message": "The repository with the same name already exists."})));
-                        }
-                        let clone_url = format!("https://git.example.test/{org}/{name}.git");
-                        (
-                            StatusCode::CREATED,
-                            axum::Json(serde_json::json!({"id": 1, "name": name, "full_name": format!("{org}/{name}"), "clone_url": clone_url})),
-                        )
-                    }),
-                )
-                .route(
-                    "/api/v1/repos/{owner}/{repo}",
-                    axum::routing::delete(move |P((owner, repo)): P<(String, String)>, headers: HeaderMap| async move {
-                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                        s2.lock().unwrap().push(serde_json::json!({"method": "DELETE", "path": format!("/api/v1/repos/{owner}/{repo}"), "auth": auth}));
-                        if repo == "broken" {
-                            StatusCode::INTERNAL_SERVER_ERROR
-                        } else if r2.lock().unwrap().remove(&format!("{owner}/{repo}")) {
-                            StatusCode::NO_CONTENT
-                        } else {
-                            StatusCode::NOT_FOUND
-                        }
-                    }),
-                );
-            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
-        });
+    serve_in_thread(listener, move || {
+        let (s1, s2, r1, r2) = (seen.clone(), seen, repos.clone(), repos);
+        axum::Router::new()
+            .route(
+                "/api/v1/orgs/{org}/repos",
+                axum::routing::post(move |P(org): P<String>, headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    s1.lock().unwrap().push(serde_json::json!({"method": "POST", "path": format!("/api/v1/orgs/{org}/repos"), "auth": auth, "body": body}));
+                    let name = body["name"].as_str().unwrap_or("").to_string();
+                    if !r1.lock().unwrap().insert(format!("{org}/{name}")) {
+                        return (StatusCode::CONFLICT, axum::Json(serde_json::json!({"message": "The repository with the same name already exists."})));
+                    }
+                    let clone_url = format!("https://git.example.test/{org}/{name}.git");
+                    (StatusCode::CREATED, axum::Json(serde_json::json!({"id": 1, "name": name, "full_name": format!("{org}/{name}"), "clone_url": clone_url})))
+                }),
+            )
+            .route(
+                "/api/v1/repos/{owner}/{repo}",
+                axum::routing::delete(move |P((owner, repo)): P<(String, String)>, headers: HeaderMap| async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    s2.lock().unwrap().push(serde_json::json!({"method": "DELETE", "path": format!("/api/v1/repos/{owner}/{repo}"), "auth": auth}));
+                    if repo == "broken" {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else if r2.lock().unwrap().remove(&format!("{owner}/{repo}")) {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::NOT_FOUND
+                    }
+                }),
+            )
     });
     port
 }
@@ -570,23 +554,7 @@ fn serve_git_answers_the_gitea_endpoints_and_refuses_bad_names() {
     let mut child = Command::new(bin()).args(["serve", "git", "--config"]).arg(d.join("git.yaml")).stderr(Stdio::null()).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}/api/v1");
     wait_http(&base);
-    let call = |method: &str, path: &str, auth: Option<&str>, body: Option<&str>| -> (u16, String) {
-        let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method];
-        let header;
-        if let Some(a) = auth {
-            header = format!("Authorization: {a}");
-            args.extend(["-H", &header]);
-        }
-        if let Some(b) = body {
-            args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
-        }
-        let url = format!("{base}{path}");
-        args.push(&url);
-        let out = Command::new("curl").args(&args).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.parse().unwrap_or(0), body.to_string())
-    };
+    let call = |method: &str, path: &str, auth: Option<&str>, body: Option<&str>| request(method, &format!("{base}{path}"), auth, body);
     let bearer = format!("Bearer {TOKEN}");
     let gitea = format!("token {TOKEN}");
     assert_eq!(call("POST", "/orgs/projects/repos", None, Some(r#"{"name":"site"}"#)).0, 401);

@@ -244,16 +244,10 @@ fn processes_with(needle: &str) -> Vec<(String, u32)> {
 
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
-            found.push(path);
-        }
-    }
-    found
+    let mut files = Vec::new();
+    crate::grid::all_files(dir, &mut files);
+    files.retain(|path| std::fs::read(path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())));
+    files
 }
 
 /// The AI stack deployed by `up` on three local VMs, used by `create` with no flags: the live page

@@ -20,7 +20,7 @@ die() { say "error: $*"; exit 1; }
 command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian and Ubuntu"
 
 apt_packages=(openssh-server openssh-client wireguard-tools wireguard-go iproute2 util-linux
-              python3 python3-venv ca-certificates nginx-light fcgiwrap git curl)
+              python3 python3-venv ca-certificates nginx-light fcgiwrap git curl passwd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

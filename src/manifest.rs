@@ -34,6 +34,8 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "man",
     "nodes",
     "farms",
+    "contracts",
+    "sim",
     "signin",
     "signout",
     "create",

@@ -160,10 +160,9 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
                 report.passed.push(format!("infrastructure/ declares the contract outputs ({})", REQUIRED_OUTPUTS.join(", ")));
             }
             let mut wanted: Vec<String> = PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect();
+            // The mnemonic is not a variable a pattern must declare: the orchestrator also gives it
+            // as MNEMONIC/MNEMONICS, which the grid provider reads when its block leaves it out.
             if let Some(p) = &pattern {
-                if p.needs_mnemonic() {
-                    wanted.push("mnemonic".into());
-                }
                 wanted.extend(p.manifest.variables.keys().cloned());
             }
             let absent: Vec<&String> = wanted.iter().filter(|v| !found.variables.contains(*v)).collect();

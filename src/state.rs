@@ -316,6 +316,13 @@ pub struct DeploymentState {
     /// The AI stack's addresses, when the app has `ai_stack:` (its tokens are in `ai-stack/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai_stack: Option<crate::ai::stack::StackRecord>,
+    /// The grid network (`main`, `test`, `qa`, `dev` or `sim`) of a grid pattern's deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_network: Option<String>,
+    /// The grid network's private /16 that `up` chose for a pattern with an `ip_range`
+    /// variable (one no other deployment on this machine routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
 }
 
 impl DeploymentState {

@@ -84,6 +84,11 @@ pub enum Command {
     Nodes(NodesArgs),
     /// List the grid's farms with their free public IPv4 addresses.
     Farms(FarmsArgs),
+    /// List the signed-in twin's contracts; marks those no deployment on this machine knows.
+    Contracts(ContractsArgs),
+    /// The grid simulator (`--network sim`): its Terraform config, status and reset.
+    #[command(subcommand)]
+    Sim(SimCommand),
     /// Store the ThreeFold mnemonic (asked without echo, or read from stdin), or check it.
     Signin(SigninArgs),
     /// Remove the mnemonic stored by `signin`.
@@ -244,6 +249,31 @@ pub struct DeleteArgs {
     pub yes: bool,
     #[command(flatten)]
     pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ContractsArgs {
+    /// The twin whose contracts to list on a real network (the simulator knows the signed-in twin).
+    #[arg(long)]
+    pub twin: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Print the path of a Terraform CLI config that installs the simulator as threefoldtech/grid
+    /// (use it as TF_CLI_CONFIG_FILE).
+    TerraformConfig,
+    /// Nodes, networks, VMs and contracts of the simulated grid.
+    Status,
+    /// Cancel every contract, remove every VM and access point, start a new grid.
+    Reset,
+    /// Serve the simulated Terraform provider (started by Terraform).
+    #[command(hide = true)]
+    Provider {
+        /// The simulator's folder.
+        #[arg(long)]
+        sim_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -437,6 +467,11 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             ops::grid::nodes(printer, &settings, args.node, &request, &args.filter.clone(), args.limit, json).await
         }
         Command::Farms(args) => ops::grid::farms(printer, &settings, args.name.as_deref(), json).await,
+        Command::Contracts(args) => ops::sim::contracts(printer, &settings, args.twin, json).await,
+        Command::Sim(SimCommand::TerraformConfig) => ops::sim::terraform_config(printer, &settings, json),
+        Command::Sim(SimCommand::Status) => ops::sim::status(printer, &settings, json),
+        Command::Sim(SimCommand::Reset) => ops::sim::reset(printer, &settings, json).await,
+        Command::Sim(SimCommand::Provider { sim_dir }) => ops::sim::provider(printer, sim_dir).await,
         Command::Signin(args) if args.check => ops::grid::signin_check(printer, &settings, json),
         Command::Signin(_) => ops::grid::signin(printer, &settings),
         Command::Signout => ops::grid::signout(printer, &settings),

@@ -16,8 +16,13 @@ pub const NETWORKS: [(&str, &str); 4] = [
     ("dev", "https://gridproxy.dev.grid.tf"),
 ];
 
+/// `main`, `test`, `qa`, `dev`, or `sim` (the grid simulator on this machine).
 pub fn check_network(name: &str) -> Result<(), String> {
-    if NETWORKS.iter().any(|(n, _)| *n == name) { Ok(()) } else { Err(format!("`{name}` is not a grid network (main, test, qa, dev)")) }
+    if NETWORKS.iter().any(|(n, _)| *n == name) || name == crate::sim::NETWORK {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a grid network (main, test, qa, dev, or sim for the simulator)"))
+    }
 }
 
 /// Capacity in units GridProxy reports: cores and bytes.
@@ -74,9 +79,19 @@ pub struct Node {
     pub public_config: PublicConfig,
     #[serde(rename = "farm_free_ips", default)]
     pub farm_free_ips: Option<u64>,
+    /// What the node runs, e.g. `["zmachine", "network", …]`; zos-light nodes list
+    /// `zmachine-light` and `network-light` and have no WireGuard access or public IPs
+    /// (tfgrid-sdk-go scheduler/request.go). Older GridProxy versions omit it.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 impl Node {
+    /// A zos-light node: its VMs cannot be reached over a WireGuard access network.
+    pub fn is_light(&self) -> bool {
+        self.features.iter().any(|f| f.ends_with("-light"))
+    }
+
     pub fn free(&self) -> Resources {
         Resources {
             cru: self.total.cru.saturating_sub(self.used.cru),
@@ -137,6 +152,9 @@ impl GridProxy {
     pub fn new(network: &str, base_override: Option<&str>) -> Result<GridProxy> {
         let base = match base_override {
             Some(url) => url.trim_end_matches('/').to_string(),
+            None if network == crate::sim::NETWORK => {
+                anyhow::bail!("the simulator's GridProxy runs inside the command that needs it (internal error: it was not started)")
+            }
             None => NETWORKS
                 .iter()
                 .find(|(n, _)| *n == network)

@@ -140,6 +140,7 @@ pub fn candidates(nodes: &[Node], farms: &[Farm], request: &Request, filter: &No
             let free = node.free();
             let ok = node.status.eq_ignore_ascii_case("up")
                 && node.healthy
+                && !node.is_light()
                 && node.rented_by_twin_id == 0
                 && !node.dedicated
                 && !excluded.contains(&node.node_id)
@@ -230,6 +231,7 @@ mod tests {
             used: Resources { cru: 1, mru: (32 - free_gb) << 30, sru: 100 << 30, hru: 0 },
             public_config: Default::default(),
             farm_free_ips: None,
+            features: vec!["zmachine".into(), "network".into()],
         }
     }
 
@@ -256,6 +258,10 @@ mod tests {
         assert_eq!(candidates(&nodes, &farms(), &req, &uptime, &BTreeSet::new()).iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![2]);
         let excluded = candidates(&nodes, &farms(), &req, &NodeFilter::default(), &BTreeSet::from([1]));
         assert_eq!(excluded[0].node.node_id, 2);
+        // zos-light nodes have no WireGuard access: never candidates.
+        let mut light = nodes.clone();
+        light[0].features = vec!["zmachine-light".into(), "network-light".into()];
+        assert_eq!(candidates(&light, &farms(), &req, &NodeFilter::default(), &BTreeSet::new())[0].node.node_id, 2);
         // Different seeds land on different nodes among the best.
         let many: Vec<_> = (0..20).map(|i| node(10 + i, 1, 30, 40)).collect();
         let all = candidates(&many, &farms(), &req, &NodeFilter::default(), &BTreeSet::new());

@@ -86,12 +86,18 @@ async fn destroy(
     }
     // A pattern folder that has gone away cannot say; destroy is then tried with what we have.
     let needs_mnemonic = Pattern::load(&state.pattern.dir).is_ok_and(|p| p.needs_mnemonic());
-    let mnemonic = settings.env.get("TF_VAR_mnemonic").map(String::from);
+    // the same sources, in the same order, as `up` (environment, then the file `signin` wrote, …)
+    let mnemonic = if needs_mnemonic || state.grid_network.is_some() { crate::grid::mnemonic::load(settings)?.map(|l| l.phrase) } else { None };
     if needs_mnemonic && mnemonic.is_none() {
-        return Err(UserError::new("destroying this deployment needs the ThreeFold mnemonic", "set TF_VAR_mnemonic and run `down` again").into());
+        return Err(UserError::new(
+            "destroying this deployment needs the ThreeFold mnemonic, and none was found",
+            "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, and run `down` again",
+        )
+        .into());
     }
     let program = if which::which(&state.tofu).is_ok() { state.tofu.clone() } else { crate::ops::resolve_tofu(settings)? };
-    let tofu = tofu(dir, &program, mnemonic.as_deref(), settings.tofu_timeout);
+    let sim = crate::phase::infrastructure::sim_config(settings, state.grid_network.as_deref(), runner.is_dry_run())?;
+    let tofu = tofu(dir, &program, mnemonic.as_deref(), settings.tofu_timeout, sim.as_deref());
     let _spinner = printer.spinner("destroy", Some(log));
     printer.status("Destroying", format!("infrastructure with `{program}` destroy"));
     runner.run(&tofu.init(log)).await.context("terraform init failed")?;

@@ -10,6 +10,7 @@ pub mod down;
 pub mod grid;
 pub mod inspect;
 pub mod patterns;
+pub mod sim;
 pub mod up;
 
 use std::path::{Path, PathBuf};

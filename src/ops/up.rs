@@ -256,6 +256,8 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             excluded_nodes: Vec::new(),
             runs: Vec::new(),
             ai_stack: None,
+            grid_network: valid.pattern.manifest.variables.contains_key("tfgrid_network").then(|| settings.network.clone()),
+            ip_range: None,
         },
     };
     if state.pattern.name != valid.pattern.manifest.name {

@@ -18,16 +18,33 @@ use crate::tools::{ssh, tofu::Tofu};
 /// File name of the variables file inside the terraform folder.
 pub const VAR_FILE: &str = "tfgrid-compose.tfvars.json";
 
-/// The tofu builder for this deployment (also used by `down`).
-pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<&str>, timeout: std::time::Duration) -> Tofu {
+/// The tofu builder for this deployment (also used by `down`). The mnemonic goes to the child
+/// as `TF_VAR_mnemonic`, and as `MNEMONIC` and `MNEMONICS`, which the grid provider reads when
+/// its block has no `mnemonic` (the argument's name changed in v1.11.2-dev; versions.md).
+/// `sim_config`: the grid simulator's Terraform CLI config (`--network sim`).
+pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<&str>, timeout: std::time::Duration, sim_config: Option<&Path>) -> Tofu {
     let workdir = state_dir.terraform_dir();
+    let secrets = mnemonic.map(|m| ["TF_VAR_mnemonic", "MNEMONIC", "MNEMONICS"].iter().map(|k| (k.to_string(), m.to_string())).collect()).unwrap_or_default();
     Tofu {
         program: program.to_string(),
         var_file: workdir.join(VAR_FILE),
         workdir,
-        secrets: mnemonic.map(|m| vec![("TF_VAR_mnemonic".to_string(), m.to_string())]).unwrap_or_default(),
+        secrets,
+        env: sim_config.map(|c| vec![("TF_CLI_CONFIG_FILE".to_string(), c.to_string_lossy().into_owned())]).unwrap_or_default(),
         timeout,
     }
+}
+
+/// The simulator's Terraform CLI config when the deployment is on `--network sim`.
+pub fn sim_config(settings: &crate::settings::Settings, grid_network: Option<&str>, dry_run: bool) -> Result<Option<std::path::PathBuf>> {
+    if grid_network != Some(crate::sim::NETWORK) {
+        return Ok(None);
+    }
+    let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
+    if dry_run {
+        return Ok(Some(sim.root.join("terraform").join("terraform.rc")));
+    }
+    crate::sim::terraform_config(&sim).map(Some)
 }
 
 pub async fn run(ctx: &mut Context) -> Result<()> {
@@ -44,9 +61,11 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         let path = ctx.state.ssh.identity.with_extension("pub");
         std::fs::read_to_string(&path).with_context(|| format!("failed to read ssh public key `{}`", path.display()))?.trim().to_string()
     };
-    let tofu = tofu(&ctx.dir, &ctx.state.tofu, ctx.mnemonic.as_deref(), ctx.settings.tofu_timeout);
+    let sim = sim_config(&ctx.settings, ctx.state.grid_network.as_deref(), ctx.runner.is_dry_run())?;
+    let tofu = tofu(&ctx.dir, &ctx.state.tofu, ctx.mnemonic.as_deref(), ctx.settings.tofu_timeout, sim.as_deref());
     let _spinner = ctx.printer.spinner("infrastructure", Some(&log));
     ctx.printer.status("Provisioning", format!("infrastructure with `{}` (init, plan, apply)", ctx.state.tofu));
+    choose_ip_range(ctx)?;
     let mut attempt = 1;
     loop {
         place(ctx, attempt).await?;
@@ -114,7 +133,15 @@ async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
         seed: format!("{}-{attempt}", ctx.state.id),
     };
     let network = ctx.variables.get("tfgrid_network").and_then(|v| v.as_str()).unwrap_or(&ctx.settings.network).to_string();
-    let choices = placement::place(&inputs, || GridProxy::new(&network, ctx.settings.gridproxy_url.as_deref())).await?;
+    // on the simulator, its own GridProxy answers from 127.0.0.1 for as long as placement runs
+    let sim_proxy = if network == crate::sim::NETWORK && !ctx.runner.is_dry_run() {
+        Some(crate::sim::gridproxy::start(crate::sim::ledger::sim_dir(&ctx.settings.data_dir)).await?)
+    } else {
+        None
+    };
+    let proxy_url = sim_proxy.as_ref().map(|p| p.url.clone()).or_else(|| ctx.settings.gridproxy_url.clone());
+    let choices = placement::place(&inputs, || GridProxy::new(&network, proxy_url.as_deref())).await?;
+    drop(sim_proxy);
     for choice in &choices {
         let how = match choice.how {
             How::Pinned => format!("node {} (pinned)", choice.node),
@@ -127,6 +154,48 @@ async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
     ctx.save()
 }
 
+/// For a pattern with an `ip_range` variable the app does not set: a 10.B.0.0/16 that no route
+/// of this machine and no other deployment recorded here uses, so that two grid deployments'
+/// WireGuard tunnels can be up at once. Chosen once, recorded in state.yaml before apply.
+fn choose_ip_range(ctx: &mut Context) -> Result<()> {
+    if !ctx.pattern.manifest.variables.contains_key("ip_range") || ctx.variables.contains_key("ip_range") || ctx.state.ip_range.is_some() {
+        return Ok(());
+    }
+    let mut taken: BTreeSet<u8> = routed_second_octets();
+    let (entries, _) = crate::registry::Registry::new(ctx.settings.registry_dir()).list()?;
+    for entry in entries.iter().filter(|e| e.id != ctx.state.id) {
+        let other = crate::state::StateDir::at(entry.state_dir.clone()).load().ok().flatten();
+        if let Some(range) = other.and_then(|s| s.ip_range) {
+            taken.extend(range.split('.').nth(1).and_then(|b| b.parse::<u8>().ok()));
+        }
+    }
+    // a start that differs per deployment, then the first free one (10.100-149 and 10.200-249
+    // belong to the local pattern)
+    let start = u8::from_str_radix(&ctx.state.id[..2.min(ctx.state.id.len())], 16).unwrap_or(0) % 80;
+    let free = (0..80u8).map(|i| 20 + (start + i) % 80).find(|b| !taken.contains(b));
+    let Some(b) = free else {
+        anyhow::bail!(crate::error::UserError::new(
+            "no free 10.B.0.0/16 for the grid network on this machine (10.20-99 are all routed)",
+            "set `config.ip_range` in the manifest, or take other deployments down"
+        ));
+    };
+    ctx.state.ip_range = Some(format!("10.{b}.0.0/16"));
+    ctx.save()
+}
+
+/// Second octets B of every 10.B.x.x destination in this machine's main routing table.
+fn routed_second_octets() -> BTreeSet<u8> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|hex| u32::from_str_radix(hex, 16).ok())
+        .map(u32::to_le_bytes)
+        .filter(|o| o[0] == 10)
+        .map(|o| o[1])
+        .collect()
+}
+
 /// The tfvars file: the manifest's values, the built-ins, and the chosen nodes.
 fn write_variables(ctx: &Context, workdir: &Path, public_key: &str) -> Result<()> {
     let mut variables = ctx.variables.clone();
@@ -135,6 +204,13 @@ fn write_variables(ctx: &Context, workdir: &Path, public_key: &str) -> Result<()
     variables.insert("deployment_name".into(), name.into());
     variables.insert("deployment_id".into(), ctx.state.id.clone().into());
     variables.insert("ssh_public_key".into(), public_key.into());
+    // the provider takes main, test, qa or dev; the simulator answers to any of them
+    if variables.get("tfgrid_network").and_then(|v| v.as_str()) == Some(crate::sim::NETWORK) {
+        variables.insert("tfgrid_network".into(), "dev".into());
+    }
+    if let Some(range) = &ctx.state.ip_range {
+        variables.entry("ip_range".to_string()).or_insert_with(|| range.clone().into());
+    }
     for choice in ctx.state.placement.iter().filter(|c| c.how != How::Scheduler) {
         variables.insert(choice.variable.clone(), choice.node.into());
     }

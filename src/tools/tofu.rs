@@ -12,8 +12,10 @@ pub struct Tofu {
     pub program: String,
     pub workdir: PathBuf,
     pub var_file: PathBuf,
-    /// `(TF_VAR_name, value)` pairs that are secret.
+    /// `(name, value)` environment pairs that are secret (`TF_VAR_mnemonic`, `MNEMONIC`, …).
     pub secrets: Vec<(String, String)>,
+    /// Other environment, e.g. `TF_CLI_CONFIG_FILE` for the grid simulator.
+    pub env: Vec<(String, String)>,
     pub timeout: Duration,
 }
 
@@ -25,6 +27,9 @@ impl Tofu {
             .env("CHECKPOINT_DISABLE", "1")
             .io(Io::Log(log.to_path_buf()))
             .timeout(self.timeout);
+        for (key, value) in &self.env {
+            cmd = cmd.env(key, value);
+        }
         for (key, value) in &self.secrets {
             cmd = cmd.secret_env(key, value);
         }
@@ -82,6 +87,7 @@ mod tests {
             workdir: PathBuf::from("/s/terraform"),
             var_file: PathBuf::from("/s/terraform/tfgrid-compose.tfvars.json"),
             secrets: vec![("TF_VAR_mnemonic".into(), "secret words".into())],
+            env: Vec::new(),
             timeout: Duration::from_secs(60),
         }
     }

@@ -3,50 +3,35 @@ terraform {
   required_providers {
     grid = {
       source  = "threefoldtech/grid"
-      version = ">= 1.11.0"
+      version = ">= 1.11.0, < 2.0.0"
     }
   }
 }
 
+# No mnemonic argument: v1.11.2-dev renamed it from `mnemonics` to `mnemonic`, so either spelling
+# breaks on one side of the version range. Left out, the provider reads its environment (MNEMONIC
+# on newer releases, MNEMONICS on v1.11.0/1; tfgrid-compose exports both), and this file stays
+# valid for every release in the range.
 provider "grid" {
-  mnemonic = var.mnemonic
-  network  = var.tfgrid_network
+  network = var.tfgrid_network
 }
 
 locals {
-  name         = substr(replace(lower("${var.deployment_name}${var.deployment_id}"), "/[^a-z0-9]/", ""), 0, 30)
-  gateway_node = var.gateway_node_id > 0 ? var.gateway_node_id : grid_scheduler.sched[0].nodes["gateway"]
-  work_node    = var.node_id > 0 ? var.node_id : grid_scheduler.sched[0].nodes["work"]
+  # Grid names: at most 16 characters of the app name, then the 16 hex digits of the deployment
+  # id (<= 32 characters of [a-z0-9]), plus suffixes of at most 4 (zos nodes accept 36).
+  name         = "${substr(replace(lower(var.deployment_name), "/[^a-z0-9]/", ""), 0, 16)}${var.deployment_id}"
+  octet        = split(".", var.ip_range)[1]
+  gateway_node = var.gateway_node_id
+  work_node    = var.node_id
   gateway      = grid_deployment.gateway.vms[0]
   agent        = grid_deployment.work.vms[0]
   git          = grid_deployment.work.vms[1]
 }
 
-resource "grid_scheduler" "sched" {
-  count = var.node_id > 0 && var.gateway_node_id > 0 ? 0 : 1
-  requests {
-    name             = "gateway"
-    cru              = var.gateway_cpu
-    mru              = var.gateway_memory
-    sru              = var.gateway_disk * 1024
-    public_ips_count = 1
-    farm_id          = var.farm_id
-    node_exclude     = var.exclude_nodes
-  }
-  requests {
-    name         = "work"
-    cru          = var.agent_cpu + var.git_cpu
-    mru          = var.agent_memory + var.git_memory
-    sru          = (var.agent_disk + var.git_disk) * 1024
-    farm_id      = var.farm_id
-    node_exclude = var.exclude_nodes
-  }
-}
-
 resource "grid_network" "net" {
   name          = local.name
   nodes         = distinct([local.gateway_node, local.work_node])
-  ip_range      = var.private_network
+  ip_range      = var.ip_range
   add_wg_access = true
 }
 

@@ -1,14 +1,13 @@
-variable "mnemonic" {
-  type      = string
-  sensitive = true
-}
-
 variable "deployment_name" {
   type = string
 }
 
 variable "deployment_id" {
   type = string
+  validation {
+    condition     = can(regex("^[0-9a-f]{16}$", var.deployment_id))
+    error_message = "deployment_id must be 16 lowercase hex digits (tfgrid-compose sets it)."
+  }
 }
 
 variable "ssh_public_key" {
@@ -27,21 +26,33 @@ variable "tfgrid_network" {
 variable "node_id" {
   type    = number
   default = 0
+  validation {
+    condition     = var.node_id > 0
+    error_message = "node_id: no node chosen (set by tfgrid-compose's node selection, or pin one with `up --node`)."
+  }
 }
 
 variable "gateway_node_id" {
   type    = number
   default = 0
-}
-
-variable "farm_id" {
-  type    = number
-  default = 0
+  validation {
+    condition     = var.gateway_node_id > 0
+    error_message = "gateway_node_id: no node chosen (set by tfgrid-compose's node selection, or pin one with `up --node`)."
+  }
 }
 
 variable "exclude_nodes" {
   type    = list(number)
   default = []
+}
+
+variable "ip_range" {
+  type    = string
+  default = "10.20.0.0/16"
+  validation {
+    condition     = can(cidrnetmask(var.ip_range)) && try(cidrnetmask(var.ip_range) == "255.255.0.0" && cidrhost(var.ip_range, 0) == split("/", var.ip_range)[0], false)
+    error_message = "ip_range must be an IPv4 /16 network address, such as 10.20.0.0/16."
+  }
 }
 
 variable "domain" {
@@ -102,11 +113,6 @@ variable "git_disk" {
 variable "wireguard_port" {
   type    = number
   default = 51820
-}
-
-variable "private_network" {
-  type    = string
-  default = "10.50.0.0/16"
 }
 
 variable "api_rate_limit" {

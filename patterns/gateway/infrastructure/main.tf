@@ -4,49 +4,34 @@ terraform {
   required_providers {
     grid = {
       source  = "threefoldtech/grid"
-      version = ">= 1.11.0"
+      version = ">= 1.11.0, < 2.0.0"
     }
   }
 }
 
+# No mnemonic argument: v1.11.2-dev renamed it from `mnemonics` to `mnemonic`, so either spelling
+# breaks on one side of the version range. Left out, the provider reads its environment (MNEMONIC
+# on newer releases, MNEMONICS on v1.11.0/1; tfgrid-compose exports both), and this file stays
+# valid for every release in the range.
 provider "grid" {
-  mnemonic = var.mnemonic
-  network  = var.tfgrid_network
+  network = var.tfgrid_network
 }
 
 locals {
-  name         = substr(replace(lower("${var.deployment_name}${var.deployment_id}"), "/[^a-z0-9]/", ""), 0, 30)
-  gateway_node = var.gateway_node_id > 0 ? var.gateway_node_id : grid_scheduler.sched[0].nodes["gateway"]
-  backend_node = var.backend_node_id > 0 ? var.backend_node_id : grid_scheduler.sched[0].nodes["backends"]
+  # Grid names: at most 16 characters of the app name, then the 16 hex digits of the deployment
+  # id (<= 32 characters of [a-z0-9]), plus suffixes of at most 4 (zos nodes accept 36).
+  name         = "${substr(replace(lower(var.deployment_name), "/[^a-z0-9]/", ""), 0, 16)}${var.deployment_id}"
+  octet        = split(".", var.ip_range)[1]
+  gateway_node = var.gateway_node_id
+  backend_node = var.backend_node_id
   gateway      = grid_deployment.gateway.vms[0]
   backends     = grid_deployment.backends.vms
-}
-
-resource "grid_scheduler" "sched" {
-  count = var.gateway_node_id > 0 && var.backend_node_id > 0 ? 0 : 1
-  requests {
-    name             = "gateway"
-    cru              = var.gateway_cpu
-    mru              = var.gateway_mem
-    sru              = 20 * 1024
-    public_ips_count = 1
-    farm_id          = var.farm_id
-    node_exclude     = var.exclude_nodes
-  }
-  requests {
-    name         = "backends"
-    cru          = var.backend_cpu * var.backend_count
-    mru          = var.backend_mem * var.backend_count
-    sru          = var.backend_disk * 1024 * var.backend_count
-    farm_id      = var.farm_id
-    node_exclude = var.exclude_nodes
-  }
 }
 
 resource "grid_network" "net" {
   name          = local.name
   nodes         = distinct([local.gateway_node, local.backend_node])
-  ip_range      = "10.30.0.0/16"
+  ip_range      = var.ip_range
   add_wg_access = true
 }
 

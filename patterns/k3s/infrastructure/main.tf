@@ -4,41 +4,39 @@ terraform {
   required_providers {
     grid = {
       source  = "threefoldtech/grid"
-      version = ">= 1.11.0"
+      version = ">= 1.11.0, < 2.0.0"
     }
   }
 }
 
+# No mnemonic argument: v1.11.2-dev renamed it from `mnemonics` to `mnemonic`, so either spelling
+# breaks on one side of the version range. Left out, the provider reads its environment (MNEMONIC
+# on newer releases, MNEMONICS on v1.11.0/1; tfgrid-compose exports both), and this file stays
+# valid for every release in the range.
 provider "grid" {
-  mnemonic = var.mnemonic
-  network  = var.tfgrid_network
+  network = var.tfgrid_network
 }
 
 locals {
-  name         = substr(replace(lower("${var.deployment_name}${var.deployment_id}"), "/[^a-z0-9]/", ""), 0, 30)
-  cluster_node = var.node_id > 0 ? var.node_id : grid_scheduler.sched[0].nodes["cluster"]
+  # Grid names: at most 16 characters of the app name, then the 16 hex digits of the deployment
+  # id (<= 32 characters of [a-z0-9]; zos nodes accept at most 36).
+  name         = "${substr(replace(lower(var.deployment_name), "/[^a-z0-9]/", ""), 0, 16)}${var.deployment_id}"
+  octet        = split(".", var.ip_range)[1]
+  cluster_node = var.node_id
   vms          = grid_deployment.cluster.vms
   management   = local.vms[0]
   controls     = slice(local.vms, 1, 1 + var.control_count)
   workers      = slice(local.vms, 1 + var.control_count, length(local.vms))
-}
-
-resource "grid_scheduler" "sched" {
-  count = var.node_id > 0 ? 0 : 1
-  requests {
-    name         = "cluster"
-    cru          = 1 + var.control_cpu * var.control_count + var.worker_cpu * var.worker_count
-    mru          = 2048 + var.control_mem * var.control_count + var.worker_mem * var.worker_count
-    sru          = (20 + 50 * var.control_count + var.worker_disk * var.worker_count) * 1024
-    farm_id      = var.farm_id
-    node_exclude = var.exclude_nodes
-  }
+  # MetalLB's addresses must be routed to the VMs: hosts .200-.250 of the cluster node's /24,
+  # unless metallb_range is set. VMs take the lowest free hosts from .2 up.
+  node_subnet   = grid_network.net.nodes_ip_range[tostring(local.cluster_node)]
+  metallb_range = var.metallb_range != "" ? var.metallb_range : "${cidrhost(local.node_subnet, 200)}-${cidrhost(local.node_subnet, 250)}"
 }
 
 resource "grid_network" "net" {
   name          = local.name
   nodes         = [local.cluster_node]
-  ip_range      = "10.40.0.0/16"
+  ip_range      = var.ip_range
   add_wg_access = true
 }
 

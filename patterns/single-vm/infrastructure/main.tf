@@ -3,19 +3,25 @@ terraform {
   required_providers {
     grid = {
       source  = "threefoldtech/grid"
-      version = ">= 1.11.0"
+      version = ">= 1.11.0, < 2.0.0"
     }
   }
 }
 
+# No mnemonic argument: v1.11.2-dev renamed it from `mnemonics` to `mnemonic`, so either spelling
+# breaks on one side of the version range. Left out, the provider reads its environment (MNEMONIC
+# on newer releases, MNEMONICS on v1.11.0/1; tfgrid-compose exports both), and this file stays
+# valid for every release in the range.
 provider "grid" {
-  mnemonic = var.mnemonic
-  network  = var.tfgrid_network
+  network = var.tfgrid_network
 }
 
 locals {
-  name      = substr(replace(lower("${var.deployment_name}${var.deployment_id}"), "/[^a-z0-9]/", ""), 0, 30)
-  node      = var.node_id > 0 ? var.node_id : grid_scheduler.sched[0].nodes["vm"]
+  # Grid names: at most 16 characters of the app name, then the 16 hex digits of the deployment
+  # id (<= 32 characters of [a-z0-9]; zos nodes accept at most 36).
+  name      = "${substr(replace(lower(var.deployment_name), "/[^a-z0-9]/", ""), 0, 16)}${var.deployment_id}"
+  node      = var.node_id
+  octet     = split(".", var.ip_range)[1]
   seed      = sha256("${var.deployment_id}-vm")
   vm        = grid_deployment.vm.vms[0]
   ipv4      = var.public_ipv4 ? split("/", local.vm.computedip)[0] : ""
@@ -25,23 +31,10 @@ locals {
   chosen    = local.addresses[var.prefer] != "" ? var.prefer : "wireguard"
 }
 
-resource "grid_scheduler" "sched" {
-  count = var.node_id > 0 ? 0 : 1
-  requests {
-    name             = "vm"
-    cru              = var.vm_cpu
-    mru              = var.vm_mem
-    sru              = var.vm_disk * 1024
-    public_ips_count = var.public_ipv4 ? 1 : 0
-    farm_id          = var.farm_id
-    node_exclude     = var.exclude_nodes
-  }
-}
-
 resource "grid_network" "net" {
   name          = local.name
   nodes         = [local.node]
-  ip_range      = "10.20.0.0/16"
+  ip_range      = var.ip_range
   add_wg_access = true
   mycelium_keys = var.mycelium ? { (tostring(local.node)) = substr(sha256("${var.deployment_id}-net"), 0, 64) } : {}
 }

@@ -22,8 +22,11 @@ output "private_ips" {
   value = [local.vm.ip]
 }
 
+# The access config routes the network's node addresses (100.64.<second octet>.N) only, not all
+# of 100.64.0.0/16: two deployments' tunnels on one machine would both add that route, and the
+# second `wg-quick up` would fail.
 output "wg_config" {
-  value     = grid_network.net.access_wg_config
+  value     = replace(grid_network.net.access_wg_config, "100.64.0.0/16", "100.64.${local.octet}.0/24")
   sensitive = true
 }
 

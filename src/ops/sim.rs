@@ -1,0 +1,135 @@
+//! `sim terraform-config`, `sim status`, `sim reset`, `sim provider` and `contracts`.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::error::UserError;
+use crate::output::Printer;
+use crate::process::Runner;
+use crate::settings::Settings;
+use crate::sim::ledger::{SimDir, sim_dir};
+
+fn sim(settings: &Settings) -> SimDir {
+    sim_dir(&settings.data_dir)
+}
+
+/// `sim terraform-config`: the path of the CLI config for `TF_CLI_CONFIG_FILE`.
+pub fn terraform_config(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
+    let path = crate::sim::terraform_config(&sim(settings))?;
+    if json {
+        printer.json_line(&json!({"terraform_config": path, "provider": "registry.terraform.io/threefoldtech/grid", "version": crate::sim::PROVIDER_VERSION}));
+    } else {
+        printer.data(path.to_string_lossy());
+    }
+    Ok(())
+}
+
+/// `sim provider`: serves the provider to Terraform (the handshake line goes to stdout).
+pub async fn provider(printer: &Printer, sim_dir: std::path::PathBuf) -> Result<()> {
+    crate::sim::provider::serve(SimDir::new(sim_dir), |line| printer.data(line)).await
+}
+
+/// Contract ids that deployments on this machine hold, read from their Terraform state.
+fn known_contracts(settings: &Settings) -> Result<BTreeSet<u64>> {
+    let (entries, _) = crate::registry::Registry::new(settings.registry_dir()).list()?;
+    let mut known = BTreeSet::new();
+    for entry in entries {
+        let dir = crate::state::StateDir::at(entry.state_dir.clone());
+        known.extend(crate::sim::contracts_in_tfstate(&dir.terraform_dir().join("terraform.tfstate")));
+    }
+    Ok(known)
+}
+
+/// `contracts`: the signed-in twin's active contracts; orphans are those no deployment here knows.
+pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>, json: bool) -> Result<()> {
+    if settings.network != crate::sim::NETWORK {
+        return Err(UserError::new(
+            format!("listing contracts on `{}` needs the twin's id from the chain, which this version does not read", settings.network),
+            "use `--network sim` for the simulator; on a real network see your contracts in the ThreeFold dashboard",
+        )
+        .into());
+    }
+    let s = sim(settings);
+    let twin_id = match twin {
+        Some(t) => t,
+        None => {
+            let loaded = crate::grid::mnemonic::load(settings)?.ok_or_else(|| {
+                UserError::new("no mnemonic: the simulator finds the twin from it", "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, or pass --twin ID")
+            })?;
+            s.read()?.known_twin(&loaded.phrase).unwrap_or(0)
+        }
+    };
+    let rows = crate::sim::contract_rows(&s, twin_id, &known_contracts(settings)?)?;
+    let orphans = rows.iter().filter(|r| r.orphan).count();
+    if json {
+        printer.json_line(&json!({"network": settings.network, "twin_id": twin_id, "contracts": rows, "orphans": orphans}));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        printer.status("Contracts", format!("none active for twin {twin_id} on {}", settings.network));
+        return Ok(());
+    }
+    printer.data(format!("{:<10} {:<6} {:<6} {:<14} {:<36} ORPHAN", "CONTRACT", "KIND", "NODE", "TYPE", "NAME"));
+    for r in &rows {
+        printer.data(format!("{:<10} {:<6} {:<6} {:<14} {:<36} {}", r.contract_id, r.kind, r.node_id, r.workload, r.name, if r.orphan { "yes" } else { "" }));
+    }
+    printer.status("Contracts", format!("{} active, {orphans} orphaned, twin {twin_id}", rows.len()));
+    Ok(())
+}
+
+/// `sim status`: nodes with their use, networks, VMs and contracts.
+pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
+    let s = sim(settings);
+    let ledger = s.read()?;
+    let active: Vec<_> = ledger.contracts.values().filter(|c| c.state == "Created").collect();
+    let vms: usize = active.iter().map(|c| c.vms.len()).sum();
+    if json {
+        printer.json_line(&json!({
+            "dir": s.root,
+            "nodes": ledger.nodes,
+            "farms": ledger.farms,
+            "networks": ledger.networks.values().map(|n| json!({"name": n.name, "twin_id": n.twin_id, "ip_range": n.ip_range, "nodes": n.nodes.keys().collect::<Vec<_>>(), "access_endpoint": format!("198.18.{}.2:{}", n.slot, n.access_port)})).collect::<Vec<_>>(),
+            "active_contracts": active.len(),
+            "vms": vms,
+        }));
+        return Ok(());
+    }
+    printer.data(format!("simulator   {}", s.root.display()));
+    printer.data(format!("{:<6} {:<5} {:<6} {:>9} {:>13} {:>13}  {}", "NODE", "FARM", "KIND", "CPU USED", "MEMORY GiB", "SSD GiB", "DOMAIN"));
+    for n in &ledger.nodes {
+        printer.data(format!(
+            "{:<6} {:<5} {:<6} {:>9} {:>13} {:>13}  {}",
+            n.node_id,
+            n.farm_id,
+            if n.light { "light" } else { "full" },
+            format!("{}/{}", n.used_cru, n.total_cru),
+            format!("{}/{}", n.used_mru >> 30, n.total_mru >> 30),
+            format!("{}/{}", n.used_sru >> 30, n.total_sru >> 30),
+            n.domain.as_deref().unwrap_or("")
+        ));
+    }
+    for n in ledger.networks.values() {
+        printer.data(format!("network     {} (twin {}) {} on nodes {:?}", n.name, n.twin_id, n.ip_range, n.nodes.keys().collect::<Vec<_>>()));
+    }
+    printer.status("Simulator", format!("{} active contracts, {vms} VMs, {} networks", active.len(), ledger.networks.len()));
+    Ok(())
+}
+
+/// `sim reset`: every contract cancelled, every VM and access point removed.
+pub async fn reset(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
+    let report = crate::sim::reset(&sim(settings), &Runner::real()).await?;
+    if json {
+        printer.json_line(&report);
+    } else {
+        printer.status(
+            "Reset",
+            format!(
+                "the simulated grid: {} contracts cancelled, {} VMs and {} networks removed",
+                report.contracts_cancelled, report.vms_removed, report.networks_removed
+            ),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! GridProxy over the simulated grid: `GET /nodes`, `GET /nodes/{id}` and `GET /farms` in
+//! GridProxy's JSON shape (the one `grid::proxy` reads), answered from the ledger as it is at
+//! each request, so free capacity goes down as VMs are placed. Served on 127.0.0.1 only.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::ledger::{Ledger, Node, SimDir};
+
+fn node_json(l: &Ledger, n: &Node) -> Value {
+    let farm = l.farms.iter().find(|f| f.farm_id == n.farm_id);
+    let free_ips = farm.map(|f| f.public_ips.values().filter(|h| **h == 0).count()).unwrap_or(0);
+    json!({
+        "nodeId": n.node_id,
+        "farmId": n.farm_id,
+        "farmName": farm.map(|f| f.name.clone()),
+        "twinId": n.twin_id,
+        "country": n.country,
+        "city": n.city,
+        "uptime": 30 * 86_400,
+        "status": "up",
+        "healthy": true,
+        "dedicated": false,
+        "rentedByTwinId": 0,
+        "certificationType": n.certification,
+        "total_resources": {"cru": n.total_cru, "mru": n.total_mru, "sru": n.total_sru, "hru": n.total_hru},
+        "used_resources": {"cru": n.used_cru, "mru": n.used_mru, "sru": n.used_sru, "hru": n.used_hru},
+        "publicConfig": {"domain": n.domain.clone().unwrap_or_default(), "ipv4": if n.domain.is_some() { format!("198.51.100.{}/24", n.node_id) } else { String::new() }, "ipv6": ""},
+        "farm_free_ips": free_ips,
+        "features": if n.light { json!(["zmachine-light", "network-light"]) } else { json!(["zmachine", "network", "zdb", "volume", "ipv4", "gateway-name-proxy", "gateway-fqdn-proxy", "mycelium", "wireguard"]) },
+    })
+}
+
+async fn nodes(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let farms: Vec<u32> = q.get("farm_ids").map(|f| f.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+    let page = num("page").max(1) as usize;
+    let size = q.get("size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).max(1);
+    let matching: Vec<Value> = l
+        .nodes
+        .iter()
+        .filter(|n| {
+            let free_ips = l.farms.iter().find(|f| f.farm_id == n.farm_id).map(|f| f.public_ips.values().filter(|h| **h == 0).count() as u64).unwrap_or(0);
+            n.total_mru.saturating_sub(n.used_mru) >= num("free_mru")
+                && n.total_sru.saturating_sub(n.used_sru) >= num("free_sru")
+                && n.total_hru.saturating_sub(n.used_hru) >= num("free_hru")
+                && free_ips >= num("free_ips")
+                && (farms.is_empty() || farms.contains(&n.farm_id))
+        })
+        .map(|n| node_json(&l, n))
+        .collect();
+    let chunk: Vec<Value> = matching.into_iter().skip((page - 1) * size).take(size).collect();
+    Json(chunk).into_response()
+}
+
+async fn node(State(sim): State<SimDir>, UrlPath(id): UrlPath<u32>) -> Response {
+    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+    match l.node(id) {
+        Some(n) => Json(node_json(&l, n)).into_response(),
+        None => (axum::http::StatusCode::NOT_FOUND, Json(json!({"error": format!("node {id} not found")}))).into_response(),
+    }
+}
+
+async fn farms(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let size = q.get("size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).max(1);
+    let all: Vec<Value> = l
+        .farms
+        .iter()
+        .map(|f| {
+            json!({
+                "farmId": f.farm_id,
+                "name": f.name,
+                "twinId": f.twin_id,
+                "dedicated": false,
+                "publicIps": f.public_ips.iter().map(|(ip, c)| json!({"ip": ip, "contractId": c})).collect::<Vec<_>>(),
+            })
+        })
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    Json(all).into_response()
+}
+
+/// A running simulated GridProxy; stops when dropped.
+pub struct Running {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts GridProxy over the simulator on 127.0.0.1 (a free port) in this process.
+///
+/// Errors: no loopback port.
+pub async fn start(sim: SimDir) -> Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on 127.0.0.1 for the simulated GridProxy")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().route("/nodes", get(nodes)).route("/nodes/{id}", get(node)).route("/farms", get(farms)).with_state(sim);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(Running { url, stop: Some(tx) })
+}

@@ -1,0 +1,342 @@
+//! The simulated grid's book of record: nodes and farms, twins, contracts, networks and VMs, and
+//! the global registry of gateway names. One JSON file (`<data dir>/sim/ledger.json`), replaced
+//! atomically and changed only under an exclusive lock, so that several providers (Terraform
+//! runs several resources at once, and several deployments may run) see one grid.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+/// GiB in bytes.
+pub const GIB: u64 = 1 << 30;
+
+/// A simulated node: what GridProxy reports of it, and what is used on it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Node {
+    pub node_id: u32,
+    pub farm_id: u32,
+    pub twin_id: u32,
+    /// zos-light nodes (features network-light, zmachine-light) have no WireGuard access.
+    pub light: bool,
+    /// The farm's gateway domain, for a gateway node.
+    pub domain: Option<String>,
+    pub country: String,
+    pub city: String,
+    /// Total capacity: cores, bytes of memory, SSD and HDD.
+    pub total_cru: u64,
+    pub total_mru: u64,
+    pub total_sru: u64,
+    pub total_hru: u64,
+    /// Used capacity, in the same units; grows as workloads are placed.
+    pub used_cru: u64,
+    pub used_mru: u64,
+    pub used_sru: u64,
+    pub used_hru: u64,
+    pub certification: String,
+}
+
+/// A simulated farm with its pool of public IPv4 addresses (TEST-NET-2, 198.51.100.0/24).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Farm {
+    pub farm_id: u32,
+    pub name: String,
+    pub twin_id: u32,
+    /// Public IPv4 addresses with their prefix, and the contract holding each (0 = free).
+    pub public_ips: BTreeMap<String, u64>,
+}
+
+/// A contract: a node contract (a deployment or one node's part of a network) or a name contract.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Contract {
+    pub contract_id: u64,
+    pub twin_id: u32,
+    /// `node` or `name`.
+    pub kind: String,
+    /// 0 for a name contract.
+    pub node_id: u32,
+    /// `Created` or `Deleted`.
+    pub state: String,
+    /// The grid's contract metadata: `{"version":3,"type":"vm","name":…,"projectName":…}`.
+    pub metadata: String,
+    /// A name contract's name.
+    #[serde(default)]
+    pub name: String,
+    pub created_at: u64,
+    #[serde(default)]
+    pub cancelled_at: u64,
+    /// Capacity this contract holds on its node (cores, bytes).
+    #[serde(default)]
+    pub cru: u64,
+    #[serde(default)]
+    pub mru: u64,
+    #[serde(default)]
+    pub sru: u64,
+    /// Public IPv4 addresses it holds.
+    #[serde(default)]
+    pub public_ips: Vec<String>,
+    /// VM folders (under the simulator's `vms/`) this contract runs.
+    #[serde(default)]
+    pub vms: Vec<String>,
+    /// The network's id (a network part, or the network a deployment's VMs are on).
+    #[serde(default)]
+    pub network: String,
+    /// Host numbers of the deployment's VMs in their node's /24 of `network`.
+    #[serde(default)]
+    pub private_hosts: Vec<u8>,
+}
+
+/// A grid network as the simulator keeps it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Network {
+    pub id: String,
+    pub twin_id: u32,
+    pub name: String,
+    pub ip_range: String,
+    /// node → third octet of its /24.
+    pub nodes: BTreeMap<u32, u8>,
+    /// Third octet of the user's access range, when WireGuard access was asked for.
+    pub external: Option<u8>,
+    pub external_sk: String,
+    /// The access node's WireGuard key and port (stable here; the real grid rotates them on
+    /// every update of the network).
+    pub access_node: u32,
+    pub access_key: String,
+    pub access_port: u16,
+    /// The access node's address block on this machine: 198.18.SLOT.0/24.
+    pub slot: u8,
+    /// node → contract id.
+    pub contracts: BTreeMap<u32, u64>,
+    /// node → host numbers used by VMs.
+    pub used_ips: BTreeMap<u32, Vec<u8>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Ledger {
+    pub nodes: Vec<Node>,
+    pub farms: Vec<Farm>,
+    /// sha256(mnemonic) hex → twin id.
+    pub twins: BTreeMap<String, u32>,
+    pub contracts: BTreeMap<u64, Contract>,
+    pub networks: BTreeMap<String, Network>,
+    /// Gateway name → name contract id (global, like TFChain's).
+    pub names: BTreeMap<String, u64>,
+    pub next_contract: u64,
+    pub next_twin: u32,
+}
+
+/// The simulator's folder and its files.
+#[derive(Clone, Debug)]
+pub struct SimDir {
+    pub root: PathBuf,
+}
+
+impl SimDir {
+    pub fn new(root: PathBuf) -> SimDir {
+        SimDir { root }
+    }
+    pub fn ledger(&self) -> PathBuf {
+        self.root.join("ledger.json")
+    }
+    /// Where VM disks (overlay upper layers) live: outside every folder a VM overlays (`/etc`,
+    /// `/root`, `/tmp`, `/usr`, `/var`, …), one subfolder per simulator.
+    pub fn vms(&self) -> PathBuf {
+        let tag = &hash_hex(&self.root.to_string_lossy())[..8];
+        PathBuf::from("/mnt/tfgrid-compose-sim").join(tag)
+    }
+    pub fn script(&self) -> PathBuf {
+        self.root.join("sim.sh")
+    }
+
+    /// Runs `change` on the ledger under the exclusive lock and saves it when `change` succeeds.
+    pub fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> Result<T>) -> Result<T> {
+        crate::state::create_private_dir(&self.root)?;
+        let lock = File::options().create(true).truncate(false).write(true).open(self.root.join("lock")).context("opening the simulator's lock")?;
+        lock.lock().context("locking the simulator's ledger")?;
+        let mut ledger = self.read()?;
+        let out = change(&mut ledger)?;
+        let json = serde_json::to_vec_pretty(&ledger)?;
+        crate::state::write_atomic(&self.ledger(), &json, 0o600)?;
+        drop(lock);
+        Ok(out)
+    }
+
+    /// The ledger as it is now (a new grid when there is none yet).
+    pub fn read(&self) -> Result<Ledger> {
+        match std::fs::read(self.ledger()) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: the simulator's ledger is damaged; `tfgrid-compose sim reset` starts over", self.ledger().display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::new_grid()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.ledger().display())),
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Ledger {
+    /// A new simulated grid: two farms, eight nodes (two of them zos-light, one a gateway with a
+    /// domain), public IPv4 addresses on farm 1.
+    pub fn new_grid() -> Ledger {
+        let node = |node_id: u32, farm_id: u32, light: bool, cru: u64, mem_gib: u64, ssd_gib: u64, domain: Option<&str>| Node {
+            node_id,
+            farm_id,
+            twin_id: 100 + node_id,
+            light,
+            domain: domain.map(String::from),
+            country: if farm_id == 1 { "Belgium".into() } else { "Egypt".into() },
+            city: if farm_id == 1 { "Ghent".into() } else { "Cairo".into() },
+            total_cru: cru,
+            total_mru: mem_gib * GIB,
+            total_sru: ssd_gib * GIB,
+            total_hru: 2000 * GIB,
+            used_cru: 0,
+            used_mru: 2 * GIB,
+            used_sru: 20 * GIB,
+            used_hru: 0,
+            certification: if farm_id == 1 { "Certified".into() } else { "Diy".into() },
+        };
+        let nodes = vec![
+            node(11, 1, false, 16, 64, 1000, None),
+            node(12, 1, false, 16, 64, 1000, None),
+            node(13, 1, false, 8, 32, 500, Some("gent01.sim.grid.tf")),
+            node(14, 1, true, 16, 64, 1000, None),
+            node(21, 2, false, 32, 128, 2000, None),
+            node(22, 2, false, 8, 32, 500, None),
+            node(23, 2, true, 32, 128, 2000, None),
+            node(24, 2, false, 4, 8, 100, None),
+        ];
+        let public_ips = (10..40).map(|h| (format!("198.51.100.{h}/24"), 0)).collect();
+        let farms = vec![
+            Farm { farm_id: 1, name: "simfarm-ghent".into(), twin_id: 201, public_ips },
+            Farm { farm_id: 2, name: "simfarm-cairo".into(), twin_id: 202, public_ips: BTreeMap::new() },
+        ];
+        Ledger { nodes, farms, next_contract: 1000, next_twin: 7000, ..Ledger::default() }
+    }
+
+    /// The twin of a mnemonic (made on first use, as signing up on the chain would).
+    pub fn twin_of(&mut self, mnemonic: &str) -> u32 {
+        let key = hash_hex(mnemonic);
+        if let Some(t) = self.twins.get(&key) {
+            return *t;
+        }
+        self.next_twin += 1;
+        self.twins.insert(key, self.next_twin);
+        self.next_twin
+    }
+
+    /// The twin of a mnemonic if it has one (no side effect).
+    pub fn known_twin(&self, mnemonic: &str) -> Option<u32> {
+        self.twins.get(&hash_hex(mnemonic)).copied()
+    }
+
+    pub fn node(&self, id: u32) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.node_id == id)
+    }
+
+    pub fn node_mut(&mut self, id: u32) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.node_id == id)
+    }
+
+    /// A new contract in state `Created`.
+    pub fn open_contract(&mut self, twin_id: u32, kind: &str, node_id: u32, metadata: String) -> u64 {
+        self.next_contract += 1;
+        let id = self.next_contract;
+        let contract = Contract {
+            contract_id: id,
+            twin_id,
+            kind: kind.into(),
+            node_id,
+            state: "Created".into(),
+            metadata,
+            name: String::new(),
+            created_at: now(),
+            cancelled_at: 0,
+            cru: 0,
+            mru: 0,
+            sru: 0,
+            public_ips: Vec::new(),
+            vms: Vec::new(),
+            network: String::new(),
+            private_hosts: Vec::new(),
+        };
+        self.contracts.insert(id, contract);
+        id
+    }
+
+    /// Cancels a contract: frees its capacity, public IPs and name. Returns the VM folders it ran
+    /// (for the caller to stop). Cancelling a cancelled or unknown contract does nothing.
+    pub fn cancel(&mut self, id: u64) -> Vec<String> {
+        let Some(c) = self.contracts.get_mut(&id) else { return Vec::new() };
+        if c.state != "Created" {
+            return Vec::new();
+        }
+        c.state = "Deleted".into();
+        c.cancelled_at = now();
+        let c = c.clone();
+        if let Some(node) = self.node_mut(c.node_id) {
+            node.used_cru = node.used_cru.saturating_sub(c.cru);
+            node.used_mru = node.used_mru.saturating_sub(c.mru);
+            node.used_sru = node.used_sru.saturating_sub(c.sru);
+        }
+        for farm in &mut self.farms {
+            for (ip, holder) in farm.public_ips.iter_mut() {
+                if c.public_ips.contains(ip) {
+                    *holder = 0;
+                }
+            }
+        }
+        self.names.retain(|_, holder| *holder != id);
+        if let Some(used) = self.networks.get_mut(&c.network).and_then(|n| n.used_ips.get_mut(&c.node_id)) {
+            used.retain(|h| !c.private_hosts.contains(h));
+        }
+        c.vms
+    }
+
+    /// Contracts of a twin that are still `Created`.
+    pub fn active(&self, twin_id: u32) -> impl Iterator<Item = &Contract> {
+        self.contracts.values().filter(move |c| c.twin_id == twin_id && c.state == "Created")
+    }
+}
+
+/// sha256 of a secret, hex (the ledger never holds the secret itself).
+pub fn hash_hex(secret: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The simulator's folder under a data dir.
+pub fn sim_dir(data_dir: &Path) -> SimDir {
+    SimDir::new(data_dir.join("sim"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_frees_capacity_ips_and_names_once() {
+        let mut l = Ledger::new_grid();
+        let twin = l.twin_of("a b c");
+        assert_eq!(l.twin_of("a b c"), twin, "one twin per mnemonic");
+        let id = l.open_contract(twin, "node", 11, "{}".into());
+        let c = l.contracts.get_mut(&id).unwrap();
+        c.mru = 4 * GIB;
+        c.public_ips = vec!["198.51.100.10/24".into()];
+        c.vms = vec!["c1001-0".into()];
+        l.node_mut(11).unwrap().used_mru += 4 * GIB;
+        *l.farms[0].public_ips.get_mut("198.51.100.10/24").unwrap() = id;
+        l.names.insert("site".into(), id);
+        assert_eq!(l.cancel(id), vec!["c1001-0".to_string()]);
+        assert_eq!(l.node(11).unwrap().used_mru, 2 * GIB);
+        assert_eq!(l.farms[0].public_ips["198.51.100.10/24"], 0);
+        assert!(l.names.is_empty());
+        assert_eq!(l.active(twin).count(), 0);
+        assert!(l.cancel(id).is_empty(), "a second cancel does nothing");
+    }
+}

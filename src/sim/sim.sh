@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The grid simulator's data plane, run as root by the simulated provider (`tfgrid-compose sim
+# provider`). Everything lives in network namespaces on this machine; nothing is routed off it.
+#
+#   sim.sh net-up   SLOT OCTET EXT_N WG_CONF          a network's access node: netns gsim-SLOT,
+#                                                     veth gsh-SLOT (198.18.SLOT.1 here, .2 there),
+#                                                     WireGuard gsw-SLOT set from WG_CONF (its key,
+#                                                     port and the user's peer, 100.64.OCTET.EXT_N)
+#   sim.sh node-up  SLOT OCTET N                      bridge brN = 10.OCTET.N.1/24 in gsim-SLOT
+#   sim.sh net-down SLOT OCTET                        remove the access node and every bridge
+#   sim.sh vm-up    DIR SLOT BRIDGE IP GW HOST [PUBIP] start a VM (root key in $VM_SSH_KEY)
+#   sim.sh vm-down  DIR                               stop a VM and remove its disk; idempotent
+#
+# A VM is a network namespace (its eth0 on the node's bridge) plus mount/pid/uts/ipc namespaces
+# whose PID 1 overlays /etc /opt /srv /var /home /root /tmp /usr (writes land in DIR/upper),
+# mounts a private /run, /dev/shm and devpts, makes the rest of / read-only and becomes sshd.
+set -euo pipefail
+
+OVERLAYS=(etc opt srv var home root tmp usr)
+die() { echo "sim.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
+
+net_up() {
+  local slot=$1 octet=$2 ext=$3 conf=$4
+  local ns=gsim-$slot veth=gsh-$slot wgif=gsw-$slot
+  if [ ! -e "/run/netns/$ns" ]; then
+    ip netns add "$ns"
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+    ip addr add "198.18.$slot.1/24" dev "$veth"
+    ip link set "$veth" up
+    ip -n "$ns" addr add "198.18.$slot.2/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+  fi
+  # nothing for this network leaves the machine when the user's tunnel is down
+  ip route replace unreachable "10.$octet.0.0/16" metric 4242
+  if ! ip -n "$ns" link show "$wgif" >/dev/null 2>&1; then
+    ip netns exec "$ns" env LOG_LEVEL=error wireguard-go "$wgif"
+  fi
+  ip netns exec "$ns" wg setconf "$wgif" "$conf"
+  ip -n "$ns" addr replace "100.64.$octet.1/16" dev "$wgif"
+  ip -n "$ns" link set "$wgif" up
+  ip -n "$ns" route replace "10.$octet.$ext.0/24" dev "$wgif"
+}
+
+node_up() {
+  local slot=$1 octet=$2 n=$3 ns=gsim-$1
+  if ! ip -n "$ns" link show "br$n" >/dev/null 2>&1; then
+    ip -n "$ns" link add "br$n" type bridge
+    ip -n "$ns" addr add "10.$octet.$n.1/24" dev "br$n"
+    ip -n "$ns" link set "br$n" up
+  fi
+}
+
+net_down() {
+  local slot=$1 octet=$2 ns=gsim-$1 i
+  if [ -e "/run/netns/$ns" ]; then
+    rm -f "/var/run/wireguard/gsw-$slot.sock"   # wireguard-go exits when its socket goes
+    for i in $(seq 100); do [ -z "$(ip netns pids "$ns")" ] && break; sleep 0.02; done
+    ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$ns"
+  fi
+  ip link del "gsh-$slot" 2>/dev/null || true
+  if [ "${KEEP_ROUTE:-0}" != 1 ]; then
+    ip route del unreachable "10.$octet.0.0/16" metric 4242 2>/dev/null || true
+  fi
+}
+
+vm_pid() {
+  [ -s "$D/vm.pid" ] || return 0
+  local p; p=$(cat "$D/vm.pid")
+  if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = unshare ] && ip netns identify "$p" 2>/dev/null | grep -qx "$NS"; then
+    echo "$p"
+  fi
+}
+
+vm_names() {
+  D=${1:?DIR}
+  [[ $D = /* && $D =~ ^[A-Za-z0-9/_.+-]+$ ]] || die "bad VM folder '$D'"
+  local tag; tag=$(basename "$D")            # c<contract>-<index>
+  NS=gsv-$tag
+  VETH=gsv${tag//[^0-9]/}                    # at most 15 characters
+  VETH=${VETH:0:15}
+}
+
+vm_up() {
+  vm_names "$1"; local slot=$2 bridge=$3 ip=$4 gw=$5 host=$6 pubip=${7:-}
+  local pubkey=${VM_SSH_KEY:?VM_SSH_KEY}
+  [[ $pubkey =~ ^(ssh-|ecdsa-|sk-) ]] || die "SSH_KEY is not an ssh public key"
+  ( vm_down "$D" ) >/dev/null 2>&1 || true
+  trap 'rc=$?; if [ $rc != 0 ]; then tail -20 "$D/console.log" >&2 2>/dev/null; ( vm_down "$D" ) >/dev/null 2>&1; fi' EXIT
+  umask 022
+  mkdir -p "$D"; chmod 700 "$D"
+  local d U=$D/upper
+  for d in "${OVERLAYS[@]}"; do
+    mkdir -p "$U/$d" "$D/work/$d"
+    chmod --reference="/$d" "$U/$d"; chown --reference="/$d" "$U/$d"
+  done
+  echo "$host" > "$U/etc/hostname"
+  { cat /etc/hosts; echo "127.0.1.1 $host"; } > "$U/etc/hosts"
+  mkdir -p "$U/etc/ssh/sshd_config.d"
+  ssh-keygen -q -t ed25519 -N '' -C "root@$host" -f "$U/etc/ssh/ssh_host_ed25519_key"
+  cat > "$U/etc/ssh/sshd_config.d/00-tfgrid-sim.conf" <<CFG
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PidFile /run/sshd.pid
+MaxStartups 100:30:200
+CFG
+  # a fresh VM's root home: bound, not overlaid, so nothing of this machine's /root shows
+  chmod 700 "$U/root"
+  mkdir -p -m 700 "$U/root/.ssh"
+  printf '%s\n' "$pubkey" > "$U/root/.ssh/authorized_keys"; chmod 600 "$U/root/.ssh/authorized_keys"
+  cat > "$D/init.sh" <<INIT
+#!/bin/sh
+set -eu
+for d in ${OVERLAYS[*]}; do
+  if [ "\$d" = root ]; then mount --bind "$U/root" /root; continue; fi
+  mount -t overlay "gsv-\$d" -o "lowerdir=/\$d,upperdir=$U/\$d,workdir=$D/work/\$d" "/\$d"
+done
+mount -t tmpfs -o mode=755,nosuid,nodev gsv-run /run
+mkdir -p /run/sshd /run/lock && chmod 1777 /run/lock
+mount -t tmpfs -o mode=1777,nosuid,nodev gsv-shm /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 gsv-pts /dev/pts
+hostname "$host"
+mount -o remount,bind,ro /
+exec /usr/sbin/sshd -D -e
+INIT
+  chmod 700 "$D/init.sh"
+  ip netns add "$NS"
+  ip link add "$VETH" netns "gsim-$slot" type veth peer name eth0 netns "$NS"
+  ip -n "gsim-$slot" link set "$VETH" master "$bridge"
+  ip -n "gsim-$slot" link set "$VETH" up
+  ip -n "$NS" addr add "$ip/24" dev eth0
+  ip -n "$NS" link set eth0 up
+  ip -n "$NS" link set lo up
+  ip -n "$NS" route add default via "$gw"
+  if [ -n "$pubip" ]; then
+    # a public IPv4: on the VM, routed to it by its access node and from this machine
+    ip -n "$NS" addr add "$pubip/32" dev eth0
+    ip -n "gsim-$slot" route replace "$pubip/32" dev "$bridge"
+    ip route replace "$pubip/32" via "198.18.$slot.2"
+    echo "$pubip $slot" > "$D/public-ip"
+  fi
+  setsid ip netns exec "$NS" unshare --mount --propagation private --uts --ipc \
+      --pid --fork --kill-child --mount-proc /bin/sh "$D/init.sh" \
+      </dev/null >"$D/console.log" 2>&1 &
+  echo $! > "$D/vm.pid"
+  local i banner=""
+  for i in $(seq 500); do
+    [ -d "/proc/$(cat "$D/vm.pid")" ] || die "VM $host exited during start"
+    banner=$(ip netns exec "$NS" timeout 1 bash -c "exec 3<>/dev/tcp/$ip/22 && head -c 7 <&3" 2>/dev/null || true)
+    [ "$banner" = SSH-2.0 ] && break
+    sleep 0.02
+  done
+  [ "$banner" = SSH-2.0 ] || die "sshd of VM $host did not answer"
+  trap - EXIT
+}
+
+vm_down() {
+  vm_names "$1"
+  local p i
+  p=$(vm_pid)
+  [ -n "$p" ] && kill -KILL "$p" 2>/dev/null
+  if [ -e "/run/netns/$NS" ]; then
+    for i in $(seq 250); do
+      [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] && break
+      [ "$i" = 100 ] && ip netns pids "$NS" | xargs -r kill -KILL 2>/dev/null
+      sleep 0.02
+    done
+    [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] || die "processes remain in netns $NS"
+    ip netns del "$NS"
+  fi
+  if [ -s "$D/public-ip" ]; then
+    read -r pubip slot < "$D/public-ip"
+    ip route del "$pubip/32" 2>/dev/null || true
+    ip -n "gsim-$slot" route del "$pubip/32" 2>/dev/null || true
+  fi
+  if grep -qsF "$D/upper/" /proc/[0-9]*/mountinfo; then die "overlays of $D are still mounted"; fi
+  rm -rf "$D"
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  net-up)   [ $# = 4 ] || die "usage: net-up SLOT OCTET EXT_N WG_CONF"; net_up "$@";;
+  node-up)  [ $# = 3 ] || die "usage: node-up SLOT OCTET N"; node_up "$@";;
+  net-down) [ $# = 2 ] || die "usage: net-down SLOT OCTET"; net_down "$@";;
+  vm-up)    [ $# -ge 6 ] || die "usage: vm-up DIR SLOT BRIDGE IP GW HOST [PUBIP]"; vm_up "$@";;
+  vm-down)  [ $# = 1 ] || die "usage: vm-down DIR"; vm_down "$@";;
+  *) sed -n '2,14p' "$0" >&2; exit 2;;
+esac

@@ -12,9 +12,9 @@ use assert_cmd::Command;
 use crate::common::copy_dir;
 
 /// One real deployment at a time: the machine has 2 cores.
-static SERIAL: Mutex<()> = Mutex::new(());
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
-fn require_tools() {
+pub(crate) fn require_tools() {
     let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap();
     assert_eq!(uid, 0, "the local pattern's tests must run as root (CI runs them as root)");
     for tool in ["terraform", "ansible-playbook", "wg-quick", "wireguard-go", "ssh", "scp", "ip", "unshare"] {
@@ -65,7 +65,7 @@ impl Drop for Deployment {
     }
 }
 
-fn http_get(url: &str) -> String {
+pub(crate) fn http_get(url: &str) -> String {
     let (code, body) = tfgrid_compose::phase::verify::http_get(url, Duration::from_secs(5)).unwrap();
     assert_eq!(code, 200, "{url}");
     body

@@ -12,3 +12,4 @@ mod grid;
 mod local;
 mod nodes;
 mod schema;
+mod sim;

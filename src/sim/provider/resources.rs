@@ -323,8 +323,11 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     net.access_node = *nodes.last().unwrap_or(&0);
     net.name = name;
     if net.slot == 0 {
+        // slots are this machine's: another simulator (another data dir) may hold some
         let taken: BTreeSet<u8> = l.networks.values().map(|n| n.slot).collect();
-        net.slot = (1..=250u8).find(|s| !taken.contains(s)).context("the simulator has 250 networks already; `tfgrid-compose sim reset`")?;
+        net.slot = (1..=250u8)
+            .find(|s| !taken.contains(s) && !std::path::Path::new(&format!("/run/netns/gsim-{s}")).exists())
+            .context("250 simulated networks exist on this machine already; `tfgrid-compose sim reset`")?;
     }
     if net.access_port == 0 {
         net.access_port = 1024 + (u16::from(net.slot) * 127) % 31_000;

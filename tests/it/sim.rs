@@ -1,0 +1,312 @@
+//! The grid simulator with the real tools (terraform, wg-quick with wireguard-go, sshd in
+//! namespaces, ansible-playbook): the provider's schema against the reference copied from the
+//! provider's source (`tests/fixtures/grid-provider/`), `terraform validate` of every shipped
+//! grid pattern, the provider's errors for bad input, the contract ledger and orphans, and `up`
+//! → `exec` → hooks → verify → `down` of grid patterns, unchanged, on `--network sim`. Root is
+//! required; a missing tool fails the test.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::common::copy_dir;
+use crate::local::{SERIAL, http_get, require_tools};
+
+/// A valid BIP-39 phrase (the all-`abandon` test vector).
+const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+fn root_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A simulator of its own (data dir in a temp folder), reset when dropped.
+struct Sim {
+    root: tempfile::TempDir,
+    apps: std::cell::RefCell<Vec<(PathBuf, String)>>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        require_tools();
+        Sim { root: tempfile::tempdir().unwrap(), apps: Default::default() }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
+        cmd.env("NO_COLOR", "1")
+            .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
+            .env_remove("TFGRID_COMPOSE_ENV")
+            .env_remove("TFGRID_COMPOSE_GRIDPROXY_URL")
+            .env("TFGRID_COMPOSE_NETWORK", "sim")
+            .env("TF_VAR_mnemonic", MNEMONIC)
+            .env("TFGRID_COMPOSE_DATA_DIR", self.data())
+            .env("TFGRID_COMPOSE_CONFIG_DIR", self.root.path().join("config"))
+            .current_dir(self.root.path());
+        cmd
+    }
+
+    /// A copy of an example, named `name`, whose deployments are taken down on drop.
+    fn app(&self, example: &str, name: &str) -> PathBuf {
+        let app = self.root.path().join(name);
+        copy_dir(&root_dir().join("examples").join(example), &app);
+        let manifest = app.join("tfgrid-compose.yaml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let renamed: Vec<String> = text.lines().map(|l| if l.starts_with("name:") { format!("name: {name}") } else { l.to_string() }).collect();
+        std::fs::write(&manifest, renamed.join("\n") + "\n").unwrap();
+        app
+    }
+
+    fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
+        self.apps.borrow_mut().push((app.to_path_buf(), env.to_string()));
+        let out = self.cmd().args(["up", "--env", env, "--pattern", pattern]).arg(app).output().unwrap();
+        assert!(out.status.success(), "up {} --env {env}: {}", app.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cmd().args(args).arg("--json").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn contracts(&self) -> Value {
+        self.json(&["contracts"])
+    }
+
+    /// Runs terraform in `dir` with the simulator installed as threefoldtech/grid.
+    fn terraform(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        let config = String::from_utf8(self.cmd().args(["sim", "terraform-config"]).output().unwrap().stdout).unwrap();
+        let tf = which::which("tofu").or_else(|_| which::which("terraform")).unwrap();
+        std::process::Command::new(tf)
+            .args(args)
+            .current_dir(dir)
+            .env("TF_CLI_CONFIG_FILE", config.trim())
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("MNEMONIC", MNEMONIC)
+            .env("TFGRID_COMPOSE_DATA_DIR", self.data())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        for (app, env) in self.apps.borrow().iter() {
+            if app.join(".tfgrid-compose").join(env).join("state.yaml").exists() {
+                let _ = self.cmd().args(["down", "--yes", "--env", env]).arg(app).output();
+            }
+        }
+        let _ = self.cmd().args(["sim", "reset"]).output();
+    }
+}
+
+/// Names, types, flags and nesting of a schema block, as `providers schema -json` prints them.
+fn shape(block: &Value) -> Value {
+    let attrs: serde_json::Map<String, Value> = block["attributes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, a)| {
+            let flag = |f: &str| a[f].as_bool().unwrap_or(false);
+            (k.clone(), serde_json::json!([a["type"], flag("required"), flag("optional"), flag("computed"), flag("sensitive")]))
+        })
+        .collect();
+    let blocks: serde_json::Map<String, Value> = block["block_types"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, b)| {
+            (k.clone(), serde_json::json!([b["nesting_mode"], b["min_items"].as_u64().unwrap_or(0), b["max_items"].as_u64().unwrap_or(0), shape(&b["block"])]))
+        })
+        .collect();
+    serde_json::json!({"attributes": attrs, "blocks": blocks})
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+const PROVIDER_BLOCK: &str = r#"
+terraform {
+  required_providers {
+    grid = {
+      source  = "threefoldtech/grid"
+      version = ">= 1.11.0, < 2.0.0"
+    }
+  }
+}
+provider "grid" {
+  network = "dev"
+}
+"#;
+
+/// The provider's schema as Terraform reads it equals the reference for every resource and the
+/// data source; `mnemonic` is required until MNEMONIC is set (as SDKv2 reports it). A network
+/// applied with plain terraform is a contract no deployment knows: an orphan until destroyed.
+#[test]
+fn the_simulated_provider_has_the_reference_schema_and_its_contracts_are_counted() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let dir = sim.root.path().join("plain");
+    write(&dir, "main.tf", PROVIDER_BLOCK);
+    let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(String::from_utf8_lossy(&init.stdout).contains("threefoldtech/grid v1.12.0"), "{}", String::from_utf8_lossy(&init.stdout));
+    let out = sim.terraform(&dir, &["providers", "schema", "-json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(crate::common::fixtures().join("grid-provider/schema.json")).unwrap()).unwrap();
+    let key = "registry.terraform.io/threefoldtech/grid";
+    let (got, reference) = (&got["provider_schemas"][key], &reference["provider_schemas"][key]);
+    for kind in ["resource_schemas", "data_source_schemas"] {
+        let names: BTreeSet<&String> = reference[kind].as_object().unwrap().keys().collect();
+        assert_eq!(names, got[kind].as_object().unwrap().keys().collect(), "{kind}");
+        for name in names {
+            assert_eq!(shape(&got[kind][name]["block"]), shape(&reference[kind][name]["block"]), "{name}");
+        }
+    }
+    // MNEMONIC was set for this terraform: the provider's mnemonic is then optional
+    let provider = shape(&got["provider"]["block"]);
+    assert_eq!(provider["attributes"]["mnemonic"], serde_json::json!(["string", false, true, false, true]));
+    let mut reference_provider = shape(&reference["provider"]["block"]);
+    reference_provider["attributes"]["mnemonic"] = provider["attributes"]["mnemonic"].clone();
+    assert_eq!(provider, reference_provider);
+
+    // plain terraform creates a network: one contract, which no deployment here knows
+    write(
+        &dir,
+        "net.tf",
+        "resource \"grid_network\" \"net\" {\n  name          = \"plain_net\"\n  nodes         = [11]\n  ip_range      = \"10.97.0.0/16\"\n  add_wg_access = true\n}\n",
+    );
+    let apply = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let contracts = sim.contracts();
+    assert_eq!(contracts["orphans"], 1, "{contracts}");
+    assert_eq!(contracts["contracts"][0]["workload"], "network");
+    let destroy = sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+    assert!(!Path::new("/run/netns").join("gsim-1").exists() || sim.json(&["sim", "status"])["networks"] == serde_json::json!([]));
+}
+
+/// Every shipped grid pattern validates against the simulator's schema; bad input gets the
+/// provider's messages at plan and leaves nothing in the ledger; what is not simulated says so.
+#[test]
+fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    for pattern in ["single-vm", "gateway", "k3s", "ai-stack"] {
+        let dir = sim.root.path().join(pattern);
+        copy_dir(&root_dir().join("patterns").join(pattern).join("infrastructure"), &dir);
+        let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
+        assert!(init.status.success(), "{pattern}: {}", String::from_utf8_lossy(&init.stderr));
+        let out = sim.terraform(&dir, &["validate", "-json", "-no-color"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["valid"], true, "{pattern}: {report}");
+    }
+
+    let dir = sim.root.path().join("bad");
+    let bad = |body: &str| {
+        write(&dir, "main.tf", &format!("{PROVIDER_BLOCK}\n{body}"));
+        let _ = std::fs::remove_file(dir.join(".terraform.lock.hcl"));
+        let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        let out = sim.terraform(&dir, &["plan", "-no-color", "-input=false"]);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let err = bad("resource \"grid_network\" \"n\" {\n  name     = \"my-net\"\n  nodes    = [11]\n  ip_range = \"10.1.2.0/24\"\n}\n");
+    assert!(err.contains("invalid value for name (must match ^[a-zA-Z0-9_]+$), got: my-net"), "{err}");
+    assert!(err.contains("expected ip_range to contain a network Value with between 16 and 16 significant bits, got: 10.1.2.0/24"), "{err}");
+    let err = bad(
+        "resource \"grid_deployment\" \"d\" {\n  node = 11\n  vms {\n    name   = \"vm\"\n    flist  = \"https://hub.grid.tf/x.flist\"\n    cpu    = 64\n    memory = 100\n  }\n}\n",
+    );
+    assert!(err.contains("expected cpu to be in the range (1 - 32), got 64"), "{err}");
+    assert!(err.contains("expected memory to be in the range (256 - 262144), got 100"), "{err}");
+    let err = bad("resource \"grid_scheduler\" \"s\" {\n  requests {\n    name = \"vm\"\n  }\n}\n");
+    assert!(err.contains("Missing required argument") && err.contains("wireguard"), "scheduler requests need wireguard/yggdrasil on this schema: {err}");
+    let err = bad(
+        "resource \"grid_kubernetes\" \"k\" {\n  token = \"abc123\"\n  master {\n    name = \"m\"\n    node = 11\n    cpu = 1\n    memory = 1024\n    disk_size = 5\n  }\n}\n",
+    );
+    assert!(err.contains("grid_kubernetes is not simulated"), "{err}");
+    let err = bad(
+        "provider \"grid\" {\n  alias   = \"x\"\n  network = \"sim\"\n}\nresource \"grid_network\" \"n\" {\n  provider = grid.x\n  name     = \"n\"\n  nodes    = [11]\n  ip_range = \"10.1.0.0/16\"\n}\n",
+    );
+    assert!(err.contains(r#"expected network to be one of ["dev", "qa", "test", "main"], got sim"#), "{err}");
+    // an apply-time error: a name longer than the node allows; nothing is left in the ledger
+    write(
+        &dir,
+        "main.tf",
+        &format!(
+            "{PROVIDER_BLOCK}\nresource \"grid_network\" \"n\" {{\n  name     = \"n\"\n  nodes    = [11]\n  ip_range = \"10.96.0.0/16\"\n}}\nresource \"grid_deployment\" \"d\" {{\n  name = \"d\"\n  node = 11\n  network_name = grid_network.n.name\n  vms {{\n    name   = \"{}\"\n    flist  = \"https://hub.grid.tf/x.flist\"\n    cpu    = 1\n    memory = 512\n  }}\n}}\n",
+            "v".repeat(37)
+        ),
+    );
+    let out = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is longer than 36 characters"), "{}", String::from_utf8_lossy(&out.stderr));
+    let contracts = sim.contracts();
+    assert_eq!(contracts["contracts"].as_array().unwrap().len(), 1, "only the network's contract: {contracts}");
+    let destroy = sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+}
+
+/// Three environments of an app whose name is 30 characters long, on the single-vm pattern,
+/// unchanged, side by side: three grid names that keep each deployment's id, three tunnels up at
+/// once, each page served; `exec` and the hooks ran; `down` leaves 0 contracts, no namespace,
+/// VM folder or process.
+#[test]
+fn three_environments_of_a_long_named_app_run_side_by_side_on_the_simulator() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let name = "customer-support-knowledge-bas";
+    assert_eq!(name.len(), 30);
+    let app = sim.app("static-site", name);
+    let envs = ["pr-101", "pr-102", "pr-103"];
+    let urls: Vec<String> = envs.iter().map(|env| sim.up(&app, env, "single-vm")).collect();
+    // every tunnel is up at once: every page answers now
+    for url in &urls {
+        assert!(url.starts_with("http://10."), "{url}");
+        assert!(http_get(url).contains("Hello from tfgrid-compose"), "{url}");
+    }
+    let out = sim.cmd().args(["exec", "--env", "pr-102", "--app"]).arg(&app).args(["--", "cat", "/srv/www/index.html"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Hello"), "{}", String::from_utf8_lossy(&out.stderr));
+    let contracts = sim.contracts();
+    let rows = contracts["contracts"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "a network and a VM contract per environment: {contracts}");
+    assert_eq!(contracts["orphans"], 0);
+    let names: BTreeSet<&str> = rows.iter().filter(|r| r["workload"] == "vm").map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for env in envs {
+        let state = tfgrid_compose::state::StateDir::for_app(&app, env, false).load().unwrap().unwrap();
+        assert!(names.iter().any(|n| n.ends_with(&state.id) && n.len() <= 36), "{names:?} keep {}", state.id);
+    }
+    let vm_root = tfgrid_compose::sim::ledger::sim_dir(&sim.data()).vms();
+    assert!(vm_root.read_dir().unwrap().count() == 3, "three VM folders");
+    for env in envs {
+        sim.cmd().args(["down", "--yes", "--env", env]).arg(&app).assert().success();
+    }
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+    let status = sim.json(&["sim", "status"]);
+    assert_eq!(status["active_contracts"], 0);
+    assert_eq!(status["networks"], serde_json::json!([]));
+    assert!(!vm_root.exists() || vm_root.read_dir().unwrap().count() == 0, "VM folders left in {}", vm_root.display());
+    let needle = vm_root.to_string_lossy().into_owned();
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect();
+    assert!(procs.is_empty(), "{procs:?}");
+}

@@ -39,7 +39,7 @@ pub struct Node {
     pub certification: String,
 }
 
-/// A simulated farm with its pool of public IPv4 addresses (TEST-NET-2, 198.51.100.0/24).
+/// A simulated farm with its pool of public IPv4 addresses (TEST-NET-2, 198.51.100.100-129).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Farm {
     pub farm_id: u32,
@@ -211,7 +211,8 @@ impl Ledger {
             node(23, 2, true, 32, 128, 2000, None),
             node(24, 2, false, 4, 8, 100, None),
         ];
-        let public_ips = (10..40).map(|h| (format!("198.51.100.{h}/24"), 0)).collect();
+        // nodes with a domain have 198.51.100.<node id>; the farm's pool starts at .100
+        let public_ips = (100..130).map(|h| (format!("198.51.100.{h}/24"), 0)).collect();
         let farms = vec![
             Farm { farm_id: 1, name: "simfarm-ghent".into(), twin_id: 201, public_ips },
             Farm { farm_id: 2, name: "simfarm-cairo".into(), twin_id: 202, public_ips: BTreeMap::new() },

@@ -163,6 +163,20 @@ pub async fn reset(sim: &SimDir, runner: &Runner) -> Result<ResetReport> {
             report.vms_removed += 1;
         }
     }
+    for node in ledger.nodes.iter().filter(|n| n.domain.is_some()) {
+        let dir = sim.root.join(format!("gw-{}", node.node_id));
+        if dir.exists() {
+            let conf = dir.join("nginx.conf").to_string_lossy().into_owned();
+            runner
+                .run(
+                    &Cmd::new(&script)
+                        .args(["gw-down".to_string(), node.node_id.to_string(), provider::resources::gateway_ip(node.node_id), conf])
+                        .io(Io::Log(log.join("reset.log"))),
+                )
+                .await?;
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
     for net in ledger.networks.values() {
         let b = net.ip_range.split('.').nth(1).unwrap_or("0").to_string();
         runner.run(&Cmd::new(&script).args(["net-down".to_string(), net.slot.to_string(), b]).io(Io::Log(log.join("reset.log")))).await?;

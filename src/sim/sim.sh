@@ -10,6 +10,11 @@
 #   sim.sh net-down SLOT OCTET                        remove the access node and every bridge
 #   sim.sh vm-up    DIR SLOT BRIDGE IP GW HOST [PUBIP] start a VM (root key in $VM_SSH_KEY)
 #   sim.sh vm-down  DIR                               stop a VM and remove its disk; idempotent
+#   sim.sh gw-up    NODE G PUBIP CONF                 a gateway node: netns gsgw-NODE, veth gsg-NODE
+#                                                     (198.18.G.1 here, .2 and PUBIP there), nginx
+#                                                     run with CONF; reloaded when it runs already
+#   sim.sh gw-link  NODE SLOT OCTET                   route the gateway node into network SLOT
+#   sim.sh gw-down  NODE PUBIP CONF                   stop its nginx, remove the gateway node
 #
 # A VM is a network namespace (its eth0 on the node's bridge) plus mount/pid/uts/ipc namespaces
 # whose PID 1 overlays /etc /opt /srv /var /home /root /tmp /usr (writes land in DIR/upper),
@@ -183,6 +188,56 @@ vm_down() {
   rm -rf "$D"
 }
 
+gw_up() {
+  local node=$1 g=$2 pubip=$3 conf=$4 ns=gsgw-$1 veth=gsg-$1
+  if [ ! -e "/run/netns/$ns" ]; then
+    ip netns add "$ns"
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+    ip addr add "198.18.$g.1/24" dev "$veth"
+    ip link set "$veth" up
+    ip -n "$ns" addr add "198.18.$g.2/24" dev eth0
+    ip -n "$ns" addr add "$pubip/32" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    ip route replace "$pubip/32" via "198.18.$g.2"
+  fi
+  local pid; pid=$(cat "$(dirname "$conf")/nginx.pid" 2>/dev/null || true)
+  ip netns exec "$ns" nginx -t -q -c "$conf"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    ip netns exec "$ns" nginx -c "$conf" -s reload
+  else
+    ip netns exec "$ns" nginx -c "$conf"
+  fi
+}
+
+gw_link() {
+  local node=$1 slot=$2 octet=$3 ns=gsgw-$1
+  local a=gsl$1s$2
+  if ! ip -n "$ns" link show "$a" >/dev/null 2>&1; then
+    ip link add "$a" netns "$ns" type veth peer name "gsr$1" netns "gsim-$slot"
+    ip -n "$ns" addr add "169.254.$slot.1/24" dev "$a"
+    ip -n "$ns" link set "$a" up
+    ip -n "gsim-$slot" addr add "169.254.$slot.2/24" dev "gsr$1"
+    ip -n "gsim-$slot" link set "gsr$1" up
+  fi
+  ip -n "$ns" route replace "10.$octet.0.0/16" via "169.254.$slot.2"
+}
+
+gw_down() {
+  local node=$1 pubip=$2 conf=$3 ns=gsgw-$1 i
+  local pid; pid=$(cat "$(dirname "$conf")/nginx.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -QUIT "$pid"
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+  fi
+  if [ -e "/run/netns/$ns" ]; then
+    ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$ns"
+  fi
+  ip link del "gsg-$node" 2>/dev/null || true
+  ip route del "$pubip/32" 2>/dev/null || true
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
   net-up)   [ $# = 4 ] || die "usage: net-up SLOT OCTET EXT_N WG_CONF"; net_up "$@";;
@@ -190,5 +245,8 @@ case "$cmd" in
   net-down) [ $# = 2 ] || die "usage: net-down SLOT OCTET"; net_down "$@";;
   vm-up)    [ $# -ge 6 ] || die "usage: vm-up DIR SLOT BRIDGE IP GW HOST [PUBIP]"; vm_up "$@";;
   vm-down)  [ $# = 1 ] || die "usage: vm-down DIR"; vm_down "$@";;
-  *) sed -n '2,14p' "$0" >&2; exit 2;;
+  gw-up)    [ $# = 4 ] || die "usage: gw-up NODE G PUBIP CONF"; gw_up "$@";;
+  gw-link)  [ $# = 3 ] || die "usage: gw-link NODE SLOT OCTET"; gw_link "$@";;
+  gw-down)  [ $# = 3 ] || die "usage: gw-down NODE PUBIP CONF"; gw_down "$@";;
+  *) sed -n '2,19p' "$0" >&2; exit 2;;
 esac

@@ -310,3 +310,102 @@ fn three_environments_of_a_long_named_app_run_side_by_side_on_the_simulator() {
         .collect();
     assert!(procs.is_empty(), "{procs:?}");
 }
+
+/// A name proxy on the simulated gateway node: its nginx serves the backend's page at
+/// `<name>.<domain>` through a route into the network; names are global (a second one of the same
+/// name fails like TFChain's `NameExists`); destroy frees the name and stops the gateway node.
+#[test]
+fn a_name_proxy_serves_its_backend_from_the_gateway_node_and_names_are_global() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let dir = sim.root.path().join("gw");
+    let body = r#"
+resource "grid_network" "net" {
+  name          = "gwnet"
+  nodes         = [11, 13]
+  ip_range      = "10.94.0.0/16"
+  add_wg_access = true
+}
+resource "grid_deployment" "d" {
+  name         = "backend"
+  node         = 11
+  network_name = grid_network.net.name
+  vms {
+    name     = "web"
+    flist    = "https://hub.grid.tf/tf-official-vms/ubuntu-24.04-full.flist"
+    cpu      = 1
+    memory   = 512
+    env_vars = { SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJwJ0Zs2YpVwR3KcGq9dQ1f3n7m1kq5cB8v0M2y1aX9Z test" }
+  }
+}
+resource "grid_name_proxy" "p" {
+  name     = "mysite"
+  node     = 13
+  network  = grid_network.net.name
+  backends = ["http://${grid_deployment.d.vms[0].ip}:8000"]
+}
+output "fqdn" { value = grid_name_proxy.p.fqdn }
+output "contract" { value = grid_deployment.d.id }
+"#;
+    write(&dir, "main.tf", &format!("{PROVIDER_BLOCK}{body}"));
+    assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
+    let apply = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let outputs: Value = serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout).unwrap();
+    assert_eq!(outputs["fqdn"]["value"], "mysite.gent01.sim.grid.tf");
+    // a page served inside the VM's network namespace (a process of this test, stopped by PID)
+    let site = sim.root.path().join("site");
+    write(&site, "index.html", "hello-through-the-gateway\n");
+    let netns = format!("gsv-c{}-0", outputs["contract"]["value"].as_str().unwrap());
+    let mut server = std::process::Command::new("ip")
+        .args(["netns", "exec", &netns, "python3", "-m", "http.server", "8000", "--directory"])
+        .arg(&site)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |host: &str| {
+        std::process::Command::new("curl")
+            .args(["-s", "-m", "5", "-H", &format!("Host: {host}"), "-w", " %{http_code}", "http://198.51.100.13/"])
+            .output()
+            .unwrap()
+    };
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = String::from_utf8_lossy(&get("mysite.gent01.sim.grid.tf").stdout).into_owned();
+        if page.ends_with(" 200") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(page.contains("hello-through-the-gateway") && page.ends_with(" 200"), "{page}");
+    assert!(String::from_utf8_lossy(&get("other.gent01.sim.grid.tf").stdout).ends_with(" 404"));
+    let contracts = sim.contracts();
+    let kinds: Vec<&str> = contracts["contracts"].as_array().unwrap().iter().map(|c| c["workload"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"name") && kinds.contains(&"Gateway Name"), "{kinds:?}");
+
+    // the same name again, from another folder: taken
+    let dir2 = sim.root.path().join("gw2");
+    write(
+        &dir2,
+        "main.tf",
+        &format!(
+            "{PROVIDER_BLOCK}\nresource \"grid_name_proxy\" \"p\" {{\n  name     = \"mysite\"\n  node     = 13\n  backends = [\"http://10.94.3.2:8000\"]\n}}\n"
+        ),
+    );
+    assert!(sim.terraform(&dir2, &["init", "-no-color", "-input=false"]).status.success());
+    let taken = sim.terraform(&dir2, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("NameExists"), "{}", String::from_utf8_lossy(&taken.stderr));
+
+    let destroy = sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+    assert!(!Path::new("/run/netns/gsgw-13").exists(), "the gateway node is stopped");
+    // the name is free again
+    let again = sim.terraform(&dir2, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(sim.terraform(&dir2, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+}

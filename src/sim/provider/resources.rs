@@ -96,14 +96,14 @@ pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val, c
         ("grid_deployment", true, false) => deployment_create(ctx, planned).await,
         ("grid_deployment", false, false) => deployment_update(ctx, prior, planned).await,
         ("grid_deployment", false, true) => deployment_destroy(ctx, prior).await.map(|()| Val::Null),
-        ("grid_name_proxy" | "grid_fqdn_proxy", true, false) => proxy_create(ctx, type_name, planned),
+        ("grid_name_proxy" | "grid_fqdn_proxy", true, false) => proxy_create(ctx, type_name, planned).await,
         ("grid_name_proxy" | "grid_fqdn_proxy", false, false) => {
             // gateway workloads have no updater on the node
             let same = ["backends", "tls_passthrough", "network", "name", "node", "fqdn"].iter().all(|k| prior.get(k) == planned.get(k));
             ensure!(same, "workload '{}' does not support upgrade", if type_name == "grid_name_proxy" { "gateway-name-proxy" } else { "gateway-fqdn-proxy" });
             Ok(planned.clone())
         }
-        ("grid_name_proxy" | "grid_fqdn_proxy", false, true) => proxy_destroy(ctx, prior).map(|()| Val::Null),
+        ("grid_name_proxy" | "grid_fqdn_proxy", false, true) => proxy_destroy(ctx, prior).await.map(|()| Val::Null),
         (t, _, _) => bail!("{t} is not simulated"),
     }
 }
@@ -326,8 +326,8 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
         // slots are this machine's: another simulator (another data dir) may hold some
         let taken: BTreeSet<u8> = l.networks.values().map(|n| n.slot).collect();
         net.slot = (1..=250u8)
-            .find(|s| !taken.contains(s) && !std::path::Path::new(&format!("/run/netns/gsim-{s}")).exists())
-            .context("250 simulated networks exist on this machine already; `tfgrid-compose sim reset`")?;
+            .find(|s| *s < 200 && !taken.contains(s) && !std::path::Path::new(&format!("/run/netns/gsim-{s}")).exists())
+            .context("199 simulated networks exist on this machine already; `tfgrid-compose sim reset`")?;
     }
     if net.access_port == 0 {
         net.access_port = 1024 + (u16::from(net.slot) * 127) % 31_000;
@@ -770,7 +770,126 @@ fn check_backends(planned: &Val) -> Result<()> {
     Ok(())
 }
 
-fn proxy_create(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
+/// A gateway node's nginx folder: `nginx.conf`, `sites/<contract>.conf`, pid, logs.
+fn gateway_dir(sim: &SimDir, node: u32) -> std::path::PathBuf {
+    sim.root.join(format!("gw-{node}"))
+}
+
+/// The public IPv4 of a node with a domain (its farmer's public config).
+pub fn gateway_ip(node: u32) -> String {
+    format!("198.51.100.{node}")
+}
+
+/// The gateway node's address block on this machine: 198.18.G.0/24.
+fn gateway_block(node: u32) -> u32 {
+    200 + node % 50
+}
+
+/// Starts, reloads or stops the gateway node's nginx to match its sites.
+async fn gateway_sync(sim: &SimDir, node: u32) -> Result<()> {
+    let dir = gateway_dir(sim, node);
+    let conf = dir.join("nginx.conf").to_string_lossy().into_owned();
+    let sites = std::fs::read_dir(dir.join("sites")).map(|d| d.flatten().count()).unwrap_or(0);
+    if sites == 0 {
+        if dir.exists() {
+            sim_sh(sim, &[s("gw-down"), s(node), gateway_ip(node), conf], &[]).await?;
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        return Ok(());
+    }
+    let d = dir.to_string_lossy();
+    for sub in ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let text = format!(
+        "# The simulated gateway node {node}'s nginx (name and fqdn proxies).
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  server {{ listen 80 default_server; return 404; }}
+  include {d}/sites/*.conf;
+}}
+"
+    );
+    write_if_changed(&dir.join("nginx.conf"), text.as_bytes())?;
+    sim_sh(sim, &[s("gw-up"), s(node), s(gateway_block(node)), gateway_ip(node), conf], &[]).await
+}
+
+fn write_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).is_ok_and(|b| b == bytes) {
+        return Ok(());
+    }
+    crate::state::write_atomic(path, bytes, 0o644)
+}
+
+/// The data plane of a proxy: its nginx site on the gateway node, a route into its network.
+async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
+    let node = state.int_or_zero("node") as u32;
+    let id = state.str_or_empty("id");
+    let fqdn = state.str_or_empty("fqdn");
+    let backend = state.get("backends").list().first().and_then(Val::str).unwrap_or_default().to_string();
+    let network = state.str_or_empty("network");
+    let link = if network.is_empty() {
+        None
+    } else {
+        let l = ctx.sim.read()?;
+        let net = l
+            .networks
+            .values()
+            .find(|n| n.twin_id == ctx.twin_id && n.name == network)
+            .with_context(|| format!("network '{network}' not found for this twin"))?
+            .clone();
+        ensure!(net.nodes.contains_key(&node), "network '{network}' does not include the gateway node {node}: add it to the network's nodes");
+        Some(net)
+    };
+    let sites = gateway_dir(ctx.sim, node).join("sites");
+    std::fs::create_dir_all(&sites)?;
+    let site = if state.bool_or_false("tls_passthrough") {
+        // TLS passthrough is booked, not served: the simulator has no certificates
+        format!(
+            "# {fqdn}: TLS passthrough to {backend} is not simulated
+"
+        )
+    } else {
+        format!(
+            "server {{
+  listen 80;
+  server_name {fqdn};
+  location / {{
+    proxy_pass {backend};
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $remote_addr;
+  }}
+}}
+"
+        )
+    };
+    write_if_changed(&sites.join(format!("{id}.conf")), site.as_bytes())?;
+    gateway_sync(ctx.sim, node).await?;
+    if let Some(net) = link {
+        sim_sh(ctx.sim, &[s("gw-link"), s(node), s(net.slot), s(octet_b(&net.ip_range)?)], &[]).await?;
+    }
+    Ok(())
+}
+
+async fn proxy_create(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
+    let state = proxy_book(ctx, type_name, planned)?;
+    if let Err(e) = proxy_up(ctx, &state).await {
+        let _ = proxy_destroy(ctx, &state).await;
+        return Err(e);
+    }
+    Ok(state)
+}
+
+fn proxy_book(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
     check_backends(planned)?;
     let node_id = planned.int_or_zero("node") as u32;
     let name_proxy = type_name == "grid_name_proxy";
@@ -819,7 +938,7 @@ fn proxy_create(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
     })
 }
 
-fn proxy_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
+async fn proxy_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
     let id: u64 = prior.str_or_empty("id").parse().unwrap_or(0);
     let name_contract = prior.int_or_zero("name_contract_id") as u64;
     ctx.sim.with_ledger(|l| {
@@ -828,7 +947,10 @@ fn proxy_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
             l.cancel(name_contract);
         }
         Ok(())
-    })
+    })?;
+    let node = prior.int_or_zero("node") as u32;
+    let _ = std::fs::remove_file(gateway_dir(ctx.sim, node).join("sites").join(format!("{id}.conf")));
+    gateway_sync(ctx.sim, node).await
 }
 
 /// `data "grid_gateway_domain"`: `<name>.<the node's domain>`, without reserving the name.

@@ -113,8 +113,9 @@ impl Printer {
     }
 
     /// A line of data on stdout (not in `--json` mode, where events carry the data).
+    /// A reader that went away (`| head -1`) is not an error of this command: nothing panics.
     pub fn data(&self, line: impl AsRef<str>) {
-        println!("{}", line.as_ref());
+        let _ = writeln!(std::io::stdout().lock(), "{}", line.as_ref());
     }
 
     /// Bytes on stdout as they are (completion scripts, the man page).
@@ -127,7 +128,7 @@ impl Printer {
     /// A JSON document or event line on stdout.
     pub fn json_line<T: Serialize>(&self, value: &T) {
         if let Ok(text) = serde_json::to_string(value) {
-            println!("{text}");
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
     }
 

@@ -16,7 +16,7 @@
 #   sim.sh gw-link  NODE SLOT OCTET                   route the gateway node into network SLOT
 #   sim.sh gw-down  NODE PUBIP CONF                   stop its nginx, remove the gateway node
 #
-# A VM is a network namespace (its eth0 on the node's bridge) plus mount/pid/uts/ipc namespaces
+# A VM is a network namespace gsv-TAG-cCONTRACT-INDEX (its eth0 on the node's bridge) plus mount/pid/uts/ipc namespaces
 # whose PID 1 overlays /etc /opt /srv /var /home /root /tmp /usr (writes land in DIR/upper),
 # mounts a private /run, /dev/shm and devpts, makes the rest of / read-only and becomes sshd.
 set -euo pipefail
@@ -83,10 +83,10 @@ vm_pid() {
 vm_names() {
   D=${1:?DIR}
   [[ $D = /* && $D =~ ^[A-Za-z0-9/_.+-]+$ ]] || die "bad VM folder '$D'"
-  local tag; tag=$(basename "$D")            # c<contract>-<index>
-  NS=gsv-$tag
-  VETH=gsv${tag//[^0-9]/}                    # at most 15 characters
-  VETH=${VETH:0:15}
+  # D = <VM root>/<simulator tag>/c<contract>-<index>: names unique on this machine, whichever
+  # simulator (data dir) made the VM
+  NS=gsv-$(basename "$(dirname "$D")")-$(basename "$D")
+  VETH=gv$(printf '%s' "$D" | md5sum | cut -c1-12)   # at most 15 characters
 }
 
 vm_up() {

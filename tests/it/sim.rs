@@ -356,7 +356,9 @@ output "contract" { value = grid_deployment.d.id }
     // a page served inside the VM's network namespace (a process of this test, stopped by PID)
     let site = sim.root.path().join("site");
     write(&site, "index.html", "hello-through-the-gateway\n");
-    let netns = format!("gsv-c{}-0", outputs["contract"]["value"].as_str().unwrap());
+    let vms = tfgrid_compose::sim::ledger::sim_dir(&sim.data()).vms();
+    let tag = vms.file_name().unwrap().to_string_lossy().into_owned();
+    let netns = format!("gsv-{tag}-c{}-0", outputs["contract"]["value"].as_str().unwrap());
     let mut server = std::process::Command::new("ip")
         .args(["netns", "exec", &netns, "python3", "-m", "http.server", "8000", "--directory"])
         .arg(&site)
@@ -408,4 +410,60 @@ output "contract" { value = grid_deployment.d.id }
     let again = sim.terraform(&dir2, &["apply", "-auto-approve", "-no-color", "-input=false"]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert!(sim.terraform(&dir2, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+}
+
+/// examples/grid-gateway on the gateway pattern, unchanged, on the simulator: a gateway VM with a
+/// public IPv4 in front of two backends on the private network. Its page answers on the public
+/// address from this machine, through each backend in turn; `down` leaves 0 contracts and frees
+/// the address.
+#[test]
+fn the_gateway_example_serves_through_its_public_ipv4_and_down_leaves_no_contract() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let app = sim.app("grid-gateway", "grid-gateway");
+    let url = sim.up(&app, "default", "gateway");
+    assert!(http_get(&url).contains("Served by backend"), "{url}");
+    let inspect = sim.json(&["inspect", app.to_str().unwrap()]);
+    let public = inspect["deployment"]["state"]["outputs"]["connection_info"]["public_ipv4"].as_str().map(String::from).unwrap_or_else(|| panic!("{inspect}"));
+    assert!(public.starts_with("198.51.100."), "{public}");
+    let answers: BTreeSet<String> = (0..4)
+        .map(|_| http_get(&format!("http://{public}/")))
+        .map(|page| page.lines().find(|l| l.contains("Served by")).unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(answers.len(), 2, "both backends answer through the gateway: {answers:?}");
+    let contracts = sim.contracts();
+    assert_eq!(contracts["orphans"], 0, "{contracts}");
+    assert_eq!(contracts["contracts"].as_array().unwrap().iter().filter(|c| c["workload"] == "vm").count(), 2, "gateway and backends deployments: {contracts}");
+    sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap();
+    let hex = public.split('.').map(|o| o.parse::<u8>().unwrap()).rev().map(|o| format!("{o:02X}")).collect::<String>();
+    assert!(!routes.contains(&hex), "the public address is still routed");
+}
+
+/// The k3s pattern on the simulator goes as far as this machine allows: its VMs are created and
+/// reached, and the platform stops where K3s's installer must be downloaded (no internet here),
+/// with the task named; `down` then leaves 0 contracts.
+#[test]
+fn k3s_on_the_simulator_stops_only_at_the_installer_download() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let app = sim.app("static-site", "k3s-probe");
+    let manifest = app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}config:\n  worker_count: 1\n  worker_cpu: 1\n  worker_mem: 1024\n  worker_disk: 20\n")).unwrap();
+    sim.apps.borrow_mut().push((app.clone(), "default".into()));
+    let out = sim.cmd().args(["up", "--pattern", "k3s"]).arg(&app).output().unwrap();
+    assert!(!out.status.success());
+    let state = tfgrid_compose::state::StateDir::for_app(&app, "default", false).load().unwrap().unwrap();
+    let status = |phase: &str| state.journal.iter().find(|p| p.phase.name() == phase).map(|p| format!("{:?}", p.status).to_lowercase()).unwrap_or_default();
+    for phase in ["infrastructure", "network", "wait-ssh"] {
+        assert_eq!(status(phase), "done", "{phase}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(status("platform"), "failed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Download the K3s installer") && err.contains("get.k3s.io"), "{err}");
+    assert_eq!(state.outputs.as_ref().map(|o| o.secondary_ips.len()), Some(2), "management, control plane and a worker");
+    sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }

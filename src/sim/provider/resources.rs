@@ -557,7 +557,7 @@ fn book_deployment(
                     let ip = farm
                         .public_ips
                         .iter_mut()
-                        .find(|(_, holder)| **holder == 0)
+                        .find(|(ip, holder)| **holder == 0 && !routed_here(ip))
                         .with_context(|| format!("farm {} does not have enough public ips", node.farm_id))?;
                     *ip.1 = id;
                     Some(ip.0.clone())
@@ -775,6 +775,16 @@ fn gateway_dir(sim: &SimDir, node: u32) -> std::path::PathBuf {
     sim.root.join(format!("gw-{node}"))
 }
 
+/// True when this machine has a route to exactly this address (`a.b.c.d` or `a.b.c.d/len`).
+fn routed_here(ip: &str) -> bool {
+    let Ok(addr) = ip.split('/').next().unwrap_or_default().parse::<Ipv4Addr>() else { return false };
+    let want = u32::from_le_bytes(addr.octets());
+    std::fs::read_to_string("/proc/net/route").unwrap_or_default().lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 7 && u32::from_str_radix(f[1], 16) == Ok(want) && f[7] == "FFFFFFFF"
+    })
+}
+
 /// The public IPv4 of a node with a domain (its farmer's public config).
 pub fn gateway_ip(node: u32) -> String {
     format!("198.51.100.{node}")
@@ -796,6 +806,12 @@ async fn gateway_sync(sim: &SimDir, node: u32) -> Result<()> {
             std::fs::remove_dir_all(&dir).ok();
         }
         return Ok(());
+    }
+    if !dir.join("nginx.pid").exists() && routed_here(&gateway_ip(node)) {
+        bail!(
+            "{} (the simulated gateway node {node}) is in use by another simulator on this machine; `tfgrid-compose sim reset` there first",
+            gateway_ip(node)
+        );
     }
     let d = dir.to_string_lossy();
     for sub in ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"] {

@@ -467,3 +467,40 @@ fn k3s_on_the_simulator_stops_only_at_the_installer_download() {
     sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }
+
+/// examples/ai-stack moved to the ai-stack grid pattern, on the simulator: `up` of its three VMs
+/// (gateway with a public IPv4, agent, git host), then one `create` whose LLM (a test server on
+/// this machine) the agent reaches at {host_ip} through the tunnel; the site is live at the
+/// gateway; `down` leaves 0 contracts.
+#[test]
+fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
+    use crate::ai::{INDEX, LLM_KEY, get_live, start_llm};
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let app = sim.app("ai-stack", "ai-stack");
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    start_llm(listener, seen.clone());
+    let manifest = app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let (start, end) = (text.find("  llm:\n").unwrap(), text.find("  max_concurrent_projects").unwrap());
+    let llm = format!("  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n");
+    let sizes =
+        "config:\n  gateway_memory: 1024\n  gateway_disk: 20\n  agent_cpu: 2\n  agent_memory: 2048\n  agent_disk: 20\n  git_memory: 1024\n  git_disk: 20\n";
+    let text = format!("{}{llm}{}", &text[..start], &text[end..]).replace("config:\n  vm_count: 3\n", sizes);
+    std::fs::write(&manifest, text).unwrap();
+    sim.apps.borrow_mut().push((app.clone(), "default".into()));
+    let out = sim.cmd().args(["up", "--pattern", "ai-stack"]).arg(&app).env("AI_STACK_TEST_KEY", LLM_KEY).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sim.cmd().current_dir(&app).args(["create", "portfolio website with dark mode"]).env_remove("TFGRID_COMPOSE_AGENT_URL").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let live = stdout.lines().find_map(|l| l.trim().strip_prefix("Live site:")).map(|u| u.trim().to_string()).unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(get_live(&live), (200, INDEX.to_string()));
+    assert!(seen.lock().unwrap().iter().all(|c| c["auth"] == format!("Bearer {LLM_KEY}")), "the agent reached the LLM with its key");
+    let contracts = sim.contracts();
+    assert_eq!(contracts["orphans"], 0, "{contracts}");
+    sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+}

@@ -42,6 +42,8 @@ start() {
 nginx_start() {
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
     systemctl disable --now nginx
+  elif [ -x /etc/init.d/nginx ] && /etc/init.d/nginx status >/dev/null 2>&1; then
+    /etc/init.d/nginx stop >/dev/null   # a VM without systemd (the grid simulator's)
   fi
   dir=$DATA/nginx-$1
   stop "$dir/nginx.pid"

@@ -128,6 +128,44 @@ impl Farm {
     }
 }
 
+/// One contract of `GET /contracts`: a node contract (`details.nodeId`, `details.deployment_data`,
+/// the contract metadata as a JSON string), a name contract (`details.name`) or a rent contract.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Contract {
+    pub contract_id: u64,
+    pub twin_id: u64,
+    /// `Created`, `GracePeriod`, `Deleted`, …
+    pub state: String,
+    #[serde(default)]
+    pub created_at: u64,
+    /// `node`, `name` or `rent`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+impl Contract {
+    /// The node of a node contract (0 otherwise).
+    pub fn node_id(&self) -> u64 {
+        self.details["nodeId"].as_u64().unwrap_or(0)
+    }
+
+    /// The metadata's `type` (`vm`, `network`, `Gateway Name`, …), or `name`/`rent`.
+    pub fn workload(&self) -> String {
+        self.metadata()["type"].as_str().map(String::from).unwrap_or_else(|| self.kind.clone())
+    }
+
+    /// The workload's name from the metadata, or a name contract's name.
+    pub fn name(&self) -> String {
+        self.metadata()["name"].as_str().or_else(|| self.details["name"].as_str()).unwrap_or_default().to_string()
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        self.details["deployment_data"].as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
+    }
+}
+
 /// What `GET /nodes` is asked for; the same rules are applied again on the answer.
 #[derive(Debug, Clone, Default)]
 pub struct NodeQuery {
@@ -197,6 +235,11 @@ impl GridProxy {
     /// Every farm, all pages.
     pub async fn farms(&self) -> Result<Vec<Farm>> {
         self.pages("/farms", Vec::new()).await
+    }
+
+    /// A twin's active (`created`) contracts, all pages.
+    pub async fn contracts(&self, twin_id: u64) -> Result<Vec<Contract>> {
+        self.pages("/contracts", vec![("twin_id", twin_id.to_string()), ("state", "created".into())]).await
     }
 
     async fn pages<T: serde::de::DeserializeOwned>(&self, path: &str, params: Vec<(&str, String)>) -> Result<Vec<T>> {

@@ -42,26 +42,32 @@ fn known_contracts(settings: &Settings) -> Result<BTreeSet<u64>> {
     Ok(known)
 }
 
-/// `contracts`: the signed-in twin's active contracts; orphans are those no deployment here knows.
+/// `contracts`: a twin's active contracts from GridProxy (the simulator's own on `--network
+/// sim`, where the signed-in twin is known); orphans are those no deployment here knows.
 pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>, json: bool) -> Result<()> {
-    if settings.network != crate::sim::NETWORK {
-        return Err(UserError::new(
-            format!("listing contracts on `{}` needs the twin's id from the chain, which this version does not read", settings.network),
-            "use `--network sim` for the simulator; on a real network see your contracts in the ThreeFold dashboard",
-        )
-        .into());
-    }
+    let on_sim = settings.network == crate::sim::NETWORK;
     let s = sim(settings);
     let twin_id = match twin {
         Some(t) => t,
-        None => {
+        None if on_sim => {
             let loaded = crate::grid::mnemonic::load(settings)?.ok_or_else(|| {
                 UserError::new("no mnemonic: the simulator finds the twin from it", "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, or pass --twin ID")
             })?;
             s.read()?.known_twin(&loaded.phrase).unwrap_or(0)
         }
+        None => {
+            return Err(UserError::new(
+                format!("listing contracts on `{}` needs your twin id", settings.network),
+                "pass --twin ID (the ThreeFold dashboard shows it); reading it from the chain is not supported yet",
+            )
+            .into());
+        }
     };
-    let rows = crate::sim::contract_rows(&s, twin_id, &known_contracts(settings)?)?;
+    let sim_proxy = if on_sim { Some(crate::sim::gridproxy::start(s.clone()).await?) } else { None };
+    let url = sim_proxy.as_ref().map(|p| p.url.clone()).or_else(|| settings.gridproxy_url.clone());
+    let proxy = crate::grid::proxy::GridProxy::new(&settings.network, url.as_deref())?;
+    let listed = proxy.contracts(u64::from(twin_id)).await?;
+    let rows = crate::sim::contract_rows(&listed, &known_contracts(settings)?);
     let orphans = rows.iter().filter(|r| r.orphan).count();
     if json {
         printer.json_line(&json!({"network": settings.network, "twin_id": twin_id, "contracts": rows, "orphans": orphans}));

@@ -1,4 +1,5 @@
-//! GridProxy over the simulated grid: `GET /nodes`, `GET /nodes/{id}` and `GET /farms` in
+//! GridProxy over the simulated grid: `GET /nodes`, `GET /nodes/{id}`, `GET /farms` and
+//! `GET /contracts` in
 //! GridProxy's JSON shape (the one `grid::proxy` reads), answered from the ledger as it is at
 //! each request, so free capacity goes down as VMs are placed. Served on 127.0.0.1 only.
 
@@ -89,6 +90,30 @@ async fn farms(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, Strin
     Json(all).into_response()
 }
 
+async fn contracts(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+    let twin = q.get("twin_id").and_then(|v| v.parse::<u32>().ok());
+    let only_created = q.get("state").is_some_and(|s| s.eq_ignore_ascii_case("created"));
+    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let size = q.get("size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).max(1);
+    let rows: Vec<Value> = l
+        .contracts
+        .values()
+        .filter(|c| twin.is_none_or(|t| c.twin_id == t) && (!only_created || c.state == "Created"))
+        .map(|c| {
+            let details = if c.kind == "name" {
+                json!({"name": c.name})
+            } else {
+                json!({"nodeId": c.node_id, "deployment_data": c.metadata, "deployment_hash": "", "number_of_public_ips": c.public_ips.len()})
+            };
+            json!({"contract_id": c.contract_id, "twin_id": c.twin_id, "state": c.state, "created_at": c.created_at, "type": c.kind, "details": details})
+        })
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    Json(rows).into_response()
+}
+
 /// A running simulated GridProxy; stops when dropped.
 pub struct Running {
     /// `http://127.0.0.1:PORT`
@@ -110,7 +135,12 @@ impl Drop for Running {
 pub async fn start(sim: SimDir) -> Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on 127.0.0.1 for the simulated GridProxy")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let app = axum::Router::new().route("/nodes", get(nodes)).route("/nodes/{id}", get(node)).route("/farms", get(farms)).with_state(sim);
+    let app = axum::Router::new()
+        .route("/nodes", get(nodes))
+        .route("/nodes/{id}", get(node))
+        .route("/farms", get(farms))
+        .route("/contracts", get(contracts))
+        .with_state(sim);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)

@@ -68,44 +68,41 @@ fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     crate::state::write_atomic(path, contents, mode)
 }
 
-/// One contract as `contracts` and `sim status` show it.
+/// One contract as `contracts` shows it.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct ContractRow {
     pub contract_id: u64,
-    pub twin_id: u32,
-    /// `node` or `name`.
+    pub twin_id: u64,
+    /// `node`, `name` or `rent`.
     pub kind: String,
-    pub node_id: u32,
+    /// 0 for a name contract.
+    pub node_id: u64,
     pub state: String,
     /// The workload's name from the contract metadata, or the name contract's name.
     pub name: String,
-    /// `vm`, `network`, `Gateway Name`, … (the metadata's type).
+    /// `vm`, `network`, `Gateway Name`, … (the metadata's type), or `name`/`rent`.
     pub workload: String,
     pub created_at: u64,
     /// True when no deployment on this machine knows this contract.
     pub orphan: bool,
 }
 
-/// The active contracts of a twin in the simulator, marked against `known` contract ids.
-pub fn contract_rows(sim: &SimDir, twin_id: u32, known: &BTreeSet<u64>) -> Result<Vec<ContractRow>> {
-    let ledger = sim.read()?;
-    Ok(ledger
-        .active(twin_id)
-        .map(|c| {
-            let meta: serde_json::Value = serde_json::from_str(&c.metadata).unwrap_or_default();
-            ContractRow {
-                contract_id: c.contract_id,
-                twin_id: c.twin_id,
-                kind: c.kind.clone(),
-                node_id: c.node_id,
-                state: c.state.clone(),
-                name: if c.kind == "name" { c.name.clone() } else { meta["name"].as_str().unwrap_or_default().to_string() },
-                workload: if c.kind == "name" { "name".into() } else { meta["type"].as_str().unwrap_or_default().to_string() },
-                created_at: c.created_at,
-                orphan: !known.contains(&c.contract_id),
-            }
+/// Contracts as GridProxy lists them, marked against `known` contract ids.
+pub fn contract_rows(contracts: &[crate::grid::proxy::Contract], known: &BTreeSet<u64>) -> Vec<ContractRow> {
+    contracts
+        .iter()
+        .map(|c| ContractRow {
+            contract_id: c.contract_id,
+            twin_id: c.twin_id,
+            kind: c.kind.clone(),
+            node_id: c.node_id(),
+            state: c.state.clone(),
+            name: c.name(),
+            workload: c.workload(),
+            created_at: c.created_at,
+            orphan: !known.contains(&c.contract_id),
         })
-        .collect())
+        .collect()
 }
 
 /// Contract ids a Terraform state file (`terraform.tfstate`) holds: deployments' and proxies'

@@ -165,7 +165,7 @@ impl TestContext {
 }
 
 /// GridProxy on 127.0.0.1 answering from `tests/fixtures/gridproxy/`: `GET /nodes`, `GET
-/// /nodes/{id}`, `GET /farms` (page 1 has the rows, later pages are empty). Every request line is
+/// /nodes/{id}`, `GET /farms`, `GET /contracts` (page 1 has the rows, later pages are empty). Every request line is
 /// recorded. `fail_first` answers that many requests with 503 first.
 pub struct GridProxyFixture {
     pub url: String,
@@ -182,6 +182,7 @@ impl GridProxyFixture {
         let dir = fixtures().join("gridproxy");
         let nodes: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("nodes.json")).unwrap()).unwrap();
         let farms = std::fs::read_to_string(dir.join("farms.json")).unwrap();
+        let contracts = std::fs::read_to_string(dir.join("contracts.json")).unwrap();
         std::thread::spawn(move || {
             let mut failures = fail_first;
             for stream in listener.incoming() {
@@ -208,6 +209,8 @@ impl GridProxyFixture {
                     ("200 OK", if later_page { "[]".into() } else { serde_json::to_string(&nodes).unwrap() })
                 } else if path == "/farms" {
                     ("200 OK", if later_page { "[]".into() } else { farms.clone() })
+                } else if path == "/contracts" {
+                    ("200 OK", if later_page { "[]".into() } else { contracts.clone() })
                 } else if let Some(id) = path.strip_prefix("/nodes/").and_then(|i| i.parse::<u64>().ok()) {
                     match nodes.iter().find(|n| n["nodeId"] == id) {
                         Some(node) => ("200 OK", node.to_string()),

@@ -257,3 +257,27 @@ fn signin_stores_a_valid_mnemonic_privately_and_it_never_leaks_through_up() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no mnemonic found") && err.contains("tfgrid-compose signin"), "{err}");
 }
+
+/// `contracts --twin` on a real network reads the twin's active contracts from GridProxy: node
+/// contracts with their metadata's type and name, name contracts, every one an orphan here (no
+/// deployment on this machine holds it); without `--twin` it says what is needed.
+#[test]
+fn contracts_of_a_twin_come_from_gridproxy_and_unknown_ones_are_orphans() {
+    let cx = TestContext::new();
+    let proxy = GridProxyFixture::start(0);
+    let (code, out, err) = run(&cx, &proxy, &["contracts", "--twin", "81", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["orphans"], 3);
+    let rows: Vec<(u64, &str, &str, u64)> = doc["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["contract_id"].as_u64().unwrap(), c["workload"].as_str().unwrap(), c["name"].as_str().unwrap(), c["node_id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, [(50977, "network", "blognet", 21), (50978, "vm", "blog", 21), (50979, "name", "gatewaytest", 0)]);
+    assert!(proxy.requests()[0].starts_with("/contracts?twin_id=81&state=created"), "{:?}", proxy.requests());
+    let (code, _, err) = run(&cx, &proxy, &["contracts"]);
+    assert_eq!(code, 2, "bad input: {err}");
+    assert!(err.contains("needs your twin id") && err.contains("--twin"), "{err}");
+}

@@ -96,7 +96,7 @@ async fn destroy(
         .into());
     }
     let program = if which::which(&state.tofu).is_ok() { state.tofu.clone() } else { crate::ops::resolve_tofu(settings)? };
-    let sim = crate::phase::infrastructure::sim_config(settings, state.grid_network.as_deref(), runner.is_dry_run())?;
+    let sim = crate::phase::infrastructure::sim_config(settings, state.grid_network.as_deref(), runner.is_dry_run(), &workdir)?;
     let tofu = tofu(dir, &program, mnemonic.as_deref(), settings.tofu_timeout, sim.as_deref());
     let _spinner = printer.spinner("destroy", Some(log));
     printer.status("Destroying", format!("infrastructure with `{program}` destroy"));

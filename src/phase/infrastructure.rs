@@ -35,14 +35,21 @@ pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<
     }
 }
 
-/// The simulator's Terraform CLI config when the deployment is on `--network sim`.
-pub fn sim_config(settings: &crate::settings::Settings, grid_network: Option<&str>, dry_run: bool) -> Result<Option<std::path::PathBuf>> {
+/// The simulator's Terraform CLI config when the deployment is on `--network sim`. Its
+/// provider package names the binary that serves it, so a lock file recorded by another binary
+/// (an upgrade, a debug build) would fail `init` with a checksum mismatch: it is removed here,
+/// in `workdir`, before each `init` (the simulator has no releases to pin).
+pub fn sim_config(settings: &crate::settings::Settings, grid_network: Option<&str>, dry_run: bool, workdir: &Path) -> Result<Option<std::path::PathBuf>> {
     if grid_network != Some(crate::sim::NETWORK) {
         return Ok(None);
     }
     let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
     if dry_run {
         return Ok(Some(sim.root.join("terraform").join("terraform.rc")));
+    }
+    match std::fs::remove_file(workdir.join(".terraform.lock.hcl")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing the simulator deployment's Terraform lock file"),
+        _ => {}
     }
     crate::sim::terraform_config(&sim).map(Some)
 }
@@ -61,7 +68,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         let path = ctx.state.ssh.identity.with_extension("pub");
         std::fs::read_to_string(&path).with_context(|| format!("failed to read ssh public key `{}`", path.display()))?.trim().to_string()
     };
-    let sim = sim_config(&ctx.settings, ctx.state.grid_network.as_deref(), ctx.runner.is_dry_run())?;
+    let sim = sim_config(&ctx.settings, ctx.state.grid_network.as_deref(), ctx.runner.is_dry_run(), &workdir)?;
     let tofu = tofu(&ctx.dir, &ctx.state.tofu, ctx.mnemonic.as_deref(), ctx.settings.tofu_timeout, sim.as_deref());
     let _spinner = ctx.printer.spinner("infrastructure", Some(&log));
     ctx.printer.status("Provisioning", format!("infrastructure with `{}` (init, plan, apply)", ctx.state.tofu));

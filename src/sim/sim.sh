@@ -72,10 +72,10 @@ net_down() {
   fi
 }
 
-vm_pid() {
+vm_pid() {   # the `unshare` holding the VM, if it still runs this VM's init
   [ -s "$D/vm.pid" ] || return 0
   local p; p=$(cat "$D/vm.pid")
-  if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = unshare ] && ip netns identify "$p" 2>/dev/null | grep -qx "$NS"; then
+  if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = unshare ] && tr '\0' ' ' < "/proc/$p/cmdline" | grep -qF "$D/init.sh"; then
     echo "$p"
   fi
 }

@@ -434,6 +434,11 @@ fn the_gateway_example_serves_through_its_public_ipv4_and_down_leaves_no_contrac
     let contracts = sim.contracts();
     assert_eq!(contracts["orphans"], 0, "{contracts}");
     assert_eq!(contracts["contracts"].as_array().unwrap().iter().filter(|c| c["workload"] == "vm").count(), 2, "gateway and backends deployments: {contracts}");
+    // a lock file recorded by another build of this binary (another provider package) does not
+    // stop `down`
+    let lock = app.join(".tfgrid-compose/default/terraform/.terraform.lock.hcl");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, text.replace("h1:", "h1:AAAA")).unwrap();
     sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
     let routes = std::fs::read_to_string("/proc/net/route").unwrap();
@@ -502,5 +507,52 @@ fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
     let contracts = sim.contracts();
     assert_eq!(contracts["orphans"], 0, "{contracts}");
     sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
+}
+
+/// Updates as the grid makes them: a VM added to a deployment keeps the first VM's address and
+/// contract; an in-place change of a VM is refused as zos refuses it; a new node cancels the old
+/// contract and makes a new one; the node's capacity follows.
+#[test]
+fn deployment_updates_follow_the_grid() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let dir = sim.root.path().join("upd");
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJwJ0Zs2YpVwR3KcGq9dQ1f3n7m1kq5cB8v0M2y1aX9Z test";
+    let config = |node: u32, vms: &[(&str, u32)]| {
+        let vms: String = vms
+            .iter()
+            .map(|(name, cpu)| format!("  vms {{\n    name     = \"{name}\"\n    flist    = \"https://hub.grid.tf/x.flist\"\n    cpu      = {cpu}\n    memory   = 1024\n    env_vars = {{ SSH_KEY = \"{key}\" }}\n  }}\n"))
+            .collect();
+        format!(
+            "{PROVIDER_BLOCK}\nresource \"grid_network\" \"n\" {{\n  name     = \"upd\"\n  nodes    = [11, 12]\n  ip_range = \"10.93.0.0/16\"\n}}\nresource \"grid_deployment\" \"d\" {{\n  name         = \"d\"\n  node         = {node}\n  network_name = grid_network.n.name\n{vms}}}\noutput \"id\" {{ value = grid_deployment.d.id }}\noutput \"ips\" {{ value = grid_deployment.d.vms[*].ip }}\n"
+        )
+    };
+    let apply = |text: String| {
+        write(&dir, "main.tf", &text);
+        let out = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+        let outputs: Value = serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout).unwrap_or_default();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" "), outputs)
+    };
+    write(&dir, "main.tf", &config(11, &[("a", 1)]));
+    assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
+    let used =
+        |node: u64| sim.json(&["sim", "status"])["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == node).unwrap()["used_cru"].as_u64().unwrap();
+    let (ok, err, first) = apply(config(11, &[("a", 1)]));
+    assert!(ok, "{err}");
+    assert_eq!(used(11), 1);
+    let (ok, err, second) = apply(config(11, &[("a", 1), ("b", 2)]));
+    assert!(ok, "{err}");
+    assert_eq!(second["id"]["value"], first["id"]["value"], "the same contract");
+    assert_eq!(second["ips"]["value"][0], first["ips"]["value"][0], "the first VM keeps its address");
+    assert_ne!(second["ips"]["value"][1], first["ips"]["value"][0]);
+    assert_eq!(used(11), 3);
+    let (ok, err, _) = apply(config(11, &[("a", 4), ("b", 2)]));
+    assert!(!ok && err.contains("workload 'zmachine' does not support upgrade"), "{err}");
+    let (ok, err, moved) = apply(config(12, &[("a", 1), ("b", 2)]));
+    assert!(ok, "{err}");
+    assert_ne!(moved["id"]["value"], first["id"]["value"], "a new contract on the new node");
+    assert_eq!((used(11), used(12)), (0, 3));
+    assert!(sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }

@@ -224,7 +224,6 @@ impl Provider for GridSim {
         let req = req.into_inner();
         let prior = decode(req.prior_state)?;
         let planned = decode(req.planned_state)?;
-        let config = decode(req.config)?;
         let answer = |state: &Val, diagnostics| {
             Ok(Response::new(pb::apply_resource_change::Response { new_state: dynamic(state), private: Vec::new(), diagnostics, legacy_type_system: true }))
         };
@@ -233,7 +232,7 @@ impl Provider for GridSim {
             Err(e) => return answer(&prior, vec![error_diag(&e)]),
         };
         let ctx = resources::Ctx { sim: &self.sim, twin_id: configured.twin_id, mnemonic: &configured.mnemonic };
-        match resources::apply(&ctx, &req.type_name, &prior, &planned, &config).await {
+        match resources::apply(&ctx, &req.type_name, &prior, &planned).await {
             Ok(mut state) => {
                 if let Some(block) = block_of(&req.type_name) {
                     state = block.conform(&state);

@@ -85,8 +85,7 @@ pub fn plan(type_name: &str, prior: &Val, planned: &mut Val) {
 }
 
 /// Create (prior null), update, or destroy (planned null) one resource; returns the new state.
-pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val, config: &Val) -> Result<Val> {
-    let _ = config;
+pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -> Result<Val> {
     match (type_name, prior.is_null(), planned.is_null()) {
         ("grid_scheduler", _, true) => Ok(Val::Null),
         ("grid_scheduler", _, false) => scheduler(ctx, prior, planned),
@@ -508,7 +507,8 @@ fn book_deployment(
     for d in planned.get("disks").list() {
         sru += d.int_or_zero("size").max(0) as u64 * GIB;
     }
-    let (held_m, held_s) = contract.and_then(|c| l.contracts.get(&c)).map(|c| (c.mru, c.sru)).unwrap_or_default();
+    // on an update, what the contract already holds is counted as free
+    let (held_c, held_m, held_s) = contract.and_then(|c| l.contracts.get(&c)).map(|c| (c.cru, c.mru, c.sru)).unwrap_or_default();
     let free_m = node.total_mru.saturating_sub(node.used_mru - held_m.min(node.used_mru));
     let free_s = node.total_sru.saturating_sub(node.used_sru - held_s.min(node.used_sru));
     if mru > free_m || sru > free_s {
@@ -583,10 +583,9 @@ fn book_deployment(
         c.private_hosts = plans.iter().map(|p| p.host).collect();
     }
     if let Some(n) = l.node_mut(node_id) {
-        n.used_cru = n.used_cru + cru;
-        n.used_mru = n.used_mru - held_m.min(n.used_mru) + mru;
-        n.used_sru = n.used_sru - held_s.min(n.used_sru) + sru;
-        n.used_cru = n.used_cru.saturating_sub(contract.and_then(|_| Some(0)).unwrap_or(0));
+        n.used_cru = n.used_cru.saturating_sub(held_c) + cru;
+        n.used_mru = n.used_mru.saturating_sub(held_m) + mru;
+        n.used_sru = n.used_sru.saturating_sub(held_s) + sru;
     }
     Ok((id, net, octet, plans))
 }

@@ -13,8 +13,9 @@ use crate::grid::select::{self, NodeFilter, Request};
 use crate::output::Printer;
 use crate::settings::{Settings, Source};
 
-fn proxy(settings: &Settings) -> Result<GridProxy> {
-    GridProxy::new(&settings.network, settings.gridproxy_url.as_deref())
+/// GridProxy of the configured network (on `sim`, the simulator's, while the guard lives).
+async fn proxy(settings: &Settings) -> Result<(GridProxy, Option<crate::sim::gridproxy::Running>)> {
+    crate::sim::gridproxy::client(&settings.network, &settings.data_dir, settings.gridproxy_url.as_deref()).await
 }
 
 fn gib(bytes: u64) -> u64 {
@@ -23,7 +24,7 @@ fn gib(bytes: u64) -> u64 {
 
 /// `nodes [ID]`: the candidates for a request under the filter, best first, or one node.
 pub async fn nodes(printer: &Printer, settings: &Settings, node: Option<u64>, request: &Request, flags: &NodeFilter, limit: usize, json: bool) -> Result<()> {
-    let proxy = proxy(settings)?;
+    let (proxy, _sim) = proxy(settings).await?;
     if let Some(id) = node {
         let node = proxy.node(id).await?;
         if json {
@@ -120,7 +121,7 @@ fn truncate(text: &str, width: usize) -> String {
 
 /// `farms`: every farm with its free public IPv4 count.
 pub async fn farms(printer: &Printer, settings: &Settings, name: Option<&str>, json: bool) -> Result<()> {
-    let proxy = proxy(settings)?;
+    let (proxy, _sim) = proxy(settings).await?;
     let mut farms = proxy.farms().await?;
     if let Some(name) = name {
         let needle = name.to_lowercase();

@@ -19,7 +19,9 @@ fn sim(settings: &Settings) -> SimDir {
 pub fn terraform_config(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     let path = crate::sim::terraform_config(&sim(settings))?;
     if json {
-        printer.json_line(&json!({"terraform_config": path, "provider": "registry.terraform.io/threefoldtech/grid", "version": crate::sim::PROVIDER_VERSION}));
+        printer.json_line(
+            &json!({"schema": 1, "terraform_config": path, "provider": "registry.terraform.io/threefoldtech/grid", "version": crate::sim::PROVIDER_VERSION}),
+        );
     } else {
         printer.data(path.to_string_lossy());
     }
@@ -63,14 +65,12 @@ pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>
             .into());
         }
     };
-    let sim_proxy = if on_sim { Some(crate::sim::gridproxy::start(s.clone()).await?) } else { None };
-    let url = sim_proxy.as_ref().map(|p| p.url.clone()).or_else(|| settings.gridproxy_url.clone());
-    let proxy = crate::grid::proxy::GridProxy::new(&settings.network, url.as_deref())?;
+    let (proxy, _sim) = crate::sim::gridproxy::client(&settings.network, &settings.data_dir, settings.gridproxy_url.as_deref()).await?;
     let listed = proxy.contracts(u64::from(twin_id)).await?;
     let rows = crate::sim::contract_rows(&listed, &known_contracts(settings)?);
     let orphans = rows.iter().filter(|r| r.orphan).count();
     if json {
-        printer.json_line(&json!({"network": settings.network, "twin_id": twin_id, "contracts": rows, "orphans": orphans}));
+        printer.json_line(&json!({"schema": 1, "network": settings.network, "twin_id": twin_id, "contracts": rows, "orphans": orphans}));
         return Ok(());
     }
     if rows.is_empty() {
@@ -93,6 +93,7 @@ pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> 
     let vms: usize = active.iter().map(|c| c.vms.len()).sum();
     if json {
         printer.json_line(&json!({
+            "schema": 1,
             "dir": s.root,
             "nodes": ledger.nodes,
             "farms": ledger.farms,
@@ -127,7 +128,7 @@ pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> 
 pub async fn reset(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     let report = crate::sim::reset(&sim(settings), &Runner::real()).await?;
     if json {
-        printer.json_line(&report);
+        printer.json_line(&json!({"schema": 1, "contracts_cancelled": report.contracts_cancelled, "vms_removed": report.vms_removed, "networks_removed": report.networks_removed}));
     } else {
         printer.status(
             "Reset",

@@ -151,3 +151,13 @@ pub async fn start(sim: SimDir) -> Result<Running> {
     });
     Ok(Running { url, stop: Some(tx) })
 }
+
+/// The GridProxy client for `network`: on `sim`, the simulator's own (started here, served for
+/// as long as the returned guard lives); else the network's, or `url_override`.
+///
+/// Errors: an unknown network; no loopback port for the simulator's.
+pub async fn client(network: &str, data_dir: &std::path::Path, url_override: Option<&str>) -> Result<(crate::grid::proxy::GridProxy, Option<Running>)> {
+    let running = if network == super::NETWORK { Some(start(super::ledger::sim_dir(data_dir)).await?) } else { None };
+    let url = running.as_ref().map(|r| r.url.clone()).or_else(|| url_override.map(String::from));
+    Ok((crate::grid::proxy::GridProxy::new(network, url.as_deref())?, running))
+}

@@ -267,7 +267,7 @@ fn contracts_of_a_twin_come_from_gridproxy_and_unknown_ones_are_orphans() {
     let proxy = GridProxyFixture::start(0);
     let (code, out, err) = run(&cx, &proxy, &["contracts", "--twin", "81", "--json"]);
     assert_eq!(code, 0, "{err}");
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let doc = crate::schema::assert_fits("contracts", &out);
     assert_eq!(doc["orphans"], 3);
     let rows: Vec<(u64, &str, &str, u64)> = doc["contracts"]
         .as_array()

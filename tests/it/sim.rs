@@ -556,3 +556,32 @@ fn deployment_updates_follow_the_grid() {
     assert!(sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }
+
+/// `nodes` and `farms` on `--network sim` ask the simulator's GridProxy: zos-light nodes (14, 23)
+/// are never candidates, and a node's free memory goes down by what a deployment takes.
+#[test]
+fn nodes_and_farms_on_the_simulator_skip_light_nodes_and_see_used_capacity() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sim = Sim::new();
+    let nodes = sim.json(&["nodes", "--limit", "20"]);
+    let ids: BTreeSet<u64> = nodes["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, BTreeSet::from([11, 12, 13, 21, 22, 24]), "{nodes}");
+    let farms = sim.json(&["farms"]);
+    assert_eq!(farms["farms"].as_array().unwrap().len(), 2, "{farms}");
+    let free = |doc: &Value| doc["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == 12).unwrap()["free_memory_gib"].as_u64();
+    let before = free(&nodes);
+    let dir = sim.root.path().join("cap");
+    write(
+        &dir,
+        "main.tf",
+        &format!(
+            "{PROVIDER_BLOCK}\nresource \"grid_network\" \"n\" {{\n  name     = \"cap\"\n  nodes    = [12]\n  ip_range = \"10.92.0.0/16\"\n}}\nresource \"grid_deployment\" \"d\" {{\n  name         = \"cap\"\n  node         = 12\n  network_name = grid_network.n.name\n  vms {{\n    name   = \"big\"\n    flist  = \"https://hub.grid.tf/x.flist\"\n    cpu    = 2\n    memory = 8192\n  }}\n}}\n"
+        ),
+    );
+    assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
+    let apply = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let after = free(&sim.json(&["nodes", "--limit", "20"]));
+    assert!(before.is_some() && after.is_some() && before.unwrap() - after.unwrap() == 8, "{before:?} → {after:?}");
+    assert!(sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+}

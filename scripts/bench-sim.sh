@@ -101,7 +101,7 @@ over `--network sim`, each from nothing. Milliseconds.
 - `up` on the simulator takes **{ratio:.2f}×** the local pattern's (goal: within 1.3×). What the
   simulator itself does (infrastructure, network, wait-ssh) takes {own('sim')} ms against the local
   pattern's {own('local')} ms; the rest of the difference is the single-vm platform playbook
-  (packages, a user, nine firewall rules), which the local pattern does not have.
+  (packages, a user, the firewall), which the local pattern does not have.
 - `down` of that deployment, from the command's start to 0 contracts of the twin: **{med('sim', 'down')} ms**.
 
 `terraform plan` of each grid pattern against the simulator, after `init` (median of 3):

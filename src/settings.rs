@@ -105,7 +105,7 @@ pub struct ConfigFile {
     pub env: Option<String>,
     /// Cap on environments per app, for apps whose manifest sets none.
     pub max_environments: Option<u32>,
-    /// The grid network: main, test, qa or dev.
+    /// The grid network: main, test, qa, dev, or sim (the grid simulator on this machine).
     pub network: Option<String>,
     /// Another GridProxy than the network's own (mirrors, tests).
     pub gridproxy_url: Option<String>,
@@ -210,7 +210,7 @@ pub struct Settings {
     pub env_name: String,
     /// `max_environments`: cap on environments per app when the manifest sets none.
     pub max_environments: Option<u32>,
-    /// The grid network: main, test, qa or dev.
+    /// The grid network: main, test, qa, dev, or sim (the grid simulator on this machine).
     pub network: String,
     /// Another GridProxy than the network's own.
     pub gridproxy_url: Option<String>,
@@ -328,7 +328,12 @@ impl Settings {
         let max_environments = r.pick("max_environments", None, "TFGRID_COMPOSE_MAX_ENVIRONMENTS", config.max_environments, |t| {
             t.parse::<u32>().map_err(|_| format!("`{t}` is not a number"))
         })?;
-        config_check(&config_file, "network", config.network.as_deref().map(crate::grid::proxy::check_network), "use main, test, qa or dev")?;
+        config_check(
+            &config_file,
+            "network",
+            config.network.as_deref().map(crate::grid::proxy::check_network),
+            "use main, test, qa, dev, or sim for the grid simulator",
+        )?;
         let network = r
             .pick("network", flags.network.clone().map(|n| (n, "--network")), "TFGRID_COMPOSE_NETWORK", config.network.clone(), |t| {
                 crate::grid::proxy::check_network(t).map(|()| t.to_string())

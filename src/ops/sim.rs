@@ -60,7 +60,7 @@ pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>
         None => {
             return Err(UserError::new(
                 format!("listing contracts on `{}` needs your twin id", settings.network),
-                "pass --twin ID (the ThreeFold dashboard shows it); reading it from the chain is not supported yet",
+                "pass --twin ID (the ThreeFold dashboard shows it), or `--network sim` for the simulator; reading the twin from the chain is not supported yet",
             )
             .into());
         }
@@ -74,7 +74,11 @@ pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>
         return Ok(());
     }
     if rows.is_empty() {
-        printer.status("Contracts", format!("none active for twin {twin_id} on {}", settings.network));
+        if twin_id == 0 {
+            printer.status("Contracts", "none: this mnemonic has no twin on the simulator yet (its first deployment makes one)");
+        } else {
+            printer.status("Contracts", format!("none active for twin {twin_id} on {}", settings.network));
+        }
         return Ok(());
     }
     printer.data(format!("{:<10} {:<6} {:<6} {:<14} {:<36} ORPHAN", "CONTRACT", "KIND", "NODE", "TYPE", "NAME"));

@@ -48,8 +48,15 @@ pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern
     }
     let pattern_name = app.pattern_name(pattern_flag)?;
     let pattern = find_pattern(settings, &app.dir, &pattern_name)?;
-    let (mut variables, warnings) = app.variables(&pattern)?;
+    let (mut variables, mut warnings) = app.variables(&pattern)?;
     grid_network(settings, &pattern, &mut variables)?;
+    let explicit = !matches!(settings.sources.get("network"), None | Some(crate::settings::Source::Default));
+    if explicit && !pattern.manifest.variables.contains_key("tfgrid_network") {
+        warnings.push(format!(
+            "pattern `{}` is not a grid pattern: the network `{}` is not used (deploy on a grid pattern with `--pattern single-vm`, for example)",
+            pattern.manifest.name, settings.network
+        ));
+    }
     for warning in &warnings {
         printer.warn(warning);
     }

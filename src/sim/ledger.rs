@@ -328,14 +328,14 @@ mod tests {
         let id = l.open_contract(twin, "node", 11, "{}".into());
         let c = l.contracts.get_mut(&id).unwrap();
         c.mru = 4 * GIB;
-        c.public_ips = vec!["198.51.100.10/24".into()];
+        c.public_ips = vec!["198.51.100.100/24".into()];
         c.vms = vec!["c1001-0".into()];
         l.node_mut(11).unwrap().used_mru += 4 * GIB;
-        *l.farms[0].public_ips.get_mut("198.51.100.10/24").unwrap() = id;
+        *l.farms[0].public_ips.get_mut("198.51.100.100/24").unwrap() = id;
         l.names.insert("site".into(), id);
         assert_eq!(l.cancel(id), vec!["c1001-0".to_string()]);
         assert_eq!(l.node(11).unwrap().used_mru, 2 * GIB);
-        assert_eq!(l.farms[0].public_ips["198.51.100.10/24"], 0);
+        assert_eq!(l.farms[0].public_ips["198.51.100.100/24"], 0);
         assert!(l.names.is_empty());
         assert_eq!(l.active(twin).count(), 0);
         assert!(l.cancel(id).is_empty(), "a second cancel does nothing");

@@ -25,6 +25,17 @@ OVERLAYS=(etc opt srv var home root tmp usr)
 die() { echo "sim.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
 
+# While any access point or gateway node exists, the simulator's address blocks are refused on
+# this machine instead of following the default route (more specific routes win over these).
+GUARDS=(198.18.0.0/15 198.51.100.0/24)
+guard_routes() {
+  local r; for r in "${GUARDS[@]}"; do ip route replace unreachable "$r" metric 4242; done
+}
+unguard_routes_when_idle() {
+  ls /run/netns 2>/dev/null | grep -qE '^(gsim|gsgw)-' && return 0
+  local r; for r in "${GUARDS[@]}"; do ip route del unreachable "$r" metric 4242 2>/dev/null || true; done
+}
+
 net_up() {
   local slot=$1 octet=$2 ext=$3 conf=$4
   local ns=gsim-$slot veth=gsh-$slot wgif=gsw-$slot
@@ -40,6 +51,7 @@ net_up() {
   fi
   # nothing for this network leaves the machine when the user's tunnel is down
   ip route replace unreachable "10.$octet.0.0/16" metric 4242
+  guard_routes
   if ! ip -n "$ns" link show "$wgif" >/dev/null 2>&1; then
     ip netns exec "$ns" env LOG_LEVEL=error wireguard-go "$wgif"
   fi
@@ -70,6 +82,7 @@ net_down() {
   if [ "${KEEP_ROUTE:-0}" != 1 ]; then
     ip route del unreachable "10.$octet.0.0/16" metric 4242 2>/dev/null || true
   fi
+  unguard_routes_when_idle
 }
 
 vm_pid() {   # the `unshare` holding the VM, if it still runs this VM's init
@@ -201,6 +214,7 @@ gw_up() {
     ip -n "$ns" link set lo up
     ip route replace "$pubip/32" via "198.18.$g.2"
   fi
+  guard_routes
   local pid; pid=$(cat "$(dirname "$conf")/nginx.pid" 2>/dev/null || true)
   ip netns exec "$ns" nginx -t -q -c "$conf"
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -236,6 +250,7 @@ gw_down() {
   fi
   ip link del "gsg-$node" 2>/dev/null || true
   ip route del "$pubip/32" 2>/dev/null || true
+  unguard_routes_when_idle
 }
 
 cmd=${1:-}; shift || true

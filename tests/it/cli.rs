@@ -136,7 +136,9 @@ fn no_command_blocks_without_a_terminal() {
         (vec!["ps", "--prune"], Some(0)),
     ];
     for (args, expected) in cases {
-        let mut child = cx.std_cmd().args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // stdout to a file, not a pipe nobody reads: a completion script is larger than a pipe holds
+        let stdout = tempfile::tempfile().unwrap();
+        let mut child = cx.std_cmd().args(&args).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {

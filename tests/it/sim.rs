@@ -384,6 +384,9 @@ output "contract" { value = grid_deployment.d.id }
     let _ = server.wait();
     assert!(page.contains("hello-through-the-gateway") && page.ends_with(" 200"), "{page}");
     assert!(String::from_utf8_lossy(&get("other.gent01.sim.grid.tf").stdout).ends_with(" 404"));
+    // an address of the simulator that nothing holds is refused here, never sent elsewhere
+    let routes = String::from_utf8(std::process::Command::new("ip").args(["route", "get", "198.51.100.200"]).output().unwrap().stderr).unwrap();
+    assert!(routes.contains("unreachable") || routes.contains("No route"), "{routes}");
     let contracts = sim.contracts();
     let kinds: Vec<&str> = contracts["contracts"].as_array().unwrap().iter().map(|c| c["workload"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"name") && kinds.contains(&"Gateway Name"), "{kinds:?}");
@@ -406,6 +409,8 @@ output "contract" { value = grid_deployment.d.id }
     assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
     assert!(!Path::new("/run/netns/gsgw-13").exists(), "the gateway node is stopped");
+    let left = String::from_utf8(std::process::Command::new("ip").args(["route", "show", "type", "unreachable"]).output().unwrap().stdout).unwrap();
+    assert!(!left.contains("198.51.100.0/24") && !left.contains("198.18.0.0/15"), "guard routes left: {left}");
     // the name is free again
     let again = sim.terraform(&dir2, &["apply", "-auto-approve", "-no-color", "-input=false"]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));

@@ -917,11 +917,11 @@ fn proxy_book(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
         if name_proxy {
             let domain =
                 node.domain.clone().with_context(|| format!("node {node_id} cannot deploy a gateway name workload as it does not have a domain configured"))?;
-            ensure!(name.len() >= 3, "NameContractNameTooShort: '{name}' (3 to 64 characters)");
-            ensure!(
-                name.len() <= 36 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
-                "NameNotValid: '{name}' (lower case a-z, 0-9, - and _; at most 36 on the node)"
-            );
+            // TFChain wants 3+ characters of a-z 0-9 - _, the node at most 36, the provider's
+            // schema no hyphen: what passes all three is [a-z0-9_]{3,36}
+            let rule = "a gateway name has 3 to 36 characters of a-z, 0-9 and _";
+            ensure!(name.len() >= 3, "NameContractNameTooShort: '{name}' ({rule})");
+            ensure!(name.len() <= 36 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "NameNotValid: '{name}' ({rule})");
             ensure!(!l.names.contains_key(&name), "NameExists: the name '{name}' is taken on this grid");
             name_contract = l.open_contract(ctx.twin_id, "name", 0, String::new());
             if let Some(c) = l.contracts.get_mut(&name_contract) {

@@ -199,6 +199,9 @@ vm_down() {
   fi
   if grep -qsF "$D/upper/" /proc/[0-9]*/mountinfo; then die "overlays of $D are still mounted"; fi
   rm -rf "$D"
+  # the simulator's folder and the VM root go with their last VM
+  rmdir "$(dirname "$D")" 2>/dev/null || true
+  rmdir "$(dirname "$(dirname "$D")")" 2>/dev/null || true
 }
 
 gw_up() {

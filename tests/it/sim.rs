@@ -589,4 +589,19 @@ fn nodes_and_farms_on_the_simulator_skip_light_nodes_and_see_used_capacity() {
     let after = free(&sim.json(&["nodes", "--limit", "20"]));
     assert!(before.is_some() && after.is_some() && before.unwrap() - after.unwrap() == 8, "{before:?} → {after:?}");
     assert!(sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+
+    // grid_scheduler: asked for neither WireGuard nor Yggdrasil nor public IPs, it picks a
+    // zos-light node (the trap); asked for WireGuard, a full one
+    let sched = sim.root.path().join("sched");
+    let requests = format!(
+        "{PROVIDER_BLOCK}\nresource \"grid_scheduler\" \"s\" {{\n  requests {{\n    name      = \"light\"\n    mru       = 1024\n    wireguard = false\n    yggdrasil = false\n  }}\n  requests {{\n    name      = \"full\"\n    mru       = 1024\n    wireguard = true\n    yggdrasil = false\n  }}\n}}\noutput \"nodes\" {{ value = grid_scheduler.s.nodes }}\n"
+    );
+    write(&sched, "main.tf", &requests);
+    assert!(sim.terraform(&sched, &["init", "-no-color", "-input=false"]).status.success());
+    let apply = sim.terraform(&sched, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let nodes: Value = serde_json::from_slice(&sim.terraform(&sched, &["output", "-json", "nodes"]).stdout).unwrap();
+    assert!([14, 23].contains(&nodes["light"].as_u64().unwrap()), "{nodes}");
+    assert!(![14, 23].contains(&nodes["full"].as_u64().unwrap()), "{nodes}");
+    assert!(sim.terraform(&sched, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
 }

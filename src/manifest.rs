@@ -237,6 +237,53 @@ fn input_error(file: &Path, text: &str, field: &[&str], message: impl Into<Strin
     }
 }
 
+/// Parses YAML into `T`, refusing a key written twice in any mapping (also where `T` would keep
+/// the last one, e.g. under `#[serde(flatten)]`) and reading past a leading byte-order mark.
+///
+/// Errors: the parser's, with its position; a duplicate key at its second occurrence.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_yaml::Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    serde_yaml::from_str::<serde_yaml::Value>(text)?;
+    serde_yaml::from_str(text)
+}
+
+/// [`from_yaml`] with the error as an [`InputError`] naming `file`, line, column and field.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str, hint: &str) -> Result<T, InputError> {
+    from_yaml(text).map_err(|err| {
+        let mut error = yaml_error(file, &err, hint);
+        if let Some((line, column)) = duplicate_key_position(text, &err) {
+            (error.line, error.column) = (Some(line), Some(column));
+            error.hint = Some(format!("write each key once; {hint}"));
+        }
+        error
+    })
+}
+
+/// Where a duplicated key is written the second time: serde_norway reports the mapping's start
+/// ("duplicate entry with key \"K\" at line L column C"); the key's lines at that column follow.
+fn duplicate_key_position(text: &str, err: &serde_yaml::Error) -> Option<(usize, usize)> {
+    let message = err.to_string();
+    let key = message.split("duplicate entry with key \"").nth(1)?.split('"').next()?.to_string();
+    let location = err.location()?;
+    let indent = location.column().saturating_sub(1);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut seen = 0;
+    for (n, line) in text.lines().enumerate().skip(location.line().saturating_sub(1)) {
+        let body = line.get(indent..).unwrap_or_default();
+        let leading = line.len() - line.trim_start().len();
+        if n + 1 > location.line() && leading < indent && !line.trim().is_empty() {
+            break; // the mapping ended
+        }
+        if leading == indent && (body.starts_with(&format!("{key}:")) || body.starts_with(&format!("\"{key}\":"))) {
+            seen += 1;
+            if seen == 2 {
+                return Some((n + 1, indent + 1));
+            }
+        }
+    }
+    None
+}
+
 /// Turns a serde_yaml error into an [`InputError`] with the position serde reports.
 pub(crate) fn yaml_error(file: &Path, err: &serde_yaml::Error, hint: &str) -> InputError {
     let message = err.to_string();
@@ -532,7 +579,7 @@ fn parse_app(file: &Path, text: &str) -> Result<AppManifest, InputError> {
             hint: Some("a manifest needs at least `name:` and `pattern:` (see docs/manifest.md)".into()),
         });
     }
-    serde_yaml::from_str(text).map_err(|err| yaml_error(file, &err, "see docs/manifest.md for the manifest's keys and types"))
+    parse_yaml(file, text, "see docs/manifest.md for the manifest's keys and types")
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -645,8 +692,7 @@ impl Pattern {
             message: format!("cannot read: {err}"),
             hint: Some("a pattern folder holds pattern.yaml, infrastructure/ and platform/".into()),
         })?;
-        let manifest: PatternManifest =
-            serde_yaml::from_str(&text).map_err(|err| yaml_error(&file, &err, "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys"))?;
+        let manifest: PatternManifest = parse_yaml(&file, &text, "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys")?;
         let has_tf = std::fs::read_dir(dir.join("infrastructure"))
             .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "tf")))
             .unwrap_or(false);
@@ -681,6 +727,16 @@ impl Pattern {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn yaml_reads_a_bom_and_refuses_a_key_written_twice_at_its_second_line() {
+        let v: serde_yaml::Value = super::from_yaml("\u{feff}name: a\n").unwrap();
+        assert_eq!(v["name"], "a");
+        let text = "name: a\nvariables:\n  size:\n    type: number\n  other: {}\n  size:\n    type: string\n";
+        let err = super::parse_yaml::<serde_yaml::Value>(std::path::Path::new("pattern.yaml"), text, "see the docs").unwrap_err();
+        assert_eq!((err.line, err.column), (Some(6), Some(3)), "{err:?}");
+        assert!(err.message.contains("duplicate entry with key \"size\""), "{err:?}");
+    }
     use super::locate;
 
     #[test]

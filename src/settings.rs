@@ -148,13 +148,11 @@ impl ConfigFile {
         if text.trim().is_empty() {
             return Ok(ConfigFile::default());
         }
-        serde_yaml::from_str(&text).map_err(|e| {
-            crate::manifest::yaml_error(
-                path,
-                &e,
-                "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
-            )
-        })
+        crate::manifest::parse_yaml(
+            path,
+            &text,
+            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
+        )
     }
 }
 

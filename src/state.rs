@@ -135,7 +135,7 @@ impl StateDir {
     /// Values saved by app commands with `save_to_context` (`context.yaml`).
     pub fn load_context(&self) -> Result<BTreeMap<String, String>> {
         match std::fs::read_to_string(self.context_file()) {
-            Ok(text) => serde_yaml::from_str(&text).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+            Ok(text) => crate::manifest::from_yaml(&text).with_context(|| format!("failed to read `{}`", self.context_file().display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(err) => Err(err).with_context(|| format!("failed to read `{}`", self.context_file().display())),
         }
@@ -328,7 +328,7 @@ pub struct DeploymentState {
 impl DeploymentState {
     /// Parses `state.yaml`, refusing a newer schema with a hint to upgrade.
     pub fn parse(text: &str) -> Result<DeploymentState> {
-        let raw: serde_yaml::Value = serde_yaml::from_str(text).context("state.yaml is not valid YAML")?;
+        let raw: serde_yaml::Value = crate::manifest::from_yaml(text).context("state.yaml is not valid YAML")?;
         let version = raw.get("schema_version").and_then(serde_yaml::Value::as_u64);
         match version {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
@@ -341,7 +341,7 @@ impl DeploymentState {
             }
             other => bail!("state.yaml has an unsupported schema_version {other:?}"),
         }
-        Ok(serde_yaml::from_str(text)?)
+        Ok(crate::manifest::from_yaml(text)?)
     }
 
     pub fn record(&self, phase: Phase) -> Option<&PhaseRecord> {

@@ -22,5 +22,5 @@ use anyhow::Result;
 pub fn load_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| crate::error::UserError::new(format!("cannot read `{}`: {e}", path.display()), "pass the service's config file with --config"))?;
-    Ok(serde_yaml::from_str(&text).map_err(|e| crate::manifest::yaml_error(path, &e, "see docs/ai-stack.md for the service's config keys"))?)
+    Ok(crate::manifest::parse_yaml(path, &text, "see docs/ai-stack.md for the service's config keys")?)
 }

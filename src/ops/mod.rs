@@ -38,9 +38,7 @@ pub fn read_context_file() -> Result<serde_yaml::Mapping> {
     if text.trim().is_empty() {
         return Ok(serde_yaml::Mapping::new());
     }
-    serde_yaml::from_str(&text).map_err(|e| {
-        crate::manifest::yaml_error(Path::new(CONTEXT_FILE), &e, "the context file holds `app: PATH` and `deployment: ID`; fix or remove it").into()
-    })
+    crate::manifest::parse_yaml(Path::new(CONTEXT_FILE), &text, "the context file holds `app: PATH` and `deployment: ID`; fix or remove it").map_err(Into::into)
 }
 
 fn context_value(map: &serde_yaml::Mapping, key: &str) -> Option<String> {

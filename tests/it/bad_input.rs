@@ -58,6 +58,12 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["tfgrid-compose.yaml:5:3: config.vm_count: expected a number, found a string"],
         ),
         ("config below its minimum", BASE.replace("flavor: small", "vm_count: 0"), vec!["config.vm_count: 0 is below the minimum 1"]),
+        (
+            "a key written twice",
+            BASE.replace("flavor: small", "flavor: small\n  vm_count: 1\n  flavor: large"),
+            vec!["tfgrid-compose.yaml:7:3: config: duplicate entry with key \"flavor\"", "hint: write each key once"],
+        ),
+        ("a top-level key written twice", format!("{BASE}name: other\n"), vec!["tfgrid-compose.yaml:8:1: (document): duplicate entry with key \"name\""]),
         ("config above its maximum", BASE.replace("flavor: small", "vm_count: 99"), vec!["config.vm_count: 99 is above the maximum 4"]),
         ("url that is not http", format!("{BASE}url: ftp://x/\n"), vec!["tfgrid-compose.yaml:8:1: url: `ftp://x/` is not an http(s) URL"]),
         (

@@ -146,7 +146,26 @@ impl PatternOutputs {
             private_ips,
         };
         if outputs.primary_ip_type == IpType::Wireguard && outputs.wg_config.is_none() {
-            return Err(err("wg_config", "is missing, but `primary_ip_type` is wireguard".into()));
+            return Err(err(
+                "wg_config",
+                "is missing, but `primary_ip_type` is wireguard (on the grid: a network whose nodes are all zos-light has no WireGuard access)".into(),
+            ));
+        }
+        // every address is checked now, not when ssh waits for it until its timeout
+        let mut addresses: Vec<(&str, &str)> = vec![("primary_ip", &outputs.primary_ip)];
+        addresses.extend(outputs.secondary_ips.iter().map(|s| ("secondary_ips", s.ip.as_str())));
+        addresses.extend(outputs.mycelium_ip.iter().map(|m| ("mycelium_ip", m.as_str())));
+        addresses.extend(outputs.private_ips.iter().map(|p| ("private_ips", p.as_str())));
+        for (name, address) in addresses {
+            // a dry run's placeholders are `<name>`
+            if address.parse::<std::net::IpAddr>().is_err() && !(address.starts_with('<') && address.ends_with('>')) {
+                let fix = if address.contains('/') {
+                    ": drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]` (the grid's computedip carries one)"
+                } else {
+                    ""
+                };
+                return Err(err(name, format!("is `{address}`, which is not an IP address{fix}")));
+            }
         }
         Ok(outputs)
     }
@@ -234,6 +253,14 @@ mod tests {
                 "output `wg_config` is missing",
             ),
             ("not json", "invalid JSON"),
+            (
+                r#"{"primary_ip":{"value":"10.20.2.2/24"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
+                "output `primary_ip` is `10.20.2.2/24`, which is not an IP address: drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]`",
+            ),
+            (
+                r#"{"primary_ip":{"value":"10.1.0.2"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]},"secondary_ips":{"value":[{"name":"b","ip":"backend-1","type":"ipv4","role":"r"}]}}"#,
+                "output `secondary_ips` is `backend-1`, which is not an IP address",
+            ),
         ];
         for (json, want) in cases {
             let got = parse(json).unwrap_err();

@@ -428,7 +428,10 @@ impl App {
         }
         self.hooks()?;
         if let Some(env_file) = &self.manifest.env_file {
-            let _ = self.inside_app(&["env_file"], env_file)?;
+            let path = self.inside_app(&["env_file"], env_file)?;
+            if !path.is_file() {
+                return Err(self.error(&["env_file"], format!("file `{env_file}` does not exist"), "create it in the app folder, or remove `env_file:`"));
+            }
         }
         if let Some(url) = &self.manifest.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -662,6 +665,13 @@ impl Variable {
             return Err(format!("expected a {:?}, found {}", self.kind, crate::contract::json_kind(value)).to_lowercase());
         }
         if let Some(n) = value.as_f64() {
+            // a number variable whose default and bounds are whole numbers counts things (VMs,
+            // cores, MB, GB, node ids): a fraction would only fail later, in Terraform
+            let whole = |x: f64| x.fract() == 0.0;
+            let default_whole = self.default.as_ref().and_then(serde_yaml::Value::as_f64).is_none_or(whole);
+            if n.fract() != 0.0 && default_whole && self.min.is_none_or(whole) && self.max.is_none_or(whole) {
+                return Err(format!("{n} is not a whole number"));
+            }
             if let Some(min) = self.min.filter(|min| n < *min) {
                 return Err(format!("{n} is below the minimum {min}"));
             }

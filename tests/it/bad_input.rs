@@ -59,6 +59,16 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         ),
         ("config below its minimum", BASE.replace("flavor: small", "vm_count: 0"), vec!["config.vm_count: 0 is below the minimum 1"]),
         (
+            "a fraction for a whole number",
+            BASE.replace("flavor: small", "vm_count: 2.5"),
+            vec!["tfgrid-compose.yaml:5:3: config.vm_count: 2.5 is not a whole number"],
+        ),
+        (
+            "an env file that does not exist",
+            format!("{BASE}env_file: .env.production\n"),
+            vec!["tfgrid-compose.yaml:8:1: env_file: file `.env.production` does not exist", "hint: create it"],
+        ),
+        (
             "a key written twice",
             BASE.replace("flavor: small", "flavor: small\n  vm_count: 1\n  flavor: large"),
             vec!["tfgrid-compose.yaml:7:3: config: duplicate entry with key \"flavor\"", "hint: write each key once"],

@@ -72,6 +72,7 @@ fn manifest_doc_example_parses() {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     std::fs::write(dir.path().join("tfgrid-compose.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join(".env"), "DOMAIN=example.org\n").unwrap();
     let app = tfgrid_compose::manifest::App::load(dir.path()).unwrap_or_else(|e| panic!("docs/manifest.md example: {e}"));
     assert!(app.warnings.is_empty(), "{:?}", app.warnings);
     assert!(!app.manifest.commands.is_empty() && app.manifest.max_environments.is_some());

@@ -276,6 +276,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
         Some(limit) => match tokio::time::timeout(limit, waited).await {
             Ok(result) => result?,
             Err(_) => {
+                redact(cmd, &mut String::new());
                 return Err(ProcessError {
                     command: cmd.display_line(),
                     code: None,
@@ -287,7 +288,36 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
         },
         None => waited.await?,
     };
-    Ok(Output { code: output.status.code(), stdout: String::from_utf8_lossy(&output.stdout).into_owned() })
+    let mut stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    redact(cmd, &mut stdout);
+    Ok(Output { code: output.status.code(), stdout })
+}
+
+/// Replaces the secrets the child was given (its `Secret` environment values) wherever the child
+/// printed them, in its captured stdout and its log file, before anything is shown, kept in
+/// state or read back: the grid provider, for one, prints a mnemonic it rejects.
+fn redact(cmd: &Cmd, stdout: &mut String) {
+    let secrets: Vec<&str> = cmd
+        .env
+        .values()
+        .filter_map(|v| match v {
+            EnvValue::Secret(s) if s.trim().len() >= 6 => Some(s.trim()),
+            _ => None,
+        })
+        .collect();
+    for secret in &secrets {
+        if stdout.contains(secret) {
+            *stdout = stdout.replace(secret, "<redacted>");
+        }
+    }
+    let Some(path) = log_path(cmd) else { return };
+    let Ok(text) = std::fs::read_to_string(path) else { return };
+    if secrets.iter().any(|s| text.contains(s)) {
+        let clean = secrets.iter().fold(text, |t, s| t.replace(s, "<redacted>"));
+        if let Err(e) = std::fs::write(path, clean) {
+            tracing::warn!("could not redact {}: {e}", path.display());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@ printf '%s\n' "$line" >> "$FAKE_LOG"   # one write: parallel calls do not interl
 [ -n "${TF_VAR_mnemonic:-}" ] && [ "$tool" = tofu ] && printf 'mnemonic-seen\n' >> "$FAKE_DIR/env.log"
 # FAKE_FAIL="TOOL:SUBSTRING" fails TOOL when its argv contains SUBSTRING
 if [ -n "${FAKE_FAIL:-}" ] && [ "${FAKE_FAIL%%:*}" = "$tool" ]; then
-  case "$*" in *"${FAKE_FAIL#*:}"*) echo "fake $tool failed on purpose" >&2; exit 1;; esac
+  # FAKE_ECHO_SECRET: fail as the grid provider does on a phrase it rejects, printing it
+  case "$*" in *"${FAKE_FAIL#*:}"*)
+    [ -n "${FAKE_ECHO_SECRET:-}" ] && printf 'Error: failed to load twin: mnemonic "%s" has no twin on main\n' "$MNEMONIC" >&2
+    [ -n "${FAKE_ECHO_SECRET:-}" ] && printf 'stdout line with %s in it\n' "$TF_VAR_mnemonic"
+    echo "fake $tool failed on purpose" >&2; exit 1;; esac
 fi
 # FAKE_FAIL_ONCE="TOOL:SUBSTRING" fails only the first such call
 if [ -n "${FAKE_FAIL_ONCE:-}" ] && [ "${FAKE_FAIL_ONCE%%:*}" = "$tool" ] && [ ! -e "$FAKE_DIR/failed-once" ]; then

@@ -274,6 +274,37 @@ fn the_mnemonic_stays_out_of_argv_files_and_messages() {
 
 use predicates::prelude::PredicateBooleanExt as _;
 
+/// A tool that prints the mnemonic it was given (as the grid provider does when it rejects one):
+/// the phrase is replaced in the terminal's error, the phase log, state.yaml's error and inspect.
+#[test]
+fn a_secret_a_tool_prints_is_redacted_everywhere() {
+    let cx = TestContext::new();
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("pattern: minimal", "pattern: grid-like").replace("config:\n  flavor: small\n", "");
+    std::fs::write(&manifest, text).unwrap();
+    let secret = crate::grid::CANARY;
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("TF_VAR_mnemonic", secret)
+        .env("FAKE_FAIL", "tofu:apply")
+        .env("FAKE_ECHO_SECRET", "1")
+        .assert()
+        .failure()
+        .stderr(contains("no twin on main").and(contains("<redacted>")).and(contains("spot photo").not()));
+    let mut files = Vec::new();
+    crate::grid::all_files(&cx.state_dir(), &mut files);
+    let logs: Vec<&std::path::PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "log")).collect();
+    assert!(!logs.is_empty());
+    for file in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        assert!(!text.contains("spot photo"), "mnemonic in {}", file.display());
+    }
+    assert!(logs.iter().any(|l| std::fs::read_to_string(l).unwrap().contains("mnemonic \"<redacted>\"")), "the log keeps the line, redacted");
+    let out = cx.cmd().args(["inspect", "--json"]).arg(&cx.app).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("spot photo") && !String::from_utf8_lossy(&out.stderr).contains("spot photo"));
+}
+
 #[test]
 fn inspect_commands_read_state() {
     let cx = TestContext::new();

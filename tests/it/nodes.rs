@@ -250,6 +250,11 @@ fn signin_stores_a_valid_mnemonic_privately_and_it_never_leaks_through_up() {
     }
     assert!(!up_text.contains("spot photo card"));
 
+    // `down` finds the stored mnemonic the way `up` did (not only in TF_VAR_mnemonic)
+    let out = cx.cmd().args(["down", "--yes", cx.app_arg()]).env_remove("TF_VAR_mnemonic").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(cx.fake_dir.join("env.log")).unwrap().lines().count() > 4, "destroy had the mnemonic too");
+
     let (code, _, err) = cx.run(&["signout"]);
     assert_eq!(code, 0, "{err}");
     assert!(!stored.exists());

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod contract;
 pub mod error;
 pub mod grid;
+pub mod host;
 pub mod manifest;
 pub mod ops;
 pub mod output;

@@ -192,15 +192,7 @@ fn choose_ip_range(ctx: &mut Context) -> Result<()> {
 
 /// Second octets B of every 10.B.x.x destination in this machine's main routing table.
 fn routed_second_octets() -> BTreeSet<u8> {
-    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .filter_map(|hex| u32::from_str_radix(hex, 16).ok())
-        .map(u32::to_le_bytes)
-        .filter(|o| o[0] == 10)
-        .map(|o| o[1])
-        .collect()
+    crate::host::ipv4_routes().into_iter().map(|(dest, _)| dest.octets()).filter(|o| o[0] == 10).map(|o| o[1]).collect()
 }
 
 /// The tfvars file: the manifest's values, the built-ins, and the chosen nodes.

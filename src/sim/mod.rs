@@ -61,7 +61,8 @@ pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
     Ok(config)
 }
 
-fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+/// Writes `contents` (atomically, with `mode`) unless the file holds them already.
+pub(crate) fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(());
     }

@@ -777,11 +777,7 @@ fn gateway_dir(sim: &SimDir, node: u32) -> std::path::PathBuf {
 /// True when this machine has a route to exactly this address (`a.b.c.d` or `a.b.c.d/len`).
 fn routed_here(ip: &str) -> bool {
     let Ok(addr) = ip.split('/').next().unwrap_or_default().parse::<Ipv4Addr>() else { return false };
-    let want = u32::from_le_bytes(addr.octets());
-    std::fs::read_to_string("/proc/net/route").unwrap_or_default().lines().skip(1).any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() > 7 && u32::from_str_radix(f[1], 16) == Ok(want) && f[7] == "FFFFFFFF"
-    })
+    crate::host::ipv4_routes().contains(&(addr, 32))
 }
 
 /// The public IPv4 of a node with a domain (its farmer's public config).
@@ -834,15 +830,8 @@ http {{
 }}
 "
     );
-    write_if_changed(&dir.join("nginx.conf"), text.as_bytes())?;
+    crate::sim::write_if_changed(&dir.join("nginx.conf"), text.as_bytes(), 0o644)?;
     sim_sh(sim, &[s("gw-up"), s(node), s(gateway_block(node)), gateway_ip(node), conf], &[]).await
-}
-
-fn write_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    if std::fs::read(path).is_ok_and(|b| b == bytes) {
-        return Ok(());
-    }
-    crate::state::write_atomic(path, bytes, 0o644)
 }
 
 /// The data plane of a proxy: its nginx site on the gateway node, a route into its network.
@@ -887,7 +876,7 @@ async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
 "
         )
     };
-    write_if_changed(&sites.join(format!("{id}.conf")), site.as_bytes())?;
+    crate::sim::write_if_changed(&sites.join(format!("{id}.conf")), site.as_bytes(), 0o644)?;
     gateway_sync(ctx.sim, node).await?;
     if let Some(net) = link {
         sim_sh(ctx.sim, &[s("gw-link"), s(node), s(net.slot), s(octet_b(&net.ip_range)?)], &[]).await?;

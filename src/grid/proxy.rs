@@ -180,6 +180,7 @@ pub struct NodeQuery {
 const PAGE_SIZE: usize = 500;
 const MAX_PAGES: usize = 20;
 
+#[derive(Clone)]
 pub struct GridProxy {
     pub base: String,
     http: reqwest::Client,

@@ -115,9 +115,9 @@ pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> 
             n.node_id,
             n.farm_id,
             if n.light { "light" } else { "full" },
-            format!("{}/{}", n.used_cru, n.total_cru),
-            format!("{}/{}", n.used_mru >> 30, n.total_mru >> 30),
-            format!("{}/{}", n.used_sru >> 30, n.total_sru >> 30),
+            format!("{}/{}", n.used.cru, n.total.cru),
+            format!("{}/{}", n.used.mru >> 30, n.total.mru >> 30),
+            format!("{}/{}", n.used.sru >> 30, n.total.sru >> 30),
             n.domain.as_deref().unwrap_or("")
         ));
     }

@@ -10,7 +10,6 @@ use anyhow::{Context as _, Result};
 
 use crate::contract::PatternOutputs;
 use crate::grid::placement::{self, How};
-use crate::grid::proxy::GridProxy;
 use crate::phase::Context;
 use crate::settings::NodeSelection;
 use crate::tools::{ssh, tofu::Tofu};
@@ -141,13 +140,8 @@ async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
     };
     let network = ctx.variables.get("tfgrid_network").and_then(|v| v.as_str()).unwrap_or(&ctx.settings.network).to_string();
     // on the simulator, its own GridProxy answers from 127.0.0.1 for as long as placement runs
-    let sim_proxy = if network == crate::sim::NETWORK && !ctx.runner.is_dry_run() {
-        Some(crate::sim::gridproxy::start(crate::sim::ledger::sim_dir(&ctx.settings.data_dir)).await?)
-    } else {
-        None
-    };
-    let proxy_url = sim_proxy.as_ref().map(|p| p.url.clone()).or_else(|| ctx.settings.gridproxy_url.clone());
-    let choices = placement::place(&inputs, || GridProxy::new(&network, proxy_url.as_deref())).await?;
+    let (proxy, sim_proxy) = crate::sim::gridproxy::client(&network, &ctx.settings.data_dir, ctx.settings.gridproxy_url.as_deref()).await?;
+    let choices = placement::place(&inputs, || Ok(proxy.clone())).await?;
     drop(sim_proxy);
     for choice in &choices {
         let how = match choice.how {

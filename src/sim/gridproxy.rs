@@ -29,8 +29,8 @@ fn node_json(l: &Ledger, n: &Node) -> Value {
         "dedicated": false,
         "rentedByTwinId": 0,
         "certificationType": n.certification,
-        "total_resources": {"cru": n.total_cru, "mru": n.total_mru, "sru": n.total_sru, "hru": n.total_hru},
-        "used_resources": {"cru": n.used_cru, "mru": n.used_mru, "sru": n.used_sru, "hru": n.used_hru},
+        "total_resources": n.total,
+        "used_resources": n.used,
         "publicConfig": {"domain": n.domain.clone().unwrap_or_default(), "ipv4": if n.domain.is_some() { format!("198.51.100.{}/24", n.node_id) } else { String::new() }, "ipv6": ""},
         "farm_free_ips": free_ips,
         "features": if n.light { json!(["zmachine-light", "network-light"]) } else { json!(["zmachine", "network", "zdb", "volume", "ipv4", "gateway-name-proxy", "gateway-fqdn-proxy", "mycelium", "wireguard"]) },
@@ -48,9 +48,9 @@ async fn nodes(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, Strin
         .iter()
         .filter(|n| {
             let free_ips = l.farms.iter().find(|f| f.farm_id == n.farm_id).map(|f| f.public_ips.values().filter(|h| **h == 0).count() as u64).unwrap_or(0);
-            n.total_mru.saturating_sub(n.used_mru) >= num("free_mru")
-                && n.total_sru.saturating_sub(n.used_sru) >= num("free_sru")
-                && n.total_hru.saturating_sub(n.used_hru) >= num("free_hru")
+            n.total.mru.saturating_sub(n.used.mru) >= num("free_mru")
+                && n.total.sru.saturating_sub(n.used.sru) >= num("free_sru")
+                && n.total.hru.saturating_sub(n.used.hru) >= num("free_hru")
                 && free_ips >= num("free_ips")
                 && (farms.is_empty() || farms.contains(&n.farm_id))
         })

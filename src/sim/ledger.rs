@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::grid::proxy::Resources;
+
 /// GiB in bytes.
 pub const GIB: u64 = 1 << 30;
 
@@ -26,16 +28,10 @@ pub struct Node {
     pub domain: Option<String>,
     pub country: String,
     pub city: String,
-    /// Total capacity: cores, bytes of memory, SSD and HDD.
-    pub total_cru: u64,
-    pub total_mru: u64,
-    pub total_sru: u64,
-    pub total_hru: u64,
+    /// Total capacity, as GridProxy reports it: cores and bytes of memory, SSD and HDD.
+    pub total: Resources,
     /// Used capacity, in the same units; grows as workloads are placed.
-    pub used_cru: u64,
-    pub used_mru: u64,
-    pub used_sru: u64,
-    pub used_hru: u64,
+    pub used: Resources,
     pub certification: String,
 }
 
@@ -191,14 +187,8 @@ impl Ledger {
             domain: domain.map(String::from),
             country: if farm_id == 1 { "Belgium".into() } else { "Egypt".into() },
             city: if farm_id == 1 { "Ghent".into() } else { "Cairo".into() },
-            total_cru: cru,
-            total_mru: mem_gib * GIB,
-            total_sru: ssd_gib * GIB,
-            total_hru: 2000 * GIB,
-            used_cru: 0,
-            used_mru: 2 * GIB,
-            used_sru: 20 * GIB,
-            used_hru: 0,
+            total: Resources { cru, mru: mem_gib * GIB, sru: ssd_gib * GIB, hru: 2000 * GIB },
+            used: Resources { cru: 0, mru: 2 * GIB, sru: 20 * GIB, hru: 0 },
             certification: if farm_id == 1 { "Certified".into() } else { "Diy".into() },
         };
         let nodes = vec![
@@ -281,9 +271,9 @@ impl Ledger {
         c.cancelled_at = now();
         let c = c.clone();
         if let Some(node) = self.node_mut(c.node_id) {
-            node.used_cru = node.used_cru.saturating_sub(c.cru);
-            node.used_mru = node.used_mru.saturating_sub(c.mru);
-            node.used_sru = node.used_sru.saturating_sub(c.sru);
+            node.used.cru = node.used.cru.saturating_sub(c.cru);
+            node.used.mru = node.used.mru.saturating_sub(c.mru);
+            node.used.sru = node.used.sru.saturating_sub(c.sru);
         }
         for farm in &mut self.farms {
             for (ip, holder) in farm.public_ips.iter_mut() {
@@ -330,11 +320,11 @@ mod tests {
         c.mru = 4 * GIB;
         c.public_ips = vec!["198.51.100.100/24".into()];
         c.vms = vec!["c1001-0".into()];
-        l.node_mut(11).unwrap().used_mru += 4 * GIB;
+        l.node_mut(11).unwrap().used.mru += 4 * GIB;
         *l.farms[0].public_ips.get_mut("198.51.100.100/24").unwrap() = id;
         l.names.insert("site".into(), id);
         assert_eq!(l.cancel(id), vec!["c1001-0".to_string()]);
-        assert_eq!(l.node(11).unwrap().used_mru, 2 * GIB);
+        assert_eq!(l.node(11).unwrap().used.mru, 2 * GIB);
         assert_eq!(l.farms[0].public_ips["198.51.100.100/24"], 0);
         assert!(l.names.is_empty());
         assert_eq!(l.active(twin).count(), 0);

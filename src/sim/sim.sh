@@ -36,17 +36,24 @@ unguard_routes_when_idle() {
   local r; for r in "${GUARDS[@]}"; do ip route del unreachable "$r" metric 4242 2>/dev/null || true; done
 }
 
+# A new simulated node's namespace NS linked to this machine: veth VETH = 198.18.BLOCK.1 here,
+# eth0 = 198.18.BLOCK.2 there. (Called outside `if`, so that `set -e` stops on any failure.)
+node_ns() {
+  local ns=$1 veth=$2 block=$3
+  ip netns add "$ns"
+  ip link add "$veth" type veth peer name eth0 netns "$ns"
+  ip addr add "198.18.$block.1/24" dev "$veth"
+  ip link set "$veth" up
+  ip -n "$ns" addr add "198.18.$block.2/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+}
+
 net_up() {
   local slot=$1 octet=$2 ext=$3 conf=$4
   local ns=gsim-$slot veth=gsh-$slot wgif=gsw-$slot
   if [ ! -e "/run/netns/$ns" ]; then
-    ip netns add "$ns"
-    ip link add "$veth" type veth peer name eth0 netns "$ns"
-    ip addr add "198.18.$slot.1/24" dev "$veth"
-    ip link set "$veth" up
-    ip -n "$ns" addr add "198.18.$slot.2/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
+    node_ns "$ns" "$veth" "$slot"
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
   fi
   # nothing for this network leaves the machine when the user's tunnel is down
@@ -207,14 +214,8 @@ vm_down() {
 gw_up() {
   local node=$1 g=$2 pubip=$3 conf=$4 ns=gsgw-$1 veth=gsg-$1
   if [ ! -e "/run/netns/$ns" ]; then
-    ip netns add "$ns"
-    ip link add "$veth" type veth peer name eth0 netns "$ns"
-    ip addr add "198.18.$g.1/24" dev "$veth"
-    ip link set "$veth" up
-    ip -n "$ns" addr add "198.18.$g.2/24" dev eth0
+    node_ns "$ns" "$veth" "$g"
     ip -n "$ns" addr add "$pubip/32" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
     ip route replace "$pubip/32" via "198.18.$g.2"
   fi
   guard_routes

@@ -542,7 +542,7 @@ fn deployment_updates_follow_the_grid() {
     write(&dir, "main.tf", &config(11, &[("a", 1)]));
     assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
     let used =
-        |node: u64| sim.json(&["sim", "status"])["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == node).unwrap()["used_cru"].as_u64().unwrap();
+        |node: u64| sim.json(&["sim", "status"])["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == node).unwrap()["used"]["cru"].as_u64().unwrap();
     let (ok, err, first) = apply(config(11, &[("a", 1)]));
     assert!(ok, "{err}");
     assert_eq!(used(11), 1);

@@ -153,9 +153,9 @@ fn schedule(ledger: &Ledger, _twin: u32, req: &Val, taken: &BTreeMap<u32, (u64, 
             && (!req.bool_or_false("certified") || n.certification == "Certified")
             && (!req.bool_or_false("public_config") || n.domain.is_some())
             && free_ips >= ips
-            && n.total_mru.saturating_sub(n.used_mru + tm) >= mb("mru")
-            && n.total_sru.saturating_sub(n.used_sru + ts) >= mb("sru")
-            && n.total_hru.saturating_sub(n.used_hru + th) >= mb("hru");
+            && n.total.mru.saturating_sub(n.used.mru + tm) >= mb("mru")
+            && n.total.sru.saturating_sub(n.used.sru + ts) >= mb("sru")
+            && n.total.hru.saturating_sub(n.used.hru + th) >= mb("hru");
         if fits {
             return Ok(n.node_id);
         }
@@ -509,12 +509,12 @@ fn book_deployment(
     }
     // on an update, what the contract already holds is counted as free
     let (held_c, held_m, held_s) = contract.and_then(|c| l.contracts.get(&c)).map(|c| (c.cru, c.mru, c.sru)).unwrap_or_default();
-    let free_m = node.total_mru.saturating_sub(node.used_mru - held_m.min(node.used_mru));
-    let free_s = node.total_sru.saturating_sub(node.used_sru - held_s.min(node.used_sru));
+    let free_m = node.total.mru.saturating_sub(node.used.mru - held_m.min(node.used.mru));
+    let free_s = node.total.sru.saturating_sub(node.used.sru - held_s.min(node.used.sru));
     if mru > free_m || sru > free_s {
         bail!(
             "node {node_id} does not have enough resources. needed: [mru: {mru}, sru: {sru}, hru: 0], free: [mru: {free_m}, sru: {free_s}, hru: {}]",
-            node.total_hru - node.used_hru
+            node.total.hru - node.used.hru
         );
     }
     let id = match contract {
@@ -583,9 +583,9 @@ fn book_deployment(
         c.private_hosts = plans.iter().map(|p| p.host).collect();
     }
     if let Some(n) = l.node_mut(node_id) {
-        n.used_cru = n.used_cru.saturating_sub(held_c) + cru;
-        n.used_mru = n.used_mru.saturating_sub(held_m) + mru;
-        n.used_sru = n.used_sru.saturating_sub(held_s) + sru;
+        n.used.cru = n.used.cru.saturating_sub(held_c) + cru;
+        n.used.mru = n.used.mru.saturating_sub(held_m) + mru;
+        n.used.sru = n.used.sru.saturating_sub(held_s) + sru;
     }
     Ok((id, net, octet, plans))
 }

@@ -88,10 +88,10 @@ pub struct Failed {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// The user pressed Ctrl-C.
+/// The command received SIGINT (Ctrl-C) or SIGTERM; its children were stopped first.
 #[derive(Debug, Error)]
-#[error("interrupted")]
-pub struct Interrupted;
+#[error("interrupted ({})", .0.name())]
+pub struct Interrupted(pub crate::interrupt::Signal);
 
 /// `ssh -- cmd`: pass the remote exit code through unchanged.
 #[derive(Debug, Error)]
@@ -146,12 +146,15 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
 /// - 2 bad usage or bad input (flags, manifest, config, unknown target), or a question that
 ///   cannot be asked because stdin is not a terminal; nothing was changed
 /// - 3 another run holds the deployment's lock
-/// - 130 interrupted (Ctrl-C)
+/// - 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM, after the children stopped
 /// - `ssh`, `exec` and app commands: the remote command's own code.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if let Some(Interrupted(signal)) = err.downcast_ref::<Interrupted>() {
+        return signal.exit_code();
+    }
     for cause in err.chain() {
-        if cause.downcast_ref::<Interrupted>().is_some() {
-            return 130;
+        if let Some(Interrupted(signal)) = cause.downcast_ref::<Interrupted>() {
+            return signal.exit_code();
         }
         if let Some(ExternalExit(code)) = cause.downcast_ref::<ExternalExit>() {
             return u8::try_from(*code).unwrap_or(1);

@@ -24,6 +24,7 @@ pub mod contract;
 pub mod error;
 pub mod grid;
 pub mod host;
+pub mod interrupt;
 pub mod manifest;
 pub mod ops;
 pub mod output;

@@ -36,11 +36,34 @@ pub fn resolve_color(choice: ColorChoice, no_color: bool, force_color: bool, std
 #[derive(Debug, Serialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Event<'a> {
-    PhaseStarted { phase: &'a str },
-    PhaseFinished { phase: &'a str, duration_ms: u64, ok: bool },
-    PhaseSkipped { phase: &'a str },
-    Command { program: &'a str, args: &'a [String] },
-    DeploymentFinished { command: &'a str, status: &'a str, id: &'a str, outputs: Option<&'a serde_json::Value> },
+    PhaseStarted {
+        phase: &'a str,
+    },
+    PhaseFinished {
+        phase: &'a str,
+        duration_ms: u64,
+        ok: bool,
+    },
+    PhaseSkipped {
+        phase: &'a str,
+    },
+    Command {
+        program: &'a str,
+        args: &'a [String],
+    },
+    DeploymentFinished {
+        command: &'a str,
+        status: &'a str,
+        id: &'a str,
+        outputs: Option<&'a serde_json::Value>,
+    },
+    /// SIGINT or SIGTERM arrived (`first`: the one that stops the command); `waiting_for` lists
+    /// the children still stopping.
+    Interrupt {
+        signal: &'a str,
+        first: bool,
+        waiting_for: Vec<String>,
+    },
 }
 
 #[derive(Debug)]

@@ -270,27 +270,114 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
             }
         }
     }
-    let child = command.spawn().map_err(|source| anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program)))?;
-    let waited = child.wait_with_output();
-    let output = match cmd.timeout {
-        Some(limit) => match tokio::time::timeout(limit, waited).await {
-            Ok(result) => result?,
-            Err(_) => {
-                redact(cmd, &mut String::new());
-                return Err(ProcessError {
-                    command: cmd.display_line(),
-                    code: None,
-                    tail: format!("timed out after {}s", limit.as_secs()),
-                    log: log_path(cmd).map(Path::to_path_buf),
-                }
-                .into());
-            }
-        },
-        None => waited.await?,
+    // A child whose output goes to a log leads its own process group: the terminal's Ctrl-C does
+    // not reach it, the runner passes the signal on exactly once, and a timeout or a stop takes
+    // the whole group. A child on the user's terminal shares its foreground group.
+    let on_terminal = matches!(cmd.io, Io::Inherit | Io::Stdout) && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !on_terminal {
+        command.process_group(0);
+    }
+    crate::interrupt::check()?;
+    let mut child = command.spawn().map_err(|source| anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program)))?;
+    let pid = child.id().unwrap_or(0);
+    let registered = crate::interrupt::register(pid, short_line(cmd), !on_terminal);
+    let stdout_reader = child.stdout.take().map(|mut out| {
+        tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut out, &mut bytes).await;
+            bytes
+        })
+    });
+    let ended = wait_child(&mut child, pid, !on_terminal, cmd.timeout, &registered).await;
+    registered.ended();
+    let bytes = match stdout_reader {
+        Some(reader) => reader.await.unwrap_or_default(),
+        None => Vec::new(),
     };
-    let mut stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut stdout = String::from_utf8_lossy(&bytes).into_owned();
     redact(cmd, &mut stdout);
-    Ok(Output { code: output.status.code(), stdout })
+    match ended? {
+        Ended::Exited(status) => Ok(Output { code: status.code(), stdout }),
+        Ended::TimedOut(limit) => Err(ProcessError {
+            command: cmd.display_line(),
+            code: None,
+            tail: format!("timed out after {}s", limit.as_secs()),
+            log: log_path(cmd).map(Path::to_path_buf),
+        }
+        .into()),
+        Ended::Interrupted(signal) => Err(anyhow::Error::new(crate::error::Interrupted(signal)).context(format!("`{}` was stopped", short_line(cmd)))),
+    }
+}
+
+/// How a child ended.
+enum Ended {
+    Exited(std::process::ExitStatus),
+    TimedOut(Duration),
+    Interrupted(crate::interrupt::Signal),
+}
+
+/// The program and its first word that is not an option (`tofu apply`, `ansible-playbook`).
+fn short_line(cmd: &Cmd) -> String {
+    let program = cmd.program.rsplit('/').next().unwrap_or(&cmd.program);
+    match cmd.args.iter().find(|a| !a.starts_with('-')) {
+        Some(sub) if matches!(program, "tofu" | "terraform" | "wg-quick" | "wg") => format!("{program} {sub}"),
+        _ => program.to_string(),
+    }
+}
+
+/// Waits for `child`; on its timeout it is stopped (SIGTERM, then SIGKILL 10 s later, to its group); on a
+/// signal to this command it is passed the signal once (unless it shares the terminal and the
+/// signal is the terminal's SIGINT) and given [`crate::interrupt::grace`] to stop.
+async fn wait_child(
+    child: &mut tokio::process::Child,
+    pid: u32,
+    own_group: bool,
+    timeout: Option<Duration>,
+    registered: &crate::interrupt::Registered,
+) -> Result<Ended> {
+    use nix::sys::signal::Signal as Sig;
+    let limit = timeout.unwrap_or(Duration::from_secs(u64::from(u32::MAX)));
+    let send = |signal: Sig| {
+        if own_group {
+            crate::interrupt::kill_group(pid, signal);
+        } else {
+            crate::interrupt::kill_one(pid, signal);
+        }
+    };
+    // After a signal was sent: `wait` for the child to stop, then (if `term`) SIGTERM and
+    // `TERM_GRACE` more, then SIGKILL; whatever the child left in its group (a provider plugin,
+    // ansible's ssh) goes too.
+    let stop = async |child: &mut tokio::process::Child, wait: Duration, term: bool| -> Result<()> {
+        if tokio::time::timeout(wait, child.wait()).await.is_err() {
+            let stopped = term && {
+                send(Sig::SIGTERM);
+                tokio::time::timeout(crate::interrupt::TERM_GRACE, child.wait()).await.is_ok()
+            };
+            if !stopped {
+                send(Sig::SIGKILL);
+                child.wait().await?;
+            }
+        }
+        if own_group {
+            crate::interrupt::kill_group(pid, Sig::SIGKILL);
+        }
+        Ok(())
+    };
+    tokio::select! {
+        status = child.wait() => return Ok(Ended::Exited(status?)),
+        () = tokio::time::sleep(limit) => {}
+        signal = crate::interrupt::wait() => {
+            if own_group || signal == crate::interrupt::Signal::Terminate {
+                send(signal.nix());
+            }
+            registered.signalled();
+            stop(child, crate::interrupt::grace(), true).await?;
+            return Ok(Ended::Interrupted(signal));
+        }
+    }
+    send(Sig::SIGTERM);
+    stop(child, crate::interrupt::TERM_GRACE, false).await?;
+    Ok(Ended::TimedOut(limit))
 }
 
 /// Replaces the secrets the child was given (its `Secret` environment values) wherever the child
@@ -343,6 +430,21 @@ mod tests {
         let out = runner.run(&Cmd::new("/nonexistent/tool").dry_run_stdout("{}")).await.unwrap();
         assert_eq!(out.stdout, "{}");
         assert_eq!(runner.transcript().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_takes_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let cmd = Cmd::new("sh").args(["-c", &script]).io(super::Io::Log(dir.path().join("x.log"))).timeout(std::time::Duration::from_millis(500));
+        let err = Runner::real().run(&cmd).await.unwrap_err();
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("gone");
+        assert!(state == "gone" || state == "Z", "the child's own child outlived the timeout: state {state}");
     }
 
     #[tokio::test]

@@ -101,6 +101,8 @@ pub struct ConfigFile {
     pub ssh_timeout: Option<String>,
     pub lock_wait: Option<String>,
     pub tofu_timeout: Option<String>,
+    /// How long a child may take to stop after Ctrl-C/SIGTERM was passed on to it.
+    pub stop_grace: Option<String>,
     /// The environment used when `--env` is not given.
     pub env: Option<String>,
     /// Cap on environments per app, for apps whose manifest sets none.
@@ -151,7 +153,7 @@ impl ConfigFile {
         crate::manifest::parse_yaml(
             path,
             &text,
-            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
+            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, stop_grace, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
         )
     }
 }
@@ -204,6 +206,9 @@ pub struct Settings {
     pub lock_wait: Option<Duration>,
     /// `tofu_timeout` (default 60m) for each tofu call.
     pub tofu_timeout: Duration,
+    /// `stop_grace` (default 2m): after SIGINT/SIGTERM was passed on to a child, how long it may
+    /// take to stop before it gets SIGTERM (then SIGKILL 10 s later).
+    pub stop_grace: Duration,
     /// `env`: the environment commands act on (default `default`).
     pub env_name: String,
     /// `max_environments`: cap on environments per app when the manifest sets none.
@@ -319,6 +324,9 @@ impl Settings {
                 parse_duration,
             )?
             .unwrap_or(Duration::from_secs(3600));
+        let stop_grace = r
+            .pick("stop_grace", None, "TFGRID_COMPOSE_STOP_GRACE", config_duration(&config_file, "stop_grace", config.stop_grace.as_ref())?, parse_duration)?
+            .unwrap_or(crate::interrupt::DEFAULT_GRACE);
         config_check(&config_file, "env", config.env.as_deref().map(check_env_name), "name an environment such as `default`, `staging` or `pr-123`")?;
         let env_name = r
             .pick("env", flags.env_name.clone().map(|e| (e, "--env")), "TFGRID_COMPOSE_ENV", config.env.clone(), |t| check_env_name(t).map(|()| t.to_string()))?
@@ -354,6 +362,7 @@ impl Settings {
             ssh_timeout,
             lock_wait,
             tofu_timeout,
+            stop_grace,
             env_name,
             max_environments,
             network,

@@ -196,6 +196,8 @@ pub enum Status {
     Failed,
     Destroying,
     DestroyFailed,
+    /// `up` stopped on SIGINT/SIGTERM (after its children stopped); `--resume` continues.
+    Interrupted,
 }
 
 impl Status {
@@ -206,6 +208,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Destroying => "destroying",
             Status::DestroyFailed => "destroy-failed",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -217,6 +220,8 @@ pub enum PhaseStatus {
     Running,
     Done,
     Failed,
+    /// Stopped by SIGINT/SIGTERM; runs again on `--resume`.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,6 +379,13 @@ impl DeploymentState {
             record.error = error;
         }
         self.updated_at = now;
+    }
+
+    /// Marks a finished phase as stopped by a signal rather than failed.
+    pub fn interrupt_phase(&mut self, phase: Phase) {
+        if let Some(record) = self.journal.iter_mut().find(|r| r.phase == phase) {
+            record.status = PhaseStatus::Interrupted;
+        }
     }
 
     /// Forgets phases from `phase` on, so that they run again.

@@ -402,9 +402,29 @@ pub async fn main() -> ExitCode {
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
     let printer = Printer::new(color, cli.quiet, cli.json, cli.verbose > 0);
-    let result = tokio::select! {
-        result = run(cli, env, &printer) => result,
-        _ = tokio::signal::ctrl_c() => Err(crate::error::Interrupted.into()),
+    // The services and the simulator's provider stop on signals their own way (a provider
+    // ignores SIGINT as go-plugin's do: Terraform stops it); every other command stops its
+    // children first, records where it was, then exits 130 (SIGINT) or 143 (SIGTERM).
+    let own_signals = matches!(cli.command, Command::Serve(_) | Command::Sim(SimCommand::Provider { .. }));
+    let result = if own_signals {
+        run(cli, env, &printer).await
+    } else {
+        if let Err(e) = crate::interrupt::install(printer.clone()) {
+            printer.warn(format!("cannot handle SIGINT/SIGTERM: {e}"));
+        }
+        let result = crate::interrupt::stoppable(run(cli, env, &printer), std::time::Duration::from_secs(3)).await;
+        if let Some(signal) = crate::interrupt::received() {
+            crate::interrupt::drain(crate::interrupt::grace() + crate::interrupt::TERM_GRACE).await;
+            // An error that is not the interruption itself (a child that failed on the signal)
+            // still ends the command as interrupted.
+            match result {
+                Err(err) if err.chain().any(|c| c.is::<crate::error::Interrupted>()) => Err(err),
+                Err(err) => Err(err.context(crate::error::Interrupted(signal))),
+                Ok(()) => Ok(()),
+            }
+        } else {
+            result
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -425,6 +445,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         _ => (None, None),
     };
     let settings = Settings::resolve(env, &Overrides { ssh_timeout, lock_wait, env_name: cli.env_name.clone(), network: cli.network.clone() })?;
+    crate::interrupt::set_grace(settings.stop_grace);
     let json = cli.json;
     match cli.command {
         Command::Up(args) => {

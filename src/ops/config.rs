@@ -21,6 +21,7 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
         ("ssh_timeout", dur(settings.ssh_timeout)),
         ("lock_wait", settings.lock_wait.map_or(Value::Null, dur)),
         ("tofu_timeout", dur(settings.tofu_timeout)),
+        ("stop_grace", dur(settings.stop_grace)),
         ("max_environments", settings.max_environments.map_or(Value::Null, |n| json!(n))),
         ("network", Value::String(settings.network.clone())),
         ("gridproxy_url", settings.gridproxy_url.clone().map_or(Value::Null, Value::String)),

@@ -51,8 +51,9 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
         state.status = Status::DestroyFailed;
         state.updated_at = now_unix();
         dir.save(&state)?;
+        let what = if crate::interrupt::received().is_some() { "was interrupted" } else { "failed" };
         return Err(Failed {
-            message: format!("`down` of `{}` failed; nothing was removed and the deployment is still recorded", state.app.name),
+            message: format!("`down` of `{}` {what}; nothing was removed and the deployment is still recorded", state.app.name),
             hints: vec![format!("log at `{}`", log.display()), format!("fix the cause, then run `tfgrid-compose down {app_arg}` again")],
             source: err.into(),
         }

@@ -329,7 +329,9 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         Err(err) if options.dry_run => Err(err),
         Err(err) => {
             let mut hints = Vec::new();
-            if let Some(failed) = ctx.state.journal.iter().find(|r| r.status == crate::state::PhaseStatus::Failed) {
+            if let Some(failed) =
+                ctx.state.journal.iter().find(|r| matches!(r.status, crate::state::PhaseStatus::Failed | crate::state::PhaseStatus::Interrupted))
+            {
                 if let Some(log) = &failed.log {
                     hints.push(format!("phase log at `{}`", log.display()));
                 }

@@ -82,7 +82,8 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         ctx.runner.run(&tofu.plan("tfplan", &log)).await.context("terraform plan failed")?;
         let Err(err) = ctx.runner.run(&tofu.apply("tfplan", &log)).await else { break };
         let selected: Vec<u64> = ctx.state.placement.iter().filter(|c| c.how == How::Selected).map(|c| c.node).collect();
-        if selected.is_empty() || attempt >= MAX_ATTEMPTS {
+        // An apply stopped by Ctrl-C says nothing about the node.
+        if selected.is_empty() || attempt >= MAX_ATTEMPTS || crate::interrupt::received().is_some() {
             return Err(err).context("terraform apply failed; its state is kept");
         }
         let nodes = selected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");

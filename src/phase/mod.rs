@@ -117,6 +117,11 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
     ctx.state.reset_from(start);
     ctx.state.status = Status::Deploying;
     for phase in Phase::ALL.into_iter().filter(|p| *p >= start) {
+        if let Err(interrupted) = crate::interrupt::check() {
+            ctx.state.status = Status::Interrupted;
+            ctx.save()?;
+            return Err(anyhow::Error::new(interrupted).context(format!("stopped before the {} phase", phase.name())));
+        }
         if phase == Phase::Validate {
             // Validation ran before the lock was taken; journal it.
             ctx.state.start_phase(phase, None);
@@ -129,11 +134,16 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         ctx.save()?;
         ctx.printer.event(&Event::PhaseStarted { phase: phase.name() });
         let started = Instant::now();
-        let result = run_one(ctx, phase).await;
+        let result = crate::interrupt::stoppable(run_one(ctx, phase), std::time::Duration::from_millis(500)).await;
         let elapsed = started.elapsed();
+        // A phase that failed after a signal arrived failed because of it (its child was stopped).
+        let interrupted = result.is_err() && crate::interrupt::received().is_some();
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
         ctx.state.finish_phase(phase, elapsed, error);
-        if result.is_err() {
+        if interrupted {
+            ctx.state.interrupt_phase(phase);
+            ctx.state.status = Status::Interrupted;
+        } else if result.is_err() {
             ctx.state.status = Status::Failed;
         }
         ctx.save()?;
@@ -143,7 +153,8 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
             ok: result.is_ok(),
         });
         if let Err(err) = result {
-            return Err(err.context(format!("{} phase failed after {}", phase.name(), format_duration(elapsed))));
+            let what = if interrupted { "interrupted" } else { "failed" };
+            return Err(err.context(format!("{} phase {what} after {}", phase.name(), format_duration(elapsed))));
         }
     }
     Ok(())

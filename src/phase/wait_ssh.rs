@@ -45,6 +45,7 @@ async fn wait_one(runner: Runner, target: SshTarget, log: std::path::PathBuf, de
         match result {
             Ok(_) => return Ok(target.host),
             Err(err) => {
+                crate::interrupt::check()?;
                 let text = format!("{err:#}");
                 if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
                     bail!("host key of {} does not match the one pinned in `{}`: {err:#}", target.host, target.known_hosts.display());

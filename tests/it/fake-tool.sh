@@ -18,6 +18,25 @@ fi
 if [ -n "${FAKE_FAIL_ONCE:-}" ] && [ "${FAKE_FAIL_ONCE%%:*}" = "$tool" ] && [ ! -e "$FAKE_DIR/failed-once" ]; then
   case "$*" in *"${FAKE_FAIL_ONCE#*:}"*) touch "$FAKE_DIR/failed-once"; echo "fake $tool failed once on purpose" >&2; exit 1;; esac
 fi
+# FAKE_HANG="TOOL:SUBSTRING": that call runs 30 s. On its first SIGINT or SIGTERM it says so as
+# Terraform does, takes FAKE_STOP_SECONDS (default 2) to write its state, and exits 1; every signal
+# it gets is one line in $FAKE_DIR/signals.log.
+if [ -n "${FAKE_HANG:-}" ] && [ "${FAKE_HANG%%:*}" = "$tool" ]; then
+  case "$*" in *"${FAKE_HANG#*:}"*)
+    stop() {
+      printf '%s\n' "$1" >> "$FAKE_DIR/signals.log"
+      [ -e "$FAKE_DIR/stopping" ] && return
+      touch "$FAKE_DIR/stopping"
+      echo "Interrupt received. Gracefully shutting down..." >&2
+      i=0; while [ $i -lt "$(( ${FAKE_STOP_SECONDS:-2} * 10 ))" ]; do sleep 0.1; i=$((i+1)); done
+      touch "$FAKE_DIR/stopped"; exit 1
+    }
+    trap 'stop INT' INT; trap 'stop TERM' TERM
+    touch "$FAKE_DIR/hanging"
+    i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    exit 0;;
+  esac
+fi
 case "$tool" in
   tofu)
     for a in "$@"; do case "$a" in -chdir=*) dir=${a#-chdir=};; esac; done

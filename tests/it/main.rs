@@ -9,6 +9,7 @@ mod common;
 mod deployments;
 mod flow;
 mod grid;
+mod interrupt;
 mod local;
 mod nodes;
 mod schema;

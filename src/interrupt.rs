@@ -1,0 +1,296 @@
+//! Interrupts: SIGINT (Ctrl-C) and SIGTERM (a cancelled CI job, `timeout`, systemd) end a command
+//! the same orderly way. [`install`] turns both into one flag for the whole command; the runner
+//! ([`crate::process`]) passes the signal on to each child it started, exactly once, waits for it
+//! (at most [`grace`], then SIGTERM, then SIGKILL to the child's whole process group), and answers
+//! [`Interrupted`]; the phases record themselves as interrupted and `up`/`down` release their lock
+//! only after that. A second signal says what is still being waited for.
+//!
+//! Children in their own process group (every child whose output goes to a log) never see the
+//! terminal's Ctrl-C, so the runner always passes it on; a child that shares the terminal (an
+//! interactive `ssh`, `exec`) got the terminal's SIGINT itself and is only waited for.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::error::Interrupted;
+use crate::output::Printer;
+
+/// The two signals that stop a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C, `timeout -s INT`, `kill -INT`.
+    Interrupt,
+    /// SIGTERM: a cancelled CI job, `timeout`, `kill`.
+    Terminate,
+}
+
+impl Signal {
+    /// The exit code of a command that stopped on this signal: 128 + the signal number
+    /// (130 for SIGINT, 143 for SIGTERM), as shells report it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    pub(crate) fn nix(self) -> nix::sys::signal::Signal {
+        match self {
+            Signal::Interrupt => nix::sys::signal::Signal::SIGINT,
+            Signal::Terminate => nix::sys::signal::Signal::SIGTERM,
+        }
+    }
+}
+
+/// How long a child may take to stop after the signal was passed on, before it gets SIGTERM.
+/// Terraform stops gracefully on SIGINT: it finishes the calls in flight and writes its state,
+/// which on the grid can take a minute; killing it earlier can leave a contract it never recorded.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(120);
+
+/// How long a child may take to stop after SIGTERM, before SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(10);
+
+struct Shared {
+    signal: tokio::sync::watch::Sender<Option<Signal>>,
+    /// Running children by pid: what they are and when the signal reached them.
+    children: Mutex<BTreeMap<u32, Child>>,
+    grace: Mutex<Duration>,
+}
+
+struct Child {
+    what: String,
+    /// Whether the child leads its own process group (else it shares the terminal's).
+    own_group: bool,
+    signalled_at: Option<Instant>,
+    /// Its wait was dropped before it ended (see [`Registered`]'s `Drop`).
+    abandoned: bool,
+}
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| Shared { signal: tokio::sync::watch::Sender::new(None), children: Mutex::new(BTreeMap::new()), grace: Mutex::new(DEFAULT_GRACE) })
+}
+
+/// Listens for SIGINT and SIGTERM for the rest of the process. The first one is recorded (see
+/// [`received`]); every later one prints what the command is still waiting for.
+///
+/// Errors: the signal handlers cannot be registered.
+pub fn install(printer: Printer) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => Signal::Interrupt,
+                _ = term.recv() => Signal::Terminate,
+            };
+            let first = shared().signal.send_if_modified(|s| {
+                if s.is_none() {
+                    *s = Some(sig);
+                    true
+                } else {
+                    false
+                }
+            });
+            let waiting = waiting_for();
+            if first {
+                let detail = if waiting.is_empty() { String::new() } else { format!("; stopping {}", waiting.join(", ")) };
+                printer.warn(format!("{} received{detail}", sig.name()));
+            } else if waiting.is_empty() {
+                printer.warn(format!("{} received again; finishing the state files", sig.name()));
+            } else {
+                printer.warn(format!("{} received again; still waiting for {} to stop", sig.name(), waiting.join(", ")));
+            }
+            printer.event(&crate::output::Event::Interrupt { signal: sig.name(), first, waiting_for: waiting });
+        }
+    });
+    Ok(())
+}
+
+/// The children still running, as `` `tofu apply` (pid 123, 1m 40s until SIGTERM) ``.
+fn waiting_for() -> Vec<String> {
+    let grace = grace();
+    let Ok(children) = shared().children.lock() else { return Vec::new() };
+    children
+        .iter()
+        .map(|(pid, child)| match child.signalled_at {
+            Some(at) => {
+                let left = grace.saturating_sub(at.elapsed());
+                format!("`{}` (pid {pid}, {} until SIGTERM)", child.what, crate::state::format_duration(left))
+            }
+            None => format!("`{}` (pid {pid})", child.what),
+        })
+        .collect()
+}
+
+/// The first SIGINT or SIGTERM this command received, if any.
+pub fn received() -> Option<Signal> {
+    *shared().signal.borrow()
+}
+
+/// `Err(Interrupted)` once a signal arrived: long work checks it between steps.
+pub fn check() -> Result<(), Interrupted> {
+    received().map_or(Ok(()), |s| Err(Interrupted(s)))
+}
+
+/// Resolves when the first signal arrives (at once if it already did); never without one.
+pub async fn wait() -> Signal {
+    let mut rx = shared().signal.subscribe();
+    let signal = rx.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+    match signal {
+        Some(signal) => signal,
+        None => std::future::pending().await,
+    }
+}
+
+/// The grace period children get after the signal (`stop_grace` setting).
+pub fn grace() -> Duration {
+    shared().grace.lock().map_or(DEFAULT_GRACE, |g| *g)
+}
+
+pub fn set_grace(grace: Duration) {
+    if let Ok(mut g) = shared().grace.lock() {
+        *g = grace;
+    }
+}
+
+/// Runs `work` to its end, unless a signal arrives: then `work` goes on while a child it started
+/// is stopping (the runner ends it within the grace periods and answers [`Interrupted`]) and
+/// `settle` more to write its state, and is dropped after that. Work with nothing to stop (a wait
+/// loop, a `--follow`) so ends at once.
+///
+/// Errors: `work`'s own, or [`Interrupted`] when it was dropped.
+pub async fn stoppable<T>(work: impl std::future::Future<Output = anyhow::Result<T>>, settle: Duration) -> anyhow::Result<T> {
+    tokio::pin!(work);
+    let signal = tokio::select! {
+        result = &mut work => return result,
+        signal = wait() => signal,
+    };
+    let settled = async {
+        loop {
+            while children_running() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(settle).await;
+            if !children_running() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        result = &mut work => result,
+        () = settled => Err(Interrupted(signal).into()),
+        () = tokio::time::sleep(grace() + TERM_GRACE * 2) => Err(Interrupted(signal).into()),
+    }
+}
+
+/// Whether any child the runner started is still running (entries of children whose wait was
+/// dropped are kept until the process is gone).
+pub fn children_running() -> bool {
+    shared().children.lock().is_ok_and(|mut c| {
+        c.retain(|pid, child| !child.abandoned || alive(*pid));
+        !c.is_empty()
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Waits until every child the runner started has stopped, at most `limit`; then sends SIGKILL
+/// to the process group of each one left, so that none outlives the command.
+pub async fn drain(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while children_running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left: Vec<(u32, bool)> = shared().children.lock().map(|c| c.iter().map(|(pid, c)| (*pid, c.own_group)).collect()).unwrap_or_default();
+    for (pid, own_group) in left {
+        if own_group {
+            kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+        } else {
+            kill_one(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// A running child, registered while its guard lives. A guard dropped before [`Registered::ended`]
+/// means the wait was cancelled while the child ran: the child is sent SIGTERM (Terraform stops
+/// gracefully on it) and stays listed until it is gone, so [`drain`] still waits for it.
+pub(crate) struct Registered {
+    pid: u32,
+    own_group: bool,
+    ended: bool,
+}
+
+pub(crate) fn register(pid: u32, what: String, own_group: bool) -> Registered {
+    if let Ok(mut children) = shared().children.lock() {
+        children.insert(pid, Child { what, own_group, signalled_at: None, abandoned: false });
+    }
+    Registered { pid, own_group, ended: false }
+}
+
+impl Registered {
+    pub(crate) fn signalled(&self) {
+        if let Ok(mut children) = shared().children.lock() {
+            if let Some(child) = children.get_mut(&self.pid) {
+                child.signalled_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// The child was waited for.
+    pub(crate) fn ended(mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let Ok(mut children) = shared().children.lock() else { return };
+        if self.ended {
+            children.remove(&self.pid);
+            return;
+        }
+        if let Some(child) = children.get_mut(&self.pid) {
+            child.abandoned = true;
+        }
+        drop(children);
+        if self.own_group {
+            kill_group(self.pid, nix::sys::signal::Signal::SIGTERM);
+        } else {
+            kill_one(self.pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
+/// Sends `signal` to the process group led by `pid` (the child was started as its leader);
+/// a group that is gone already is not an error.
+pub(crate) fn kill_group(pid: u32, signal: nix::sys::signal::Signal) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    if let Err(e) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal) {
+        if e != nix::errno::Errno::ESRCH {
+            tracing::warn!("could not send {signal} to process group {pid}: {e}");
+        }
+    }
+}
+
+/// Sends `signal` to the one process `pid`.
+pub(crate) fn kill_one(pid: u32, signal: nix::sys::signal::Signal) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+        if e != nix::errno::Errno::ESRCH {
+            tracing::warn!("could not send {signal} to process {pid}: {e}");
+        }
+    }
+}

@@ -32,6 +32,7 @@ pub mod patterns;
 pub mod phase;
 pub mod process;
 pub mod registry;
+pub mod secrets;
 pub mod settings;
 pub mod sim;
 pub mod state;

@@ -108,16 +108,16 @@ impl Printer {
         if self.inner.quiet {
             return;
         }
-        eprintln!("{}: {}", self.paint("1;33", "warning"), message.as_ref());
+        eprintln!("{}: {}", self.paint("1;33", "warning"), crate::secrets::redact(message.as_ref()));
     }
 
     /// `error: …`, `  Caused by: …` per cause, then `hint: …` lines after a blank line.
     pub fn error(&self, err: &anyhow::Error, hints: &[String]) {
         let mut chain = err.chain();
-        let head = chain.next().map(ToString::to_string).unwrap_or_default();
+        let head = crate::secrets::redact(&chain.next().map(ToString::to_string).unwrap_or_default());
         let mut text = format!("{}: {head}\n", self.paint("1;31", "error"));
         for cause in chain {
-            let cause = cause.to_string();
+            let cause = crate::secrets::redact(&cause.to_string());
             let mut lines = cause.lines();
             if let Some(first) = lines.next() {
                 text.push_str(&format!("  Caused by: {first}\n"));

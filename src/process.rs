@@ -380,27 +380,21 @@ async fn wait_child(
     Ok(Ended::TimedOut(limit))
 }
 
-/// Replaces the secrets the child was given (its `Secret` environment values) wherever the child
-/// printed them, in its captured stdout and its log file, before anything is shown, kept in
-/// state or read back: the grid provider, for one, prints a mnemonic it rejects.
+/// Replaces the secrets the child was given (its `Secret` environment values) and every secret
+/// this command knows ([`crate::secrets`]) wherever the child printed them, in its captured stdout
+/// and its log file, before anything is shown, kept in state or read back: the grid provider, for
+/// one, prints a mnemonic it rejects.
 fn redact(cmd: &Cmd, stdout: &mut String) {
-    let secrets: Vec<&str> = cmd
-        .env
-        .values()
-        .filter_map(|v| match v {
-            EnvValue::Secret(s) if s.trim().len() >= 6 => Some(s.trim()),
-            _ => None,
-        })
-        .collect();
-    for secret in &secrets {
-        if stdout.contains(secret) {
-            *stdout = stdout.replace(secret, "<redacted>");
-        }
+    let secrets = crate::secrets::all(cmd.env.values().filter_map(|v| match v {
+        EnvValue::Secret(s) => Some(s.as_str()),
+        EnvValue::Plain(_) => None,
+    }));
+    if let Some(clean) = crate::secrets::redact_in(stdout, &secrets) {
+        *stdout = clean;
     }
     let Some(path) = log_path(cmd) else { return };
     let Ok(text) = std::fs::read_to_string(path) else { return };
-    if secrets.iter().any(|s| text.contains(s)) {
-        let clean = secrets.iter().fold(text, |t, s| t.replace(s, "<redacted>"));
+    if let Some(clean) = crate::secrets::redact_in(&text, &secrets) {
         if let Err(e) = std::fs::write(path, clean) {
             tracing::warn!("could not redact {}: {e}", path.display());
         }

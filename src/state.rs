@@ -124,7 +124,7 @@ impl StateDir {
     }
 
     pub fn save(&self, state: &DeploymentState) -> Result<()> {
-        let text = serde_yaml::to_string(state).context("failed to serialize state")?;
+        let text = crate::secrets::redact(&serde_yaml::to_string(state).context("failed to serialize state")?);
         self.write(&self.state_file(), text.as_bytes(), 0o600)?;
         if let (Some(registry), false) = (&self.registry, self.dry_run) {
             registry.put(&crate::registry::Entry::of(state, &self.root))?;

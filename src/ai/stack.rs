@@ -115,6 +115,7 @@ fn tokens(state_root: &Path) -> Result<BTreeMap<&'static str, String>> {
                 t
             }
         };
+        crate::secrets::register(&token);
         out.insert(name, token);
     }
     Ok(out)
@@ -340,6 +341,7 @@ fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMa
             (None, None) => None,
         };
         if let Some(key) = key.filter(|k| !k.is_empty()) {
+            crate::secrets::register(&key);
             keys.insert(i, key);
         }
     }

@@ -96,6 +96,7 @@ pub fn load(settings: &Settings) -> Result<Option<Loaded>> {
         };
         return Err(UserError::new(format!("the mnemonic in {at} is not valid: {problem}"), fix).into());
     }
+    crate::secrets::register(&loaded.phrase);
     Ok(Some(loaded))
 }
 

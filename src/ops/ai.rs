@@ -28,17 +28,22 @@ pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
     let file = flags.token_file.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN_FILE").map(std::path::PathBuf::from));
     let token = match (file, settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN")) {
         (Some(file), _) => read_token(&file)?,
-        (None, Some(token)) => token.to_string(),
+        (None, Some(token)) => {
+            crate::secrets::register(token);
+            token.to_string()
+        }
         (None, None) => return Err(UserError::new("the agent's token is not set", "set TFGRID_COMPOSE_AGENT_TOKEN or pass --agent-token-file FILE").into()),
     };
     AgentClient::new(&url, &token)
 }
 
 fn read_token(file: &std::path::Path) -> Result<String> {
-    Ok(std::fs::read_to_string(file)
+    let token = std::fs::read_to_string(file)
         .map_err(|e| UserError::new(format!("cannot read the token file `{}`: {e}", file.display()), "pass the agent's token file"))?
         .trim()
-        .to_string())
+        .to_string();
+    crate::secrets::register(&token);
+    Ok(token)
 }
 
 /// The agent URL and token file of an AI-stack deployment, from its `state.yaml`.

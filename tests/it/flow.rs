@@ -306,6 +306,33 @@ fn a_secret_a_tool_prints_is_redacted_everywhere() {
 }
 
 #[test]
+fn a_secret_printed_by_a_tool_that_was_never_given_it_is_redacted_too() {
+    // The mnemonic goes only to tofu; ansible-playbook printing it (from a file on the VM, say)
+    // is cleaned as well, because the command knows the phrase.
+    let cx = TestContext::new();
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("pattern: minimal", "pattern: grid-like").replace("config:\n  flavor: small\n", "");
+    std::fs::write(&manifest, text).unwrap();
+    let secret = crate::grid::CANARY;
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("TF_VAR_mnemonic", secret)
+        .env("FAKE_FAIL", "ansible-playbook:")
+        .env("FAKE_PRINT", secret)
+        .assert()
+        .failure()
+        .stderr(contains("token=<redacted> in a line").and(contains("spot photo").not()));
+    let mut files = Vec::new();
+    crate::grid::all_files(&cx.state_dir(), &mut files);
+    for file in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        assert!(!text.contains("spot photo"), "mnemonic in {}", file.display());
+    }
+    assert!(cx.state_text().contains("token=<redacted>"), "the failed phase's error tail is kept, redacted");
+}
+
+#[test]
 fn inspect_commands_read_state() {
     let cx = TestContext::new();
     cx.cmd().arg("status").arg(&cx.app).assert().failure().stderr(contains("no deployment"));

@@ -88,6 +88,15 @@ pub struct Failed {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// `state.yaml` exists but is empty or is not a deployment's state (a crash of the disk, an
+/// editor, a `: >`). `down` still destroys what the Terraform state beside it holds.
+#[derive(Debug, Error)]
+#[error("state file `{}` is empty or damaged: {detail}", path.display())]
+pub struct DamagedState {
+    pub path: std::path::PathBuf,
+    pub detail: String,
+}
+
 /// The command received SIGINT (Ctrl-C) or SIGTERM; its children were stopped first.
 #[derive(Debug, Error)]
 #[error("interrupted ({})", .0.name())]
@@ -120,12 +129,22 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             if e.tail.contains("Error acquiring the state lock") {
                 hints.push("another terraform run may still be working on this deployment; wait, then retry".into());
             }
+            if e.tail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+                hints.push(host_key_hint(&e.tail));
+            }
             if e.tail.contains("UNREACHABLE!") {
                 hints.push("the VM did not answer ansible over ssh: check the WireGuard interface with `wg show` and `tfgrid-compose status`".into());
             }
             if let Some(log) = &e.log {
                 hints.push(format!("full log at `{}`", log.display()));
             }
+        } else if let Some(e) = cause.downcast_ref::<DamagedState>() {
+            let terraform = e.path.with_file_name("terraform");
+            hints.push(format!(
+                "`tfgrid-compose down` still destroys what Terraform's state in `{}` holds (it is what is billed), then removes the folder",
+                terraform.display()
+            ));
+            hints.push("`status` and `up --resume` need a readable state.yaml; after `down`, `up` starts afresh".into());
         } else if let Some(e) = cause.downcast_ref::<ContractError>() {
             hints.push(format!("the pattern's infrastructure must declare `output \"{}\"` (see patterns/PATTERN_CONTRACT.md)", e.output));
         }
@@ -138,6 +157,18 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
         }
     }
     hints
+}
+
+/// The way out of OpenSSH's "REMOTE HOST IDENTIFICATION HAS CHANGED": the `ssh-keygen -f FILE -R
+/// HOST` line ssh printed names the deployment's own known_hosts file and the host as it is
+/// recorded (`[10.1.0.2]:2222` for another port). OpenSSH 9.2 prints it as
+/// `  ssh-keygen -f "/path/known_hosts" -R "[127.0.0.1]:22999"`.
+fn host_key_hint(tail: &str) -> String {
+    let remove = tail.lines().map(str::trim).find(|l| l.starts_with("ssh-keygen -f ") && l.contains(" -R "));
+    let how = remove.map_or_else(|| "remove the old key with `ssh-keygen -f KNOWN_HOSTS -R HOST`".to_string(), |l| format!("forget its old key with `{l}`"));
+    format!(
+        "if the VM was replaced at the same address (a new VM, a reinstall), {how} (this deployment's own known_hosts, not yours), then run the command again (`tfgrid-compose up --resume` for `up`); if it was not replaced, someone may be intercepting the connection"
+    )
 }
 
 /// Documented exit codes (docs/exit-codes.md):

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::PatternOutputs;
-use crate::error::{LockError, UserError};
+use crate::error::{DamagedState, LockError, UserError};
 use crate::phase::Phase;
 
 /// Name of the state folder, next to the app's manifest.
@@ -120,7 +120,15 @@ impl StateDir {
                 return Err(err).with_context(|| format!("failed to read state file `{}`", path.display()));
             }
         };
-        DeploymentState::parse(&text).with_context(|| format!("failed to read state file `{}`", path.display())).map(Some)
+        if text.trim().is_empty() {
+            return Err(DamagedState { path, detail: "it is empty".into() }.into());
+        }
+        match DeploymentState::parse(&text) {
+            Ok(state) => Ok(Some(state)),
+            // A newer tool's state is not damaged: its error says to upgrade.
+            Err(err) if err.chain().any(|c| c.is::<UserError>()) => Err(err.context(format!("failed to read state file `{}`", path.display()))),
+            Err(err) => Err(DamagedState { path, detail: format!("{err:#}") }.into()),
+        }
     }
 
     pub fn save(&self, state: &DeploymentState) -> Result<()> {

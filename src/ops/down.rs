@@ -29,7 +29,13 @@ fn confirm(printer: &Printer, question: &str) -> Result<bool> {
 
 pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, options: &DownOptions) -> Result<()> {
     let target = resolve_target(settings, options.app.as_deref())?;
-    let state = target.load()?;
+    let state = match target.load() {
+        Ok(state) => state,
+        Err(err) if err.chain().any(|c| c.is::<crate::error::DamagedState>()) => {
+            return down_damaged(printer, settings, runner, options, &target, err).await;
+        }
+        Err(err) => return Err(err),
+    };
     let dir = target.dir.clone();
     let app_arg = target.arg();
     if !options.yes && !confirm(printer, &format!("destroy `{}:{}` ({}) and everything it created?", state.app.name, state.env, state.id))? {
@@ -46,7 +52,7 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     dir.create_dir(&log_dir)?;
     let log = log_dir.join("down.log");
 
-    let result = destroy(printer, settings, &runner, &dir, &state, &log).await;
+    let result = destroy(printer, settings, &runner, &dir, &Teardown::of(&state), &log).await;
     if let Err(err) = result {
         state.status = Status::DestroyFailed;
         state.updated_at = now_unix();
@@ -66,18 +72,101 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     Ok(())
 }
 
-async fn destroy(
+/// What `destroy` needs to know about a deployment: from its `state.yaml`, or, when that is
+/// damaged, from the files beside it.
+struct Teardown {
+    /// WireGuard interfaces and their configs.
+    tunnels: Vec<(String, std::path::PathBuf)>,
+    pattern_dir: Option<std::path::PathBuf>,
+    grid_network: Option<String>,
+    /// The recorded tofu program, if any.
+    tofu: Option<String>,
+}
+
+impl Teardown {
+    fn of(state: &crate::state::DeploymentState) -> Teardown {
+        Teardown {
+            tunnels: state.network.iter().map(|n| (n.interface.clone(), n.config.clone())).collect(),
+            pattern_dir: Some(state.pattern.dir.clone()),
+            grid_network: state.grid_network.clone(),
+            tofu: Some(state.tofu.clone()),
+        }
+    }
+
+    /// From the files a deployment's folder holds: the WireGuard configs in `wg/`, and the grid
+    /// network from the variables file `up` gave Terraform.
+    fn from_files(dir: &crate::state::StateDir) -> Teardown {
+        let tunnels = std::fs::read_dir(dir.wg_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
+            .collect();
+        let vars = std::fs::read_to_string(dir.terraform_dir().join(crate::phase::infrastructure::VAR_FILE)).unwrap_or_default();
+        let grid_network = serde_json::from_str::<serde_json::Value>(&vars).ok().and_then(|v| v.get("tfgrid_network")?.as_str().map(String::from));
+        Teardown { tunnels, pattern_dir: None, grid_network, tofu: None }
+    }
+}
+
+/// `down` of a deployment whose `state.yaml` is empty or damaged: Terraform's state is the truth
+/// about what is billed, so destroy from it, then remove the folder and its registry entries.
+async fn down_damaged(
     printer: &Printer,
     settings: &Settings,
-    runner: &Runner,
-    dir: &crate::state::StateDir,
-    state: &crate::state::DeploymentState,
-    log: &std::path::Path,
+    runner: Runner,
+    options: &DownOptions,
+    target: &crate::ops::Target,
+    err: anyhow::Error,
 ) -> Result<()> {
-    if let Some(net) = &state.network {
-        if interface_exists(&net.interface) {
-            printer.status("Disconnecting", format!("wireguard interface `{}`", net.interface));
-            runner.run(&wg::down(&net.config, log)).await.context("wg-quick down failed")?;
+    let dir = target.dir.clone();
+    let tfstate = dir.terraform_dir().join("terraform.tfstate");
+    if !tfstate.is_file() {
+        return Err(Failed {
+            message: format!("{err:#}; and there is no Terraform state beside it, so nothing recorded here can be destroyed"),
+            hints: vec![
+                "if the deployment reached the grid, `tfgrid-compose contracts` lists what your twin still pays for (contracts no state holds are marked orphan)".into(),
+                format!("remove `{}` to forget the deployment", dir.root.display()),
+            ],
+            source: "no terraform.tfstate".into(),
+        }
+        .into());
+    }
+    printer.warn(format!("{err:#}; destroying what Terraform's state in `{}` holds", dir.terraform_dir().display()));
+    if !options.yes && !confirm(printer, &format!("destroy everything Terraform's state in `{}` holds?", dir.terraform_dir().display()))? {
+        bail!(UserError::new("cancelled; nothing was changed", "pass `--yes` to skip the question"));
+    }
+    let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {}", target.arg()), settings.lock_wait, |holder| {
+        printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
+    })?;
+    let clock = std::time::Instant::now();
+    let log_dir = dir.logs_dir().join(format!("{}-down", format_utc(now_unix()).replace(':', "-").trim_end_matches('Z')));
+    dir.create_dir(&log_dir)?;
+    let log = log_dir.join("down.log");
+    if let Err(err) = destroy(printer, settings, &runner, &dir, &Teardown::from_files(&dir), &log).await {
+        return Err(Failed {
+            message: "`down` from Terraform's state failed; nothing was removed".into(),
+            hints: vec![format!("log at `{}`", log.display()), format!("fix the cause, then run `tfgrid-compose down {}` again", target.arg())],
+            source: err.into(),
+        }
+        .into());
+    }
+    dir.remove()?;
+    let reg = registry(settings);
+    let (entries, _) = reg.list()?;
+    for entry in entries.iter().filter(|e| e.state_dir == dir.root || std::path::absolute(&dir.root).is_ok_and(|a| a == e.state_dir)) {
+        reg.remove(&entry.id)?;
+    }
+    printer.status("Destroyed", format!("what Terraform's state in `{}` held, in {}", dir.root.display(), format_duration(clock.elapsed())));
+    Ok(())
+}
+
+async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &crate::state::StateDir, plan: &Teardown, log: &std::path::Path) -> Result<()> {
+    for (interface, config) in &plan.tunnels {
+        if interface_exists(interface) {
+            printer.status("Disconnecting", format!("wireguard interface `{interface}`"));
+            runner.run(&wg::down(config, log)).await.context("wg-quick down failed")?;
         }
     }
     let workdir = dir.terraform_dir();
@@ -86,9 +175,12 @@ async fn destroy(
         return Ok(());
     }
     // A pattern folder that has gone away cannot say; destroy is then tried with what we have.
-    let needs_mnemonic = Pattern::load(&state.pattern.dir).is_ok_and(|p| p.needs_mnemonic());
+    let needs_mnemonic = match plan.pattern_dir.as_deref().and_then(|d| Pattern::load(d).ok()) {
+        Some(pattern) => pattern.needs_mnemonic(),
+        None => plan.grid_network.is_some(),
+    };
     // the same sources, in the same order, as `up` (environment, then the file `signin` wrote, …)
-    let mnemonic = if needs_mnemonic || state.grid_network.is_some() { crate::grid::mnemonic::load(settings)?.map(|l| l.phrase) } else { None };
+    let mnemonic = if needs_mnemonic || plan.grid_network.is_some() { crate::grid::mnemonic::load(settings)?.map(|l| l.phrase) } else { None };
     if needs_mnemonic && mnemonic.is_none() {
         return Err(UserError::new(
             "destroying this deployment needs the ThreeFold mnemonic, and none was found",
@@ -96,8 +188,11 @@ async fn destroy(
         )
         .into());
     }
-    let program = if which::which(&state.tofu).is_ok() { state.tofu.clone() } else { crate::ops::resolve_tofu(settings)? };
-    let sim = crate::phase::infrastructure::sim_config(settings, state.grid_network.as_deref(), runner.is_dry_run(), &workdir)?;
+    let program = match plan.tofu.as_deref().filter(|t| which::which(t).is_ok()) {
+        Some(tofu) => tofu.to_string(),
+        None => crate::ops::resolve_tofu(settings)?,
+    };
+    let sim = crate::phase::infrastructure::sim_config(settings, plan.grid_network.as_deref(), runner.is_dry_run(), &workdir)?;
     let tofu = tofu(dir, &program, mnemonic.as_deref(), settings.tofu_timeout, sim.as_deref());
     let _spinner = printer.spinner("destroy", Some(log));
     printer.status("Destroying", format!("infrastructure with `{program}` destroy"));

@@ -73,12 +73,35 @@ impl Target {
     pub fn load(&self) -> Result<DeploymentState> {
         match self.dir.load()? {
             Some(state) => Ok(state),
+            None if !self.dir.root.exists() && self.recorded() => Err(self.gone()),
             None => Err(UserError::new(
                 format!("no deployment of `{}` in environment `{}` (no `{}`)", self.app.display(), self.env, self.dir.state_file().display()),
                 format!("deploy it with `tfgrid-compose up {}`, or list deployments with `tfgrid-compose ps`", self.arg()),
             )
             .into()),
         }
+    }
+}
+
+impl Target {
+    /// Whether the registry has an entry for this state folder.
+    fn recorded(&self) -> bool {
+        let Some(registry) = &self.dir.registry else { return false };
+        registry.list().is_ok_and(|(entries, _)| entries.iter().any(|e| e.state_dir == self.dir.root))
+    }
+
+    /// The error for a deployment whose folder is gone: with it went its Terraform state, so
+    /// nothing can be destroyed from this machine; say what may still be billed.
+    fn gone(&self) -> anyhow::Error {
+        UserError::new(
+            format!(
+                "the folder `{}` of `{}` is gone, and with it the deployment's state and Terraform state: nothing can be destroyed from this machine",
+                self.dir.root.display(),
+                self.arg()
+            ),
+            "for a grid deployment, `tfgrid-compose contracts` lists what your twin still pays for (contracts no state holds are marked orphan) so you can cancel them; `tfgrid-compose ps --prune` forgets the entry",
+        )
+        .into()
     }
 }
 

@@ -48,7 +48,7 @@ async fn wait_one(runner: Runner, target: SshTarget, log: std::path::PathBuf, de
                 crate::interrupt::check()?;
                 let text = format!("{err:#}");
                 if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
-                    bail!("host key of {} does not match the one pinned in `{}`: {err:#}", target.host, target.known_hosts.display());
+                    return Err(err.context(format!("host key of {} does not match the one pinned in `{}`", target.host, target.known_hosts.display())));
                 }
                 if Instant::now() + delay > deadline {
                     return Err(err.context(format!("ssh to {} did not succeed in time", target.host)));
@@ -74,11 +74,18 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     while let Some(joined) = set.join_next().await {
         match joined? {
             Ok(_) => {}
-            Err(err) => failures.push(format!("{err:#}")),
+            Err(err) => failures.push(err),
         }
     }
+    // The first failure keeps its type (its hints: a changed host key, the log), the others are
+    // named in its context.
     if !failures.is_empty() {
-        bail!("{}", failures.join("\n"));
+        let first = failures.remove(0);
+        if failures.is_empty() {
+            return Err(first);
+        }
+        let others: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
+        return Err(first.context(format!("{} VMs did not answer over ssh; besides the one below: {}", others.len() + 1, others.join("\n"))));
     }
     ctx.printer.status(
         "Reached",

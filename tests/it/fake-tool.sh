@@ -39,6 +39,35 @@ if [ -n "${FAKE_HANG:-}" ] && [ "${FAKE_HANG%%:*}" = "$tool" ]; then
     exit 0;;
   esac
 fi
+# FAKE_HOSTKEY_CHANGED: ssh answers as OpenSSH 9.2 does when the host key differs from the pinned one
+if [ -n "${FAKE_HOSTKEY_CHANGED:-}" ] && [ "$tool" = ssh ]; then
+  kh=; port=22; prev=
+  for a in "$@"; do
+    case "$a" in UserKnownHostsFile=*) kh=${a#UserKnownHostsFile=};; esac
+    [ "$prev" = -p ] && port=$a
+    case "$a" in *@*) host=${a#*@};; esac
+    prev=$a
+  done
+  [ "$port" = 22 ] && name=$host || name="[$host]:$port"
+  cat >&2 <<MSG
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
+Someone could be eavesdropping on you right now (man-in-the-middle attack)!
+It is also possible that a host key has just been changed.
+The fingerprint for the ED25519 key sent by the remote host is
+SHA256:dVCBG+abUqiXkCI2k6QOwVNm/BjlQf/B3Lks6liZ8wA.
+Please contact your system administrator.
+Add correct host key in $kh to get rid of this message.
+Offending ED25519 key in $kh:1
+  remove with:
+  ssh-keygen -f "$kh" -R "$name"
+Host key for $name has changed and you have requested strict checking.
+Host key verification failed.
+MSG
+  exit 255
+fi
 case "$tool" in
   tofu)
     for a in "$@"; do case "$a" in -chdir=*) dir=${a#-chdir=};; esac; done

@@ -12,5 +12,6 @@ mod grid;
 mod interrupt;
 mod local;
 mod nodes;
+mod recovery;
 mod schema;
 mod sim;

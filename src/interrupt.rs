@@ -294,3 +294,63 @@ pub(crate) fn kill_one(pid: u32, signal: nix::sys::signal::Signal) {
         }
     }
 }
+
+/// `<log>.<pid>.pid`: the file a running child leaves beside its log (its program, then what it
+/// is doing), removed when it ends.
+pub fn pid_file(log: &std::path::Path, pid: u32) -> std::path::PathBuf {
+    let mut name = log.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{pid}.pid"));
+    log.with_file_name(name)
+}
+
+/// Stops the children a SIGKILLed run of this deployment left running (their pid files under
+/// `logs_dir`): each is given 5 s to end on its own, then SIGINT (Terraform writes its state),
+/// [`grace`], SIGTERM, 10 s, SIGKILL, to its process group. A pid file whose process is gone, or
+/// is now another program, is just removed. Call it holding the deployment's lock.
+pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
+    use nix::sys::signal::Signal as Sig;
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(logs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).into_iter().flatten().flatten().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pid"))
+        .collect();
+    for file in files {
+        let pid = file.file_stem().and_then(|s| std::path::Path::new(s).extension()).and_then(|p| p.to_str()?.parse::<u32>().ok());
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let mut lines = text.lines();
+        let (program, what) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+        if let Some(pid) = pid.filter(|pid| runs(*pid, program)) {
+            printer.warn(format!("`{what}` (pid {pid}) of an earlier run that was killed is still running; stopping it first"));
+            let deadline = |d: Duration| Instant::now() + d;
+            let wait_until = |until: Instant| async move {
+                while runs(pid, program) && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                !runs(pid, program)
+            };
+            if !wait_until(deadline(Duration::from_secs(5))).await {
+                kill_group(pid, Sig::SIGINT);
+                if !wait_until(deadline(grace())).await {
+                    kill_group(pid, Sig::SIGTERM);
+                    if !wait_until(deadline(TERM_GRACE)).await {
+                        kill_group(pid, Sig::SIGKILL);
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+}
+
+/// Whether `pid` is a live (not zombie) process running `program`.
+fn runs(pid: u32, program: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    // argv[0], or argv[1] for a script run by its interpreter (`python3 …/terraform`).
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let named = cmdline.split(|b| *b == 0).take(2).any(|arg| base(&String::from_utf8_lossy(arg)) == base(program));
+    !zombie && !program.is_empty() && named
+}

@@ -281,6 +281,14 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     let mut child = command.spawn().map_err(|source| anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program)))?;
     let pid = child.id().unwrap_or(0);
     let registered = crate::interrupt::register(pid, short_line(cmd), !on_terminal);
+    // Beside its log, a child leaves its pid while it runs: if this command is SIGKILLed, the
+    // next `up` or `down` of the deployment finds and stops it (`interrupt::stop_orphans`).
+    let pid_file = log_path(cmd).map(|log| crate::interrupt::pid_file(log, pid));
+    if let Some(file) = &pid_file {
+        if let Err(e) = std::fs::write(file, format!("{}\n{}\n", cmd.program, short_line(cmd))) {
+            tracing::debug!("cannot write {}: {e}", file.display());
+        }
+    }
     let stdout_reader = child.stdout.take().map(|mut out| {
         tokio::spawn(async move {
             let mut bytes = Vec::new();
@@ -290,6 +298,9 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     });
     let ended = wait_child(&mut child, pid, !on_terminal, cmd.timeout, &registered).await;
     registered.ended();
+    if let Some(file) = &pid_file {
+        let _ = std::fs::remove_file(file);
+    }
     let bytes = match stdout_reader {
         Some(reader) => reader.await.unwrap_or_default(),
         None => Vec::new(),

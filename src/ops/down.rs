@@ -44,6 +44,7 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {app_arg}"), settings.lock_wait, |holder| {
         printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
     })?;
+    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
     let mut state = dir.load()?.context("the deployment vanished while waiting for the lock")?;
     let clock = std::time::Instant::now();
     state.status = Status::Destroying;
@@ -140,6 +141,7 @@ async fn down_damaged(
     let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {}", target.arg()), settings.lock_wait, |holder| {
         printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
     })?;
+    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
     let clock = std::time::Instant::now();
     let log_dir = dir.logs_dir().join(format!("{}-down", format_utc(now_unix()).replace(':', "-").trim_end_matches('Z')));
     dir.create_dir(&log_dir)?;

@@ -230,6 +230,9 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
         })?
     };
+    if !options.dry_run {
+        crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
+    }
     // Re-read under the lock: another run may have changed it.
     let existing = if options.dry_run { existing } else { dir.load()? };
 

@@ -39,7 +39,7 @@ pub fn inventory(hosts: &[Host], port: u16) -> String {
 /// host, one fork per host, and the deployment's `known_hosts` with checking on.
 pub fn config(known_hosts: &Path, identity: &Path, forks: usize) -> String {
     let ssh_args = format!(
-        "-o ControlMaster=auto -o ControlPersist=60s -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+        "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=5 -o ServerAliveCountMax=4 -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
         shell_quote(&known_hosts.display().to_string())
     );
     format!(

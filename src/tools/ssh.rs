@@ -48,6 +48,12 @@ impl SshTarget {
             "BatchMode=yes".into(),
             "-o".into(),
             "ConnectTimeout=10".into(),
+            // A VM that went away (destroyed, rebooted, its tunnel down) ends the connection
+            // within 20 s instead of leaving ssh waiting forever.
+            "-o".into(),
+            "ServerAliveInterval=5".into(),
+            "-o".into(),
+            "ServerAliveCountMax=4".into(),
             "-o".into(),
             format!("UserKnownHostsFile={}", self.known_hosts.display()),
             "-o".into(),
@@ -212,6 +218,10 @@ mod tests {
                 "BatchMode=yes",
                 "-o",
                 "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=5",
+                "-o",
+                "ServerAliveCountMax=4",
                 "-o",
                 "UserKnownHostsFile=/s/known_hosts",
                 "-o",

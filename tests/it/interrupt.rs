@@ -148,3 +148,27 @@ fn an_interrupted_down_keeps_the_deployment_and_a_second_down_finishes() {
     cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().success();
     assert!(!cx.state_dir().exists());
 }
+
+#[test]
+fn a_tool_left_running_by_a_sigkilled_run_is_stopped_before_the_next_one_starts() {
+    let cx = TestContext::new();
+    let mut child = start(&cx, &["up", cx.app_arg()], "tofu:apply");
+    wait_for_file(&cx.fake_dir.join("hanging"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // tofu is still applying, an orphan; the next run finds it, stops it, and only then goes on.
+    assert!(!cx.fake_dir.join("stopped").exists());
+    let out = cx.cmd().args(["up", "--resume"]).arg(&cx.app).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("`tofu apply` (pid ") && stderr.contains("of an earlier run that was killed is still running; stopping it first"), "{stderr}");
+    assert!(cx.fake_dir.join("stopped").exists());
+    assert_eq!(signals(&cx), "INT\n", "the orphan gets one SIGINT, as Ctrl-C would have given it");
+    let pid_files: Vec<_> = std::fs::read_dir(cx.state_dir().join("logs"))
+        .unwrap()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).unwrap().flatten())
+        .filter(|f| f.path().extension().is_some_and(|e| e == "pid"))
+        .collect();
+    assert!(pid_files.is_empty(), "{pid_files:?}");
+}

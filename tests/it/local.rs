@@ -228,6 +228,62 @@ fn sigkill_during_platform_then_resume_then_down_is_clean() {
     }
 }
 
+#[test]
+fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("static-site");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .arg("up")
+        .env("NO_COLOR", "1")
+        .env("TFGRID_COMPOSE_DATA_DIR", d._root.path().join("data"))
+        .env("TFGRID_COMPOSE_CONFIG_DIR", d._root.path().join("config"))
+        .current_dir(&d.app)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state_file = d.app.join(".tfgrid-compose/default/state.yaml");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Terraform is applying once vm.sh has started the first VM.
+    let logs = d.app.join(".tfgrid-compose/default/logs");
+    loop {
+        let applying = std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|run| std::fs::read_to_string(run.path().join("infrastructure.log")).unwrap_or_default().contains("Creating..."));
+        if applying {
+            break;
+        }
+        assert!(Instant::now() < deadline, "terraform apply never started:\n{}", std::fs::read_to_string(&state_file).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Ctrl-C as a terminal sends it: to the whole foreground process group.
+    let pgid = child.id();
+    assert!(std::process::Command::new("kill").args(["-INT", "--", &format!("-{pgid}")]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    // Nothing the command started is still running: terraform and its vm.sh stopped before it exited.
+    let root = d.app.join(".tfgrid-compose").display().to_string();
+    let running: Vec<(String, u32)> = processes_with(&root).into_iter().filter(|(c, _)| c.contains("terraform") || c.contains("tofu")).collect();
+    assert!(running.is_empty(), "terraform outlived the command: {running:?}");
+    let state = d.state();
+    assert_eq!(state.status.as_str(), "interrupted", "{stderr}");
+    assert_eq!(state.record(tfgrid_compose::phase::Phase::Infrastructure).unwrap().status, tfgrid_compose::state::PhaseStatus::Interrupted);
+    d.cmd().args(["up", "--resume"]).assert().success();
+    assert!(http_get(&format!("http://{}/", d.state().outputs.unwrap().primary_ip)).contains("Hello from tfgrid-compose"));
+    let id8 = d.id8();
+    d.cmd().args(["down", "--yes"]).assert().success();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(&id8).is_empty() {
+        assert!(Instant::now() < deadline, "left behind: {:?}", leftovers(&id8));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Every process on this machine (VMs' included) whose command line contains `needle`, with its uid.
 fn processes_with(needle: &str) -> Vec<(String, u32)> {
     let mut found = Vec::new();

@@ -83,7 +83,15 @@ net_up() {
 
 net_down() {
   common "$@"
-  local pub ifc i
+  local pub ifc i d
+  # VMs still here were never destroyed by Terraform: a create that failed or was interrupted
+  # leaves its resource tainted, and Terraform runs no destroy-time provisioner for a tainted
+  # resource. They are this deployment's; destroy them before the network they hang on.
+  for d in "$NET"/vm-*; do
+    [ -d "$d" ] || continue
+    echo "vm.sh: destroying VM ${d##*/vm-} of $ID, left by an interrupted run"
+    ( destroy "$ID" "$ROOT" "${d##*/vm-}" )
+  done
   # a host-side tunnel still up (e.g. destroy run by hand): take it down as wg-quick would
   if [ -s "$NET/host.key" ]; then
     pub=$(wg pubkey < "$NET/host.key")

@@ -367,6 +367,13 @@ impl App {
                 return Err(InputError { file, line: None, column: None, field: "(document)".into(), message: format!("cannot read: {err}"), hint: None });
             }
         };
+        App::from_text(dir, file, text)
+    }
+
+    /// What [`App::load`] does once it has read the manifest: parses `text` (the contents of
+    /// `file`, in the app folder `dir`), collects the warnings and runs the checks (which look at
+    /// hook and env files under `dir`, and write nothing).
+    pub fn from_text(dir: PathBuf, file: PathBuf, text: String) -> Result<App, InputError> {
         let manifest = parse_app(&file, &text)?;
         let mut warnings = Vec::new();
         for key in manifest.other.keys() {
@@ -620,6 +627,13 @@ pub struct PatternManifest {
     pub placement: Vec<crate::grid::placement::PlacementSpec>,
 }
 
+impl PatternManifest {
+    /// Parses the text of `pattern.yaml` (`file` names it in errors) as [`Pattern::load`] does.
+    pub fn parse(file: &Path, text: &str) -> Result<PatternManifest, InputError> {
+        parse_yaml(file, text, "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys")
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Requirement {
@@ -702,7 +716,7 @@ impl Pattern {
             message: format!("cannot read: {err}"),
             hint: Some("a pattern folder holds pattern.yaml, infrastructure/ and platform/".into()),
         })?;
-        let manifest: PatternManifest = parse_yaml(&file, &text, "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys")?;
+        let manifest = PatternManifest::parse(&file, &text)?;
         let has_tf = std::fs::read_dir(dir.join("infrastructure"))
             .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "tf")))
             .unwrap_or(false);

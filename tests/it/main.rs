@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod deployments;
 mod flow;
+mod fuzz;
 mod grid;
 mod interrupt;
 mod local;

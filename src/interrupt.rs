@@ -125,7 +125,7 @@ fn waiting_for() -> Vec<String> {
         .map(|(pid, child)| match child.signalled_at {
             Some(at) => {
                 let left = grace.saturating_sub(at.elapsed());
-                format!("`{}` (pid {pid}, {} until SIGTERM)", child.what, crate::state::format_duration(left))
+                format!("`{}` (pid {pid}, {} until SIGTERM)", child.what, crate::clock::format_duration(left))
             }
             None => format!("`{}` (pid {pid})", child.what),
         })

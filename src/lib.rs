@@ -9,21 +9,24 @@
 //! - application → `phase::application` (`tools::ssh`)
 //! - verify, finalize → `phase::verify`
 //!
-//! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`;
-//! `.tfgrid-compose/<env>/state.yaml`, `lock`, `context.yaml` → `state`; the registry of
-//! deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the config file →
-//! `settings`; `.tfgrid-compose.yaml` (selection) → `ops`; `terraform/` → `phase::infrastructure`;
-//! `wg/*.conf` → `phase::network`; `inventory.ini`, `ansible.cfg`, `extra-vars.json` →
-//! `phase::platform`; `logs/<run>/<phase>.log` → `process` (child output) and `phase`.
+//! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`; every path
+//! under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`, `wg/`,
+//! `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
+//! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
+//! config file → `settings`; `.tfgrid-compose.yaml` (selection) → `ops`; child output in
+//! `logs/<run>/<phase>.log` → `process`.
 //!
 //! Only `process::Runner` spawns processes; only `output::Printer` writes to the terminal.
 
 pub mod ai;
 pub mod cli;
+pub mod clock;
 pub mod contract;
 pub mod error;
+pub mod files;
 pub mod grid;
 pub mod host;
+pub mod ids;
 pub mod interrupt;
 pub mod manifest;
 pub mod ops;

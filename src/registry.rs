@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
-use crate::state::{DeploymentState, create_private_dir, write_atomic};
+use crate::files::{create_private_dir, write_atomic};
+use crate::state::DeploymentState;
 
 /// Schema of an entry file and of `ps --json`'s rows.
 pub const ENTRY_SCHEMA: u32 = 1;

@@ -123,10 +123,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     let dir = config.database.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let log_dir = dir.join("logs");
     std::fs::create_dir_all(&log_dir)?;
-    let token = std::fs::read_to_string(&config.gateway.token_file)
-        .with_context(|| format!("cannot read `{}`", config.gateway.token_file.display()))?
-        .trim()
-        .to_string();
+    let token = crate::files::read_secret(&config.gateway.token_file)?;
     let agent = Arc::new(Agent {
         db: Db::open(&config.database)?,
         llm: Llm::new(&config.llm, &crate::settings::Env::from_process())?,
@@ -223,7 +220,7 @@ async fn create(State((a, _)): St, body: Result<Json<CreateBody>, axum::extract:
     if let Err(e) = site::check_name(&name) {
         return api_error(StatusCode::BAD_REQUEST, &format!("name: {e}")).into_response();
     }
-    let id = crate::state::new_id();
+    let id = crate::ids::new_id();
     match a.db.insert(&id, &name, prompt) {
         Ok(true) => {}
         Ok(false) => return api_error(StatusCode::CONFLICT, &format!("a project named `{name}` exists; pick another --name")).into_response(),

@@ -44,7 +44,7 @@ pub struct Db {
 }
 
 fn now() -> u64 {
-    crate::state::now_unix()
+    crate::clock::now_unix()
 }
 
 fn split(text: Option<String>) -> Vec<String> {

@@ -98,7 +98,7 @@ impl Gateway {
         let file = self.routes_dir().join(format!("{path}.conf"));
         let old = std::fs::read(&file).ok();
         match new {
-            Some(route) => crate::state::write_atomic(&file, self.include(route).as_bytes(), 0o644)?,
+            Some(route) => crate::files::write_atomic(&file, self.include(route).as_bytes(), 0o644)?,
             None => {
                 let _ = std::fs::remove_file(&file);
             }
@@ -109,7 +109,7 @@ impl Gateway {
         };
         if result.is_err() {
             match old {
-                Some(bytes) => crate::state::write_atomic(&file, &bytes, 0o644)?,
+                Some(bytes) => crate::files::write_atomic(&file, &bytes, 0o644)?,
                 None => {
                     let _ = std::fs::remove_file(&file);
                 }
@@ -131,7 +131,7 @@ impl Gateway {
 
     fn save(&self, routes: &BTreeMap<String, Route>) -> Result<()> {
         let list: Vec<&Route> = routes.values().collect();
-        crate::state::write_atomic(&self.config.state_dir.join("routes.json"), serde_json::to_string_pretty(&list)?.as_bytes(), 0o600)
+        crate::files::write_atomic(&self.config.state_dir.join("routes.json"), serde_json::to_string_pretty(&list)?.as_bytes(), 0o600)
     }
 }
 
@@ -151,7 +151,7 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         let _ = std::fs::remove_file(entry.path());
     }
     for route in &saved {
-        crate::state::write_atomic(&gateway.routes_dir().join(format!("{}.conf", route.path)), gateway.include(route).as_bytes(), 0o644)?;
+        crate::files::write_atomic(&gateway.routes_dir().join(format!("{}.conf", route.path)), gateway.include(route).as_bytes(), 0o644)?;
     }
     if let Err(err) = gateway.reload().await {
         tracing::warn!(error = %format!("{err:#}"), "nginx reload at start failed; routes apply at the next reload");

@@ -47,9 +47,7 @@ pub struct GitHost {
 impl GitHost {
     pub fn new(config: GitConfig) -> Result<GitHost> {
         let token = match &config {
-            GitConfig::Gitea { token_file, .. } => Some(
-                std::fs::read_to_string(token_file).with_context(|| format!("cannot read the Gitea token file `{}`", token_file.display()))?.trim().to_string(),
-            ),
+            GitConfig::Gitea { token_file, .. } => Some(crate::files::read_secret(token_file).context("the Gitea token file")?),
             GitConfig::Plain { .. } => None,
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -51,9 +51,7 @@ impl Llm {
         let mut resolved = Vec::new();
         for p in providers {
             let key = match (&p.api_key_file, &p.api_key_env) {
-                (Some(file), _) => Some(
-                    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read the API key file `{}`: {e}", file.display()))?.trim().to_string(),
-                ),
+                (Some(file), _) => Some(crate::files::read_secret(file).context("the API key file")?),
                 (None, Some(var)) => env.get(var).map(String::from),
                 (None, None) => None,
             };

@@ -32,7 +32,7 @@ pub struct Common {
 
 impl Common {
     pub fn new(token_file: &Path, rate_per_second: u32, name: &'static str) -> Result<Common> {
-        let token = std::fs::read_to_string(token_file).with_context(|| format!("cannot read the token file `{}`", token_file.display()))?.trim().to_string();
+        let token = crate::files::read_secret(token_file).context("the service's token file")?;
         if token.len() < 16 {
             anyhow::bail!("the token in `{}` is shorter than 16 characters", token_file.display());
         }

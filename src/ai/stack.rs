@@ -91,27 +91,18 @@ pub struct StackRecord {
     pub public_url: String,
 }
 
-/// The folder of a deployment's stack tokens.
-pub fn secrets_dir(state_root: &Path) -> PathBuf {
-    state_root.join("ai-stack")
-}
-
-pub fn agent_token_file(state_root: &Path) -> PathBuf {
-    secrets_dir(state_root).join("agent.token")
-}
-
 /// The deployment's tokens, created on first use and kept.
-fn tokens(state_root: &Path) -> Result<BTreeMap<&'static str, String>> {
-    let dir = secrets_dir(state_root);
-    crate::state::create_private_dir(&dir)?;
+fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
+    let dir = state.ai_stack_dir();
+    crate::files::create_private_dir(&dir)?;
     let mut out = BTreeMap::new();
     for name in ["gateway", "agent", "git"] {
         let file = dir.join(format!("{name}.token"));
-        let token = match std::fs::read_to_string(&file) {
-            Ok(t) if t.trim().len() >= 32 => t.trim().to_string(),
+        let token = match crate::files::read_secret(&file) {
+            Ok(t) if t.len() >= 32 => t,
             _ => {
-                let t = crate::state::random_hex(32).context("cannot read /dev/urandom for a token")?;
-                crate::state::write_atomic(&file, t.as_bytes(), 0o600)?;
+                let t = crate::ids::random_hex(32).context("cannot read /dev/urandom for a token")?;
+                crate::files::write_atomic(&file, t.as_bytes(), 0o600)?;
                 t
             }
         };
@@ -330,10 +321,8 @@ fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMa
     for (i, p) in spec.llm.iter().enumerate() {
         let key = match (&p.api_key_file, &p.api_key_env) {
             (Some(file), _) => Some(
-                std::fs::read_to_string(file)
-                    .map_err(|e| UserError::new(format!("ai_stack.llm[{i}].api_key_file `{}`: {e}", file.display()), "point it at a file holding the key"))?
-                    .trim()
-                    .to_string(),
+                crate::files::read_secret(file)
+                    .map_err(|e| UserError::new(format!("ai_stack.llm[{i}].api_key_file: {e:#}"), "point it at a file holding the key"))?,
             ),
             (None, Some(var)) => Some(env.get(var).map(str::to_string).ok_or_else(|| {
                 UserError::new(format!("ai_stack.llm[{i}].api_key_env names `{var}`, which is not set"), format!("export {var}=… before `up`"))
@@ -359,7 +348,7 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
         addresses.extend((addresses.len()..needed).map(|i| format!("<vm{i} address>")));
     }
     // A dry run writes nothing, tokens included: it shows the commands with placeholders.
-    let tokens = if dry { ["gateway", "agent", "git"].into_iter().map(|n| (n, "<token>".to_string())).collect() } else { tokens(&ctx.dir.root)? };
+    let tokens = if dry { ["gateway", "agent", "git"].into_iter().map(|n| (n, "<token>".to_string())).collect() } else { tokens(&ctx.dir)? };
     let host_ip = if dry {
         Some("<host_ip>".to_string())
     } else {
@@ -377,9 +366,9 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
         ctx.printer.status("Installing", format!("AI stack ({}) on {address}", files.services.join(", ")));
         let bundle = staging.path().join(format!("vm-{index}"));
         if !dry {
-            crate::state::create_private_dir(&bundle)?;
+            crate::files::create_private_dir(&bundle)?;
             for (name, contents) in &files.files {
-                crate::state::write_atomic(&bundle.join(name), contents.as_bytes(), 0o600)?;
+                crate::files::write_atomic(&bundle.join(name), contents.as_bytes(), 0o600)?;
             }
         }
         let target = ctx.ssh_target(address);

@@ -103,8 +103,8 @@ pub fn load(settings: &Settings) -> Result<Option<Loaded>> {
 /// Writes the phrase to `path`, 0600 in a 0700 folder, replacing any previous one atomically.
 pub fn store(path: &Path, phrase: &str) -> Result<()> {
     let dir = path.parent().context("the mnemonic file has no folder")?;
-    crate::state::create_private_dir(dir)?;
-    crate::state::write_atomic(path, format!("{}\n", normalize(phrase)).as_bytes(), 0o600).with_context(|| format!("failed to write `{}`", path.display()))
+    crate::files::create_private_dir(dir)?;
+    crate::files::write_atomic(path, format!("{}\n", normalize(phrase)).as_bytes(), 0o600).with_context(|| format!("failed to write `{}`", path.display()))
 }
 
 #[cfg(test)]

@@ -38,18 +38,13 @@ pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
 }
 
 fn read_token(file: &std::path::Path) -> Result<String> {
-    let token = std::fs::read_to_string(file)
-        .map_err(|e| UserError::new(format!("cannot read the token file `{}`: {e}", file.display()), "pass the agent's token file"))?
-        .trim()
-        .to_string();
-    crate::secrets::register(&token);
-    Ok(token)
+    crate::files::read_secret(file).map_err(|e| UserError::new(format!("{e:#}"), "pass the agent's token file").into())
 }
 
 /// The agent URL and token file of an AI-stack deployment, from its `state.yaml`.
 fn deployed_stack(settings: &Settings, target: Option<&str>) -> Result<(String, std::path::PathBuf)> {
     let of = |dir: &crate::state::StateDir| -> Result<Option<(String, std::path::PathBuf)>> {
-        Ok(dir.load()?.and_then(|s| s.ai_stack).map(|r| (r.agent_api, crate::ai::stack::agent_token_file(&dir.root))))
+        Ok(dir.load()?.and_then(|s| s.ai_stack).map(|r| (r.agent_api, dir.agent_token_file())))
     };
     if let Some(target) = target {
         let found = super::resolve_target(settings, Some(target))?;
@@ -63,7 +58,7 @@ fn deployed_stack(settings: &Settings, target: Option<&str>) -> Result<(String, 
     }
     let (entries, _) = super::registry(settings).list()?;
     let mut stacks = Vec::new();
-    for entry in entries.iter().filter(|e| crate::ai::stack::agent_token_file(&e.state_dir).is_file()) {
+    for entry in entries.iter().filter(|e| crate::state::StateDir::at(e.state_dir.clone()).agent_token_file().is_file()) {
         if let Some(found) = of(&crate::state::StateDir::at(entry.state_dir.clone()))? {
             stacks.push((format!("{}:{}", entry.app, entry.env), found));
         }
@@ -120,7 +115,7 @@ pub async fn create(printer: &Printer, agent: &AgentClient, prompt: &str, name: 
             printer.data(format!("Project created: {name}"));
             printer.data(format!("Repository: {}", project["repo_url"].as_str().unwrap_or("-")));
             printer.data(format!("Live site:  {}", project["live_url"].as_str().unwrap_or("-")));
-            printer.data(format!("Duration:   {}", crate::state::format_duration(elapsed)));
+            printer.data(format!("Duration:   {}", crate::clock::format_duration(elapsed)));
         }
         return Ok(());
     }
@@ -219,7 +214,7 @@ pub async fn monitor(printer: &Printer, agent: &AgentClient, key: &str, follow_o
         } else {
             printer.data(format!(
                 "  {} {:<9} {:<8} {}",
-                crate::state::format_utc(event["at"].as_u64().unwrap_or(0)),
+                crate::clock::format_utc(event["at"].as_u64().unwrap_or(0)),
                 event["step"].as_str().unwrap_or(""),
                 event["status"].as_str().unwrap_or(""),
                 event["message"].as_str().unwrap_or("")

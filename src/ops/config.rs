@@ -4,10 +4,10 @@
 use anyhow::Result;
 use serde_json::{Value, json};
 
+use crate::clock::format_duration;
 use crate::ops::deployments::JSON_SCHEMA;
 use crate::output::Printer;
 use crate::settings::{Settings, Source};
-use crate::state::format_duration;
 
 pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     let dur = |d: std::time::Duration| Value::String(format_duration(d));

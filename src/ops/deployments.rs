@@ -6,13 +6,14 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
+use crate::clock::{format_utc, now_unix};
 use crate::error::UserError;
+use crate::files::write_atomic;
 use crate::ops::{CONTEXT_FILE, Target, read_context_file, registry, resolve_target};
 use crate::output::Printer;
 use crate::process::{Cmd, Io, Runner};
 use crate::registry::Entry;
 use crate::settings::Settings;
-use crate::state::{format_utc, now_unix, write_atomic};
 
 /// Schema version of every `--json` document (see docs/json-output.md).
 pub const JSON_SCHEMA: u32 = 1;

@@ -4,6 +4,7 @@
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::clock::{format_duration, now_unix};
 use crate::error::{Failed, UserError};
 use crate::manifest::Pattern;
 use crate::ops::{registry, resolve_target};
@@ -12,7 +13,7 @@ use crate::phase::infrastructure::tofu;
 use crate::phase::network::interface_exists;
 use crate::process::Runner;
 use crate::settings::Settings;
-use crate::state::{StateLock, Status, format_duration, format_utc, now_unix};
+use crate::state::{StateLock, Status};
 use crate::tools::wg;
 
 /// Flags of `down`.
@@ -49,7 +50,7 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     let clock = std::time::Instant::now();
     state.status = Status::Destroying;
     dir.save(&state)?;
-    let log_dir = dir.logs_dir().join(format!("{}-down", format_utc(now_unix()).replace(':', "-").trim_end_matches('Z')));
+    let log_dir = dir.run_log_dir(now_unix(), "down");
     dir.create_dir(&log_dir)?;
     let log = log_dir.join("down.log");
 
@@ -105,7 +106,7 @@ impl Teardown {
             .filter(|p| p.extension().is_some_and(|e| e == "conf"))
             .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
             .collect();
-        let vars = std::fs::read_to_string(dir.terraform_dir().join(crate::phase::infrastructure::VAR_FILE)).unwrap_or_default();
+        let vars = std::fs::read_to_string(dir.var_file()).unwrap_or_default();
         let grid_network = serde_json::from_str::<serde_json::Value>(&vars).ok().and_then(|v| v.get("tfgrid_network")?.as_str().map(String::from));
         Teardown { tunnels, pattern_dir: None, grid_network, tofu: None }
     }
@@ -122,7 +123,7 @@ async fn down_damaged(
     err: anyhow::Error,
 ) -> Result<()> {
     let dir = target.dir.clone();
-    let tfstate = dir.terraform_dir().join("terraform.tfstate");
+    let tfstate = dir.tfstate();
     if !tfstate.is_file() {
         return Err(Failed {
             message: format!("{err:#}; and there is no Terraform state beside it, so nothing recorded here can be destroyed"),
@@ -143,7 +144,7 @@ async fn down_damaged(
     })?;
     crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
     let clock = std::time::Instant::now();
-    let log_dir = dir.logs_dir().join(format!("{}-down", format_utc(now_unix()).replace(':', "-").trim_end_matches('Z')));
+    let log_dir = dir.run_log_dir(now_unix(), "down");
     dir.create_dir(&log_dir)?;
     let log = log_dir.join("down.log");
     if let Err(err) = destroy(printer, settings, &runner, &dir, &Teardown::from_files(&dir), &log).await {

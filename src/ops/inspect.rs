@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
+use crate::clock::{format_duration, format_utc, now_unix};
 use crate::error::{ExternalExit, UserError};
 use crate::ops::{Target, resolve_target};
 use crate::output::Printer;
 use crate::phase::Phase;
 use crate::process::{Cmd, Io, Runner};
 use crate::settings::Settings;
-use crate::state::{DeploymentState, format_duration, format_utc, now_unix};
+use crate::state::DeploymentState;
 use crate::tools::ssh::{self, SshTarget};
 
 fn load(settings: &Settings, app: Option<&str>) -> Result<(Target, DeploymentState)> {

@@ -39,7 +39,7 @@ fn known_contracts(settings: &Settings) -> Result<BTreeSet<u64>> {
     let mut known = BTreeSet::new();
     for entry in entries {
         let dir = crate::state::StateDir::at(entry.state_dir.clone());
-        known.extend(crate::sim::contracts_in_tfstate(&dir.terraform_dir().join("terraform.tfstate")));
+        known.extend(crate::sim::contracts_in_tfstate(&dir.tfstate()));
     }
     Ok(known)
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::clock::now_unix;
 use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, Pattern, ResolvedHook};
@@ -13,7 +14,7 @@ use crate::output::Printer;
 use crate::phase::{self, Context, Phase};
 use crate::process::Runner;
 use crate::settings::Settings;
-use crate::state::{AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateLock, Status, format_utc, now_unix};
+use crate::state::{AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateLock, Status};
 
 /// Flags of `up`.
 #[derive(Debug, Clone, Default)]
@@ -236,12 +237,12 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
     // Re-read under the lock: another run may have changed it.
     let existing = if options.dry_run { existing } else { dir.load()? };
 
-    let identity = settings.ssh_key.clone().unwrap_or_else(|| dir.ssh_dir().join("id_ed25519"));
+    let identity = settings.ssh_key.clone().unwrap_or_else(|| dir.default_identity());
     let mut state = match existing {
         Some(state) => state,
         None => DeploymentState {
             schema_version: SCHEMA_VERSION,
-            id: crate::state::new_id(),
+            id: crate::ids::new_id(),
             env: target.env.clone(),
             app: AppRecord {
                 name: valid.app.manifest.name.clone(),
@@ -301,8 +302,8 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         printer.status("Resuming", format!("deployment {} from phase `{}`", state.id, start.name()));
     }
     let started = now_unix();
-    let run_id = format!("{}-up", format_utc(started).replace(':', "-").trim_end_matches('Z'));
-    let log_dir = dir.logs_dir().join(&run_id);
+    let log_dir = dir.run_log_dir(started, "up");
+    let run_id = log_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     dir.create_dir(&log_dir)?;
     state.runs.push(RunRecord { id: run_id, command: "up".into(), started_at: started, log_dir: log_dir.clone() });
     // Flags, then the manifest's `node_filter:`, then the config file's.
@@ -326,7 +327,7 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
     let result = phase::run_from(&mut ctx, start).await;
     match result {
         Ok(()) => {
-            ctx.printer.status("Done", format!("in {}", crate::state::format_duration(clock.elapsed())));
+            ctx.printer.status("Done", format!("in {}", crate::clock::format_duration(clock.elapsed())));
             Ok(())
         }
         Err(err) if options.dry_run => Err(err),

@@ -15,7 +15,6 @@ use crate::settings::NodeSelection;
 use crate::tools::{ssh, tofu::Tofu};
 
 /// File name of the variables file inside the terraform folder.
-pub const VAR_FILE: &str = "tfgrid-compose.tfvars.json";
 
 /// The tofu builder for this deployment (also used by `down`). The mnemonic goes to the child
 /// as `TF_VAR_mnemonic`, and as `MNEMONIC` and `MNEMONICS`, which the grid provider reads when
@@ -26,7 +25,7 @@ pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<
     let secrets = mnemonic.map(|m| ["TF_VAR_mnemonic", "MNEMONIC", "MNEMONICS"].iter().map(|k| (k.to_string(), m.to_string())).collect()).unwrap_or_default();
     Tofu {
         program: program.to_string(),
-        var_file: workdir.join(VAR_FILE),
+        var_file: state_dir.var_file(),
         workdir,
         secrets,
         env: sim_config.map(|c| vec![("TF_CLI_CONFIG_FILE".to_string(), c.to_string_lossy().into_owned())]).unwrap_or_default(),
@@ -75,7 +74,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let mut attempt = 1;
     loop {
         place(ctx, attempt).await?;
-        write_variables(ctx, &workdir, &public_key)?;
+        write_variables(ctx, &public_key)?;
         if attempt == 1 {
             ctx.runner.run(&tofu.init(&log)).await.context("terraform init failed")?;
         }
@@ -98,7 +97,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
 
     if let Some(config) = &outputs.wg_config {
         ctx.dir.create_dir(&ctx.dir.wg_dir())?;
-        ctx.dir.write(&ctx.dir.wg_dir().join("tunnel.conf"), config.as_bytes(), 0o600)?;
+        ctx.dir.write(&ctx.dir.tunnel_source(), config.as_bytes(), 0o600)?;
     }
     if let Some(known) = &outputs.ssh_known_hosts {
         ctx.dir.write(&ctx.dir.known_hosts(), known.as_bytes(), 0o600)?;
@@ -191,7 +190,7 @@ fn routed_second_octets() -> BTreeSet<u8> {
 }
 
 /// The tfvars file: the manifest's values, the built-ins, and the chosen nodes.
-fn write_variables(ctx: &Context, workdir: &Path, public_key: &str) -> Result<()> {
+fn write_variables(ctx: &Context, public_key: &str) -> Result<()> {
     let mut variables = ctx.variables.clone();
     // Environments of one app get distinct names on the grid: `blog`, `blog-staging`.
     let name = if ctx.state.env == "default" { ctx.app.manifest.name.clone() } else { format!("{}-{}", ctx.app.manifest.name, ctx.state.env) };
@@ -214,7 +213,7 @@ fn write_variables(ctx: &Context, workdir: &Path, public_key: &str) -> Result<()
         variables.insert("exclude_nodes".into(), list.into());
     }
     let json = serde_json::to_string_pretty(&variables)?;
-    ctx.dir.write(&workdir.join(VAR_FILE), json.as_bytes(), 0o600)
+    ctx.dir.write(&ctx.dir.var_file(), json.as_bytes(), 0o600)
 }
 
 /// The deployment's own ssh key, made once, unless `TFGRID_COMPOSE_SSH_KEY` names one.

@@ -16,12 +16,13 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::format_duration;
 use crate::error::UserError;
 use crate::manifest::{App, Pattern, ResolvedHook};
 use crate::output::{Event, Printer};
 use crate::process::Runner;
 use crate::settings::Settings;
-use crate::state::{DeploymentState, StateDir, Status, format_duration};
+use crate::state::{DeploymentState, StateDir, Status};
 use crate::tools::ssh::SshTarget;
 
 /// The phases of `up`, in order.

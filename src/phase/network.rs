@@ -34,7 +34,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             return Ok(());
         }
     }
-    let source = ctx.dir.wg_dir().join("tunnel.conf");
+    let source = ctx.dir.tunnel_source();
     let config_text = if ctx.runner.is_dry_run() {
         String::new()
     } else {
@@ -45,7 +45,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         None => choose_interface(&ctx.state.id, interface_exists)
             .ok_or_else(|| UserError::new("no free WireGuard interface name", "remove stale `tfgc*` interfaces with `ip link del NAME`"))?,
     };
-    let config = ctx.dir.wg_dir().join(format!("{name}.conf"));
+    let config = ctx.dir.tunnel_config(&name);
     ctx.dir.write(&config, config_text.as_bytes(), 0o600)?;
     ctx.state.network = Some(NetworkRecord { interface: name.clone(), config: config.clone() });
     ctx.save()?;

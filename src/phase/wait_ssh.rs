@@ -89,7 +89,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     }
     ctx.printer.status(
         "Reached",
-        format!("{} VM{} over SSH in {}", vms.len(), if vms.len() == 1 { "" } else { "s" }, crate::state::format_duration(started.elapsed())),
+        format!("{} VM{} over SSH in {}", vms.len(), if vms.len() == 1 { "" } else { "s" }, crate::clock::format_duration(started.elapsed())),
     );
     Ok(())
 }

@@ -149,13 +149,13 @@ impl SimDir {
 
     /// Runs `change` on the ledger under the exclusive lock and saves it when `change` succeeds.
     pub fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> Result<T>) -> Result<T> {
-        crate::state::create_private_dir(&self.root)?;
+        crate::files::create_private_dir(&self.root)?;
         let lock = File::options().create(true).truncate(false).write(true).open(self.root.join("lock")).context("opening the simulator's lock")?;
         lock.lock().context("locking the simulator's ledger")?;
         let mut ledger = self.read()?;
         let out = change(&mut ledger)?;
         let json = serde_json::to_vec_pretty(&ledger)?;
-        crate::state::write_atomic(&self.ledger(), &json, 0o600)?;
+        crate::files::write_atomic(&self.ledger(), &json, 0o600)?;
         drop(lock);
         Ok(out)
     }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::files::write_if_changed;
 use crate::process::{Cmd, Io, Runner};
 use ledger::SimDir;
 
@@ -40,7 +41,7 @@ const SCRIPT: &str = include_str!("sim.sh");
 ///
 /// Errors: the data dir is not writable; this binary's path is not known.
 pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
-    crate::state::create_private_dir(&sim.root)?;
+    crate::files::create_private_dir(&sim.root)?;
     write_if_changed(&sim.script(), SCRIPT.as_bytes(), 0o700)?;
     let exe = std::env::current_exe().context("finding this binary's path for the provider mirror")?;
     let mirror = sim.root.join("terraform").join("mirror");
@@ -59,14 +60,6 @@ pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
     );
     write_if_changed(&config, text.as_bytes(), 0o644)?;
     Ok(config)
-}
-
-/// Writes `contents` (atomically, with `mode`) unless the file holds them already.
-pub(crate) fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == contents) {
-        return Ok(());
-    }
-    crate::state::write_atomic(path, contents, mode)
 }
 
 /// One contract as `contracts` shows it.
@@ -152,7 +145,7 @@ pub async fn reset(sim: &SimDir, runner: &Runner) -> Result<ResetReport> {
     let ledger = sim.read()?;
     let mut report = ResetReport::default();
     let log = sim.root.join("logs");
-    crate::state::create_private_dir(&log)?;
+    crate::files::create_private_dir(&log)?;
     let script = sim.script().to_string_lossy().into_owned();
     for c in ledger.contracts.values().filter(|c| c.state == "Created") {
         report.contracts_cancelled += 1;

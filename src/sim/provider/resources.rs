@@ -167,7 +167,7 @@ fn schedule(ledger: &Ledger, _twin: u32, req: &Val, taken: &BTreeMap<u32, (u64, 
 
 /// A new WireGuard private key, base64 (as `wg genkey` prints it).
 fn wg_genkey() -> Result<String> {
-    let bytes = hex_bytes(&crate::state::random_hex(32)?)?;
+    let bytes = hex_bytes(&crate::ids::random_hex(32)?)?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&bytes);
     Ok(base64::engine::general_purpose::STANDARD.encode(x25519_dalek::StaticSecret::from(key).to_bytes()))
@@ -190,7 +190,7 @@ fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
 
 async fn sim_sh(sim: &SimDir, args: &[String], env: &[(&str, &str)]) -> Result<()> {
     let logs = sim.root.join("logs");
-    crate::state::create_private_dir(&logs)?;
+    crate::files::create_private_dir(&logs)?;
     let mut cmd = Cmd::new(sim.script().to_string_lossy().into_owned()).args(args.iter().cloned()).io(Io::Log(logs.join("provider.log")));
     for (k, v) in env {
         cmd = cmd.env(*k, *v);
@@ -346,12 +346,12 @@ async fn network_up(ctx: &Ctx<'_>, net: &Network) -> Result<()> {
             wg_pubkey(&net.external_sk)?,
             range_prefix(&net.ip_range)
         );
-        crate::state::write_atomic(&conf, text.as_bytes(), 0o600)?;
+        crate::files::write_atomic(&conf, text.as_bytes(), 0o600)?;
         sim_sh(ctx.sim, &[s("net-up"), s(net.slot), s(b), s(ext), conf.to_string_lossy().into_owned()], &[]).await?;
     } else {
         // no access point: the access node's namespace still routes between the node bridges
         let conf = ctx.sim.root.join(format!("net-{}.conf", net.slot));
-        crate::state::write_atomic(&conf, format!("[Interface]\nPrivateKey = {}\nListenPort = {}\n", net.access_key, net.access_port).as_bytes(), 0o600)?;
+        crate::files::write_atomic(&conf, format!("[Interface]\nPrivateKey = {}\nListenPort = {}\n", net.access_key, net.access_port).as_bytes(), 0o600)?;
         sim_sh(ctx.sim, &[s("net-up"), s(net.slot), s(b), s(1), conf.to_string_lossy().into_owned()], &[]).await?;
     }
     for o in net.nodes.values() {
@@ -420,7 +420,7 @@ async fn network_destroy_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
 }
 
 fn uuid() -> Result<String> {
-    let h = crate::state::random_hex(16)?;
+    let h = crate::ids::random_hex(16)?;
     Ok(format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32]))
 }
 
@@ -830,7 +830,7 @@ http {{
 }}
 "
     );
-    crate::sim::write_if_changed(&dir.join("nginx.conf"), text.as_bytes(), 0o644)?;
+    crate::files::write_if_changed(&dir.join("nginx.conf"), text.as_bytes(), 0o644)?;
     sim_sh(sim, &[s("gw-up"), s(node), s(gateway_block(node)), gateway_ip(node), conf], &[]).await
 }
 
@@ -876,7 +876,7 @@ async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
 "
         )
     };
-    crate::sim::write_if_changed(&sites.join(format!("{id}.conf")), site.as_bytes(), 0o644)?;
+    crate::files::write_if_changed(&sites.join(format!("{id}.conf")), site.as_bytes(), 0o644)?;
     gateway_sync(ctx.sim, node).await?;
     if let Some(net) = link {
         sim_sh(ctx.sim, &[s("gw-link"), s(node), s(net.slot), s(octet_b(&net.ip_range)?)], &[]).await?;

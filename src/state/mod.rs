@@ -1,0 +1,192 @@
+//! The deployment's folder `.tfgrid-compose/<env>/`, the only owner of every path in it: `state.yaml`
+//! ([`schema`]), the lock ([`lock`]), Terraform's folder, logs, keys, WireGuard configs, the
+//! AI stack's secrets. Start from [`StateDir`] and [`DeploymentState`]. The YAML crate stays
+//! behind this module and `manifest`.
+
+mod lock;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+pub use lock::StateLock;
+pub use schema::{AppRecord, DeploymentState, NetworkRecord, PatternRecord, PhaseRecord, PhaseStatus, RunRecord, SshRecord, Status};
+
+use crate::error::{DamagedState, UserError};
+use crate::files::{create_private_dir, write_atomic};
+
+/// Name of the state folder, next to the app's manifest.
+pub const STATE_DIR_NAME: &str = ".tfgrid-compose";
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Paths inside `.tfgrid-compose/`, and the atomic writer for them.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    /// `.tfgrid-compose/<env>/`.
+    pub root: PathBuf,
+    /// Dry runs write nothing: every write is skipped here, not at call sites.
+    pub dry_run: bool,
+    /// When set, every save also updates this deployment's entry in the registry.
+    pub registry: Option<crate::registry::Registry>,
+}
+
+impl StateDir {
+    /// The state folder of one environment of an app: `<app>/.tfgrid-compose/<env>/`.
+    pub fn for_app(app_dir: &Path, env: &str, dry_run: bool) -> StateDir {
+        let app_dir = std::path::absolute(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
+        StateDir { root: app_dir.join(STATE_DIR_NAME).join(env), dry_run, registry: None }
+    }
+
+    /// A state folder found through the registry.
+    pub fn at(root: PathBuf) -> StateDir {
+        StateDir { root, dry_run: false, registry: None }
+    }
+
+    #[must_use]
+    pub fn with_registry(mut self, registry: crate::registry::Registry) -> StateDir {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Removes this environment's folder, then `.tfgrid-compose/` if no other environment is left.
+    pub fn remove(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.root).with_context(|| format!("failed to remove `{}`", self.root.display()))?;
+        if let Some(parent) = self.root.parent().filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME)) {
+            let _ = std::fs::remove_dir(parent);
+        }
+        Ok(())
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state.yaml")
+    }
+    pub fn terraform_dir(&self) -> PathBuf {
+        self.root.join("terraform")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn wg_dir(&self) -> PathBuf {
+        self.root.join("wg")
+    }
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.root.join("ssh")
+    }
+    /// The deployment's own ssh key, when `ssh_key` is not set.
+    pub fn default_identity(&self) -> PathBuf {
+        self.ssh_dir().join("id_ed25519")
+    }
+    /// The variables `up` gives Terraform (`terraform/tfgrid-compose.tfvars.json`, 0600).
+    pub fn var_file(&self) -> PathBuf {
+        self.terraform_dir().join("tfgrid-compose.tfvars.json")
+    }
+    /// Terraform's state: what is deployed, and so what is billed.
+    pub fn tfstate(&self) -> PathBuf {
+        self.terraform_dir().join("terraform.tfstate")
+    }
+    /// The pattern's `wg_config` output as written (`wg/tunnel.conf`, 0600).
+    pub fn tunnel_source(&self) -> PathBuf {
+        self.wg_dir().join("tunnel.conf")
+    }
+    /// The wg-quick config of interface `name` (`wg/<name>.conf`).
+    pub fn tunnel_config(&self, name: &str) -> PathBuf {
+        self.wg_dir().join(format!("{name}.conf"))
+    }
+    /// One run's log folder: `logs/<UTC time>-<command>/`.
+    pub fn run_log_dir(&self, started: u64, command: &str) -> PathBuf {
+        self.logs_dir().join(format!("{}-{command}", crate::clock::format_utc(started).replace(':', "-").trim_end_matches('Z')))
+    }
+    /// The AI stack's tokens and configs (`ai-stack/`, 0700).
+    pub fn ai_stack_dir(&self) -> PathBuf {
+        self.root.join("ai-stack")
+    }
+    /// The token the CLI uses for the AI stack's agent.
+    pub fn agent_token_file(&self) -> PathBuf {
+        self.ai_stack_dir().join("agent.token")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.root.join("known_hosts")
+    }
+    pub fn inventory(&self) -> PathBuf {
+        self.root.join("inventory.ini")
+    }
+    pub fn ansible_cfg(&self) -> PathBuf {
+        self.root.join("ansible.cfg")
+    }
+    pub fn extra_vars(&self) -> PathBuf {
+        self.root.join("extra-vars.json")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    pub fn exists(&self) -> bool {
+        self.state_file().exists()
+    }
+
+    /// Creates the folder (0700) and a subfolder, unless dry.
+    pub fn create_dir(&self, dir: &Path) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        create_private_dir(dir)
+    }
+
+    /// Writes a file atomically with `mode`: temp file in the same folder, fsync, rename.
+    pub fn write(&self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        write_atomic(path, contents, mode)
+    }
+
+    pub fn load(&self) -> Result<Option<DeploymentState>> {
+        let path = self.state_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to read state file `{}`", path.display()));
+            }
+        };
+        if text.trim().is_empty() {
+            return Err(DamagedState { path, detail: "it is empty".into() }.into());
+        }
+        match DeploymentState::parse(&text) {
+            Ok(state) => Ok(Some(state)),
+            // A newer tool's state is not damaged: its error says to upgrade.
+            Err(err) if err.chain().any(|c| c.is::<UserError>()) => Err(err.context(format!("failed to read state file `{}`", path.display()))),
+            Err(err) => Err(DamagedState { path, detail: format!("{err:#}") }.into()),
+        }
+    }
+
+    pub fn save(&self, state: &DeploymentState) -> Result<()> {
+        let text = crate::secrets::redact(&serde_yaml::to_string(state).context("failed to serialize state")?);
+        self.write(&self.state_file(), text.as_bytes(), 0o600)?;
+        if let (Some(registry), false) = (&self.registry, self.dry_run) {
+            registry.put(&crate::registry::Entry::of(state, &self.root))?;
+        }
+        Ok(())
+    }
+
+    /// Values saved by app commands with `save_to_context` (`context.yaml`).
+    pub fn load_context(&self) -> Result<BTreeMap<String, String>> {
+        match std::fs::read_to_string(self.context_file()) {
+            Ok(text) => crate::manifest::from_yaml(&text).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(err) => Err(err).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+        }
+    }
+
+    pub fn save_context(&self, values: &BTreeMap<String, String>) -> Result<()> {
+        let text = serde_yaml::to_string(values)?;
+        self.write(&self.context_file(), text.as_bytes(), 0o600)
+    }
+
+    pub fn context_file(&self) -> PathBuf {
+        self.root.join("context.yaml")
+    }
+}

@@ -1,0 +1,226 @@
+//! `state.yaml`: what a deployment is and how far each phase got. Every field that can be
+//! missing has a default, so an older file reads; a newer schema is refused with a hint.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_unix;
+use crate::contract::PatternOutputs;
+use crate::error::UserError;
+use crate::phase::Phase;
+
+use super::SCHEMA_VERSION;
+
+/// Overall status of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Deploying,
+    Running,
+    Failed,
+    Destroying,
+    DestroyFailed,
+    /// `up` stopped on SIGINT/SIGTERM (after its children stopped); `--resume` continues.
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Deploying => "deploying",
+            Status::Running => "running",
+            Status::Failed => "failed",
+            Status::Destroying => "destroying",
+            Status::DestroyFailed => "destroy-failed",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What happened to one phase in the latest run that reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseStatus {
+    Running,
+    Done,
+    Failed,
+    /// Stopped by SIGINT/SIGTERM; runs again on `--resume`.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseRecord {
+    pub phase: Phase,
+    pub status: PhaseStatus,
+    pub started_at: u64,
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRecord {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    pub dir: PathBuf,
+    pub manifest: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternRecord {
+    pub name: String,
+    pub version: String,
+    pub dir: PathBuf,
+}
+
+/// The host side of the WireGuard tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRecord {
+    pub interface: String,
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshRecord {
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    pub port: u16,
+    pub user: String,
+    /// True when host keys came from the pattern (`StrictHostKeyChecking=yes` from the start).
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRecord {
+    pub id: String,
+    pub command: String,
+    pub started_at: u64,
+    pub log_dir: PathBuf,
+}
+
+/// `state.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentState {
+    pub schema_version: u32,
+    /// 16 hex digits.
+    pub id: String,
+    /// The environment (`default`, `staging`, `pr-123`).
+    #[serde(default = "default_env")]
+    pub env: String,
+    pub app: AppRecord,
+    pub pattern: PatternRecord,
+    pub status: Status,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// Resolved tool paths of the run that created the deployment.
+    pub tofu: String,
+    pub ssh: SshRecord,
+    #[serde(default)]
+    pub journal: Vec<PhaseRecord>,
+    #[serde(default)]
+    pub outputs: Option<PatternOutputs>,
+    #[serde(default)]
+    pub network: Option<NetworkRecord>,
+    /// The grid node of each of the pattern's placements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<crate::grid::placement::Choice>,
+    /// Nodes on which `apply` failed; selection avoids them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_nodes: Vec<u64>,
+    #[serde(default)]
+    pub runs: Vec<RunRecord>,
+    /// The AI stack's addresses, when the app has `ai_stack:` (its tokens are in `ai-stack/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_stack: Option<crate::ai::stack::StackRecord>,
+    /// The grid network (`main`, `test`, `qa`, `dev` or `sim`) of a grid pattern's deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_network: Option<String>,
+    /// The grid network's private /16 that `up` chose for a pattern with an `ip_range`
+    /// variable (one no other deployment on this machine routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+}
+
+impl DeploymentState {
+    /// Parses `state.yaml`, refusing a newer schema with a hint to upgrade.
+    pub fn parse(text: &str) -> Result<DeploymentState> {
+        let raw: serde_yaml::Value = crate::manifest::from_yaml(text).context("state.yaml is not valid YAML")?;
+        let version = raw.get("schema_version").and_then(serde_yaml::Value::as_u64);
+        match version {
+            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(v) if v > u64::from(SCHEMA_VERSION) => {
+                return Err(UserError::new(
+                    format!("state.yaml has schema_version {v}, newer than this tfgrid-compose understands ({SCHEMA_VERSION})"),
+                    "upgrade tfgrid-compose, then run the command again",
+                )
+                .into());
+            }
+            other => bail!("state.yaml has an unsupported schema_version {other:?}"),
+        }
+        Ok(crate::manifest::from_yaml(text)?)
+    }
+
+    pub fn record(&self, phase: Phase) -> Option<&PhaseRecord> {
+        self.journal.iter().find(|r| r.phase == phase)
+    }
+
+    pub fn phase_done(&self, phase: Phase) -> bool {
+        self.record(phase).is_some_and(|r| r.status == PhaseStatus::Done)
+    }
+
+    /// The first phase, in order, that has not finished.
+    pub fn first_unfinished(&self) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| !self.phase_done(*p))
+    }
+
+    pub fn start_phase(&mut self, phase: Phase, log: Option<PathBuf>) {
+        let now = now_unix();
+        self.journal.retain(|r| r.phase != phase);
+        self.journal.push(PhaseRecord { phase, status: PhaseStatus::Running, started_at: now, finished_at: None, duration_ms: None, error: None, log });
+        self.journal.sort_by_key(|r| r.phase);
+        self.updated_at = now;
+    }
+
+    pub fn finish_phase(&mut self, phase: Phase, elapsed: Duration, error: Option<String>) {
+        let now = now_unix();
+        if let Some(record) = self.journal.iter_mut().find(|r| r.phase == phase) {
+            record.status = if error.is_some() { PhaseStatus::Failed } else { PhaseStatus::Done };
+            record.finished_at = Some(now);
+            record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+            record.error = error;
+        }
+        self.updated_at = now;
+    }
+
+    /// Marks a finished phase as stopped by a signal rather than failed.
+    pub fn interrupt_phase(&mut self, phase: Phase) {
+        if let Some(record) = self.journal.iter_mut().find(|r| r.phase == phase) {
+            record.status = PhaseStatus::Interrupted;
+        }
+    }
+
+    /// Forgets phases from `phase` on, so that they run again.
+    pub fn reset_from(&mut self, phase: Phase) {
+        self.journal.retain(|r| r.phase < phase);
+    }
+}
+
+fn default_env() -> String {
+    "default".to_string()
+}

@@ -73,15 +73,31 @@ pub struct Vm {
 impl PatternOutputs {
     /// Parses `tofu output -json` (`{"name": {"value": …, "type": …, "sensitive": …}}`).
     pub fn from_output_json(pattern: &str, json: &str) -> Result<PatternOutputs, ContractError> {
-        let err = |output: &str, problem: String| ContractError { pattern: pattern.into(), output: output.into(), problem };
-        let root: Value = serde_json::from_str(json).map_err(|e| err("(all)", format!("could not be read: `output -json` printed invalid JSON ({e})")))?;
-        let get = |name: &str| root.get(name).map(|o| o.get("value").unwrap_or(o)).filter(|v| !v.is_null());
+        let err = |output: &str, problem: String| ContractError {
+            pattern: pattern.into(),
+            output: output.into(),
+            problem,
+        };
+        let root: Value = serde_json::from_str(json).map_err(|e| {
+            err(
+                "(all)",
+                format!("could not be read: `output -json` printed invalid JSON ({e})"),
+            )
+        })?;
+        let get = |name: &str| {
+            root.get(name)
+                .map(|o| o.get("value").unwrap_or(o))
+                .filter(|v| !v.is_null())
+        };
         let string = |name: &str| -> Result<String, ContractError> {
             match get(name) {
                 None => Err(err(name, "is missing".into())),
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
                 Some(Value::String(_)) => Err(err(name, "is empty".into())),
-                Some(other) => Err(err(name, format!("must be a string, found {}", json_kind(other)))),
+                Some(other) => Err(err(
+                    name,
+                    format!("must be a string, found {}", json_kind(other)),
+                )),
             }
         };
         let optional_string = |name: &str| -> Result<Option<String>, ContractError> {
@@ -89,12 +105,19 @@ impl PatternOutputs {
                 None => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(err(name, format!("must be a string, found {}", json_kind(other)))),
+                Some(other) => Err(err(
+                    name,
+                    format!("must be a string, found {}", json_kind(other)),
+                )),
             }
         };
         let type_text = string("primary_ip_type")?;
-        let primary_ip_type =
-            IpType::parse(&type_text).ok_or_else(|| err("primary_ip_type", format!("is `{type_text}`; expected wireguard, ipv4, ipv6 or mycelium")))?;
+        let primary_ip_type = IpType::parse(&type_text).ok_or_else(|| {
+            err(
+                "primary_ip_type",
+                format!("is `{type_text}`; expected wireguard, ipv4, ipv6 or mycelium"),
+            )
+        })?;
         let node_ids = match get("node_ids") {
             None => return Err(err("node_ids", "is missing".into())),
             Some(Value::Array(items)) => items
@@ -107,21 +130,41 @@ impl PatternOutputs {
                 .collect::<Option<Vec<u64>>>()
                 .ok_or_else(|| err("node_ids", "must be a list of node numbers".into()))?,
             Some(other) => {
-                return Err(err("node_ids", format!("must be a list, found {}", json_kind(other))));
+                return Err(err(
+                    "node_ids",
+                    format!("must be a list, found {}", json_kind(other)),
+                ));
             }
         };
         let secondary_ips = match get("secondary_ips") {
             None => Vec::new(),
             Some(value) => {
-                let items = value.as_array().ok_or_else(|| err("secondary_ips", format!("must be a list, found {}", json_kind(value))))?;
+                let items = value.as_array().ok_or_else(|| {
+                    err(
+                        "secondary_ips",
+                        format!("must be a list, found {}", json_kind(value)),
+                    )
+                })?;
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let field = |f: &str| {
-                        item.get(f).and_then(Value::as_str).map(String::from).ok_or_else(|| err("secondary_ips", format!("item {i} has no string `{f}`")))
+                        item.get(f)
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                            .ok_or_else(|| {
+                                err("secondary_ips", format!("item {i} has no string `{f}`"))
+                            })
                     };
                     let type_text = field("type")?;
-                    let kind = IpType::parse(&type_text).ok_or_else(|| err("secondary_ips", format!("item {i} has type `{type_text}`")))?;
-                    out.push(SecondaryIp { name: field("name")?, ip: field("ip")?, kind, role: field("role")? });
+                    let kind = IpType::parse(&type_text).ok_or_else(|| {
+                        err("secondary_ips", format!("item {i} has type `{type_text}`"))
+                    })?;
+                    out.push(SecondaryIp {
+                        name: field("name")?,
+                        ip: field("ip")?,
+                        kind,
+                        role: field("role")?,
+                    });
                 }
                 out
             }
@@ -130,7 +173,12 @@ impl PatternOutputs {
             None => Vec::new(),
             Some(value) => value
                 .as_array()
-                .and_then(|items| items.iter().map(|v| v.as_str().map(String::from)).collect::<Option<Vec<_>>>())
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|v| v.as_str().map(String::from))
+                        .collect::<Option<Vec<_>>>()
+                })
                 .ok_or_else(|| err("private_ips", "must be a list of strings".into()))?,
         };
         let outputs = PatternOutputs {
@@ -153,18 +201,38 @@ impl PatternOutputs {
         }
         // every address is checked now, not when ssh waits for it until its timeout
         let mut addresses: Vec<(&str, &str)> = vec![("primary_ip", &outputs.primary_ip)];
-        addresses.extend(outputs.secondary_ips.iter().map(|s| ("secondary_ips", s.ip.as_str())));
-        addresses.extend(outputs.mycelium_ip.iter().map(|m| ("mycelium_ip", m.as_str())));
-        addresses.extend(outputs.private_ips.iter().map(|p| ("private_ips", p.as_str())));
+        addresses.extend(
+            outputs
+                .secondary_ips
+                .iter()
+                .map(|s| ("secondary_ips", s.ip.as_str())),
+        );
+        addresses.extend(
+            outputs
+                .mycelium_ip
+                .iter()
+                .map(|m| ("mycelium_ip", m.as_str())),
+        );
+        addresses.extend(
+            outputs
+                .private_ips
+                .iter()
+                .map(|p| ("private_ips", p.as_str())),
+        );
         for (name, address) in addresses {
             // a dry run's placeholders are `<name>`
-            if address.parse::<std::net::IpAddr>().is_err() && !(address.starts_with('<') && address.ends_with('>')) {
+            if address.parse::<std::net::IpAddr>().is_err()
+                && !(address.starts_with('<') && address.ends_with('>'))
+            {
                 let fix = if address.contains('/') {
                     ": drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]` (the grid's computedip carries one)"
                 } else {
                     ""
                 };
-                return Err(err(name, format!("is `{address}`, which is not an IP address{fix}")));
+                return Err(err(
+                    name,
+                    format!("is `{address}`, which is not an IP address{fix}"),
+                ));
             }
         }
         Ok(outputs)
@@ -172,10 +240,22 @@ impl PatternOutputs {
 
     /// Every VM, primary first.
     pub fn vms(&self) -> Vec<Vm> {
-        let mut vms = vec![Vm { name: "vm0".into(), address: self.primary_ip.clone(), role: "primary".into() }];
+        let mut vms = vec![Vm {
+            name: "vm0".into(),
+            address: self.primary_ip.clone(),
+            role: "primary".into(),
+        }];
         for (i, s) in self.secondary_ips.iter().enumerate() {
-            let name = if s.name.is_empty() { format!("vm{}", i + 1) } else { s.name.clone() };
-            vms.push(Vm { name, address: s.ip.clone(), role: s.role.clone() });
+            let name = if s.name.is_empty() {
+                format!("vm{}", i + 1)
+            } else {
+                s.name.clone()
+            };
+            vms.push(Vm {
+                name,
+                address: s.ip.clone(),
+                role: s.role.clone(),
+            });
         }
         vms
     }
@@ -223,7 +303,10 @@ mod tests {
         assert_eq!(out.vms()[1].role, "backend");
         assert_eq!(out.mycelium_ip, None);
         let yaml = serde_yaml::to_string(&out).unwrap();
-        assert!(!yaml.contains("Interface"), "wg_config must never be serialized");
+        assert!(
+            !yaml.contains("Interface"),
+            "wg_config must never be serialized"
+        );
     }
 
     #[test]
@@ -235,7 +318,10 @@ mod tests {
     #[test]
     fn errors_name_the_output() {
         let cases = [
-            (r#"{"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#, "output `primary_ip` is missing"),
+            (
+                r#"{"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
+                "output `primary_ip` is missing",
+            ),
             (
                 r#"{"primary_ip":{"value":7},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
                 "output `primary_ip` must be a string, found a number",

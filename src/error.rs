@@ -44,7 +44,11 @@ fn status(code: Option<i32>) -> String {
 }
 
 fn tail_text(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!("\n{tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n{tail}")
+    }
 }
 
 /// The Terraform outputs do not satisfy the pattern contract.
@@ -74,7 +78,10 @@ pub struct UserError {
 
 impl UserError {
     pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        UserError { message: message.into(), hint: Some(hint.into()) }
+        UserError {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 }
 
@@ -151,7 +158,11 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
     }
     let path_of = |h: &str| h.split('`').nth(1).map(String::from);
     for hint in last {
-        let duplicate = path_of(&hint).is_some_and(|p| hints.iter().any(|h| path_of(h).as_deref() == Some(p.as_str())));
+        let duplicate = path_of(&hint).is_some_and(|p| {
+            hints
+                .iter()
+                .any(|h| path_of(h).as_deref() == Some(p.as_str()))
+        });
         if !duplicate {
             hints.push(hint);
         }
@@ -164,8 +175,14 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
 /// recorded (`[10.1.0.2]:2222` for another port). OpenSSH 9.2 prints it as
 /// `  ssh-keygen -f "/path/known_hosts" -R "[127.0.0.1]:22999"`.
 fn host_key_hint(tail: &str) -> String {
-    let remove = tail.lines().map(str::trim).find(|l| l.starts_with("ssh-keygen -f ") && l.contains(" -R "));
-    let how = remove.map_or_else(|| "remove the old key with `ssh-keygen -f KNOWN_HOSTS -R HOST`".to_string(), |l| format!("forget its old key with `{l}`"));
+    let remove = tail
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ssh-keygen -f ") && l.contains(" -R "));
+    let how = remove.map_or_else(
+        || "remove the old key with `ssh-keygen -f KNOWN_HOSTS -R HOST`".to_string(),
+        |l| format!("forget its old key with `{l}`"),
+    );
     format!(
         "if the VM was replaced at the same address (a new VM, a reinstall), {how} (this deployment's own known_hosts, not yours), then run the command again (`tfgrid-compose up --resume` for `up`); if it was not replaced, someone may be intercepting the connection"
     )
@@ -198,7 +215,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<LockError>().is_some() {
             return 3;
         }
-        if cause.downcast_ref::<InputError>().is_some() || cause.downcast_ref::<UserError>().is_some() {
+        if cause.downcast_ref::<InputError>().is_some()
+            || cause.downcast_ref::<UserError>().is_some()
+        {
             return 2;
         }
     }

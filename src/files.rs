@@ -10,17 +10,24 @@ use anyhow::{Context as _, Result};
 
 /// Creates a folder and its parents, mode 0700.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create `{}`", dir.display()))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))
 }
 
 /// Atomic write: `tempfile` in the target's folder, write, `sync_all`, chmod, `persist`.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("path has no parent folder")?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
     temp.write_all(contents)?;
-    temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.as_file().sync_all()?;
-    temp.persist(path).with_context(|| format!("failed to write `{}`", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
     if let Ok(dir) = File::open(dir) {
         let _ = dir.sync_all();
     }
@@ -40,7 +47,8 @@ pub fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 ///
 /// Errors: the file cannot be read, or is empty.
 pub fn read_secret(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
     let secret = text.lines().next().unwrap_or_default().trim().to_string();
     anyhow::ensure!(!secret.is_empty(), "`{}` is empty", path.display());
     crate::secrets::register(&secret);
@@ -60,6 +68,10 @@ mod tests {
         write_atomic(&path, b"two", 0o600).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
         assert_eq!(path.metadata().unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left behind"
+        );
     }
 }

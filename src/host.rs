@@ -32,6 +32,13 @@ mod tests {
                      eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
                      gsh-1\t00000A0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
                      gsh-1\t646433C6\t021201C6\t0007\t0\t0\t0\tFFFFFFFF\t0\t0\t0\n";
-        assert_eq!(super::parse_routes(table), vec![(Ipv4Addr::new(0, 0, 0, 0), 0), (Ipv4Addr::new(10, 10, 0, 0), 16), (Ipv4Addr::new(198, 51, 100, 100), 32)]);
+        assert_eq!(
+            super::parse_routes(table),
+            vec![
+                (Ipv4Addr::new(0, 0, 0, 0), 0),
+                (Ipv4Addr::new(10, 10, 0, 0), 16),
+                (Ipv4Addr::new(198, 51, 100, 100), 32)
+            ]
+        );
     }
 }

@@ -11,8 +11,17 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
 
 /// A fresh random id of 16 hex digits (deployments, AI-stack projects).
 pub fn new_id() -> String {
-    random_hex(8).ok().filter(|hex| hex != "0000000000000000").unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        format!("{:016x}", u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id()))
-    })
+    random_hex(8)
+        .ok()
+        .filter(|hex| hex != "0000000000000000")
+        .unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!(
+                "{:016x}",
+                u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1)
+                    ^ u64::from(std::process::id())
+            )
+        })
 }

@@ -76,7 +76,11 @@ struct Child {
 
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| Shared { signal: tokio::sync::watch::Sender::new(None), children: Mutex::new(BTreeMap::new()), grace: Mutex::new(DEFAULT_GRACE) })
+    SHARED.get_or_init(|| Shared {
+        signal: tokio::sync::watch::Sender::new(None),
+        children: Mutex::new(BTreeMap::new()),
+        grace: Mutex::new(DEFAULT_GRACE),
+    })
 }
 
 /// Listens for SIGINT and SIGTERM for the rest of the process. The first one is recorded (see
@@ -103,14 +107,29 @@ pub fn install(printer: Printer) -> std::io::Result<()> {
             });
             let waiting = waiting_for();
             if first {
-                let detail = if waiting.is_empty() { String::new() } else { format!("; stopping {}", waiting.join(", ")) };
+                let detail = if waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!("; stopping {}", waiting.join(", "))
+                };
                 printer.warn(format!("{} received{detail}", sig.name()));
             } else if waiting.is_empty() {
-                printer.warn(format!("{} received again; finishing the state files", sig.name()));
+                printer.warn(format!(
+                    "{} received again; finishing the state files",
+                    sig.name()
+                ));
             } else {
-                printer.warn(format!("{} received again; still waiting for {} to stop", sig.name(), waiting.join(", ")));
+                printer.warn(format!(
+                    "{} received again; still waiting for {} to stop",
+                    sig.name(),
+                    waiting.join(", ")
+                ));
             }
-            printer.event(&crate::output::Event::Interrupt { signal: sig.name(), first, waiting_for: waiting });
+            printer.event(&crate::output::Event::Interrupt {
+                signal: sig.name(),
+                first,
+                waiting_for: waiting,
+            });
         }
     });
     Ok(())
@@ -119,13 +138,19 @@ pub fn install(printer: Printer) -> std::io::Result<()> {
 /// The children still running, as `` `tofu apply` (pid 123, 1m 40s until SIGTERM) ``.
 fn waiting_for() -> Vec<String> {
     let grace = grace();
-    let Ok(children) = shared().children.lock() else { return Vec::new() };
+    let Ok(children) = shared().children.lock() else {
+        return Vec::new();
+    };
     children
         .iter()
         .map(|(pid, child)| match child.signalled_at {
             Some(at) => {
                 let left = grace.saturating_sub(at.elapsed());
-                format!("`{}` (pid {pid}, {} until SIGTERM)", child.what, crate::clock::format_duration(left))
+                format!(
+                    "`{}` (pid {pid}, {} until SIGTERM)",
+                    child.what,
+                    crate::clock::format_duration(left)
+                )
             }
             None => format!("`{}` (pid {pid})", child.what),
         })
@@ -169,7 +194,10 @@ pub fn set_grace(grace: Duration) {
 /// loop, a `--follow`) so ends at once.
 ///
 /// Errors: `work`'s own, or [`Interrupted`] when it was dropped.
-pub async fn stoppable<T>(work: impl std::future::Future<Output = anyhow::Result<T>>, settle: Duration) -> anyhow::Result<T> {
+pub async fn stoppable<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    settle: Duration,
+) -> anyhow::Result<T> {
     tokio::pin!(work);
     let signal = tokio::select! {
         result = &mut work => return result,
@@ -203,7 +231,9 @@ pub fn children_running() -> bool {
 }
 
 fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
@@ -214,7 +244,11 @@ pub async fn drain(limit: Duration) {
     while children_running() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let left: Vec<(u32, bool)> = shared().children.lock().map(|c| c.iter().map(|(pid, c)| (*pid, c.own_group)).collect()).unwrap_or_default();
+    let left: Vec<(u32, bool)> = shared()
+        .children
+        .lock()
+        .map(|c| c.iter().map(|(pid, c)| (*pid, c.own_group)).collect())
+        .unwrap_or_default();
     for (pid, own_group) in left {
         if own_group {
             kill_group(pid, nix::sys::signal::Signal::SIGKILL);
@@ -235,17 +269,29 @@ pub(crate) struct Registered {
 
 pub(crate) fn register(pid: u32, what: String, own_group: bool) -> Registered {
     if let Ok(mut children) = shared().children.lock() {
-        children.insert(pid, Child { what, own_group, signalled_at: None, abandoned: false });
+        children.insert(
+            pid,
+            Child {
+                what,
+                own_group,
+                signalled_at: None,
+                abandoned: false,
+            },
+        );
     }
-    Registered { pid, own_group, ended: false }
+    Registered {
+        pid,
+        own_group,
+        ended: false,
+    }
 }
 
 impl Registered {
     pub(crate) fn signalled(&self) {
-        if let Ok(mut children) = shared().children.lock() {
-            if let Some(child) = children.get_mut(&self.pid) {
-                child.signalled_at = Some(Instant::now());
-            }
+        if let Ok(mut children) = shared().children.lock()
+            && let Some(child) = children.get_mut(&self.pid)
+        {
+            child.signalled_at = Some(Instant::now());
         }
     }
 
@@ -257,7 +303,9 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let Ok(mut children) = shared().children.lock() else { return };
+        let Ok(mut children) = shared().children.lock() else {
+            return;
+        };
         if self.ended {
             children.remove(&self.pid);
             return;
@@ -278,20 +326,20 @@ impl Drop for Registered {
 /// a group that is gone already is not an error.
 pub(crate) fn kill_group(pid: u32, signal: nix::sys::signal::Signal) {
     let Ok(pid) = i32::try_from(pid) else { return };
-    if let Err(e) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal) {
-        if e != nix::errno::Errno::ESRCH {
-            tracing::warn!("could not send {signal} to process group {pid}: {e}");
-        }
+    if let Err(e) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!("could not send {signal} to process group {pid}: {e}");
     }
 }
 
 /// Sends `signal` to the one process `pid`.
 pub(crate) fn kill_one(pid: u32, signal: nix::sys::signal::Signal) {
     let Ok(pid) = i32::try_from(pid) else { return };
-    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-        if e != nix::errno::Errno::ESRCH {
-            tracing::warn!("could not send {signal} to process {pid}: {e}");
-        }
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!("could not send {signal} to process {pid}: {e}");
     }
 }
 
@@ -313,14 +361,26 @@ pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
         .into_iter()
         .flatten()
         .flatten()
-        .flat_map(|run| std::fs::read_dir(run.path()).into_iter().flatten().flatten().map(|e| e.path()))
+        .flat_map(|run| {
+            std::fs::read_dir(run.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
         .filter(|p| p.extension().is_some_and(|e| e == "pid"))
         .collect();
     for file in files {
-        let pid = file.file_stem().and_then(|s| std::path::Path::new(s).extension()).and_then(|p| p.to_str()?.parse::<u32>().ok());
+        let pid = file
+            .file_stem()
+            .and_then(|s| std::path::Path::new(s).extension())
+            .and_then(|p| p.to_str()?.parse::<u32>().ok());
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let mut lines = text.lines();
-        let (program, what) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+        let (program, what) = (
+            lines.next().unwrap_or_default(),
+            lines.next().unwrap_or_default(),
+        );
         if let Some(pid) = pid.filter(|pid| runs(*pid, program)) {
             printer.warn(format!("`{what}` (pid {pid}) of an earlier run that was killed is still running; stopping it first"));
             let deadline = |d: Duration| Instant::now() + d;
@@ -346,11 +406,19 @@ pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
 
 /// Whether `pid` is a live (not zombie) process running `program`.
 fn runs(pid: u32, program: &str) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    let zombie = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('Z'));
     // argv[0], or argv[1] for a script run by its interpreter (`python3 …/terraform`).
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
-    let named = cmdline.split(|b| *b == 0).take(2).any(|arg| base(&String::from_utf8_lossy(arg)) == base(program));
+    let named = cmdline
+        .split(|b| *b == 0)
+        .take(2)
+        .any(|arg| base(&String::from_utf8_lossy(arg)) == base(program));
     !zombie && !program.is_empty() && named
 }

@@ -225,13 +225,23 @@ pub struct App {
     pub warnings: Vec<String>,
 }
 
-fn input_error(file: &Path, text: &str, field: &[&str], message: impl Into<String>, hint: Option<String>) -> InputError {
+fn input_error(
+    file: &Path,
+    text: &str,
+    field: &[&str],
+    message: impl Into<String>,
+    hint: Option<String>,
+) -> InputError {
     let (line, column) = locate(text, field).map_or((None, None), |(l, c)| (Some(l), Some(c)));
     InputError {
         file: file.to_path_buf(),
         line,
         column,
-        field: if field.is_empty() { "(document)".into() } else { field.join(".") },
+        field: if field.is_empty() {
+            "(document)".into()
+        } else {
+            field.join(".")
+        },
         message: message.into(),
         hint,
     }
@@ -248,7 +258,11 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_
 }
 
 /// [`from_yaml`] with the error as an [`InputError`] naming `file`, line, column and field.
-pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str, hint: &str) -> Result<T, InputError> {
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    hint: &str,
+) -> Result<T, InputError> {
     from_yaml(text).map_err(|err| {
         let mut error = yaml_error(file, &err, hint);
         if let Some((line, column)) = duplicate_key_position(text, &err) {
@@ -263,18 +277,29 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str
 /// ("duplicate entry with key \"K\" at line L column C"); the key's lines at that column follow.
 fn duplicate_key_position(text: &str, err: &serde_yaml::Error) -> Option<(usize, usize)> {
     let message = err.to_string();
-    let key = message.split("duplicate entry with key \"").nth(1)?.split('"').next()?.to_string();
+    let key = message
+        .split("duplicate entry with key \"")
+        .nth(1)?
+        .split('"')
+        .next()?
+        .to_string();
     let location = err.location()?;
     let indent = location.column().saturating_sub(1);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut seen = 0;
-    for (n, line) in text.lines().enumerate().skip(location.line().saturating_sub(1)) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .skip(location.line().saturating_sub(1))
+    {
         let body = line.get(indent..).unwrap_or_default();
         let leading = line.len() - line.trim_start().len();
         if n + 1 > location.line() && leading < indent && !line.trim().is_empty() {
             break; // the mapping ended
         }
-        if leading == indent && (body.starts_with(&format!("{key}:")) || body.starts_with(&format!("\"{key}\":"))) {
+        if leading == indent
+            && (body.starts_with(&format!("{key}:")) || body.starts_with(&format!("\"{key}\":")))
+        {
             seen += 1;
             if seen == 2 {
                 return Some((n + 1, indent + 1));
@@ -288,9 +313,20 @@ fn duplicate_key_position(text: &str, err: &serde_yaml::Error) -> Option<(usize,
 pub(crate) fn yaml_error(file: &Path, err: &serde_yaml::Error, hint: &str) -> InputError {
     let message = err.to_string();
     // serde_norway appends " at line L column C"; keep the message itself.
-    let core = message.split(" at line ").next().unwrap_or(&message).to_string();
-    let field = core.split_once(": ").filter(|(path, _)| !path.contains(' ')).map_or_else(|| "(document)".to_string(), |(path, _)| path.to_string());
-    let core = if field == "(document)" { core.clone() } else { core[field.len() + 2..].to_string() };
+    let core = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    let field = core
+        .split_once(": ")
+        .filter(|(path, _)| !path.contains(' '))
+        .map_or_else(|| "(document)".to_string(), |(path, _)| path.to_string());
+    let core = if field == "(document)" {
+        core.clone()
+    } else {
+        core[field.len() + 2..].to_string()
+    };
     InputError {
         file: file.to_path_buf(),
         line: err.location().map(|l| l.line()),
@@ -318,8 +354,12 @@ pub fn locate(text: &str, field: &[&str]) -> Option<(usize, usize)> {
         }
         let key = trimmed.trim_start_matches("- ");
         let Some(want) = field.get(depth) else { break };
-        let matches = key.strip_prefix(want).is_some_and(|rest| rest.starts_with(':'))
-            || key.strip_prefix(&format!("\"{want}\"")).is_some_and(|rest| rest.starts_with(':'));
+        let matches = key
+            .strip_prefix(want)
+            .is_some_and(|rest| rest.starts_with(':'))
+            || key
+                .strip_prefix(&format!("\"{want}\""))
+                .is_some_and(|rest| rest.starts_with(':'));
         if matches && indent >= min_indent {
             found = Some((number + 1, indent + 1));
             depth += 1;
@@ -339,18 +379,30 @@ impl App {
         let (dir, file) = if path.is_dir() || (!path.exists() && !names_file) {
             let yaml = path.join(MANIFEST_FILE);
             let yml = path.join("tfgrid-compose.yml");
-            let file = if !yaml.exists() && yml.exists() { yml } else { yaml };
+            let file = if !yaml.exists() && yml.exists() {
+                yml
+            } else {
+                yaml
+            };
             (path.to_path_buf(), file)
         } else {
-            let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+            let dir = path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
             (dir, path.to_path_buf())
         };
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let hint = if path.exists() {
-                    format!("an app folder holds a `{MANIFEST_FILE}`; create one (see docs/manifest.md)")
+                    format!(
+                        "an app folder holds a `{MANIFEST_FILE}`; create one (see docs/manifest.md)"
+                    )
                 } else {
                     "check the path; an app is a folder with a `tfgrid-compose.yaml`, or that file itself".to_string()
                 };
@@ -364,7 +416,14 @@ impl App {
                 });
             }
             Err(err) => {
-                return Err(InputError { file, line: None, column: None, field: "(document)".into(), message: format!("cannot read: {err}"), hint: None });
+                return Err(InputError {
+                    file,
+                    line: None,
+                    column: None,
+                    field: "(document)".into(),
+                    message: format!("cannot read: {err}"),
+                    hint: None,
+                });
             }
         };
         App::from_text(dir, file, text)
@@ -379,24 +438,39 @@ impl App {
         for key in manifest.other.keys() {
             if !DESCRIPTIVE_KEYS.contains(&key.as_str()) {
                 let at = locate(&text, &[key]).map_or(String::new(), |(l, _)| format!(":{l}"));
-                warnings.push(format!("{}{at}: unknown key `{key}` is ignored", file.display()));
+                warnings.push(format!(
+                    "{}{at}: unknown key `{key}` is ignored",
+                    file.display()
+                ));
             }
         }
         for name in manifest.commands.keys() {
             if BUILTIN_VERBS.contains(&name.as_str()) {
-                let at = locate(&text, &["commands", name]).map_or(String::new(), |(l, _)| format!(":{l}"));
+                let at = locate(&text, &["commands", name])
+                    .map_or(String::new(), |(l, _)| format!(":{l}"));
                 warnings.push(format!(
                     "{}{at}: app command `{name}` is shadowed by the built-in `tfgrid-compose {name}` and cannot be run; rename it",
                     file.display()
                 ));
             }
         }
-        let app = App { dir, file, text, manifest, warnings };
+        let app = App {
+            dir,
+            file,
+            text,
+            manifest,
+            warnings,
+        };
         app.check()?;
         Ok(app)
     }
 
-    pub(crate) fn error(&self, field: &[&str], message: impl Into<String>, hint: impl Into<String>) -> InputError {
+    pub(crate) fn error(
+        &self,
+        field: &[&str],
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> InputError {
         input_error(&self.file, &self.text, field, message, Some(hint.into()))
     }
 
@@ -404,22 +478,30 @@ impl App {
     fn check(&self) -> Result<(), InputError> {
         for (name, command) in &self.manifest.commands {
             if command.script.split_whitespace().next().is_none() {
-                return Err(self.error(&["commands", name, "script"], "is empty", "name the program to run on the VM, e.g. `script: /opt/app/bin/backup.sh`"));
+                return Err(self.error(
+                    &["commands", name, "script"],
+                    "is empty",
+                    "name the program to run on the VM, e.g. `script: /opt/app/bin/backup.sh`",
+                ));
             }
-            if let Some(key) = &command.save_to_context {
-                if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || key.as_bytes()[0].is_ascii_digit() {
-                    return Err(self.error(
-                        &["commands", name, "save_to_context"],
-                        format!("`{key}` is not a context key"),
-                        "use letters, digits and `_`, e.g. `active_project`",
-                    ));
-                }
+            if let Some(key) = &command.save_to_context
+                && (key.is_empty()
+                    || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    || key.as_bytes()[0].is_ascii_digit())
+            {
+                return Err(self.error(
+                    &["commands", name, "save_to_context"],
+                    format!("`{key}` is not a context key"),
+                    "use letters, digits and `_`, e.g. `active_project`",
+                ));
             }
         }
         let name = &self.manifest.name;
         let valid = !name.is_empty()
             && name.len() <= 63
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             && name.as_bytes()[0].is_ascii_alphanumeric();
         if !valid {
             return Err(self.error(
@@ -428,25 +510,43 @@ impl App {
                 "use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most 63 characters",
             ));
         }
-        for (key, _) in &self.manifest.hook_config {
+        for key in self.manifest.hook_config.keys() {
             if !HookKind::ALL.iter().any(|k| k.name() == key) {
-                return Err(self.error(&["hook_config", key], format!("unknown hook `{key}`"), "hooks are `setup`, `configure` and `healthcheck`"));
+                return Err(self.error(
+                    &["hook_config", key],
+                    format!("unknown hook `{key}`"),
+                    "hooks are `setup`, `configure` and `healthcheck`",
+                ));
             }
         }
         self.hooks()?;
         if let Some(env_file) = &self.manifest.env_file {
             let path = self.inside_app(&["env_file"], env_file)?;
             if !path.is_file() {
-                return Err(self.error(&["env_file"], format!("file `{env_file}` does not exist"), "create it in the app folder, or remove `env_file:`"));
+                return Err(self.error(
+                    &["env_file"],
+                    format!("file `{env_file}` does not exist"),
+                    "create it in the app folder, or remove `env_file:`",
+                ));
             }
         }
-        if let Some(url) = &self.manifest.url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(self.error(&["url"], format!("`{url}` is not an http(s) URL"), "write e.g. `url: http://{primary_ip}/`"));
-            }
+        if let Some(url) = &self.manifest.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(self.error(
+                &["url"],
+                format!("`{url}` is not an http(s) URL"),
+                "write e.g. `url: http://{primary_ip}/`",
+            ));
         }
         if let Some(stack) = &self.manifest.ai_stack {
-            crate::ai::stack::check(stack).map_err(|problem| self.error(&["ai_stack"], problem, "see docs/ai-stack.md, section \"Deployed by up\""))?;
+            crate::ai::stack::check(stack).map_err(|problem| {
+                self.error(
+                    &["ai_stack"],
+                    problem,
+                    "see docs/ai-stack.md, section \"Deployed by up\"",
+                )
+            })?;
         }
         Ok(())
     }
@@ -454,9 +554,19 @@ impl App {
     /// A relative path that must stay inside the app folder.
     fn inside_app(&self, field: &[&str], value: &str) -> Result<PathBuf, InputError> {
         let relative = Path::new(value);
-        let escapes = relative.is_absolute() || relative.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+        let escapes = relative.is_absolute()
+            || relative.components().any(|c| {
+                matches!(
+                    c,
+                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                )
+            });
         if escapes || value.is_empty() {
-            return Err(self.error(field, format!("`{value}` is outside the app folder"), "give a path relative to the app folder, without `..`"));
+            return Err(self.error(
+                field,
+                format!("`{value}` is outside the app folder"),
+                "give a path relative to the app folder, without `..`",
+            ));
         }
         Ok(self.dir.join(relative))
     }
@@ -475,7 +585,11 @@ impl App {
             let relative = match declared {
                 Some(value) => {
                     let field = ["hooks", kind.name()];
-                    let with_dir = if value.contains('/') { value.clone() } else { format!("deployment/{value}") };
+                    let with_dir = if value.contains('/') {
+                        value.clone()
+                    } else {
+                        format!("deployment/{value}")
+                    };
                     let path = self.inside_app(&field, &with_dir)?;
                     let Ok(inside) = Path::new(&with_dir).strip_prefix("deployment") else {
                         return Err(self.error(
@@ -488,16 +602,26 @@ impl App {
                         return Err(self.error(
                             &field,
                             format!("file `{with_dir}` does not exist"),
-                            format!("create `{with_dir}` in `{}` or remove the key", self.dir.display()),
+                            format!(
+                                "create `{with_dir}` in `{}` or remove the key",
+                                self.dir.display()
+                            ),
                         ));
                     }
                     if !is_executable(&path) {
-                        return Err(self.error(&field, format!("`{with_dir}` is not executable"), format!("run `chmod +x {}`", path.display())));
+                        return Err(self.error(
+                            &field,
+                            format!("`{with_dir}` is not executable"),
+                            format!("run `chmod +x {}`", path.display()),
+                        ));
                     }
                     inside.to_string_lossy().replace('\\', "/")
                 }
                 None if self.manifest.hooks.is_none() => {
-                    let conventional = self.dir.join("deployment").join(format!("{}.sh", kind.name()));
+                    let conventional = self
+                        .dir
+                        .join("deployment")
+                        .join(format!("{}.sh", kind.name()));
                     if !conventional.is_file() {
                         continue;
                     }
@@ -515,8 +639,19 @@ impl App {
                 }
                 None => continue,
             };
-            let config = self.manifest.hook_config.get(kind.name()).cloned().unwrap_or_default();
-            hooks.push(ResolvedHook { kind, relative, optional: config.optional, timeout_secs: config.timeout.unwrap_or(900), hosts: config.hosts });
+            let config = self
+                .manifest
+                .hook_config
+                .get(kind.name())
+                .cloned()
+                .unwrap_or_default();
+            hooks.push(ResolvedHook {
+                kind,
+                relative,
+                optional: config.optional,
+                timeout_secs: config.timeout.unwrap_or(900),
+                hosts: config.hosts,
+            });
         }
         Ok(hooks)
     }
@@ -529,10 +664,19 @@ impl App {
         if let Some(name) = &self.manifest.pattern {
             return Ok(name.clone());
         }
-        if let Some(name) = self.manifest.patterns.as_ref().and_then(|p| p.recommended.clone()) {
+        if let Some(name) = self
+            .manifest
+            .patterns
+            .as_ref()
+            .and_then(|p| p.recommended.clone())
+        {
             return Ok(name);
         }
-        Err(self.error(&["pattern"], "missing field `pattern`", "add `pattern: local` (or `single-vm`, …) to the manifest, or pass `--pattern NAME`"))
+        Err(self.error(
+            &["pattern"],
+            "missing field `pattern`",
+            "add `pattern: local` (or `single-vm`, …) to the manifest, or pass `--pattern NAME`",
+        ))
     }
 
     /// The env file to upload, when one is declared or `.env` exists.
@@ -545,22 +689,26 @@ impl App {
 
     /// Values for the pattern's variables from `config:` and the legacy `resources:` keys,
     /// type-checked against the pattern's declarations.
-    pub fn variables(&self, pattern: &Pattern) -> Result<(BTreeMap<String, serde_json::Value>, Vec<String>), InputError> {
+    pub fn variables(
+        &self,
+        pattern: &Pattern,
+    ) -> Result<(BTreeMap<String, serde_json::Value>, Vec<String>), InputError> {
         let mut values = BTreeMap::new();
         let mut warnings = Vec::new();
         for (legacy, var) in [("cpu", "vm_cpu"), ("memory", "vm_mem"), ("disk", "vm_disk")] {
-            let value = self
-                .manifest
-                .resources
-                .as_ref()
-                .and_then(|r| r.get("vm").and_then(|vm| vm.get(legacy)).or_else(|| r.get(legacy).and_then(|x| x.get("recommended"))));
+            let value = self.manifest.resources.as_ref().and_then(|r| {
+                r.get("vm")
+                    .and_then(|vm| vm.get(legacy))
+                    .or_else(|| r.get(legacy).and_then(|x| x.get("recommended")))
+            });
             if let (Some(value), true) = (value, pattern.manifest.variables.contains_key(var)) {
                 values.insert(var.to_string(), yaml_to_json(value));
             }
         }
         for (key, value) in &self.manifest.config {
             let Some(declared) = pattern.manifest.variables.get(key) else {
-                let at = locate(&self.text, &["config", key]).map_or(String::new(), |(l, _)| format!(":{l}"));
+                let at = locate(&self.text, &["config", key])
+                    .map_or(String::new(), |(l, _)| format!(":{l}"));
                 warnings.push(format!(
                     "{}{at}: config.{key}: pattern `{}` declares no such variable; it is ignored",
                     self.file.display(),
@@ -570,7 +718,14 @@ impl App {
             };
             let json = yaml_to_json(value);
             if let Err(problem) = declared.check(&json) {
-                return Err(self.error(&["config", key], problem, format!("see the variables of pattern `{}` in its pattern.yaml", pattern.manifest.name)));
+                return Err(self.error(
+                    &["config", key],
+                    problem,
+                    format!(
+                        "see the variables of pattern `{}` in its pattern.yaml",
+                        pattern.manifest.name
+                    ),
+                ));
             }
             values.insert(key.clone(), json);
         }
@@ -586,15 +741,22 @@ fn parse_app(file: &Path, text: &str) -> Result<AppManifest, InputError> {
             column: Some(1),
             field: "(document)".into(),
             message: "the manifest is empty".into(),
-            hint: Some("a manifest needs at least `name:` and `pattern:` (see docs/manifest.md)".into()),
+            hint: Some(
+                "a manifest needs at least `name:` and `pattern:` (see docs/manifest.md)".into(),
+            ),
         });
     }
-    parse_yaml(file, text, "see docs/manifest.md for the manifest's keys and types")
+    parse_yaml(
+        file,
+        text,
+        "see docs/manifest.md for the manifest's keys and types",
+    )
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    path.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
 /// YAML scalars and collections as JSON, for tfvars and ansible extra vars.
@@ -630,7 +792,11 @@ pub struct PatternManifest {
 impl PatternManifest {
     /// Parses the text of `pattern.yaml` (`file` names it in errors) as [`Pattern::load`] does.
     pub fn parse(file: &Path, text: &str) -> Result<PatternManifest, InputError> {
-        parse_yaml(file, text, "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys")
+        parse_yaml(
+            file,
+            text,
+            "see patterns/PATTERN_CONTRACT.md for pattern.yaml's keys",
+        )
     }
 }
 
@@ -676,14 +842,27 @@ impl Variable {
             VariableKind::Map => value.is_object(),
         };
         if !ok {
-            return Err(format!("expected a {:?}, found {}", self.kind, crate::contract::json_kind(value)).to_lowercase());
+            return Err(format!(
+                "expected a {:?}, found {}",
+                self.kind,
+                crate::contract::json_kind(value)
+            )
+            .to_lowercase());
         }
         if let Some(n) = value.as_f64() {
             // a number variable whose default and bounds are whole numbers counts things (VMs,
             // cores, MB, GB, node ids): a fraction would only fail later, in Terraform
             let whole = |x: f64| x.fract() == 0.0;
-            let default_whole = self.default.as_ref().and_then(serde_yaml::Value::as_f64).is_none_or(whole);
-            if n.fract() != 0.0 && default_whole && self.min.is_none_or(whole) && self.max.is_none_or(whole) {
+            let default_whole = self
+                .default
+                .as_ref()
+                .and_then(serde_yaml::Value::as_f64)
+                .is_none_or(whole);
+            if n.fract() != 0.0
+                && default_whole
+                && self.min.is_none_or(whole)
+                && self.max.is_none_or(whole)
+            {
                 return Err(format!("{n} is not a whole number"));
             }
             if let Some(min) = self.min.filter(|min| n < *min) {
@@ -718,7 +897,11 @@ impl Pattern {
         })?;
         let manifest = PatternManifest::parse(&file, &text)?;
         let has_tf = std::fs::read_dir(dir.join("infrastructure"))
-            .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "tf")))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "tf"))
+            })
             .unwrap_or(false);
         if !has_tf {
             return Err(InputError {
@@ -727,7 +910,10 @@ impl Pattern {
                 column: None,
                 field: "(folder)".into(),
                 message: "no `*.tf` file".into(),
-                hint: Some("a pattern's infrastructure/ holds the Terraform module that creates its VMs".into()),
+                hint: Some(
+                    "a pattern's infrastructure/ holds the Terraform module that creates its VMs"
+                        .into(),
+                ),
             });
         }
         let site = dir.join("platform").join("site.yml");
@@ -738,10 +924,15 @@ impl Pattern {
                 column: None,
                 field: "(file)".into(),
                 message: "missing".into(),
-                hint: Some("a pattern's platform/site.yml is the playbook of the platform phase".into()),
+                hint: Some(
+                    "a pattern's platform/site.yml is the playbook of the platform phase".into(),
+                ),
             });
         }
-        Ok(Pattern { dir: dir.to_path_buf(), manifest })
+        Ok(Pattern {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
     }
 
     pub fn needs_mnemonic(&self) -> bool {
@@ -757,15 +948,24 @@ mod tests {
         let v: serde_yaml::Value = super::from_yaml("\u{feff}name: a\n").unwrap();
         assert_eq!(v["name"], "a");
         let text = "name: a\nvariables:\n  size:\n    type: number\n  other: {}\n  size:\n    type: string\n";
-        let err = super::parse_yaml::<serde_yaml::Value>(std::path::Path::new("pattern.yaml"), text, "see the docs").unwrap_err();
+        let err = super::parse_yaml::<serde_yaml::Value>(
+            std::path::Path::new("pattern.yaml"),
+            text,
+            "see the docs",
+        )
+        .unwrap_err();
         assert_eq!((err.line, err.column), (Some(6), Some(3)), "{err:?}");
-        assert!(err.message.contains("duplicate entry with key \"size\""), "{err:?}");
+        assert!(
+            err.message.contains("duplicate entry with key \"size\""),
+            "{err:?}"
+        );
     }
     use super::locate;
 
     #[test]
     fn locate_finds_nested_keys() {
-        let text = "name: x\nhooks:\n  # c\n  setup: a.sh\n  configure: b.sh\nconfig:\n  setup: 1\n";
+        let text =
+            "name: x\nhooks:\n  # c\n  setup: a.sh\n  configure: b.sh\nconfig:\n  setup: 1\n";
         assert_eq!(locate(text, &["hooks", "configure"]), Some((5, 3)));
         assert_eq!(locate(text, &["config", "setup"]), Some((7, 3)));
         assert_eq!(locate(text, &["name"]), Some((1, 1)));

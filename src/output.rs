@@ -1,7 +1,11 @@
 //! The one writer to the terminal. Status lines go to stderr (cargo style: a right-aligned verb),
 //! data to stdout, `--json` event lines to stdout, a spinner only when stderr is a terminal.
 //! Start from [`Printer`].
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "this module is the printer")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "this module is the printer"
+)]
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -22,7 +26,12 @@ pub enum ColorChoice {
 
 /// Decides colour once: `--color` wins, then `NO_COLOR`, then `FORCE_COLOR`/`CLICOLOR_FORCE`,
 /// then whether stderr is a terminal.
-pub fn resolve_color(choice: ColorChoice, no_color: bool, force_color: bool, stderr_is_tty: bool) -> bool {
+pub fn resolve_color(
+    choice: ColorChoice,
+    no_color: bool,
+    force_color: bool,
+    stderr_is_tty: bool,
+) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -84,7 +93,14 @@ impl Printer {
     pub fn new(color: bool, quiet: bool, json: bool, verbose: bool) -> Printer {
         let stderr_tty = std::io::stderr().is_terminal();
         let progress = stderr_tty && !quiet && !json && !verbose;
-        Printer { inner: Arc::new(Inner { color, quiet, json, progress }) }
+        Printer {
+            inner: Arc::new(Inner {
+                color,
+                quiet,
+                json,
+                progress,
+            }),
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -92,7 +108,11 @@ impl Printer {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.inner.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.inner.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     /// `   Verb message` on stderr, the verb right-aligned to 12 columns.
@@ -108,13 +128,18 @@ impl Printer {
         if self.inner.quiet {
             return;
         }
-        eprintln!("{}: {}", self.paint("1;33", "warning"), crate::secrets::redact(message.as_ref()));
+        eprintln!(
+            "{}: {}",
+            self.paint("1;33", "warning"),
+            crate::secrets::redact(message.as_ref())
+        );
     }
 
     /// `error: …`, `  Caused by: …` per cause, then `hint: …` lines after a blank line.
     pub fn error(&self, err: &anyhow::Error, hints: &[String]) {
         let mut chain = err.chain();
-        let head = crate::secrets::redact(&chain.next().map(ToString::to_string).unwrap_or_default());
+        let head =
+            crate::secrets::redact(&chain.next().map(ToString::to_string).unwrap_or_default());
         let mut text = format!("{}: {head}\n", self.paint("1;31", "error"));
         for cause in chain {
             let cause = crate::secrets::redact(&cause.to_string());
@@ -168,7 +193,10 @@ impl Printer {
             return None;
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner:.green} {prefix} {elapsed} {wide_msg:.dim}").ok()?);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner:.green} {prefix} {elapsed} {wide_msg:.dim}")
+                .ok()?,
+        );
         bar.set_prefix(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
         let tail = log.map(Path::to_path_buf).map(|log| {
@@ -181,10 +209,10 @@ impl Printer {
 
 async fn tail_into(bar: ProgressBar, log: PathBuf) {
     loop {
-        if let Ok(text) = tokio::fs::read_to_string(&log).await {
-            if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                bar.set_message(line.trim().chars().take(120).collect::<String>());
-            }
+        if let Ok(text) = tokio::fs::read_to_string(&log).await
+            && let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty())
+        {
+            bar.set_message(line.trim().chars().take(120).collect::<String>());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -211,10 +239,19 @@ mod tests {
 
     #[test]
     fn color_policy() {
-        assert!(!resolve_color(ColorChoice::Auto, true, true, true), "NO_COLOR wins over a terminal");
-        assert!(resolve_color(ColorChoice::Always, true, false, false), "--color always wins");
+        assert!(
+            !resolve_color(ColorChoice::Auto, true, true, true),
+            "NO_COLOR wins over a terminal"
+        );
+        assert!(
+            resolve_color(ColorChoice::Always, true, false, false),
+            "--color always wins"
+        );
         assert!(!resolve_color(ColorChoice::Never, false, true, true));
-        assert!(resolve_color(ColorChoice::Auto, false, true, false), "FORCE_COLOR without a terminal");
+        assert!(
+            resolve_color(ColorChoice::Auto, false, true, false),
+            "FORCE_COLOR without a terminal"
+        );
         assert!(!resolve_color(ColorChoice::Auto, false, false, false));
     }
 }

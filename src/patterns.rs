@@ -16,7 +16,12 @@ mod embedded {
 }
 
 /// The outputs every pattern must declare (patterns/PATTERN_CONTRACT.md).
-pub const REQUIRED_OUTPUTS: [&str; 4] = ["primary_ip", "primary_ip_type", "deployment_name", "node_ids"];
+pub const REQUIRED_OUTPUTS: [&str; 4] = [
+    "primary_ip",
+    "primary_ip_type",
+    "deployment_name",
+    "node_ids",
+];
 /// Variables the orchestrator writes into the tfvars file of every pattern.
 pub const PASSED_VARIABLES: [&str; 3] = ["deployment_name", "deployment_id", "ssh_public_key"];
 
@@ -28,7 +33,8 @@ pub fn extract_embedded(data_dir: &Path) -> Result<PathBuf> {
     if dest.is_dir() {
         return Ok(dest);
     }
-    std::fs::create_dir_all(&base).with_context(|| format!("failed to create `{}`", base.display()))?;
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("failed to create `{}`", base.display()))?;
     let temp = tempfile::tempdir_in(&base)?;
     for (rel, mode, bytes) in embedded::FILES {
         let path = temp.path().join(rel);
@@ -42,7 +48,8 @@ pub fn extract_embedded(data_dir: &Path) -> Result<PathBuf> {
     if let Err(err) = std::fs::rename(&temp, &dest) {
         let _ = std::fs::remove_dir_all(&temp);
         if !dest.is_dir() {
-            return Err(err).with_context(|| format!("failed to place the patterns in `{}`", dest.display()));
+            return Err(err)
+                .with_context(|| format!("failed to place the patterns in `{}`", dest.display()));
         }
     }
     Ok(dest)
@@ -50,7 +57,12 @@ pub fn extract_embedded(data_dir: &Path) -> Result<PathBuf> {
 
 /// Names of the patterns in the binary.
 pub fn embedded_names() -> BTreeSet<String> {
-    embedded::FILES.iter().filter(|(rel, _, _)| rel.ends_with("/pattern.yaml")).filter_map(|(rel, _, _)| rel.split('/').next()).map(String::from).collect()
+    embedded::FILES
+        .iter()
+        .filter(|(rel, _, _)| rel.ends_with("/pattern.yaml"))
+        .filter_map(|(rel, _, _)| rel.split('/').next())
+        .map(String::from)
+        .collect()
 }
 
 /// What `infrastructure/*.tf` declares.
@@ -74,8 +86,10 @@ pub fn declared(infrastructure: &Path) -> Result<Declared, String> {
     }
     let mut found = Declared::default();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("`{}`: {e}", file.display()))?;
-        let body = hcl::parse(&text).map_err(|e| format!("`{}`: not valid HCL: {e}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("`{}`: {e}", file.display()))?;
+        let body =
+            hcl::parse(&text).map_err(|e| format!("`{}`: not valid HCL: {e}", file.display()))?;
         for block in body.blocks() {
             let label = block.labels().first().map(|l| l.as_str().to_string());
             match (block.identifier(), label) {
@@ -108,16 +122,36 @@ fn placement_problems(pattern: &Pattern) -> Vec<String> {
     let declared = &pattern.manifest.variables;
     let mut problems = Vec::new();
     for spec in &pattern.manifest.placement {
-        if declared.get(&spec.variable).is_none_or(|v| v.kind != VariableKind::Number) {
-            problems.push(format!("pattern.yaml: placement `{}`: variable `{}` must be declared with type number", spec.role, spec.variable));
+        if declared
+            .get(&spec.variable)
+            .is_none_or(|v| v.kind != VariableKind::Number)
+        {
+            problems.push(format!(
+                "pattern.yaml: placement `{}`: variable `{}` must be declared with type number",
+                spec.role, spec.variable
+            ));
         }
-        let amounts =
-            spec.vms.iter().flat_map(|vm| [Some(&vm.cpu), Some(&vm.memory), Some(&vm.disk), vm.count.as_ref()]).flatten().chain(spec.public_ipv4.as_ref());
+        let amounts = spec
+            .vms
+            .iter()
+            .flat_map(|vm| {
+                [
+                    Some(&vm.cpu),
+                    Some(&vm.memory),
+                    Some(&vm.disk),
+                    vm.count.as_ref(),
+                ]
+            })
+            .flatten()
+            .chain(spec.public_ipv4.as_ref());
         for amount in amounts {
-            if let Amount::Variable(name) = amount {
-                if !declared.contains_key(name) {
-                    problems.push(format!("pattern.yaml: placement `{}` names variable `{name}`, which is not declared", spec.role));
-                }
+            if let Amount::Variable(name) = amount
+                && !declared.contains_key(name)
+            {
+                problems.push(format!(
+                    "pattern.yaml: placement `{}` names variable `{name}`, which is not declared",
+                    spec.role
+                ));
             }
         }
     }
@@ -126,7 +160,12 @@ fn placement_problems(pattern: &Pattern) -> Vec<String> {
 
 /// Checks a pattern folder without creating anything. Every problem is collected, not just the first.
 pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
-    let mut report = CheckReport { dir: dir.to_path_buf(), name: None, problems: Vec::new(), passed: Vec::new() };
+    let mut report = CheckReport {
+        dir: dir.to_path_buf(),
+        name: None,
+        problems: Vec::new(),
+        passed: Vec::new(),
+    };
     let pattern = match Pattern::load(dir) {
         Ok(pattern) => {
             report.passed.push("pattern.yaml is valid".into());
@@ -136,7 +175,11 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
                 report.passed.push(format!(
                     "placement names declared variables ({} node{})",
                     pattern.manifest.placement.len(),
-                    if pattern.manifest.placement.len() == 1 { "" } else { "s" }
+                    if pattern.manifest.placement.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 ));
             }
             report.problems.extend(unknown);
@@ -157,22 +200,32 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
                 }
             }
             if missing.is_empty() {
-                report.passed.push(format!("infrastructure/ declares the contract outputs ({})", REQUIRED_OUTPUTS.join(", ")));
+                report.passed.push(format!(
+                    "infrastructure/ declares the contract outputs ({})",
+                    REQUIRED_OUTPUTS.join(", ")
+                ));
             }
-            let mut wanted: Vec<String> = PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect();
+            let mut wanted: Vec<String> =
+                PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect();
             // The mnemonic is not a variable a pattern must declare: the orchestrator also gives it
             // as MNEMONIC/MNEMONICS, which the grid provider reads when its block leaves it out.
             if let Some(p) = &pattern {
                 wanted.extend(p.manifest.variables.keys().cloned());
             }
-            let absent: Vec<&String> = wanted.iter().filter(|v| !found.variables.contains(*v)).collect();
+            let absent: Vec<&String> = wanted
+                .iter()
+                .filter(|v| !found.variables.contains(*v))
+                .collect();
             for var in &absent {
                 report
                     .problems
                     .push(format!("infrastructure/: variable `{var}` is passed by the orchestrator but not declared (add `variable \"{var}\" {{}}`)"));
             }
             if absent.is_empty() {
-                report.passed.push(format!("infrastructure/ declares the {} variables it is given", wanted.len()));
+                report.passed.push(format!(
+                    "infrastructure/ declares the {} variables it is given",
+                    wanted.len()
+                ));
             }
         }
         Err(err) => report.problems.push(err),
@@ -189,7 +242,9 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
             .io(Io::Log(log.to_path_buf()))
             .timeout(std::time::Duration::from_secs(120));
         match runner.run(&cmd).await {
-            Ok(_) => report.passed.push("platform/site.yml passes ansible-playbook --syntax-check".into()),
+            Ok(_) => report
+                .passed
+                .push("platform/site.yml passes ansible-playbook --syntax-check".into()),
             Err(err) => report.problems.push(format!("platform/site.yml: {err}")),
         }
     } else {
@@ -198,7 +253,9 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
     if dir.join("README.md").is_file() {
         report.passed.push("README.md is present".into());
     } else {
-        report.problems.push("README.md is missing (use cases, variables, outputs, an example app)".into());
+        report
+            .problems
+            .push("README.md is missing (use cases, variables, outputs, an example app)".into());
     }
     report
 }
@@ -216,7 +273,11 @@ mod tests {
     #[test]
     fn hcl_declarations_are_found() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.tf"), "variable \"x\" {\n  type = string\n}\noutput \"primary_ip\" {\n  value = var.x\n}\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.tf"),
+            "variable \"x\" {\n  type = string\n}\noutput \"primary_ip\" {\n  value = var.x\n}\n",
+        )
+        .unwrap();
         let found = super::declared(dir.path()).unwrap();
         assert!(found.variables.contains("x") && found.outputs.contains("primary_ip"));
         std::fs::write(dir.path().join("b.tf"), "output \"broken\" {").unwrap();

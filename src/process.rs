@@ -63,7 +63,15 @@ impl fmt::Debug for EnvValue {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), env: BTreeMap::new(), cwd: None, timeout: None, io: Io::Inherit, dry_run_stdout: None }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+            io: Io::Inherit,
+            dry_run_stdout: None,
+        }
     }
 
     #[must_use]
@@ -120,13 +128,24 @@ impl Cmd {
 
     /// argv as one line, each word quoted only when it needs to be. Environment is not shown.
     pub fn display_line(&self) -> String {
-        std::iter::once(&self.program).chain(&self.args).map(|word| display_word(word)).collect::<Vec<_>>().join(" ")
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|word| display_word(word))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 fn display_word(word: &str) -> String {
-    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%[]".contains(&b));
-    if plain { word.to_string() } else { shell_quote(word) }
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%[]".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        shell_quote(word)
+    }
 }
 
 impl fmt::Display for Cmd {
@@ -163,16 +182,28 @@ pub struct Runner {
 
 impl Runner {
     pub fn real() -> Self {
-        Runner { mode: Mode::Real, transcript: Arc::default(), observer: None }
+        Runner {
+            mode: Mode::Real,
+            transcript: Arc::default(),
+            observer: None,
+        }
     }
 
     pub fn dry_run() -> Self {
-        Runner { mode: Mode::DryRun, transcript: Arc::default(), observer: None }
+        Runner {
+            mode: Mode::DryRun,
+            transcript: Arc::default(),
+            observer: None,
+        }
     }
 
     /// A runner that answers every command with `answer` and spawns nothing.
     pub fn fake(answer: impl Fn(&Cmd) -> Result<Output> + Send + Sync + 'static) -> Self {
-        Runner { mode: Mode::Fake(Arc::new(answer)), transcript: Arc::default(), observer: None }
+        Runner {
+            mode: Mode::Fake(Arc::new(answer)),
+            transcript: Arc::default(),
+            observer: None,
+        }
     }
 
     /// Calls `observe` for every command before it runs (dry-run transcript, `--json` events).
@@ -193,7 +224,10 @@ impl Runner {
 
     /// Every command run (or that would have run) so far, in order.
     pub fn transcript(&self) -> Vec<Cmd> {
-        self.transcript.lock().map(|t| t.clone()).unwrap_or_default()
+        self.transcript
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Runs `cmd` to completion. A non-zero exit is an error ([`ProcessError`]) that carries the
@@ -202,7 +236,13 @@ impl Runner {
         let output = self.status(cmd).await?;
         match output.code {
             Some(0) => Ok(output),
-            code => Err(ProcessError { command: cmd.display_line(), code, tail: log_tail(cmd), log: log_path(cmd).map(Path::to_path_buf) }.into()),
+            code => Err(ProcessError {
+                command: cmd.display_line(),
+                code,
+                tail: log_tail(cmd),
+                log: log_path(cmd).map(Path::to_path_buf),
+            }
+            .into()),
         }
     }
 
@@ -216,7 +256,10 @@ impl Runner {
             observe(cmd);
         }
         match &self.mode {
-            Mode::DryRun => Ok(Output { code: Some(0), stdout: cmd.dry_run_stdout.clone().unwrap_or_default() }),
+            Mode::DryRun => Ok(Output {
+                code: Some(0),
+                stdout: cmd.dry_run_stdout.clone().unwrap_or_default(),
+            }),
             Mode::Fake(answer) => answer(cmd),
             Mode::Real => spawn(cmd).await,
         }
@@ -240,7 +283,10 @@ fn log_tail(cmd: &Cmd) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-#[expect(clippy::disallowed_methods, reason = "the runner is the one place that spawns processes")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the runner is the one place that spawns processes"
+)]
 async fn spawn(cmd: &Cmd) -> Result<Output> {
     let mut command = tokio::process::Command::new(&cmd.program);
     command.args(&cmd.args);
@@ -253,13 +299,23 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     }
     match &cmd.io {
         Io::Inherit => {
-            command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            command
+                .stdin(Stdio::inherit())
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit());
         }
         Io::Stdout => {
-            command.stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+            command
+                .stdin(Stdio::inherit())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
         }
         Io::Log(path) | Io::Capture(path) => {
-            let mut log = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("failed to open log file `{}`", path.display()))?;
+            let mut log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("failed to open log file `{}`", path.display()))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
             command.stdin(Stdio::null()).stderr(Stdio::from(err));
@@ -273,21 +329,24 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     // A child whose output goes to a log leads its own process group: the terminal's Ctrl-C does
     // not reach it, the runner passes the signal on exactly once, and a timeout or a stop takes
     // the whole group. A child on the user's terminal shares its foreground group.
-    let on_terminal = matches!(cmd.io, Io::Inherit | Io::Stdout) && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let on_terminal = matches!(cmd.io, Io::Inherit | Io::Stdout)
+        && std::io::IsTerminal::is_terminal(&std::io::stdin());
     if !on_terminal {
         command.process_group(0);
     }
     crate::interrupt::check()?;
-    let mut child = command.spawn().map_err(|source| anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program)))?;
+    let mut child = command.spawn().map_err(|source| {
+        anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program))
+    })?;
     let pid = child.id().unwrap_or(0);
     let registered = crate::interrupt::register(pid, short_line(cmd), !on_terminal);
     // Beside its log, a child leaves its pid while it runs: if this command is SIGKILLed, the
     // next `up` or `down` of the deployment finds and stops it (`interrupt::stop_orphans`).
     let pid_file = log_path(cmd).map(|log| crate::interrupt::pid_file(log, pid));
-    if let Some(file) = &pid_file {
-        if let Err(e) = std::fs::write(file, format!("{}\n{}\n", cmd.program, short_line(cmd))) {
-            tracing::debug!("cannot write {}: {e}", file.display());
-        }
+    if let Some(file) = &pid_file
+        && let Err(e) = std::fs::write(file, format!("{}\n{}\n", cmd.program, short_line(cmd)))
+    {
+        tracing::debug!("cannot write {}: {e}", file.display());
     }
     let stdout_reader = child.stdout.take().map(|mut out| {
         tokio::spawn(async move {
@@ -308,7 +367,10 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     let mut stdout = String::from_utf8_lossy(&bytes).into_owned();
     redact(cmd, &mut stdout);
     match ended? {
-        Ended::Exited(status) => Ok(Output { code: status.code(), stdout }),
+        Ended::Exited(status) => Ok(Output {
+            code: status.code(),
+            stdout,
+        }),
         Ended::TimedOut(limit) => Err(ProcessError {
             command: cmd.display_line(),
             code: None,
@@ -316,7 +378,8 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
             log: log_path(cmd).map(Path::to_path_buf),
         }
         .into()),
-        Ended::Interrupted(signal) => Err(anyhow::Error::new(crate::error::Interrupted(signal)).context(format!("`{}` was stopped", short_line(cmd)))),
+        Ended::Interrupted(signal) => Err(anyhow::Error::new(crate::error::Interrupted(signal))
+            .context(format!("`{}` was stopped", short_line(cmd)))),
     }
 }
 
@@ -331,7 +394,9 @@ enum Ended {
 fn short_line(cmd: &Cmd) -> String {
     let program = cmd.program.rsplit('/').next().unwrap_or(&cmd.program);
     match cmd.args.iter().find(|a| !a.starts_with('-')) {
-        Some(sub) if matches!(program, "tofu" | "terraform" | "wg-quick" | "wg") => format!("{program} {sub}"),
+        Some(sub) if matches!(program, "tofu" | "terraform" | "wg-quick" | "wg") => {
+            format!("{program} {sub}")
+        }
         _ => program.to_string(),
     }
 }
@@ -358,22 +423,25 @@ async fn wait_child(
     // After a signal was sent: `wait` for the child to stop, then (if `term`) SIGTERM and
     // `TERM_GRACE` more, then SIGKILL; whatever the child left in its group (a provider plugin,
     // ansible's ssh) goes too.
-    let stop = async |child: &mut tokio::process::Child, wait: Duration, term: bool| -> Result<()> {
-        if tokio::time::timeout(wait, child.wait()).await.is_err() {
-            let stopped = term && {
-                send(Sig::SIGTERM);
-                tokio::time::timeout(crate::interrupt::TERM_GRACE, child.wait()).await.is_ok()
-            };
-            if !stopped {
-                send(Sig::SIGKILL);
-                child.wait().await?;
+    let stop =
+        async |child: &mut tokio::process::Child, wait: Duration, term: bool| -> Result<()> {
+            if tokio::time::timeout(wait, child.wait()).await.is_err() {
+                let stopped = term && {
+                    send(Sig::SIGTERM);
+                    tokio::time::timeout(crate::interrupt::TERM_GRACE, child.wait())
+                        .await
+                        .is_ok()
+                };
+                if !stopped {
+                    send(Sig::SIGKILL);
+                    child.wait().await?;
+                }
             }
-        }
-        if own_group {
-            crate::interrupt::kill_group(pid, Sig::SIGKILL);
-        }
-        Ok(())
-    };
+            if own_group {
+                crate::interrupt::kill_group(pid, Sig::SIGKILL);
+            }
+            Ok(())
+        };
     tokio::select! {
         status = child.wait() => return Ok(Ended::Exited(status?)),
         () = tokio::time::sleep(limit) => {}
@@ -404,11 +472,13 @@ fn redact(cmd: &Cmd, stdout: &mut String) {
         *stdout = clean;
     }
     let Some(path) = log_path(cmd) else { return };
-    let Ok(text) = std::fs::read_to_string(path) else { return };
-    if let Some(clean) = crate::secrets::redact_in(&text, &secrets) {
-        if let Err(e) = std::fs::write(path, clean) {
-            tracing::warn!("could not redact {}: {e}", path.display());
-        }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    if let Some(clean) = crate::secrets::redact_in(&text, &secrets)
+        && let Err(e) = std::fs::write(path, clean)
+    {
+        tracing::warn!("could not redact {}: {e}", path.display());
     }
 }
 
@@ -418,13 +488,24 @@ mod tests {
 
     #[test]
     fn display_quotes_only_what_needs_it() {
-        let cmd = Cmd::new("ssh").args(["-o", "BatchMode=yes", "root@10.1.0.2", "--", "echo 'hi there'"]);
-        assert_eq!(cmd.display_line(), r"ssh -o BatchMode=yes root@10.1.0.2 -- 'echo '\''hi there'\'''");
+        let cmd = Cmd::new("ssh").args([
+            "-o",
+            "BatchMode=yes",
+            "root@10.1.0.2",
+            "--",
+            "echo 'hi there'",
+        ]);
+        assert_eq!(
+            cmd.display_line(),
+            r"ssh -o BatchMode=yes root@10.1.0.2 -- 'echo '\''hi there'\'''"
+        );
     }
 
     #[test]
     fn secrets_are_never_displayed() {
-        let cmd = Cmd::new("tofu").arg("apply").secret_env("TF_VAR_mnemonic", "word word word");
+        let cmd = Cmd::new("tofu")
+            .arg("apply")
+            .secret_env("TF_VAR_mnemonic", "word word word");
         assert!(!format!("{cmd}").contains("word"));
         assert!(!format!("{cmd:?}").contains("word word"));
     }
@@ -432,7 +513,10 @@ mod tests {
     #[tokio::test]
     async fn dry_run_spawns_nothing_and_records() {
         let runner = Runner::dry_run();
-        let out = runner.run(&Cmd::new("/nonexistent/tool").dry_run_stdout("{}")).await.unwrap();
+        let out = runner
+            .run(&Cmd::new("/nonexistent/tool").dry_run_stdout("{}"))
+            .await
+            .unwrap();
         assert_eq!(out.stdout, "{}");
         assert_eq!(runner.transcript().len(), 1);
     }
@@ -442,21 +526,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("grandchild.pid");
         let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let cmd = Cmd::new("sh").args(["-c", &script]).io(super::Io::Log(dir.path().join("x.log"))).timeout(std::time::Duration::from_millis(500));
+        let cmd = Cmd::new("sh")
+            .args(["-c", &script])
+            .io(super::Io::Log(dir.path().join("x.log")))
+            .timeout(std::time::Duration::from_millis(500));
         let err = Runner::real().run(&cmd).await.unwrap_err();
         assert!(format!("{err:#}").contains("timed out"), "{err:#}");
-        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
         std::thread::sleep(std::time::Duration::from_millis(200));
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("gone");
-        assert!(state == "gone" || state == "Z", "the child's own child outlived the timeout: state {state}");
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("gone");
+        assert!(
+            state == "gone" || state == "Z",
+            "the child's own child outlived the timeout: state {state}"
+        );
     }
 
     #[tokio::test]
     async fn real_failure_carries_code_and_log_tail() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("x.log");
-        let cmd = Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]).io(super::Io::Log(log));
+        let cmd = Cmd::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .io(super::Io::Log(log));
         let err = Runner::real().run(&cmd).await.unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("exited with status 3"), "{text}");

@@ -33,6 +33,9 @@ pub struct Entry {
     pub updated_at: u64,
 }
 
+/// A registry file that could not be read, and why.
+pub type Broken = (PathBuf, String);
+
 impl Entry {
     pub fn of(state: &DeploymentState, state_dir: &Path) -> Entry {
         Entry {
@@ -92,20 +95,24 @@ impl Registry {
 
     pub fn remove(&self, id: &str) -> Result<()> {
         match std::fs::remove_file(self.file(id)) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err).with_context(|| format!("failed to remove registry entry `{id}`")),
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(err).with_context(|| format!("failed to remove registry entry `{id}`"))
+            }
             _ => Ok(()),
         }
     }
 
     /// Every entry, oldest first, and the files that could not be read (never dropped silently).
-    pub fn list(&self) -> Result<(Vec<Entry>, Vec<(PathBuf, String)>)> {
+    pub fn list(&self) -> Result<(Vec<Entry>, Vec<Broken>)> {
         let read = match std::fs::read_dir(&self.dir) {
             Ok(read) => read,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Ok((Vec::new(), Vec::new()));
             }
             Err(err) => {
-                return Err(err).with_context(|| format!("failed to read the registry `{}`", self.dir.display()));
+                return Err(err).with_context(|| {
+                    format!("failed to read the registry `{}`", self.dir.display())
+                });
             }
         };
         let mut entries = Vec::new();
@@ -115,12 +122,19 @@ impl Registry {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string())) {
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(entry) => entries.push(entry),
                 Err(err) => broken.push((path, err)),
             }
         }
-        entries.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        entries.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok((entries, broken))
     }
 
@@ -128,7 +142,11 @@ impl Registry {
     /// for a bare app name when it was given explicitly. `Ok(None)` when nothing matches.
     pub fn find(&self, query: &str, env: Option<&str>) -> Result<Option<Entry>> {
         let (entries, _) = self.list()?;
-        let is_hex = !query.is_empty() && query.len() <= 16 && query.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let is_hex = !query.is_empty()
+            && query.len() <= 16
+            && query
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if is_hex {
             let hits: Vec<&Entry> = entries.iter().filter(|e| e.id.starts_with(query)).collect();
             match hits.len() {
@@ -141,7 +159,10 @@ impl Registry {
             Some((app, env)) => (app, Some(env)),
             None => (query, env),
         };
-        let hits: Vec<&Entry> = entries.iter().filter(|e| e.app == app && wanted_env.is_none_or(|w| e.env == w)).collect();
+        let hits: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.app == app && wanted_env.is_none_or(|w| e.env == w))
+            .collect();
         match hits.len() {
             0 => Ok(None),
             1 => Ok(Some(hits[0].clone())),
@@ -151,9 +172,16 @@ impl Registry {
 }
 
 fn ambiguous(query: &str, hits: &[&Entry]) -> anyhow::Error {
-    let list: Vec<String> = hits.iter().map(|e| format!("{} ({})", e.short_id(), e.label())).collect();
+    let list: Vec<String> = hits
+        .iter()
+        .map(|e| format!("{} ({})", e.short_id(), e.label()))
+        .collect();
     UserError::new(
-        format!("`{query}` matches {} deployments: {}", hits.len(), list.join(", ")),
+        format!(
+            "`{query}` matches {} deployments: {}",
+            hits.len(),
+            list.join(", ")
+        ),
         "give more of the id, or `APP:ENV` (`tfgrid-compose ps` lists them)",
     )
     .into()
@@ -183,16 +211,28 @@ mod tests {
     fn prefix_and_name_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::new(dir.path().join("r"));
-        reg.put(&entry("abc1000000000000", "web", "default")).unwrap();
-        reg.put(&entry("abc2000000000000", "web", "staging")).unwrap();
-        reg.put(&entry("ff00000000000000", "db", "default")).unwrap();
+        reg.put(&entry("abc1000000000000", "web", "default"))
+            .unwrap();
+        reg.put(&entry("abc2000000000000", "web", "staging"))
+            .unwrap();
+        reg.put(&entry("ff00000000000000", "db", "default"))
+            .unwrap();
         assert_eq!(reg.find("ff", None).unwrap().unwrap().app, "db");
         assert_eq!(reg.find("abc2", None).unwrap().unwrap().env, "staging");
         let err = reg.find("abc", None).unwrap_err().to_string();
-        assert!(err.contains("abc10000 (web:default)") && err.contains("abc20000 (web:staging)"), "{err}");
+        assert!(
+            err.contains("abc10000 (web:default)") && err.contains("abc20000 (web:staging)"),
+            "{err}"
+        );
         assert!(reg.find("web", None).is_err());
-        assert_eq!(reg.find("web:staging", None).unwrap().unwrap().id, "abc2000000000000");
-        assert_eq!(reg.find("web", Some("default")).unwrap().unwrap().id, "abc1000000000000");
+        assert_eq!(
+            reg.find("web:staging", None).unwrap().unwrap().id,
+            "abc2000000000000"
+        );
+        assert_eq!(
+            reg.find("web", Some("default")).unwrap().unwrap().id,
+            "abc1000000000000"
+        );
         assert!(reg.find("nothing", None).unwrap().is_none());
         std::fs::write(dir.path().join("r/bad.json"), "{").unwrap();
         let (entries, broken) = reg.list().unwrap();

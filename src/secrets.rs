@@ -20,17 +20,26 @@ fn known() -> &'static Mutex<BTreeSet<String>> {
 /// Registers a secret for the rest of the process (surrounding whitespace ignored).
 pub fn register(secret: &str) {
     let secret = secret.trim();
-    if secret.len() >= MIN_LEN {
-        if let Ok(mut known) = known().lock() {
-            known.insert(secret.to_string());
-        }
+    if secret.len() >= MIN_LEN
+        && let Ok(mut known) = known().lock()
+    {
+        known.insert(secret.to_string());
     }
 }
 
 /// Every registered secret plus `extra` (a child's secret environment values).
 pub fn all<'a>(extra: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = known().lock().map(|k| k.iter().cloned().collect()).unwrap_or_default();
-    out.extend(extra.into_iter().map(str::trim).filter(|s| s.len() >= MIN_LEN).map(String::from));
+    let mut out: Vec<String> = known()
+        .lock()
+        .map(|k| k.iter().cloned().collect())
+        .unwrap_or_default();
+    out.extend(
+        extra
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| s.len() >= MIN_LEN)
+            .map(String::from),
+    );
     // Longest first, so that a secret containing another is replaced whole.
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));
     out.dedup();
@@ -42,7 +51,11 @@ pub fn redact_in(text: &str, secrets: &[String]) -> Option<String> {
     if !secrets.iter().any(|s| text.contains(s.as_str())) {
         return None;
     }
-    Some(secrets.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED)))
+    Some(
+        secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), REDACTED)),
+    )
 }
 
 /// `text` with every registered secret replaced.
@@ -57,7 +70,13 @@ mod tests {
         super::register("  tok-abcdef123456  ");
         super::register("abc");
         let text = "Authorization: Bearer tok-abcdef123456; again:tok-abcdef123456.";
-        assert_eq!(super::redact(text), "Authorization: Bearer <redacted>; again:<redacted>.");
-        assert_eq!(super::redact("abc is too short to be one"), "abc is too short to be one");
+        assert_eq!(
+            super::redact(text),
+            "Authorization: Bearer <redacted>; again:<redacted>."
+        );
+        assert_eq!(
+            super::redact("abc is too short to be one"),
+            "abc is too short to be one"
+        );
     }
 }

@@ -20,16 +20,28 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Env {
-        Env { vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect() }
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
     }
 
     pub fn from_pairs<const N: usize>(pairs: [(&str, &str); N]) -> Env {
-        Env { vars: pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect() }
+        Env {
+            vars: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        }
     }
 
     /// A variable's value; empty counts as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn home(&self) -> Option<PathBuf> {
@@ -38,15 +50,31 @@ impl Env {
 
     /// `TFGRID_COMPOSE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tfgrid-compose`, else `~/.config/tfgrid-compose`.
     pub fn config_dir(&self) -> PathBuf {
-        self.xdg_dir("TFGRID_COMPOSE_CONFIG_DIR", "XDG_CONFIG_HOME", ".config", dirs::config_dir)
+        self.xdg_dir(
+            "TFGRID_COMPOSE_CONFIG_DIR",
+            "XDG_CONFIG_HOME",
+            ".config",
+            dirs::config_dir,
+        )
     }
 
     /// `TFGRID_COMPOSE_DATA_DIR`, else `$XDG_DATA_HOME/tfgrid-compose`, else `~/.local/share/tfgrid-compose`.
     pub fn data_dir(&self) -> PathBuf {
-        self.xdg_dir("TFGRID_COMPOSE_DATA_DIR", "XDG_DATA_HOME", ".local/share", dirs::data_dir)
+        self.xdg_dir(
+            "TFGRID_COMPOSE_DATA_DIR",
+            "XDG_DATA_HOME",
+            ".local/share",
+            dirs::data_dir,
+        )
     }
 
-    fn xdg_dir(&self, own: &str, xdg: &str, under_home: &str, fallback: fn() -> Option<PathBuf>) -> PathBuf {
+    fn xdg_dir(
+        &self,
+        own: &str,
+        xdg: &str,
+        under_home: &str,
+        fallback: fn() -> Option<PathBuf>,
+    ) -> PathBuf {
         if let Some(dir) = self.get(own) {
             return PathBuf::from(dir);
         }
@@ -64,15 +92,21 @@ impl Env {
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((text, "s"), |i| text.split_at(i));
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (try 30s, 5m, 1h)"))?;
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |i| text.split_at(i));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 5m, 1h)"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" | "" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         _ => {
-            return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m or h)"));
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}` (use ms, s, m or h)"
+            ));
         }
     };
     if !(seconds.is_finite() && seconds >= 0.0) {
@@ -85,9 +119,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn check_env_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 40
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok { Ok(()) } else { Err(format!("`{name}` is not an environment name (1-40 of a-z, 0-9, `-`, `_`, starting with a letter or digit)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an environment name (1-40 of a-z, 0-9, `-`, `_`, starting with a letter or digit)"
+        ))
+    }
 }
 
 /// The user config file. Every key is optional; unknown keys are an error.
@@ -247,12 +289,18 @@ impl Resolver<'_> {
             return Ok(Some(value));
         }
         if let Some(text) = self.env.get(var) {
-            let value = parse(text).map_err(|e| UserError::new(format!("{var}: {e}"), format!("unset {var} or fix its value")))?;
+            let value = parse(text).map_err(|e| {
+                UserError::new(
+                    format!("{var}: {e}"),
+                    format!("unset {var} or fix its value"),
+                )
+            })?;
             self.sources.insert(key, Source::Env(var.to_string()));
             return Ok(Some(value));
         }
         if let Some(value) = config {
-            self.sources.insert(key, Source::Config(self.config_file.to_path_buf()));
+            self.sources
+                .insert(key, Source::Config(self.config_file.to_path_buf()));
             return Ok(Some(value));
         }
         self.sources.insert(key, Source::Default);
@@ -264,19 +312,37 @@ fn config_duration(file: &Path, key: &str, text: Option<&String>) -> Result<Opti
     text.map(|t| {
         parse_duration(t).map_err(|e| {
             let raw = std::fs::read_to_string(file).unwrap_or_default();
-            let (line, column) = crate::manifest::locate(&raw, &[key]).map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            InputError { file: file.into(), line, column, field: key.into(), message: e, hint: Some("give a duration such as 30s, 5m or 1h".into()) }.into()
+            let (line, column) = crate::manifest::locate(&raw, &[key])
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            InputError {
+                file: file.into(),
+                line,
+                column,
+                field: key.into(),
+                message: e,
+                hint: Some("give a duration such as 30s, 5m or 1h".into()),
+            }
+            .into()
         })
     })
     .transpose()
 }
 
 /// A config-file value that failed its check, as an error naming the file, line and key.
-fn config_check(file: &Path, key: &str, checked: Option<Result<(), String>>, hint: &str) -> Result<(), InputError> {
+fn config_check(
+    file: &Path,
+    key: &str,
+    checked: Option<Result<(), String>>,
+    hint: &str,
+) -> Result<(), InputError> {
     match checked {
         Some(Err(message)) => Err(InputError {
             file: file.to_path_buf(),
-            line: crate::manifest::locate(&std::fs::read_to_string(file).unwrap_or_default(), &[key]).map(|p| p.0),
+            line: crate::manifest::locate(
+                &std::fs::read_to_string(file).unwrap_or_default(),
+                &[key],
+            )
+            .map(|p| p.0),
             column: None,
             field: key.into(),
             message,
@@ -291,14 +357,49 @@ impl Settings {
         let config_file = env.config_dir().join("config.yaml");
         let config = ConfigFile::load(&config_file)?;
         let data_dir = env.data_dir();
-        let mut r = Resolver { env: &env, config_file: &config_file, sources: BTreeMap::new() };
+        let mut r = Resolver {
+            env: &env,
+            config_file: &config_file,
+            sources: BTreeMap::new(),
+        };
         let text = |t: &str| Ok::<_, String>(t.to_string());
         let path = |t: &str| Ok::<_, String>(PathBuf::from(t));
-        let port = |t: &str| t.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{t}` is not a port number (1-65535)"));
-        let tofu = r.pick("tofu", None, "TFGRID_COMPOSE_TOFU", config.tofu.clone(), text)?;
-        let patterns_dir = r.pick("patterns_dir", None, "TFGRID_COMPOSE_PATTERNS_DIR", config.patterns_dir.clone(), path)?;
-        let ssh_key = r.pick("ssh_key", None, "TFGRID_COMPOSE_SSH_KEY", config.ssh_key.clone(), path)?;
-        let ssh_port = r.pick("ssh_port", None, "TFGRID_COMPOSE_SSH_PORT", config.ssh_port, port)?.unwrap_or(22);
+        let port = |t: &str| {
+            t.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("`{t}` is not a port number (1-65535)"))
+        };
+        let tofu = r.pick(
+            "tofu",
+            None,
+            "TFGRID_COMPOSE_TOFU",
+            config.tofu.clone(),
+            text,
+        )?;
+        let patterns_dir = r.pick(
+            "patterns_dir",
+            None,
+            "TFGRID_COMPOSE_PATTERNS_DIR",
+            config.patterns_dir.clone(),
+            path,
+        )?;
+        let ssh_key = r.pick(
+            "ssh_key",
+            None,
+            "TFGRID_COMPOSE_SSH_KEY",
+            config.ssh_key.clone(),
+            path,
+        )?;
+        let ssh_port = r
+            .pick(
+                "ssh_port",
+                None,
+                "TFGRID_COMPOSE_SSH_PORT",
+                config.ssh_port,
+                port,
+            )?
+            .unwrap_or(22);
         let ssh_timeout = r
             .pick(
                 "ssh_timeout",
@@ -325,33 +426,76 @@ impl Settings {
             )?
             .unwrap_or(Duration::from_secs(3600));
         let stop_grace = r
-            .pick("stop_grace", None, "TFGRID_COMPOSE_STOP_GRACE", config_duration(&config_file, "stop_grace", config.stop_grace.as_ref())?, parse_duration)?
+            .pick(
+                "stop_grace",
+                None,
+                "TFGRID_COMPOSE_STOP_GRACE",
+                config_duration(&config_file, "stop_grace", config.stop_grace.as_ref())?,
+                parse_duration,
+            )?
             .unwrap_or(crate::interrupt::DEFAULT_GRACE);
-        config_check(&config_file, "env", config.env.as_deref().map(check_env_name), "name an environment such as `default`, `staging` or `pr-123`")?;
+        config_check(
+            &config_file,
+            "env",
+            config.env.as_deref().map(check_env_name),
+            "name an environment such as `default`, `staging` or `pr-123`",
+        )?;
         let env_name = r
-            .pick("env", flags.env_name.clone().map(|e| (e, "--env")), "TFGRID_COMPOSE_ENV", config.env.clone(), |t| check_env_name(t).map(|()| t.to_string()))?
+            .pick(
+                "env",
+                flags.env_name.clone().map(|e| (e, "--env")),
+                "TFGRID_COMPOSE_ENV",
+                config.env.clone(),
+                |t| check_env_name(t).map(|()| t.to_string()),
+            )?
             .unwrap_or_else(|| "default".to_string());
-        let max_environments = r.pick("max_environments", None, "TFGRID_COMPOSE_MAX_ENVIRONMENTS", config.max_environments, |t| {
-            t.parse::<u32>().map_err(|_| format!("`{t}` is not a number"))
-        })?;
+        let max_environments = r.pick(
+            "max_environments",
+            None,
+            "TFGRID_COMPOSE_MAX_ENVIRONMENTS",
+            config.max_environments,
+            |t| {
+                t.parse::<u32>()
+                    .map_err(|_| format!("`{t}` is not a number"))
+            },
+        )?;
         config_check(
             &config_file,
             "network",
-            config.network.as_deref().map(crate::grid::proxy::check_network),
+            config
+                .network
+                .as_deref()
+                .map(crate::grid::proxy::check_network),
             "use main, test, qa, dev, or sim for the grid simulator",
         )?;
         let network = r
-            .pick("network", flags.network.clone().map(|n| (n, "--network")), "TFGRID_COMPOSE_NETWORK", config.network.clone(), |t| {
-                crate::grid::proxy::check_network(t).map(|()| t.to_string())
-            })?
+            .pick(
+                "network",
+                flags.network.clone().map(|n| (n, "--network")),
+                "TFGRID_COMPOSE_NETWORK",
+                config.network.clone(),
+                |t| crate::grid::proxy::check_network(t).map(|()| t.to_string()),
+            )?
             .unwrap_or_else(|| "main".to_string());
-        let gridproxy_url = r.pick("gridproxy_url", None, "TFGRID_COMPOSE_GRIDPROXY_URL", config.gridproxy_url.clone(), text)?;
+        let gridproxy_url = r.pick(
+            "gridproxy_url",
+            None,
+            "TFGRID_COMPOSE_GRIDPROXY_URL",
+            config.gridproxy_url.clone(),
+            text,
+        )?;
         let node_selection = r
-            .pick("node_selection", None, "TFGRID_COMPOSE_NODE_SELECTION", config.node_selection, |t| match t {
-                "gridproxy" => Ok(NodeSelection::Gridproxy),
-                "scheduler" => Ok(NodeSelection::Scheduler),
-                _ => Err(format!("`{t}` is not gridproxy or scheduler")),
-            })?
+            .pick(
+                "node_selection",
+                None,
+                "TFGRID_COMPOSE_NODE_SELECTION",
+                config.node_selection,
+                |t| match t {
+                    "gridproxy" => Ok(NodeSelection::Gridproxy),
+                    "scheduler" => Ok(NodeSelection::Scheduler),
+                    _ => Err(format!("`{t}` is not gridproxy or scheduler")),
+                },
+            )?
             .unwrap_or_default();
         let sources = r.sources;
         Ok(Settings {
@@ -388,11 +532,11 @@ impl Settings {
         let mut dirs = Vec::new();
         dirs.extend(self.patterns_dir.clone());
         dirs.push(app_dir.join("patterns"));
-        if let Ok(exe) = std::env::current_exe() {
-            if let Some(bin) = exe.parent() {
-                dirs.push(bin.join("../share/tfgrid-compose/patterns"));
-                dirs.push(bin.join("patterns"));
-            }
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(bin) = exe.parent()
+        {
+            dirs.push(bin.join("../share/tfgrid-compose/patterns"));
+            dirs.push(bin.join("patterns"));
         }
         dirs
     }
@@ -420,14 +564,33 @@ mod tests {
 
     #[test]
     fn flags_win_over_env() {
-        let env = Env::from_pairs([("TFGRID_COMPOSE_SSH_TIMEOUT", "1m"), ("TFGRID_COMPOSE_SSH_PORT", "2222")]);
+        let env = Env::from_pairs([
+            ("TFGRID_COMPOSE_SSH_TIMEOUT", "1m"),
+            ("TFGRID_COMPOSE_SSH_PORT", "2222"),
+        ]);
         let s = Settings::resolve(env.clone(), &Overrides::default()).unwrap();
         assert_eq!(s.ssh_timeout, Duration::from_secs(60));
         assert_eq!(s.ssh_port, 2222);
-        let s = Settings::resolve(env, &Overrides { ssh_timeout: Some(Duration::from_secs(5)), ..Overrides::default() }).unwrap();
+        let s = Settings::resolve(
+            env,
+            &Overrides {
+                ssh_timeout: Some(Duration::from_secs(5)),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
         assert_eq!(s.ssh_timeout, Duration::from_secs(5));
-        assert_eq!(s.sources["ssh_timeout"], Source::Flag("--ssh-timeout".into()));
-        assert!(Settings::resolve(Env::from_pairs([("TFGRID_COMPOSE_SSH_PORT", "x")]), &Overrides::default()).is_err());
+        assert_eq!(
+            s.sources["ssh_timeout"],
+            Source::Flag("--ssh-timeout".into())
+        );
+        assert!(
+            Settings::resolve(
+                Env::from_pairs([("TFGRID_COMPOSE_SSH_PORT", "x")]),
+                &Overrides::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -435,19 +598,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("tfgrid-compose");
         std::fs::create_dir_all(&cfg).unwrap();
-        std::fs::write(cfg.join("config.yaml"), "ssh_port: 2200\nlock_wait: 10s\nenv: staging\n").unwrap();
+        std::fs::write(
+            cfg.join("config.yaml"),
+            "ssh_port: 2200\nlock_wait: 10s\nenv: staging\n",
+        )
+        .unwrap();
         let home = dir.path().display().to_string();
-        let env = Env::from_pairs([("XDG_CONFIG_HOME", home.as_str()), ("TFGRID_COMPOSE_LOCK_WAIT", "3s")]);
+        let env = Env::from_pairs([
+            ("XDG_CONFIG_HOME", home.as_str()),
+            ("TFGRID_COMPOSE_LOCK_WAIT", "3s"),
+        ]);
         let s = Settings::resolve(env, &Overrides::default()).unwrap();
         assert_eq!(s.ssh_port, 2200);
         assert!(matches!(s.sources["ssh_port"], Source::Config(_)));
         assert_eq!(s.lock_wait, Some(Duration::from_secs(3)));
-        assert_eq!(s.sources["lock_wait"], Source::Env("TFGRID_COMPOSE_LOCK_WAIT".into()));
+        assert_eq!(
+            s.sources["lock_wait"],
+            Source::Env("TFGRID_COMPOSE_LOCK_WAIT".into())
+        );
         assert_eq!(s.env_name, "staging");
         assert_eq!(s.sources["tofu"], Source::Default);
-        std::fs::write(cfg.join("config.yaml"), "ssh_port: 2200\nsssh_timeout: 1m\n").unwrap();
+        std::fs::write(
+            cfg.join("config.yaml"),
+            "ssh_port: 2200\nsssh_timeout: 1m\n",
+        )
+        .unwrap();
         let env = Env::from_pairs([("XDG_CONFIG_HOME", home.as_str())]);
-        let err = Settings::resolve(env, &Overrides::default()).unwrap_err().to_string();
+        let err = Settings::resolve(env, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.yaml:2:1"), "{err}");
         assert!(err.contains("sssh_timeout"), "{err}");
     }

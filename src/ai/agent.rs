@@ -90,11 +90,19 @@ struct GatewayClient {
 
 impl GatewayClient {
     /// One call; 429 and connection errors are tried again (3 attempts, 1 s apart).
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::StatusCode> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::StatusCode> {
         let url = format!("{}{path}", self.api.trim_end_matches('/'));
         let mut attempt = 1;
         let response = loop {
-            let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.token);
             if let Some(body) = &body {
                 request = request.json(body);
             }
@@ -114,13 +122,20 @@ impl GatewayClient {
             return Ok(status);
         }
         let text = response.text().await.unwrap_or_default();
-        bail!("gateway answered {status}: {}", text.chars().take(300).collect::<String>())
+        bail!(
+            "gateway answered {status}: {}",
+            text.chars().take(300).collect::<String>()
+        )
     }
 }
 
 pub async fn run(config: AgentConfig) -> Result<()> {
     let common = Common::new(&config.token_file, config.rate_limit, "agent")?;
-    let dir = config.database.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let dir = config
+        .database
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     let log_dir = dir.join("logs");
     std::fs::create_dir_all(&log_dir)?;
     let token = crate::files::read_secret(&config.gateway.token_file)?;
@@ -132,10 +147,20 @@ pub async fn run(config: AgentConfig) -> Result<()> {
             api: config.gateway.api.clone(),
             token,
             public_url: config.gateway.public_url.trim_end_matches('/').to_string(),
-            verify_url: config.gateway.verify_url.as_deref().unwrap_or(&config.gateway.public_url).trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+            verify_url: config
+                .gateway
+                .verify_url
+                .as_deref()
+                .unwrap_or(&config.gateway.public_url)
+                .trim_end_matches('/')
+                .to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()?,
         },
-        slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_projects.max(1))),
+        slots: Arc::new(tokio::sync::Semaphore::new(
+            config.max_concurrent_projects.max(1),
+        )),
         max_attempts: config.max_attempts.max(1),
         log_dir,
     });
@@ -166,7 +191,14 @@ async fn recover(agent: &Arc<Agent>) -> Result<()> {
             &project.id,
             "recover",
             "failed",
-            &format!("{why}; undone: {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") }),
+            &format!(
+                "{why}; undone: {}",
+                if undone.is_empty() {
+                    "nothing".into()
+                } else {
+                    undone.join(", ")
+                }
+            ),
         )?;
         agent.db.set_undone(&project.id, &undone)?;
         agent.db.set_status(&project.id, "failed", Some(&why))?;
@@ -177,7 +209,14 @@ async fn recover(agent: &Arc<Agent>) -> Result<()> {
 type St = State<(Arc<Agent>, Common)>;
 
 async fn health(State((a, _)): St) -> Response {
-    let active = a.db.list().map(|l| l.iter().filter(|p| ACTIVE.contains(&p.status.as_str())).count()).unwrap_or(0);
+    let active =
+        a.db.list()
+            .map(|l| {
+                l.iter()
+                    .filter(|p| ACTIVE.contains(&p.status.as_str()))
+                    .count()
+            })
+            .unwrap_or(0);
     Json(json!({"status": "ok", "active": active})).into_response()
 }
 
@@ -188,7 +227,12 @@ async fn metrics(State((a, common)): St) -> Response {
         .metrics_text(&[
             ("tfgrid_agent_projects_live", count("live")),
             ("tfgrid_agent_projects_failed", count("failed")),
-            ("tfgrid_agent_projects_active", all.iter().filter(|p| ACTIVE.contains(&p.status.as_str())).count() as u64),
+            (
+                "tfgrid_agent_projects_active",
+                all.iter()
+                    .filter(|p| ACTIVE.contains(&p.status.as_str()))
+                    .count() as u64,
+            ),
         ])
         .into_response()
 }
@@ -210,11 +254,24 @@ struct CreateBody {
 
 const MAX_PROMPT: usize = 4000;
 
-async fn create(State((a, _)): St, body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>) -> Response {
-    let Ok(Json(body)) = body else { return api_error(StatusCode::BAD_REQUEST, "body: expected {\"prompt\": TEXT, \"name\": NAME?}").into_response() };
+async fn create(
+    State((a, _)): St,
+    body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "body: expected {\"prompt\": TEXT, \"name\": NAME?}",
+        )
+        .into_response();
+    };
     let prompt = body.prompt.trim();
     if prompt.is_empty() || prompt.len() > MAX_PROMPT {
-        return api_error(StatusCode::BAD_REQUEST, &format!("prompt: 1 to {MAX_PROMPT} characters")).into_response();
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            &format!("prompt: 1 to {MAX_PROMPT} characters"),
+        )
+        .into_response();
     }
     let name = body.name.unwrap_or_else(|| site::slug(prompt));
     if let Err(e) = site::check_name(&name) {
@@ -223,8 +280,16 @@ async fn create(State((a, _)): St, body: Result<Json<CreateBody>, axum::extract:
     let id = crate::ids::new_id();
     match a.db.insert(&id, &name, prompt) {
         Ok(true) => {}
-        Ok(false) => return api_error(StatusCode::CONFLICT, &format!("a project named `{name}` exists; pick another --name")).into_response(),
-        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+        Ok(false) => {
+            return api_error(
+                StatusCode::CONFLICT,
+                &format!("a project named `{name}` exists; pick another --name"),
+            )
+            .into_response();
+        }
+        Err(e) => {
+            return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response();
+        }
     }
     let _ = a.db.event(&id, "queue", "done", "queued");
     spawn(a.clone(), id.clone());
@@ -240,7 +305,11 @@ async fn show(State((a, _)): St, Path(id): Path<String>) -> Response {
             let events = a.db.events(&p.id, 0).unwrap_or_default();
             Json(json!({"project": p, "events": events})).into_response()
         }
-        Ok(None) => api_error(StatusCode::NOT_FOUND, &format!("no project `{}`", id.escape_default())).into_response(),
+        Ok(None) => api_error(
+            StatusCode::NOT_FOUND,
+            &format!("no project `{}`", id.escape_default()),
+        )
+        .into_response(),
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
     }
 }
@@ -254,17 +323,36 @@ struct EventsQuery {
     wait: u64,
 }
 
-async fn events(State((a, _)): St, Path(id): Path<String>, Query(q): Query<EventsQuery>) -> Response {
+async fn events(
+    State((a, _)): St,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
     let project = match a.db.find(&id) {
         Ok(Some(p)) => p,
-        Ok(None) => return api_error(StatusCode::NOT_FOUND, &format!("no project `{}`", id.escape_default())).into_response(),
-        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+        Ok(None) => {
+            return api_error(
+                StatusCode::NOT_FOUND,
+                &format!("no project `{}`", id.escape_default()),
+            )
+            .into_response();
+        }
+        Err(e) => {
+            return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response();
+        }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(30));
     loop {
         let events = a.db.events(&project.id, q.after).unwrap_or_default();
-        let current = a.db.find(&project.id).ok().flatten().unwrap_or(project.clone());
-        if !events.is_empty() || !ACTIVE.contains(&current.status.as_str()) || tokio::time::Instant::now() >= deadline {
+        let current =
+            a.db.find(&project.id)
+                .ok()
+                .flatten()
+                .unwrap_or(project.clone());
+        if !events.is_empty()
+            || !ACTIVE.contains(&current.status.as_str())
+            || tokio::time::Instant::now() >= deadline
+        {
             return Json(json!({"project": current, "events": events})).into_response();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -274,12 +362,26 @@ async fn events(State((a, _)): St, Path(id): Path<String>, Query(q): Query<Event
 async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
     let project = match a.db.find(&id) {
         Ok(Some(p)) => p,
-        Ok(None) => return api_error(StatusCode::NOT_FOUND, &format!("no project `{}`", id.escape_default())).into_response(),
-        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
+        Ok(None) => {
+            return api_error(
+                StatusCode::NOT_FOUND,
+                &format!("no project `{}`", id.escape_default()),
+            )
+            .into_response();
+        }
+        Err(e) => {
+            return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response();
+        }
     };
     if ACTIVE.contains(&project.status.as_str()) {
-        return api_error(StatusCode::CONFLICT, &format!("`{}` is still being created ({}); wait for it to finish", project.name, project.status))
-            .into_response();
+        return api_error(
+            StatusCode::CONFLICT,
+            &format!(
+                "`{}` is still being created ({}); wait for it to finish",
+                project.name, project.status
+            ),
+        )
+        .into_response();
     }
     let mut removed = Vec::new();
     let mut failed = Vec::new();
@@ -290,13 +392,19 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
         }
     }
     if failed.is_empty() {
-        let _ = a.db.event(&project.id, "delete", "done", &format!("removed {}", removed.join(", ")));
+        let _ = a.db.event(
+            &project.id,
+            "delete",
+            "done",
+            &format!("removed {}", removed.join(", ")),
+        );
         let _ = a.db.set_created(&project.id, &[]);
         let _ = a.db.set_status(&project.id, "deleted", None);
         removed.push("record".into());
         Json(json!({"removed": removed, "failed": failed})).into_response()
     } else {
-        let _ = a.db.event(&project.id, "delete", "failed", &format!("{failed:?}"));
+        let _ =
+            a.db.event(&project.id, "delete", "failed", &format!("{failed:?}"));
         (StatusCode::BAD_GATEWAY, Json(json!({"removed": removed, "failed": failed, "error": "some parts could not be removed; the record is kept"})))
             .into_response()
     }
@@ -305,8 +413,24 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
 /// Removes one part of a project (`route`, `site` or `repo`); a part already gone counts as removed.
 async fn remove_part(a: &Agent, name: &str, what: &str) -> Result<()> {
     match what {
-        "route" => a.gateway.call(reqwest::Method::DELETE, &format!("/api/v1/routes/{name}"), None).await.map(|_| ()),
-        "site" => a.gateway.call(reqwest::Method::DELETE, &format!("/api/v1/sites/{name}"), None).await.map(|_| ()),
+        "route" => a
+            .gateway
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/routes/{name}"),
+                None,
+            )
+            .await
+            .map(|_| ()),
+        "site" => a
+            .gateway
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/sites/{name}"),
+                None,
+            )
+            .await
+            .map(|_| ()),
         "repo" => a.git.delete(name).await,
         _ => Ok(()),
     }
@@ -336,28 +460,49 @@ async fn undo(a: &Agent, project: &Project) -> Vec<String> {
 
 fn spawn(agent: Arc<Agent>, id: String) {
     tokio::spawn(async move {
-        let Ok(_permit) = agent.slots.clone().acquire_owned().await else { return };
+        let Ok(_permit) = agent.slots.clone().acquire_owned().await else {
+            return;
+        };
         if let Err(err) = pipeline(&agent, &id).await {
             let message = format!("{err:#}");
             tracing::warn!(project = %id, error = %message, "creation failed");
             if let Ok(Some(project)) = agent.db.find(&id) {
                 let undone = undo(&agent, &project).await;
                 let _ = agent.db.set_undone(&id, &undone);
-                let _ =
-                    agent.db.event(&id, "undo", "done", &if undone.is_empty() { "nothing to undo".into() } else { format!("undone: {}", undone.join(", ")) });
+                let _ = agent.db.event(
+                    &id,
+                    "undo",
+                    "done",
+                    &if undone.is_empty() {
+                        "nothing to undo".into()
+                    } else {
+                        format!("undone: {}", undone.join(", "))
+                    },
+                );
             }
             let _ = agent.db.set_status(&id, "failed", Some(&message));
         }
     });
 }
 
-async fn step<T>(a: &Agent, id: &str, name: &str, status: &str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+async fn step<T>(
+    a: &Agent,
+    id: &str,
+    name: &str,
+    status: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     a.db.set_status(id, status, None)?;
     a.db.event(id, name, "started", "")?;
     let started = std::time::Instant::now();
     match work.await {
         Ok(v) => {
-            a.db.event(id, name, "done", &format!("{} ms", started.elapsed().as_millis()))?;
+            a.db.event(
+                id,
+                name,
+                "done",
+                &format!("{} ms", started.elapsed().as_millis()),
+            )?;
             Ok(v)
         }
         Err(e) => {
@@ -373,23 +518,52 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
     let log = a.log_dir.join(format!("{id}.log"));
     let mut created: Vec<String> = Vec::new();
 
-    let files = step(a, id, "generate", "generating", generate(a, id, &project.prompt)).await?;
+    let files = step(
+        a,
+        id,
+        "generate",
+        "generating",
+        generate(a, id, &project.prompt),
+    )
+    .await?;
 
     let repo = step(a, id, "commit", "committing", async {
         let url = a.git.create(&name, &log).await?;
         created.push("repo".into());
         a.db.set_created(id, &created)?;
-        a.git.push(&name, &files, &format!("{}\n\nGenerated by tfgrid-compose from the prompt:\n{}", name, project.prompt), &log).await?;
+        a.git
+            .push(
+                &name,
+                &files,
+                &format!(
+                    "{}\n\nGenerated by tfgrid-compose from the prompt:\n{}",
+                    name, project.prompt
+                ),
+                &log,
+            )
+            .await?;
         Ok(url)
     })
     .await?;
     a.db.set_urls(id, Some(&repo), None)?;
 
     step(a, id, "publish", "publishing", async {
-        a.gateway.call(reqwest::Method::PUT, &format!("/api/v1/sites/{name}"), Some(json!({"files": files}))).await?;
+        a.gateway
+            .call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/sites/{name}"),
+                Some(json!({"files": files})),
+            )
+            .await?;
         created.push("site".into());
         a.db.set_created(id, &created)?;
-        a.gateway.call(reqwest::Method::POST, "/api/v1/routes", Some(json!({"path": name, "backend": {"static": name}}))).await?;
+        a.gateway
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/routes",
+                Some(json!({"path": name, "backend": {"static": name}})),
+            )
+            .await?;
         created.push("route".into());
         a.db.set_created(id, &created)?;
         Ok(())
@@ -441,28 +615,52 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
 
 /// The builder/fixer loop: ask, parse, check; feed the problems back, at most `max_attempts`.
 async fn generate(a: &Agent, id: &str, prompt: &str) -> Result<site::Files> {
-    let mut messages = vec![Message::new("system", site::SYSTEM_PROMPT), Message::new("user", format!("Build this website: {prompt}"))];
+    let mut messages = vec![
+        Message::new("system", site::SYSTEM_PROMPT),
+        Message::new("user", format!("Build this website: {prompt}")),
+    ];
     for attempt in 1..=a.max_attempts {
         a.db.set_attempts(id, attempt)?;
         let (answer, who) = a.llm.complete(&messages).await?;
         let problems = match site::parse(&answer) {
             Ok(files) => {
-                a.db.event(id, "check", "started", &format!("attempt {attempt}: {} files from {who}", files.len()))?;
+                a.db.event(
+                    id,
+                    "check",
+                    "started",
+                    &format!("attempt {attempt}: {} files from {who}", files.len()),
+                )?;
                 let problems = site::serve_and_fetch(&files).await;
                 if problems.is_empty() {
-                    a.db.event(id, "check", "done", &format!("index answers 200; {} files, every local link resolves", files.len()))?;
+                    a.db.event(
+                        id,
+                        "check",
+                        "done",
+                        &format!(
+                            "index answers 200; {} files, every local link resolves",
+                            files.len()
+                        ),
+                    )?;
                     return Ok(files);
                 }
                 problems
             }
             Err(problems) => problems,
         };
-        a.db.event(id, "check", "failed", &format!("attempt {attempt}: {}", problems.join("; ")))?;
+        a.db.event(
+            id,
+            "check",
+            "failed",
+            &format!("attempt {attempt}: {}", problems.join("; ")),
+        )?;
         messages.push(Message::new("assistant", answer));
         messages.push(Message::new(
             "user",
             format!("The project failed these checks:\n- {}\nAnswer again with the complete, corrected JSON object.", problems.join("\n- ")),
         ));
     }
-    bail!("the generated project still failed its checks after {} attempts", a.max_attempts)
+    bail!(
+        "the generated project still failed its checks after {} attempts",
+        a.max_attempts
+    )
 }

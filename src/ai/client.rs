@@ -16,25 +16,47 @@ pub struct AgentClient {
 
 impl AgentClient {
     pub fn new(url: &str, token: &str) -> Result<AgentClient> {
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(60)).build()?;
-        Ok(AgentClient { url: url.trim_end_matches('/').to_string(), token: token.to_string(), http })
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(AgentClient {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(reqwest::StatusCode, Value)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(reqwest::StatusCode, Value)> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.map_err(|e| {
             UserError::new(
-                format!("the agent at {} did not answer: {}", self.url, e.without_url()),
+                format!(
+                    "the agent at {} did not answer: {}",
+                    self.url,
+                    e.without_url()
+                ),
                 "check that the AI stack is up (`tfgrid-compose status`) or pass --agent-url",
             )
         })?;
         let status = response.status();
         let value: Value = response.json().await.unwrap_or(Value::Null);
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            bail!(UserError::new("the agent refused the token (401)", "use the token of this AI stack: TFGRID_COMPOSE_AGENT_TOKEN or --agent-token-file"));
+            bail!(UserError::new(
+                "the agent refused the token (401)",
+                "use the token of this AI stack: TFGRID_COMPOSE_AGENT_TOKEN or --agent-token-file"
+            ));
         }
         Ok((status, value))
     }
@@ -42,7 +64,11 @@ impl AgentClient {
     fn fail(status: reqwest::StatusCode, value: &Value) -> anyhow::Error {
         let message = value["error"].as_str().unwrap_or("no details").to_string();
         if status.is_client_error() {
-            UserError::new(format!("the agent refused: {message} ({status})"), "fix the request and try again").into()
+            UserError::new(
+                format!("the agent refused: {message} ({status})"),
+                "fix the request and try again",
+            )
+            .into()
         } else {
             anyhow::anyhow!("the agent failed: {message} ({status})")
         }
@@ -53,7 +79,9 @@ impl AgentClient {
         if let Some(name) = name {
             body["name"] = name.into();
         }
-        let (status, value) = self.call(reqwest::Method::POST, "/api/v1/projects", Some(body)).await?;
+        let (status, value) = self
+            .call(reqwest::Method::POST, "/api/v1/projects", Some(body))
+            .await?;
         if status != reqwest::StatusCode::ACCEPTED {
             return Err(Self::fail(status, &value));
         }
@@ -61,7 +89,9 @@ impl AgentClient {
     }
 
     pub async fn list(&self) -> Result<Vec<Value>> {
-        let (status, value) = self.call(reqwest::Method::GET, "/api/v1/projects", None).await?;
+        let (status, value) = self
+            .call(reqwest::Method::GET, "/api/v1/projects", None)
+            .await?;
         if !status.is_success() {
             return Err(Self::fail(status, &value));
         }
@@ -70,9 +100,18 @@ impl AgentClient {
 
     /// The project and its events.
     pub async fn show(&self, key: &str) -> Result<Value> {
-        let (status, value) = self.call(reqwest::Method::GET, &format!("/api/v1/projects/{}", encode(key)), None).await?;
+        let (status, value) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/projects/{}", encode(key)),
+                None,
+            )
+            .await?;
         if status == reqwest::StatusCode::NOT_FOUND {
-            bail!(UserError::new(format!("no project `{key}`"), "list them with `tfgrid-compose projects`"));
+            bail!(UserError::new(
+                format!("no project `{key}`"),
+                "list them with `tfgrid-compose projects`"
+            ));
         }
         if !status.is_success() {
             return Err(Self::fail(status, &value));
@@ -82,7 +121,16 @@ impl AgentClient {
 
     /// Events after `after`, waiting up to `wait` seconds for one.
     pub async fn events(&self, id: &str, after: i64, wait: u64) -> Result<Value> {
-        let (status, value) = self.call(reqwest::Method::GET, &format!("/api/v1/projects/{}/events?after={after}&wait={wait}", encode(id)), None).await?;
+        let (status, value) = self
+            .call(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/v1/projects/{}/events?after={after}&wait={wait}",
+                    encode(id)
+                ),
+                None,
+            )
+            .await?;
         if !status.is_success() {
             return Err(Self::fail(status, &value));
         }
@@ -91,9 +139,18 @@ impl AgentClient {
 
     /// `(ok, report)`: the report lists what was removed and what failed.
     pub async fn delete(&self, key: &str) -> Result<(bool, Value)> {
-        let (status, value) = self.call(reqwest::Method::DELETE, &format!("/api/v1/projects/{}", encode(key)), None).await?;
+        let (status, value) = self
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/projects/{}", encode(key)),
+                None,
+            )
+            .await?;
         if status == reqwest::StatusCode::NOT_FOUND {
-            bail!(UserError::new(format!("no project `{key}`"), "list them with `tfgrid-compose projects`"));
+            bail!(UserError::new(
+                format!("no project `{key}`"),
+                "list them with `tfgrid-compose projects`"
+            ));
         }
         if status.is_client_error() {
             return Err(Self::fail(status, &value));
@@ -104,5 +161,13 @@ impl AgentClient {
 
 /// Percent-encodes a path segment (names are checked by the agent; this keeps odd input inert).
 fn encode(text: &str) -> String {
-    text.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

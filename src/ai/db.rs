@@ -9,7 +9,14 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
 /// Where a project is in the pipeline. Terminal: `live`, `failed`, `deleted`.
-pub const ACTIVE: &[&str] = &["queued", "generating", "checking", "committing", "publishing", "verifying"];
+pub const ACTIVE: &[&str] = &[
+    "queued",
+    "generating",
+    "checking",
+    "committing",
+    "publishing",
+    "verifying",
+];
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Project {
@@ -48,12 +55,19 @@ fn now() -> u64 {
 }
 
 fn split(text: Option<String>) -> Vec<String> {
-    text.map(|t| t.split(',').filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default()
+    text.map(|t| {
+        t.split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
-        let conn = Connection::open(path).with_context(|| format!("cannot open the project database `{}`", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the project database `{}`", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -68,11 +82,16 @@ impl Db {
              CREATE INDEX IF NOT EXISTS events_by_project ON events(project_id, seq);
              CREATE INDEX IF NOT EXISTS projects_by_created ON projects(created_at);",
         )?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.conn.lock().map_err(|_| anyhow::anyhow!("the project database lock is poisoned"))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the project database lock is poisoned"))?;
         Ok(f(&conn)?)
     }
 
@@ -92,7 +111,13 @@ impl Db {
     }
 
     pub fn set_status(&self, id: &str, status: &str, error: Option<&str>) -> Result<()> {
-        self.with(|c| c.execute("UPDATE projects SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1", params![id, status, error, now()]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE projects SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, status, error, now()],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn set_urls(&self, id: &str, repo: Option<&str>, live: Option<&str>) -> Result<()> {
@@ -106,16 +131,34 @@ impl Db {
     }
 
     pub fn set_attempts(&self, id: &str, attempts: u32) -> Result<()> {
-        self.with(|c| c.execute("UPDATE projects SET attempts = ?2 WHERE id = ?1", params![id, attempts]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE projects SET attempts = ?2 WHERE id = ?1",
+                params![id, attempts],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Records what now exists (`repo`, `site`, `route`), so a restart knows what to undo.
     pub fn set_created(&self, id: &str, created: &[String]) -> Result<()> {
-        self.with(|c| c.execute("UPDATE projects SET created = ?2, updated_at = ?3 WHERE id = ?1", params![id, created.join(","), now()]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE projects SET created = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, created.join(","), now()],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn set_undone(&self, id: &str, undone: &[String]) -> Result<()> {
-        self.with(|c| c.execute("UPDATE projects SET undone = ?2, updated_at = ?3 WHERE id = ?1", params![id, undone.join(","), now()]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE projects SET undone = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, undone.join(","), now()],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn event(&self, id: &str, step: &str, status: &str, message: &str) -> Result<i64> {
@@ -146,19 +189,36 @@ impl Db {
 
     /// By id, id prefix (8+ characters are unique enough) or name.
     pub fn find(&self, key: &str) -> Result<Option<Project>> {
-        self.with(|c| c.query_row(&format!("SELECT {} FROM projects WHERE id = ?1 OR name = ?1 LIMIT 1", Self::COLUMNS), params![key], Self::row).optional())
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {} FROM projects WHERE id = ?1 OR name = ?1 LIMIT 1",
+                    Self::COLUMNS
+                ),
+                params![key],
+                Self::row,
+            )
+            .optional()
+        })
     }
 
     pub fn list(&self) -> Result<Vec<Project>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!("SELECT {} FROM projects WHERE status != 'deleted' ORDER BY created_at, id", Self::COLUMNS))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {} FROM projects WHERE status != 'deleted' ORDER BY created_at, id",
+                Self::COLUMNS
+            ))?;
             stmt.query_map([], Self::row)?.collect()
         })
     }
 
     /// Projects a restart found mid-way.
     pub fn unfinished(&self) -> Result<Vec<Project>> {
-        Ok(self.list()?.into_iter().filter(|p| ACTIVE.contains(&p.status.as_str())).collect())
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|p| ACTIVE.contains(&p.status.as_str()))
+            .collect())
     }
 
     pub fn events(&self, id: &str, after: i64) -> Result<Vec<Event>> {

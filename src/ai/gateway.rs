@@ -80,16 +80,29 @@ impl Gateway {
     fn include(&self, route: &Route) -> String {
         let p = &route.path;
         let body = match &route.backend {
-            Backend::Static(site) => format!("alias {}/{site}/;\n    index index.html;", self.www().display()),
-            Backend::Upstream(url) => format!("proxy_pass {url};\n    proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For $remote_addr;"),
+            Backend::Static(site) => format!(
+                "alias {}/{site}/;\n    index index.html;",
+                self.www().display()
+            ),
+            Backend::Upstream(url) => format!(
+                "proxy_pass {url};\n    proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For $remote_addr;"
+            ),
         };
-        format!("# route {p}, written by tfgrid-compose serve gateway\nlocation = /{p} {{ return 301 /{p}/; }}\nlocation /{p}/ {{\n    {body}\n}}\n")
+        format!(
+            "# route {p}, written by tfgrid-compose serve gateway\nlocation = /{p} {{ return 301 /{p}/; }}\nlocation /{p}/ {{\n    {body}\n}}\n"
+        )
     }
 
     async fn nginx(&self, extra: &[&str]) -> Result<()> {
-        let Some((program, args)) = self.config.nginx.split_first() else { anyhow::bail!("`nginx` is empty in the gateway config") };
+        let Some((program, args)) = self.config.nginx.split_first() else {
+            anyhow::bail!("`nginx` is empty in the gateway config")
+        };
         let log = self.config.state_dir.join("nginx-control.log");
-        let cmd = Cmd::new(program.clone()).args(args.iter().cloned()).args(extra.iter().copied()).io(Io::Log(log)).timeout(std::time::Duration::from_secs(30));
+        let cmd = Cmd::new(program.clone())
+            .args(args.iter().cloned())
+            .args(extra.iter().copied())
+            .io(Io::Log(log))
+            .timeout(std::time::Duration::from_secs(30));
         Runner::real().run(&cmd).await.map(|_| ())
     }
 
@@ -98,7 +111,9 @@ impl Gateway {
         let file = self.routes_dir().join(format!("{path}.conf"));
         let old = std::fs::read(&file).ok();
         match new {
-            Some(route) => crate::files::write_atomic(&file, self.include(route).as_bytes(), 0o644)?,
+            Some(route) => {
+                crate::files::write_atomic(&file, self.include(route).as_bytes(), 0o644)?
+            }
             None => {
                 let _ = std::fs::remove_file(&file);
             }
@@ -120,9 +135,18 @@ impl Gateway {
 
     /// `nginx -s reload`, at least `RELOAD_GAP` after the previous one. Callers hold the routes lock.
     async fn reload(&self) -> Result<()> {
-        let wait = self.last_reload.lock().ok().and_then(|t| *t).map(|t| RELOAD_GAP.saturating_sub(t.elapsed())).unwrap_or_default();
+        let wait = self
+            .last_reload
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map(|t| RELOAD_GAP.saturating_sub(t.elapsed()))
+            .unwrap_or_default();
         tokio::time::sleep(wait).await;
-        let result = self.nginx(&["-s", "reload"]).await.context("nginx reload failed");
+        let result = self
+            .nginx(&["-s", "reload"])
+            .await
+            .context("nginx reload failed");
         if let Ok(mut t) = self.last_reload.lock() {
             *t = Some(std::time::Instant::now());
         }
@@ -131,27 +155,44 @@ impl Gateway {
 
     fn save(&self, routes: &BTreeMap<String, Route>) -> Result<()> {
         let list: Vec<&Route> = routes.values().collect();
-        crate::files::write_atomic(&self.config.state_dir.join("routes.json"), serde_json::to_string_pretty(&list)?.as_bytes(), 0o600)
+        crate::files::write_atomic(
+            &self.config.state_dir.join("routes.json"),
+            serde_json::to_string_pretty(&list)?.as_bytes(),
+            0o600,
+        )
     }
 }
 
 /// Starts the gateway: restores the routes, then serves until SIGINT/SIGTERM.
 pub async fn run(config: GatewayConfig) -> Result<()> {
     let common = Common::new(&config.token_file, config.rate_limit, "gateway")?;
-    for dir in [config.state_dir.clone(), config.state_dir.join("routes"), config.state_dir.join("www")] {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    for dir in [
+        config.state_dir.clone(),
+        config.state_dir.join("routes"),
+        config.state_dir.join("www"),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
     let saved: Vec<Route> = match std::fs::read_to_string(config.state_dir.join("routes.json")) {
         Ok(text) => serde_json::from_str(&text).context("routes.json is damaged")?,
         Err(_) => Vec::new(),
     };
-    let gateway = Gateway { config: config.clone(), last_reload: std::sync::Mutex::new(None), routes: tokio::sync::Mutex::new(BTreeMap::new()) };
+    let gateway = Gateway {
+        config: config.clone(),
+        last_reload: std::sync::Mutex::new(None),
+        routes: tokio::sync::Mutex::new(BTreeMap::new()),
+    };
     // The include folder holds exactly the saved routes.
     for entry in std::fs::read_dir(gateway.routes_dir())?.flatten() {
         let _ = std::fs::remove_file(entry.path());
     }
     for route in &saved {
-        crate::files::write_atomic(&gateway.routes_dir().join(format!("{}.conf", route.path)), gateway.include(route).as_bytes(), 0o644)?;
+        crate::files::write_atomic(
+            &gateway.routes_dir().join(format!("{}.conf", route.path)),
+            gateway.include(route).as_bytes(),
+            0o644,
+        )?;
     }
     if let Err(err) = gateway.reload().await {
         tracing::warn!(error = %format!("{err:#}"), "nginx reload at start failed; routes apply at the next reload");
@@ -177,7 +218,9 @@ async fn health(State((g, _)): St) -> Response {
 
 async fn metrics(State((g, common)): St) -> Response {
     let routes = g.routes.lock().await.len();
-    common.metrics_text(&[("tfgrid_gateway_routes", routes as u64)]).into_response()
+    common
+        .metrics_text(&[("tfgrid_gateway_routes", routes as u64)])
+        .into_response()
 }
 
 async fn list(State((g, _)): St) -> Response {
@@ -186,18 +229,35 @@ async fn list(State((g, _)): St) -> Response {
 }
 
 fn check_route(route: &Route) -> Result<(), ApiError> {
-    check_name(&route.path).map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("path: {e}")))?;
+    check_name(&route.path)
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("path: {e}")))?;
     match &route.backend {
-        Backend::Static(site) => check_name(site).map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("backend.static: {e}"))),
+        Backend::Static(site) => check_name(site)
+            .map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("backend.static: {e}"))),
         Backend::Upstream(url) => {
             let rest = url.strip_prefix("http://").unwrap_or("");
-            let ok = !rest.is_empty() && url.len() <= 200 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b".:/_-[]".contains(&b)) && !rest.contains("..");
-            if ok { Ok(()) } else { Err(api_error(StatusCode::BAD_REQUEST, "backend.upstream: an http://HOST[:PORT][/PATH] URL of [A-Za-z0-9.:/_-]")) }
+            let ok = !rest.is_empty()
+                && url.len() <= 200
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:/_-[]".contains(&b))
+                && !rest.contains("..");
+            if ok {
+                Ok(())
+            } else {
+                Err(api_error(
+                    StatusCode::BAD_REQUEST,
+                    "backend.upstream: an http://HOST[:PORT][/PATH] URL of [A-Za-z0-9.:/_-]",
+                ))
+            }
         }
     }
 }
 
-async fn add(State((g, _)): St, body: Result<Json<Route>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn add(
+    State((g, _)): St,
+    body: Result<Json<Route>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Ok(Json(route)) = body else {
         return api_error(StatusCode::BAD_REQUEST, "body: expected {\"path\": NAME, \"backend\": {\"static\": SITE} | {\"upstream\": URL}}").into_response();
     };
@@ -207,7 +267,13 @@ async fn add(State((g, _)): St, body: Result<Json<Route>, axum::extract::rejecti
     if let Backend::Static(site) = &route.backend
         && !g.www().join(site).is_dir()
     {
-        return api_error(StatusCode::BAD_REQUEST, &format!("backend.static: no site `{site}`; upload it first with PUT /api/v1/sites/{site}")).into_response();
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "backend.static: no site `{site}`; upload it first with PUT /api/v1/sites/{site}"
+            ),
+        )
+        .into_response();
     }
     let mut routes = g.routes.lock().await;
     if let Err(err) = g.apply(&route.path, Some(&route)).await {
@@ -219,7 +285,15 @@ async fn add(State((g, _)): St, body: Result<Json<Route>, axum::extract::rejecti
         return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response();
     }
     tracing::info!(route = %route.path, "route added");
-    (if created { StatusCode::CREATED } else { StatusCode::OK }, Json(json!({"id": route.path, "route": route}))).into_response()
+    (
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(json!({"id": route.path, "route": route})),
+    )
+        .into_response()
 }
 
 async fn remove(State((g, _)): St, Path(id): Path<String>) -> Response {
@@ -247,17 +321,29 @@ struct SiteBody {
     files: Files,
 }
 
-async fn put_site(State((g, _)): St, Path(name): Path<String>, body: Result<Json<SiteBody>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn put_site(
+    State((g, _)): St,
+    Path(name): Path<String>,
+    body: Result<Json<SiteBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     if let Err(e) = check_name(&name) {
         return api_error(StatusCode::BAD_REQUEST, &e).into_response();
     }
-    let Ok(Json(body)) = body else { return api_error(StatusCode::BAD_REQUEST, "body: expected {\"files\": {PATH: CONTENT}}").into_response() };
+    let Ok(Json(body)) = body else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "body: expected {\"files\": {PATH: CONTENT}}",
+        )
+        .into_response();
+    };
     if let Some(bad) = body.files.keys().find_map(|p| check_path(p).err()) {
         return api_error(StatusCode::BAD_REQUEST, &bad).into_response();
     }
     let _guard = g.routes.lock().await;
     let result = (|| -> Result<()> {
-        let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(g.www())?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(g.www())?;
         for (path, content) in &body.files {
             let target = staging.path().join(path);
             std::fs::create_dir_all(target.parent().unwrap_or(staging.path()))?;
@@ -276,8 +362,14 @@ async fn put_site(State((g, _)): St, Path(name): Path<String>, body: Result<Json
         Ok(())
     })();
     match result {
-        Ok(()) => (StatusCode::CREATED, Json(json!({"site": name, "files": body.files.len()}))).into_response(),
-        Err(err) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response(),
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(json!({"site": name, "files": body.files.len()})),
+        )
+            .into_response(),
+        Err(err) => {
+            api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response()
+        }
     }
 }
 
@@ -286,12 +378,24 @@ async fn delete_site(State((g, _)): St, Path(name): Path<String>) -> Response {
         return api_error(StatusCode::BAD_REQUEST, &e).into_response();
     }
     let routes = g.routes.lock().await;
-    if let Some(r) = routes.values().find(|r| r.backend == Backend::Static(name.clone())) {
-        return api_error(StatusCode::CONFLICT, &format!("route `{}` serves this site; delete the route first", r.path)).into_response();
+    if let Some(r) = routes
+        .values()
+        .find(|r| r.backend == Backend::Static(name.clone()))
+    {
+        return api_error(
+            StatusCode::CONFLICT,
+            &format!(
+                "route `{}` serves this site; delete the route first",
+                r.path
+            ),
+        )
+        .into_response();
     }
     match std::fs::remove_dir_all(g.www().join(&name)) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => api_error(StatusCode::NOT_FOUND, &format!("no site `{name}`")).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            api_error(StatusCode::NOT_FOUND, &format!("no site `{name}`")).into_response()
+        }
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
     }
 }

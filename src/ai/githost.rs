@@ -47,19 +47,32 @@ pub struct GitHost {
 impl GitHost {
     pub fn new(config: GitConfig) -> Result<GitHost> {
         let token = match &config {
-            GitConfig::Gitea { token_file, .. } => Some(crate::files::read_secret(token_file).context("the Gitea token file")?),
+            GitConfig::Gitea { token_file, .. } => {
+                Some(crate::files::read_secret(token_file).context("the Gitea token file")?)
+            }
             GitConfig::Plain { .. } => None,
         };
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(GitHost { config, token, http, runner: Runner::real() })
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(GitHost {
+            config,
+            token,
+            http,
+            runner: Runner::real(),
+        })
     }
 
     /// The URL the agent pushes to: under the configured base (for Gitea, its API host, which may
     /// be a private address while `clone_url` is the public one).
     pub fn repo_url(&self, name: &str) -> String {
         match &self.config {
-            GitConfig::Plain { url, org, .. } => format!("{}/{org}/{name}.git", url.trim_end_matches('/')),
-            GitConfig::Gitea { url, org, .. } => format!("{}/{org}/{name}.git", url.trim_end_matches('/')),
+            GitConfig::Plain { url, org, .. } => {
+                format!("{}/{org}/{name}.git", url.trim_end_matches('/'))
+            }
+            GitConfig::Gitea { url, org, .. } => {
+                format!("{}/{org}/{name}.git", url.trim_end_matches('/'))
+            }
         }
     }
 
@@ -77,14 +90,22 @@ impl GitHost {
             GitConfig::Gitea { url, org, .. } => {
                 let api = format!("{}/api/v1/orgs/{org}/repos", url.trim_end_matches('/'));
                 let body = serde_json::json!({"name": name, "private": false, "auto_init": false, "default_branch": "main"});
-                let response =
-                    self.http.post(&api).header("Authorization", self.auth()).json(&body).send().await.map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+                let response = self
+                    .http
+                    .post(&api)
+                    .header("Authorization", self.auth())
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
                 let status = response.status();
                 if !status.is_success() {
                     bail!("Gitea refused to create `{org}/{name}`: HTTP {status}");
                 }
                 let repo: serde_json::Value = response.json().await?;
-                Ok(repo["clone_url"].as_str().map_or_else(|| self.repo_url(name), String::from))
+                Ok(repo["clone_url"]
+                    .as_str()
+                    .map_or_else(|| self.repo_url(name), String::from))
             }
         }
     }
@@ -94,7 +115,13 @@ impl GitHost {
     }
 
     /// Commits the files as the first commit of `main` and pushes them to `repo_url(name)`.
-    pub async fn push(&self, name: &str, files: &super::site::Files, message: &str, log: &Path) -> Result<()> {
+    pub async fn push(
+        &self,
+        name: &str,
+        files: &super::site::Files,
+        message: &str,
+        log: &Path,
+    ) -> Result<()> {
         let work = tempfile::tempdir()?;
         let dir = work.path().display().to_string();
         for (path, content) in files {
@@ -102,8 +129,13 @@ impl GitHost {
             std::fs::create_dir_all(target.parent().unwrap_or(work.path()))?;
             std::fs::write(&target, content)?;
         }
-        self.git(Cmd::new("git").args(["init", "-q", "-b", "main", &dir]), log).await?;
-        self.git(Cmd::new("git").args(["-C", &dir, "add", "-A"]), log).await?;
+        self.git(
+            Cmd::new("git").args(["init", "-q", "-b", "main", &dir]),
+            log,
+        )
+        .await?;
+        self.git(Cmd::new("git").args(["-C", &dir, "add", "-A"]), log)
+            .await?;
         self.git(
             Cmd::new("git").args([
                 "-C",
@@ -120,12 +152,17 @@ impl GitHost {
             log,
         )
         .await?;
-        let mut push = Cmd::new("git").args(["-C", &dir, "push", "-q", &self.repo_url(name), "main"]).env("GIT_TERMINAL_PROMPT", "0");
+        let mut push = Cmd::new("git")
+            .args(["-C", &dir, "push", "-q", &self.repo_url(name), "main"])
+            .env("GIT_TERMINAL_PROMPT", "0");
         if let Some(token) = &self.token {
             push = push
                 .env("GIT_CONFIG_COUNT", "1")
                 .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .secret_env("GIT_CONFIG_VALUE_0", format!("Authorization: token {token}"));
+                .secret_env(
+                    "GIT_CONFIG_VALUE_0",
+                    format!("Authorization: token {token}"),
+                );
         }
         self.git(push, log).await
     }
@@ -143,7 +180,13 @@ impl GitHost {
             }
             GitConfig::Gitea { url, org, .. } => {
                 let api = format!("{}/api/v1/repos/{org}/{name}", url.trim_end_matches('/'));
-                let response = self.http.delete(&api).header("Authorization", self.auth()).send().await.map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+                let response = self
+                    .http
+                    .delete(&api)
+                    .header("Authorization", self.auth())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
                 let status = response.status();
                 if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
                     Ok(())
@@ -160,13 +203,29 @@ impl GitHost {
 }
 
 async fn git(runner: &Runner, cmd: Cmd, log: &Path) -> Result<()> {
-    runner.run(&cmd.io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(120))).await.map(|_| ())
+    runner
+        .run(
+            &cmd.io(Io::Log(log.to_path_buf()))
+                .timeout(Duration::from_secs(120)),
+        )
+        .await
+        .map(|_| ())
 }
 
 /// A bare repository at `dir` (parents created) on `main`, accepting pushes over smart HTTP.
 pub async fn init_bare(runner: &Runner, dir: &Path, log: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.parent().unwrap_or(dir))?;
     let path = dir.display().to_string();
-    git(runner, Cmd::new("git").args(["init", "-q", "--bare", "-b", "main", &path]), log).await?;
-    git(runner, Cmd::new("git").args(["-C", &path, "config", "http.receivepack", "true"]), log).await
+    git(
+        runner,
+        Cmd::new("git").args(["init", "-q", "--bare", "-b", "main", &path]),
+        log,
+    )
+    .await?;
+    git(
+        runner,
+        Cmd::new("git").args(["-C", &path, "config", "http.receivepack", "true"]),
+        log,
+    )
+    .await
 }

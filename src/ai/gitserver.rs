@@ -79,7 +79,10 @@ impl GitServer {
     }
 
     fn describe(&self, org: &str, name: &str) -> serde_json::Value {
-        let clone_url = format!("{}/{org}/{name}.git", self.config.public_url.trim_end_matches('/'));
+        let clone_url = format!(
+            "{}/{org}/{name}.git",
+            self.config.public_url.trim_end_matches('/')
+        );
         json!({
             "name": name,
             "full_name": format!("{org}/{name}"),
@@ -96,7 +99,8 @@ type Shared = Arc<GitServer>;
 
 fn names(org: &str, name: &str) -> Result<(), ApiError> {
     for value in [org, name] {
-        check_name(value).map_err(|e| api_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))?;
+        check_name(value)
+            .map_err(|e| api_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))?;
     }
     Ok(())
 }
@@ -105,16 +109,26 @@ async fn version() -> Json<serde_json::Value> {
     Json(json!({"version": concat!("tfgrid-compose ", env!("CARGO_PKG_VERSION"))}))
 }
 
-async fn create(State(g): State<Shared>, Path(org): Path<String>, body: Result<Json<CreateRepo>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn create(
+    State(g): State<Shared>,
+    Path(org): Path<String>,
+    body: Result<Json<CreateRepo>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => return api_error(StatusCode::UNPROCESSABLE_ENTITY, &e.body_text()).into_response(),
+        Err(e) => {
+            return api_error(StatusCode::UNPROCESSABLE_ENTITY, &e.body_text()).into_response();
+        }
     };
     if let Err(e) = names(&org, &body.name) {
         return e.into_response();
     }
     if body.default_branch.as_deref().is_some_and(|b| b != "main") {
-        return api_error(StatusCode::UNPROCESSABLE_ENTITY, "only `main` is supported as the default branch").into_response();
+        return api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "only `main` is supported as the default branch",
+        )
+        .into_response();
     }
     let _guard = g.lock.lock().await;
     let dir = g.dir(&org, &body.name);
@@ -128,8 +142,17 @@ async fn create(State(g): State<Shared>, Path(org): Path<String>, body: Result<J
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
-            tracing::error!(org, name = body.name, error = format!("{e:#}"), "cannot create a repository");
-            api_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot create the repository").into_response()
+            tracing::error!(
+                org,
+                name = body.name,
+                error = format!("{e:#}"),
+                "cannot create a repository"
+            );
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot create the repository",
+            )
+            .into_response()
         }
     }
 }
@@ -155,16 +178,26 @@ async fn remove(State(g): State<Shared>, Path((org, name)): Path<(String, String
             tracing::info!(org, name, "repository deleted");
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => api_error(StatusCode::NOT_FOUND, "no such repository").into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            api_error(StatusCode::NOT_FOUND, "no such repository").into_response()
+        }
         Err(e) => {
             tracing::error!(org, name, error = %e, "cannot delete a repository");
-            api_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot delete the repository").into_response()
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot delete the repository",
+            )
+            .into_response()
         }
     }
 }
 
 pub fn router(config: GitServerConfig) -> Router {
-    let g = Arc::new(GitServer { config, runner: Runner::real(), lock: tokio::sync::Mutex::new(()) });
+    let g = Arc::new(GitServer {
+        config,
+        runner: Runner::real(),
+        lock: tokio::sync::Mutex::new(()),
+    });
     Router::new()
         .route("/api/v1/version", get(version))
         .route("/api/v1/orgs/{org}/repos", post(create))

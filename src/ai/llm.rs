@@ -31,7 +31,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: impl Into<String>) -> Message {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -51,14 +54,22 @@ impl Llm {
         let mut resolved = Vec::new();
         for p in providers {
             let key = match (&p.api_key_file, &p.api_key_env) {
-                (Some(file), _) => Some(crate::files::read_secret(file).context("the API key file")?),
+                (Some(file), _) => {
+                    Some(crate::files::read_secret(file).context("the API key file")?)
+                }
                 (None, Some(var)) => env.get(var).map(String::from),
                 (None, None) => None,
             };
             resolved.push((p.clone(), key));
         }
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(300)).build()?;
-        Ok(Llm { providers: resolved, http })
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()?;
+        Ok(Llm {
+            providers: resolved,
+            http,
+        })
     }
 
     /// The first answer of the chain: each provider is tried with back-off, then the next one.
@@ -75,8 +86,16 @@ impl Llm {
         bail!("every LLM provider failed: {}", problems.join("; "))
     }
 
-    async fn ask(&self, provider: &Provider, key: Option<&str>, messages: &[Message]) -> Result<String> {
-        let url = format!("{}/chat/completions", provider.base_url.trim_end_matches('/'));
+    async fn ask(
+        &self,
+        provider: &Provider,
+        key: Option<&str>,
+        messages: &[Message],
+    ) -> Result<String> {
+        let url = format!(
+            "{}/chat/completions",
+            provider.base_url.trim_end_matches('/')
+        );
         let body = json!({"model": provider.model, "messages": messages, "temperature": 0.2, "response_format": {"type": "json_object"}});
         let mut delay = Duration::from_millis(250);
         let mut last = String::new();
@@ -87,8 +106,14 @@ impl Llm {
             }
             match request.send().await {
                 Ok(response) if response.status().is_success() => {
-                    let value: serde_json::Value = response.json().await.map_err(|e| anyhow::anyhow!("the answer is not JSON: {e}"))?;
-                    let Some(content) = value.pointer("/choices/0/message/content").and_then(|c| c.as_str()) else {
+                    let value: serde_json::Value = response
+                        .json()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the answer is not JSON: {e}"))?;
+                    let Some(content) = value
+                        .pointer("/choices/0/message/content")
+                        .and_then(|c| c.as_str())
+                    else {
                         bail!("the answer has no choices[0].message.content");
                     };
                     return Ok(content.to_string());
@@ -96,11 +121,19 @@ impl Llm {
                 Ok(response) => {
                     let status = response.status();
                     last = format!("HTTP {status}");
-                    if !(status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS) {
+                    if !(status.is_server_error()
+                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS)
+                    {
                         bail!("{last}");
                     }
                 }
-                Err(err) if err.is_connect() || err.is_timeout() => last = if err.is_timeout() { "timed out".into() } else { "connection failed".into() },
+                Err(err) if err.is_connect() || err.is_timeout() => {
+                    last = if err.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "connection failed".into()
+                    }
+                }
                 Err(err) => bail!("request failed: {}", err.without_url()),
             }
             if attempt < ATTEMPTS {

@@ -20,7 +20,15 @@ use anyhow::Result;
 
 /// Reads a service's YAML config; a bad key or value names the file and line.
 pub fn load_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::error::UserError::new(format!("cannot read `{}`: {e}", path.display()), "pass the service's config file with --config"))?;
-    Ok(crate::manifest::parse_yaml(path, &text, "see docs/ai-stack.md for the service's config keys")?)
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        crate::error::UserError::new(
+            format!("cannot read `{}`: {e}", path.display()),
+            "pass the service's config file with --config",
+        )
+    })?;
+    Ok(crate::manifest::parse_yaml(
+        path,
+        &text,
+        "see docs/ai-stack.md for the service's config keys",
+    )?)
 }

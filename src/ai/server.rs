@@ -34,7 +34,10 @@ impl Common {
     pub fn new(token_file: &Path, rate_per_second: u32, name: &'static str) -> Result<Common> {
         let token = crate::files::read_secret(token_file).context("the service's token file")?;
         if token.len() < 16 {
-            anyhow::bail!("the token in `{}` is shorter than 16 characters", token_file.display());
+            anyhow::bail!(
+                "the token in `{}` is shorter than 16 characters",
+                token_file.display()
+            );
         }
         Ok(Common {
             token: Arc::new(token),
@@ -47,7 +50,13 @@ impl Common {
 
     /// `Bearer TOKEN`, or Gitea's `token TOKEN`.
     fn authorized(&self, value: Option<&HeaderValue>) -> bool {
-        let given = value.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token "))).unwrap_or("");
+        let given = value
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("token "))
+            })
+            .unwrap_or("");
         // Constant time in the token's length.
         let (a, b) = (given.as_bytes(), self.token.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -55,7 +64,10 @@ impl Common {
 
     /// A token bucket per client: `rate` per second, bursts of twice that.
     fn allow(&self, ip: IpAddr) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let burst = self.rate * 2.0;
         let (tokens, last) = buckets.entry(ip).or_insert((burst, now));
@@ -70,17 +82,30 @@ impl Common {
     }
 
     fn count(&self, status: StatusCode) {
-        *self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(status.as_u16()).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(status.as_u16())
+            .or_default() += 1;
     }
 
     /// Prometheus text: requests by status, plus the service's own gauges.
     pub fn metrics_text(&self, gauges: &[(&str, u64)]) -> String {
         let name = self.name;
         let mut out = format!("# TYPE tfgrid_{name}_requests_total counter\n");
-        let mut counts: Vec<(u16, u64)> = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|(k, v)| (*k, *v)).collect();
+        let mut counts: Vec<(u16, u64)> = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
         counts.sort_unstable();
         for (code, n) in counts {
-            out.push_str(&format!("tfgrid_{name}_requests_total{{code=\"{code}\"}} {n}\n"));
+            out.push_str(&format!(
+                "tfgrid_{name}_requests_total{{code=\"{code}\"}} {n}\n"
+            ));
         }
         for (gauge, value) in gauges {
             out.push_str(&format!("# TYPE {gauge} gauge\n{gauge} {value}\n"));
@@ -89,13 +114,23 @@ impl Common {
     }
 }
 
-async fn guard(State(common): State<Common>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request, next: Next) -> Response {
+async fn guard(
+    State(common): State<Common>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = if !common.allow(peer.ip()) {
-        let mut r = api_error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded; slow down").into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let mut r = api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded; slow down",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         r
     } else if !common.authorized(request.headers().get(header::AUTHORIZATION)) {
         api_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
@@ -110,8 +145,15 @@ async fn guard(State(common): State<Common>, ConnectInfo(peer): ConnectInfo<Sock
 /// Serves `app` behind the guard until SIGINT or SIGTERM, finishing requests in flight.
 pub async fn serve(listen: &str, app: Router, common: Common) -> Result<()> {
     let app = app.layer(axum::middleware::from_fn_with_state(common, guard));
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

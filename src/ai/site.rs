@@ -34,8 +34,13 @@ struct File {
 /// tolerated, nothing else), every path valid, sizes bounded, `index.html` present.
 pub fn parse(answer: &str) -> Result<Files, Vec<String>> {
     let text = answer.trim();
-    let text = text.strip_prefix("```json").or_else(|| text.strip_prefix("```")).and_then(|t| t.trim_end().strip_suffix("```")).unwrap_or(text);
-    let parsed: Answer = serde_json::from_str(text.trim()).map_err(|e| vec![format!("the answer is not the required JSON object: {e}")])?;
+    let text = text
+        .strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .and_then(|t| t.trim_end().strip_suffix("```"))
+        .unwrap_or(text);
+    let parsed: Answer = serde_json::from_str(text.trim())
+        .map_err(|e| vec![format!("the answer is not the required JSON object: {e}")])?;
     let mut problems = Vec::new();
     let mut files = Files::new();
     if parsed.files.len() > MAX_FILES {
@@ -48,7 +53,11 @@ pub fn parse(answer: &str) -> Result<Files, Vec<String>> {
             continue;
         }
         if file.content.len() > MAX_FILE_BYTES {
-            problems.push(format!("`{}` is {} bytes; at most {MAX_FILE_BYTES}", file.path, file.content.len()));
+            problems.push(format!(
+                "`{}` is {} bytes; at most {MAX_FILE_BYTES}",
+                file.path,
+                file.content.len()
+            ));
         }
         total += file.content.len();
         if files.insert(file.path.clone(), file.content).is_some() {
@@ -61,7 +70,11 @@ pub fn parse(answer: &str) -> Result<Files, Vec<String>> {
     if !files.contains_key("index.html") {
         problems.push("there is no index.html at the root".into());
     }
-    if problems.is_empty() { Ok(files) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
 }
 
 /// A relative path inside the project: segments of `[a-zA-Z0-9._-]`, no `..`, no leading dot
@@ -70,29 +83,51 @@ pub fn check_path(path: &str) -> Result<(), String> {
     let ok = !path.is_empty()
         && path.len() <= 200
         && !path.starts_with('/')
-        && path
-            .split('/')
-            .all(|seg| !seg.is_empty() && !seg.starts_with('.') && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'));
-    if ok { Ok(()) } else { Err(format!("path `{}` is not a relative path inside the project", path.escape_default())) }
+        && path.split('/').all(|seg| {
+            !seg.is_empty()
+                && !seg.starts_with('.')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "path `{}` is not a relative path inside the project",
+            path.escape_default()
+        ))
+    }
 }
 
 /// Local references (`href`, `src`) of an HTML file, resolved against its folder.
 pub fn local_links(file: &str, html: &str) -> Vec<String> {
-    let base: Vec<&str> = file.rsplit_once('/').map(|(dir, _)| dir.split('/').collect()).unwrap_or_default();
+    let base: Vec<&str> = file
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.split('/').collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for attr in ["href=", "src="] {
         let mut rest = html;
         while let Some(i) = rest.find(attr) {
             rest = &rest[i + attr.len()..];
-            let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else { continue };
-            let Some(end) = rest[1..].find(quote) else { break };
+            let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+                continue;
+            };
+            let Some(end) = rest[1..].find(quote) else {
+                break;
+            };
             let link = &rest[1..=end];
             rest = &rest[end + 1..];
             let link = link.split(['#', '?']).next().unwrap_or("");
             if link.is_empty() || link.contains(':') || link.starts_with("//") {
                 continue;
             }
-            let mut parts: Vec<&str> = if link.starts_with('/') { Vec::new() } else { base.clone() };
+            let mut parts: Vec<&str> = if link.starts_with('/') {
+                Vec::new()
+            } else {
+                base.clone()
+            };
             for seg in link.split('/') {
                 match seg {
                     "" | "." => {}
@@ -104,7 +139,11 @@ pub fn local_links(file: &str, html: &str) -> Vec<String> {
             }
             let mut path = parts.join("/");
             if path.is_empty() || link.ends_with('/') {
-                path = if path.is_empty() { "index.html".into() } else { format!("{path}/index.html") };
+                path = if path.is_empty() {
+                    "index.html".into()
+                } else {
+                    format!("{path}/index.html")
+                };
             }
             out.push(path);
         }
@@ -120,20 +159,34 @@ pub async fn serve_and_fetch(files: &Files) -> Vec<String> {
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse;
     let shared = std::sync::Arc::new(files.clone());
-    async fn get(State(files): State<std::sync::Arc<Files>>, path: Option<Path<String>>) -> axum::response::Response {
+    async fn get(
+        State(files): State<std::sync::Arc<Files>>,
+        path: Option<Path<String>>,
+    ) -> axum::response::Response {
         let key = path.map_or("index.html".to_string(), |p| p.0);
-        let key = if key.is_empty() || key.ends_with('/') { format!("{key}index.html") } else { key };
+        let key = if key.is_empty() || key.ends_with('/') {
+            format!("{key}index.html")
+        } else {
+            key
+        };
         match files.get(&key) {
-            Some(body) => ([(header::CONTENT_TYPE, content_type(&key))], body.clone()).into_response(),
+            Some(body) => {
+                ([(header::CONTENT_TYPE, content_type(&key))], body.clone()).into_response()
+            }
             None => StatusCode::NOT_FOUND.into_response(),
         }
     }
-    let app = axum::Router::new().route("/", axum::routing::get(get)).route("/{*path}", axum::routing::get(get)).with_state(shared);
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(get))
+        .route("/{*path}", axum::routing::get(get))
+        .with_state(shared);
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => return vec![format!("cannot serve the site locally: {e}")],
     };
-    let Ok(addr) = listener.local_addr() else { return vec!["cannot serve the site locally".into()] };
+    let Ok(addr) = listener.local_addr() else {
+        return vec!["cannot serve the site locally".into()];
+    };
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
     let mut problems = Vec::new();
@@ -141,7 +194,9 @@ pub async fn serve_and_fetch(files: &Files) -> Vec<String> {
     for (path, content) in files.iter().filter(|(p, _)| p.ends_with(".html")) {
         for link in local_links(path, content) {
             if !files.contains_key(&link) {
-                problems.push(format!("`{path}` links to `{link}`, which is not in the project"));
+                problems.push(format!(
+                    "`{path}` links to `{link}`, which is not in the project"
+                ));
             } else {
                 wanted.push(link);
             }
@@ -178,7 +233,12 @@ pub fn slug(prompt: &str) -> String {
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
-        .filter(|w| !["a", "an", "the", "with", "and", "for", "of", "to", "in", "my"].contains(&w.as_str()))
+        .filter(|w| {
+            ![
+                "a", "an", "the", "with", "and", "for", "of", "to", "in", "my",
+            ]
+            .contains(&w.as_str())
+        })
         .collect();
     let mut name = String::new();
     for w in words {
@@ -190,16 +250,29 @@ pub fn slug(prompt: &str) -> String {
         }
         name.push_str(&w);
     }
-    if name.is_empty() { "project".into() } else { name }
+    if name.is_empty() {
+        "project".into()
+    } else {
+        name
+    }
 }
 
 /// Project and route names: `[a-z0-9][a-z0-9-]{0,39}`.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 40
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok { Ok(()) } else { Err(format!("`{}` is not a name: 1-40 of a-z, 0-9 and `-`, starting with a letter or digit", name.escape_default())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a name: 1-40 of a-z, 0-9 and `-`, starting with a letter or digit",
+            name.escape_default()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -225,8 +298,14 @@ mod tests {
     #[test]
     fn links_and_names() {
         let html = r##"<link href="css/a.css"><img src='../img/x.png'><a href="https://x.org/">x</a><a href="#top">t</a><a href="about/">a</a><a href="mailto:a@b">m</a>"##;
-        assert_eq!(local_links("blog/index.html", html), ["blog/about/index.html", "blog/css/a.css", "img/x.png"]);
-        assert_eq!(slug("Portfolio website with dark mode!"), "portfolio-website-dark-mode");
+        assert_eq!(
+            local_links("blog/index.html", html),
+            ["blog/about/index.html", "blog/css/a.css", "img/x.png"]
+        );
+        assert_eq!(
+            slug("Portfolio website with dark mode!"),
+            "portfolio-website-dark-mode"
+        );
         assert!(check_name("portfolio-website").is_ok());
         for bad in ["", "../x", "a;b", "A", "-x", &"x".repeat(41), "a b"] {
             assert!(check_name(bad).is_err(), "{bad}");

@@ -101,7 +101,8 @@ fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, Strin
         let token = match crate::files::read_secret(&file) {
             Ok(t) if t.len() >= 32 => t,
             _ => {
-                let t = crate::ids::random_hex(32).context("cannot read /dev/urandom for a token")?;
+                let t =
+                    crate::ids::random_hex(32).context("cannot read /dev/urandom for a token")?;
                 crate::files::write_atomic(&file, t.as_bytes(), 0o600)?;
                 t
             }
@@ -116,12 +117,24 @@ fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, Strin
 fn ipv4_net(entry: &str) -> Option<(std::net::Ipv4Addr, u32)> {
     let (ip, prefix) = entry.trim().split_once('/').unwrap_or((entry.trim(), "32"));
     let prefix = prefix.parse::<u32>().ok()?.min(32);
-    Some((ip.parse().ok()?, if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }))
+    Some((
+        ip.parse().ok()?,
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        },
+    ))
 }
 
 /// The comma-separated values of every `KEY = …` line of a WireGuard config.
 fn wg_values<'a>(wg_config: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> {
-    wg_config.lines().filter_map(move |l| l.trim().strip_prefix(key)).filter_map(|l| l.trim_start().strip_prefix('=')).flat_map(|l| l.split(',')).map(str::trim)
+    wg_config
+        .lines()
+        .filter_map(move |l| l.trim().strip_prefix(key))
+        .filter_map(|l| l.trim_start().strip_prefix('='))
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
 }
 
 /// This machine's address as `peer` (an IPv4 address of a VM) sees it through a WireGuard config:
@@ -129,12 +142,21 @@ fn wg_values<'a>(wg_config: &'a str, key: &'a str) -> impl Iterator<Item = &'a s
 /// peer (`AllowedIPs`), the interface's first address (the grid: one address, routed back).
 pub fn host_address(wg_config: &str, peer: &str) -> Option<String> {
     let peer = u32::from(peer.parse::<std::net::Ipv4Addr>().ok()?);
-    let addresses: Vec<(std::net::Ipv4Addr, u32)> = wg_values(wg_config, "Address").filter_map(ipv4_net).collect();
-    if let Some((ip, _)) = addresses.iter().find(|(ip, mask)| u32::from(*ip) & mask == peer & mask) {
+    let addresses: Vec<(std::net::Ipv4Addr, u32)> = wg_values(wg_config, "Address")
+        .filter_map(ipv4_net)
+        .collect();
+    if let Some((ip, _)) = addresses
+        .iter()
+        .find(|(ip, mask)| u32::from(*ip) & mask == peer & mask)
+    {
         return Some(ip.to_string());
     }
-    let routed = wg_values(wg_config, "AllowedIPs").filter_map(ipv4_net).any(|(net, mask)| u32::from(net) & mask == peer & mask);
-    routed.then(|| addresses.first().map(|(ip, _)| ip.to_string())).flatten()
+    let routed = wg_values(wg_config, "AllowedIPs")
+        .filter_map(ipv4_net)
+        .any(|(net, mask)| u32::from(net) & mask == peer & mask);
+    routed
+        .then(|| addresses.first().map(|(ip, _)| ip.to_string()))
+        .flatten()
 }
 
 /// One VM's part of the stack.
@@ -180,9 +202,16 @@ fn nginx_top(dir: &str) -> String {
 }
 
 /// The configs of every VM that runs part of the stack, and what `state.yaml` records.
-pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFiles>, StackRecord)> {
+pub fn render(
+    spec: &StackSpec,
+    layout: &Layout,
+) -> Result<(BTreeMap<usize, VmFiles>, StackRecord)> {
     let n = layout.addresses.len();
-    for (what, index) in [("gateway", spec.gateway), ("agent", spec.agent), ("git", spec.git)] {
+    for (what, index) in [
+        ("gateway", spec.gateway),
+        ("agent", spec.agent),
+        ("git", spec.git),
+    ] {
         if index >= n {
             return Err(UserError::new(
                 format!("ai_stack.{what} is VM {index}, but the deployment has {n} VM(s)"),
@@ -191,9 +220,21 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
             .into());
         }
     }
-    let private = |i: usize| layout.private.get(i).filter(|p| !p.is_empty()).unwrap_or(&layout.addresses[i]).clone();
+    let private = |i: usize| {
+        layout
+            .private
+            .get(i)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&layout.addresses[i])
+            .clone()
+    };
     let rate = spec.api_rate_limit.unwrap_or(10);
-    let public_url = spec.public_url.clone().unwrap_or_else(|| format!("http://{}", layout.addresses[spec.gateway])).trim_end_matches('/').to_string();
+    let public_url = spec
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", layout.addresses[spec.gateway]))
+        .trim_end_matches('/')
+        .to_string();
     let record = StackRecord {
         agent_api: format!("http://{}:{AGENT_PORT}", layout.addresses[spec.agent]),
         gateway_api: format!("http://{}:{GATEWAY_PORT}", private(spec.gateway)),
@@ -281,8 +322,16 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
         } else {
             p.base_url.clone()
         };
-        let api_key_file = layout.keys.contains_key(&i).then(|| remote(&format!("llm-{i}.key")));
-        providers.push(Provider { base_url, model: p.model.clone(), api_key_file, api_key_env: None });
+        let api_key_file = layout
+            .keys
+            .contains_key(&i)
+            .then(|| remote(&format!("llm-{i}.key")));
+        providers.push(Provider {
+            base_url,
+            model: p.model.clone(),
+            api_key_file,
+            api_key_env: None,
+        });
     }
     let agent = vms.entry(spec.agent).or_default();
     agent.services.push("agent");
@@ -296,11 +345,19 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
         listen: format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
         token_file: remote("agent.token"),
         database: PathBuf::from(format!("{REMOTE_DATA}/agent/projects.db")),
-        max_concurrent_projects: spec.max_concurrent_projects.unwrap_or_else(super::agent::default_concurrent),
-        max_attempts: spec.max_attempts.unwrap_or_else(super::agent::default_attempts),
+        max_concurrent_projects: spec
+            .max_concurrent_projects
+            .unwrap_or_else(super::agent::default_concurrent),
+        max_attempts: spec
+            .max_attempts
+            .unwrap_or_else(super::agent::default_attempts),
         rate_limit: rate,
         llm: providers,
-        git: GitConfig::Gitea { url: record.git_api.clone(), org: spec.org.clone(), token_file: remote("git.token") },
+        git: GitConfig::Gitea {
+            url: record.git_api.clone(),
+            org: spec.org.clone(),
+            token_file: remote("git.token"),
+        },
         gateway: GatewayClientConfig {
             api: record.gateway_api.clone(),
             token_file: remote("gateway.token"),
@@ -310,7 +367,8 @@ pub fn render(spec: &StackSpec, layout: &Layout) -> Result<(BTreeMap<usize, VmFi
     };
     agent.files.insert("agent.yaml".into(), yaml(&config));
     for vm in vms.values_mut() {
-        vm.files.insert("services".into(), format!("{}\n", vm.services.join("\n")));
+        vm.files
+            .insert("services".into(), format!("{}\n", vm.services.join("\n")));
     }
     Ok((vms, record))
 }
@@ -320,12 +378,17 @@ fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMa
     let mut keys = BTreeMap::new();
     for (i, p) in spec.llm.iter().enumerate() {
         let key = match (&p.api_key_file, &p.api_key_env) {
-            (Some(file), _) => Some(
-                crate::files::read_secret(file)
-                    .map_err(|e| UserError::new(format!("ai_stack.llm[{i}].api_key_file: {e:#}"), "point it at a file holding the key"))?,
-            ),
+            (Some(file), _) => Some(crate::files::read_secret(file).map_err(|e| {
+                UserError::new(
+                    format!("ai_stack.llm[{i}].api_key_file: {e:#}"),
+                    "point it at a file holding the key",
+                )
+            })?),
             (None, Some(var)) => Some(env.get(var).map(str::to_string).ok_or_else(|| {
-                UserError::new(format!("ai_stack.llm[{i}].api_key_env names `{var}`, which is not set"), format!("export {var}=… before `up`"))
+                UserError::new(
+                    format!("ai_stack.llm[{i}].api_key_env names `{var}`, which is not set"),
+                    format!("export {var}=… before `up`"),
+                )
             })?),
             (None, None) => None,
         };
@@ -348,22 +411,44 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
         addresses.extend((addresses.len()..needed).map(|i| format!("<vm{i} address>")));
     }
     // A dry run writes nothing, tokens included: it shows the commands with placeholders.
-    let tokens = if dry { ["gateway", "agent", "git"].into_iter().map(|n| (n, "<token>".to_string())).collect() } else { tokens(&ctx.dir)? };
+    let tokens = if dry {
+        ["gateway", "agent", "git"]
+            .into_iter()
+            .map(|n| (n, "<token>".to_string()))
+            .collect()
+    } else {
+        tokens(&ctx.dir)?
+    };
     let host_ip = if dry {
         Some("<host_ip>".to_string())
     } else {
-        let wg = ctx.state.network.as_ref().and_then(|n| std::fs::read_to_string(&n.config).ok());
-        wg.zip(addresses.get(spec.agent)).and_then(|(wg, agent)| host_address(&wg, agent))
+        let wg = ctx
+            .state
+            .network
+            .as_ref()
+            .and_then(|n| std::fs::read_to_string(&n.config).ok());
+        wg.zip(addresses.get(spec.agent))
+            .and_then(|(wg, agent)| host_address(&wg, agent))
     };
     let keys = provider_keys(spec, &ctx.settings.env)?;
-    let layout = Layout { addresses: &addresses, private: &outputs.private_ips, host_ip, keys, tokens: &tokens };
+    let layout = Layout {
+        addresses: &addresses,
+        private: &outputs.private_ips,
+        host_ip,
+        keys,
+        tokens: &tokens,
+    };
     let (vms, record) = render(spec, &layout)?;
-    let exe = std::env::current_exe().context("cannot find this program's own executable to install on the VMs")?;
+    let exe = std::env::current_exe()
+        .context("cannot find this program's own executable to install on the VMs")?;
     let log = ctx.log("ai-stack");
     let staging = tempfile::tempdir()?;
     for (index, files) in &vms {
         let address = &addresses[*index];
-        ctx.printer.status("Installing", format!("AI stack ({}) on {address}", files.services.join(", ")));
+        ctx.printer.status(
+            "Installing",
+            format!("AI stack ({}) on {address}", files.services.join(", ")),
+        );
         let bundle = staging.path().join(format!("vm-{index}"));
         if !dry {
             crate::files::create_private_dir(&bundle)?;
@@ -373,12 +458,42 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
         }
         let target = ctx.ssh_target(address);
         let quick = Duration::from_secs(300);
-        let clean = ssh::ssh(&target, &["rm", "-rf", REMOTE_CONFIG, &format!("{REMOTE_BIN}.new")], false).io(Io::Log(log.clone())).timeout(quick);
-        ctx.runner.run(&clean).await.context("cannot clear the AI stack's config folder on the VM")?;
-        ctx.runner.run(&ssh::upload(&target, &bundle, REMOTE_CONFIG, &log, quick)).await.context("cannot upload the AI stack's configs")?;
-        ctx.runner.run(&ssh::upload(&target, &exe, &format!("{REMOTE_BIN}.new"), &log, quick)).await.context("cannot upload tfgrid-compose to the VM")?;
-        let install = ssh::ssh(&target, &["mv", "-f", &format!("{REMOTE_BIN}.new"), REMOTE_BIN], false).io(Io::Log(log.clone())).timeout(quick);
-        ctx.runner.run(&install).await.context("cannot install tfgrid-compose on the VM")?;
+        let clean = ssh::ssh(
+            &target,
+            &["rm", "-rf", REMOTE_CONFIG, &format!("{REMOTE_BIN}.new")],
+            false,
+        )
+        .io(Io::Log(log.clone()))
+        .timeout(quick);
+        ctx.runner
+            .run(&clean)
+            .await
+            .context("cannot clear the AI stack's config folder on the VM")?;
+        ctx.runner
+            .run(&ssh::upload(&target, &bundle, REMOTE_CONFIG, &log, quick))
+            .await
+            .context("cannot upload the AI stack's configs")?;
+        ctx.runner
+            .run(&ssh::upload(
+                &target,
+                &exe,
+                &format!("{REMOTE_BIN}.new"),
+                &log,
+                quick,
+            ))
+            .await
+            .context("cannot upload tfgrid-compose to the VM")?;
+        let install = ssh::ssh(
+            &target,
+            &["mv", "-f", &format!("{REMOTE_BIN}.new"), REMOTE_BIN],
+            false,
+        )
+        .io(Io::Log(log.clone()))
+        .timeout(quick);
+        ctx.runner
+            .run(&install)
+            .await
+            .context("cannot install tfgrid-compose on the VM")?;
     }
     ctx.state.ai_stack = Some(record);
     ctx.save()?;
@@ -393,7 +508,9 @@ pub fn check(spec: &StackSpec) -> Result<(), String> {
     super::site::check_name(&spec.org).map_err(|e| format!("`org`: {e}"))?;
     for (i, p) in spec.llm.iter().enumerate() {
         if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
-            return Err(format!("`llm[{i}].base_url` must start with http:// or https://"));
+            return Err(format!(
+                "`llm[{i}].base_url` must start with http:// or https://"
+            ));
         }
     }
     Ok(())
@@ -408,12 +525,21 @@ mod tests {
     #[test]
     fn finds_this_machines_address_on_the_agents_network() {
         let wg = "[Interface]\nPrivateKey = x\nAddress = 10.101.0.1/24, 10.101.1.1/24, 10.101.2.1/24\n\n[Peer]\n";
-        assert_eq!(host_address(wg, "10.101.1.2").as_deref(), Some("10.101.1.1"));
+        assert_eq!(
+            host_address(wg, "10.101.1.2").as_deref(),
+            Some("10.101.1.1")
+        );
         assert_eq!(host_address(wg, "10.9.1.2"), None);
-        assert_eq!(host_address("Address = 100.64.0.1/16\n", "100.64.3.4").as_deref(), Some("100.64.0.1"));
+        assert_eq!(
+            host_address("Address = 100.64.0.1/16\n", "100.64.3.4").as_deref(),
+            Some("100.64.0.1")
+        );
         // The grid: one /32 address, the VMs' network routed through the peer.
         let grid = "[Interface]\nAddress = 100.64.20.2/32\n[Peer]\nAllowedIPs = 10.20.0.0/16, 100.64.0.0/16\n";
-        assert_eq!(host_address(grid, "10.20.3.2").as_deref(), Some("100.64.20.2"));
+        assert_eq!(
+            host_address(grid, "10.20.3.2").as_deref(),
+            Some("100.64.20.2")
+        );
         assert_eq!(host_address(grid, "10.21.3.2"), None);
     }
 
@@ -422,32 +548,71 @@ mod tests {
         let spec: StackSpec =
             serde_yaml::from_str("llm:\n  - {base_url: 'http://{host_ip}:9000/v1', model: m, api_key_env: K}\n  - {base_url: 'http://x/v1', model: n}\n")
                 .unwrap();
-        let tokens: BTreeMap<&'static str, String> = [("gateway", "g".repeat(64)), ("agent", "a".repeat(64)), ("git", "t".repeat(64))].into();
+        let tokens: BTreeMap<&'static str, String> = [
+            ("gateway", "g".repeat(64)),
+            ("agent", "a".repeat(64)),
+            ("git", "t".repeat(64)),
+        ]
+        .into();
         let addresses = ["10.1.0.2".to_string(), "10.1.1.2".into(), "10.1.2.2".into()];
-        let private = ["10.1.250.10".to_string(), "10.1.250.11".into(), "10.1.250.12".into()];
-        let layout =
-            Layout { addresses: &addresses, private: &private, host_ip: Some("10.1.1.1".into()), keys: [(0, "sk-secret".into())].into(), tokens: &tokens };
+        let private = [
+            "10.1.250.10".to_string(),
+            "10.1.250.11".into(),
+            "10.1.250.12".into(),
+        ];
+        let layout = Layout {
+            addresses: &addresses,
+            private: &private,
+            host_ip: Some("10.1.1.1".into()),
+            keys: [(0, "sk-secret".into())].into(),
+            tokens: &tokens,
+        };
         let (vms, record) = render(&spec, &layout).unwrap();
         assert_eq!(record.agent_api, "http://10.1.1.2:7702");
         assert_eq!(record.public_url, "http://10.1.0.2");
         let names = |i: usize| vms[&i].files.keys().cloned().collect::<Vec<_>>().join(" ");
-        assert_eq!(names(0), "gateway-nginx.conf gateway.token gateway.yaml services");
-        assert_eq!(names(1), "agent.token agent.yaml gateway.token git.token llm-0.key services");
+        assert_eq!(
+            names(0),
+            "gateway-nginx.conf gateway.token gateway.yaml services"
+        );
+        assert_eq!(
+            names(1),
+            "agent.token agent.yaml gateway.token git.token llm-0.key services"
+        );
         assert_eq!(names(2), "git-nginx.conf git.token git.yaml services");
         let agent = &vms[&1].files["agent.yaml"];
-        assert!(agent.contains("http://10.1.1.1:9000/v1") && agent.contains("/etc/tfgrid-ai/llm-0.key") && !agent.contains("sk-secret"), "{agent}");
-        assert!(agent.contains("http://10.1.250.12") && agent.contains("http://10.1.250.10:7701"), "{agent}");
+        assert!(
+            agent.contains("http://10.1.1.1:9000/v1")
+                && agent.contains("/etc/tfgrid-ai/llm-0.key")
+                && !agent.contains("sk-secret"),
+            "{agent}"
+        );
+        assert!(
+            agent.contains("http://10.1.250.12") && agent.contains("http://10.1.250.10:7701"),
+            "{agent}"
+        );
         // Each file is what its service reads.
-        serde_yaml::from_str::<crate::ai::gateway::GatewayConfig>(&vms[&0].files["gateway.yaml"]).unwrap();
+        serde_yaml::from_str::<crate::ai::gateway::GatewayConfig>(&vms[&0].files["gateway.yaml"])
+            .unwrap();
         serde_yaml::from_str::<crate::ai::agent::AgentConfig>(agent).unwrap();
-        serde_yaml::from_str::<crate::ai::gitserver::GitServerConfig>(&vms[&2].files["git.yaml"]).unwrap();
+        serde_yaml::from_str::<crate::ai::gitserver::GitServerConfig>(&vms[&2].files["git.yaml"])
+            .unwrap();
         assert!(vms[&2].files["git-nginx.conf"].contains(&format!("token {}", "t".repeat(64))));
         assert!(vms[&0].files["gateway-nginx.conf"].contains("proxy_pass http://10.1.250.12/;"));
         // One VM for everything is fine; an index past the VMs is not.
-        let one = StackSpec { agent: 0, git: 0, ..spec.clone() };
+        let one = StackSpec {
+            agent: 0,
+            git: 0,
+            ..spec.clone()
+        };
         let (vms, _) = render(&one, &layout).unwrap();
         assert_eq!(vms[&0].files["services"], "gateway\ngit\nagent\n");
         let far = StackSpec { git: 3, ..spec };
-        assert!(render(&far, &layout).unwrap_err().to_string().contains("ai_stack.git is VM 3, but the deployment has 3 VM(s)"));
+        assert!(
+            render(&far, &layout)
+                .unwrap_err()
+                .to_string()
+                .contains("ai_stack.git is VM 3, but the deployment has 3 VM(s)")
+        );
     }
 }

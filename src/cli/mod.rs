@@ -18,7 +18,13 @@ use crate::settings::{Env, Overrides, Settings, parse_duration};
 /// A verb that is not built in runs the selected app's command of that name on its VM
 /// (`tfgrid-compose commands` lists them).
 #[derive(Debug, Parser)]
-#[command(name = "tfgrid-compose", version, about, propagate_version = true, allow_external_subcommands = true)]
+#[command(
+    name = "tfgrid-compose",
+    version,
+    about,
+    propagate_version = true,
+    allow_external_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -208,7 +214,11 @@ pub struct AgentArgs {
 
 impl AgentArgs {
     fn flags(&self) -> ops::ai::AgentFlags {
-        ops::ai::AgentFlags { url: self.agent_url.clone(), token_file: self.agent_token_file.clone(), stack: self.stack.clone() }
+        ops::ai::AgentFlags {
+            url: self.agent_url.clone(),
+            token_file: self.agent_token_file.clone(),
+            stack: self.stack.clone(),
+        }
     }
 }
 
@@ -387,7 +397,11 @@ fn init_tracing(verbose: u8, env: &Env) {
         _ => "tfgrid_compose=trace",
     };
     let filter = env.get("RUST_LOG").unwrap_or(default);
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).without_time().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }
 
 /// Parses the command line, runs the command, and returns the documented exit code.
@@ -405,14 +419,19 @@ pub async fn main() -> ExitCode {
     // The services and the simulator's provider stop on signals their own way (a provider
     // ignores SIGINT as go-plugin's do: Terraform stops it); every other command stops its
     // children first, records where it was, then exits 130 (SIGINT) or 143 (SIGTERM).
-    let own_signals = matches!(cli.command, Command::Serve(_) | Command::Sim(SimCommand::Provider { .. }));
+    let own_signals = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Sim(SimCommand::Provider { .. })
+    );
     let result = if own_signals {
         run(cli, env, &printer).await
     } else {
         if let Err(e) = crate::interrupt::install(printer.clone()) {
             printer.warn(format!("cannot handle SIGINT/SIGTERM: {e}"));
         }
-        let result = crate::interrupt::stoppable(run(cli, env, &printer), std::time::Duration::from_secs(3)).await;
+        let result =
+            crate::interrupt::stoppable(run(cli, env, &printer), std::time::Duration::from_secs(3))
+                .await;
         if let Some(signal) = crate::interrupt::received() {
             crate::interrupt::drain(crate::interrupt::grace() + crate::interrupt::TERM_GRACE).await;
             // An error that is not the interruption itself (a child that failed on the signal)
@@ -430,7 +449,10 @@ pub async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = exit_code_for(&err);
-            if !err.chain().any(|c| c.downcast_ref::<crate::error::ExternalExit>().is_some()) {
+            if !err
+                .chain()
+                .any(|c| c.downcast_ref::<crate::error::ExternalExit>().is_some())
+            {
                 printer.error(&err, &hints_for_error(&err));
             }
             ExitCode::from(code)
@@ -444,12 +466,24 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Down(a) => (None, a.lock_wait),
         _ => (None, None),
     };
-    let settings = Settings::resolve(env, &Overrides { ssh_timeout, lock_wait, env_name: cli.env_name.clone(), network: cli.network.clone() })?;
+    let settings = Settings::resolve(
+        env,
+        &Overrides {
+            ssh_timeout,
+            lock_wait,
+            env_name: cli.env_name.clone(),
+            network: cli.network.clone(),
+        },
+    )?;
     crate::interrupt::set_grace(settings.stop_grace);
     let json = cli.json;
     match cli.command {
         Command::Up(args) => {
-            let runner = if args.dry_run { dry_runner(printer) } else { Runner::real() };
+            let runner = if args.dry_run {
+                dry_runner(printer)
+            } else {
+                Runner::real()
+            };
             let options = UpOptions {
                 app: args.app,
                 pattern: args.pattern,
@@ -461,48 +495,137 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             };
             ops::up::up(printer, &settings, runner, &options).await
         }
-        Command::Down(args) => ops::down::down(printer, &settings, Runner::real(), &DownOptions { app: args.app, yes: args.yes }).await,
+        Command::Down(args) => {
+            ops::down::down(
+                printer,
+                &settings,
+                Runner::real(),
+                &DownOptions {
+                    app: args.app,
+                    yes: args.yes,
+                },
+            )
+            .await
+        }
         Command::Validate(args) => {
             let target = ops::resolve_target(&settings, args.app.as_deref())?;
             ops::up::validate(printer, &settings, &target.app, None)?;
             printer.status("Valid", "manifest, pattern, tools and credentials");
             Ok(())
         }
-        Command::Status(args) => ops::inspect::status(printer, &settings, args.app.as_deref(), json),
-        Command::Address(args) => ops::inspect::address(printer, &settings, args.app.as_deref(), json),
-        Command::Ssh(args) => ops::inspect::ssh(&Runner::real(), &settings, args.app.as_deref(), &args.command, true).await,
-        Command::Exec(args) => ops::inspect::ssh(&Runner::real(), &settings, args.app.as_deref(), &args.command, false).await,
-        Command::Logs(args) => ops::inspect::logs(printer, &settings, args.app.as_deref(), args.phase.as_deref()),
+        Command::Status(args) => {
+            ops::inspect::status(printer, &settings, args.app.as_deref(), json)
+        }
+        Command::Address(args) => {
+            ops::inspect::address(printer, &settings, args.app.as_deref(), json)
+        }
+        Command::Ssh(args) => {
+            ops::inspect::ssh(
+                &Runner::real(),
+                &settings,
+                args.app.as_deref(),
+                &args.command,
+                true,
+            )
+            .await
+        }
+        Command::Exec(args) => {
+            ops::inspect::ssh(
+                &Runner::real(),
+                &settings,
+                args.app.as_deref(),
+                &args.command,
+                false,
+            )
+            .await
+        }
+        Command::Logs(args) => ops::inspect::logs(
+            printer,
+            &settings,
+            args.app.as_deref(),
+            args.phase.as_deref(),
+        ),
         Command::Ps(args) => ops::deployments::ps(printer, &settings, args.prune, json),
         Command::Select(args) => ops::deployments::select(printer, &settings, &args.target),
         Command::Unselect => ops::deployments::unselect(printer),
-        Command::Inspect(args) => ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await,
+        Command::Inspect(args) => {
+            ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await
+        }
         Command::Commands => ops::commands::list(printer, &settings, json),
         Command::Patterns(args) => match args.command {
             None => ops::patterns::list(printer, &settings, json),
-            Some(PatternsCommand::Show { name }) => ops::patterns::show(printer, &settings, &name, json),
+            Some(PatternsCommand::Show { name }) => {
+                ops::patterns::show(printer, &settings, &name, json)
+            }
             Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
         },
         Command::Nodes(args) => {
-            let request = crate::grid::select::Request { cpu: args.cpu, memory_mb: args.memory, ssd_gb: args.disk, hdd_gb: 0, public_ipv4: args.ipv4 };
-            ops::grid::nodes(printer, &settings, args.node, &request, &args.filter.clone(), args.limit, json).await
+            let request = crate::grid::select::Request {
+                cpu: args.cpu,
+                memory_mb: args.memory,
+                ssd_gb: args.disk,
+                hdd_gb: 0,
+                public_ipv4: args.ipv4,
+            };
+            ops::grid::nodes(
+                printer,
+                &settings,
+                args.node,
+                &request,
+                &args.filter.clone(),
+                args.limit,
+                json,
+            )
+            .await
         }
-        Command::Farms(args) => ops::grid::farms(printer, &settings, args.name.as_deref(), json).await,
+        Command::Farms(args) => {
+            ops::grid::farms(printer, &settings, args.name.as_deref(), json).await
+        }
         Command::Contracts(args) => ops::sim::contracts(printer, &settings, args.twin, json).await,
-        Command::Sim(SimCommand::TerraformConfig) => ops::sim::terraform_config(printer, &settings, json),
+        Command::Sim(SimCommand::TerraformConfig) => {
+            ops::sim::terraform_config(printer, &settings, json)
+        }
         Command::Sim(SimCommand::Status) => ops::sim::status(printer, &settings, json),
         Command::Sim(SimCommand::Reset) => ops::sim::reset(printer, &settings, json).await,
-        Command::Sim(SimCommand::Provider { sim_dir }) => ops::sim::provider(printer, sim_dir).await,
+        Command::Sim(SimCommand::Provider { sim_dir }) => {
+            ops::sim::provider(printer, sim_dir).await
+        }
         Command::Signin(args) if args.check => ops::grid::signin_check(printer, &settings, json),
         Command::Signin(_) => ops::grid::signin(printer, &settings),
         Command::Signout => ops::grid::signout(printer, &settings),
         Command::Create(args) => {
             let agent = ops::ai::client(&settings, &args.agent.flags())?;
-            ops::ai::create(printer, &agent, &args.prompt, args.name.as_deref(), !args.no_wait || args.wait).await
+            ops::ai::create(
+                printer,
+                &agent,
+                &args.prompt,
+                args.name.as_deref(),
+                !args.no_wait || args.wait,
+            )
+            .await
         }
-        Command::Projects(args) => ops::ai::projects(printer, &ops::ai::client(&settings, &args.flags())?, json).await,
-        Command::Monitor(args) => ops::ai::monitor(printer, &ops::ai::client(&settings, &args.agent.flags())?, &args.project, args.follow, json).await,
-        Command::Delete(args) => ops::ai::delete(printer, &ops::ai::client(&settings, &args.agent.flags())?, &args.project, args.yes).await,
+        Command::Projects(args) => {
+            ops::ai::projects(printer, &ops::ai::client(&settings, &args.flags())?, json).await
+        }
+        Command::Monitor(args) => {
+            ops::ai::monitor(
+                printer,
+                &ops::ai::client(&settings, &args.agent.flags())?,
+                &args.project,
+                args.follow,
+                json,
+            )
+            .await
+        }
+        Command::Delete(args) => {
+            ops::ai::delete(
+                printer,
+                &ops::ai::client(&settings, &args.agent.flags())?,
+                &args.project,
+                args.yes,
+            )
+            .await
+        }
         Command::Serve(args) => ops::ai::serve(&args.service, &args.config).await,
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
         Command::Completions(args) => {
@@ -517,7 +640,9 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             printer.raw(&out);
             Ok(())
         }
-        Command::External(argv) => ops::commands::run(printer, &settings, &Runner::real(), &argv).await,
+        Command::External(argv) => {
+            ops::commands::run(printer, &settings, &Runner::real(), &argv).await
+        }
     }
 }
 
@@ -526,7 +651,10 @@ fn dry_runner(printer: &Printer) -> Runner {
     let printer = printer.clone();
     Runner::dry_run().observe(move |cmd| {
         if printer.json() {
-            printer.event(&crate::output::Event::Command { program: &cmd.program, args: &cmd.args });
+            printer.event(&crate::output::Event::Command {
+                program: &cmd.program,
+                args: &cmd.args,
+            });
         } else {
             printer.data(format!("$ {cmd}"));
         }
@@ -539,10 +667,16 @@ mod tests {
 
     #[test]
     fn builtin_verbs_match_the_clap_definition() {
-        let mut names: Vec<String> = super::Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+        let mut names: Vec<String> = super::Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
         names.push("help".into());
         names.sort();
-        let mut listed: Vec<String> = crate::manifest::BUILTIN_VERBS.iter().map(|s| (*s).to_string()).collect();
+        let mut listed: Vec<String> = crate::manifest::BUILTIN_VERBS
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
         listed.sort();
         assert_eq!(names, listed);
     }

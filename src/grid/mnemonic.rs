@@ -14,19 +14,30 @@ pub const ENV_VAR: &str = "TF_VAR_mnemonic";
 
 /// Words separated by single spaces, lower case.
 pub fn normalize(text: &str) -> String {
-    text.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Checks a phrase against the BIP-39 English list and its checksum.
 pub fn validate(phrase: &str) -> Result<usize, String> {
     let phrase = normalize(phrase);
     let count = phrase.split(' ').filter(|w| !w.is_empty()).count();
-    bip39::Mnemonic::parse_in_normalized(bip39::Language::English, &phrase).map(|_| count).map_err(|err| match err {
-        bip39::Error::BadWordCount(n) => format!("it has {n} words; a mnemonic has 12, 15, 18, 21 or 24"),
-        bip39::Error::UnknownWord(i) => format!("word {} is not in the BIP-39 English word list", i + 1),
-        bip39::Error::InvalidChecksum => "its checksum does not match (a word is wrong or the order is mixed up)".into(),
-        other => format!("it is not a BIP-39 phrase ({other})"),
-    })
+    bip39::Mnemonic::parse_in_normalized(bip39::Language::English, &phrase)
+        .map(|_| count)
+        .map_err(|err| match err {
+            bip39::Error::BadWordCount(n) => {
+                format!("it has {n} words; a mnemonic has 12, 15, 18, 21 or 24")
+            }
+            bip39::Error::UnknownWord(i) => {
+                format!("word {} is not in the BIP-39 English word list", i + 1)
+            }
+            bip39::Error::InvalidChecksum => {
+                "its checksum does not match (a word is wrong or the order is mixed up)".into()
+            }
+            other => format!("it is not a BIP-39 phrase ({other})"),
+        })
 }
 
 /// Where `signin` stores the mnemonic.
@@ -49,12 +60,19 @@ pub fn source(settings: &Settings) -> Option<Source> {
     if settings.env.get(ENV_VAR).is_some() {
         return Some(Source::Env(ENV_VAR.into()));
     }
-    files(settings).into_iter().find(|p| p.is_file()).map(Source::Config)
+    files(settings)
+        .into_iter()
+        .find(|p| p.is_file())
+        .map(Source::Config)
 }
 
 /// The warning for a mnemonic file other users can read.
 pub fn too_open_warning(path: &Path) -> String {
-    format!("`{}` is readable by other users; run `chmod 600 {}`", path.display(), path.display())
+    format!(
+        "`{}` is readable by other users; run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )
 }
 
 /// A loaded mnemonic and where it came from.
@@ -68,33 +86,59 @@ pub struct Loaded {
 /// The first mnemonic found, validated. `Ok(None)` when there is none anywhere.
 pub fn load(settings: &Settings) -> Result<Option<Loaded>> {
     let found = if let Some(text) = settings.env.get(ENV_VAR) {
-        Some(Loaded { phrase: text.to_string(), source: Source::Env(ENV_VAR.into()), too_open: false })
+        Some(Loaded {
+            phrase: text.to_string(),
+            source: Source::Env(ENV_VAR.into()),
+            too_open: false,
+        })
     } else {
         let mut found = None;
         for path in files(settings) {
             match std::fs::read_to_string(&path) {
                 Ok(text) if !text.trim().is_empty() => {
                     use std::os::unix::fs::PermissionsExt as _;
-                    let too_open = path.metadata().is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
-                    found = Some(Loaded { phrase: text, source: Source::Config(path), too_open });
+                    let too_open = path
+                        .metadata()
+                        .is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+                    found = Some(Loaded {
+                        phrase: text,
+                        source: Source::Config(path),
+                        too_open,
+                    });
                     break;
                 }
                 Ok(_) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(UserError::new(format!("cannot read `{}`: {err}", path.display()), "fix its permissions, or remove it").into()),
+                Err(err) => {
+                    return Err(UserError::new(
+                        format!("cannot read `{}`: {err}", path.display()),
+                        "fix its permissions, or remove it",
+                    )
+                    .into());
+                }
             }
         }
         found
     };
-    let Some(mut loaded) = found else { return Ok(None) };
+    let Some(mut loaded) = found else {
+        return Ok(None);
+    };
     loaded.phrase = normalize(&loaded.phrase);
     if let Err(problem) = validate(&loaded.phrase) {
         let (at, fix) = match &loaded.source {
-            Source::Env(var) => (format!("${var}"), format!("set {var} to your 12 or 24 words, or unset it")),
-            Source::Config(path) => (format!("`{}`", path.display()), "run `tfgrid-compose signin` to store a valid one".to_string()),
+            Source::Env(var) => (
+                format!("${var}"),
+                format!("set {var} to your 12 or 24 words, or unset it"),
+            ),
+            Source::Config(path) => (
+                format!("`{}`", path.display()),
+                "run `tfgrid-compose signin` to store a valid one".to_string(),
+            ),
             _ => ("the mnemonic".into(), "run `tfgrid-compose signin`".into()),
         };
-        return Err(UserError::new(format!("the mnemonic in {at} is not valid: {problem}"), fix).into());
+        return Err(
+            UserError::new(format!("the mnemonic in {at} is not valid: {problem}"), fix).into(),
+        );
     }
     crate::secrets::register(&loaded.phrase);
     Ok(Some(loaded))
@@ -104,7 +148,8 @@ pub fn load(settings: &Settings) -> Result<Option<Loaded>> {
 pub fn store(path: &Path, phrase: &str) -> Result<()> {
     let dir = path.parent().context("the mnemonic file has no folder")?;
     crate::files::create_private_dir(dir)?;
-    crate::files::write_atomic(path, format!("{}\n", normalize(phrase)).as_bytes(), 0o600).with_context(|| format!("failed to write `{}`", path.display()))
+    crate::files::write_atomic(path, format!("{}\n", normalize(phrase)).as_bytes(), 0o600)
+        .with_context(|| format!("failed to write `{}`", path.display()))
 }
 
 #[cfg(test)]
@@ -114,8 +159,18 @@ mod tests {
     #[test]
     fn bip39_phrases() {
         // Test vectors of the BIP-39 specification.
-        assert_eq!(validate("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"), Ok(12));
-        assert_eq!(validate("  Legal winner thank year wave sausage worth useful legal winner thank yellow\n"), Ok(12));
+        assert_eq!(
+            validate(
+                "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+            ),
+            Ok(12)
+        );
+        assert_eq!(
+            validate(
+                "  Legal winner thank year wave sausage worth useful legal winner thank yellow\n"
+            ),
+            Ok(12)
+        );
         let err = validate("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon").unwrap_err();
         assert!(err.contains("checksum"), "{err}");
         let err = validate("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon zzzq").unwrap_err();

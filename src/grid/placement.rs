@@ -83,11 +83,15 @@ pub struct Inputs<'a> {
 }
 
 fn value(inputs: &Inputs<'_>, name: &str) -> Option<serde_json::Value> {
-    inputs
-        .variables
-        .get(name)
-        .cloned()
-        .or_else(|| inputs.pattern.manifest.variables.get(name).and_then(|v| v.default.as_ref()).map(crate::manifest::yaml_to_json))
+    inputs.variables.get(name).cloned().or_else(|| {
+        inputs
+            .pattern
+            .manifest
+            .variables
+            .get(name)
+            .and_then(|v| v.default.as_ref())
+            .map(crate::manifest::yaml_to_json)
+    })
 }
 
 fn number(inputs: &Inputs<'_>, amount: &Amount, what: &str) -> Result<u64> {
@@ -105,7 +109,12 @@ fn number(inputs: &Inputs<'_>, amount: &Amount, what: &str) -> Result<u64> {
 pub fn request(inputs: &Inputs<'_>, spec: &PlacementSpec) -> Result<Request> {
     let mut request = Request::default();
     for vm in &spec.vms {
-        let count = vm.count.as_ref().map(|c| number(inputs, c, "count")).transpose()?.unwrap_or(1);
+        let count = vm
+            .count
+            .as_ref()
+            .map(|c| number(inputs, c, "count"))
+            .transpose()?
+            .unwrap_or(1);
         request.cpu = request.cpu.max(number(inputs, &vm.cpu, "cpu")?);
         request.memory_mb += count * number(inputs, &vm.memory, "memory")?;
         request.ssd_gb += count * number(inputs, &vm.disk, "disk")?;
@@ -114,7 +123,9 @@ pub fn request(inputs: &Inputs<'_>, spec: &PlacementSpec) -> Result<Request> {
         None => false,
         Some(Amount::Flag(b)) => *b,
         Some(Amount::Number(n)) => *n > 0,
-        Some(Amount::Variable(name)) => value(inputs, name).and_then(|v| v.as_bool()).unwrap_or(false),
+        Some(Amount::Variable(name)) => value(inputs, name)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
     };
     Ok(request)
 }
@@ -123,25 +134,45 @@ fn pinned(inputs: &Inputs<'_>, spec: &PlacementSpec) -> Option<u64> {
     if let Some(node) = inputs.node_flag {
         return Some(node);
     }
-    if let Some(value) = inputs.manifest_nodes.and_then(|n| n.get(spec.role.as_str())) {
+    if let Some(value) = inputs
+        .manifest_nodes
+        .and_then(|n| n.get(spec.role.as_str()))
+    {
         let first = value.as_sequence().and_then(|s| s.first()).unwrap_or(value);
         if let Some(id) = first.as_u64() {
             return Some(id);
         }
     }
-    inputs.variables.get(&spec.variable).and_then(serde_json::Value::as_u64).filter(|id| *id > 0)
+    inputs
+        .variables
+        .get(&spec.variable)
+        .and_then(serde_json::Value::as_u64)
+        .filter(|id| *id > 0)
 }
 
 /// Places every placement of the pattern. GridProxy is asked only when some placement is neither
 /// pinned nor left to the scheduler.
-pub async fn place(inputs: &Inputs<'_>, proxy: impl Fn() -> Result<GridProxy>) -> Result<Vec<Choice>> {
+pub async fn place(
+    inputs: &Inputs<'_>,
+    proxy: impl Fn() -> Result<GridProxy>,
+) -> Result<Vec<Choice>> {
     let specs = &inputs.pattern.manifest.placement;
     let mut choices = Vec::new();
     let mut open = Vec::new();
     for spec in specs {
         match pinned(inputs, spec) {
-            Some(node) => choices.push(Choice { role: spec.role.clone(), variable: spec.variable.clone(), node, how: How::Pinned }),
-            None if !inputs.use_gridproxy => choices.push(Choice { role: spec.role.clone(), variable: spec.variable.clone(), node: 0, how: How::Scheduler }),
+            Some(node) => choices.push(Choice {
+                role: spec.role.clone(),
+                variable: spec.variable.clone(),
+                node,
+                how: How::Pinned,
+            }),
+            None if !inputs.use_gridproxy => choices.push(Choice {
+                role: spec.role.clone(),
+                variable: spec.variable.clone(),
+                node: 0,
+                how: How::Scheduler,
+            }),
             None => open.push((spec, request(inputs, spec)?)),
         }
     }
@@ -150,15 +181,28 @@ pub async fn place(inputs: &Inputs<'_>, proxy: impl Fn() -> Result<GridProxy>) -
     }
     let proxy = proxy()?;
     let smallest = NodeQuery {
-        free_mru: open.iter().map(|(_, r)| r.memory_mb << 20).min().unwrap_or(0),
+        free_mru: open
+            .iter()
+            .map(|(_, r)| r.memory_mb << 20)
+            .min()
+            .unwrap_or(0),
         free_sru: open.iter().map(|(_, r)| r.ssd_gb << 30).min().unwrap_or(0),
         ..NodeQuery::default()
     };
     let mut nodes = proxy.nodes(&smallest).await?;
-    let farms = if open.iter().any(|(_, r)| select::needs_farms(inputs.filter, r)) { proxy.farms().await? } else { Vec::new() };
+    let farms = if open
+        .iter()
+        .any(|(_, r)| select::needs_farms(inputs.filter, r))
+    {
+        proxy.farms().await?
+    } else {
+        Vec::new()
+    };
     for (spec, request) in open {
-        let candidates = select::candidates(&nodes, &farms, &request, inputs.filter, inputs.excluded);
-        let Some(best) = select::pick(&candidates, &format!("{}-{}", inputs.seed, spec.role)) else {
+        let candidates =
+            select::candidates(&nodes, &farms, &request, inputs.filter, inputs.excluded);
+        let Some(best) = select::pick(&candidates, &format!("{}-{}", inputs.seed, spec.role))
+        else {
             return Err(UserError::new(
                 format!(
                     "no node on {} can take `{}` ({} vCPU, {} MB memory, {} GB SSD{}) under the node filter{}",
@@ -180,7 +224,12 @@ pub async fn place(inputs: &Inputs<'_>, proxy: impl Fn() -> Result<GridProxy>) -
         };
         let node = best.node.node_id;
         select::reserve(&mut nodes, node, &request);
-        choices.push(Choice { role: spec.role.clone(), variable: spec.variable.clone(), node, how: How::Selected });
+        choices.push(Choice {
+            role: spec.role.clone(),
+            variable: spec.variable.clone(),
+            node,
+            how: How::Selected,
+        });
     }
     // Keep the pattern's order.
     choices.sort_by_key(|c| specs.iter().position(|s| s.role == c.role));

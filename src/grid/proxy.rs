@@ -21,7 +21,9 @@ pub fn check_network(name: &str) -> Result<(), String> {
     if NETWORKS.iter().any(|(n, _)| *n == name) || name == crate::sim::NETWORK {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a grid network (main, test, qa, dev, or sim for the simulator)"))
+        Err(format!(
+            "`{name}` is not a grid network (main, test, qa, dev, or sim for the simulator)"
+        ))
     }
 }
 
@@ -124,7 +126,10 @@ pub struct Farm {
 impl Farm {
     /// Public IPv4 addresses not yet taken by a contract.
     pub fn free_ips(&self) -> u64 {
-        self.public_ips.iter().filter(|ip| ip.contract_id == 0).count() as u64
+        self.public_ips
+            .iter()
+            .filter(|ip| ip.contract_id == 0)
+            .count() as u64
     }
 }
 
@@ -153,16 +158,26 @@ impl Contract {
 
     /// The metadata's `type` (`vm`, `network`, `Gateway Name`, …), or `name`/`rent`.
     pub fn workload(&self) -> String {
-        self.metadata()["type"].as_str().map(String::from).unwrap_or_else(|| self.kind.clone())
+        self.metadata()["type"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| self.kind.clone())
     }
 
     /// The workload's name from the metadata, or a name contract's name.
     pub fn name(&self) -> String {
-        self.metadata()["name"].as_str().or_else(|| self.details["name"].as_str()).unwrap_or_default().to_string()
+        self.metadata()["name"]
+            .as_str()
+            .or_else(|| self.details["name"].as_str())
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn metadata(&self) -> serde_json::Value {
-        self.details["deployment_data"].as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
+        self.details["deployment_data"]
+            .as_str()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -192,7 +207,9 @@ impl GridProxy {
         let base = match base_override {
             Some(url) => url.trim_end_matches('/').to_string(),
             None if network == crate::sim::NETWORK => {
-                anyhow::bail!("the simulator's GridProxy runs inside the command that needs it (internal error: it was not started)")
+                anyhow::bail!(
+                    "the simulator's GridProxy runs inside the command that needs it (internal error: it was not started)"
+                )
             }
             None => NETWORKS
                 .iter()
@@ -210,14 +227,28 @@ impl GridProxy {
 
     /// Up and healthy nodes with at least the given free capacity, all pages.
     pub async fn nodes(&self, query: &NodeQuery) -> Result<Vec<Node>> {
-        let mut params: Vec<(&str, String)> = vec![("status", "up".into()), ("healthy", "true".into())];
-        for (key, value) in [("free_mru", query.free_mru), ("free_sru", query.free_sru), ("free_hru", query.free_hru), ("free_ips", query.free_ips)] {
+        let mut params: Vec<(&str, String)> =
+            vec![("status", "up".into()), ("healthy", "true".into())];
+        for (key, value) in [
+            ("free_mru", query.free_mru),
+            ("free_sru", query.free_sru),
+            ("free_hru", query.free_hru),
+            ("free_ips", query.free_ips),
+        ] {
             if value > 0 {
                 params.push((key, value.to_string()));
             }
         }
         if !query.farm_ids.is_empty() {
-            params.push(("farm_ids", query.farm_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")));
+            params.push((
+                "farm_ids",
+                query
+                    .farm_ids
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ));
         }
         self.pages("/nodes", params).await
     }
@@ -227,10 +258,17 @@ impl GridProxy {
         let url = format!("{}/nodes/{id}", self.base);
         let response = self.get(&url, &[]).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(UserError::new(format!("node {id} does not exist on this grid network"), "list candidates with `tfgrid-compose nodes`").into());
+            return Err(UserError::new(
+                format!("node {id} does not exist on this grid network"),
+                "list candidates with `tfgrid-compose nodes`",
+            )
+            .into());
         }
         let response = check_status(&url, response)?;
-        response.json().await.with_context(|| format!("{url} answered with JSON that is not a node"))
+        response
+            .json()
+            .await
+            .with_context(|| format!("{url} answered with JSON that is not a node"))
     }
 
     /// Every farm, all pages.
@@ -240,10 +278,21 @@ impl GridProxy {
 
     /// A twin's active (`created`) contracts, all pages.
     pub async fn contracts(&self, twin_id: u64) -> Result<Vec<Contract>> {
-        self.pages("/contracts", vec![("twin_id", twin_id.to_string()), ("state", "created".into())]).await
+        self.pages(
+            "/contracts",
+            vec![
+                ("twin_id", twin_id.to_string()),
+                ("state", "created".into()),
+            ],
+        )
+        .await
     }
 
-    async fn pages<T: serde::de::DeserializeOwned>(&self, path: &str, params: Vec<(&str, String)>) -> Result<Vec<T>> {
+    async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        params: Vec<(&str, String)>,
+    ) -> Result<Vec<T>> {
         let url = format!("{}{path}", self.base);
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
@@ -251,7 +300,10 @@ impl GridProxy {
             query.push(("size", PAGE_SIZE.to_string()));
             query.push(("page", page.to_string()));
             let response = check_status(&url, self.get(&url, &query).await?)?;
-            let rows: Vec<T> = response.json().await.with_context(|| format!("{url} answered with JSON of an unexpected shape"))?;
+            let rows: Vec<T> = response
+                .json()
+                .await
+                .with_context(|| format!("{url} answered with JSON of an unexpected shape"))?;
             let done = rows.len() < PAGE_SIZE;
             all.extend(rows);
             if done {
@@ -268,7 +320,10 @@ impl GridProxy {
         loop {
             let result = self.http.get(url).query(query).send().await;
             let transient = match &result {
-                Ok(r) => r.status().is_server_error() || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
+                Ok(r) => {
+                    r.status().is_server_error()
+                        || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
+                }
                 Err(e) => e.is_connect() || e.is_timeout(),
             };
             if !transient || attempt == 3 {

@@ -20,31 +20,54 @@ pub struct AgentFlags {
 }
 
 pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
-    let url = flags.url.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_URL").map(String::from));
+    let url = flags.url.clone().or_else(|| {
+        settings
+            .env
+            .get("TFGRID_COMPOSE_AGENT_URL")
+            .map(String::from)
+    });
     let Some(url) = url else {
         let (url, file) = deployed_stack(settings, flags.stack.as_deref())?;
         return AgentClient::new(&url, &read_token(&file)?);
     };
-    let file = flags.token_file.clone().or_else(|| settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN_FILE").map(std::path::PathBuf::from));
+    let file = flags.token_file.clone().or_else(|| {
+        settings
+            .env
+            .get("TFGRID_COMPOSE_AGENT_TOKEN_FILE")
+            .map(std::path::PathBuf::from)
+    });
     let token = match (file, settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN")) {
         (Some(file), _) => read_token(&file)?,
         (None, Some(token)) => {
             crate::secrets::register(token);
             token.to_string()
         }
-        (None, None) => return Err(UserError::new("the agent's token is not set", "set TFGRID_COMPOSE_AGENT_TOKEN or pass --agent-token-file FILE").into()),
+        (None, None) => {
+            return Err(UserError::new(
+                "the agent's token is not set",
+                "set TFGRID_COMPOSE_AGENT_TOKEN or pass --agent-token-file FILE",
+            )
+            .into());
+        }
     };
     AgentClient::new(&url, &token)
 }
 
 fn read_token(file: &std::path::Path) -> Result<String> {
-    crate::files::read_secret(file).map_err(|e| UserError::new(format!("{e:#}"), "pass the agent's token file").into())
+    crate::files::read_secret(file)
+        .map_err(|e| UserError::new(format!("{e:#}"), "pass the agent's token file").into())
 }
 
 /// The agent URL and token file of an AI-stack deployment, from its `state.yaml`.
-fn deployed_stack(settings: &Settings, target: Option<&str>) -> Result<(String, std::path::PathBuf)> {
+fn deployed_stack(
+    settings: &Settings,
+    target: Option<&str>,
+) -> Result<(String, std::path::PathBuf)> {
     let of = |dir: &crate::state::StateDir| -> Result<Option<(String, std::path::PathBuf)>> {
-        Ok(dir.load()?.and_then(|s| s.ai_stack).map(|r| (r.agent_api, dir.agent_token_file())))
+        Ok(dir
+            .load()?
+            .and_then(|s| s.ai_stack)
+            .map(|r| (r.agent_api, dir.agent_token_file())))
     };
     if let Some(target) = target {
         let found = super::resolve_target(settings, Some(target))?;
@@ -58,7 +81,11 @@ fn deployed_stack(settings: &Settings, target: Option<&str>) -> Result<(String, 
     }
     let (entries, _) = super::registry(settings).list()?;
     let mut stacks = Vec::new();
-    for entry in entries.iter().filter(|e| crate::state::StateDir::at(e.state_dir.clone()).agent_token_file().is_file()) {
+    for entry in entries.iter().filter(|e| {
+        crate::state::StateDir::at(e.state_dir.clone())
+            .agent_token_file()
+            .is_file()
+    }) {
         if let Some(found) = of(&crate::state::StateDir::at(entry.state_dir.clone()))? {
             stacks.push((format!("{}:{}", entry.app, entry.env), found));
         }
@@ -89,7 +116,13 @@ fn announce(step: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-pub async fn create(printer: &Printer, agent: &AgentClient, prompt: &str, name: Option<&str>, wait: bool) -> Result<()> {
+pub async fn create(
+    printer: &Printer,
+    agent: &AgentClient,
+    prompt: &str,
+    name: Option<&str>,
+    wait: bool,
+) -> Result<()> {
     let clock = Instant::now();
     let project = agent.create(prompt, name).await?;
     let id = project["id"].as_str().unwrap_or_default().to_string();
@@ -101,7 +134,10 @@ pub async fn create(printer: &Printer, agent: &AgentClient, prompt: &str, name: 
     }
     if !wait {
         if !printer.json() {
-            printer.status("Follow", format!("with `tfgrid-compose monitor {name} --follow`"));
+            printer.status(
+                "Follow",
+                format!("with `tfgrid-compose monitor {name} --follow`"),
+            );
         }
         return Ok(());
     }
@@ -113,18 +149,41 @@ pub async fn create(printer: &Printer, agent: &AgentClient, prompt: &str, name: 
             printer.json_line(&json!({"event": "created", "project": project, "duration_ms": elapsed.as_millis() as u64}));
         } else {
             printer.data(format!("Project created: {name}"));
-            printer.data(format!("Repository: {}", project["repo_url"].as_str().unwrap_or("-")));
-            printer.data(format!("Live site:  {}", project["live_url"].as_str().unwrap_or("-")));
-            printer.data(format!("Duration:   {}", crate::clock::format_duration(elapsed)));
+            printer.data(format!(
+                "Repository: {}",
+                project["repo_url"].as_str().unwrap_or("-")
+            ));
+            printer.data(format!(
+                "Live site:  {}",
+                project["live_url"].as_str().unwrap_or("-")
+            ));
+            printer.data(format!(
+                "Duration:   {}",
+                crate::clock::format_duration(elapsed)
+            ));
         }
         return Ok(());
     }
-    let error = project["error"].as_str().unwrap_or("unknown error").to_string();
-    let undone: Vec<String> = project["undone"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    let error = project["error"]
+        .as_str()
+        .unwrap_or("unknown error")
+        .to_string();
+    let undone: Vec<String> = project["undone"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     Err(Failed {
         message: format!("project `{name}` failed"),
         hints: vec![
-            if undone.is_empty() { "nothing had to be undone".into() } else { format!("undone: {}", undone.join(", ")) },
+            if undone.is_empty() {
+                "nothing had to be undone".into()
+            } else {
+                format!("undone: {}", undone.join(", "))
+            },
             format!("see every step with `tfgrid-compose monitor {name}`"),
         ],
         source: anyhow::anyhow!(error).into(),
@@ -169,10 +228,16 @@ pub async fn projects(printer: &Printer, agent: &AgentClient, json: bool) -> Res
         return Ok(());
     }
     if list.is_empty() {
-        printer.status("Empty", "no projects yet; make one with `tfgrid-compose create \"a portfolio website\"`");
+        printer.status(
+            "Empty",
+            "no projects yet; make one with `tfgrid-compose create \"a portfolio website\"`",
+        );
         return Ok(());
     }
-    printer.data(format!("{:<16}  {:<28} {:<10} {}", "ID", "NAME", "STATUS", "LIVE"));
+    printer.data(format!(
+        "{:<16}  {:<28} {:<10} {}",
+        "ID", "NAME", "STATUS", "LIVE"
+    ));
     for p in &list {
         printer.data(format!(
             "{:<16}  {:<28} {:<10} {}",
@@ -185,7 +250,13 @@ pub async fn projects(printer: &Printer, agent: &AgentClient, json: bool) -> Res
     Ok(())
 }
 
-pub async fn monitor(printer: &Printer, agent: &AgentClient, key: &str, follow_on: bool, json: bool) -> Result<()> {
+pub async fn monitor(
+    printer: &Printer,
+    agent: &AgentClient,
+    key: &str,
+    follow_on: bool,
+    json: bool,
+) -> Result<()> {
     let doc = agent.show(key).await?;
     let project = &doc["project"];
     if json && !follow_on {
@@ -193,16 +264,37 @@ pub async fn monitor(printer: &Printer, agent: &AgentClient, key: &str, follow_o
         return Ok(());
     }
     if !json {
-        printer.data(format!("project   {} ({})", project["name"].as_str().unwrap_or(""), project["id"].as_str().unwrap_or("")));
-        printer.data(format!("status    {}", project["status"].as_str().unwrap_or("")));
-        printer.data(format!("prompt    {}", project["prompt"].as_str().unwrap_or("")));
-        for (key, label) in [("repo_url", "repo      "), ("live_url", "live      "), ("error", "error     ")] {
+        printer.data(format!(
+            "project   {} ({})",
+            project["name"].as_str().unwrap_or(""),
+            project["id"].as_str().unwrap_or("")
+        ));
+        printer.data(format!(
+            "status    {}",
+            project["status"].as_str().unwrap_or("")
+        ));
+        printer.data(format!(
+            "prompt    {}",
+            project["prompt"].as_str().unwrap_or("")
+        ));
+        for (key, label) in [
+            ("repo_url", "repo      "),
+            ("live_url", "live      "),
+            ("error", "error     "),
+        ] {
             if let Some(v) = project[key].as_str() {
                 printer.data(format!("{label}{v}"));
             }
         }
         if let Some(undone) = project["undone"].as_array().filter(|a| !a.is_empty()) {
-            printer.data(format!("undone    {}", undone.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")));
+            printer.data(format!(
+                "undone    {}",
+                undone
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         printer.data("steps");
     }
@@ -224,7 +316,10 @@ pub async fn monitor(printer: &Printer, agent: &AgentClient, key: &str, follow_o
     if follow_on && crate::ai::db::ACTIVE.contains(&project["status"].as_str().unwrap_or("")) {
         let id = project["id"].as_str().unwrap_or_default().to_string();
         let end = follow(printer, agent, &id, last).await?;
-        printer.status("Finished", format!("status {}", end["project"]["status"].as_str().unwrap_or("")));
+        printer.status(
+            "Finished",
+            format!("status {}", end["project"]["status"].as_str().unwrap_or("")),
+        );
     }
     Ok(())
 }
@@ -233,14 +328,28 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
     let doc = agent.show(key).await?;
     let name = doc["project"]["name"].as_str().unwrap_or(key).to_string();
     if !yes {
-        let question = format!("this removes the route, the published files, the repository and the record of `{name}`; type its name to confirm");
-        if crate::ops::ask(printer, &question, &format!("deleting `{name}` needs confirmation"))? != name {
-            return Err(UserError::new("not confirmed; nothing was removed", "type the exact project name, or pass --yes").into());
+        let question = format!(
+            "this removes the route, the published files, the repository and the record of `{name}`; type its name to confirm"
+        );
+        if crate::ops::ask(
+            printer,
+            &question,
+            &format!("deleting `{name}` needs confirmation"),
+        )? != name
+        {
+            return Err(UserError::new(
+                "not confirmed; nothing was removed",
+                "type the exact project name, or pass --yes",
+            )
+            .into());
         }
     }
     let (ok, report) = agent.delete(key).await?;
     for what in report["removed"].as_array().into_iter().flatten() {
-        printer.status("Removed", format!("{} of `{name}`", what.as_str().unwrap_or("")));
+        printer.status(
+            "Removed",
+            format!("{} of `{name}`", what.as_str().unwrap_or("")),
+        );
     }
     if ok {
         return Ok(());
@@ -249,11 +358,20 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
         .as_array()
         .into_iter()
         .flatten()
-        .map(|f| format!("{}: {}", f["what"].as_str().unwrap_or(""), f["error"].as_str().unwrap_or("")))
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f["what"].as_str().unwrap_or(""),
+                f["error"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     Err(Failed {
         message: format!("`{name}` was only partly removed"),
-        hints: vec![format!("still there: {}", failed.join("; ")), format!("run `tfgrid-compose delete {name} --yes` again once the cause is fixed")],
+        hints: vec![
+            format!("still there: {}", failed.join("; ")),
+            format!("run `tfgrid-compose delete {name} --yes` again once the cause is fixed"),
+        ],
         source: anyhow::anyhow!("{} part(s) failed", failed.len()).into(),
     }
     .into())
@@ -262,7 +380,10 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
 /// `serve gateway|agent|git --config FILE`: logs structured lines on stderr.
 pub async fn serve(kind: &str, config: &std::path::Path) -> Result<()> {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();

@@ -46,20 +46,45 @@ pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
         return Ok(());
     }
     if commands.is_empty() {
-        printer.status("Empty", format!("app `{}` declares no commands", state.app.name));
+        printer.status(
+            "Empty",
+            format!("app `{}` declares no commands", state.app.name),
+        );
         return Ok(());
     }
-    let usage: Vec<String> = commands.iter().map(|(name, c)| format!("{name} {}", c.args.clone().unwrap_or_default()).trim_end().to_string()).collect();
+    let usage: Vec<String> = commands
+        .iter()
+        .map(|(name, c)| {
+            format!("{name} {}", c.args.clone().unwrap_or_default())
+                .trim_end()
+                .to_string()
+        })
+        .collect();
     let width = usage.iter().map(String::len).max().unwrap_or(0);
     for ((name, c), usage) in commands.iter().zip(&usage) {
-        let shadowed = if BUILTIN_VERBS.contains(&name.as_str()) { " (shadowed by the built-in command)" } else { "" };
-        printer.data(format!("{usage:<width$}  {}{shadowed}", c.description.clone().unwrap_or_default()).trim_end());
+        let shadowed = if BUILTIN_VERBS.contains(&name.as_str()) {
+            " (shadowed by the built-in command)"
+        } else {
+            ""
+        };
+        printer.data(
+            format!(
+                "{usage:<width$}  {}{shadowed}",
+                c.description.clone().unwrap_or_default()
+            )
+            .trim_end(),
+        );
     }
     Ok(())
 }
 
 /// The argv run on the VM: `env -C <app folder> APP_NAME=… [CONTEXT_KEY=…] <script words…> <args…>`.
-pub fn command_argv(state: &DeploymentState, command: &AppCommand, context: &BTreeMap<String, String>, args: &[String]) -> Vec<String> {
+pub fn command_argv(
+    state: &DeploymentState,
+    command: &AppCommand,
+    context: &BTreeMap<String, String>,
+    args: &[String],
+) -> Vec<String> {
     let mut argv = vec!["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()];
     argv.push(format!("APP_NAME={}", state.app.name));
     argv.push(format!("DEPLOYMENT_ID={}", state.id));
@@ -73,7 +98,12 @@ pub fn command_argv(state: &DeploymentState, command: &AppCommand, context: &BTr
 }
 
 /// Runs an app command; its exit code becomes ours.
-pub async fn run(printer: &Printer, settings: &Settings, runner: &Runner, argv: &[String]) -> Result<()> {
+pub async fn run(
+    printer: &Printer,
+    settings: &Settings,
+    runner: &Runner,
+    argv: &[String],
+) -> Result<()> {
     let Some((verb, args)) = argv.split_first() else {
         return Err(UserError::new("no command given", "run `tfgrid-compose --help`").into());
     };
@@ -86,19 +116,31 @@ pub async fn run(printer: &Printer, settings: &Settings, runner: &Runner, argv: 
     let Some(command) = app.manifest.commands.get(verb) else {
         let known: Vec<&str> = app.manifest.commands.keys().map(String::as_str).collect();
         return Err(UserError::new(
-            format!("`{verb}` is neither a tfgrid-compose command nor a command of app `{}`", state.app.name),
+            format!(
+                "`{verb}` is neither a tfgrid-compose command nor a command of app `{}`",
+                state.app.name
+            ),
             if known.is_empty() {
                 "run `tfgrid-compose --help`".to_string()
             } else {
-                format!("app commands: {} (`tfgrid-compose commands` describes them)", known.join(", "))
+                format!(
+                    "app commands: {} (`tfgrid-compose commands` describes them)",
+                    known.join(", ")
+                )
             },
         )
         .into());
     };
     let context = target.dir.load_context()?;
     let remote = command_argv(&state, command, &context, args);
-    let tty = command.allocate_tty.unwrap_or(true) && std::io::stdin().is_terminal() && command.save_to_context.is_none();
-    let io = if command.save_to_context.is_some() { Io::Stdout } else { Io::Inherit };
+    let tty = command.allocate_tty.unwrap_or(true)
+        && std::io::stdin().is_terminal()
+        && command.save_to_context.is_none();
+    let io = if command.save_to_context.is_some() {
+        Io::Stdout
+    } else {
+        Io::Inherit
+    };
     let cmd = ssh::ssh(&ssh_target(&state)?, &remote, tty).io(io);
     let out = runner.status(&cmd).await?;
     remote_exit(&out)?;
@@ -109,7 +151,13 @@ pub async fn run(printer: &Printer, settings: &Settings, runner: &Runner, argv: 
             let mut context = context;
             context.insert(key.clone(), value.to_string());
             target.dir.save_context(&context)?;
-            printer.status("Saved", format!("`{key}` for later commands of {}:{}", state.app.name, state.env));
+            printer.status(
+                "Saved",
+                format!(
+                    "`{key}` for later commands of {}:{}",
+                    state.app.name, state.env
+                ),
+            );
         }
     }
     Ok(())
@@ -122,12 +170,19 @@ mod tests {
 
     #[test]
     fn each_user_argument_stays_one_word() {
-        let state: crate::state::DeploymentState = serde_yaml::from_str(include_str!("../../tests/fixtures/state-minimal.yaml")).unwrap();
-        let command = AppCommand { script: "/opt/app/run.sh publish".into(), ..AppCommand::default() };
+        let state: crate::state::DeploymentState =
+            serde_yaml::from_str(include_str!("../../tests/fixtures/state-minimal.yaml")).unwrap();
+        let command = AppCommand {
+            script: "/opt/app/run.sh publish".into(),
+            ..AppCommand::default()
+        };
         let context = [("active_project".to_string(), "my site".to_string())].into();
         let args = vec!["a b".to_string(), "$(id); rm -rf /\n'x'".to_string()];
         let argv = super::command_argv(&state, &command, &context, &args);
-        assert_eq!(&argv[argv.len() - 4..], ["/opt/app/run.sh", "publish", "a b", "$(id); rm -rf /\n'x'"]);
+        assert_eq!(
+            &argv[argv.len() - 4..],
+            ["/opt/app/run.sh", "publish", "a b", "$(id); rm -rf /\n'x'"]
+        );
         assert!(argv.contains(&"ACTIVE_PROJECT=my site".to_string()));
         let line = remote_command(&argv);
         assert!(

@@ -51,15 +51,31 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     let registry = registry(settings);
     let (mut entries, broken) = registry.list()?;
     for (path, err) in &broken {
-        printer.warn(format!("registry entry `{}` cannot be read ({err}); remove the file if it is stale", path.display()));
+        printer.warn(format!(
+            "registry entry `{}` cannot be read ({err}); remove the file if it is stale",
+            path.display()
+        ));
     }
     // One stat per entry: whether its folder still exists.
     let mut missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
     if prune {
         let mut pruned = 0;
-        for entry in entries.iter().zip(&missing).filter(|(_, m)| **m).map(|(e, _)| e) {
+        for entry in entries
+            .iter()
+            .zip(&missing)
+            .filter(|(_, m)| **m)
+            .map(|(e, _)| e)
+        {
             registry.remove(&entry.id)?;
-            printer.status("Pruned", format!("{} {} (no `{}`)", entry.short_id(), entry.label(), entry.state_dir.display()));
+            printer.status(
+                "Pruned",
+                format!(
+                    "{} {} (no `{}`)",
+                    entry.short_id(),
+                    entry.label(),
+                    entry.state_dir.display()
+                ),
+            );
             pruned += 1;
         }
         if pruned == 0 {
@@ -71,7 +87,11 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     }
     let now = now_unix();
     if json {
-        let rows: Vec<Value> = entries.iter().zip(&missing).map(|(e, m)| ps_row(e, *m, now)).collect();
+        let rows: Vec<Value> = entries
+            .iter()
+            .zip(&missing)
+            .map(|(e, m)| ps_row(e, *m, now))
+            .collect();
         printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
         return Ok(());
     }
@@ -83,7 +103,11 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
         .iter()
         .zip(&missing)
         .map(|(e, m)| {
-            let status = if *m { "missing".to_string() } else { e.status.clone() };
+            let status = if *m {
+                "missing".to_string()
+            } else {
+                e.status.clone()
+            };
             [
                 e.short_id().to_string(),
                 e.app.clone(),
@@ -104,7 +128,12 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     }
     let mut table = String::with_capacity((rows.len() + 1) * widths.iter().sum::<usize>() * 2);
     let mut push = |cells: &[&str]| {
-        let line = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+        let line = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
         table.push_str(line.trim_end());
         table.push('\n');
     };
@@ -115,7 +144,10 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     printer.raw(table.as_bytes());
     let vanished = missing.iter().filter(|m| **m).count();
     if vanished > 0 {
-        printer.warn(format!("{vanished} deployment folder{} vanished; `tfgrid-compose ps --prune` forgets them", if vanished == 1 { "" } else { "s" }));
+        printer.warn(format!(
+            "{vanished} deployment folder{} vanished; `tfgrid-compose ps --prune` forgets them",
+            if vanished == 1 { "" } else { "s" }
+        ));
     }
     Ok(())
 }
@@ -127,7 +159,15 @@ pub fn select(printer: &Printer, settings: &Settings, query: &str) -> Result<()>
     let mut context = read_context_file()?;
     context.insert("deployment".into(), state.id.clone().into());
     write_context(&context)?;
-    printer.status("Selected", format!("{} {}:{} (in `{CONTEXT_FILE}`)", &state.id[..8], state.app.name, state.env));
+    printer.status(
+        "Selected",
+        format!(
+            "{} {}:{} (in `{CONTEXT_FILE}`)",
+            &state.id[..8],
+            state.app.name,
+            state.env
+        ),
+    );
     Ok(())
 }
 
@@ -139,11 +179,15 @@ pub fn unselect(printer: &Printer) -> Result<()> {
         return Ok(());
     }
     if context.is_empty() {
-        std::fs::remove_file(CONTEXT_FILE).with_context(|| format!("failed to remove `{CONTEXT_FILE}`"))?;
+        std::fs::remove_file(CONTEXT_FILE)
+            .with_context(|| format!("failed to remove `{CONTEXT_FILE}`"))?;
     } else {
         write_context(&context)?;
     }
-    printer.status("Unselected", format!("the deployment selected in `{CONTEXT_FILE}`"));
+    printer.status(
+        "Unselected",
+        format!("the deployment selected in `{CONTEXT_FILE}`"),
+    );
     Ok(())
 }
 
@@ -155,7 +199,16 @@ fn write_context(context: &serde_yaml::Mapping) -> Result<()> {
 
 /// Replaces the values of keys that look secret, at any depth, and private keys inside text.
 pub fn redact(value: &mut Value) {
-    const SECRET: &[&str] = &["token", "password", "secret", "private", "mnemonic", "kubeconfig", "api_key", "apikey"];
+    const SECRET: &[&str] = &[
+        "token",
+        "password",
+        "secret",
+        "private",
+        "mnemonic",
+        "kubeconfig",
+        "api_key",
+        "apikey",
+    ];
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
@@ -168,15 +221,27 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(text) if text.contains("PrivateKey") || text.contains("PRIVATE KEY") => *text = "<redacted>".into(),
+        Value::String(text) if text.contains("PrivateKey") || text.contains("PRIVATE KEY") => {
+            *text = "<redacted>".into()
+        }
         _ => {}
     }
 }
 
 async fn tool_version(program: &str, args: &[&str]) -> Value {
-    let cmd = Cmd::new(program).args(args.iter().copied()).io(Io::Stdout).timeout(Duration::from_secs(10));
+    let cmd = Cmd::new(program)
+        .args(args.iter().copied())
+        .io(Io::Stdout)
+        .timeout(Duration::from_secs(10));
     match Runner::real().status(&cmd).await {
-        Ok(out) if out.code == Some(0) => Value::String(out.stdout.lines().next().unwrap_or_default().trim().to_string()),
+        Ok(out) if out.code == Some(0) => Value::String(
+            out.stdout
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
         Ok(out) => Value::String(format!("(exited with {:?})", out.code)),
         Err(err) => Value::String(format!("({err})")),
     }
@@ -192,12 +257,20 @@ async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
         .last()
         .and_then(|r| std::fs::read_dir(&r.log_dir).ok())
         .map(|d| {
-            let mut v: Vec<String> = d.flatten().map(|e| e.path().display().to_string()).collect();
+            let mut v: Vec<String> = d
+                .flatten()
+                .map(|e| e.path().display().to_string())
+                .collect();
             v.sort();
             v
         })
         .unwrap_or_default();
-    let context_keys: Vec<String> = target.dir.load_context().unwrap_or_default().into_keys().collect();
+    let context_keys: Vec<String> = target
+        .dir
+        .load_context()
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
     Ok(json!({
         "id": state.id,
         "app": state.app.name,
@@ -216,7 +289,13 @@ async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
 }
 
 /// `inspect [TARGET] [--all]`: everything recorded, secrets redacted; YAML for people, JSON with `--json`.
-pub async fn inspect(printer: &Printer, settings: &Settings, query: Option<&str>, all: bool, json: bool) -> Result<()> {
+pub async fn inspect(
+    printer: &Printer,
+    settings: &Settings,
+    query: Option<&str>,
+    all: bool,
+    json: bool,
+) -> Result<()> {
     let docs: Vec<Value> = if all {
         let (entries, _) = registry(settings).list()?;
         let mut docs = Vec::new();
@@ -232,12 +311,20 @@ pub async fn inspect(printer: &Printer, settings: &Settings, query: Option<&str>
         vec![inspect_one(settings, &resolve_target(settings, query)?).await?]
     };
     if json {
-        let body = if all { json!({"schema": JSON_SCHEMA, "deployments": docs}) } else { json!({"schema": JSON_SCHEMA, "deployment": docs[0]}) };
+        let body = if all {
+            json!({"schema": JSON_SCHEMA, "deployments": docs})
+        } else {
+            json!({"schema": JSON_SCHEMA, "deployment": docs[0]})
+        };
         printer.json_line(&body);
         return Ok(());
     }
     if docs.is_empty() {
-        return Err(UserError::new("no deployments recorded on this machine", "deploy one with `tfgrid-compose up APP`").into());
+        return Err(UserError::new(
+            "no deployments recorded on this machine",
+            "deploy one with `tfgrid-compose up APP`",
+        )
+        .into());
     }
     for doc in docs {
         printer.data(serde_yaml::to_string(&doc)?.trim_end());

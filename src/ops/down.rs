@@ -24,11 +24,20 @@ pub struct DownOptions {
 }
 
 fn confirm(printer: &Printer, question: &str) -> Result<bool> {
-    let answer = crate::ops::ask(printer, &format!("{question} [y/N]"), "refusing to destroy without confirmation")?;
+    let answer = crate::ops::ask(
+        printer,
+        &format!("{question} [y/N]"),
+        "refusing to destroy without confirmation",
+    )?;
     Ok(matches!(answer.as_str(), "y" | "Y" | "yes"))
 }
 
-pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, options: &DownOptions) -> Result<()> {
+pub async fn down(
+    printer: &Printer,
+    settings: &Settings,
+    runner: Runner,
+    options: &DownOptions,
+) -> Result<()> {
     let target = resolve_target(settings, options.app.as_deref())?;
     let state = match target.load() {
         Ok(state) => state,
@@ -39,14 +48,38 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     };
     let dir = target.dir.clone();
     let app_arg = target.arg();
-    if !options.yes && !confirm(printer, &format!("destroy `{}:{}` ({}) and everything it created?", state.app.name, state.env, state.id))? {
-        bail!(UserError::new("cancelled; nothing was changed", "pass `--yes` to skip the question"));
+    if !options.yes
+        && !confirm(
+            printer,
+            &format!(
+                "destroy `{}:{}` ({}) and everything it created?",
+                state.app.name, state.env, state.id
+            ),
+        )?
+    {
+        bail!(UserError::new(
+            "cancelled; nothing was changed",
+            "pass `--yes` to skip the question"
+        ));
     }
-    let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {app_arg}"), settings.lock_wait, |holder| {
-        printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
-    })?;
+    let _lock = StateLock::acquire(
+        &dir.lock_file(),
+        &format!("down {app_arg}"),
+        settings.lock_wait,
+        |holder| {
+            printer.status(
+                "Blocking",
+                format!(
+                    "waiting for lock on `{}` (held by {holder})",
+                    dir.lock_file().display()
+                ),
+            );
+        },
+    )?;
     crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
-    let mut state = dir.load()?.context("the deployment vanished while waiting for the lock")?;
+    let mut state = dir
+        .load()?
+        .context("the deployment vanished while waiting for the lock")?;
     let clock = std::time::Instant::now();
     state.status = Status::Destroying;
     dir.save(&state)?;
@@ -54,23 +87,54 @@ pub async fn down(printer: &Printer, settings: &Settings, runner: Runner, option
     dir.create_dir(&log_dir)?;
     let log = log_dir.join("down.log");
 
-    let result = destroy(printer, settings, &runner, &dir, &Teardown::of(&state), &log).await;
+    let result = destroy(
+        printer,
+        settings,
+        &runner,
+        &dir,
+        &Teardown::of(&state),
+        &log,
+    )
+    .await;
     if let Err(err) = result {
         state.status = Status::DestroyFailed;
         state.updated_at = now_unix();
         dir.save(&state)?;
-        let what = if crate::interrupt::received().is_some() { "was interrupted" } else { "failed" };
+        let what = if crate::interrupt::received().is_some() {
+            "was interrupted"
+        } else {
+            "failed"
+        };
         return Err(Failed {
-            message: format!("`down` of `{}` {what}; nothing was removed and the deployment is still recorded", state.app.name),
-            hints: vec![format!("log at `{}`", log.display()), format!("fix the cause, then run `tfgrid-compose down {app_arg}` again")],
+            message: format!(
+                "`down` of `{}` {what}; nothing was removed and the deployment is still recorded",
+                state.app.name
+            ),
+            hints: vec![
+                format!("log at `{}`", log.display()),
+                format!("fix the cause, then run `tfgrid-compose down {app_arg}` again"),
+            ],
             source: err.into(),
         }
         .into());
     }
     dir.remove()?;
     registry(settings).remove(&state.id)?;
-    printer.event(&Event::DeploymentFinished { command: "down", status: "destroyed", id: &state.id, outputs: None });
-    printer.status("Destroyed", format!("`{}` ({}) in {}", state.app.name, state.id, format_duration(clock.elapsed())));
+    printer.event(&Event::DeploymentFinished {
+        command: "down",
+        status: "destroyed",
+        id: &state.id,
+        outputs: None,
+    });
+    printer.status(
+        "Destroyed",
+        format!(
+            "`{}` ({}) in {}",
+            state.app.name,
+            state.id,
+            format_duration(clock.elapsed())
+        ),
+    );
     Ok(())
 }
 
@@ -88,7 +152,11 @@ struct Teardown {
 impl Teardown {
     fn of(state: &crate::state::DeploymentState) -> Teardown {
         Teardown {
-            tunnels: state.network.iter().map(|n| (n.interface.clone(), n.config.clone())).collect(),
+            tunnels: state
+                .network
+                .iter()
+                .map(|n| (n.interface.clone(), n.config.clone()))
+                .collect(),
             pattern_dir: Some(state.pattern.dir.clone()),
             grid_network: state.grid_network.clone(),
             tofu: Some(state.tofu.clone()),
@@ -107,8 +175,15 @@ impl Teardown {
             .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
             .collect();
         let vars = std::fs::read_to_string(dir.var_file()).unwrap_or_default();
-        let grid_network = serde_json::from_str::<serde_json::Value>(&vars).ok().and_then(|v| v.get("tfgrid_network")?.as_str().map(String::from));
-        Teardown { tunnels, pattern_dir: None, grid_network, tofu: None }
+        let grid_network = serde_json::from_str::<serde_json::Value>(&vars)
+            .ok()
+            .and_then(|v| v.get("tfgrid_network")?.as_str().map(String::from));
+        Teardown {
+            tunnels,
+            pattern_dir: None,
+            grid_network,
+            tofu: None,
+        }
     }
 }
 
@@ -135,22 +210,62 @@ async fn down_damaged(
         }
         .into());
     }
-    printer.warn(format!("{err:#}; destroying what Terraform's state in `{}` holds", dir.terraform_dir().display()));
-    if !options.yes && !confirm(printer, &format!("destroy everything Terraform's state in `{}` holds?", dir.terraform_dir().display()))? {
-        bail!(UserError::new("cancelled; nothing was changed", "pass `--yes` to skip the question"));
+    printer.warn(format!(
+        "{err:#}; destroying what Terraform's state in `{}` holds",
+        dir.terraform_dir().display()
+    ));
+    if !options.yes
+        && !confirm(
+            printer,
+            &format!(
+                "destroy everything Terraform's state in `{}` holds?",
+                dir.terraform_dir().display()
+            ),
+        )?
+    {
+        bail!(UserError::new(
+            "cancelled; nothing was changed",
+            "pass `--yes` to skip the question"
+        ));
     }
-    let _lock = StateLock::acquire(&dir.lock_file(), &format!("down {}", target.arg()), settings.lock_wait, |holder| {
-        printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
-    })?;
+    let _lock = StateLock::acquire(
+        &dir.lock_file(),
+        &format!("down {}", target.arg()),
+        settings.lock_wait,
+        |holder| {
+            printer.status(
+                "Blocking",
+                format!(
+                    "waiting for lock on `{}` (held by {holder})",
+                    dir.lock_file().display()
+                ),
+            );
+        },
+    )?;
     crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
     let clock = std::time::Instant::now();
     let log_dir = dir.run_log_dir(now_unix(), "down");
     dir.create_dir(&log_dir)?;
     let log = log_dir.join("down.log");
-    if let Err(err) = destroy(printer, settings, &runner, &dir, &Teardown::from_files(&dir), &log).await {
+    if let Err(err) = destroy(
+        printer,
+        settings,
+        &runner,
+        &dir,
+        &Teardown::from_files(&dir),
+        &log,
+    )
+    .await
+    {
         return Err(Failed {
             message: "`down` from Terraform's state failed; nothing was removed".into(),
-            hints: vec![format!("log at `{}`", log.display()), format!("fix the cause, then run `tfgrid-compose down {}` again", target.arg())],
+            hints: vec![
+                format!("log at `{}`", log.display()),
+                format!(
+                    "fix the cause, then run `tfgrid-compose down {}` again",
+                    target.arg()
+                ),
+            ],
             source: err.into(),
         }
         .into());
@@ -158,18 +273,40 @@ async fn down_damaged(
     dir.remove()?;
     let reg = registry(settings);
     let (entries, _) = reg.list()?;
-    for entry in entries.iter().filter(|e| e.state_dir == dir.root || std::path::absolute(&dir.root).is_ok_and(|a| a == e.state_dir)) {
+    for entry in entries.iter().filter(|e| {
+        e.state_dir == dir.root || std::path::absolute(&dir.root).is_ok_and(|a| a == e.state_dir)
+    }) {
         reg.remove(&entry.id)?;
     }
-    printer.status("Destroyed", format!("what Terraform's state in `{}` held, in {}", dir.root.display(), format_duration(clock.elapsed())));
+    printer.status(
+        "Destroyed",
+        format!(
+            "what Terraform's state in `{}` held, in {}",
+            dir.root.display(),
+            format_duration(clock.elapsed())
+        ),
+    );
     Ok(())
 }
 
-async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &crate::state::StateDir, plan: &Teardown, log: &std::path::Path) -> Result<()> {
+async fn destroy(
+    printer: &Printer,
+    settings: &Settings,
+    runner: &Runner,
+    dir: &crate::state::StateDir,
+    plan: &Teardown,
+    log: &std::path::Path,
+) -> Result<()> {
     for (interface, config) in &plan.tunnels {
         if interface_exists(interface) {
-            printer.status("Disconnecting", format!("wireguard interface `{interface}`"));
-            runner.run(&wg::down(config, log)).await.context("wg-quick down failed")?;
+            printer.status(
+                "Disconnecting",
+                format!("wireguard interface `{interface}`"),
+            );
+            runner
+                .run(&wg::down(config, log))
+                .await
+                .context("wg-quick down failed")?;
         }
     }
     let workdir = dir.terraform_dir();
@@ -178,12 +315,20 @@ async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &
         return Ok(());
     }
     // A pattern folder that has gone away cannot say; destroy is then tried with what we have.
-    let needs_mnemonic = match plan.pattern_dir.as_deref().and_then(|d| Pattern::load(d).ok()) {
+    let needs_mnemonic = match plan
+        .pattern_dir
+        .as_deref()
+        .and_then(|d| Pattern::load(d).ok())
+    {
         Some(pattern) => pattern.needs_mnemonic(),
         None => plan.grid_network.is_some(),
     };
     // the same sources, in the same order, as `up` (environment, then the file `signin` wrote, …)
-    let mnemonic = if needs_mnemonic || plan.grid_network.is_some() { crate::grid::mnemonic::load(settings)?.map(|l| l.phrase) } else { None };
+    let mnemonic = if needs_mnemonic || plan.grid_network.is_some() {
+        crate::grid::mnemonic::load(settings)?.map(|l| l.phrase)
+    } else {
+        None
+    };
     if needs_mnemonic && mnemonic.is_none() {
         return Err(UserError::new(
             "destroying this deployment needs the ThreeFold mnemonic, and none was found",
@@ -195,16 +340,43 @@ async fn destroy(printer: &Printer, settings: &Settings, runner: &Runner, dir: &
         Some(tofu) => tofu.to_string(),
         None => crate::ops::resolve_tofu(settings)?,
     };
-    let sim = crate::phase::infrastructure::sim_config(settings, plan.grid_network.as_deref(), runner.is_dry_run(), &workdir)?;
-    let tofu = tofu(dir, &program, mnemonic.as_deref(), settings.tofu_timeout, sim.as_deref());
+    let sim = crate::phase::infrastructure::sim_config(
+        settings,
+        plan.grid_network.as_deref(),
+        runner.is_dry_run(),
+        &workdir,
+    )?;
+    let tofu = tofu(
+        dir,
+        &program,
+        mnemonic.as_deref(),
+        settings.tofu_timeout,
+        sim.as_deref(),
+    );
     let _spinner = printer.spinner("destroy", Some(log));
-    printer.status("Destroying", format!("infrastructure with `{program}` destroy"));
-    runner.run(&tofu.init(log)).await.context("terraform init failed")?;
-    runner.run(&tofu.destroy(log)).await.context("terraform destroy failed")?;
-    let out = runner.run(&tofu.output_json(log, "{}")).await.context("terraform output failed")?;
-    let outputs: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or(serde_json::Value::Null);
+    printer.status(
+        "Destroying",
+        format!("infrastructure with `{program}` destroy"),
+    );
+    runner
+        .run(&tofu.init(log))
+        .await
+        .context("terraform init failed")?;
+    runner
+        .run(&tofu.destroy(log))
+        .await
+        .context("terraform destroy failed")?;
+    let out = runner
+        .run(&tofu.output_json(log, "{}"))
+        .await
+        .context("terraform output failed")?;
+    let outputs: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or(serde_json::Value::Null);
     if !outputs.as_object().is_some_and(serde_json::Map::is_empty) {
-        bail!("terraform still reports outputs after destroy, so resources may remain: {}", out.stdout.trim());
+        bail!(
+            "terraform still reports outputs after destroy, so resources may remain: {}",
+            out.stdout.trim()
+        );
     }
     Ok(())
 }

@@ -15,7 +15,12 @@ use crate::settings::{Settings, Source};
 
 /// GridProxy of the configured network (on `sim`, the simulator's, while the guard lives).
 async fn proxy(settings: &Settings) -> Result<(GridProxy, Option<crate::sim::gridproxy::Running>)> {
-    crate::sim::gridproxy::client(&settings.network, &settings.data_dir, settings.gridproxy_url.as_deref()).await
+    crate::sim::gridproxy::client(
+        &settings.network,
+        &settings.data_dir,
+        settings.gridproxy_url.as_deref(),
+    )
+    .await
 }
 
 fn gib(bytes: u64) -> u64 {
@@ -23,7 +28,15 @@ fn gib(bytes: u64) -> u64 {
 }
 
 /// `nodes [ID]`: the candidates for a request under the filter, best first, or one node.
-pub async fn nodes(printer: &Printer, settings: &Settings, node: Option<u64>, request: &Request, flags: &NodeFilter, limit: usize, json: bool) -> Result<()> {
+pub async fn nodes(
+    printer: &Printer,
+    settings: &Settings,
+    node: Option<u64>,
+    request: &Request,
+    flags: &NodeFilter,
+    limit: usize,
+    json: bool,
+) -> Result<()> {
     let (proxy, _sim) = proxy(settings).await?;
     if let Some(id) = node {
         let node = proxy.node(id).await?;
@@ -33,23 +46,65 @@ pub async fn nodes(printer: &Printer, settings: &Settings, node: Option<u64>, re
         }
         let free = node.free();
         printer.data(format!("node        {}", node.node_id));
-        printer.data(format!("farm        {}{}", node.farm_id, node.farm_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()));
+        printer.data(format!(
+            "farm        {}{}",
+            node.farm_id,
+            node.farm_name
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ));
         printer.data(format!("location    {}, {}", node.city, node.country));
-        printer.data(format!("status      {}{}", node.status, if node.healthy { ", healthy" } else { ", NOT healthy" }));
-        printer.data(format!("uptime      {:.1} days", node.uptime as f64 / 86_400.0));
-        printer.data(format!("cpu         {} cores ({} reserved)", node.total.cru, node.used.cru));
-        printer.data(format!("memory      {} GiB free of {}", gib(free.mru), gib(node.total.mru)));
-        printer.data(format!("ssd         {} GiB free of {}", gib(free.sru), gib(node.total.sru)));
-        printer.data(format!("hdd         {} GiB free of {}", gib(free.hru), gib(node.total.hru)));
+        printer.data(format!(
+            "status      {}{}",
+            node.status,
+            if node.healthy {
+                ", healthy"
+            } else {
+                ", NOT healthy"
+            }
+        ));
+        printer.data(format!(
+            "uptime      {:.1} days",
+            node.uptime as f64 / 86_400.0
+        ));
+        printer.data(format!(
+            "cpu         {} cores ({} reserved)",
+            node.total.cru, node.used.cru
+        ));
+        printer.data(format!(
+            "memory      {} GiB free of {}",
+            gib(free.mru),
+            gib(node.total.mru)
+        ));
+        printer.data(format!(
+            "ssd         {} GiB free of {}",
+            gib(free.sru),
+            gib(node.total.sru)
+        ));
+        printer.data(format!(
+            "hdd         {} GiB free of {}",
+            gib(free.hru),
+            gib(node.total.hru)
+        ));
         if !node.public_config.ipv4.is_empty() {
             printer.data(format!("public ipv4 {}", node.public_config.ipv4));
         }
         return Ok(());
     }
     let filter = flags.clone().or(&settings.node_filter);
-    let query = NodeQuery { free_mru: request.memory_mb << 20, free_sru: request.ssd_gb << 30, ..NodeQuery::default() };
+    let query = NodeQuery {
+        free_mru: request.memory_mb << 20,
+        free_sru: request.ssd_gb << 30,
+        ..NodeQuery::default()
+    };
     let all = proxy.nodes(&query).await?;
-    let farms = if select::needs_farms(&filter, request) || !all.iter().all(|n| n.farm_name.is_some()) { proxy.farms().await? } else { Vec::new() };
+    let farms =
+        if select::needs_farms(&filter, request) || !all.iter().all(|n| n.farm_name.is_some()) {
+            proxy.farms().await?
+        } else {
+            Vec::new()
+        };
     let candidates = select::candidates(&all, &farms, request, &filter, &BTreeSet::new());
     let shown = &candidates[..candidates.len().min(limit)];
     if json {
@@ -106,7 +161,13 @@ pub async fn nodes(printer: &Printer, settings: &Settings, node: Option<u64>, re
     }
     printer.status(
         "Matched",
-        format!("{} node{} on {} ({} shown); deploy on one with `up --node ID`", candidates.len(), plural(candidates.len()), settings.network, shown.len()),
+        format!(
+            "{} node{} on {} ({} shown); deploy on one with `up --node ID`",
+            candidates.len(),
+            plural(candidates.len()),
+            settings.network,
+            shown.len()
+        ),
     );
     Ok(())
 }
@@ -116,11 +177,20 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width { text.to_string() } else { format!("{}…", text.chars().take(width - 1).collect::<String>()) }
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(width - 1).collect::<String>())
+    }
 }
 
 /// `farms`: every farm with its free public IPv4 count.
-pub async fn farms(printer: &Printer, settings: &Settings, name: Option<&str>, json: bool) -> Result<()> {
+pub async fn farms(
+    printer: &Printer,
+    settings: &Settings,
+    name: Option<&str>,
+    json: bool,
+) -> Result<()> {
     let (proxy, _sim) = proxy(settings).await?;
     let mut farms = proxy.farms().await?;
     if let Some(name) = name {
@@ -136,11 +206,28 @@ pub async fn farms(printer: &Printer, settings: &Settings, name: Option<&str>, j
         printer.json_line(&json!({"schema": 1, "network": settings.network, "gridproxy": proxy.base, "farms": rows}));
         return Ok(());
     }
-    printer.data(format!("{:>6}  {:<30} {:>9} {:>9}", "FARM", "NAME", "FREE IPV4", "DEDICATED"));
+    printer.data(format!(
+        "{:>6}  {:<30} {:>9} {:>9}",
+        "FARM", "NAME", "FREE IPV4", "DEDICATED"
+    ));
     for f in &farms {
-        printer.data(format!("{:>6}  {:<30} {:>9} {:>9}", f.farm_id, truncate(&f.name, 30), f.free_ips(), if f.dedicated { "yes" } else { "no" }));
+        printer.data(format!(
+            "{:>6}  {:<30} {:>9} {:>9}",
+            f.farm_id,
+            truncate(&f.name, 30),
+            f.free_ips(),
+            if f.dedicated { "yes" } else { "no" }
+        ));
     }
-    printer.status("Listed", format!("{} farm{} on {}", farms.len(), plural(farms.len()), settings.network));
+    printer.status(
+        "Listed",
+        format!(
+            "{} farm{} on {}",
+            farms.len(),
+            plural(farms.len()),
+            settings.network
+        ),
+    );
     Ok(())
 }
 
@@ -160,7 +247,9 @@ pub fn signin(printer: &Printer, settings: &Settings) -> Result<()> {
         };
         match mnemonic::validate(&text) {
             Ok(_) => break text,
-            Err(problem) if interactive && attempts < 3 => printer.warn(format!("that is not a valid mnemonic: {problem}; try again")),
+            Err(problem) if interactive && attempts < 3 => printer.warn(format!(
+                "that is not a valid mnemonic: {problem}; try again"
+            )),
             Err(problem) => {
                 return Err(UserError::new(
                     format!("not signed in: the mnemonic is not valid: {problem}"),
@@ -171,9 +260,15 @@ pub fn signin(printer: &Printer, settings: &Settings) -> Result<()> {
         }
     };
     mnemonic::store(&path, &phrase)?;
-    printer.status("Signed in", format!("mnemonic stored in `{}` (mode 0600)", path.display()));
+    printer.status(
+        "Signed in",
+        format!("mnemonic stored in `{}` (mode 0600)", path.display()),
+    );
     if settings.env.get(mnemonic::ENV_VAR).is_some() {
-        printer.warn(format!("{} is set in this shell and is used before the stored mnemonic", mnemonic::ENV_VAR));
+        printer.warn(format!(
+            "{} is set in this shell and is used before the stored mnemonic",
+            mnemonic::ENV_VAR
+        ));
     }
     Ok(())
 }
@@ -183,33 +278,61 @@ pub fn signin(printer: &Printer, settings: &Settings) -> Result<()> {
 pub fn signin_check(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     let loaded = mnemonic::load(settings);
     let (valid, source, words, too_open, problem) = match &loaded {
-        Ok(Some(l)) => (true, Some(l.source.clone()), l.phrase.split(' ').count(), l.too_open, None),
+        Ok(Some(l)) => (
+            true,
+            Some(l.source.clone()),
+            l.phrase.split(' ').count(),
+            l.too_open,
+            None,
+        ),
         Ok(None) => (false, None, 0, false, Some("no mnemonic found".to_string())),
-        Err(err) => (false, mnemonic::source(settings), 0, false, Some(err.to_string())),
+        Err(err) => (
+            false,
+            mnemonic::source(settings),
+            0,
+            false,
+            Some(err.to_string()),
+        ),
     };
     if json {
         printer.json_line(&json!({"schema": 1, "signed_in": valid, "source": source, "words": words, "file_private": !too_open, "network": settings.network, "problem": problem}));
     } else if valid {
         let from = source.as_ref().map(ToString::to_string).unwrap_or_default();
-        printer.status("Signed in", format!("valid {words}-word mnemonic from {from}; grid network {}", settings.network));
+        printer.status(
+            "Signed in",
+            format!(
+                "valid {words}-word mnemonic from {from}; grid network {}",
+                settings.network
+            ),
+        );
         if let (true, Some(Source::Config(path))) = (too_open, &source) {
             printer.warn(mnemonic::too_open_warning(path));
         }
     }
     match (valid, loaded) {
         (true, _) => Ok(()),
-        (false, Err(err)) => Err(crate::error::Failed { message: "not signed in".into(), hints: Vec::new(), source: err.into() }.into()),
+        (false, Err(err)) => Err(crate::error::Failed {
+            message: "not signed in".into(),
+            hints: Vec::new(),
+            source: err.into(),
+        }
+        .into()),
         (false, Ok(_)) => Err(crate::error::Failed {
             message: "not signed in: no mnemonic found".into(),
             hints: vec!["run `tfgrid-compose signin`, or set TF_VAR_mnemonic".into()],
-            source: anyhow::anyhow!("looked at ${}, {}", mnemonic::ENV_VAR, files_list(settings)).into(),
+            source: anyhow::anyhow!("looked at ${}, {}", mnemonic::ENV_VAR, files_list(settings))
+                .into(),
         }
         .into()),
     }
 }
 
 fn files_list(settings: &Settings) -> String {
-    mnemonic::files(settings).iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+    mnemonic::files(settings)
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `signout`: removes the stored mnemonic; says which other source would still be used.
@@ -217,11 +340,21 @@ pub fn signout(printer: &Printer, settings: &Settings) -> Result<()> {
     let path = mnemonic::stored_file(settings);
     match std::fs::remove_file(&path) {
         Ok(()) => printer.status("Signed out", format!("removed `{}`", path.display())),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => printer.status("Signed out", "no stored mnemonic to remove"),
-        Err(err) => return Err(UserError::new(format!("cannot remove `{}`: {err}", path.display()), "remove the file by hand").into()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            printer.status("Signed out", "no stored mnemonic to remove")
+        }
+        Err(err) => {
+            return Err(UserError::new(
+                format!("cannot remove `{}`: {err}", path.display()),
+                "remove the file by hand",
+            )
+            .into());
+        }
     }
     if let Some(source) = mnemonic::source(settings) {
-        printer.warn(format!("a mnemonic is still found at {source}; remove it there to sign out completely"));
+        printer.warn(format!(
+            "a mnemonic is still found at {source}; remove it there to sign out completely"
+        ));
     }
     Ok(())
 }

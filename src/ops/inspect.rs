@@ -32,13 +32,27 @@ pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: b
     let age = now_unix().saturating_sub(state.created_at);
     printer.data(format!("deployment  {}", state.id));
     printer.data(format!("env         {}", state.env));
-    printer.data(format!("app         {} {}", state.app.name, state.app.version.clone().unwrap_or_default()));
-    printer.data(format!("pattern     {} {}", state.pattern.name, state.pattern.version));
+    printer.data(format!(
+        "app         {} {}",
+        state.app.name,
+        state.app.version.clone().unwrap_or_default()
+    ));
+    printer.data(format!(
+        "pattern     {} {}",
+        state.pattern.name, state.pattern.version
+    ));
     printer.data(format!("status      {}", state.status.as_str()));
-    printer.data(format!("created     {} ({} ago)", format_utc(state.created_at), format_duration(std::time::Duration::from_secs(age))));
+    printer.data(format!(
+        "created     {} ({} ago)",
+        format_utc(state.created_at),
+        format_duration(std::time::Duration::from_secs(age))
+    ));
     if let Some(outputs) = &state.outputs {
         for vm in outputs.vms() {
-            printer.data(format!("vm          {:<10} {:<16} {}", vm.name, vm.address, vm.role));
+            printer.data(format!(
+                "vm          {:<10} {:<16} {}",
+                vm.name, vm.address, vm.role
+            ));
         }
     }
     if let Some(net) = &state.network {
@@ -50,8 +64,13 @@ pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: b
             Some(r) => format!(
                 "  {:<15} {:<8} {}",
                 phase.name(),
-                serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                r.duration_ms.map(|ms| format_duration(std::time::Duration::from_millis(ms))).unwrap_or_default()
+                serde_json::to_value(r.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                r.duration_ms
+                    .map(|ms| format_duration(std::time::Duration::from_millis(ms)))
+                    .unwrap_or_default()
             ),
             None => format!("  {:<15} pending", phase.name()),
         };
@@ -60,12 +79,22 @@ pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: b
     Ok(())
 }
 
-pub fn address(printer: &Printer, settings: &Settings, app: Option<&str>, json: bool) -> Result<()> {
+pub fn address(
+    printer: &Printer,
+    settings: &Settings,
+    app: Option<&str>,
+    json: bool,
+) -> Result<()> {
     let (target, state) = load(settings, app)?;
-    let outputs = state
-        .outputs
-        .as_ref()
-        .ok_or_else(|| UserError::new("the deployment has no addresses yet", format!("finish it with `tfgrid-compose up --resume {}`", target.arg())))?;
+    let outputs = state.outputs.as_ref().ok_or_else(|| {
+        UserError::new(
+            "the deployment has no addresses yet",
+            format!(
+                "finish it with `tfgrid-compose up --resume {}`",
+                target.arg()
+            ),
+        )
+    })?;
     if json {
         printer.json_line(&json!({"schema": 1, "primary_ip": outputs.primary_ip, "primary_ip_type": outputs.primary_ip_type, "vms": outputs.vms().iter().map(|v| json!({"name": v.name, "ip": v.address, "role": v.role})).collect::<Vec<_>>(), "mycelium_ip": outputs.mycelium_ip}));
         return Ok(());
@@ -78,7 +107,9 @@ pub fn address(printer: &Printer, settings: &Settings, app: Option<&str>, json: 
 }
 
 pub fn ssh_target(state: &DeploymentState) -> Result<SshTarget> {
-    let outputs = state.outputs.as_ref().context("the deployment has no address yet; finish it with `tfgrid-compose up --resume`")?;
+    let outputs = state.outputs.as_ref().context(
+        "the deployment has no address yet; finish it with `tfgrid-compose up --resume`",
+    )?;
     Ok(SshTarget {
         host: outputs.primary_ip.clone(),
         port: state.ssh.port,
@@ -90,7 +121,13 @@ pub fn ssh_target(state: &DeploymentState) -> Result<SshTarget> {
 }
 
 /// `ssh [-- CMD…]` and `exec CMD…`: the remote exit code becomes ours.
-pub async fn ssh(runner: &Runner, settings: &Settings, app: Option<&str>, command: &[String], tty: bool) -> Result<()> {
+pub async fn ssh(
+    runner: &Runner,
+    settings: &Settings,
+    app: Option<&str>,
+    command: &[String],
+    tty: bool,
+) -> Result<()> {
     let (_, state) = load(settings, app)?;
     let target = ssh_target(&state)?;
     let tty = tty && std::io::stdin().is_terminal();
@@ -110,13 +147,25 @@ pub fn remote_exit(out: &crate::process::Output) -> Result<()> {
 }
 
 /// `logs [PHASE]`: the latest run's log of a phase, or the list of logs.
-pub fn logs(printer: &Printer, settings: &Settings, app: Option<&str>, phase: Option<&str>) -> Result<()> {
+pub fn logs(
+    printer: &Printer,
+    settings: &Settings,
+    app: Option<&str>,
+    phase: Option<&str>,
+) -> Result<()> {
     let (target, state) = load(settings, app)?;
     let Some(run) = state.runs.last() else {
-        return Err(UserError::new("no run has written logs yet", format!("run `tfgrid-compose up {}`", target.arg())).into());
+        return Err(UserError::new(
+            "no run has written logs yet",
+            format!("run `tfgrid-compose up {}`", target.arg()),
+        )
+        .into());
     };
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(&run.log_dir).with_context(|| format!("failed to read `{}`", run.log_dir.display()))?.flatten().map(|e| e.path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&run.log_dir)
+        .with_context(|| format!("failed to read `{}`", run.log_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     match phase {
         None => {
@@ -128,11 +177,20 @@ pub fn logs(printer: &Printer, settings: &Settings, app: Option<&str>, phase: Op
             let phase = Phase::parse(name).map(Phase::name).unwrap_or(name);
             let wanted: Vec<&PathBuf> = files
                 .iter()
-                .filter(|f| f.file_stem().is_some_and(|s| s.to_string_lossy() == phase || s.to_string_lossy().starts_with(&format!("{phase}-"))))
+                .filter(|f| {
+                    f.file_stem().is_some_and(|s| {
+                        s.to_string_lossy() == phase
+                            || s.to_string_lossy().starts_with(&format!("{phase}-"))
+                    })
+                })
                 .collect();
             if wanted.is_empty() {
                 Phase::parse(name)?;
-                return Err(UserError::new(format!("no `{name}` log in the latest run"), "run `tfgrid-compose logs` to list the logs").into());
+                return Err(UserError::new(
+                    format!("no `{name}` log in the latest run"),
+                    "run `tfgrid-compose logs` to list the logs",
+                )
+                .into());
             }
             for file in wanted {
                 printer.data(std::fs::read_to_string(file)?.trim_end());

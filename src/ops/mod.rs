@@ -38,11 +38,18 @@ pub fn read_context_file() -> Result<serde_yaml::Mapping> {
     if text.trim().is_empty() {
         return Ok(serde_yaml::Mapping::new());
     }
-    crate::manifest::parse_yaml(Path::new(CONTEXT_FILE), &text, "the context file holds `app: PATH` and `deployment: ID`; fix or remove it").map_err(Into::into)
+    crate::manifest::parse_yaml(
+        Path::new(CONTEXT_FILE),
+        &text,
+        "the context file holds `app: PATH` and `deployment: ID`; fix or remove it",
+    )
+    .map_err(Into::into)
 }
 
 fn context_value(map: &serde_yaml::Mapping, key: &str) -> Option<String> {
-    map.get(key).and_then(serde_yaml::Value::as_str).map(String::from)
+    map.get(key)
+        .and_then(serde_yaml::Value::as_str)
+        .map(String::from)
 }
 
 /// The deployment a command acts on: the app's folder, its environment and its state folder.
@@ -56,17 +63,30 @@ pub struct Target {
 
 impl Target {
     fn of_app(app: PathBuf, settings: &Settings) -> Target {
-        let dir = StateDir::for_app(&app_dir(&app), &settings.env_name, false).with_registry(registry(settings));
-        Target { app, env: settings.env_name.clone(), dir }
+        let dir = StateDir::for_app(&app_dir(&app), &settings.env_name, false)
+            .with_registry(registry(settings));
+        Target {
+            app,
+            env: settings.env_name.clone(),
+            dir,
+        }
     }
 
     pub fn of_entry(entry: &Entry, settings: &Settings) -> Target {
-        Target { app: entry.app_dir.clone(), env: entry.env.clone(), dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)) }
+        Target {
+            app: entry.app_dir.clone(),
+            env: entry.env.clone(),
+            dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)),
+        }
     }
 
     /// How to name this deployment in a suggested command: `APP` or `APP --env ENV`.
     pub fn arg(&self) -> String {
-        if self.env == "default" { self.app.display().to_string() } else { format!("{} --env {}", self.app.display(), self.env) }
+        if self.env == "default" {
+            self.app.display().to_string()
+        } else {
+            format!("{} --env {}", self.app.display(), self.env)
+        }
     }
 
     /// Loads the recorded deployment, or explains that there is none.
@@ -86,8 +106,12 @@ impl Target {
 impl Target {
     /// Whether the registry has an entry for this state folder.
     fn recorded(&self) -> bool {
-        let Some(registry) = &self.dir.registry else { return false };
-        registry.list().is_ok_and(|(entries, _)| entries.iter().any(|e| e.state_dir == self.dir.root))
+        let Some(registry) = &self.dir.registry else {
+            return false;
+        };
+        registry
+            .list()
+            .is_ok_and(|(entries, _)| entries.iter().any(|e| e.state_dir == self.dir.root))
     }
 
     /// The error for a deployment whose folder is gone: with it went its Terraform state, so
@@ -114,7 +138,10 @@ pub fn registry(settings: &Settings) -> Registry {
 /// as given (so that its error names it). Without one: the context file's `deployment:` then
 /// `app:`, then a manifest in this folder, then the only deployment in the registry.
 pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> {
-    let explicit_env = !matches!(settings.sources.get("env"), None | Some(crate::settings::Source::Default));
+    let explicit_env = !matches!(
+        settings.sources.get("env"),
+        None | Some(crate::settings::Source::Default)
+    );
     let env = explicit_env.then_some(settings.env_name.as_str());
     if let Some(arg) = arg {
         if Path::new(arg).exists() {
@@ -143,7 +170,10 @@ pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> 
         return Ok(Target::of_app(PathBuf::from("."), settings));
     }
     let (entries, _) = registry(settings).list()?;
-    let live: Vec<&Entry> = entries.iter().filter(|e| !e.missing() && env.is_none_or(|w| e.env == w)).collect();
+    let live: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| !e.missing() && env.is_none_or(|w| e.env == w))
+        .collect();
     if live.len() == 1 {
         return Ok(Target::of_entry(live[0], settings));
     }
@@ -152,11 +182,21 @@ pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> 
     } else {
         format!(
             "name one ({}), or pick one for this folder with `tfgrid-compose select ID`",
-            live.iter().map(|e| format!("{} {}", e.short_id(), e.label())).collect::<Vec<_>>().join(", ")
+            live.iter()
+                .map(|e| format!("{} {}", e.short_id(), e.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
-    Err(UserError::new(if live.is_empty() { "no app given".to_string() } else { format!("no app given, and {} deployments are known", live.len()) }, hint)
-        .into())
+    Err(UserError::new(
+        if live.is_empty() {
+            "no app given".to_string()
+        } else {
+            format!("no app given, and {} deployments are known", live.len())
+        },
+        hint,
+    )
+    .into())
 }
 
 /// The app folder of a path that may name the manifest itself.
@@ -165,7 +205,11 @@ pub fn app_dir(path: &Path) -> PathBuf {
         path.parent().map_or_else(
             || PathBuf::from("."),
             |p| {
-                if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
             },
         )
     } else {
@@ -183,7 +227,10 @@ pub fn pattern_dirs(settings: &Settings, app_dir: &Path) -> Result<Vec<PathBuf>>
 
 /// Finds a pattern by name along the search path, then among the built-in ones.
 pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<Pattern> {
-    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let mut search = settings.pattern_search_path(app_dir);
     if valid {
         for dir in &search {
@@ -209,23 +256,39 @@ pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<P
         .collect();
     known.sort();
     known.dedup();
-    Err(UserError::new(format!("unknown pattern `{name}`"), format!("known patterns: {} (`tfgrid-compose patterns` describes them)", known.join(", "))).into())
+    Err(UserError::new(
+        format!("unknown pattern `{name}`"),
+        format!(
+            "known patterns: {} (`tfgrid-compose patterns` describes them)",
+            known.join(", ")
+        ),
+    )
+    .into())
 }
 
 /// `TFGRID_COMPOSE_TOFU`, else `tofu`, else `terraform` on PATH.
 pub fn resolve_tofu(settings: &Settings) -> Result<String> {
     if let Some(tofu) = &settings.tofu {
-        return which::which(tofu).map(|p| p.display().to_string()).map_err(|_| {
-            UserError::new(format!("TFGRID_COMPOSE_TOFU names `{tofu}`, which is not an executable"), "point it at a tofu or terraform binary, or unset it")
+        return which::which(tofu)
+            .map(|p| p.display().to_string())
+            .map_err(|_| {
+                UserError::new(
+                    format!("TFGRID_COMPOSE_TOFU names `{tofu}`, which is not an executable"),
+                    "point it at a tofu or terraform binary, or unset it",
+                )
                 .into()
-        });
+            });
     }
     for name in ["tofu", "terraform"] {
         if let Ok(path) = which::which(name) {
             return Ok(path.display().to_string());
         }
     }
-    Err(UserError::new("neither `tofu` nor `terraform` is on PATH", "install one (`scripts/install-deps.sh` does), or set TFGRID_COMPOSE_TOFU").into())
+    Err(UserError::new(
+        "neither `tofu` nor `terraform` is on PATH",
+        "install one (`scripts/install-deps.sh` does), or set TFGRID_COMPOSE_TOFU",
+    )
+    .into())
 }
 
 /// Checks that a tool is on PATH.
@@ -234,7 +297,11 @@ pub fn resolve_tofu(settings: &Settings) -> Result<String> {
 pub fn ask(printer: &crate::output::Printer, question: &str, refusal: &str) -> Result<String> {
     use std::io::{BufRead as _, IsTerminal as _};
     if !std::io::stdin().is_terminal() {
-        return Err(UserError::new(format!("{refusal}: stdin is not a terminal"), "pass `--yes` to confirm in scripts and CI").into());
+        return Err(UserError::new(
+            format!("{refusal}: stdin is not a terminal"),
+            "pass `--yes` to confirm in scripts and CI",
+        )
+        .into());
     }
     printer.status("Confirm", question);
     let mut answer = String::new();
@@ -244,6 +311,10 @@ pub fn ask(printer: &crate::output::Printer, question: &str, refusal: &str) -> R
 
 pub fn require_tool(name: &str, why: &str) -> Result<()> {
     which::which(name).map(|_| ()).map_err(|_| {
-        UserError::new(format!("`{name}` is not on PATH ({why})"), "install the dependencies with `scripts/install-deps.sh`, or add the tool to PATH").into()
+        UserError::new(
+            format!("`{name}` is not on PATH ({why})"),
+            "install the dependencies with `scripts/install-deps.sh`, or add the tool to PATH",
+        )
+        .into()
     })
 }

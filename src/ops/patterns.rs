@@ -17,14 +17,22 @@ use crate::settings::Settings;
 fn all(settings: &Settings) -> Result<Vec<Pattern>> {
     let mut found: Vec<Pattern> = Vec::new();
     for dir in pattern_dirs(settings, Path::new("."))? {
-        let Ok(read) = std::fs::read_dir(&dir) else { continue };
-        let mut entries: Vec<_> = read.flatten().map(|e| e.path()).filter(|p| p.join("pattern.yaml").is_file()).collect();
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = read
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("pattern.yaml").is_file())
+            .collect();
         entries.sort();
         for path in entries {
-            if let Ok(pattern) = Pattern::load(&path) {
-                if !found.iter().any(|p| p.manifest.name == pattern.manifest.name) {
-                    found.push(pattern);
-                }
+            if let Ok(pattern) = Pattern::load(&path)
+                && !found
+                    .iter()
+                    .any(|p| p.manifest.name == pattern.manifest.name)
+            {
+                found.push(pattern);
             }
         }
     }
@@ -33,7 +41,8 @@ fn all(settings: &Settings) -> Result<Vec<Pattern>> {
 }
 
 fn one_line(text: Option<&String>) -> String {
-    text.map(|t| t.split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    text.map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
@@ -46,18 +55,30 @@ pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
         printer.json_line(&json!({"schema": JSON_SCHEMA, "patterns": rows}));
         return Ok(());
     }
-    let width = patterns.iter().map(|p| p.manifest.name.len()).max().unwrap_or(0);
+    let width = patterns
+        .iter()
+        .map(|p| p.manifest.name.len())
+        .max()
+        .unwrap_or(0);
     for p in &patterns {
         let summary = one_line(p.manifest.description.as_ref());
-        let summary = summary.split(". ").next().unwrap_or_default().trim_end_matches('.');
-        printer.data(format!("{:<width$}  {:<6}  {summary}", p.manifest.name, p.manifest.version));
+        let summary = summary
+            .split(". ")
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('.');
+        printer.data(format!(
+            "{:<width$}  {:<6}  {summary}",
+            p.manifest.name, p.manifest.version
+        ));
     }
     Ok(())
 }
 
 pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> Result<()> {
     let pattern = find_pattern(settings, Path::new("."), name)?;
-    let declared = crate::patterns::declared(&pattern.dir.join("infrastructure")).unwrap_or_default();
+    let declared =
+        crate::patterns::declared(&pattern.dir.join("infrastructure")).unwrap_or_default();
     let m = &pattern.manifest;
     if json {
         printer.json_line(&json!({
@@ -70,15 +91,47 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
     printer.data(format!("{} {}", m.name, m.version));
     printer.data(one_line(m.description.as_ref()));
     printer.data(format!("folder     {}", pattern.dir.display()));
-    let requires: Vec<String> = m.requires.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
-    printer.data(format!("requires   {}", if requires.is_empty() { "nothing".into() } else { requires.join(", ") }));
+    let requires: Vec<String> = m
+        .requires
+        .iter()
+        .map(|r| format!("{r:?}").to_lowercase())
+        .collect();
+    printer.data(format!(
+        "requires   {}",
+        if requires.is_empty() {
+            "nothing".into()
+        } else {
+            requires.join(", ")
+        }
+    ));
     if m.needs_root || !m.host_tools.is_empty() {
-        printer.data(format!("host       {}{}", if m.needs_root { "root; " } else { "" }, m.host_tools.join(" ")));
+        printer.data(format!(
+            "host       {}{}",
+            if m.needs_root { "root; " } else { "" },
+            m.host_tools.join(" ")
+        ));
     }
-    printer.data(format!("outputs    {}", declared.outputs.iter().cloned().collect::<Vec<_>>().join(", ")));
+    printer.data(format!(
+        "outputs    {}",
+        declared
+            .outputs
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     printer.data("variables (set under `config:` in the app's manifest)");
     for (key, var) in &m.variables {
-        let default = var.default.as_ref().map(|d| serde_yaml::to_string(d).unwrap_or_default().trim().to_string()).unwrap_or_else(|| "-".into());
+        let default = var
+            .default
+            .as_ref()
+            .map(|d| {
+                serde_yaml::to_string(d)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".into());
         let bounds = match (var.min, var.max) {
             (Some(a), Some(b)) => format!(" [{a}..{b}]"),
             (Some(a), None) => format!(" [>= {a}]"),
@@ -86,7 +139,13 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
             (None, None) => String::new(),
         };
         let kind = format!("{:?}", var.kind).to_lowercase();
-        printer.data(format!("  {key:<24} {kind:<7} default {default}{bounds}  {}", one_line(var.description.as_ref())).trim_end());
+        printer.data(
+            format!(
+                "  {key:<24} {kind:<7} default {default}{bounds}  {}",
+                one_line(var.description.as_ref())
+            )
+            .trim_end(),
+        );
     }
     if !m.placement.is_empty() {
         printer.data("nodes (picked through GridProxy unless pinned; see docs/nodes.md)");
@@ -95,15 +154,36 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
                 .vms
                 .iter()
                 .map(|vm| {
-                    let count = vm.count.as_ref().map(|c| format!("{}× ", amount(c))).unwrap_or_default();
-                    format!("{count}{{cpu {}, memory {} MB, disk {} GB}}", amount(&vm.cpu), amount(&vm.memory), amount(&vm.disk))
+                    let count = vm
+                        .count
+                        .as_ref()
+                        .map(|c| format!("{}× ", amount(c)))
+                        .unwrap_or_default();
+                    format!(
+                        "{count}{{cpu {}, memory {} MB, disk {} GB}}",
+                        amount(&vm.cpu),
+                        amount(&vm.memory),
+                        amount(&vm.disk)
+                    )
                 })
                 .collect();
-            let ipv4 = spec.public_ipv4.as_ref().map(|p| format!(", public IPv4: {}", amount(p))).unwrap_or_default();
-            printer.data(format!("  {:<10} -> {:<18} {}{ipv4}", spec.role, spec.variable, vms.join(" + ")));
+            let ipv4 = spec
+                .public_ipv4
+                .as_ref()
+                .map(|p| format!(", public IPv4: {}", amount(p)))
+                .unwrap_or_default();
+            printer.data(format!(
+                "  {:<10} -> {:<18} {}{ipv4}",
+                spec.role,
+                spec.variable,
+                vms.join(" + ")
+            ));
         }
     }
-    printer.data(format!("README     {}", pattern.dir.join("README.md").display()));
+    printer.data(format!(
+        "README     {}",
+        pattern.dir.join("README.md").display()
+    ));
     Ok(())
 }
 
@@ -134,12 +214,24 @@ pub async fn check(printer: &Printer, dir: &Path, json: bool) -> Result<()> {
         }
     }
     if report.problems.is_empty() {
-        printer.status("Checked", format!("pattern `{}`: {} checks passed", report.name.as_deref().unwrap_or("?"), report.passed.len()));
+        printer.status(
+            "Checked",
+            format!(
+                "pattern `{}`: {} checks passed",
+                report.name.as_deref().unwrap_or("?"),
+                report.passed.len()
+            ),
+        );
         return Ok(());
     }
     let count = report.problems.len();
     Err(Failed {
-        message: format!("pattern in `{}` has {count} problem{}:\n  {}", dir.display(), if count == 1 { "" } else { "s" }, report.problems.join("\n  ")),
+        message: format!(
+            "pattern in `{}` has {count} problem{}:\n  {}",
+            dir.display(),
+            if count == 1 { "" } else { "s" },
+            report.problems.join("\n  ")
+        ),
         hints: vec!["see patterns/PATTERN_CONTRACT.md for what a pattern must provide".into()],
         source: anyhow::anyhow!("{count} problems").into(),
     }

@@ -46,14 +46,22 @@ fn known_contracts(settings: &Settings) -> Result<BTreeSet<u64>> {
 
 /// `contracts`: a twin's active contracts from GridProxy (the simulator's own on `--network
 /// sim`, where the signed-in twin is known); orphans are those no deployment here knows.
-pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>, json: bool) -> Result<()> {
+pub async fn contracts(
+    printer: &Printer,
+    settings: &Settings,
+    twin: Option<u32>,
+    json: bool,
+) -> Result<()> {
     let on_sim = settings.network == crate::sim::NETWORK;
     let s = sim(settings);
     let twin_id = match twin {
         Some(t) => t,
         None if on_sim => {
             let loaded = crate::grid::mnemonic::load(settings)?.ok_or_else(|| {
-                UserError::new("no mnemonic: the simulator finds the twin from it", "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, or pass --twin ID")
+                UserError::new(
+                    "no mnemonic: the simulator finds the twin from it",
+                    "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, or pass --twin ID",
+                )
             })?;
             s.read()?.known_twin(&loaded.phrase).unwrap_or(0)
         }
@@ -65,7 +73,12 @@ pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>
             .into());
         }
     };
-    let (proxy, _sim) = crate::sim::gridproxy::client(&settings.network, &settings.data_dir, settings.gridproxy_url.as_deref()).await?;
+    let (proxy, _sim) = crate::sim::gridproxy::client(
+        &settings.network,
+        &settings.data_dir,
+        settings.gridproxy_url.as_deref(),
+    )
+    .await?;
     let listed = proxy.contracts(u64::from(twin_id)).await?;
     let rows = crate::sim::contract_rows(&listed, &known_contracts(settings)?);
     let orphans = rows.iter().filter(|r| r.orphan).count();
@@ -77,15 +90,32 @@ pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>
         if twin_id == 0 {
             printer.status("Contracts", "none: this mnemonic has no twin on the simulator yet (its first deployment makes one)");
         } else {
-            printer.status("Contracts", format!("none active for twin {twin_id} on {}", settings.network));
+            printer.status(
+                "Contracts",
+                format!("none active for twin {twin_id} on {}", settings.network),
+            );
         }
         return Ok(());
     }
-    printer.data(format!("{:<10} {:<6} {:<6} {:<14} {:<36} ORPHAN", "CONTRACT", "KIND", "NODE", "TYPE", "NAME"));
+    printer.data(format!(
+        "{:<10} {:<6} {:<6} {:<14} {:<36} ORPHAN",
+        "CONTRACT", "KIND", "NODE", "TYPE", "NAME"
+    ));
     for r in &rows {
-        printer.data(format!("{:<10} {:<6} {:<6} {:<14} {:<36} {}", r.contract_id, r.kind, r.node_id, r.workload, r.name, if r.orphan { "yes" } else { "" }));
+        printer.data(format!(
+            "{:<10} {:<6} {:<6} {:<14} {:<36} {}",
+            r.contract_id,
+            r.kind,
+            r.node_id,
+            r.workload,
+            r.name,
+            if r.orphan { "yes" } else { "" }
+        ));
     }
-    printer.status("Contracts", format!("{} active, {orphans} orphaned, twin {twin_id}", rows.len()));
+    printer.status(
+        "Contracts",
+        format!("{} active, {orphans} orphaned, twin {twin_id}", rows.len()),
+    );
     Ok(())
 }
 
@@ -93,7 +123,11 @@ pub async fn contracts(printer: &Printer, settings: &Settings, twin: Option<u32>
 pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     let s = sim(settings);
     let ledger = s.read()?;
-    let active: Vec<_> = ledger.contracts.values().filter(|c| c.state == "Created").collect();
+    let active: Vec<_> = ledger
+        .contracts
+        .values()
+        .filter(|c| c.state == "Created")
+        .collect();
     let vms: usize = active.iter().map(|c| c.vms.len()).sum();
     if json {
         printer.json_line(&json!({
@@ -108,7 +142,10 @@ pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> 
         return Ok(());
     }
     printer.data(format!("simulator   {}", s.root.display()));
-    printer.data(format!("{:<6} {:<5} {:<6} {:>9} {:>13} {:>13}  {}", "NODE", "FARM", "KIND", "CPU USED", "MEMORY GiB", "SSD GiB", "DOMAIN"));
+    printer.data(format!(
+        "{:<6} {:<5} {:<6} {:>9} {:>13} {:>13}  {}",
+        "NODE", "FARM", "KIND", "CPU USED", "MEMORY GiB", "SSD GiB", "DOMAIN"
+    ));
     for n in &ledger.nodes {
         printer.data(format!(
             "{:<6} {:<5} {:<6} {:>9} {:>13} {:>13}  {}",
@@ -122,9 +159,22 @@ pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> 
         ));
     }
     for n in ledger.networks.values() {
-        printer.data(format!("network     {} (twin {}) {} on nodes {:?}", n.name, n.twin_id, n.ip_range, n.nodes.keys().collect::<Vec<_>>()));
+        printer.data(format!(
+            "network     {} (twin {}) {} on nodes {:?}",
+            n.name,
+            n.twin_id,
+            n.ip_range,
+            n.nodes.keys().collect::<Vec<_>>()
+        ));
     }
-    printer.status("Simulator", format!("{} active contracts, {vms} VMs, {} networks", active.len(), ledger.networks.len()));
+    printer.status(
+        "Simulator",
+        format!(
+            "{} active contracts, {vms} VMs, {} networks",
+            active.len(),
+            ledger.networks.len()
+        ),
+    );
     Ok(())
 }
 

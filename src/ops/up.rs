@@ -14,7 +14,10 @@ use crate::output::Printer;
 use crate::phase::{self, Context, Phase};
 use crate::process::Runner;
 use crate::settings::Settings;
-use crate::state::{AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateLock, Status};
+use crate::state::{
+    AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateLock,
+    Status,
+};
 
 /// Flags of `up`.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +45,12 @@ pub struct Validated {
 }
 
 /// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
-pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern_flag: Option<&str>) -> Result<Validated> {
+pub fn validate(
+    printer: &Printer,
+    settings: &Settings,
+    app_path: &Path,
+    pattern_flag: Option<&str>,
+) -> Result<Validated> {
     let app = App::load(app_path)?;
     for warning in &app.warnings {
         printer.warn(warning);
@@ -51,7 +59,10 @@ pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern
     let pattern = find_pattern(settings, &app.dir, &pattern_name)?;
     let (mut variables, mut warnings) = app.variables(&pattern)?;
     grid_network(settings, &pattern, &mut variables)?;
-    let explicit = !matches!(settings.sources.get("network"), None | Some(crate::settings::Source::Default));
+    let explicit = !matches!(
+        settings.sources.get("network"),
+        None | Some(crate::settings::Source::Default)
+    );
     if explicit && !pattern.manifest.variables.contains_key("tfgrid_network") {
         warnings.push(format!(
             "pattern `{}` is not a grid pattern: the network `{}` is not used (deploy on a grid pattern with `--pattern single-vm`, for example)",
@@ -62,10 +73,22 @@ pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern
         printer.warn(warning);
     }
     let hooks = app.hooks()?;
-    printer.status("Validating", format!("app `{}` against pattern `{}` {}", app.manifest.name, pattern.manifest.name, pattern.manifest.version));
+    printer.status(
+        "Validating",
+        format!(
+            "app `{}` against pattern `{}` {}",
+            app.manifest.name, pattern.manifest.name, pattern.manifest.version
+        ),
+    );
     let tofu = resolve_tofu(settings)?;
-    require_tool("ssh", "every phase after infrastructure talks to the VMs over ssh")?;
-    require_tool("ansible-playbook", "the platform phase runs the pattern's playbook")?;
+    require_tool(
+        "ssh",
+        "every phase after infrastructure talks to the VMs over ssh",
+    )?;
+    require_tool(
+        "ansible-playbook",
+        "the platform phase runs the pattern's playbook",
+    )?;
     if !hooks.is_empty() || app.dir.join("deployment").is_dir() || app.dir.join("src").is_dir() {
         require_tool("scp", "the application phase uploads the app")?;
     }
@@ -73,36 +96,67 @@ pub fn validate(printer: &Printer, settings: &Settings, app_path: &Path, pattern
         require_tool("ssh-keygen", "each deployment gets its own ssh key")?;
     }
     for tool in &pattern.manifest.host_tools {
-        require_tool(tool, &format!("pattern `{}` runs it on this machine", pattern.manifest.name))?;
+        require_tool(
+            tool,
+            &format!(
+                "pattern `{}` runs it on this machine",
+                pattern.manifest.name
+            ),
+        )?;
     }
     if pattern.manifest.needs_root && !is_root() {
         return Err(UserError::new(
-            format!("pattern `{}` must run as root (it creates network namespaces and mounts)", pattern.manifest.name),
+            format!(
+                "pattern `{}` must run as root (it creates network namespaces and mounts)",
+                pattern.manifest.name
+            ),
             "run the command with sudo, or as root",
         )
         .into());
     }
-    let mnemonic = if pattern.needs_mnemonic() { Some(load_mnemonic(printer, settings)?) } else { None };
+    let mnemonic = if pattern.needs_mnemonic() {
+        Some(load_mnemonic(printer, settings)?)
+    } else {
+        None
+    };
     if let Some(filter) = &app.manifest.node_filter {
         check_filter(&app, filter)?;
     }
-    Ok(Validated { app, pattern, variables, hooks, tofu, mnemonic })
+    Ok(Validated {
+        app,
+        pattern,
+        variables,
+        hooks,
+        tofu,
+        mnemonic,
+    })
 }
 
 /// The grid network goes to a pattern's `tfgrid_network` variable. An explicit `--network`
 /// (or env/config) that contradicts the manifest's `config.tfgrid_network` is an error.
-fn grid_network(settings: &Settings, pattern: &Pattern, variables: &mut std::collections::BTreeMap<String, serde_json::Value>) -> Result<()> {
+fn grid_network(
+    settings: &Settings,
+    pattern: &Pattern,
+    variables: &mut std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<()> {
     const VAR: &str = "tfgrid_network";
     if !pattern.manifest.variables.contains_key(VAR) {
         return Ok(());
     }
-    let explicit = !matches!(settings.sources.get("network"), None | Some(crate::settings::Source::Default));
+    let explicit = !matches!(
+        settings.sources.get("network"),
+        None | Some(crate::settings::Source::Default)
+    );
     match variables.get(VAR).and_then(|v| v.as_str()) {
         Some(manifest) if explicit && manifest != settings.network => Err(UserError::new(
             format!(
                 "the manifest sets config.tfgrid_network: {manifest}, but the network is `{}` ({})",
                 settings.network,
-                settings.sources.get("network").map(ToString::to_string).unwrap_or_default()
+                settings
+                    .sources
+                    .get("network")
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             ),
             "use one network: drop `config.tfgrid_network` from the manifest, or the other setting",
         )
@@ -130,10 +184,10 @@ fn load_mnemonic(printer: &Printer, settings: &Settings) -> Result<String> {
         )
         .into());
     };
-    if loaded.too_open {
-        if let crate::settings::Source::Config(path) = &loaded.source {
-            printer.warn(crate::grid::mnemonic::too_open_warning(path));
-        }
+    if loaded.too_open
+        && let crate::settings::Source::Config(path) = &loaded.source
+    {
+        printer.warn(crate::grid::mnemonic::too_open_warning(path));
     }
     Ok(loaded.phrase)
 }
@@ -147,7 +201,13 @@ fn check_filter(app: &App, filter: &crate::grid::select::NodeFilter) -> Result<(
         ("min_uptime_days", filter.min_uptime_days, f64::MAX),
     ] {
         if let Some(v) = value.filter(|v| !(0.0..=max).contains(v)) {
-            return Err(app.error(&["node_filter", key], format!("{v} is out of range"), "percentages are 0-100; days are 0 or more").into());
+            return Err(app
+                .error(
+                    &["node_filter", key],
+                    format!("{v} is out of range"),
+                    "percentages are 0-100; days are 0 or more",
+                )
+                .into());
         }
     }
     Ok(())
@@ -156,18 +216,31 @@ fn check_filter(app: &App, filter: &crate::grid::select::NodeFilter) -> Result<(
 /// `max_environments` (manifest, else config): refuses a new environment when the app already
 /// has that many recorded on this machine.
 fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target) -> Result<()> {
-    let Some(cap) = valid.app.manifest.max_environments.or(settings.max_environments) else {
+    let Some(cap) = valid
+        .app
+        .manifest
+        .max_environments
+        .or(settings.max_environments)
+    else {
         return Ok(());
     };
     let app_dir = std::path::absolute(&valid.app.dir)?;
     let (entries, _) = registry(settings).list()?;
-    let mut others: Vec<String> = entries.iter().filter(|e| e.app_dir == app_dir && e.env != target.env && !e.missing()).map(|e| e.env.clone()).collect();
+    let mut others: Vec<String> = entries
+        .iter()
+        .filter(|e| e.app_dir == app_dir && e.env != target.env && !e.missing())
+        .map(|e| e.env.clone())
+        .collect();
     others.sort();
     if others.len() >= cap as usize {
         let source = if valid.app.manifest.max_environments.is_some() {
             valid.app.file.display().to_string()
         } else {
-            settings.sources.get("max_environments").map(ToString::to_string).unwrap_or_default()
+            settings
+                .sources
+                .get("max_environments")
+                .map(ToString::to_string)
+                .unwrap_or_default()
         };
         return Err(UserError::new(
             format!(
@@ -188,16 +261,28 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
     Ok(())
 }
 
-pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options: &UpOptions) -> Result<()> {
+pub async fn up(
+    printer: &Printer,
+    settings: &Settings,
+    runner: Runner,
+    options: &UpOptions,
+) -> Result<()> {
     let target = resolve_target(settings, options.app.as_deref())?;
     let valid = validate(printer, settings, &target.app, options.pattern.as_deref())?;
     let mut dir = target.dir.clone();
     dir.dry_run = options.dry_run;
-    let app_arg = Target { app: valid.app.dir.clone(), ..target.clone() }.arg();
+    let app_arg = Target {
+        app: valid.app.dir.clone(),
+        ..target.clone()
+    }
+    .arg();
     let existing = target.dir.load()?;
     let continuing = options.resume || options.from.is_some();
     if existing.is_some() && !continuing {
-        let state = existing.as_ref().map(|s| s.status.as_str()).unwrap_or_default();
+        let state = existing
+            .as_ref()
+            .map(|s| s.status.as_str())
+            .unwrap_or_default();
         return Err(UserError::new(
             format!("`{}` is already deployed here (status {state})", valid.app.manifest.name),
             format!("continue it with `tfgrid-compose up --resume {app_arg}`, or remove it with `tfgrid-compose down {app_arg}`"),
@@ -206,17 +291,25 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
     }
     if existing.is_none() && options.resume {
         return Err(UserError::new(
-            format!("there is no deployment of `{}` to resume", valid.app.manifest.name),
+            format!(
+                "there is no deployment of `{}` to resume",
+                valid.app.manifest.name
+            ),
             format!("start one with `tfgrid-compose up {app_arg}`"),
         )
         .into());
     }
-    if let (None, Some(from)) = (&existing, options.from) {
-        if from > Phase::Infrastructure {
-            return Err(
-                UserError::new(format!("cannot start at `{}`: nothing was deployed yet", from.name()), format!("run `tfgrid-compose up {app_arg}`")).into()
-            );
-        }
+    if let (None, Some(from)) = (&existing, options.from)
+        && from > Phase::Infrastructure
+    {
+        return Err(UserError::new(
+            format!(
+                "cannot start at `{}`: nothing was deployed yet",
+                from.name()
+            ),
+            format!("run `tfgrid-compose up {app_arg}`"),
+        )
+        .into());
     }
 
     if existing.is_none() {
@@ -227,17 +320,35 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         StateLock::none()
     } else {
         dir.create_dir(&dir.root)?;
-        StateLock::acquire(&dir.lock_file(), &format!("up {app_arg}"), settings.lock_wait, |holder| {
-            printer.status("Blocking", format!("waiting for lock on `{}` (held by {holder})", dir.lock_file().display()));
-        })?
+        StateLock::acquire(
+            &dir.lock_file(),
+            &format!("up {app_arg}"),
+            settings.lock_wait,
+            |holder| {
+                printer.status(
+                    "Blocking",
+                    format!(
+                        "waiting for lock on `{}` (held by {holder})",
+                        dir.lock_file().display()
+                    ),
+                );
+            },
+        )?
     };
     if !options.dry_run {
         crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
     }
     // Re-read under the lock: another run may have changed it.
-    let existing = if options.dry_run { existing } else { dir.load()? };
+    let existing = if options.dry_run {
+        existing
+    } else {
+        dir.load()?
+    };
 
-    let identity = settings.ssh_key.clone().unwrap_or_else(|| dir.default_identity());
+    let identity = settings
+        .ssh_key
+        .clone()
+        .unwrap_or_else(|| dir.default_identity());
     let mut state = match existing {
         Some(state) => state,
         None => DeploymentState {
@@ -259,7 +370,13 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             created_at: now_unix(),
             updated_at: now_unix(),
             tofu: valid.tofu.clone(),
-            ssh: SshRecord { identity, known_hosts: dir.known_hosts(), port: settings.ssh_port, user: "root".into(), pinned: false },
+            ssh: SshRecord {
+                identity,
+                known_hosts: dir.known_hosts(),
+                port: settings.ssh_port,
+                user: "root".into(),
+                pinned: false,
+            },
             journal: Vec::new(),
             outputs: None,
             network: None,
@@ -267,13 +384,21 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             excluded_nodes: Vec::new(),
             runs: Vec::new(),
             ai_stack: None,
-            grid_network: valid.pattern.manifest.variables.contains_key("tfgrid_network").then(|| settings.network.clone()),
+            grid_network: valid
+                .pattern
+                .manifest
+                .variables
+                .contains_key("tfgrid_network")
+                .then(|| settings.network.clone()),
             ip_range: None,
         },
     };
     if state.pattern.name != valid.pattern.manifest.name {
         return Err(UserError::new(
-            format!("this deployment uses pattern `{}`, not `{}`", state.pattern.name, valid.pattern.manifest.name),
+            format!(
+                "this deployment uses pattern `{}`, not `{}`",
+                state.pattern.name, valid.pattern.manifest.name
+            ),
             format!("remove it first with `tfgrid-compose down {app_arg}`"),
         )
         .into());
@@ -283,8 +408,15 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
             let first = state.first_unfinished().unwrap_or(Phase::Finalize);
             if from > first {
                 return Err(UserError::new(
-                    format!("cannot start at `{}`: phase `{}` has not finished", from.name(), first.name()),
-                    format!("use `--resume`, or `--from {}` or an earlier phase", first.name()),
+                    format!(
+                        "cannot start at `{}`: phase `{}` has not finished",
+                        from.name(),
+                        first.name()
+                    ),
+                    format!(
+                        "use `--resume`, or `--from {}` or an earlier phase",
+                        first.name()
+                    ),
                 )
                 .into());
             }
@@ -293,21 +425,39 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
         None => match state.first_unfinished() {
             Some(phase) => phase,
             None => {
-                printer.status("Fresh", format!("`{}` is up already; nothing to resume", state.app.name));
+                printer.status(
+                    "Fresh",
+                    format!("`{}` is up already; nothing to resume", state.app.name),
+                );
                 return Ok(());
             }
         },
     };
     if continuing {
-        printer.status("Resuming", format!("deployment {} from phase `{}`", state.id, start.name()));
+        printer.status(
+            "Resuming",
+            format!("deployment {} from phase `{}`", state.id, start.name()),
+        );
     }
     let started = now_unix();
     let log_dir = dir.run_log_dir(started, "up");
-    let run_id = log_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run_id = log_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dir.create_dir(&log_dir)?;
-    state.runs.push(RunRecord { id: run_id, command: "up".into(), started_at: started, log_dir: log_dir.clone() });
+    state.runs.push(RunRecord {
+        id: run_id,
+        command: "up".into(),
+        started_at: started,
+        log_dir: log_dir.clone(),
+    });
     // Flags, then the manifest's `node_filter:`, then the config file's.
-    let node_filter = options.filter.clone().or(&valid.app.manifest.node_filter.clone().unwrap_or_default()).or(&settings.node_filter);
+    let node_filter = options
+        .filter
+        .clone()
+        .or(&valid.app.manifest.node_filter.clone().unwrap_or_default())
+        .or(&settings.node_filter);
     let mut ctx = Context {
         printer: printer.clone(),
         runner,
@@ -327,23 +477,41 @@ pub async fn up(printer: &Printer, settings: &Settings, runner: Runner, options:
     let result = phase::run_from(&mut ctx, start).await;
     match result {
         Ok(()) => {
-            ctx.printer.status("Done", format!("in {}", crate::clock::format_duration(clock.elapsed())));
+            ctx.printer.status(
+                "Done",
+                format!("in {}", crate::clock::format_duration(clock.elapsed())),
+            );
             Ok(())
         }
         Err(err) if options.dry_run => Err(err),
         Err(err) => {
             let mut hints = Vec::new();
-            if let Some(failed) =
-                ctx.state.journal.iter().find(|r| matches!(r.status, crate::state::PhaseStatus::Failed | crate::state::PhaseStatus::Interrupted))
+            if let Some(failed) = ctx.state.journal.iter().find(|r| {
+                matches!(
+                    r.status,
+                    crate::state::PhaseStatus::Failed | crate::state::PhaseStatus::Interrupted
+                )
+            }) && let Some(log) = &failed.log
             {
-                if let Some(log) = &failed.log {
-                    hints.push(format!("phase log at `{}`", log.display()));
-                }
+                hints.push(format!("phase log at `{}`", log.display()));
             }
-            hints.push(format!("fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`"));
-            hints.push(format!("or remove everything created so far with `tfgrid-compose down {app_arg}`"));
-            let message = format!("`up` of `{}` stopped; the deployment is recorded in `{}`", ctx.app.manifest.name, ctx.dir.state_file().display());
-            Err(Failed { message, hints, source: err.into() }.into())
+            hints.push(format!(
+                "fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`"
+            ));
+            hints.push(format!(
+                "or remove everything created so far with `tfgrid-compose down {app_arg}`"
+            ));
+            let message = format!(
+                "`up` of `{}` stopped; the deployment is recorded in `{}`",
+                ctx.app.manifest.name,
+                ctx.dir.state_file().display()
+            );
+            Err(Failed {
+                message,
+                hints,
+                source: err.into(),
+            }
+            .into())
         }
     }
 }

@@ -28,7 +28,10 @@ fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)
     let outputs = ctx.outputs()?;
     Ok(vec![
         ("APP_NAME".into(), ctx.app.manifest.name.clone()),
-        ("APP_VERSION".into(), ctx.app.manifest.version.clone().unwrap_or_default()),
+        (
+            "APP_VERSION".into(),
+            ctx.app.manifest.version.clone().unwrap_or_default(),
+        ),
         ("DEPLOYMENT_ID".into(), ctx.state.id.clone()),
         ("DEPLOYMENT_NAME".into(), outputs.deployment_name.clone()),
         ("PRIMARY_IP".into(), outputs.primary_ip.clone()),
@@ -36,7 +39,15 @@ fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)
         ("VM_ROLE".into(), vm.role.clone()),
         ("VM_INDEX".into(), index.to_string()),
         ("VM_IP".into(), vm.address.clone()),
-        ("SECONDARY_IPS".into(), outputs.secondary_ips.iter().map(|s| s.ip.as_str()).collect::<Vec<_>>().join(" ")),
+        (
+            "SECONDARY_IPS".into(),
+            outputs
+                .secondary_ips
+                .iter()
+                .map(|s| s.ip.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         ("PRIVATE_IPS".into(), outputs.private_ips.join(" ")),
     ])
 }
@@ -47,31 +58,67 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let source = ctx.app.dir.join("src");
     let env_file = ctx.app.env_file();
     if ctx.hooks.is_empty() && !deployment.is_dir() && !source.is_dir() {
-        ctx.printer.status("Skipping", "application: no hooks, no `deployment/` and no `src/`");
+        ctx.printer.status(
+            "Skipping",
+            "application: no hooks, no `deployment/` and no `src/`",
+        );
         return Ok(());
     }
     let everywhere = ctx.hooks.iter().any(|h| h.hosts == HookHosts::All);
-    let targets: Vec<(usize, Vm)> = vms.into_iter().enumerate().filter(|(i, _)| everywhere || *i == 0).collect();
+    let targets: Vec<(usize, Vm)> = vms
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| everywhere || *i == 0)
+        .collect();
     let log = ctx.log("application");
     for (_, vm) in &targets {
-        ctx.printer.status("Uploading", format!("app `{}` to {}", ctx.app.manifest.name, vm.address));
+        ctx.printer.status(
+            "Uploading",
+            format!("app `{}` to {}", ctx.app.manifest.name, vm.address),
+        );
         let target = ctx.ssh_target(&vm.address);
         let quick = Duration::from_secs(120);
-        let clean = ssh::ssh(&target, &["rm", "-rf", REMOTE_DEPLOYMENT, REMOTE_SOURCE], false).io(Io::Log(log.clone())).timeout(quick);
-        ctx.runner.run(&clean).await.context("failed to clear the app folders on the VM")?;
+        let clean = ssh::ssh(
+            &target,
+            &["rm", "-rf", REMOTE_DEPLOYMENT, REMOTE_SOURCE],
+            false,
+        )
+        .io(Io::Log(log.clone()))
+        .timeout(quick);
+        ctx.runner
+            .run(&clean)
+            .await
+            .context("failed to clear the app folders on the VM")?;
         if deployment.is_dir() {
-            ctx.runner.run(&ssh::upload(&target, &deployment, REMOTE_DEPLOYMENT, &log, quick)).await.context("failed to upload `deployment/`")?;
+            ctx.runner
+                .run(&ssh::upload(
+                    &target,
+                    &deployment,
+                    REMOTE_DEPLOYMENT,
+                    &log,
+                    quick,
+                ))
+                .await
+                .context("failed to upload `deployment/`")?;
         }
         if source.is_dir() {
-            ctx.runner.run(&ssh::upload(&target, &source, REMOTE_SOURCE, &log, quick)).await.context("failed to upload `src/`")?;
+            ctx.runner
+                .run(&ssh::upload(&target, &source, REMOTE_SOURCE, &log, quick))
+                .await
+                .context("failed to upload `src/`")?;
         }
         if let Some(env_file) = env_file.as_ref().filter(|p| p.is_file()) {
             if !source.is_dir() {
-                let mkdir = ssh::ssh(&target, &["mkdir", "-p", REMOTE_SOURCE], false).io(Io::Log(log.clone())).timeout(quick);
+                let mkdir = ssh::ssh(&target, &["mkdir", "-p", REMOTE_SOURCE], false)
+                    .io(Io::Log(log.clone()))
+                    .timeout(quick);
                 ctx.runner.run(&mkdir).await?;
             }
             let dest = format!("{REMOTE_SOURCE}/.env");
-            ctx.runner.run(&ssh::upload(&target, env_file, &dest, &log, quick)).await.context("failed to upload the env file")?;
+            ctx.runner
+                .run(&ssh::upload(&target, env_file, &dest, &log, quick))
+                .await
+                .context("failed to upload the env file")?;
         }
     }
     if let Some(stack) = ctx.app.manifest.ai_stack.clone() {
@@ -84,15 +131,32 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 continue;
             }
             let name = hook.kind.name();
-            let hook_log = if targets.len() > 1 { ctx.log(&format!("hook-{name}-{}", vm.name)) } else { ctx.log(&format!("hook-{name}")) };
-            let verb = if name == "healthcheck" { "Verifying" } else { "Running" };
-            ctx.printer.status(verb, format!("hook `deployment/{}` on {}", hook.relative, vm.address));
+            let hook_log = if targets.len() > 1 {
+                ctx.log(&format!("hook-{name}-{}", vm.name))
+            } else {
+                ctx.log(&format!("hook-{name}"))
+            };
+            let verb = if name == "healthcheck" {
+                "Verifying"
+            } else {
+                "Running"
+            };
+            ctx.printer.status(
+                verb,
+                format!("hook `deployment/{}` on {}", hook.relative, vm.address),
+            );
             let _spinner = ctx.printer.spinner(name, Some(&hook_log));
             let argv = hook_argv(hook, &hook_env(ctx, vm, *index)?);
-            let cmd = ssh::ssh(&ctx.ssh_target(&vm.address), &argv, false).io(Io::Log(hook_log.clone())).timeout(Duration::from_secs(hook.timeout_secs));
+            let cmd = ssh::ssh(&ctx.ssh_target(&vm.address), &argv, false)
+                .io(Io::Log(hook_log.clone()))
+                .timeout(Duration::from_secs(hook.timeout_secs));
             if let Err(err) = ctx.runner.run(&cmd).await {
                 if hook.optional {
-                    ctx.printer.warn(format!("optional hook `{name}` failed on {} (see `{}`)", vm.address, hook_log.display()));
+                    ctx.printer.warn(format!(
+                        "optional hook `{name}` failed on {} (see `{}`)",
+                        vm.address,
+                        hook_log.display()
+                    ));
                     continue;
                 }
                 return Err(err).with_context(|| format!("hook `{name}` failed on {}", vm.address));
@@ -109,9 +173,27 @@ mod tests {
 
     #[test]
     fn hooks_run_as_argv_with_quoted_env() {
-        let hook = ResolvedHook { kind: HookKind::Setup, relative: "setup.sh".into(), optional: false, timeout_secs: 5, hosts: HookHosts::Primary };
+        let hook = ResolvedHook {
+            kind: HookKind::Setup,
+            relative: "setup.sh".into(),
+            optional: false,
+            timeout_secs: 5,
+            hosts: HookHosts::Primary,
+        };
         let argv = super::hook_argv(&hook, &[("APP_NAME".into(), "it's; rm -rf /".into())]);
-        assert_eq!(argv, ["env", "-C", "/tmp/app-deployment", "APP_NAME=it's; rm -rf /", "/tmp/app-deployment/setup.sh"]);
-        assert_eq!(remote_command(&argv), r"'env' '-C' '/tmp/app-deployment' 'APP_NAME=it'\''s; rm -rf /' '/tmp/app-deployment/setup.sh'");
+        assert_eq!(
+            argv,
+            [
+                "env",
+                "-C",
+                "/tmp/app-deployment",
+                "APP_NAME=it's; rm -rf /",
+                "/tmp/app-deployment/setup.sh"
+            ]
+        );
+        assert_eq!(
+            remote_command(&argv),
+            r"'env' '-C' '/tmp/app-deployment' 'APP_NAME=it'\''s; rm -rf /' '/tmp/app-deployment/setup.sh'"
+        );
     }
 }

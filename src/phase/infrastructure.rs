@@ -14,21 +14,39 @@ use crate::phase::Context;
 use crate::settings::NodeSelection;
 use crate::tools::{ssh, tofu::Tofu};
 
-/// File name of the variables file inside the terraform folder.
-
 /// The tofu builder for this deployment (also used by `down`). The mnemonic goes to the child
 /// as `TF_VAR_mnemonic`, and as `MNEMONIC` and `MNEMONICS`, which the grid provider reads when
 /// its block has no `mnemonic` (the argument's name changed in v1.11.2-dev; versions.md).
 /// `sim_config`: the grid simulator's Terraform CLI config (`--network sim`).
-pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<&str>, timeout: std::time::Duration, sim_config: Option<&Path>) -> Tofu {
+pub fn tofu(
+    state_dir: &crate::state::StateDir,
+    program: &str,
+    mnemonic: Option<&str>,
+    timeout: std::time::Duration,
+    sim_config: Option<&Path>,
+) -> Tofu {
     let workdir = state_dir.terraform_dir();
-    let secrets = mnemonic.map(|m| ["TF_VAR_mnemonic", "MNEMONIC", "MNEMONICS"].iter().map(|k| (k.to_string(), m.to_string())).collect()).unwrap_or_default();
+    let secrets = mnemonic
+        .map(|m| {
+            ["TF_VAR_mnemonic", "MNEMONIC", "MNEMONICS"]
+                .iter()
+                .map(|k| (k.to_string(), m.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
     Tofu {
         program: program.to_string(),
         var_file: state_dir.var_file(),
         workdir,
         secrets,
-        env: sim_config.map(|c| vec![("TF_CLI_CONFIG_FILE".to_string(), c.to_string_lossy().into_owned())]).unwrap_or_default(),
+        env: sim_config
+            .map(|c| {
+                vec![(
+                    "TF_CLI_CONFIG_FILE".to_string(),
+                    c.to_string_lossy().into_owned(),
+                )]
+            })
+            .unwrap_or_default(),
         timeout,
     }
 }
@@ -37,7 +55,12 @@ pub fn tofu(state_dir: &crate::state::StateDir, program: &str, mnemonic: Option<
 /// provider package names the binary that serves it, so a lock file recorded by another binary
 /// (an upgrade, a debug build) would fail `init` with a checksum mismatch: it is removed here,
 /// in `workdir`, before each `init` (the simulator has no releases to pin).
-pub fn sim_config(settings: &crate::settings::Settings, grid_network: Option<&str>, dry_run: bool, workdir: &Path) -> Result<Option<std::path::PathBuf>> {
+pub fn sim_config(
+    settings: &crate::settings::Settings,
+    grid_network: Option<&str>,
+    dry_run: bool,
+    workdir: &Path,
+) -> Result<Option<std::path::PathBuf>> {
     if grid_network != Some(crate::sim::NETWORK) {
         return Ok(None);
     }
@@ -46,7 +69,9 @@ pub fn sim_config(settings: &crate::settings::Settings, grid_network: Option<&st
         return Ok(Some(sim.root.join("terraform").join("terraform.rc")));
     }
     match std::fs::remove_file(workdir.join(".terraform.lock.hcl")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing the simulator deployment's Terraform lock file"),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("removing the simulator deployment's Terraform lock file");
+        }
         _ => {}
     }
     crate::sim::terraform_config(&sim).map(Some)
@@ -60,47 +85,93 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     if !ctx.dir.dry_run {
         copy_tree(&ctx.pattern.dir.join("infrastructure"), &workdir)?;
     }
-    let public_key = if ctx.runner.is_dry_run() && !ctx.state.ssh.identity.with_extension("pub").exists() {
-        "<generated ssh public key>".to_string()
-    } else {
-        let path = ctx.state.ssh.identity.with_extension("pub");
-        std::fs::read_to_string(&path).with_context(|| format!("failed to read ssh public key `{}`", path.display()))?.trim().to_string()
-    };
-    let sim = sim_config(&ctx.settings, ctx.state.grid_network.as_deref(), ctx.runner.is_dry_run(), &workdir)?;
-    let tofu = tofu(&ctx.dir, &ctx.state.tofu, ctx.mnemonic.as_deref(), ctx.settings.tofu_timeout, sim.as_deref());
+    let public_key =
+        if ctx.runner.is_dry_run() && !ctx.state.ssh.identity.with_extension("pub").exists() {
+            "<generated ssh public key>".to_string()
+        } else {
+            let path = ctx.state.ssh.identity.with_extension("pub");
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("failed to read ssh public key `{}`", path.display()))?
+                .trim()
+                .to_string()
+        };
+    let sim = sim_config(
+        &ctx.settings,
+        ctx.state.grid_network.as_deref(),
+        ctx.runner.is_dry_run(),
+        &workdir,
+    )?;
+    let tofu = tofu(
+        &ctx.dir,
+        &ctx.state.tofu,
+        ctx.mnemonic.as_deref(),
+        ctx.settings.tofu_timeout,
+        sim.as_deref(),
+    );
     let _spinner = ctx.printer.spinner("infrastructure", Some(&log));
-    ctx.printer.status("Provisioning", format!("infrastructure with `{}` (init, plan, apply)", ctx.state.tofu));
+    ctx.printer.status(
+        "Provisioning",
+        format!(
+            "infrastructure with `{}` (init, plan, apply)",
+            ctx.state.tofu
+        ),
+    );
     choose_ip_range(ctx)?;
     let mut attempt = 1;
     loop {
         place(ctx, attempt).await?;
         write_variables(ctx, &public_key)?;
         if attempt == 1 {
-            ctx.runner.run(&tofu.init(&log)).await.context("terraform init failed")?;
+            ctx.runner
+                .run(&tofu.init(&log))
+                .await
+                .context("terraform init failed")?;
         }
-        ctx.runner.run(&tofu.plan("tfplan", &log)).await.context("terraform plan failed")?;
-        let Err(err) = ctx.runner.run(&tofu.apply("tfplan", &log)).await else { break };
-        let selected: Vec<u64> = ctx.state.placement.iter().filter(|c| c.how == How::Selected).map(|c| c.node).collect();
+        ctx.runner
+            .run(&tofu.plan("tfplan", &log))
+            .await
+            .context("terraform plan failed")?;
+        let Err(err) = ctx.runner.run(&tofu.apply("tfplan", &log)).await else {
+            break;
+        };
+        let selected: Vec<u64> = ctx
+            .state
+            .placement
+            .iter()
+            .filter(|c| c.how == How::Selected)
+            .map(|c| c.node)
+            .collect();
         // An apply stopped by Ctrl-C says nothing about the node.
-        if selected.is_empty() || attempt >= MAX_ATTEMPTS || crate::interrupt::received().is_some() {
+        if selected.is_empty() || attempt >= MAX_ATTEMPTS || crate::interrupt::received().is_some()
+        {
             return Err(err).context("terraform apply failed; its state is kept");
         }
-        let nodes = selected.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let nodes = selected
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         ctx.printer.warn(format!("terraform apply failed on node {nodes} ({err:#}); trying other nodes (attempt {}/{MAX_ATTEMPTS})", attempt + 1));
         ctx.state.excluded_nodes.extend(selected);
         ctx.state.placement.clear();
         ctx.save()?;
         attempt += 1;
     }
-    let out = ctx.runner.run(&tofu.output_json(&log, &PatternOutputs::placeholder_json())).await.context("terraform output failed")?;
+    let out = ctx
+        .runner
+        .run(&tofu.output_json(&log, &PatternOutputs::placeholder_json()))
+        .await
+        .context("terraform output failed")?;
     let outputs = PatternOutputs::from_output_json(&ctx.pattern.manifest.name, &out.stdout)?;
 
     if let Some(config) = &outputs.wg_config {
         ctx.dir.create_dir(&ctx.dir.wg_dir())?;
-        ctx.dir.write(&ctx.dir.tunnel_source(), config.as_bytes(), 0o600)?;
+        ctx.dir
+            .write(&ctx.dir.tunnel_source(), config.as_bytes(), 0o600)?;
     }
     if let Some(known) = &outputs.ssh_known_hosts {
-        ctx.dir.write(&ctx.dir.known_hosts(), known.as_bytes(), 0o600)?;
+        ctx.dir
+            .write(&ctx.dir.known_hosts(), known.as_bytes(), 0o600)?;
         ctx.state.ssh.pinned = true;
     }
     let count = outputs.vms().len();
@@ -110,7 +181,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             "{count} VM{} on node{} {}",
             if count == 1 { "" } else { "s" },
             if outputs.node_ids.len() == 1 { "" } else { "s" },
-            outputs.node_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            outputs
+                .node_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     ctx.state.outputs = Some(outputs);
@@ -124,7 +200,9 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// Decides the node of each placement, once per deployment (a resume keeps the recorded nodes
 /// unless `--node` is given), and records it in state.yaml before anything is applied.
 async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
-    if ctx.pattern.manifest.placement.is_empty() || (!ctx.state.placement.is_empty() && ctx.node_flag.is_none()) {
+    if ctx.pattern.manifest.placement.is_empty()
+        || (!ctx.state.placement.is_empty() && ctx.node_flag.is_none())
+    {
         return Ok(());
     }
     let excluded: BTreeSet<u64> = ctx.state.excluded_nodes.iter().copied().collect();
@@ -138,9 +216,19 @@ async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
         excluded: &excluded,
         seed: format!("{}-{attempt}", ctx.state.id),
     };
-    let network = ctx.variables.get("tfgrid_network").and_then(|v| v.as_str()).unwrap_or(&ctx.settings.network).to_string();
+    let network = ctx
+        .variables
+        .get("tfgrid_network")
+        .and_then(|v| v.as_str())
+        .unwrap_or(&ctx.settings.network)
+        .to_string();
     // on the simulator, its own GridProxy answers from 127.0.0.1 for as long as placement runs
-    let (proxy, sim_proxy) = crate::sim::gridproxy::client(&network, &ctx.settings.data_dir, ctx.settings.gridproxy_url.as_deref()).await?;
+    let (proxy, sim_proxy) = crate::sim::gridproxy::client(
+        &network,
+        &ctx.settings.data_dir,
+        ctx.settings.gridproxy_url.as_deref(),
+    )
+    .await?;
     let choices = placement::place(&inputs, || Ok(proxy.clone())).await?;
     drop(sim_proxy);
     for choice in &choices {
@@ -149,7 +237,8 @@ async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
             How::Selected => format!("node {} (selected on {network})", choice.node),
             How::Scheduler => "the provider's scheduler".to_string(),
         };
-        ctx.printer.status("Placing", format!("{} on {how}", choice.role));
+        ctx.printer
+            .status("Placing", format!("{} on {how}", choice.role));
     }
     ctx.state.placement = choices;
     ctx.save()
@@ -159,21 +248,30 @@ async fn place(ctx: &mut Context, attempt: u32) -> Result<()> {
 /// of this machine and no other deployment recorded here uses, so that two grid deployments'
 /// WireGuard tunnels can be up at once. Chosen once, recorded in state.yaml before apply.
 fn choose_ip_range(ctx: &mut Context) -> Result<()> {
-    if !ctx.pattern.manifest.variables.contains_key("ip_range") || ctx.variables.contains_key("ip_range") || ctx.state.ip_range.is_some() {
+    if !ctx.pattern.manifest.variables.contains_key("ip_range")
+        || ctx.variables.contains_key("ip_range")
+        || ctx.state.ip_range.is_some()
+    {
         return Ok(());
     }
     let mut taken: BTreeSet<u8> = routed_second_octets();
     let (entries, _) = crate::registry::Registry::new(ctx.settings.registry_dir()).list()?;
     for entry in entries.iter().filter(|e| e.id != ctx.state.id) {
-        let other = crate::state::StateDir::at(entry.state_dir.clone()).load().ok().flatten();
+        let other = crate::state::StateDir::at(entry.state_dir.clone())
+            .load()
+            .ok()
+            .flatten();
         if let Some(range) = other.and_then(|s| s.ip_range) {
             taken.extend(range.split('.').nth(1).and_then(|b| b.parse::<u8>().ok()));
         }
     }
     // a start that differs per deployment, then the first free one (10.100-149 and 10.200-249
     // belong to the local pattern)
-    let start = u8::from_str_radix(&ctx.state.id[..2.min(ctx.state.id.len())], 16).unwrap_or(0) % 80;
-    let free = (0..80u8).map(|i| 20 + (start + i) % 80).find(|b| !taken.contains(b));
+    let start =
+        u8::from_str_radix(&ctx.state.id[..2.min(ctx.state.id.len())], 16).unwrap_or(0) % 80;
+    let free = (0..80u8)
+        .map(|i| 20 + (start + i) % 80)
+        .find(|b| !taken.contains(b));
     let Some(b) = free else {
         anyhow::bail!(crate::error::UserError::new(
             "no free 10.B.0.0/16 for the grid network on this machine (10.20-99 are all routed)",
@@ -186,14 +284,23 @@ fn choose_ip_range(ctx: &mut Context) -> Result<()> {
 
 /// Second octets B of every 10.B.x.x destination in this machine's main routing table.
 fn routed_second_octets() -> BTreeSet<u8> {
-    crate::host::ipv4_routes().into_iter().map(|(dest, _)| dest.octets()).filter(|o| o[0] == 10).map(|o| o[1]).collect()
+    crate::host::ipv4_routes()
+        .into_iter()
+        .map(|(dest, _)| dest.octets())
+        .filter(|o| o[0] == 10)
+        .map(|o| o[1])
+        .collect()
 }
 
 /// The tfvars file: the manifest's values, the built-ins, and the chosen nodes.
 fn write_variables(ctx: &Context, public_key: &str) -> Result<()> {
     let mut variables = ctx.variables.clone();
     // Environments of one app get distinct names on the grid: `blog`, `blog-staging`.
-    let name = if ctx.state.env == "default" { ctx.app.manifest.name.clone() } else { format!("{}-{}", ctx.app.manifest.name, ctx.state.env) };
+    let name = if ctx.state.env == "default" {
+        ctx.app.manifest.name.clone()
+    } else {
+        format!("{}-{}", ctx.app.manifest.name, ctx.state.env)
+    };
     variables.insert("deployment_name".into(), name.into());
     variables.insert("deployment_id".into(), ctx.state.id.clone().into());
     variables.insert("ssh_public_key".into(), public_key.into());
@@ -202,14 +309,32 @@ fn write_variables(ctx: &Context, public_key: &str) -> Result<()> {
         variables.insert("tfgrid_network".into(), "dev".into());
     }
     if let Some(range) = &ctx.state.ip_range {
-        variables.entry("ip_range".to_string()).or_insert_with(|| range.clone().into());
+        variables
+            .entry("ip_range".to_string())
+            .or_insert_with(|| range.clone().into());
     }
-    for choice in ctx.state.placement.iter().filter(|c| c.how != How::Scheduler) {
+    for choice in ctx
+        .state
+        .placement
+        .iter()
+        .filter(|c| c.how != How::Scheduler)
+    {
         variables.insert(choice.variable.clone(), choice.node.into());
     }
-    if !ctx.state.excluded_nodes.is_empty() && ctx.pattern.manifest.variables.contains_key("exclude_nodes") {
-        let mut list: Vec<serde_json::Value> = variables.get("exclude_nodes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-        list.extend(ctx.state.excluded_nodes.iter().map(|n| serde_json::Value::from(*n)));
+    if !ctx.state.excluded_nodes.is_empty()
+        && ctx.pattern.manifest.variables.contains_key("exclude_nodes")
+    {
+        let mut list: Vec<serde_json::Value> = variables
+            .get("exclude_nodes")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        list.extend(
+            ctx.state
+                .excluded_nodes
+                .iter()
+                .map(|n| serde_json::Value::from(*n)),
+        );
         variables.insert("exclude_nodes".into(), list.into());
     }
     let json = serde_json::to_string_pretty(&variables)?;
@@ -223,18 +348,26 @@ async fn ensure_ssh_key(ctx: &mut Context, log: &Path) -> Result<()> {
     }
     ctx.dir.create_dir(&ctx.dir.ssh_dir())?;
     let comment = format!("tfgrid-compose-{}", ctx.state.id);
-    ctx.runner.run(&ssh::keygen(&ctx.state.ssh.identity, &comment, log)).await.context("failed to create the deployment's ssh key")?;
+    ctx.runner
+        .run(&ssh::keygen(&ctx.state.ssh.identity, &comment, log))
+        .await
+        .context("failed to create the deployment's ssh key")?;
     Ok(())
 }
 
 /// Copies a pattern's infrastructure folder, overwriting module files and leaving everything
 /// Terraform wrote (state, `.terraform/`, plan) alone.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(from).with_context(|| format!("failed to read `{}`", from.display()))? {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("failed to read `{}`", from.display()))?
+    {
         let entry = entry?;
         let name = entry.file_name();
         let lossy = name.to_string_lossy();
-        if lossy.starts_with(".terraform") || lossy.starts_with("terraform.tfstate") || lossy == "tfplan" {
+        if lossy.starts_with(".terraform")
+            || lossy.starts_with("terraform.tfstate")
+            || lossy == "tfplan"
+        {
             continue;
         }
         let target = to.join(&name);
@@ -243,7 +376,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             copy_tree(&entry.path(), &target)?;
         } else {
             let temp = to.join(format!(".{lossy}.tmp"));
-            std::fs::copy(entry.path(), &temp).with_context(|| format!("failed to copy `{}`", entry.path().display()))?;
+            std::fs::copy(entry.path(), &temp)
+                .with_context(|| format!("failed to copy `{}`", entry.path().display()))?;
             std::fs::rename(&temp, &target)?;
         }
     }

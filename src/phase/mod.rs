@@ -26,7 +26,19 @@ use crate::state::{DeploymentState, StateDir, Status};
 use crate::tools::ssh::SshTarget;
 
 /// The phases of `up`, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 #[value(rename_all = "kebab-case")]
 pub enum Phase {
@@ -41,8 +53,16 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] =
-        [Phase::Validate, Phase::Infrastructure, Phase::Network, Phase::WaitSsh, Phase::Platform, Phase::Application, Phase::Verify, Phase::Finalize];
+    pub const ALL: [Phase; 8] = [
+        Phase::Validate,
+        Phase::Infrastructure,
+        Phase::Network,
+        Phase::WaitSsh,
+        Phase::Platform,
+        Phase::Application,
+        Phase::Verify,
+        Phase::Finalize,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -62,7 +82,12 @@ impl Phase {
         Phase::ALL
             .into_iter()
             .find(|p| p.name() == text)
-            .ok_or_else(|| UserError::new(format!("unknown phase `{text}`"), format!("phases are: {}", Phase::ALL.map(Phase::name).join(", "))))
+            .ok_or_else(|| {
+                UserError::new(
+                    format!("unknown phase `{text}`"),
+                    format!("phases are: {}", Phase::ALL.map(Phase::name).join(", ")),
+                )
+            })
     }
 }
 
@@ -121,21 +146,27 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         if let Err(interrupted) = crate::interrupt::check() {
             ctx.state.status = Status::Interrupted;
             ctx.save()?;
-            return Err(anyhow::Error::new(interrupted).context(format!("stopped before the {} phase", phase.name())));
+            return Err(anyhow::Error::new(interrupted)
+                .context(format!("stopped before the {} phase", phase.name())));
         }
         if phase == Phase::Validate {
             // Validation ran before the lock was taken; journal it.
             ctx.state.start_phase(phase, None);
-            ctx.state.finish_phase(phase, std::time::Duration::ZERO, None);
+            ctx.state
+                .finish_phase(phase, std::time::Duration::ZERO, None);
             ctx.save()?;
             continue;
         }
         let log = ctx.log(phase.name());
         ctx.state.start_phase(phase, Some(log.clone()));
         ctx.save()?;
-        ctx.printer.event(&Event::PhaseStarted { phase: phase.name() });
+        ctx.printer.event(&Event::PhaseStarted {
+            phase: phase.name(),
+        });
         let started = Instant::now();
-        let result = crate::interrupt::stoppable(run_one(ctx, phase), std::time::Duration::from_millis(500)).await;
+        let result =
+            crate::interrupt::stoppable(run_one(ctx, phase), std::time::Duration::from_millis(500))
+                .await;
         let elapsed = started.elapsed();
         // A phase that failed after a signal arrived failed because of it (its child was stopped).
         let interrupted = result.is_err() && crate::interrupt::received().is_some();
@@ -155,7 +186,11 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         });
         if let Err(err) = result {
             let what = if interrupted { "interrupted" } else { "failed" };
-            return Err(err.context(format!("{} phase {what} after {}", phase.name(), format_duration(elapsed))));
+            return Err(err.context(format!(
+                "{} phase {what} after {}",
+                phase.name(),
+                format_duration(elapsed)
+            )));
         }
     }
     Ok(())

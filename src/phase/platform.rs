@@ -17,14 +17,29 @@ pub fn deployment_vars(ctx: &Context) -> Result<serde_json::Value> {
         vars.insert(key.clone(), value.clone());
     }
     vars.insert("app_name".into(), ctx.app.manifest.name.clone().into());
-    vars.insert("app_version".into(), ctx.app.manifest.version.clone().unwrap_or_default().into());
+    vars.insert(
+        "app_version".into(),
+        ctx.app.manifest.version.clone().unwrap_or_default().into(),
+    );
     vars.insert("deployment_id".into(), ctx.state.id.clone().into());
-    vars.insert("deployment_name".into(), outputs.deployment_name.clone().into());
+    vars.insert(
+        "deployment_name".into(),
+        outputs.deployment_name.clone().into(),
+    );
     vars.insert("primary_ip".into(), outputs.primary_ip.clone().into());
-    vars.insert("primary_ip_type".into(), serde_json::to_value(outputs.primary_ip_type)?);
+    vars.insert(
+        "primary_ip_type".into(),
+        serde_json::to_value(outputs.primary_ip_type)?,
+    );
     vars.insert("node_ids".into(), serde_json::to_value(&outputs.node_ids)?);
-    vars.insert("secondary_ips".into(), serde_json::to_value(&outputs.secondary_ips)?);
-    vars.insert("private_ips".into(), serde_json::to_value(&outputs.private_ips)?);
+    vars.insert(
+        "secondary_ips".into(),
+        serde_json::to_value(&outputs.secondary_ips)?,
+    );
+    vars.insert(
+        "private_ips".into(),
+        serde_json::to_value(&outputs.private_ips)?,
+    );
     if let Some(m) = &outputs.mycelium_ip {
         vars.insert("mycelium_ip".into(), m.clone().into());
     }
@@ -33,18 +48,54 @@ pub fn deployment_vars(ctx: &Context) -> Result<serde_json::Value> {
 
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let outputs = ctx.outputs()?.clone();
-    let hosts: Vec<Host> = outputs.vms().into_iter().map(|vm| Host { name: vm.name, address: vm.address, role: vm.role }).collect();
-    ctx.dir.write(&ctx.dir.inventory(), ansible::inventory(&hosts, ctx.state.ssh.port).as_bytes(), 0o600)?;
-    let config = ansible::config(&ctx.state.ssh.known_hosts, &ctx.state.ssh.identity, hosts.len().max(5));
-    ctx.dir.write(&ctx.dir.ansible_cfg(), config.as_bytes(), 0o600)?;
+    let hosts: Vec<Host> = outputs
+        .vms()
+        .into_iter()
+        .map(|vm| Host {
+            name: vm.name,
+            address: vm.address,
+            role: vm.role,
+        })
+        .collect();
+    ctx.dir.write(
+        &ctx.dir.inventory(),
+        ansible::inventory(&hosts, ctx.state.ssh.port).as_bytes(),
+        0o600,
+    )?;
+    let config = ansible::config(
+        &ctx.state.ssh.known_hosts,
+        &ctx.state.ssh.identity,
+        hosts.len().max(5),
+    );
+    ctx.dir
+        .write(&ctx.dir.ansible_cfg(), config.as_bytes(), 0o600)?;
     let vars = serde_json::to_string_pretty(&deployment_vars(ctx)?)?;
-    ctx.dir.write(&ctx.dir.extra_vars(), vars.as_bytes(), 0o600)?;
+    ctx.dir
+        .write(&ctx.dir.extra_vars(), vars.as_bytes(), 0o600)?;
 
     let log = ctx.log("platform");
     let playbook = ctx.pattern.dir.join("platform").join("site.yml");
     let _spinner = ctx.printer.spinner("platform", Some(&log));
-    ctx.printer.status("Configuring", format!("platform (ansible-playbook {} on {} host{})", "site.yml", hosts.len(), if hosts.len() == 1 { "" } else { "s" }));
-    let cmd = ansible::playbook(&ctx.dir.inventory(), &ctx.dir.extra_vars(), &playbook, &ctx.dir.ansible_cfg(), &log, Duration::from_secs(3600));
-    ctx.runner.run(&cmd).await.context("ansible-playbook failed")?;
+    ctx.printer.status(
+        "Configuring",
+        format!(
+            "platform (ansible-playbook {} on {} host{})",
+            "site.yml",
+            hosts.len(),
+            if hosts.len() == 1 { "" } else { "s" }
+        ),
+    );
+    let cmd = ansible::playbook(
+        &ctx.dir.inventory(),
+        &ctx.dir.extra_vars(),
+        &playbook,
+        &ctx.dir.ansible_cfg(),
+        &log,
+        Duration::from_secs(3600),
+    );
+    ctx.runner
+        .run(&cmd)
+        .await
+        .context("ansible-playbook failed")?;
     Ok(())
 }

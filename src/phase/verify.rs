@@ -15,39 +15,66 @@ use crate::tools::ssh;
 
 /// The app's URL with `{primary_ip}` filled in (IPv6 in brackets).
 pub fn app_url(template: &str, primary_ip: &str) -> String {
-    let host = if primary_ip.contains(':') { format!("[{primary_ip}]") } else { primary_ip.to_string() };
+    let host = if primary_ip.contains(':') {
+        format!("[{primary_ip}]")
+    } else {
+        primary_ip.to_string()
+    };
     template.replace("{primary_ip}", &host)
 }
 
 /// A minimal HTTP/1.0 GET: returns the status code and body.
 pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, String)> {
-    let rest = url.strip_prefix("http://").context("only http:// URLs can be checked")?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let address = if authority
-        .rsplit_once(':')
-        .is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok() && !h.is_empty() && (!h.contains(':') || h.ends_with(']')))
-    {
+    let rest = url
+        .strip_prefix("http://")
+        .context("only http:// URLs can be checked")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let address = if authority.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.ends_with(':')
+            && p.parse::<u16>().is_ok()
+            && !h.is_empty()
+            && (!h.contains(':') || h.ends_with(']'))
+    }) {
         authority.to_string()
     } else {
         format!("{authority}:80")
     };
-    let socket = std::net::ToSocketAddrs::to_socket_addrs(&address)?.next().context("no address")?;
+    let socket = std::net::ToSocketAddrs::to_socket_addrs(&address)?
+        .next()
+        .context("no address")?;
     let mut stream = TcpStream::connect_timeout(&socket, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: tfgrid-compose\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: tfgrid-compose\r\n\r\n"
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("not an HTTP response")?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("not an HTTP response")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let outputs = ctx.outputs()?.clone();
     let log = ctx.log("verify");
-    let cmd = ssh::ssh(&ctx.ssh_target(&outputs.primary_ip), &["true"], false).io(Io::Log(log)).timeout(Duration::from_secs(30));
-    ctx.runner.run(&cmd).await.context("the primary VM does not answer over ssh")?;
+    let cmd = ssh::ssh(&ctx.ssh_target(&outputs.primary_ip), &["true"], false)
+        .io(Io::Log(log))
+        .timeout(Duration::from_secs(30));
+    ctx.runner
+        .run(&cmd)
+        .await
+        .context("the primary VM does not answer over ssh")?;
     if let (Some(template), true) = (&ctx.app.manifest.url, ctx.runner.is_real()) {
         let url = app_url(template, &outputs.primary_ip);
         if url.starts_with("http://") {
@@ -78,16 +105,34 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
 pub fn finalize(ctx: &mut Context) -> Result<()> {
     let outputs = ctx.outputs()?.clone();
     ctx.state.status = Status::Running;
-    let url = ctx.app.manifest.url.as_deref().map(|t| app_url(t, &outputs.primary_ip));
+    let url = ctx
+        .app
+        .manifest
+        .url
+        .as_deref()
+        .map(|t| app_url(t, &outputs.primary_ip));
     let value = serde_json::to_value(&outputs)?;
-    ctx.printer.event(&Event::DeploymentFinished { command: "up", status: "running", id: &ctx.state.id, outputs: Some(&value) });
+    ctx.printer.event(&Event::DeploymentFinished {
+        command: "up",
+        status: "running",
+        id: &ctx.state.id,
+        outputs: Some(&value),
+    });
     ctx.printer.status(
         "Finished",
-        format!("`{}` is up at {}{}", ctx.app.manifest.name, outputs.primary_ip, url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default()),
+        format!(
+            "`{}` is up at {}{}",
+            ctx.app.manifest.name,
+            outputs.primary_ip,
+            url.as_deref()
+                .map(|u| format!(" ({u})"))
+                .unwrap_or_default()
+        ),
     );
     if !ctx.printer.json() {
         for vm in outputs.vms().iter().skip(1) {
-            ctx.printer.status("", format!("{} {} ({})", vm.name, vm.address, vm.role));
+            ctx.printer
+                .status("", format!("{} {} ({})", vm.name, vm.address, vm.role));
         }
         if let Some(url) = &url {
             ctx.printer.data(url);
@@ -102,7 +147,13 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
 mod tests {
     #[test]
     fn url_template() {
-        assert_eq!(super::app_url("http://{primary_ip}:8080/", "10.1.0.2"), "http://10.1.0.2:8080/");
-        assert_eq!(super::app_url("http://{primary_ip}/", "fd00::2"), "http://[fd00::2]/");
+        assert_eq!(
+            super::app_url("http://{primary_ip}:8080/", "10.1.0.2"),
+            "http://10.1.0.2:8080/"
+        );
+        assert_eq!(
+            super::app_url("http://{primary_ip}/", "fd00::2"),
+            "http://[fd00::2]/"
+        );
     }
 }

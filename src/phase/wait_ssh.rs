@@ -19,10 +19,18 @@ pub fn next_delay(current: Duration) -> Duration {
 pub async fn wait_for_port(host: &str, port: u16, deadline: Instant) -> Result<u32> {
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0;
-    let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     loop {
         attempts += 1;
-        let connect = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address)).await;
+        let connect = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(&address),
+        )
+        .await;
         if let Ok(Ok(_stream)) = connect {
             return Ok(attempts);
         }
@@ -34,24 +42,39 @@ pub async fn wait_for_port(host: &str, port: u16, deadline: Instant) -> Result<u
     }
 }
 
-async fn wait_one(runner: Runner, target: SshTarget, log: std::path::PathBuf, deadline: Instant) -> Result<String> {
+async fn wait_one(
+    runner: Runner,
+    target: SshTarget,
+    log: std::path::PathBuf,
+    deadline: Instant,
+) -> Result<String> {
     if runner.is_real() {
         wait_for_port(&target.host, target.port, deadline).await?;
     }
     let mut delay = Duration::from_millis(100);
     loop {
-        let cmd = ssh::ssh(&target, &["true"], false).io(Io::Log(log.clone())).timeout(Duration::from_secs(30));
+        let cmd = ssh::ssh(&target, &["true"], false)
+            .io(Io::Log(log.clone()))
+            .timeout(Duration::from_secs(30));
         let result = runner.run(&cmd).await;
         match result {
             Ok(_) => return Ok(target.host),
             Err(err) => {
                 crate::interrupt::check()?;
                 let text = format!("{err:#}");
-                if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
-                    return Err(err.context(format!("host key of {} does not match the one pinned in `{}`", target.host, target.known_hosts.display())));
+                if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+                    || text.contains("Host key verification failed")
+                {
+                    return Err(err.context(format!(
+                        "host key of {} does not match the one pinned in `{}`",
+                        target.host,
+                        target.known_hosts.display()
+                    )));
                 }
                 if Instant::now() + delay > deadline {
-                    return Err(err.context(format!("ssh to {} did not succeed in time", target.host)));
+                    return Err(
+                        err.context(format!("ssh to {} did not succeed in time", target.host))
+                    );
                 }
             }
         }
@@ -63,12 +86,26 @@ async fn wait_one(runner: Runner, target: SshTarget, log: std::path::PathBuf, de
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let vms = ctx.outputs()?.vms();
     let deadline = Instant::now() + ctx.settings.ssh_timeout;
-    ctx.printer.status("Waiting", format!("for SSH on {}", vms.iter().map(|v| v.address.as_str()).collect::<Vec<_>>().join(", ")));
+    ctx.printer.status(
+        "Waiting",
+        format!(
+            "for SSH on {}",
+            vms.iter()
+                .map(|v| v.address.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
     let started = Instant::now();
     let mut set = JoinSet::new();
     for vm in &vms {
         let log = ctx.log(&format!("wait-ssh-{}", vm.name));
-        set.spawn(wait_one(ctx.runner.clone(), ctx.ssh_target(&vm.address), log, deadline));
+        set.spawn(wait_one(
+            ctx.runner.clone(),
+            ctx.ssh_target(&vm.address),
+            log,
+            deadline,
+        ));
     }
     let mut failures = Vec::new();
     while let Some(joined) = set.join_next().await {
@@ -85,11 +122,20 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             return Err(first);
         }
         let others: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
-        return Err(first.context(format!("{} VMs did not answer over ssh; besides the one below: {}", others.len() + 1, others.join("\n"))));
+        return Err(first.context(format!(
+            "{} VMs did not answer over ssh; besides the one below: {}",
+            others.len() + 1,
+            others.join("\n")
+        )));
     }
     ctx.printer.status(
         "Reached",
-        format!("{} VM{} over SSH in {}", vms.len(), if vms.len() == 1 { "" } else { "s" }, crate::clock::format_duration(started.elapsed())),
+        format!(
+            "{} VM{} over SSH in {}",
+            vms.len(),
+            if vms.len() == 1 { "" } else { "s" },
+            crate::clock::format_duration(started.elapsed())
+        ),
     );
     Ok(())
 }
@@ -119,14 +165,23 @@ mod tests {
         drop(probe);
         let late = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_secs(3)).await;
             drop(listener);
         });
-        let attempts = wait_for_port("127.0.0.1", port, Instant::now() + Duration::from_secs(5)).await.unwrap();
+        let attempts = wait_for_port("127.0.0.1", port, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(attempts >= 2);
         late.abort();
-        let err = wait_for_port("127.0.0.1", port, Instant::now() + Duration::from_millis(200)).await;
+        let err = wait_for_port(
+            "127.0.0.1",
+            port,
+            Instant::now() + Duration::from_millis(200),
+        )
+        .await;
         assert!(err.is_err());
     }
 }

@@ -15,7 +15,9 @@ use super::ledger::{Ledger, Node, SimDir};
 
 fn node_json(l: &Ledger, n: &Node) -> Value {
     let farm = l.farms.iter().find(|f| f.farm_id == n.farm_id);
-    let free_ips = farm.map(|f| f.public_ips.values().filter(|h| **h == 0).count()).unwrap_or(0);
+    let free_ips = farm
+        .map(|f| f.public_ips.values().filter(|h| **h == 0).count())
+        .unwrap_or(0);
     json!({
         "nodeId": n.node_id,
         "farmId": n.farm_id,
@@ -38,16 +40,34 @@ fn node_json(l: &Ledger, n: &Node) -> Value {
 }
 
 async fn nodes(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
-    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+    let Ok(l) = sim.read() else {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "ledger unreadable",
+        )
+            .into_response();
+    };
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let farms: Vec<u32> = q.get("farm_ids").map(|f| f.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+    let farms: Vec<u32> = q
+        .get("farm_ids")
+        .map(|f| f.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default();
     let page = num("page").max(1) as usize;
-    let size = q.get("size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).max(1);
+    let size = q
+        .get("size")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(50)
+        .max(1);
     let matching: Vec<Value> = l
         .nodes
         .iter()
         .filter(|n| {
-            let free_ips = l.farms.iter().find(|f| f.farm_id == n.farm_id).map(|f| f.public_ips.values().filter(|h| **h == 0).count() as u64).unwrap_or(0);
+            let free_ips = l
+                .farms
+                .iter()
+                .find(|f| f.farm_id == n.farm_id)
+                .map(|f| f.public_ips.values().filter(|h| **h == 0).count() as u64)
+                .unwrap_or(0);
             n.total.mru.saturating_sub(n.used.mru) >= num("free_mru")
                 && n.total.sru.saturating_sub(n.used.sru) >= num("free_sru")
                 && n.total.hru.saturating_sub(n.used.hru) >= num("free_hru")
@@ -56,22 +76,50 @@ async fn nodes(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, Strin
         })
         .map(|n| node_json(&l, n))
         .collect();
-    let chunk: Vec<Value> = matching.into_iter().skip((page - 1) * size).take(size).collect();
+    let chunk: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
     Json(chunk).into_response()
 }
 
 async fn node(State(sim): State<SimDir>, UrlPath(id): UrlPath<u32>) -> Response {
-    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+    let Ok(l) = sim.read() else {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "ledger unreadable",
+        )
+            .into_response();
+    };
     match l.node(id) {
         Some(n) => Json(node_json(&l, n)).into_response(),
-        None => (axum::http::StatusCode::NOT_FOUND, Json(json!({"error": format!("node {id} not found")}))).into_response(),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("node {id} not found")})),
+        )
+            .into_response(),
     }
 }
 
 async fn farms(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
-    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
-    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let size = q.get("size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).max(1);
+    let Ok(l) = sim.read() else {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "ledger unreadable",
+        )
+            .into_response();
+    };
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let size = q
+        .get("size")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(50)
+        .max(1);
     let all: Vec<Value> = l
         .farms
         .iter()
@@ -90,12 +138,31 @@ async fn farms(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, Strin
     Json(all).into_response()
 }
 
-async fn contracts(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
-    let Ok(l) = sim.read() else { return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "ledger unreadable").into_response() };
+async fn contracts(
+    State(sim): State<SimDir>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Ok(l) = sim.read() else {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "ledger unreadable",
+        )
+            .into_response();
+    };
     let twin = q.get("twin_id").and_then(|v| v.parse::<u32>().ok());
-    let only_created = q.get("state").is_some_and(|s| s.eq_ignore_ascii_case("created"));
-    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let size = q.get("size").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).max(1);
+    let only_created = q
+        .get("state")
+        .is_some_and(|s| s.eq_ignore_ascii_case("created"));
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let size = q
+        .get("size")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(50)
+        .max(1);
     let rows: Vec<Value> = l
         .contracts
         .values()
@@ -133,7 +200,9 @@ impl Drop for Running {
 ///
 /// Errors: no loopback port.
 pub async fn start(sim: SimDir) -> Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on 127.0.0.1 for the simulated GridProxy")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("listening on 127.0.0.1 for the simulated GridProxy")?;
     let url = format!("http://{}", listener.local_addr()?);
     let app = axum::Router::new()
         .route("/nodes", get(nodes))
@@ -149,15 +218,32 @@ pub async fn start(sim: SimDir) -> Result<Running> {
             })
             .await;
     });
-    Ok(Running { url, stop: Some(tx) })
+    Ok(Running {
+        url,
+        stop: Some(tx),
+    })
 }
 
 /// The GridProxy client for `network`: on `sim`, the simulator's own (started here, served for
 /// as long as the returned guard lives); else the network's, or `url_override`.
 ///
 /// Errors: an unknown network; no loopback port for the simulator's.
-pub async fn client(network: &str, data_dir: &std::path::Path, url_override: Option<&str>) -> Result<(crate::grid::proxy::GridProxy, Option<Running>)> {
-    let running = if network == super::NETWORK { Some(start(super::ledger::sim_dir(data_dir)).await?) } else { None };
-    let url = running.as_ref().map(|r| r.url.clone()).or_else(|| url_override.map(String::from));
-    Ok((crate::grid::proxy::GridProxy::new(network, url.as_deref())?, running))
+pub async fn client(
+    network: &str,
+    data_dir: &std::path::Path,
+    url_override: Option<&str>,
+) -> Result<(crate::grid::proxy::GridProxy, Option<Running>)> {
+    let running = if network == super::NETWORK {
+        Some(start(super::ledger::sim_dir(data_dir)).await?)
+    } else {
+        None
+    };
+    let url = running
+        .as_ref()
+        .map(|r| r.url.clone())
+        .or_else(|| url_override.map(String::from));
+    Ok((
+        crate::grid::proxy::GridProxy::new(network, url.as_deref())?,
+        running,
+    ))
 }

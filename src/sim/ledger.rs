@@ -150,7 +150,12 @@ impl SimDir {
     /// Runs `change` on the ledger under the exclusive lock and saves it when `change` succeeds.
     pub fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> Result<T>) -> Result<T> {
         crate::files::create_private_dir(&self.root)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(self.root.join("lock")).context("opening the simulator's lock")?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+            .context("opening the simulator's lock")?;
         lock.lock().context("locking the simulator's ledger")?;
         let mut ledger = self.read()?;
         let out = change(&mut ledger)?;
@@ -163,8 +168,12 @@ impl SimDir {
     /// The ledger as it is now (a new grid when there is none yet).
     pub fn read(&self) -> Result<Ledger> {
         match std::fs::read(self.ledger()) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{}: the simulator's ledger is damaged; `tfgrid-compose sim reset` starts over", self.ledger().display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{}: the simulator's ledger is damaged; `tfgrid-compose sim reset` starts over",
+                    self.ledger().display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::new_grid()),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.ledger().display())),
         }
@@ -172,24 +181,55 @@ impl SimDir {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Ledger {
     /// A new simulated grid: two farms, eight nodes (two of them zos-light, one a gateway with a
     /// domain), public IPv4 addresses on farm 1.
     pub fn new_grid() -> Ledger {
-        let node = |node_id: u32, farm_id: u32, light: bool, cru: u64, mem_gib: u64, ssd_gib: u64, domain: Option<&str>| Node {
+        let node = |node_id: u32,
+                    farm_id: u32,
+                    light: bool,
+                    cru: u64,
+                    mem_gib: u64,
+                    ssd_gib: u64,
+                    domain: Option<&str>| Node {
             node_id,
             farm_id,
             twin_id: 100 + node_id,
             light,
             domain: domain.map(String::from),
-            country: if farm_id == 1 { "Belgium".into() } else { "Egypt".into() },
-            city: if farm_id == 1 { "Ghent".into() } else { "Cairo".into() },
-            total: Resources { cru, mru: mem_gib * GIB, sru: ssd_gib * GIB, hru: 2000 * GIB },
-            used: Resources { cru: 0, mru: 2 * GIB, sru: 20 * GIB, hru: 0 },
-            certification: if farm_id == 1 { "Certified".into() } else { "Diy".into() },
+            country: if farm_id == 1 {
+                "Belgium".into()
+            } else {
+                "Egypt".into()
+            },
+            city: if farm_id == 1 {
+                "Ghent".into()
+            } else {
+                "Cairo".into()
+            },
+            total: Resources {
+                cru,
+                mru: mem_gib * GIB,
+                sru: ssd_gib * GIB,
+                hru: 2000 * GIB,
+            },
+            used: Resources {
+                cru: 0,
+                mru: 2 * GIB,
+                sru: 20 * GIB,
+                hru: 0,
+            },
+            certification: if farm_id == 1 {
+                "Certified".into()
+            } else {
+                "Diy".into()
+            },
         };
         let nodes = vec![
             node(11, 1, false, 16, 64, 1000, None),
@@ -202,12 +242,30 @@ impl Ledger {
             node(24, 2, false, 4, 8, 100, None),
         ];
         // nodes with a domain have 198.51.100.<node id>; the farm's pool starts at .100
-        let public_ips = (100..130).map(|h| (format!("198.51.100.{h}/24"), 0)).collect();
+        let public_ips = (100..130)
+            .map(|h| (format!("198.51.100.{h}/24"), 0))
+            .collect();
         let farms = vec![
-            Farm { farm_id: 1, name: "simfarm-ghent".into(), twin_id: 201, public_ips },
-            Farm { farm_id: 2, name: "simfarm-cairo".into(), twin_id: 202, public_ips: BTreeMap::new() },
+            Farm {
+                farm_id: 1,
+                name: "simfarm-ghent".into(),
+                twin_id: 201,
+                public_ips,
+            },
+            Farm {
+                farm_id: 2,
+                name: "simfarm-cairo".into(),
+                twin_id: 202,
+                public_ips: BTreeMap::new(),
+            },
         ];
-        Ledger { nodes, farms, next_contract: 1000, next_twin: 7000, ..Ledger::default() }
+        Ledger {
+            nodes,
+            farms,
+            next_contract: 1000,
+            next_twin: 7000,
+            ..Ledger::default()
+        }
     }
 
     /// The twin of a mnemonic (made on first use, as signing up on the chain would).
@@ -235,7 +293,13 @@ impl Ledger {
     }
 
     /// A new contract in state `Created`.
-    pub fn open_contract(&mut self, twin_id: u32, kind: &str, node_id: u32, metadata: String) -> u64 {
+    pub fn open_contract(
+        &mut self,
+        twin_id: u32,
+        kind: &str,
+        node_id: u32,
+        metadata: String,
+    ) -> u64 {
         self.next_contract += 1;
         let id = self.next_contract;
         let contract = Contract {
@@ -263,7 +327,9 @@ impl Ledger {
     /// Cancels a contract: frees its capacity, public IPs and name. Returns the VM folders it ran
     /// (for the caller to stop). Cancelling a cancelled or unknown contract does nothing.
     pub fn cancel(&mut self, id: u64) -> Vec<String> {
-        let Some(c) = self.contracts.get_mut(&id) else { return Vec::new() };
+        let Some(c) = self.contracts.get_mut(&id) else {
+            return Vec::new();
+        };
         if c.state != "Created" {
             return Vec::new();
         }
@@ -283,7 +349,11 @@ impl Ledger {
             }
         }
         self.names.retain(|_, holder| *holder != id);
-        if let Some(used) = self.networks.get_mut(&c.network).and_then(|n| n.used_ips.get_mut(&c.node_id)) {
+        if let Some(used) = self
+            .networks
+            .get_mut(&c.network)
+            .and_then(|n| n.used_ips.get_mut(&c.node_id))
+        {
             used.retain(|h| !c.private_hosts.contains(h));
         }
         c.vms
@@ -291,7 +361,9 @@ impl Ledger {
 
     /// Contracts of a twin that are still `Created`.
     pub fn active(&self, twin_id: u32) -> impl Iterator<Item = &Contract> {
-        self.contracts.values().filter(move |c| c.twin_id == twin_id && c.state == "Created")
+        self.contracts
+            .values()
+            .filter(move |c| c.twin_id == twin_id && c.state == "Created")
     }
 }
 

@@ -43,16 +43,24 @@ const SCRIPT: &str = include_str!("sim.sh");
 pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
     crate::files::create_private_dir(&sim.root)?;
     write_if_changed(&sim.script(), SCRIPT.as_bytes(), 0o700)?;
-    let exe = std::env::current_exe().context("finding this binary's path for the provider mirror")?;
+    let exe =
+        std::env::current_exe().context("finding this binary's path for the provider mirror")?;
     let mirror = sim.root.join("terraform").join("mirror");
-    let dir = mirror.join("registry.terraform.io/threefoldtech/grid").join(PROVIDER_VERSION).join("linux_amd64");
+    let dir = mirror
+        .join("registry.terraform.io/threefoldtech/grid")
+        .join(PROVIDER_VERSION)
+        .join("linux_amd64");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let plugin = format!(
         "#!/bin/sh\n# The grid simulator's provider (tfgrid-compose sim terraform-config).\nexec {} sim provider --sim-dir {}\n",
         crate::tools::ssh::shell_quote(&exe.to_string_lossy()),
         crate::tools::ssh::shell_quote(&sim.root.to_string_lossy())
     );
-    write_if_changed(&dir.join(format!("terraform-provider-grid_v{PROVIDER_VERSION}")), plugin.as_bytes(), 0o755)?;
+    write_if_changed(
+        &dir.join(format!("terraform-provider-grid_v{PROVIDER_VERSION}")),
+        plugin.as_bytes(),
+        0o755,
+    )?;
     let config = sim.root.join("terraform").join("terraform.rc");
     let text = format!(
         "# Installs the grid simulator as registry.terraform.io/threefoldtech/grid {PROVIDER_VERSION}.\nprovider_installation {{\n  filesystem_mirror {{\n    path    = {mirror:?}\n    include = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n}}\n",
@@ -82,7 +90,10 @@ pub struct ContractRow {
 }
 
 /// Contracts as GridProxy lists them, marked against `known` contract ids.
-pub fn contract_rows(contracts: &[crate::grid::proxy::Contract], known: &BTreeSet<u64>) -> Vec<ContractRow> {
+pub fn contract_rows(
+    contracts: &[crate::grid::proxy::Contract],
+    known: &BTreeSet<u64>,
+) -> Vec<ContractRow> {
     contracts
         .iter()
         .map(|c| ContractRow {
@@ -103,8 +114,12 @@ pub fn contract_rows(contracts: &[crate::grid::proxy::Contract], known: &BTreeSe
 /// `id`, networks' `node_deployment_id`, name proxies' `name_contract_id`.
 pub fn contracts_in_tfstate(path: &Path) -> BTreeSet<u64> {
     let mut ids = BTreeSet::new();
-    let Ok(text) = std::fs::read_to_string(path) else { return ids };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { return ids };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return ids;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return ids;
+    };
     for resource in json["resources"].as_array().into_iter().flatten() {
         let kind = resource["type"].as_str().unwrap_or_default();
         for instance in resource["instances"].as_array().into_iter().flatten() {
@@ -113,10 +128,22 @@ pub fn contracts_in_tfstate(path: &Path) -> BTreeSet<u64> {
                 "grid_deployment" | "grid_name_proxy" | "grid_fqdn_proxy" => {
                     ids.extend(a["id"].as_str().and_then(|s| s.parse::<u64>().ok()));
                     ids.extend(a["name_contract_id"].as_u64().filter(|n| *n > 0));
-                    ids.extend(a["node_deployment_id"].as_object().into_iter().flatten().filter_map(|(_, v)| v.as_u64()));
+                    ids.extend(
+                        a["node_deployment_id"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|(_, v)| v.as_u64()),
+                    );
                 }
                 "grid_network" | "grid_kubernetes" => {
-                    ids.extend(a["node_deployment_id"].as_object().into_iter().flatten().filter_map(|(_, v)| v.as_u64()));
+                    ids.extend(
+                        a["node_deployment_id"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|(_, v)| v.as_u64()),
+                    );
                 }
                 _ => {}
             }
@@ -150,7 +177,13 @@ pub async fn reset(sim: &SimDir, runner: &Runner) -> Result<ResetReport> {
     for c in ledger.contracts.values().filter(|c| c.state == "Created") {
         report.contracts_cancelled += 1;
         for dir in &c.vms {
-            runner.run(&Cmd::new(&script).args(["vm-down", dir]).io(Io::Log(log.join("reset.log")))).await?;
+            runner
+                .run(
+                    &Cmd::new(&script)
+                        .args(["vm-down", dir])
+                        .io(Io::Log(log.join("reset.log"))),
+                )
+                .await?;
             report.vms_removed += 1;
         }
     }
@@ -161,7 +194,12 @@ pub async fn reset(sim: &SimDir, runner: &Runner) -> Result<ResetReport> {
             runner
                 .run(
                     &Cmd::new(&script)
-                        .args(["gw-down".to_string(), node.node_id.to_string(), provider::resources::gateway_ip(node.node_id), conf])
+                        .args([
+                            "gw-down".to_string(),
+                            node.node_id.to_string(),
+                            provider::resources::gateway_ip(node.node_id),
+                            conf,
+                        ])
                         .io(Io::Log(log.join("reset.log"))),
                 )
                 .await?;
@@ -170,10 +208,17 @@ pub async fn reset(sim: &SimDir, runner: &Runner) -> Result<ResetReport> {
     }
     for net in ledger.networks.values() {
         let b = net.ip_range.split('.').nth(1).unwrap_or("0").to_string();
-        runner.run(&Cmd::new(&script).args(["net-down".to_string(), net.slot.to_string(), b]).io(Io::Log(log.join("reset.log")))).await?;
+        runner
+            .run(
+                &Cmd::new(&script)
+                    .args(["net-down".to_string(), net.slot.to_string(), b])
+                    .io(Io::Log(log.join("reset.log"))),
+            )
+            .await?;
         report.networks_removed += 1;
     }
-    std::fs::remove_file(sim.ledger()).with_context(|| format!("removing {}", sim.ledger().display()))?;
+    std::fs::remove_file(sim.ledger())
+        .with_context(|| format!("removing {}", sim.ledger().display()))?;
     for entry in std::fs::read_dir(&sim.root)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("net-") && name.ends_with(".conf") {

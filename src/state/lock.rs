@@ -24,7 +24,12 @@ impl StateLock {
     }
 
     /// Takes the lock at once, or waits up to `wait` for it.
-    pub fn acquire(path: &Path, command: &str, wait: Option<Duration>, mut on_wait: impl FnMut(&str)) -> Result<StateLock> {
+    pub fn acquire(
+        path: &Path,
+        command: &str,
+        wait: Option<Duration>,
+        mut on_wait: impl FnMut(&str),
+    ) -> Result<StateLock> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -43,7 +48,11 @@ impl StateLock {
                     let _ = file.rewind();
                     let _ = file.read_to_string(&mut holder);
                     let holder = holder.trim().replace('\n', ", ");
-                    let holder = if holder.is_empty() { "unknown holder".to_string() } else { holder };
+                    let holder = if holder.is_empty() {
+                        "unknown holder".to_string()
+                    } else {
+                        holder
+                    };
                     match deadline {
                         Some(deadline) if Instant::now() < deadline => {
                             if !told {
@@ -53,18 +62,28 @@ impl StateLock {
                             std::thread::sleep(Duration::from_millis(100));
                         }
                         _ => {
-                            return Err(LockError { holder, lock_file: path.to_path_buf() }.into());
+                            return Err(LockError {
+                                holder,
+                                lock_file: path.to_path_buf(),
+                            }
+                            .into());
                         }
                     }
                 }
                 Err(std::fs::TryLockError::Error(err)) => {
-                    return Err(err).with_context(|| format!("failed to lock `{}`", path.display()));
+                    return Err(err)
+                        .with_context(|| format!("failed to lock `{}`", path.display()));
                 }
             }
         }
         file.set_len(0)?;
         file.rewind()?;
-        writeln!(file, "pid {}\ncommand {command}\nsince {}", std::process::id(), format_utc(now_unix()))?;
+        writeln!(
+            file,
+            "pid {}\ncommand {command}\nsince {}",
+            std::process::id(),
+            format_utc(now_unix())
+        )?;
         file.sync_all()?;
         Ok(StateLock { _file: Some(file) })
     }
@@ -95,7 +114,10 @@ mod tests {
         let err = StateLock::acquire(&path, "down demo", None, |_| {}).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("command up demo"), "{text}");
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         drop(held);
         StateLock::acquire(&path, "down demo", Some(Duration::from_secs(1)), |_| {}).unwrap();
     }

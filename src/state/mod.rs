@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 pub use lock::StateLock;
-pub use schema::{AppRecord, DeploymentState, NetworkRecord, PatternRecord, PhaseRecord, PhaseStatus, RunRecord, SshRecord, Status};
+pub use schema::{
+    AppRecord, DeploymentState, NetworkRecord, PatternRecord, PhaseRecord, PhaseStatus, RunRecord,
+    SshRecord, Status,
+};
 
 use crate::error::{DamagedState, UserError};
 use crate::files::{create_private_dir, write_atomic};
@@ -37,12 +40,20 @@ impl StateDir {
     /// The state folder of one environment of an app: `<app>/.tfgrid-compose/<env>/`.
     pub fn for_app(app_dir: &Path, env: &str, dry_run: bool) -> StateDir {
         let app_dir = std::path::absolute(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
-        StateDir { root: app_dir.join(STATE_DIR_NAME).join(env), dry_run, registry: None }
+        StateDir {
+            root: app_dir.join(STATE_DIR_NAME).join(env),
+            dry_run,
+            registry: None,
+        }
     }
 
     /// A state folder found through the registry.
     pub fn at(root: PathBuf) -> StateDir {
-        StateDir { root, dry_run: false, registry: None }
+        StateDir {
+            root,
+            dry_run: false,
+            registry: None,
+        }
     }
 
     #[must_use]
@@ -53,8 +64,13 @@ impl StateDir {
 
     /// Removes this environment's folder, then `.tfgrid-compose/` if no other environment is left.
     pub fn remove(&self) -> Result<()> {
-        std::fs::remove_dir_all(&self.root).with_context(|| format!("failed to remove `{}`", self.root.display()))?;
-        if let Some(parent) = self.root.parent().filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME)) {
+        std::fs::remove_dir_all(&self.root)
+            .with_context(|| format!("failed to remove `{}`", self.root.display()))?;
+        if let Some(parent) = self
+            .root
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME))
+        {
             let _ = std::fs::remove_dir(parent);
         }
         Ok(())
@@ -97,7 +113,12 @@ impl StateDir {
     }
     /// One run's log folder: `logs/<UTC time>-<command>/`.
     pub fn run_log_dir(&self, started: u64, command: &str) -> PathBuf {
-        self.logs_dir().join(format!("{}-{command}", crate::clock::format_utc(started).replace(':', "-").trim_end_matches('Z')))
+        self.logs_dir().join(format!(
+            "{}-{command}",
+            crate::clock::format_utc(started)
+                .replace(':', "-")
+                .trim_end_matches('Z')
+        ))
     }
     /// The AI stack's tokens and configs (`ai-stack/`, 0700).
     pub fn ai_stack_dir(&self) -> PathBuf {
@@ -149,22 +170,35 @@ impl StateDir {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => {
-                return Err(err).with_context(|| format!("failed to read state file `{}`", path.display()));
+                return Err(err)
+                    .with_context(|| format!("failed to read state file `{}`", path.display()));
             }
         };
         if text.trim().is_empty() {
-            return Err(DamagedState { path, detail: "it is empty".into() }.into());
+            return Err(DamagedState {
+                path,
+                detail: "it is empty".into(),
+            }
+            .into());
         }
         match DeploymentState::parse(&text) {
             Ok(state) => Ok(Some(state)),
             // A newer tool's state is not damaged: its error says to upgrade.
-            Err(err) if err.chain().any(|c| c.is::<UserError>()) => Err(err.context(format!("failed to read state file `{}`", path.display()))),
-            Err(err) => Err(DamagedState { path, detail: format!("{err:#}") }.into()),
+            Err(err) if err.chain().any(|c| c.is::<UserError>()) => {
+                Err(err.context(format!("failed to read state file `{}`", path.display())))
+            }
+            Err(err) => Err(DamagedState {
+                path,
+                detail: format!("{err:#}"),
+            }
+            .into()),
         }
     }
 
     pub fn save(&self, state: &DeploymentState) -> Result<()> {
-        let text = crate::secrets::redact(&serde_yaml::to_string(state).context("failed to serialize state")?);
+        let text = crate::secrets::redact(
+            &serde_yaml::to_string(state).context("failed to serialize state")?,
+        );
         self.write(&self.state_file(), text.as_bytes(), 0o600)?;
         if let (Some(registry), false) = (&self.registry, self.dry_run) {
             registry.put(&crate::registry::Entry::of(state, &self.root))?;
@@ -175,9 +209,11 @@ impl StateDir {
     /// Values saved by app commands with `save_to_context` (`context.yaml`).
     pub fn load_context(&self) -> Result<BTreeMap<String, String>> {
         match std::fs::read_to_string(self.context_file()) {
-            Ok(text) => crate::manifest::from_yaml(&text).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+            Ok(text) => crate::manifest::from_yaml(&text)
+                .with_context(|| format!("failed to read `{}`", self.context_file().display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(err) => Err(err).with_context(|| format!("failed to read `{}`", self.context_file().display())),
+            Err(err) => Err(err)
+                .with_context(|| format!("failed to read `{}`", self.context_file().display())),
         }
     }
 

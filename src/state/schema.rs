@@ -160,8 +160,11 @@ pub struct DeploymentState {
 impl DeploymentState {
     /// Parses `state.yaml`, refusing a newer schema with a hint to upgrade.
     pub fn parse(text: &str) -> Result<DeploymentState> {
-        let raw: serde_yaml::Value = crate::manifest::from_yaml(text).context("state.yaml is not valid YAML")?;
-        let version = raw.get("schema_version").and_then(serde_yaml::Value::as_u64);
+        let raw: serde_yaml::Value =
+            crate::manifest::from_yaml(text).context("state.yaml is not valid YAML")?;
+        let version = raw
+            .get("schema_version")
+            .and_then(serde_yaml::Value::as_u64);
         match version {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(v) if v > u64::from(SCHEMA_VERSION) => {
@@ -181,7 +184,8 @@ impl DeploymentState {
     }
 
     pub fn phase_done(&self, phase: Phase) -> bool {
-        self.record(phase).is_some_and(|r| r.status == PhaseStatus::Done)
+        self.record(phase)
+            .is_some_and(|r| r.status == PhaseStatus::Done)
     }
 
     /// The first phase, in order, that has not finished.
@@ -192,7 +196,15 @@ impl DeploymentState {
     pub fn start_phase(&mut self, phase: Phase, log: Option<PathBuf>) {
         let now = now_unix();
         self.journal.retain(|r| r.phase != phase);
-        self.journal.push(PhaseRecord { phase, status: PhaseStatus::Running, started_at: now, finished_at: None, duration_ms: None, error: None, log });
+        self.journal.push(PhaseRecord {
+            phase,
+            status: PhaseStatus::Running,
+            started_at: now,
+            finished_at: None,
+            duration_ms: None,
+            error: None,
+            log,
+        });
         self.journal.sort_by_key(|r| r.phase);
         self.updated_at = now;
     }
@@ -200,7 +212,11 @@ impl DeploymentState {
     pub fn finish_phase(&mut self, phase: Phase, elapsed: Duration, error: Option<String>) {
         let now = now_unix();
         if let Some(record) = self.journal.iter_mut().find(|r| r.phase == phase) {
-            record.status = if error.is_some() { PhaseStatus::Failed } else { PhaseStatus::Done };
+            record.status = if error.is_some() {
+                PhaseStatus::Failed
+            } else {
+                PhaseStatus::Done
+            };
             record.finished_at = Some(now);
             record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
             record.error = error;

@@ -24,7 +24,10 @@ pub fn shell_quote(word: &str) -> String {
 /// The remote side of `ssh host -- …` is a shell: every argument is quoted exactly once, here,
 /// so that each arrives as exactly one argument, byte for byte.
 pub fn remote_command<S: AsRef<str>>(argv: &[S]) -> String {
-    argv.iter().map(|a| shell_quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| shell_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Everything needed to reach one VM over ssh.
@@ -73,7 +76,11 @@ impl SshTarget {
 
     /// `host` for scp: IPv6 literals need brackets.
     fn scp_host(&self) -> String {
-        if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() }
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
     }
 }
 
@@ -83,7 +90,11 @@ pub fn ssh<S: AsRef<str>>(target: &SshTarget, argv: &[S], tty: bool) -> Cmd {
     if tty {
         cmd = cmd.arg("-t");
     }
-    cmd = cmd.args(["-p".to_string(), target.port.to_string(), target.destination()]);
+    cmd = cmd.args([
+        "-p".to_string(),
+        target.port.to_string(),
+        target.destination(),
+    ]);
     if !argv.is_empty() {
         cmd = cmd.args(["--".to_string(), remote_command(argv)]);
     }
@@ -104,7 +115,10 @@ pub fn upload(target: &SshTarget, source: &Path, dest: &str, log: &Path, timeout
 
 /// `ssh-keygen -q -t ed25519 -N '' -C COMMENT -f KEY` (a deployment's own key).
 pub fn keygen(key: &Path, comment: &str, log: &Path) -> Cmd {
-    Cmd::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(key.display().to_string()).io(Io::Log(log.to_path_buf()))
+    Cmd::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(key.display().to_string())
+        .io(Io::Log(log.to_path_buf()))
 }
 
 #[cfg(test)]
@@ -178,7 +192,10 @@ mod tests {
             "{a,b}",
         ];
         let line = remote_command(&words);
-        assert_eq!(shell_split(&line), words.iter().map(ToString::to_string).collect::<Vec<_>>());
+        assert_eq!(
+            shell_split(&line),
+            words.iter().map(ToString::to_string).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -191,9 +208,20 @@ mod tests {
     #[test]
     fn quoting_survives_a_real_shell() {
         let words = ["$(echo pwned)", "a;b", "new\nline", "it's", "  spaced  "];
-        #[expect(clippy::disallowed_methods, reason = "test checks the quoting against /bin/sh")]
-        let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s\\0' {}", remote_command(&words))).output().unwrap();
-        let got: Vec<String> = String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test checks the quoting against /bin/sh"
+        )]
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {}", remote_command(&words)))
+            .output()
+            .unwrap();
+        let got: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(String::from)
+            .collect();
         assert_eq!(got, words);
     }
 
@@ -240,7 +268,11 @@ mod tests {
             ]
         );
         let strict = ssh(&target(true), &["true"], true);
-        assert!(strict.args.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert!(
+            strict
+                .args
+                .contains(&"StrictHostKeyChecking=yes".to_string())
+        );
         assert!(strict.args.contains(&"-t".to_string()));
         assert!(!strict.display_line().contains("StrictHostKeyChecking=no"));
     }
@@ -249,7 +281,13 @@ mod tests {
     fn scp_brackets_ipv6() {
         let mut t = target(true);
         t.host = "fd00::2".into();
-        let cmd = super::upload(&t, "/app/src".as_ref(), "/tmp/app-source", "/l".as_ref(), std::time::Duration::from_secs(1));
+        let cmd = super::upload(
+            &t,
+            "/app/src".as_ref(),
+            "/tmp/app-source",
+            "/l".as_ref(),
+            std::time::Duration::from_secs(1),
+        );
         assert_eq!(cmd.args.last().unwrap(), "root@[fd00::2]:/tmp/app-source");
     }
 }

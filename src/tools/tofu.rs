@@ -52,12 +52,22 @@ impl Tofu {
     }
 
     pub fn apply(&self, plan_file: &str, log: &Path) -> Cmd {
-        self.base(log).args(["apply", "-input=false", "-no-color", "-lock-timeout=60s", "-auto-approve", plan_file])
+        self.base(log).args([
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-lock-timeout=60s",
+            "-auto-approve",
+            plan_file,
+        ])
     }
 
     /// `output -json`, captured. A dry run answers with `placeholder`.
     pub fn output_json(&self, log: &Path, placeholder: &str) -> Cmd {
-        let mut cmd = self.base(log).args(["output", "-json", "-no-color"]).dry_run_stdout(placeholder);
+        let mut cmd = self
+            .base(log)
+            .args(["output", "-json", "-no-color"])
+            .dry_run_stdout(placeholder);
         cmd.io = Io::Capture(log.to_path_buf());
         cmd
     }
@@ -96,17 +106,29 @@ mod tests {
     fn argv_is_exact_and_secret_free() {
         let log = PathBuf::from("/l");
         let t = tofu();
-        assert_eq!(t.init(&log).display_line(), "tofu -chdir=/s/terraform init -input=false -no-color");
+        assert_eq!(
+            t.init(&log).display_line(),
+            "tofu -chdir=/s/terraform init -input=false -no-color"
+        );
         assert_eq!(
             t.plan("tfplan", &log).display_line(),
             "tofu -chdir=/s/terraform plan -input=false -no-color -lock-timeout=60s -var-file=/s/terraform/tfgrid-compose.tfvars.json -out=tfplan"
         );
-        assert_eq!(t.apply("tfplan", &log).display_line(), "tofu -chdir=/s/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve tfplan");
+        assert_eq!(
+            t.apply("tfplan", &log).display_line(),
+            "tofu -chdir=/s/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve tfplan"
+        );
         assert_eq!(
             t.destroy(&log).display_line(),
             "tofu -chdir=/s/terraform destroy -input=false -no-color -lock-timeout=60s -auto-approve -var-file=/s/terraform/tfgrid-compose.tfvars.json"
         );
-        for cmd in [t.init(&log), t.plan("p", &log), t.apply("p", &log), t.destroy(&log), t.output_json(&log, "{}")] {
+        for cmd in [
+            t.init(&log),
+            t.plan("p", &log),
+            t.apply("p", &log),
+            t.destroy(&log),
+            t.output_json(&log, "{}"),
+        ] {
             assert!(!cmd.args.iter().any(|a| a.contains("secret")));
             assert!(cmd.env.contains_key("TF_VAR_mnemonic"));
         }

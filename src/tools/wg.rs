@@ -7,21 +7,36 @@ use std::time::Duration;
 use crate::process::{Cmd, Io};
 
 pub fn up(config: &Path, log: &Path) -> Cmd {
-    Cmd::new("wg-quick").arg("up").arg(config.display().to_string()).io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(60))
+    Cmd::new("wg-quick")
+        .arg("up")
+        .arg(config.display().to_string())
+        .io(Io::Log(log.to_path_buf()))
+        .timeout(Duration::from_secs(60))
 }
 
 pub fn down(config: &Path, log: &Path) -> Cmd {
-    Cmd::new("wg-quick").arg("down").arg(config.display().to_string()).io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(60))
+    Cmd::new("wg-quick")
+        .arg("down")
+        .arg(config.display().to_string())
+        .io(Io::Log(log.to_path_buf()))
+        .timeout(Duration::from_secs(60))
 }
 
 /// `wg show IFACE`: fails when the interface is not a WireGuard one.
 pub fn show(interface: &str, log: &Path) -> Cmd {
-    Cmd::new("wg").args(["show", interface]).io(Io::Log(log.to_path_buf())).timeout(Duration::from_secs(10))
+    Cmd::new("wg")
+        .args(["show", interface])
+        .io(Io::Log(log.to_path_buf()))
+        .timeout(Duration::from_secs(10))
 }
 
 /// Interface names the kernel accepts: at most 15 bytes of `[A-Za-z0-9_=+.-]`.
 pub fn valid_interface_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 15 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_=+.-".contains(&b))
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_=+.-".contains(&b))
 }
 
 #[cfg(test)]

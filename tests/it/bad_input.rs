@@ -8,25 +8,55 @@ const BASE: &str = "name: minimal\nversion: 0.1.0\npattern: minimal\nconfig:\n  
 /// (case, manifest text or None to keep it, expected fragments of stderr)
 fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
     vec![
-        ("malformed yaml", "name: [unclosed\npattern: minimal\n".into(), vec!["tfgrid-compose.yaml:", "hint:"]),
-        ("empty manifest", "\n".into(), vec!["tfgrid-compose.yaml:1:1: (document): the manifest is empty"]),
-        ("missing name", "pattern: minimal\n".into(), vec!["tfgrid-compose.yaml:1:", "missing field `name`"]),
-        ("name of wrong type", "name: [1, 2]\npattern: minimal\n".into(), vec!["tfgrid-compose.yaml:1:7: name: invalid type"]),
+        (
+            "malformed yaml",
+            "name: [unclosed\npattern: minimal\n".into(),
+            vec!["tfgrid-compose.yaml:", "hint:"],
+        ),
+        (
+            "empty manifest",
+            "\n".into(),
+            vec!["tfgrid-compose.yaml:1:1: (document): the manifest is empty"],
+        ),
+        (
+            "missing name",
+            "pattern: minimal\n".into(),
+            vec!["tfgrid-compose.yaml:1:", "missing field `name`"],
+        ),
+        (
+            "name of wrong type",
+            "name: [1, 2]\npattern: minimal\n".into(),
+            vec!["tfgrid-compose.yaml:1:7: name: invalid type"],
+        ),
         (
             "invalid name",
             "name: \"bad name!\"\npattern: minimal\n".into(),
-            vec!["tfgrid-compose.yaml:1:1: name: `bad name!` is not a valid app name", "hint: use letters"],
+            vec![
+                "tfgrid-compose.yaml:1:1: name: `bad name!` is not a valid app name",
+                "hint: use letters",
+            ],
         ),
         (
             "unknown pattern",
             BASE.replace("pattern: minimal", "pattern: nope"),
-            vec!["unknown pattern `nope`", "hint: known patterns: ai-stack, gateway, grid-like, k3s, local, minimal, single-vm"],
+            vec![
+                "unknown pattern `nope`",
+                "hint: known patterns: ai-stack, gateway, grid-like, k3s, local, minimal, single-vm",
+            ],
         ),
-        ("pattern with a path", BASE.replace("pattern: minimal", "pattern: ../minimal"), vec!["unknown pattern `../minimal`"]),
+        (
+            "pattern with a path",
+            BASE.replace("pattern: minimal", "pattern: ../minimal"),
+            vec!["unknown pattern `../minimal`"],
+        ),
         (
             "missing pattern",
             BASE.replace("pattern: minimal\n", ""),
-            vec!["tfgrid-compose.yaml:", "pattern: missing field `pattern`", "hint: add `pattern: local`"],
+            vec![
+                "tfgrid-compose.yaml:",
+                "pattern: missing field `pattern`",
+                "hint: add `pattern: local`",
+            ],
         ),
         (
             "hook that does not exist",
@@ -36,11 +66,25 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         (
             "hook escaping the app",
             BASE.replace("deployment/setup.sh", "../../etc/passwd"),
-            vec!["tfgrid-compose.yaml:7:3: hooks.setup: `../../etc/passwd` is outside the app folder"],
+            vec![
+                "tfgrid-compose.yaml:7:3: hooks.setup: `../../etc/passwd` is outside the app folder",
+            ],
         ),
-        ("absolute hook", BASE.replace("deployment/setup.sh", "/bin/true"), vec!["hooks.setup: `/bin/true` is outside the app folder"]),
-        ("hook outside deployment/", BASE.replace("deployment/setup.sh", "src/index.html"), vec!["hooks.setup: `src/index.html` is not inside `deployment/`"]),
-        ("unknown hook key", BASE.replace("  setup:", "  deploy:"), vec!["tfgrid-compose.yaml:7:3: hooks: unknown field `deploy`"]),
+        (
+            "absolute hook",
+            BASE.replace("deployment/setup.sh", "/bin/true"),
+            vec!["hooks.setup: `/bin/true` is outside the app folder"],
+        ),
+        (
+            "hook outside deployment/",
+            BASE.replace("deployment/setup.sh", "src/index.html"),
+            vec!["hooks.setup: `src/index.html` is not inside `deployment/`"],
+        ),
+        (
+            "unknown hook key",
+            BASE.replace("  setup:", "  deploy:"),
+            vec!["tfgrid-compose.yaml:7:3: hooks: unknown field `deploy`"],
+        ),
         (
             "unknown hook in hook_config",
             format!("{BASE}hook_config:\n  install:\n    optional: true\n"),
@@ -51,13 +95,21 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             format!("{BASE}hook_config:\n  setup:\n    timeout: soon\n"),
             vec!["tfgrid-compose.yaml:10:14: hook_config.setup.timeout: invalid type"],
         ),
-        ("hook hosts unknown", format!("{BASE}hook_config:\n  setup:\n    hosts: some\n"), vec!["hook_config.setup.hosts: unknown variant `some`"]),
+        (
+            "hook hosts unknown",
+            format!("{BASE}hook_config:\n  setup:\n    hosts: some\n"),
+            vec!["hook_config.setup.hosts: unknown variant `some`"],
+        ),
         (
             "config of wrong type",
             BASE.replace("flavor: small", "vm_count: two"),
             vec!["tfgrid-compose.yaml:5:3: config.vm_count: expected a number, found a string"],
         ),
-        ("config below its minimum", BASE.replace("flavor: small", "vm_count: 0"), vec!["config.vm_count: 0 is below the minimum 1"]),
+        (
+            "config below its minimum",
+            BASE.replace("flavor: small", "vm_count: 0"),
+            vec!["config.vm_count: 0 is below the minimum 1"],
+        ),
         (
             "a fraction for a whole number",
             BASE.replace("flavor: small", "vm_count: 2.5"),
@@ -66,42 +118,91 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         (
             "an env file that does not exist",
             format!("{BASE}env_file: .env.production\n"),
-            vec!["tfgrid-compose.yaml:8:1: env_file: file `.env.production` does not exist", "hint: create it"],
+            vec![
+                "tfgrid-compose.yaml:8:1: env_file: file `.env.production` does not exist",
+                "hint: create it",
+            ],
         ),
         (
             "a key written twice",
-            BASE.replace("flavor: small", "flavor: small\n  vm_count: 1\n  flavor: large"),
-            vec!["tfgrid-compose.yaml:7:3: config: duplicate entry with key \"flavor\"", "hint: write each key once"],
+            BASE.replace(
+                "flavor: small",
+                "flavor: small\n  vm_count: 1\n  flavor: large",
+            ),
+            vec![
+                "tfgrid-compose.yaml:7:3: config: duplicate entry with key \"flavor\"",
+                "hint: write each key once",
+            ],
         ),
-        ("a top-level key written twice", format!("{BASE}name: other\n"), vec!["tfgrid-compose.yaml:8:1: (document): duplicate entry with key \"name\""]),
-        ("config above its maximum", BASE.replace("flavor: small", "vm_count: 99"), vec!["config.vm_count: 99 is above the maximum 4"]),
-        ("url that is not http", format!("{BASE}url: ftp://x/\n"), vec!["tfgrid-compose.yaml:8:1: url: `ftp://x/` is not an http(s) URL"]),
+        (
+            "a top-level key written twice",
+            format!("{BASE}name: other\n"),
+            vec!["tfgrid-compose.yaml:8:1: (document): duplicate entry with key \"name\""],
+        ),
+        (
+            "config above its maximum",
+            BASE.replace("flavor: small", "vm_count: 99"),
+            vec!["config.vm_count: 99 is above the maximum 4"],
+        ),
+        (
+            "url that is not http",
+            format!("{BASE}url: ftp://x/\n"),
+            vec!["tfgrid-compose.yaml:8:1: url: `ftp://x/` is not an http(s) URL"],
+        ),
         (
             "env file escaping the app",
             format!("{BASE}env_file: ../secrets.env\n"),
             vec!["tfgrid-compose.yaml:8:1: env_file: `../secrets.env` is outside the app folder"],
         ),
-        ("ai_stack without an LLM", format!("{BASE}ai_stack:\n  llm: []\n"), vec!["tfgrid-compose.yaml:8:1: ai_stack: `llm` needs at least one provider"]),
+        (
+            "ai_stack without an LLM",
+            format!("{BASE}ai_stack:\n  llm: []\n"),
+            vec!["tfgrid-compose.yaml:8:1: ai_stack: `llm` needs at least one provider"],
+        ),
         (
             "ai_stack with an unknown key",
             format!("{BASE}ai_stack:\n  llm: []\n  agents: 2\n"),
             vec!["tfgrid-compose.yaml:10:3: ai_stack: unknown field `agents`"],
         ),
-        ("commands of wrong shape", format!("{BASE}commands:\n  run: /opt/run.sh\n"), vec!["tfgrid-compose.yaml:9:8: commands.run: invalid type"]),
+        (
+            "commands of wrong shape",
+            format!("{BASE}commands:\n  run: /opt/run.sh\n"),
+            vec!["tfgrid-compose.yaml:9:8: commands.run: invalid type"],
+        ),
     ]
 }
 
 fn assert_rejected(cx: &TestContext, case: &str, args: &[&str], expected: &[&str]) {
     let out = cx.cmd().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{case}: exit code; stderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{case}: exit code; stderr:\n{stderr}"
+    );
     for fragment in expected {
-        assert!(stderr.contains(fragment), "{case}: expected `{fragment}` in:\n{stderr}");
+        assert!(
+            stderr.contains(fragment),
+            "{case}: expected `{fragment}` in:\n{stderr}"
+        );
     }
-    assert!(stderr.starts_with("error: ") && stderr.contains("\nhint: "), "{case}: error line plus hint:\n{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{case}");
-    assert!(!cx.state_dir().exists(), "{case}: `.tfgrid-compose/` was written");
-    assert!(!cx.fake_dir.join("argv.log").exists(), "{case}: a tool was run");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("\nhint: "),
+        "{case}: error line plus hint:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{case}"
+    );
+    assert!(
+        !cx.state_dir().exists(),
+        "{case}: `.tfgrid-compose/` was written"
+    );
+    assert!(
+        !cx.fake_dir.join("argv.log").exists(),
+        "{case}: a tool was run"
+    );
 }
 
 #[test]
@@ -112,7 +213,11 @@ fn bad_manifests_are_rejected_before_anything_is_written() {
         let app = cx.app.display().to_string();
         assert_rejected(&cx, case, &["up", &app], &expected);
         let file = cx.app.join("tfgrid-compose.yaml");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "{case}: the manifest was changed");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            text,
+            "{case}: the manifest was changed"
+        );
     }
 }
 
@@ -120,45 +225,115 @@ fn bad_manifests_are_rejected_before_anything_is_written() {
 fn bad_folders_and_patterns_are_rejected() {
     let cx = TestContext::new();
     let missing = cx.root.path().join("nowhere").display().to_string();
-    assert_rejected(&cx, "app path that does not exist", &["up", &missing], &["nowhere/tfgrid-compose.yaml: (document): no such file", "hint: check the path"]);
+    assert_rejected(
+        &cx,
+        "app path that does not exist",
+        &["up", &missing],
+        &[
+            "nowhere/tfgrid-compose.yaml: (document): no such file",
+            "hint: check the path",
+        ],
+    );
     std::fs::remove_file(cx.app.join("tfgrid-compose.yaml")).unwrap();
     let app = cx.app.display().to_string();
-    assert_rejected(&cx, "folder without manifest", &["up", &app], &["app/tfgrid-compose.yaml: (document): no such file", "hint: an app folder holds"]);
+    assert_rejected(
+        &cx,
+        "folder without manifest",
+        &["up", &app],
+        &[
+            "app/tfgrid-compose.yaml: (document): no such file",
+            "hint: an app folder holds",
+        ],
+    );
 
     let cx = TestContext::new();
-    std::fs::set_permissions(cx.app.join("deployment/setup.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        cx.app.join("deployment/setup.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let app = cx.app.display().to_string();
-    assert_rejected(&cx, "hook not executable", &["up", &app], &["hooks.setup: `deployment/setup.sh` is not executable", "hint: run `chmod +x"]);
+    assert_rejected(
+        &cx,
+        "hook not executable",
+        &["up", &app],
+        &[
+            "hooks.setup: `deployment/setup.sh` is not executable",
+            "hint: run `chmod +x",
+        ],
+    );
 
     for (case, breakage, expected) in [
-        ("pattern without site.yml", "platform/site.yml", "platform/site.yml: (file): missing"),
-        ("pattern without terraform", "infrastructure/main.tf", "infrastructure: (folder): no `*.tf` file"),
+        (
+            "pattern without site.yml",
+            "platform/site.yml",
+            "platform/site.yml: (file): missing",
+        ),
+        (
+            "pattern without terraform",
+            "infrastructure/main.tf",
+            "infrastructure: (folder): no `*.tf` file",
+        ),
     ] {
         let cx = TestContext::new();
         let patterns = cx.root.path().join("patterns");
-        copy_dir(&fixtures().join("patterns/minimal"), &patterns.join("minimal"));
+        copy_dir(
+            &fixtures().join("patterns/minimal"),
+            &patterns.join("minimal"),
+        );
         std::fs::remove_file(patterns.join("minimal").join(breakage)).unwrap();
-        let out = cx.cmd().env("TFGRID_COMPOSE_PATTERNS_DIR", &patterns).arg("up").arg(&cx.app).output().unwrap();
+        let out = cx
+            .cmd()
+            .env("TFGRID_COMPOSE_PATTERNS_DIR", &patterns)
+            .arg("up")
+            .arg(&cx.app)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{case}");
-        assert!(stderr.contains(expected) && stderr.contains("hint:"), "{case}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("hint:"),
+            "{case}: {stderr}"
+        );
         assert!(!cx.state_dir().exists(), "{case}");
     }
 
     let cx = TestContext::new();
     let patterns = cx.root.path().join("patterns");
-    copy_dir(&fixtures().join("patterns/minimal"), &patterns.join("minimal"));
-    std::fs::write(patterns.join("minimal/pattern.yaml"), "name: minimal\nversion: 1\nvariables:\n  x: {type: float}\n").unwrap();
-    let out = cx.cmd().env("TFGRID_COMPOSE_PATTERNS_DIR", &patterns).arg("up").arg(&cx.app).output().unwrap();
+    copy_dir(
+        &fixtures().join("patterns/minimal"),
+        &patterns.join("minimal"),
+    );
+    std::fs::write(
+        patterns.join("minimal/pattern.yaml"),
+        "name: minimal\nversion: 1\nvariables:\n  x: {type: float}\n",
+    )
+    .unwrap();
+    let out = cx
+        .cmd()
+        .env("TFGRID_COMPOSE_PATTERNS_DIR", &patterns)
+        .arg("up")
+        .arg(&cx.app)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("pattern.yaml:4:") && stderr.contains("variables.x.type: unknown variant `float`"), "{stderr}");
+    assert!(
+        stderr.contains("pattern.yaml:4:")
+            && stderr.contains("variables.x.type: unknown variant `float`"),
+        "{stderr}"
+    );
     assert!(!cx.state_dir().exists());
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let cx = TestContext::new();
-    let out = cx.cmd().args(["up", "--from", "bogus"]).arg(&cx.app).output().unwrap();
+    let out = cx
+        .cmd()
+        .args(["up", "--from", "bogus"])
+        .arg(&cx.app)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'bogus'"));
     assert!(!cx.state_dir().exists());
@@ -169,12 +344,29 @@ fn missing_tools_are_named() {
     let cx = TestContext::new();
     std::fs::remove_file(cx.bin.join("tofu")).unwrap();
     let app = cx.app.display().to_string();
-    let out = cx.cmd().env("PATH", cx.bin.display().to_string()).args(["up", &app]).output().unwrap();
+    let out = cx
+        .cmd()
+        .env("PATH", cx.bin.display().to_string())
+        .args(["up", &app])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("neither `tofu` nor `terraform` is on PATH") && stderr.contains("hint: install one"), "{stderr}");
-    let out = cx.cmd().env("TFGRID_COMPOSE_TOFU", "/nonexistent/tofu").args(["up", &app]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TFGRID_COMPOSE_TOFU names `/nonexistent/tofu`"));
+    assert!(
+        stderr.contains("neither `tofu` nor `terraform` is on PATH")
+            && stderr.contains("hint: install one"),
+        "{stderr}"
+    );
+    let out = cx
+        .cmd()
+        .env("TFGRID_COMPOSE_TOFU", "/nonexistent/tofu")
+        .args(["up", &app])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("TFGRID_COMPOSE_TOFU names `/nonexistent/tofu`")
+    );
     assert!(!cx.state_dir().exists());
 }
 
@@ -185,8 +377,16 @@ fn broken_contract_names_the_output_and_keeps_state() {
     let out = cx.cmd().arg("up").arg(&cx.app).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("pattern `minimal` broke its output contract: output `primary_ip` is missing"), "{stderr}");
-    assert!(stderr.contains("hint: the pattern's infrastructure must declare `output \"primary_ip\"`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "pattern `minimal` broke its output contract: output `primary_ip` is missing"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the pattern's infrastructure must declare `output \"primary_ip\"`"),
+        "{stderr}"
+    );
     assert!(cx.state_dir().join("terraform/terraform.tfstate").exists());
 }
 
@@ -195,10 +395,15 @@ fn newer_state_is_refused_with_a_hint() {
     let cx = TestContext::new();
     cx.cmd().arg("up").arg(&cx.app).assert().success();
     let path = cx.state_dir().join("state.yaml");
-    let text = std::fs::read_to_string(&path).unwrap().replace("schema_version: 1", "schema_version: 9");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("schema_version: 1", "schema_version: 9");
     std::fs::write(&path, &text).unwrap();
     let out = cx.cmd().arg("status").arg(&cx.app).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("schema_version 9") && stderr.contains("hint: upgrade tfgrid-compose"), "{stderr}");
+    assert!(
+        stderr.contains("schema_version 9") && stderr.contains("hint: upgrade tfgrid-compose"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }

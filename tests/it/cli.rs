@@ -10,24 +10,39 @@ use crate::schema::assert_fits;
 #[test]
 fn completions_and_man_page_are_generated() {
     let cx = TestContext::new();
-    for (shell, marker) in
-        [("bash", "complete -F"), ("zsh", "#compdef tfgrid-compose"), ("fish", "complete -c tfgrid-compose"), ("powershell", "Register-ArgumentCompleter")]
-    {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef tfgrid-compose"),
+        ("fish", "complete -c tfgrid-compose"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
         let (code, out, err) = cx.run(&["completions", shell]);
         assert_eq!(code, 0, "{shell}: {err}");
         assert!(out.contains(marker), "{shell}: no `{marker}`");
-        assert!(out.contains("inspect") && (out.contains("--env") || out.contains("-l env")), "{shell}: subcommands and flags are completed");
+        assert!(
+            out.contains("inspect") && (out.contains("--env") || out.contains("-l env")),
+            "{shell}: subcommands and flags are completed"
+        );
     }
     let (code, out, _) = cx.run(&["completions", "tcsh"]);
     assert_eq!(code, 2, "{out}");
     let (code, out, _) = cx.run(&["man"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with(".ie") || out.contains(".TH tfgrid-compose"), "{}", &out[..200.min(out.len())]);
+    assert!(
+        out.starts_with(".ie") || out.contains(".TH tfgrid-compose"),
+        "{}",
+        &out[..200.min(out.len())]
+    );
     assert!(out.contains("select") && out.contains("completions"));
 }
 
 fn doc(name: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name)).unwrap()
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -46,34 +61,62 @@ fn cli_doc_covers_every_command_and_flag() {
         if !text.contains(&format!("`{name}")) {
             missing.push(format!("command {name}"));
         }
-        for arg in sub.get_arguments().filter(|a| !a.is_global_set()).filter_map(|a| a.get_long()) {
+        for arg in sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set())
+            .filter_map(|a| a.get_long())
+        {
             if !text.contains(&format!("--{arg}")) {
                 missing.push(format!("{name} --{arg}"));
             }
         }
     }
-    assert!(missing.is_empty(), "docs/cli.md does not mention: {missing:?}");
-    for page in ["getting-started.md", "environments.md", "exit-codes.md", "json-output.md", "configuration.md", "patterns.md", "manifest.md"] {
-        assert!(doc("../README.md").contains(&format!("docs/{page}")), "README links docs/{page}");
+    assert!(
+        missing.is_empty(),
+        "docs/cli.md does not mention: {missing:?}"
+    );
+    for page in [
+        "getting-started.md",
+        "environments.md",
+        "exit-codes.md",
+        "json-output.md",
+        "configuration.md",
+        "patterns.md",
+        "manifest.md",
+    ] {
+        assert!(
+            doc("../README.md").contains(&format!("docs/{page}")),
+            "README links docs/{page}"
+        );
     }
 }
 
 #[test]
 fn manifest_doc_example_parses() {
     let text = doc("manifest.md");
-    let start = text.find("<!-- example-manifest -->").expect("docs/manifest.md marks its example");
+    let start = text
+        .find("<!-- example-manifest -->")
+        .expect("docs/manifest.md marks its example");
     let block = &text[start..];
-    let yaml = block.split("```yaml\n").nth(1).unwrap().split("\n```").next().unwrap();
+    let yaml = block
+        .split("```yaml\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("deployment")).unwrap();
     for hook in ["setup.sh", "configure.sh", "healthcheck.sh"] {
         let path = dir.path().join("deployment").join(hook);
         std::fs::write(&path, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
     }
     std::fs::write(dir.path().join("tfgrid-compose.yaml"), yaml).unwrap();
     std::fs::write(dir.path().join(".env"), "DOMAIN=example.org\n").unwrap();
-    let app = tfgrid_compose::manifest::App::load(dir.path()).unwrap_or_else(|e| panic!("docs/manifest.md example: {e}"));
+    let app = tfgrid_compose::manifest::App::load(dir.path())
+        .unwrap_or_else(|e| panic!("docs/manifest.md example: {e}"));
     assert!(app.warnings.is_empty(), "{:?}", app.warnings);
     assert!(!app.manifest.commands.is_empty() && app.manifest.max_environments.is_some());
     app.hooks().unwrap();
@@ -85,9 +128,18 @@ fn config_show_names_sources_and_never_the_mnemonic() {
     let config = cx.home().join(".config/tfgrid-compose");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(config.join("config.yaml"), "lock_wait: 20s\nenv: staging\n").unwrap();
-    let out = cx.cmd().args(["config", "show", "--json", "--env", "qa"]).env("TF_VAR_mnemonic", "canary words canary words").output().unwrap();
+    let out = cx
+        .cmd()
+        .args(["config", "show", "--json", "--env", "qa"])
+        .env("TF_VAR_mnemonic", "canary words canary words")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = assert_fits("config", &text);
     let s = &doc["settings"];
     assert_eq!(s["env"]["value"], "qa");
@@ -98,15 +150,31 @@ fn config_show_names_sources_and_never_the_mnemonic() {
     assert_eq!(s["tofu"]["source"]["kind"], "default");
     assert_eq!(s["mnemonic"]["value"], "<redacted>");
     assert!(!text.contains("canary"));
-    let out = cx.cmd().args(["config", "show"]).env("TF_VAR_mnemonic", "canary words canary words").output().unwrap();
+    let out = cx
+        .cmd()
+        .args(["config", "show"])
+        .env("TF_VAR_mnemonic", "canary words canary words")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("env               staging") && text.contains("# config "), "{text}");
-    assert!(text.contains("mnemonic          <redacted>") && text.contains("# env TF_VAR_mnemonic") && !text.contains("canary"), "{text}");
+    assert!(
+        text.contains("env               staging") && text.contains("# config "),
+        "{text}"
+    );
+    assert!(
+        text.contains("mnemonic          <redacted>")
+            && text.contains("# env TF_VAR_mnemonic")
+            && !text.contains("canary"),
+        "{text}"
+    );
     // A typo in the config file is one line with file, line and field, and exit 2.
     std::fs::write(config.join("config.yaml"), "lock_wait: 20s\nssh_prot: 22\n").unwrap();
     let (code, _, err) = cx.run(&["ps"]);
     assert_eq!(code, 2);
-    assert!(err.contains("config.yaml:2:1: ssh_prot: unknown field") || err.contains("config.yaml:2:1"), "{err}");
+    assert!(
+        err.contains("config.yaml:2:1: ssh_prot: unknown field") || err.contains("config.yaml:2:1"),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
 }
 
@@ -139,19 +207,44 @@ fn no_command_blocks_without_a_terminal() {
     for (args, expected) in cases {
         // stdout to a file, not a pipe nobody reads: a completion script is larger than a pipe holds
         let stdout = tempfile::tempfile().unwrap();
-        let mut child = cx.std_cmd().args(&args).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cx
+            .std_cmd()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "`{}` still running after 30 s with stdin closed", args.join(" "));
+            assert!(
+                Instant::now() < deadline,
+                "`{}` still running after 30 s with stdin closed",
+                args.join(" ")
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let out = child.wait_with_output().unwrap();
-        assert_eq!(status.code(), expected, "`{}`: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            status.code(),
+            expected,
+            "`{}`: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let out = cx.std_cmd().args(["down", &app]).stdin(Stdio::null()).output().unwrap();
+    let out = cx
+        .std_cmd()
+        .args(["down", &app])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass `--yes`"));
-    assert!(cx.state_dir().join("state.yaml").is_file(), "nothing was destroyed");
+    assert!(
+        cx.state_dir().join("state.yaml").is_file(),
+        "nothing was destroyed"
+    );
 }

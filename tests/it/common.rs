@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -23,7 +23,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-pub const IPV4_OUTPUTS: &str = r#"{
+pub(crate) const IPV4_OUTPUTS: &str = r#"{
   "primary_ip": {"value": "127.0.0.1", "type": "string", "sensitive": false},
   "primary_ip_type": {"value": "ipv4"},
   "deployment_name": {"value": "minimal-dep"},
@@ -31,7 +31,7 @@ pub const IPV4_OUTPUTS: &str = r#"{
   "secondary_ips": {"value": [{"name": "backend1", "ip": "127.0.0.1", "type": "ipv4", "role": "backend"}]}
 }"#;
 
-pub const WG_OUTPUTS: &str = r#"{
+pub(crate) const WG_OUTPUTS: &str = r#"{
   "primary_ip": {"value": "127.0.0.1"},
   "primary_ip_type": {"value": "wireguard"},
   "deployment_name": {"value": "minimal-dep"},
@@ -39,7 +39,7 @@ pub const WG_OUTPUTS: &str = r#"{
   "wg_config": {"value": "[Interface]\nPrivateKey = SECRETKEYSECRETKEY\n", "sensitive": true}
 }"#;
 
-pub struct TestContext {
+pub(crate) struct TestContext {
     pub root: tempfile::TempDir,
     pub app: PathBuf,
     pub fake_dir: PathBuf,
@@ -49,7 +49,7 @@ pub struct TestContext {
 }
 
 impl TestContext {
-    pub fn new() -> TestContext {
+    pub(crate) fn new() -> TestContext {
         let root = tempfile::tempdir().unwrap();
         let app = root.path().join("app");
         copy_dir(&fixtures().join("apps/minimal"), &app);
@@ -58,21 +58,36 @@ impl TestContext {
         std::fs::create_dir_all(&fake_dir).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
         let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake-tool.sh");
-        for tool in ["tofu", "ansible-playbook", "ssh", "scp", "wg-quick", "wg", "ssh-keygen"] {
+        for tool in [
+            "tofu",
+            "ansible-playbook",
+            "ssh",
+            "scp",
+            "wg-quick",
+            "wg",
+            "ssh-keygen",
+        ] {
             std::os::unix::fs::symlink(&fake, bin.join(tool)).unwrap();
         }
         std::fs::write(fake_dir.join("outputs.json"), IPV4_OUTPUTS).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        TestContext { root, app, fake_dir, bin, _listener: listener, port }
+        TestContext {
+            root,
+            app,
+            fake_dir,
+            bin,
+            _listener: listener,
+            port,
+        }
     }
 
-    pub fn set_outputs(&self, json: &str) {
+    pub(crate) fn set_outputs(&self, json: &str) {
         std::fs::write(self.fake_dir.join("outputs.json"), json).unwrap();
     }
 
     /// The binary with fake tools first on PATH and a clean environment.
-    pub fn std_cmd(&self) -> std::process::Command {
+    pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
         cmd.env_clear()
             .env("PATH", format!("{}:/usr/bin:/bin", self.bin.display()))
@@ -87,44 +102,55 @@ impl TestContext {
         cmd
     }
 
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
 
-    pub fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.root.path().join("home")
     }
 
     /// The registry folder `ps` reads.
-    pub fn registry(&self) -> PathBuf {
+    pub(crate) fn registry(&self) -> PathBuf {
         self.home().join(".local/share/tfgrid-compose/deployments")
     }
 
     /// Runs the command and returns (exit code, stdout, stderr).
-    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.cmd().args(args).output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
-    pub fn app_arg(&self) -> &str {
+    pub(crate) fn app_arg(&self) -> &str {
         self.app.to_str().unwrap()
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.app.join(".tfgrid-compose/default")
     }
 
     /// Every fake call so far, one line each, words joined by spaces, temp paths replaced.
-    pub fn transcript(&self) -> Vec<String> {
+    pub(crate) fn transcript(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.fake_dir.join("argv.log")).unwrap_or_default();
         let state = self.state_dir().display().to_string();
         let app = self.app.display().to_string();
         let patterns = fixtures().join("patterns").display().to_string();
-        text.lines().map(|l| l.replace('\x1f', " ").replace(&state, "[STATE]").replace(&app, "[APP]").replace(&patterns, "[PATTERNS]")).collect()
+        text.lines()
+            .map(|l| {
+                l.replace('\x1f', " ")
+                    .replace(&state, "[STATE]")
+                    .replace(&app, "[APP]")
+                    .replace(&patterns, "[PATTERNS]")
+            })
+            .collect()
     }
 
     /// Programs and subcommands only, e.g. `tofu apply`, `ssh setup.sh`.
-    pub fn steps(&self) -> Vec<String> {
+    pub(crate) fn steps(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.fake_dir.join("argv.log")).unwrap_or_default();
         text.lines()
             .map(|line| {
@@ -150,16 +176,20 @@ impl TestContext {
                     "wg-quick" | "wg" => words.get(1).copied().unwrap_or(""),
                     _ => "",
                 };
-                if detail.is_empty() { tool.to_string() } else { format!("{tool} {detail}") }
+                if detail.is_empty() {
+                    tool.to_string()
+                } else {
+                    format!("{tool} {detail}")
+                }
             })
             .collect()
     }
 
-    pub fn clear_transcript(&self) {
+    pub(crate) fn clear_transcript(&self) {
         let _ = std::fs::remove_file(self.fake_dir.join("argv.log"));
     }
 
-    pub fn state_text(&self) -> String {
+    pub(crate) fn state_text(&self) -> String {
         std::fs::read_to_string(self.state_dir().join("state.yaml")).unwrap()
     }
 }
@@ -167,20 +197,22 @@ impl TestContext {
 /// GridProxy on 127.0.0.1 answering from `tests/fixtures/gridproxy/`: `GET /nodes`, `GET
 /// /nodes/{id}`, `GET /farms`, `GET /contracts` (page 1 has the rows, later pages are empty). Every request line is
 /// recorded. `fail_first` answers that many requests with 503 first.
-pub struct GridProxyFixture {
+pub(crate) struct GridProxyFixture {
     pub url: String,
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GridProxyFixture {
-    pub fn start(fail_first: usize) -> GridProxyFixture {
+    pub(crate) fn start(fail_first: usize) -> GridProxyFixture {
         use std::io::{BufRead as _, BufReader, Write as _};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = requests.clone();
         let dir = fixtures().join("gridproxy");
-        let nodes: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("nodes.json")).unwrap()).unwrap();
+        let nodes: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("nodes.json")).unwrap())
+                .unwrap();
         let farms = std::fs::read_to_string(dir.join("farms.json")).unwrap();
         let contracts = std::fs::read_to_string(dir.join("contracts.json")).unwrap();
         std::thread::spawn(move || {
@@ -201,17 +233,43 @@ impl GridProxyFixture {
                 let target = first.split_whitespace().nth(1).unwrap_or("/").to_string();
                 seen.lock().unwrap().push(target.clone());
                 let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-                let later_page = query.split('&').any(|kv| kv.starts_with("page=") && kv != "page=1");
+                let later_page = query
+                    .split('&')
+                    .any(|kv| kv.starts_with("page=") && kv != "page=1");
                 let (status, body) = if failures > 0 {
                     failures -= 1;
                     ("503 Service Unavailable", "busy".to_string())
                 } else if path == "/nodes" {
-                    ("200 OK", if later_page { "[]".into() } else { serde_json::to_string(&nodes).unwrap() })
+                    (
+                        "200 OK",
+                        if later_page {
+                            "[]".into()
+                        } else {
+                            serde_json::to_string(&nodes).unwrap()
+                        },
+                    )
                 } else if path == "/farms" {
-                    ("200 OK", if later_page { "[]".into() } else { farms.clone() })
+                    (
+                        "200 OK",
+                        if later_page {
+                            "[]".into()
+                        } else {
+                            farms.clone()
+                        },
+                    )
                 } else if path == "/contracts" {
-                    ("200 OK", if later_page { "[]".into() } else { contracts.clone() })
-                } else if let Some(id) = path.strip_prefix("/nodes/").and_then(|i| i.parse::<u64>().ok()) {
+                    (
+                        "200 OK",
+                        if later_page {
+                            "[]".into()
+                        } else {
+                            contracts.clone()
+                        },
+                    )
+                } else if let Some(id) = path
+                    .strip_prefix("/nodes/")
+                    .and_then(|i| i.parse::<u64>().ok())
+                {
                     match nodes.iter().find(|n| n["nodeId"] == id) {
                         Some(node) => ("200 OK", node.to_string()),
                         None => ("404 Not Found", r#"{"error":"node not found"}"#.into()),
@@ -219,14 +277,17 @@ impl GridProxyFixture {
                 } else {
                     ("404 Not Found", "{}".into())
                 };
-                let _ =
-                    write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
             }
         });
         GridProxyFixture { url, requests }
     }
 
-    pub fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
 }

@@ -28,7 +28,10 @@ fn environments_live_side_by_side_and_go_down_alone() {
     up(&cx, &["--env", "staging"]);
     assert!(cx.app.join(".tfgrid-compose/default/state.yaml").is_file());
     assert!(cx.app.join(".tfgrid-compose/staging/state.yaml").is_file());
-    assert!(cx.app.join(".tfgrid-compose/staging/terraform").is_dir(), "each environment has its own Terraform state");
+    assert!(
+        cx.app.join(".tfgrid-compose/staging/terraform").is_dir(),
+        "each environment has its own Terraform state"
+    );
 
     let ps = ps_json(&cx);
     let rows = ps["deployments"].as_array().unwrap();
@@ -37,20 +40,30 @@ fn environments_live_side_by_side_and_go_down_alone() {
     rows.sort_by_key(|r| r["env"].as_str().unwrap().to_string());
     let envs: Vec<&str> = rows.iter().map(|r| r["env"].as_str().unwrap()).collect();
     assert_eq!(envs, ["default", "staging"]);
-    assert!(rows.iter().all(|r| r["status"] == "running" && r["app"] == "minimal" && r["primary_ip"] == "127.0.0.1"));
-    let (ids, states): (Vec<&str>, Vec<&str>) = rows.iter().map(|r| (r["id"].as_str().unwrap(), r["state_dir"].as_str().unwrap())).unzip();
+    assert!(rows.iter().all(|r| r["status"] == "running"
+        && r["app"] == "minimal"
+        && r["primary_ip"] == "127.0.0.1"));
+    let (ids, states): (Vec<&str>, Vec<&str>) = rows
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["state_dir"].as_str().unwrap()))
+        .unzip();
     assert_ne!(ids[0], ids[1]);
     assert!(states[1].ends_with(".tfgrid-compose/staging"));
 
     // The human table has one row per deployment and the short ids.
     let (_, table, _) = cx.run(&["ps"]);
     assert!(table.starts_with("ID "), "{table}");
-    assert!(table.contains(&ids[0][..8]) && table.contains("staging"), "{table}");
+    assert!(
+        table.contains(&ids[0][..8]) && table.contains("staging"),
+        "{table}"
+    );
 
     // `status` by APP:ENV, by id prefix, and by --env: all the same deployment.
-    for args in
-        [vec!["status", "--json", "minimal:staging"], vec!["status", "--json", &ids[1][..6]], vec!["status", "--json", cx.app_arg(), "--env", "staging"]]
-    {
+    for args in [
+        vec!["status", "--json", "minimal:staging"],
+        vec!["status", "--json", &ids[1][..6]],
+        vec!["status", "--json", cx.app_arg(), "--env", "staging"],
+    ] {
         let (code, out, err) = cx.run(&args);
         assert_eq!(code, 0, "{args:?}: {err}");
         let doc = assert_fits("status", &out);
@@ -61,13 +74,19 @@ fn environments_live_side_by_side_and_go_down_alone() {
     let (code, _, err) = cx.run(&["down", "--yes", "minimal:staging"]);
     assert_eq!(code, 0, "{err}");
     assert!(!cx.app.join(".tfgrid-compose/staging").exists());
-    assert!(cx.app.join(".tfgrid-compose/default/state.yaml").is_file(), "the other environment is untouched");
+    assert!(
+        cx.app.join(".tfgrid-compose/default/state.yaml").is_file(),
+        "the other environment is untouched"
+    );
     let ps = ps_json(&cx);
     assert_eq!(ps["deployments"].as_array().unwrap().len(), 1);
     assert_eq!(ps["deployments"][0]["env"], "default");
     let (code, _, err) = cx.run(&["down", "--yes", cx.app_arg()]);
     assert_eq!(code, 0, "{err}");
-    assert!(!cx.app.join(".tfgrid-compose").exists(), "the last environment's down removes the folder");
+    assert!(
+        !cx.app.join(".tfgrid-compose").exists(),
+        "the last environment's down removes the folder"
+    );
     assert_eq!(ps_json(&cx)["deployments"], json!([]));
 }
 
@@ -81,7 +100,10 @@ fn max_environments_is_enforced_at_up_and_writes_nothing() {
     up(&cx, &["--env", "pr-2"]);
     let (code, _, err) = cx.run(&["up", cx.app_arg(), "--env", "pr-3"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("at most 2 environments") && err.contains("pr-1, pr-2"), "{err}");
+    assert!(
+        err.contains("at most 2 environments") && err.contains("pr-1, pr-2"),
+        "{err}"
+    );
     assert!(err.contains("hint:") && err.contains("--env pr-1"), "{err}");
     assert!(!cx.app.join(".tfgrid-compose/pr-3").exists());
     // Resuming an existing environment is not a new one.
@@ -94,10 +116,18 @@ fn max_environments_is_enforced_at_up_and_writes_nothing() {
     std::fs::write(config.join("config.yaml"), "max_environments: 1\n").unwrap();
     let (code, _, err) = cx.run(&["up", cx.app_arg(), "--env", "pr-3"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("at most 1 environment ") && err.contains("config.yaml"), "{err}");
+    assert!(
+        err.contains("at most 1 environment ") && err.contains("config.yaml"),
+        "{err}"
+    );
 }
 
-fn fake_entry(cx: &TestContext, i: usize, id: &str, state_dir: &std::path::Path) -> serde_json::Value {
+fn fake_entry(
+    cx: &TestContext,
+    i: usize,
+    id: &str,
+    state_dir: &std::path::Path,
+) -> serde_json::Value {
     json!({
         "schema_version": 1, "id": id, "app": format!("app{}", i % 7), "env": format!("e{i}"), "pattern": "minimal",
         "status": "running", "primary_ip": format!("10.1.{}.{}", i / 250, i % 250 + 2),
@@ -116,40 +146,71 @@ fn a_thousand_entries_vanished_ones_shown_then_pruned() {
             std::fs::create_dir_all(&state_dir).unwrap();
             std::fs::write(state_dir.join("state.yaml"), "schema_version: 1\n").unwrap();
         }
-        std::fs::write(cx.registry().join(format!("{id}.json")), fake_entry(&cx, i, &id, &state_dir).to_string()).unwrap();
+        std::fs::write(
+            cx.registry().join(format!("{id}.json")),
+            fake_entry(&cx, i, &id, &state_dir).to_string(),
+        )
+        .unwrap();
     }
     let ps = ps_json(&cx);
     let rows = ps["deployments"].as_array().unwrap();
     assert_eq!(rows.len(), 1000);
-    assert_eq!(rows.iter().filter(|r| r["status"] == "missing" && r["missing"] == true).count(), 100);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["status"] == "missing" && r["missing"] == true)
+            .count(),
+        100
+    );
     assert_eq!(rows[0]["id"], "0000000000000000", "oldest first");
     assert_eq!(rows[999]["primary_ip"], "10.1.3.251");
     let (_, _, err) = cx.run(&["ps"]);
-    assert!(err.contains("100 deployment folders vanished") && err.contains("ps --prune"), "{err}");
+    assert!(
+        err.contains("100 deployment folders vanished") && err.contains("ps --prune"),
+        "{err}"
+    );
 
     let (code, _, err) = cx.run(&["ps", "--prune"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(err.matches("Pruned").count(), 100, "{err}");
     let ps = ps_json(&cx);
     assert_eq!(ps["deployments"].as_array().unwrap().len(), 900);
-    assert!(ps["deployments"].as_array().unwrap().iter().all(|r| r["missing"] == false));
+    assert!(
+        ps["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["missing"] == false)
+    );
 }
 
 #[test]
 fn an_ambiguous_prefix_lists_the_candidates() {
     let cx = TestContext::new();
     std::fs::create_dir_all(cx.registry()).unwrap();
-    for (i, id) in ["abc1000000000000", "abc2000000000000", "ffff000000000000"].into_iter().enumerate() {
+    for (i, id) in ["abc1000000000000", "abc2000000000000", "ffff000000000000"]
+        .into_iter()
+        .enumerate()
+    {
         let state_dir = cx.root.path().join("apps").join(id);
-        std::fs::write(cx.registry().join(format!("{id}.json")), fake_entry(&cx, i, id, &state_dir).to_string()).unwrap();
+        std::fs::write(
+            cx.registry().join(format!("{id}.json")),
+            fake_entry(&cx, i, id, &state_dir).to_string(),
+        )
+        .unwrap();
     }
     let (code, _, err) = cx.run(&["status", "abc"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`abc` matches 2 deployments: abc10000 (app0:e0), abc20000 (app1:e1)"), "{err}");
+    assert!(
+        err.contains("`abc` matches 2 deployments: abc10000 (app0:e0), abc20000 (app1:e1)"),
+        "{err}"
+    );
     assert!(err.contains("hint: give more of the id"), "{err}");
     let (code, _, err) = cx.run(&["status", "nothing-like-it"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("nothing-like-it") && err.contains("tfgrid-compose ps"), "{err}");
+    assert!(
+        err.contains("nothing-like-it") && err.contains("tfgrid-compose ps"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -160,7 +221,10 @@ fn select_names_the_default_target_and_unselect_forgets_it() {
     // Two deployments and no selection: a command without a target says which exist.
     let (code, _, err) = cx.run(&["status"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("2 deployments are known") && err.contains("minimal:staging"), "{err}");
+    assert!(
+        err.contains("2 deployments are known") && err.contains("minimal:staging"),
+        "{err}"
+    );
     let (code, _, err) = cx.run(&["select", "minimal:staging"]);
     assert_eq!(code, 0, "{err}");
     let context = std::fs::read_to_string(cx.root.path().join(".tfgrid-compose.yaml")).unwrap();
@@ -184,7 +248,10 @@ fn select_names_the_default_target_and_unselect_forgets_it() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = cx.run(&["status"]);
     assert_eq!(code, 2);
-    assert!(err.contains("not in the registry any more") && err.contains("unselect"), "{err}");
+    assert!(
+        err.contains("not in the registry any more") && err.contains("unselect"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -199,16 +266,37 @@ fn inspect_shows_everything_but_secrets() {
     assert_eq!(code, 0, "{err}");
     let doc = assert_fits("inspect", &out);
     assert!(!out.contains("TOKEN-CANARY-42"), "{out}");
-    assert_eq!(doc["deployment"]["state"]["outputs"]["connection_info"]["api_token"], "<redacted>");
-    assert_eq!(doc["deployment"]["state"]["outputs"]["connection_info"]["url"], "http://x");
-    assert!(doc["deployment"]["logs"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().ends_with("infrastructure.log")));
+    assert_eq!(
+        doc["deployment"]["state"]["outputs"]["connection_info"]["api_token"],
+        "<redacted>"
+    );
+    assert_eq!(
+        doc["deployment"]["state"]["outputs"]["connection_info"]["url"],
+        "http://x"
+    );
+    assert!(
+        doc["deployment"]["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().ends_with("infrastructure.log"))
+    );
     assert_eq!(doc["deployment"]["registered"], true);
     let (code, out, _) = cx.run(&["inspect", "--all", "--json"]);
     assert_eq!(code, 0);
-    assert_eq!(assert_fits("inspect", &out)["deployments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        assert_fits("inspect", &out)["deployments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let (code, out, _) = cx.run(&["inspect"]);
     assert_eq!(code, 0);
-    assert!(out.contains("state_dir:") && !out.contains("TOKEN-CANARY-42"), "{out}");
+    assert!(
+        out.contains("state_dir:") && !out.contains("TOKEN-CANARY-42"),
+        "{out}"
+    );
 }
 
 const COMMANDS: &str = "commands:
@@ -228,7 +316,10 @@ const COMMANDS: &str = "commands:
 
 fn with_commands(cx: &TestContext) {
     let manifest = cx.app.join("tfgrid-compose.yaml");
-    let mut file = std::fs::OpenOptions::new().append(true).open(&manifest).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&manifest)
+        .unwrap();
     file.write_all(COMMANDS.as_bytes()).unwrap();
 }
 
@@ -236,14 +327,26 @@ fn with_commands(cx: &TestContext) {
 fn last_ssh_argv(cx: &TestContext) -> Vec<String> {
     let log = std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap();
     let start = log.rfind("ssh\x1f").unwrap();
-    log[start..].trim_end_matches('\n').split('\x1f').map(String::from).collect()
+    log[start..]
+        .trim_end_matches('\n')
+        .split('\x1f')
+        .map(String::from)
+        .collect()
 }
 
 /// Splits a remote command line the way the VM's shell will: a real `/bin/sh` prints each word.
 fn words_on_the_vm(remote: &str) -> Vec<String> {
-    let out = std::process::Command::new("/bin/sh").arg("-c").arg(format!("printf '%s\\0' {remote}")).output().unwrap();
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("printf '%s\\0' {remote}"))
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -251,13 +354,25 @@ fn app_commands_get_each_argument_byte_for_byte() {
     let cx = TestContext::new();
     with_commands(&cx);
     up(&cx, &[]);
-    let nasty = ["two words", "it's \"quoted\"", "$(touch /tmp/pwned); `id`", "a;b|c&d>e", "line one\nline two", "--flag", "*", ""];
+    let nasty = [
+        "two words",
+        "it's \"quoted\"",
+        "$(touch /tmp/pwned); `id`",
+        "a;b|c&d>e",
+        "line one\nline two",
+        "--flag",
+        "*",
+        "",
+    ];
     let mut args = vec!["greet"];
     args.extend_from_slice(&nasty);
     let (code, _, err) = cx.run(&args);
     assert_eq!(code, 0, "{err}");
     let argv = last_ssh_argv(&cx);
-    assert!(!argv.contains(&"-t".to_string()), "allocate_tty: false: {argv:?}");
+    assert!(
+        !argv.contains(&"-t".to_string()),
+        "allocate_tty: false: {argv:?}"
+    );
     let remote = argv.last().unwrap();
     let words = words_on_the_vm(remote);
     let app_words = &words[words.iter().position(|w| w == "/opt/app/greet.sh").unwrap()..];
@@ -265,10 +380,20 @@ fn app_commands_get_each_argument_byte_for_byte() {
     expected.extend_from_slice(&nasty);
     assert_eq!(app_words, expected);
     assert_eq!(&words[..3], ["env", "-C", "/tmp/app-deployment"]);
-    assert!(words.contains(&"APP_NAME=minimal".to_string()) && words.contains(&"DEPLOYMENT_ENV=default".to_string()), "{words:?}");
+    assert!(
+        words.contains(&"APP_NAME=minimal".to_string())
+            && words.contains(&"DEPLOYMENT_ENV=default".to_string()),
+        "{words:?}"
+    );
 
     // A failing app command passes its exit code through.
-    let (code, _, _) = cx.cmd().args(["greet", "x"]).env("FAKE_FAIL", "ssh:greet.sh").output().map(|o| (o.status.code().unwrap(), (), ())).unwrap();
+    let (code, _, _) = cx
+        .cmd()
+        .args(["greet", "x"])
+        .env("FAKE_FAIL", "ssh:greet.sh")
+        .output()
+        .map(|o| (o.status.code().unwrap(), (), ()))
+        .unwrap();
     assert_eq!(code, 1);
 }
 
@@ -277,15 +402,28 @@ fn save_to_context_feeds_later_commands() {
     let cx = TestContext::new();
     with_commands(&cx);
     up(&cx, &[]);
-    let out = cx.cmd().args(["pick", "blog"]).env("FAKE_SSH_STDOUT", "my blog").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cx
+        .cmd()
+        .args(["pick", "blog"])
+        .env("FAKE_SSH_STDOUT", "my blog")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "my blog\n");
     let context = std::fs::read_to_string(cx.state_dir().join("context.yaml")).unwrap();
     assert_eq!(context, "active_project: my blog\n");
     let (code, _, _) = cx.run(&["greet", "x"]);
     assert_eq!(code, 0);
     let words = words_on_the_vm(last_ssh_argv(&cx).last().unwrap());
-    assert!(words.contains(&"ACTIVE_PROJECT=my blog".to_string()), "{words:?}");
+    assert!(
+        words.contains(&"ACTIVE_PROJECT=my blog".to_string()),
+        "{words:?}"
+    );
 }
 
 #[test]
@@ -296,9 +434,18 @@ fn commands_are_listed_and_shadowing_is_named() {
     let (code, out, err) = cx.run(&["commands"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("greet <name>...  Say hello"), "{out}");
-    assert!(out.contains("status") && out.contains("(shadowed by the built-in command)"), "{out}");
-    assert!(err.contains("app command `status` is shadowed by the built-in `tfgrid-compose status`"), "{err}");
-    assert!(err.contains("tfgrid-compose.yaml:"), "the warning names the manifest line: {err}");
+    assert!(
+        out.contains("status") && out.contains("(shadowed by the built-in command)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("app command `status` is shadowed by the built-in `tfgrid-compose status`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tfgrid-compose.yaml:"),
+        "the warning names the manifest line: {err}"
+    );
     let (code, out, _) = cx.run(&["commands", "--json"]);
     assert_eq!(code, 0);
     let doc = assert_fits("commands", &out);
@@ -308,7 +455,12 @@ fn commands_are_listed_and_shadowing_is_named() {
     // An unknown verb names the app's commands.
     let (code, _, err) = cx.run(&["nonsense"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`nonsense` is neither a tfgrid-compose command nor a command of app `minimal`") && err.contains("greet, pick, status"), "{err}");
+    assert!(
+        err.contains(
+            "`nonsense` is neither a tfgrid-compose command nor a command of app `minimal`"
+        ) && err.contains("greet, pick, status"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -316,6 +468,13 @@ fn an_unknown_verb_without_a_deployment_is_a_usage_error() {
     let cx = TestContext::new();
     let (code, _, err) = cx.run(&["frobnicate"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`frobnicate` is not a tfgrid-compose command"), "{err}");
-    assert_eq!(std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap_or_default(), "", "nothing ran");
+    assert!(
+        err.contains("`frobnicate` is not a tfgrid-compose command"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap_or_default(),
+        "",
+        "nothing ran"
+    );
 }

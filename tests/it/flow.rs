@@ -25,19 +25,40 @@ const FULL_UP: [&str; 14] = [
 #[test]
 fn up_runs_every_phase_in_order() {
     let cx = TestContext::new();
-    cx.cmd().arg("up").arg(&cx.app).assert().success().stderr(contains("Finished `minimal` is up at 127.0.0.1"));
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .stderr(contains("Finished `minimal` is up at 127.0.0.1"));
     assert_eq!(cx.steps(), FULL_UP);
     let t = cx.transcript();
-    assert_eq!(t[1], "tofu -chdir=[STATE]/terraform init -input=false -no-color");
+    assert_eq!(
+        t[1],
+        "tofu -chdir=[STATE]/terraform init -input=false -no-color"
+    );
     assert_eq!(
         t[2],
         "tofu -chdir=[STATE]/terraform plan -input=false -no-color -lock-timeout=60s -var-file=[STATE]/terraform/tfgrid-compose.tfvars.json -out=tfplan"
     );
-    assert_eq!(t[3], "tofu -chdir=[STATE]/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve tfplan");
-    assert_eq!(t[7], "ansible-playbook -i [STATE]/inventory.ini -e @[STATE]/extra-vars.json [PATTERNS]/minimal/platform/site.yml");
-    assert!(t[5].contains("StrictHostKeyChecking=accept-new") && t[5].contains(&format!("-p {} root@127.0.0.1 -- 'true'", cx.port)), "{}", t[5]);
+    assert_eq!(
+        t[3],
+        "tofu -chdir=[STATE]/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve tfplan"
+    );
+    assert_eq!(
+        t[7],
+        "ansible-playbook -i [STATE]/inventory.ini -e @[STATE]/extra-vars.json [PATTERNS]/minimal/platform/site.yml"
+    );
     assert!(
-        t[11].contains("-- 'env' '-C' '/tmp/app-deployment' 'APP_NAME=minimal' 'APP_VERSION=0.1.0'") && t[11].ends_with("'/tmp/app-deployment/setup.sh'"),
+        t[5].contains("StrictHostKeyChecking=accept-new")
+            && t[5].contains(&format!("-p {} root@127.0.0.1 -- 'true'", cx.port)),
+        "{}",
+        t[5]
+    );
+    assert!(
+        t[11]
+            .contains("-- 'env' '-C' '/tmp/app-deployment' 'APP_NAME=minimal' 'APP_VERSION=0.1.0'")
+            && t[11].ends_with("'/tmp/app-deployment/setup.sh'"),
         "{}",
         t[11]
     );
@@ -46,16 +67,37 @@ fn up_runs_every_phase_in_order() {
     assert!(state.contains("status: running"), "{state}");
     assert_eq!(state.matches("status: done").count(), 8, "{state}");
     let inventory = std::fs::read_to_string(cx.state_dir().join("inventory.ini")).unwrap();
-    assert!(inventory.contains("[primary]\nvm0 ansible_host=127.0.0.1"), "{inventory}");
-    assert!(inventory.contains("[backend]\nbackend1 ansible_host=127.0.0.1"), "{inventory}");
-    let tfvars = std::fs::read_to_string(cx.state_dir().join("terraform/tfgrid-compose.tfvars.json")).unwrap();
-    assert!(tfvars.contains("\"flavor\": \"small\"") && tfvars.contains("\"deployment_name\": \"minimal\""), "{tfvars}");
-    let mode = |p: &std::path::Path| std::os::unix::fs::PermissionsExt::mode(&p.metadata().unwrap().permissions()) & 0o777;
+    assert!(
+        inventory.contains("[primary]\nvm0 ansible_host=127.0.0.1"),
+        "{inventory}"
+    );
+    assert!(
+        inventory.contains("[backend]\nbackend1 ansible_host=127.0.0.1"),
+        "{inventory}"
+    );
+    let tfvars =
+        std::fs::read_to_string(cx.state_dir().join("terraform/tfgrid-compose.tfvars.json"))
+            .unwrap();
+    assert!(
+        tfvars.contains("\"flavor\": \"small\"")
+            && tfvars.contains("\"deployment_name\": \"minimal\""),
+        "{tfvars}"
+    );
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&p.metadata().unwrap().permissions()) & 0o777
+    };
     assert_eq!(mode(&cx.state_dir()), 0o700);
     assert_eq!(mode(&cx.state_dir().join("state.yaml")), 0o600);
 
     // a second `up` refuses to start over the deployment
-    cx.cmd().arg("up").arg(&cx.app).assert().failure().code(2).stderr(contains("already deployed")).stderr(contains("up --resume"));
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .code(2)
+        .stderr(contains("already deployed"))
+        .stderr(contains("up --resume"));
 }
 
 #[test]
@@ -71,10 +113,22 @@ fn wireguard_config_is_private_and_brought_up() {
         .map(|e| e.path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("tfgc"))
         .unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&conf.metadata().unwrap().permissions()) & 0o777, 0o600);
-    assert!(cx.transcript()[5].ends_with(&format!("{}", conf.display()).replace(&cx.state_dir().display().to_string(), "[STATE]")));
-    assert!(!cx.state_text().contains("SECRETKEY"), "the WireGuard private key must not be in state.yaml");
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().success();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&conf.metadata().unwrap().permissions()) & 0o777,
+        0o600
+    );
+    assert!(cx.transcript()[5].ends_with(
+        &format!("{}", conf.display()).replace(&cx.state_dir().display().to_string(), "[STATE]")
+    ));
+    assert!(
+        !cx.state_text().contains("SECRETKEY"),
+        "the WireGuard private key must not be in state.yaml"
+    );
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .assert()
+        .success();
     // down takes no tunnel down that is not up (no interface of that name exists here)
     assert!(!cx.steps().contains(&"wg-quick down".to_string()));
 }
@@ -102,17 +156,34 @@ fn every_phase_fails_cleanly_and_resumes_exactly() {
             .failure()
             .code(1)
             .stderr(contains(format!("{phase} phase failed")))
-            .stderr(contains("hint: fix the cause, then continue with `tfgrid-compose up --resume"));
+            .stderr(contains(
+                "hint: fix the cause, then continue with `tfgrid-compose up --resume",
+            ));
         let state = cx.state_text();
         assert!(state.contains("status: failed"), "{fault}: {state}");
-        assert!(state.contains(&format!("phase: {phase}\n  status: failed")), "{fault}: {state}");
+        assert!(
+            state.contains(&format!("phase: {phase}\n  status: failed")),
+            "{fault}: {state}"
+        );
         if phase != "infrastructure" || fault == "tofu:output" {
-            assert!(cx.state_dir().join("terraform/terraform.tfstate").exists(), "{fault}: tfstate must be kept");
+            assert!(
+                cx.state_dir().join("terraform/terraform.tfstate").exists(),
+                "{fault}: tfstate must be kept"
+            );
         }
         let before = cx.steps();
-        assert_eq!(before.last().unwrap(), FULL_UP[failing_step], "{fault}: {before:?}");
+        assert_eq!(
+            before.last().unwrap(),
+            FULL_UP[failing_step],
+            "{fault}: {before:?}"
+        );
         cx.clear_transcript();
-        cx.cmd().args(["up", "--resume"]).arg(&cx.app).assert().success().stderr(contains(format!("from phase `{phase}`")));
+        cx.cmd()
+            .args(["up", "--resume"])
+            .arg(&cx.app)
+            .assert()
+            .success()
+            .stderr(contains(format!("from phase `{phase}`")));
         let resumed = cx.steps();
         let first_of_phase = match phase {
             "infrastructure" => 1,
@@ -128,10 +199,30 @@ fn every_phase_fails_cleanly_and_resumes_exactly() {
 #[test]
 fn from_reruns_a_finished_phase_and_refuses_a_later_one() {
     let cx = TestContext::new();
-    cx.cmd().arg("up").arg(&cx.app).env("FAKE_FAIL", "ansible-playbook:site").assert().failure();
-    cx.cmd().args(["up", "--from", "application"]).arg(&cx.app).assert().failure().stderr(contains("phase `platform` has not finished"));
-    cx.cmd().args(["up", "--from", "wait-ssh"]).arg(&cx.app).assert().success();
-    cx.cmd().args(["up", "--from", "nonsense"]).arg(&cx.app).assert().failure().code(2).stderr(contains("nonsense"));
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("FAKE_FAIL", "ansible-playbook:site")
+        .assert()
+        .failure();
+    cx.cmd()
+        .args(["up", "--from", "application"])
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .stderr(contains("phase `platform` has not finished"));
+    cx.cmd()
+        .args(["up", "--from", "wait-ssh"])
+        .arg(&cx.app)
+        .assert()
+        .success();
+    cx.cmd()
+        .args(["up", "--from", "nonsense"])
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .code(2)
+        .stderr(contains("nonsense"));
 }
 
 #[test]
@@ -139,9 +230,22 @@ fn down_destroys_checks_and_forgets() {
     let cx = TestContext::new();
     cx.cmd().arg("up").arg(&cx.app).assert().success();
     cx.clear_transcript();
-    cx.cmd().arg("down").arg(&cx.app).assert().failure().stderr(contains("--yes"));
-    assert!(cx.state_dir().join("state.yaml").exists(), "no confirmation, nothing removed");
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().success().stderr(contains("Destroyed `minimal`"));
+    cx.cmd()
+        .arg("down")
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .stderr(contains("--yes"));
+    assert!(
+        cx.state_dir().join("state.yaml").exists(),
+        "no confirmation, nothing removed"
+    );
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .stderr(contains("Destroyed `minimal`"));
     assert_eq!(cx.steps(), ["tofu init", "tofu destroy", "tofu output"]);
     assert_eq!(
         cx.transcript()[1],
@@ -166,30 +270,65 @@ fn failed_down_removes_nothing_and_can_be_run_again() {
     assert!(cx.state_text().contains("status: destroy-failed"));
     assert!(cx.state_dir().join("terraform/terraform.tfstate").exists());
     // destroy "succeeds" but outputs remain: still an error, still nothing removed
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).env("FAKE_FAIL", "tofu:nothing").env("FAKE_DIR", cx.root.path().join("other")).assert().failure();
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .env("FAKE_FAIL", "tofu:nothing")
+        .env("FAKE_DIR", cx.root.path().join("other"))
+        .assert()
+        .failure();
     assert!(cx.state_dir().join("state.yaml").exists());
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().success();
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .assert()
+        .success();
     assert!(!cx.state_dir().exists());
 }
 
 #[test]
 fn dry_run_prints_the_transcript_and_writes_nothing() {
     let cx = TestContext::new();
-    let out = cx.cmd().args(["up", "--dry-run"]).arg(&cx.app).assert().success().get_output().stdout.clone();
+    let out = cx
+        .cmd()
+        .args(["up", "--dry-run"])
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("/bin/tofu -chdir="), "{text}");
     assert!(text.contains(" apply -input=false"), "{text}");
     assert!(text.contains("$ ansible-playbook -i "), "{text}");
     assert!(text.contains("/tmp/app-deployment/setup.sh"), "{text}");
-    assert!(!cx.state_dir().exists(), "dry run wrote to the state folder");
-    assert!(!cx.fake_dir.join("argv.log").exists(), "dry run spawned a tool");
+    assert!(
+        !cx.state_dir().exists(),
+        "dry run wrote to the state folder"
+    );
+    assert!(
+        !cx.fake_dir.join("argv.log").exists(),
+        "dry run spawned a tool"
+    );
 }
 
 #[test]
 fn a_second_run_fails_at_once_naming_the_lock_holder() {
     let cx = TestContext::new();
-    cx.cmd().arg("up").arg(&cx.app).env("FAKE_FAIL", "ansible-playbook:site").assert().failure();
-    let lock = tfgrid_compose::state::StateLock::acquire(&cx.state_dir().join("lock"), "up by a test", None, |_| {}).unwrap();
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("FAKE_FAIL", "ansible-playbook:site")
+        .assert()
+        .failure();
+    let lock = tfgrid_compose::state::StateLock::acquire(
+        &cx.state_dir().join("lock"),
+        "up by a test",
+        None,
+        |_| {},
+    )
+    .unwrap();
     cx.cmd()
         .args(["up", "--resume"])
         .arg(&cx.app)
@@ -198,23 +337,43 @@ fn a_second_run_fails_at_once_naming_the_lock_holder() {
         .code(3)
         .stderr(contains("locked by another run"))
         .stderr(contains("command up by a test"));
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().failure().stderr(contains("locked by another run"));
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .stderr(contains("locked by another run"));
     drop(lock);
-    cx.cmd().args(["up", "--resume", "--lock-wait", "2s"]).arg(&cx.app).assert().success();
+    cx.cmd()
+        .args(["up", "--resume", "--lock-wait", "2s"])
+        .arg(&cx.app)
+        .assert()
+        .success();
 }
 
 #[test]
 fn two_concurrent_ups_one_wins() {
     let cx = TestContext::new();
-    cx.cmd().arg("up").arg(&cx.app).env("FAKE_FAIL", "ssh:healthcheck").assert().failure();
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("FAKE_FAIL", "ssh:healthcheck")
+        .assert()
+        .failure();
     // two runs race for the lock; the platform phase takes 2 s, so they overlap
     let first = a_spawn(&cx);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let second = a_spawn(&cx);
-    let (r1, r2) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    let (r1, r2) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
     assert_eq!([r1.status.code(), r2.status.code()], [Some(0), Some(3)]);
     let stderr = String::from_utf8_lossy(&r2.stderr);
-    assert!(stderr.contains("locked by another run") && stderr.contains("pid "), "{stderr}");
+    assert!(
+        stderr.contains("locked by another run") && stderr.contains("pid "),
+        "{stderr}"
+    );
 }
 
 fn a_spawn(cx: &TestContext) -> std::process::Child {
@@ -226,17 +385,31 @@ fn a_spawn(cx: &TestContext) -> std::process::Child {
             c.env(k, v);
         }
     }
-    c.env("FAKE_SLEEP_ANSIBLE", "2").args(["up", "--from", "platform"]).arg(&cx.app).current_dir(cx.root.path());
-    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    c.env("FAKE_SLEEP_ANSIBLE", "2")
+        .args(["up", "--from", "platform"])
+        .arg(&cx.app)
+        .current_dir(cx.root.path());
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
 fn the_mnemonic_stays_out_of_argv_files_and_messages() {
     let cx = TestContext::new();
     let manifest = cx.app.join("tfgrid-compose.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("pattern: minimal", "pattern: grid-like").replace("config:\n  flavor: small\n", "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("pattern: minimal", "pattern: grid-like")
+        .replace("config:\n  flavor: small\n", "");
     std::fs::write(&manifest, text).unwrap();
-    cx.cmd().arg("up").arg(&cx.app).assert().failure().stderr(contains("needs a ThreeFold mnemonic"));
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .stderr(contains("needs a ThreeFold mnemonic"));
     assert!(!cx.state_dir().exists());
     // A phrase that is not BIP-39 is refused at validate without being echoed.
     cx.cmd()
@@ -245,7 +418,10 @@ fn the_mnemonic_stays_out_of_argv_files_and_messages() {
         .env("TF_VAR_mnemonic", "zebra quantum harbor lattice")
         .assert()
         .code(2)
-        .stderr(contains("the mnemonic in $TF_VAR_mnemonic is not valid: it has 4 words").and(contains("zebra").not()));
+        .stderr(
+            contains("the mnemonic in $TF_VAR_mnemonic is not valid: it has 4 words")
+                .and(contains("zebra").not()),
+        );
     assert!(!cx.state_dir().exists());
     let secret = crate::grid::CANARY;
     cx.cmd()
@@ -256,7 +432,12 @@ fn the_mnemonic_stays_out_of_argv_files_and_messages() {
         .assert()
         .failure()
         .stderr(predicates::str::contains(secret).not());
-    assert!(std::fs::read_to_string(cx.fake_dir.join("env.log")).unwrap().contains("mnemonic-seen"), "tofu got it in its environment");
+    assert!(
+        std::fs::read_to_string(cx.fake_dir.join("env.log"))
+            .unwrap()
+            .contains("mnemonic-seen"),
+        "tofu got it in its environment"
+    );
     let argv = std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap();
     assert!(!argv.contains("spot photo"), "mnemonic on argv");
     let mut stack = vec![cx.state_dir()];
@@ -267,7 +448,11 @@ fn the_mnemonic_stays_out_of_argv_files_and_messages() {
                 continue;
             }
             let bytes = std::fs::read(entry.path()).unwrap();
-            assert!(!String::from_utf8_lossy(&bytes).contains("spot photo"), "mnemonic in {}", entry.path().display());
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("spot photo"),
+                "mnemonic in {}",
+                entry.path().display()
+            );
         }
     }
 }
@@ -280,7 +465,10 @@ use predicates::prelude::PredicateBooleanExt as _;
 fn a_secret_a_tool_prints_is_redacted_everywhere() {
     let cx = TestContext::new();
     let manifest = cx.app.join("tfgrid-compose.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("pattern: minimal", "pattern: grid-like").replace("config:\n  flavor: small\n", "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("pattern: minimal", "pattern: grid-like")
+        .replace("config:\n  flavor: small\n", "");
     std::fs::write(&manifest, text).unwrap();
     let secret = crate::grid::CANARY;
     cx.cmd()
@@ -291,18 +479,42 @@ fn a_secret_a_tool_prints_is_redacted_everywhere() {
         .env("FAKE_ECHO_SECRET", "1")
         .assert()
         .failure()
-        .stderr(contains("no twin on main").and(contains("<redacted>")).and(contains("spot photo").not()));
+        .stderr(
+            contains("no twin on main")
+                .and(contains("<redacted>"))
+                .and(contains("spot photo").not()),
+        );
     let mut files = Vec::new();
     crate::grid::all_files(&cx.state_dir(), &mut files);
-    let logs: Vec<&std::path::PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "log")).collect();
+    let logs: Vec<&std::path::PathBuf> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "log"))
+        .collect();
     assert!(!logs.is_empty());
     for file in &files {
         let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-        assert!(!text.contains("spot photo"), "mnemonic in {}", file.display());
+        assert!(
+            !text.contains("spot photo"),
+            "mnemonic in {}",
+            file.display()
+        );
     }
-    assert!(logs.iter().any(|l| std::fs::read_to_string(l).unwrap().contains("mnemonic \"<redacted>\"")), "the log keeps the line, redacted");
-    let out = cx.cmd().args(["inspect", "--json"]).arg(&cx.app).output().unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("spot photo") && !String::from_utf8_lossy(&out.stderr).contains("spot photo"));
+    assert!(
+        logs.iter().any(|l| std::fs::read_to_string(l)
+            .unwrap()
+            .contains("mnemonic \"<redacted>\"")),
+        "the log keeps the line, redacted"
+    );
+    let out = cx
+        .cmd()
+        .args(["inspect", "--json"])
+        .arg(&cx.app)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("spot photo")
+            && !String::from_utf8_lossy(&out.stderr).contains("spot photo")
+    );
 }
 
 #[test]
@@ -311,7 +523,10 @@ fn a_secret_printed_by_a_tool_that_was_never_given_it_is_redacted_too() {
     // is cleaned as well, because the command knows the phrase.
     let cx = TestContext::new();
     let manifest = cx.app.join("tfgrid-compose.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("pattern: minimal", "pattern: grid-like").replace("config:\n  flavor: small\n", "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("pattern: minimal", "pattern: grid-like")
+        .replace("config:\n  flavor: small\n", "");
     std::fs::write(&manifest, text).unwrap();
     let secret = crate::grid::CANARY;
     cx.cmd()
@@ -327,25 +542,75 @@ fn a_secret_printed_by_a_tool_that_was_never_given_it_is_redacted_too() {
     crate::grid::all_files(&cx.state_dir(), &mut files);
     for file in &files {
         let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-        assert!(!text.contains("spot photo"), "mnemonic in {}", file.display());
+        assert!(
+            !text.contains("spot photo"),
+            "mnemonic in {}",
+            file.display()
+        );
     }
-    assert!(cx.state_text().contains("token=<redacted>"), "the failed phase's error tail is kept, redacted");
+    assert!(
+        cx.state_text().contains("token=<redacted>"),
+        "the failed phase's error tail is kept, redacted"
+    );
 }
 
 #[test]
 fn inspect_commands_read_state() {
     let cx = TestContext::new();
-    cx.cmd().arg("status").arg(&cx.app).assert().failure().stderr(contains("no deployment"));
+    cx.cmd()
+        .arg("status")
+        .arg(&cx.app)
+        .assert()
+        .failure()
+        .stderr(contains("no deployment"));
     cx.cmd().arg("up").arg(&cx.app).assert().success();
-    cx.cmd().arg("address").arg(&cx.app).assert().success().stdout("127.0.0.1\n127.0.0.1 backend1 backend\n");
-    let out = cx.cmd().args(["status", "--json"]).arg(&cx.app).assert().success().get_output().stdout.clone();
+    cx.cmd()
+        .arg("address")
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .stdout("127.0.0.1\n127.0.0.1 backend1 backend\n");
+    let out = cx
+        .cmd()
+        .args(["status", "--json"])
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["deployment"]["status"], "running");
-    cx.cmd().args(["logs", "infrastructure", "--app"]).arg(&cx.app).assert().success().stdout(contains("/bin/tofu -chdir="));
+    cx.cmd()
+        .args(["logs", "infrastructure", "--app"])
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .stdout(contains("/bin/tofu -chdir="));
     cx.clear_transcript();
-    cx.cmd().args(["exec", "--app"]).arg(&cx.app).args(["echo", "a b", "$(id)"]).assert().success();
-    assert!(cx.transcript()[0].ends_with("-- 'echo' 'a b' '$(id)'"), "{:?}", cx.transcript());
+    cx.cmd()
+        .args(["exec", "--app"])
+        .arg(&cx.app)
+        .args(["echo", "a b", "$(id)"])
+        .assert()
+        .success();
+    assert!(
+        cx.transcript()[0].ends_with("-- 'echo' 'a b' '$(id)'"),
+        "{:?}",
+        cx.transcript()
+    );
     assert!(cx.transcript()[0].contains("StrictHostKeyChecking=yes"));
-    cx.cmd().args(["ssh", "--app"]).arg(&cx.app).args(["--", "false"]).env("FAKE_FAIL", "ssh:false").assert().code(1);
-    cx.cmd().args(["validate"]).arg(&cx.app).assert().success().stderr(contains("Valid"));
+    cx.cmd()
+        .args(["ssh", "--app"])
+        .arg(&cx.app)
+        .args(["--", "false"])
+        .env("FAKE_FAIL", "ssh:false")
+        .assert()
+        .code(1);
+    cx.cmd()
+        .args(["validate"])
+        .arg(&cx.app)
+        .assert()
+        .success()
+        .stderr(contains("Valid"));
 }

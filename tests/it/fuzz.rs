@@ -197,21 +197,57 @@ const OUTPUTS_FULL: &str = r#"{
 
 /// The annotated example of docs/manifest.md.
 fn manifest_doc_example() -> &'static str {
-    let block = &MANIFEST_DOC[MANIFEST_DOC.find("<!-- example-manifest -->").expect("docs/manifest.md marks its example")..];
-    block.split("```yaml\n").nth(1).and_then(|b| b.split("\n```").next()).expect("docs/manifest.md has a yaml example")
+    let block = &MANIFEST_DOC[MANIFEST_DOC
+        .find("<!-- example-manifest -->")
+        .expect("docs/manifest.md marks its example")..];
+    block
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("docs/manifest.md has a yaml example")
 }
 
-static APP_SEEDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| vec![APP_MINIMAL, APP_LEGACY, manifest_doc_example()]);
+static APP_SEEDS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| vec![APP_MINIMAL, APP_LEGACY, manifest_doc_example()]);
 static STATE_SEEDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| vec![STATE_MINIMAL, STATE_FULL]);
-static OUTPUT_SEEDS: LazyLock<Vec<String>> =
-    LazyLock::new(|| vec![IPV4_OUTPUTS.to_string(), WG_OUTPUTS.to_string(), OUTPUTS_FULL.to_string(), PatternOutputs::placeholder_json(), "{}".to_string()]);
+static OUTPUT_SEEDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    vec![
+        IPV4_OUTPUTS.to_string(),
+        WG_OUTPUTS.to_string(),
+        OUTPUTS_FULL.to_string(),
+        PatternOutputs::placeholder_json(),
+        "{}".to_string(),
+    ]
+});
 /// The seeds as YAML values, for value-level edits.
-static APP_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| APP_SEEDS.iter().map(|s| serde_yaml::from_str(s).unwrap()).collect());
-static PATTERN_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| PATTERNS.iter().map(|s| serde_yaml::from_str(s).unwrap()).collect());
-static STATE_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| STATE_SEEDS.iter().map(|s| serde_yaml::from_str(s).unwrap()).collect());
-static OUTPUT_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| OUTPUT_SEEDS.iter().map(|s| serde_yaml::from_str(s).unwrap()).collect());
-static FULL_STATE: LazyLock<DeploymentState> = LazyLock::new(|| DeploymentState::parse(STATE_FULL).unwrap());
-static MINIMAL_PATTERN: LazyLock<Pattern> = LazyLock::new(|| Pattern::load(&fixtures().join("patterns/minimal")).unwrap());
+static APP_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| {
+    APP_SEEDS
+        .iter()
+        .map(|s| serde_yaml::from_str(s).unwrap())
+        .collect()
+});
+static PATTERN_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| {
+    PATTERNS
+        .iter()
+        .map(|s| serde_yaml::from_str(s).unwrap())
+        .collect()
+});
+static STATE_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| {
+    STATE_SEEDS
+        .iter()
+        .map(|s| serde_yaml::from_str(s).unwrap())
+        .collect()
+});
+static OUTPUT_VALUES: LazyLock<Vec<serde_yaml::Value>> = LazyLock::new(|| {
+    OUTPUT_SEEDS
+        .iter()
+        .map(|s| serde_yaml::from_str(s).unwrap())
+        .collect()
+});
+static FULL_STATE: LazyLock<DeploymentState> =
+    LazyLock::new(|| DeploymentState::parse(STATE_FULL).unwrap());
+static MINIMAL_PATTERN: LazyLock<Pattern> =
+    LazyLock::new(|| Pattern::load(&fixtures().join("patterns/minimal")).unwrap());
 
 // ---------------------------------------------------------------------------------------------
 // Tokens that mean something to YAML and JSON parsers, and the schemas' own words.
@@ -581,7 +617,18 @@ const IPS: &[&str] = &[
     "",
     "x",
 ];
-const IP_TYPES: &[&str] = &["wireguard", "ipv4", "public", "ipv6", "mycelium", "", "IPV4", "tcp", "Wireguard", "ipv4 "];
+const IP_TYPES: &[&str] = &[
+    "wireguard",
+    "ipv4",
+    "public",
+    "ipv6",
+    "mycelium",
+    "",
+    "IPV4",
+    "tcp",
+    "Wireguard",
+    "ipv4 ",
+];
 const OUTPUT_NAMES: &[&str] = &[
     "primary_ip",
     "primary_ip_type",
@@ -670,10 +717,20 @@ fn nest(depth: usize, shape: u8) -> String {
         1 => format!("{}1{}", "[".repeat(depth), "]".repeat(depth)),
         2 => format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth)),
         3 => format!("{}1{}", "{\"value\": ".repeat(depth), "}".repeat(depth)),
-        4 => (0..depth).map(|i| format!("\n{}k{i}:", "  ".repeat(i))).collect::<String>() + " 1\n",
+        4 => {
+            (0..depth)
+                .map(|i| format!("\n{}k{i}:", "  ".repeat(i)))
+                .collect::<String>()
+                + " 1\n"
+        }
         5 => "- ".repeat(depth) + "x\n",
         6 => "{".repeat(depth),
-        _ => (0..depth).map(|i| format!("\n{}-", " ".repeat(i))).collect::<String>() + " x\n",
+        _ => {
+            (0..depth)
+                .map(|i| format!("\n{}-", " ".repeat(i)))
+                .collect::<String>()
+                + " x\n"
+        }
     }
 }
 
@@ -725,7 +782,10 @@ fn apply(doc: &mut Vec<u8>, m: &Mutation) {
                 }
                 Mutation::ReplaceValue(_, token) => {
                     let line = &mut lines[i];
-                    let cut = line.windows(2).position(|w| w == b": " || w == b"- " || w == b"\":").map_or(0, |p| p + 2);
+                    let cut = line
+                        .windows(2)
+                        .position(|w| w == b": " || w == b"- " || w == b"\":")
+                        .map_or(0, |p| p + 2);
                     line.truncate(cut);
                     line.extend_from_slice(token.as_bytes());
                 }
@@ -733,11 +793,17 @@ fn apply(doc: &mut Vec<u8>, m: &Mutation) {
                     let line = &mut lines[i];
                     match *by {
                         by if by < 0 => {
-                            let spaces = line.iter().take_while(|b| **b == b' ').count().min(by.unsigned_abs().into());
+                            let spaces = line
+                                .iter()
+                                .take_while(|b| **b == b' ')
+                                .count()
+                                .min(by.unsigned_abs().into());
                             line.drain(..spaces);
                         }
                         0 => line.insert(0, b'\t'),
-                        by => drop(line.splice(0..0, std::iter::repeat_n(b' ', by.unsigned_abs().into()))),
+                        by => drop(
+                            line.splice(0..0, std::iter::repeat_n(b' ', by.unsigned_abs().into())),
+                        ),
                     }
                 }
                 _ => unreachable!(),
@@ -759,7 +825,10 @@ fn apply(doc: &mut Vec<u8>, m: &Mutation) {
         Mutation::AliasBomb(at, levels, width) => {
             // at a line start, so that it is a block mapping's entries more often than not
             let i = position(at, doc.len());
-            let i = doc[..i].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            let i = doc[..i]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
             doc.splice(i..i, alias_bomb(*levels, *width).into_bytes());
         }
         Mutation::CopyRange(from, to, len) => {
@@ -770,7 +839,11 @@ fn apply(doc: &mut Vec<u8>, m: &Mutation) {
         }
         Mutation::Bom(at) => {
             // mostly at the start, where a BOM is legal; elsewhere sometimes
-            let i = if at.index(4) == 0 { position(at, doc.len()) } else { 0 };
+            let i = if at.index(4) == 0 {
+                position(at, doc.len())
+            } else {
+                0
+            };
             doc.splice(i..i, "\u{feff}".bytes());
         }
         Mutation::FlipBit(..) | Mutation::SetByte(..) => {}
@@ -796,7 +869,15 @@ fn yaml_leaf() -> impl Strategy<Value = serde_yaml::Value> {
         any::<u64>().prop_map(|n| Value::Number(n.into())),
         any::<i64>().prop_map(|n| Value::Number(n.into())),
         any::<f64>().prop_map(|n| Value::Number(n.into())),
-        prop_oneof![Just(0u64), Just(1), Just(2), Just(65535), Just(65536), Just(u64::from(u32::MAX) + 1)].prop_map(|n| Value::Number(n.into())),
+        prop_oneof![
+            Just(0u64),
+            Just(1),
+            Just(2),
+            Just(65535),
+            Just(65536),
+            Just(u64::from(u32::MAX) + 1)
+        ]
+        .prop_map(|n| Value::Number(n.into())),
         select(YAML_TOKENS).prop_map(|s| Value::String(s.to_string())),
         select(IPS).prop_map(|s| Value::String(s.to_string())),
         select(IP_TYPES).prop_map(|s| Value::String(s.to_string())),
@@ -863,7 +944,9 @@ fn apply_edit(root: &mut serde_yaml::Value, e: &Edit) {
     match e {
         Edit::Replace(path, value) => *node_at(root, path) = value.clone(),
         Edit::Remove(path) => {
-            let (last, parent) = path.split_last().map_or((None, &path[..]), |(l, p)| (Some(l), p));
+            let (last, parent) = path
+                .split_last()
+                .map_or((None, &path[..]), |(l, p)| (Some(l), p));
             match (node_at(root, parent), last) {
                 (serde_yaml::Value::Mapping(m), Some(i)) if !m.is_empty() => {
                     let key = m.keys().nth(i.index(m.len())).unwrap().clone();
@@ -925,7 +1008,10 @@ fn arbitrary_text(tokens: &'static [&'static str]) -> impl Strategy<Value = Stri
 
 /// YAML: arbitrary text (2 in 10), text-mutated seeds (5 in 10), value-edited seeds, sometimes
 /// also text-mutated (3 in 10).
-fn yaml_input(seeds: &'static [&'static str], values: &'static [serde_yaml::Value]) -> impl Strategy<Value = String> {
+fn yaml_input(
+    seeds: &'static [&'static str],
+    values: &'static [serde_yaml::Value],
+) -> impl Strategy<Value = String> {
     prop_oneof![
         2 => arbitrary_text(YAML_TOKENS),
         5 => (select(seeds), vec(mutation(YAML_TOKENS), 1..5)).prop_map(|(seed, ms)| mutated(seed, &ms)),
@@ -953,8 +1039,18 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     json_leaf().prop_recursive(4, 32, 4, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..4).prop_map(Value::Array),
-            vec((prop_oneof![select(YAML_TOKENS).prop_map(String::from), select(OUTPUT_NAMES).prop_map(String::from), ".*"], inner), 0..4)
-                .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            vec(
+                (
+                    prop_oneof![
+                        select(YAML_TOKENS).prop_map(String::from),
+                        select(OUTPUT_NAMES).prop_map(String::from),
+                        ".*"
+                    ],
+                    inner
+                ),
+                0..4
+            )
+            .prop_map(|entries| Value::Object(entries.into_iter().collect())),
         ]
     })
 }
@@ -983,11 +1079,22 @@ fn output_value(name: &'static str) -> BoxedStrategy<serde_json::Value> {
             vec(
                 (
                     select(&["name", "ip", "type", "role", "x"][..]),
-                    prop_oneof![select(IPS).prop_map(Value::from), select(IP_TYPES).prop_map(Value::from), json_leaf()],
+                    prop_oneof![
+                        select(IPS).prop_map(Value::from),
+                        select(IP_TYPES).prop_map(Value::from),
+                        json_leaf()
+                    ],
                 ),
                 0..6,
             )
-            .prop_map(|entries| Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            .prop_map(|entries| {
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                )
+            }),
             0..3,
         )
         .prop_map(Value::Array)
@@ -1014,11 +1121,21 @@ fn structured_outputs() -> impl Strategy<Value = String> {
             proptest::option::weighted(0.85, entry).boxed()
         })
         .collect();
-    (entries, vec(("[a-z_]{1,10}", json_value()), 0..3), any::<bool>()).prop_map(|(known, extra, pretty)| {
-        let map: serde_json::Map<String, serde_json::Value> = known.into_iter().flatten().chain(extra).collect();
-        let value = serde_json::Value::Object(map);
-        if pretty { serde_json::to_string_pretty(&value).unwrap() } else { serde_json::to_string(&value).unwrap() }
-    })
+    (
+        entries,
+        vec(("[a-z_]{1,10}", json_value()), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(known, extra, pretty)| {
+            let map: serde_json::Map<String, serde_json::Value> =
+                known.into_iter().flatten().chain(extra).collect();
+            let value = serde_json::Value::Object(map);
+            if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            }
+        })
 }
 
 /// JSON: arbitrary text (2 in 10), text-mutated seeds (3 in 10), value-edited seeds (3 in 10),
@@ -1047,7 +1164,10 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if QUIET.with(Cell::get) {
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some((info.to_string(), std::backtrace::Backtrace::force_capture())));
+                LAST_PANIC.with(|p| {
+                    *p.borrow_mut() =
+                        Some((info.to_string(), std::backtrace::Backtrace::force_capture()))
+                });
             } else {
                 previous(info);
             }
@@ -1061,23 +1181,35 @@ fn no_panic<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, TestCaseError> {
     let result = catch_unwind(AssertUnwindSafe(f));
     QUIET.with(|q| q.set(false));
     result.map_err(|_| {
-        let message = LAST_PANIC.with(|p| p.borrow().as_ref().map(|(m, _)| m.clone())).unwrap_or_default();
+        let message = LAST_PANIC
+            .with(|p| p.borrow().as_ref().map(|(m, _)| m.clone()))
+            .unwrap_or_default();
         TestCaseError::fail(format!("{what} panicked: {message}"))
     })
 }
 
 fn cases() -> u32 {
-    std::env::var_os("PROPTEST_CASES").and_then(|v| v.to_str()?.parse().ok()).unwrap_or(DEFAULT_CASES)
+    std::env::var_os("PROPTEST_CASES")
+        .and_then(|v| v.to_str()?.parse().ok())
+        .unwrap_or(DEFAULT_CASES)
 }
 
 /// Runs `check` on `cases()` inputs of `strategy`; `check` says whether the parser accepted the
 /// input. Fails with the smallest failing input, its failure and the panic's backtrace.
-fn fuzz<S: Strategy>(target: &str, strategy: S, check: impl Fn(&S::Value) -> Result<bool, TestCaseError>)
-where
+fn fuzz<S: Strategy>(
+    target: &str,
+    strategy: S,
+    check: impl Fn(&S::Value) -> Result<bool, TestCaseError>,
+) where
     S::Value: Debug,
 {
     install_panic_hook();
-    let config = Config { cases: cases(), failure_persistence: None, max_shrink_iters: 4096, ..Config::default() };
+    let config = Config {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_iters: 4096,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new(config);
     let (ok, err) = (Cell::new(0u64), Cell::new(0u64));
     let start = Instant::now();
@@ -1092,15 +1224,31 @@ where
         Ok(()) => {
             if let Some(file) = std::env::var_os("FUZZ_STATS") {
                 use std::io::Write as _;
-                let mut out = std::fs::OpenOptions::new().create(true).append(true).open(file).unwrap();
-                writeln!(out, "{target} {} {} {} {seconds:.1}", ok.get() + err.get(), ok.get(), err.get()).unwrap();
+                let mut out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(file)
+                    .unwrap();
+                writeln!(
+                    out,
+                    "{target} {} {} {} {seconds:.1}",
+                    ok.get() + err.get(),
+                    ok.get(),
+                    err.get()
+                )
+                .unwrap();
             }
         }
         Err(TestError::Fail(reason, input)) => {
             LAST_PANIC.with(|p| p.borrow_mut().take());
             let again = check(&input);
-            let backtrace = LAST_PANIC.with(|p| p.borrow_mut().take()).map_or_else(|| "(no panic on the re-run)".to_string(), |(_, b)| b.to_string());
-            panic!("fuzz target `{target}` failed: {reason}\nsmallest failing input: {input:?}\nre-run: {again:?}\nbacktrace:\n{backtrace}");
+            let backtrace = LAST_PANIC.with(|p| p.borrow_mut().take()).map_or_else(
+                || "(no panic on the re-run)".to_string(),
+                |(_, b)| b.to_string(),
+            );
+            panic!(
+                "fuzz target `{target}` failed: {reason}\nsmallest failing input: {input:?}\nre-run: {again:?}\nbacktrace:\n{backtrace}"
+            );
         }
         Err(TestError::Abort(reason)) => panic!("fuzz target `{target}` aborted: {reason}"),
     }
@@ -1123,7 +1271,8 @@ fn app_dir() -> tempfile::TempDir {
     for hook in ["setup.sh", "configure.sh", "healthcheck.sh"] {
         let path = dir.path().join("deployment").join(hook);
         std::fs::write(&path, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
     }
     std::fs::write(dir.path().join(".env"), "A=1\n").unwrap();
     dir
@@ -1141,7 +1290,9 @@ fn check_app(dir: &Path, text: &str) -> Result<bool, TestCaseError> {
                 let _ = app.pattern_name(None);
                 let _ = app.env_file();
                 let _ = app.hooks();
-                let _ = app.variables(&MINIMAL_PATTERN).map_err(|e| render(e.into()));
+                let _ = app
+                    .variables(&MINIMAL_PATTERN)
+                    .map_err(|e| render(e.into()));
                 true
             }
             Err(e) => {
@@ -1153,11 +1304,13 @@ fn check_app(dir: &Path, text: &str) -> Result<bool, TestCaseError> {
 }
 
 fn check_pattern(text: &str) -> Result<bool, TestCaseError> {
-    no_panic("PatternManifest::parse", || match PatternManifest::parse(Path::new("pattern.yaml"), text) {
-        Ok(_) => true,
-        Err(e) => {
-            render(e.into());
-            false
+    no_panic("PatternManifest::parse", || {
+        match PatternManifest::parse(Path::new("pattern.yaml"), text) {
+            Ok(_) => true,
+            Err(e) => {
+                render(e.into());
+                false
+            }
         }
     })
 }
@@ -1165,24 +1318,34 @@ fn check_pattern(text: &str) -> Result<bool, TestCaseError> {
 /// Serializes `state` as `StateDir::save` does and reads it back as `StateDir::load` does; the
 /// result must read back to itself (a second round trip changes nothing).
 fn round_trip(state: &DeploymentState) -> Result<(), TestCaseError> {
-    let read = |text: &str, what: &str| DeploymentState::parse(text).map_err(|e| TestCaseError::fail(format!("{what} does not parse: {e:#}\n{text}")));
-    let write = |state: &DeploymentState| serde_yaml::to_string(state).map_err(|e| TestCaseError::fail(format!("state does not serialize: {e}")));
+    let read = |text: &str, what: &str| {
+        DeploymentState::parse(text)
+            .map_err(|e| TestCaseError::fail(format!("{what} does not parse: {e:#}\n{text}")))
+    };
+    let write = |state: &DeploymentState| {
+        serde_yaml::to_string(state)
+            .map_err(|e| TestCaseError::fail(format!("state does not serialize: {e}")))
+    };
     let first = write(state)?;
     let again = read(&first, "the serialized state")?;
     let second = write(&again)?;
     let third = read(&second, "the state serialized twice")?;
     if third != again {
-        return Err(TestCaseError::fail(format!("the state changes on a second round trip:\n{first}\n---\n{second}")));
+        return Err(TestCaseError::fail(format!(
+            "the state changes on a second round trip:\n{first}\n---\n{second}"
+        )));
     }
     Ok(())
 }
 
 fn check_state(text: &str) -> Result<bool, TestCaseError> {
-    let state = no_panic("DeploymentState::parse", || match DeploymentState::parse(text) {
-        Ok(state) => Some(state),
-        Err(e) => {
-            render(e);
-            None
+    let state = no_panic("DeploymentState::parse", || {
+        match DeploymentState::parse(text) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                render(e);
+                None
+            }
         }
     })?;
     match state {
@@ -1196,16 +1359,20 @@ fn check_state(text: &str) -> Result<bool, TestCaseError> {
 
 /// The outputs, then (as `up` does) stored in a `state.yaml` and read back.
 fn check_outputs((pattern, json): &(String, String)) -> Result<bool, TestCaseError> {
-    let outputs = no_panic("PatternOutputs::from_output_json", || match PatternOutputs::from_output_json(pattern, json) {
-        Ok(outputs) => {
-            let _ = outputs.vms();
-            Some(outputs)
-        }
-        Err(e) => {
-            render(e.into());
-            None
-        }
-    })?;
+    let outputs =
+        no_panic(
+            "PatternOutputs::from_output_json",
+            || match PatternOutputs::from_output_json(pattern, json) {
+                Ok(outputs) => {
+                    let _ = outputs.vms();
+                    Some(outputs)
+                }
+                Err(e) => {
+                    render(e.into());
+                    None
+                }
+            },
+        )?;
     match outputs {
         Some(outputs) => {
             let mut state = FULL_STATE.clone();
@@ -1221,15 +1388,24 @@ fn check_outputs((pattern, json): &(String, String)) -> Result<bool, TestCaseErr
 fn seeds_are_valid() {
     let dir = app_dir();
     for seed in APP_SEEDS.iter() {
-        App::from_text(dir.path().to_path_buf(), dir.path().join("tfgrid-compose.yaml"), seed.to_string()).unwrap_or_else(|e| panic!("{e}\n{seed}"));
+        App::from_text(
+            dir.path().to_path_buf(),
+            dir.path().join("tfgrid-compose.yaml"),
+            seed.to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{seed}"));
     }
     for seed in PATTERNS {
-        PatternManifest::parse(Path::new("pattern.yaml"), seed).unwrap_or_else(|e| panic!("{e}\n{seed}"));
+        PatternManifest::parse(Path::new("pattern.yaml"), seed)
+            .unwrap_or_else(|e| panic!("{e}\n{seed}"));
     }
     for seed in STATE_SEEDS.iter() {
         let state = DeploymentState::parse(seed).unwrap_or_else(|e| panic!("{e:#}\n{seed}"));
         round_trip(&state).unwrap();
-        assert_eq!(DeploymentState::parse(&serde_yaml::to_string(&state).unwrap()).unwrap(), state);
+        assert_eq!(
+            DeploymentState::parse(&serde_yaml::to_string(&state).unwrap()).unwrap(),
+            state
+        );
     }
     for seed in OUTPUT_SEEDS.iter().filter(|s| *s != "{}") {
         PatternOutputs::from_output_json("seed", seed).unwrap_or_else(|e| panic!("{e}\n{seed}"));
@@ -1241,17 +1417,29 @@ fn seeds_are_valid() {
 fn app_manifest() {
     let dir = app_dir();
     let dir_path: PathBuf = dir.path().to_path_buf();
-    fuzz("app-manifest", yaml_input(&APP_SEEDS, &APP_VALUES), |text| check_app(&dir_path, text));
+    fuzz(
+        "app-manifest",
+        yaml_input(&APP_SEEDS, &APP_VALUES),
+        |text| check_app(&dir_path, text),
+    );
 }
 
 #[test]
 fn pattern_manifest() {
-    fuzz("pattern-manifest", yaml_input(&PATTERNS, &PATTERN_VALUES), |text| check_pattern(text));
+    fuzz(
+        "pattern-manifest",
+        yaml_input(&PATTERNS, &PATTERN_VALUES),
+        |text| check_pattern(text),
+    );
 }
 
 #[test]
 fn state_yaml() {
-    fuzz("state-yaml", yaml_input(&STATE_SEEDS, &STATE_VALUES), |text| check_state(text));
+    fuzz(
+        "state-yaml",
+        yaml_input(&STATE_SEEDS, &STATE_VALUES),
+        |text| check_state(text),
+    );
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::net::TcpListener;
 use crate::common::{GridProxyFixture, TestContext};
 
 /// A valid BIP-39 phrase (a test vector of the specification), searched for everywhere.
-pub const CANARY: &str = "scheme spot photo card baby mountain device kick cradle pact join borrow";
+pub(crate) const CANARY: &str =
+    "scheme spot photo card baby mountain device kick cradle pact join borrow";
 const CANARY_PART: &str = "spot photo card baby";
 
 struct Case {
@@ -93,10 +94,14 @@ fn cases() -> Vec<Case> {
 }
 
 /// Every file under `dir`, for the canary search.
-pub fn all_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+pub(crate) fn all_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.is_dir() { all_files(&path, out) } else { out.push(path) }
+        if path.is_dir() {
+            all_files(&path, out)
+        } else {
+            out.push(path)
+        }
     }
 }
 
@@ -105,7 +110,10 @@ fn use_pattern(cx: &TestContext, pattern: &str) {
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
         .replace("pattern: minimal", &format!("pattern: {pattern}"))
-        .replace("config:\n  flavor: small\n", "config:\n  tfgrid_network: test\n");
+        .replace(
+            "config:\n  flavor: small\n",
+            "config:\n  tfgrid_network: test\n",
+        );
     std::fs::write(&manifest, text).unwrap();
 }
 
@@ -114,35 +122,84 @@ fn each_grid_pattern_goes_up_and_down_with_the_exact_calls() {
     for case in cases() {
         let cx = TestContext::new();
         // One listener per VM address, on the port the test's sshd stand-in uses.
-        let _listeners: Vec<TcpListener> = case.ssh_hosts.iter().filter(|h| **h != "127.0.0.1").map(|h| TcpListener::bind((*h, cx.port)).unwrap()).collect();
+        let _listeners: Vec<TcpListener> = case
+            .ssh_hosts
+            .iter()
+            .filter(|h| **h != "127.0.0.1")
+            .map(|h| TcpListener::bind((*h, cx.port)).unwrap())
+            .collect();
         use_pattern(&cx, case.pattern);
         cx.set_outputs(&case.outputs);
         let proxy = GridProxyFixture::start(0);
-        let out = cx.cmd().arg("up").arg(&cx.app).env("TF_VAR_mnemonic", CANARY).env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url).output().unwrap();
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = cx
+            .cmd()
+            .arg("up")
+            .arg(&cx.app)
+            .env("TF_VAR_mnemonic", CANARY)
+            .env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
         assert!(out.status.success(), "{}: {stderr}", case.pattern);
 
         let steps = cx.steps();
-        let mut expected = vec!["ssh-keygen", "tofu init", "tofu plan", "tofu apply", "tofu output"];
+        let mut expected = vec![
+            "ssh-keygen",
+            "tofu init",
+            "tofu plan",
+            "tofu apply",
+            "tofu output",
+        ];
         if case.wireguard {
             expected.extend(["wg-quick up", "wg show"]);
         }
-        assert_eq!(steps[..expected.len()], expected, "{}: {steps:?}", case.pattern);
-        let probes: Vec<String> = cx.transcript().iter().filter(|l| l.starts_with("ssh ") && l.ends_with("-- 'true'")).cloned().collect();
+        assert_eq!(
+            steps[..expected.len()],
+            expected,
+            "{}: {steps:?}",
+            case.pattern
+        );
+        let probes: Vec<String> = cx
+            .transcript()
+            .iter()
+            .filter(|l| l.starts_with("ssh ") && l.ends_with("-- 'true'"))
+            .cloned()
+            .collect();
         for host in case.ssh_hosts {
             let target = format!("root@{host} ");
-            assert!(probes.iter().any(|p| p.contains(&target)), "{}: no ssh to {host}: {probes:?}", case.pattern);
+            assert!(
+                probes.iter().any(|p| p.contains(&target)),
+                "{}: no ssh to {host}: {probes:?}",
+                case.pattern
+            );
         }
         let t = cx.transcript();
-        let playbook = t.iter().find(|l| l.starts_with("ansible-playbook")).unwrap();
-        assert!(playbook.ends_with(&format!("/{}/platform/site.yml", case.pattern)), "{playbook}");
+        let playbook = t
+            .iter()
+            .find(|l| l.starts_with("ansible-playbook"))
+            .unwrap();
+        assert!(
+            playbook.ends_with(&format!("/{}/platform/site.yml", case.pattern)),
+            "{playbook}"
+        );
 
         // Variables: the orchestrator's three plus the app's config; never the mnemonic.
-        let tfvars = std::fs::read_to_string(cx.state_dir().join("terraform/tfgrid-compose.tfvars.json")).unwrap();
+        let tfvars =
+            std::fs::read_to_string(cx.state_dir().join("terraform/tfgrid-compose.tfvars.json"))
+                .unwrap();
         let vars: serde_json::Value = serde_json::from_str(&tfvars).unwrap();
         assert_eq!(vars["tfgrid_network"], "test");
         assert_eq!(vars["deployment_name"], "minimal");
-        assert!(vars["deployment_id"].as_str().unwrap().len() == 16 && vars["ssh_public_key"].as_str().unwrap().starts_with("ssh-ed25519"));
+        assert!(
+            vars["deployment_id"].as_str().unwrap().len() == 16
+                && vars["ssh_public_key"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ssh-ed25519")
+        );
         assert!(vars.get("mnemonic").is_none());
         // Every placement got a node that can take it (fixture nodes 11, 12, 21, 22, 23 are usable).
         let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
@@ -151,25 +208,78 @@ fn each_grid_pattern_goes_up_and_down_with_the_exact_calls() {
         for choice in placement {
             let node = choice["node"].as_u64().unwrap();
             assert_eq!(choice["how"].as_str(), Some("selected"));
-            assert!([11, 12, 21, 22, 23].contains(&node), "{}: node {node}", case.pattern);
-            assert_eq!(vars[choice["variable"].as_str().unwrap()], node, "{}: tfvars carry the chosen node", case.pattern);
+            assert!(
+                [11, 12, 21, 22, 23].contains(&node),
+                "{}: node {node}",
+                case.pattern
+            );
+            assert_eq!(
+                vars[choice["variable"].as_str().unwrap()],
+                node,
+                "{}: tfvars carry the chosen node",
+                case.pattern
+            );
         }
-        assert!(proxy.requests().iter().any(|r| r.starts_with("/nodes?status=up&healthy=true&free_mru=")), "{:?}", proxy.requests());
+        assert!(
+            proxy
+                .requests()
+                .iter()
+                .any(|r| r.starts_with("/nodes?status=up&healthy=true&free_mru=")),
+            "{:?}",
+            proxy.requests()
+        );
         let env_log = std::fs::read_to_string(cx.fake_dir.join("env.log")).unwrap();
-        assert_eq!(env_log.lines().count(), steps.iter().filter(|s| s.starts_with("tofu")).count(), "every tofu call had TF_VAR_mnemonic in its environment");
+        assert_eq!(
+            env_log.lines().count(),
+            steps.iter().filter(|s| s.starts_with("tofu")).count(),
+            "every tofu call had TF_VAR_mnemonic in its environment"
+        );
 
         let inventory = std::fs::read_to_string(cx.state_dir().join("inventory.ini")).unwrap();
-        let lines: Vec<&str> = inventory.lines().filter(|l| l.starts_with('[') && !l.starts_with("[all") || l.contains("ansible_host")).collect();
-        assert_eq!(lines.len(), case.inventory.len(), "{}: {inventory}", case.pattern);
+        let lines: Vec<&str> = inventory
+            .lines()
+            .filter(|l| l.starts_with('[') && !l.starts_with("[all") || l.contains("ansible_host"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            case.inventory.len(),
+            "{}: {inventory}",
+            case.pattern
+        );
         for (line, want) in lines.iter().zip(case.inventory) {
-            assert!(line.starts_with(want), "{}: `{line}` is not `{want}`", case.pattern);
+            assert!(
+                line.starts_with(want),
+                "{}: `{line}` is not `{want}`",
+                case.pattern
+            );
         }
 
         cx.clear_transcript();
-        let out2 = cx.cmd().args(["down", "--yes"]).arg(&cx.app).env("TF_VAR_mnemonic", CANARY).output().unwrap();
-        assert!(out2.status.success(), "{}: {}", case.pattern, String::from_utf8_lossy(&out2.stderr));
-        assert_eq!(cx.steps(), ["tofu init", "tofu destroy", "tofu output"], "{}", case.pattern);
-        assert!(cx.transcript()[1].contains("destroy -input=false") && cx.transcript()[1].contains("-var-file="), "{:?}", cx.transcript());
+        let out2 = cx
+            .cmd()
+            .args(["down", "--yes"])
+            .arg(&cx.app)
+            .env("TF_VAR_mnemonic", CANARY)
+            .output()
+            .unwrap();
+        assert!(
+            out2.status.success(),
+            "{}: {}",
+            case.pattern,
+            String::from_utf8_lossy(&out2.stderr)
+        );
+        assert_eq!(
+            cx.steps(),
+            ["tofu init", "tofu destroy", "tofu output"],
+            "{}",
+            case.pattern
+        );
+        assert!(
+            cx.transcript()[1].contains("destroy -input=false")
+                && cx.transcript()[1].contains("-var-file="),
+            "{:?}",
+            cx.transcript()
+        );
         assert!(!cx.app.join(".tfgrid-compose").exists());
 
         // The canary mnemonic is nowhere: not on argv, not in a file, not in a message.
@@ -177,10 +287,24 @@ fn each_grid_pattern_goes_up_and_down_with_the_exact_calls() {
         all_files(cx.root.path(), &mut files);
         for file in files {
             let bytes = std::fs::read(&file).unwrap_or_default();
-            assert!(!String::from_utf8_lossy(&bytes).contains(CANARY_PART), "{}: mnemonic in {}", case.pattern, file.display());
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(CANARY_PART),
+                "{}: mnemonic in {}",
+                case.pattern,
+                file.display()
+            );
         }
-        for text in [stdout, stderr, String::from_utf8_lossy(&out2.stdout), String::from_utf8_lossy(&out2.stderr)] {
-            assert!(!text.contains(CANARY_PART), "{}: mnemonic printed", case.pattern);
+        for text in [
+            stdout,
+            stderr,
+            String::from_utf8_lossy(&out2.stdout),
+            String::from_utf8_lossy(&out2.stderr),
+        ] {
+            assert!(
+                !text.contains(CANARY_PART),
+                "{}: mnemonic printed",
+                case.pattern
+            );
         }
     }
 }
@@ -191,17 +315,44 @@ fn dry_run_of_a_grid_pattern_shows_the_commands_and_creates_nothing() {
         let cx = TestContext::new();
         use_pattern(&cx, pattern);
         let proxy = GridProxyFixture::start(0);
-        let out =
-            cx.cmd().args(["up", "--dry-run"]).arg(&cx.app).env("TF_VAR_mnemonic", CANARY).env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url).output().unwrap();
+        let out = cx
+            .cmd()
+            .args(["up", "--dry-run"])
+            .arg(&cx.app)
+            .env("TF_VAR_mnemonic", CANARY)
+            .env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{pattern}: {}", String::from_utf8_lossy(&out.stderr));
-        for want in ["/tofu -chdir=", " init ", " plan ", " apply ", "$ ansible-playbook "] {
+        assert!(
+            out.status.success(),
+            "{pattern}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for want in [
+            "/tofu -chdir=",
+            " init ",
+            " plan ",
+            " apply ",
+            "$ ansible-playbook ",
+        ] {
             assert!(stdout.contains(want), "{pattern}: no `{want}` in\n{stdout}");
         }
-        assert!(stdout.contains(&format!("/{pattern}/platform/site.yml")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("/{pattern}/platform/site.yml")),
+            "{stdout}"
+        );
         assert!(!stdout.contains(CANARY_PART), "{pattern}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("Placing"), "{pattern}: the chosen nodes are shown");
-        assert!(!cx.app.join(".tfgrid-compose").exists() && std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap_or_default().is_empty());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Placing"),
+            "{pattern}: the chosen nodes are shown"
+        );
+        assert!(
+            !cx.app.join(".tfgrid-compose").exists()
+                && std::fs::read_to_string(cx.fake_dir.join("argv.log"))
+                    .unwrap_or_default()
+                    .is_empty()
+        );
     }
 }
 
@@ -211,7 +362,10 @@ fn a_grid_pattern_without_a_mnemonic_stops_at_validate() {
     use_pattern(&cx, "single-vm");
     let (code, _, err) = cx.run(&["up", cx.app_arg()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("needs a ThreeFold mnemonic") && err.contains("TF_VAR_mnemonic"), "{err}");
+    assert!(
+        err.contains("needs a ThreeFold mnemonic") && err.contains("TF_VAR_mnemonic"),
+        "{err}"
+    );
     assert!(!cx.app.join(".tfgrid-compose").exists());
 }
 
@@ -221,36 +375,80 @@ fn patterns_are_listed_shown_and_checked() {
     let (code, out, err) = cx.run(&["patterns", "--json"]);
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let names: Vec<&str> = doc["patterns"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = doc["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     for name in ["ai-stack", "gateway", "k3s", "local", "single-vm"] {
         assert!(names.contains(&name), "{names:?}");
     }
     let (code, out, _) = cx.run(&["patterns", "show", "gateway"]);
     assert_eq!(code, 0);
-    assert!(out.contains("requires   mnemonic") && out.contains("backend_count") && out.contains("[1..10]") && out.contains("secondary_ips"), "{out}");
+    assert!(
+        out.contains("requires   mnemonic")
+            && out.contains("backend_count")
+            && out.contains("[1..10]")
+            && out.contains("secondary_ips"),
+        "{out}"
+    );
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
     // `check` runs the real ansible-playbook, not the fake one.
     let real = |args: &[&str]| {
-        let out = cx.std_cmd().args(args).env("PATH", "/usr/local/bin:/usr/bin:/bin").output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = cx
+            .std_cmd()
+            .args(args)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     for name in ["single-vm", "gateway", "k3s", "ai-stack", "local"] {
         let (code, err) = real(&["patterns", "check", root.join(name).to_str().unwrap()]);
         assert_eq!(code, 0, "{name}: {err}");
-        assert!(err.contains(if name == "local" { "5 checks passed" } else { "6 checks passed" }), "{name}: {err}");
+        assert!(
+            err.contains(if name == "local" {
+                "5 checks passed"
+            } else {
+                "6 checks passed"
+            }),
+            "{name}: {err}"
+        );
     }
     // A pattern missing an output fails with the output's name; one missing a passed variable too.
     let broken = cx.root.path().join("broken");
     crate::common::copy_dir(&root.join("single-vm"), &broken);
     let outputs = std::fs::read_to_string(broken.join("infrastructure/outputs.tf")).unwrap();
-    std::fs::write(broken.join("infrastructure/outputs.tf"), outputs.replace("output \"node_ids\"", "output \"node_list\"")).unwrap();
+    std::fs::write(
+        broken.join("infrastructure/outputs.tf"),
+        outputs.replace("output \"node_ids\"", "output \"node_list\""),
+    )
+    .unwrap();
     let vars = std::fs::read_to_string(broken.join("infrastructure/variables.tf")).unwrap();
-    std::fs::write(broken.join("infrastructure/variables.tf"), vars.replace("variable \"ssh_public_key\"", "variable \"ssh_key\"")).unwrap();
-    std::fs::write(broken.join("platform/site.yml"), "- hosts: all\n  tasks:\n    - name: x\n      no_such_module_here: {}\n").unwrap();
+    std::fs::write(
+        broken.join("infrastructure/variables.tf"),
+        vars.replace("variable \"ssh_public_key\"", "variable \"ssh_key\""),
+    )
+    .unwrap();
+    std::fs::write(
+        broken.join("platform/site.yml"),
+        "- hosts: all\n  tasks:\n    - name: x\n      no_such_module_here: {}\n",
+    )
+    .unwrap();
     let (code, err) = real(&["patterns", "check", broken.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("contract output `node_ids` is not declared"), "{err}");
-    assert!(err.contains("variable `ssh_public_key` is passed by the orchestrator but not declared"), "{err}");
+    assert!(
+        err.contains("contract output `node_ids` is not declared"),
+        "{err}"
+    );
+    assert!(
+        err.contains("variable `ssh_public_key` is passed by the orchestrator but not declared"),
+        "{err}"
+    );
     assert!(err.contains("platform/site.yml"), "{err}");
     assert!(err.contains("3 problems"), "{err}");
 }
@@ -260,9 +458,16 @@ fn patterns_are_listed_shown_and_checked() {
 #[test]
 fn an_ai_stack_app_on_the_grid_gets_its_configs_and_binary_on_each_vm() {
     const KEY: &str = "sk-grid-llm-canary-5c1e";
-    let case = cases().into_iter().find(|c| c.pattern == "ai-stack").unwrap();
+    let case = cases()
+        .into_iter()
+        .find(|c| c.pattern == "ai-stack")
+        .unwrap();
     let cx = TestContext::new();
-    let _listeners: Vec<TcpListener> = case.ssh_hosts.iter().map(|h| TcpListener::bind((*h, cx.port)).unwrap()).collect();
+    let _listeners: Vec<TcpListener> = case
+        .ssh_hosts
+        .iter()
+        .map(|h| TcpListener::bind((*h, cx.port)).unwrap())
+        .collect();
     use_pattern(&cx, "ai-stack");
     let manifest = cx.app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -284,37 +489,79 @@ fn an_ai_stack_app_on_the_grid_gets_its_configs_and_binary_on_each_vm() {
             .unwrap()
     };
     let dry = run(&["up", "--dry-run"]);
-    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
     assert!(String::from_utf8_lossy(&dry.stdout).contains("/usr/local/bin/tfgrid-compose.new"));
-    assert!(!cx.app.join(".tfgrid-compose").exists(), "a dry run writes no token");
+    assert!(
+        !cx.app.join(".tfgrid-compose").exists(),
+        "a dry run writes no token"
+    );
 
     let out = run(&["up"]);
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     assert!(out.status.success(), "{stderr}");
     let t = cx.transcript();
     for host in case.ssh_hosts {
-        let on = |needle: &str| t.iter().any(|l| l.contains(&format!("root@{host}")) && l.contains(needle));
+        let on = |needle: &str| {
+            t.iter()
+                .any(|l| l.contains(&format!("root@{host}")) && l.contains(needle))
+        };
         assert!(on("'rm' '-rf' '/etc/tfgrid-ai'"), "{host}: {t:#?}");
-        assert!(on(":/etc/tfgrid-ai") && on(":/usr/local/bin/tfgrid-compose.new"), "{host}: {t:#?}");
-        assert!(on("'mv' '-f' '/usr/local/bin/tfgrid-compose.new' '/usr/local/bin/tfgrid-compose'"), "{host}: {t:#?}");
+        assert!(
+            on(":/etc/tfgrid-ai") && on(":/usr/local/bin/tfgrid-compose.new"),
+            "{host}: {t:#?}"
+        );
+        assert!(
+            on("'mv' '-f' '/usr/local/bin/tfgrid-compose.new' '/usr/local/bin/tfgrid-compose'"),
+            "{host}: {t:#?}"
+        );
     }
     let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
-    assert_eq!(state["ai_stack"]["agent_api"].as_str(), Some("http://127.0.0.3:7702"));
-    assert_eq!(state["ai_stack"]["public_url"].as_str(), Some("http://127.0.0.2"));
+    assert_eq!(
+        state["ai_stack"]["agent_api"].as_str(),
+        Some("http://127.0.0.3:7702")
+    );
+    assert_eq!(
+        state["ai_stack"]["public_url"].as_str(),
+        Some("http://127.0.0.2")
+    );
     let tokens = cx.state_dir().join("ai-stack");
     let agent_token = std::fs::read_to_string(tokens.join("agent.token")).unwrap();
     assert_eq!(agent_token.trim().len(), 64);
     let argv = std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap();
     for secret in [KEY, agent_token.trim()] {
-        assert!(!argv.contains(secret) && !stdout.contains(secret) && !stderr.contains(secret) && !cx.state_text().contains(secret));
+        assert!(
+            !argv.contains(secret)
+                && !stdout.contains(secret)
+                && !stderr.contains(secret)
+                && !cx.state_text().contains(secret)
+        );
     }
     // `projects` finds this deployment's agent by itself (and reports that it does not answer).
-    let projects = cx.cmd().args(["projects"]).env_remove("TFGRID_COMPOSE_AGENT_URL").output().unwrap();
+    let projects = cx
+        .cmd()
+        .args(["projects"])
+        .env_remove("TFGRID_COMPOSE_AGENT_URL")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&projects.stderr);
-    assert!(!projects.status.success() && err.contains("127.0.0.3:7702"), "{err}");
+    assert!(
+        !projects.status.success() && err.contains("127.0.0.3:7702"),
+        "{err}"
+    );
     assert!(!err.contains(agent_token.trim()));
 
     let down = run(&["down", "--yes"]);
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     assert!(!tokens.exists(), "down removes the tokens with the state");
 }

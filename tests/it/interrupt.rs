@@ -17,20 +17,33 @@ use crate::common::{TestContext, WG_OUTPUTS};
 fn start(cx: &TestContext, args: &[&str], hang: &str) -> Child {
     let mut cmd = cx.std_cmd();
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.args(args).env("FAKE_HANG", hang).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    cmd.args(args)
+        .env("FAKE_HANG", hang)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// `kill -SIG -- target` (a pid, or `-pgid` for a whole process group).
 fn kill(signal: &str, target: &str) {
-    let status = Command::new("kill").args([&format!("-{signal}"), "--", target]).status().unwrap();
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), "--", target])
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -{signal} {target}");
 }
 
@@ -50,13 +63,23 @@ fn interrupt_up(cx: &TestContext, hang: &str, signal: &str, group: bool) -> (i32
     let pid = child.id().to_string();
     kill(signal, &if group { format!("-{pid}") } else { pid });
     let out = child.wait_with_output().unwrap();
-    assert!(cx.fake_dir.join("stopped").exists(), "the command exited before the tool it started had stopped");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    assert!(
+        cx.fake_dir.join("stopped").exists(),
+        "the command exited before the tool it started had stopped"
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn resume_finishes(cx: &TestContext) {
     let _ = std::fs::remove_file(cx.fake_dir.join("hanging"));
-    cx.cmd().args(["up", "--resume"]).arg(&cx.app).assert().success();
+    cx.cmd()
+        .args(["up", "--resume"])
+        .arg(&cx.app)
+        .assert()
+        .success();
     assert_eq!(state(cx).status, Status::Running);
 }
 
@@ -66,12 +89,23 @@ fn ctrl_c_to_the_process_group_stops_tofu_once_and_waits_for_it() {
     let (code, stderr) = interrupt_up(&cx, "tofu:apply", "INT", true);
     assert_eq!(code, 130, "{stderr}");
     assert_eq!(signals(&cx), "INT\n", "tofu must get exactly one SIGINT");
-    assert!(stderr.contains("SIGINT received; stopping `tofu apply`"), "{stderr}");
-    assert!(stderr.contains("infrastructure phase interrupted"), "{stderr}");
+    assert!(
+        stderr.contains("SIGINT received; stopping `tofu apply`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("infrastructure phase interrupted"),
+        "{stderr}"
+    );
     assert!(stderr.contains("up --resume"), "{stderr}");
     let st = state(&cx);
     assert_eq!(st.status, Status::Interrupted);
-    assert_eq!(st.record(tfgrid_compose::phase::Phase::Infrastructure).unwrap().status, PhaseStatus::Interrupted);
+    assert_eq!(
+        st.record(tfgrid_compose::phase::Phase::Infrastructure)
+            .unwrap()
+            .status,
+        PhaseStatus::Interrupted
+    );
     resume_finishes(&cx);
 }
 
@@ -87,13 +121,19 @@ fn sigint_to_the_binary_alone_is_passed_on_and_holds_the_lock_until_tofu_stopped
     kill("INT", &child.id().to_string());
     // While tofu writes its state, the deployment stays locked: a resume is refused, not run.
     let (code, _, stderr) = cx.run(&["up", "--resume", cx.app_arg()]);
-    assert_eq!(code, 3, "a resume while tofu is still stopping must be refused by the lock: {stderr}");
+    assert_eq!(
+        code, 3,
+        "a resume while tofu is still stopping must be refused by the lock: {stderr}"
+    );
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(cx.fake_dir.join("stopped").exists());
     assert_eq!(signals(&cx), "INT\n", "tofu must get exactly one SIGINT");
-    assert!(stderr.contains("SIGINT received again; still waiting for `tofu apply`"), "{stderr}");
+    assert!(
+        stderr.contains("SIGINT received again; still waiting for `tofu apply`"),
+        "{stderr}"
+    );
     resume_finishes(&cx);
 }
 
@@ -126,8 +166,19 @@ fn an_interrupt_in_each_phase_is_recorded_and_resumed() {
         assert_eq!(signals(&cx), "INT\n", "{hang}: exactly one SIGINT");
         let st = state(&cx);
         assert_eq!(st.status, Status::Interrupted, "{hang}");
-        assert_eq!(st.record(phase).map(|r| r.status), Some(PhaseStatus::Interrupted), "{hang}: {:?}", st.journal);
-        assert!(st.journal.iter().filter(|r| r.phase < phase).all(|r| r.status == PhaseStatus::Done), "{hang}: earlier phases stay done");
+        assert_eq!(
+            st.record(phase).map(|r| r.status),
+            Some(PhaseStatus::Interrupted),
+            "{hang}: {:?}",
+            st.journal
+        );
+        assert!(
+            st.journal
+                .iter()
+                .filter(|r| r.phase < phase)
+                .all(|r| r.status == PhaseStatus::Done),
+            "{hang}: earlier phases stay done"
+        );
         resume_finishes(&cx);
     }
 }
@@ -143,9 +194,16 @@ fn an_interrupted_down_keeps_the_deployment_and_a_second_down_finishes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(cx.fake_dir.join("stopped").exists());
-    assert!(stderr.contains("was interrupted; nothing was removed"), "{stderr}");
+    assert!(
+        stderr.contains("was interrupted; nothing was removed"),
+        "{stderr}"
+    );
     assert_eq!(state(&cx).status, Status::DestroyFailed);
-    cx.cmd().args(["down", "--yes"]).arg(&cx.app).assert().success();
+    cx.cmd()
+        .args(["down", "--yes"])
+        .arg(&cx.app)
+        .assert()
+        .success();
     assert!(!cx.state_dir().exists());
 }
 
@@ -158,12 +216,26 @@ fn a_tool_left_running_by_a_sigkilled_run_is_stopped_before_the_next_one_starts(
     child.wait().unwrap();
     // tofu is still applying, an orphan; the next run finds it, stops it, and only then goes on.
     assert!(!cx.fake_dir.join("stopped").exists());
-    let out = cx.cmd().args(["up", "--resume"]).arg(&cx.app).output().unwrap();
+    let out = cx
+        .cmd()
+        .args(["up", "--resume"])
+        .arg(&cx.app)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("`tofu apply` (pid ") && stderr.contains("of an earlier run that was killed is still running; stopping it first"), "{stderr}");
+    assert!(
+        stderr.contains("`tofu apply` (pid ")
+            && stderr
+                .contains("of an earlier run that was killed is still running; stopping it first"),
+        "{stderr}"
+    );
     assert!(cx.fake_dir.join("stopped").exists());
-    assert_eq!(signals(&cx), "INT\n", "the orphan gets one SIGINT, as Ctrl-C would have given it");
+    assert_eq!(
+        signals(&cx),
+        "INT\n",
+        "the orphan gets one SIGINT, as Ctrl-C would have given it"
+    );
     let pid_files: Vec<_> = std::fs::read_dir(cx.state_dir().join("logs"))
         .unwrap()
         .flatten()

@@ -15,10 +15,27 @@ use crate::common::copy_dir;
 pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
 pub(crate) fn require_tools() {
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap();
-    assert_eq!(uid, 0, "the local pattern's tests must run as root (CI runs them as root)");
-    for tool in ["terraform", "ansible-playbook", "wg-quick", "wireguard-go", "ssh", "scp", "ip", "unshare"] {
-        assert!(which::which(tool).is_ok() || (tool == "terraform" && which::which("tofu").is_ok()), "`{tool}` is missing: run scripts/install-deps.sh");
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap();
+    assert_eq!(
+        uid, 0,
+        "the local pattern's tests must run as root (CI runs them as root)"
+    );
+    for tool in [
+        "terraform",
+        "ansible-playbook",
+        "wg-quick",
+        "wireguard-go",
+        "ssh",
+        "scp",
+        "ip",
+        "unshare",
+    ] {
+        assert!(
+            which::which(tool).is_ok() || (tool == "terraform" && which::which("tofu").is_ok()),
+            "`{tool}` is missing: run scripts/install-deps.sh"
+        );
     }
 }
 
@@ -33,7 +50,12 @@ impl Deployment {
         require_tools();
         let root = tempfile::tempdir().unwrap();
         let app = root.path().join(example);
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example), &app);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(example),
+            &app,
+        );
         Deployment { _root: root, app }
     }
 
@@ -43,13 +65,19 @@ impl Deployment {
             .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
             .env_remove("TFGRID_COMPOSE_ENV")
             .env("TFGRID_COMPOSE_DATA_DIR", self._root.path().join("data"))
-            .env("TFGRID_COMPOSE_CONFIG_DIR", self._root.path().join("config"))
+            .env(
+                "TFGRID_COMPOSE_CONFIG_DIR",
+                self._root.path().join("config"),
+            )
             .current_dir(&self.app);
         cmd
     }
 
     fn state(&self) -> tfgrid_compose::state::DeploymentState {
-        tfgrid_compose::state::StateDir::for_app(&self.app, "default", false).load().unwrap().expect("a deployment")
+        tfgrid_compose::state::StateDir::for_app(&self.app, "default", false)
+            .load()
+            .unwrap()
+            .expect("a deployment")
     }
 
     fn id8(&self) -> String {
@@ -66,7 +94,8 @@ impl Drop for Deployment {
 }
 
 pub(crate) fn http_get(url: &str) -> String {
-    let (code, body) = tfgrid_compose::phase::verify::http_get(url, Duration::from_secs(5)).unwrap();
+    let (code, body) =
+        tfgrid_compose::phase::verify::http_get(url, Duration::from_secs(5)).unwrap();
     assert_eq!(code, 200, "{url}");
     body
 }
@@ -75,20 +104,46 @@ pub(crate) fn http_get(url: &str) -> String {
 fn leftovers(id8: &str) -> Vec<String> {
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/run/netns") {
-        found.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(id8)).map(|n| format!("netns {n}")));
+        found.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(id8))
+                .map(|n| format!("netns {n}")),
+        );
     }
     if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
-        found.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(id8)).map(|n| format!("link {n}")));
+        found.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(id8))
+                .map(|n| format!("link {n}")),
+        );
     }
-    for mountinfo in std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path().join("mountinfo")) {
-        if std::fs::read_to_string(&mountinfo).unwrap_or_default().contains(&format!("tfl-{id8}")) {
+    for mountinfo in std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("mountinfo"))
+    {
+        if std::fs::read_to_string(&mountinfo)
+            .unwrap_or_default()
+            .contains(&format!("tfl-{id8}"))
+        {
             found.push(format!("mount in {}", mountinfo.display()));
         }
     }
-    for status in std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path()) {
+    for status in std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+    {
         let cmdline = std::fs::read(status.join("cmdline")).unwrap_or_default();
         let state = std::fs::read_to_string(status.join("stat")).unwrap_or_default();
-        let zombie = state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        let zombie = state
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
         if !zombie && String::from_utf8_lossy(&cmdline).contains(&format!("/{id8}/vm-")) {
             found.push(format!("process {}", status.display()));
         }
@@ -101,11 +156,17 @@ fn leftovers(id8: &str) -> Vec<String> {
 
 #[test]
 fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let d = Deployment::new("static-site");
     let out = d.cmd().arg("up").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let url = stdout.lines().last().unwrap().to_string();
     assert!(url.starts_with("http://10."), "{stdout}");
     assert!(http_get(&url).contains("Hello from tfgrid-compose"));
@@ -113,24 +174,75 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     let state = d.state();
     assert_eq!(state.status.as_str(), "running");
     let id8 = d.id8();
-    d.cmd().arg("status").assert().success().stdout(predicates::str::contains("running"));
-    d.cmd().args(["exec", "--", "cat", "/srv/www/index.html"]).assert().success().stdout(predicates::str::contains("Hello"));
-    d.cmd().args(["ssh", "--", "sh", "-c", "exit 7"]).assert().code(7);
+    d.cmd()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("running"));
+    d.cmd()
+        .args(["exec", "--", "cat", "/srv/www/index.html"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Hello"));
+    d.cmd()
+        .args(["ssh", "--", "sh", "-c", "exit 7"])
+        .assert()
+        .code(7);
     // the VM's writes stay in the VM
     let probe = format!("tfgc-isolation-{id8}");
-    d.cmd().args(["exec", "touch"]).arg(format!("/etc/{probe}")).arg(format!("/opt/{probe}")).assert().success();
-    d.cmd().args(["exec", "ls"]).arg(format!("/etc/{probe}")).assert().success();
-    assert!(!Path::new("/etc").join(&probe).exists() && !Path::new("/opt").join(&probe).exists(), "a VM write reached the host");
+    d.cmd()
+        .args(["exec", "touch"])
+        .arg(format!("/etc/{probe}"))
+        .arg(format!("/opt/{probe}"))
+        .assert()
+        .success();
+    d.cmd()
+        .args(["exec", "ls"])
+        .arg(format!("/etc/{probe}"))
+        .assert()
+        .success();
+    assert!(
+        !Path::new("/etc").join(&probe).exists() && !Path::new("/opt").join(&probe).exists(),
+        "a VM write reached the host"
+    );
     // app commands: every argument arrives byte for byte through the real sshd and the VM's shell
-    let nasty = ["two words", "it's \"quoted\"", "$(touch /tmp/pwned); `id`", "a;b|c&d>e", "line one\nline two", "*", ""];
+    let nasty = [
+        "two words",
+        "it's \"quoted\"",
+        "$(touch /tmp/pwned); `id`",
+        "a;b|c&d>e",
+        "line one\nline two",
+        "*",
+        "",
+    ];
     let out = d.cmd().arg("args").args(nasty).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let got: Vec<String> = String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
+        .collect();
     assert_eq!(got, nasty.map(|a| format!("[{a}]")));
-    d.cmd().arg("page").assert().success().stdout(predicates::str::contains("Hello from tfgrid-compose"));
-    d.cmd().args(["ps", "--json"]).assert().success().stdout(predicates::str::contains(r#""status":"running""#));
+    d.cmd()
+        .arg("page")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Hello from tfgrid-compose"));
+    d.cmd()
+        .args(["ps", "--json"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(r#""status":"running""#));
     // the pinned host key is used from the first connection
-    assert!(std::fs::read_to_string(d.app.join(".tfgrid-compose/default/known_hosts")).unwrap().contains("ssh-ed25519"));
+    assert!(
+        std::fs::read_to_string(d.app.join(".tfgrid-compose/default/known_hosts"))
+            .unwrap()
+            .contains("ssh-ed25519")
+    );
 
     d.cmd().args(["down", "--yes"]).assert().success();
     assert!(!d.app.join(".tfgrid-compose").exists());
@@ -151,44 +263,79 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
 
 #[test]
 fn a_failed_hook_resumes_without_terraform_or_ansible_and_two_deployments_coexist() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let first = Deployment::new("static-site");
     let healthcheck = first.app.join("deployment/healthcheck.sh");
     let original = std::fs::read_to_string(&healthcheck).unwrap();
-    std::fs::write(&healthcheck, "#!/bin/sh\necho broken on purpose >&2\nexit 3\n").unwrap();
+    std::fs::write(
+        &healthcheck,
+        "#!/bin/sh\necho broken on purpose >&2\nexit 3\n",
+    )
+    .unwrap();
     let out = first.cmd().arg("up").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("application phase failed") && stderr.contains("broken on purpose"), "{stderr}");
+    assert!(
+        stderr.contains("application phase failed") && stderr.contains("broken on purpose"),
+        "{stderr}"
+    );
     assert_eq!(first.state().status.as_str(), "failed");
 
     std::fs::write(&healthcheck, original).unwrap();
     first.cmd().args(["up", "--resume"]).assert().success();
     let state = first.state();
-    let resumed =
-        std::fs::read_dir(&state.runs.last().unwrap().log_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
-    assert!(!resumed.iter().any(|f| f == "infrastructure.log" || f == "platform.log"), "resume re-ran terraform or ansible: {resumed:?}");
-    assert!(resumed.iter().any(|f| f == "hook-healthcheck.log"), "{resumed:?}");
+    let resumed = std::fs::read_dir(&state.runs.last().unwrap().log_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(
+        !resumed
+            .iter()
+            .any(|f| f == "infrastructure.log" || f == "platform.log"),
+        "resume re-ran terraform or ansible: {resumed:?}"
+    );
+    assert!(
+        resumed.iter().any(|f| f == "hook-healthcheck.log"),
+        "{resumed:?}"
+    );
 
     // a second copy of the same app, side by side
     let second = Deployment::new("static-site");
     second.cmd().arg("up").assert().success();
-    let (a, b) = (first.state().outputs.unwrap().primary_ip, second.state().outputs.unwrap().primary_ip);
+    let (a, b) = (
+        first.state().outputs.unwrap().primary_ip,
+        second.state().outputs.unwrap().primary_ip,
+    );
     assert_ne!(a, b);
-    assert!(http_get(&format!("http://{a}/")).contains("Hello") && http_get(&format!("http://{b}/")).contains("Hello"));
+    assert!(
+        http_get(&format!("http://{a}/")).contains("Hello")
+            && http_get(&format!("http://{b}/")).contains("Hello")
+    );
     let id8 = second.id8();
     second.cmd().args(["down", "--yes"]).assert().success();
-    assert!(http_get(&format!("http://{a}/")).contains("Hello"), "down of one deployment touched the other");
+    assert!(
+        http_get(&format!("http://{a}/")).contains("Hello"),
+        "down of one deployment touched the other"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !leftovers(&id8).is_empty() {
-        assert!(Instant::now() < deadline, "left behind: {:?}", leftovers(&id8));
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            leftovers(&id8)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 #[test]
 fn sigkill_during_platform_then_resume_then_down_is_clean() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let d = Deployment::new("two-vm");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"))
         .arg("up")
@@ -207,30 +354,48 @@ fn sigkill_during_platform_then_resume_then_down_is_clean() {
         if text.contains("phase: platform\n  status: running") {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "up ended before the platform phase:\n{text}");
-        assert!(Instant::now() < deadline, "platform phase never started:\n{text}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "up ended before the platform phase:\n{text}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "platform phase never started:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     // state.yaml parses after the kill, and resume finishes the job
     assert_eq!(d.state().status.as_str(), "deploying");
-    d.cmd().args(["up", "--resume", "--lock-wait", "30s"]).assert().success();
+    d.cmd()
+        .args(["up", "--resume", "--lock-wait", "30s"])
+        .assert()
+        .success();
     assert_eq!(d.state().status.as_str(), "running");
     let url = format!("http://{}/", d.state().outputs.unwrap().primary_ip);
-    assert!(http_get(&url).contains("secondary: vm 1"), "the two VMs talk over their private network");
+    assert!(
+        http_get(&url).contains("secondary: vm 1"),
+        "the two VMs talk over their private network"
+    );
     let id8 = d.id8();
     d.cmd().args(["down", "--yes"]).assert().success();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !leftovers(&id8).is_empty() {
-        assert!(Instant::now() < deadline, "left behind: {:?}", leftovers(&id8));
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            leftovers(&id8)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 #[test]
 fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let d = Deployment::new("static-site");
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -253,33 +418,69 @@ fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
             .into_iter()
             .flatten()
             .flatten()
-            .any(|run| std::fs::read_to_string(run.path().join("infrastructure.log")).unwrap_or_default().contains("Creating..."));
+            .any(|run| {
+                std::fs::read_to_string(run.path().join("infrastructure.log"))
+                    .unwrap_or_default()
+                    .contains("Creating...")
+            });
         if applying {
             break;
         }
-        assert!(Instant::now() < deadline, "terraform apply never started:\n{}", std::fs::read_to_string(&state_file).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "terraform apply never started:\n{}",
+            std::fs::read_to_string(&state_file).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Ctrl-C as a terminal sends it: to the whole foreground process group.
     let pgid = child.id();
-    assert!(std::process::Command::new("kill").args(["-INT", "--", &format!("-{pgid}")]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     // Nothing the command started is still running: terraform and its vm.sh stopped before it exited.
     let root = d.app.join(".tfgrid-compose").display().to_string();
-    let running: Vec<(String, u32)> = processes_with(&root).into_iter().filter(|(c, _)| c.contains("terraform") || c.contains("tofu")).collect();
-    assert!(running.is_empty(), "terraform outlived the command: {running:?}");
+    let running: Vec<(String, u32)> = processes_with(&root)
+        .into_iter()
+        .filter(|(c, _)| c.contains("terraform") || c.contains("tofu"))
+        .collect();
+    assert!(
+        running.is_empty(),
+        "terraform outlived the command: {running:?}"
+    );
     let state = d.state();
     assert_eq!(state.status.as_str(), "interrupted", "{stderr}");
-    assert_eq!(state.record(tfgrid_compose::phase::Phase::Infrastructure).unwrap().status, tfgrid_compose::state::PhaseStatus::Interrupted);
+    assert_eq!(
+        state
+            .record(tfgrid_compose::phase::Phase::Infrastructure)
+            .unwrap()
+            .status,
+        tfgrid_compose::state::PhaseStatus::Interrupted
+    );
     d.cmd().args(["up", "--resume"]).assert().success();
-    assert!(http_get(&format!("http://{}/", d.state().outputs.unwrap().primary_ip)).contains("Hello from tfgrid-compose"));
+    assert!(
+        http_get(&format!(
+            "http://{}/",
+            d.state().outputs.unwrap().primary_ip
+        ))
+        .contains("Hello from tfgrid-compose")
+    );
     let id8 = d.id8();
     d.cmd().args(["down", "--yes"]).assert().success();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !leftovers(&id8).is_empty() {
-        assert!(Instant::now() < deadline, "left behind: {:?}", leftovers(&id8));
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            leftovers(&id8)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -287,12 +488,21 @@ fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
 /// Every process on this machine (VMs' included) whose command line contains `needle`, with its uid.
 fn processes_with(needle: &str) -> Vec<(String, u32)> {
     let mut found = Vec::new();
-    for dir in std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path()) {
-        let cmdline = String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).unwrap_or_default()).replace('\0', " ");
-        if cmdline.contains(needle) {
-            if let Ok(meta) = std::fs::metadata(&dir) {
-                found.push((cmdline.trim().to_string(), std::os::unix::fs::MetadataExt::uid(&meta)));
-            }
+    for dir in std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+    {
+        let cmdline =
+            String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).unwrap_or_default())
+                .replace('\0', " ");
+        if cmdline.contains(needle)
+            && let Ok(meta) = std::fs::metadata(&dir)
+        {
+            found.push((
+                cmdline.trim().to_string(),
+                std::os::unix::fs::MetadataExt::uid(&meta),
+            ));
         }
     }
     found
@@ -302,7 +512,9 @@ fn processes_with(needle: &str) -> Vec<(String, u32)> {
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     crate::grid::all_files(dir, &mut files);
-    files.retain(|path| std::fs::read(path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())));
+    files.retain(|path| {
+        std::fs::read(path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    });
     files
 }
 
@@ -312,7 +524,9 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 #[test]
 fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
     use crate::ai::{INDEX, LLM_KEY, clone, get, get_live, get_until, start_llm};
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let d = Deployment::new("ai-stack");
     // The test LLM listens on every address of this machine, so that the agent's VM reaches it
     // through the deployment's tunnel at {host_ip}.
@@ -324,68 +538,158 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
     let text = std::fs::read_to_string(&manifest).unwrap();
     let start = text.find("  llm:\n").unwrap();
     let end = text.find("  max_concurrent_projects").unwrap();
-    let llm = format!("  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n");
-    std::fs::write(&manifest, format!("{}{llm}{}", &text[..start], &text[end..])).unwrap();
+    let llm = format!(
+        "  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n"
+    );
+    std::fs::write(
+        &manifest,
+        format!("{}{llm}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
 
-    let out = d.cmd().arg("up").env("AI_STACK_TEST_KEY", LLM_KEY).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = d
+        .cmd()
+        .arg("up")
+        .env("AI_STACK_TEST_KEY", LLM_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id8 = d.id8();
     let state = d.state();
-    let record = state.ai_stack.clone().expect("state.yaml records the stack");
+    let record = state
+        .ai_stack
+        .clone()
+        .expect("state.yaml records the stack");
     let gateway = record.public_url.clone();
-    assert_eq!(get(&format!("{gateway}/"), None), (200, "tfgrid-compose AI stack\n".to_string()));
+    assert_eq!(
+        get(&format!("{gateway}/"), None),
+        (200, "tfgrid-compose AI stack\n".to_string())
+    );
     let token_file = d.app.join(".tfgrid-compose/default/ai-stack/agent.token");
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_file).unwrap().permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&token_file).unwrap().permissions()
+        ) & 0o777,
+        0o600
+    );
 
     // The services run as the unprivileged user, not root.
     let services = processes_with("/etc/tfgrid-ai/");
-    assert!(services.len() >= 5, "gateway, agent, git and two nginx masters: {services:?}");
+    assert!(
+        services.len() >= 5,
+        "gateway, agent, git and two nginx masters: {services:?}"
+    );
     assert!(services.iter().all(|(_, uid)| *uid != 0), "{services:?}");
 
     // `create` finds the agent through the deployment's state: no flag, no environment.
-    let out = d.cmd().args(["create", "portfolio website with dark mode"]).env_remove("TFGRID_COMPOSE_AGENT_URL").output().unwrap();
+    let out = d
+        .cmd()
+        .args(["create", "portfolio website with dark mode"])
+        .env_remove("TFGRID_COMPOSE_AGENT_URL")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let name = "portfolio-website-dark-mode";
     let live = format!("{gateway}/{name}/");
     let repo = format!("{gateway}/git/projects/{name}.git");
-    assert!(stdout.contains(&format!("Live site:  {live}")) && stdout.contains(&format!("Repository: {repo}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Live site:  {live}"))
+            && stdout.contains(&format!("Repository: {repo}")),
+        "{stdout}"
+    );
     assert_eq!(get_live(&live), (200, INDEX.to_string()));
-    assert_eq!(get_live(&format!("{live}css/site.css")).0, 200, "the fixer's answer is what went live");
+    assert_eq!(
+        get_live(&format!("{live}css/site.css")).0,
+        200,
+        "the fixer's answer is what went live"
+    );
     let calls = seen.lock().unwrap().clone();
-    assert_eq!(calls.len(), 2, "the first answer was broken, the fixer's was not");
-    assert!(calls.iter().all(|c| c["auth"] == format!("Bearer {LLM_KEY}")));
+    assert_eq!(
+        calls.len(),
+        2,
+        "the first answer was broken, the fixer's was not"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["auth"] == format!("Bearer {LLM_KEY}"))
+    );
 
     let work = tempfile::tempdir().unwrap();
     assert!(clone(&repo, &work.path().join("c")), "{repo} clones");
-    assert_eq!(std::fs::read_to_string(work.path().join("c/index.html")).unwrap(), INDEX);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("c/index.html")).unwrap(),
+        INDEX
+    );
     // Reading is public; writing needs the git host's token.
     let push = std::process::Command::new("git")
-        .args(["-C", &work.path().join("c").display().to_string(), "push", "-q", &repo, "HEAD:refs/heads/intruder"])
+        .args([
+            "-C",
+            &work.path().join("c").display().to_string(),
+            "push",
+            "-q",
+            &repo,
+            "HEAD:refs/heads/intruder",
+        ])
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .unwrap();
-    assert!(!push.status.success(), "a push without the token went through");
+    assert!(
+        !push.status.success(),
+        "a push without the token went through"
+    );
 
-    d.cmd().arg("projects").assert().success().stdout(predicates::str::contains(name)).stdout(predicates::str::contains("live"));
+    d.cmd()
+        .arg("projects")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(name))
+        .stdout(predicates::str::contains("live"));
     let out = d.cmd().args(["monitor", name]).output().unwrap();
     let monitor = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && ["generate", "commit", "publish", "verify"].iter().all(|s| monitor.contains(s)), "{monitor}");
+    assert!(
+        out.status.success()
+            && ["generate", "commit", "publish", "verify"]
+                .iter()
+                .all(|s| monitor.contains(s)),
+        "{monitor}"
+    );
 
     // Neither the LLM key nor a service token is in a file on this machine outside the token folder.
     let tokens = std::fs::read_to_string(&token_file).unwrap();
     let state_root = d.app.join(".tfgrid-compose");
-    assert_eq!(files_containing(&state_root, LLM_KEY), Vec::<PathBuf>::new());
-    let holding: Vec<PathBuf> =
-        files_containing(&state_root, tokens.trim()).into_iter().filter(|p| !p.starts_with(state_root.join("default/ai-stack"))).collect();
+    assert_eq!(
+        files_containing(&state_root, LLM_KEY),
+        Vec::<PathBuf>::new()
+    );
+    let holding: Vec<PathBuf> = files_containing(&state_root, tokens.trim())
+        .into_iter()
+        .filter(|p| !p.starts_with(state_root.join("default/ai-stack")))
+        .collect();
     assert_eq!(holding, Vec::<PathBuf>::new());
 
     d.cmd().args(["delete", name, "--yes"]).assert().success();
     assert_eq!(get_until(&live, 404).0, 404);
-    assert!(!clone(&repo, &work.path().join("gone")), "the repository is gone");
+    assert!(
+        !clone(&repo, &work.path().join("gone")),
+        "the repository is gone"
+    );
 
     d.cmd().args(["down", "--yes"]).assert().success();
     assert_eq!(leftovers(&id8), Vec::<String>::new());
-    assert_eq!(processes_with("/etc/tfgrid-ai/"), Vec::<(String, u32)>::new());
+    assert_eq!(
+        processes_with("/etc/tfgrid-ai/"),
+        Vec::<(String, u32)>::new()
+    );
     assert!(!state_root.join("default").exists());
 }

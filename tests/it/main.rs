@@ -2,6 +2,11 @@
 //! many deployments and the CLI surface (`deployments`, `cli`), the `--json` schema checker
 //! (`schema`), and end-to-end tests of the `local` pattern with the real tools (`local`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the tests start the binary, servers and tools themselves; the rule is for the product"
+)]
+
 mod ai;
 mod bad_input;
 mod cli;

@@ -4,16 +4,31 @@
 
 use serde_json::Value;
 
-const KNOWN: &[&str] =
-    &["$schema", "title", "description", "type", "const", "enum", "required", "properties", "additionalProperties", "items", "$ref", "$defs"];
+const KNOWN: &[&str] = &[
+    "$schema",
+    "title",
+    "description",
+    "type",
+    "const",
+    "enum",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "$ref",
+    "$defs",
+];
 
-pub fn load(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(format!("{name}.schema.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+pub(crate) fn load(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schemas")
+        .join(format!("{name}.schema.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every violation, as `path: problem`.
-pub fn check(schema: &Value, value: &Value) -> Vec<String> {
+pub(crate) fn check(schema: &Value, value: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     walk(schema, schema, value, "$", &mut errors);
     errors
@@ -35,10 +50,17 @@ fn type_ok(name: &str, v: &Value) -> bool {
 fn walk(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     let Some(s) = schema.as_object() else { return };
     for key in s.keys() {
-        assert!(KNOWN.contains(&key.as_str()), "schema keyword `{key}` is not supported by the checker");
+        assert!(
+            KNOWN.contains(&key.as_str()),
+            "schema keyword `{key}` is not supported by the checker"
+        );
     }
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        let target = r.strip_prefix("#/").unwrap().split('/').fold(root, |node, part| &node[part]);
+        let target = r
+            .strip_prefix("#/")
+            .unwrap()
+            .split('/')
+            .fold(root, |node, part| &node[part]);
         walk(root, target, v, at, errors);
     }
     if let Some(t) = s.get("type") {
@@ -52,18 +74,24 @@ fn walk(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Stri
             return;
         }
     }
-    if let Some(c) = s.get("const") {
-        if c != v {
-            errors.push(format!("{at}: expected {c}, found {v}"));
-        }
+    if let Some(c) = s.get("const")
+        && c != v
+    {
+        errors.push(format!("{at}: expected {c}, found {v}"));
     }
-    if let Some(options) = s.get("enum").and_then(Value::as_array) {
-        if !options.contains(v) {
-            errors.push(format!("{at}: {v} is not one of {options:?}"));
-        }
+    if let Some(options) = s.get("enum").and_then(Value::as_array)
+        && !options.contains(v)
+    {
+        errors.push(format!("{at}: {v} is not one of {options:?}"));
     }
     if let Some(obj) = v.as_object() {
-        for key in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for key in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             if !obj.contains_key(key) {
                 errors.push(format!("{at}: missing `{key}`"));
             }
@@ -71,9 +99,14 @@ fn walk(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Stri
         let props = s.get("properties").and_then(Value::as_object);
         for (key, child) in obj {
             let here = format!("{at}.{key}");
-            match (props.and_then(|p| p.get(key)), s.get("additionalProperties")) {
+            match (
+                props.and_then(|p| p.get(key)),
+                s.get("additionalProperties"),
+            ) {
                 (Some(sub), _) => walk(root, sub, child, &here, errors),
-                (None, Some(Value::Bool(false))) => errors.push(format!("{at}: unexpected `{key}`")),
+                (None, Some(Value::Bool(false))) => {
+                    errors.push(format!("{at}: unexpected `{key}`"))
+                }
                 (None, Some(sub @ Value::Object(_))) => walk(root, sub, child, &here, errors),
                 _ => {}
             }
@@ -87,8 +120,9 @@ fn walk(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Stri
 }
 
 /// Parses `text` as one JSON document and asserts it fits the named schema.
-pub fn assert_fits(name: &str, text: &str) -> Value {
-    let value: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
+pub(crate) fn assert_fits(name: &str, text: &str) -> Value {
+    let value: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
     let errors = check(&load(name), &value);
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{value:#}");
     value

@@ -15,7 +15,8 @@ use crate::common::copy_dir;
 use crate::local::{SERIAL, http_get, require_tools};
 
 /// A valid BIP-39 phrase (the all-`abandon` test vector).
-const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 
 fn root_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,7 +31,10 @@ struct Sim {
 impl Sim {
     fn new() -> Sim {
         require_tools();
-        Sim { root: tempfile::tempdir().unwrap(), apps: Default::default() }
+        Sim {
+            root: tempfile::tempdir().unwrap(),
+            apps: Default::default(),
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -57,21 +61,50 @@ impl Sim {
         copy_dir(&root_dir().join("examples").join(example), &app);
         let manifest = app.join("tfgrid-compose.yaml");
         let text = std::fs::read_to_string(&manifest).unwrap();
-        let renamed: Vec<String> = text.lines().map(|l| if l.starts_with("name:") { format!("name: {name}") } else { l.to_string() }).collect();
+        let renamed: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("name:") {
+                    format!("name: {name}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
         std::fs::write(&manifest, renamed.join("\n") + "\n").unwrap();
         app
     }
 
     fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
-        self.apps.borrow_mut().push((app.to_path_buf(), env.to_string()));
-        let out = self.cmd().args(["up", "--env", env, "--pattern", pattern]).arg(app).output().unwrap();
-        assert!(out.status.success(), "up {} --env {env}: {}", app.display(), String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string()
+        self.apps
+            .borrow_mut()
+            .push((app.to_path_buf(), env.to_string()));
+        let out = self
+            .cmd()
+            .args(["up", "--env", env, "--pattern", pattern])
+            .arg(app)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "up {} --env {env}: {}",
+            app.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.cmd().args(args).arg("--json").output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -81,8 +114,17 @@ impl Sim {
 
     /// Runs terraform in `dir` with the simulator installed as threefoldtech/grid.
     fn terraform(&self, dir: &Path, args: &[&str]) -> std::process::Output {
-        let config = String::from_utf8(self.cmd().args(["sim", "terraform-config"]).output().unwrap().stdout).unwrap();
-        let tf = which::which("tofu").or_else(|_| which::which("terraform")).unwrap();
+        let config = String::from_utf8(
+            self.cmd()
+                .args(["sim", "terraform-config"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let tf = which::which("tofu")
+            .or_else(|_| which::which("terraform"))
+            .unwrap();
         std::process::Command::new(tf)
             .args(args)
             .current_dir(dir)
@@ -99,8 +141,17 @@ impl Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         for (app, env) in self.apps.borrow().iter() {
-            if app.join(".tfgrid-compose").join(env).join("state.yaml").exists() {
-                let _ = self.cmd().args(["down", "--yes", "--env", env]).arg(app).output();
+            if app
+                .join(".tfgrid-compose")
+                .join(env)
+                .join("state.yaml")
+                .exists()
+            {
+                let _ = self
+                    .cmd()
+                    .args(["down", "--yes", "--env", env])
+                    .arg(app)
+                    .output();
             }
         }
         let _ = self.cmd().args(["sim", "reset"]).output();
@@ -115,7 +166,16 @@ fn shape(block: &Value) -> Value {
         .flatten()
         .map(|(k, a)| {
             let flag = |f: &str| a[f].as_bool().unwrap_or(false);
-            (k.clone(), serde_json::json!([a["type"], flag("required"), flag("optional"), flag("computed"), flag("sensitive")]))
+            (
+                k.clone(),
+                serde_json::json!([
+                    a["type"],
+                    flag("required"),
+                    flag("optional"),
+                    flag("computed"),
+                    flag("sensitive")
+                ]),
+            )
         })
         .collect();
     let blocks: serde_json::Map<String, Value> = block["block_types"]
@@ -123,7 +183,15 @@ fn shape(block: &Value) -> Value {
         .into_iter()
         .flatten()
         .map(|(k, b)| {
-            (k.clone(), serde_json::json!([b["nesting_mode"], b["min_items"].as_u64().unwrap_or(0), b["max_items"].as_u64().unwrap_or(0), shape(&b["block"])]))
+            (
+                k.clone(),
+                serde_json::json!([
+                    b["nesting_mode"],
+                    b["min_items"].as_u64().unwrap_or(0),
+                    b["max_items"].as_u64().unwrap_or(0),
+                    shape(&b["block"])
+                ]),
+            )
         })
         .collect();
     serde_json::json!({"attributes": attrs, "blocks": blocks})
@@ -153,29 +221,61 @@ provider "grid" {
 /// applied with plain terraform is a contract no deployment knows: an orphan until destroyed.
 #[test]
 fn the_simulated_provider_has_the_reference_schema_and_its_contracts_are_counted() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let dir = sim.root.path().join("plain");
     write(&dir, "main.tf", PROVIDER_BLOCK);
     let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    assert!(String::from_utf8_lossy(&init.stdout).contains("threefoldtech/grid v1.12.0"), "{}", String::from_utf8_lossy(&init.stdout));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&init.stdout).contains("threefoldtech/grid v1.12.0"),
+        "{}",
+        String::from_utf8_lossy(&init.stdout)
+    );
     let out = sim.terraform(&dir, &["providers", "schema", "-json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let reference: Value = serde_json::from_str(&std::fs::read_to_string(crate::common::fixtures().join("grid-provider/schema.json")).unwrap()).unwrap();
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::common::fixtures().join("grid-provider/schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
     let key = "registry.terraform.io/threefoldtech/grid";
-    let (got, reference) = (&got["provider_schemas"][key], &reference["provider_schemas"][key]);
+    let (got, reference) = (
+        &got["provider_schemas"][key],
+        &reference["provider_schemas"][key],
+    );
     for kind in ["resource_schemas", "data_source_schemas"] {
         let names: BTreeSet<&String> = reference[kind].as_object().unwrap().keys().collect();
-        assert_eq!(names, got[kind].as_object().unwrap().keys().collect(), "{kind}");
+        assert_eq!(
+            names,
+            got[kind].as_object().unwrap().keys().collect(),
+            "{kind}"
+        );
         for name in names {
-            assert_eq!(shape(&got[kind][name]["block"]), shape(&reference[kind][name]["block"]), "{name}");
+            assert_eq!(
+                shape(&got[kind][name]["block"]),
+                shape(&reference[kind][name]["block"]),
+                "{name}"
+            );
         }
     }
     // MNEMONIC was set for this terraform: the provider's mnemonic is then optional
     let provider = shape(&got["provider"]["block"]);
-    assert_eq!(provider["attributes"]["mnemonic"], serde_json::json!(["string", false, true, false, true]));
+    assert_eq!(
+        provider["attributes"]["mnemonic"],
+        serde_json::json!(["string", false, true, false, true])
+    );
     let mut reference_provider = shape(&reference["provider"]["block"]);
     reference_provider["attributes"]["mnemonic"] = provider["attributes"]["mnemonic"].clone();
     assert_eq!(provider, reference_provider);
@@ -186,28 +286,57 @@ fn the_simulated_provider_has_the_reference_schema_and_its_contracts_are_counted
         "net.tf",
         "resource \"grid_network\" \"net\" {\n  name          = \"plain_net\"\n  nodes         = [11]\n  ip_range      = \"10.97.0.0/16\"\n  add_wg_access = true\n}\n",
     );
-    let apply = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let apply = sim.terraform(
+        &dir,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
     let contracts = sim.contracts();
     assert_eq!(contracts["orphans"], 1, "{contracts}");
     assert_eq!(contracts["contracts"][0]["workload"], "network");
-    let destroy = sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    let destroy = sim.terraform(
+        &dir,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        destroy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroy.stderr)
+    );
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
-    assert!(!Path::new("/run/netns").join("gsim-1").exists() || sim.json(&["sim", "status"])["networks"] == serde_json::json!([]));
+    assert!(
+        !Path::new("/run/netns").join("gsim-1").exists()
+            || sim.json(&["sim", "status"])["networks"] == serde_json::json!([])
+    );
 }
 
 /// Every shipped grid pattern validates against the simulator's schema; bad input gets the
 /// provider's messages at plan and leaves nothing in the ledger; what is not simulated says so.
 #[test]
 fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     for pattern in ["single-vm", "gateway", "k3s", "ai-stack"] {
         let dir = sim.root.path().join(pattern);
-        copy_dir(&root_dir().join("patterns").join(pattern).join("infrastructure"), &dir);
+        copy_dir(
+            &root_dir()
+                .join("patterns")
+                .join(pattern)
+                .join("infrastructure"),
+            &dir,
+        );
         let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
-        assert!(init.status.success(), "{pattern}: {}", String::from_utf8_lossy(&init.stderr));
+        assert!(
+            init.status.success(),
+            "{pattern}: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         let out = sim.terraform(&dir, &["validate", "-json", "-no-color"]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["valid"], true, "{pattern}: {report}");
@@ -218,21 +347,42 @@ fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
         write(&dir, "main.tf", &format!("{PROVIDER_BLOCK}\n{body}"));
         let _ = std::fs::remove_file(dir.join(".terraform.lock.hcl"));
         let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
-        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         let out = sim.terraform(&dir, &["plan", "-no-color", "-input=false"]);
         assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ")
+        String::from_utf8_lossy(&out.stderr)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    let err = bad("resource \"grid_network\" \"n\" {\n  name     = \"my-net\"\n  nodes    = [11]\n  ip_range = \"10.1.2.0/24\"\n}\n");
-    assert!(err.contains("invalid value for name (must match ^[a-zA-Z0-9_]+$), got: my-net"), "{err}");
+    let err = bad(
+        "resource \"grid_network\" \"n\" {\n  name     = \"my-net\"\n  nodes    = [11]\n  ip_range = \"10.1.2.0/24\"\n}\n",
+    );
+    assert!(
+        err.contains("invalid value for name (must match ^[a-zA-Z0-9_]+$), got: my-net"),
+        "{err}"
+    );
     assert!(err.contains("expected ip_range to contain a network Value with between 16 and 16 significant bits, got: 10.1.2.0/24"), "{err}");
     let err = bad(
         "resource \"grid_deployment\" \"d\" {\n  node = 11\n  vms {\n    name   = \"vm\"\n    flist  = \"https://hub.grid.tf/x.flist\"\n    cpu    = 64\n    memory = 100\n  }\n}\n",
     );
-    assert!(err.contains("expected cpu to be in the range (1 - 32), got 64"), "{err}");
-    assert!(err.contains("expected memory to be in the range (256 - 262144), got 100"), "{err}");
+    assert!(
+        err.contains("expected cpu to be in the range (1 - 32), got 64"),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected memory to be in the range (256 - 262144), got 100"),
+        "{err}"
+    );
     let err = bad("resource \"grid_scheduler\" \"s\" {\n  requests {\n    name = \"vm\"\n  }\n}\n");
-    assert!(err.contains("Missing required argument") && err.contains("wireguard"), "scheduler requests need wireguard/yggdrasil on this schema: {err}");
+    assert!(
+        err.contains("Missing required argument") && err.contains("wireguard"),
+        "scheduler requests need wireguard/yggdrasil on this schema: {err}"
+    );
     let err = bad(
         "resource \"grid_kubernetes\" \"k\" {\n  token = \"abc123\"\n  master {\n    name = \"m\"\n    node = 11\n    cpu = 1\n    memory = 1024\n    disk_size = 5\n  }\n}\n",
     );
@@ -240,7 +390,10 @@ fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
     let err = bad(
         "provider \"grid\" {\n  alias   = \"x\"\n  network = \"sim\"\n}\nresource \"grid_network\" \"n\" {\n  provider = grid.x\n  name     = \"n\"\n  nodes    = [11]\n  ip_range = \"10.1.0.0/16\"\n}\n",
     );
-    assert!(err.contains(r#"expected network to be one of ["dev", "qa", "test", "main"], got sim"#), "{err}");
+    assert!(
+        err.contains(r#"expected network to be one of ["dev", "qa", "test", "main"], got sim"#),
+        "{err}"
+    );
     // an apply-time error: a name longer than the node allows; nothing is left in the ledger
     write(
         &dir,
@@ -250,13 +403,31 @@ fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
             "v".repeat(37)
         ),
     );
-    let out = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    let out = sim.terraform(
+        &dir,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is longer than 36 characters"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is longer than 36 characters"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let contracts = sim.contracts();
-    assert_eq!(contracts["contracts"].as_array().unwrap().len(), 1, "only the network's contract: {contracts}");
-    let destroy = sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    assert_eq!(
+        contracts["contracts"].as_array().unwrap().len(),
+        1,
+        "only the network's contract: {contracts}"
+    );
+    let destroy = sim.terraform(
+        &dir,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        destroy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroy.stderr)
+    );
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }
 
@@ -266,40 +437,80 @@ fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
 /// VM folder or process.
 #[test]
 fn three_environments_of_a_long_named_app_run_side_by_side_on_the_simulator() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let name = "customer-support-knowledge-bas";
     assert_eq!(name.len(), 30);
     let app = sim.app("static-site", name);
     let envs = ["pr-101", "pr-102", "pr-103"];
-    let urls: Vec<String> = envs.iter().map(|env| sim.up(&app, env, "single-vm")).collect();
+    let urls: Vec<String> = envs
+        .iter()
+        .map(|env| sim.up(&app, env, "single-vm"))
+        .collect();
     // every tunnel is up at once: every page answers now
     for url in &urls {
         assert!(url.starts_with("http://10."), "{url}");
         assert!(http_get(url).contains("Hello from tfgrid-compose"), "{url}");
     }
-    let out = sim.cmd().args(["exec", "--env", "pr-102", "--app"]).arg(&app).args(["--", "cat", "/srv/www/index.html"]).output().unwrap();
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Hello"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sim
+        .cmd()
+        .args(["exec", "--env", "pr-102", "--app"])
+        .arg(&app)
+        .args(["--", "cat", "/srv/www/index.html"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Hello"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let contracts = sim.contracts();
     let rows = contracts["contracts"].as_array().unwrap();
-    assert_eq!(rows.len(), 6, "a network and a VM contract per environment: {contracts}");
+    assert_eq!(
+        rows.len(),
+        6,
+        "a network and a VM contract per environment: {contracts}"
+    );
     assert_eq!(contracts["orphans"], 0);
-    let names: BTreeSet<&str> = rows.iter().filter(|r| r["workload"] == "vm").map(|r| r["name"].as_str().unwrap()).collect();
+    let names: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r["workload"] == "vm")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     for env in envs {
-        let state = tfgrid_compose::state::StateDir::for_app(&app, env, false).load().unwrap().unwrap();
-        assert!(names.iter().any(|n| n.ends_with(&state.id) && n.len() <= 36), "{names:?} keep {}", state.id);
+        let state = tfgrid_compose::state::StateDir::for_app(&app, env, false)
+            .load()
+            .unwrap()
+            .unwrap();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(&state.id) && n.len() <= 36),
+            "{names:?} keep {}",
+            state.id
+        );
     }
     let vm_root = tfgrid_compose::sim::ledger::sim_dir(&sim.data()).vms();
     assert!(vm_root.read_dir().unwrap().count() == 3, "three VM folders");
     for env in envs {
-        sim.cmd().args(["down", "--yes", "--env", env]).arg(&app).assert().success();
+        sim.cmd()
+            .args(["down", "--yes", "--env", env])
+            .arg(&app)
+            .assert()
+            .success();
     }
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
     let status = sim.json(&["sim", "status"]);
     assert_eq!(status["active_contracts"], 0);
     assert_eq!(status["networks"], serde_json::json!([]));
-    assert!(!vm_root.exists(), "VM folders left in {}", vm_root.display());
+    assert!(
+        !vm_root.exists(),
+        "VM folders left in {}",
+        vm_root.display()
+    );
     let needle = vm_root.to_string_lossy().into_owned();
     let procs: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
@@ -316,7 +527,9 @@ fn three_environments_of_a_long_named_app_run_side_by_side_on_the_simulator() {
 /// name fails like TFChain's `NameExists`); destroy frees the name and stops the gateway node.
 #[test]
 fn a_name_proxy_serves_its_backend_from_the_gateway_node_and_names_are_global() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let dir = sim.root.path().join("gw");
     let body = r#"
@@ -348,19 +561,43 @@ output "fqdn" { value = grid_name_proxy.p.fqdn }
 output "contract" { value = grid_deployment.d.id }
 "#;
     write(&dir, "main.tf", &format!("{PROVIDER_BLOCK}{body}"));
-    assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
-    let apply = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
-    let outputs: Value = serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout).unwrap();
+    assert!(
+        sim.terraform(&dir, &["init", "-no-color", "-input=false"])
+            .status
+            .success()
+    );
+    let apply = sim.terraform(
+        &dir,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let outputs: Value =
+        serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout).unwrap();
     assert_eq!(outputs["fqdn"]["value"], "mysite.gent01.sim.grid.tf");
     // a page served inside the VM's network namespace (a process of this test, stopped by PID)
     let site = sim.root.path().join("site");
     write(&site, "index.html", "hello-through-the-gateway\n");
     let vms = tfgrid_compose::sim::ledger::sim_dir(&sim.data()).vms();
     let tag = vms.file_name().unwrap().to_string_lossy().into_owned();
-    let netns = format!("gsv-{tag}-c{}-0", outputs["contract"]["value"].as_str().unwrap());
+    let netns = format!(
+        "gsv-{tag}-c{}-0",
+        outputs["contract"]["value"].as_str().unwrap()
+    );
     let mut server = std::process::Command::new("ip")
-        .args(["netns", "exec", &netns, "python3", "-m", "http.server", "8000", "--directory"])
+        .args([
+            "netns",
+            "exec",
+            &netns,
+            "python3",
+            "-m",
+            "http.server",
+            "8000",
+            "--directory",
+        ])
         .arg(&site)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -368,7 +605,16 @@ output "contract" { value = grid_deployment.d.id }
         .unwrap();
     let get = |host: &str| {
         std::process::Command::new("curl")
-            .args(["-s", "-m", "5", "-H", &format!("Host: {host}"), "-w", " %{http_code}", "http://198.51.100.13/"])
+            .args([
+                "-s",
+                "-m",
+                "5",
+                "-H",
+                &format!("Host: {host}"),
+                "-w",
+                " %{http_code}",
+                "http://198.51.100.13/",
+            ])
             .output()
             .unwrap()
     };
@@ -382,14 +628,35 @@ output "contract" { value = grid_deployment.d.id }
     }
     let _ = server.kill();
     let _ = server.wait();
-    assert!(page.contains("hello-through-the-gateway") && page.ends_with(" 200"), "{page}");
+    assert!(
+        page.contains("hello-through-the-gateway") && page.ends_with(" 200"),
+        "{page}"
+    );
     assert!(String::from_utf8_lossy(&get("other.gent01.sim.grid.tf").stdout).ends_with(" 404"));
     // an address of the simulator that nothing holds is refused here, never sent elsewhere
-    let routes = String::from_utf8(std::process::Command::new("ip").args(["route", "get", "198.51.100.200"]).output().unwrap().stderr).unwrap();
-    assert!(routes.contains("unreachable") || routes.contains("No route"), "{routes}");
+    let routes = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["route", "get", "198.51.100.200"])
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .unwrap();
+    assert!(
+        routes.contains("unreachable") || routes.contains("No route"),
+        "{routes}"
+    );
     let contracts = sim.contracts();
-    let kinds: Vec<&str> = contracts["contracts"].as_array().unwrap().iter().map(|c| c["workload"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"name") && kinds.contains(&"Gateway Name"), "{kinds:?}");
+    let kinds: Vec<&str> = contracts["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["workload"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"name") && kinds.contains(&"Gateway Name"),
+        "{kinds:?}"
+    );
 
     // the same name again, from another folder: taken
     let dir2 = sim.root.path().join("gw2");
@@ -400,21 +667,66 @@ output "contract" { value = grid_deployment.d.id }
             "{PROVIDER_BLOCK}\nresource \"grid_name_proxy\" \"p\" {{\n  name     = \"mysite\"\n  node     = 13\n  backends = [\"http://10.94.3.2:8000\"]\n}}\n"
         ),
     );
-    assert!(sim.terraform(&dir2, &["init", "-no-color", "-input=false"]).status.success());
-    let taken = sim.terraform(&dir2, &["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(
+        sim.terraform(&dir2, &["init", "-no-color", "-input=false"])
+            .status
+            .success()
+    );
+    let taken = sim.terraform(
+        &dir2,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
     assert!(!taken.status.success());
-    assert!(String::from_utf8_lossy(&taken.stderr).contains("NameExists"), "{}", String::from_utf8_lossy(&taken.stderr));
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("NameExists"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
 
-    let destroy = sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    let destroy = sim.terraform(
+        &dir,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        destroy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroy.stderr)
+    );
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
-    assert!(!Path::new("/run/netns/gsgw-13").exists(), "the gateway node is stopped");
-    let left = String::from_utf8(std::process::Command::new("ip").args(["route", "show", "type", "unreachable"]).output().unwrap().stdout).unwrap();
-    assert!(!left.contains("198.51.100.0/24") && !left.contains("198.18.0.0/15"), "guard routes left: {left}");
+    assert!(
+        !Path::new("/run/netns/gsgw-13").exists(),
+        "the gateway node is stopped"
+    );
+    let left = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["route", "show", "type", "unreachable"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !left.contains("198.51.100.0/24") && !left.contains("198.18.0.0/15"),
+        "guard routes left: {left}"
+    );
     // the name is free again
-    let again = sim.terraform(&dir2, &["apply", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert!(sim.terraform(&dir2, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+    let again = sim.terraform(
+        &dir2,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        sim.terraform(
+            &dir2,
+            &["destroy", "-auto-approve", "-no-color", "-input=false"]
+        )
+        .status
+        .success()
+    );
 }
 
 /// examples/grid-gateway on the gateway pattern, unchanged, on the simulator: a gateway VM with a
@@ -423,31 +735,63 @@ output "contract" { value = grid_deployment.d.id }
 /// the address.
 #[test]
 fn the_gateway_example_serves_through_its_public_ipv4_and_down_leaves_no_contract() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let app = sim.app("grid-gateway", "grid-gateway");
     let url = sim.up(&app, "default", "gateway");
     assert!(http_get(&url).contains("Served by backend"), "{url}");
     let inspect = sim.json(&["inspect", app.to_str().unwrap()]);
-    let public = inspect["deployment"]["state"]["outputs"]["connection_info"]["public_ipv4"].as_str().map(String::from).unwrap_or_else(|| panic!("{inspect}"));
+    let public = inspect["deployment"]["state"]["outputs"]["connection_info"]["public_ipv4"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| panic!("{inspect}"));
     assert!(public.starts_with("198.51.100."), "{public}");
     let answers: BTreeSet<String> = (0..4)
         .map(|_| http_get(&format!("http://{public}/")))
-        .map(|page| page.lines().find(|l| l.contains("Served by")).unwrap_or_default().to_string())
+        .map(|page| {
+            page.lines()
+                .find(|l| l.contains("Served by"))
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
-    assert_eq!(answers.len(), 2, "both backends answer through the gateway: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        2,
+        "both backends answer through the gateway: {answers:?}"
+    );
     let contracts = sim.contracts();
     assert_eq!(contracts["orphans"], 0, "{contracts}");
-    assert_eq!(contracts["contracts"].as_array().unwrap().iter().filter(|c| c["workload"] == "vm").count(), 2, "gateway and backends deployments: {contracts}");
+    assert_eq!(
+        contracts["contracts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["workload"] == "vm")
+            .count(),
+        2,
+        "gateway and backends deployments: {contracts}"
+    );
     // a lock file recorded by another build of this binary (another provider package) does not
     // stop `down`
     let lock = app.join(".tfgrid-compose/default/terraform/.terraform.lock.hcl");
     let text = std::fs::read_to_string(&lock).unwrap();
     std::fs::write(&lock, text.replace("h1:", "h1:AAAA")).unwrap();
-    sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    sim.cmd()
+        .args(["down", "--yes"])
+        .arg(&app)
+        .assert()
+        .success();
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
     let routes = std::fs::read_to_string("/proc/net/route").unwrap();
-    let hex = public.split('.').map(|o| o.parse::<u8>().unwrap()).rev().map(|o| format!("{o:02X}")).collect::<String>();
+    let hex = public
+        .split('.')
+        .map(|o| o.parse::<u8>().unwrap())
+        .rev()
+        .map(|o| format!("{o:02X}"))
+        .collect::<String>();
     assert!(!routes.contains(&hex), "the public address is still routed");
 }
 
@@ -456,25 +800,58 @@ fn the_gateway_example_serves_through_its_public_ipv4_and_down_leaves_no_contrac
 /// with the task named; `down` then leaves 0 contracts.
 #[test]
 fn k3s_on_the_simulator_stops_only_at_the_installer_download() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let app = sim.app("static-site", "k3s-probe");
     let manifest = app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}config:\n  worker_count: 1\n  worker_cpu: 1\n  worker_mem: 1024\n  worker_disk: 20\n")).unwrap();
     sim.apps.borrow_mut().push((app.clone(), "default".into()));
-    let out = sim.cmd().args(["up", "--pattern", "k3s"]).arg(&app).output().unwrap();
+    let out = sim
+        .cmd()
+        .args(["up", "--pattern", "k3s"])
+        .arg(&app)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    let state = tfgrid_compose::state::StateDir::for_app(&app, "default", false).load().unwrap().unwrap();
-    let status = |phase: &str| state.journal.iter().find(|p| p.phase.name() == phase).map(|p| format!("{:?}", p.status).to_lowercase()).unwrap_or_default();
+    let state = tfgrid_compose::state::StateDir::for_app(&app, "default", false)
+        .load()
+        .unwrap()
+        .unwrap();
+    let status = |phase: &str| {
+        state
+            .journal
+            .iter()
+            .find(|p| p.phase.name() == phase)
+            .map(|p| format!("{:?}", p.status).to_lowercase())
+            .unwrap_or_default()
+    };
     for phase in ["infrastructure", "network", "wait-ssh"] {
-        assert_eq!(status(phase), "done", "{phase}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            status(phase),
+            "done",
+            "{phase}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(status("platform"), "failed");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Download the K3s installer") && err.contains("get.k3s.io"), "{err}");
-    assert_eq!(state.outputs.as_ref().map(|o| o.secondary_ips.len()), Some(2), "management, control plane and a worker");
-    sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    assert!(
+        err.contains("Download the K3s installer") && err.contains("get.k3s.io"),
+        "{err}"
+    );
+    assert_eq!(
+        state.outputs.as_ref().map(|o| o.secondary_ips.len()),
+        Some(2),
+        "management, control plane and a worker"
+    );
+    sim.cmd()
+        .args(["down", "--yes"])
+        .arg(&app)
+        .assert()
+        .success();
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }
 
@@ -485,7 +862,9 @@ fn k3s_on_the_simulator_stops_only_at_the_installer_download() {
 #[test]
 fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
     use crate::ai::{INDEX, LLM_KEY, get_live, start_llm};
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let app = sim.app("ai-stack", "ai-stack");
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -494,24 +873,63 @@ fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
     start_llm(listener, seen.clone());
     let manifest = app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    let (start, end) = (text.find("  llm:\n").unwrap(), text.find("  max_concurrent_projects").unwrap());
-    let llm = format!("  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n");
-    let sizes =
-        "config:\n  gateway_memory: 1024\n  gateway_disk: 20\n  agent_cpu: 2\n  agent_memory: 2048\n  agent_disk: 20\n  git_memory: 1024\n  git_disk: 20\n";
-    let text = format!("{}{llm}{}", &text[..start], &text[end..]).replace("config:\n  vm_count: 3\n", sizes);
+    let (start, end) = (
+        text.find("  llm:\n").unwrap(),
+        text.find("  max_concurrent_projects").unwrap(),
+    );
+    let llm = format!(
+        "  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n"
+    );
+    let sizes = "config:\n  gateway_memory: 1024\n  gateway_disk: 20\n  agent_cpu: 2\n  agent_memory: 2048\n  agent_disk: 20\n  git_memory: 1024\n  git_disk: 20\n";
+    let text = format!("{}{llm}{}", &text[..start], &text[end..])
+        .replace("config:\n  vm_count: 3\n", sizes);
     std::fs::write(&manifest, text).unwrap();
     sim.apps.borrow_mut().push((app.clone(), "default".into()));
-    let out = sim.cmd().args(["up", "--pattern", "ai-stack"]).arg(&app).env("AI_STACK_TEST_KEY", LLM_KEY).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = sim.cmd().current_dir(&app).args(["create", "portfolio website with dark mode"]).env_remove("TFGRID_COMPOSE_AGENT_URL").output().unwrap();
+    let out = sim
+        .cmd()
+        .args(["up", "--pattern", "ai-stack"])
+        .arg(&app)
+        .env("AI_STACK_TEST_KEY", LLM_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sim
+        .cmd()
+        .current_dir(&app)
+        .args(["create", "portfolio website with dark mode"])
+        .env_remove("TFGRID_COMPOSE_AGENT_URL")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let live = stdout.lines().find_map(|l| l.trim().strip_prefix("Live site:")).map(|u| u.trim().to_string()).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Live site:"))
+        .map(|u| u.trim().to_string())
+        .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(get_live(&live), (200, INDEX.to_string()));
-    assert!(seen.lock().unwrap().iter().all(|c| c["auth"] == format!("Bearer {LLM_KEY}")), "the agent reached the LLM with its key");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|c| c["auth"] == format!("Bearer {LLM_KEY}")),
+        "the agent reached the LLM with its key"
+    );
     let contracts = sim.contracts();
     assert_eq!(contracts["orphans"], 0, "{contracts}");
-    sim.cmd().args(["down", "--yes"]).arg(&app).assert().success();
+    sim.cmd()
+        .args(["down", "--yes"])
+        .arg(&app)
+        .assert()
+        .success();
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }
 
@@ -520,10 +938,13 @@ fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
 /// contract and makes a new one; the node's capacity follows.
 #[test]
 fn deployment_updates_follow_the_grid() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let dir = sim.root.path().join("upd");
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJwJ0Zs2YpVwR3KcGq9dQ1f3n7m1kq5cB8v0M2y1aX9Z test";
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJwJ0Zs2YpVwR3KcGq9dQ1f3n7m1kq5cB8v0M2y1aX9Z test";
     let config = |node: u32, vms: &[(&str, u32)]| {
         let vms: String = vms
             .iter()
@@ -535,30 +956,73 @@ fn deployment_updates_follow_the_grid() {
     };
     let apply = |text: String| {
         write(&dir, "main.tf", &text);
-        let out = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
-        let outputs: Value = serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout).unwrap_or_default();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" "), outputs)
+        let out = sim.terraform(
+            &dir,
+            &["apply", "-auto-approve", "-no-color", "-input=false"],
+        );
+        let outputs: Value =
+            serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout)
+                .unwrap_or_default();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            outputs,
+        )
     };
     write(&dir, "main.tf", &config(11, &[("a", 1)]));
-    assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
-    let used =
-        |node: u64| sim.json(&["sim", "status"])["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == node).unwrap()["used"]["cru"].as_u64().unwrap();
+    assert!(
+        sim.terraform(&dir, &["init", "-no-color", "-input=false"])
+            .status
+            .success()
+    );
+    let used = |node: u64| {
+        sim.json(&["sim", "status"])["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == node)
+            .unwrap()["used"]["cru"]
+            .as_u64()
+            .unwrap()
+    };
     let (ok, err, first) = apply(config(11, &[("a", 1)]));
     assert!(ok, "{err}");
     assert_eq!(used(11), 1);
     let (ok, err, second) = apply(config(11, &[("a", 1), ("b", 2)]));
     assert!(ok, "{err}");
-    assert_eq!(second["id"]["value"], first["id"]["value"], "the same contract");
-    assert_eq!(second["ips"]["value"][0], first["ips"]["value"][0], "the first VM keeps its address");
+    assert_eq!(
+        second["id"]["value"], first["id"]["value"],
+        "the same contract"
+    );
+    assert_eq!(
+        second["ips"]["value"][0], first["ips"]["value"][0],
+        "the first VM keeps its address"
+    );
     assert_ne!(second["ips"]["value"][1], first["ips"]["value"][0]);
     assert_eq!(used(11), 3);
     let (ok, err, _) = apply(config(11, &[("a", 4), ("b", 2)]));
-    assert!(!ok && err.contains("workload 'zmachine' does not support upgrade"), "{err}");
+    assert!(
+        !ok && err.contains("workload 'zmachine' does not support upgrade"),
+        "{err}"
+    );
     let (ok, err, moved) = apply(config(12, &[("a", 1), ("b", 2)]));
     assert!(ok, "{err}");
-    assert_ne!(moved["id"]["value"], first["id"]["value"], "a new contract on the new node");
+    assert_ne!(
+        moved["id"]["value"], first["id"]["value"],
+        "a new contract on the new node"
+    );
     assert_eq!((used(11), used(12)), (0, 3));
-    assert!(sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+    assert!(
+        sim.terraform(
+            &dir,
+            &["destroy", "-auto-approve", "-no-color", "-input=false"]
+        )
+        .status
+        .success()
+    );
     assert_eq!(sim.contracts()["contracts"], serde_json::json!([]));
 }
 
@@ -566,14 +1030,29 @@ fn deployment_updates_follow_the_grid() {
 /// are never candidates, and a node's free memory goes down by what a deployment takes.
 #[test]
 fn nodes_and_farms_on_the_simulator_skip_light_nodes_and_see_used_capacity() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sim = Sim::new();
     let nodes = sim.json(&["nodes", "--limit", "20"]);
-    let ids: BTreeSet<u64> = nodes["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_u64().unwrap()).collect();
+    let ids: BTreeSet<u64> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, BTreeSet::from([11, 12, 13, 21, 22, 24]), "{nodes}");
     let farms = sim.json(&["farms"]);
     assert_eq!(farms["farms"].as_array().unwrap().len(), 2, "{farms}");
-    let free = |doc: &Value| doc["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == 12).unwrap()["free_memory_gib"].as_u64();
+    let free = |doc: &Value| {
+        doc["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == 12)
+            .unwrap()["free_memory_gib"]
+            .as_u64()
+    };
     let before = free(&nodes);
     let dir = sim.root.path().join("cap");
     write(
@@ -583,12 +1062,33 @@ fn nodes_and_farms_on_the_simulator_skip_light_nodes_and_see_used_capacity() {
             "{PROVIDER_BLOCK}\nresource \"grid_network\" \"n\" {{\n  name     = \"cap\"\n  nodes    = [12]\n  ip_range = \"10.92.0.0/16\"\n}}\nresource \"grid_deployment\" \"d\" {{\n  name         = \"cap\"\n  node         = 12\n  network_name = grid_network.n.name\n  vms {{\n    name   = \"big\"\n    flist  = \"https://hub.grid.tf/x.flist\"\n    cpu    = 2\n    memory = 8192\n  }}\n}}\n"
         ),
     );
-    assert!(sim.terraform(&dir, &["init", "-no-color", "-input=false"]).status.success());
-    let apply = sim.terraform(&dir, &["apply", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    assert!(
+        sim.terraform(&dir, &["init", "-no-color", "-input=false"])
+            .status
+            .success()
+    );
+    let apply = sim.terraform(
+        &dir,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
     let after = free(&sim.json(&["nodes", "--limit", "20"]));
-    assert!(before.is_some() && after.is_some() && before.unwrap() - after.unwrap() == 8, "{before:?} → {after:?}");
-    assert!(sim.terraform(&dir, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+    assert!(
+        before.is_some() && after.is_some() && before.unwrap() - after.unwrap() == 8,
+        "{before:?} → {after:?}"
+    );
+    assert!(
+        sim.terraform(
+            &dir,
+            &["destroy", "-auto-approve", "-no-color", "-input=false"]
+        )
+        .status
+        .success()
+    );
 
     // grid_scheduler: asked for neither WireGuard nor Yggdrasil nor public IPs, it picks a
     // zos-light node (the trap); asked for WireGuard, a full one
@@ -597,11 +1097,37 @@ fn nodes_and_farms_on_the_simulator_skip_light_nodes_and_see_used_capacity() {
         "{PROVIDER_BLOCK}\nresource \"grid_scheduler\" \"s\" {{\n  requests {{\n    name      = \"light\"\n    mru       = 1024\n    wireguard = false\n    yggdrasil = false\n  }}\n  requests {{\n    name      = \"full\"\n    mru       = 1024\n    wireguard = true\n    yggdrasil = false\n  }}\n}}\noutput \"nodes\" {{ value = grid_scheduler.s.nodes }}\n"
     );
     write(&sched, "main.tf", &requests);
-    assert!(sim.terraform(&sched, &["init", "-no-color", "-input=false"]).status.success());
-    let apply = sim.terraform(&sched, &["apply", "-auto-approve", "-no-color", "-input=false"]);
-    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
-    let nodes: Value = serde_json::from_slice(&sim.terraform(&sched, &["output", "-json", "nodes"]).stdout).unwrap();
-    assert!([14, 23].contains(&nodes["light"].as_u64().unwrap()), "{nodes}");
-    assert!(![14, 23].contains(&nodes["full"].as_u64().unwrap()), "{nodes}");
-    assert!(sim.terraform(&sched, &["destroy", "-auto-approve", "-no-color", "-input=false"]).status.success());
+    assert!(
+        sim.terraform(&sched, &["init", "-no-color", "-input=false"])
+            .status
+            .success()
+    );
+    let apply = sim.terraform(
+        &sched,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let nodes: Value =
+        serde_json::from_slice(&sim.terraform(&sched, &["output", "-json", "nodes"]).stdout)
+            .unwrap();
+    assert!(
+        [14, 23].contains(&nodes["light"].as_u64().unwrap()),
+        "{nodes}"
+    );
+    assert!(
+        ![14, 23].contains(&nodes["full"].as_u64().unwrap()),
+        "{nodes}"
+    );
+    assert!(
+        sim.terraform(
+            &sched,
+            &["destroy", "-auto-approve", "-no-color", "-input=false"]
+        )
+        .status
+        .success()
+    );
 }

@@ -34,10 +34,15 @@ pub struct Ctx<'a> {
 /// Fails for what the simulator does not model, at plan, never silently.
 pub fn simulated(type_name: &str, proposed: &Val) -> Result<()> {
     match type_name {
-        "grid_kubernetes" => bail!("grid_kubernetes is not simulated: use grid_deployment VMs (the k3s pattern does)"),
+        "grid_kubernetes" => bail!(
+            "grid_kubernetes is not simulated: use grid_deployment VMs (the k3s pattern does)"
+        ),
         "grid_deployment" => {
             for block in ["zdbs", "qsfs"] {
-                ensure!(proposed.get(block).list().is_empty(), "grid_deployment.{block} is not simulated");
+                ensure!(
+                    proposed.get(block).list().is_empty(),
+                    "grid_deployment.{block} is not simulated"
+                );
             }
             Ok(())
         }
@@ -58,24 +63,52 @@ pub fn plan(type_name: &str, prior: &Val, planned: &mut Val) {
                 && let Some(Val::List(vms)) = map.get_mut("vms")
             {
                 for vm in vms {
-                    for k in ["ip", "computedip", "computedip6", "mycelium_ip", "planetary_ip", "console_url"] {
+                    for k in [
+                        "ip",
+                        "computedip",
+                        "computedip6",
+                        "mycelium_ip",
+                        "planetary_ip",
+                        "console_url",
+                    ] {
                         vm.set(k, Val::Unknown);
                     }
                 }
             }
         }
-        "grid_network" if prior.get("nodes") != planned.get("nodes") || prior.get("add_wg_access") != planned.get("add_wg_access") => {
-            for k in ["nodes_ip_range", "node_deployment_id", "access_wg_config", "external_ip", "public_node_id"] {
+        "grid_network"
+            if prior.get("nodes") != planned.get("nodes")
+                || prior.get("add_wg_access") != planned.get("add_wg_access") =>
+        {
+            for k in [
+                "nodes_ip_range",
+                "node_deployment_id",
+                "access_wg_config",
+                "external_ip",
+                "public_node_id",
+            ] {
                 planned.set(k, Val::Unknown);
             }
         }
         "grid_scheduler" => {
-            let known: BTreeSet<String> = prior.get("nodes").map().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-            if planned.get("requests").list().iter().any(|r| !known.contains(&r.str_or_empty("name"))) {
+            let known: BTreeSet<String> = prior
+                .get("nodes")
+                .map()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            if planned
+                .get("requests")
+                .list()
+                .iter()
+                .any(|r| !known.contains(&r.str_or_empty("name")))
+            {
                 planned.set("nodes", Val::Unknown);
             }
         }
-        "grid_name_proxy" if prior.get("name") != planned.get("name") || prior.get("node") != planned.get("node") => {
+        "grid_name_proxy"
+            if prior.get("name") != planned.get("name")
+                || prior.get("node") != planned.get("node") =>
+        {
             for k in ["fqdn", "name_contract_id", "node_deployment_id", "id"] {
                 planned.set(k, Val::Unknown);
             }
@@ -94,15 +127,38 @@ pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -
         ("grid_network", false, true) => network_destroy(ctx, prior).await.map(|()| Val::Null),
         ("grid_deployment", true, false) => deployment_create(ctx, planned).await,
         ("grid_deployment", false, false) => deployment_update(ctx, prior, planned).await,
-        ("grid_deployment", false, true) => deployment_destroy(ctx, prior).await.map(|()| Val::Null),
-        ("grid_name_proxy" | "grid_fqdn_proxy", true, false) => proxy_create(ctx, type_name, planned).await,
+        ("grid_deployment", false, true) => {
+            deployment_destroy(ctx, prior).await.map(|()| Val::Null)
+        }
+        ("grid_name_proxy" | "grid_fqdn_proxy", true, false) => {
+            proxy_create(ctx, type_name, planned).await
+        }
         ("grid_name_proxy" | "grid_fqdn_proxy", false, false) => {
             // gateway workloads have no updater on the node
-            let same = ["backends", "tls_passthrough", "network", "name", "node", "fqdn"].iter().all(|k| prior.get(k) == planned.get(k));
-            ensure!(same, "workload '{}' does not support upgrade", if type_name == "grid_name_proxy" { "gateway-name-proxy" } else { "gateway-fqdn-proxy" });
+            let same = [
+                "backends",
+                "tls_passthrough",
+                "network",
+                "name",
+                "node",
+                "fqdn",
+            ]
+            .iter()
+            .all(|k| prior.get(k) == planned.get(k));
+            ensure!(
+                same,
+                "workload '{}' does not support upgrade",
+                if type_name == "grid_name_proxy" {
+                    "gateway-name-proxy"
+                } else {
+                    "gateway-fqdn-proxy"
+                }
+            );
             Ok(planned.clone())
         }
-        ("grid_name_proxy" | "grid_fqdn_proxy", false, true) => proxy_destroy(ctx, prior).await.map(|()| Val::Null),
+        ("grid_name_proxy" | "grid_fqdn_proxy", false, true) => {
+            proxy_destroy(ctx, prior).await.map(|()| Val::Null)
+        }
         (t, _, _) => bail!("{t} is not simulated"),
     }
 }
@@ -114,13 +170,18 @@ fn scheduler(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<Val> {
     let ledger = ctx.sim.read()?;
     // capacity taken by earlier requests of this apply
     let mut taken: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
-    let mut assigned: Vec<u32> = nodes.values().filter_map(Val::int).map(|n| n as u32).collect();
+    let mut assigned: Vec<u32> = nodes
+        .values()
+        .filter_map(Val::int)
+        .map(|n| n as u32)
+        .collect();
     for req in planned.get("requests").list() {
         let name = req.str_or_empty("name");
         if nodes.contains_key(&name) {
             continue; // sticky: a scheduled name keeps its node
         }
-        let node = schedule(&ledger, ctx.twin_id, req, &taken, &assigned).with_context(|| format!("couldn't schedule request {name}"))?;
+        let node = schedule(&ledger, ctx.twin_id, req, &taken, &assigned)
+            .with_context(|| format!("couldn't schedule request {name}"))?;
         let t = taken.entry(node).or_default();
         t.0 += req.int_or_zero("mru") as u64 * (1 << 20);
         t.1 += req.int_or_zero("sru") as u64 * (1 << 20);
@@ -129,23 +190,45 @@ fn scheduler(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<Val> {
         nodes.insert(name, Val::Int(i64::from(node)));
     }
     let mut state = planned.clone();
-    let id = prior.get("id").str().map(String::from).unwrap_or_else(|| now().to_string());
+    let id = prior
+        .get("id")
+        .str()
+        .map(String::from)
+        .unwrap_or_else(|| now().to_string());
     state.set("id", Val::string(id));
     state.set("nodes", Val::Map(nodes));
     Ok(state)
 }
 
 /// The first node (by id: the simulator is deterministic where the grid shuffles) that fits.
-fn schedule(ledger: &Ledger, _twin: u32, req: &Val, taken: &BTreeMap<u32, (u64, u64, u64)>, assigned: &[u32]) -> Result<u32> {
-    let full =
-        req.bool_or_false("yggdrasil") || req.bool_or_false("wireguard") || req.bool_or_false("public_config") || req.int_or_zero("public_ips_count") > 0;
+fn schedule(
+    ledger: &Ledger,
+    _twin: u32,
+    req: &Val,
+    taken: &BTreeMap<u32, (u64, u64, u64)>,
+    assigned: &[u32],
+) -> Result<u32> {
+    let full = req.bool_or_false("yggdrasil")
+        || req.bool_or_false("wireguard")
+        || req.bool_or_false("public_config")
+        || req.int_or_zero("public_ips_count") > 0;
     let mb = |k: &str| req.int_or_zero(k).max(0) as u64 * (1 << 20);
-    let exclude: Vec<i64> = req.get("node_exclude").list().iter().filter_map(Val::int).collect();
+    let exclude: Vec<i64> = req
+        .get("node_exclude")
+        .list()
+        .iter()
+        .filter_map(Val::int)
+        .collect();
     let farm = req.int_or_zero("farm_id");
     let ips = req.int_or_zero("public_ips_count").max(0) as usize;
     for n in &ledger.nodes {
         let (tm, ts, th) = taken.get(&n.node_id).copied().unwrap_or_default();
-        let free_ips = ledger.farms.iter().find(|f| f.farm_id == n.farm_id).map(|f| f.public_ips.values().filter(|h| **h == 0).count()).unwrap_or(0);
+        let free_ips = ledger
+            .farms
+            .iter()
+            .find(|f| f.farm_id == n.farm_id)
+            .map(|f| f.public_ips.values().filter(|h| **h == 0).count())
+            .unwrap_or(0);
         let fits = n.light != full
             && (farm == 0 || i64::from(n.farm_id) == farm)
             && !exclude.contains(&i64::from(n.node_id))
@@ -170,20 +253,28 @@ fn wg_genkey() -> Result<String> {
     let bytes = hex_bytes(&crate::ids::random_hex(32)?)?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&bytes);
-    Ok(base64::engine::general_purpose::STANDARD.encode(x25519_dalek::StaticSecret::from(key).to_bytes()))
+    Ok(base64::engine::general_purpose::STANDARD
+        .encode(x25519_dalek::StaticSecret::from(key).to_bytes()))
 }
 
 /// The public key of a base64 WireGuard private key.
 fn wg_pubkey(private: &str) -> Result<String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(private.trim()).context("a WireGuard key is not base64")?;
-    let key: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("a WireGuard key is not 32 bytes"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(private.trim())
+        .context("a WireGuard key is not base64")?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a WireGuard key is not 32 bytes"))?;
     let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(key));
     Ok(base64::engine::general_purpose::STANDARD.encode(public.as_bytes()))
 }
 
 fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
-    ensure!(hex.len() % 2 == 0, "odd number of hex digits");
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("not hex")).collect()
+    ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("not hex"))
+        .collect()
 }
 
 // --- the data plane ------------------------------------------------------------------------------
@@ -191,7 +282,9 @@ fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
 async fn sim_sh(sim: &SimDir, args: &[String], env: &[(&str, &str)]) -> Result<()> {
     let logs = sim.root.join("logs");
     crate::files::create_private_dir(&logs)?;
-    let mut cmd = Cmd::new(sim.script().to_string_lossy().into_owned()).args(args.iter().cloned()).io(Io::Log(logs.join("provider.log")));
+    let mut cmd = Cmd::new(sim.script().to_string_lossy().into_owned())
+        .args(args.iter().cloned())
+        .io(Io::Log(logs.join("provider.log")));
     for (k, v) in env {
         cmd = cmd.env(*k, *v);
     }
@@ -205,13 +298,20 @@ fn s(v: impl ToString) -> String {
 // --- grid_network --------------------------------------------------------------------------------
 
 fn octet_b(ip_range: &str) -> Result<u8> {
-    let addr: Ipv4Addr = ip_range.split('/').next().unwrap_or_default().parse().context("ip_range is not an IPv4 network")?;
+    let addr: Ipv4Addr = ip_range
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .context("ip_range is not an IPv4 network")?;
     Ok(addr.octets()[1])
 }
 
 /// The grid's access config, in its exact layout (sdk: workloads/network.go GenerateWGConfig).
 pub fn access_wg_config(net: &Network) -> Result<String> {
-    let Some(ext) = net.external else { return Ok(String::new()) };
+    let Some(ext) = net.external else {
+        return Ok(String::new());
+    };
     let b = octet_b(&net.ip_range)?;
     Ok(format!(
         "\n[Interface]\nAddress = 100.64.{b}.{ext}\nPrivateKey = {sk}\n[Peer]\nPublicKey = {pk}\nAllowedIPs = {range}, 100.64.0.0/16\nPersistentKeepalive = 25\nEndpoint = 198.18.{slot}.2:{port}\n\t",
@@ -226,11 +326,35 @@ pub fn access_wg_config(net: &Network) -> Result<String> {
 fn network_state(planned: &Val, net: &Network) -> Result<Val> {
     let mut state = planned.clone();
     state.set("id", Val::string(&net.id));
-    state.set("nodes_ip_range", node_map(net.nodes.iter().map(|(n, o)| (*n, *o)), |o| Val::string(format!("{}.{o}.0/24", range_prefix(&net.ip_range)))));
-    state.set("node_deployment_id", node_map(net.contracts.iter().map(|(n, c)| (*n, *c)), |c| Val::Int(c as i64)));
-    state.set("external_ip", Val::string(net.external.map(|e| format!("{}.{e}.0/24", range_prefix(&net.ip_range))).unwrap_or_default()));
+    state.set(
+        "nodes_ip_range",
+        node_map(net.nodes.iter().map(|(n, o)| (*n, *o)), |o| {
+            Val::string(format!("{}.{o}.0/24", range_prefix(&net.ip_range)))
+        }),
+    );
+    state.set(
+        "node_deployment_id",
+        node_map(net.contracts.iter().map(|(n, c)| (*n, *c)), |c| {
+            Val::Int(c as i64)
+        }),
+    );
+    state.set(
+        "external_ip",
+        Val::string(
+            net.external
+                .map(|e| format!("{}.{e}.0/24", range_prefix(&net.ip_range)))
+                .unwrap_or_default(),
+        ),
+    );
     state.set("external_sk", Val::string(&net.external_sk));
-    state.set("public_node_id", Val::Int(if net.external.is_some() { i64::from(net.access_node) } else { 0 }));
+    state.set(
+        "public_node_id",
+        Val::Int(if net.external.is_some() {
+            i64::from(net.access_node)
+        } else {
+            0
+        }),
+    );
     state.set("access_wg_config", Val::string(access_wg_config(net)?));
     Ok(state)
 }
@@ -253,20 +377,36 @@ fn network_nodes(planned: &Val) -> Vec<u32> {
 /// Checks and books a network in the ledger (contracts, octets, slot, keys).
 fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) -> Result<Network> {
     let name = planned.str_or_empty("name");
-    ensure!(name.len() <= 50, "network name '{name}' is longer than 50 characters");
+    ensure!(
+        name.len() <= 50,
+        "network name '{name}' is longer than 50 characters"
+    );
     let nodes = network_nodes(planned);
     ensure!(!nodes.is_empty(), "a network needs at least one node");
     for n in &nodes {
-        ensure!(l.node(*n).is_some(), "failed to get node features '{n}': node {n} not found");
+        ensure!(
+            l.node(*n).is_some(),
+            "failed to get node features '{n}': node {n} not found"
+        );
     }
     for (node, key) in planned.get("mycelium_keys").map().into_iter().flatten() {
         let len = key.str().map(|k| k.len() / 2).unwrap_or(0);
-        ensure!(key.str().is_some_and(|k| hex_bytes(k).is_ok()) && len == 32, "invalid mycelium key length {len} must be 32 or empty");
-        ensure!(nodes.iter().any(|n| n.to_string() == *node), "mycelium key for node {node}, which is not in the network's nodes");
+        ensure!(
+            key.str().is_some_and(|k| hex_bytes(k).is_ok()) && len == 32,
+            "invalid mycelium key length {len} must be 32 or empty"
+        );
+        ensure!(
+            nodes.iter().any(|n| n.to_string() == *node),
+            "mycelium key for node {node}, which is not in the network's nodes"
+        );
     }
     // another live network of this twin with the same name on one of these nodes
     for other in l.networks.values() {
-        if other.id != net.id && other.twin_id == ctx.twin_id && other.name == name && other.nodes.keys().any(|n| nodes.contains(n)) {
+        if other.id != net.id
+            && other.twin_id == ctx.twin_id
+            && other.name == name
+            && other.nodes.keys().any(|n| nodes.contains(n))
+        {
             bail!("sharable workload '{name}' is conflicting with another workload '{name}'");
         }
     }
@@ -276,7 +416,9 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     let mut used: BTreeSet<u8> = net.nodes.values().copied().collect();
     used.extend(net.external);
     fn next(used: &mut BTreeSet<u8>) -> Result<u8> {
-        let o = (2..=254u8).find(|o| !used.contains(o)).context("all 253 ranges of the network are used")?;
+        let o = (2..=254u8)
+            .find(|o| !used.contains(o))
+            .context("all 253 ranges of the network are used")?;
         used.insert(o);
         Ok(o)
     }
@@ -286,12 +428,20 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     if !wg {
         net.external = None;
     }
-    let wanted: BTreeMap<String, Val> = planned.get("nodes_ip_range").map().cloned().unwrap_or_default();
+    let wanted: BTreeMap<String, Val> = planned
+        .get("nodes_ip_range")
+        .map()
+        .cloned()
+        .unwrap_or_default();
     for n in &nodes {
         if net.nodes.contains_key(n) {
             continue;
         }
-        let given = wanted.get(&n.to_string()).and_then(Val::str).and_then(|r| r.split('.').nth(2)).and_then(|o| o.parse::<u8>().ok());
+        let given = wanted
+            .get(&n.to_string())
+            .and_then(Val::str)
+            .and_then(|r| r.split('.').nth(2))
+            .and_then(|o| o.parse::<u8>().ok());
         let o = match given {
             Some(o) if !used.contains(&o) => {
                 used.insert(o);
@@ -302,7 +452,12 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
         net.nodes.insert(*n, o);
     }
     // nodes no longer listed: cancel their part
-    let gone: Vec<u32> = net.nodes.keys().filter(|n| !nodes.contains(n)).copied().collect();
+    let gone: Vec<u32> = net
+        .nodes
+        .keys()
+        .filter(|n| !nodes.contains(n))
+        .copied()
+        .collect();
     for n in gone {
         net.nodes.remove(&n);
         if let Some(c) = net.contracts.remove(&n) {
@@ -325,8 +480,14 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
         // slots are this machine's: another simulator (another data dir) may hold some
         let taken: BTreeSet<u8> = l.networks.values().map(|n| n.slot).collect();
         net.slot = (1..=250u8)
-            .find(|s| *s < 200 && !taken.contains(s) && !std::path::Path::new(&format!("/run/netns/gsim-{s}")).exists())
-            .context("199 simulated networks exist on this machine already; `tfgrid-compose sim reset`")?;
+            .find(|s| {
+                *s < 200
+                    && !taken.contains(s)
+                    && !std::path::Path::new(&format!("/run/netns/gsim-{s}")).exists()
+            })
+            .context(
+                "199 simulated networks exist on this machine already; `tfgrid-compose sim reset`",
+            )?;
     }
     if net.access_port == 0 {
         net.access_port = 1024 + (u16::from(net.slot) * 127) % 31_000;
@@ -347,12 +508,42 @@ async fn network_up(ctx: &Ctx<'_>, net: &Network) -> Result<()> {
             range_prefix(&net.ip_range)
         );
         crate::files::write_atomic(&conf, text.as_bytes(), 0o600)?;
-        sim_sh(ctx.sim, &[s("net-up"), s(net.slot), s(b), s(ext), conf.to_string_lossy().into_owned()], &[]).await?;
+        sim_sh(
+            ctx.sim,
+            &[
+                s("net-up"),
+                s(net.slot),
+                s(b),
+                s(ext),
+                conf.to_string_lossy().into_owned(),
+            ],
+            &[],
+        )
+        .await?;
     } else {
         // no access point: the access node's namespace still routes between the node bridges
         let conf = ctx.sim.root.join(format!("net-{}.conf", net.slot));
-        crate::files::write_atomic(&conf, format!("[Interface]\nPrivateKey = {}\nListenPort = {}\n", net.access_key, net.access_port).as_bytes(), 0o600)?;
-        sim_sh(ctx.sim, &[s("net-up"), s(net.slot), s(b), s(1), conf.to_string_lossy().into_owned()], &[]).await?;
+        crate::files::write_atomic(
+            &conf,
+            format!(
+                "[Interface]\nPrivateKey = {}\nListenPort = {}\n",
+                net.access_key, net.access_port
+            )
+            .as_bytes(),
+            0o600,
+        )?;
+        sim_sh(
+            ctx.sim,
+            &[
+                s("net-up"),
+                s(net.slot),
+                s(b),
+                s(1),
+                conf.to_string_lossy().into_owned(),
+            ],
+            &[],
+        )
+        .await?;
     }
     for o in net.nodes.values() {
         sim_sh(ctx.sim, &[s("node-up"), s(net.slot), s(b), s(o)], &[]).await?;
@@ -379,7 +570,9 @@ async fn network_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
         contracts: BTreeMap::new(),
         used_ips: BTreeMap::new(),
     };
-    let net = ctx.sim.with_ledger(|l| network_book(l, ctx, planned, fresh))?;
+    let net = ctx
+        .sim
+        .with_ledger(|l| network_book(l, ctx, planned, fresh))?;
     if let Err(e) = network_up(ctx, &net).await {
         let _ = network_destroy_id(ctx, &id).await;
         return Err(e);
@@ -390,8 +583,13 @@ async fn network_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
 async fn network_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<Val> {
     let id = prior.str_or_empty("id");
     let net = ctx.sim.with_ledger(|l| {
-        let net = l.networks.get(&id).cloned().with_context(|| format!("network {id} is not on the grid any more (was `sim reset` run?)"))?;
-        ensure!(net.ip_range == planned.str_or_empty("ip_range"), "the ip_range of a deployed network cannot change");
+        let net = l.networks.get(&id).cloned().with_context(|| {
+            format!("network {id} is not on the grid any more (was `sim reset` run?)")
+        })?;
+        ensure!(
+            net.ip_range == planned.str_or_empty("ip_range"),
+            "the ip_range of a deployed network cannot change"
+        );
         network_book(l, ctx, planned, net)
     })?;
     network_up(ctx, &net).await?;
@@ -404,7 +602,9 @@ async fn network_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
 
 async fn network_destroy_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
     let (net, shared) = ctx.sim.with_ledger(|l| {
-        let Some(net) = l.networks.remove(id) else { return Ok((None, false)) };
+        let Some(net) = l.networks.remove(id) else {
+            return Ok((None, false));
+        };
         for c in net.contracts.values() {
             l.cancel(*c);
         }
@@ -413,7 +613,12 @@ async fn network_destroy_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
     })?;
     if let Some(net) = net {
         let keep = if shared { "1" } else { "0" };
-        sim_sh(ctx.sim, &[s("net-down"), s(net.slot), s(octet_b(&net.ip_range)?)], &[("KEEP_ROUTE", keep)]).await?;
+        sim_sh(
+            ctx.sim,
+            &[s("net-down"), s(net.slot), s(octet_b(&net.ip_range)?)],
+            &[("KEEP_ROUTE", keep)],
+        )
+        .await?;
         let _ = std::fs::remove_file(ctx.sim.root.join(format!("net-{}.conf", net.slot)));
     }
     Ok(())
@@ -421,7 +626,14 @@ async fn network_destroy_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
 
 fn uuid() -> Result<String> {
     let h = crate::ids::random_hex(16)?;
-    Ok(format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32]))
+    Ok(format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    ))
 }
 
 // --- grid_deployment -----------------------------------------------------------------------------
@@ -449,30 +661,58 @@ fn vm_bytes(vm: &Val) -> (u64, u64, u64) {
 /// Apply-time checks of the SDK and the node (names, memory, flist, unique names, ip).
 fn check_deployment(planned: &Val) -> Result<()> {
     let name = planned.str_or_empty("name");
-    ensure!(!name.is_empty() && name.len() <= 50, "deployment name '{name}' must be 1 to 50 characters");
+    ensure!(
+        !name.is_empty() && name.len() <= 50,
+        "deployment name '{name}' must be 1 to 50 characters"
+    );
     let mut names = BTreeSet::new();
     for vm in planned.get("vms").list() {
         let n = vm.str_or_empty("name");
-        ensure!(n.len() <= 36, "workload name '{n}' is longer than 36 characters (the node's limit)");
-        ensure!(names.insert(n.clone()), "multiple workloads with the same name '{n}'");
+        ensure!(
+            n.len() <= 36,
+            "workload name '{n}' is longer than 36 characters (the node's limit)"
+        );
+        ensure!(
+            names.insert(n.clone()),
+            "multiple workloads with the same name '{n}'"
+        );
         if vm.bool_or_false("publicip") {
-            ensure!(names.insert(format!("{n}ip")), "multiple workloads with the same name '{n}ip'");
+            ensure!(
+                names.insert(format!("{n}ip")),
+                "multiple workloads with the same name '{n}ip'"
+            );
         }
-        ensure!(vm.int_or_zero("memory") >= 250, "memory capacity can't be less that 250 MB");
+        ensure!(
+            vm.int_or_zero("memory") >= 250,
+            "memory capacity can't be less that 250 MB"
+        );
         let flist = vm.str_or_empty("flist");
-        ensure!(flist.ends_with(".flist") || flist.ends_with(".fl"), "flist: '{flist}' is invalid, should have a valid flist extension");
+        ensure!(
+            flist.ends_with(".flist") || flist.ends_with(".fl"),
+            "flist: '{flist}' is invalid, should have a valid flist extension"
+        );
         let seed = vm.str_or_empty("mycelium_ip_seed");
-        ensure!(seed.is_empty() || (hex_bytes(&seed).is_ok() && seed.len() == 12), "invalid mycelium ip seed length {} must be 6 or empty", seed.len() / 2);
+        ensure!(
+            seed.is_empty() || (hex_bytes(&seed).is_ok() && seed.len() == 12),
+            "invalid mycelium ip seed length {} must be 6 or empty",
+            seed.len() / 2
+        );
     }
     for d in planned.get("disks").list() {
         let n = d.str_or_empty("name");
-        ensure!(names.insert(n.clone()), "multiple workloads with the same name '{n}'");
+        ensure!(
+            names.insert(n.clone()),
+            "multiple workloads with the same name '{n}'"
+        );
     }
     Ok(())
 }
 
 fn vm_dir(sim: &SimDir, contract: u64, index: usize) -> String {
-    sim.vms().join(format!("c{contract}-{index}")).to_string_lossy().into_owned()
+    sim.vms()
+        .join(format!("c{contract}-{index}"))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Books the deployment: capacity, public IPs, VM addresses. `keep` holds addresses of VMs that
@@ -486,7 +726,10 @@ fn book_deployment(
 ) -> Result<(u64, Network, u8, Vec<VmPlan>)> {
     check_deployment(planned)?;
     let node_id = planned.int_or_zero("node") as u32;
-    let node = l.node(node_id).cloned().with_context(|| format!("node {node_id} not found"))?;
+    let node = l
+        .node(node_id)
+        .cloned()
+        .with_context(|| format!("node {node_id} not found"))?;
     let network_name = planned.str_or_empty("network_name");
     let vms = planned.get("vms").list();
     let net = l
@@ -508,9 +751,18 @@ fn book_deployment(
         sru += d.int_or_zero("size").max(0) as u64 * GIB;
     }
     // on an update, what the contract already holds is counted as free
-    let (held_c, held_m, held_s) = contract.and_then(|c| l.contracts.get(&c)).map(|c| (c.cru, c.mru, c.sru)).unwrap_or_default();
-    let free_m = node.total.mru.saturating_sub(node.used.mru - held_m.min(node.used.mru));
-    let free_s = node.total.sru.saturating_sub(node.used.sru - held_s.min(node.used.sru));
+    let (held_c, held_m, held_s) = contract
+        .and_then(|c| l.contracts.get(&c))
+        .map(|c| (c.cru, c.mru, c.sru))
+        .unwrap_or_default();
+    let free_m = node
+        .total
+        .mru
+        .saturating_sub(node.used.mru - held_m.min(node.used.mru));
+    let free_s = node
+        .total
+        .sru
+        .saturating_sub(node.used.sru - held_s.min(node.used.sru));
     if mru > free_m || sru > free_s {
         bail!(
             "node {node_id} does not have enough resources. needed: [mru: {mru}, sru: {sru}, hru: 0], free: [mru: {free_m}, sru: {free_s}, hru: {}]",
@@ -527,7 +779,11 @@ fn book_deployment(
     };
     // addresses
     let range = format!("{}.{octet}", range_prefix(&net.ip_range));
-    let mut used: BTreeSet<u8> = net.used_ips.get(&node_id).map(|v| v.iter().copied().collect()).unwrap_or_default();
+    let mut used: BTreeSet<u8> = net
+        .used_ips
+        .get(&node_id)
+        .map(|v| v.iter().copied().collect())
+        .unwrap_or_default();
     let mut plans = Vec::new();
     let mut public_ips = Vec::new();
     for (index, vm) in vms.iter().enumerate() {
@@ -537,13 +793,23 @@ fn book_deployment(
         } else {
             let wanted = vm.str_or_empty("ip");
             let h = if wanted.is_empty() {
-                (2..=254u8).find(|h| !used.contains(h)).context("all 253 ips of the network are exhausted")?
+                (2..=254u8)
+                    .find(|h| !used.contains(h))
+                    .context("all 253 ips of the network are exhausted")?
             } else {
-                let ip: Ipv4Addr = wanted.parse().with_context(|| format!("invalid ip '{wanted}'"))?;
+                let ip: Ipv4Addr = wanted
+                    .parse()
+                    .with_context(|| format!("invalid ip '{wanted}'"))?;
                 let o = ip.octets();
-                ensure!(format!("{}.{}.{}", o[0], o[1], o[2]) == range, "deployment ip range '{range}.0/24' doesn't contain ip '{wanted}' for vm '{name}'");
+                ensure!(
+                    format!("{}.{}.{}", o[0], o[1], o[2]) == range,
+                    "deployment ip range '{range}.0/24' doesn't contain ip '{wanted}' for vm '{name}'"
+                );
                 ensure!(o[3] != 1, "ip {wanted} is reserved");
-                ensure!(!used.contains(&o[3]), "ip {wanted} is already used on node {node_id}");
+                ensure!(
+                    !used.contains(&o[3]),
+                    "ip {wanted} is already used on node {node_id}"
+                );
                 o[3]
             };
             used.insert(h);
@@ -553,12 +819,18 @@ fn book_deployment(
             match kept_ip {
                 Some(ip) => Some(ip),
                 None => {
-                    let farm = l.farms.iter_mut().find(|f| f.farm_id == node.farm_id).context("the node's farm is missing")?;
+                    let farm = l
+                        .farms
+                        .iter_mut()
+                        .find(|f| f.farm_id == node.farm_id)
+                        .context("the node's farm is missing")?;
                     let ip = farm
                         .public_ips
                         .iter_mut()
                         .find(|(ip, holder)| **holder == 0 && !routed_here(ip))
-                        .with_context(|| format!("farm {} does not have enough public ips", node.farm_id))?;
+                        .with_context(|| {
+                            format!("farm {} does not have enough public ips", node.farm_id)
+                        })?;
                     *ip.1 = id;
                     Some(ip.0.clone())
                 }
@@ -567,7 +839,12 @@ fn book_deployment(
             None
         };
         public_ips.extend(public_ip.clone());
-        plans.push(VmPlan { index, name, host, public_ip });
+        plans.push(VmPlan {
+            index,
+            name,
+            host,
+            public_ip,
+        });
     }
     if let Some(n) = l.networks.get_mut(&net.id) {
         n.used_ips.insert(node_id, used.into_iter().collect());
@@ -595,14 +872,36 @@ fn mycelium_ip(net_key: &str, seed: &str) -> String {
     // x25519 + blake3; the simulator only needs a stable, well-formed address)
     let h = crate::sim::ledger::hash_hex(net_key);
     let first = 0x04 | (u8::from_str_radix(&h[0..2], 16).unwrap_or(0) & 1);
-    format!("{first:x}{}:{}:{}:{}:ff0f:{}:{}:{}", &h[2..4], &h[4..8], &h[8..12], &h[12..16], &seed[0..4], &seed[4..8], &seed[8..12])
+    format!(
+        "{first:x}{}:{}:{}:{}:ff0f:{}:{}:{}",
+        &h[2..4],
+        &h[4..8],
+        &h[8..12],
+        &h[12..16],
+        &seed[0..4],
+        &seed[4..8],
+        &seed[8..12]
+    )
 }
 
-async fn start_vms(ctx: &Ctx<'_>, planned: &Val, id: u64, net: &Network, octet: u8, plans: &[VmPlan], only: &BTreeSet<String>) -> Result<()> {
+async fn start_vms(
+    ctx: &Ctx<'_>,
+    planned: &Val,
+    id: u64,
+    net: &Network,
+    octet: u8,
+    plans: &[VmPlan],
+    only: &BTreeSet<String>,
+) -> Result<()> {
     let prefix = range_prefix(&net.ip_range);
     for p in plans.iter().filter(|p| only.contains(&p.name)) {
         let vm = &planned.get("vms").list()[p.index];
-        let key = vm.get("env_vars").get("SSH_KEY").str().unwrap_or_default().to_string();
+        let key = vm
+            .get("env_vars")
+            .get("SSH_KEY")
+            .str()
+            .unwrap_or_default()
+            .to_string();
         let mut args = vec![
             s("vm-up"),
             vm_dir(ctx.sim, id, p.index),
@@ -615,8 +914,14 @@ async fn start_vms(ctx: &Ctx<'_>, planned: &Val, id: u64, net: &Network, octet: 
         if let Some(ip) = &p.public_ip {
             args.push(ip.split('/').next().unwrap_or_default().to_string());
         }
-        let key = if key.is_empty() { "ssh-ed25519 AAAA-no-SSH_KEY-was-given".to_string() } else { key };
-        sim_sh(ctx.sim, &args, &[("VM_SSH_KEY", &key)]).await.with_context(|| format!("starting VM {}", p.name))?;
+        let key = if key.is_empty() {
+            "ssh-ed25519 AAAA-no-SSH_KEY-was-given".to_string()
+        } else {
+            key
+        };
+        sim_sh(ctx.sim, &args, &[("VM_SSH_KEY", &key)])
+            .await
+            .with_context(|| format!("starting VM {}", p.name))?;
     }
     Ok(())
 }
@@ -632,11 +937,38 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
         let vm = &mut vms[p.index];
         let seed = vm.str_or_empty("mycelium_ip_seed");
         vm.set("ip", Val::string(format!("{prefix}.{octet}.{}", p.host)));
-        vm.set("computedip", Val::string(p.public_ip.clone().unwrap_or_default()));
-        vm.set("computedip6", Val::string(if vm.bool_or_false("publicip6") { format!("2001:db8:{octet:x}::{:x}/64", p.host) } else { String::new() }));
-        vm.set("planetary_ip", Val::string(if vm.bool_or_false("planetary") { format!("300:db8:{octet:x}::{:x}", p.host) } else { String::new() }));
-        vm.set("mycelium_ip", Val::string(if seed.len() == 12 { mycelium_ip(&format!("{}-{}", net.id, octet), &seed) } else { String::new() }));
-        vm.set("console_url", Val::string(format!("{prefix}.{octet}.1:{}", 20_000 + u32::from(p.host))));
+        vm.set(
+            "computedip",
+            Val::string(p.public_ip.clone().unwrap_or_default()),
+        );
+        vm.set(
+            "computedip6",
+            Val::string(if vm.bool_or_false("publicip6") {
+                format!("2001:db8:{octet:x}::{:x}/64", p.host)
+            } else {
+                String::new()
+            }),
+        );
+        vm.set(
+            "planetary_ip",
+            Val::string(if vm.bool_or_false("planetary") {
+                format!("300:db8:{octet:x}::{:x}", p.host)
+            } else {
+                String::new()
+            }),
+        );
+        vm.set(
+            "mycelium_ip",
+            Val::string(if seed.len() == 12 {
+                mycelium_ip(&format!("{}-{}", net.id, octet), &seed)
+            } else {
+                String::new()
+            }),
+        );
+        vm.set(
+            "console_url",
+            Val::string(format!("{prefix}.{octet}.1:{}", 20_000 + u32::from(p.host))),
+        );
         vm.set("node", node.clone());
     }
     state.set("vms", Val::List(vms));
@@ -644,7 +976,9 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
 }
 
 async fn deployment_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
-    let (id, net, octet, plans) = ctx.sim.with_ledger(|l| book_deployment(l, ctx, planned, None, &BTreeMap::new()))?;
+    let (id, net, octet, plans) = ctx
+        .sim
+        .with_ledger(|l| book_deployment(l, ctx, planned, None, &BTreeMap::new()))?;
     let all: BTreeSet<String> = plans.iter().map(|p| p.name.clone()).collect();
     if let Err(e) = start_vms(ctx, planned, id, &net, octet, &plans, &all).await {
         // the SDK cancels a contract whose deployment failed
@@ -655,17 +989,37 @@ async fn deployment_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
 }
 
 /// What of a VM may not change in place (zos: `zmachine` has no updater).
-const VM_FIXED: &[&str] =
-    &["flist", "cpu", "memory", "rootfs_size", "entrypoint", "env_vars", "mycelium_ip_seed", "planetary", "publicip", "publicip6", "corex", "gpus"];
+const VM_FIXED: &[&str] = &[
+    "flist",
+    "cpu",
+    "memory",
+    "rootfs_size",
+    "entrypoint",
+    "env_vars",
+    "mycelium_ip_seed",
+    "planetary",
+    "publicip",
+    "publicip6",
+    "corex",
+    "gpus",
+];
 
 async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<Val> {
-    let old_id: u64 = prior.str_or_empty("id").parse().context("the deployment's id is not a contract id")?;
+    let old_id: u64 = prior
+        .str_or_empty("id")
+        .parse()
+        .context("the deployment's id is not a contract id")?;
     if prior.get("node") != planned.get("node") {
         // the provider cancels the old contract first, then deploys on the new node
         cancel_deployment(ctx, old_id).await?;
         return deployment_create(ctx, planned).await;
     }
-    let before: BTreeMap<String, &Val> = prior.get("vms").list().iter().map(|v| (v.str_or_empty("name"), v)).collect();
+    let before: BTreeMap<String, &Val> = prior
+        .get("vms")
+        .list()
+        .iter()
+        .map(|v| (v.str_or_empty("name"), v))
+        .collect();
     let mut keep = BTreeMap::new();
     for vm in planned.get("vms").list() {
         let name = vm.str_or_empty("name");
@@ -687,22 +1041,41 @@ async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<
                             planned.int_or_zero("node")
                         );
                     }
-                    bail!("workload 'zmachine' does not support upgrade (vm '{name}': {k} changed; rename the VM or replace the resource)");
+                    bail!(
+                        "workload 'zmachine' does not support upgrade (vm '{name}': {k} changed; rename the VM or replace the resource)"
+                    );
                 }
             }
-            let host: u8 = old.str_or_empty("ip").rsplit('.').next().and_then(|h| h.parse().ok()).unwrap_or(0);
+            let host: u8 = old
+                .str_or_empty("ip")
+                .rsplit('.')
+                .next()
+                .and_then(|h| h.parse().ok())
+                .unwrap_or(0);
             let public = Some(old.str_or_empty("computedip")).filter(|p| !p.is_empty());
             keep.insert(name, (host, public));
         }
     }
     // stop removed VMs first
-    let removed: Vec<usize> = prior.get("vms").list().iter().enumerate().filter(|(_, v)| !keep.contains_key(&v.str_or_empty("name"))).map(|(i, _)| i).collect();
+    let removed: Vec<usize> = prior
+        .get("vms")
+        .list()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !keep.contains_key(&v.str_or_empty("name")))
+        .map(|(i, _)| i)
+        .collect();
     for i in &removed {
         sim_sh(ctx.sim, &[s("vm-down"), vm_dir(ctx.sim, old_id, *i)], &[]).await?;
     }
     // VM folders are named by list index: move kept VMs whose index changed is not supported
     for (i, vm) in planned.get("vms").list().iter().enumerate() {
-        if let Some(old_index) = prior.get("vms").list().iter().position(|o| o.str_or_empty("name") == vm.str_or_empty("name")) {
+        if let Some(old_index) = prior
+            .get("vms")
+            .list()
+            .iter()
+            .position(|o| o.str_or_empty("name") == vm.str_or_empty("name"))
+        {
             ensure!(
                 old_index == i,
                 "vm '{}' moved in the vms list; the simulator keeps VMs at their index (remove and add it under a new name)",
@@ -710,19 +1083,34 @@ async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<
             );
         }
     }
-    let (id, net, octet, plans) = ctx.sim.with_ledger(|l| {
-        // free the addresses of removed VMs
-        let node_id = planned.int_or_zero("node") as u32;
-        if let Some(n) = l.networks.values_mut().find(|n| n.twin_id == ctx.twin_id && n.name == planned.str_or_empty("network_name")) {
-            let gone: Vec<u8> =
-                removed.iter().filter_map(|i| prior.get("vms").list()[*i].str_or_empty("ip").rsplit('.').next().and_then(|h| h.parse().ok())).collect();
-            if let Some(used) = n.used_ips.get_mut(&node_id) {
-                used.retain(|h| !gone.contains(h));
+    let (id, net, octet, plans) =
+        ctx.sim.with_ledger(|l| {
+            // free the addresses of removed VMs
+            let node_id = planned.int_or_zero("node") as u32;
+            if let Some(n) = l.networks.values_mut().find(|n| {
+                n.twin_id == ctx.twin_id && n.name == planned.str_or_empty("network_name")
+            }) {
+                let gone: Vec<u8> = removed
+                    .iter()
+                    .filter_map(|i| {
+                        prior.get("vms").list()[*i]
+                            .str_or_empty("ip")
+                            .rsplit('.')
+                            .next()
+                            .and_then(|h| h.parse().ok())
+                    })
+                    .collect();
+                if let Some(used) = n.used_ips.get_mut(&node_id) {
+                    used.retain(|h| !gone.contains(h));
+                }
             }
-        }
-        book_deployment(l, ctx, planned, Some(old_id), &keep)
-    })?;
-    let new: BTreeSet<String> = plans.iter().map(|p| p.name.clone()).filter(|n| !keep.contains_key(n)).collect();
+            book_deployment(l, ctx, planned, Some(old_id), &keep)
+        })?;
+    let new: BTreeSet<String> = plans
+        .iter()
+        .map(|p| p.name.clone())
+        .filter(|n| !keep.contains_key(n))
+        .collect();
     start_vms(ctx, planned, id, &net, octet, &plans, &new).await?;
     Ok(deployment_state(planned, id, &net, octet, &plans))
 }
@@ -750,11 +1138,15 @@ fn check_backends(planned: &Val) -> Result<()> {
     let b = backends[0].str().unwrap_or_default();
     let passthrough = planned.bool_or_false("tls_passthrough");
     let host = if passthrough {
-        let (h, port) = b.rsplit_once(':').context("a passthrough backend is <ip>:<port>")?;
+        let (h, port) = b
+            .rsplit_once(':')
+            .context("a passthrough backend is <ip>:<port>")?;
         ensure!(port.parse::<u16>().is_ok(), "invalid port in backend: {b}");
         h.trim_matches(['[', ']'])
     } else {
-        let rest = b.strip_prefix("http://").with_context(|| format!("scheme expected to be http, got backend {b}"))?;
+        let rest = b
+            .strip_prefix("http://")
+            .with_context(|| format!("scheme expected to be http, got backend {b}"))?;
         let hostport = rest.split('/').next().unwrap_or_default();
         match hostport.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
@@ -764,7 +1156,9 @@ fn check_backends(planned: &Val) -> Result<()> {
             _ => hostport,
         }
     };
-    let ip: std::net::IpAddr = host.parse().map_err(|_| anyhow::anyhow!("invalid ip address in backend: {host}"))?;
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid ip address in backend: {host}"))?;
     ensure!(!ip.is_loopback(), "invalid ip address in backend: {host}");
     Ok(())
 }
@@ -776,7 +1170,9 @@ fn gateway_dir(sim: &SimDir, node: u32) -> std::path::PathBuf {
 
 /// True when this machine has a route to exactly this address (`a.b.c.d` or `a.b.c.d/len`).
 fn routed_here(ip: &str) -> bool {
-    let Ok(addr) = ip.split('/').next().unwrap_or_default().parse::<Ipv4Addr>() else { return false };
+    let Ok(addr) = ip.split('/').next().unwrap_or_default().parse::<Ipv4Addr>() else {
+        return false;
+    };
     crate::host::ipv4_routes().contains(&(addr, 32))
 }
 
@@ -794,7 +1190,9 @@ fn gateway_block(node: u32) -> u32 {
 async fn gateway_sync(sim: &SimDir, node: u32) -> Result<()> {
     let dir = gateway_dir(sim, node);
     let conf = dir.join("nginx.conf").to_string_lossy().into_owned();
-    let sites = std::fs::read_dir(dir.join("sites")).map(|d| d.flatten().count()).unwrap_or(0);
+    let sites = std::fs::read_dir(dir.join("sites"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
     if sites == 0 {
         if dir.exists() {
             sim_sh(sim, &[s("gw-down"), s(node), gateway_ip(node), conf], &[]).await?;
@@ -809,7 +1207,13 @@ async fn gateway_sync(sim: &SimDir, node: u32) -> Result<()> {
         );
     }
     let d = dir.to_string_lossy();
-    for sub in ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"] {
+    for sub in [
+        "tmp/body",
+        "tmp/proxy",
+        "tmp/fastcgi",
+        "tmp/uwsgi",
+        "tmp/scgi",
+    ] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let text = format!(
@@ -831,7 +1235,18 @@ http {{
 "
     );
     crate::files::write_if_changed(&dir.join("nginx.conf"), text.as_bytes(), 0o644)?;
-    sim_sh(sim, &[s("gw-up"), s(node), s(gateway_block(node)), gateway_ip(node), conf], &[]).await
+    sim_sh(
+        sim,
+        &[
+            s("gw-up"),
+            s(node),
+            s(gateway_block(node)),
+            gateway_ip(node),
+            conf,
+        ],
+        &[],
+    )
+    .await
 }
 
 /// The data plane of a proxy: its nginx site on the gateway node, a route into its network.
@@ -839,7 +1254,13 @@ async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
     let node = state.int_or_zero("node") as u32;
     let id = state.str_or_empty("id");
     let fqdn = state.str_or_empty("fqdn");
-    let backend = state.get("backends").list().first().and_then(Val::str).unwrap_or_default().to_string();
+    let backend = state
+        .get("backends")
+        .list()
+        .first()
+        .and_then(Val::str)
+        .unwrap_or_default()
+        .to_string();
     let network = state.str_or_empty("network");
     let link = if network.is_empty() {
         None
@@ -851,7 +1272,10 @@ async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
             .find(|n| n.twin_id == ctx.twin_id && n.name == network)
             .with_context(|| format!("network '{network}' not found for this twin"))?
             .clone();
-        ensure!(net.nodes.contains_key(&node), "network '{network}' does not include the gateway node {node}: add it to the network's nodes");
+        ensure!(
+            net.nodes.contains_key(&node),
+            "network '{network}' does not include the gateway node {node}: add it to the network's nodes"
+        );
         Some(net)
     };
     let sites = gateway_dir(ctx.sim, node).join("sites");
@@ -879,7 +1303,17 @@ async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
     crate::files::write_if_changed(&sites.join(format!("{id}.conf")), site.as_bytes(), 0o644)?;
     gateway_sync(ctx.sim, node).await?;
     if let Some(net) = link {
-        sim_sh(ctx.sim, &[s("gw-link"), s(node), s(net.slot), s(octet_b(&net.ip_range)?)], &[]).await?;
+        sim_sh(
+            ctx.sim,
+            &[
+                s("gw-link"),
+                s(node),
+                s(net.slot),
+                s(octet_b(&net.ip_range)?),
+            ],
+            &[],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -953,19 +1387,34 @@ async fn proxy_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
         Ok(())
     })?;
     let node = prior.int_or_zero("node") as u32;
-    let _ = std::fs::remove_file(gateway_dir(ctx.sim, node).join("sites").join(format!("{id}.conf")));
+    let _ = std::fs::remove_file(
+        gateway_dir(ctx.sim, node)
+            .join("sites")
+            .join(format!("{id}.conf")),
+    );
     gateway_sync(ctx.sim, node).await
 }
 
 /// `data "grid_gateway_domain"`: `<name>.<the node's domain>`, without reserving the name.
 pub fn read_data_source(sim: &SimDir, type_name: &str, config: &Val) -> Result<Val> {
-    ensure!(type_name == "grid_gateway_domain", "data source {type_name} is not simulated");
+    ensure!(
+        type_name == "grid_gateway_domain",
+        "data source {type_name} is not simulated"
+    );
     let node_id = config.int_or_zero("node") as u32;
     let ledger = sim.read()?;
-    let node = ledger.node(node_id).with_context(|| format!("couldn't get node {node_id} public config"))?;
-    let domain = node.domain.clone().with_context(|| format!("node {node_id} doesn't contain a domain in its public config"))?;
+    let node = ledger
+        .node(node_id)
+        .with_context(|| format!("couldn't get node {node_id} public config"))?;
+    let domain = node
+        .domain
+        .clone()
+        .with_context(|| format!("node {node_id} doesn't contain a domain in its public config"))?;
     let mut state = config.clone();
-    state.set("fqdn", Val::string(format!("{}.{domain}", config.str_or_empty("name"))));
+    state.set(
+        "fqdn",
+        Val::string(format!("{}.{domain}", config.str_or_empty("name"))),
+    );
     state.set("id", Val::string(now().to_string()));
     Ok(state)
 }
@@ -1000,7 +1449,11 @@ mod tests {
         assert_eq!(lines[3], format!("PrivateKey = {key}"));
         assert_eq!(lines[6], "AllowedIPs = 10.1.0.0/16, 100.64.0.0/16");
         assert_eq!(lines[8], "Endpoint = 198.18.1.2:1151");
-        assert_eq!(*lines.last().unwrap(), "\t", "a last line holding only a tab");
+        assert_eq!(
+            *lines.last().unwrap(),
+            "\t",
+            "a last line holding only a tab"
+        );
         assert_eq!(wg_pubkey(&key).unwrap().len(), 44);
     }
 
@@ -1016,22 +1469,44 @@ mod tests {
             ]))
         };
         let light = schedule(&l, 1, &req(false), &BTreeMap::new(), &[]).unwrap();
-        assert!(l.node(light).unwrap().light, "no feature asked: a zos-light node");
+        assert!(
+            l.node(light).unwrap().light,
+            "no feature asked: a zos-light node"
+        );
         let full = schedule(&l, 1, &req(true), &BTreeMap::new(), &[]).unwrap();
         assert!(!l.node(full).unwrap().light);
         let mut huge = req(true);
         huge.set("mru", Val::Int(10_000_000));
-        assert_eq!(schedule(&l, 1, &huge, &BTreeMap::new(), &[]).unwrap_err().to_string(), "couldn't find a node satisfying the given requirements");
+        assert_eq!(
+            schedule(&l, 1, &huge, &BTreeMap::new(), &[])
+                .unwrap_err()
+                .to_string(),
+            "couldn't find a node satisfying the given requirements"
+        );
     }
 
     #[test]
     fn backends_follow_the_grids_formats() {
-        let p =
-            |b: &str, pass: bool| Val::Map(BTreeMap::from([("backends".into(), Val::List(vec![Val::string(b)])), ("tls_passthrough".into(), Val::Bool(pass))]));
+        let p = |b: &str, pass: bool| {
+            Val::Map(BTreeMap::from([
+                ("backends".into(), Val::List(vec![Val::string(b)])),
+                ("tls_passthrough".into(), Val::Bool(pass)),
+            ]))
+        };
         assert!(check_backends(&p("http://10.1.3.2:8080", false)).is_ok());
         assert!(check_backends(&p("10.1.3.2:443", true)).is_ok());
-        assert_eq!(check_backends(&p("https://10.1.3.2", false)).unwrap_err().to_string(), "scheme expected to be http, got backend https://10.1.3.2");
-        assert!(check_backends(&p("http://example.com", false)).unwrap_err().to_string().contains("invalid ip address"));
+        assert_eq!(
+            check_backends(&p("https://10.1.3.2", false))
+                .unwrap_err()
+                .to_string(),
+            "scheme expected to be http, got backend https://10.1.3.2"
+        );
+        assert!(
+            check_backends(&p("http://example.com", false))
+                .unwrap_err()
+                .to_string()
+                .contains("invalid ip address")
+        );
         assert!(check_backends(&p("http://127.0.0.1", false)).is_err());
     }
 }

@@ -59,7 +59,10 @@ pub struct NestedBlock {
 /// The parsed schema (parsed once).
 pub fn schemas() -> &'static SchemaFile {
     static SCHEMA: OnceLock<SchemaFile> = OnceLock::new();
-    SCHEMA.get_or_init(|| serde_json::from_str(include_str!("schema.json")).expect("the embedded provider schema parses"))
+    SCHEMA.get_or_init(|| {
+        serde_json::from_str(include_str!("schema.json"))
+            .expect("the embedded provider schema parses")
+    })
 }
 
 impl Block {
@@ -119,7 +122,9 @@ impl Block {
             let v = value.get(name);
             let conformed = match (nb.nesting_mode.as_str(), v) {
                 ("single" | "group", v) => nb.block.conform(v),
-                (_, Val::List(items)) => Val::List(items.iter().map(|i| nb.block.conform(i)).collect()),
+                (_, Val::List(items)) => {
+                    Val::List(items.iter().map(|i| nb.block.conform(i)).collect())
+                }
                 (_, Val::Unknown) => Val::Unknown,
                 _ => Val::List(Vec::new()),
             };
@@ -139,7 +144,9 @@ impl Block {
         }
         for (name, nb) in &self.block_types {
             match map.get_mut(name) {
-                Some(Val::List(items)) => items.iter_mut().for_each(|i| nb.block.mark_computed_unknown(i)),
+                Some(Val::List(items)) => items
+                    .iter_mut()
+                    .for_each(|i| nb.block.mark_computed_unknown(i)),
                 Some(v @ Val::Map(_)) => nb.block.mark_computed_unknown(v),
                 _ => {}
             }
@@ -157,7 +164,9 @@ impl Block {
         }
         for (name, nb) in &self.block_types {
             match map.get_mut(name) {
-                Some(Val::List(items)) => items.iter_mut().for_each(|i| nb.block.settle_unknowns(i)),
+                Some(Val::List(items)) => {
+                    items.iter_mut().for_each(|i| nb.block.settle_unknowns(i))
+                }
                 Some(v @ Val::Map(_)) => nb.block.settle_unknowns(v),
                 _ => {}
             }
@@ -170,7 +179,11 @@ fn zero_of(ty: &serde_json::Value) -> Val {
         serde_json::Value::String(t) if t == "string" => Val::string(""),
         serde_json::Value::String(t) if t == "number" => Val::Int(0),
         serde_json::Value::String(t) if t == "bool" => Val::Bool(false),
-        serde_json::Value::Array(parts) if parts.first().and_then(|p| p.as_str()) == Some("map") => Val::Map(BTreeMap::new()),
+        serde_json::Value::Array(parts)
+            if parts.first().and_then(|p| p.as_str()) == Some("map") =>
+        {
+            Val::Map(BTreeMap::new())
+        }
         serde_json::Value::Array(_) => Val::List(Vec::new()),
         _ => Val::Null,
     }
@@ -261,12 +274,16 @@ pub fn validate(type_name: &str, config: &Val) -> Vec<Invalid> {
             targets = targets
                 .into_iter()
                 .flat_map(|(path, v)| {
-                    v.get(block).list().iter().enumerate().map(move |(i, item)| {
-                        let mut p = path.clone();
-                        p.push(PathStep::Attr(block.to_string()));
-                        p.push(PathStep::Index(i as i64));
-                        (p, item)
-                    })
+                    v.get(block)
+                        .list()
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, item)| {
+                            let mut p = path.clone();
+                            p.push(PathStep::Attr(block.to_string()));
+                            p.push(PathStep::Index(i as i64));
+                            (p, item)
+                        })
                 })
                 .collect();
         }
@@ -288,19 +305,23 @@ fn check_one(check: &Check, k: &str, v: &Val) -> Option<String> {
     match check {
         Check::Name => {
             let s = v.str()?;
-            (!valid_name(s)).then(|| format!("invalid value for {k} (must match ^[a-zA-Z0-9_]+$), got: {s}"))
+            (!valid_name(s))
+                .then(|| format!("invalid value for {k} (must match ^[a-zA-Z0-9_]+$), got: {s}"))
         }
         Check::IntBetween(lo, hi) => {
             let n = v.int()?;
-            (n < *lo || n > *hi).then(|| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))
+            (n < *lo || n > *hi)
+                .then(|| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))
         }
         Check::IntBetweenWhenSet(lo, hi) => {
             let n = v.int()?;
-            (n != 0 && (n < *lo || n > *hi)).then(|| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))
+            (n != 0 && (n < *lo || n > *hi))
+                .then(|| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))
         }
         Check::IpAddress => {
             let s = v.str()?;
-            (!s.is_empty() && s.parse::<IpAddr>().is_err()).then(|| format!("expected {k} to contain a valid IP, got: {s}"))
+            (!s.is_empty() && s.parse::<IpAddr>().is_err())
+                .then(|| format!("expected {k} to contain a valid IP, got: {s}"))
         }
         Check::Cidr16 => {
             let s = v.str()?;
@@ -308,18 +329,27 @@ fn check_one(check: &Check, k: &str, v: &Val) -> Option<String> {
         }
         Check::OneOf(allowed) => {
             let s = v.str()?;
-            (!allowed.contains(&s)).then(|| format!("expected {k} to be one of {allowed:?}, got {s}"))
+            (!allowed.contains(&s))
+                .then(|| format!("expected {k} to be one of {allowed:?}, got {s}"))
         }
         Check::UrlScheme(scheme) => {
             let s = v.str()?;
-            (!s.is_empty() && !s.starts_with(&format!("{scheme}://"))).then(|| format!("expected {k} to have a url with schema of: \"{scheme}\", got {s}"))
+            (!s.is_empty() && !s.starts_with(&format!("{scheme}://"))).then(|| {
+                format!("expected {k} to have a url with schema of: \"{scheme}\", got {s}")
+            })
         }
         Check::NotEmpty => {
             let s = v.str()?;
-            s.is_empty().then(|| format!("expected \"{k}\" to not be an empty string"))
+            s.is_empty()
+                .then(|| format!("expected \"{k}\" to not be an empty string"))
         }
         Check::Gpu => {
-            let bad: Vec<&str> = v.list().iter().filter_map(Val::str).filter(|g| !gpu_id(g)).collect();
+            let bad: Vec<&str> = v
+                .list()
+                .iter()
+                .filter_map(Val::str)
+                .filter(|g| !gpu_id(g))
+                .collect();
             (!bad.is_empty()).then(|| format!("invalid value for {k} (must match ^[A-Za-z0-9:.]+/[A-Za-z0-9]+/[A-Za-z0-9]+$), got: {}", bad.join(", ")))
         }
     }
@@ -329,14 +359,22 @@ fn gpu_id(s: &str) -> bool {
     let parts: Vec<&str> = s.split('/').collect();
     parts.len() == 3
         && !parts[0].is_empty()
-        && parts[0].bytes().all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'.')
-        && parts[1..].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && parts[0]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'.')
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Why `s` is not an IPv4 /16 network address, if it is not.
 pub fn cidr16_problem(s: &str) -> Option<&'static str> {
-    let Some((addr, bits)) = s.split_once('/') else { return Some("not a CIDR") };
-    let Ok(addr) = addr.parse::<std::net::Ipv4Addr>() else { return Some("not an IPv4 address") };
+    let Some((addr, bits)) = s.split_once('/') else {
+        return Some("not a CIDR");
+    };
+    let Ok(addr) = addr.parse::<std::net::Ipv4Addr>() else {
+        return Some("not an IPv4 address");
+    };
     if bits != "16" {
         return Some("the prefix must be /16");
     }
@@ -349,20 +387,65 @@ mod tests {
     use super::*;
 
     fn obj(pairs: &[(&str, Val)]) -> Val {
-        Val::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        Val::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
     }
 
     #[test]
     fn validators_give_sdkv2_messages_with_paths() {
-        let vm = obj(&[("name", Val::string("vm-1")), ("cpu", Val::Int(64)), ("memory", Val::Int(0)), ("ip", Val::Unknown)]);
-        let config = obj(&[("name", Val::string("ok_name")), ("vms", Val::List(vec![vm]))]);
+        let vm = obj(&[
+            ("name", Val::string("vm-1")),
+            ("cpu", Val::Int(64)),
+            ("memory", Val::Int(0)),
+            ("ip", Val::Unknown),
+        ]);
+        let config = obj(&[
+            ("name", Val::string("ok_name")),
+            ("vms", Val::List(vec![vm])),
+        ]);
         let problems = validate("grid_deployment", &config);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert_eq!(problems[0].message, "invalid value for name (must match ^[a-zA-Z0-9_]+$), got: vm-1");
-        assert_eq!(problems[0].path, vec![PathStep::Attr("vms".into()), PathStep::Index(0), PathStep::Attr("name".into())]);
-        assert_eq!(problems[1].message, "expected cpu to be in the range (1 - 32), got 64");
-        assert!(validate("grid_network", &obj(&[("name", Val::string("n")), ("ip_range", Val::string("10.1.2.0/16"))]))[0].message.contains("10.1.2.0/16"));
-        assert!(validate("grid_network", &obj(&[("name", Val::string("n")), ("ip_range", Val::string("10.1.0.0/16"))])).is_empty());
+        assert_eq!(
+            problems[0].message,
+            "invalid value for name (must match ^[a-zA-Z0-9_]+$), got: vm-1"
+        );
+        assert_eq!(
+            problems[0].path,
+            vec![
+                PathStep::Attr("vms".into()),
+                PathStep::Index(0),
+                PathStep::Attr("name".into())
+            ]
+        );
+        assert_eq!(
+            problems[1].message,
+            "expected cpu to be in the range (1 - 32), got 64"
+        );
+        assert!(
+            validate(
+                "grid_network",
+                &obj(&[
+                    ("name", Val::string("n")),
+                    ("ip_range", Val::string("10.1.2.0/16"))
+                ])
+            )[0]
+            .message
+            .contains("10.1.2.0/16")
+        );
+        assert!(
+            validate(
+                "grid_network",
+                &obj(&[
+                    ("name", Val::string("n")),
+                    ("ip_range", Val::string("10.1.0.0/16"))
+                ])
+            )
+            .is_empty()
+        );
         assert_eq!(
             validate("provider", &obj(&[("network", Val::string("sim"))]))[0].message,
             r#"expected network to be one of ["dev", "qa", "test", "main"], got sim"#
@@ -373,7 +456,17 @@ mod tests {
     fn the_embedded_schema_has_every_resource() {
         let s = schemas();
         let names: Vec<&str> = s.resources.keys().map(String::as_str).collect();
-        assert_eq!(names, ["grid_deployment", "grid_fqdn_proxy", "grid_kubernetes", "grid_name_proxy", "grid_network", "grid_scheduler"]);
+        assert_eq!(
+            names,
+            [
+                "grid_deployment",
+                "grid_fqdn_proxy",
+                "grid_kubernetes",
+                "grid_name_proxy",
+                "grid_network",
+                "grid_scheduler"
+            ]
+        );
         assert!(s.provider.attributes["mnemonic"].sensitive);
     }
 }

@@ -33,7 +33,8 @@ impl Val {
             return Ok(Val::Null);
         }
         let mut slice = bytes;
-        let value = rmpv::decode::read_value(&mut slice).context("decoding a MessagePack value from Terraform")?;
+        let value = rmpv::decode::read_value(&mut slice)
+            .context("decoding a MessagePack value from Terraform")?;
         from_rmpv(value)
     }
 
@@ -138,11 +139,15 @@ fn from_rmpv(value: rmpv::Value) -> Result<Val> {
         rmpv::Value::F64(f) => Val::Float(f),
         rmpv::Value::String(s) => Val::Str(s.into_str().unwrap_or_default()),
         rmpv::Value::Binary(b) => Val::Str(String::from_utf8_lossy(&b).into_owned()),
-        rmpv::Value::Array(items) => Val::List(items.into_iter().map(from_rmpv).collect::<Result<_>>()?),
+        rmpv::Value::Array(items) => {
+            Val::List(items.into_iter().map(from_rmpv).collect::<Result<_>>()?)
+        }
         rmpv::Value::Map(entries) => {
             let mut map = BTreeMap::new();
             for (k, v) in entries {
-                let Some(key) = k.as_str() else { bail!("a MessagePack map key that is not a string") };
+                let Some(key) = k.as_str() else {
+                    bail!("a MessagePack map key that is not a string")
+                };
                 map.insert(key.to_string(), from_rmpv(v)?);
             }
             Val::Map(map)
@@ -184,10 +189,15 @@ impl From<&serde_json::Value> for Val {
         match json {
             serde_json::Value::Null => Val::Null,
             serde_json::Value::Bool(b) => Val::Bool(*b),
-            serde_json::Value::Number(n) => n.as_i64().map(Val::Int).unwrap_or_else(|| Val::Float(n.as_f64().unwrap_or(0.0))),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map(Val::Int)
+                .unwrap_or_else(|| Val::Float(n.as_f64().unwrap_or(0.0))),
             serde_json::Value::String(s) => Val::Str(s.clone()),
             serde_json::Value::Array(items) => Val::List(items.iter().map(Val::from).collect()),
-            serde_json::Value::Object(map) => Val::Map(map.iter().map(|(k, v)| (k.clone(), Val::from(v))).collect()),
+            serde_json::Value::Object(map) => {
+                Val::Map(map.iter().map(|(k, v)| (k.clone(), Val::from(v))).collect())
+            }
         }
     }
 }
@@ -200,7 +210,10 @@ mod tests {
     fn round_trips_through_messagepack_with_unknowns() {
         let mut map = BTreeMap::new();
         map.insert("name".to_string(), Val::string("net"));
-        map.insert("nodes".to_string(), Val::List(vec![Val::Int(11), Val::Int(-3)]));
+        map.insert(
+            "nodes".to_string(),
+            Val::List(vec![Val::Int(11), Val::Int(-3)]),
+        );
         map.insert("id".to_string(), Val::Unknown);
         map.insert("size".to_string(), Val::Float(1.5));
         map.insert("gone".to_string(), Val::Null);

@@ -21,7 +21,6 @@
 pub mod ai;
 pub mod cli;
 pub mod clock;
-pub mod contract;
 pub mod error;
 pub mod files;
 pub mod grid;
@@ -31,7 +30,7 @@ pub mod interrupt;
 pub mod manifest;
 pub mod ops;
 pub mod output;
-pub mod patterns;
+pub mod pattern;
 pub mod phase;
 pub mod process;
 pub mod registry;

@@ -527,7 +527,7 @@ impl Settings {
 
     /// Folders searched for a pattern on disk, in order: `patterns_dir`, `patterns/` next to the
     /// app, then the installed share folder and `patterns/` next to the binary. The patterns built
-    /// into the binary come after these (see `ops::find_pattern`).
+    /// into the binary come after these (see `pattern::find`).
     pub fn pattern_search_path(&self, app_dir: &std::path::Path) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
         dirs.extend(self.patterns_dir.clone());

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::proxy::{GridProxy, NodeQuery};
 use super::select::{self, NodeFilter, Request};
 use crate::error::UserError;
-use crate::manifest::Pattern;
+use crate::pattern::Pattern;
 
 /// One entry of `placement:` in pattern.yaml: the node variable and what goes on that node.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

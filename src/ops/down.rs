@@ -6,9 +6,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::clock::{format_duration, now_unix};
 use crate::error::{Failed, UserError};
-use crate::manifest::Pattern;
 use crate::ops::{registry, resolve_target};
 use crate::output::{Event, Printer};
+use crate::pattern::Pattern;
 use crate::phase::infrastructure::tofu;
 use crate::phase::network::interface_exists;
 use crate::process::Runner;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::error::UserError;
-use crate::manifest::{MANIFEST_FILE, Pattern};
+use crate::manifest::MANIFEST_FILE;
 use crate::registry::{Entry, Registry};
 use crate::settings::Settings;
 use crate::state::{DeploymentState, StateDir};
@@ -215,55 +215,6 @@ pub fn app_dir(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
-}
-
-/// Every folder that may hold patterns: the search path on disk, then the patterns built into
-/// the binary (extracted once into the data dir).
-pub fn pattern_dirs(settings: &Settings, app_dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs = settings.pattern_search_path(app_dir);
-    dirs.push(crate::patterns::extract_embedded(&settings.data_dir)?);
-    Ok(dirs)
-}
-
-/// Finds a pattern by name along the search path, then among the built-in ones.
-pub fn find_pattern(settings: &Settings, app_dir: &Path, name: &str) -> Result<Pattern> {
-    let valid = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    let mut search = settings.pattern_search_path(app_dir);
-    if valid {
-        for dir in &search {
-            let candidate = dir.join(name);
-            if candidate.join("pattern.yaml").is_file() {
-                return Ok(Pattern::load(&candidate)?);
-            }
-        }
-        if crate::patterns::embedded_names().contains(name) {
-            let dir = crate::patterns::extract_embedded(&settings.data_dir)?;
-            return Ok(Pattern::load(&dir.join(name))?);
-        }
-    }
-    search.push(PathBuf::new());
-    let mut known: Vec<String> = search
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("pattern.yaml").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .chain(crate::patterns::embedded_names())
-        .collect();
-    known.sort();
-    known.dedup();
-    Err(UserError::new(
-        format!("unknown pattern `{name}`"),
-        format!(
-            "known patterns: {} (`tfgrid-compose patterns` describes them)",
-            known.join(", ")
-        ),
-    )
-    .into())
 }
 
 /// `TFGRID_COMPOSE_TOFU`, else `tofu`, else `terraform` on PATH.

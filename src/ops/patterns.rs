@@ -6,17 +6,16 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::error::{Failed, UserError};
-use crate::manifest::Pattern;
 use crate::ops::deployments::JSON_SCHEMA;
-use crate::ops::{find_pattern, pattern_dirs};
 use crate::output::Printer;
+use crate::pattern::Pattern;
 use crate::process::Runner;
 use crate::settings::Settings;
 
 /// Every pattern found, first occurrence of a name wins (as for `up`).
 fn all(settings: &Settings) -> Result<Vec<Pattern>> {
     let mut found: Vec<Pattern> = Vec::new();
-    for dir in pattern_dirs(settings, Path::new("."))? {
+    for dir in crate::pattern::dirs(settings, Path::new("."))? {
         let Ok(read) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -76,9 +75,9 @@ pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
 }
 
 pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> Result<()> {
-    let pattern = find_pattern(settings, Path::new("."), name)?;
+    let pattern = crate::pattern::find(settings, Path::new("."), name)?;
     let declared =
-        crate::patterns::declared(&pattern.dir.join("infrastructure")).unwrap_or_default();
+        crate::pattern::check::declared(&pattern.dir.join("infrastructure")).unwrap_or_default();
     let m = &pattern.manifest;
     if json {
         printer.json_line(&json!({
@@ -205,7 +204,7 @@ pub async fn check(printer: &Printer, dir: &Path, json: bool) -> Result<()> {
     }
     let logs = tempfile::tempdir()?;
     let log = logs.path().join("syntax-check.log");
-    let report = crate::patterns::check(dir, &Runner::real(), &log).await;
+    let report = crate::pattern::check::check(dir, &Runner::real(), &log).await;
     if json {
         printer.json_line(&json!({"schema": JSON_SCHEMA, "dir": report.dir, "pattern": report.name, "ok": report.problems.is_empty(), "passed": report.passed, "problems": report.problems}));
     } else {

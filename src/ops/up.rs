@@ -8,9 +8,10 @@ use anyhow::Result;
 use crate::clock::now_unix;
 use crate::error::Failed;
 use crate::error::UserError;
-use crate::manifest::{App, Pattern, ResolvedHook};
-use crate::ops::{Target, find_pattern, registry, require_tool, resolve_target, resolve_tofu};
+use crate::manifest::{App, ResolvedHook};
+use crate::ops::{Target, registry, require_tool, resolve_target, resolve_tofu};
 use crate::output::Printer;
+use crate::pattern::Pattern;
 use crate::phase::{self, Context, Phase};
 use crate::process::Runner;
 use crate::settings::Settings;
@@ -56,7 +57,7 @@ pub fn validate(
         printer.warn(warning);
     }
     let pattern_name = app.pattern_name(pattern_flag)?;
-    let pattern = find_pattern(settings, &app.dir, &pattern_name)?;
+    let pattern = crate::pattern::find(settings, &app.dir, &pattern_name)?;
     let (mut variables, mut warnings) = app.variables(&pattern)?;
     grid_network(settings, &pattern, &mut variables)?;
     let explicit = !matches!(

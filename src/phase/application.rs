@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::contract::Vm;
 use crate::manifest::{HookHosts, ResolvedHook};
+use crate::pattern::contract::Vm;
 use crate::phase::Context;
 use crate::process::Io;
 use crate::tools::ssh;

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::contract::PatternOutputs;
 use crate::grid::placement::{self, How};
+use crate::pattern::contract::PatternOutputs;
 use crate::phase::Context;
 use crate::settings::NodeSelection;
 use crate::tools::{ssh, tofu::Tofu};

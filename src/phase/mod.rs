@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::format_duration;
 use crate::error::UserError;
-use crate::manifest::{App, Pattern, ResolvedHook};
+use crate::manifest::{App, ResolvedHook};
 use crate::output::{Event, Printer};
+use crate::pattern::Pattern;
 use crate::process::Runner;
 use crate::settings::Settings;
 use crate::state::{DeploymentState, StateDir, Status};
@@ -133,7 +134,7 @@ impl Context {
         self.dir.save(&self.state)
     }
 
-    pub fn outputs(&self) -> Result<&crate::contract::PatternOutputs> {
+    pub fn outputs(&self) -> Result<&crate::pattern::contract::PatternOutputs> {
         self.state.outputs.as_ref().context("the infrastructure phase recorded no outputs; run `tfgrid-compose up --from infrastructure`")
     }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::contract::IpType;
 use crate::error::UserError;
+use crate::pattern::contract::IpType;
 use crate::phase::Context;
 use crate::state::NetworkRecord;
 use crate::tools::wg;

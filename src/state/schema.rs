@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_unix;
-use crate::contract::PatternOutputs;
 use crate::error::UserError;
+use crate::pattern::contract::PatternOutputs;
 use crate::phase::Phase;
 
 use super::SCHEMA_VERSION;

@@ -26,8 +26,9 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
-use tfgrid_compose::contract::PatternOutputs;
-use tfgrid_compose::manifest::{App, AppManifest, Pattern, PatternManifest, from_yaml};
+use tfgrid_compose::manifest::{App, AppManifest, from_yaml};
+use tfgrid_compose::pattern::contract::PatternOutputs;
+use tfgrid_compose::pattern::{Pattern, PatternManifest};
 use tfgrid_compose::state::DeploymentState;
 
 use crate::common::{IPV4_OUTPUTS, WG_OUTPUTS, fixtures};

@@ -1,4 +1,4 @@
-//! Patterns shipped in the binary, and the static check of a pattern folder (`patterns check`):
+//! The static check of a pattern folder (`patterns check`):
 //! `pattern.yaml` valid, the Terraform declares every contract output and every variable the
 //! orchestrator passes (parsed with `hcl-rs`), `platform/site.yml` passes
 //! `ansible-playbook --syntax-check`, and a README exists.
@@ -6,64 +6,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::manifest::Pattern;
+use crate::pattern::Pattern;
+use crate::pattern::contract::{PASSED_VARIABLES, REQUIRED_OUTPUTS};
 use crate::process::{Cmd, Io, Runner};
-
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded_patterns.rs"));
-}
-
-/// The outputs every pattern must declare (patterns/PATTERN_CONTRACT.md).
-pub const REQUIRED_OUTPUTS: [&str; 4] = [
-    "primary_ip",
-    "primary_ip_type",
-    "deployment_name",
-    "node_ids",
-];
-/// Variables the orchestrator writes into the tfvars file of every pattern.
-pub const PASSED_VARIABLES: [&str; 3] = ["deployment_name", "deployment_id", "ssh_public_key"];
-
-/// Writes the embedded patterns to `<data_dir>/patterns/<hash>/` once (atomically: a temp folder
-/// renamed into place) and returns that folder.
-pub fn extract_embedded(data_dir: &Path) -> Result<PathBuf> {
-    let base = data_dir.join("patterns");
-    let dest = base.join(embedded::HASH);
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    std::fs::create_dir_all(&base)
-        .with_context(|| format!("failed to create `{}`", base.display()))?;
-    let temp = tempfile::tempdir_in(&base)?;
-    for (rel, mode, bytes) in embedded::FILES {
-        let path = temp.path().join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, bytes)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
-    }
-    let temp = temp.keep();
-    if let Err(err) = std::fs::rename(&temp, &dest) {
-        let _ = std::fs::remove_dir_all(&temp);
-        if !dest.is_dir() {
-            return Err(err)
-                .with_context(|| format!("failed to place the patterns in `{}`", dest.display()));
-        }
-    }
-    Ok(dest)
-}
-
-/// Names of the patterns in the binary.
-pub fn embedded_names() -> BTreeSet<String> {
-    embedded::FILES
-        .iter()
-        .filter(|(rel, _, _)| rel.ends_with("/pattern.yaml"))
-        .filter_map(|(rel, _, _)| rel.split('/').next())
-        .map(String::from)
-        .collect()
-}
 
 /// What `infrastructure/*.tf` declares.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -118,7 +65,7 @@ pub struct CheckReport {
 /// Every variable a `placement:` entry names must be declared, the node variable as a number.
 fn placement_problems(pattern: &Pattern) -> Vec<String> {
     use crate::grid::placement::Amount;
-    use crate::manifest::VariableKind;
+    use crate::pattern::VariableKind;
     let declared = &pattern.manifest.variables;
     let mut problems = Vec::new();
     for spec in &pattern.manifest.placement {
@@ -264,7 +211,7 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
 mod tests {
     #[test]
     fn every_shipped_pattern_is_embedded() {
-        let names = super::embedded_names();
+        let names = crate::pattern::builtin::embedded_names();
         for name in ["local", "single-vm", "gateway", "k3s", "ai-stack"] {
             assert!(names.contains(name), "{name} not embedded: {names:?}");
         }

@@ -6,6 +6,16 @@ use serde_json::Value;
 
 use crate::error::ContractError;
 
+/// The outputs every pattern must declare (patterns/PATTERN_CONTRACT.md).
+pub const REQUIRED_OUTPUTS: [&str; 4] = [
+    "primary_ip",
+    "primary_ip_type",
+    "deployment_name",
+    "node_ids",
+];
+/// Variables the orchestrator writes into the tfvars file of every pattern.
+pub const PASSED_VARIABLES: [&str; 3] = ["deployment_name", "deployment_id", "ssh_public_key"];
+
 /// How the orchestrator reaches the primary address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

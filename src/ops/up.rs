@@ -262,6 +262,8 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
     Ok(())
 }
 
+/// `up`: validate, take the lock, stop what a killed run left, then run the phases from the first
+/// unfinished one, journaling each.
 pub async fn up(
     printer: &Printer,
     settings: &Settings,
@@ -278,121 +280,25 @@ pub async fn up(
     }
     .arg();
     let existing = target.dir.load()?;
-    let continuing = options.resume || options.from.is_some();
-    if existing.is_some() && !continuing {
-        let state = existing
-            .as_ref()
-            .map(|s| s.status.as_str())
-            .unwrap_or_default();
-        return Err(UserError::new(
-            format!("`{}` is already deployed here (status {state})", valid.app.manifest.name),
-            format!("continue it with `tfgrid-compose up --resume {app_arg}`, or remove it with `tfgrid-compose down {app_arg}`"),
-        )
-        .into());
-    }
-    if existing.is_none() && options.resume {
-        return Err(UserError::new(
-            format!(
-                "there is no deployment of `{}` to resume",
-                valid.app.manifest.name
-            ),
-            format!("start one with `tfgrid-compose up {app_arg}`"),
-        )
-        .into());
-    }
-    if let (None, Some(from)) = (&existing, options.from)
-        && from > Phase::Infrastructure
-    {
-        return Err(UserError::new(
-            format!(
-                "cannot start at `{}`: nothing was deployed yet",
-                from.name()
-            ),
-            format!("run `tfgrid-compose up {app_arg}`"),
-        )
-        .into());
-    }
-
+    check_continuation(
+        existing.as_ref(),
+        options,
+        &valid.app.manifest.name,
+        &app_arg,
+    )?;
     if existing.is_none() {
         check_environment_cap(settings, &valid, &target)?;
     }
-
-    let _lock = if options.dry_run {
-        StateLock::none()
-    } else {
-        dir.create_dir(&dir.root)?;
-        StateLock::acquire(
-            &dir.lock_file(),
-            &format!("up {app_arg}"),
-            settings.lock_wait,
-            |holder| {
-                printer.status(
-                    "Blocking",
-                    format!(
-                        "waiting for lock on `{}` (held by {holder})",
-                        dir.lock_file().display()
-                    ),
-                );
-            },
-        )?
-    };
-    if !options.dry_run {
-        crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
-    }
+    let _lock = lock(printer, settings, &dir, options.dry_run, &app_arg).await?;
     // Re-read under the lock: another run may have changed it.
     let existing = if options.dry_run {
         existing
     } else {
         dir.load()?
     };
-
-    let identity = settings
-        .ssh_key
-        .clone()
-        .unwrap_or_else(|| dir.default_identity());
     let mut state = match existing {
         Some(state) => state,
-        None => DeploymentState {
-            schema_version: SCHEMA_VERSION,
-            id: crate::ids::new_id(),
-            env: target.env.clone(),
-            app: AppRecord {
-                name: valid.app.manifest.name.clone(),
-                version: valid.app.manifest.version.clone(),
-                dir: std::path::absolute(&valid.app.dir)?,
-                manifest: std::path::absolute(&valid.app.file)?,
-            },
-            pattern: PatternRecord {
-                name: valid.pattern.manifest.name.clone(),
-                version: valid.pattern.manifest.version.clone(),
-                dir: std::path::absolute(&valid.pattern.dir)?,
-            },
-            status: Status::Deploying,
-            created_at: now_unix(),
-            updated_at: now_unix(),
-            tofu: valid.tofu.clone(),
-            ssh: SshRecord {
-                identity,
-                known_hosts: dir.known_hosts(),
-                port: settings.ssh_port,
-                user: "root".into(),
-                pinned: false,
-            },
-            journal: Vec::new(),
-            outputs: None,
-            network: None,
-            placement: Vec::new(),
-            excluded_nodes: Vec::new(),
-            runs: Vec::new(),
-            ai_stack: None,
-            grid_network: valid
-                .pattern
-                .manifest
-                .variables
-                .contains_key("tfgrid_network")
-                .then(|| settings.network.clone()),
-            ip_range: None,
-        },
+        None => new_state(settings, &valid, &target, &dir)?,
     };
     if state.pattern.name != valid.pattern.manifest.name {
         return Err(UserError::new(
@@ -404,7 +310,181 @@ pub async fn up(
         )
         .into());
     }
-    let start = match options.from {
+    let Some(start) = first_phase(printer, &state, options)? else {
+        return Ok(());
+    };
+    if options.resume || options.from.is_some() {
+        printer.status(
+            "Resuming",
+            format!("deployment {} from phase `{}`", state.id, start.name()),
+        );
+    }
+    let log_dir = start_run(&dir, &mut state, "up")?;
+    // Flags, then the manifest's `node_filter:`, then the config file's.
+    let node_filter = options
+        .filter
+        .clone()
+        .or(&valid.app.manifest.node_filter.clone().unwrap_or_default())
+        .or(&settings.node_filter);
+    let mut ctx = Context {
+        printer: printer.clone(),
+        runner,
+        settings: settings.clone(),
+        app: valid.app,
+        pattern: valid.pattern,
+        dir,
+        state,
+        variables: valid.variables,
+        mnemonic: valid.mnemonic,
+        hooks: valid.hooks,
+        log_dir,
+        node_flag: options.node,
+        node_filter,
+    };
+    let clock = std::time::Instant::now();
+    match phase::run_from(&mut ctx, start).await {
+        Ok(()) => {
+            ctx.printer.status(
+                "Done",
+                format!("in {}", crate::clock::format_duration(clock.elapsed())),
+            );
+            Ok(())
+        }
+        Err(err) if options.dry_run => Err(err),
+        Err(err) => Err(stopped(&ctx, &app_arg, err)),
+    }
+}
+
+/// `up` on a deployment that exists needs `--resume` or `--from`; `--resume` needs one; `--from`
+/// past infrastructure needs something deployed.
+fn check_continuation(
+    existing: Option<&DeploymentState>,
+    options: &UpOptions,
+    name: &str,
+    app_arg: &str,
+) -> Result<()> {
+    let continuing = options.resume || options.from.is_some();
+    if let Some(state) = existing.filter(|_| !continuing) {
+        return Err(UserError::new(
+            format!("`{name}` is already deployed here (status {})", state.status.as_str()),
+            format!("continue it with `tfgrid-compose up --resume {app_arg}`, or remove it with `tfgrid-compose down {app_arg}`"),
+        )
+        .into());
+    }
+    if existing.is_none() && options.resume {
+        return Err(UserError::new(
+            format!("there is no deployment of `{name}` to resume"),
+            format!("start one with `tfgrid-compose up {app_arg}`"),
+        )
+        .into());
+    }
+    if let (None, Some(from)) = (existing, options.from)
+        && from > Phase::Infrastructure
+    {
+        return Err(UserError::new(
+            format!(
+                "cannot start at `{}`: nothing was deployed yet",
+                from.name()
+            ),
+            format!("run `tfgrid-compose up {app_arg}`"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The deployment's lock (none for a dry run), then the tools a killed run left running are
+/// stopped.
+async fn lock(
+    printer: &Printer,
+    settings: &Settings,
+    dir: &crate::state::StateDir,
+    dry_run: bool,
+    app_arg: &str,
+) -> Result<StateLock> {
+    if dry_run {
+        return Ok(StateLock::none());
+    }
+    dir.create_dir(&dir.root)?;
+    let lock = StateLock::acquire(
+        &dir.lock_file(),
+        &format!("up {app_arg}"),
+        settings.lock_wait,
+        |holder| {
+            printer.status(
+                "Blocking",
+                format!(
+                    "waiting for lock on `{}` (held by {holder})",
+                    dir.lock_file().display()
+                ),
+            );
+        },
+    )?;
+    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
+    Ok(lock)
+}
+
+/// The state of a deployment that starts now.
+fn new_state(
+    settings: &Settings,
+    valid: &Validated,
+    target: &Target,
+    dir: &crate::state::StateDir,
+) -> Result<DeploymentState> {
+    let identity = settings
+        .ssh_key
+        .clone()
+        .unwrap_or_else(|| dir.default_identity());
+    Ok(DeploymentState {
+        schema_version: SCHEMA_VERSION,
+        id: crate::ids::new_id(),
+        env: target.env.clone(),
+        app: AppRecord {
+            name: valid.app.manifest.name.clone(),
+            version: valid.app.manifest.version.clone(),
+            dir: std::path::absolute(&valid.app.dir)?,
+            manifest: std::path::absolute(&valid.app.file)?,
+        },
+        pattern: PatternRecord {
+            name: valid.pattern.manifest.name.clone(),
+            version: valid.pattern.manifest.version.clone(),
+            dir: std::path::absolute(&valid.pattern.dir)?,
+        },
+        status: Status::Deploying,
+        created_at: now_unix(),
+        updated_at: now_unix(),
+        tofu: valid.tofu.clone(),
+        ssh: SshRecord {
+            identity,
+            known_hosts: dir.known_hosts(),
+            port: settings.ssh_port,
+            user: "root".into(),
+            pinned: false,
+        },
+        journal: Vec::new(),
+        outputs: None,
+        network: None,
+        placement: Vec::new(),
+        excluded_nodes: Vec::new(),
+        runs: Vec::new(),
+        ai_stack: None,
+        grid_network: valid
+            .pattern
+            .manifest
+            .variables
+            .contains_key("tfgrid_network")
+            .then(|| settings.network.clone()),
+        ip_range: None,
+    })
+}
+
+/// `--from`, else the first phase not done; `None` when everything is done already.
+fn first_phase(
+    printer: &Printer,
+    state: &DeploymentState,
+    options: &UpOptions,
+) -> Result<Option<Phase>> {
+    Ok(Some(match options.from {
         Some(from) => {
             let first = state.first_unfinished().unwrap_or(Phase::Finalize);
             if from > first {
@@ -430,89 +510,61 @@ pub async fn up(
                     "Fresh",
                     format!("`{}` is up already; nothing to resume", state.app.name),
                 );
-                return Ok(());
+                return Ok(None);
             }
         },
-    };
-    if continuing {
-        printer.status(
-            "Resuming",
-            format!("deployment {} from phase `{}`", state.id, start.name()),
-        );
-    }
+    }))
+}
+
+/// Records a run of `command` in `state` and creates its log folder.
+fn start_run(
+    dir: &crate::state::StateDir,
+    state: &mut DeploymentState,
+    command: &str,
+) -> Result<std::path::PathBuf> {
     let started = now_unix();
-    let log_dir = dir.run_log_dir(started, "up");
-    let run_id = log_dir
+    let log_dir = dir.run_log_dir(started, command);
+    let id = log_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dir.create_dir(&log_dir)?;
     state.runs.push(RunRecord {
-        id: run_id,
-        command: "up".into(),
+        id,
+        command: command.into(),
         started_at: started,
         log_dir: log_dir.clone(),
     });
-    // Flags, then the manifest's `node_filter:`, then the config file's.
-    let node_filter = options
-        .filter
-        .clone()
-        .or(&valid.app.manifest.node_filter.clone().unwrap_or_default())
-        .or(&settings.node_filter);
-    let mut ctx = Context {
-        printer: printer.clone(),
-        runner,
-        settings: settings.clone(),
-        app: valid.app,
-        pattern: valid.pattern,
-        dir,
-        state,
-        variables: valid.variables,
-        mnemonic: valid.mnemonic,
-        hooks: valid.hooks,
-        log_dir,
-        node_flag: options.node,
-        node_filter,
-    };
-    let clock = std::time::Instant::now();
-    let result = phase::run_from(&mut ctx, start).await;
-    match result {
-        Ok(()) => {
-            ctx.printer.status(
-                "Done",
-                format!("in {}", crate::clock::format_duration(clock.elapsed())),
-            );
-            Ok(())
-        }
-        Err(err) if options.dry_run => Err(err),
-        Err(err) => {
-            let mut hints = Vec::new();
-            if let Some(failed) = ctx.state.journal.iter().find(|r| {
-                matches!(
-                    r.status,
-                    crate::state::PhaseStatus::Failed | crate::state::PhaseStatus::Interrupted
-                )
-            }) && let Some(log) = &failed.log
-            {
-                hints.push(format!("phase log at `{}`", log.display()));
-            }
-            hints.push(format!(
-                "fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`"
-            ));
-            hints.push(format!(
-                "or remove everything created so far with `tfgrid-compose down {app_arg}`"
-            ));
-            let message = format!(
-                "`up` of `{}` stopped; the deployment is recorded in `{}`",
-                ctx.app.manifest.name,
-                ctx.dir.state_file().display()
-            );
-            Err(Failed {
-                message,
-                hints,
-                source: err.into(),
-            }
-            .into())
-        }
+    Ok(log_dir)
+}
+
+/// The error of an `up` that stopped: where it is recorded, the phase's log, how to go on.
+fn stopped(ctx: &Context, app_arg: &str, err: anyhow::Error) -> anyhow::Error {
+    let mut hints = Vec::new();
+    if let Some(failed) = ctx.state.journal.iter().find(|r| {
+        matches!(
+            r.status,
+            crate::state::PhaseStatus::Failed | crate::state::PhaseStatus::Interrupted
+        )
+    }) && let Some(log) = &failed.log
+    {
+        hints.push(format!("phase log at `{}`", log.display()));
     }
+    hints.push(format!(
+        "fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`"
+    ));
+    hints.push(format!(
+        "or remove everything created so far with `tfgrid-compose down {app_arg}`"
+    ));
+    let message = format!(
+        "`up` of `{}` stopped; the deployment is recorded in `{}`",
+        ctx.app.manifest.name,
+        ctx.dir.state_file().display()
+    );
+    Failed {
+        message,
+        hints,
+        source: err.into(),
+    }
+    .into()
 }

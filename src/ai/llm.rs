@@ -2,26 +2,12 @@
 //! with retries on transient errors and a chain of fallback providers. The key is a secret: it
 //! goes only into the Authorization header, never into a log line or an error.
 
+pub use super::spec::Provider;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-/// One provider of the chain.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Provider {
-    /// e.g. `http://127.0.0.1:11434/v1`, `https://openrouter.ai/api/v1`.
-    pub base_url: String,
-    pub model: String,
-    /// A file holding the API key (0600), or
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_file: Option<std::path::PathBuf>,
-    /// the name of an environment variable holding it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_env: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Message {

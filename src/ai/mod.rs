@@ -12,7 +12,7 @@ pub mod gitserver;
 pub mod llm;
 pub mod server;
 pub mod site;
-pub mod stack;
+pub mod spec;
 
 use std::path::Path;
 

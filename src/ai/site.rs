@@ -2,6 +2,7 @@
 //! sizes), and the site served on 127.0.0.1 and fetched: index answers 200 and every local link
 //! and asset exists. The problems found are what the fixer loop sends back to the LLM.
 
+pub use super::spec::check_name;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -254,24 +255,6 @@ pub fn slug(prompt: &str) -> String {
         "project".into()
     } else {
         name
-    }
-}
-
-/// Project and route names: `[a-z0-9][a-z0-9-]{0,39}`.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 40
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a name: 1-40 of a-z, 0-9 and `-`, starting with a letter or digit",
-            name.escape_default()
-        ))
     }
 }
 

@@ -122,7 +122,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         }
     }
     if let Some(stack) = ctx.app.manifest.ai_stack.clone() {
-        crate::ai::stack::deploy(ctx, &stack).await?;
+        crate::phase::ai_stack::deploy(ctx, &stack).await?;
     }
     let hooks = ctx.hooks.clone();
     for hook in &hooks {

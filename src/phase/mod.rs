@@ -2,6 +2,7 @@
 //! [`run_from`] drives them: each phase is journaled as running, then done or failed, and the state
 //! is saved after every step, so `up --resume` continues exactly where a run stopped.
 
+pub mod ai_stack;
 pub mod application;
 pub mod infrastructure;
 pub mod network;

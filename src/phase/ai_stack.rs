@@ -1,5 +1,5 @@
-//! An AI stack deployed by `up`: an app whose manifest has an `ai_stack:` section gets, during
-//! the application phase and before its hooks run, the three services configured on its VMs:
+//! The step of the application phase that installs an AI stack: an app whose manifest has an
+//! `ai_stack:` section gets, before its hooks run, the three services configured on its VMs:
 //! - tokens for the gateway, agent and git APIs, generated once per deployment and kept 0600 in
 //!   `.tfgrid-compose/<env>/ai-stack/` (the CLI reads the agent's from there);
 //! - this binary at `/usr/local/bin/tfgrid-compose` on every stack VM;
@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::agent::{AgentConfig, GatewayClientConfig};
-use super::gateway::GatewayConfig;
-use super::githost::GitConfig;
-use super::gitserver::GitServerConfig;
-use super::llm::Provider;
+use crate::ai::agent::{AgentConfig, GatewayClientConfig};
+use crate::ai::gateway::GatewayConfig;
+use crate::ai::githost::GitConfig;
+use crate::ai::gitserver::GitServerConfig;
+use crate::ai::spec::{Provider, StackRecord, StackSpec};
 use crate::error::UserError;
 use crate::process::Io;
 use crate::tools::ssh;
@@ -36,60 +36,6 @@ pub const AGENT_PORT: u16 = 7702;
 pub const GIT_PORT: u16 = 7703;
 /// Debian's and Ubuntu's path of git's smart-HTTP CGI.
 const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
-
-/// The `ai_stack:` section of an app manifest.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StackSpec {
-    /// The VM (index, 0 = primary) of each service.
-    #[serde(default)]
-    pub gateway: usize,
-    #[serde(default = "one")]
-    pub agent: usize,
-    #[serde(default = "two")]
-    pub git: usize,
-    /// The LLM providers, in fallback order. `{host_ip}` in a `base_url` is this machine's
-    /// address on the deployment's WireGuard network, as the agent's VM sees it (an LLM served
-    /// from this machine). `api_key_env`/`api_key_file` are read here at deploy time and the key
-    /// is copied 0600 to the agent's VM.
-    pub llm: Vec<Provider>,
-    #[serde(default)]
-    pub max_concurrent_projects: Option<usize>,
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
-    /// Requests per second per client on each API.
-    #[serde(default)]
-    pub api_rate_limit: Option<u32>,
-    /// The git organisation projects go to.
-    #[serde(default = "default_org")]
-    pub org: String,
-    /// Where sites are live, e.g. `https://ai.example.org` (default: `http://` + the gateway VM's
-    /// address).
-    #[serde(default)]
-    pub public_url: Option<String>,
-}
-
-fn one() -> usize {
-    1
-}
-fn two() -> usize {
-    2
-}
-fn default_org() -> String {
-    "projects".into()
-}
-
-/// What `state.yaml` records of a deployed stack (addresses only).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct StackRecord {
-    /// The agent API, as this machine reaches it.
-    pub agent_api: String,
-    pub gateway_api: String,
-    pub git_api: String,
-    /// Sites are live at `public_url/NAME/`, repositories at `public_url/git/ORG/NAME.git`.
-    pub public_url: String,
-}
 
 /// The deployment's tokens, created on first use and kept.
 fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
@@ -347,10 +293,10 @@ pub fn render(
         database: PathBuf::from(format!("{REMOTE_DATA}/agent/projects.db")),
         max_concurrent_projects: spec
             .max_concurrent_projects
-            .unwrap_or_else(super::agent::default_concurrent),
+            .unwrap_or_else(crate::ai::agent::default_concurrent),
         max_attempts: spec
             .max_attempts
-            .unwrap_or_else(super::agent::default_attempts),
+            .unwrap_or_else(crate::ai::agent::default_attempts),
         rate_limit: rate,
         llm: providers,
         git: GitConfig::Gitea {
@@ -401,7 +347,7 @@ fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMa
 }
 
 /// Configures the stack on the VMs: tokens, binary, configs. Records the addresses in the state.
-pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result<()> {
+pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
     let outputs = ctx.outputs()?.clone();
     let mut addresses: Vec<String> = outputs.vms().into_iter().map(|vm| vm.address).collect();
     let dry = ctx.runner.is_dry_run();
@@ -500,27 +446,12 @@ pub async fn deploy(ctx: &mut crate::phase::Context, spec: &StackSpec) -> Result
     Ok(())
 }
 
-/// Refuses a stack section that cannot work, at validation (before anything is created).
-pub fn check(spec: &StackSpec) -> Result<(), String> {
-    if spec.llm.is_empty() {
-        return Err("`llm` needs at least one provider".into());
-    }
-    super::site::check_name(&spec.org).map_err(|e| format!("`org`: {e}"))?;
-    for (i, p) in spec.llm.iter().enumerate() {
-        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
-            return Err(format!(
-                "`llm[{i}].base_url` must start with http:// or https://"
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{Layout, StackSpec, host_address, render};
+    use super::{Layout, host_address, render};
+    use crate::ai::spec::StackSpec;
 
     #[test]
     fn finds_this_machines_address_on_the_agents_network() {

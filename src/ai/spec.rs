@@ -1,0 +1,107 @@
+//! The AI stack's plain data, shared by the manifest (`ai_stack:`), `state.yaml`, the step of
+//! `up` that installs the stack and the services: nothing here imports anything of the crate.
+
+use serde::{Deserialize, Serialize};
+
+/// The `ai_stack:` section of an app manifest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSpec {
+    /// The VM (index, 0 = primary) of each service.
+    #[serde(default)]
+    pub gateway: usize,
+    #[serde(default = "one")]
+    pub agent: usize,
+    #[serde(default = "two")]
+    pub git: usize,
+    /// The LLM providers, in fallback order. `{host_ip}` in a `base_url` is this machine's
+    /// address on the deployment's WireGuard network, as the agent's VM sees it (an LLM served
+    /// from this machine). `api_key_env`/`api_key_file` are read here at deploy time and the key
+    /// is copied 0600 to the agent's VM.
+    pub llm: Vec<Provider>,
+    #[serde(default)]
+    pub max_concurrent_projects: Option<usize>,
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Requests per second per client on each API.
+    #[serde(default)]
+    pub api_rate_limit: Option<u32>,
+    /// The git organisation projects go to.
+    #[serde(default = "default_org")]
+    pub org: String,
+    /// Where sites are live, e.g. `https://ai.example.org` (default: `http://` + the gateway VM's
+    /// address).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn default_org() -> String {
+    "projects".into()
+}
+
+/// What `state.yaml` records of a deployed stack (addresses only).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StackRecord {
+    /// The agent API, as this machine reaches it.
+    pub agent_api: String,
+    pub gateway_api: String,
+    pub git_api: String,
+    /// Sites are live at `public_url/NAME/`, repositories at `public_url/git/ORG/NAME.git`.
+    pub public_url: String,
+}
+
+/// One provider of the chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// e.g. `http://127.0.0.1:11434/v1`, `https://openrouter.ai/api/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// A file holding the API key (0600), or
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// the name of an environment variable holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// Project and route names: `[a-z0-9][a-z0-9-]{0,39}`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a name: 1-40 of a-z, 0-9 and `-`, starting with a letter or digit",
+            name.escape_default()
+        ))
+    }
+}
+
+/// Refuses a stack section that cannot work, at validation (before anything is created).
+pub fn check(spec: &StackSpec) -> Result<(), String> {
+    if spec.llm.is_empty() {
+        return Err("`llm` needs at least one provider".into());
+    }
+    check_name(&spec.org).map_err(|e| format!("`org`: {e}"))?;
+    for (i, p) in spec.llm.iter().enumerate() {
+        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            return Err(format!(
+                "`llm[{i}].base_url` must start with http:// or https://"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -259,13 +259,3 @@ pub fn ask(printer: &crate::output::Printer, question: &str, refusal: &str) -> R
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim().to_string())
 }
-
-pub fn require_tool(name: &str, why: &str) -> Result<()> {
-    which::which(name).map(|_| ()).map_err(|_| {
-        UserError::new(
-            format!("`{name}` is not on PATH ({why})"),
-            "install the dependencies with `scripts/install-deps.sh`, or add the tool to PATH",
-        )
-        .into()
-    })
-}

@@ -9,7 +9,7 @@ use crate::clock::now_unix;
 use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, ResolvedHook};
-use crate::ops::{Target, registry, require_tool, resolve_target, resolve_tofu};
+use crate::ops::{Target, registry, resolve_target, resolve_tofu};
 use crate::output::Printer;
 use crate::pattern::Pattern;
 use crate::phase::{self, Context, Phase};
@@ -19,6 +19,7 @@ use crate::state::{
     AppRecord, DeploymentState, PatternRecord, RunRecord, SCHEMA_VERSION, SshRecord, StateLock,
     Status,
 };
+use crate::tools::require_tool;
 
 /// Flags of `up`.
 #[derive(Debug, Clone, Default)]

@@ -72,7 +72,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     ctx.printer
         .status("Connecting", format!("wireguard interface `{name}`"));
     let log = ctx.log("network");
-    crate::ops::require_tool(
+    crate::tools::require_tool(
         "wg-quick",
         "the pattern's primary address is a WireGuard one",
     )?;

@@ -5,3 +5,16 @@ pub mod ansible;
 pub mod ssh;
 pub mod tofu;
 pub mod wg;
+
+/// Checks that `name` is on PATH; the error says `why` it is needed and how to install it.
+///
+/// Errors: a [`crate::error::UserError`] (exit code 2).
+pub fn require_tool(name: &str, why: &str) -> anyhow::Result<()> {
+    which::which(name).map(|_| ()).map_err(|_| {
+        crate::error::UserError::new(
+            format!("`{name}` is not on PATH ({why})"),
+            "install the dependencies with `scripts/install-deps.sh`, or add the tool to PATH",
+        )
+        .into()
+    })
+}

@@ -140,6 +140,7 @@ $(summary "$work/loop-KILL.txt")
 | | |
 | --- | --- |
 $(summary "$work/loop-INT.txt")
+
 """
 try:
     text = open(path).read()

@@ -260,6 +260,13 @@ pub struct Settings {
     /// Another GridProxy than the network's own.
     pub gridproxy_url: Option<String>,
     pub node_selection: NodeSelection,
+    /// The AI stack's agent, for a standalone setup (`TFGRID_COMPOSE_AGENT_URL`); without it
+    /// the agent of an AI-stack deployment is used.
+    pub agent_url: Option<String>,
+    /// A file holding the agent's token (`TFGRID_COMPOSE_AGENT_TOKEN_FILE`).
+    pub agent_token_file: Option<PathBuf>,
+    /// The agent's token itself (`TFGRID_COMPOSE_AGENT_TOKEN`), registered as a secret.
+    pub agent_token: Option<String>,
     /// Node filter of the config file (flags and the manifest's `node_filter:` come first).
     pub node_filter: crate::grid::select::NodeFilter,
     pub config_file: PathBuf,
@@ -484,6 +491,18 @@ impl Settings {
             config.gridproxy_url.clone(),
             text,
         )?;
+        let agent_url = r.pick("agent_url", None, vars::AGENT_URL, None, text)?;
+        let agent_token_file = r.pick(
+            "agent_token_file",
+            None,
+            vars::AGENT_TOKEN_FILE,
+            None,
+            |t: &str| Ok::<_, String>(PathBuf::from(t)),
+        )?;
+        let agent_token = r.pick("agent_token", None, vars::AGENT_TOKEN, None, text)?;
+        if let Some(token) = &agent_token {
+            crate::secrets::register(token);
+        }
         let node_selection = r
             .pick(
                 "node_selection",
@@ -512,6 +531,9 @@ impl Settings {
             network,
             gridproxy_url,
             node_selection,
+            agent_url,
+            agent_token_file,
+            agent_token,
             node_filter: config.node_filter,
             config_file,
             data_dir,
@@ -540,6 +562,17 @@ impl Settings {
         }
         dirs
     }
+}
+
+/// Environment variables read only here (the `TFGRID_COMPOSE_*` settings are named where they
+/// are resolved, with their keys); these have no config-file key.
+pub mod vars {
+    /// The AI stack's agent URL, for a standalone setup.
+    pub const AGENT_URL: &str = "TFGRID_COMPOSE_AGENT_URL";
+    /// A file holding the agent's token.
+    pub const AGENT_TOKEN_FILE: &str = "TFGRID_COMPOSE_AGENT_TOKEN_FILE";
+    /// The agent's token (a secret: redacted wherever it would be printed).
+    pub const AGENT_TOKEN: &str = "TFGRID_COMPOSE_AGENT_TOKEN";
 }
 
 #[cfg(test)]

@@ -20,23 +20,16 @@ pub struct AgentFlags {
 }
 
 pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
-    let url = flags.url.clone().or_else(|| {
-        settings
-            .env
-            .get("TFGRID_COMPOSE_AGENT_URL")
-            .map(String::from)
-    });
+    let url = flags.url.clone().or_else(|| settings.agent_url.clone());
     let Some(url) = url else {
         let (url, file) = deployed_stack(settings, flags.stack.as_deref())?;
         return AgentClient::new(&url, &read_token(&file)?);
     };
-    let file = flags.token_file.clone().or_else(|| {
-        settings
-            .env
-            .get("TFGRID_COMPOSE_AGENT_TOKEN_FILE")
-            .map(std::path::PathBuf::from)
-    });
-    let token = match (file, settings.env.get("TFGRID_COMPOSE_AGENT_TOKEN")) {
+    let file = flags
+        .token_file
+        .clone()
+        .or_else(|| settings.agent_token_file.clone());
+    let token = match (file, settings.agent_token.as_deref()) {
         (Some(file), _) => read_token(&file)?,
         (None, Some(token)) => {
             crate::secrets::register(token);

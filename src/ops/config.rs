@@ -41,6 +41,21 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
                 .map_or(Value::Null, Value::String),
         ),
         ("node_selection", json!(settings.node_selection)),
+        (
+            "agent_url",
+            settings
+                .agent_url
+                .clone()
+                .map_or(Value::Null, Value::String),
+        ),
+        ("agent_token_file", path(&settings.agent_token_file)),
+        (
+            "agent_token",
+            settings
+                .agent_token
+                .as_ref()
+                .map_or(Value::Null, |_| Value::String("<redacted>".into())),
+        ),
     ];
     let mnemonic = crate::grid::mnemonic::source(settings);
     if json {

@@ -104,6 +104,15 @@ pub struct DamagedState {
     pub detail: String,
 }
 
+/// A recorded deployment whose folder (with its `state.yaml` and Terraform state) is gone.
+#[derive(Debug, Error)]
+#[error("the folder `{}` of deployment {id} is gone, and with it its state.yaml and Terraform state", state_dir.display())]
+pub struct FolderGone {
+    pub id: String,
+    pub pattern: String,
+    pub state_dir: std::path::PathBuf,
+}
+
 /// The command received SIGINT (Ctrl-C) or SIGTERM; its children were stopped first.
 #[derive(Debug, Error)]
 #[error("interrupted ({})", .0.name())]
@@ -145,10 +154,36 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             if let Some(log) = &e.log {
                 hints.push(format!("full log at `{}`", log.display()));
             }
+        } else if let Some(e) = cause.downcast_ref::<FolderGone>() {
+            let id8 = e.id.get(..8).unwrap_or(&e.id);
+            if e.pattern == "local" {
+                hints.push(format!("its local VMs may still run: `tfgrid-compose down {id8}` finds them by the deployment's id and stops them"));
+            } else {
+                hints.push("what was created on the grid may still be billed: `tfgrid-compose contracts` lists your twin's contracts and marks those no state holds as orphan".into());
+            }
+            hints.push("`tfgrid-compose ps --prune` forgets the entry".into());
         } else if let Some(e) = cause.downcast_ref::<DamagedState>() {
             let terraform = e.path.with_file_name("terraform");
+            // <app>/.tfgrid-compose/<env>/state.yaml
+            let env = e
+                .path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let app = e
+                .path
+                .ancestors()
+                .nth(3)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let target = if env == "default" {
+                app
+            } else {
+                format!("{app} --env {env}")
+            };
             hints.push(format!(
-                "`tfgrid-compose down` still destroys what Terraform's state in `{}` holds (it is what is billed), then removes the folder",
+                "`tfgrid-compose down {target}` still destroys what Terraform's state in `{}` holds (it is what is billed), then removes the folder",
                 terraform.display()
             ));
             hints.push("`status` and `up --resume` need a readable state.yaml; after `down`, `up` starts afresh".into());

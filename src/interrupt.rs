@@ -106,11 +106,16 @@ pub fn install(printer: Printer) -> std::io::Result<()> {
                 }
             });
             let waiting = waiting_for();
+            let list = waiting
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
             if first {
                 let detail = if waiting.is_empty() {
                     String::new()
                 } else {
-                    format!("; stopping {}", waiting.join(", "))
+                    format!("; stopping {list}")
                 };
                 printer.warn(format!("{} received{detail}", sig.name()));
             } else if waiting.is_empty() {
@@ -120,9 +125,8 @@ pub fn install(printer: Printer) -> std::io::Result<()> {
                 ));
             } else {
                 printer.warn(format!(
-                    "{} received again; still waiting for {} to stop",
-                    sig.name(),
-                    waiting.join(", ")
+                    "{} received again; still waiting for {list} to stop",
+                    sig.name()
                 ));
             }
             printer.event(&crate::output::Event::Interrupt {
@@ -135,24 +139,44 @@ pub fn install(printer: Printer) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The children still running, as `` `tofu apply` (pid 123, 1m 40s until SIGTERM) ``.
-fn waiting_for() -> Vec<String> {
+/// One child still running, as the `interrupt` event lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Waiting {
+    /// `tofu apply`, `ansible-playbook`, `ssh`.
+    pub what: String,
+    pub pid: u32,
+    /// Seconds left before it is stopped by force (SIGTERM, then SIGKILL), once the signal was
+    /// passed on to it.
+    pub force_in_s: Option<u64>,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.force_in_s {
+            Some(s) => write!(
+                f,
+                "`{}` (pid {}, stopped by force in {}s)",
+                self.what, self.pid, s
+            ),
+            None => write!(f, "`{}` (pid {})", self.what, self.pid),
+        }
+    }
+}
+
+/// The children still running.
+fn waiting_for() -> Vec<Waiting> {
     let grace = grace();
     let Ok(children) = shared().children.lock() else {
         return Vec::new();
     };
     children
         .iter()
-        .map(|(pid, child)| match child.signalled_at {
-            Some(at) => {
-                let left = grace.saturating_sub(at.elapsed());
-                format!(
-                    "`{}` (pid {pid}, {} until SIGTERM)",
-                    child.what,
-                    crate::clock::format_duration(left)
-                )
-            }
-            None => format!("`{}` (pid {pid})", child.what),
+        .map(|(pid, child)| Waiting {
+            what: child.what.clone(),
+            pid: *pid,
+            force_in_s: child
+                .signalled_at
+                .map(|at| grace.saturating_sub(at.elapsed()).as_secs()),
         })
         .collect()
 }

@@ -71,7 +71,7 @@ pub enum Event<'a> {
     Interrupt {
         signal: &'a str,
         first: bool,
-        waiting_for: Vec<String>,
+        waiting_for: Vec<crate::interrupt::Waiting>,
     },
 }
 

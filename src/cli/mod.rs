@@ -40,7 +40,7 @@ pub struct Cli {
     /// Machine-readable output: JSON documents, or one event per line for `up`/`down`.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The grid network (main, test, qa, dev); also TFGRID_COMPOSE_NETWORK and `network:` in the config.
+    /// The grid network (main, test, qa, dev, or sim: the grid simulator on this machine); also TFGRID_COMPOSE_NETWORK and `network:` in the config.
     #[arg(long, global = true, value_name = "NETWORK", value_parser = parse_network)]
     pub network: Option<String>,
     /// When to use colour.

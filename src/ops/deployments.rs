@@ -45,6 +45,15 @@ fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
     })
 }
 
+/// Whether a local-pattern deployment still has VMs on this machine (its folder under the
+/// pattern's default `vm_root`, named by the id's first 8 hex digits).
+fn local_vms_run(entry: &Entry) -> bool {
+    entry.pattern == "local"
+        && std::path::Path::new("/mnt/tfgrid-compose-local")
+            .join(entry.short_id())
+            .exists()
+}
+
 /// `ps [--prune]`: every deployment in the registry. Entries whose folder vanished are shown as
 /// `missing`; `--prune` removes them (and only them).
 pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Result<()> {
@@ -66,6 +75,15 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
             .filter(|(_, m)| **m)
             .map(|(e, _)| e)
         {
+            if local_vms_run(entry) {
+                printer.warn(format!(
+                    "kept {} {}: its local VMs still run; `tfgrid-compose down {}` stops them and forgets it",
+                    entry.short_id(),
+                    entry.label(),
+                    entry.short_id()
+                ));
+                continue;
+            }
             registry.remove(&entry.id)?;
             printer.status(
                 "Pruned",
@@ -76,6 +94,13 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
                     entry.state_dir.display()
                 ),
             );
+            if entry.pattern != "local" && entry.status != "destroyed" {
+                // Forgetting stops nothing: say what may still be billed.
+                printer.warn(format!(
+                    "{}: what it created on the grid may still be billed; `tfgrid-compose contracts` lists your twin's contracts and marks orphans",
+                    entry.short_id()
+                ));
+            }
             pruned += 1;
         }
         if pruned == 0 {
@@ -145,7 +170,7 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     let vanished = missing.iter().filter(|m| **m).count();
     if vanished > 0 {
         printer.warn(format!(
-            "{vanished} deployment folder{} vanished; `tfgrid-compose ps --prune` forgets them",
+            "{vanished} deployment folder{} vanished; `tfgrid-compose down ID` stops what can still be found of each, `tfgrid-compose ps --prune` forgets them",
             if vanished == 1 { "" } else { "s" }
         ));
     }

@@ -44,6 +44,13 @@ pub async fn down(
         Err(err) if err.chain().any(|c| c.is::<crate::error::DamagedState>()) => {
             return down_damaged(printer, settings, runner, options, &target, err).await;
         }
+        Err(err)
+            if err
+                .downcast_ref::<crate::error::FolderGone>()
+                .is_some_and(|g| g.pattern == "local") =>
+        {
+            return down_gone_local(printer, settings, runner, options, err).await;
+        }
         Err(err) => return Err(err),
     };
     let dir = target.dir.clone();
@@ -105,15 +112,17 @@ pub async fn down(
         } else {
             "failed"
         };
+        let again = if crate::interrupt::received().is_some() {
+            format!("run `tfgrid-compose down {app_arg}` again to finish")
+        } else {
+            format!("fix the cause, then run `tfgrid-compose down {app_arg}` again")
+        };
         return Err(Failed {
             message: format!(
-                "`down` of `{}` {what}; nothing was removed and the deployment is still recorded",
+                "`down` of `{}` {what}; its folder and record are kept (status destroy-failed)",
                 state.app.name
             ),
-            hints: vec![
-                format!("log at `{}`", log.display()),
-                format!("fix the cause, then run `tfgrid-compose down {app_arg}` again"),
-            ],
+            hints: vec![format!("log at `{}`", log.display()), again],
             source: err.into(),
         }
         .into());
@@ -187,6 +196,70 @@ impl Teardown {
     }
 }
 
+/// `down` of a local-pattern deployment whose folder is gone: its Terraform state went with it,
+/// but the pattern's VMs are named by the deployment's id, so `vm.sh net-down ID ROOT` (the same
+/// step Terraform's destroy ends with) finds and stops them, at the pattern's default `vm_root`.
+async fn down_gone_local(
+    printer: &Printer,
+    settings: &Settings,
+    runner: Runner,
+    options: &DownOptions,
+    err: anyhow::Error,
+) -> Result<()> {
+    let Some(gone) = err.downcast_ref::<crate::error::FolderGone>() else {
+        return Err(err);
+    };
+    let id8 = gone.id.get(..8).unwrap_or(&gone.id).to_string();
+    printer.warn(format!(
+        "{err}; the local pattern's VMs are found by the deployment's id ({id8})"
+    ));
+    if !options.yes
+        && !confirm(
+            printer,
+            &format!("stop every local VM and network of deployment {id8}?"),
+        )?
+    {
+        bail!(UserError::new(
+            "cancelled; nothing was changed",
+            "pass `--yes` to skip the question"
+        ));
+    }
+    let script = crate::pattern::builtin::extract_embedded(&settings.data_dir)?
+        .join("local/infrastructure/vm.sh");
+    let log_dir = settings.data_dir.join("logs");
+    crate::files::create_private_dir(&log_dir)?;
+    let log = log_dir.join(format!(
+        "{}-down-{id8}.log",
+        crate::clock::format_utc(now_unix())
+            .replace(':', "-")
+            .trim_end_matches('Z')
+    ));
+    let cmd = crate::process::Cmd::new("bash")
+        .args([
+            script.display().to_string(),
+            "net-down".into(),
+            id8.clone(),
+            LOCAL_VM_ROOT.into(),
+        ])
+        .io(crate::process::Io::Log(log.clone()))
+        .timeout(std::time::Duration::from_secs(120));
+    printer.status("Destroying", format!("local VMs and network of {id8}"));
+    runner.run(&cmd).await.map_err(|e| Failed {
+        message: format!("could not stop the local VMs of {id8}"),
+        hints: vec![format!("log at `{}`", log.display())],
+        source: e.into(),
+    })?;
+    registry(settings).remove(&gone.id)?;
+    printer.status(
+        "Destroyed",
+        format!("deployment {id8} (its folder was gone)"),
+    );
+    Ok(())
+}
+
+/// The local pattern's default `vm_root` (patterns/local/infrastructure/main.tf).
+const LOCAL_VM_ROOT: &str = "/mnt/tfgrid-compose-local";
+
 /// `down` of a deployment whose `state.yaml` is empty or damaged: Terraform's state is the truth
 /// about what is billed, so destroy from it, then remove the folder and its registry entries.
 async fn down_damaged(
@@ -258,7 +331,7 @@ async fn down_damaged(
     .await
     {
         return Err(Failed {
-            message: "`down` from Terraform's state failed; nothing was removed".into(),
+            message: "`down` from Terraform's state failed; the folder is kept".into(),
             hints: vec![
                 format!("log at `{}`", log.display()),
                 format!(

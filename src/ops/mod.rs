@@ -114,17 +114,19 @@ impl Target {
             .is_ok_and(|(entries, _)| entries.iter().any(|e| e.state_dir == self.dir.root))
     }
 
-    /// The error for a deployment whose folder is gone: with it went its Terraform state, so
-    /// nothing can be destroyed from this machine; say what may still be billed.
+    /// The error for a deployment whose folder is gone (with its state and Terraform state).
     fn gone(&self) -> anyhow::Error {
-        UserError::new(
-            format!(
-                "the folder `{}` of `{}` is gone, and with it the deployment's state and Terraform state: nothing can be destroyed from this machine",
-                self.dir.root.display(),
-                self.arg()
-            ),
-            "for a grid deployment, `tfgrid-compose contracts` lists what your twin still pays for (contracts no state holds are marked orphan) so you can cancel them; `tfgrid-compose ps --prune` forgets the entry",
-        )
+        let entry = self
+            .dir
+            .registry
+            .as_ref()
+            .and_then(|r| r.list().ok())
+            .and_then(|(entries, _)| entries.into_iter().find(|e| e.state_dir == self.dir.root));
+        crate::error::FolderGone {
+            id: entry.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
+            pattern: entry.map(|e| e.pattern).unwrap_or_default(),
+            state_dir: self.dir.root.clone(),
+        }
         .into()
     }
 }

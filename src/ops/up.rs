@@ -541,6 +541,14 @@ fn start_run(
 
 /// The error of an `up` that stopped: where it is recorded, the phase's log, how to go on.
 fn stopped(ctx: &Context, app_arg: &str, err: anyhow::Error) -> anyhow::Error {
+    // A script reading `--json` learns how it ended without parsing stderr.
+    ctx.printer
+        .event(&crate::output::Event::DeploymentFinished {
+            command: "up",
+            status: ctx.state.status.as_str(),
+            id: &ctx.state.id,
+            outputs: None,
+        });
     let mut hints = Vec::new();
     if let Some(failed) = ctx.state.journal.iter().find(|r| {
         matches!(
@@ -551,9 +559,11 @@ fn stopped(ctx: &Context, app_arg: &str, err: anyhow::Error) -> anyhow::Error {
     {
         hints.push(format!("phase log at `{}`", log.display()));
     }
-    hints.push(format!(
-        "fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`"
-    ));
+    hints.push(if ctx.state.status == Status::Interrupted {
+        format!("continue with `tfgrid-compose up --resume {app_arg}`")
+    } else {
+        format!("fix the cause, then continue with `tfgrid-compose up --resume {app_arg}`")
+    });
     hints.push(format!(
         "or remove everything created so far with `tfgrid-compose down {app_arg}`"
     ));

@@ -265,7 +265,9 @@ fn failed_down_removes_nothing_and_can_be_run_again() {
         .assert()
         .failure()
         .code(1)
-        .stderr(contains("failed; nothing was removed"))
+        .stderr(contains(
+            "failed; its folder and record are kept (status destroy-failed)",
+        ))
         .stderr(contains("run `tfgrid-compose down"));
     assert!(cx.state_text().contains("status: destroy-failed"));
     assert!(cx.state_dir().join("terraform/terraform.tfstate").exists());

@@ -195,7 +195,8 @@ fn an_interrupted_down_keeps_the_deployment_and_a_second_down_finishes() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(cx.fake_dir.join("stopped").exists());
     assert!(
-        stderr.contains("was interrupted; nothing was removed"),
+        stderr.contains("was interrupted; its folder and record are kept")
+            && stderr.contains("again to finish"),
         "{stderr}"
     );
     assert_eq!(state(&cx).status, Status::DestroyFailed);

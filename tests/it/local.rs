@@ -485,6 +485,57 @@ fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
     }
 }
 
+#[test]
+fn down_of_a_local_deployment_whose_folder_is_gone_stops_its_vms() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("static-site");
+    d.cmd().arg("up").assert().success();
+    let id8 = d.id8();
+    let url = format!("http://{}/", d.state().outputs.unwrap().primary_ip);
+    std::fs::remove_dir_all(&d.app).unwrap();
+    assert!(
+        http_get(&url).contains("Hello"),
+        "the VM runs on without its folder"
+    );
+    // Forgetting it would lose track of running VMs: --prune keeps it and says how to stop them.
+    let mut prune = d.cmd();
+    prune.current_dir(d._root.path());
+    prune
+        .args(["ps", "--prune"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(format!(
+            "its local VMs still run; `tfgrid-compose down {id8}`"
+        )));
+    let mut cmd = d.cmd();
+    cmd.current_dir(d._root.path());
+    cmd.args(["down", "--yes", &id8])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("found by the deployment's id"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(&id8).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            leftovers(&id8)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = d
+        .cmd()
+        .current_dir(d._root.path())
+        .args(["ps", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&id8),
+        "the entry is gone too"
+    );
+}
+
 /// Every process on this machine (VMs' included) whose command line contains `needle`, with its uid.
 fn processes_with(needle: &str) -> Vec<(String, u32)> {
     let mut found = Vec::new();

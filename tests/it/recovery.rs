@@ -14,7 +14,10 @@ fn an_empty_state_file_is_reported_and_down_still_destroys_from_terraform_state(
     for args in [vec!["status"], vec!["up", "--resume"]] {
         cx.cmd().args(&args).arg(&cx.app).assert().code(1).stderr(
             contains("is empty or damaged: it is empty")
-                .and(contains("hint: `tfgrid-compose down` still destroys"))
+                .and(contains(format!(
+                    "hint: `tfgrid-compose down {}` still destroys",
+                    cx.app.display()
+                )))
                 .and(contains("panicked").not()),
         );
     }
@@ -118,11 +121,13 @@ fn down_of_a_deployment_whose_folder_is_gone_names_what_is_left() {
     cx.cmd()
         .args(["down", "--yes", &id])
         .assert()
-        .code(2)
+        .code(1)
         .stderr(
-            contains("is gone, and with it the deployment's state and Terraform state")
-                .and(contains("tfgrid-compose contracts"))
-                .and(contains("ps --prune")),
+            contains(format!(
+                "of deployment {id} is gone, and with it its state.yaml and Terraform state"
+            ))
+            .and(contains("tfgrid-compose contracts"))
+            .and(contains("ps --prune")),
         );
 }
 

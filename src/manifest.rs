@@ -157,6 +157,9 @@ pub struct HookConfig {
     /// Where the hook runs: the primary VM (default) or every VM.
     #[serde(default)]
     pub hosts: HookHosts,
+    /// What the hook does, for people (the bash tool's registry apps write it).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
@@ -213,6 +216,10 @@ pub struct ResolvedHook {
     pub optional: bool,
     pub timeout_secs: u64,
     pub hosts: HookHosts,
+    /// For a hook without the execute bit (a plain file in git, as the bash tool's registry apps
+    /// have): the interpreter of its `#!` line (`sh` without one), which runs it on the VM. The
+    /// bash tool ran `chmod +x` on the VM instead; the effect is the same.
+    pub interpreter: Vec<String>,
 }
 
 /// A loaded app: its folder, manifest file and parsed manifest.
@@ -571,8 +578,8 @@ impl App {
         Ok(self.dir.join(relative))
     }
 
-    /// The hooks to run, in order. Declared hooks must exist inside `deployment/` and be
-    /// executable; without a `hooks:` key, `deployment/{setup,configure,healthcheck}.sh` are used
+    /// The hooks to run, in order. Declared hooks must exist inside `deployment/`; one without
+    /// the execute bit runs through its `#!` interpreter; without a `hooks:` key, `deployment/{setup,configure,healthcheck}.sh` are used
     /// when present. Undeclared hooks are skipped.
     pub fn hooks(&self) -> Result<Vec<ResolvedHook>, InputError> {
         let mut hooks = Vec::new();
@@ -608,13 +615,6 @@ impl App {
                             ),
                         ));
                     }
-                    if !is_executable(&path) {
-                        return Err(self.error(
-                            &field,
-                            format!("`{with_dir}` is not executable"),
-                            format!("run `chmod +x {}`", path.display()),
-                        ));
-                    }
                     inside.to_string_lossy().replace('\\', "/")
                 }
                 None if self.manifest.hooks.is_none() => {
@@ -624,16 +624,6 @@ impl App {
                         .join(format!("{}.sh", kind.name()));
                     if !conventional.is_file() {
                         continue;
-                    }
-                    if !is_executable(&conventional) {
-                        return Err(InputError {
-                            file: conventional.clone(),
-                            line: None,
-                            column: None,
-                            field: "(hook)".into(),
-                            message: "hook is not executable".into(),
-                            hint: Some(format!("run `chmod +x {}`", conventional.display())),
-                        });
                     }
                     format!("{}.sh", kind.name())
                 }
@@ -645,8 +635,15 @@ impl App {
                 .get(kind.name())
                 .cloned()
                 .unwrap_or_default();
+            let path = self.dir.join("deployment").join(&relative);
+            let interpreter = if is_executable(&path) {
+                Vec::new()
+            } else {
+                shebang(&path)
+            };
             hooks.push(ResolvedHook {
                 kind,
+                interpreter,
                 relative,
                 optional: config.optional,
                 timeout_secs: config.timeout.unwrap_or(900),
@@ -751,6 +748,22 @@ fn parse_app(file: &Path, text: &str) -> Result<AppManifest, InputError> {
         text,
         "see docs/manifest.md for the manifest's keys and types",
     )
+}
+
+/// The interpreter and its argument from a script's `#!` line (`#!/usr/bin/env bash` →
+/// `/usr/bin/env bash`); `sh` when there is none, as a shell would run it.
+fn shebang(path: &Path) -> Vec<String> {
+    let first = std::fs::read(path).ok().and_then(|b| {
+        b.split(|c| *c == b'\n')
+            .next()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+    });
+    match first.as_deref().and_then(|l| l.strip_prefix("#!")) {
+        Some(line) if !line.trim().is_empty() => {
+            line.split_whitespace().map(String::from).collect()
+        }
+        _ => vec!["sh".into()],
+    }
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -20,6 +20,7 @@ pub const REMOTE_SOURCE: &str = "/tmp/app-source";
 pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)]) -> Vec<String> {
     let mut argv = vec!["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()];
     argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    argv.extend(hook.interpreter.iter().cloned());
     argv.push(format!("{REMOTE_DEPLOYMENT}/{}", hook.relative));
     argv
 }
@@ -179,6 +180,7 @@ mod tests {
             optional: false,
             timeout_secs: 5,
             hosts: HookHosts::Primary,
+            interpreter: Vec::new(),
         };
         let argv = super::hook_argv(&hook, &[("APP_NAME".into(), "it's; rm -rf /".into())]);
         assert_eq!(

@@ -246,23 +246,6 @@ fn bad_folders_and_patterns_are_rejected() {
         ],
     );
 
-    let cx = TestContext::new();
-    std::fs::set_permissions(
-        cx.app.join("deployment/setup.sh"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    let app = cx.app.display().to_string();
-    assert_rejected(
-        &cx,
-        "hook not executable",
-        &["up", &app],
-        &[
-            "hooks.setup: `deployment/setup.sh` is not executable",
-            "hint: run `chmod +x",
-        ],
-    );
-
     for (case, breakage, expected) in [
         (
             "pattern without site.yml",

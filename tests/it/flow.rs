@@ -557,6 +557,42 @@ fn a_secret_printed_by_a_tool_that_was_never_given_it_is_redacted_too() {
 }
 
 #[test]
+fn a_hook_without_the_execute_bit_runs_through_its_interpreter() {
+    // The bash tool's registry apps keep hooks as plain files in git (mode 644).
+    let cx = TestContext::new();
+    std::fs::set_permissions(
+        cx.app.join("deployment/setup.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(
+        cx.app.join("deployment/healthcheck.sh"),
+        "echo no shebang\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        cx.app.join("deployment/healthcheck.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let transcript = cx.transcript();
+    let setup = transcript.iter().find(|l| l.contains("setup.sh")).unwrap();
+    assert!(
+        setup.contains("'/bin/sh' '/tmp/app-deployment/setup.sh'"),
+        "{setup}"
+    );
+    let health = transcript
+        .iter()
+        .find(|l| l.contains("healthcheck.sh"))
+        .unwrap();
+    assert!(
+        health.contains("'sh' '/tmp/app-deployment/healthcheck.sh'"),
+        "{health}"
+    );
+}
+
+#[test]
 fn inspect_commands_read_state() {
     let cx = TestContext::new();
     cx.cmd()

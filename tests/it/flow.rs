@@ -570,6 +570,14 @@ fn a_hook_without_the_execute_bit_runs_through_its_interpreter() {
         "echo no shebang\n",
     )
     .unwrap();
+    // and a key the registry apps write (tfgrid-compose-bash.md §2)
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}hook_config:\n  setup:\n    description: Install the app\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(
         cx.app.join("deployment/healthcheck.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o644),

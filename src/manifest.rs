@@ -73,6 +73,38 @@ const DESCRIPTIVE_KEYS: &[&str] = &[
     "repository",
 ];
 
+/// The keys [`AppManifest`] reads (its fields), for "did you mean" on an unknown one.
+const APP_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "pattern",
+    "patterns",
+    "config",
+    "resources",
+    "network",
+    "nodes",
+    "node_filter",
+    "gateway",
+    "hooks",
+    "hook_config",
+    "commands",
+    "env_file",
+    "url",
+    "max_environments",
+    "ai_stack",
+];
+
+/// The known key closest to `key` when it is close enough to be a typo (Jaro-Winkler ≥ 0.85,
+/// from `strsim`, the measure clap uses for its suggestions).
+fn nearest<'a>(key: &str, known: impl Iterator<Item = &'a &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::jaro_winkler(key, k), *k))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
 /// `tfgrid-compose.yaml`. Legacy keys of the bash tool are accepted (see docs/manifest.md).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 pub struct AppManifest {
@@ -445,8 +477,10 @@ impl App {
         for key in manifest.other.keys() {
             if !DESCRIPTIVE_KEYS.contains(&key.as_str()) {
                 let at = locate(&text, &[key]).map_or(String::new(), |(l, _)| format!(":{l}"));
+                let hint = nearest(key, APP_KEYS.iter().chain(DESCRIPTIVE_KEYS))
+                    .map_or(String::new(), |k| format!(" (did you mean `{k}`?)"));
                 warnings.push(format!(
-                    "{}{at}: unknown key `{key}` is ignored",
+                    "{}{at}: unknown key `{key}` is ignored{hint}",
                     file.display()
                 ));
             }

@@ -63,7 +63,7 @@ pub enum Command {
     /// Destroy a deployment and, only once that succeeded, forget it.
     Down(DownArgs),
     /// Run the validate phase only: manifest, pattern, tools, credentials. Creates nothing.
-    Validate(TargetArg),
+    Validate(ValidateArgs),
     /// Show a deployment: status, addresses, phase journal.
     Status(TargetArg),
     /// Print the deployment's addresses, primary first.
@@ -128,6 +128,15 @@ const TARGET_HELP: &str = "App folder or manifest path, or a recorded deployment
 pub struct TargetArg {
     #[arg(help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// Fail (exit 2) on any warning, such as an unknown manifest key: for CI.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -509,7 +518,18 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         }
         Command::Validate(args) => {
             let target = ops::resolve_target(&settings, args.app.as_deref())?;
-            ops::up::validate(printer, &settings, &target.app, None)?;
+            let valid = ops::up::validate(printer, &settings, &target.app, None)?;
+            if args.strict && !valid.warnings.is_empty() {
+                return Err(crate::error::UserError::new(
+                    format!(
+                        "{} warning{} and --strict",
+                        valid.warnings.len(),
+                        if valid.warnings.len() == 1 { "" } else { "s" }
+                    ),
+                    "fix what the warnings name, or drop --strict",
+                )
+                .into());
+            }
             printer.status("Valid", "manifest, pattern, tools and credentials");
             Ok(())
         }

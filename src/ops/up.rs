@@ -44,6 +44,8 @@ pub struct Validated {
     pub hooks: Vec<ResolvedHook>,
     pub tofu: String,
     pub mnemonic: Option<String>,
+    /// Every warning printed (the manifest's, then the variables'); `validate --strict` fails on any.
+    pub warnings: Vec<String>,
 }
 
 /// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
@@ -124,6 +126,7 @@ pub fn validate(
     if let Some(filter) = &app.manifest.node_filter {
         check_filter(&app, filter)?;
     }
+    let warnings = app.warnings.iter().cloned().chain(warnings).collect();
     Ok(Validated {
         app,
         pattern,
@@ -131,6 +134,7 @@ pub fn validate(
         hooks,
         tofu,
         mnemonic,
+        warnings,
     })
 }
 

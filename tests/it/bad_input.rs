@@ -309,6 +309,29 @@ fn bad_folders_and_patterns_are_rejected() {
 }
 
 #[test]
+fn an_unknown_key_is_a_warning_with_the_nearest_one_and_strict_makes_it_an_error() {
+    let cx = TestContext::new();
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}hook_confg: {{}}\nlicence: MIT\n")).unwrap();
+    let app = cx.app.display().to_string();
+    let (code, _, stderr) = cx.run(&["validate", &app]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("unknown key `hook_confg` is ignored (did you mean `hook_config`?)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown key `licence` is ignored (did you mean `license`?)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = cx.run(&["validate", "--strict", &app]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("2 warnings and --strict"), "{stderr}");
+    assert!(!cx.state_dir().exists(), "validate writes nothing");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let cx = TestContext::new();
     let out = cx

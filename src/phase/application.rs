@@ -1,4 +1,6 @@
-//! Application: the app's `deployment/` and `src/` (and env file) uploaded to the VM, then the
+//! Application: the app's `deployment/`, `src/`, env file, `docker-compose.yaml`, `scripts/`,
+//! `config/`, `templates/` and `artifacts/latest.tar.gz` uploaded where the bash tool put them,
+//! then the
 //! hooks `setup`, `configure`, `healthcheck` run over ssh, each an executable file run as argv,
 //! with its own log and timeout. Hooks that are not declared are skipped.
 
@@ -15,6 +17,9 @@ use crate::tools::ssh;
 /// Where the app's folders land on the VM (the same paths as the bash tool's, which hooks use).
 pub const REMOTE_DEPLOYMENT: &str = "/tmp/app-deployment";
 pub const REMOTE_SOURCE: &str = "/tmp/app-source";
+
+/// Files and folders of the app that land in [`REMOTE_SOURCE`] beside `src/`'s contents.
+pub const EXTRA_SOURCES: [&str; 4] = ["docker-compose.yaml", "scripts", "config", "templates"];
 
 /// `env -C /tmp/app-deployment KEY=VALUE… /tmp/app-deployment/<hook>`: no shell string.
 pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)]) -> Vec<String> {
@@ -108,13 +113,39 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 .await
                 .context("failed to upload `src/`")?;
         }
+        // What the bash tool also put in /tmp/app-source/ and its apps' hooks copy from there
+        // (tfgrid-compose-bash.md §4.7): these files and folders, and the release artifact.
+        let extras: Vec<std::path::PathBuf> = EXTRA_SOURCES
+            .iter()
+            .map(|name| ctx.app.dir.join(name))
+            .filter(|p| p.exists())
+            .collect();
+        let artifact = ctx.app.dir.join("artifacts/latest.tar.gz");
+        let needs_dir = !extras.is_empty()
+            || artifact.is_file()
+            || env_file.as_ref().is_some_and(|p| p.is_file());
+        if needs_dir && !source.is_dir() {
+            let mkdir = ssh::ssh(&target, &["mkdir", "-p", REMOTE_SOURCE], false)
+                .io(Io::Log(log.clone()))
+                .timeout(quick);
+            ctx.runner.run(&mkdir).await?;
+        }
+        if !extras.is_empty() {
+            let sources: Vec<&std::path::Path> =
+                extras.iter().map(std::path::PathBuf::as_path).collect();
+            ctx.runner
+                .run(&ssh::upload_many(&target, &sources, &format!("{REMOTE_SOURCE}/"), &log, quick))
+                .await
+                .context("failed to upload the app's docker-compose.yaml, scripts/, config/ or templates/")?;
+        }
+        if artifact.is_file() {
+            let dest = format!("{REMOTE_SOURCE}/artifacts.tar.gz");
+            ctx.runner
+                .run(&ssh::upload(&target, &artifact, &dest, &log, quick))
+                .await
+                .context("failed to upload `artifacts/latest.tar.gz`")?;
+        }
         if let Some(env_file) = env_file.as_ref().filter(|p| p.is_file()) {
-            if !source.is_dir() {
-                let mkdir = ssh::ssh(&target, &["mkdir", "-p", REMOTE_SOURCE], false)
-                    .io(Io::Log(log.clone()))
-                    .timeout(quick);
-                ctx.runner.run(&mkdir).await?;
-            }
             let dest = format!("{REMOTE_SOURCE}/.env");
             ctx.runner
                 .run(&ssh::upload(&target, env_file, &dest, &log, quick))

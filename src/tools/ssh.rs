@@ -103,11 +103,22 @@ pub fn ssh<S: AsRef<str>>(target: &SshTarget, argv: &[S], tty: bool) -> Cmd {
 
 /// `scp -r -p -q … SRC user@host:DEST` (modes kept, so hooks stay executable).
 pub fn upload(target: &SshTarget, source: &Path, dest: &str, log: &Path, timeout: Duration) -> Cmd {
+    upload_many(target, &[source], dest, log, timeout)
+}
+
+/// `scp -r -p -q … SRC… user@host:DEST`: several files and folders into the folder `DEST`.
+pub fn upload_many(
+    target: &SshTarget,
+    sources: &[&Path],
+    dest: &str,
+    log: &Path,
+    timeout: Duration,
+) -> Cmd {
     Cmd::new("scp")
         .args(["-r", "-p", "-q"])
         .args(target.options())
         .args(["-P".to_string(), target.port.to_string()])
-        .arg(source.display().to_string())
+        .args(sources.iter().map(|s| s.display().to_string()))
         .arg(format!("{}@{}:{dest}", target.user, target.scp_host()))
         .io(Io::Log(log.to_path_buf()))
         .timeout(timeout)

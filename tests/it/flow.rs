@@ -601,6 +601,41 @@ fn a_hook_without_the_execute_bit_runs_through_its_interpreter() {
 }
 
 #[test]
+fn what_the_bash_tool_uploaded_lands_where_it_put_it() {
+    let cx = TestContext::new();
+    std::fs::write(cx.app.join("docker-compose.yaml"), "services: {}\n").unwrap();
+    std::fs::create_dir_all(cx.app.join("scripts")).unwrap();
+    std::fs::write(cx.app.join("scripts/run.sh"), "echo run\n").unwrap();
+    std::fs::create_dir_all(cx.app.join("artifacts")).unwrap();
+    std::fs::write(cx.app.join("artifacts/latest.tar.gz"), "tar").unwrap();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let transcript = cx.transcript();
+    let extras = transcript
+        .iter()
+        .find(|l| l.starts_with("scp ") && l.contains("[APP]/docker-compose.yaml [APP]/scripts "))
+        .unwrap_or_else(|| panic!("{transcript:#?}"));
+    assert!(extras.ends_with(":/tmp/app-source/"), "{extras}");
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.contains("[APP]/artifacts/latest.tar.gz")
+                && l.ends_with(":/tmp/app-source/artifacts.tar.gz")),
+        "{transcript:#?}"
+    );
+    // they come after src/, which creates /tmp/app-source, and before the hooks
+    let src = transcript
+        .iter()
+        .position(|l| l.contains("[APP]/src "))
+        .unwrap();
+    let at = transcript.iter().position(|l| l == extras).unwrap();
+    let setup = transcript
+        .iter()
+        .position(|l| l.contains("setup.sh"))
+        .unwrap();
+    assert!(src < at && at < setup, "{transcript:#?}");
+}
+
+#[test]
 fn inspect_commands_read_state() {
     let cx = TestContext::new();
     cx.cmd()

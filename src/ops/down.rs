@@ -6,14 +6,14 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::clock::{format_duration, now_unix};
 use crate::error::{Failed, UserError};
-use crate::ops::{registry, resolve_target};
+use crate::ops::{registry, resolve_target, take_lock};
 use crate::output::{Event, Printer};
 use crate::pattern::Pattern;
 use crate::phase::infrastructure::tofu;
 use crate::phase::network::interface_exists;
 use crate::process::Runner;
 use crate::settings::Settings;
-use crate::state::{StateLock, Status};
+use crate::state::Status;
 use crate::tools::wg;
 
 /// Flags of `down`.
@@ -69,21 +69,7 @@ pub async fn down(
             "pass `--yes` to skip the question"
         ));
     }
-    let _lock = StateLock::acquire(
-        &dir.lock_file(),
-        &format!("down {app_arg}"),
-        settings.lock_wait,
-        |holder| {
-            printer.status(
-                "Blocking",
-                format!(
-                    "waiting for lock on `{}` (held by {holder})",
-                    dir.lock_file().display()
-                ),
-            );
-        },
-    )?;
-    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
+    let _lock = take_lock(printer, settings, &dir, &format!("down {app_arg}")).await?;
     let mut state = dir
         .load()?
         .context("the deployment vanished while waiting for the lock")?;
@@ -226,14 +212,12 @@ async fn down_gone_local(
     }
     let script = crate::pattern::builtin::extract_embedded(&settings.data_dir)?
         .join("local/infrastructure/vm.sh");
-    let log_dir = settings.data_dir.join("logs");
+    // The deployment's own folder is gone: this run's log goes under the data folder, named as
+    // every run's log folder is.
+    let log_dir = crate::state::StateDir::at(settings.data_dir.clone())
+        .run_log_dir(now_unix(), &format!("down-{id8}"));
     crate::files::create_private_dir(&log_dir)?;
-    let log = log_dir.join(format!(
-        "{}-down-{id8}.log",
-        crate::clock::format_utc(now_unix())
-            .replace(':', "-")
-            .trim_end_matches('Z')
-    ));
+    let log = log_dir.join("down.log");
     let cmd = crate::process::Cmd::new("bash")
         .args([
             script.display().to_string(),
@@ -301,21 +285,7 @@ async fn down_damaged(
             "pass `--yes` to skip the question"
         ));
     }
-    let _lock = StateLock::acquire(
-        &dir.lock_file(),
-        &format!("down {}", target.arg()),
-        settings.lock_wait,
-        |holder| {
-            printer.status(
-                "Blocking",
-                format!(
-                    "waiting for lock on `{}` (held by {holder})",
-                    dir.lock_file().display()
-                ),
-            );
-        },
-    )?;
-    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
+    let _lock = take_lock(printer, settings, &dir, &format!("down {}", target.arg())).await?;
     let clock = std::time::Instant::now();
     let log_dir = dir.run_log_dir(now_unix(), "down");
     dir.create_dir(&log_dir)?;

@@ -19,6 +19,7 @@ use anyhow::{Context as _, Result};
 
 use crate::error::UserError;
 use crate::manifest::MANIFEST_FILE;
+use crate::output::Printer;
 use crate::registry::{Entry, Registry};
 use crate::settings::Settings;
 use crate::state::{DeploymentState, StateDir};
@@ -129,6 +130,34 @@ impl Target {
         }
         .into()
     }
+}
+
+/// Takes a deployment's lock for `command` (waiting up to `lock_wait`, saying so), then stops
+/// the tools a killed run of it left running: what `up` and `down` do before touching it.
+///
+/// Errors: [`crate::error::LockError`] when another run holds it past `lock_wait`.
+pub async fn take_lock(
+    printer: &Printer,
+    settings: &Settings,
+    dir: &StateDir,
+    command: &str,
+) -> Result<crate::state::StateLock> {
+    let lock = crate::state::StateLock::acquire(
+        &dir.lock_file(),
+        command,
+        settings.lock_wait,
+        |holder| {
+            printer.status(
+                "Blocking",
+                format!(
+                    "waiting for lock on `{}` (held by {holder})",
+                    dir.lock_file().display()
+                ),
+            );
+        },
+    )?;
+    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
+    Ok(lock)
 }
 
 pub fn registry(settings: &Settings) -> Registry {

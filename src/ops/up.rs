@@ -9,7 +9,7 @@ use crate::clock::now_unix;
 use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, ResolvedHook};
-use crate::ops::{Target, registry, resolve_target, resolve_tofu};
+use crate::ops::{Target, registry, resolve_target, resolve_tofu, take_lock};
 use crate::output::Printer;
 use crate::pattern::Pattern;
 use crate::phase::{self, Context, Phase};
@@ -411,21 +411,7 @@ async fn lock(
         return Ok(StateLock::none());
     }
     dir.create_dir(&dir.root)?;
-    let lock = StateLock::acquire(
-        &dir.lock_file(),
-        &format!("up {app_arg}"),
-        settings.lock_wait,
-        |holder| {
-            printer.status(
-                "Blocking",
-                format!(
-                    "waiting for lock on `{}` (held by {holder})",
-                    dir.lock_file().display()
-                ),
-            );
-        },
-    )?;
-    crate::interrupt::stop_orphans(&dir.logs_dir(), printer).await;
+    let lock = take_lock(printer, settings, dir, &format!("up {app_arg}")).await?;
     Ok(lock)
 }
 

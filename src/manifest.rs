@@ -68,7 +68,6 @@ const DESCRIPTIVE_KEYS: &[&str] = &[
     "interactive",
     "usage",
     "variables",
-    "environment",
     "homepage",
     "repository",
 ];
@@ -90,6 +89,7 @@ const APP_KEYS: &[&str] = &[
     "hook_config",
     "commands",
     "env_file",
+    "environment",
     "url",
     "max_environments",
     "ai_stack",
@@ -141,9 +141,14 @@ pub struct AppManifest {
     pub hook_config: BTreeMap<String, HookConfig>,
     #[serde(default)]
     pub commands: BTreeMap<String, AppCommand>,
-    /// Env file uploaded to the VM as `/tmp/app-source/.env` (never sourced locally).
+    /// Env file uploaded to the VM as `/tmp/app-source/.env`; read (never run) for the values
+    /// of `environment:`.
     #[serde(default)]
     pub env_file: Option<String>,
+    /// Variables the hooks get (see [`crate::app_env`]): a list of `{name, required, default,
+    /// secret, options, depends_on}`, or a map `NAME: default`.
+    #[serde(default)]
+    pub environment: Option<crate::app_env::Environment>,
     /// Printed when the app is up; `{primary_ip}` is replaced by the VM's address.
     #[serde(default)]
     pub url: Option<String>,
@@ -310,6 +315,34 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
         }
         error
     })
+}
+
+/// A YAML file that may be missing: [`parse_yaml`] of its text, `T::default()` when the file
+/// does not exist or is blank (config files, the bash tool's settings files).
+///
+/// Errors: an unreadable file; YAML that does not parse or fit `T`, with line and field.
+pub(crate) fn load_optional_yaml<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    hint: &str,
+) -> Result<T, InputError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
+        Err(err) => {
+            return Err(InputError {
+                file: path.into(),
+                line: None,
+                column: None,
+                field: "(document)".into(),
+                message: err.to_string(),
+                hint: Some("make the file readable, or remove it".into()),
+            });
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    parse_yaml(path, &text, hint)
 }
 
 /// Where a duplicated key is written the second time: serde_norway reports the mapping's start
@@ -571,6 +604,21 @@ impl App {
                 ));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for var in self.manifest.environment.iter().flat_map(|e| e.vars()) {
+            if !crate::app_env::is_name(&var.name) || !seen.insert(var.name.clone()) {
+                let problem = if seen.contains(&var.name) && crate::app_env::is_name(&var.name) {
+                    format!("`{}` is declared twice", var.name)
+                } else {
+                    format!("`{}` is not a variable name", var.name)
+                };
+                return Err(self.environment_error(
+                    &var.name,
+                    problem,
+                    "use letters, digits and `_`, not starting with a digit, each name once",
+                ));
+            }
+        }
         if let Some(url) = &self.manifest.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -708,6 +756,52 @@ impl App {
             "missing field `pattern`",
             "add `pattern: local` (or `single-vm`, …) to the manifest, or pass `--pattern NAME`",
         ))
+    }
+
+    /// An error at the declaration of variable `name` under `environment:`.
+    pub fn environment_error(
+        &self,
+        name: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> InputError {
+        let mut error = self.error(&["environment"], message, hint);
+        error.field = format!("environment.{name}");
+        let start = error.line.unwrap_or(0);
+        let found = self.text.lines().enumerate().skip(start).find(|(_, line)| {
+            let key = line.trim_start().trim_start_matches("- ").trim_start();
+            let quoted = [name.to_string(), format!("\"{name}\""), format!("'{name}'")];
+            quoted.iter().any(|q| {
+                key.strip_prefix("name:")
+                    .is_some_and(|rest| rest.trim() == q.as_str())
+                    || key
+                        .strip_prefix(q.as_str())
+                        .is_some_and(|rest| rest.starts_with(':'))
+            })
+        });
+        if let Some((n, line)) = found {
+            error.line = Some(n + 1);
+            error.column = Some(line.len() - line.trim_start().len() + 1);
+        }
+        error
+    }
+
+    /// The values of `environment:` and the bash tool's names for the hooks.
+    ///
+    /// Errors: a required variable without a value, or a value outside its `options`, at the
+    /// line of its declaration.
+    pub fn environment(
+        &self,
+        sources: &crate::app_env::Sources<'_>,
+    ) -> Result<Vec<(String, String)>, InputError> {
+        let vars = self
+            .manifest
+            .environment
+            .as_ref()
+            .map(crate::app_env::Environment::vars)
+            .unwrap_or_default();
+        crate::app_env::resolve(&vars, sources)
+            .map_err(|p| self.environment_error(&p.name, p.message, p.hint))
     }
 
     /// The env file to upload, when one is declared or `.env` exists.

@@ -173,28 +173,8 @@ pub enum NodeSelection {
 impl ConfigFile {
     /// Reads the file; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<ConfigFile, InputError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ConfigFile::default());
-            }
-            Err(err) => {
-                return Err(InputError {
-                    file: path.into(),
-                    line: None,
-                    column: None,
-                    field: "(document)".into(),
-                    message: err.to_string(),
-                    hint: Some("make the file readable, or remove it".into()),
-                });
-            }
-        };
-        if text.trim().is_empty() {
-            return Ok(ConfigFile::default());
-        }
-        crate::manifest::parse_yaml(
+        crate::manifest::load_optional_yaml(
             path,
-            &text,
             "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, stop_grace, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
         )
     }
@@ -267,7 +247,8 @@ pub struct Settings {
     pub agent_token_file: Option<PathBuf>,
     /// The agent's token itself (`TFGRID_COMPOSE_AGENT_TOKEN`), registered as a secret.
     pub agent_token: Option<String>,
-    /// Node filter of the config file (flags and the manifest's `node_filter:` come first).
+    /// Node filter of the config file, over the bash tool's `preferences.yaml` (flags and the
+    /// manifest's `node_filter:` come first).
     pub node_filter: crate::grid::select::NodeFilter,
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
@@ -516,6 +497,18 @@ impl Settings {
                 },
             )?
             .unwrap_or_default();
+        // The config file's `node_filter:`, field by field over the bash tool's preferences.yaml.
+        let preferences_file = crate::credentials::preferences_file(&config_file);
+        let preferences = crate::credentials::preferences_filter(&preferences_file)?;
+        let empty = crate::grid::select::NodeFilter::default();
+        if config.node_filter != empty {
+            r.sources
+                .insert("node_filter", Source::Config(config_file.clone()));
+        } else if preferences != empty {
+            r.sources
+                .insert("node_filter", Source::Config(preferences_file));
+        }
+        let node_filter = config.node_filter.clone().or(&preferences);
         let sources = r.sources;
         Ok(Settings {
             tofu,
@@ -534,7 +527,7 @@ impl Settings {
             agent_url,
             agent_token_file,
             agent_token,
-            node_filter: config.node_filter,
+            node_filter,
             config_file,
             data_dir,
             sources,

@@ -1,5 +1,6 @@
 //! The ThreeFold mnemonic: checked as a BIP-39 phrase, stored by `signin` 0600 in the config
-//! folder, found in one order (environment, config folder, project file). Its text never
+//! folder, found in one order (environment, the file `signin` wrote, the bash tool's
+//! `credentials.yaml`, `~/.config/threefold/mnemonic`, the project file). Its text never
 //! appears in a message: errors name the source and the word's position only.
 
 use std::path::{Path, PathBuf};
@@ -45,9 +46,13 @@ pub fn stored_file(settings: &Settings) -> PathBuf {
     settings.config_file.with_file_name("mnemonic")
 }
 
-/// The places looked at, in order, after the environment.
+/// The places looked at, in order, after the environment. `credentials.yaml` (the bash tool's,
+/// §2.3 of its description) holds it under `threefold.mnemonic`; the others hold the phrase.
 pub fn files(settings: &Settings) -> Vec<PathBuf> {
-    let mut files = vec![stored_file(settings)];
+    let mut files = vec![
+        stored_file(settings),
+        crate::credentials::credentials_file(&settings.config_file),
+    ];
     if let Some(home) = settings.env.home() {
         files.push(home.join(".config/threefold/mnemonic"));
     }
@@ -62,8 +67,28 @@ pub fn source(settings: &Settings) -> Option<Source> {
     }
     files(settings)
         .into_iter()
-        .find(|p| p.is_file())
+        .find(|p| read_phrase(p).is_ok_and(|t| t.is_some()))
         .map(Source::Config)
+}
+
+/// The phrase a file holds, `None` when it is missing or holds none.
+///
+/// Errors: an unreadable file; a `credentials.yaml` that does not parse.
+fn read_phrase(path: &Path) -> Result<Option<String>> {
+    if path.file_name() == Some(crate::credentials::CREDENTIALS_FILE.as_ref()) {
+        let creds = crate::credentials::Credentials::load(path)?;
+        return Ok(creds.mnemonic().map(String::from));
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text)),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(UserError::new(
+            format!("cannot read `{}`: {err}", path.display()),
+            "fix its permissions, or remove it",
+        )
+        .into()),
+    }
 }
 
 /// The warning for a mnemonic file other users can read.
@@ -94,28 +119,17 @@ pub fn load(settings: &Settings) -> Result<Option<Loaded>> {
     } else {
         let mut found = None;
         for path in files(settings) {
-            match std::fs::read_to_string(&path) {
-                Ok(text) if !text.trim().is_empty() => {
-                    use std::os::unix::fs::PermissionsExt as _;
-                    let too_open = path
-                        .metadata()
-                        .is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
-                    found = Some(Loaded {
-                        phrase: text,
-                        source: Source::Config(path),
-                        too_open,
-                    });
-                    break;
-                }
-                Ok(_) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(UserError::new(
-                        format!("cannot read `{}`: {err}", path.display()),
-                        "fix its permissions, or remove it",
-                    )
-                    .into());
-                }
+            if let Some(text) = read_phrase(&path)? {
+                use std::os::unix::fs::PermissionsExt as _;
+                let too_open = path
+                    .metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+                found = Some(Loaded {
+                    phrase: text,
+                    source: Source::Config(path),
+                    too_open,
+                });
+                break;
             }
         }
         found

@@ -75,11 +75,11 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
             "mnemonic".into(),
             json!({"value": mnemonic.as_ref().map(|_| "<redacted>"), "source": mnemonic}),
         );
-        let filter_source = if settings.node_filter == crate::grid::select::NodeFilter::default() {
-            Source::Default
-        } else {
-            Source::Config(settings.config_file.clone())
-        };
+        let filter_source = settings
+            .sources
+            .get("node_filter")
+            .cloned()
+            .unwrap_or(Source::Default);
         map.insert(
             "node_filter".into(),
             json!({"value": settings.node_filter, "source": filter_source}),
@@ -123,12 +123,11 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
         ),
     };
     printer.data(format!("{:<17} {shown:<30} # {source}", "mnemonic"));
-    if settings.node_filter != crate::grid::select::NodeFilter::default() {
+    if let Some(source) = settings.sources.get("node_filter") {
         printer.data(format!(
-            "{:<17} {:<30} # config {}",
+            "{:<17} {:<30} # {source}",
             "node_filter",
             serde_json::to_string(&settings.node_filter)?,
-            settings.config_file.display()
         ));
     }
     Ok(())

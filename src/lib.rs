@@ -19,8 +19,10 @@
 //! Only `process::Runner` spawns processes; only `output::Printer` writes to the terminal.
 
 pub mod ai;
+pub mod app_env;
 pub mod cli;
 pub mod clock;
+pub mod credentials;
 pub mod error;
 pub mod files;
 pub mod grid;

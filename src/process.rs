@@ -43,6 +43,10 @@ pub struct Cmd {
     pub io: Io,
     /// What a dry run answers on stdout for this command (e.g. placeholder outputs).
     pub dry_run_stdout: Option<String>,
+    /// Written to the child's stdin, then closed (never displayed when secret): how secret
+    /// values reach a remote file without appearing in any argv. Only with a log ([`Io::Log`],
+    /// [`Io::Capture`]); otherwise stdin is the terminal or nothing.
+    pub input: Option<EnvValue>,
 }
 
 /// An environment value for a child; `Secret` values are redacted in every display.
@@ -71,7 +75,15 @@ impl Cmd {
             timeout: None,
             io: Io::Inherit,
             dry_run_stdout: None,
+            input: None,
         }
+    }
+
+    /// Feeds `text` to the child's stdin; it is a secret, never shown.
+    #[must_use]
+    pub fn secret_input(mut self, text: impl Into<String>) -> Self {
+        self.input = Some(EnvValue::Secret(text.into()));
+        self
     }
 
     #[must_use]
@@ -318,7 +330,12 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
                 .with_context(|| format!("failed to open log file `{}`", path.display()))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
-            command.stdin(Stdio::null()).stderr(Stdio::from(err));
+            let stdin = if cmd.input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
+            command.stdin(stdin).stderr(Stdio::from(err));
             if matches!(cmd.io, Io::Capture(_)) {
                 command.stdout(Stdio::piped());
             } else {
@@ -347,6 +364,14 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
         && let Err(e) = std::fs::write(file, format!("{}\n{}\n", cmd.program, short_line(cmd)))
     {
         tracing::debug!("cannot write {}: {e}", file.display());
+    }
+    if let (Some(mut stdin), Some(EnvValue::Plain(text) | EnvValue::Secret(text))) =
+        (child.stdin.take(), cmd.input.clone())
+    {
+        // A child that does not read its stdin must not block this one: write in the background.
+        tokio::spawn(async move {
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await;
+        });
     }
     let stdout_reader = child.stdout.take().map(|mut out| {
         tokio::spawn(async move {

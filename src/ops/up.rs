@@ -44,6 +44,8 @@ pub struct Validated {
     pub hooks: Vec<ResolvedHook>,
     pub tofu: String,
     pub mnemonic: Option<String>,
+    /// The app's `environment:` values and the bash tool's names for them, for the hooks.
+    pub environment: Vec<(String, String)>,
     /// Every warning printed (the manifest's, then the variables'); `validate --strict` fails on any.
     pub warnings: Vec<String>,
 }
@@ -126,6 +128,7 @@ pub fn validate(
     if let Some(filter) = &app.manifest.node_filter {
         check_filter(&app, filter)?;
     }
+    let environment = app_environment(settings, &app)?;
     let warnings = app.warnings.iter().cloned().chain(warnings).collect();
     Ok(Validated {
         app,
@@ -134,8 +137,27 @@ pub fn validate(
         hooks,
         tofu,
         mnemonic,
+        environment,
         warnings,
     })
+}
+
+/// The app's `environment:` from the process environment, its env file and the defaults, with
+/// the git identity of the bash tool's `credentials.yaml` (see [`crate::app_env`]).
+fn app_environment(settings: &Settings, app: &App) -> Result<Vec<(String, String)>> {
+    let env_file = match app.env_file().filter(|p| p.is_file()) {
+        Some(path) => crate::app_env::read_env_file(&path)?,
+        None => Default::default(),
+    };
+    let credentials = crate::credentials::credentials_file(&settings.config_file);
+    let git = crate::credentials::Credentials::load(&credentials)?.git();
+    let process = |name: &str| settings.env.get(name).map(String::from);
+    let sources = crate::app_env::Sources {
+        process: &process,
+        env_file,
+        git,
+    };
+    Ok(app.environment(&sources)?)
 }
 
 /// The grid network goes to a pattern's `tfgrid_network` variable. An explicit `--network`
@@ -342,6 +364,7 @@ pub async fn up(
         variables: valid.variables,
         mnemonic: valid.mnemonic,
         hooks: valid.hooks,
+        environment: valid.environment,
         log_dir,
         node_flag: options.node,
         node_filter,

@@ -1,8 +1,10 @@
 //! Application: the app's `deployment/`, `src/`, env file, `docker-compose.yaml`, `scripts/`,
 //! `config/`, `templates/` and `artifacts/latest.tar.gz` uploaded where the bash tool put them,
-//! then the
-//! hooks `setup`, `configure`, `healthcheck` run over ssh, each an executable file run as argv,
-//! with its own log and timeout. Hooks that are not declared are skipped.
+//! its `environment:` values written to a private file on the VM, then the hooks `setup`,
+//! `configure`, `healthcheck` run over ssh, each a file run as argv (through its `#!`
+//! interpreter when it is not executable), with its own log and timeout; or, when the app has
+//! `deployment/playbook.yml`, that playbook in place of `setup` and `configure`. Hooks that are
+//! not declared are skipped.
 
 use std::time::Duration;
 
@@ -21,9 +23,22 @@ pub const REMOTE_SOURCE: &str = "/tmp/app-source";
 /// Files and folders of the app that land in [`REMOTE_SOURCE`] beside `src/`'s contents.
 pub const EXTRA_SOURCES: [&str; 4] = ["docker-compose.yaml", "scripts", "config", "templates"];
 
-/// `env -C /tmp/app-deployment KEY=VALUE… /tmp/app-deployment/<hook>`: no shell string.
-pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)]) -> Vec<String> {
-    let mut argv = vec!["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()];
+/// The app's `environment:` values on the VM, 0600, one `export NAME='value'` a line: values
+/// (some secret) reach the VM through ssh's stdin, never an argv.
+pub const REMOTE_ENV_SCRIPT: &str = "/tmp/app-deployment/.tfgrid-compose.env";
+
+/// A fixed script (no user text): reads the env script named by `$1`, then runs the rest.
+const WITH_ENV: &str = ". \"$1\" && shift && exec \"$@\"";
+
+/// `env -C /tmp/app-deployment KEY=VALUE… /tmp/app-deployment/<hook>`: no shell string. With
+/// `with_env`, behind `sh -c WITH_ENV sh REMOTE_ENV_SCRIPT`, which adds the app's
+/// `environment:` values.
+pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)], with_env: bool) -> Vec<String> {
+    let mut argv = Vec::new();
+    if with_env {
+        argv.extend(["sh", "-c", WITH_ENV, "sh", REMOTE_ENV_SCRIPT].map(String::from));
+    }
+    argv.extend(["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()]);
     argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
     argv.extend(hook.interpreter.iter().cloned());
     argv.push(format!("{REMOTE_DEPLOYMENT}/{}", hook.relative));
@@ -56,6 +71,54 @@ fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)
         ),
         ("PRIVATE_IPS".into(), outputs.private_ips.join(" ")),
     ])
+}
+
+/// An app's own playbook: when `deployment/playbook.yml` exists it runs in place of the `setup`
+/// and `configure` hooks (the `healthcheck` hook still runs), as the bash tool did
+/// (tfgrid-compose-bash.md §2, `orchestrator.sh:1534-1546`).
+pub const APP_PLAYBOOK: &str = "playbook.yml";
+
+/// `ansible-playbook` on the app's playbook with the platform phase's inventory, `ansible.cfg`
+/// and extra vars; the app's `environment:` values are in its environment (for
+/// `lookup('env', NAME)`), never in its argv.
+async fn run_playbook(ctx: &mut Context, playbook: &std::path::Path) -> Result<()> {
+    let log = ctx.log("playbook");
+    ctx.printer.status(
+        "Running",
+        format!("playbook `deployment/{APP_PLAYBOOK}` (ansible-playbook)"),
+    );
+    let _spinner = ctx.printer.spinner("playbook", Some(&log));
+    // The pattern's group variables, beside the inventory, where ansible looks for them for any
+    // playbook (the pattern's own are found beside its site.yml).
+    let pattern_vars = ctx.pattern.dir.join("platform/group_vars");
+    for entry in std::fs::read_dir(&pattern_vars)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.path().is_file() {
+            let text = std::fs::read(entry.path())?;
+            let dest = ctx.dir.group_vars_dir();
+            ctx.dir.create_dir(&dest)?;
+            ctx.dir.write(&dest.join(entry.file_name()), &text, 0o600)?;
+        }
+    }
+    let mut cmd = crate::tools::ansible::playbook(
+        &ctx.dir.inventory(),
+        &ctx.dir.extra_vars(),
+        playbook,
+        &ctx.dir.ansible_cfg(),
+        &log,
+        Duration::from_secs(3600),
+    );
+    for (key, value) in &ctx.environment {
+        cmd = cmd.secret_env(key, value);
+    }
+    ctx.runner
+        .run(&cmd)
+        .await
+        .with_context(|| format!("the app's playbook `deployment/{APP_PLAYBOOK}` failed"))?;
+    Ok(())
 }
 
 pub async fn run(ctx: &mut Context) -> Result<()> {
@@ -152,11 +215,34 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 .await
                 .context("failed to upload the env file")?;
         }
+        if !ctx.environment.is_empty() {
+            // umask first: the file is private from its first byte.
+            let write = [
+                "sh",
+                "-c",
+                "umask 077 && mkdir -p \"${1%/*}\" && cat > \"$1\"",
+                "sh",
+                REMOTE_ENV_SCRIPT,
+            ];
+            let cmd = ssh::ssh(&target, &write, false)
+                .io(Io::Log(log.clone()))
+                .timeout(quick)
+                .secret_input(crate::app_env::env_script(&ctx.environment));
+            ctx.runner
+                .run(&cmd)
+                .await
+                .context("failed to write the app's environment on the VM")?;
+        }
     }
     if let Some(stack) = ctx.app.manifest.ai_stack.clone() {
         crate::phase::ai_stack::deploy(ctx, &stack).await?;
     }
-    let hooks = ctx.hooks.clone();
+    let mut hooks = ctx.hooks.clone();
+    let playbook = ctx.app.dir.join("deployment").join(APP_PLAYBOOK);
+    if playbook.is_file() {
+        run_playbook(ctx, &playbook).await?;
+        hooks.retain(|h| h.kind == crate::manifest::HookKind::Healthcheck);
+    }
     for hook in &hooks {
         for (index, vm) in &targets {
             if hook.hosts == HookHosts::Primary && *index != 0 {
@@ -178,7 +264,8 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 format!("hook `deployment/{}` on {}", hook.relative, vm.address),
             );
             let _spinner = ctx.printer.spinner(name, Some(&hook_log));
-            let argv = hook_argv(hook, &hook_env(ctx, vm, *index)?);
+            let with_env = !ctx.environment.is_empty();
+            let argv = hook_argv(hook, &hook_env(ctx, vm, *index)?, with_env);
             let cmd = ssh::ssh(&ctx.ssh_target(&vm.address), &argv, false)
                 .io(Io::Log(hook_log.clone()))
                 .timeout(Duration::from_secs(hook.timeout_secs));
@@ -213,7 +300,11 @@ mod tests {
             hosts: HookHosts::Primary,
             interpreter: Vec::new(),
         };
-        let argv = super::hook_argv(&hook, &[("APP_NAME".into(), "it's; rm -rf /".into())]);
+        let argv = super::hook_argv(
+            &hook,
+            &[("APP_NAME".into(), "it's; rm -rf /".into())],
+            false,
+        );
         assert_eq!(
             argv,
             [
@@ -228,5 +319,43 @@ mod tests {
             remote_command(&argv),
             r"'env' '-C' '/tmp/app-deployment' 'APP_NAME=it'\''s; rm -rf /' '/tmp/app-deployment/setup.sh'"
         );
+        let wrapped = super::hook_argv(&hook, &[], true);
+        assert_eq!(
+            wrapped[..5],
+            ["sh", "-c", super::WITH_ENV, "sh", super::REMOTE_ENV_SCRIPT]
+        );
+    }
+
+    /// The wrapper, run by a real `/bin/sh` as ssh would run it, exports the env script's values
+    /// to the hook, quotes and all.
+    #[test]
+    fn the_env_wrapper_runs_under_a_real_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("env");
+        let value = "it's \"$(touch pwned)\" `id` \\ $HOME";
+        std::fs::write(
+            &script,
+            crate::app_env::env_script(&[("V".into(), value.into())]),
+        )
+        .unwrap();
+        let argv = [
+            "sh",
+            "-c",
+            super::WITH_ENV,
+            "sh",
+            script.to_str().unwrap(),
+            "printenv",
+            "V",
+        ];
+        let line = remote_command(&argv);
+        let out = crate::process::Runner::real();
+        let cmd = crate::process::Cmd::new("sh")
+            .args(["-c", &line])
+            .cwd(dir.path())
+            .io(crate::process::Io::Capture(dir.path().join("log")));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let output = rt.block_on(out.run(&cmd)).unwrap();
+        assert_eq!(output.stdout, format!("{value}\n"));
+        assert!(!dir.path().join("pwned").exists());
     }
 }

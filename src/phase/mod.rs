@@ -106,6 +106,8 @@ pub struct Context {
     pub variables: BTreeMap<String, serde_json::Value>,
     pub mnemonic: Option<String>,
     pub hooks: Vec<ResolvedHook>,
+    /// The app's `environment:` values for its hooks (some may be secrets).
+    pub environment: Vec<(String, String)>,
     /// This run's log folder.
     pub log_dir: PathBuf,
     /// `--node`: every placement on this node.

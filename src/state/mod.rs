@@ -134,6 +134,11 @@ impl StateDir {
     pub fn inventory(&self) -> PathBuf {
         self.root.join("inventory.ini")
     }
+    /// Group variables beside the inventory (the pattern's, so that a playbook of the app run
+    /// with this inventory gets them too, e.g. `ansible_python_interpreter`).
+    pub fn group_vars_dir(&self) -> PathBuf {
+        self.root.join("group_vars")
+    }
     pub fn ansible_cfg(&self) -> PathBuf {
         self.root.join("ansible.cfg")
     }

@@ -79,7 +79,10 @@ case "$tool" in
   ssh-keygen)
     while [ $# -gt 0 ]; do [ "$1" = -f ] && key=$2; shift; done
     echo private > "$key"; echo "ssh-ed25519 AAAAfake test" > "$key.pub";;
-  ssh) [ -n "${FAKE_SSH_STDOUT:-}" ] && printf '%s\n' "$FAKE_SSH_STDOUT";;
+  ssh)
+    # what a remote `cat > FILE` would have written: kept as $FAKE_DIR/stdin-<n>
+    case "$*" in *"cat > "*) n=$(ls "$FAKE_DIR" | grep -c '^stdin-'); cat > "$FAKE_DIR/stdin-$n";; esac
+    [ -n "${FAKE_SSH_STDOUT:-}" ] && printf '%s\n' "$FAKE_SSH_STDOUT";;
   ansible-playbook) [ -n "${FAKE_SLEEP_ANSIBLE:-}" ] && sleep "$FAKE_SLEEP_ANSIBLE";;
 esac
 exit 0

@@ -536,6 +536,68 @@ fn down_of_a_local_deployment_whose_folder_is_gone_stops_its_vms() {
     );
 }
 
+/// An app as the bash tool's registry writes them: `environment:` with a secret, and a
+/// `deployment/playbook.yml` in place of `setup.sh`, run by the real ansible-playbook against the
+/// VM; the hooks read the values through the real sshd and the VM's `/bin/sh`.
+#[test]
+fn an_apps_playbook_and_environment_reach_the_vm_and_the_secret_stays_there() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("static-site");
+    let manifest = d.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!(
+            "{text}environment:\n  - name: DOMAIN\n    required: true\n  - name: API_TOKEN\n    required: true\n    secret: true\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.app.join("deployment/playbook.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sh /tmp/app-deployment/setup.sh\n    - ansible.builtin.copy:\n        dest: /srv/www/domain.txt\n        content: \"{{ lookup('env', 'DOMAIN') }}\\n\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.app.join("deployment/healthcheck.sh"),
+        "#!/bin/sh\nset -eu\nprintf '%s|%s|%s\\n' \"$TFGRID_DOMAIN\" \"$DOMAIN\" \"$API_TOKEN\" > /root/hook-env.txt\n",
+    )
+    .unwrap();
+    let secret = "tok 'quoted' $(id) value";
+    let out = d
+        .cmd()
+        .arg("up")
+        .env("DOMAIN", "site.example.org")
+        .env("API_TOKEN", secret)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Running playbook `deployment/playbook.yml`"),
+        "{err}"
+    );
+    let url = format!("http://{}/", d.state().outputs.unwrap().primary_ip);
+    assert!(
+        http_get(&url).contains("Hello"),
+        "the playbook ran setup.sh"
+    );
+    assert_eq!(http_get(&format!("{url}domain.txt")), "site.example.org\n");
+    let out = d
+        .cmd()
+        .args(["exec", "cat", "/root/hook-env.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("site.example.org|site.example.org|{secret}\n")
+    );
+    let leaks = files_containing(&d.app.join(".tfgrid-compose"), "quoted");
+    assert!(leaks.is_empty(), "the secret is in {leaks:?}");
+    d.cmd().args(["down", "--yes"]).assert().success();
+}
+
 /// Every process on this machine (VMs' included) whose command line contains `needle`, with its uid.
 fn processes_with(needle: &str) -> Vec<(String, u32)> {
     let mut found = Vec::new();

@@ -9,6 +9,7 @@
 
 mod ai;
 mod bad_input;
+mod bash_apps;
 mod cli;
 mod common;
 mod deployments;

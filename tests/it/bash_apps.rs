@@ -1,0 +1,256 @@
+//! What a user of the bash tool brings along (tfgrid-compose-bash.md §2, §2.3, §4.7, §7.1):
+//! `environment:` declarations, `deployment/playbook.yml`, `credentials.yaml` and
+//! `preferences.yaml`, all with the fake tools.
+
+use crate::common::TestContext;
+
+/// The bash tool's `environment:` shape (§2: `{name, description, required, default, secret,
+/// options[], depends_on{KEY: value}}`), as the registry's apps write it.
+const ENVIRONMENT: &str = "environment:
+  - name: DOMAIN
+    description: Public domain of the app
+    required: true
+  - name: SSL_EMAIL
+  - name: ADMIN_PASSWORD
+    required: true
+    secret: true
+  - name: MODE
+    default: production
+    options: [production, staging]
+";
+
+fn app_with_environment(cx: &TestContext) {
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}{ENVIRONMENT}")).unwrap();
+}
+
+#[test]
+fn a_missing_required_variable_stops_up_before_anything_is_created() {
+    let cx = TestContext::new();
+    app_with_environment(&cx);
+    let (code, _, err) = cx.run(&["up", cx.app_arg()]);
+    assert_eq!(code, 2, "{err}");
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    // `environment:` starts at line 9 of the fixture; DOMAIN's `- name:` is the next line.
+    assert!(
+        err.contains(&format!("{}:10:", manifest.display()))
+            && err.contains("environment.DOMAIN")
+            && err.contains("`DOMAIN` (Public domain of the app) is required and not set"),
+        "{err}"
+    );
+    assert!(err.contains("export DOMAIN="), "{err}");
+    assert!(!cx.app.join(".tfgrid-compose").exists());
+    assert!(cx.transcript().is_empty(), "{:?}", cx.transcript());
+
+    // An option outside the list is refused at its line too.
+    let (code, _, err) = cx
+        .cmd()
+        .args(["validate", cx.app_arg()])
+        .env("DOMAIN", "example.org")
+        .env("ADMIN_PASSWORD", "pw")
+        .env("MODE", "testing")
+        .output()
+        .map(|o| {
+            (
+                o.status.code().unwrap(),
+                (),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(":17:") && err.contains("production, staging"),
+        "{err}"
+    );
+}
+
+#[test]
+fn declared_variables_reach_every_hook_under_the_bash_names_and_secrets_stay_out_of_sight() {
+    let cx = TestContext::new();
+    app_with_environment(&cx);
+    std::fs::write(
+        cx.app.join(".env"),
+        "# the app's env file, read, never run\nSSL_EMAIL=ops@example.org\nADMIN_PASSWORD='s3cr3t $(id)'\n",
+    )
+    .unwrap();
+    let home_config = cx.home().join(".config/tfgrid-compose");
+    std::fs::create_dir_all(&home_config).unwrap();
+    std::fs::write(
+        home_config.join("credentials.yaml"),
+        "git:\n  name: \"Ada Lovelace\"\n  email: \"ada@example.org\"\n",
+    )
+    .unwrap();
+    let out = cx
+        .cmd()
+        .args(["up", cx.app_arg()])
+        .env("DOMAIN", "app.example.org")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+
+    // The values travel on ssh's stdin into a private file, never in an argv.
+    let script = std::fs::read_to_string(cx.fake_dir.join("stdin-0")).unwrap();
+    for line in [
+        "export DOMAIN='app.example.org'",
+        "export SSL_EMAIL='ops@example.org'",
+        "export ADMIN_PASSWORD='s3cr3t $(id)'",
+        "export MODE='production'",
+        "export TFGRID_DOMAIN='app.example.org'",
+        "export TFGRID_SSL_EMAIL='ops@example.org'",
+        "export TFGRID_GIT_NAME='Ada Lovelace'",
+        "export TFGRID_GIT_EMAIL='ada@example.org'",
+    ] {
+        assert!(script.lines().any(|l| l == line), "{line} in {script}");
+    }
+    let transcript = cx.transcript();
+    let write = transcript
+        .iter()
+        .find(|l| l.contains("cat > "))
+        .expect("the env script is written");
+    assert!(write.contains("'umask 077"), "{write}");
+    for hook in ["setup.sh", "healthcheck.sh"] {
+        let line = transcript
+            .iter()
+            .find(|l| l.starts_with("ssh") && l.contains(hook))
+            .unwrap();
+        assert!(
+            line.contains("'sh' '-c' '. \"$1\" && shift && exec \"$@\"' 'sh' '/tmp/app-deployment/.tfgrid-compose.env' 'env' '-C'"),
+            "{line}"
+        );
+    }
+    let everything = format!(
+        "{}\n{err}\n{}\n{}",
+        transcript.join("\n"),
+        cx.state_text(),
+        logs_text(&cx)
+    );
+    assert!(
+        !everything.contains("s3cr3t"),
+        "the secret leaked: {everything}"
+    );
+}
+
+fn logs_text(cx: &TestContext) -> String {
+    let mut text = String::new();
+    for entry in walk(&cx.state_dir().join("logs")) {
+        text.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+    }
+    text
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn an_apps_playbook_runs_in_place_of_setup_with_the_deployment_inventory() {
+    let cx = TestContext::new();
+    std::fs::write(
+        cx.app.join("deployment/playbook.yml"),
+        "- hosts: all\n  tasks:\n    - ansible.builtin.debug:\n        msg: \"{{ lookup('env', 'TOKEN') }}\"\n",
+    )
+    .unwrap();
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}environment:\n  - name: TOKEN\n    secret: true\n"),
+    )
+    .unwrap();
+    let out = cx
+        .cmd()
+        .args(["up", cx.app_arg()])
+        .env("TOKEN", "tok-123-secret")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let steps = cx.steps();
+    let playbooks: Vec<String> = cx
+        .transcript()
+        .into_iter()
+        .filter(|l| l.starts_with("ansible-playbook"))
+        .collect();
+    assert_eq!(playbooks.len(), 2, "{steps:?}");
+    assert_eq!(
+        playbooks[1],
+        "ansible-playbook -i [STATE]/inventory.ini -e @[STATE]/extra-vars.json [APP]/deployment/playbook.yml"
+    );
+    assert!(!steps.iter().any(|s| s == "ssh setup"), "{steps:?}");
+    assert!(steps.iter().any(|s| s == "ssh healthcheck"), "{steps:?}");
+    assert!(
+        err.contains("Running playbook `deployment/playbook.yml`"),
+        "{err}"
+    );
+    assert!(!cx.transcript().join("\n").contains("tok-123-secret"));
+}
+
+#[test]
+fn the_bash_tools_credentials_and_preferences_are_read() {
+    let cx = TestContext::new();
+    let config = cx.home().join(".config/tfgrid-compose");
+    std::fs::create_dir_all(&config).unwrap();
+    // A valid BIP-39 phrase (the standard test vector of all-zero entropy).
+    let phrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+    std::fs::write(
+        config.join("credentials.yaml"),
+        format!("threefold:\n  mnemonic: \"{phrase}\"\ngithub:\n  token: \"ghp_x\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("preferences.yaml"),
+        "whitelist:\n  nodes: [8, 13]\n  farms: [Freefarm]\nblacklist:\n  nodes: [42]\n  farms: []\npreferences:\n  max_cpu_usage: 80\n",
+    )
+    .unwrap();
+    let (code, out, err) = cx.run(&["signin", "--check", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(doc["signed_in"], true, "{doc}");
+    assert_eq!(
+        doc["source"]["name"],
+        config.join("credentials.yaml").display().to_string()
+    );
+    assert_eq!(doc["file_private"], false, "{doc}");
+    assert!(!out.contains("abandon") && !err.contains("abandon"));
+
+    let (code, out, err) = cx.run(&["config", "show", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let filter = &doc["settings"]["node_filter"];
+    assert_eq!(
+        filter["value"]["whitelist_nodes"],
+        serde_json::json!([8, 13])
+    );
+    assert_eq!(
+        filter["value"]["whitelist_farms"],
+        serde_json::json!(["Freefarm"])
+    );
+    assert_eq!(filter["value"]["blacklist_nodes"], serde_json::json!([42]));
+    assert_eq!(
+        filter["source"]["name"],
+        config.join("preferences.yaml").display().to_string()
+    );
+    assert!(!out.contains("abandon"));
+
+    // A broken preferences file is an error at its line.
+    std::fs::write(
+        config.join("preferences.yaml"),
+        "whitelist:\n  nodes: [x]\n",
+    )
+    .unwrap();
+    let (code, _, err) = cx.run(&["config", "show"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("preferences.yaml:2:"), "{err}");
+}

@@ -64,6 +64,8 @@ pub enum Command {
     Down(DownArgs),
     /// Run the validate phase only: manifest, pattern, tools, credentials. Creates nothing.
     Validate(ValidateArgs),
+    /// Take a deployment the bash tool made (its state folder) under management.
+    Import(ImportArgs),
     /// Show a deployment: status, addresses, phase journal.
     Status(TargetArg),
     /// Print the deployment's addresses, primary first.
@@ -318,6 +320,17 @@ pub struct DownArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bash tool's state folder of one deployment (`~/.config/tfgrid-compose/state/<id>`,
+    /// with `state.yaml` and `terraform/terraform.tfstate`).
+    #[arg(value_name = "PATH")]
+    pub path: std::path::PathBuf,
+    /// The app's folder, when the recorded `app_dir` is gone or moved.
+    #[arg(long, value_name = "DIR")]
+    pub app: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct SshArgs {
     #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
@@ -516,6 +529,14 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Import(args) => ops::import::import(
+            printer,
+            &settings,
+            &ops::import::ImportOptions {
+                path: args.path,
+                app: args.app,
+            },
+        ),
         Command::Validate(args) => {
             let target = ops::resolve_target(&settings, args.app.as_deref())?;
             let valid = ops::up::validate(printer, &settings, &target.app, None)?;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod deployments;
 pub mod down;
 pub mod grid;
+pub mod import;
 pub mod inspect;
 pub mod patterns;
 pub mod sim;

@@ -28,7 +28,7 @@ pub enum IpType {
 
 impl IpType {
     /// `public` is the older spelling of `ipv4`.
-    fn parse(text: &str) -> Option<IpType> {
+    pub fn parse(text: &str) -> Option<IpType> {
         match text {
             "wireguard" => Some(IpType::Wireguard),
             "ipv4" | "public" => Some(IpType::Ipv4),

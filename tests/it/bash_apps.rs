@@ -254,3 +254,146 @@ fn the_bash_tools_credentials_and_preferences_are_read() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("preferences.yaml:2:"), "{err}");
 }
+
+/// A bash tool deployment folder (§4.3, §5.1): flat `state.yaml`, the pattern's HCL in
+/// `terraform/` with a state real Terraform wrote (`terraform_data`, no provider to download),
+/// `wg.conf`. The variables are the ones the bash tool exported (§3.3).
+fn bash_deployment(cx: &TestContext, terraform: &str) -> std::path::PathBuf {
+    let folder = cx.home().join(".config/tfgrid-compose/state/0123456789abcdef");
+    let tf = folder.join("terraform");
+    std::fs::create_dir_all(&tf).unwrap();
+    std::fs::write(
+        tf.join("main.tf"),
+        r#"variable "vm_node" { type = number }
+variable "vm_cpu" { type = number }
+variable "vm_mem" { type = number }
+variable "vm_disk" { type = number }
+variable "tfgrid_network" {
+  type    = string
+  default = "main"
+}
+resource "terraform_data" "vm" {
+  input = "node-${var.vm_node}-cpu-${var.vm_cpu}"
+}
+output "primary_ip" { value = "10.1.3.2" }
+"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["init", "-input=false", "-no-color"],
+        vec!["apply", "-input=false", "-no-color", "-auto-approve"],
+    ] {
+        let out = std::process::Command::new(terraform)
+            .arg(format!("-chdir={}", tf.display()))
+            .args(&args)
+            .env_remove("TF_CLI_CONFIG_FILE")
+            .env("TF_VAR_vm_node", "8")
+            .env("TF_VAR_vm_cpu", "2")
+            .env("TF_VAR_vm_mem", "4096")
+            .env("TF_VAR_vm_disk", "50")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::fs::write(
+        folder.join("state.yaml"),
+        format!(
+            "deployed_at: 2025-10-01T10:00:00Z\napp_name: minimal\napp_version: 0.1.0\napp_dir: {}\npattern_name: single-vm\npattern_version: 1.0.0\ndeploy_node: 8\ndeploy_cpu: 2\ndeploy_mem: 4096\ndeploy_disk: 50\ndeploy_network: test\ndeploy_ipv4: false\nmycelium_address: null\nwireguard_address: 10.1.3.2\nipv4_address: \nprimary_ip: 10.1.3.2\nprimary_ip_type: wireguard\ndeployment_name: vm_ab12cd34\n",
+            cx.app.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(folder.join("wg.conf"), "[Interface]\nPrivateKey = x\n").unwrap();
+    std::fs::write(folder.join("wg_interface"), "wg3\n").unwrap();
+    folder
+}
+
+#[test]
+fn import_takes_a_bash_tool_deployment_under_management_and_down_destroys_it() {
+    crate::local::require_tools();
+    let terraform = which::which("terraform")
+        .or_else(|_| which::which("tofu"))
+        .unwrap();
+    let terraform = terraform.to_str().unwrap();
+    let cx = TestContext::new();
+    let ssh = cx.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::write(ssh.join("id_ed25519"), "key").unwrap();
+    let folder = bash_deployment(&cx, terraform);
+    let before = std::fs::read(folder.join("terraform/terraform.tfstate")).unwrap();
+    let phrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+    let run = |args: &[&str]| {
+        let out = cx
+            .cmd()
+            .args(args)
+            .env("TFGRID_COMPOSE_TOFU", terraform)
+            .env("TF_VAR_mnemonic", phrase)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["import", folder.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Imported `minimal` (single-vm on test, 10.1.3.2)"), "{err}");
+
+    let (code, out, err) = run(&["status", cx.app_arg(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let d = &doc["deployment"];
+    assert_eq!(d["status"], "running");
+    assert_eq!(d["outputs"]["primary_ip"], "10.1.3.2");
+    assert_eq!(d["outputs"]["primary_ip_type"], "wireguard");
+    assert_eq!(d["outputs"]["node_ids"], serde_json::json!([8]));
+    assert_eq!(d["grid_network"], "test");
+    assert_eq!(d["network"]["interface"], "wg3");
+    assert_eq!(d["ssh"]["identity"], ssh.join("id_ed25519").display().to_string());
+    let vars: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cx.state_dir().join("terraform/tfgrid-compose.tfvars.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        vars,
+        serde_json::json!({"vm_node": 8, "vm_cpu": 2, "vm_mem": 4096, "vm_disk": 50, "tfgrid_network": "test"}),
+        "declared variables only (vm_public_ipv4 is not declared)"
+    );
+    let (code, out, _) = run(&["ps", "--json"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"minimal\""), "{out}");
+
+    // A second import into the same environment is refused; nothing changes.
+    let (code, _, err) = run(&["import", folder.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--env NAME"), "{err}");
+
+    // `down` destroys with real Terraform from the copied state, then forgets the deployment.
+    let (code, _, err) = run(&["down", "--yes", cx.app_arg()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!cx.app.join(".tfgrid-compose/default").exists());
+    assert_eq!(
+        std::fs::read(folder.join("terraform/terraform.tfstate")).unwrap(),
+        before,
+        "the bash tool's folder is read, never changed"
+    );
+    let log = cx.transcript().join("\n");
+    assert!(!log.contains("abandon"), "{log}");
+}
+
+#[test]
+fn import_of_a_folder_that_is_not_a_bash_deployment_says_what_is_missing() {
+    let cx = TestContext::new();
+    let empty = cx.root.path().join("nothing");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("state.yaml") && err.contains("~/.config/tfgrid-compose/state/<id>"), "{err}");
+    std::fs::write(empty.join("state.yaml"), "app_name: x\n").unwrap();
+    let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("terraform/terraform.tfstate"), "{err}");
+    assert!(!cx.app.join(".tfgrid-compose").exists());
+}

@@ -50,7 +50,7 @@ impl Credentials {
     ///
     /// Errors: an unreadable file, or YAML that does not parse (with its line).
     pub fn load(path: &Path) -> Result<Credentials, InputError> {
-        crate::manifest::load_optional_yaml(
+        crate::yaml::load_optional_yaml(
             path,
             "the bash tool's credentials file: `threefold: {mnemonic: …}`, `git: {name, email}`",
         )
@@ -109,7 +109,7 @@ impl From<&FarmName> for FarmRef {
 ///
 /// Errors: an unreadable file, or YAML that does not parse (with its line and field).
 pub fn preferences_filter(path: &Path) -> Result<NodeFilter, InputError> {
-    let prefs: Preferences = crate::manifest::load_optional_yaml(
+    let prefs: Preferences = crate::yaml::load_optional_yaml(
         path,
         "the bash tool's node preferences: `whitelist: {nodes: [ID…], farms: [NAME…]}`, `blacklist: {…}`",
     )?;

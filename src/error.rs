@@ -116,7 +116,34 @@ pub struct FolderGone {
 /// The command received SIGINT (Ctrl-C) or SIGTERM; its children were stopped first.
 #[derive(Debug, Error)]
 #[error("interrupted ({})", .0.name())]
-pub struct Interrupted(pub crate::interrupt::Signal);
+pub struct Interrupted(pub Signal);
+
+/// The two signals that stop a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C, `timeout -s INT`, `kill -INT`.
+    Interrupt,
+    /// SIGTERM: a cancelled CI job, `timeout`, `kill`.
+    Terminate,
+}
+
+impl Signal {
+    /// The exit code of a command that stopped on this signal: 128 + the signal number
+    /// (130 for SIGINT, 143 for SIGTERM), as shells report it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+}
 
 /// `ssh -- cmd`: pass the remote exit code through unchanged.
 #[derive(Debug, Error)]

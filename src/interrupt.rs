@@ -16,37 +16,14 @@ use std::time::{Duration, Instant};
 use crate::error::Interrupted;
 use crate::output::Printer;
 
-/// The two signals that stop a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGINT: Ctrl-C, `timeout -s INT`, `kill -INT`.
-    Interrupt,
-    /// SIGTERM: a cancelled CI job, `timeout`, `kill`.
-    Terminate,
-}
+pub use crate::error::Signal;
+pub use crate::output::Waiting;
 
-impl Signal {
-    /// The exit code of a command that stopped on this signal: 128 + the signal number
-    /// (130 for SIGINT, 143 for SIGTERM), as shells report it.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    pub(crate) fn nix(self) -> nix::sys::signal::Signal {
-        match self {
-            Signal::Interrupt => nix::sys::signal::Signal::SIGINT,
-            Signal::Terminate => nix::sys::signal::Signal::SIGTERM,
-        }
+/// The signal as `nix` names it, to pass it on.
+pub(crate) fn nix_signal(signal: Signal) -> nix::sys::signal::Signal {
+    match signal {
+        Signal::Interrupt => nix::sys::signal::Signal::SIGINT,
+        Signal::Terminate => nix::sys::signal::Signal::SIGTERM,
     }
 }
 
@@ -137,30 +114,6 @@ pub fn install(printer: Printer) -> std::io::Result<()> {
         }
     });
     Ok(())
-}
-
-/// One child still running, as the `interrupt` event lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Waiting {
-    /// `tofu apply`, `ansible-playbook`, `ssh`.
-    pub what: String,
-    pub pid: u32,
-    /// Seconds left before it is stopped by force (SIGTERM, then SIGKILL), once the signal was
-    /// passed on to it.
-    pub force_in_s: Option<u64>,
-}
-
-impl std::fmt::Display for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.force_in_s {
-            Some(s) => write!(
-                f,
-                "`{}` (pid {}, stopped by force in {}s)",
-                self.what, self.pid, s
-            ),
-            None => write!(f, "`{}` (pid {})", self.what, self.pid),
-        }
-    }
 }
 
 /// The children still running.

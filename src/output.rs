@@ -71,7 +71,7 @@ pub enum Event<'a> {
     Interrupt {
         signal: &'a str,
         first: bool,
-        waiting_for: Vec<crate::interrupt::Waiting>,
+        waiting_for: Vec<Waiting>,
     },
 }
 
@@ -230,6 +230,30 @@ impl Drop for Spinner {
             tail.abort();
         }
         self.bar.finish_and_clear();
+    }
+}
+
+/// One child still running, as the `interrupt` event lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Waiting {
+    /// `tofu apply`, `ansible-playbook`, `ssh`.
+    pub what: String,
+    pub pid: u32,
+    /// Seconds left before it is stopped by force (SIGTERM, then SIGKILL), once the signal was
+    /// passed on to it.
+    pub force_in_s: Option<u64>,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.force_in_s {
+            Some(s) => write!(
+                f,
+                "`{}` (pid {}, stopped by force in {}s)",
+                self.what, self.pid, s
+            ),
+            None => write!(f, "`{}` (pid {})", self.what, self.pid),
+        }
     }
 }
 

@@ -16,7 +16,6 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use crate::error::ProcessError;
-use crate::tools::ssh::shell_quote;
 
 /// Where a child's stdout and stderr go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +145,21 @@ impl Cmd {
             .collect::<Vec<_>>()
             .join(" ")
     }
+}
+
+/// Quotes one word for a POSIX shell: single quotes, with `'` written as `'\''`.
+pub fn shell_quote(word: &str) -> String {
+    let mut quoted = String::with_capacity(word.len() + 2);
+    quoted.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            quoted.push_str("'\\''");
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted.push('\'');
+    quoted
 }
 
 fn display_word(word: &str) -> String {
@@ -472,7 +486,7 @@ async fn wait_child(
         () = tokio::time::sleep(limit) => {}
         signal = crate::interrupt::wait() => {
             if own_group || signal == crate::interrupt::Signal::Terminate {
-                send(signal.nix());
+                send(crate::interrupt::nix_signal(signal));
             }
             registered.signalled();
             stop(child, crate::interrupt::grace(), true).await?;

@@ -3,14 +3,13 @@
 //! `ps` reads it; `up` adds an entry and every state save refreshes it; a successful `down`
 //! removes it. One file per entry means concurrent runs never rewrite each other's entries.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
 use crate::files::{create_private_dir, write_atomic};
-use crate::state::DeploymentState;
 
 /// Schema of an entry file and of `ps --json`'s rows.
 pub const ENTRY_SCHEMA: u32 = 1;
@@ -37,22 +36,6 @@ pub struct Entry {
 pub type Broken = (PathBuf, String);
 
 impl Entry {
-    pub fn of(state: &DeploymentState, state_dir: &Path) -> Entry {
-        Entry {
-            schema_version: ENTRY_SCHEMA,
-            id: state.id.clone(),
-            app: state.app.name.clone(),
-            env: state.env.clone(),
-            pattern: state.pattern.name.clone(),
-            status: state.status.as_str().to_string(),
-            primary_ip: state.outputs.as_ref().map(|o| o.primary_ip.clone()),
-            app_dir: state.app.dir.clone(),
-            state_dir: state_dir.to_path_buf(),
-            created_at: state.created_at,
-            updated_at: state.updated_at,
-        }
-    }
-
     /// The state folder is gone (deleted by hand, or on a disk that is not mounted).
     pub fn missing(&self) -> bool {
         !self.state_dir.join("state.yaml").is_file()

@@ -1,7 +1,7 @@
 //! Settings resolved once per run. One precedence for every key: flag, then environment variable
 //! (`TFGRID_COMPOSE_*`), then the user config file (`$XDG_CONFIG_HOME/tfgrid-compose/config.yaml`),
-//! then the default. [`Env`] is the only reader of the process environment, so tests can inject
-//! one; [`Settings::sources`] remembers where each value came from for `config show`.
+//! then the default. [`Env`] (in `env`) is the only reader of the process environment, so tests
+//! can inject one; [`Settings::sources`] remembers where each value came from for `config show`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,82 +12,7 @@ use serde::Deserialize;
 
 use crate::error::{InputError, UserError};
 
-/// A snapshot of the environment taken at start-up.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    vars: BTreeMap<String, String>,
-}
-
-impl Env {
-    pub fn from_process() -> Env {
-        Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        }
-    }
-
-    pub fn from_pairs<const N: usize>(pairs: [(&str, &str); N]) -> Env {
-        Env {
-            vars: pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
-        }
-    }
-
-    /// A variable's value; empty counts as unset.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn home(&self) -> Option<PathBuf> {
-        self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
-    }
-
-    /// `TFGRID_COMPOSE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tfgrid-compose`, else `~/.config/tfgrid-compose`.
-    pub fn config_dir(&self) -> PathBuf {
-        self.xdg_dir(
-            "TFGRID_COMPOSE_CONFIG_DIR",
-            "XDG_CONFIG_HOME",
-            ".config",
-            dirs::config_dir,
-        )
-    }
-
-    /// `TFGRID_COMPOSE_DATA_DIR`, else `$XDG_DATA_HOME/tfgrid-compose`, else `~/.local/share/tfgrid-compose`.
-    pub fn data_dir(&self) -> PathBuf {
-        self.xdg_dir(
-            "TFGRID_COMPOSE_DATA_DIR",
-            "XDG_DATA_HOME",
-            ".local/share",
-            dirs::data_dir,
-        )
-    }
-
-    fn xdg_dir(
-        &self,
-        own: &str,
-        xdg: &str,
-        under_home: &str,
-        fallback: fn() -> Option<PathBuf>,
-    ) -> PathBuf {
-        if let Some(dir) = self.get(own) {
-            return PathBuf::from(dir);
-        }
-        let base = self
-            .get(xdg)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| self.get("HOME").map(|h| Path::new(h).join(under_home)))
-            .or_else(fallback)
-            .unwrap_or_else(|| PathBuf::from(".").join(under_home));
-        base.join("tfgrid-compose")
-    }
-}
+pub use crate::env::Env;
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -173,7 +98,7 @@ pub enum NodeSelection {
 impl ConfigFile {
     /// Reads the file; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<ConfigFile, InputError> {
-        crate::manifest::load_optional_yaml(
+        crate::yaml::load_optional_yaml(
             path,
             "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, stop_grace, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
         )
@@ -300,8 +225,8 @@ fn config_duration(file: &Path, key: &str, text: Option<&String>) -> Result<Opti
     text.map(|t| {
         parse_duration(t).map_err(|e| {
             let raw = std::fs::read_to_string(file).unwrap_or_default();
-            let (line, column) = crate::manifest::locate(&raw, &[key])
-                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            let (line, column) =
+                crate::yaml::locate(&raw, &[key]).map_or((None, None), |(l, c)| (Some(l), Some(c)));
             InputError {
                 file: file.into(),
                 line,
@@ -326,11 +251,8 @@ fn config_check(
     match checked {
         Some(Err(message)) => Err(InputError {
             file: file.to_path_buf(),
-            line: crate::manifest::locate(
-                &std::fs::read_to_string(file).unwrap_or_default(),
-                &[key],
-            )
-            .map(|p| p.0),
+            line: crate::yaml::locate(&std::fs::read_to_string(file).unwrap_or_default(), &[key])
+                .map(|p| p.0),
             column: None,
             field: key.into(),
             message,
@@ -560,6 +482,12 @@ impl Settings {
 /// Environment variables read only here (the `TFGRID_COMPOSE_*` settings are named where they
 /// are resolved, with their keys); these have no config-file key.
 pub mod vars {
+    /// Any value turns colour off (no-color.org), unless `--color` says otherwise.
+    pub const NO_COLOR: &str = "NO_COLOR";
+    /// Colour even when stderr is not a terminal.
+    pub const FORCE_COLOR: &str = "FORCE_COLOR";
+    /// Colour even when stderr is not a terminal, unless `0` (bixense.com/clicolors).
+    pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
     /// The AI stack's agent URL, for a standalone setup.
     pub const AGENT_URL: &str = "TFGRID_COMPOSE_AGENT_URL";
     /// A file holding the agent's token.

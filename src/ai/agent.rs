@@ -141,7 +141,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     let token = crate::files::read_secret(&config.gateway.token_file)?;
     let agent = Arc::new(Agent {
         db: Db::open(&config.database)?,
-        llm: Llm::new(&config.llm, &crate::settings::Env::from_process())?,
+        llm: Llm::new(&config.llm, &crate::env::Env::from_process())?,
         git: GitHost::new(config.git.clone())?,
         gateway: GatewayClient {
             api: config.gateway.api.clone(),

@@ -33,7 +33,7 @@ pub struct Llm {
 const ATTEMPTS: u32 = 3;
 
 impl Llm {
-    pub fn new(providers: &[Provider], env: &crate::settings::Env) -> Result<Llm> {
+    pub fn new(providers: &[Provider], env: &crate::env::Env) -> Result<Llm> {
         if providers.is_empty() {
             bail!("no LLM provider is configured (agent config `llm:`)");
         }

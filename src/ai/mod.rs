@@ -26,7 +26,7 @@ pub fn load_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
             "pass the service's config file with --config",
         )
     })?;
-    Ok(crate::manifest::parse_yaml(
+    Ok(crate::yaml::parse_yaml(
         path,
         &text,
         "see docs/ai-stack.md for the service's config keys",

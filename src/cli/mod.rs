@@ -11,7 +11,7 @@ use crate::ops::{self, down::DownOptions, up::UpOptions};
 use crate::output::{ColorChoice, Printer, resolve_color};
 use crate::phase::Phase;
 use crate::process::Runner;
-use crate::settings::{Env, Overrides, Settings, parse_duration};
+use crate::settings::{Env, Overrides, Settings, parse_duration, vars};
 
 /// Deploy applications to the ThreeFold Grid, or to local VMs, with one command.
 ///
@@ -433,8 +433,9 @@ pub async fn main() -> ExitCode {
     init_tracing(cli.verbose, &env);
     let color = resolve_color(
         cli.color,
-        env.get("NO_COLOR").is_some(),
-        env.get("FORCE_COLOR").is_some() || env.get("CLICOLOR_FORCE").is_some_and(|v| v != "0"),
+        env.get(vars::NO_COLOR).is_some(),
+        env.get(vars::FORCE_COLOR).is_some()
+            || env.get(vars::CLICOLOR_FORCE).is_some_and(|v| v != "0"),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
     let printer = Printer::new(color, cli.quiet, cli.json, cli.verbose > 0);

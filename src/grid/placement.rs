@@ -11,42 +11,7 @@ use super::proxy::{GridProxy, NodeQuery};
 use super::select::{self, NodeFilter, Request};
 use crate::error::UserError;
 use crate::pattern::Pattern;
-
-/// One entry of `placement:` in pattern.yaml: the node variable and what goes on that node.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PlacementSpec {
-    /// A name for the node's role (`vm`, `gateway`, `backend`), as in the manifest's `nodes:`.
-    pub role: String,
-    /// The number variable that receives the node id (0 = the scheduler picks).
-    pub variable: String,
-    /// Whether the node's farm must have a free public IPv4: `true` or a bool variable's name.
-    #[serde(default)]
-    pub public_ipv4: Option<Amount>,
-    /// The VMs put on this node.
-    pub vms: Vec<VmSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct VmSpec {
-    #[serde(default)]
-    pub count: Option<Amount>,
-    pub cpu: Amount,
-    /// MB.
-    pub memory: Amount,
-    /// GB of SSD.
-    pub disk: Amount,
-}
-
-/// A literal, or the name of a pattern variable.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
-pub enum Amount {
-    Number(u64),
-    Flag(bool),
-    Variable(String),
-}
+pub use crate::pattern::placement::{Amount, PlacementSpec, VmSpec};
 
 /// How a placement got its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -90,7 +55,7 @@ fn value(inputs: &Inputs<'_>, name: &str) -> Option<serde_json::Value> {
             .variables
             .get(name)
             .and_then(|v| v.default.as_ref())
-            .map(crate::manifest::yaml_to_json)
+            .map(crate::yaml::yaml_to_json)
     })
 }
 

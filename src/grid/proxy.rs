@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
 
+/// The grid simulator's network name (`--network sim`, see `sim`): its GridProxy runs on this
+/// machine.
+pub const SIM_NETWORK: &str = "sim";
+
 /// The grid networks and their GridProxy base URLs.
 pub const NETWORKS: [(&str, &str); 4] = [
     ("main", "https://gridproxy.grid.tf"),
@@ -18,7 +22,7 @@ pub const NETWORKS: [(&str, &str); 4] = [
 
 /// `main`, `test`, `qa`, `dev`, or `sim` (the grid simulator on this machine).
 pub fn check_network(name: &str) -> Result<(), String> {
-    if NETWORKS.iter().any(|(n, _)| *n == name) || name == crate::sim::NETWORK {
+    if NETWORKS.iter().any(|(n, _)| *n == name) || name == SIM_NETWORK {
         Ok(())
     } else {
         Err(format!(
@@ -206,7 +210,7 @@ impl GridProxy {
     pub fn new(network: &str, base_override: Option<&str>) -> Result<GridProxy> {
         let base = match base_override {
             Some(url) => url.trim_end_matches('/').to_string(),
-            None if network == crate::sim::NETWORK => {
+            None if network == SIM_NETWORK => {
                 anyhow::bail!(
                     "the simulator's GridProxy runs inside the command that needs it (internal error: it was not started)"
                 )

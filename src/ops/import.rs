@@ -24,8 +24,8 @@ use crate::pattern::contract::{IpType, PatternOutputs};
 use crate::phase::Phase;
 use crate::settings::Settings;
 use crate::state::{
-    AppRecord, DeploymentState, NetworkRecord, PatternRecord, PhaseRecord, PhaseStatus,
-    RunRecord, SCHEMA_VERSION, SshRecord, StateDir, Status,
+    AppRecord, DeploymentState, NetworkRecord, PatternRecord, PhaseRecord, PhaseStatus, RunRecord,
+    SCHEMA_VERSION, SshRecord, StateDir, Status,
 };
 
 /// `state.yaml` keys of the bash tool → the Terraform variables it exported from them for
@@ -57,7 +57,7 @@ fn read_bash_state(path: &Path) -> Result<BTreeMap<String, String>> {
             "name the bash tool's state folder of one deployment, e.g. `~/.config/tfgrid-compose/state/<id>`",
         )
     })?;
-    let map: BTreeMap<String, serde_yaml::Value> = crate::manifest::parse_yaml(
+    let map: BTreeMap<String, serde_yaml::Value> = crate::yaml::parse_yaml(
         &file,
         &text,
         "the bash tool writes `key: value` lines (app_name, app_dir, pattern_name, primary_ip, …)",
@@ -168,7 +168,9 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
     })?;
 
     dir.create_dir(&dir.root)?;
-    let written = write_files(&dir, &source, &bash, settings, &app, identity, tofu, &network);
+    let written = write_files(
+        &dir, &source, &bash, settings, &app, identity, tofu, &network,
+    );
     match written {
         Ok(state) => {
             let id = &state.id;

@@ -40,7 +40,7 @@ pub fn read_context_file() -> Result<serde_yaml::Mapping> {
     if text.trim().is_empty() {
         return Ok(serde_yaml::Mapping::new());
     }
-    crate::manifest::parse_yaml(
+    crate::yaml::parse_yaml(
         Path::new(CONTEXT_FILE),
         &text,
         "the context file holds `app: PATH` and `deployment: ID`; fix or remove it",

@@ -6,6 +6,7 @@
 pub mod builtin;
 pub mod check;
 pub mod contract;
+pub mod placement;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, UserError};
-use crate::manifest::parse_yaml;
 use crate::settings::Settings;
+use crate::yaml::parse_yaml;
 
 /// `pattern.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -39,7 +40,7 @@ pub struct PatternManifest {
     pub needs_root: bool,
     /// Grid node variables and what goes on each node, for node selection.
     #[serde(default)]
-    pub placement: Vec<crate::grid::placement::PlacementSpec>,
+    pub placement: Vec<placement::PlacementSpec>,
 }
 
 impl PatternManifest {

@@ -15,10 +15,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::clock::format_duration;
-use crate::error::UserError;
 use crate::manifest::{App, ResolvedHook};
 use crate::output::{Event, Printer};
 use crate::pattern::Pattern;
@@ -27,71 +25,7 @@ use crate::settings::Settings;
 use crate::state::{DeploymentState, StateDir, Status};
 use crate::tools::ssh::SshTarget;
 
-/// The phases of `up`, in order.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Phase {
-    Validate,
-    Infrastructure,
-    Network,
-    WaitSsh,
-    Platform,
-    Application,
-    Verify,
-    Finalize,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 8] = [
-        Phase::Validate,
-        Phase::Infrastructure,
-        Phase::Network,
-        Phase::WaitSsh,
-        Phase::Platform,
-        Phase::Application,
-        Phase::Verify,
-        Phase::Finalize,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Validate => "validate",
-            Phase::Infrastructure => "infrastructure",
-            Phase::Network => "network",
-            Phase::WaitSsh => "wait-ssh",
-            Phase::Platform => "platform",
-            Phase::Application => "application",
-            Phase::Verify => "verify",
-            Phase::Finalize => "finalize",
-        }
-    }
-
-    /// Parses a phase name, with a hint listing the valid ones.
-    pub fn parse(text: &str) -> Result<Phase, UserError> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.name() == text)
-            .ok_or_else(|| {
-                UserError::new(
-                    format!("unknown phase `{text}`"),
-                    format!("phases are: {}", Phase::ALL.map(Phase::name).join(", ")),
-                )
-            })
-    }
-}
+pub use crate::state::Phase;
 
 /// Everything the phases share during one `up`.
 pub struct Context {

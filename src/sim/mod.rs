@@ -27,7 +27,7 @@ pub const PROVIDER_VERSION: &str = "1.12.0";
 
 /// The network name of the simulator (`--network sim`); Terraform's provider is given `dev`,
 /// one of the four values the real provider accepts.
-pub const NETWORK: &str = "sim";
+pub use crate::grid::proxy::SIM_NETWORK as NETWORK;
 
 const SCRIPT: &str = include_str!("sim.sh");
 

@@ -13,8 +13,8 @@ use anyhow::{Context as _, Result};
 
 pub use lock::StateLock;
 pub use schema::{
-    AppRecord, DeploymentState, NetworkRecord, PatternRecord, PhaseRecord, PhaseStatus, RunRecord,
-    SshRecord, Status,
+    AppRecord, DeploymentState, NetworkRecord, PatternRecord, Phase, PhaseRecord, PhaseStatus,
+    RunRecord, SCHEMA_VERSION, SshRecord, Status,
 };
 
 use crate::error::{DamagedState, UserError};
@@ -22,8 +22,6 @@ use crate::files::{create_private_dir, write_atomic};
 
 /// Name of the state folder, next to the app's manifest.
 pub const STATE_DIR_NAME: &str = ".tfgrid-compose";
-/// The schema this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// Paths inside `.tfgrid-compose/`, and the atomic writer for them.
 #[derive(Debug, Clone)]
@@ -206,7 +204,7 @@ impl StateDir {
         );
         self.write(&self.state_file(), text.as_bytes(), 0o600)?;
         if let (Some(registry), false) = (&self.registry, self.dry_run) {
-            registry.put(&crate::registry::Entry::of(state, &self.root))?;
+            registry.put(&registry_entry(state, &self.root))?;
         }
         Ok(())
     }
@@ -214,7 +212,7 @@ impl StateDir {
     /// Values saved by app commands with `save_to_context` (`context.yaml`).
     pub fn load_context(&self) -> Result<BTreeMap<String, String>> {
         match std::fs::read_to_string(self.context_file()) {
-            Ok(text) => crate::manifest::from_yaml(&text)
+            Ok(text) => crate::yaml::from_yaml(&text)
                 .with_context(|| format!("failed to read `{}`", self.context_file().display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(err) => Err(err)
@@ -229,5 +227,22 @@ impl StateDir {
 
     pub fn context_file(&self) -> PathBuf {
         self.root.join("context.yaml")
+    }
+}
+
+/// This deployment's entry in the registry of deployments, as of `state`.
+pub fn registry_entry(state: &DeploymentState, state_dir: &Path) -> crate::registry::Entry {
+    crate::registry::Entry {
+        schema_version: crate::registry::ENTRY_SCHEMA,
+        id: state.id.clone(),
+        app: state.app.name.clone(),
+        env: state.env.clone(),
+        pattern: state.pattern.name.clone(),
+        status: state.status.as_str().to_string(),
+        primary_ip: state.outputs.as_ref().map(|o| o.primary_ip.clone()),
+        app_dir: state.app.dir.clone(),
+        state_dir: state_dir.to_path_buf(),
+        created_at: state.created_at,
+        updated_at: state.updated_at,
     }
 }

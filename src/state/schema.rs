@@ -10,9 +10,75 @@ use serde::{Deserialize, Serialize};
 use crate::clock::now_unix;
 use crate::error::UserError;
 use crate::pattern::contract::PatternOutputs;
-use crate::phase::Phase;
 
-use super::SCHEMA_VERSION;
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The phases of `up`, in order (the journal's vocabulary; `phase` runs them).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Phase {
+    Validate,
+    Infrastructure,
+    Network,
+    WaitSsh,
+    Platform,
+    Application,
+    Verify,
+    Finalize,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Validate,
+        Phase::Infrastructure,
+        Phase::Network,
+        Phase::WaitSsh,
+        Phase::Platform,
+        Phase::Application,
+        Phase::Verify,
+        Phase::Finalize,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Validate => "validate",
+            Phase::Infrastructure => "infrastructure",
+            Phase::Network => "network",
+            Phase::WaitSsh => "wait-ssh",
+            Phase::Platform => "platform",
+            Phase::Application => "application",
+            Phase::Verify => "verify",
+            Phase::Finalize => "finalize",
+        }
+    }
+
+    /// Parses a phase name, with a hint listing the valid ones.
+    pub fn parse(text: &str) -> Result<Phase, UserError> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == text)
+            .ok_or_else(|| {
+                UserError::new(
+                    format!("unknown phase `{text}`"),
+                    format!("phases are: {}", Phase::ALL.map(Phase::name).join(", ")),
+                )
+            })
+    }
+}
 
 /// Overall status of a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +227,7 @@ impl DeploymentState {
     /// Parses `state.yaml`, refusing a newer schema with a hint to upgrade.
     pub fn parse(text: &str) -> Result<DeploymentState> {
         let raw: serde_yaml::Value =
-            crate::manifest::from_yaml(text).context("state.yaml is not valid YAML")?;
+            crate::yaml::from_yaml(text).context("state.yaml is not valid YAML")?;
         let version = raw
             .get("schema_version")
             .and_then(serde_yaml::Value::as_u64);
@@ -176,7 +242,7 @@ impl DeploymentState {
             }
             other => bail!("state.yaml has an unsupported schema_version {other:?}"),
         }
-        Ok(crate::manifest::from_yaml(text)?)
+        Ok(crate::yaml::from_yaml(text)?)
     }
 
     pub fn record(&self, phase: Phase) -> Option<&PhaseRecord> {

@@ -6,20 +6,7 @@ use std::time::Duration;
 
 use crate::process::{Cmd, Io};
 
-/// Quotes one word for a POSIX shell: single quotes, with `'` written as `'\''`.
-pub fn shell_quote(word: &str) -> String {
-    let mut quoted = String::with_capacity(word.len() + 2);
-    quoted.push('\'');
-    for c in word.chars() {
-        if c == '\'' {
-            quoted.push_str("'\\''");
-        } else {
-            quoted.push(c);
-        }
-    }
-    quoted.push('\'');
-    quoted
-}
+pub use crate::process::shell_quote;
 
 /// The remote side of `ssh host -- …` is a shell: every argument is quoted exactly once, here,
 /// so that each arrives as exactly one argument, byte for byte.

@@ -259,7 +259,9 @@ fn the_bash_tools_credentials_and_preferences_are_read() {
 /// `terraform/` with a state real Terraform wrote (`terraform_data`, no provider to download),
 /// `wg.conf`. The variables are the ones the bash tool exported (§3.3).
 fn bash_deployment(cx: &TestContext, terraform: &str) -> std::path::PathBuf {
-    let folder = cx.home().join(".config/tfgrid-compose/state/0123456789abcdef");
+    let folder = cx
+        .home()
+        .join(".config/tfgrid-compose/state/0123456789abcdef");
     let tf = folder.join("terraform");
     std::fs::create_dir_all(&tf).unwrap();
     std::fs::write(
@@ -293,7 +295,11 @@ output "primary_ip" { value = "10.1.3.2" }
             .env("TF_VAR_vm_disk", "50")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     std::fs::write(
         folder.join("state.yaml"),
@@ -338,7 +344,10 @@ fn import_takes_a_bash_tool_deployment_under_management_and_down_destroys_it() {
     };
     let (code, _, err) = run(&["import", folder.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("Imported `minimal` (single-vm on test, 10.1.3.2)"), "{err}");
+    assert!(
+        err.contains("Imported `minimal` (single-vm on test, 10.1.3.2)"),
+        "{err}"
+    );
 
     let (code, out, err) = run(&["status", cx.app_arg(), "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -350,7 +359,10 @@ fn import_takes_a_bash_tool_deployment_under_management_and_down_destroys_it() {
     assert_eq!(d["outputs"]["node_ids"], serde_json::json!([8]));
     assert_eq!(d["grid_network"], "test");
     assert_eq!(d["network"]["interface"], "wg3");
-    assert_eq!(d["ssh"]["identity"], ssh.join("id_ed25519").display().to_string());
+    assert_eq!(
+        d["ssh"]["identity"],
+        ssh.join("id_ed25519").display().to_string()
+    );
     let vars: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(cx.state_dir().join("terraform/tfgrid-compose.tfvars.json"))
             .unwrap(),
@@ -390,7 +402,10 @@ fn import_of_a_folder_that_is_not_a_bash_deployment_says_what_is_missing() {
     std::fs::create_dir_all(&empty).unwrap();
     let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("state.yaml") && err.contains("~/.config/tfgrid-compose/state/<id>"), "{err}");
+    assert!(
+        err.contains("state.yaml") && err.contains("~/.config/tfgrid-compose/state/<id>"),
+        "{err}"
+    );
     std::fs::write(empty.join("state.yaml"), "app_name: x\n").unwrap();
     let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");

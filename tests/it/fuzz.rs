@@ -26,10 +26,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
-use tfgrid_compose::manifest::{App, AppManifest, from_yaml};
+use tfgrid_compose::manifest::{App, AppManifest};
 use tfgrid_compose::pattern::contract::PatternOutputs;
 use tfgrid_compose::pattern::{Pattern, PatternManifest};
 use tfgrid_compose::state::DeploymentState;
+use tfgrid_compose::yaml::from_yaml;
 
 use crate::common::{IPV4_OUTPUTS, WG_OUTPUTS, fixtures};
 

@@ -17,6 +17,7 @@ mod flow;
 mod fuzz;
 mod grid;
 mod interrupt;
+mod layers;
 mod local;
 mod nodes;
 mod recovery;

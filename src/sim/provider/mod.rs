@@ -7,15 +7,7 @@
 //! creates, updates and cancels workloads in the simulator's [`super::ledger`], with VMs made of
 //! network namespaces ([`resources`]).
 
-pub mod proto {
-    #![allow(unreachable_pub, clippy::all, clippy::pedantic, missing_docs)]
-    pub mod tfplugin5 {
-        tonic::include_proto!("tfplugin5");
-    }
-    pub mod plugin {
-        tonic::include_proto!("plugin");
-    }
-}
+pub mod proto;
 pub mod resources;
 pub mod schema;
 pub mod value;

@@ -27,6 +27,8 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "select",
     "unselect",
     "inspect",
+    "search",
+    "update",
     "commands",
     "patterns",
     "config",

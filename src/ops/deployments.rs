@@ -274,6 +274,7 @@ async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
         "app": state.app.name,
         "env": state.env,
         "state_dir": target.dir.root,
+        "origin": state.app.origin,
         "registered": registered,
         "log_dir": state.runs.last().map(|r| r.log_dir.clone()),
         "logs": logs,

@@ -9,6 +9,7 @@
 
 mod ai;
 mod bad_input;
+mod catalog;
 mod cli;
 mod common;
 mod deployments;

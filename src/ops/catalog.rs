@@ -192,6 +192,8 @@ async fn check_out(
     Ok((pinned, dir))
 }
 
+const INCOMPLETE_ENTRY: &str = "the registry's entry is incomplete; tell its maintainers, or deploy the app's folder (`git clone` it, then `tfgrid-compose up ./FOLDER`)";
+
 /// The app `name` of the registry, with a repository and a full commit id.
 ///
 /// Errors: a [`UserError`] when the registry has no such app (with the nearest names), a
@@ -207,11 +209,9 @@ fn pin(loaded: &Loaded, name: &str) -> Result<Pinned> {
         )
         .into());
     };
-    let entry_error = |problem: String| {
-        CatalogError {
+    let entry_error = |problem: String| CatalogError {
         message: format!("app registry {}: app `{name}` {problem}", loaded.url),
-        hint: "the registry's entry is incomplete; tell its maintainers, or deploy the app's folder (`git clone` it, then `tfgrid-compose up ./FOLDER`)".into(),
-    }
+        hint: INCOMPLETE_ENTRY.into(),
     };
     let repo = app
         .repo_url()

@@ -43,6 +43,16 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// `5s`, `3m`, `2h`, `4d`: an age in seconds, in its largest whole unit.
+pub fn format_age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -65,6 +65,17 @@ impl Env {
         )
     }
 
+    /// `TFGRID_COMPOSE_CACHE_DIR`, else `$XDG_CACHE_HOME/tfgrid-compose`, else
+    /// `~/.cache/tfgrid-compose`: what can be fetched again (the app registry, app repositories).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.xdg_dir(
+            "TFGRID_COMPOSE_CACHE_DIR",
+            "XDG_CACHE_HOME",
+            ".cache",
+            dirs::cache_dir,
+        )
+    }
+
     fn xdg_dir(
         &self,
         own: &str,

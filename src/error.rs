@@ -85,6 +85,16 @@ impl UserError {
     }
 }
 
+/// The app registry or an app's repository could not give what `search`, `up NAME` or `update`
+/// needs: the registry unreachable with no copy, a pinned commit the repository lacks. Exit 1
+/// (nothing local was wrong); the hint says what to try.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct CatalogError {
+    pub message: String,
+    pub hint: String,
+}
+
 /// An operation failed in a way that has follow-up commands; its hints name them.
 #[derive(Debug, Error)]
 #[error("{message}")]
@@ -163,6 +173,8 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             hints.extend(e.hint.clone());
         } else if let Some(e) = cause.downcast_ref::<UserError>() {
             hints.extend(e.hint.clone());
+        } else if let Some(e) = cause.downcast_ref::<CatalogError>() {
+            hints.push(e.hint.clone());
         } else if let Some(e) = cause.downcast_ref::<LockError>() {
             hints.push(format!(
                 "wait for it to finish, or pass `--lock-wait 10m`; if no run is alive, the lock in `{}` is released already and a retry works",

@@ -13,6 +13,7 @@
 //! under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`, `wg/`,
 //! `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
 //! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
+//! app registry's copy and app repositories (`~/.cache/tfgrid-compose/`) → `catalog`; the
 //! config file → `settings`; `.tfgrid-compose.yaml` (selection) → `ops`; child output in
 //! `logs/<run>/<phase>.log` → `process`.
 //!
@@ -20,6 +21,7 @@
 
 pub mod ai;
 pub mod app_env;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod credentials;

@@ -29,6 +29,8 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "select",
     "unselect",
     "inspect",
+    "search",
+    "update",
     "commands",
     "patterns",
     "config",

@@ -89,6 +89,32 @@ pub struct Printer {
     inner: Arc<Inner>,
 }
 
+/// A text table: each column as wide as its widest cell, two spaces between columns, trailing
+/// blanks trimmed; the header, then one line per row.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut table = String::new();
+    let mut push = |cells: &mut dyn Iterator<Item = &str>| {
+        let line = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        table.push_str(line.trim_end());
+        table.push('\n');
+    };
+    push(&mut header.iter().copied());
+    for row in rows {
+        push(&mut row.iter().map(String::as_str));
+    }
+    table
+}
+
 impl Printer {
     pub fn new(color: bool, quiet: bool, json: bool, verbose: bool) -> Printer {
         let stderr_tty = std::io::stderr().is_terminal();

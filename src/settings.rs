@@ -83,6 +83,10 @@ pub struct ConfigFile {
     /// Which nodes selection may use, for every app.
     #[serde(default)]
     pub node_filter: crate::grid::select::NodeFilter,
+    /// The app registry: an `http(s)://` or `file://` URL, or a path.
+    pub registry: Option<String>,
+    /// How long a fetched copy of the app registry is used before it is fetched again.
+    pub registry_ttl: Option<String>,
 }
 
 /// Who picks grid nodes a deployment does not pin: tfgrid-compose through GridProxy, or the
@@ -100,7 +104,7 @@ impl ConfigFile {
     pub fn load(path: &Path) -> Result<ConfigFile, InputError> {
         crate::yaml::load_optional_yaml(
             path,
-            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, stop_grace, env, max_environments, network, gridproxy_url, node_selection, node_filter (see docs/configuration.md)",
+            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, stop_grace, env, max_environments, network, gridproxy_url, node_selection, node_filter, registry, registry_ttl (see docs/configuration.md)",
         )
     }
 }
@@ -175,8 +179,16 @@ pub struct Settings {
     /// Node filter of the config file, over the bash tool's `preferences.yaml` (flags and the
     /// manifest's `node_filter:` come first).
     pub node_filter: crate::grid::select::NodeFilter,
+    /// `registry`: where the app registry is read (default [`DEFAULT_REGISTRY`]).
+    pub registry_url: String,
+    /// `registry_ttl` (default 1h): a cached copy of the registry younger than this is used
+    /// without fetching.
+    pub registry_ttl: Duration,
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
+    /// What can be fetched again: the app registry's copy, app repositories
+    /// ([`Env::cache_dir`]).
+    pub cache_dir: PathBuf,
     /// Key → where its value came from.
     pub sources: BTreeMap<&'static str, Source>,
 }
@@ -267,6 +279,7 @@ impl Settings {
         let config_file = env.config_dir().join("config.yaml");
         let config = ConfigFile::load(&config_file)?;
         let data_dir = env.data_dir();
+        let cache_dir = env.cache_dir();
         let mut r = Resolver {
             env: &env,
             config_file: &config_file,
@@ -431,6 +444,24 @@ impl Settings {
                 .insert("node_filter", Source::Config(preferences_file));
         }
         let node_filter = config.node_filter.clone().or(&preferences);
+        let registry_url = r
+            .pick(
+                "registry",
+                None,
+                "TFGRID_COMPOSE_REGISTRY",
+                config.registry.clone(),
+                text,
+            )?
+            .unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
+        let registry_ttl = r
+            .pick(
+                "registry_ttl",
+                None,
+                "TFGRID_COMPOSE_REGISTRY_TTL",
+                config_duration(&config_file, "registry_ttl", config.registry_ttl.as_ref())?,
+                parse_duration,
+            )?
+            .unwrap_or(Duration::from_secs(3600));
         let sources = r.sources;
         Ok(Settings {
             tofu,
@@ -450,8 +481,11 @@ impl Settings {
             agent_token_file,
             agent_token,
             node_filter,
+            registry_url,
+            registry_ttl,
             config_file,
             data_dir,
+            cache_dir,
             sources,
             env,
         })
@@ -478,6 +512,11 @@ impl Settings {
         dirs
     }
 }
+
+/// The bash tool's app registry (`core/registry.sh:6` of tfgrid-studio/tfgrid-compose at
+/// b62f6be, as cited in the reference study's §7.3): the default of the `registry` setting.
+pub const DEFAULT_REGISTRY: &str =
+    "https://raw.githubusercontent.com/tfgrid-studio/tfgrid-registry/main/registry/apps.yaml";
 
 /// Environment variables read only here (the `TFGRID_COMPOSE_*` settings are named where they
 /// are resolved, with their keys); these have no config-file key.

@@ -86,6 +86,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// List the selected app's own commands.
     Commands,
+    /// Search the app registry: apps whose name, description or tags contain every word.
+    Search(SearchArgs),
+    /// Fetch the app registry now; with NAME, also that app's repository and pinned commit.
+    Update(UpdateArgs),
     /// List the patterns, show one, or check a pattern folder statically.
     Patterns(PatternsArgs),
     /// List grid nodes that can take a deployment, best first, or show one node.
@@ -141,9 +145,28 @@ pub struct ValidateArgs {
     pub strict: bool,
 }
 
+/// What `up` deploys: a target, or a registry app's name.
+const UP_TARGET_HELP: &str = "App folder or manifest path, a recorded deployment (ID prefix, APP or APP:ENV), or the name of an app in the app registry (`tfgrid-compose search`), deployed at the commit the registry pins (default: the selection in `.tfgrid-compose.yaml`, this folder's app, or the only deployment)";
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words that must all be in an app's name, description or tags (case-insensitive).
+    #[arg(value_name = "QUERY")]
+    pub words: Vec<String>,
+    /// A tag the app must have; repeat for several.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// A registry app whose repository to fetch and whose pinned commit to check out.
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    #[arg(help = UP_TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
     /// Pattern to deploy on, instead of the manifest's `pattern:`.
     #[arg(long)]
@@ -594,6 +617,12 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await
         }
         Command::Commands => ops::commands::list(printer, &settings, json),
+        Command::Search(args) => {
+            ops::catalog::search(printer, &settings, &args.words, &args.tags, json).await
+        }
+        Command::Update(args) => {
+            ops::catalog::update(printer, &settings, args.name.as_deref(), json).await
+        }
         Command::Patterns(args) => match args.command {
             None => ops::patterns::list(printer, &settings, json),
             Some(PatternsCommand::Show { name }) => {

@@ -359,7 +359,7 @@ fn check_status(url: &str, response: reqwest::Response) -> Result<reqwest::Respo
 }
 
 /// The innermost cause of a reqwest error, which names what went wrong (refused, DNS, TLS).
-fn describe(err: &reqwest::Error) -> String {
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     let mut source: &dyn std::error::Error = err;
     while let Some(inner) = source.source() {
         source = inner;

@@ -41,6 +41,8 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
                 .map_or(Value::Null, Value::String),
         ),
         ("node_selection", json!(settings.node_selection)),
+        ("registry", Value::String(settings.registry_url.clone())),
+        ("registry_ttl", dur(settings.registry_ttl)),
         (
             "agent_url",
             settings
@@ -88,6 +90,7 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
             "schema": JSON_SCHEMA,
             "config_file": settings.config_file,
             "data_dir": settings.data_dir,
+            "cache_dir": settings.cache_dir,
             "settings": map,
         }));
         return Ok(());
@@ -102,6 +105,7 @@ pub fn show(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
         }
     ));
     printer.data(format!("# data dir:    {}", settings.data_dir.display()));
+    printer.data(format!("# cache dir:   {}", settings.cache_dir.display()));
     for (key, value) in &values {
         let shown = match value {
             Value::Null => "(unset)".to_string(),

@@ -20,13 +20,7 @@ pub const JSON_SCHEMA: u32 = 1;
 
 /// `5s`, `3m`, `2h`, `4d`: how long ago.
 pub fn age(since: u64, now: u64) -> String {
-    let secs = now.saturating_sub(since);
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86_400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
-    }
+    crate::clock::format_age(now.saturating_sub(since))
 }
 
 fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
@@ -124,7 +118,7 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
         printer.status("Empty", "no deployments recorded on this machine");
         return Ok(());
     }
-    let rows: Vec<[String; 7]> = entries
+    let rows: Vec<Vec<String>> = entries
         .iter()
         .zip(&missing)
         .map(|(e, m)| {
@@ -133,7 +127,7 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
             } else {
                 e.status.clone()
             };
-            [
+            vec![
                 e.short_id().to_string(),
                 e.app.clone(),
                 e.env.clone(),
@@ -145,28 +139,7 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
         })
         .collect();
     let header = ["ID", "APP", "ENV", "PATTERN", "STATUS", "ADDRESS", "AGE"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut table = String::with_capacity((rows.len() + 1) * widths.iter().sum::<usize>() * 2);
-    let mut push = |cells: &[&str]| {
-        let line = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        table.push_str(line.trim_end());
-        table.push('\n');
-    };
-    push(&header);
-    for row in &rows {
-        push(&row.each_ref().map(String::as_str));
-    }
-    printer.raw(table.as_bytes());
+    printer.raw(crate::output::table(&header, &rows).as_bytes());
     let vanished = missing.iter().filter(|m| **m).count();
     if vanished > 0 {
         printer.warn(format!(
@@ -301,6 +274,7 @@ async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
         "app": state.app.name,
         "env": state.env,
         "state_dir": target.dir.root,
+        "origin": state.app.origin,
         "registered": registered,
         "log_dir": state.runs.last().map(|r| r.log_dir.clone()),
         "logs": logs,

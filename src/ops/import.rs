@@ -275,6 +275,7 @@ fn write_files(
             version: app.manifest.version.clone(),
             dir: std::path::absolute(&app.dir)?,
             manifest: std::path::absolute(&app.file)?,
+            origin: None,
         },
         pattern: PatternRecord {
             name: pattern_name.clone(),

@@ -3,6 +3,7 @@
 //! settings and a printer and returns a `Result`; none prints outside the printer or exits.
 
 pub mod ai;
+pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod deployments;
@@ -23,7 +24,7 @@ use crate::manifest::MANIFEST_FILE;
 use crate::output::Printer;
 use crate::registry::{Entry, Registry};
 use crate::settings::Settings;
-use crate::state::{DeploymentState, StateDir};
+use crate::state::{AppOrigin, DeploymentState, StateDir};
 
 /// The context file in the current folder: `app: PATH` and/or `deployment: ID` (`select`).
 pub const CONTEXT_FILE: &str = ".tfgrid-compose.yaml";
@@ -61,6 +62,8 @@ pub struct Target {
     pub app: PathBuf,
     pub env: String,
     pub dir: StateDir,
+    /// For an app from the app registry: its entry and commit, which `up` records.
+    pub origin: Option<AppOrigin>,
 }
 
 impl Target {
@@ -71,7 +74,28 @@ impl Target {
             app,
             env: settings.env_name.clone(),
             dir,
+            origin: None,
         }
+    }
+
+    /// A registry app deployed here by name: its state folder under the data dir
+    /// ([`StateDir::for_registry_app`]), its checkout and origin as `state.yaml` records them.
+    fn of_registry_app(name: &str, settings: &Settings) -> Option<Target> {
+        let dir = StateDir::for_registry_app(&settings.data_dir, name, &settings.env_name)
+            .with_registry(registry(settings));
+        if !dir.exists() {
+            return None;
+        }
+        let state = dir.load().ok().flatten();
+        Some(Target {
+            app: state.as_ref().map_or_else(
+                || settings.data_dir.join("apps").join(name),
+                |s| s.app.dir.clone(),
+            ),
+            env: settings.env_name.clone(),
+            dir,
+            origin: state.and_then(|s| s.app.origin),
+        })
     }
 
     pub fn of_entry(entry: &Entry, settings: &Settings) -> Target {
@@ -79,15 +103,21 @@ impl Target {
             app: entry.app_dir.clone(),
             env: entry.env.clone(),
             dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)),
+            origin: None,
         }
     }
 
-    /// How to name this deployment in a suggested command: `APP` or `APP --env ENV`.
+    /// How to name this deployment in a suggested command: `APP` or `APP --env ENV`, where
+    /// `APP` is the registry name of an app from the app registry, else its folder.
     pub fn arg(&self) -> String {
+        let app = self
+            .origin
+            .as_ref()
+            .map_or_else(|| self.app.display().to_string(), |o| o.name.clone());
         if self.env == "default" {
-            self.app.display().to_string()
+            app
         } else {
-            format!("{} --env {}", self.app.display(), self.env)
+            format!("{app} --env {}", self.env)
         }
     }
 
@@ -165,24 +195,40 @@ pub fn registry(settings: &Settings) -> Registry {
     Registry::new(settings.registry_dir())
 }
 
-/// Resolves what a command acts on. With an argument: an existing path (app folder or
-/// manifest), else a deployment id prefix, `APP` or `APP:ENV` from the registry, else the path
-/// as given (so that its error names it). Without one: the context file's `deployment:` then
-/// `app:`, then a manifest in this folder, then the only deployment in the registry.
-pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> {
-    let explicit_env = !matches!(
+/// The environment the user named (flag, variable or config), if any.
+fn explicit_env(settings: &Settings) -> Option<&str> {
+    let explicit = !matches!(
         settings.sources.get("env"),
         None | Some(crate::settings::Source::Default)
     );
-    let env = explicit_env.then_some(settings.env_name.as_str());
+    explicit.then_some(settings.env_name.as_str())
+}
+
+/// An argument that names something here: an existing path (app folder or manifest), else a
+/// deployment id prefix, `APP` or `APP:ENV` from the registry of deployments, else a registry
+/// app deployed here by its registry name. `None` when it is none of these.
+pub fn find_target(settings: &Settings, arg: &str) -> Result<Option<Target>> {
+    if Path::new(arg).exists() {
+        return Ok(Some(Target::of_app(PathBuf::from(arg), settings)));
+    }
+    if let Some(entry) = registry(settings).find(arg, explicit_env(settings))? {
+        return Ok(Some(Target::of_entry(&entry, settings)));
+    }
+    if crate::catalog::is_app_name(arg) {
+        return Ok(Target::of_registry_app(arg, settings));
+    }
+    Ok(None)
+}
+
+/// Resolves what a command acts on. With an argument: [`find_target`], else the path as given
+/// (so that its error names it). Without one: the context file's `deployment:` then `app:`,
+/// then a manifest in this folder, then the only deployment in the registry. (`up` also looks
+/// an unknown name up in the app registry: [`catalog::resolve_for_up`].)
+pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> {
+    let env = explicit_env(settings);
     if let Some(arg) = arg {
-        if Path::new(arg).exists() {
-            return Ok(Target::of_app(PathBuf::from(arg), settings));
-        }
-        if let Some(entry) = registry(settings).find(arg, env)? {
-            return Ok(Target::of_entry(&entry, settings));
-        }
-        return Ok(Target::of_app(PathBuf::from(arg), settings));
+        return Ok(find_target(settings, arg)?
+            .unwrap_or_else(|| Target::of_app(PathBuf::from(arg), settings)));
     }
     let context = read_context_file()?;
     if let Some(id) = context_value(&context, "deployment") {

@@ -9,7 +9,7 @@ use crate::clock::now_unix;
 use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, ResolvedHook};
-use crate::ops::{Target, registry, resolve_target, resolve_tofu, take_lock};
+use crate::ops::{Target, registry, resolve_tofu, take_lock};
 use crate::output::Printer;
 use crate::pattern::Pattern;
 use crate::phase::{self, Context, Phase};
@@ -297,7 +297,8 @@ pub async fn up(
     runner: Runner,
     options: &UpOptions,
 ) -> Result<()> {
-    let target = resolve_target(settings, options.app.as_deref())?;
+    let target =
+        crate::ops::catalog::resolve_for_up(printer, settings, options.app.as_deref()).await?;
     let valid = validate(printer, settings, &target.app, options.pattern.as_deref())?;
     let mut dir = target.dir.clone();
     dir.dry_run = options.dry_run;
@@ -458,6 +459,7 @@ fn new_state(
             version: valid.app.manifest.version.clone(),
             dir: std::path::absolute(&valid.app.dir)?,
             manifest: std::path::absolute(&valid.app.file)?,
+            origin: target.origin.clone(),
         },
         pattern: PatternRecord {
             name: valid.pattern.manifest.name.clone(),

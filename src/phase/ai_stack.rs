@@ -320,7 +320,7 @@ pub fn render(
 }
 
 /// Each provider's key, read on this machine (never put in argv or a log).
-fn provider_keys(spec: &StackSpec, env: &crate::settings::Env) -> Result<BTreeMap<usize, String>> {
+fn provider_keys(spec: &StackSpec, env: &crate::env::Env) -> Result<BTreeMap<usize, String>> {
     let mut keys = BTreeMap::new();
     for (i, p) in spec.llm.iter().enumerate() {
         let key = match (&p.api_key_file, &p.api_key_env) {

@@ -137,7 +137,11 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
         if let Some(url) = &url {
             ctx.printer.data(url);
         }
-        let app = ctx.app.dir.display();
+        // An app from the app registry is named by its registry name.
+        let app = ctx.state.app.origin.as_ref().map_or_else(
+            || ctx.app.dir.display().to_string(),
+            |origin| origin.name.clone(),
+        );
         ctx.printer.status("Next", format!("`tfgrid-compose status {app}`, `tfgrid-compose ssh --app {app}`, `tfgrid-compose down {app}`"));
     }
     Ok(())

@@ -13,8 +13,8 @@ use anyhow::{Context as _, Result};
 
 pub use lock::StateLock;
 pub use schema::{
-    AppRecord, DeploymentState, NetworkRecord, PatternRecord, Phase, PhaseRecord, PhaseStatus,
-    RunRecord, SCHEMA_VERSION, SshRecord, Status,
+    AppOrigin, AppRecord, DeploymentState, NetworkRecord, PatternRecord, Phase, PhaseRecord,
+    PhaseStatus, RunRecord, SCHEMA_VERSION, SshRecord, Status,
 };
 
 use crate::error::{DamagedState, UserError};
@@ -43,6 +43,13 @@ impl StateDir {
             dry_run,
             registry: None,
         }
+    }
+
+    /// The state folder of an app deployed by name from the app registry, which lives in the
+    /// cache: `<data dir>/apps/<name>/.tfgrid-compose/<env>/`, as if the app's folder were
+    /// `<data dir>/apps/<name>`, so that clearing the cache never loses a deployment's state.
+    pub fn for_registry_app(data_dir: &Path, name: &str, env: &str) -> StateDir {
+        StateDir::for_app(&data_dir.join("apps").join(name), env, false)
     }
 
     /// A state folder found through the registry.

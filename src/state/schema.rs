@@ -141,6 +141,24 @@ pub struct AppRecord {
     pub version: Option<String>,
     pub dir: PathBuf,
     pub manifest: PathBuf,
+    /// Set when the app came from the app registry (`up NAME`); absent for a folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<AppOrigin>,
+}
+
+/// Where an app deployed by name came from: its entry in the app registry and the commit
+/// checked out (the registry's `version`), so that a resume deploys the same files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppOrigin {
+    /// The app's name in the registry (`apps.official[].name`).
+    pub name: String,
+    /// The registry it was found in: the `registry` setting's URL or path.
+    pub registry: String,
+    /// The repository cloned, as git was given it (`https://` added to `github.com/org/repo`).
+    pub repo: String,
+    /// The commit checked out: full hex, exactly the registry's `version`.
+    pub commit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

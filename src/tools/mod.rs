@@ -2,6 +2,7 @@
 //! and spawns nothing. `ssh::remote_command` is the one function that quotes for a remote shell.
 
 pub mod ansible;
+pub mod git;
 pub mod ssh;
 pub mod tofu;
 pub mod wg;

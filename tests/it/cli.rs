@@ -203,6 +203,9 @@ fn no_command_blocks_without_a_terminal() {
         (vec!["completions", "bash"], Some(0)),
         (vec!["man"], Some(0)),
         (vec!["ps", "--prune"], Some(0)),
+        // The test registry file is absent: a clear error, at once.
+        (vec!["search"], Some(1)),
+        (vec!["update", "minimal"], Some(1)),
     ];
     for (args, expected) in cases {
         // stdout to a file, not a pipe nobody reads: a completion script is larger than a pipe holds

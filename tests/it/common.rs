@@ -98,6 +98,12 @@ impl TestContext {
             .env("TFGRID_COMPOSE_PATTERNS_DIR", fixtures().join("patterns"))
             .env("TFGRID_COMPOSE_SSH_PORT", self.port.to_string())
             .env("TFGRID_COMPOSE_SSH_TIMEOUT", "5s")
+            // No test reaches the real app registry: a name `up` does not find is looked up
+            // in this absent file (tests/it/catalog.rs serves one of its own).
+            .env(
+                "TFGRID_COMPOSE_REGISTRY",
+                self.root.path().join("no-registry.yaml"),
+            )
             .current_dir(self.root.path());
         cmd
     }

@@ -10,6 +10,7 @@
 mod ai;
 mod bad_input;
 mod bash_apps;
+mod catalog;
 mod cli;
 mod common;
 mod deployments;

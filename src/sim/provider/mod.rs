@@ -125,9 +125,7 @@ impl Provider for GridSim {
         _: Request<pb::get_provider_schema::Request>,
     ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
         let s = schemas();
-        let from_env = crate::settings::Env::from_process()
-            .get("MNEMONIC")
-            .is_some();
+        let from_env = crate::env::Env::from_process().get("MNEMONIC").is_some();
         let wrap = |b: &schema::Block, relax: bool| pb::Schema {
             version: 0,
             block: Some(b.to_proto(relax)),
@@ -208,7 +206,7 @@ impl Provider for GridSim {
         req: Request<pb::configure::Request>,
     ) -> Result<Response<pb::configure::Response>, Status> {
         let config = decode(req.into_inner().config)?;
-        let process_env = crate::settings::Env::from_process();
+        let process_env = crate::env::Env::from_process();
         let env = |k: &str| process_env.get(k).map(String::from);
         let mnemonic = config
             .get("mnemonic")
@@ -406,7 +404,7 @@ impl proto::plugin::grpc_controller_server::GrpcController for Controller {
 ///
 /// Errors: not started by Terraform (no magic cookie), no loopback port, TLS set-up.
 pub async fn serve(sim: SimDir, handshake: impl FnOnce(&str)) -> Result<()> {
-    let process_env = crate::settings::Env::from_process();
+    let process_env = crate::env::Env::from_process();
     if process_env.get(MAGIC_COOKIE_KEY) != Some(MAGIC_COOKIE_VALUE) {
         bail!(
             "this is the grid simulator's Terraform provider; Terraform starts it (see `tfgrid-compose sim terraform-config`)"

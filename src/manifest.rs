@@ -46,6 +46,12 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "help",
 ];
 
+/// The built-in verbs that only show a deployment; an app's or pattern's command of the same
+/// name runs in their place (the bash tool ran its pattern's `scripts/logs.sh` and
+/// `scripts/status.sh` for them, and an app's `logs` first: tfgrid-compose-bash.md §1.2, §1.4),
+/// and `--builtin` shows the built-in.
+pub const OVERRIDABLE_VERBS: [&str; 3] = ["logs", "status", "address"];
+
 /// Keys found in real manifests that nothing reads; accepted without a warning.
 const DESCRIPTIVE_KEYS: &[&str] = &[
     "author",
@@ -486,7 +492,8 @@ impl App {
             }
         }
         for name in manifest.commands.keys() {
-            if BUILTIN_VERBS.contains(&name.as_str()) {
+            if BUILTIN_VERBS.contains(&name.as_str()) && !OVERRIDABLE_VERBS.contains(&name.as_str())
+            {
                 let at = locate(&text, &["commands", name])
                     .map_or(String::new(), |(l, _)| format!(":{l}"));
                 warnings.push(format!(
@@ -736,6 +743,29 @@ impl App {
                 values.insert(var.to_string(), yaml_to_json(value));
             }
         }
+        // `resources.<role>.*` of the bash tool's gateway and k3s apps (`gateway`, `backend`,
+        // `master`, `worker`, …) → `<role>_cpu`, `<role>_mem`, `<role>_disk` where declared
+        let roles = self
+            .manifest
+            .resources
+            .as_ref()
+            .and_then(serde_yaml::Value::as_mapping);
+        for (role, sizes) in roles.into_iter().flatten() {
+            let (Some(role), Some(sizes)) = (role.as_str(), sizes.as_mapping()) else {
+                continue;
+            };
+            if ["vm", "cpu", "memory", "disk"].contains(&role) {
+                continue;
+            }
+            for key in ["cpu", "memory", "disk"] {
+                let target = crate::pattern::compat::resource_variables(role, key)
+                    .into_iter()
+                    .find(|v| pattern.manifest.variables.contains_key(v));
+                if let (Some(value), Some(target)) = (sizes.get(key), target) {
+                    values.insert(target, yaml_to_json(value));
+                }
+            }
+        }
         for (key, value) in &self.manifest.config {
             let Some(declared) = pattern.manifest.variables.get(key) else {
                 let at = locate(&self.text, &["config", key])
@@ -786,7 +816,7 @@ fn parse_app(file: &Path, text: &str) -> Result<AppManifest, InputError> {
 
 /// The interpreter and its argument from a script's `#!` line (`#!/usr/bin/env bash` →
 /// `/usr/bin/env bash`); `sh` when there is none, as a shell would run it.
-fn shebang(path: &Path) -> Vec<String> {
+pub(crate) fn shebang(path: &Path) -> Vec<String> {
     let first = std::fs::read(path).ok().and_then(|b| {
         b.split(|c| *c == b'\n')
             .next()
@@ -800,7 +830,7 @@ fn shebang(path: &Path) -> Vec<String> {
     }
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     path.metadata()
         .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)

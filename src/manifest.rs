@@ -50,6 +50,12 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "help",
 ];
 
+/// The built-in verbs that only show a deployment; an app's or pattern's command of the same
+/// name runs in their place (the bash tool ran its pattern's `scripts/logs.sh` and
+/// `scripts/status.sh` for them, and an app's `logs` first: tfgrid-compose-bash.md §1.2, §1.4),
+/// and `--builtin` shows the built-in.
+pub const OVERRIDABLE_VERBS: [&str; 3] = ["logs", "status", "address"];
+
 /// Keys found in real manifests that nothing reads; accepted without a warning.
 const DESCRIPTIVE_KEYS: &[&str] = &[
     "author",
@@ -211,21 +217,7 @@ pub enum HookHosts {
     All,
 }
 
-/// An app-defined command, run on the VM (the bash tool's keys).
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-pub struct AppCommand {
-    pub script: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub args: Option<String>,
-    #[serde(default)]
-    pub allocate_tty: Option<bool>,
-    #[serde(default)]
-    pub save_to_context: Option<String>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, serde_yaml::Value>,
-}
+pub use crate::pattern::command::AppCommand;
 
 /// The three hooks, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,7 +340,8 @@ impl App {
             }
         }
         for name in manifest.commands.keys() {
-            if BUILTIN_VERBS.contains(&name.as_str()) {
+            if BUILTIN_VERBS.contains(&name.as_str()) && !OVERRIDABLE_VERBS.contains(&name.as_str())
+            {
                 let at = locate(&text, &["commands", name])
                     .map_or(String::new(), |(l, _)| format!(":{l}"));
                 warnings.push(format!(
@@ -633,6 +626,64 @@ impl App {
             .map_err(|p| self.environment_error(&p.name, p.message, p.hint))
     }
 
+    /// Checks that the app has every file a bash-format `requires:` names (`app_hooks`,
+    /// `deployment_hooks`): a hook among the app's hooks, any other path a file in the app folder.
+    /// The error points at the pattern.yaml line that asks for it.
+    pub fn check_pattern_requires(
+        &self,
+        pattern: &crate::pattern::Pattern,
+        hooks: &[ResolvedHook],
+    ) -> Result<(), InputError> {
+        let app = self;
+        for (key, index, path) in pattern.manifest.requires.app_files() {
+            let is_hook = path.starts_with("deployment/");
+            let have = match path.strip_prefix("deployment/") {
+                Some(inside) => hooks.iter().any(|h| h.relative == inside),
+                None => !path.contains("..") && app.dir.join(&path).is_file(),
+            };
+            if have {
+                continue;
+            }
+            let file = pattern.dir.join("pattern.yaml");
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let (key_line, key_column) =
+                crate::pattern::compat::position(&text, &["requires".into(), key.into()]);
+            // the entry's own line and column: the first line from the key on that names it
+            let written = path
+                .strip_prefix("deployment/")
+                .filter(|_| key == "deployment_hooks")
+                .unwrap_or(&path);
+            let entry = key_line.and_then(|start| {
+                text.lines()
+                    .enumerate()
+                    .skip(start - 1)
+                    .find_map(|(n, l)| l.find(written).map(|c| (n + 1, c + 1)))
+            });
+            let (line, column) = entry.map_or((key_line, key_column), |(l, c)| (Some(l), Some(c)));
+            let kind = if is_hook { "hook" } else { "file" };
+            return Err(InputError {
+                file,
+                line,
+                column,
+                field: format!("requires.{key}[{index}]"),
+                message: format!(
+                    "pattern `{}` requires the {kind} `{path}`, which app `{}` does not have",
+                    pattern.manifest.name, app.manifest.name
+                ),
+                hint: Some(if is_hook {
+                    format!(
+                        "create `{path}` in `{}` (without a `hooks:` key it runs by its name) or declare it under `hooks:` in `{}`",
+                        app.dir.display(),
+                        app.file.display()
+                    )
+                } else {
+                    format!("create `{path}` in `{}`", app.dir.display())
+                }),
+            });
+        }
+        Ok(())
+    }
+
     /// The env file to upload, when one is declared or `.env` exists.
     pub fn env_file(&self) -> Option<PathBuf> {
         match &self.manifest.env_file {
@@ -657,6 +708,29 @@ impl App {
             });
             if let (Some(value), true) = (value, pattern.manifest.variables.contains_key(var)) {
                 values.insert(var.to_string(), yaml_to_json(value));
+            }
+        }
+        // `resources.<role>.*` of the bash tool's gateway and k3s apps (`gateway`, `backend`,
+        // `master`, `worker`, …) → `<role>_cpu`, `<role>_mem`, `<role>_disk` where declared
+        let roles = self
+            .manifest
+            .resources
+            .as_ref()
+            .and_then(serde_yaml::Value::as_mapping);
+        for (role, sizes) in roles.into_iter().flatten() {
+            let (Some(role), Some(sizes)) = (role.as_str(), sizes.as_mapping()) else {
+                continue;
+            };
+            if ["vm", "cpu", "memory", "disk"].contains(&role) {
+                continue;
+            }
+            for key in ["cpu", "memory", "disk"] {
+                let target = crate::pattern::compat::resource_variables(role, key)
+                    .into_iter()
+                    .find(|v| pattern.manifest.variables.contains_key(v));
+                if let (Some(value), Some(target)) = (sizes.get(key), target) {
+                    values.insert(target, yaml_to_json(value));
+                }
             }
         }
         for (key, value) in &self.manifest.config {
@@ -709,7 +783,7 @@ fn parse_app(file: &Path, text: &str) -> Result<AppManifest, InputError> {
 
 /// The interpreter and its argument from a script's `#!` line (`#!/usr/bin/env bash` →
 /// `/usr/bin/env bash`); `sh` when there is none, as a shell would run it.
-fn shebang(path: &Path) -> Vec<String> {
+pub(crate) fn shebang(path: &Path) -> Vec<String> {
     let first = std::fs::read(path).ok().and_then(|b| {
         b.split(|c| *c == b'\n')
             .next()
@@ -723,7 +797,7 @@ fn shebang(path: &Path) -> Vec<String> {
     }
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     path.metadata()
         .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)

@@ -15,8 +15,8 @@ use crate::settings::{Env, Overrides, Settings, parse_duration, vars};
 
 /// Deploy applications to the ThreeFold Grid, or to local VMs, with one command.
 ///
-/// A verb that is not built in runs the selected app's command of that name on its VM
-/// (`tfgrid-compose commands` lists them).
+/// A verb that is not built in runs the selected deployment's command of that name (its app's,
+/// else its pattern's) on its VM (`tfgrid-compose commands` lists them).
 #[derive(Debug, Parser)]
 #[command(
     name = "tfgrid-compose",
@@ -66,15 +66,18 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Take a deployment the bash tool made (its state folder) under management.
     Import(ImportArgs),
-    /// Show a deployment: status, addresses, phase journal.
-    Status(TargetArg),
-    /// Print the deployment's addresses, primary first.
-    Address(TargetArg),
+    /// Show a deployment: status, addresses, phase journal (or run the app's or pattern's own
+    /// `status` command, when it has one).
+    Status(ViewArgs),
+    /// Print the deployment's addresses, primary first (or run the app's or pattern's own
+    /// `address` command, when it has one).
+    Address(ViewArgs),
     /// Open a shell on the primary VM, or run `-- CMD…` there (its exit code is passed through).
     Ssh(SshArgs),
     /// Run a command on the primary VM (each argument arrives as one argument).
     Exec(ExecArgs),
-    /// Print the latest run's log of a phase, or list the logs.
+    /// Print the latest run's log of a phase, or list the logs (or run the app's or pattern's
+    /// own `logs` command with the arguments, when it has one).
     Logs(LogsArgs),
     /// List every deployment made on this machine.
     Ps(PsArgs),
@@ -122,7 +125,7 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff).
     Man,
-    /// An app-defined command, run on the deployment's VM.
+    /// An app- or pattern-defined command, run on the deployment's VM.
     #[command(external_subcommand)]
     External(Vec<String>),
 }
@@ -134,6 +137,17 @@ const TARGET_HELP: &str = "App folder or manifest path, or a recorded deployment
 pub struct TargetArg {
     #[arg(help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
+}
+
+/// `status` and `address`: a deployment view an app or pattern may replace with its own command.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// Show tfgrid-compose's own view even when the app or its pattern defines this command
+    /// (`--json` always does).
+    #[arg(long)]
+    pub builtin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -373,10 +387,15 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// A phase name (`infrastructure`, `platform`, …) or a log name (`hook-setup`).
-    pub phase: Option<String>,
+    /// A phase name (`infrastructure`, `platform`, …) or a log name (`hook-setup`); with an app's
+    /// or pattern's own `logs` command, its arguments (after `--` when they start with `-`).
+    #[arg(value_name = "PHASE")]
+    pub words: Vec<String>,
     #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
+    /// The phase logs even when the app or its pattern defines a `logs` command.
+    #[arg(long)]
+    pub builtin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -578,12 +597,8 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             printer.status("Valid", "manifest, pattern, tools and credentials");
             Ok(())
         }
-        Command::Status(args) => {
-            ops::inspect::status(printer, &settings, args.app.as_deref(), json)
-        }
-        Command::Address(args) => {
-            ops::inspect::address(printer, &settings, args.app.as_deref(), json)
-        }
+        Command::Status(args) => view(printer, &settings, "status", &args, json).await,
+        Command::Address(args) => view(printer, &settings, "address", &args, json).await,
         Command::Ssh(args) => {
             ops::inspect::ssh(
                 &Runner::real(),
@@ -604,12 +619,36 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Logs(args) => ops::inspect::logs(
-            printer,
-            &settings,
-            args.app.as_deref(),
-            args.phase.as_deref(),
-        ),
+        Command::Logs(args) => {
+            let target = args.app.as_deref();
+            let builtin = args.builtin || json;
+            let runner = Runner::real();
+            let replaced = ops::commands::run_instead(
+                printer,
+                &settings,
+                &runner,
+                "logs",
+                target,
+                builtin,
+                &args.words,
+            );
+            if replaced.await? {
+                return Ok(());
+            }
+            if args.words.len() > 1 {
+                return Err(crate::error::UserError::new(
+                    "`logs` takes one phase or log name",
+                    "run `tfgrid-compose logs` to list the logs",
+                )
+                .into());
+            }
+            ops::inspect::logs(
+                printer,
+                &settings,
+                target,
+                args.words.first().map(String::as_str),
+            )
+        }
         Command::Ps(args) => ops::deployments::ps(printer, &settings, args.prune, json),
         Command::Select(args) => ops::deployments::select(printer, &settings, &args.target),
         Command::Unselect => ops::deployments::unselect(printer),
@@ -714,6 +753,28 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::External(argv) => {
             ops::commands::run(printer, &settings, &Runner::real(), &argv).await
         }
+    }
+}
+
+/// `status` and `address`: the app's or pattern's own command of that name when it has one
+/// (unless `--builtin` or `--json`), else the built-in view.
+async fn view(
+    printer: &Printer,
+    settings: &Settings,
+    verb: &str,
+    args: &ViewArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let target = args.app.as_deref();
+    let builtin = args.builtin || json;
+    let runner = Runner::real();
+    if ops::commands::run_instead(printer, settings, &runner, verb, target, builtin, &[]).await? {
+        return Ok(());
+    }
+    if verb == "status" {
+        ops::inspect::status(printer, settings, target, json)
+    } else {
+        ops::inspect::address(printer, settings, target, json)
     }
 }
 

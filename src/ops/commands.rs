@@ -1,7 +1,9 @@
 //! App-defined commands: a verb the CLI does not know is looked up in the deployment's manifest
-//! (`commands:`) and run on its primary VM over ssh. The script's words and the user's arguments
-//! become one argv, quoted once by `tools::ssh::remote_command`; nothing passes through a local
-//! shell. `commands` lists them.
+//! (`commands:`), then in its pattern's (`commands:` of a pattern written for the bash tool), and
+//! run on its primary VM over ssh. The script's words and the user's arguments become one argv,
+//! quoted once by `tools::ssh::remote_command`; nothing passes through a local shell. `logs`,
+//! `status` and `address` run the app's or pattern's command of that name when there is one
+//! ([`run_instead`]); `--builtin` (or `--json`) shows tfgrid-compose's own. `commands` lists them.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -10,19 +12,97 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::error::UserError;
-use crate::manifest::{App, AppCommand, BUILTIN_VERBS};
+use crate::manifest::{App, AppCommand, BUILTIN_VERBS, OVERRIDABLE_VERBS};
 use crate::ops::deployments::JSON_SCHEMA;
 use crate::ops::inspect::{remote_exit, ssh_target};
 use crate::ops::{Target, resolve_target};
 use crate::output::Printer;
+use crate::pattern::Pattern;
+use crate::pattern::compat::REMOTE_SCRIPTS;
 use crate::phase::application::REMOTE_DEPLOYMENT;
 use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::state::DeploymentState;
 use crate::tools::ssh;
 
-fn load(printer: &Printer, settings: &Settings) -> Result<(Target, DeploymentState, App)> {
-    let target = resolve_target(settings, None)?;
+/// Where a command comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    App,
+    Pattern,
+}
+
+/// A command a deployment has: its declaration, and what runs on the VM, from which folder.
+#[derive(Debug, Clone)]
+pub struct Defined {
+    pub source: Source,
+    pub command: AppCommand,
+    /// The program and its fixed arguments on the VM.
+    pub words: Vec<String>,
+    /// The folder it runs in on the VM.
+    pub cwd: &'static str,
+}
+
+/// The deployment's commands: the app's, then its pattern's of other names (a pattern script
+/// `scripts/x.sh` runs as `/tmp/app-pattern/x.sh`, through its `#!` interpreter when it lacks
+/// the execute bit). The pattern is the one recorded in `state.yaml`, else found by name; one
+/// that cannot be loaded adds nothing.
+pub fn defined(
+    settings: &Settings,
+    app: &App,
+    state: &DeploymentState,
+) -> BTreeMap<String, Defined> {
+    let mut all: BTreeMap<String, Defined> = app
+        .manifest
+        .commands
+        .iter()
+        .map(|(name, command)| {
+            let defined = Defined {
+                source: Source::App,
+                command: command.clone(),
+                words: command
+                    .script
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
+                cwd: REMOTE_DEPLOYMENT,
+            };
+            (name.clone(), defined)
+        })
+        .collect();
+    let pattern = Pattern::load(&state.pattern.dir)
+        .ok()
+        .or_else(|| crate::pattern::find(settings, &app.dir, &state.pattern.name).ok());
+    for (name, command) in pattern.iter().flat_map(|p| &p.manifest.commands.0) {
+        let Some(pattern) = &pattern else { break };
+        let script = command.script.trim();
+        let local = pattern.dir.join(script);
+        let inside = std::path::Path::new(script)
+            .strip_prefix("scripts")
+            .unwrap_or(std::path::Path::new(script));
+        let mut words = if crate::manifest::is_executable(&local) {
+            Vec::new()
+        } else {
+            crate::manifest::shebang(&local)
+        };
+        words.push(format!("{REMOTE_SCRIPTS}/{}", inside.display()));
+        all.entry(name.clone()).or_insert(Defined {
+            source: Source::Pattern,
+            command: command.clone(),
+            words,
+            cwd: REMOTE_SCRIPTS,
+        });
+    }
+    all
+}
+
+fn load(
+    printer: &Printer,
+    settings: &Settings,
+    app: Option<&str>,
+) -> Result<(Target, DeploymentState, App)> {
+    let target = resolve_target(settings, app)?;
     let state = target.load()?;
     let app = App::load(&state.app.manifest)?;
     for warning in &app.warnings {
@@ -31,15 +111,25 @@ fn load(printer: &Printer, settings: &Settings) -> Result<(Target, DeploymentSta
     Ok((target, state, app))
 }
 
-/// `commands`: the selected app's commands with their descriptions.
+/// What a command with this name does next to the built-in verbs.
+fn builtin_relation(name: &str) -> (bool, bool) {
+    let builtin = BUILTIN_VERBS.contains(&name);
+    let replaces = builtin && OVERRIDABLE_VERBS.contains(&name);
+    (builtin && !replaces, replaces)
+}
+
+/// `commands`: the selected deployment's commands (the app's and its pattern's) with their
+/// descriptions.
 pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
-    let (_, state, app) = load(printer, settings)?;
-    let commands = &app.manifest.commands;
+    let (_, state, app) = load(printer, settings, None)?;
+    let commands = defined(settings, &app, &state);
     if json {
         let rows: Vec<_> = commands
             .iter()
-            .map(|(name, c)| {
-                json!({"name": name, "description": c.description, "args": c.args, "script": c.script, "allocate_tty": c.allocate_tty.unwrap_or(true), "save_to_context": c.save_to_context, "shadowed": BUILTIN_VERBS.contains(&name.as_str())})
+            .map(|(name, d)| {
+                let c = &d.command;
+                let (shadowed, replaces) = builtin_relation(name);
+                json!({"name": name, "source": d.source, "description": c.description, "args": c.args, "script": c.script, "allocate_tty": c.allocate_tty.unwrap_or(true), "save_to_context": c.save_to_context, "shadowed": shadowed, "replaces_builtin": replaces})
             })
             .collect();
         printer.json_line(&json!({"schema": JSON_SCHEMA, "app": state.app.name, "env": state.env, "commands": rows}));
@@ -48,29 +138,39 @@ pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     if commands.is_empty() {
         printer.status(
             "Empty",
-            format!("app `{}` declares no commands", state.app.name),
+            format!(
+                "app `{}` and pattern `{}` declare no commands",
+                state.app.name, state.pattern.name
+            ),
         );
         return Ok(());
     }
     let usage: Vec<String> = commands
         .iter()
-        .map(|(name, c)| {
-            format!("{name} {}", c.args.clone().unwrap_or_default())
+        .map(|(name, d)| {
+            format!("{name} {}", d.command.args.clone().unwrap_or_default())
                 .trim_end()
                 .to_string()
         })
         .collect();
     let width = usage.iter().map(String::len).max().unwrap_or(0);
-    for ((name, c), usage) in commands.iter().zip(&usage) {
-        let shadowed = if BUILTIN_VERBS.contains(&name.as_str()) {
-            " (shadowed by the built-in command)"
+    for ((name, d), usage) in commands.iter().zip(&usage) {
+        let note = match builtin_relation(name) {
+            (true, _) => " (shadowed by the built-in command)".to_string(),
+            (_, true) => format!(
+                " (runs for `tfgrid-compose {name}`; `{name} --builtin` shows the built-in)"
+            ),
+            _ => String::new(),
+        };
+        let from = if d.source == Source::Pattern {
+            format!(" [pattern {}]", state.pattern.name)
         } else {
-            ""
+            String::new()
         };
         printer.data(
             format!(
-                "{usage:<width$}  {}{shadowed}",
-                c.description.clone().unwrap_or_default()
+                "{usage:<width$}  {}{from}{note}",
+                d.command.description.clone().unwrap_or_default()
             )
             .trim_end(),
         );
@@ -78,23 +178,51 @@ pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The argv run on the VM: `env -C <app folder> APP_NAME=… [CONTEXT_KEY=…] <script words…> <args…>`.
+/// The argv run on the VM: `env -C <folder> APP_NAME=… [CONTEXT_KEY=…] <words…> <args…>`.
 pub fn command_argv(
     state: &DeploymentState,
-    command: &AppCommand,
+    cwd: &str,
+    words: &[String],
     context: &BTreeMap<String, String>,
     args: &[String],
 ) -> Vec<String> {
-    let mut argv = vec!["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()];
+    let mut argv = vec!["env".to_string(), "-C".into(), cwd.into()];
     argv.push(format!("APP_NAME={}", state.app.name));
     argv.push(format!("DEPLOYMENT_ID={}", state.id));
     argv.push(format!("DEPLOYMENT_ENV={}", state.env));
     for (key, value) in context {
         argv.push(format!("{}={value}", key.to_ascii_uppercase()));
     }
-    argv.extend(command.script.split_whitespace().map(String::from));
+    argv.extend(words.iter().cloned());
     argv.extend(args.iter().cloned());
     argv
+}
+
+/// For `logs`, `status` and `address` ([`OVERRIDABLE_VERBS`]): runs the app's or pattern's
+/// command of that name on the deployment `app` names, when it has one, and says so (`true`).
+/// `false` with `builtin` (`--builtin`, `--json`), when there is none, or when the deployment's
+/// manifest cannot be loaded: the built-in runs then, as it reads `state.yaml` only.
+pub async fn run_instead(
+    printer: &Printer,
+    settings: &Settings,
+    runner: &Runner,
+    verb: &str,
+    app: Option<&str>,
+    builtin: bool,
+    args: &[String],
+) -> Result<bool> {
+    if builtin {
+        return Ok(false);
+    }
+    let Ok((target, state, app)) = load(printer, settings, app) else {
+        return Ok(false);
+    };
+    let mut commands = defined(settings, &app, &state);
+    let Some(command) = commands.remove(verb) else {
+        return Ok(false);
+    };
+    execute(printer, runner, &target, &state, &command, args).await?;
+    Ok(true)
 }
 
 /// Runs an app command; its exit code becomes ours.
@@ -107,32 +235,47 @@ pub async fn run(
     let Some((verb, args)) = argv.split_first() else {
         return Err(UserError::new("no command given", "run `tfgrid-compose --help`").into());
     };
-    let (target, state, app) = load(printer, settings).map_err(|err| {
+    let (target, state, app) = load(printer, settings, None).map_err(|err| {
         err.context(UserError::new(
             format!("`{verb}` is not a tfgrid-compose command, and there is no deployment to look it up in"),
             "run `tfgrid-compose --help` for the built-in commands; app commands need a deployment (`tfgrid-compose select`)",
         ))
     })?;
-    let Some(command) = app.manifest.commands.get(verb) else {
-        let known: Vec<&str> = app.manifest.commands.keys().map(String::as_str).collect();
+    let mut commands = defined(settings, &app, &state);
+    let Some(command) = commands.remove(verb) else {
+        let known: Vec<&str> = commands.keys().map(String::as_str).collect();
         return Err(UserError::new(
             format!(
-                "`{verb}` is neither a tfgrid-compose command nor a command of app `{}`",
-                state.app.name
+                "`{verb}` is neither a tfgrid-compose command nor a command of app `{}` or pattern `{}`",
+                state.app.name, state.pattern.name
             ),
             if known.is_empty() {
                 "run `tfgrid-compose --help`".to_string()
             } else {
                 format!(
-                    "app commands: {} (`tfgrid-compose commands` describes them)",
+                    "the deployment's commands: {} (`tfgrid-compose commands` describes them)",
                     known.join(", ")
                 )
             },
         )
         .into());
     };
+    execute(printer, runner, &target, &state, &command, args).await
+}
+
+/// Runs a defined command on the primary VM; its exit code becomes ours. With
+/// `save_to_context`, its output is saved for later commands of the deployment.
+async fn execute(
+    printer: &Printer,
+    runner: &Runner,
+    target: &Target,
+    state: &DeploymentState,
+    defined: &Defined,
+    args: &[String],
+) -> Result<()> {
+    let command = &defined.command;
     let context = target.dir.load_context()?;
-    let remote = command_argv(&state, command, &context, args);
+    let remote = command_argv(state, defined.cwd, &defined.words, &context, args);
     let tty = command.allocate_tty.unwrap_or(true)
         && std::io::stdin().is_terminal()
         && command.save_to_context.is_none();
@@ -141,7 +284,7 @@ pub async fn run(
     } else {
         Io::Inherit
     };
-    let cmd = ssh::ssh(&ssh_target(&state)?, &remote, tty).io(io);
+    let cmd = ssh::ssh(&ssh_target(state)?, &remote, tty).io(io);
     let out = runner.status(&cmd).await?;
     remote_exit(&out)?;
     if let Some(key) = &command.save_to_context {
@@ -178,7 +321,12 @@ mod tests {
         };
         let context = [("active_project".to_string(), "my site".to_string())].into();
         let args = vec!["a b".to_string(), "$(id); rm -rf /\n'x'".to_string()];
-        let argv = super::command_argv(&state, &command, &context, &args);
+        let words: Vec<String> = command
+            .script
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let argv = super::command_argv(&state, "/tmp/app-deployment", &words, &context, &args);
         assert_eq!(
             &argv[argv.len() - 4..],
             ["/opt/app/run.sh", "publish", "a b", "$(id); rm -rf /\n'x'"]

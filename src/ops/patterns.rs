@@ -84,17 +84,20 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
             "schema": JSON_SCHEMA, "name": m.name, "version": m.version, "description": one_line(m.description.as_ref()),
             "requires": m.requires, "needs_root": m.needs_root, "host_tools": m.host_tools, "dir": pattern.dir,
             "variables": m.variables, "outputs": declared.outputs, "readme": pattern.dir.join("README.md"), "placement": m.placement,
+            "format": m.format, "commands": m.commands, "defaults": pattern.defaults,
         }));
         return Ok(());
     }
     printer.data(format!("{} {}", m.name, m.version));
     printer.data(one_line(m.description.as_ref()));
     printer.data(format!("folder     {}", pattern.dir.display()));
-    let requires: Vec<String> = m
-        .requires
-        .iter()
-        .map(|r| format!("{r:?}").to_lowercase())
-        .collect();
+    if m.format == crate::pattern::compat::Format::Bash {
+        printer.data("format     the bash tool's (`patterns check` lists the rules used)");
+    }
+    let mut requires = m.requires.describe();
+    if pattern.mnemonic_variable {
+        requires.push("mnemonic".into());
+    }
     printer.data(format!(
         "requires   {}",
         if requires.is_empty() {
@@ -179,6 +182,19 @@ pub fn show(printer: &Printer, settings: &Settings, name: &str, json: bool) -> R
             ));
         }
     }
+    if !m.commands.0.is_empty() {
+        printer.data("commands (run on the primary VM; an app command of the same name wins)");
+        for (name, command) in &m.commands.0 {
+            printer.data(
+                format!(
+                    "  {name:<10} {:<24} {}",
+                    command.script,
+                    one_line(command.description.as_ref())
+                )
+                .trim_end(),
+            );
+        }
+    }
     printer.data(format!(
         "README     {}",
         pattern.dir.join("README.md").display()
@@ -206,8 +222,11 @@ pub async fn check(printer: &Printer, dir: &Path, json: bool) -> Result<()> {
     let log = logs.path().join("syntax-check.log");
     let report = crate::pattern::check::check(dir, &Runner::real(), &log).await;
     if json {
-        printer.json_line(&json!({"schema": JSON_SCHEMA, "dir": report.dir, "pattern": report.name, "ok": report.problems.is_empty(), "passed": report.passed, "problems": report.problems}));
+        printer.json_line(&json!({"schema": JSON_SCHEMA, "dir": report.dir, "pattern": report.name, "format": report.format, "ok": report.problems.is_empty(), "passed": report.passed, "problems": report.problems, "compatibility": report.compatibility}));
     } else {
+        for rule in &report.compatibility {
+            printer.status("Rule", rule);
+        }
         for line in &report.passed {
             printer.status("Ok", line);
         }

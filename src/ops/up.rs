@@ -12,6 +12,7 @@ use crate::manifest::{App, ResolvedHook};
 use crate::ops::{Target, registry, resolve_tofu, take_lock};
 use crate::output::Printer;
 use crate::pattern::Pattern;
+use crate::pattern::compat;
 use crate::phase::{self, Context, Phase};
 use crate::process::Runner;
 use crate::settings::Settings;
@@ -64,7 +65,41 @@ pub fn validate(
     let pattern_name = app.pattern_name(pattern_flag)?;
     let pattern = crate::pattern::find(settings, &app.dir, &pattern_name)?;
     let (mut variables, mut warnings) = app.variables(&pattern)?;
+    let bash_values = compat::app_values(
+        &pattern,
+        app.manifest.network.as_ref(),
+        app.manifest.nodes.as_ref(),
+        &variables,
+    )
+    .map_err(|(field, problem)| {
+        let field: Vec<&str> = field.iter().map(String::as_str).collect();
+        app.error(
+            &field,
+            problem,
+            format!(
+                "pattern `{}` takes the bash tool's network variables (see docs/patterns.md)",
+                pattern.manifest.name
+            ),
+        )
+    })?;
+    variables.extend(bash_values);
     grid_network(settings, &pattern, &mut variables)?;
+    let unfilled = compat::unfilled(&pattern, &variables);
+    if !unfilled.is_empty() {
+        return Err(UserError::new(
+            format!(
+                "pattern `{}` needs a value for {}, which has no default and nothing here fills",
+                pattern.manifest.name,
+                unfilled.join(", ")
+            ),
+            format!(
+                "set {} under `config:` in `{}`",
+                unfilled.join(", "),
+                app.file.display()
+            ),
+        )
+        .into());
+    }
     let explicit = !matches!(
         settings.sources.get("network"),
         None | Some(crate::settings::Source::Default)
@@ -79,6 +114,7 @@ pub fn validate(
         printer.warn(warning);
     }
     let hooks = app.hooks()?;
+    app.check_pattern_requires(&pattern, &hooks)?;
     printer.status(
         "Validating",
         format!(

@@ -3,13 +3,14 @@
 //! orchestrator passes (parsed with `hcl-rs`), `platform/site.yml` passes
 //! `ansible-playbook --syntax-check`, and a README exists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::pattern::Pattern;
+use crate::pattern::compat::Format;
 use crate::pattern::contract::{PASSED_VARIABLES, REQUIRED_OUTPUTS};
+use crate::pattern::{Pattern, Variable};
 use crate::process::{Cmd, Io, Runner};
 
 /// What `infrastructure/*.tf` declares.
@@ -19,38 +20,59 @@ pub struct Declared {
     pub outputs: BTreeSet<String>,
 }
 
-/// Parses every `.tf` file of a folder and collects `variable` and `output` labels.
-pub fn declared(infrastructure: &Path) -> Result<Declared, String> {
+/// The top-level blocks of every `.tf` file of a folder, in file-name order.
+fn blocks(infrastructure: &Path) -> Result<Vec<hcl::Block>, (PathBuf, String)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(infrastructure)
-        .map_err(|e| format!("`{}`: {e}", infrastructure.display()))?
+        .map_err(|e| (infrastructure.to_path_buf(), format!("cannot read: {e}")))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "tf"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("`{}` holds no .tf file", infrastructure.display()));
+        return Err((infrastructure.to_path_buf(), "holds no .tf file".into()));
     }
-    let mut found = Declared::default();
+    let mut found = Vec::new();
     for file in files {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("`{}`: {e}", file.display()))?;
-        let body =
-            hcl::parse(&text).map_err(|e| format!("`{}`: not valid HCL: {e}", file.display()))?;
-        for block in body.blocks() {
-            let label = block.labels().first().map(|l| l.as_str().to_string());
-            match (block.identifier(), label) {
-                ("variable", Some(name)) => {
-                    found.variables.insert(name);
-                }
-                ("output", Some(name)) => {
-                    found.outputs.insert(name);
-                }
-                _ => {}
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| (file.clone(), format!("cannot read: {e}")))?;
+        let body = hcl::parse(&text).map_err(|e| (file.clone(), format!("not valid HCL: {e}")))?;
+        found.extend(body.into_blocks());
+    }
+    Ok(found)
+}
+
+/// Parses every `.tf` file of a folder and collects `variable` and `output` labels.
+pub fn declared(infrastructure: &Path) -> Result<Declared, String> {
+    let mut found = Declared::default();
+    for block in blocks(infrastructure).map_err(|(file, e)| format!("`{}`: {e}", file.display()))? {
+        let label = block.labels().first().map(|l| l.as_str().to_string());
+        match (block.identifier(), label) {
+            ("variable", Some(name)) => {
+                found.variables.insert(name);
             }
+            ("output", Some(name)) => {
+                found.outputs.insert(name);
+            }
+            _ => {}
         }
     }
     Ok(found)
+}
+
+/// The `variable` blocks of a folder's `.tf` files as pattern variables (type, literal default,
+/// description), for patterns written for the bash tool. `Err` names the file.
+pub fn variable_blocks(
+    infrastructure: &Path,
+) -> Result<BTreeMap<String, Variable>, (PathBuf, String)> {
+    Ok(blocks(infrastructure)?
+        .iter()
+        .filter(|b| b.identifier() == "variable")
+        .filter_map(|b| {
+            let name = b.labels().first()?.as_str().to_string();
+            Some((name, crate::pattern::compat::variable_from_hcl(b)))
+        })
+        .collect())
 }
 
 /// The result of `patterns check`.
@@ -58,8 +80,12 @@ pub fn declared(infrastructure: &Path) -> Result<Declared, String> {
 pub struct CheckReport {
     pub dir: PathBuf,
     pub name: Option<String>,
+    /// `native` or `bash` (the tool the `pattern.yaml` was written for).
+    pub format: Option<Format>,
     pub problems: Vec<String>,
     pub passed: Vec<String>,
+    /// The compatibility rules used to read a pattern written for the bash tool, in words.
+    pub compatibility: Vec<String>,
 }
 
 /// Every variable a `placement:` entry names must be declared, the node variable as a number.
@@ -110,13 +136,19 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
     let mut report = CheckReport {
         dir: dir.to_path_buf(),
         name: None,
+        format: None,
         problems: Vec::new(),
         passed: Vec::new(),
+        compatibility: Vec::new(),
     };
     let pattern = match Pattern::load(dir) {
         Ok(pattern) => {
             report.passed.push("pattern.yaml is valid".into());
             report.name = Some(pattern.manifest.name.clone());
+            report.format = Some(pattern.manifest.format);
+            if pattern.manifest.format == Format::Bash {
+                report.compatibility = crate::pattern::compat::rules(&pattern);
+            }
             let unknown = placement_problems(&pattern);
             if unknown.is_empty() && !pattern.manifest.placement.is_empty() {
                 report.passed.push(format!(
@@ -152,8 +184,16 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
                     REQUIRED_OUTPUTS.join(", ")
                 ));
             }
-            let mut wanted: Vec<String> =
-                PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect();
+            // A bash-format pattern gets only the variables it declares; this tool's own
+            // patterns must declare the ones every deployment has.
+            let mut wanted: Vec<String> = if pattern
+                .as_ref()
+                .is_some_and(|p| p.manifest.format == Format::Bash)
+            {
+                Vec::new()
+            } else {
+                PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect()
+            };
             // The mnemonic is not a variable a pattern must declare: the orchestrator also gives it
             // as MNEMONIC/MNEMONICS, which the grid provider reads when its block leaves it out.
             if let Some(p) = &pattern {
@@ -177,7 +217,14 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
         }
         Err(err) => report.problems.push(err),
     }
-    let site = dir.join("platform/site.yml");
+    let site = pattern
+        .as_ref()
+        .map_or_else(|| dir.join("platform/site.yml"), Pattern::playbook);
+    let shown = site
+        .strip_prefix(dir)
+        .unwrap_or(&site)
+        .display()
+        .to_string();
     if site.is_file() {
         let inventory = log.with_extension("inventory.ini");
         let _ = std::fs::write(&inventory, "localhost ansible_connection=local\n");
@@ -191,14 +238,18 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
         match runner.run(&cmd).await {
             Ok(_) => report
                 .passed
-                .push("platform/site.yml passes ansible-playbook --syntax-check".into()),
-            Err(err) => report.problems.push(format!("platform/site.yml: {err}")),
+                .push(format!("{shown} passes ansible-playbook --syntax-check")),
+            Err(err) => report.problems.push(format!("{shown}: {err}")),
         }
     } else {
-        report.problems.push("platform/site.yml is missing".into());
+        report.problems.push(format!("{shown} is missing"));
     }
     if dir.join("README.md").is_file() {
         report.passed.push("README.md is present".into());
+    } else if report.format == Some(Format::Bash) {
+        report.compatibility.push(
+            "README.md: not required of the bash tool's format (its single-vm had none)".into(),
+        );
     } else {
         report
             .problems

@@ -1,10 +1,13 @@
 //! Everything about patterns: [`Pattern`] (a folder with `pattern.yaml`, `infrastructure/*.tf`,
 //! `platform/site.yml`) and its manifest, finding one by name ([`find`]), the ones shipped in the
 //! binary ([`builtin`]), the contract between a pattern's Terraform outputs and the orchestrator
-//! ([`contract`]), and the static check `patterns check` runs ([`check`]).
+//! ([`contract`]), the static check `patterns check` runs ([`check`]), and patterns written for
+//! the bash tool ([`compat`]).
 
 pub mod builtin;
 pub mod check;
+pub mod command;
+pub mod compat;
 pub mod contract;
 pub mod placement;
 
@@ -15,10 +18,14 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, UserError};
+use crate::pattern::compat::{
+    Described, Format, InfrastructureSpec, PatternCommands, PlatformSpec, Requires,
+};
 use crate::settings::Settings;
 use crate::yaml::parse_yaml;
 
-/// `pattern.yaml`.
+/// `pattern.yaml`: this tool's keys, and the bash tool's ([`compat`]; every key of the patterns
+/// it shipped is read).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternManifest {
@@ -26,9 +33,37 @@ pub struct PatternManifest {
     pub version: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Credentials the pattern needs: `mnemonic`.
+    /// Credentials the pattern needs (`[mnemonic]`), or the bash tool's map of files the app
+    /// must have (`app_hooks`, `deployment_hooks`).
     #[serde(default)]
-    pub requires: Vec<Requirement>,
+    pub requires: Requires,
+    /// Bash tool: what the pattern provides (names, or names with descriptions); descriptive.
+    #[serde(default)]
+    pub provides: Option<Described>,
+    /// Bash tool: values for the pattern's variables (`cpu: 2`, `gateway: {memory: 4096}`),
+    /// applied unless the app sets them (see [`compat::resolve_defaults`]).
+    #[serde(default)]
+    pub defaults: BTreeMap<String, serde_yaml::Value>,
+    /// Bash tool: commands a deployment on this pattern gets (scripts in `scripts/`, run on the
+    /// primary VM); an app command of the same name wins.
+    #[serde(default)]
+    pub commands: PatternCommands,
+    /// Bash tool: `provider` and `template` (a `.tf` in `infrastructure/`).
+    #[serde(default)]
+    pub infrastructure: Option<InfrastructureSpec>,
+    /// Bash tool: `provisioner: ansible` and the `playbook` the platform phase runs.
+    #[serde(default)]
+    pub platform: Option<PlatformSpec>,
+    /// Bash tool (gateway, k3s): descriptive `stages`, `network` topology and `features`.
+    #[serde(default)]
+    pub stages: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub network: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub features: Option<serde_yaml::Value>,
+    /// Which tool's format the file is in (from its keys, see [`compat::NATIVE_KEYS`]).
+    #[serde(skip_deserializing)]
+    pub format: Format,
     /// Variables the infrastructure declares that an app may set in `config:`.
     #[serde(default)]
     pub variables: BTreeMap<String, Variable>,
@@ -84,6 +119,8 @@ pub enum VariableKind {
     Bool,
     List,
     Map,
+    /// Any value (a Terraform variable without a `type`, or `type = any`).
+    Any,
 }
 
 impl Variable {
@@ -96,6 +133,7 @@ impl Variable {
             VariableKind::Bool => value.is_boolean(),
             VariableKind::List => value.is_array(),
             VariableKind::Map => value.is_object(),
+            VariableKind::Any => true,
         };
         if !ok {
             return Err(format!(
@@ -137,10 +175,23 @@ impl Variable {
 pub struct Pattern {
     pub dir: PathBuf,
     pub manifest: PatternManifest,
+    /// `defaults:` as values of the variables they name (passed unless the app sets them).
+    pub defaults: BTreeMap<String, serde_json::Value>,
+    /// `defaults:` entries that name no declared variable (`backend.count`), never passed.
+    pub unmatched_defaults: Vec<String>,
+    /// Commands `pattern.yaml` lists whose script the folder lacks (the bash tool's gateway
+    /// lists `reload` and `ssl` without scripts); they are not offered.
+    pub missing_commands: Vec<String>,
+    /// The Terraform declares `variable "mnemonic"` (the bash tool's patterns): the mnemonic
+    /// goes to it through the environment only, as `TF_VAR_mnemonic`.
+    pub mnemonic_variable: bool,
 }
 
 impl Pattern {
-    /// Loads `DIR/pattern.yaml` and checks that `infrastructure/*.tf` and `platform/site.yml` exist.
+    /// Loads `DIR/pattern.yaml` and checks that `infrastructure/*.tf` and the playbook
+    /// (`platform/site.yml`, or the bash tool's `platform.playbook`) exist. A pattern in the bash
+    /// tool's format gets its variables from the Terraform's `variable` blocks and a placement for
+    /// each `<role>_node` variable ([`compat`]). Errors name the file, line and field.
     pub fn load(dir: &Path) -> Result<Pattern, InputError> {
         let file = dir.join("pattern.yaml");
         let text = std::fs::read_to_string(&file).map_err(|err| InputError {
@@ -151,8 +202,30 @@ impl Pattern {
             message: format!("cannot read: {err}"),
             hint: Some("a pattern folder holds pattern.yaml, infrastructure/ and platform/".into()),
         })?;
-        let manifest = PatternManifest::parse(&file, &text)?;
-        let has_tf = std::fs::read_dir(dir.join("infrastructure"))
+        let mut manifest = PatternManifest::parse(&file, &text)?;
+        let keys: serde_yaml::Mapping = crate::yaml::from_yaml(&text).unwrap_or_default();
+        if !compat::NATIVE_KEYS.iter().any(|k| keys.contains_key(*k)) {
+            manifest.format = Format::Bash;
+        }
+        let field_error = |(field, message): compat::FieldProblem, hint: &str| {
+            let (line, column) = compat::position(&text, &field);
+            InputError {
+                file: file.clone(),
+                line,
+                column,
+                field: field.join("."),
+                message,
+                hint: Some(hint.to_string()),
+            }
+        };
+        compat::check_paths(dir, &manifest).map_err(|problem| {
+            field_error(
+                problem,
+                "paths in pattern.yaml are relative to the pattern folder and stay inside it",
+            )
+        })?;
+        let infrastructure = dir.join("infrastructure");
+        let has_tf = std::fs::read_dir(&infrastructure)
             .map(|entries| {
                 entries
                     .flatten()
@@ -161,7 +234,7 @@ impl Pattern {
             .unwrap_or(false);
         if !has_tf {
             return Err(InputError {
-                file: dir.join("infrastructure"),
+                file: infrastructure,
                 line: None,
                 column: None,
                 field: "(folder)".into(),
@@ -172,7 +245,27 @@ impl Pattern {
                 ),
             });
         }
-        let site = dir.join("platform").join("site.yml");
+        let mut pattern = Pattern {
+            dir: dir.to_path_buf(),
+            manifest,
+            defaults: BTreeMap::new(),
+            unmatched_defaults: Vec::new(),
+            missing_commands: Vec::new(),
+            mnemonic_variable: false,
+        };
+        let missing: Vec<String> = pattern
+            .manifest
+            .commands
+            .0
+            .iter()
+            .filter(|(_, c)| !dir.join(c.script.trim()).is_file())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &missing {
+            pattern.manifest.commands.0.remove(name);
+        }
+        pattern.missing_commands = missing;
+        let site = pattern.playbook();
         if !site.is_file() {
             return Err(InputError {
                 file: site,
@@ -185,14 +278,68 @@ impl Pattern {
                 ),
             });
         }
-        Ok(Pattern {
-            dir: dir.to_path_buf(),
-            manifest,
-        })
+        if pattern.manifest.format == Format::Bash {
+            let blocks = check::variable_blocks(&infrastructure).map_err(|(file, message)| {
+                InputError {
+                    file,
+                    line: None,
+                    column: None,
+                    field: "(document)".into(),
+                    message,
+                    hint: Some(
+                        "the variables of a pattern written for the bash tool are read from its Terraform"
+                            .into(),
+                    ),
+                }
+            })?;
+            pattern.mnemonic_variable = blocks.contains_key("mnemonic");
+            pattern.manifest.variables = blocks
+                .into_iter()
+                .filter(|(name, _)| name != "mnemonic")
+                .collect();
+            if pattern.manifest.placement.is_empty() {
+                pattern.manifest.placement = compat::placements(&pattern.manifest.variables);
+            }
+        }
+        let (defaults, unmatched) =
+            compat::resolve_defaults(&pattern.manifest.defaults, &pattern.manifest.variables)
+                .map_err(|(field, message)| {
+                    field_error(
+                        (
+                            std::iter::once("defaults".to_string())
+                                .chain(field)
+                                .collect(),
+                            message,
+                        ),
+                        "a default is a value of the pattern's variable of that name",
+                    )
+                })?;
+        for (name, value) in &defaults {
+            if let Some(variable) = pattern.manifest.variables.get_mut(name) {
+                variable.default = serde_yaml::to_value(value).ok();
+            }
+        }
+        pattern.defaults = defaults;
+        pattern.unmatched_defaults = unmatched;
+        Ok(pattern)
     }
 
     pub fn needs_mnemonic(&self) -> bool {
-        self.manifest.requires.contains(&Requirement::Mnemonic)
+        self.manifest.requires.contains(Requirement::Mnemonic) || self.mnemonic_variable
+    }
+
+    /// The playbook of the platform phase: `platform/site.yml`, or the bash tool's
+    /// `platform.playbook`.
+    pub fn playbook(&self) -> PathBuf {
+        match self
+            .manifest
+            .platform
+            .as_ref()
+            .and_then(|p| p.playbook.as_ref())
+        {
+            Some(playbook) => self.dir.join(playbook),
+            None => self.dir.join("platform").join("site.yml"),
+        }
     }
 }
 

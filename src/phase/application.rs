@@ -1,8 +1,9 @@
 //! Application: the app's `deployment/`, `src/`, env file, `docker-compose.yaml`, `scripts/`,
 //! `config/`, `templates/` and `artifacts/latest.tar.gz` uploaded where the bash tool put them,
-//! its `environment:` values written to a private file on the VM, then the hooks `setup`,
-//! `configure`, `healthcheck` run over ssh, each a file run as argv (through its `#!`
-//! interpreter when it is not executable), with its own log and timeout; or, when the app has
+//! its `environment:` values written to a private file on the VM, the pattern's `scripts/` (for
+//! its commands) to `/tmp/app-pattern` on the primary VM, then the hooks `setup`, `configure`,
+//! `healthcheck` run over ssh, each a file run as argv (through its `#!` interpreter when it is
+//! not executable), with its own log and timeout; or, when the app has
 //! `deployment/playbook.yml`, that playbook in place of `setup` and `configure`. Hooks that are
 //! not declared are skipped.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use crate::manifest::{HookHosts, ResolvedHook};
+use crate::pattern::compat::REMOTE_SCRIPTS;
 use crate::pattern::contract::Vm;
 use crate::phase::Context;
 use crate::process::Io;
@@ -126,10 +128,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let deployment = ctx.app.dir.join("deployment");
     let source = ctx.app.dir.join("src");
     let env_file = ctx.app.env_file();
-    if ctx.hooks.is_empty() && !deployment.is_dir() && !source.is_dir() {
+    let pattern_scripts = ctx.pattern.dir.join("scripts");
+    let has_commands = !ctx.pattern.manifest.commands.0.is_empty() && pattern_scripts.is_dir();
+    if ctx.hooks.is_empty() && !deployment.is_dir() && !source.is_dir() && !has_commands {
         ctx.printer.status(
             "Skipping",
-            "application: no hooks, no `deployment/` and no `src/`",
+            "application: no hooks, no `deployment/`, no `src/` and no pattern commands",
         );
         return Ok(());
     }
@@ -140,7 +144,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         .filter(|(i, _)| everywhere || *i == 0)
         .collect();
     let log = ctx.log("application");
-    for (_, vm) in &targets {
+    for (index, vm) in &targets {
         ctx.printer.status(
             "Uploading",
             format!("app `{}` to {}", ctx.app.manifest.name, vm.address),
@@ -149,7 +153,13 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         let quick = Duration::from_secs(120);
         let clean = ssh::ssh(
             &target,
-            &["rm", "-rf", REMOTE_DEPLOYMENT, REMOTE_SOURCE],
+            &[
+                "rm",
+                "-rf",
+                REMOTE_DEPLOYMENT,
+                REMOTE_SOURCE,
+                REMOTE_SCRIPTS,
+            ],
             false,
         )
         .io(Io::Log(log.clone()))
@@ -175,6 +185,19 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 .run(&ssh::upload(&target, &source, REMOTE_SOURCE, &log, quick))
                 .await
                 .context("failed to upload `src/`")?;
+        }
+        // the pattern's commands run on the primary VM (ops::commands)
+        if has_commands && *index == 0 {
+            ctx.runner
+                .run(&ssh::upload(
+                    &target,
+                    &pattern_scripts,
+                    REMOTE_SCRIPTS,
+                    &log,
+                    quick,
+                ))
+                .await
+                .context("failed to upload the pattern's `scripts/`")?;
         }
         // What the bash tool also put in /tmp/app-source/ and its apps' hooks copy from there
         // (tfgrid-compose-bash.md §4.7): these files and folders, and the release artifact.

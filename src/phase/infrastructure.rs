@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use crate::grid::placement::{self, How};
+use crate::pattern::compat::{self, Format};
 use crate::pattern::contract::PatternOutputs;
 use crate::phase::Context;
 use crate::settings::NodeSelection;
@@ -162,7 +163,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         .run(&tofu.output_json(&log, &PatternOutputs::placeholder_json()))
         .await
         .context("terraform output failed")?;
-    let outputs = PatternOutputs::from_output_json(&ctx.pattern.manifest.name, &out.stdout)?;
+    let json = if ctx.pattern.manifest.format == Format::Bash {
+        compat::strip_prefixes(&out.stdout)
+    } else {
+        out.stdout.clone()
+    };
+    let outputs = PatternOutputs::from_output_json(&ctx.pattern.manifest.name, &json)?;
 
     if let Some(config) = &outputs.wg_config {
         ctx.dir.create_dir(&ctx.dir.wg_dir())?;
@@ -292,9 +298,14 @@ fn routed_second_octets() -> BTreeSet<u8> {
         .collect()
 }
 
-/// The tfvars file: the manifest's values, the built-ins, and the chosen nodes.
+/// The tfvars file: the manifest's values, the built-ins, the bash tool's variables
+/// ([`compat::run_values`]) and the chosen nodes; only those the module declares (Terraform warns
+/// about, and with `-var` refuses, undeclared ones). The mnemonic is never among them.
 fn write_variables(ctx: &Context, public_key: &str) -> Result<()> {
     let mut variables = ctx.variables.clone();
+    for (name, value) in compat::run_values(&ctx.pattern, &ctx.state.id, public_key) {
+        variables.entry(name).or_insert(value);
+    }
     // Environments of one app get distinct names on the grid: `blog`, `blog-staging`.
     let name = if ctx.state.env == "default" {
         ctx.app.manifest.name.clone()
@@ -337,6 +348,19 @@ fn write_variables(ctx: &Context, public_key: &str) -> Result<()> {
         );
         variables.insert("exclude_nodes".into(), list.into());
     }
+    // An unreadable module is left to terraform to report; then nothing is dropped.
+    if let Ok(declared) = crate::pattern::check::declared(&ctx.pattern.dir.join("infrastructure")) {
+        for name in ctx.app.manifest.config.keys() {
+            if variables.contains_key(name) && !declared.variables.contains(name) {
+                ctx.printer.warn(format!(
+                    "config.{name}: pattern `{}` lists the variable, but its infrastructure does not declare it; not passed",
+                    ctx.pattern.manifest.name
+                ));
+            }
+        }
+        variables.retain(|name, _| declared.variables.contains(name));
+    }
+    variables.remove("mnemonic");
     let json = serde_json::to_string_pretty(&variables)?;
     ctx.dir.write(&ctx.dir.var_file(), json.as_bytes(), 0o600)
 }

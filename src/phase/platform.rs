@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+use crate::pattern::contract::IpType;
 use crate::phase::Context;
 use crate::tools::ansible::{self, Host};
 
@@ -43,6 +44,22 @@ pub fn deployment_vars(ctx: &Context) -> Result<serde_json::Value> {
     if let Some(m) = &outputs.mycelium_ip {
         vars.insert("mycelium_ip".into(), m.clone().into());
     }
+    if ctx.pattern.manifest.format == crate::pattern::compat::Format::Bash {
+        // the extra vars the bash tool gave its patterns' playbooks (tfgrid-compose-bash.md §4.2
+        // step 14): the address of each kind it knows
+        let kind = match outputs.primary_ip_type {
+            IpType::Ipv4 => "ipv4_address",
+            IpType::Ipv6 => "ipv6_address",
+            IpType::Wireguard => "wireguard_address",
+            IpType::Mycelium => "mycelium_address",
+        };
+        vars.entry(kind)
+            .or_insert_with(|| outputs.primary_ip.clone().into());
+        if let Some(m) = &outputs.mycelium_ip {
+            vars.entry("mycelium_address")
+                .or_insert_with(|| m.clone().into());
+        }
+    }
     Ok(serde_json::Value::Object(vars))
 }
 
@@ -74,13 +91,15 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         .write(&ctx.dir.extra_vars(), vars.as_bytes(), 0o600)?;
 
     let log = ctx.log("platform");
-    let playbook = ctx.pattern.dir.join("platform").join("site.yml");
+    let playbook = ctx.pattern.playbook();
     let _spinner = ctx.printer.spinner("platform", Some(&log));
     ctx.printer.status(
         "Configuring",
         format!(
             "platform (ansible-playbook {} on {} host{})",
-            "site.yml",
+            playbook
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             hosts.len(),
             if hosts.len() == 1 { "" } else { "s" }
         ),

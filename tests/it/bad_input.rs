@@ -41,7 +41,7 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             BASE.replace("pattern: minimal", "pattern: nope"),
             vec![
                 "unknown pattern `nope`",
-                "hint: known patterns: ai-stack, gateway, grid-like, k3s, local, minimal, single-vm",
+                "hint: known patterns: ai-stack, bash-vm, gateway, grid-like, k3s, local, minimal, single-vm",
             ],
         ),
         (

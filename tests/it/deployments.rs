@@ -309,8 +309,8 @@ const COMMANDS: &str = "commands:
     script: /opt/app/pick.sh
     description: Choose the active project
     save_to_context: active_project
-  status:
-    script: /opt/app/status.sh
+  down:
+    script: /opt/app/down.sh
     description: Shadowed by the built-in
 ";
 
@@ -435,11 +435,11 @@ fn commands_are_listed_and_shadowing_is_named() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("greet <name>...  Say hello"), "{out}");
     assert!(
-        out.contains("status") && out.contains("(shadowed by the built-in command)"),
+        out.contains("down") && out.contains("(shadowed by the built-in command)"),
         "{out}"
     );
     assert!(
-        err.contains("app command `status` is shadowed by the built-in `tfgrid-compose status`"),
+        err.contains("app command `down` is shadowed by the built-in `tfgrid-compose down`"),
         "{err}"
     );
     assert!(
@@ -450,15 +450,15 @@ fn commands_are_listed_and_shadowing_is_named() {
     assert_eq!(code, 0);
     let doc = assert_fits("commands", &out);
     assert_eq!(doc["commands"].as_array().unwrap().len(), 3);
-    assert_eq!(doc["commands"][1]["save_to_context"], "active_project");
-    assert_eq!(doc["commands"][2]["shadowed"], true);
+    assert_eq!(doc["commands"][2]["save_to_context"], "active_project");
+    assert_eq!(doc["commands"][0]["shadowed"], true);
     // An unknown verb names the app's commands.
     let (code, _, err) = cx.run(&["nonsense"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(
             "`nonsense` is neither a tfgrid-compose command nor a command of app `minimal`"
-        ) && err.contains("greet, pick, status"),
+        ) && err.contains("down, greet, pick"),
         "{err}"
     );
 }

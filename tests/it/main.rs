@@ -1,6 +1,7 @@
 //! The one integration-test binary: flow tests with fake tools on PATH (`flow`, `bad_input`),
 //! many deployments and the CLI surface (`deployments`, `cli`), the `--json` schema checker
-//! (`schema`), and end-to-end tests of the `local` pattern with the real tools (`local`).
+//! (`schema`), patterns written for the bash tool (`bash_patterns`), and end-to-end tests of the
+//! `local` pattern with the real tools (`local`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -10,6 +11,7 @@
 mod ai;
 mod bad_input;
 mod bash_apps;
+mod bash_patterns;
 mod catalog;
 mod cli;
 mod common;

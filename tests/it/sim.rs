@@ -132,6 +132,7 @@ impl Sim {
             .env("CHECKPOINT_DISABLE", "1")
             .env("TF_IN_AUTOMATION", "1")
             .env("MNEMONIC", MNEMONIC)
+            .env("TF_VAR_mnemonic", MNEMONIC) // for the bash tool's `variable "mnemonic"`
             .env("TFGRID_COMPOSE_DATA_DIR", self.data())
             .output()
             .unwrap()
@@ -312,6 +313,54 @@ fn the_simulated_provider_has_the_reference_schema_and_its_contracts_are_counted
         !Path::new("/run/netns").join("gsim-1").exists()
             || sim.json(&["sim", "status"])["networks"] == serde_json::json!([])
     );
+}
+
+/// The fixture pattern in the bash tool's format (its single-vm's Terraform) validates against
+/// the simulator's schema of the real provider: the variables `up` passes it fit its HCL.
+#[test]
+fn the_bash_format_fixture_pattern_validates() {
+    let sim = Sim::new();
+    let dir = sim.root.path().join("bash-vm");
+    copy_dir(
+        &root_dir().join("tests/fixtures/patterns/bash-vm/infrastructure"),
+        &dir,
+    );
+    let init = sim.terraform(&dir, &["init", "-no-color", "-input=false"]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let out = sim.terraform(&dir, &["validate", "-json", "-no-color"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["warning_count"], 0, "{report}");
+    // the values `up` writes for it (tests/it/bash_patterns.rs asserts the same set) plan cleanly
+    write(
+        &dir,
+        "tfgrid-compose.tfvars.json",
+        r#"{"SSH_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBtest test", "tfgrid_network": "dev",
+            "provision_mycelium": true, "provision_wireguard": false, "provision_ipv4": false,
+            "provision_ipv6": false, "vm_public_ipv4": false, "vm_node": 11, "vm_cpu": 1,
+            "vm_mem": 2048, "vm_disk": 25}"#,
+    );
+    let plan = sim.terraform(
+        &dir,
+        &[
+            "plan",
+            "-no-color",
+            "-input=false",
+            "-var-file=tfgrid-compose.tfvars.json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(stdout.contains("2 to add"), "{stdout}");
+    assert!(!stdout.contains("Warning"), "{stdout}");
 }
 
 /// Every shipped grid pattern validates against the simulator's schema; bad input gets the

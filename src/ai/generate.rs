@@ -13,7 +13,7 @@ use super::llm::{Answer, Ask, Finish, Llm, Message, Update};
 use super::{answer, site, words};
 
 /// The first temperature, then one per fresh start (a repeated answer at 0.2 comes back at 0.2).
-const TEMPERATURES: [f32; 3] = [0.2, 0.7, 1.0];
+const TEMPERATURES: [f64; 3] = [0.2, 0.7, 1.0];
 /// The most problems one message sends back.
 const MAX_PROBLEMS: usize = 12;
 
@@ -45,7 +45,7 @@ fn watch(text: &str) -> Option<String> {
 }
 
 /// Records what the LLM client reports during attempt `attempt`.
-fn record(db: &Db, id: &str, attempt: u32, temperature: f32, update: Update<'_>) {
+fn record(db: &Db, id: &str, attempt: u32, temperature: f64, update: Update<'_>) {
     let _ = match update {
         Update::Asking { provider, format } => db.event_with(
             id,

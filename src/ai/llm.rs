@@ -40,7 +40,7 @@ impl Message {
 /// structured output) and the watch that stops a streamed answer gone wrong (`Some(reason)`).
 pub struct Ask<'a> {
     pub messages: &'a [Message],
-    pub temperature: f32,
+    pub temperature: f64,
     pub schema: &'a Value,
     pub watch: fn(&str) -> Option<String>,
 }
@@ -419,7 +419,10 @@ impl Llm {
         };
         let status = response.status();
         if !status.is_success() {
-            let text = excerpt(&response.text().await.unwrap_or_default());
+            let mut text = excerpt(&response.text().await.unwrap_or_default());
+            if let Some(key) = slot.key.as_deref().filter(|k| !k.is_empty()) {
+                text = text.replace(key, "<redacted>");
+            }
             let what = format!("HTTP {status}: {text}");
             return Err(match status.as_u16() {
                 400 | 422 => Failure::Refused(what),

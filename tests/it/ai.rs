@@ -1324,7 +1324,7 @@ fn answers_as_real_models_give_them_go_live() {
     );
     let fresh = &asked[2]["body"];
     assert_eq!(fresh["messages"].as_array().unwrap().len(), 2, "{fresh}");
-    assert_eq!(fresh["temperature"].as_f64(), Some(0.7_f32 as f64));
+    assert_eq!(fresh["temperature"].as_f64(), Some(0.7));
     assert!(
         fresh["messages"][1]["content"]
             .as_str()
@@ -1355,10 +1355,7 @@ fn answers_as_real_models_give_them_go_live() {
         "the looping answer was not read to its end"
     );
     assert!(asked[0]["pieces_sent"].as_u64().unwrap() < 4000);
-    assert_eq!(
-        asked[1]["body"]["temperature"].as_f64(),
-        Some(0.7_f32 as f64)
-    );
+    assert_eq!(asked[1]["body"]["temperature"].as_f64(), Some(0.7));
     let events = stack.events("looping-card-gallery");
     let done = events
         .iter()

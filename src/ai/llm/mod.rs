@@ -21,6 +21,13 @@ use serde_json::{Value, json};
 
 use super::spec::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT};
 
+mod stats;
+mod stream;
+
+pub use stats::Stats;
+pub use stream::{Answer, Finish, Progress};
+use stream::{Stream, next_event};
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Message {
     pub role: String,
@@ -82,27 +89,6 @@ impl Format {
     }
 }
 
-/// A streamed answer so far.
-#[derive(Debug, Clone)]
-pub struct Progress {
-    /// `model@base_url`.
-    pub provider: String,
-    /// Tokens received (the server's count when it gives one, else one per streamed piece).
-    pub tokens: u64,
-    pub elapsed: Duration,
-}
-
-impl Progress {
-    pub fn tokens_per_s(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.tokens as f64 / secs
-        } else {
-            0.0
-        }
-    }
-}
-
 /// What happens while an answer is awaited.
 pub enum Update<'a> {
     /// A provider is asked.
@@ -113,47 +99,6 @@ pub enum Update<'a> {
     Progress(&'a Progress),
     /// Worth telling: a provider failed and the next is asked, structured output was refused.
     Note(String),
-}
-
-/// How an answer ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finish {
-    Stop,
-    /// Cut at `max_tokens`.
-    Length,
-    /// Stopped here because it had gone wrong (the watch's reason).
-    Stopped(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub content: String,
-    /// `model@base_url`.
-    pub provider: String,
-    /// The prompt's tokens, when the server counts them.
-    pub tokens_in: Option<u64>,
-    pub tokens_out: u64,
-    pub elapsed: Duration,
-    pub finish: Finish,
-}
-
-/// A provider's counters since the agent started, and its last health probe.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Stats {
-    pub requests: u64,
-    pub answers: u64,
-    pub errors: u64,
-    pub timeouts: u64,
-    pub tokens_in: u64,
-    pub tokens_out: u64,
-    /// Milliseconds spent on the answers (not the failures).
-    pub latency_ms_total: u64,
-    pub last_error: Option<String>,
-    /// `GET {base_url}/models` answered 2xx; `None` before the first probe.
-    pub healthy: Option<bool>,
-    pub checked_at: Option<u64>,
-    pub probe_ms: Option<u64>,
-    pub probe_error: Option<String>,
 }
 
 struct Slot {
@@ -562,211 +507,20 @@ impl Llm {
         let stats: Vec<(String, Stats)> = self
             .slots
             .iter()
-            .map(|s| (label(&s.name), s.stats().clone()))
+            .map(|s| (s.name.clone(), s.stats().clone()))
             .collect();
-        let mut out = String::new();
-        let series: [Series; 8] = [
-            ("tfgrid_agent_llm_requests_total", "counter", |s| {
-                s.requests as f64
-            }),
-            ("tfgrid_agent_llm_answers_total", "counter", |s| {
-                s.answers as f64
-            }),
-            ("tfgrid_agent_llm_errors_total", "counter", |s| {
-                s.errors as f64
-            }),
-            ("tfgrid_agent_llm_timeouts_total", "counter", |s| {
-                s.timeouts as f64
-            }),
-            ("tfgrid_agent_llm_tokens_in_total", "counter", |s| {
-                s.tokens_in as f64
-            }),
-            ("tfgrid_agent_llm_tokens_out_total", "counter", |s| {
-                s.tokens_out as f64
-            }),
-            ("tfgrid_agent_llm_answer_seconds_total", "counter", |s| {
-                s.latency_ms_total as f64 / 1000.0
-            }),
-            ("tfgrid_agent_llm_up", "gauge", |s| {
-                f64::from(u8::from(s.healthy == Some(true)))
-            }),
-        ];
-        for (name, kind, value) in series {
-            out.push_str(&format!("# TYPE {name} {kind}\n"));
-            for (provider, s) in &stats {
-                out.push_str(&format!("{name}{{provider=\"{provider}\"}} {}\n", value(s)));
-            }
-        }
-        out
-    }
-}
-
-/// A Prometheus series: name, type, value of a provider's counters.
-type Series = (&'static str, &'static str, fn(&Stats) -> f64);
-
-/// A Prometheus label value: `\`, `"` and newlines escaped.
-fn label(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The data of the next complete server-sent event in `buffer` (its `data:` lines joined), which
-/// is removed from the buffer; `None` until an event is complete.
-fn next_event(buffer: &mut Vec<u8>) -> Option<String> {
-    loop {
-        let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-        let crlf = buffer
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| (i, 4));
-        let end = match (lf, crlf) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
-        let event: Vec<u8> = buffer.drain(..end.0 + end.1).collect();
-        let text = String::from_utf8_lossy(&event[..end.0]);
-        let data: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        if !data.is_empty() {
-            return Some(data.join("\n"));
-        }
-    }
-}
-
-/// An answer being read.
-struct Stream {
-    provider: String,
-    started: Instant,
-    text: String,
-    /// Streamed pieces with text (one token each on llama.cpp and OpenAI).
-    pieces: u64,
-    usage_in: Option<u64>,
-    usage_out: Option<u64>,
-    finish: Finish,
-}
-
-impl Stream {
-    fn new(provider: String, started: Instant) -> Stream {
-        Stream {
-            provider,
-            started,
-            text: String::new(),
-            pieces: 0,
-            usage_in: None,
-            usage_out: None,
-            finish: Finish::Stop,
-        }
-    }
-
-    /// Takes what a chunk (or a whole answer) says: text, finish reason, usage, or an error.
-    fn take(&mut self, value: &Value) -> Result<(), Failure> {
-        if let Some(error) = value.get("error") {
-            let message = error["message"]
-                .as_str()
-                .map_or_else(|| error.to_string(), String::from);
-            return Err(Failure::Failed(format!(
-                "the server reported: {}",
-                excerpt(&message)
-            )));
-        }
-        if let Some(piece) = value
-            .pointer("/choices/0/delta/content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
-            self.text.push_str(piece);
-            self.pieces += 1;
-        }
-        if value
-            .pointer("/choices/0/finish_reason")
-            .and_then(Value::as_str)
-            == Some("length")
-        {
-            self.finish = Finish::Length;
-        }
-        if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
-            self.usage_in = usage["prompt_tokens"].as_u64().or(self.usage_in);
-            self.usage_out = usage["completion_tokens"].as_u64().or(self.usage_out);
-        }
-        Ok(())
-    }
-
-    fn tokens(&self) -> u64 {
-        self.usage_out.unwrap_or(self.pieces)
-    }
-
-    fn progress(&self) -> Progress {
-        Progress {
-            provider: self.provider.clone(),
-            tokens: self.tokens(),
-            elapsed: self.started.elapsed(),
-        }
-    }
-
-    fn answer(self) -> Answer {
-        Answer {
-            tokens_out: self.tokens(),
-            elapsed: self.started.elapsed(),
-            tokens_in: self.usage_in,
-            content: self.text,
-            provider: self.provider,
-            finish: self.finish,
-        }
+        stats::metrics_text(&stats)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Stream, label, next_event, rotation};
+    use super::rotation;
 
     #[test]
     fn providers_rotate_from_the_first_asked() {
         assert_eq!(rotation(0, 3), [0, 1, 2]);
         assert_eq!(rotation(2, 3), [2, 0, 1]);
         assert_eq!(rotation(4, 3), [1, 2, 0]);
-    }
-
-    #[test]
-    fn server_sent_events_are_read_across_chunks() {
-        let mut buffer = b"data: {\"a\":1}\n\n: comment\n\ndata: {\"b\"".to_vec();
-        assert_eq!(next_event(&mut buffer).as_deref(), Some("{\"a\":1}"));
-        assert_eq!(next_event(&mut buffer), None);
-        buffer.extend_from_slice(b":2}\r\n\r\ndata: [DONE]\n\n");
-        assert_eq!(next_event(&mut buffer).as_deref(), Some("{\"b\":2}"));
-        assert_eq!(next_event(&mut buffer).as_deref(), Some("[DONE]"));
-        assert!(buffer.is_empty());
-    }
-
-    #[test]
-    fn chunks_give_text_tokens_and_the_end() {
-        let mut s = Stream::new("m@u".into(), std::time::Instant::now());
-        for piece in ["{\"fi", "les\"", ""] {
-            assert!(
-                s.take(&serde_json::json!({"choices": [{"delta": {"content": piece}}]}))
-                    .is_ok()
-            );
-        }
-        assert!(
-            s.take(&serde_json::json!({"choices": [{"delta": {}, "finish_reason": "length"}]}))
-                .is_ok()
-        );
-        assert_eq!((s.text.as_str(), s.tokens()), ("{\"files\"", 2));
-        assert!(
-            s.take(&serde_json::json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}))
-                .is_ok()
-        );
-        let answer = s.answer();
-        assert_eq!((answer.tokens_in, answer.tokens_out), (Some(7), 3));
-        assert_eq!(answer.finish, super::Finish::Length);
-        let mut s = Stream::new("m@u".into(), std::time::Instant::now());
-        assert!(
-            s.take(&serde_json::json!({"error": {"message": "boom"}}))
-                .is_err()
-        );
-        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
     }
 }

@@ -250,6 +250,13 @@ pub struct Spinner {
     tail: Option<tokio::task::JoinHandle<()>>,
 }
 
+impl Spinner {
+    /// Replaces the text after the elapsed time.
+    pub fn set_message(&self, message: impl Into<String>) {
+        self.bar.set_message(message.into());
+    }
+}
+
 impl Drop for Spinner {
     fn drop(&mut self) {
         if let Some(tail) = self.tail.take() {

@@ -19,9 +19,9 @@ use serde_json::json;
 
 use super::db::{ACTIVE, Db, Project};
 use super::githost::{GitConfig, GitHost};
-use super::llm::{Llm, Message, Provider};
+use super::llm::{Llm, Provider, Strategy};
 use super::server::{Common, api_error, serve};
-use super::site;
+use super::{site, words};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +39,10 @@ pub struct AgentConfig {
     pub rate_limit: u32,
     /// Providers in order; the next is tried when one fails.
     pub llm: Vec<Provider>,
+    /// Which provider a request asks first: `fallback` (the first; the default), `round-robin`,
+    /// `random`.
+    #[serde(default)]
+    pub llm_strategy: Strategy,
     pub git: GitConfig,
     pub gateway: GatewayClientConfig,
 }
@@ -79,6 +83,10 @@ struct Agent {
 
 /// Right answers in a row before a site counts as live.
 const VERIFY_STREAK: u32 = 3;
+/// How often each LLM provider's health is probed (`GET /models`) for `/health` and `/metrics`.
+const PROBE_EVERY: Duration = Duration::from_secs(30);
+/// Numbered names tried for a prompt's name (`name`, `name-2`, … `name-99`).
+const MAX_NUMBERED: u32 = 99;
 
 struct GatewayClient {
     api: String,
@@ -141,7 +149,11 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     let token = crate::files::read_secret(&config.gateway.token_file)?;
     let agent = Arc::new(Agent {
         db: Db::open(&config.database)?,
-        llm: Llm::new(&config.llm, &crate::env::Env::from_process())?,
+        llm: Llm::new(
+            &config.llm,
+            config.llm_strategy,
+            &crate::env::Env::from_process(),
+        )?,
         git: GitHost::new(config.git.clone())?,
         gateway: GatewayClient {
             api: config.gateway.api.clone(),
@@ -165,6 +177,13 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         log_dir,
     });
     recover(&agent).await?;
+    let probing = agent.clone();
+    tokio::spawn(async move {
+        loop {
+            probing.llm.probe().await;
+            tokio::time::sleep(PROBE_EVERY).await;
+        }
+    });
     tracing::info!(listen = %config.listen, "agent started");
     let state = (agent, common.clone());
     let app = Router::new()
@@ -217,24 +236,30 @@ async fn health(State((a, _)): St) -> Response {
                     .count()
             })
             .unwrap_or(0);
-    Json(json!({"status": "ok", "active": active})).into_response()
+    Json(json!({
+        "status": "ok",
+        "active": active,
+        "llm_strategy": a.llm.strategy().as_str(),
+        "llm": a.llm.report(),
+    }))
+    .into_response()
 }
 
 async fn metrics(State((a, common)): St) -> Response {
     let all = a.db.list().unwrap_or_default();
     let count = |s: &str| all.iter().filter(|p| p.status == s).count() as u64;
-    common
-        .metrics_text(&[
-            ("tfgrid_agent_projects_live", count("live")),
-            ("tfgrid_agent_projects_failed", count("failed")),
-            (
-                "tfgrid_agent_projects_active",
-                all.iter()
-                    .filter(|p| ACTIVE.contains(&p.status.as_str()))
-                    .count() as u64,
-            ),
-        ])
-        .into_response()
+    let mut text = common.metrics_text(&[
+        ("tfgrid_agent_projects_live", count("live")),
+        ("tfgrid_agent_projects_failed", count("failed")),
+        (
+            "tfgrid_agent_projects_active",
+            all.iter()
+                .filter(|p| ACTIVE.contains(&p.status.as_str()))
+                .count() as u64,
+        ),
+    ]);
+    text.push_str(&a.llm.metrics_text());
+    text.into_response()
 }
 
 async fn list(State((a, _)): St) -> Response {
@@ -273,23 +298,50 @@ async fn create(
         )
         .into_response();
     }
-    let name = body.name.unwrap_or_else(|| site::slug(prompt));
-    if let Err(e) = site::check_name(&name) {
+    let id = crate::ids::new_id();
+    // A name the user chose is taken or refused as it is; one made from the prompt is numbered
+    // until it is free.
+    let (names, chosen) = match body.name {
+        Some(name) => (vec![name], true),
+        None => {
+            let base = words::name_from_prompt(prompt)
+                .unwrap_or_else(|| format!("site-{}", &id[..8.min(id.len())]));
+            (
+                (1..=MAX_NUMBERED)
+                    .map(|n| words::numbered(&base, n))
+                    .collect(),
+                false,
+            )
+        }
+    };
+    if let Err(e) = site::check_name(&names[0]) {
         return api_error(StatusCode::BAD_REQUEST, &format!("name: {e}")).into_response();
     }
-    let id = crate::ids::new_id();
-    match a.db.insert(&id, &name, prompt) {
-        Ok(true) => {}
-        Ok(false) => {
-            return api_error(
-                StatusCode::CONFLICT,
-                &format!("a project named `{name}` exists; pick another --name"),
+    let mut inserted = false;
+    for name in &names {
+        match a.db.insert(&id, name, prompt) {
+            Ok(true) => {
+                inserted = true;
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))
+                    .into_response();
+            }
+        }
+    }
+    if !inserted {
+        let message = if chosen {
+            format!("a project named `{}` exists; pick another --name", names[0])
+        } else {
+            format!(
+                "`{}` and its numbered names up to `{}` are taken; pass --name",
+                names[0],
+                names[names.len() - 1]
             )
-            .into_response();
-        }
-        Err(e) => {
-            return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response();
-        }
+        };
+        return api_error(StatusCode::CONFLICT, &message).into_response();
     }
     let _ = a.db.event(&id, "queue", "done", "queued");
     spawn(a.clone(), id.clone());
@@ -523,7 +575,7 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
         id,
         "generate",
         "generating",
-        generate(a, id, &project.prompt),
+        super::generate::generate(&a.db, &a.llm, a.max_attempts, id, &project.prompt),
     )
     .await?;
 
@@ -611,56 +663,4 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
     a.db.set_status(id, "live", None)?;
     a.db.event(id, "live", "done", &live)?;
     Ok(())
-}
-
-/// The builder/fixer loop: ask, parse, check; feed the problems back, at most `max_attempts`.
-async fn generate(a: &Agent, id: &str, prompt: &str) -> Result<site::Files> {
-    let mut messages = vec![
-        Message::new("system", site::SYSTEM_PROMPT),
-        Message::new("user", format!("Build this website: {prompt}")),
-    ];
-    for attempt in 1..=a.max_attempts {
-        a.db.set_attempts(id, attempt)?;
-        let (answer, who) = a.llm.complete(&messages).await?;
-        let problems = match site::parse(&answer) {
-            Ok(files) => {
-                a.db.event(
-                    id,
-                    "check",
-                    "started",
-                    &format!("attempt {attempt}: {} files from {who}", files.len()),
-                )?;
-                let problems = site::serve_and_fetch(&files).await;
-                if problems.is_empty() {
-                    a.db.event(
-                        id,
-                        "check",
-                        "done",
-                        &format!(
-                            "index answers 200; {} files, every local link resolves",
-                            files.len()
-                        ),
-                    )?;
-                    return Ok(files);
-                }
-                problems
-            }
-            Err(problems) => problems,
-        };
-        a.db.event(
-            id,
-            "check",
-            "failed",
-            &format!("attempt {attempt}: {}", problems.join("; ")),
-        )?;
-        messages.push(Message::new("assistant", answer));
-        messages.push(Message::new(
-            "user",
-            format!("The project failed these checks:\n- {}\nAnswer again with the complete, corrected JSON object.", problems.join("\n- ")),
-        ));
-    }
-    bail!(
-        "the generated project still failed its checks after {} attempts",
-        a.max_attempts
-    )
 }

@@ -137,6 +137,15 @@ impl AgentClient {
         Ok(value)
     }
 
+    /// The agent's `/health`: `{status, active, llm_strategy, llm: [provider]}` (docs/ai-stack.md).
+    pub async fn health(&self) -> Result<Value> {
+        let (status, value) = self.call(reqwest::Method::GET, "/health", None).await?;
+        if !status.is_success() {
+            return Err(Self::fail(status, &value));
+        }
+        Ok(value)
+    }
+
     /// `(ok, report)`: the report lists what was removed and what failed.
     pub async fn delete(&self, key: &str) -> Result<(bool, Value)> {
         let (status, value) = self

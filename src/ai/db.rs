@@ -36,13 +36,17 @@ pub struct Project {
     pub updated_at: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
     pub seq: i64,
     pub at: u64,
     pub step: String,
     pub status: String,
     pub message: String,
+    /// What a program reads of the event, e.g. a `progress` event's `{attempt, provider, tokens,
+    /// tokens_per_s, elapsed_ms}` (docs/schemas/create-event.schema.json).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 #[derive(Clone)]
@@ -82,6 +86,13 @@ impl Db {
              CREATE INDEX IF NOT EXISTS events_by_project ON events(project_id, seq);
              CREATE INDEX IF NOT EXISTS projects_by_created ON projects(created_at);",
         )?;
+        // Databases made before events had data.
+        let has_data: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'data'")?
+            .exists([])?;
+        if !has_data {
+            conn.execute_batch("ALTER TABLE events ADD COLUMN data TEXT;")?;
+        }
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -162,8 +173,21 @@ impl Db {
     }
 
     pub fn event(&self, id: &str, step: &str, status: &str, message: &str) -> Result<i64> {
+        self.event_with(id, step, status, message, None)
+    }
+
+    /// An event with data for programs (see [`Event::data`]).
+    pub fn event_with(
+        &self,
+        id: &str,
+        step: &str,
+        status: &str,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Result<i64> {
+        let data = data.map(serde_json::Value::to_string);
         self.with(|c| {
-            c.execute("INSERT INTO events (project_id, at, step, status, message) VALUES (?1, ?2, ?3, ?4, ?5)", params![id, now(), step, status, message])?;
+            c.execute("INSERT INTO events (project_id, at, step, status, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![id, now(), step, status, message, data])?;
             Ok(c.last_insert_rowid())
         })
     }
@@ -223,9 +247,19 @@ impl Db {
 
     pub fn events(&self, id: &str, after: i64) -> Result<Vec<Event>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached("SELECT seq, at, step, status, message FROM events WHERE project_id = ?1 AND seq > ?2 ORDER BY seq")?;
-            stmt.query_map(params![id, after], |r| Ok(Event { seq: r.get(0)?, at: r.get(1)?, step: r.get(2)?, status: r.get(3)?, message: r.get(4)? }))?
-                .collect()
+            let mut stmt = c.prepare_cached("SELECT seq, at, step, status, message, data FROM events WHERE project_id = ?1 AND seq > ?2 ORDER BY seq")?;
+            stmt.query_map(params![id, after], |r| {
+                let data: Option<String> = r.get(5)?;
+                Ok(Event {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    step: r.get(2)?,
+                    status: r.get(3)?,
+                    message: r.get(4)?,
+                    data: data.and_then(|d| serde_json::from_str(&d).ok()),
+                })
+            })?
+            .collect()
         })
     }
 }

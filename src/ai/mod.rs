@@ -4,15 +4,18 @@
 //! commands use. `serve git` is the git host's repository API (a Gitea-compatible subset).
 
 pub mod agent;
+pub mod answer;
 pub mod client;
 pub mod db;
 pub mod gateway;
+pub mod generate;
 pub mod githost;
 pub mod gitserver;
 pub mod llm;
 pub mod server;
 pub mod site;
 pub mod spec;
+pub mod words;
 
 use std::path::Path;
 

@@ -1,11 +1,12 @@
-//! A generated project: the LLM's answer parsed strictly into files, the files checked (paths,
-//! sizes), and the site served on 127.0.0.1 and fetched: index answers 200 and every local link
-//! and asset exists. The problems found are what the fixer loop sends back to the LLM.
+//! A generated project: what the model is told ([`SYSTEM_PROMPT`]), its answer parsed into files
+//! and the files checked (paths, sizes, placeholders, binary files), and the site served on
+//! 127.0.0.1 and fetched: index answers 200 and every local link and asset exists. The problems
+//! found are what the fixer loop sends back to the LLM.
 
 pub use super::spec::check_name;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use super::answer;
 
 pub type Files = BTreeMap<String, String>;
 
@@ -13,56 +14,96 @@ pub const MAX_FILES: usize = 50;
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 pub const MAX_TOTAL_BYTES: usize = 2 * 1024 * 1024;
 
-pub const SYSTEM_PROMPT: &str = "You write small static websites. Answer with one JSON object and nothing else: \
-{\"files\": [{\"path\": \"index.html\", \"content\": \"...\"}, ...]}. Paths are relative (a-z, 0-9, '-', '_', '.', '/'), \
-index.html is at the root, every link and asset is a relative path to a file you include (no build step, no external \
-CDN needed), at most 50 files.";
+/// What the model is told: a small self-contained site the check can verify, shown by one tiny
+/// complete example (a placeholder in an example is what small models copy).
+pub const SYSTEM_PROMPT: &str = r#"You write one small static website. Answer with one JSON object and nothing else: no prose, no code fence.
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Answer {
-    files: Vec<File>,
-}
+The answer for the request "a page for Mia's flower stall" would be:
+{"files": [{"path": "index.html", "content": "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Mia's Flowers</title>\n<link rel=\"stylesheet\" href=\"style.css\">\n</head>\n<body>\n<h1>Mia's Flowers</h1>\n<p>Tulips and roses at the Saturday market.</p>\n</body>\n</html>\n"}, {"path": "style.css", "content": "body { font-family: sans-serif; margin: 2rem; }\nh1 { color: #b03060; }\n"}]}
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    path: String,
-    content: String,
-}
+Rules:
+- Every "content" is the complete text of its file, never a placeholder (three dots, TODO, lorem ipsum).
+- index.html at the root, plus style.css and script.js when they are needed: at most 10 files.
+- Text files only: no images, fonts or other binary files (use CSS, emoji or inline SVG).
+- Every href and src is a relative path to a file you include: no external URL, CDN or build step.
+- Paths use only a-z, A-Z, 0-9, '-', '_', '.' and '/'.
+- The headings and text are about what the request asks for, in the request's language."#;
 
-/// Parses the answer: one JSON object `{"files": [{path, content}]}` (one surrounding ``` fence is
-/// tolerated, nothing else), every path valid, sizes bounded, `index.html` present.
-pub fn parse(answer: &str) -> Result<Files, Vec<String>> {
-    let text = answer.trim();
-    let text = text
-        .strip_prefix("```json")
-        .or_else(|| text.strip_prefix("```"))
-        .and_then(|t| t.trim_end().strip_suffix("```"))
-        .unwrap_or(text);
-    let parsed: Answer = serde_json::from_str(text.trim())
-        .map_err(|e| vec![format!("the answer is not the required JSON object: {e}")])?;
+/// Parses an answer as real models give it (the JSON object found in prose or a code fence, see
+/// [`answer::extract`]) into files: `{"files": [{"path", "content"}]}` (other keys are ignored),
+/// every path valid, sizes bounded, `index.html` present, no placeholder, binary or lorem-only
+/// file. Errors: every problem, in words the model can act on.
+pub fn parse(text: &str) -> Result<Files, Vec<String>> {
+    let value = answer::extract(text).map_err(|e| {
+        vec![format!(
+            "{e}; answer with the JSON object {{\"files\": [{{\"path\", \"content\"}}]}} only"
+        )]
+    })?;
+    let Some(list) = value["files"].as_array() else {
+        return Err(vec![
+            "`files` must be an array of {\"path\", \"content\"} objects".into(),
+        ]);
+    };
     let mut problems = Vec::new();
     let mut files = Files::new();
-    if parsed.files.len() > MAX_FILES {
-        problems.push(format!("{} files; at most {MAX_FILES}", parsed.files.len()));
+    if list.len() > MAX_FILES {
+        problems.push(format!(
+            "{} files; at most {MAX_FILES} (index.html, style.css and script.js are enough)",
+            list.len()
+        ));
     }
-    let mut total = 0;
-    for file in parsed.files {
-        if let Err(p) = check_path(&file.path) {
+    let (mut total, mut placeholders, mut binary, mut lorem) = (0, vec![], vec![], vec![]);
+    for (i, file) in list.iter().enumerate() {
+        let (Some(path), Some(content)) = (file["path"].as_str(), file["content"].as_str()) else {
+            problems.push(format!(
+                "files[{i}] is not a {{\"path\": TEXT, \"content\": TEXT}} object"
+            ));
+            continue;
+        };
+        if let Err(p) = check_path(path) {
             problems.push(p);
             continue;
         }
-        if file.content.len() > MAX_FILE_BYTES {
+        if content.len() > MAX_FILE_BYTES {
             problems.push(format!(
-                "`{}` is {} bytes; at most {MAX_FILE_BYTES}",
-                file.path,
-                file.content.len()
+                "`{path}` is {} bytes; at most {MAX_FILE_BYTES}",
+                content.len()
             ));
         }
-        total += file.content.len();
-        if files.insert(file.path.clone(), file.content).is_some() {
-            problems.push(format!("`{}` appears twice", file.path));
+        if answer::is_binary_path(path) {
+            binary.push(path);
+        } else if answer::is_placeholder(content) {
+            placeholders.push(path);
+        } else if path.ends_with(".html") && super::words::lorem_only(content) {
+            lorem.push(path);
+        }
+        total += content.len();
+        if files
+            .insert(path.to_string(), content.to_string())
+            .is_some()
+        {
+            problems.push(format!("`{path}` appears twice"));
+        }
+    }
+    for (paths, what, fix) in [
+        (
+            &binary,
+            "binary (images, fonts, media), which JSON text cannot carry",
+            "leave them out and use CSS, emoji or inline SVG",
+        ),
+        (
+            &placeholders,
+            "a placeholder, not content",
+            "write each file's complete text",
+        ),
+        (
+            &lorem,
+            "lorem ipsum only",
+            "write real text about the request",
+        ),
+    ] {
+        if !paths.is_empty() {
+            problems.push(listing(paths, what, fix));
         }
     }
     if total > MAX_TOTAL_BYTES {
@@ -76,6 +117,26 @@ pub fn parse(answer: &str) -> Result<Files, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// `1 file is WHAT (`a`): FIX` or `56 files are WHAT (`a`, … `e` and 51 more): FIX`.
+fn listing(paths: &[&str], what: &str, fix: &str) -> String {
+    const SHOWN: usize = 5;
+    let mut names = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        names.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    let count = if paths.len() == 1 {
+        "1 file is".to_string()
+    } else {
+        format!("{} files are", paths.len())
+    };
+    format!("{count} {what} ({names}): {fix}")
 }
 
 /// A relative path inside the project: segments of `[a-zA-Z0-9._-]`, no `..`, no leading dot
@@ -228,54 +289,69 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// A URL-safe project name from a prompt: lower case words joined by `-`, at most 40 characters.
-pub fn slug(prompt: &str) -> String {
-    let words: Vec<String> = prompt
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| {
-            ![
-                "a", "an", "the", "with", "and", "for", "of", "to", "in", "my",
-            ]
-            .contains(&w.as_str())
-        })
-        .collect();
-    let mut name = String::new();
-    for w in words {
-        if name.len() + w.len() + 1 > 40 {
-            break;
-        }
-        if !name.is_empty() {
-            name.push('-');
-        }
-        name.push_str(&w);
-    }
-    if name.is_empty() {
-        "project".into()
-    } else {
-        name
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{check_name, local_links, parse, slug};
+    use super::{check_name, local_links, parse};
 
     #[test]
-    fn answers_are_parsed_strictly() {
+    fn answers_are_parsed_from_prose_and_checked() {
         let ok = parse(
-            r#"```json
+            r#"Here is your site:
+```json
 {"files": [{"path": "index.html", "content": "<a href=\"about/\">x</a>"}, {"path": "css/site.css", "content": "body{}"}]}
-```"#,
+```
+Enjoy!"#,
         )
         .unwrap();
         assert_eq!(ok.len(), 2);
-        assert!(parse("Sure! Here is your site").unwrap_err()[0].contains("not the required JSON"));
+        assert!(parse("Sure! Here is your site").unwrap_err()[0].contains("no JSON object"));
         let bad = parse(r#"{"files": [{"path": "../etc/passwd", "content": ""}, {"path": "/abs", "content": ""}, {"path": "a/.git/x", "content": ""}]}"#)
             .unwrap_err();
         assert_eq!(bad.len(), 4, "{bad:?}");
         assert!(parse(r#"{"files": [], "extra": 1}"#).is_err());
+    }
+
+    #[test]
+    fn placeholder_binary_and_lorem_files_are_refused_by_name() {
+        let mut files = vec![
+            serde_json::json!({"path": "index.html", "content": "<h1>Portfolio</h1>"}),
+            serde_json::json!({"path": "about.html", "content": "<p>Lorem ipsum dolor sit amet.</p>"}),
+            serde_json::json!({"path": "script.js", "content": "TODO"}),
+        ];
+        for i in 1..=56 {
+            files.push(serde_json::json!({"path": format!("images/projects/project{i}.png"), "content": "\"...\""}));
+        }
+        let problems = parse(&serde_json::json!({"files": files}).to_string()).unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("59 files; at most 50"),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[1],
+            "56 files are binary (images, fonts, media), which JSON text cannot carry \
+             (`images/projects/project1.png`, `images/projects/project2.png`, \
+             `images/projects/project3.png`, `images/projects/project4.png`, \
+             `images/projects/project5.png` and 51 more): leave them out and use CSS, emoji or \
+             inline SVG"
+        );
+        assert_eq!(
+            problems[2],
+            "1 file is a placeholder, not content (`script.js`): write each file's complete text"
+        );
+        assert!(problems[3].starts_with("1 file is lorem ipsum only (`about.html`)"));
+    }
+
+    #[test]
+    fn the_system_prompt_shows_no_placeholder_to_copy() {
+        assert!(!super::SYSTEM_PROMPT.contains("..."));
+        assert!(!super::SYSTEM_PROMPT.contains('…'));
+        let example = super::SYSTEM_PROMPT
+            .lines()
+            .find(|l| l.starts_with("{\"files\""))
+            .unwrap();
+        let files = parse(example).unwrap();
+        assert!(files.contains_key("style.css"));
     }
 
     #[test]
@@ -284,10 +360,6 @@ mod tests {
         assert_eq!(
             local_links("blog/index.html", html),
             ["blog/about/index.html", "blog/css/a.css", "img/x.png"]
-        );
-        assert_eq!(
-            slug("Portfolio website with dark mode!"),
-            "portfolio-website-dark-mode"
         );
         assert!(check_name("portfolio-website").is_ok());
         for bad in ["", "../x", "a;b", "A", "-x", &"x".repeat(41), "a b"] {

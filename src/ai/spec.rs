@@ -19,6 +19,9 @@ pub struct StackSpec {
     /// from this machine). `api_key_env`/`api_key_file` are read here at deploy time and the key
     /// is copied 0600 to the agent's VM.
     pub llm: Vec<Provider>,
+    /// Which provider a request goes to first (default `fallback`).
+    #[serde(default)]
+    pub llm_strategy: Strategy,
     #[serde(default)]
     pub max_concurrent_projects: Option<usize>,
     #[serde(default)]
@@ -70,6 +73,47 @@ pub struct Provider {
     /// the name of an environment variable holding it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// The most tokens one answer may have (`max_tokens`; default [`DEFAULT_MAX_TOKENS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Seconds one answer may take, from the request to its last token (default
+    /// [`DEFAULT_TIMEOUT`]). A timed-out answer is not asked again of the same provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Seconds a streamed answer may go without a token, the prompt's reading included (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
+}
+
+/// A small site is 300-1,600 tokens; this leaves room and still ends a model that loops.
+pub const DEFAULT_MAX_TOKENS: u32 = 3000;
+/// 15 minutes: 3,000 tokens at the 3.6 tokens/s a 1.5B model makes on two busy CPU cores.
+pub const DEFAULT_TIMEOUT: u64 = 900;
+/// 3 minutes: reading a 1,000-token prompt at 6 tokens/s, on a loaded CPU, with room.
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 180;
+
+/// Which provider a request goes to first; the others follow in order when it fails.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Always the first; the next when one fails.
+    #[default]
+    Fallback,
+    /// Each request starts at the provider after the previous request's first.
+    RoundRobin,
+    /// Each request starts at a provider picked at random.
+    Random,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Fallback => "fallback",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::Random => "random",
+        }
+    }
 }
 
 /// Project and route names: `[a-z0-9][a-z0-9-]{0,39}`.
@@ -101,6 +145,15 @@ pub fn check(spec: &StackSpec) -> Result<(), String> {
             return Err(format!(
                 "`llm[{i}].base_url` must start with http:// or https://"
             ));
+        }
+        for (key, value) in [
+            ("max_tokens", p.max_tokens.map(u64::from)),
+            ("timeout", p.timeout),
+            ("idle_timeout", p.idle_timeout),
+        ] {
+            if value == Some(0) {
+                return Err(format!("`llm[{i}].{key}` must be at least 1"));
+            }
         }
     }
     Ok(())

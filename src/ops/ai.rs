@@ -186,11 +186,12 @@ pub async fn create(
 
 /// Prints events as they come until the project leaves the pipeline; returns the last answer.
 async fn follow(printer: &Printer, agent: &AgentClient, id: &str, mut after: i64) -> Result<Value> {
+    let mut shown = Shown::default();
     loop {
         let answer = agent.events(id, after, 25).await?;
         for event in answer["events"].as_array().into_iter().flatten() {
             after = after.max(event["seq"].as_i64().unwrap_or(after));
-            print_event(printer, event);
+            print_event(printer, event, &mut shown);
         }
         let status = answer["project"]["status"].as_str().unwrap_or("");
         if !crate::ai::db::ACTIVE.contains(&status) {
@@ -199,17 +200,55 @@ async fn follow(printer: &Printer, agent: &AgentClient, id: &str, mut after: i64
     }
 }
 
-fn print_event(printer: &Printer, event: &Value) {
+/// How often a line of generation progress is printed when stderr is not a terminal (on a
+/// terminal a spinner shows every report).
+const PROGRESS_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What the terminal shows of a generation in progress.
+#[derive(Default)]
+struct Shown {
+    spinner: Option<crate::output::Spinner>,
+    last_line: Option<Instant>,
+}
+
+/// One event: a `--json` line `{event: "step", step, status, message, at, data?}`, or a status
+/// line; `llm progress` events drive a spinner on a terminal.
+fn print_event(printer: &Printer, event: &Value, shown: &mut Shown) {
     if printer.json() {
-        printer.json_line(&json!({"event": "step", "step": event["step"], "status": event["status"], "message": event["message"], "at": event["at"]}));
+        let mut line = json!({"event": "step", "step": event["step"], "status": event["status"], "message": event["message"], "at": event["at"]});
+        if !event["data"].is_null() {
+            line["data"] = event["data"].clone();
+        }
+        printer.json_line(&line);
         return;
     }
     let step = event["step"].as_str().unwrap_or("");
     let status = event["status"].as_str().unwrap_or("");
     let message = event["message"].as_str().unwrap_or("");
-    match (status, announce(step)) {
-        ("started", Some((verb, text))) => printer.status(verb, text),
-        ("failed", _) => printer.warn(format!("{step}: {message}")),
+    if (step, status) == ("llm", "progress") {
+        if shown.spinner.is_none() {
+            shown.spinner = printer.spinner("Generating", None);
+        }
+        if let Some(spinner) = &shown.spinner {
+            spinner.set_message(message);
+        } else if shown
+            .last_line
+            .is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY)
+        {
+            shown.last_line = Some(Instant::now());
+            printer.status("Generating", message);
+        }
+        return;
+    }
+    // A line printed under a spinner garbles it: the spinner goes first.
+    shown.spinner = None;
+    match (step, status, announce(step)) {
+        (_, "started", Some((verb, text))) => printer.status(verb, text),
+        ("llm", "started", _) => printer.status("Asking", message),
+        ("llm", "done", _) => printer.status("Generated", message),
+        ("llm", "note", _) => printer.status("Note", message),
+        ("generate", "restart", _) => printer.status("Restarting", message),
+        (_, "failed", _) => printer.warn(format!("{step}: {message}")),
         _ => tracing::debug!(step, status, message, "event"),
     }
 }
@@ -252,8 +291,15 @@ pub async fn monitor(
 ) -> Result<()> {
     let doc = agent.show(key).await?;
     let project = &doc["project"];
+    // The providers as the agent sees them; an agent without them is still monitored.
+    let health = agent.health().await.unwrap_or(Value::Null);
     if json && !follow_on {
-        printer.json_line(&json!({"schema": 1, "project": project, "events": doc["events"]}));
+        let mut out = json!({"schema": 1, "project": project, "events": doc["events"]});
+        if health["llm"].is_array() {
+            out["llm_strategy"] = health["llm_strategy"].clone();
+            out["llm"] = health["llm"].clone();
+        }
+        printer.json_line(&out);
         return Ok(());
     }
     if !json {
@@ -289,13 +335,19 @@ pub async fn monitor(
                     .join(", ")
             ));
         }
+        print_providers(printer, &health);
         printer.data("steps");
     }
     let mut last = 0;
-    for event in doc["events"].as_array().into_iter().flatten() {
+    let mut shown = Shown::default();
+    let events: &[Value] = doc["events"].as_array().map_or(&[], Vec::as_slice);
+    for (i, event) in events.iter().enumerate() {
         last = event["seq"].as_i64().unwrap_or(last);
+        let progress = |e: &Value| e["step"] == "llm" && e["status"] == "progress";
         if json {
-            print_event(printer, event);
+            print_event(printer, event, &mut shown);
+        } else if progress(event) && events.get(i + 1).is_some_and(progress) {
+            // Of a run of progress reports, the last says it all.
         } else {
             printer.data(format!(
                 "  {} {:<9} {:<8} {}",
@@ -315,6 +367,52 @@ pub async fn monitor(
         );
     }
     Ok(())
+}
+
+/// `llm       STRATEGY`, then a line per provider: health, answers, errors, tokens, time.
+fn print_providers(printer: &Printer, health: &Value) {
+    let Some(providers) = health["llm"].as_array() else {
+        return;
+    };
+    printer.data(format!(
+        "llm       {}",
+        health["llm_strategy"].as_str().unwrap_or("fallback")
+    ));
+    for p in providers {
+        let s = &p["stats"];
+        let n = |key: &str| s[key].as_u64().unwrap_or(0);
+        let up = match s["healthy"].as_bool() {
+            Some(true) => "up".to_string(),
+            Some(false) => format!("down ({})", s["probe_error"].as_str().unwrap_or("?")),
+            None => "not probed yet".to_string(),
+        };
+        let mut line = format!(
+            "  {}  {up}; {} of {} requests answered, {} errors ({} timed out); tokens {} in, {} \
+             out",
+            p["provider"].as_str().unwrap_or(""),
+            n("answers"),
+            n("requests"),
+            n("errors"),
+            n("timeouts"),
+            n("tokens_in"),
+            n("tokens_out"),
+        );
+        if n("answers") > 0 {
+            let each = std::time::Duration::from_millis(n("latency_ms_total") / n("answers"));
+            line.push_str(&format!(
+                "; {} per answer",
+                crate::clock::format_duration(each)
+            ));
+        }
+        line.push_str(&format!(
+            "; response_format {}",
+            p["response_format"].as_str().unwrap_or("?")
+        ));
+        if let Some(error) = s["last_error"].as_str() {
+            line.push_str(&format!("; last error: {error}"));
+        }
+        printer.data(line);
+    }
 }
 
 pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool) -> Result<()> {

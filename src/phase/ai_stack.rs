@@ -274,9 +274,9 @@ pub fn render(
             .then(|| remote(&format!("llm-{i}.key")));
         providers.push(Provider {
             base_url,
-            model: p.model.clone(),
             api_key_file,
             api_key_env: None,
+            ..p.clone()
         });
     }
     let agent = vms.entry(spec.agent).or_default();
@@ -299,6 +299,7 @@ pub fn render(
             .unwrap_or_else(crate::ai::agent::default_attempts),
         rate_limit: rate,
         llm: providers,
+        llm_strategy: spec.llm_strategy,
         git: GitConfig::Gitea {
             url: record.git_api.clone(),
             org: spec.org.clone(),

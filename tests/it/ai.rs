@@ -70,9 +70,10 @@ fn answer(body: &serde_json::Value) -> String {
     let last = messages.last().unwrap()["content"].as_str().unwrap_or("");
     let first = messages[1]["content"].as_str().unwrap_or("");
     let fixing = last.contains("failed these checks");
+    let request = first.trim_start_matches("Build this website: ");
     let mut files = vec![
         serde_json::json!({"path": "index.html", "content": INDEX}),
-        serde_json::json!({"path": "about.html", "content": "<p>About me</p>"}),
+        serde_json::json!({"path": "about.html", "content": format!("<p>About: {request}</p>")}),
     ];
     if fixing || !first.contains("portfolio") {
         files.push(serde_json::json!({"path": "css/site.css", "content": "body.dark { background: #111; color: #eee; }"}));
@@ -99,7 +100,12 @@ fn serve_in_thread(listener: TcpListener, app: impl FnOnce() -> axum::Router + S
 /// The test LLM on `listener`, recording each request's Authorization header and body.
 pub(crate) fn start_llm(listener: TcpListener, seen: Arc<Mutex<Vec<serde_json::Value>>>) {
     serve_in_thread(listener, move || {
-        axum::Router::new().route(
+        axum::Router::new()
+            .route(
+                "/v1/models",
+                axum::routing::get(|| async { axum::Json(serde_json::json!({"object": "list", "data": [{"id": "canned", "object": "model"}]})) }),
+            )
+            .route(
                 "/v1/chat/completions",
                 axum::routing::post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| {
                     let seen = seen.clone();
@@ -192,12 +198,51 @@ pub(crate) fn get_until(url: &str, want: u16) -> (u16, String) {
     }
 }
 
+/// `n` GETs of `url` by one curl on one connection: the status of each.
+fn get_many(url: &str, token: &str, n: usize) -> Vec<u16> {
+    let mut args = vec![
+        "-s".to_string(),
+        "-w".into(),
+        "%{http_code}\n".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+    ];
+    for _ in 0..n {
+        args.extend(["-o".into(), "/dev/null".into(), url.to_string()]);
+    }
+    let out = Command::new("curl").args(&args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap_or(0))
+        .collect()
+}
+
 fn post(url: &str, token: &str, body: &str) -> (u16, String) {
     request("POST", url, Some(&format!("Bearer {token}")), Some(body))
 }
 
 impl Stack {
+    /// The stack with the canned LLM behind an unreachable provider (the fallback is used).
     fn start() -> Stack {
+        Stack::start_with(|d, llm_port| {
+            let llm = Arc::new(Mutex::new(Vec::new()));
+            start_llm(
+                TcpListener::bind(("127.0.0.1", llm_port)).unwrap(),
+                llm.clone(),
+            );
+            let llm_yaml = format!(
+                "llm:\n  - base_url: http://127.0.0.1:1/v1\n    model: unreachable\n  - base_url: http://127.0.0.1:{llm_port}/v1\n    model: canned\n    api_key_file: {}/llm-key\n",
+                d.display()
+            );
+            (llm_yaml, llm)
+        })
+    }
+
+    /// The stack with the agent's `llm:` section (and any other agent keys) that `llm` returns,
+    /// given the stack's folder and a free port; its second value is what `Stack::llm` shares.
+    fn start_with(
+        llm: impl FnOnce(&Path, u16) -> (String, Arc<Mutex<Vec<serde_json::Value>>>),
+    ) -> Stack {
         let one = ONE_STACK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -240,21 +285,17 @@ impl Stack {
             format!("listen: 127.0.0.1:{gateway}\ntoken_file: {p}/token\nstate_dir: {p}/gw\nnginx: [nginx, -p, {p}, -c, {p}/nginx.conf, -e, {p}/error.log]\nrate_limit: 500\n"),
         )
         .unwrap();
+        let (llm_yaml, llm) = llm(&d, llm_port);
         std::fs::write(
             d.join("agent.yaml"),
             format!(
                 "listen: 127.0.0.1:{agent}\ntoken_file: {p}/token\ndatabase: {p}/agent/projects.db\nmax_concurrent_projects: 3\nrate_limit: 40\n\
-                 llm:\n  - base_url: http://127.0.0.1:1/v1\n    model: unreachable\n  - base_url: http://127.0.0.1:{llm_port}/v1\n    model: canned\n    api_key_file: {p}/llm-key\n\
+                 {llm_yaml}\
                  git:\n  kind: plain\n  root: {p}/repos\n  url: http://127.0.0.1:{web}/git\n  org: projects\n\
                  gateway:\n  api: http://127.0.0.1:{gateway}\n  token_file: {p}/token\n  public_url: http://127.0.0.1:{web}\n"
             ),
         )
         .unwrap();
-        let llm = Arc::new(Mutex::new(Vec::new()));
-        start_llm(
-            TcpListener::bind(("127.0.0.1", llm_port)).unwrap(),
-            llm.clone(),
-        );
         let p = p.to_string();
         let mut stack = Stack {
             _one: one,
@@ -585,18 +626,13 @@ fn the_apis_refuse_bad_tokens_bad_names_and_floods_and_queue_concurrent_creates(
     );
     assert!(!Path::new("/tmp/pwned").exists());
 
-    // A flood gets 429 (the agent allows 40/s, bursts of 80): 8 clients at once, so that the rate
-    // is above the limit however slow each request is on a busy machine.
+    // A flood gets 429 (the agent allows 40/s, bursts of 80): 8 clients at once, each sending 25
+    // requests on one connection, so that the rate is above the limit however slow starting a
+    // process is on a busy machine.
     let health = format!("{}/health", stack.agent_url());
     let codes: Vec<u16> = std::thread::scope(|s| {
         let clients: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| {
-                    (0..25)
-                        .map(|_| get(&health, Some(TOKEN)).0)
-                        .collect::<Vec<u16>>()
-                })
-            })
+            .map(|_| s.spawn(|| get_many(&health, TOKEN, 25)))
             .collect();
         clients
             .into_iter()
@@ -962,4 +998,673 @@ fn serve_git_answers_the_gitea_endpoints_and_refuses_bad_names() {
         service.0.wait().unwrap().success(),
         "serve git stops cleanly on SIGTERM"
     );
+}
+
+/// How the scripted test LLM answers one chat request.
+enum Reply {
+    /// A whole chat completion at once, as a server that does not stream answers.
+    Json(String),
+    /// Server-sent events: `text` in `pieces` pieces, one every `every`, then the usage (two
+    /// tokens a piece, when asked for) and `[DONE]`.
+    Stream {
+        text: String,
+        pieces: usize,
+        every: Duration,
+    },
+    /// An HTTP error with a JSON body.
+    Status(u16, String),
+    /// Nothing for this long, then the reply.
+    Late(Duration, Box<Reply>),
+}
+
+/// A test LLM on 127.0.0.1 that speaks HTTP/1.1 by hand, so that an answer can stream slowly,
+/// stall, or notice the client hanging up. `script(body, n)` answers the `n`th chat request (from
+/// 0); `GET …/models` answers 200. Each chat request is recorded as `{body, auth, pieces_sent,
+/// complete}` (`complete` only once a stream was written to its end).
+fn scripted_llm(
+    script: impl Fn(&serde_json::Value, usize) -> Reply + Send + Sync + 'static,
+) -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let script = Arc::new(script);
+    let recorded = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (script, seen) = (script.clone(), recorded.clone());
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                let length: usize = header("content-length").parse().unwrap_or(0);
+                while data.len() < head_end + length {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.starts_with("GET ") {
+                    let body = r#"{"object":"list","data":[{"id":"scripted","object":"model"}]}"#;
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+                let body: serde_json::Value =
+                    serde_json::from_slice(&data[head_end..head_end + length]).unwrap_or_default();
+                let n = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(serde_json::json!({"body": body, "auth": header("authorization"), "pieces_sent": 0}));
+                    seen.len() - 1
+                };
+                let mut reply = script(&body, n);
+                while let Reply::Late(wait, inner) = reply {
+                    std::thread::sleep(wait);
+                    reply = *inner;
+                }
+                let usage = body["stream_options"]["include_usage"] == true;
+                match reply {
+                    Reply::Status(code, text) => {
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 {code} Refused\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        );
+                    }
+                    Reply::Json(content) => {
+                        let text = serde_json::json!({"id": "x", "object": "chat.completion", "model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 100, "completion_tokens": 50}}).to_string();
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        );
+                    }
+                    Reply::Stream {
+                        text,
+                        pieces,
+                        every,
+                    } => {
+                        if write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n").is_err() {
+                            return;
+                        }
+                        let chars: Vec<char> = text.chars().collect();
+                        let size = chars.len().div_ceil(pieces.max(1)).max(1);
+                        for (i, piece) in chars.chunks(size).enumerate() {
+                            let piece: String = piece.iter().collect();
+                            let event = serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+                            if write!(conn, "data: {event}\n\n")
+                                .and_then(|()| conn.flush())
+                                .is_err()
+                            {
+                                return;
+                            }
+                            seen.lock().unwrap()[n]["pieces_sent"] = (i + 1).into();
+                            std::thread::sleep(every);
+                        }
+                        let last = serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+                        let mut tail = format!("data: {last}\n\n");
+                        if usage {
+                            // Two tokens a piece, so that a count from the usage differs from one
+                            // of the pieces.
+                            let count = 2 * chars.len().div_ceil(size);
+                            tail.push_str(&format!("data: {}\n\n", serde_json::json!({"object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": 400, "completion_tokens": count}})));
+                        }
+                        tail.push_str("data: [DONE]\n\n");
+                        if conn.write_all(tail.as_bytes()).is_ok() {
+                            seen.lock().unwrap()[n]["complete"] = true.into();
+                        }
+                    }
+                    Reply::Late(..) => unreachable!(),
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// A complete small site about `title` (the title is the visible text).
+fn site_about(title: &str) -> String {
+    serde_json::json!({"files": [
+        {"path": "index.html", "content": format!("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><link rel=\"stylesheet\" href=\"style.css\"></head>\n<body><h1>{title}</h1></body></html>\n")},
+        {"path": "style.css", "content": "body { font-family: sans-serif; }\n"},
+    ]})
+    .to_string()
+}
+
+/// The request of a chat body: its first user message without the agent's preamble.
+fn request_of(body: &serde_json::Value) -> String {
+    let first = body["messages"][1]["content"].as_str().unwrap_or("");
+    let first = first.trim_start_matches("Build this website: ");
+    first.split("\n\n").next().unwrap_or("").to_string()
+}
+
+/// The agent's `llm:` section for providers `(model, port, extra keys)`.
+fn providers_yaml(providers: &[(&str, u16, &str)]) -> String {
+    let mut yaml = "llm:\n".to_string();
+    for (model, port, extra) in providers {
+        yaml.push_str(&format!(
+            "  - base_url: http://127.0.0.1:{port}/v1\n    model: {model}\n"
+        ));
+        for line in extra.lines() {
+            yaml.push_str(&format!("    {line}\n"));
+        }
+    }
+    yaml
+}
+
+impl Stack {
+    /// The project's events, as the API gives them.
+    fn events(&self, name: &str) -> Vec<serde_json::Value> {
+        let (code, body) = get(
+            &format!("{}/api/v1/projects/{name}", self.agent_url()),
+            Some(TOKEN),
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn post_project(&self, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let (code, text) = post(
+            &format!("{}/api/v1/projects", self.agent_url()),
+            TOKEN,
+            &body.to_string(),
+        );
+        (code, serde_json::from_str(&text).unwrap_or_default())
+    }
+}
+
+/// Answers as small models on a CPU give them: prose and a fence around the JSON, a `Sure!`
+/// before it, 56 placeholder files that come back the same when asked again, a loop that runs
+/// until stopped, a slow stream with its progress, a site about something else; and names from
+/// prompts in Chinese, Cyrillic, Japanese and emoji.
+#[test]
+fn answers_as_real_models_give_them_go_live() {
+    let placeholder_answer = {
+        let mut files = vec![
+            serde_json::json!({"path": "index.html", "content": "<h1>Portfolio placeholder</h1>"}),
+        ];
+        for i in 1..=56 {
+            files.push(serde_json::json!({"path": format!("images/projects/project{i}.png"), "content": "\"...\""}));
+        }
+        serde_json::json!({"files": files}).to_string()
+    };
+    let looping = {
+        let mut text = String::from("{\"files\": [{\"path\": \"style.css\", \"content\": \"");
+        while text.len() < 40_000 {
+            text.push_str(".card { margin: 0 auto; padding: 1rem; }\\n");
+        }
+        text
+    };
+    let (port, seen) = scripted_llm(move |body, _| {
+        let request = request_of(body);
+        let fresh = body["messages"].as_array().unwrap().len() == 2;
+        let warm = body["temperature"].as_f64().unwrap_or(0.0) >= 0.5;
+        let site = site_about(&request);
+        if request.contains("prose") {
+            Reply::Json(format!(
+                "Here is your site:\n\n```json\n{site}\n```\n\nEnjoy!"
+            ))
+        } else if request.contains("sure") {
+            Reply::Stream {
+                text: format!("Sure! {site}"),
+                pieces: 20,
+                every: Duration::from_millis(5),
+            }
+        } else if request.contains("placeholder") && !(fresh && warm) {
+            Reply::Json(placeholder_answer.clone())
+        } else if request.contains("looping") && !(fresh && warm) {
+            Reply::Stream {
+                text: looping.clone(),
+                pieces: 4000,
+                every: Duration::from_millis(1),
+            }
+        } else if request.contains("slow") {
+            Reply::Stream {
+                text: site,
+                pieces: 50,
+                every: Duration::from_millis(100),
+            }
+        } else if request.contains("bakery") {
+            Reply::Json(site_about("Portfolio of a painter"))
+        } else {
+            Reply::Json(site)
+        }
+    });
+    let stack = Stack::start_with(|_, _| {
+        (
+            providers_yaml(&[("small", port, "")]),
+            Arc::new(Mutex::new(Vec::new())),
+        )
+    });
+    let requests = |model_prompt: &str| -> Vec<serde_json::Value> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| request_of(&r["body"]).contains(model_prompt))
+            .cloned()
+            .collect()
+    };
+
+    // Prose and a fence around the JSON; a `Sure!` before it (streamed): one attempt each.
+    for prompt in ["prose: a garden club page", "sure: a chess club page"] {
+        let (code, out, err) = stack.cli(&["create", prompt]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let name = words_name(prompt);
+        let project = stack.project(&name);
+        assert_eq!(
+            (project["status"].as_str(), project["attempts"].as_u64()),
+            (Some("live"), Some(1)),
+            "{project}"
+        );
+        if prompt.starts_with("sure") {
+            assert!(
+                err.contains("Asking small@") && err.contains("Generated "),
+                "{err}"
+            );
+        }
+    }
+    // Every request is bounded and asks for structured output.
+    let first = &requests("prose")[0]["body"];
+    assert_eq!(first["max_tokens"], 3000, "{first}");
+    assert_eq!(first["stream"], true);
+    assert_eq!(first["response_format"]["type"], "json_schema");
+    assert_eq!(
+        first["response_format"]["json_schema"]["schema"]["properties"]["files"]["maxItems"],
+        10
+    );
+    assert!(
+        !first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("...")
+    );
+
+    // 56 placeholder files, the same answer when asked again at 0.2: the third attempt starts a
+    // fresh conversation at another temperature, which answers well.
+    let (code, out, err) = stack.cli(&["create", "placeholder portfolio with projects"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let asked = requests("placeholder");
+    assert_eq!(asked.len(), 3, "{asked:#?}");
+    let fix = asked[1]["body"]["messages"].as_array().unwrap();
+    assert_eq!(
+        fix.len(),
+        4,
+        "the second attempt is the fixer's conversation"
+    );
+    let fix_text = fix[3]["content"].as_str().unwrap();
+    assert!(
+        fix_text.contains("57 files; at most 50")
+            && fix_text.contains("56 files are binary")
+            && fix_text.contains("`images/projects/project1.png`"),
+        "{fix_text}"
+    );
+    let fresh = &asked[2]["body"];
+    assert_eq!(fresh["messages"].as_array().unwrap().len(), 2, "{fresh}");
+    assert_eq!(fresh["temperature"].as_f64(), Some(0.7));
+    assert!(
+        fresh["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Earlier answers to this request failed these checks")
+    );
+    let name = "placeholder-portfolio-projects";
+    assert_eq!(stack.project(name)["attempts"], 3);
+    let events = stack.events(name);
+    assert!(
+        events.iter().any(|e| e["step"] == "generate"
+            && e["status"] == "restart"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("its answer repeats attempt 1's")),
+        "{events:#?}"
+    );
+
+    // An answer in a loop is stopped early (the server sees the client hang up), then a fresh
+    // conversation at another temperature.
+    let (code, out, err) = stack.cli(&["create", "looping card gallery"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let asked = requests("looping");
+    assert_eq!(asked.len(), 2, "{asked:#?}");
+    assert!(
+        asked[0]["complete"].is_null(),
+        "the looping answer was not read to its end"
+    );
+    assert!(asked[0]["pieces_sent"].as_u64().unwrap() < 4000);
+    assert_eq!(asked[1]["body"]["temperature"].as_f64(), Some(0.7));
+    let events = stack.events("looping-card-gallery");
+    let done = events
+        .iter()
+        .find(|e| e["step"] == "llm" && e["status"] == "done")
+        .unwrap();
+    assert_eq!(done["data"]["finish"], "stopped", "{done}");
+    assert!(
+        done["message"].as_str().unwrap().contains("over and over"),
+        "{done}"
+    );
+
+    // A slow stream: progress events with tokens and a rate, on `--json` as the schema says.
+    let (code, out, err) = stack.cli(&["create", "slow tea house page", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| crate::schema::assert_fits("create-event", l))
+        .collect();
+    let progress: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["step"] == "llm" && l["status"] == "progress")
+        .collect();
+    assert!(progress.len() >= 2, "{out}");
+    let tokens: Vec<u64> = progress
+        .iter()
+        .map(|p| p["data"]["tokens"].as_u64().unwrap())
+        .collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] <= w[1]) && tokens[0] > 0,
+        "{tokens:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["data"]["tokens_per_s"].as_f64().unwrap() > 0.0
+                && p["data"]["elapsed_ms"].as_u64().unwrap() >= 1000)
+    );
+    let done = lines
+        .iter()
+        .find(|l| l["step"] == "llm" && l["status"] == "done")
+        .unwrap();
+    let pieces = requests("slow")[0]["pieces_sent"].as_u64().unwrap();
+    assert_eq!(
+        done["data"]["tokens_out"],
+        2 * pieces,
+        "the server's usage count: {done}"
+    );
+    assert_eq!(lines.last().unwrap()["event"], "created");
+
+    // A site about something else is sent back once with that problem, then kept.
+    let (code, out, err) = stack.cli(&["create", "landing page for a bakery"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let asked = requests("bakery");
+    assert_eq!(asked.len(), 2, "sent back once, not twice");
+    let sent_back = asked[1]["body"]["messages"][3]["content"].as_str().unwrap();
+    assert!(
+        sent_back.contains("names nothing of the request (bakery, landing)"),
+        "{sent_back}"
+    );
+    let events = stack.events("landing-page-bakery");
+    assert!(
+        events.iter().any(|e| e["step"] == "check"
+            && e["status"] == "done"
+            && e["message"].as_str().unwrap().contains("kept although")),
+        "{events:#?}"
+    );
+
+    // Names: a prompt without Latin letters is transliterated, a taken name numbered; a name the
+    // user chose is refused when taken; a prompt with nothing to transliterate gets `site-<id>`.
+    let chinese = "个人作品集网站，深色模式";
+    let mut names = Vec::new();
+    for prompt in [
+        chinese,
+        chinese,
+        "Сайт-портфолио с тёмной темой",
+        "ダークモードのポートフォリオサイト",
+        "🚀🌙✨",
+        "？！",
+    ] {
+        let (code, answer) = stack.post_project(&serde_json::json!({"prompt": prompt}));
+        assert_eq!(code, 202, "{answer}");
+        names.push(answer["project"]["name"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        names[..5],
+        [
+            "ge-ren-zuo-pin-ji-wang-zhan-shen-se-mo",
+            "ge-ren-zuo-pin-ji-wang-zhan-shen-se-mo-2",
+            "sait-portfolio-s-tiomnoi-temoi",
+            "dakumodonopotohuoriosaito",
+            "rocket-crescent-moon-sparkles",
+        ]
+    );
+    assert!(
+        names[5].starts_with("site-") && names[5].len() == 13,
+        "{}",
+        names[5]
+    );
+    let (code, out, err) = stack.cli(&["create", chinese, "--name", &names[0]]);
+    assert_eq!(code, 2, "a refused request is a usage error: {out}");
+    assert!(
+        err.contains(&format!("a project named `{}` exists", names[0])) && err.contains("409"),
+        "{err}"
+    );
+    for name in &names {
+        assert_eq!(
+            stack.wait_status(name, &["live", "failed"])["status"],
+            "live",
+            "{name}"
+        );
+    }
+}
+
+/// The name the agent makes of a Latin prompt (the unit tests cover the rest).
+fn words_name(prompt: &str) -> String {
+    tfgrid_compose::ai::words::name_from_prompt(prompt).unwrap()
+}
+
+/// The first value of a Prometheus series with this name and label set.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// `round-robin` spreads projects over the providers; a server that refuses `response_format`
+/// is asked without it, and from then on without it; `/health`, `/metrics` and `monitor` show
+/// each provider.
+#[test]
+fn providers_take_turns_and_one_refusing_structured_output_is_asked_without_it() {
+    let good_site = |body: &serde_json::Value| site_about(&request_of(body));
+    let (strict, strict_seen) = scripted_llm(move |body, _| {
+        if body.get("response_format").is_some() {
+            Reply::Status(
+                400,
+                r#"{"error": {"message": "response_format is not supported"}}"#.into(),
+            )
+        } else {
+            Reply::Stream {
+                text: good_site(body),
+                pieces: 10,
+                every: Duration::from_millis(5),
+            }
+        }
+    });
+    let (plain, plain_seen) = scripted_llm(move |body, _| Reply::Json(good_site(body)));
+    let stack = Stack::start_with(|_, _| {
+        (
+            format!(
+                "llm_strategy: round-robin\n{}",
+                providers_yaml(&[("strict", strict, ""), ("plain", plain, "")])
+            ),
+            Arc::new(Mutex::new(Vec::new())),
+        )
+    });
+    for prompt in [
+        "first garden page",
+        "second garden page",
+        "third garden page",
+    ] {
+        let (code, out, err) = stack.cli(&["create", prompt]);
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    let formats = |seen: &Arc<Mutex<Vec<serde_json::Value>>>| -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let format = r["body"]["response_format"]["type"]
+                    .as_str()
+                    .unwrap_or("none");
+                format!("{}: {format}", request_of(&r["body"]))
+            })
+            .collect()
+    };
+    assert_eq!(
+        formats(&strict_seen),
+        [
+            "first garden page: json_schema",
+            "first garden page: json_object",
+            "first garden page: none",
+            "third garden page: none",
+        ],
+        "the refusal is remembered"
+    );
+    assert_eq!(formats(&plain_seen), ["second garden page: json_schema"]);
+    let events = stack.events("first-garden-page");
+    assert!(
+        events.iter().any(|e| e["status"] == "note"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("response_format is not supported")),
+        "{events:#?}"
+    );
+
+    let (code, health) = get(&format!("{}/health", stack.agent_url()), Some(TOKEN));
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["llm_strategy"], "round-robin");
+    let strict_name = format!("strict@http://127.0.0.1:{strict}/v1");
+    let report = &health["llm"][0];
+    assert_eq!(report["provider"], strict_name.as_str());
+    assert_eq!(report["response_format"], "none");
+    assert_eq!(report["stats"]["healthy"], true, "{report}");
+    assert_eq!(
+        (
+            report["stats"]["requests"].as_u64(),
+            report["stats"]["errors"].as_u64()
+        ),
+        (Some(4), Some(2))
+    );
+    assert_eq!(report["stats"]["tokens_out"], 20, "{report}");
+    let (_, metrics) = get(&format!("{}/metrics", stack.agent_url()), Some(TOKEN));
+    let series = |name: &str, provider: &str| {
+        metric(&metrics, &format!("{name}{{provider=\"{provider}\"}}"))
+    };
+    assert_eq!(
+        series("tfgrid_agent_llm_answers_total", &strict_name),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series("tfgrid_agent_llm_errors_total", &strict_name),
+        Some(2.0)
+    );
+    let plain_name = format!("plain@http://127.0.0.1:{plain}/v1");
+    assert_eq!(
+        series("tfgrid_agent_llm_tokens_in_total", &plain_name),
+        Some(100.0)
+    );
+    assert_eq!(
+        series("tfgrid_agent_llm_tokens_out_total", &plain_name),
+        Some(50.0)
+    );
+    assert_eq!(series("tfgrid_agent_llm_up", &plain_name), Some(1.0));
+
+    let (code, out, _) = stack.cli(&["monitor", "third-garden-page"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("llm       round-robin"), "{out}");
+    assert!(
+        out.contains(&format!("  {strict_name}  up; 2 of 4 requests answered, 2 errors (0 timed out); tokens 0 in, 20 out")),
+        "{out}"
+    );
+    let (code, out, _) = stack.cli(&["monitor", "third-garden-page", "--json"]);
+    assert_eq!(code, 0);
+    let doc = crate::schema::assert_fits("monitor", &out);
+    assert_eq!(doc["llm"][1]["provider"], plain_name.as_str());
+}
+
+/// A provider that goes silent mid-answer and one that never finishes are each asked once (no
+/// blind retry of a generation that timed out); the next provider answers.
+#[test]
+fn a_timed_out_generation_is_not_asked_again_and_the_next_provider_answers() {
+    let (stall, stall_seen) = scripted_llm(|body, _| Reply::Stream {
+        text: site_about(&request_of(body)),
+        pieces: 4,
+        every: Duration::from_secs(20),
+    });
+    let (hang, hang_seen) = scripted_llm(|body, _| {
+        Reply::Late(
+            Duration::from_secs(20),
+            Box::new(Reply::Json(site_about(&request_of(body)))),
+        )
+    });
+    let (good, good_seen) = scripted_llm(|body, _| Reply::Json(site_about(&request_of(body))));
+    let stack = Stack::start_with(|_, _| {
+        (
+            providers_yaml(&[
+                ("stall", stall, "idle_timeout: 1"),
+                ("hang", hang, "timeout: 2"),
+                ("good", good, "max_tokens: 1200"),
+            ]),
+            Arc::new(Mutex::new(Vec::new())),
+        )
+    });
+    let started = Instant::now();
+    let (code, out, err) = stack.cli(&["create", "patient harbour page"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stall_seen.lock().unwrap().len(), 1);
+    assert_eq!(hang_seen.lock().unwrap().len(), 1);
+    let good_seen = good_seen.lock().unwrap().clone();
+    assert_eq!(good_seen.len(), 1);
+    assert_eq!(good_seen[0]["body"]["max_tokens"], 1200);
+    for want in [
+        "no token for 1 s (the provider's `idle_timeout`)",
+        "no complete answer within 2 s (the provider's `timeout`)",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let (_, metrics) = get(&format!("{}/metrics", stack.agent_url()), Some(TOKEN));
+    for (model, port, timeouts) in [
+        ("stall", stall, 1.0),
+        ("hang", hang, 1.0),
+        ("good", good, 0.0),
+    ] {
+        assert_eq!(
+            metric(
+                &metrics,
+                &format!(
+                    "tfgrid_agent_llm_timeouts_total{{provider=\"{model}@http://127.0.0.1:{port}/v1\"}}"
+                )
+            ),
+            Some(timeouts),
+            "{metrics}"
+        );
+    }
 }

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::api::{DeleteReport, Failure, Health, ProjectEvents, ProjectList, ProjectReply};
 use super::db::{ACTIVE, Db, Project};
 use super::githost::{GitConfig, GitHost};
 use super::llm::{Llm, Provider, Strategy};
@@ -236,12 +237,12 @@ async fn health(State((a, _)): St) -> Response {
                     .count()
             })
             .unwrap_or(0);
-    Json(json!({
-        "status": "ok",
-        "active": active,
-        "llm_strategy": a.llm.strategy().as_str(),
-        "llm": a.llm.report(),
-    }))
+    Json(Health {
+        status: "ok".into(),
+        active: active as u64,
+        llm_strategy: a.llm.strategy().as_str().into(),
+        llm: a.llm.report(),
+    })
     .into_response()
 }
 
@@ -264,7 +265,7 @@ async fn metrics(State((a, common)): St) -> Response {
 
 async fn list(State((a, _)): St) -> Response {
     match a.db.list() {
-        Ok(projects) => Json(json!({"projects": projects})).into_response(),
+        Ok(projects) => Json(ProjectList { projects }).into_response(),
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
     }
 }
@@ -346,7 +347,7 @@ async fn create(
     let _ = a.db.event(&id, "queue", "done", "queued");
     spawn(a.clone(), id.clone());
     match a.db.find(&id) {
-        Ok(Some(p)) => (StatusCode::ACCEPTED, Json(json!({"project": p}))).into_response(),
+        Ok(Some(project)) => (StatusCode::ACCEPTED, Json(ProjectReply { project })).into_response(),
         _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "the project vanished").into_response(),
     }
 }
@@ -355,7 +356,7 @@ async fn show(State((a, _)): St, Path(id): Path<String>) -> Response {
     match a.db.find(&id) {
         Ok(Some(p)) => {
             let events = a.db.events(&p.id, 0).unwrap_or_default();
-            Json(json!({"project": p, "events": events})).into_response()
+            Json(ProjectEvents { project: p, events }).into_response()
         }
         Ok(None) => api_error(
             StatusCode::NOT_FOUND,
@@ -405,7 +406,11 @@ async fn events(
             || !ACTIVE.contains(&current.status.as_str())
             || tokio::time::Instant::now() >= deadline
         {
-            return Json(json!({"project": current, "events": events})).into_response();
+            return Json(ProjectEvents {
+                project: current,
+                events,
+            })
+            .into_response();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -440,7 +445,10 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
     for (what, result) in remove_all(&a, &project.name).await {
         match result {
             Ok(()) => removed.push(what),
-            Err(e) => failed.push(json!({"what": what, "error": format!("{e:#}")})),
+            Err(e) => failed.push(Failure {
+                what: what.to_string(),
+                error: format!("{e:#}"),
+            }),
         }
     }
     if failed.is_empty() {
@@ -453,12 +461,21 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
         let _ = a.db.set_created(&project.id, &[]);
         let _ = a.db.set_status(&project.id, "deleted", None);
         removed.push("record".into());
-        Json(json!({"removed": removed, "failed": failed})).into_response()
+        Json(DeleteReport {
+            removed,
+            failed,
+            error: None,
+        })
+        .into_response()
     } else {
         let _ =
             a.db.event(&project.id, "delete", "failed", &format!("{failed:?}"));
-        (StatusCode::BAD_GATEWAY, Json(json!({"removed": removed, "failed": failed, "error": "some parts could not be removed; the record is kept"})))
-            .into_response()
+        let report = DeleteReport {
+            removed,
+            failed,
+            error: Some("some parts could not be removed; the record is kept".into()),
+        };
+        (StatusCode::BAD_GATEWAY, Json(report)).into_response()
     }
 }
 

@@ -6,7 +6,19 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
+use super::api::{DeleteReport, Health, Project, ProjectEvents, ProjectList, ProjectReply};
 use crate::error::UserError;
+
+/// An answer of the agent as its API type.
+///
+/// Errors: an answer that does not have the shape (an agent of another version, a proxy's page).
+fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        anyhow::anyhow!(
+            "the agent's answer is not {what} ({e}); is it the same version as this tool?"
+        )
+    })
+}
 
 pub struct AgentClient {
     pub url: String,
@@ -74,7 +86,7 @@ impl AgentClient {
         }
     }
 
-    pub async fn create(&self, prompt: &str, name: Option<&str>) -> Result<Value> {
+    pub async fn create(&self, prompt: &str, name: Option<&str>) -> Result<Project> {
         let mut body = json!({"prompt": prompt});
         if let Some(name) = name {
             body["name"] = name.into();
@@ -85,21 +97,21 @@ impl AgentClient {
         if status != reqwest::StatusCode::ACCEPTED {
             return Err(Self::fail(status, &value));
         }
-        Ok(value["project"].clone())
+        Ok(typed::<ProjectReply>(value, "a project")?.project)
     }
 
-    pub async fn list(&self) -> Result<Vec<Value>> {
+    pub async fn list(&self) -> Result<Vec<Project>> {
         let (status, value) = self
             .call(reqwest::Method::GET, "/api/v1/projects", None)
             .await?;
         if !status.is_success() {
             return Err(Self::fail(status, &value));
         }
-        Ok(value["projects"].as_array().cloned().unwrap_or_default())
+        Ok(typed::<ProjectList>(value, "a project list")?.projects)
     }
 
     /// The project and its events.
-    pub async fn show(&self, key: &str) -> Result<Value> {
+    pub async fn show(&self, key: &str) -> Result<ProjectEvents> {
         let (status, value) = self
             .call(
                 reqwest::Method::GET,
@@ -116,11 +128,11 @@ impl AgentClient {
         if !status.is_success() {
             return Err(Self::fail(status, &value));
         }
-        Ok(value)
+        typed(value, "a project with its events")
     }
 
     /// Events after `after`, waiting up to `wait` seconds for one.
-    pub async fn events(&self, id: &str, after: i64, wait: u64) -> Result<Value> {
+    pub async fn events(&self, id: &str, after: i64, wait: u64) -> Result<ProjectEvents> {
         let (status, value) = self
             .call(
                 reqwest::Method::GET,
@@ -134,20 +146,20 @@ impl AgentClient {
         if !status.is_success() {
             return Err(Self::fail(status, &value));
         }
-        Ok(value)
+        typed(value, "a project with its events")
     }
 
     /// The agent's `/health`: `{status, active, llm_strategy, llm: [provider]}` (docs/ai-stack.md).
-    pub async fn health(&self) -> Result<Value> {
+    pub async fn health(&self) -> Result<Health> {
         let (status, value) = self.call(reqwest::Method::GET, "/health", None).await?;
         if !status.is_success() {
             return Err(Self::fail(status, &value));
         }
-        Ok(value)
+        typed(value, "a health report")
     }
 
     /// `(ok, report)`: the report lists what was removed and what failed.
-    pub async fn delete(&self, key: &str) -> Result<(bool, Value)> {
+    pub async fn delete(&self, key: &str) -> Result<(bool, DeleteReport)> {
         let (status, value) = self
             .call(
                 reqwest::Method::DELETE,
@@ -164,7 +176,7 @@ impl AgentClient {
         if status.is_client_error() {
             return Err(Self::fail(status, &value));
         }
-        Ok((status.is_success(), value))
+        Ok((status.is_success(), typed(value, "a delete report")?))
     }
 }
 

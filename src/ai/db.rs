@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde::Serialize;
 
 /// Where a project is in the pipeline. Terminal: `live`, `failed`, `deleted`.
 pub const ACTIVE: &[&str] = &[
@@ -18,36 +17,7 @@ pub const ACTIVE: &[&str] = &[
     "verifying",
 ];
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Project {
-    pub id: String,
-    pub name: String,
-    pub prompt: String,
-    pub status: String,
-    pub error: Option<String>,
-    pub repo_url: Option<String>,
-    pub live_url: Option<String>,
-    /// What was undone after a failure, in order.
-    pub undone: Vec<String>,
-    /// What exists: `repo`, `site`, `route`.
-    pub created: Vec<String>,
-    pub attempts: u32,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Event {
-    pub seq: i64,
-    pub at: u64,
-    pub step: String,
-    pub status: String,
-    pub message: String,
-    /// What a program reads of the event, e.g. a `progress` event's `{attempt, provider, tokens,
-    /// tokens_per_s, elapsed_ms}` (docs/schemas/create-event.schema.json).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
-}
+pub use super::api::{Event, Project};
 
 #[derive(Clone)]
 pub struct Db {

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod answer;
+pub mod api;
 pub mod client;
 pub mod db;
 pub mod gateway;

@@ -3,8 +3,9 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::ai::api::{Event, Health, ProjectEvents};
 use crate::ai::client::AgentClient;
 use crate::error::{Failed, UserError};
 use crate::output::Printer;
@@ -118,8 +119,7 @@ pub async fn create(
 ) -> Result<()> {
     let clock = Instant::now();
     let project = agent.create(prompt, name).await?;
-    let id = project["id"].as_str().unwrap_or_default().to_string();
-    let name = project["name"].as_str().unwrap_or_default().to_string();
+    let (id, name) = (project.id.clone(), project.name.clone());
     if printer.json() {
         printer.json_line(&json!({"event": "queued", "project": project}));
     } else {
@@ -134,22 +134,16 @@ pub async fn create(
         }
         return Ok(());
     }
-    let final_state = follow(printer, agent, &id, 0).await?;
+    let project = follow(printer, agent, &id, 0).await?.project;
     let elapsed = clock.elapsed();
-    let project = &final_state["project"];
-    if project["status"] == "live" {
+    if project.status == "live" {
         if printer.json() {
             printer.json_line(&json!({"event": "created", "project": project, "duration_ms": elapsed.as_millis() as u64}));
         } else {
+            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             printer.data(format!("Project created: {name}"));
-            printer.data(format!(
-                "Repository: {}",
-                project["repo_url"].as_str().unwrap_or("-")
-            ));
-            printer.data(format!(
-                "Live site:  {}",
-                project["live_url"].as_str().unwrap_or("-")
-            ));
+            printer.data(format!("Repository: {}", or_dash(&project.repo_url)));
+            printer.data(format!("Live site:  {}", or_dash(&project.live_url)));
             printer.data(format!(
                 "Duration:   {}",
                 crate::clock::format_duration(elapsed)
@@ -157,25 +151,17 @@ pub async fn create(
         }
         return Ok(());
     }
-    let error = project["error"]
-        .as_str()
-        .unwrap_or("unknown error")
-        .to_string();
-    let undone: Vec<String> = project["undone"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let error = project
+        .error
+        .clone()
+        .unwrap_or_else(|| "unknown error".into());
     Err(Failed {
         message: format!("project `{name}` failed"),
         hints: vec![
-            if undone.is_empty() {
+            if project.undone.is_empty() {
                 "nothing had to be undone".into()
             } else {
-                format!("undone: {}", undone.join(", "))
+                format!("undone: {}", project.undone.join(", "))
             },
             format!("see every step with `tfgrid-compose monitor {name}`"),
         ],
@@ -185,16 +171,20 @@ pub async fn create(
 }
 
 /// Prints events as they come until the project leaves the pipeline; returns the last answer.
-async fn follow(printer: &Printer, agent: &AgentClient, id: &str, mut after: i64) -> Result<Value> {
+async fn follow(
+    printer: &Printer,
+    agent: &AgentClient,
+    id: &str,
+    mut after: i64,
+) -> Result<ProjectEvents> {
     let mut shown = Shown::default();
     loop {
         let answer = agent.events(id, after, 25).await?;
-        for event in answer["events"].as_array().into_iter().flatten() {
-            after = after.max(event["seq"].as_i64().unwrap_or(after));
+        for event in &answer.events {
+            after = after.max(event.seq);
             print_event(printer, event, &mut shown);
         }
-        let status = answer["project"]["status"].as_str().unwrap_or("");
-        if !crate::ai::db::ACTIVE.contains(&status) {
+        if !crate::ai::db::ACTIVE.contains(&answer.project.status.as_str()) {
             return Ok(answer);
         }
     }
@@ -213,18 +203,20 @@ struct Shown {
 
 /// One event: a `--json` line `{event: "step", step, status, message, at, data?}`, or a status
 /// line; `llm progress` events drive a spinner on a terminal.
-fn print_event(printer: &Printer, event: &Value, shown: &mut Shown) {
+fn print_event(printer: &Printer, event: &Event, shown: &mut Shown) {
     if printer.json() {
-        let mut line = json!({"event": "step", "step": event["step"], "status": event["status"], "message": event["message"], "at": event["at"]});
-        if !event["data"].is_null() {
-            line["data"] = event["data"].clone();
+        let mut line = json!({"event": "step", "step": event.step, "status": event.status, "message": event.message, "at": event.at});
+        if let Some(data) = &event.data {
+            line["data"] = data.clone();
         }
         printer.json_line(&line);
         return;
     }
-    let step = event["step"].as_str().unwrap_or("");
-    let status = event["status"].as_str().unwrap_or("");
-    let message = event["message"].as_str().unwrap_or("");
+    let (step, status, message) = (
+        event.step.as_str(),
+        event.status.as_str(),
+        event.message.as_str(),
+    );
     if (step, status) == ("llm", "progress") {
         if shown.spinner.is_none() {
             shown.spinner = printer.spinner("Generating", None);
@@ -273,10 +265,10 @@ pub async fn projects(printer: &Printer, agent: &AgentClient, json: bool) -> Res
     for p in &list {
         printer.data(format!(
             "{:<16}  {:<28} {:<10} {}",
-            p["id"].as_str().unwrap_or(""),
-            p["name"].as_str().unwrap_or(""),
-            p["status"].as_str().unwrap_or(""),
-            p["live_url"].as_str().unwrap_or("-")
+            p.id,
+            p.name,
+            p.status,
+            p.live_url.as_deref().unwrap_or("-")
         ));
     }
     Ok(())
@@ -290,60 +282,45 @@ pub async fn monitor(
     json: bool,
 ) -> Result<()> {
     let doc = agent.show(key).await?;
-    let project = &doc["project"];
+    let project = &doc.project;
     // The providers as the agent sees them; an agent without them is still monitored.
-    let health = agent.health().await.unwrap_or(Value::Null);
+    let health = agent.health().await.ok();
     if json && !follow_on {
-        let mut out = json!({"schema": 1, "project": project, "events": doc["events"]});
-        if health["llm"].is_array() {
-            out["llm_strategy"] = health["llm_strategy"].clone();
-            out["llm"] = health["llm"].clone();
+        let mut out = json!({"schema": 1, "project": project, "events": doc.events});
+        if let Some(health) = &health {
+            out["llm_strategy"] = health.llm_strategy.clone().into();
+            out["llm"] = serde_json::to_value(&health.llm)?;
         }
         printer.json_line(&out);
         return Ok(());
     }
     if !json {
-        printer.data(format!(
-            "project   {} ({})",
-            project["name"].as_str().unwrap_or(""),
-            project["id"].as_str().unwrap_or("")
-        ));
-        printer.data(format!(
-            "status    {}",
-            project["status"].as_str().unwrap_or("")
-        ));
-        printer.data(format!(
-            "prompt    {}",
-            project["prompt"].as_str().unwrap_or("")
-        ));
-        for (key, label) in [
-            ("repo_url", "repo      "),
-            ("live_url", "live      "),
-            ("error", "error     "),
+        printer.data(format!("project   {} ({})", project.name, project.id));
+        printer.data(format!("status    {}", project.status));
+        printer.data(format!("prompt    {}", project.prompt));
+        for (value, label) in [
+            (&project.repo_url, "repo      "),
+            (&project.live_url, "live      "),
+            (&project.error, "error     "),
         ] {
-            if let Some(v) = project[key].as_str() {
+            if let Some(v) = value {
                 printer.data(format!("{label}{v}"));
             }
         }
-        if let Some(undone) = project["undone"].as_array().filter(|a| !a.is_empty()) {
-            printer.data(format!(
-                "undone    {}",
-                undone
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        if !project.undone.is_empty() {
+            printer.data(format!("undone    {}", project.undone.join(", ")));
         }
-        print_providers(printer, &health);
+        if let Some(health) = &health {
+            print_providers(printer, health);
+        }
         printer.data("steps");
     }
     let mut last = 0;
     let mut shown = Shown::default();
-    let events: &[Value] = doc["events"].as_array().map_or(&[], Vec::as_slice);
+    let events = &doc.events;
     for (i, event) in events.iter().enumerate() {
-        last = event["seq"].as_i64().unwrap_or(last);
-        let progress = |e: &Value| e["step"] == "llm" && e["status"] == "progress";
+        last = event.seq;
+        let progress = |e: &Event| e.step == "llm" && e.status == "progress";
         if json {
             print_event(printer, event, &mut shown);
         } else if progress(event) && events.get(i + 1).is_some_and(progress) {
@@ -351,64 +328,44 @@ pub async fn monitor(
         } else {
             printer.data(format!(
                 "  {} {:<9} {:<8} {}",
-                crate::clock::format_utc(event["at"].as_u64().unwrap_or(0)),
-                event["step"].as_str().unwrap_or(""),
-                event["status"].as_str().unwrap_or(""),
-                event["message"].as_str().unwrap_or("")
+                crate::clock::format_utc(event.at),
+                event.step,
+                event.status,
+                event.message
             ));
         }
     }
-    if follow_on && crate::ai::db::ACTIVE.contains(&project["status"].as_str().unwrap_or("")) {
-        let id = project["id"].as_str().unwrap_or_default().to_string();
-        let end = follow(printer, agent, &id, last).await?;
-        printer.status(
-            "Finished",
-            format!("status {}", end["project"]["status"].as_str().unwrap_or("")),
-        );
+    if follow_on && crate::ai::db::ACTIVE.contains(&project.status.as_str()) {
+        let end = follow(printer, agent, &project.id, last).await?;
+        printer.status("Finished", format!("status {}", end.project.status));
     }
     Ok(())
 }
 
 /// `llm       STRATEGY`, then a line per provider: health, answers, errors, tokens, time.
-fn print_providers(printer: &Printer, health: &Value) {
-    let Some(providers) = health["llm"].as_array() else {
-        return;
-    };
-    printer.data(format!(
-        "llm       {}",
-        health["llm_strategy"].as_str().unwrap_or("fallback")
-    ));
-    for p in providers {
-        let s = &p["stats"];
-        let n = |key: &str| s[key].as_u64().unwrap_or(0);
-        let up = match s["healthy"].as_bool() {
+fn print_providers(printer: &Printer, health: &Health) {
+    printer.data(format!("llm       {}", health.llm_strategy));
+    for p in &health.llm {
+        let s = &p.stats;
+        let up = match s.healthy {
             Some(true) => "up".to_string(),
-            Some(false) => format!("down ({})", s["probe_error"].as_str().unwrap_or("?")),
+            Some(false) => format!("down ({})", s.probe_error.as_deref().unwrap_or("?")),
             None => "not probed yet".to_string(),
         };
         let mut line = format!(
             "  {}  {up}; {} of {} requests answered, {} errors ({} timed out); tokens {} in, {} \
              out",
-            p["provider"].as_str().unwrap_or(""),
-            n("answers"),
-            n("requests"),
-            n("errors"),
-            n("timeouts"),
-            n("tokens_in"),
-            n("tokens_out"),
+            p.provider, s.answers, s.requests, s.errors, s.timeouts, s.tokens_in, s.tokens_out,
         );
-        if n("answers") > 0 {
-            let each = std::time::Duration::from_millis(n("latency_ms_total") / n("answers"));
+        if let Some(ms) = s.latency_ms_total.checked_div(s.answers) {
+            let each = std::time::Duration::from_millis(ms);
             line.push_str(&format!(
                 "; {} per answer",
                 crate::clock::format_duration(each)
             ));
         }
-        line.push_str(&format!(
-            "; response_format {}",
-            p["response_format"].as_str().unwrap_or("?")
-        ));
-        if let Some(error) = s["last_error"].as_str() {
+        line.push_str(&format!("; response_format {}", p.response_format));
+        if let Some(error) = &s.last_error {
             line.push_str(&format!("; last error: {error}"));
         }
         printer.data(line);
@@ -417,7 +374,7 @@ fn print_providers(printer: &Printer, health: &Value) {
 
 pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool) -> Result<()> {
     let doc = agent.show(key).await?;
-    let name = doc["project"]["name"].as_str().unwrap_or(key).to_string();
+    let name = doc.project.name.clone();
     if !yes {
         let question = format!(
             "this removes the route, the published files, the repository and the record of `{name}`; type its name to confirm"
@@ -436,26 +393,16 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
         }
     }
     let (ok, report) = agent.delete(key).await?;
-    for what in report["removed"].as_array().into_iter().flatten() {
-        printer.status(
-            "Removed",
-            format!("{} of `{name}`", what.as_str().unwrap_or("")),
-        );
+    for what in &report.removed {
+        printer.status("Removed", format!("{what} of `{name}`"));
     }
     if ok {
         return Ok(());
     }
-    let failed: Vec<String> = report["failed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            format!(
-                "{}: {}",
-                f["what"].as_str().unwrap_or(""),
-                f["error"].as_str().unwrap_or("")
-            )
-        })
+    let failed: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| format!("{}: {}", f.what, f.error))
         .collect();
     Err(Failed {
         message: format!("`{name}` was only partly removed"),

@@ -1631,14 +1631,9 @@ fn a_timed_out_generation_is_not_asked_again_and_the_next_provider_answers() {
             Arc::new(Mutex::new(Vec::new())),
         )
     });
-    let started = Instant::now();
+    // The replies would take 20 s; the timeouts' own messages below show they were cut.
     let (code, out, err) = stack.cli(&["create", "patient harbour page"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(stall_seen.lock().unwrap().len(), 1);
     assert_eq!(hang_seen.lock().unwrap().len(), 1);
     let good_seen = good_seen.lock().unwrap().clone();

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::spec::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT};
 
-mod stats;
+pub mod stats;
 mod stream;
 
 pub use stats::Stats;
@@ -479,21 +479,23 @@ impl Llm {
 
     /// Each provider for `/health`: `{provider, model, base_url, response_format, max_tokens,
     /// timeout_s, idle_timeout_s, stats: Stats}`.
-    pub fn report(&self) -> Vec<Value> {
+    pub fn report(&self) -> Vec<crate::ai::api::ProviderHealth> {
         self.slots
             .iter()
             .map(|slot| {
                 let p = &slot.provider;
-                json!({
-                    "provider": slot.name,
-                    "model": p.model,
-                    "base_url": p.base_url,
-                    "response_format": Format::from_u8(slot.format.load(Ordering::Relaxed)).as_str(),
-                    "max_tokens": p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-                    "timeout_s": p.timeout.unwrap_or(DEFAULT_TIMEOUT),
-                    "idle_timeout_s": p.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
-                    "stats": *slot.stats(),
-                })
+                crate::ai::api::ProviderHealth {
+                    provider: slot.name.clone(),
+                    model: p.model.clone(),
+                    base_url: p.base_url.clone(),
+                    response_format: Format::from_u8(slot.format.load(Ordering::Relaxed))
+                        .as_str()
+                        .into(),
+                    max_tokens: p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                    timeout_s: p.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                    idle_timeout_s: p.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+                    stats: slot.stats().clone(),
+                }
             })
             .collect()
     }

@@ -1,9 +1,9 @@
 //! A provider's counters ([`Stats`]) and their Prometheus text for the agent's `/metrics`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A provider's counters since the agent started, and its last health probe.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     pub requests: u64,
     pub answers: u64,

@@ -39,6 +39,34 @@ const VARIABLES: [(&str, &str); 6] = [
     ("deploy_ipv4", "vm_public_ipv4"),
 ];
 
+/// The Terraform variables of [`VARIABLES`] that the bash state has values for.
+fn variables(bash: &BTreeMap<String, String>) -> BTreeMap<String, serde_json::Value> {
+    VARIABLES
+        .iter()
+        .filter_map(|(key, var)| {
+            let value = bash.get(*key)?;
+            let json = value
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .or_else(|_| value.parse::<bool>().map(serde_json::Value::from))
+                .unwrap_or_else(|_| value.clone().into());
+            Some(((*var).to_string(), json))
+        })
+        .collect()
+}
+
+/// The deployment made by an earlier import of `source`, if one is still recorded.
+fn imported_already(settings: &Settings, source: &Path) -> Result<Option<crate::registry::Entry>> {
+    let (entries, _) = crate::ops::registry(settings).list()?;
+    Ok(entries.into_iter().find(|e| {
+        StateDir::at(e.state_dir.clone())
+            .load()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.pattern.dir == source)
+    }))
+}
+
 /// Flags of `import`.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -130,9 +158,16 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
         )
         .into());
     }
-    let app_dir = match &options.app {
-        Some(app) => app.clone(),
-        None => PathBuf::from(required(&bash, "app_dir", &source)?),
+    let app_dir = match (&options.app, bash.get("app_dir")) {
+        (Some(app), _) => app.clone(),
+        (None, Some(dir)) => PathBuf::from(dir),
+        (None, None) => {
+            return Err(UserError::new(
+                format!("`{}` has no `app_dir`", source.join("state.yaml").display()),
+                "name the app's folder with `--app DIR`",
+            )
+            .into());
+        }
     };
     let app = App::load(&app_dir).map_err(|e| {
         anyhow::Error::new(e).context(format!(
@@ -154,7 +189,61 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
         )
         .into());
     }
+    if let Some(entry) = imported_already(settings, &source)? {
+        return Err(UserError::new(
+            format!(
+                "`{}` was imported already, as deployment {} ({})",
+                source.display(),
+                entry.short_id(),
+                entry.label()
+            ),
+            format!(
+                "one Terraform state must have one owner: use that deployment, or `tfgrid-compose down {}` first",
+                entry.short_id()
+            ),
+        )
+        .into());
+    }
     let primary_ip = required(&bash, "primary_ip", &source)?.to_string();
+    // Every variable of the copied HCL without a default needs a value for `destroy`.
+    let blocks = crate::pattern::check::variable_blocks(&terraform).map_err(|(file, e)| {
+        UserError::new(
+            format!("`{}`: {e}", file.display()),
+            "the bash tool's `terraform/` folder must hold the pattern's HCL it deployed",
+        )
+    })?;
+    let values = variables(&bash);
+    let missing: Vec<String> = blocks
+        .iter()
+        .filter(|(name, var)| {
+            var.default.is_none() && name.as_str() != "mnemonic" && !values.contains_key(*name)
+        })
+        .map(|(name, _)| {
+            let from = VARIABLES
+                .iter()
+                .find(|(_, v)| v == name)
+                .map_or(String::new(), |(k, _)| format!(" (`{k}` in state.yaml)"));
+            format!("`{name}`{from}")
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(UserError::new(
+            format!(
+                "the HCL in `{}` needs {} for `destroy`, and `{}` has no value for it",
+                terraform.display(),
+                missing.join(", "),
+                source.join("state.yaml").display()
+            ),
+            "import takes a folder the bash tool wrote after `up` (docs/migrating.md lists the keys it reads); add the value to its state.yaml",
+        )
+        .into());
+    }
+    if !bash.contains_key("deploy_network") {
+        printer.warn(format!(
+            "`{}` has no `deploy_network`; the grid network `main` is assumed, as the bash tool did",
+            source.join("state.yaml").display()
+        ));
+    }
     let network = bash
         .get("deploy_network")
         .cloned()
@@ -228,28 +317,23 @@ fn write_files(
     let workdir = dir.terraform_dir();
     copy_terraform(&terraform, &workdir)?;
     let declared = crate::pattern::check::declared(&workdir).unwrap_or_default();
-    let mut vars = serde_json::Map::new();
-    for (key, var) in VARIABLES {
-        if let Some(value) = bash.get(key).filter(|_| declared.variables.contains(var)) {
-            let json = value
-                .parse::<i64>()
-                .map(serde_json::Value::from)
-                .or_else(|_| value.parse::<bool>().map(serde_json::Value::from))
-                .unwrap_or_else(|_| value.clone().into());
-            vars.insert(var.into(), json);
-        }
-    }
+    let vars: serde_json::Map<String, serde_json::Value> = variables(bash)
+        .into_iter()
+        .filter(|(name, _)| declared.variables.contains(name))
+        .collect();
     dir.write(
         &dir.var_file(),
         serde_json::to_string_pretty(&vars)?.as_bytes(),
         0o600,
     )?;
+    let now = now_unix();
+    let id = crate::ids::new_id();
     let tunnel = if source.join("wg.conf").is_file() {
         let interface = std::fs::read_to_string(source.join("wg_interface"))
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "wg-imported".into());
+            .unwrap_or_else(|| format!("tfi-{}", &id[..8]));
         let config = dir.tunnel_config(&interface);
         dir.create_dir(&dir.wg_dir())?;
         dir.write(&config, &std::fs::read(source.join("wg.conf"))?, 0o600)?;
@@ -258,8 +342,6 @@ fn write_files(
         None
     };
 
-    let now = now_unix();
-    let id = crate::ids::new_id();
     let log_dir = dir.run_log_dir(now, "import");
     dir.create_dir(&log_dir)?;
     let pattern_name = bash

@@ -114,6 +114,22 @@ pub fn validate(
         printer.warn(warning);
     }
     let hooks = app.hooks()?;
+    let replaced: Vec<&str> = hooks
+        .iter()
+        .map(|h| h.kind.name())
+        .filter(|k| *k != "healthcheck")
+        .collect();
+    let playbook = crate::phase::application::APP_PLAYBOOK;
+    if !replaced.is_empty() && app.dir.join("deployment").join(playbook).is_file() {
+        printer.status(
+            "Note",
+            format!(
+                "`deployment/{playbook}` runs in place of the hook{} {} (as the bash tool did)",
+                if replaced.len() == 1 { "" } else { "s" },
+                replaced.join(", ")
+            ),
+        );
+    }
     app.check_pattern_requires(&pattern, &hooks)?;
     printer.status(
         "Validating",

@@ -166,6 +166,21 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
         }
         Err(err) => {
             report.problems.push(err.to_string());
+            // The format still decides which of the checks below apply: a mistake in a bash
+            // pattern's pattern.yaml must not bring this tool's own rules with it.
+            report.format = std::fs::read_to_string(dir.join("pattern.yaml"))
+                .ok()
+                .and_then(|t| crate::yaml::from_yaml::<serde_yaml::Mapping>(&t).ok())
+                .map(|keys| {
+                    if crate::pattern::compat::NATIVE_KEYS
+                        .iter()
+                        .any(|k| keys.contains_key(*k))
+                    {
+                        Format::Native
+                    } else {
+                        Format::Bash
+                    }
+                });
             None
         }
     };
@@ -186,10 +201,7 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
             }
             // A bash-format pattern gets only the variables it declares; this tool's own
             // patterns must declare the ones every deployment has.
-            let mut wanted: Vec<String> = if pattern
-                .as_ref()
-                .is_some_and(|p| p.manifest.format == Format::Bash)
-            {
+            let mut wanted: Vec<String> = if report.format == Some(Format::Bash) {
                 Vec::new()
             } else {
                 PASSED_VARIABLES.iter().map(|s| (*s).to_string()).collect()

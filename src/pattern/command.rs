@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// An app- or pattern-defined command, run on the VM (the bash tool's keys).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 pub struct AppCommand {
+    /// The program on the VM and its fixed arguments. Empty when not written: an app's command
+    /// is then refused by the manifest check; a pattern's is `scripts/<name>.sh`.
+    #[serde(default)]
     pub script: String,
     #[serde(default)]
     pub description: Option<String>,

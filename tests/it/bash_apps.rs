@@ -377,10 +377,15 @@ fn import_takes_a_bash_tool_deployment_under_management_and_down_destroys_it() {
     assert_eq!(code, 0);
     assert!(out.contains("\"minimal\""), "{out}");
 
-    // A second import into the same environment is refused; nothing changes.
+    // A second import into the same environment is refused; into another one too: one
+    // Terraform state has one owner.
     let (code, _, err) = run(&["import", folder.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--env NAME"), "{err}");
+    let (code, _, err) = run(&["import", folder.to_str().unwrap(), "--env", "other"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("was imported already, as deployment"), "{err}");
+    assert!(!cx.app.join(".tfgrid-compose/other").exists());
 
     // `down` destroys with real Terraform from the copied state, then forgets the deployment.
     let (code, _, err) = run(&["down", "--yes", cx.app_arg()]);
@@ -410,5 +415,30 @@ fn import_of_a_folder_that_is_not_a_bash_deployment_says_what_is_missing() {
     let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("terraform/terraform.tfstate"), "{err}");
+    assert!(!cx.app.join(".tfgrid-compose").exists());
+    // A state without the values destroy needs is refused before anything is written, naming
+    // the variable and the key it comes from; one without `app_dir` asks for `--app`.
+    let tf = empty.join("terraform");
+    std::fs::create_dir_all(&tf).unwrap();
+    std::fs::write(tf.join("terraform.tfstate"), "{\"version\": 4}").unwrap();
+    std::fs::write(
+        tf.join("main.tf"),
+        "variable \"vm_node\" { type = number }\nvariable \"vm_cpu\" {\n  type    = number\n  default = 1\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--app DIR"), "{err}");
+    std::fs::write(
+        empty.join("state.yaml"),
+        format!("app_dir: {}\nprimary_ip: 10.1.3.2\n", cx.app.display()),
+    )
+    .unwrap();
+    let (code, _, err) = cx.run(&["import", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`vm_node` (`deploy_node` in state.yaml)") && !err.contains("vm_cpu"),
+        "{err}"
+    );
     assert!(!cx.app.join(".tfgrid-compose").exists());
 }

@@ -342,3 +342,46 @@ fn bad_input_in_a_bash_pattern_names_file_and_line() {
         assert!(!cx.state_dir().exists(), "nothing written");
     }
 }
+
+/// Forms the bash tool's own patterns use: a command with a description but no `script:` (its
+/// gateway's `reload`), `template:` relative to `infrastructure/`; and a mistake in a bash
+/// pattern's pattern.yaml reports that mistake alone, not this tool's rules for its own format.
+#[test]
+fn patterns_check_takes_the_bash_forms_and_one_mistake_is_one_problem() {
+    let cx = TestContext::new();
+    let check = |dir: &std::path::Path| {
+        let out = cx
+            .cmd()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .args(["patterns", "check", "--json"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            assert_fits("patterns-check", &text(&out.stdout)),
+        )
+    };
+    let patterns = edited_pattern(&cx, |t| {
+        t.replace("template: infrastructure/main.tf", "template: main.tf")
+            .replace(
+                "  uptime:\n",
+                "  reload:\n    description: \"Reload the proxy\"\n\n  uptime:\n",
+            )
+    });
+    let (ok, doc) = check(&patterns.join("bash-vm"));
+    assert!(ok, "{doc}");
+    let rules = doc["compatibility"].to_string();
+    assert!(rules.contains("reload"), "{rules}");
+
+    let patterns = edited_pattern(&cx, |t| t.replace("  memory: 2048\n", "  memory: lots\n"));
+    let (ok, doc) = check(&patterns.join("bash-vm"));
+    assert!(!ok);
+    assert_eq!(doc["format"], "bash", "{doc}");
+    let problems = doc["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{doc}");
+    assert!(
+        problems[0].as_str().unwrap().contains("defaults.memory"),
+        "{doc}"
+    );
+}

@@ -158,6 +158,8 @@ impl<'de> Deserialize<'de> for CommandEntry {
                 })))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CommandEntry, A::Error> {
+                // Without `script:` (the bash gateway's `reload: {description: …}`) the script is
+                // empty here and becomes `scripts/<name>.sh` below, as for a listed name.
                 Deserialize::deserialize(MapAccessDeserializer::new(map))
                     .map(|c| CommandEntry(Some(c)))
             }
@@ -198,7 +200,14 @@ impl<'de> Deserialize<'de> for PatternCommands {
                     entries
                         .into_iter()
                         .map(|(name, entry)| {
-                            let command = entry.0.unwrap_or_else(|| default(&name));
+                            let command = match entry.0 {
+                                Some(c) if c.script.is_empty() => AppCommand {
+                                    script: default(&name).script,
+                                    ..c
+                                },
+                                Some(c) => c,
+                                None => default(&name),
+                            };
                             (name, command)
                         })
                         .collect(),

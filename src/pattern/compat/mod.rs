@@ -193,12 +193,15 @@ pub fn check_paths(
         .as_ref()
         .and_then(|i| i.template.as_ref())
         && !(inside(template)
-            && Path::new(template).starts_with("infrastructure")
-            && dir.join(template).is_file())
+            && ((Path::new(template).starts_with("infrastructure")
+                && dir.join(template).is_file())
+                || dir.join("infrastructure").join(template).is_file()))
     {
         return Err((
             vec!["infrastructure".into(), "template".into()],
-            format!("`{template}` is not a file inside the pattern's `infrastructure/`"),
+            format!(
+                "`{template}` is not a file inside the pattern's `infrastructure/` (as `infrastructure/main.tf` or `main.tf`)"
+            ),
         ));
     }
     if let Some(platform) = &manifest.platform {

@@ -80,17 +80,12 @@ impl Gateway {
     fn include(&self, route: &Route) -> String {
         let p = &route.path;
         let body = match &route.backend {
-            Backend::Static(site) => format!(
-                "alias {}/{site}/;\n    index index.html;",
-                self.www().display()
-            ),
-            Backend::Upstream(url) => format!(
-                "proxy_pass {url};\n    proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For $remote_addr;"
-            ),
+            Backend::Static(site) => {
+                super::nginx::static_body(&format!("{}/{site}", self.www().display()))
+            }
+            Backend::Upstream(url) => super::nginx::upstream_body(url),
         };
-        format!(
-            "# route {p}, written by tfgrid-compose serve gateway\nlocation = /{p} {{ return 301 /{p}/; }}\nlocation /{p}/ {{\n    {body}\n}}\n"
-        )
+        super::nginx::route(p, &body)
     }
 
     async fn nginx(&self, extra: &[&str]) -> Result<()> {

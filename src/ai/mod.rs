@@ -13,6 +13,7 @@ pub mod generate;
 pub mod githost;
 pub mod gitserver;
 pub mod llm;
+pub mod nginx;
 pub mod server;
 pub mod site;
 pub mod spec;

@@ -34,9 +34,6 @@ pub const REMOTE_DATA: &str = "/var/lib/tfgrid-ai";
 pub const GATEWAY_PORT: u16 = 7701;
 pub const AGENT_PORT: u16 = 7702;
 pub const GIT_PORT: u16 = 7703;
-/// Debian's and Ubuntu's path of git's smart-HTTP CGI.
-const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
-
 /// The deployment's tokens, created on first use and kept.
 fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
     let dir = state.ai_stack_dir();
@@ -137,16 +134,6 @@ fn remote(name: &str) -> PathBuf {
 }
 
 /// nginx's common top: runs as whatever user starts it, everything under `dir`.
-fn nginx_top(dir: &str) -> String {
-    format!(
-        "# Written by tfgrid-compose (ai_stack); started as `nginx -p {dir} -c THIS -e {dir}/error.log`.\n\
-         worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{ worker_connections 512; }}\n\
-         http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  access_log {dir}/access.log;\n\
-         \x20 client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n\
-         \x20 scgi_temp_path {dir}/scgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  server_tokens off;\n"
-    )
-}
-
 /// The configs of every VM that runs part of the stack, and what `state.yaml` records.
 pub fn render(
     spec: &StackSpec,
@@ -216,12 +203,7 @@ pub fn render(
     );
     gw.files.insert(
         "gateway-nginx.conf".into(),
-        format!(
-            "{}  server {{\n    listen 80 default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
-             \x20   location /git/ {{ proxy_pass http://{}/; client_max_body_size 100m; }}\n    include {gw_dir}/routes/*.conf;\n  }}\n}}\n",
-            nginx_top(&gw_nginx),
-            private(spec.git)
-        ),
+        crate::ai::nginx::gateway_conf(&gw_nginx, &gw_dir, &private(spec.git)),
     );
 
     // Git host: the repository API behind nginx, which also serves the repositories over smart
@@ -242,15 +224,12 @@ pub fn render(
     );
     git.files.insert(
         "git-nginx.conf".into(),
-        format!(
-            "{}  server {{\n    listen 80 default_server;\n    client_max_body_size 100m;\n\
-             \x20   location /api/v1/ {{ proxy_pass http://127.0.0.1:{GIT_PORT}; }}\n\
-             \x20   location / {{\n      set $push \"\";\n      if ($arg_service = git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set $push w; }}\n\
-             \x20     if ($http_authorization != \"token {}\") {{ set $push \"${{push}}x\"; }}\n      if ($push = wx) {{ return 401; }}\n\
-             \x20     include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME {GIT_HTTP_BACKEND};\n      fastcgi_param GIT_PROJECT_ROOT {REMOTE_DATA}/repos;\n\
-             \x20     fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_pass unix:{REMOTE_DATA}/fcgiwrap.sock;\n    }}\n  }}\n}}\n",
-            nginx_top(&git_nginx),
-            token("git")
+        crate::ai::nginx::git_conf(
+            &git_nginx,
+            GIT_PORT,
+            &token("git"),
+            &format!("{REMOTE_DATA}/repos"),
+            &format!("{REMOTE_DATA}/fcgiwrap.sock"),
         ),
     );
 

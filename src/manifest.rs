@@ -255,6 +255,32 @@ pub struct ResolvedHook {
     pub interpreter: Vec<String>,
 }
 
+/// The app folder and manifest file a path names: a folder (its `tfgrid-compose.yaml`, or the
+/// older `.yml`), or a manifest file itself (its folder). The one answer to "folder or file?".
+pub fn app_paths(path: &Path) -> (PathBuf, PathBuf) {
+    let names_file = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if path.is_dir() || (!path.exists() && !names_file) {
+        let yaml = path.join(MANIFEST_FILE);
+        let yml = path.join("tfgrid-compose.yml");
+        let file = if !yaml.exists() && yml.exists() {
+            yml
+        } else {
+            yaml
+        };
+        (path.to_path_buf(), file)
+    } else {
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        (dir, path.to_path_buf())
+    }
+}
+
 /// A loaded app: its folder, manifest file and parsed manifest.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -268,27 +294,7 @@ pub struct App {
 impl App {
     /// Loads an app from a folder or a manifest path.
     pub fn load(path: &Path) -> Result<App, InputError> {
-        let names_file = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        let (dir, file) = if path.is_dir() || (!path.exists() && !names_file) {
-            let yaml = path.join(MANIFEST_FILE);
-            let yml = path.join("tfgrid-compose.yml");
-            let file = if !yaml.exists() && yml.exists() {
-                yml
-            } else {
-                yaml
-            };
-            (path.to_path_buf(), file)
-        } else {
-            let dir = path
-                .parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            let dir = if dir.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                dir
-            };
-            (dir, path.to_path_buf())
-        };
+        let (dir, file) = app_paths(path);
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

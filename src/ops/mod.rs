@@ -68,8 +68,12 @@ pub struct Target {
 
 impl Target {
     fn of_app(app: PathBuf, settings: &Settings) -> Target {
-        let dir = StateDir::for_app(&app_dir(&app), &settings.env_name, false)
-            .with_registry(registry(settings));
+        let dir = StateDir::for_app(
+            &crate::manifest::app_paths(&app).0,
+            &settings.env_name,
+            false,
+        )
+        .with_registry(registry(settings));
         Target {
             app,
             env: settings.env_name.clone(),
@@ -275,24 +279,6 @@ pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> 
         hint,
     )
     .into())
-}
-
-/// The app folder of a path that may name the manifest itself.
-pub fn app_dir(path: &Path) -> PathBuf {
-    if path.is_file() {
-        path.parent().map_or_else(
-            || PathBuf::from("."),
-            |p| {
-                if p.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    p.to_path_buf()
-                }
-            },
-        )
-    } else {
-        path.to_path_buf()
-    }
 }
 
 /// `TFGRID_COMPOSE_TOFU`, else `tofu`, else `terraform` on PATH.

@@ -111,7 +111,8 @@ impl From<&FarmName> for FarmRef {
 pub fn preferences_filter(path: &Path) -> Result<NodeFilter, InputError> {
     let prefs: Preferences = crate::yaml::load_optional_yaml(
         path,
-        "the bash tool's node preferences: `whitelist: {nodes: [ID…], farms: [NAME…]}`, `blacklist: {…}`",
+        "the bash tool's node preferences: `whitelist: {nodes: [ID…], farms: [NAME…]}`, \
+            `blacklist: {…}`",
     )?;
     Ok(NodeFilter {
         whitelist_nodes: prefs.whitelist.nodes,
@@ -144,7 +145,8 @@ mod tests {
         let creds = dir.path().join(CREDENTIALS_FILE);
         std::fs::write(
             &creds,
-            "threefold:\n  mnemonic: \"word word\"\ngithub:\n  token: \"x\"\ngit:\n  name: \"Ada\"\n  email: \"ada@example.org\"\ngit_servers:\n  - name: forge\n",
+            "threefold:\n  mnemonic: \"word word\"\ngithub:\n  token: \"x\"\ngit:\n  name: \
+                \"Ada\"\n  email: \"ada@example.org\"\ngit_servers:\n  - name: forge\n",
         )
         .unwrap();
         let c = Credentials::load(&creds).unwrap();
@@ -155,7 +157,8 @@ mod tests {
         let prefs = dir.path().join(PREFERENCES_FILE);
         std::fs::write(
             &prefs,
-            "whitelist:\n  nodes: [8, 13]\n  farms: [Freefarm, 1]\nblacklist:\n  nodes: [42]\n  farms: []\npreferences:\n  max_cpu_usage: 80\nmetadata:\n  version: \"1.0\"\n",
+            "whitelist:\n  nodes: [8, 13]\n  farms: [Freefarm, 1]\nblacklist:\n  nodes: [42]\n  \
+                farms: []\npreferences:\n  max_cpu_usage: 80\nmetadata:\n  version: \"1.0\"\n",
         )
         .unwrap();
         let f = preferences_filter(&prefs).unwrap();

@@ -45,7 +45,8 @@ impl Env {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
     }
 
-    /// `TFGRID_COMPOSE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tfgrid-compose`, else `~/.config/tfgrid-compose`.
+    /// `TFGRID_COMPOSE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tfgrid-compose`, else
+    /// `~/.config/tfgrid-compose`.
     pub fn config_dir(&self) -> PathBuf {
         self.xdg_dir(
             "TFGRID_COMPOSE_CONFIG_DIR",
@@ -55,7 +56,8 @@ impl Env {
         )
     }
 
-    /// `TFGRID_COMPOSE_DATA_DIR`, else `$XDG_DATA_HOME/tfgrid-compose`, else `~/.local/share/tfgrid-compose`.
+    /// `TFGRID_COMPOSE_DATA_DIR`, else `$XDG_DATA_HOME/tfgrid-compose`, else
+    /// `~/.local/share/tfgrid-compose`.
     pub fn data_dir(&self) -> PathBuf {
         self.xdg_dir(
             "TFGRID_COMPOSE_DATA_DIR",

@@ -116,7 +116,8 @@ pub struct DamagedState {
 
 /// A recorded deployment whose folder (with its `state.yaml` and Terraform state) is gone.
 #[derive(Debug, Error)]
-#[error("the folder `{}` of deployment {id} is gone, and with it its state.yaml and Terraform state", state_dir.display())]
+#[error("the folder `{}` of deployment {id} is gone, and with it its state.yaml and Terraform \
+    state", state_dir.display())]
 pub struct FolderGone {
     pub id: String,
     pub pattern: String,
@@ -177,18 +178,27 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             hints.push(e.hint.clone());
         } else if let Some(e) = cause.downcast_ref::<LockError>() {
             hints.push(format!(
-                "wait for it to finish, or pass `--lock-wait 10m`; if no run is alive, the lock in `{}` is released already and a retry works",
+                "wait for it to finish, or pass `--lock-wait 10m`; if no run is alive, the lock in \
+                    `{}` is released already and a retry works",
                 e.lock_file.display()
             ));
         } else if let Some(e) = cause.downcast_ref::<ProcessError>() {
             if e.tail.contains("Error acquiring the state lock") {
-                hints.push("another terraform run may still be working on this deployment; wait, then retry".into());
+                hints.push(
+                    "another terraform run may still be working on this deployment; wait, \
+                    then retry"
+                        .into(),
+                );
             }
             if e.tail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
                 hints.push(host_key_hint(&e.tail));
             }
             if e.tail.contains("UNREACHABLE!") {
-                hints.push("the VM did not answer ansible over ssh: check the WireGuard interface with `wg show` and `tfgrid-compose status`".into());
+                hints.push(
+                    "the VM did not answer ansible over ssh: check the WireGuard interface \
+                    with `wg show` and `tfgrid-compose status`"
+                        .into(),
+                );
             }
             if let Some(log) = &e.log {
                 hints.push(format!("full log at `{}`", log.display()));
@@ -196,9 +206,17 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
         } else if let Some(e) = cause.downcast_ref::<FolderGone>() {
             let id8 = e.id.get(..8).unwrap_or(&e.id);
             if e.pattern == "local" {
-                hints.push(format!("its local VMs may still run: `tfgrid-compose down {id8}` finds them by the deployment's id and stops them"));
+                hints.push(format!(
+                    "its local VMs may still run: `tfgrid-compose down {id8}` finds \
+                    them by the deployment's id and stops them"
+                ));
             } else {
-                hints.push("what was created on the grid may still be billed: `tfgrid-compose contracts` lists your twin's contracts and marks those no state holds as orphan".into());
+                hints.push(
+                    "what was created on the grid may still be billed: `tfgrid-compose \
+                    contracts` lists your twin's contracts and marks those no state holds as \
+                    orphan"
+                        .into(),
+                );
             }
             hints.push("`tfgrid-compose ps --prune` forgets the entry".into());
         } else if let Some(e) = cause.downcast_ref::<DamagedState>() {
@@ -222,12 +240,21 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
                 format!("{app} --env {env}")
             };
             hints.push(format!(
-                "`tfgrid-compose down {target}` still destroys what Terraform's state in `{}` holds (it is what is billed), then removes the folder",
+                "`tfgrid-compose down {target}` still destroys what Terraform's state in `{}` \
+                    holds (it is what is billed), then removes the folder",
                 terraform.display()
             ));
-            hints.push("`status` and `up --resume` need a readable state.yaml; after `down`, `up` starts afresh".into());
+            hints.push(
+                "`status` and `up --resume` need a readable state.yaml; after `down`, `up` \
+                starts afresh"
+                    .into(),
+            );
         } else if let Some(e) = cause.downcast_ref::<ContractError>() {
-            hints.push(format!("the pattern's infrastructure must declare `output \"{}\"` (see patterns/PATTERN_CONTRACT.md)", e.output));
+            hints.push(format!(
+                "the pattern's infrastructure must declare `output \"{}\"` (see \
+                patterns/PATTERN_CONTRACT.md)",
+                e.output
+            ));
         }
     }
     let path_of = |h: &str| h.split('`').nth(1).map(String::from);
@@ -258,7 +285,10 @@ fn host_key_hint(tail: &str) -> String {
         |l| format!("forget its old key with `{l}`"),
     );
     format!(
-        "if the VM was replaced at the same address (a new VM, a reinstall), {how} (this deployment's own known_hosts, not yours), then run the command again (`tfgrid-compose up --resume` for `up`); if it was not replaced, someone may be intercepting the connection"
+        "if the VM was replaced at the same address (a new VM, a reinstall), {how} (this \
+            deployment's own known_hosts, not yours), then run the command again (`tfgrid-compose \
+            up --resume` for `up`); if it was not replaced, someone may be intercepting the \
+            connection"
     )
 }
 

@@ -359,7 +359,10 @@ pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
             lines.next().unwrap_or_default(),
         );
         if let Some(pid) = pid.filter(|pid| runs(*pid, program)) {
-            printer.warn(format!("`{what}` (pid {pid}) of an earlier run that was killed is still running; stopping it first"));
+            printer.warn(format!(
+                "`{what}` (pid {pid}) of an earlier run that was killed is still \
+                running; stopping it first"
+            ));
             let deadline = |d: Duration| Instant::now() + d;
             let wait_until = |until: Instant| async move {
                 while runs(pid, program) && Instant::now() < until {

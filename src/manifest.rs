@@ -303,7 +303,9 @@ impl App {
                         "an app folder holds a `{MANIFEST_FILE}`; create one (see docs/manifest.md)"
                     )
                 } else {
-                    "check the path; an app is a folder with a `tfgrid-compose.yaml`, or that file itself".to_string()
+                    "check the path; an app is a folder with a `tfgrid-compose.yaml`, or that file \
+                        itself"
+                        .to_string()
                 };
                 return Err(InputError {
                     file: file.clone(),
@@ -351,7 +353,8 @@ impl App {
                 let at = locate(&text, &["commands", name])
                     .map_or(String::new(), |(l, _)| format!(":{l}"));
                 warnings.push(format!(
-                    "{}{at}: app command `{name}` is shadowed by the built-in `tfgrid-compose {name}` and cannot be run; rename it",
+                    "{}{at}: app command `{name}` is shadowed by the built-in `tfgrid-compose \
+                        {name}` and cannot be run; rename it",
                     file.display()
                 ));
             }
@@ -409,7 +412,8 @@ impl App {
             return Err(self.error(
                 &["name"],
                 format!("`{name}` is not a valid app name"),
-                "use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most 63 characters",
+                "use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most \
+                    63 characters",
             ));
         }
         for key in self.manifest.hook_config.keys() {
@@ -489,7 +493,8 @@ impl App {
     }
 
     /// The hooks to run, in order. Declared hooks must exist inside `deployment/`; one without
-    /// the execute bit runs through its `#!` interpreter; without a `hooks:` key, `deployment/{setup,configure,healthcheck}.sh` are used
+    /// the execute bit runs through its `#!` interpreter; without a `hooks:` key,
+    /// `deployment/{setup,configure,healthcheck}.sh` are used
     /// when present. Undeclared hooks are skipped.
     pub fn hooks(&self) -> Result<Vec<ResolvedHook>, InputError> {
         let mut hooks = Vec::new();
@@ -512,7 +517,8 @@ impl App {
                         return Err(self.error(
                             &field,
                             format!("`{value}` is not inside `deployment/`"),
-                            "hooks live in the app's `deployment/` folder, which is uploaded to the VM",
+                            "hooks live in the app's `deployment/` folder, which is uploaded to \
+                                the VM",
                         ));
                     };
                     if !path.is_file() {
@@ -678,7 +684,8 @@ impl App {
                 ),
                 hint: Some(if is_hook {
                     format!(
-                        "create `{path}` in `{}` (without a `hooks:` key it runs by its name) or declare it under `hooks:` in `{}`",
+                        "create `{path}` in `{}` (without a `hooks:` key it runs by its name) or \
+                            declare it under `hooks:` in `{}`",
                         app.dir.display(),
                         app.file.display()
                     )

@@ -440,7 +440,8 @@ fn short_line(cmd: &Cmd) -> String {
     }
 }
 
-/// Waits for `child`; on its timeout it is stopped (SIGTERM, then SIGKILL 10 s later, to its group); on a
+/// Waits for `child`; on its timeout it is stopped (SIGTERM, then SIGKILL 10 s later, to its
+/// group); on a
 /// signal to this command it is passed the signal once (unless it shares the terminal and the
 /// signal is the terminal's SIGINT) and given [`crate::interrupt::grace`] to stop.
 async fn wait_child(

@@ -52,7 +52,8 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{name}` is not an environment name (1-40 of a-z, 0-9, `-`, `_`, starting with a letter or digit)"
+            "`{name}` is not an environment name (1-40 of a-z, 0-9, `-`, `_`, starting with a \
+                letter or digit)"
         ))
     }
 }
@@ -104,7 +105,9 @@ impl ConfigFile {
     pub fn load(path: &Path) -> Result<ConfigFile, InputError> {
         crate::yaml::load_optional_yaml(
             path,
-            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, stop_grace, env, max_environments, network, gridproxy_url, node_selection, node_filter, registry, registry_ttl (see docs/configuration.md)",
+            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, \
+                stop_grace, env, max_environments, network, gridproxy_url, node_selection, \
+                node_filter, registry, registry_ttl (see docs/configuration.md)",
         )
     }
 }

@@ -196,7 +196,8 @@ mod tests {
     fn yaml_reads_a_bom_and_refuses_a_key_written_twice_at_its_second_line() {
         let v: serde_yaml::Value = super::from_yaml("\u{feff}name: a\n").unwrap();
         assert_eq!(v["name"], "a");
-        let text = "name: a\nvariables:\n  size:\n    type: number\n  other: {}\n  size:\n    type: string\n";
+        let text = "name: a\nvariables:\n  size:\n    type: number\n  other: {}\n  size:\n    \
+            type: string\n";
         let err = super::parse_yaml::<serde_yaml::Value>(
             std::path::Path::new("pattern.yaml"),
             text,

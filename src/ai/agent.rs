@@ -479,7 +479,8 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
     }
 }
 
-/// Removes one part of a project (`route`, `site` or `repo`); a part already gone counts as removed.
+/// Removes one part of a project (`route`, `site` or `repo`); a part already gone counts as
+/// removed.
 async fn remove_part(a: &Agent, name: &str, what: &str) -> Result<()> {
     match what {
         "route" => a

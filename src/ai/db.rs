@@ -81,11 +81,16 @@ impl Db {
         let t = now();
         self.with(|c| {
             match c.execute(
-                "INSERT INTO projects (id, name, prompt, status, created_at, updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
+                "INSERT INTO projects (id, name, prompt, status, created_at, updated_at) VALUES \
+                    (?1, ?2, ?3, 'queued', ?4, ?4)",
                 params![id, name, prompt, t],
             ) {
                 Ok(_) => Ok(true),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => Ok(false),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Ok(false)
+                }
                 Err(e) => Err(e),
             }
         })
@@ -104,7 +109,8 @@ impl Db {
     pub fn set_urls(&self, id: &str, repo: Option<&str>, live: Option<&str>) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "UPDATE projects SET repo_url = COALESCE(?2, repo_url), live_url = COALESCE(?3, live_url), updated_at = ?4 WHERE id = ?1",
+                "UPDATE projects SET repo_url = COALESCE(?2, repo_url), live_url = COALESCE(?3, \
+                    live_url), updated_at = ?4 WHERE id = ?1",
                 params![id, repo, live, now()],
             )
             .map(|_| ())
@@ -157,7 +163,11 @@ impl Db {
     ) -> Result<i64> {
         let data = data.map(serde_json::Value::to_string);
         self.with(|c| {
-            c.execute("INSERT INTO events (project_id, at, step, status, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![id, now(), step, status, message, data])?;
+            c.execute(
+                "INSERT INTO events (project_id, at, step, status, message, data) VALUES \
+                (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, now(), step, status, message, data],
+            )?;
             Ok(c.last_insert_rowid())
         })
     }
@@ -179,7 +189,8 @@ impl Db {
         })
     }
 
-    const COLUMNS: &'static str = "id, name, prompt, status, error, repo_url, live_url, undone, created, attempts, created_at, updated_at";
+    const COLUMNS: &'static str = "id, name, prompt, status, error, repo_url, live_url, undone, \
+        created, attempts, created_at, updated_at";
 
     /// By id, id prefix (8+ characters are unique enough) or name.
     pub fn find(&self, key: &str) -> Result<Option<Project>> {
@@ -217,7 +228,10 @@ impl Db {
 
     pub fn events(&self, id: &str, after: i64) -> Result<Vec<Event>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached("SELECT seq, at, step, status, message, data FROM events WHERE project_id = ?1 AND seq > ?2 ORDER BY seq")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, step, status, message, data FROM \
+                events WHERE project_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
             stmt.query_map(params![id, after], |r| {
                 let data: Option<String> = r.get(5)?;
                 Ok(Event {

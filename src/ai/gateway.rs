@@ -128,7 +128,8 @@ impl Gateway {
         result
     }
 
-    /// `nginx -s reload`, at least `RELOAD_GAP` after the previous one. Callers hold the routes lock.
+    /// `nginx -s reload`, at least `RELOAD_GAP` after the previous one. Callers hold the routes
+    /// lock.
     async fn reload(&self) -> Result<()> {
         let wait = self
             .last_reload
@@ -190,7 +191,8 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         )?;
     }
     if let Err(err) = gateway.reload().await {
-        tracing::warn!(error = %format!("{err:#}"), "nginx reload at start failed; routes apply at the next reload");
+        tracing::warn!(error = %format!("{err:#}"), "nginx reload at start failed; routes apply at \
+            the next reload");
     }
     *gateway.routes.lock().await = saved.into_iter().map(|r| (r.path.clone(), r)).collect();
     tracing::info!(routes = gateway.routes.lock().await.len(), listen = %config.listen, "gateway started");
@@ -254,7 +256,12 @@ async fn add(
     body: Result<Json<Route>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(route)) = body else {
-        return api_error(StatusCode::BAD_REQUEST, "body: expected {\"path\": NAME, \"backend\": {\"static\": SITE} | {\"upstream\": URL}}").into_response();
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "body: expected {\"path\": NAME, \"backend\": \
+            {\"static\": SITE} | {\"upstream\": URL}}",
+        )
+        .into_response();
     };
     if let Err(e) = check_route(&route) {
         return e.into_response();

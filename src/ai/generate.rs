@@ -3,7 +3,8 @@
 //! earlier one, was stopped because it went wrong, or was cut at `max_tokens` starts a fresh
 //! conversation at another temperature instead of being asked the same way again. A site whose
 //! visible text names nothing of the prompt's subject is sent back once. Every step is an event
-//! of the project: `llm started|progress|note|done`, `generate restart`, `check started|failed|done`.
+//! of the project: `llm started|progress|note|done`, `generate restart`, `check
+//! started|failed|done`.
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};

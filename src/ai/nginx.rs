@@ -9,9 +9,12 @@ pub const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 pub fn top(dir: &str) -> String {
     format!(
         "# Written by tfgrid-compose (ai_stack); started as `nginx -p {dir} -c THIS -e {dir}/error.log`.\n\
-         worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{ worker_connections 512; }}\n\
-         http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  access_log {dir}/access.log;\n\
-         \x20 client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n\
+         worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{ \
+         worker_connections 512; }}\n\
+         http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  \
+         access_log {dir}/access.log;\n\
+         \x20 client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  \
+         fastcgi_temp_path {dir}/fastcgi;\n\
          \x20 scgi_temp_path {dir}/scgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  server_tokens off;\n"
     )
 }
@@ -21,7 +24,8 @@ pub fn top(dir: &str) -> String {
 pub fn gateway_conf(prefix: &str, gw_dir: &str, git_addr: &str) -> String {
     format!(
         "{}  server {{\n    listen 80 default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
-             \x20   location /git/ {{ proxy_pass http://{}/; client_max_body_size 100m; }}\n    include {gw_dir}/routes/*.conf;\n  }}\n}}\n",
+             \x20   location /git/ {{ proxy_pass http://{}/; client_max_body_size 100m; }}\n    \
+             include {gw_dir}/routes/*.conf;\n  }}\n}}\n",
         top(prefix),
         git_addr
     )
@@ -33,10 +37,15 @@ pub fn git_conf(prefix: &str, api_port: u16, token: &str, repos: &str, socket: &
     format!(
         "{}  server {{\n    listen 80 default_server;\n    client_max_body_size 100m;\n\
              \x20   location /api/v1/ {{ proxy_pass http://127.0.0.1:{api_port}; }}\n\
-             \x20   location / {{\n      set $push \"\";\n      if ($arg_service = git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set $push w; }}\n\
-             \x20     if ($http_authorization != \"token {}\") {{ set $push \"${{push}}x\"; }}\n      if ($push = wx) {{ return 401; }}\n\
-             \x20     include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME {GIT_HTTP_BACKEND};\n      fastcgi_param GIT_PROJECT_ROOT {repos};\n\
-             \x20     fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_pass unix:{socket};\n    }}\n  }}\n}}\n",
+             \x20   location / {{\n      set $push \"\";\n      if ($arg_service = \
+             git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set \
+             $push w; }}\n\
+             \x20     if ($http_authorization != \"token {}\") {{ set $push \"${{push}}x\"; \
+             }}\n      if ($push = wx) {{ return 401; }}\n\
+             \x20     include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME \
+             {GIT_HTTP_BACKEND};\n      fastcgi_param GIT_PROJECT_ROOT {repos};\n\
+             \x20     fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO \
+             $uri;\n      fastcgi_pass unix:{socket};\n    }}\n  }}\n}}\n",
         top(prefix),
         token
     )
@@ -46,7 +55,8 @@ pub fn git_conf(prefix: &str, api_port: u16, token: &str, repos: &str, socket: &
 /// `alias` of a published site, or a `proxy_pass`).
 pub fn route(path: &str, body: &str) -> String {
     format!(
-        "# route {path}, written by tfgrid-compose serve gateway\nlocation = /{path} {{ return 301 /{path}/; }}\nlocation /{path}/ {{\n    {body}\n}}\n"
+        "# route {path}, written by tfgrid-compose serve gateway\nlocation = /{path} {{ return 301 \
+            /{path}/; }}\nlocation /{path}/ {{\n    {body}\n}}\n"
     )
 }
 
@@ -58,6 +68,7 @@ pub fn static_body(folder: &str) -> String {
 /// A route's body for an upstream `url`.
 pub fn upstream_body(url: &str) -> String {
     format!(
-        "proxy_pass {url};\n    proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For $remote_addr;"
+        "proxy_pass {url};\n    proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For \
+            $remote_addr;"
     )
 }

@@ -315,7 +315,8 @@ Enjoy!"#,
     fn placeholder_binary_and_lorem_files_are_refused_by_name() {
         let mut files = vec![
             serde_json::json!({"path": "index.html", "content": "<h1>Portfolio</h1>"}),
-            serde_json::json!({"path": "about.html", "content": "<p>Lorem ipsum dolor sit amet.</p>"}),
+            serde_json::json!({"path": "about.html", "content": "<p>Lorem ipsum dolor sit \
+                amet.</p>"}),
             serde_json::json!({"path": "script.js", "content": "TODO"}),
         ];
         for i in 1..=56 {

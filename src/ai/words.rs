@@ -134,7 +134,8 @@ pub fn subject_words(prompt: &str) -> BTreeSet<String> {
 }
 
 /// Two words are the same word, give or take an ending: equal, one a prefix of the other and at
-/// least 4 characters, or a common beginning of 5 (`bakery`/`bakers`, `photography`/`photographer`).
+/// least 4 characters, or a common beginning of 5 (`bakery`/`bakers`,
+/// `photography`/`photographer`).
 fn same_word(a: &str, b: &str) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();

@@ -93,10 +93,15 @@ pub async fn checkout(
         if !has_commit(runner, &bare, pin.commit, &log).await? {
             return Err(CatalogError {
                 message: format!(
-                    "the app registry pins `{}` to commit {}, which {} does not have (fetched twice)",
+                    "the app registry pins `{}` to commit {}, which {} does not have (fetched \
+                        twice)",
                     pin.name, pin.commit, pin.repo
                 ),
-                hint: "the registry and the repository are out of step (a force-push, a commit not pushed yet); tfgrid-compose deploys only the pinned commit, never a branch head: try `tfgrid-compose update` later, or deploy a folder of your own".into(),
+                hint:
+                    "the registry and the repository are out of step (a force-push, a commit not \
+                    pushed yet); tfgrid-compose deploys only the pinned commit, never a branch \
+                    head: try `tfgrid-compose update` later, or deploy a folder of your own"
+                        .into(),
             }
             .into());
         }

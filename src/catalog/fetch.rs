@@ -46,7 +46,8 @@ impl Loaded {
             return None;
         };
         Some(format!(
-            "could not fetch the app registry from {} ({error}); using the copy fetched {} ago (`{}`)",
+            "could not fetch the app registry from {} ({error}); using the copy fetched {} ago \
+                (`{}`)",
             self.url,
             crate::clock::format_age(age.as_secs()),
             self.file.display()
@@ -98,11 +99,11 @@ pub async fn load(settings: &Settings, refresh: bool) -> Result<Loaded> {
     let remote = match source(&url)? {
         Source::Local(file) => {
             let text = std::fs::read_to_string(&file).map_err(|err| CatalogError {
-                message: format!(
-                    "cannot read the app registry `{}`: {err}",
-                    file.display()
-                ),
-                hint: "set `registry` (TFGRID_COMPOSE_REGISTRY) to a registry file that exists, or to its http(s):// URL".into(),
+                message: format!("cannot read the app registry `{}`: {err}", file.display()),
+                hint:
+                    "set `registry` (TFGRID_COMPOSE_REGISTRY) to a registry file that exists, or \
+                    to its http(s):// URL"
+                        .into(),
             })?;
             let catalog = Catalog::parse(&file, &text)?;
             return Ok(Loaded {
@@ -144,16 +145,20 @@ pub async fn load(settings: &Settings, refresh: bool) -> Result<Loaded> {
             Some((_, age)) => Err(CatalogError {
                 message: format!("could not fetch the app registry from {url}: {error}"),
                 hint: format!(
-                    "the copy fetched {} ago is still used by `search` and `up NAME`; check the network, or the `registry` setting (TFGRID_COMPOSE_REGISTRY)",
+                    "the copy fetched {} ago is still used by `search` and `up NAME`; check the \
+                        network, or the `registry` setting (TFGRID_COMPOSE_REGISTRY)",
                     crate::clock::format_age(age.as_secs())
                 ),
             }
             .into()),
             None => Err(CatalogError {
                 message: format!(
-                    "could not fetch the app registry from {url}, and there is no copy of it here: {error}"
+                    "could not fetch the app registry from {url}, and there is no copy of it here: \
+                        {error}"
                 ),
-                hint: "check the network, or set `registry` (TFGRID_COMPOSE_REGISTRY) to a reachable URL or a local copy of apps.yaml (a path or file:// URL)".into(),
+                hint: "check the network, or set `registry` (TFGRID_COMPOSE_REGISTRY) to a \
+                    reachable URL or a local copy of apps.yaml (a path or file:// URL)"
+                    .into(),
             }
             .into()),
         },

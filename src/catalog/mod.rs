@@ -174,7 +174,8 @@ impl Catalog {
     fn add(&mut self, section: String, raw: RawApp) {
         if !is_app_name(&raw.name) {
             self.skipped.push(format!(
-                "app `{}` in `apps.{section}` is left out: a name is 1-64 of A-Z, a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit",
+                "app `{}` in `apps.{section}` is left out: a name is 1-64 of A-Z, a-z, 0-9, `.`, \
+                    `_`, `-`, starting with a letter or digit",
                 raw.name
             ));
             return;
@@ -280,7 +281,9 @@ mod tests {
 
     #[test]
     fn odd_entries_are_named_not_fatal() {
-        let text = "apps:\n  official:\n  - name: ../etc\n    repo: x\n  - name: a\n    repo: /srv/a.git\n    version: 1.0.0\n  community:\n  - name: a\n    repo: y\n  verified:\n  - name: b\n    version: '1234567890123456789012345678901234567890'\n";
+        let text = "apps:\n  official:\n  - name: ../etc\n    repo: x\n  - name: a\n    repo: \
+            /srv/a.git\n    version: 1.0.0\n  community:\n  - name: a\n    repo: y\n  verified:\n  \
+            - name: b\n    version: '1234567890123456789012345678901234567890'\n";
         let catalog = Catalog::parse(Path::new("r.yaml"), text).unwrap();
         let names: Vec<&str> = catalog.apps.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);

@@ -40,7 +40,8 @@ pub struct Cli {
     /// Machine-readable output: JSON documents, or one event per line for `up`/`down`.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The grid network (main, test, qa, dev, or sim: the grid simulator on this machine); also TFGRID_COMPOSE_NETWORK and `network:` in the config.
+    /// The grid network (main, test, qa, dev, or sim: the grid simulator on this machine); also
+    /// TFGRID_COMPOSE_NETWORK and `network:` in the config.
     #[arg(long, global = true, value_name = "NETWORK", value_parser = parse_network)]
     pub network: Option<String>,
     /// When to use colour.
@@ -131,7 +132,9 @@ pub enum Command {
 }
 
 /// What a command acts on.
-const TARGET_HELP: &str = "App folder or manifest path, or a recorded deployment: ID prefix, APP or APP:ENV (default: the selection in `.tfgrid-compose.yaml`, this folder's app, or the only deployment)";
+const TARGET_HELP: &str = "App folder or manifest path, or a recorded deployment: ID prefix, APP \
+    or APP:ENV (default: the selection in `.tfgrid-compose.yaml`, this folder's app, or the only \
+    deployment)";
 
 #[derive(Debug, Args)]
 pub struct TargetArg {
@@ -160,7 +163,10 @@ pub struct ValidateArgs {
 }
 
 /// What `up` deploys: a target, or a registry app's name.
-const UP_TARGET_HELP: &str = "App folder or manifest path, a recorded deployment (ID prefix, APP or APP:ENV), or the name of an app in the app registry (`tfgrid-compose search`), deployed at the commit the registry pins (default: the selection in `.tfgrid-compose.yaml`, this folder's app, or the only deployment)";
+const UP_TARGET_HELP: &str = "App folder or manifest path, a recorded deployment (ID prefix, APP \
+    or APP:ENV), or the name of an app in the app registry (`tfgrid-compose search`), deployed at \
+    the commit the registry pins (default: the selection in `.tfgrid-compose.yaml`, this folder's \
+    app, or the only deployment)";
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -428,7 +434,8 @@ pub struct PatternsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PatternsCommand {
-    /// Everything about one pattern: what it needs, its variables (types, defaults, bounds), its outputs.
+    /// Everything about one pattern: what it needs, its variables (types, defaults, bounds), its
+    /// outputs.
     Show {
         /// The pattern's name.
         name: String,

@@ -175,7 +175,8 @@ mod tests {
         // Test vectors of the BIP-39 specification.
         assert_eq!(
             validate(
-                "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+                "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon \
+                    abandon about"
             ),
             Ok(12)
         );
@@ -185,9 +186,17 @@ mod tests {
             ),
             Ok(12)
         );
-        let err = validate("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon").unwrap_err();
+        let err = validate(
+            "abandon abandon abandon abandon abandon abandon abandon abandon \
+            abandon abandon abandon abandon",
+        )
+        .unwrap_err();
         assert!(err.contains("checksum"), "{err}");
-        let err = validate("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon zzzq").unwrap_err();
+        let err = validate(
+            "abandon abandon abandon abandon abandon abandon abandon abandon \
+            abandon abandon abandon zzzq",
+        )
+        .unwrap_err();
         assert!(err.contains("word 12") && !err.contains("zzzq"), "{err}");
         assert!(validate("abandon about").unwrap_err().contains("2 words"));
     }

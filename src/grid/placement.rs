@@ -66,7 +66,13 @@ fn number(inputs: &Inputs<'_>, amount: &Amount, what: &str) -> Result<u64> {
         Amount::Variable(name) => value(inputs, name)
             .and_then(|v| v.as_f64())
             .map(|f| f.max(0.0).ceil() as u64)
-            .ok_or_else(|| anyhow::anyhow!("pattern `{}`: placement {what} names variable `{name}`, which has no number value", inputs.pattern.manifest.name)),
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "pattern `{}`: placement {what} names variable \
+                `{name}`, which has no number value",
+                    inputs.pattern.manifest.name
+                )
+            }),
     }
 }
 
@@ -170,20 +176,34 @@ pub async fn place(
         else {
             return Err(UserError::new(
                 format!(
-                    "no node on {} can take `{}` ({} vCPU, {} MB memory, {} GB SSD{}) under the node filter{}",
+                    "no node on {} can take `{}` ({} vCPU, {} MB memory, {} GB SSD{}) under the \
+                        node filter{}",
                     proxy.base,
                     spec.role,
                     request.cpu,
                     request.memory_mb,
                     request.ssd_gb,
-                    if request.public_ipv4 { ", a free public IPv4" } else { "" },
+                    if request.public_ipv4 {
+                        ", a free public IPv4"
+                    } else {
+                        ""
+                    },
                     if inputs.excluded.is_empty() {
                         String::new()
                     } else {
-                        format!(" (excluded after failures: {})", inputs.excluded.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                        format!(
+                            " (excluded after failures: {})",
+                            inputs
+                                .excluded
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
                     }
                 ),
-                "see the candidates with `tfgrid-compose nodes`, relax `node_filter`, or pin a node with `--node ID`",
+                "see the candidates with `tfgrid-compose nodes`, relax `node_filter`, or pin a \
+                    node with `--node ID`",
             )
             .into());
         };

@@ -212,7 +212,8 @@ impl GridProxy {
             Some(url) => url.trim_end_matches('/').to_string(),
             None if network == SIM_NETWORK => {
                 anyhow::bail!(
-                    "the simulator's GridProxy runs inside the command that needs it (internal error: it was not started)"
+                    "the simulator's GridProxy runs inside the command that needs it (internal \
+                        error: it was not started)"
                 )
             }
             None => NETWORKS
@@ -333,8 +334,13 @@ impl GridProxy {
             if !transient || attempt == 3 {
                 return result.map_err(|err| {
                     UserError::new(
-                        format!("GridProxy at {} did not answer: {}", self.base, describe(&err)),
-                        "check the network connection; set TFGRID_COMPOSE_GRIDPROXY_URL for another GridProxy, or pin nodes with `--node ID`",
+                        format!(
+                            "GridProxy at {} did not answer: {}",
+                            self.base,
+                            describe(&err)
+                        ),
+                        "check the network connection; set TFGRID_COMPOSE_GRIDPROXY_URL for \
+                            another GridProxy, or pin nodes with `--node ID`",
                     )
                     .into()
                 });
@@ -353,7 +359,8 @@ fn check_status(url: &str, response: reqwest::Response) -> Result<reqwest::Respo
     }
     Err(UserError::new(
         format!("{url} answered {status}"),
-        "GridProxy may be down; try again later, set TFGRID_COMPOSE_GRIDPROXY_URL, or pin nodes with `--node ID`",
+        "GridProxy may be down; try again later, set TFGRID_COMPOSE_GRIDPROXY_URL, or pin nodes \
+            with `--node ID`",
     )
     .into())
 }

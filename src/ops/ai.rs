@@ -68,7 +68,8 @@ fn deployed_stack(
         return of(&found.dir)?.ok_or_else(|| {
             UserError::new(
                 format!("`{target}` has no deployed AI stack"),
-                "`tfgrid-compose up` an app with an `ai_stack:` section first (see examples/ai-stack)",
+                "`tfgrid-compose up` an app with an `ai_stack:` section first (see \
+                    examples/ai-stack)",
             )
             .into()
         });
@@ -88,11 +89,20 @@ fn deployed_stack(
         1 => Ok(stacks.remove(0).1),
         0 => Err(UserError::new(
             "no AI-stack agent is configured",
-            "`tfgrid-compose up` an app with `ai_stack:` (examples/ai-stack), or pass --agent-url URL and the token (or set TFGRID_COMPOSE_AGENT_URL and TFGRID_COMPOSE_AGENT_TOKEN)",
+            "`tfgrid-compose up` an app with `ai_stack:` (examples/ai-stack), or pass --agent-url \
+                URL and the token (or set TFGRID_COMPOSE_AGENT_URL and TFGRID_COMPOSE_AGENT_TOKEN)",
         )
         .into()),
         _ => Err(UserError::new(
-            format!("{} AI-stack deployments: {}", stacks.len(), stacks.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{} AI-stack deployments: {}",
+                stacks.len(),
+                stacks
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "pick one with --stack APP[:ENV]",
         )
         .into()),
@@ -377,7 +387,8 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
     let name = doc.project.name.clone();
     if !yes {
         let question = format!(
-            "this removes the route, the published files, the repository and the record of `{name}`; type its name to confirm"
+            "this removes the route, the published files, the repository and the record of \
+                `{name}`; type its name to confirm"
         );
         if crate::ops::ask(
             printer,

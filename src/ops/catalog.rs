@@ -192,7 +192,8 @@ async fn check_out(
     Ok((pinned, dir))
 }
 
-const INCOMPLETE_ENTRY: &str = "the registry's entry is incomplete; tell its maintainers, or deploy the app's folder (`git clone` it, then `tfgrid-compose up ./FOLDER`)";
+const INCOMPLETE_ENTRY: &str = "the registry's entry is incomplete; tell its maintainers, or \
+    deploy the app's folder (`git clone` it, then `tfgrid-compose up ./FOLDER`)";
 
 /// The app `name` of the registry, with a repository and a full commit id.
 ///
@@ -286,16 +287,21 @@ pub async fn resolve_for_up(
         return Ok(Target::of_app(PathBuf::from(arg), settings));
     }
     let loaded = read(printer, settings, false).await.with_context(|| {
-        format!("`{arg}` is not an app folder, a manifest or a deployment here, and the app registry cannot be read")
+        format!(
+            "`{arg}` is not an app folder, a manifest or a deployment here, and the app \
+            registry cannot be read"
+        )
     })?;
     if loaded.catalog.get(arg).is_none() {
         return Err(UserError::new(
             format!(
-                "`{arg}` is not an app folder or manifest here, not a deployment, and not an app in the registry {}",
+                "`{arg}` is not an app folder or manifest here, not a deployment, and not an app \
+                    in the registry {}",
                 loaded.url
             ),
             format!(
-                "{}`tfgrid-compose search` lists the registry's apps, `tfgrid-compose ps` the deployments; give a folder as a path (`./{arg}`)",
+                "{}`tfgrid-compose search` lists the registry's apps, `tfgrid-compose ps` the \
+                    deployments; give a folder as a path (`./{arg}`)",
                 nearest(&loaded, arg)
             ),
         )

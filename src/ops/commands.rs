@@ -235,18 +235,22 @@ pub async fn run(
     let Some((verb, args)) = argv.split_first() else {
         return Err(UserError::new("no command given", "run `tfgrid-compose --help`").into());
     };
-    let (target, state, app) = load(printer, settings, None).map_err(|err| {
-        err.context(UserError::new(
-            format!("`{verb}` is not a tfgrid-compose command, and there is no deployment to look it up in"),
-            "run `tfgrid-compose --help` for the built-in commands; app commands need a deployment (`tfgrid-compose select`)",
+    let (target, state, app) =
+        load(printer, settings, None).map_err(|err| {
+            err.context(UserError::new(
+            format!("`{verb}` is not a tfgrid-compose command, and there is no deployment to look \
+                it up in"),
+            "run `tfgrid-compose --help` for the built-in commands; app commands need a deployment \
+                (`tfgrid-compose select`)",
         ))
-    })?;
+        })?;
     let mut commands = defined(settings, &app, &state);
     let Some(command) = commands.remove(verb) else {
         let known: Vec<&str> = commands.keys().map(String::as_str).collect();
         return Err(UserError::new(
             format!(
-                "`{verb}` is neither a tfgrid-compose command nor a command of app `{}` or pattern `{}`",
+                "`{verb}` is neither a tfgrid-compose command nor a command of app `{}` or pattern \
+                    `{}`",
                 state.app.name, state.pattern.name
             ),
             if known.is_empty() {

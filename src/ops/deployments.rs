@@ -71,7 +71,8 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
         {
             if local_vms_run(entry) {
                 printer.warn(format!(
-                    "kept {} {}: its local VMs still run; `tfgrid-compose down {}` stops them and forgets it",
+                    "kept {} {}: its local VMs still run; `tfgrid-compose down {}` stops them and \
+                        forgets it",
                     entry.short_id(),
                     entry.label(),
                     entry.short_id()
@@ -91,7 +92,8 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
             if entry.pattern != "local" && entry.status != "destroyed" {
                 // Forgetting stops nothing: say what may still be billed.
                 printer.warn(format!(
-                    "{}: what it created on the grid may still be billed; `tfgrid-compose contracts` lists your twin's contracts and marks orphans",
+                    "{}: what it created on the grid may still be billed; `tfgrid-compose \
+                        contracts` lists your twin's contracts and marks orphans",
                     entry.short_id()
                 ));
             }
@@ -143,7 +145,8 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     let vanished = missing.iter().filter(|m| **m).count();
     if vanished > 0 {
         printer.warn(format!(
-            "{vanished} deployment folder{} vanished; `tfgrid-compose down ID` stops what can still be found of each, `tfgrid-compose ps --prune` forgets them",
+            "{vanished} deployment folder{} vanished; `tfgrid-compose down ID` stops what can \
+                still be found of each, `tfgrid-compose ps --prune` forgets them",
             if vanished == 1 { "" } else { "s" }
         ));
     }
@@ -287,7 +290,8 @@ async fn inspect_one(settings: &Settings, target: &Target) -> Result<Value> {
     }))
 }
 
-/// `inspect [TARGET] [--all]`: everything recorded, secrets redacted; YAML for people, JSON with `--json`.
+/// `inspect [TARGET] [--all]`: everything recorded, secrets redacted; YAML for people, JSON with
+/// `--json`.
 pub async fn inspect(
     printer: &Printer,
     settings: &Settings,

@@ -258,9 +258,14 @@ async fn down_damaged(
     let tfstate = dir.tfstate();
     if !tfstate.is_file() {
         return Err(Failed {
-            message: format!("{err:#}; and there is no Terraform state beside it, so nothing recorded here can be destroyed"),
+            message: format!(
+                "{err:#}; and there is no Terraform state beside it, so nothing \
+                recorded here can be destroyed"
+            ),
             hints: vec![
-                "if the deployment reached the grid, `tfgrid-compose contracts` lists what your twin still pays for (contracts no state holds are marked orphan)".into(),
+                "if the deployment reached the grid, `tfgrid-compose contracts` lists what your \
+                    twin still pays for (contracts no state holds are marked orphan)"
+                    .into(),
                 format!("remove `{}` to forget the deployment", dir.root.display()),
             ],
             source: "no terraform.tfstate".into(),

@@ -136,7 +136,8 @@ pub async fn nodes(
                 "no node on {} has {} vCPU, {} MB memory and {} GB SSD free under the node filter",
                 proxy.base, request.cpu, request.memory_mb, request.ssd_gb
             ),
-            "ask for less, or relax the filter (`--farm`, `--max-*-usage`, `--min-uptime-days`, config `node_filter`)",
+            "ask for less, or relax the filter (`--farm`, `--max-*-usage`, `--min-uptime-days`, \
+                config `node_filter`)",
         )
         .into());
     }
@@ -253,7 +254,8 @@ pub fn signin(printer: &Printer, settings: &Settings) -> Result<()> {
             Err(problem) => {
                 return Err(UserError::new(
                     format!("not signed in: the mnemonic is not valid: {problem}"),
-                    "give the 12 or 24 words of your ThreeFold account, separated by spaces (nothing was stored)",
+                    "give the 12 or 24 words of your ThreeFold account, separated by spaces \
+                        (nothing was stored)",
                 )
                 .into());
             }

@@ -82,7 +82,8 @@ fn read_bash_state(path: &Path) -> Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(&file).map_err(|e| {
         UserError::new(
             format!("cannot read `{}`: {e}", file.display()),
-            "name the bash tool's state folder of one deployment, e.g. `~/.config/tfgrid-compose/state/<id>`",
+            "name the bash tool's state folder of one deployment, e.g. \
+                `~/.config/tfgrid-compose/state/<id>`",
         )
     })?;
     let map: BTreeMap<String, serde_yaml::Value> = crate::yaml::parse_yaml(
@@ -109,7 +110,8 @@ fn required<'a>(state: &'a BTreeMap<String, String>, key: &str, path: &Path) -> 
     state.get(key).map(String::as_str).ok_or_else(|| {
         UserError::new(
             format!("`{}` has no `{key}`", path.join("state.yaml").display()),
-            "only a deployment that finished `up` in the bash tool can be imported; run its `down` or `contracts delete` otherwise",
+            "only a deployment that finished `up` in the bash tool can be imported; run its `down` \
+                or `contracts delete` otherwise",
         )
         .into()
     })
@@ -153,8 +155,12 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
     let terraform = source.join("terraform");
     if !terraform.join("terraform.tfstate").is_file() {
         return Err(UserError::new(
-            format!("`{}` holds no `terraform/terraform.tfstate`", source.display()),
-            "name the bash tool's state folder of one deployment (it has `state.yaml` and `terraform/`)",
+            format!(
+                "`{}` holds no `terraform/terraform.tfstate`",
+                source.display()
+            ),
+            "name the bash tool's state folder of one deployment (it has `state.yaml` and \
+                `terraform/`)",
         )
         .into());
     }
@@ -198,7 +204,8 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
                 entry.label()
             ),
             format!(
-                "one Terraform state must have one owner: use that deployment, or `tfgrid-compose down {}` first",
+                "one Terraform state must have one owner: use that deployment, or `tfgrid-compose \
+                    down {}` first",
                 entry.short_id()
             ),
         )
@@ -234,13 +241,15 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
                 missing.join(", "),
                 source.join("state.yaml").display()
             ),
-            "import takes a folder the bash tool wrote after `up` (docs/migrating.md lists the keys it reads); add the value to its state.yaml",
+            "import takes a folder the bash tool wrote after `up` (docs/migrating.md lists the \
+                keys it reads); add the value to its state.yaml",
         )
         .into());
     }
     if !bash.contains_key("deploy_network") {
         printer.warn(format!(
-            "`{}` has no `deploy_network`; the grid network `main` is assumed, as the bash tool did",
+            "`{}` has no `deploy_network`; the grid network `main` is assumed, as the bash tool \
+                did",
             source.join("state.yaml").display()
         ));
     }
@@ -276,7 +285,8 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
             printer.status(
                 "Next",
                 format!(
-                    "`tfgrid-compose status {}`; `down` destroys it with the copied Terraform state; the bash tool's folder is unchanged",
+                    "`tfgrid-compose status {}`; `down` destroys it with the copied Terraform \
+                        state; the bash tool's folder is unchanged",
                     &id[..8]
                 ),
             );

@@ -131,8 +131,17 @@ impl Target {
             Some(state) => Ok(state),
             None if !self.dir.root.exists() && self.recorded() => Err(self.gone()),
             None => Err(UserError::new(
-                format!("no deployment of `{}` in environment `{}` (no `{}`)", self.app.display(), self.env, self.dir.state_file().display()),
-                format!("deploy it with `tfgrid-compose up {}`, or list deployments with `tfgrid-compose ps`", self.arg()),
+                format!(
+                    "no deployment of `{}` in environment `{}` (no `{}`)",
+                    self.app.display(),
+                    self.env,
+                    self.dir.state_file().display()
+                ),
+                format!(
+                    "deploy it with `tfgrid-compose up {}`, or list deployments with \
+                    `tfgrid-compose ps`",
+                    self.arg()
+                ),
             )
             .into()),
         }
@@ -239,8 +248,12 @@ pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> 
         return match registry(settings).find(&id, None)? {
             Some(entry) => Ok(Target::of_entry(&entry, settings)),
             None => Err(UserError::new(
-                format!("`{CONTEXT_FILE}` selects deployment `{id}`, which is not in the registry any more"),
-                "select another with `tfgrid-compose select`, or clear it with `tfgrid-compose unselect`",
+                format!(
+                    "`{CONTEXT_FILE}` selects deployment `{id}`, which is not in the registry \
+                    any more"
+                ),
+                "select another with `tfgrid-compose select`, or clear it with `tfgrid-compose \
+                    unselect`",
             )
             .into()),
         };
@@ -260,7 +273,9 @@ pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> 
         return Ok(Target::of_entry(live[0], settings));
     }
     let hint = if live.is_empty() {
-        "pass an app folder (`tfgrid-compose up examples/static-site`), or write `app: PATH` into `.tfgrid-compose.yaml` here".to_string()
+        "pass an app folder (`tfgrid-compose up examples/static-site`), or write `app: PATH` into \
+            `.tfgrid-compose.yaml` here"
+            .to_string()
     } else {
         format!(
             "name one ({}), or pick one for this folder with `tfgrid-compose select ID`",

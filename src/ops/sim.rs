@@ -67,8 +67,12 @@ pub async fn contracts(
         }
         None => {
             return Err(UserError::new(
-                format!("listing contracts on `{}` needs your twin id", settings.network),
-                "pass --twin ID (the ThreeFold dashboard shows it), or `--network sim` for the simulator; reading the twin from the chain is not supported yet",
+                format!(
+                    "listing contracts on `{}` needs your twin id",
+                    settings.network
+                ),
+                "pass --twin ID (the ThreeFold dashboard shows it), or `--network sim` for the \
+                    simulator; reading the twin from the chain is not supported yet",
             )
             .into());
         }
@@ -88,7 +92,11 @@ pub async fn contracts(
     }
     if rows.is_empty() {
         if twin_id == 0 {
-            printer.status("Contracts", "none: this mnemonic has no twin on the simulator yet (its first deployment makes one)");
+            printer.status(
+                "Contracts",
+                "none: this mnemonic has no twin on the simulator yet (its \
+                first deployment makes one)",
+            );
         } else {
             printer.status(
                 "Contracts",

@@ -47,7 +47,8 @@ pub struct Validated {
     pub mnemonic: Option<String>,
     /// The app's `environment:` values and the bash tool's names for them, for the hooks.
     pub environment: Vec<(String, String)>,
-    /// Every warning printed (the manifest's, then the variables'); `validate --strict` fails on any.
+    /// Every warning printed (the manifest's, then the variables'); `validate --strict` fails on
+    /// any.
     pub warnings: Vec<String>,
 }
 
@@ -106,7 +107,8 @@ pub fn validate(
     );
     if explicit && !pattern.manifest.variables.contains_key("tfgrid_network") {
         warnings.push(format!(
-            "pattern `{}` is not a grid pattern: the network `{}` is not used (deploy on a grid pattern with `--pattern single-vm`, for example)",
+            "pattern `{}` is not a grid pattern: the network `{}` is not used (deploy on a grid \
+                pattern with `--pattern single-vm`, for example)",
             pattern.manifest.name, settings.network
         ));
     }
@@ -447,8 +449,14 @@ fn check_continuation(
     let continuing = options.resume || options.from.is_some();
     if let Some(state) = existing.filter(|_| !continuing) {
         return Err(UserError::new(
-            format!("`{name}` is already deployed here (status {})", state.status.as_str()),
-            format!("continue it with `tfgrid-compose up --resume {app_arg}`, or remove it with `tfgrid-compose down {app_arg}`"),
+            format!(
+                "`{name}` is already deployed here (status {})",
+                state.status.as_str()
+            ),
+            format!(
+                "continue it with `tfgrid-compose up --resume {app_arg}`, or remove it with \
+                `tfgrid-compose down {app_arg}`"
+            ),
         )
         .into());
     }

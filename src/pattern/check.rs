@@ -131,7 +131,8 @@ fn placement_problems(pattern: &Pattern) -> Vec<String> {
     problems
 }
 
-/// Checks a pattern folder without creating anything. Every problem is collected, not just the first.
+/// Checks a pattern folder without creating anything. Every problem is collected, not just the
+/// first.
 pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
     let mut report = CheckReport {
         dir: dir.to_path_buf(),
@@ -189,7 +190,10 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
             let mut missing = Vec::new();
             for output in REQUIRED_OUTPUTS {
                 if !found.outputs.contains(output) {
-                    report.problems.push(format!("infrastructure/: contract output `{output}` is not declared (add `output \"{output}\" {{ value = … }}`)"));
+                    report.problems.push(format!(
+                        "infrastructure/: contract output `{output}` is \
+                        not declared (add `output \"{output}\" {{ value = … }}`)"
+                    ));
                     missing.push(output);
                 }
             }
@@ -216,9 +220,10 @@ pub async fn check(dir: &Path, runner: &Runner, log: &Path) -> CheckReport {
                 .filter(|v| !found.variables.contains(*v))
                 .collect();
             for var in &absent {
-                report
-                    .problems
-                    .push(format!("infrastructure/: variable `{var}` is passed by the orchestrator but not declared (add `variable \"{var}\" {{}}`)"));
+                report.problems.push(format!(
+                    "infrastructure/: variable `{var}` is passed by the orchestrator \
+                        but not declared (add `variable \"{var}\" {{}}`)"
+                ));
             }
             if absent.is_empty() {
                 report.passed.push(format!(

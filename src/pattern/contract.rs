@@ -206,7 +206,9 @@ impl PatternOutputs {
         if outputs.primary_ip_type == IpType::Wireguard && outputs.wg_config.is_none() {
             return Err(err(
                 "wg_config",
-                "is missing, but `primary_ip_type` is wireguard (on the grid: a network whose nodes are all zos-light has no WireGuard access)".into(),
+                "is missing, but `primary_ip_type` is wireguard (on the grid: a network whose \
+                    nodes are all zos-light has no WireGuard access)"
+                    .into(),
             ));
         }
         // every address is checked now, not when ssh waits for it until its timeout
@@ -235,7 +237,8 @@ impl PatternOutputs {
                 && !(address.starts_with('<') && address.ends_with('>'))
             {
                 let fix = if address.contains('/') {
-                    ": drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]` (the grid's computedip carries one)"
+                    ": drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]` (the grid's \
+                        computedip carries one)"
                 } else {
                     ""
                 };
@@ -351,7 +354,8 @@ mod tests {
             ("not json", "invalid JSON"),
             (
                 r#"{"primary_ip":{"value":"10.20.2.2/24"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]}}"#,
-                "output `primary_ip` is `10.20.2.2/24`, which is not an IP address: drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]`",
+                "output `primary_ip` is `10.20.2.2/24`, which is not an IP address: drop the \
+                    prefix in the output's HCL, e.g. `split(\"/\", …)[0]`",
             ),
             (
                 r#"{"primary_ip":{"value":"10.1.0.2"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]},"secondary_ips":{"value":[{"name":"b","ip":"backend-1","type":"ipv4","role":"r"}]}}"#,

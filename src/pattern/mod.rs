@@ -279,19 +279,19 @@ impl Pattern {
             });
         }
         if pattern.manifest.format == Format::Bash {
-            let blocks = check::variable_blocks(&infrastructure).map_err(|(file, message)| {
-                InputError {
+            let blocks =
+                check::variable_blocks(&infrastructure).map_err(|(file, message)| InputError {
                     file,
                     line: None,
                     column: None,
                     field: "(document)".into(),
                     message,
                     hint: Some(
-                        "the variables of a pattern written for the bash tool are read from its Terraform"
+                        "the variables of a pattern written for the bash tool are read from its \
+                            Terraform"
                             .into(),
                     ),
-                }
-            })?;
+                })?;
             pattern.mnemonic_variable = blocks.contains_key("mnemonic");
             pattern.manifest.variables = blocks
                 .into_iter()

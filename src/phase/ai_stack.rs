@@ -148,7 +148,8 @@ pub fn render(
         if index >= n {
             return Err(UserError::new(
                 format!("ai_stack.{what} is VM {index}, but the deployment has {n} VM(s)"),
-                "use VM indices from 0 (the primary); the local pattern needs `config: {vm_count: 3}` for three VMs",
+                "use VM indices from 0 (the primary); the local pattern needs `config: {vm_count: \
+                    3}` for three VMs",
             )
             .into());
         }
@@ -239,7 +240,10 @@ pub fn render(
         let base_url = if p.base_url.contains("{host_ip}") {
             let host = layout.host_ip.as_deref().ok_or_else(|| {
                 UserError::new(
-                    format!("ai_stack.llm[{i}].base_url uses {{host_ip}}, but the agent's VM is not reached through a WireGuard tunnel of this deployment"),
+                    format!(
+                        "ai_stack.llm[{i}].base_url uses {{host_ip}}, but the agent's VM is \
+                        not reached through a WireGuard tunnel of this deployment"
+                    ),
                     "give the LLM's address instead of {host_ip}",
                 )
             })?;
@@ -435,7 +439,8 @@ mod tests {
 
     #[test]
     fn finds_this_machines_address_on_the_agents_network() {
-        let wg = "[Interface]\nPrivateKey = x\nAddress = 10.101.0.1/24, 10.101.1.1/24, 10.101.2.1/24\n\n[Peer]\n";
+        let wg = "[Interface]\nPrivateKey = x\nAddress = 10.101.0.1/24, 10.101.1.1/24, \
+            10.101.2.1/24\n\n[Peer]\n";
         assert_eq!(
             host_address(wg, "10.101.1.2").as_deref(),
             Some("10.101.1.1")
@@ -446,7 +451,8 @@ mod tests {
             Some("100.64.0.1")
         );
         // The grid: one /32 address, the VMs' network routed through the peer.
-        let grid = "[Interface]\nAddress = 100.64.20.2/32\n[Peer]\nAllowedIPs = 10.20.0.0/16, 100.64.0.0/16\n";
+        let grid = "[Interface]\nAddress = 100.64.20.2/32\n[Peer]\nAllowedIPs = 10.20.0.0/16, \
+            100.64.0.0/16\n";
         assert_eq!(
             host_address(grid, "10.20.3.2").as_deref(),
             Some("100.64.20.2")
@@ -456,9 +462,11 @@ mod tests {
 
     #[test]
     fn renders_each_vms_configs_with_tokens_only_where_needed() {
-        let spec: StackSpec =
-            serde_yaml::from_str("llm:\n  - {base_url: 'http://{host_ip}:9000/v1', model: m, api_key_env: K}\n  - {base_url: 'http://x/v1', model: n}\n")
-                .unwrap();
+        let spec: StackSpec = serde_yaml::from_str(
+            "llm:\n  - {base_url: 'http://{host_ip}:9000/v1', model: m, \
+                api_key_env: K}\n  - {base_url: 'http://x/v1', model: n}\n",
+        )
+        .unwrap();
         let tokens: BTreeMap<&'static str, String> = [
             ("gateway", "g".repeat(64)),
             ("agent", "a".repeat(64)),

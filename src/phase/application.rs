@@ -220,9 +220,18 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             let sources: Vec<&std::path::Path> =
                 extras.iter().map(std::path::PathBuf::as_path).collect();
             ctx.runner
-                .run(&ssh::upload_many(&target, &sources, &format!("{REMOTE_SOURCE}/"), &log, quick))
+                .run(&ssh::upload_many(
+                    &target,
+                    &sources,
+                    &format!("{REMOTE_SOURCE}/"),
+                    &log,
+                    quick,
+                ))
                 .await
-                .context("failed to upload the app's docker-compose.yaml, scripts/, config/ or templates/")?;
+                .context(
+                    "failed to upload the app's docker-compose.yaml, scripts/, config/ or \
+                    templates/",
+                )?;
         }
         if artifact.is_file() {
             let dest = format!("{REMOTE_SOURCE}/artifacts.tar.gz");

@@ -152,7 +152,11 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        ctx.printer.warn(format!("terraform apply failed on node {nodes} ({err:#}); trying other nodes (attempt {}/{MAX_ATTEMPTS})", attempt + 1));
+        ctx.printer.warn(format!(
+            "terraform apply failed on node {nodes} ({err:#}); trying other \
+            nodes (attempt {}/{MAX_ATTEMPTS})",
+            attempt + 1
+        ));
         ctx.state.excluded_nodes.extend(selected);
         ctx.state.placement.clear();
         ctx.save()?;
@@ -353,7 +357,8 @@ fn write_variables(ctx: &Context, public_key: &str) -> Result<()> {
         for name in ctx.app.manifest.config.keys() {
             if variables.contains_key(name) && !declared.variables.contains(name) {
                 ctx.printer.warn(format!(
-                    "config.{name}: pattern `{}` lists the variable, but its infrastructure does not declare it; not passed",
+                    "config.{name}: pattern `{}` lists the variable, but its infrastructure does \
+                        not declare it; not passed",
                     ctx.pattern.manifest.name
                 ));
             }

@@ -72,7 +72,10 @@ impl Context {
     }
 
     pub fn outputs(&self) -> Result<&crate::pattern::contract::PatternOutputs> {
-        self.state.outputs.as_ref().context("the infrastructure phase recorded no outputs; run `tfgrid-compose up --from infrastructure`")
+        self.state.outputs.as_ref().context(
+            "the infrastructure phase recorded no outputs; run \
+            `tfgrid-compose up --from infrastructure`",
+        )
     }
 }
 

@@ -142,7 +142,13 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
             || ctx.app.dir.display().to_string(),
             |origin| origin.name.clone(),
         );
-        ctx.printer.status("Next", format!("`tfgrid-compose status {app}`, `tfgrid-compose ssh --app {app}`, `tfgrid-compose down {app}`"));
+        ctx.printer.status(
+            "Next",
+            format!(
+                "`tfgrid-compose status {app}`, `tfgrid-compose ssh \
+            --app {app}`, `tfgrid-compose down {app}`"
+            ),
+        );
     }
     Ok(())
 }

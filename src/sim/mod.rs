@@ -52,7 +52,8 @@ pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
         .join("linux_amd64");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let plugin = format!(
-        "#!/bin/sh\n# The grid simulator's provider (tfgrid-compose sim terraform-config).\nexec {} sim provider --sim-dir {}\n",
+        "#!/bin/sh\n# The grid simulator's provider (tfgrid-compose sim terraform-config).\nexec \
+            {} sim provider --sim-dir {}\n",
         crate::tools::ssh::shell_quote(&exe.to_string_lossy()),
         crate::tools::ssh::shell_quote(&sim.root.to_string_lossy())
     );
@@ -63,7 +64,10 @@ pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
     )?;
     let config = sim.root.join("terraform").join("terraform.rc");
     let text = format!(
-        "# Installs the grid simulator as registry.terraform.io/threefoldtech/grid {PROVIDER_VERSION}.\nprovider_installation {{\n  filesystem_mirror {{\n    path    = {mirror:?}\n    include = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n}}\n",
+        "# Installs the grid simulator as registry.terraform.io/threefoldtech/grid \
+            {PROVIDER_VERSION}.\nprovider_installation {{\n  filesystem_mirror {{\n    path    = \
+            {mirror:?}\n    include = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n  \
+            direct {{\n    exclude = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n}}\n",
         mirror = mirror.to_string_lossy()
     );
     write_if_changed(&config, text.as_bytes(), 0o644)?;

@@ -1,4 +1,5 @@
-//! The deployment's folder `.tfgrid-compose/<env>/`, the only owner of every path in it: `state.yaml`
+//! The deployment's folder `.tfgrid-compose/<env>/`, the only owner of every path in it:
+//! `state.yaml`
 //! ([`schema`]), the lock ([`lock`]), Terraform's folder, logs, keys, WireGuard configs, the
 //! AI stack's secrets. Start from [`StateDir`] and [`DeploymentState`]. The YAML crate stays
 //! behind this module and `manifest`.

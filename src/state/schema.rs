@@ -253,7 +253,10 @@ impl DeploymentState {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(v) if v > u64::from(SCHEMA_VERSION) => {
                 return Err(UserError::new(
-                    format!("state.yaml has schema_version {v}, newer than this tfgrid-compose understands ({SCHEMA_VERSION})"),
+                    format!(
+                        "state.yaml has schema_version {v}, newer than this tfgrid-compose \
+                        understands ({SCHEMA_VERSION})"
+                    ),
                     "upgrade tfgrid-compose, then run the command again",
                 )
                 .into());

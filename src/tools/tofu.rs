@@ -112,15 +112,18 @@ mod tests {
         );
         assert_eq!(
             t.plan("tfplan", &log).display_line(),
-            "tofu -chdir=/s/terraform plan -input=false -no-color -lock-timeout=60s -var-file=/s/terraform/tfgrid-compose.tfvars.json -out=tfplan"
+            "tofu -chdir=/s/terraform plan -input=false -no-color -lock-timeout=60s \
+                -var-file=/s/terraform/tfgrid-compose.tfvars.json -out=tfplan"
         );
         assert_eq!(
             t.apply("tfplan", &log).display_line(),
-            "tofu -chdir=/s/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve tfplan"
+            "tofu -chdir=/s/terraform apply -input=false -no-color -lock-timeout=60s -auto-approve \
+                tfplan"
         );
         assert_eq!(
             t.destroy(&log).display_line(),
-            "tofu -chdir=/s/terraform destroy -input=false -no-color -lock-timeout=60s -auto-approve -var-file=/s/terraform/tfgrid-compose.tfvars.json"
+            "tofu -chdir=/s/terraform destroy -input=false -no-color -lock-timeout=60s \
+                -auto-approve -var-file=/s/terraform/tfgrid-compose.tfvars.json"
         );
         for cmd in [
             t.init(&log),

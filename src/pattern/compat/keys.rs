@@ -259,10 +259,12 @@ mod tests {
     fn the_bash_gateway_shapes_parse() {
         let m = parse(
             "name: gateway\nversion: 1.0.0\nprovides:\n  gateway_ip: Gateway public IPv4 address\n\
-             requires:\n  deployment_hooks:\n    - setup.sh\n  gateway_config:\n    domain: optional\n\
+             requires:\n  deployment_hooks:\n    - setup.sh\n  gateway_config:\n    domain: \
+             optional\n\
              defaults:\n  gateway:\n    cpu: 2\n  backend:\n    count: 1\n\
              commands:\n  - logs\n  - reload  # Reload Nginx config\n\
-             stages:\n  1_infrastructure:\n    tool: terraform\nnetwork:\n  gateway:\n    public: true\n\
+             stages:\n  1_infrastructure:\n    tool: terraform\nnetwork:\n  gateway:\n    public: \
+             true\n\
              features:\n  - Load balancing\n",
         )
         .unwrap();

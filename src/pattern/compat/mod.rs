@@ -200,7 +200,8 @@ pub fn check_paths(
         return Err((
             vec!["infrastructure".into(), "template".into()],
             format!(
-                "`{template}` is not a file inside the pattern's `infrastructure/` (as `infrastructure/main.tf` or `main.tf`)"
+                "`{template}` is not a file inside the pattern's `infrastructure/` (as \
+                    `infrastructure/main.tf` or `main.tf`)"
             ),
         ));
     }

@@ -222,7 +222,8 @@ impl Provider for GridSim {
         };
         let Some(mnemonic) = mnemonic else {
             return answer(vec![diag(
-                "mnemonic is required: set the provider's `mnemonic` or the MNEMONIC environment variable",
+                "mnemonic is required: set the provider's `mnemonic` or the MNEMONIC environment \
+                    variable",
                 "",
                 &[],
             )]);
@@ -407,7 +408,8 @@ pub async fn serve(sim: SimDir, handshake: impl FnOnce(&str)) -> Result<()> {
     let process_env = crate::env::Env::from_process();
     if process_env.get(MAGIC_COOKIE_KEY) != Some(MAGIC_COOKIE_VALUE) {
         bail!(
-            "this is the grid simulator's Terraform provider; Terraform starts it (see `tfgrid-compose sim terraform-config`)"
+            "this is the grid simulator's Terraform provider; Terraform starts it (see \
+                `tfgrid-compose sim terraform-config`)"
         );
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

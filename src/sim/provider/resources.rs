@@ -314,7 +314,9 @@ pub fn access_wg_config(net: &Network) -> Result<String> {
     };
     let b = octet_b(&net.ip_range)?;
     Ok(format!(
-        "\n[Interface]\nAddress = 100.64.{b}.{ext}\nPrivateKey = {sk}\n[Peer]\nPublicKey = {pk}\nAllowedIPs = {range}, 100.64.0.0/16\nPersistentKeepalive = 25\nEndpoint = 198.18.{slot}.2:{port}\n\t",
+        "\n[Interface]\nAddress = 100.64.{b}.{ext}\nPrivateKey = {sk}\n[Peer]\nPublicKey = \
+            {pk}\nAllowedIPs = {range}, 100.64.0.0/16\nPersistentKeepalive = 25\nEndpoint = \
+            198.18.{slot}.2:{port}\n\t",
         sk = net.external_sk,
         pk = wg_pubkey(&net.access_key)?,
         range = net.ip_range,
@@ -501,7 +503,8 @@ async fn network_up(ctx: &Ctx<'_>, net: &Network) -> Result<()> {
     if let Some(ext) = net.external {
         let conf = ctx.sim.root.join(format!("net-{}.conf", net.slot));
         let text = format!(
-            "[Interface]\nPrivateKey = {}\nListenPort = {}\n\n[Peer]\nPublicKey = {}\nAllowedIPs = {}.{ext}.0/24, 100.64.{b}.{ext}/32\n",
+            "[Interface]\nPrivateKey = {}\nListenPort = {}\n\n[Peer]\nPublicKey = {}\nAllowedIPs = \
+                {}.{ext}.0/24, 100.64.{b}.{ext}/32\n",
             net.access_key,
             net.access_port,
             wg_pubkey(&net.external_sk)?,
@@ -735,9 +738,16 @@ fn book_deployment(
     let net = l
         .networks
         .values()
-        .find(|n| n.twin_id == ctx.twin_id && n.name == network_name && n.nodes.contains_key(&node_id))
+        .find(|n| {
+            n.twin_id == ctx.twin_id && n.name == network_name && n.nodes.contains_key(&node_id)
+        })
         .cloned()
-        .with_context(|| format!("invalid ip range: network '{network_name}' has no range on node {node_id} (add the node to the network's nodes)"))?;
+        .with_context(|| {
+            format!(
+                "invalid ip range: network '{network_name}' has no range on node \
+            {node_id} (add the node to the network's nodes)"
+            )
+        })?;
     let octet = net.nodes[&node_id];
     // capacity
     let (mut cru, mut mru, mut sru) = (0u64, 0u64, 0u64);
@@ -765,7 +775,8 @@ fn book_deployment(
         .saturating_sub(node.used.sru - held_s.min(node.used.sru));
     if mru > free_m || sru > free_s {
         bail!(
-            "node {node_id} does not have enough resources. needed: [mru: {mru}, sru: {sru}, hru: 0], free: [mru: {free_m}, sru: {free_s}, hru: {}]",
+            "node {node_id} does not have enough resources. needed: [mru: {mru}, sru: {sru}, hru: \
+                0], free: [mru: {free_m}, sru: {free_s}, hru: {}]",
             node.total.hru - node.used.hru
         );
     }
@@ -803,7 +814,8 @@ fn book_deployment(
                 let o = ip.octets();
                 ensure!(
                     format!("{}.{}.{}", o[0], o[1], o[2]) == range,
-                    "deployment ip range '{range}.0/24' doesn't contain ip '{wanted}' for vm '{name}'"
+                    "deployment ip range '{range}.0/24' doesn't contain ip '{wanted}' for vm \
+                        '{name}'"
                 );
                 ensure!(o[3] != 1, "ip {wanted} is reserved");
                 ensure!(
@@ -1037,12 +1049,14 @@ async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<
                 if a != b && !(empty(a) && empty(b)) {
                     if *k == "publicip" && b == &Val::Bool(true) {
                         bail!(
-                            "currently, it's not possible to increase the number of reserved public ips in a deployment, node: {}, current: 0, requested: 1",
+                            "currently, it's not possible to increase the number of reserved \
+                                public ips in a deployment, node: {}, current: 0, requested: 1",
                             planned.int_or_zero("node")
                         );
                     }
                     bail!(
-                        "workload 'zmachine' does not support upgrade (vm '{name}': {k} changed; rename the VM or replace the resource)"
+                        "workload 'zmachine' does not support upgrade (vm '{name}': {k} changed; \
+                            rename the VM or replace the resource)"
                     );
                 }
             }
@@ -1078,7 +1092,8 @@ async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<
         {
             ensure!(
                 old_index == i,
-                "vm '{}' moved in the vms list; the simulator keeps VMs at their index (remove and add it under a new name)",
+                "vm '{}' moved in the vms list; the simulator keeps VMs at their index (remove and \
+                    add it under a new name)",
                 vm.str_or_empty("name")
             );
         }
@@ -1202,7 +1217,8 @@ async fn gateway_sync(sim: &SimDir, node: u32) -> Result<()> {
     }
     if !dir.join("nginx.pid").exists() && routed_here(&gateway_ip(node)) {
         bail!(
-            "{} (the simulated gateway node {node}) is in use by another simulator on this machine; `tfgrid-compose sim reset` there first",
+            "{} (the simulated gateway node {node}) is in use by another simulator on this \
+                machine; `tfgrid-compose sim reset` there first",
             gateway_ip(node)
         );
     }
@@ -1274,7 +1290,8 @@ async fn proxy_up(ctx: &Ctx<'_>, state: &Val) -> Result<()> {
             .clone();
         ensure!(
             net.nodes.contains_key(&node),
-            "network '{network}' does not include the gateway node {node}: add it to the network's nodes"
+            "network '{network}' does not include the gateway node {node}: add it to the network's \
+                nodes"
         );
         Some(net)
     };
@@ -1334,18 +1351,38 @@ fn proxy_book(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
     let name = planned.str_or_empty("name");
     let fqdn_in = planned.str_or_empty("fqdn");
     ctx.sim.with_ledger(|l| {
-        let node = l.node(node_id).cloned().with_context(|| format!("node {node_id} not found"))?;
+        let node = l
+            .node(node_id)
+            .cloned()
+            .with_context(|| format!("node {node_id} not found"))?;
         let mut state = planned.clone();
         let mut name_contract = 0;
         if name_proxy {
-            let domain =
-                node.domain.clone().with_context(|| format!("node {node_id} cannot deploy a gateway name workload as it does not have a domain configured"))?;
+            let domain = node.domain.clone().with_context(|| {
+                format!(
+                    "node {node_id} cannot deploy a \
+                    gateway name workload as it does not have a domain configured"
+                )
+            })?;
             // TFChain wants 3+ characters of a-z 0-9 - _, the node at most 36, the provider's
             // schema no hyphen: what passes all three is [a-z0-9_]{3,36}
             let rule = "a gateway name has 3 to 36 characters of a-z, 0-9 and _";
-            ensure!(name.len() >= 3, "NameContractNameTooShort: '{name}' ({rule})");
-            ensure!(name.len() <= 36 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "NameNotValid: '{name}' ({rule})");
-            ensure!(!l.names.contains_key(&name), "NameExists: the name '{name}' is taken on this grid");
+            ensure!(
+                name.len() >= 3,
+                "NameContractNameTooShort: '{name}' ({rule})"
+            );
+            ensure!(
+                name.len() <= 36
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "NameNotValid: '{name}' ({rule})"
+            );
+            ensure!(
+                !l.names.contains_key(&name),
+                "NameExists: the name '{name}' is taken on this \
+                grid"
+            );
             name_contract = l.open_contract(ctx.twin_id, "name", 0, String::new());
             if let Some(c) = l.contracts.get_mut(&name_contract) {
                 c.name = name.clone();
@@ -1354,14 +1391,35 @@ fn proxy_book(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
             state.set("fqdn", Val::string(format!("{name}.{domain}")));
             state.set("name_contract_id", Val::Int(name_contract as i64));
         } else {
-            ensure!(node.domain.is_some(), "node {node_id} cannot deploy a fqdn workload as it does not have a public ipv4 configured");
+            ensure!(
+                node.domain.is_some(),
+                "node {node_id} cannot deploy a fqdn workload as it \
+                does not have a public ipv4 configured"
+            );
             let ok = fqdn_in.split('.').count() >= 2
-                && fqdn_in.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-            ensure!(ok && fqdn_in.rsplit('.').next().is_some_and(|t| t.len() >= 2), "invalid fqdn '{fqdn_in}'");
+                && fqdn_in.split('.').all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            ensure!(
+                ok && fqdn_in.rsplit('.').next().is_some_and(|t| t.len() >= 2),
+                "invalid fqdn \
+                '{fqdn_in}'"
+            );
         }
-        let kind = if name_proxy { "Gateway Name" } else { "Gateway Fqdn" };
-        let project = if planned.str_or_empty("solution_type").is_empty() { name.clone() } else { planned.str_or_empty("solution_type") };
-        let meta = serde_json::json!({"version": 3, "type": kind, "name": name, "projectName": project});
+        let kind = if name_proxy {
+            "Gateway Name"
+        } else {
+            "Gateway Fqdn"
+        };
+        let project = if planned.str_or_empty("solution_type").is_empty() {
+            name.clone()
+        } else {
+            planned.str_or_empty("solution_type")
+        };
+        let meta =
+            serde_json::json!({"version": 3, "type": kind, "name": name, "projectName": project});
         let id = l.open_contract(ctx.twin_id, "node", node_id, meta.to_string());
         if name_contract != 0 {
             // the name contract goes with the node contract
@@ -1371,7 +1429,10 @@ fn proxy_book(ctx: &Ctx<'_>, type_name: &str, planned: &Val) -> Result<Val> {
             }
         }
         state.set("id", Val::string(id.to_string()));
-        state.set("node_deployment_id", node_map([(node_id, id)], |c| Val::Int(c as i64)));
+        state.set(
+            "node_deployment_id",
+            node_map([(node_id, id)], |c| Val::Int(c as i64)),
+        );
         Ok(state)
     })
 }

@@ -325,7 +325,12 @@ fn check_one(check: &Check, k: &str, v: &Val) -> Option<String> {
         }
         Check::Cidr16 => {
             let s = v.str()?;
-            cidr16_problem(s).map(|why| format!("expected {k} to contain a network Value with between 16 and 16 significant bits, got: {s} ({why})"))
+            cidr16_problem(s).map(|why| {
+                format!(
+                    "expected {k} to contain a network Value with \
+                between 16 and 16 significant bits, got: {s} ({why})"
+                )
+            })
         }
         Check::OneOf(allowed) => {
             let s = v.str()?;
@@ -350,7 +355,13 @@ fn check_one(check: &Check, k: &str, v: &Val) -> Option<String> {
                 .filter_map(Val::str)
                 .filter(|g| !gpu_id(g))
                 .collect();
-            (!bad.is_empty()).then(|| format!("invalid value for {k} (must match ^[A-Za-z0-9:.]+/[A-Za-z0-9]+/[A-Za-z0-9]+$), got: {}", bad.join(", ")))
+            (!bad.is_empty()).then(|| {
+                format!(
+                    "invalid value for {k} (must match \
+                ^[A-Za-z0-9:.]+/[A-Za-z0-9]+/[A-Za-z0-9]+$), got: {}",
+                    bad.join(", ")
+                )
+            })
         }
     }
 }

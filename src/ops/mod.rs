@@ -125,6 +125,25 @@ impl Target {
         }
     }
 
+    /// The app this target names, loaded once (its warnings printed): the manifest `up`
+    /// recorded for a deployment, else the folder or file given.
+    ///
+    /// Errors: the manifest's, with file, line and field.
+    pub fn load_app(&self, printer: &crate::output::Printer) -> Result<crate::manifest::App> {
+        let recorded = self
+            .dir
+            .load()
+            .ok()
+            .flatten()
+            .map(|state| state.app.manifest)
+            .filter(|m| m.is_file());
+        let app = crate::manifest::App::load(recorded.as_deref().unwrap_or(&self.app))?;
+        for warning in &app.warnings {
+            printer.warn(warning);
+        }
+        Ok(app)
+    }
+
     /// Loads the recorded deployment, or explains that there is none.
     pub fn load(&self) -> Result<DeploymentState> {
         match self.dir.load()? {

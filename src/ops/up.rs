@@ -1,8 +1,6 @@
 //! `up` (and `validate`): everything is checked before anything is written, then the state folder
 //! is created, the lock taken, and the phases run from the first unfinished one.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::clock::now_unix;
@@ -56,13 +54,9 @@ pub struct Validated {
 pub fn validate(
     printer: &Printer,
     settings: &Settings,
-    app_path: &Path,
+    app: App,
     pattern_flag: Option<&str>,
 ) -> Result<Validated> {
-    let app = App::load(app_path)?;
-    for warning in &app.warnings {
-        printer.warn(warning);
-    }
     let pattern_name = app.pattern_name(pattern_flag)?;
     let pattern = crate::pattern::find(settings, &app.dir, &pattern_name)?;
     let (mut variables, mut warnings) = app.variables(&pattern)?;
@@ -353,7 +347,12 @@ pub async fn up(
 ) -> Result<()> {
     let target =
         crate::ops::catalog::resolve_for_up(printer, settings, options.app.as_deref()).await?;
-    let valid = validate(printer, settings, &target.app, options.pattern.as_deref())?;
+    let valid = validate(
+        printer,
+        settings,
+        target.load_app(printer)?,
+        options.pattern.as_deref(),
+    )?;
     let mut dir = target.dir.clone();
     dir.dry_run = options.dry_run;
     let app_arg = Target {

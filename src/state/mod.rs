@@ -78,6 +78,14 @@ impl StateDir {
             .filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME))
         {
             let _ = std::fs::remove_dir(parent);
+            // A registry app's holder folder (`<data dir>/apps/<name>/`, see
+            // `for_registry_app`) has nothing else in it: it goes too, when empty.
+            if let Some(holder) = parent
+                .parent()
+                .filter(|h| h.parent().and_then(Path::file_name).is_some_and(|n| n == "apps"))
+            {
+                let _ = std::fs::remove_dir(holder);
+            }
         }
         Ok(())
     }

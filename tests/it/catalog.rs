@@ -485,6 +485,9 @@ fn up_of_a_registry_app_deploys_exactly_the_pinned_commit() {
     let (code, _, err) = s.run(&["down", "--yes", "minimal"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(!state_dir.exists());
+    // Nothing is left of it in the data dir: the app's holder folder goes with its state.
+    let holder = state_dir.parent().unwrap().parent().unwrap();
+    assert!(!holder.exists(), "{} is left", holder.display());
 }
 
 #[test]

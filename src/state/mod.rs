@@ -80,10 +80,11 @@ impl StateDir {
             let _ = std::fs::remove_dir(parent);
             // A registry app's holder folder (`<data dir>/apps/<name>/`, see
             // `for_registry_app`) has nothing else in it: it goes too, when empty.
-            if let Some(holder) = parent
-                .parent()
-                .filter(|h| h.parent().and_then(Path::file_name).is_some_and(|n| n == "apps"))
-            {
+            if let Some(holder) = parent.parent().filter(|h| {
+                h.parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "apps")
+            }) {
                 let _ = std::fs::remove_dir(holder);
             }
         }

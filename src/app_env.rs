@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::credentials::GitIdentity;
 use crate::error::InputError;
+use crate::yaml::scalar_text as scalar;
 
 /// One declared variable.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -81,16 +82,6 @@ pub fn is_name(name: &str) -> bool {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// A YAML scalar as the text a hook sees; `None` for null, a list or a map.
-fn scalar(value: &serde_yaml::Value) -> Option<String> {
-    match value {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// `KEY=VALUE` lines of an env file (`export`, quotes and comments as dotenv reads them).

@@ -55,6 +55,35 @@ pub fn read_secret(path: &Path) -> Result<String> {
     Ok(secret)
 }
 
+/// Copies the folder `from` into `to` (created as needed), file by file through a temp file and
+/// a rename, so a reader never sees half a file; entries whose name `skip` accepts are left out
+/// at every depth.
+///
+/// Errors: a folder that cannot be read, a file that cannot be copied.
+pub fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("failed to create `{}`", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("failed to read `{}`", from.display()))?
+    {
+        let entry = entry?;
+        let name = entry.file_name();
+        let lossy = name.to_string_lossy();
+        if skip(&lossy) {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target, skip)?;
+        } else {
+            let temp = to.join(format!(".{lossy}.tmp"));
+            std::fs::copy(entry.path(), &temp)
+                .with_context(|| format!("failed to copy `{}`", entry.path().display()))?;
+            std::fs::rename(&temp, &target)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::write_atomic;

@@ -184,6 +184,17 @@ pub fn locate(text: &str, field: &[&str]) -> Option<(usize, usize)> {
     found
 }
 
+/// A YAML scalar as text (`443`, `true` and `"x"` alike, as a shell variable holds them);
+/// `None` for null, a sequence or a mapping.
+pub fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// YAML scalars and collections as JSON, for tfvars and ansible extra vars.
 pub fn yaml_to_json(value: &serde_yaml::Value) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)

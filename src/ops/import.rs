@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::clock::now_unix;
 use crate::error::UserError;
@@ -94,12 +94,7 @@ fn read_bash_state(path: &Path) -> Result<BTreeMap<String, String>> {
     Ok(map
         .into_iter()
         .filter_map(|(k, v)| {
-            let text = match v {
-                serde_yaml::Value::String(s) => s,
-                serde_yaml::Value::Number(n) => n.to_string(),
-                serde_yaml::Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
+            let text = crate::yaml::scalar_text(&v)?;
             (!text.is_empty() && text != "null").then_some((k, text))
         })
         .collect())
@@ -115,26 +110,6 @@ fn required<'a>(state: &'a BTreeMap<String, String>, key: &str, path: &Path) -> 
         )
         .into()
     })
-}
-
-/// Copies `from` into `to`, leaving out Terraform's provider cache and the saved plan.
-fn copy_terraform(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".terraform" || name == "tfplan" {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_terraform(&path, &to.join(&name))?;
-        } else {
-            std::fs::copy(&path, to.join(&name))
-                .with_context(|| format!("copying `{}`", path.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// The private key ssh would use by default, as the bash tool's ssh did (§4.4).
@@ -325,7 +300,10 @@ fn write_files(
         .collect();
     // Files: the Terraform folder, the variables for `destroy`, the WireGuard config.
     let workdir = dir.terraform_dir();
-    copy_terraform(&terraform, &workdir)?;
+    // Without Terraform's provider cache and the saved plan; the state and lock file come along.
+    crate::files::copy_tree(&terraform, &workdir, &|name| {
+        name == ".terraform" || name == "tfplan"
+    })?;
     let declared = crate::pattern::check::declared(&workdir).unwrap_or_default();
     let vars: serde_json::Map<String, serde_json::Value> = variables(bash)
         .into_iter()

@@ -84,7 +84,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let workdir = ctx.dir.terraform_dir();
     ctx.dir.create_dir(&workdir)?;
     if !ctx.dir.dry_run {
-        copy_tree(&ctx.pattern.dir.join("infrastructure"), &workdir)?;
+        // Module files are overwritten; what Terraform wrote (state, `.terraform/`, plan) stays.
+        crate::files::copy_tree(&ctx.pattern.dir.join("infrastructure"), &workdir, &|name| {
+            name.starts_with(".terraform")
+                || name.starts_with("terraform.tfstate")
+                || name == "tfplan"
+        })?;
     }
     let public_key =
         if ctx.runner.is_dry_run() && !ctx.state.ssh.identity.with_extension("pub").exists() {
@@ -381,34 +386,5 @@ async fn ensure_ssh_key(ctx: &mut Context, log: &Path) -> Result<()> {
         .run(&ssh::keygen(&ctx.state.ssh.identity, &comment, log))
         .await
         .context("failed to create the deployment's ssh key")?;
-    Ok(())
-}
-
-/// Copies a pattern's infrastructure folder, overwriting module files and leaving everything
-/// Terraform wrote (state, `.terraform/`, plan) alone.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for entry in
-        std::fs::read_dir(from).with_context(|| format!("failed to read `{}`", from.display()))?
-    {
-        let entry = entry?;
-        let name = entry.file_name();
-        let lossy = name.to_string_lossy();
-        if lossy.starts_with(".terraform")
-            || lossy.starts_with("terraform.tfstate")
-            || lossy == "tfplan"
-        {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            let temp = to.join(format!(".{lossy}.tmp"));
-            std::fs::copy(entry.path(), &temp)
-                .with_context(|| format!("failed to copy `{}`", entry.path().display()))?;
-            std::fs::rename(&temp, &target)?;
-        }
-    }
     Ok(())
 }

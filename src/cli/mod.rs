@@ -589,7 +589,8 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         ),
         Command::Validate(args) => {
             let target = ops::resolve_target(&settings, args.app.as_deref())?;
-            let valid = ops::up::validate(printer, &settings, target.load_app(printer)?, None)?;
+            let valid =
+                ops::up::validate(printer, &settings, target.load_app(printer, None)?, None)?;
             if args.strict && !valid.warnings.is_empty() {
                 return Err(crate::error::UserError::new(
                     format!(

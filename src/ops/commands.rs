@@ -104,10 +104,7 @@ fn load(
 ) -> Result<(Target, DeploymentState, App)> {
     let target = resolve_target(settings, app)?;
     let state = target.load()?;
-    let app = App::load(&state.app.manifest)?;
-    for warning in &app.warnings {
-        printer.warn(warning);
-    }
+    let app = target.load_app(printer, Some(&state))?;
     Ok((target, state, app))
 }
 

@@ -125,19 +125,28 @@ impl Target {
         }
     }
 
-    /// The app this target names, loaded once (its warnings printed): the manifest `up`
-    /// recorded for a deployment, else the folder or file given.
+    /// The app this target names, loaded once (its warnings printed): the manifest of the
+    /// deployment `state` (when the caller has loaded it), else the manifest `up` recorded for a
+    /// deployment here, else the folder or file given.
     ///
     /// Errors: the manifest's, with file, line and field.
-    pub fn load_app(&self, printer: &crate::output::Printer) -> Result<crate::manifest::App> {
-        let recorded = self
-            .dir
-            .load()
-            .ok()
-            .flatten()
-            .map(|state| state.app.manifest)
-            .filter(|m| m.is_file());
-        let app = crate::manifest::App::load(recorded.as_deref().unwrap_or(&self.app))?;
+    pub fn load_app(
+        &self,
+        printer: &crate::output::Printer,
+        state: Option<&DeploymentState>,
+    ) -> Result<crate::manifest::App> {
+        let path = match state {
+            Some(state) => state.app.manifest.clone(),
+            None => self
+                .dir
+                .load()
+                .ok()
+                .flatten()
+                .map(|state| state.app.manifest)
+                .filter(|m| m.is_file())
+                .unwrap_or_else(|| self.app.clone()),
+        };
+        let app = crate::manifest::App::load(&path)?;
         for warning in &app.warnings {
             printer.warn(warning);
         }

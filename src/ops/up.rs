@@ -112,8 +112,8 @@ pub fn validate(
     let hooks = app.hooks()?;
     let replaced: Vec<&str> = hooks
         .iter()
+        .filter(|h| crate::phase::application::replaced_by_playbook(h.kind))
         .map(|h| h.kind.name())
-        .filter(|k| *k != "healthcheck")
         .collect();
     let playbook = crate::phase::application::APP_PLAYBOOK;
     if !replaced.is_empty() && app.dir.join("deployment").join(playbook).is_file() {
@@ -350,7 +350,7 @@ pub async fn up(
     let valid = validate(
         printer,
         settings,
-        target.load_app(printer)?,
+        target.load_app(printer, None)?,
         options.pattern.as_deref(),
     )?;
     let mut dir = target.dir.clone();

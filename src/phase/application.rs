@@ -80,6 +80,11 @@ fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)
 /// (tfgrid-compose-bash.md §2, `orchestrator.sh:1534-1546`).
 pub const APP_PLAYBOOK: &str = "playbook.yml";
 
+/// Whether the app's playbook takes the place of this hook (`setup` and `configure`).
+pub fn replaced_by_playbook(kind: crate::manifest::HookKind) -> bool {
+    kind != crate::manifest::HookKind::Healthcheck
+}
+
 /// `ansible-playbook` on the app's playbook with the platform phase's inventory, `ansible.cfg`
 /// and extra vars; the app's `environment:` values are in its environment (for
 /// `lookup('env', NAME)`), never in its argv.
@@ -273,7 +278,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let playbook = ctx.app.dir.join("deployment").join(APP_PLAYBOOK);
     if playbook.is_file() {
         run_playbook(ctx, &playbook).await?;
-        hooks.retain(|h| h.kind == crate::manifest::HookKind::Healthcheck);
+        hooks.retain(|h| !replaced_by_playbook(h.kind));
     }
     for hook in &hooks {
         for (index, vm) in &targets {

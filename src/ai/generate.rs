@@ -100,12 +100,16 @@ fn record_answer(db: &Db, id: &str, attempt: u32, answer: &Answer) -> Result<()>
         Finish::Length => ("length", "; cut off at max_tokens".to_string()),
         Finish::Stopped(why) => ("stopped", format!("; stopped: {why}")),
     };
+    let server = answer
+        .server_tokens_per_s
+        .map(|r| format!("; the server measured {r:.1} tokens/s"))
+        .unwrap_or_default();
     db.event_with(
         id,
         "llm",
         "done",
         &format!(
-            "{} tokens in {} ({rate:.1} tokens/s) from {}, attempt {attempt}{how}",
+            "{} tokens in {} ({rate:.1} tokens/s) from {}, attempt {attempt}{server}{how}",
             answer.tokens_out,
             crate::clock::format_duration(answer.elapsed),
             answer.provider
@@ -116,6 +120,7 @@ fn record_answer(db: &Db, id: &str, attempt: u32, answer: &Answer) -> Result<()>
             "tokens_in": answer.tokens_in,
             "tokens_out": answer.tokens_out,
             "tokens_per_s": (rate * 10.0).round() / 10.0,
+            "server_tokens_per_s": answer.server_tokens_per_s.map(|r| (r * 10.0).round() / 10.0),
             "elapsed_ms": u64::try_from(answer.elapsed.as_millis()).unwrap_or(u64::MAX),
             "finish": finish,
         })),

@@ -17,7 +17,9 @@ pub struct StackSpec {
     /// The LLM providers, in fallback order. `{host_ip}` in a `base_url` is this machine's
     /// address on the deployment's WireGuard network, as the agent's VM sees it (an LLM served
     /// from this machine). `api_key_env`/`api_key_file` are read here at deploy time and the key
-    /// is copied 0600 to the agent's VM.
+    /// is copied 0600 to the agent's VM. Empty or absent: the stack runs [`local_model`] on the
+    /// agent's VM and uses it.
+    #[serde(default)]
     pub llm: Vec<Provider>,
     /// Which provider a request goes to first (default `fallback`).
     #[serde(default)]
@@ -134,11 +136,40 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The model the stack serves itself when `ai_stack.llm` names no provider: llama.cpp's server
+/// (PyPI `xllamacpp`) with Qwen2.5-Coder-1.5B-Instruct Q4_K_M, installed by
+/// `scripts/install-llm.sh` and run on the agent's VM, on its loopback only.
+///
+/// Why there: it lives and dies with the deployment (`up` starts it, `down` stops it, nothing
+/// outlives the command on the operator's machine), it works the same on a grid VM (the agent's
+/// VM has 8 GB by default; the model needs about 2 GB) and on a local VM (which sees this
+/// machine's `/opt`, where `install-deps.sh` put it), and it needs no port opened to anyone.
+pub mod local_model {
+    /// The server's entry point (`serve --host H --port P`), written by `install-llm.sh`.
+    pub const SERVE: &str = "/opt/tfgrid-compose/llm/serve";
+    /// Its port on the agent VM's loopback.
+    pub const PORT: u16 = 8081;
+    /// The name it answers to (`/v1/models`).
+    pub const MODEL: &str = "qwen2.5-coder-1.5b";
+    /// The installer, copied to the agent's VM; it runs there when the VM has no model yet.
+    pub const INSTALLER: &str = include_str!("../../scripts/install-llm.sh");
+
+    /// The provider the agent uses for it, with the default bounds (which suit CPU inference).
+    pub fn provider() -> super::Provider {
+        super::Provider {
+            base_url: format!("http://127.0.0.1:{PORT}/v1"),
+            model: MODEL.into(),
+            api_key_file: None,
+            api_key_env: None,
+            max_tokens: None,
+            timeout: None,
+            idle_timeout: None,
+        }
+    }
+}
+
 /// Refuses a stack section that cannot work, at validation (before anything is created).
 pub fn check(spec: &StackSpec) -> Result<(), String> {
-    if spec.llm.is_empty() {
-        return Err("`llm` needs at least one provider".into());
-    }
     check_name(&spec.org).map_err(|e| format!("`org`: {e}"))?;
     for (i, p) in spec.llm.iter().enumerate() {
         if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {

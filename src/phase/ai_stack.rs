@@ -235,8 +235,15 @@ pub fn render(
     );
 
     // Agent: the project API, its LLM chain, the git host and the gateway as clients.
+    // No provider named: the local model, served on the agent's VM.
+    let local = spec.llm.is_empty();
+    let chain = if local {
+        vec![crate::ai::spec::local_model::provider()]
+    } else {
+        spec.llm.clone()
+    };
     let mut providers = Vec::new();
-    for (i, p) in spec.llm.iter().enumerate() {
+    for (i, p) in chain.iter().enumerate() {
         let base_url = if p.base_url.contains("{host_ip}") {
             let host = layout.host_ip.as_deref().ok_or_else(|| {
                 UserError::new(
@@ -263,6 +270,13 @@ pub fn render(
         });
     }
     let agent = vms.entry(spec.agent).or_default();
+    if local {
+        agent.services.push("llm");
+        agent.files.insert(
+            "install-llm.sh".into(),
+            crate::ai::spec::local_model::INSTALLER.into(),
+        );
+    }
     agent.services.push("agent");
     for (i, key) in &layout.keys {
         agent.files.insert(format!("llm-{i}.key"), key.clone());
@@ -533,5 +547,39 @@ mod tests {
                 .to_string()
                 .contains("ai_stack.git is VM 3, but the deployment has 3 VM(s)")
         );
+    }
+
+    /// No `llm:`: the agent's VM runs the local model first, with its installer, and the agent
+    /// asks it on that VM's loopback; no key goes anywhere.
+    #[test]
+    fn a_stack_without_providers_serves_the_local_model_on_the_agents_vm() {
+        let spec: StackSpec = serde_yaml::from_str("gateway: 0\n").unwrap();
+        assert!(crate::ai::spec::check(&spec).is_ok());
+        let tokens: BTreeMap<&'static str, String> = [
+            ("gateway", "g".into()),
+            ("agent", "a".into()),
+            ("git", "t".into()),
+        ]
+        .into();
+        let addresses = ["10.1.0.2".to_string(), "10.1.1.2".into(), "10.1.2.2".into()];
+        let layout = Layout {
+            addresses: &addresses,
+            private: &[],
+            host_ip: None,
+            keys: BTreeMap::new(),
+            tokens: &tokens,
+        };
+        let (vms, _) = render(&spec, &layout).unwrap();
+        assert_eq!(vms[&1].files["services"], "llm\nagent\n");
+        assert!(vms[&1].files["install-llm.sh"].contains("MODEL_SHA256="));
+        let agent: crate::ai::agent::AgentConfig =
+            serde_yaml::from_str(&vms[&1].files["agent.yaml"]).unwrap();
+        assert_eq!(agent.llm.len(), 1);
+        assert_eq!(agent.llm[0].base_url, "http://127.0.0.1:8081/v1");
+        assert_eq!(agent.llm[0].model, "qwen2.5-coder-1.5b");
+        assert!(agent.llm[0].api_key_file.is_none());
+        for vm in [0, 2] {
+            assert!(!vms[&vm].files["services"].contains("llm"));
+        }
     }
 }

@@ -155,9 +155,12 @@ fn manifest_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["tfgrid-compose.yaml:8:1: env_file: `../secrets.env` is outside the app folder"],
         ),
         (
-            "ai_stack without an LLM",
-            format!("{BASE}ai_stack:\n  llm: []\n"),
-            vec!["tfgrid-compose.yaml:8:1: ai_stack: `llm` needs at least one provider"],
+            "ai_stack with an LLM that is not http",
+            format!("{BASE}ai_stack:\n  llm:\n    - {{base_url: ftp://x, model: m}}\n"),
+            vec![
+                "tfgrid-compose.yaml:8:1: ai_stack: `llm[0].base_url` must start with http:// or \
+                 https://",
+            ],
         ),
         (
             "ai_stack with an unknown key",

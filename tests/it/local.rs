@@ -649,16 +649,11 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
     start_llm(listener, seen.clone());
     let manifest = d.app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    let start = text.find("  llm:\n").unwrap();
-    let end = text.find("  max_concurrent_projects").unwrap();
+    let at = text.find("  max_concurrent_projects").unwrap();
     let llm = format!(
         "  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n"
     );
-    std::fs::write(
-        &manifest,
-        format!("{}{llm}{}", &text[..start], &text[end..]),
-    )
-    .unwrap();
+    std::fs::write(&manifest, format!("{}{llm}{}", &text[..at], &text[at..])).unwrap();
 
     let out = d
         .cmd()

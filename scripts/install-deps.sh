@@ -10,6 +10,7 @@
 #              iptables, iptables-persistent, unattended-upgrades, certbot, python3-certbot-nginx,
 #              python3-apt, cron, sqlite3: what the grid patterns' playbooks install, so that the grid
 #              simulator's VMs (which share this machine's /usr) have them without a mirror
+#              systemd: `systemd-analyze verify` and `security` check the AI stack's units
 # Commands are linked into $BIN (default /usr/local/bin). Safe to run again.
 #   scripts/install-deps.sh            PREFIX=/opt/tfgrid-compose BIN=/usr/local/bin
 set -euo pipefail
@@ -27,7 +28,7 @@ command -v apt-get >/dev/null || die "apt-get not found: this script supports De
 apt_packages=(openssh-server openssh-client wireguard-tools wireguard-go iproute2 util-linux
               python3 python3-venv ca-certificates nginx-light fcgiwrap git curl passwd
               iptables iptables-persistent unattended-upgrades certbot python3-certbot-nginx python3-apt
-              cron sqlite3)
+              cron sqlite3 systemd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -17,6 +17,7 @@ pub mod nginx;
 pub mod server;
 pub mod site;
 pub mod spec;
+pub mod units;
 pub mod words;
 
 use std::path::Path;

@@ -5,17 +5,23 @@
 /// Where git's smart-HTTP backend is on the VMs (Debian's `git` package).
 pub const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 
+/// The pid file of an nginx run with prefix `dir` (named by its config's `pid`).
+pub fn pid_file(dir: &str) -> String {
+    format!("{dir}/nginx.pid")
+}
+
 /// The top of a config for an nginx run with prefix `dir`: pid, logs and temp paths under it.
 pub fn top(dir: &str) -> String {
     format!(
         "# Written by tfgrid-compose (ai_stack); started as `nginx -p {dir} -c THIS -e {dir}/error.log`.\n\
-         worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{ \
+         worker_processes 1;\npid {};\nerror_log {dir}/error.log;\nevents {{ \
          worker_connections 512; }}\n\
          http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  \
          access_log {dir}/access.log;\n\
          \x20 client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  \
          fastcgi_temp_path {dir}/fastcgi;\n\
-         \x20 scgi_temp_path {dir}/scgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  server_tokens off;\n"
+         \x20 scgi_temp_path {dir}/scgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  server_tokens off;\n",
+        pid_file(dir)
     )
 }
 

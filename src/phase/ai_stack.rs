@@ -4,10 +4,11 @@
 //!   `.tfgrid-compose/<env>/ai-stack/` (the CLI reads the agent's from there);
 //! - this binary at `/usr/local/bin/tfgrid-compose` on every stack VM;
 //! - `/etc/tfgrid-ai/` on each VM with the configs of the services it runs (gateway and nginx,
-//!   agent and its LLM keys, git host API and nginx with git smart HTTP) and the tokens they need.
+//!   agent and its LLM keys, git host API and nginx with git smart HTTP), the tokens they need,
+//!   and a systemd unit per process (`tfgrid-ai-NAME.service`, from `ai::units`).
 //!
-//! The app's hooks start the services (how depends on the VM: `setsid` on local VMs, systemd on
-//! the grid). Addresses are recorded in `state.yaml` (`ai_stack:`), tokens never are.
+//! The app's hooks start the services (how depends on the VM: `setsid` on local VMs, the
+//! systemd units where systemd is PID 1, as on the grid). Addresses are recorded in `state.yaml` (`ai_stack:`), tokens never are.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::ai::gateway::GatewayConfig;
 use crate::ai::githost::GitConfig;
 use crate::ai::gitserver::GitServerConfig;
 use crate::ai::spec::{Provider, StackRecord, StackSpec};
+use crate::ai::units::{self, Folders, Programs};
 use crate::error::UserError;
 use crate::process::Io;
 use crate::tools::ssh;
@@ -34,6 +36,11 @@ pub const REMOTE_DATA: &str = "/var/lib/tfgrid-ai";
 pub const GATEWAY_PORT: u16 = 7701;
 pub const AGENT_PORT: u16 = 7702;
 pub const GIT_PORT: u16 = 7703;
+/// The folders the services use on each VM.
+const FOLDERS: Folders = Folders {
+    config: REMOTE_CONFIG,
+    data: REMOTE_DATA,
+};
 /// The deployment's tokens, created on first use and kept.
 fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
     let dir = state.ai_stack_dir();
@@ -122,6 +129,8 @@ pub struct Layout<'a> {
     /// The API key of each provider that has one.
     pub keys: BTreeMap<usize, String>,
     pub tokens: &'a BTreeMap<&'static str, String>,
+    /// The programs the systemd units start on the VMs.
+    pub programs: &'a Programs,
 }
 
 /// A service's config file, from the type the service reads it into.
@@ -180,7 +189,7 @@ pub fn render(
 
     // Gateway: the route API, and nginx serving the sites and passing /git/ to the git host.
     let gw_dir = format!("{REMOTE_DATA}/gateway");
-    let gw_nginx = format!("{REMOTE_DATA}/nginx-gateway");
+    let gw_nginx = FOLDERS.nginx_prefix("gateway");
     let gw = vms.entry(spec.gateway).or_default();
     gw.services.push("gateway");
     gw.files.insert("gateway.token".into(), token("gateway"));
@@ -190,15 +199,9 @@ pub fn render(
             listen: format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
             token_file: remote("gateway.token"),
             state_dir: PathBuf::from(&gw_dir),
-            nginx: vec![
-                "nginx".into(),
-                "-p".into(),
-                gw_nginx.clone(),
-                "-c".into(),
-                format!("{REMOTE_CONFIG}/gateway-nginx.conf"),
-                "-e".into(),
-                format!("{gw_nginx}/error.log"),
-            ],
+            nginx: std::iter::once("nginx".to_string())
+                .chain(FOLDERS.nginx_args("gateway"))
+                .collect(),
             rate_limit: rate,
         }),
     );
@@ -209,7 +212,7 @@ pub fn render(
 
     // Git host: the repository API behind nginx, which also serves the repositories over smart
     // HTTP and lets a push through only with the token.
-    let git_nginx = format!("{REMOTE_DATA}/nginx-git");
+    let git_nginx = FOLDERS.nginx_prefix("git");
     let git = vms.entry(spec.git).or_default();
     git.services.push("git");
     git.files.insert("git.token".into(), token("git"));
@@ -230,7 +233,7 @@ pub fn render(
             GIT_PORT,
             &token("git"),
             &format!("{REMOTE_DATA}/repos"),
-            &format!("{REMOTE_DATA}/fcgiwrap.sock"),
+            &FOLDERS.fcgiwrap_socket(),
         ),
     );
 
@@ -313,6 +316,9 @@ pub fn render(
     for vm in vms.values_mut() {
         vm.files
             .insert("services".into(), format!("{}\n", vm.services.join("\n")));
+        // The setup hook installs these where systemd is PID 1 (grid VMs).
+        vm.files
+            .extend(units::render(&vm.services, &FOLDERS, layout.programs)?);
     }
     Ok((vms, record))
 }
@@ -381,6 +387,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
         host_ip,
         keys,
         tokens: &tokens,
+        programs: &Programs::on_vm(REMOTE_BIN),
     };
     let (vms, record) = render(spec, &layout)?;
     let exe = std::env::current_exe()
@@ -450,6 +457,7 @@ mod tests {
 
     use super::{Layout, host_address, render};
     use crate::ai::spec::StackSpec;
+    use crate::ai::units::Programs;
 
     #[test]
     fn finds_this_machines_address_on_the_agents_network() {
@@ -499,6 +507,7 @@ mod tests {
             host_ip: Some("10.1.1.1".into()),
             keys: [(0, "sk-secret".into())].into(),
             tokens: &tokens,
+            programs: &Programs::on_vm(super::REMOTE_BIN),
         };
         let (vms, record) = render(&spec, &layout).unwrap();
         assert_eq!(record.agent_api, "http://10.1.1.2:7702");
@@ -506,13 +515,19 @@ mod tests {
         let names = |i: usize| vms[&i].files.keys().cloned().collect::<Vec<_>>().join(" ");
         assert_eq!(
             names(0),
-            "gateway-nginx.conf gateway.token gateway.yaml services"
+            "gateway-nginx.conf gateway.token gateway.yaml services tfgrid-ai-gateway.service \
+                tfgrid-ai-nginx-gateway.service"
         );
         assert_eq!(
             names(1),
-            "agent.token agent.yaml gateway.token git.token llm-0.key services"
+            "agent.token agent.yaml gateway.token git.token llm-0.key services \
+                tfgrid-ai-agent.service"
         );
-        assert_eq!(names(2), "git-nginx.conf git.token git.yaml services");
+        assert_eq!(
+            names(2),
+            "git-nginx.conf git.token git.yaml services tfgrid-ai-fcgiwrap.service \
+                tfgrid-ai-git.service tfgrid-ai-nginx-git.service"
+        );
         let agent = &vms[&1].files["agent.yaml"];
         assert!(
             agent.contains("http://10.1.1.1:9000/v1")
@@ -568,6 +583,7 @@ mod tests {
             host_ip: None,
             keys: BTreeMap::new(),
             tokens: &tokens,
+            programs: &Programs::on_vm(super::REMOTE_BIN),
         };
         let (vms, _) = render(&spec, &layout).unwrap();
         assert_eq!(vms[&1].files["services"], "llm\nagent\n");

@@ -26,3 +26,4 @@ mod nodes;
 mod recovery;
 mod schema;
 mod sim;
+mod units;

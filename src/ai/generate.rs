@@ -171,7 +171,20 @@ pub async fn generate(
             }
             earlier.push(print);
             match site::parse(&answer.content) {
-                Ok(files) => {
+                Ok(mut files) => {
+                    let dropped = site::drop_missing_images(&mut files);
+                    if !dropped.is_empty() {
+                        db.event(
+                            id,
+                            "check",
+                            "note",
+                            &format!(
+                                "attempt {attempt}: removed the <img> of what the answer did \
+                                 not include: {}",
+                                dropped.join(", ")
+                            ),
+                        )?;
+                    }
                     db.event(
                         id,
                         "check",

@@ -215,6 +215,40 @@ pub fn local_links(file: &str, html: &str) -> Vec<String> {
     out
 }
 
+/// Removes every `<img>` whose local `src` is not among the files, and says which: small models
+/// add a picture (`images/bakery.jpg`) to a site they were told has none, and keep it through
+/// every fix (seen with Qwen2.5-Coder-1.5B, three attempts in a row). A page without the picture
+/// is what the prompt asked for; a link to a missing page is still refused by the check.
+/// Returns one line per removed image: `index.html: images/bakery.jpg`.
+pub fn drop_missing_images(files: &mut Files) -> Vec<String> {
+    let mut removed = Vec::new();
+    let present: std::collections::BTreeSet<String> = files.keys().cloned().collect();
+    for (path, content) in files.iter_mut().filter(|(p, _)| p.ends_with(".html")) {
+        let mut kept = String::with_capacity(content.len());
+        let mut rest = content.as_str();
+        while let Some(start) = rest.to_ascii_lowercase().find("<img") {
+            let Some(len) = rest[start..].find('>') else {
+                break;
+            };
+            let tag = &rest[start..=start + len];
+            let missing: Vec<String> = local_links(path, tag)
+                .into_iter()
+                .filter(|l| !present.contains(l))
+                .collect();
+            kept.push_str(&rest[..start]);
+            if missing.is_empty() {
+                kept.push_str(tag);
+            } else {
+                removed.extend(missing.into_iter().map(|l| format!("{path}: {l}")));
+            }
+            rest = &rest[start + len + 1..];
+        }
+        kept.push_str(rest);
+        *content = kept;
+    }
+    removed
+}
+
 /// Serves the files on 127.0.0.1 and fetches `/` and every local link of every HTML file.
 pub async fn serve_and_fetch(files: &Files) -> Vec<String> {
     use axum::extract::{Path, State};
@@ -353,6 +387,30 @@ Enjoy!"#,
             .unwrap();
         let files = parse(example).unwrap();
         assert!(files.contains_key("style.css"));
+    }
+
+    #[test]
+    fn images_the_answer_lacks_are_removed_and_pages_it_lacks_are_not() {
+        let mut files: super::Files = [
+            (
+                "index.html".to_string(),
+                "<h1>Bakery</h1><IMG src=\"images/bakery.jpg\" alt=\"bread\"><img src='logo.svg'>\
+                 <a href=\"menu.html\">Menu</a><img src=\"https://example.org/x.png\">"
+                    .to_string(),
+            ),
+            ("logo.svg".to_string(), "<svg/>".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            super::drop_missing_images(&mut files),
+            vec!["index.html: images/bakery.jpg"]
+        );
+        assert_eq!(
+            files["index.html"],
+            "<h1>Bakery</h1><img src='logo.svg'><a href=\"menu.html\">Menu</a>\
+             <img src=\"https://example.org/x.png\">"
+        );
+        assert!(super::drop_missing_images(&mut files).is_empty());
     }
 
     #[test]

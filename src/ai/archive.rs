@@ -68,14 +68,7 @@ pub struct Archive {
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
-/// SHA-256 of `data`, lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::ids::sha256_hex;
 
 /// A refusal of the archive; the caller says which file it read.
 fn refused(message: impl Into<String>, hint: &str) -> UserError {

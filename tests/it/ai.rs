@@ -1747,7 +1747,10 @@ fn backup_then_restore_brings_projects_back_and_bad_archives_change_nothing() {
     let (code, _, err) = stack.cli(&["projects", "restore", &file_arg]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("already on this stack: project `portfolio-website-dark-mode`")
+        err.contains("already on this stack: project `")
+            && err.contains("project `portfolio-website-dark-mode`")
+            && err.contains("repository of `bakery`")
+            && err.contains("site `bakery`")
             && err.contains("route `/bakery/`")
             && err.contains("hint: delete those on this stack first"),
         "{err}"

@@ -2,7 +2,8 @@
 //! verify). Records and every step live in SQLite; at most `max_concurrent_projects` pipelines
 //! run at once, the rest wait queued. Any failure undoes the earlier steps in reverse (route,
 //! site, repository) and the record says what was undone. A restart requeues queued projects and
-//! undoes the ones it found mid-way, so nothing is left half-published.
+//! undoes the ones it found mid-way, so nothing is left half-published. `GET /api/v1/backup` and
+//! `POST /api/v1/restore` are served by [`super::backup`].
 
 use std::path::PathBuf;
 use std::sync::Arc;

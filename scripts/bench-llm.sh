@@ -52,11 +52,12 @@ for prompt in "${PROMPTS[@]}"; do
   t0=$(now_ms)
   status=0
   (cd "$app" && "$BIN" create "$prompt" --json) >"$work/events.jsonl" 2>"$work/create.err" || status=$?
+  cat "$work/events.jsonl" >> "$work/all-events.jsonl"
   t1=$(now_ms)
   python3 - "$work/events.jsonl" "$prompt" "$((t1 - t0))" "$status" >> "$work/creates.tsv" <<'PY'
 import json, sys
 path, prompt, ms, status = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-attempts, tokens, secs, server, live = 0, 0, 0.0, [], ""
+attempts, tokens, secs, server, live, why = 0, 0, 0.0, [], "", ""
 for line in open(path):
     try:
         e = json.loads(line)
@@ -70,11 +71,13 @@ for line in open(path):
         secs += d.get("elapsed_ms", 0) / 1000
         if d.get("server_tokens_per_s"):
             server.append(d["server_tokens_per_s"])
+    if e.get("step") == "generate" and e.get("status") == "failed":
+        why = e.get("message", "").replace("\t", " ").replace("|", "/")[:160]
     if e.get("event") == "created":
         live = (e.get("project") or {}).get("live_url") or ""
 ok = status == 0 and bool(live)
 print("\t".join([prompt, str(ms), str(int(ok)), str(attempts), str(tokens), "%.1f" % secs,
-                 "%.1f" % (sum(server) / len(server)) if server else "", live]))
+                 "%.1f" % (sum(server) / len(server)) if server else "", live, why]))
 PY
 done
 load_after=$(load)
@@ -89,7 +92,7 @@ live = [r for r in rows if r[2] == "1"]
 first = [r for r in live if r[3] == "1"]
 table = "\n".join(
     "| %s | %s | %s | %s | %s | %s |" % (
-        r[0], fmt(int(r[1])), "live" if r[2] == "1" else "failed", r[3],
+        r[0], fmt(int(r[1])), "live" if r[2] == "1" else "failed: " + (r[8] or "see the log"), r[3],
         "%.1f" % (int(r[4]) / float(r[5])) if float(r[5]) > 0 else "-", r[6] or "-")
     for r in rows)
 median = fmt(statistics.median(int(r[1]) for r in live)) if live else "-"

@@ -1,4 +1,4 @@
-//! Random ids and tokens from the kernel.
+//! Random ids and tokens from the kernel, and SHA-256 digests as hex.
 
 /// `n` random bytes from the kernel, as hex (ids, and the AI stack's tokens, which must not fall
 /// back to anything weaker).
@@ -7,6 +7,15 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
     let mut bytes = vec![0u8; n];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The SHA-256 of `data` (through `ring`), as 64 lowercase hex digits.
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A fresh random id of 16 hex digits (deployments, AI-stack projects).

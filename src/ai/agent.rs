@@ -2,7 +2,8 @@
 //! verify). Records and every step live in SQLite; at most `max_concurrent_projects` pipelines
 //! run at once, the rest wait queued. Any failure undoes the earlier steps in reverse (route,
 //! site, repository) and the record says what was undone. A restart requeues queued projects and
-//! undoes the ones it found mid-way, so nothing is left half-published.
+//! undoes the ones it found mid-way, so nothing is left half-published. `GET /api/v1/backup` and
+//! `POST /api/v1/restore` are served by [`super::backup`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,14 +73,17 @@ fn default_rate() -> u32 {
     10
 }
 
-struct Agent {
-    db: Db,
+/// The agent's state, shared by its handlers (and `backup`'s).
+pub(super) struct Agent {
+    pub(super) db: Db,
     llm: Llm,
-    git: GitHost,
-    gateway: GatewayClient,
+    pub(super) git: GitHost,
+    pub(super) gateway: GatewayClient,
     slots: Arc<tokio::sync::Semaphore>,
     max_attempts: u32,
-    log_dir: PathBuf,
+    pub(super) log_dir: PathBuf,
+    /// Held by a backup, a restore and a delete: none sees another half done.
+    pub(super) maintenance: tokio::sync::Mutex<()>,
 }
 
 /// Right answers in a row before a site counts as live.
@@ -89,22 +93,51 @@ const PROBE_EVERY: Duration = Duration::from_secs(30);
 /// Numbered names tried for a prompt's name (`name`, `name-2`, … `name-99`).
 const MAX_NUMBERED: u32 = 99;
 
-struct GatewayClient {
+/// The gateway API as the agent calls it.
+pub(super) struct GatewayClient {
     api: String,
     token: String,
-    public_url: String,
+    /// Where the sites are live, without a trailing `/`.
+    pub(super) public_url: String,
     verify_url: String,
     http: reqwest::Client,
 }
 
 impl GatewayClient {
-    /// One call; 429 and connection errors are tried again (3 attempts, 1 s apart).
-    async fn call(
+    /// One call; 429 and connection errors are tried again (3 attempts, 1 s apart). Returns the
+    /// status, a success or 404.
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::StatusCode> {
+        Ok(self.send(method, path, body).await?.status())
+    }
+
+    /// A `GET` answered with JSON; `None` for 404.
+    pub(super) async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>> {
+        let response = self.send(reqwest::Method::GET, path, None).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let value = response
+            .json()
+            .await
+            .map_err(|e| anyhow::anyhow!("gateway: {path}: {}", e.without_url()))?;
+        Ok(Some(value))
+    }
+
+    /// [`Self::call`], keeping the answer.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.api.trim_end_matches('/'));
         let mut attempt = 1;
         let response = loop {
@@ -128,7 +161,7 @@ impl GatewayClient {
         };
         let status = response.status();
         if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(status);
+            return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
         bail!(
@@ -176,6 +209,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         )),
         max_attempts: config.max_attempts.max(1),
         log_dir,
+        maintenance: tokio::sync::Mutex::new(()),
     });
     recover(&agent).await?;
     let probing = agent.clone();
@@ -193,6 +227,13 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         .route("/api/v1/projects", get(list).post(create))
         .route("/api/v1/projects/{id}", get(show).delete(remove))
         .route("/api/v1/projects/{id}/events", get(events))
+        .route("/api/v1/backup", get(super::backup::download))
+        .route(
+            "/api/v1/restore",
+            axum::routing::post(super::backup::upload).layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(super::archive::MAX_BYTES).unwrap_or(usize::MAX),
+            )),
+        )
         .route("/metrics", get(metrics))
         .with_state(state);
     serve(&config.listen, app, common).await
@@ -226,7 +267,7 @@ async fn recover(agent: &Arc<Agent>) -> Result<()> {
     Ok(())
 }
 
-type St = State<(Arc<Agent>, Common)>;
+pub(super) type St = State<(Arc<Agent>, Common)>;
 
 async fn health(State((a, _)): St) -> Response {
     let active =
@@ -417,6 +458,7 @@ async fn events(
 }
 
 async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
+    let _maintenance = a.maintenance.lock().await;
     let project = match a.db.find(&id) {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -481,7 +523,7 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
 
 /// Removes one part of a project (`route`, `site` or `repo`); a part already gone counts as
 /// removed.
-async fn remove_part(a: &Agent, name: &str, what: &str) -> Result<()> {
+pub(super) async fn remove_part(a: &Agent, name: &str, what: &str) -> Result<()> {
     match what {
         "route" => a
             .gateway
@@ -516,7 +558,7 @@ async fn remove_all(a: &Agent, name: &str) -> Vec<(String, Result<()>)> {
 }
 
 /// Undoes what a project's record says exists, newest first; returns what was undone.
-async fn undo(a: &Agent, project: &Project) -> Vec<String> {
+pub(super) async fn undo(a: &Agent, project: &Project) -> Vec<String> {
     let mut undone = Vec::new();
     for what in project.created.iter().rev() {
         match remove_part(a, &project.name, what).await {
@@ -641,44 +683,51 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
     .await?;
 
     let live = format!("{}/{name}/", a.gateway.public_url);
-    let check = format!("{}/{name}/", a.gateway.verify_url);
     step(a, id, "verify", "verifying", async {
         let index = files.get("index.html").cloned().unwrap_or_default();
-        let mut last = String::new();
-        // nginx applies a reload within moments, and for a moment a worker of the previous
-        // configuration may still answer: live means VERIFY_STREAK right answers in a row.
-        let mut streak = 0;
-        for _ in 0..40 {
-            let answer = match a.gateway.http.get(&check).send().await {
-                Ok(r) if r.status().is_success() => {
-                    if r.text().await.unwrap_or_default() == index {
-                        Ok(())
-                    } else {
-                        Err("the page is not the generated index.html".to_string())
-                    }
-                }
-                Ok(r) => Err(format!("{check} answered {}", r.status())),
-                Err(e) => Err(format!("{check}: {}", e.without_url())),
-            };
-            match answer {
-                Ok(()) => {
-                    streak += 1;
-                    if streak == VERIFY_STREAK {
-                        return Ok(());
-                    }
-                }
-                Err(problem) => {
-                    streak = 0;
-                    last = problem;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(if streak > 0 { 50 } else { 100 })).await;
-        }
-        bail!("{last}")
+        verify_live(a, &name, &index).await
     })
     .await?;
     a.db.set_urls(id, None, Some(&live))?;
     a.db.set_status(id, "live", None)?;
     a.db.event(id, "live", "done", &live)?;
     Ok(())
+}
+
+/// Waits until the site `name` answers with `index` at the gateway's verify URL.
+///
+/// Errors: after about 6 s without `VERIFY_STREAK` right answers in a row, the last problem.
+pub(super) async fn verify_live(a: &Agent, name: &str, index: &str) -> Result<()> {
+    let check = format!("{}/{name}/", a.gateway.verify_url);
+    let mut last = String::new();
+    // nginx applies a reload within moments, and for a moment a worker of the previous
+    // configuration may still answer: live means VERIFY_STREAK right answers in a row.
+    let mut streak = 0;
+    for _ in 0..40 {
+        let answer = match a.gateway.http.get(&check).send().await {
+            Ok(r) if r.status().is_success() => {
+                if r.text().await.unwrap_or_default() == index {
+                    Ok(())
+                } else {
+                    Err("the page is not the published index.html".to_string())
+                }
+            }
+            Ok(r) => Err(format!("{check} answered {}", r.status())),
+            Err(e) => Err(format!("{check}: {}", e.without_url())),
+        };
+        match answer {
+            Ok(()) => {
+                streak += 1;
+                if streak == VERIFY_STREAK {
+                    return Ok(());
+                }
+            }
+            Err(problem) => {
+                streak = 0;
+                last = problem;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(if streak > 0 { 50 } else { 100 })).await;
+    }
+    bail!("{last}")
 }

@@ -1,5 +1,7 @@
 //! The agent's HTTP API as types, shared by the agent (which serializes them) and the CLI's
-//! client (which deserializes them): `/api/v1/projects` and `/health` (docs/ai-stack.md).
+//! client (which deserializes them): `/api/v1/projects`, `/health`, `/api/v1/backup` and
+//! `/api/v1/restore`, and the gateway's site listing the agent reads for a backup
+//! (docs/ai-stack.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -96,4 +98,36 @@ pub struct Health {
     pub active: u64,
     pub llm_strategy: String,
     pub llm: Vec<ProviderHealth>,
+}
+
+/// The gateway's `GET /api/v1/sites`: the names of the published sites.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteList {
+    pub sites: Vec<String>,
+}
+
+/// The gateway's `GET /api/v1/sites/{name}` (and the body of its `PUT`): a site's files, path →
+/// text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFiles {
+    pub files: super::site::Files,
+}
+
+/// Which backup a restore came from (its manifest's `public_url` and `created_at`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BackupOrigin {
+    pub public_url: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// `POST /api/v1/restore` (200): what is back on this stack. The projects carry their URLs on
+/// this stack; `routes` are the gateway paths and `sites` the site names put back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreReport {
+    pub from: BackupOrigin,
+    pub projects: Vec<Project>,
+    pub routes: Vec<String>,
+    pub sites: Vec<String>,
 }

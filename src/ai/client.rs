@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::api::{DeleteReport, Health, Project, ProjectEvents, ProjectList, ProjectReply};
+use super::api::{
+    DeleteReport, Health, Project, ProjectEvents, ProjectList, ProjectReply, RestoreReport,
+};
 use crate::error::UserError;
 
 /// An answer of the agent as its API type.
@@ -45,14 +47,20 @@ impl AgentClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<(reqwest::StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
+        let response = self.send(request).await?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    /// Sends with the token; an agent that does not answer, or refuses the token, is a
+    /// [`UserError`] with a hint.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
             UserError::new(
                 format!(
                     "the agent at {} did not answer: {}",
@@ -62,15 +70,13 @@ impl AgentClient {
                 "check that the AI stack is up (`tfgrid-compose status`) or pass --agent-url",
             )
         })?;
-        let status = response.status();
-        let value: Value = response.json().await.unwrap_or(Value::Null);
-        if status == reqwest::StatusCode::UNAUTHORIZED {
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             bail!(UserError::new(
                 "the agent refused the token (401)",
                 "use the token of this AI stack: TFGRID_COMPOSE_AGENT_TOKEN or --agent-token-file"
             ));
         }
-        Ok((status, value))
+        Ok(response)
     }
 
     fn fail(status: reqwest::StatusCode, value: &Value) -> anyhow::Error {
@@ -178,6 +184,96 @@ impl AgentClient {
         }
         Ok((status.is_success(), typed(value, "a delete report")?))
     }
+}
+
+/// How long a backup or a restore may take: every repository is cloned or pushed, every site
+/// read or published.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+impl AgentClient {
+    /// `GET /api/v1/backup`: the archive as the agent sent it (the caller checks it), read in
+    /// chunks; `progress` gets the bytes read so far.
+    ///
+    /// Errors: the agent refuses while a project is in the pipeline (409), has no backup API
+    /// (404), fails (5xx), or sends more than an archive may hold.
+    pub async fn backup(&self, progress: &dyn Fn(u64)) -> Result<Vec<u8>> {
+        let request = self
+            .http
+            .get(format!("{}/api/v1/backup", self.url))
+            .timeout(BACKUP_TIMEOUT);
+        let mut response = self.send(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let value: Value = response.json().await.unwrap_or(Value::Null);
+            let message = value["error"].as_str().unwrap_or("no details").to_string();
+            return Err(match status {
+                reqwest::StatusCode::CONFLICT => UserError::new(
+                    format!("the agent cannot back up now: {message}"),
+                    "wait until `tfgrid-compose projects` shows it live or failed, then run the \
+                        backup again",
+                )
+                .into(),
+                reqwest::StatusCode::NOT_FOUND => no_backup_api(),
+                _ => anyhow::anyhow!("the backup failed: {message} ({status})"),
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| anyhow::anyhow!("the backup was cut short: {}", e.without_url()))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > super::archive::MAX_BYTES {
+                bail!("the agent sent more than a backup archive may hold (1 GiB)");
+            }
+            progress(bytes.len() as u64);
+        }
+        Ok(bytes)
+    }
+
+    /// `POST /api/v1/restore` with the archive.
+    ///
+    /// Errors ([`UserError`] with a hint): what the archive holds exists on this stack already
+    /// (409: nothing was changed); the agent refuses the archive (400); it has no restore API
+    /// (404). A failure of a part (502) says everything was taken back.
+    pub async fn restore(&self, archive: Vec<u8>) -> Result<RestoreReport> {
+        let request = self
+            .http
+            .post(format!("{}/api/v1/restore", self.url))
+            .timeout(BACKUP_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(archive);
+        let response = self.send(request).await?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        let message = value["error"].as_str().unwrap_or("no details").to_string();
+        match status {
+            s if s.is_success() => typed(value, "a restore report"),
+            reqwest::StatusCode::CONFLICT => Err(UserError::new(
+                message,
+                "delete those on this stack first (`tfgrid-compose delete NAME`), or restore onto \
+                    a fresh stack",
+            )
+            .into()),
+            reqwest::StatusCode::BAD_REQUEST => Err(UserError::new(
+                format!("the agent refused the archive: {message}"),
+                "pass a file written by `tfgrid-compose projects backup`",
+            )
+            .into()),
+            reqwest::StatusCode::NOT_FOUND => Err(no_backup_api()),
+            _ => Err(anyhow::anyhow!("the restore failed: {message} ({status})")),
+        }
+    }
+}
+
+fn no_backup_api() -> anyhow::Error {
+    UserError::new(
+        "the agent has no backup API (404): it is older than this tool",
+        "run `tfgrid-compose up` on the stack's app with this version, which installs itself on \
+            the VMs",
+    )
+    .into()
 }
 
 /// Percent-encodes a path segment (names are checked by the agent; this keeps odd input inert).

@@ -1,5 +1,6 @@
 //! The agent's project records: SQLite (WAL) through rusqlite. One connection behind a mutex;
-//! every call is short. Steps are events; a project's status is the last word on it.
+//! every call is short. Steps are events; a project's status is the last word on it. A backup
+//! copies the file with SQLite's online backup API; a restore inserts records all or none.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ pub const ACTIVE: &[&str] = &[
     "committing",
     "publishing",
     "verifying",
+    "restoring",
 ];
 
 pub use super::api::{Event, Project};
@@ -245,5 +247,187 @@ impl Db {
             })?
             .collect()
         })
+    }
+}
+
+impl Db {
+    /// A consistent copy of the database at `path` (a new file), through SQLite's online backup
+    /// API while the agent keeps running; the copy is a single file (rollback journal).
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
+        let mut copy = Connection::open(path)
+            .with_context(|| format!("cannot create `{}`", path.display()))?;
+        self.with(|c| {
+            rusqlite::backup::Backup::new(c, &mut copy)?.run_to_completion(
+                1000,
+                std::time::Duration::ZERO,
+                None,
+            )
+        })?;
+        copy.pragma_update(None, "journal_mode", "DELETE")?;
+        Ok(())
+    }
+
+    /// Inserts restored projects with their events, as `restoring` with nothing created yet, in
+    /// one transaction: all or none. A `deleted` record of the same name or id is replaced (its
+    /// events go with it). `Ok(Err(taken))` lists the projects whose name or id a record that is
+    /// not deleted holds, by name; then nothing was inserted.
+    pub fn insert_restored(
+        &self,
+        projects: &[(Project, Vec<Event>)],
+    ) -> Result<Result<(), Vec<String>>> {
+        let t = now();
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let mut taken = Vec::new();
+            for (p, _) in projects {
+                let live: bool = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM projects WHERE (id = ?1 OR name = ?2) AND status != 'deleted'",
+                    )?
+                    .exists(params![p.id, p.name])?;
+                if live {
+                    taken.push(p.name.clone());
+                }
+            }
+            if !taken.is_empty() {
+                return Ok(Err(taken));
+            }
+            for (p, events) in projects {
+                tx.execute(
+                    "DELETE FROM events WHERE project_id IN (SELECT id FROM projects WHERE id = ?1 \
+                        OR name = ?2)",
+                    params![p.id, p.name],
+                )?;
+                tx.execute(
+                    "DELETE FROM projects WHERE id = ?1 OR name = ?2",
+                    params![p.id, p.name],
+                )?;
+                tx.execute(
+                    "INSERT INTO projects (id, name, prompt, status, error, undone, created, \
+                        attempts, created_at, updated_at) VALUES (?1, ?2, ?3, 'restoring', ?4, ?5, \
+                        '', ?6, ?7, ?8)",
+                    params![
+                        p.id,
+                        p.name,
+                        p.prompt,
+                        p.error,
+                        p.undone.join(","),
+                        p.attempts,
+                        p.created_at,
+                        t
+                    ],
+                )?;
+                for e in events {
+                    tx.execute(
+                        "INSERT INTO events (project_id, at, step, status, message, data) VALUES \
+                            (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            p.id,
+                            e.at,
+                            e.step,
+                            e.status,
+                            e.message,
+                            e.data.as_ref().map(serde_json::Value::to_string)
+                        ],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// A restored project's last word: its status, what exists and its URLs on this stack.
+    pub fn finish_restore(
+        &self,
+        id: &str,
+        status: &str,
+        created: &[String],
+        repo: Option<&str>,
+        live: Option<&str>,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE projects SET status = ?2, created = ?3, repo_url = ?4, live_url = ?5, \
+                    updated_at = ?6 WHERE id = ?1",
+                params![id, status, created.join(","), repo, live, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Forgets a project and its events (a restore that is taken back).
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM events WHERE project_id = ?1", params![id])?;
+            c.execute("DELETE FROM projects WHERE id = ?1", params![id])
+                .map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Db;
+
+    #[test]
+    fn a_backup_copy_holds_the_records_and_a_restore_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("projects.db")).unwrap();
+        assert!(db.insert("id-1", "blog", "a blog").unwrap());
+        db.event_with(
+            "id-1",
+            "llm",
+            "done",
+            "ok",
+            Some(&serde_json::json!({"tokens_out": 9})),
+        )
+        .unwrap();
+        db.set_status("id-1", "live", None).unwrap();
+        db.backup_to(&dir.path().join("copy.db")).unwrap();
+        // The copy is one file, and holds what the database held.
+        assert!(!dir.path().join("copy.db-wal").exists());
+        let copy = Db::open(&dir.path().join("copy.db")).unwrap();
+        let project = copy.find("blog").unwrap().unwrap();
+        assert_eq!(project.status, "live");
+        let events = copy.events("id-1", 0).unwrap();
+        assert_eq!(events[0].data, Some(serde_json::json!({"tokens_out": 9})));
+
+        let target = Db::open(&dir.path().join("target.db")).unwrap();
+        assert!(target.insert("id-2", "shop", "a shop").unwrap());
+        let shop = target.find("shop").unwrap().unwrap();
+        let both = vec![(project.clone(), events.clone()), (shop, Vec::new())];
+        let taken = target.insert_restored(&both).unwrap().unwrap_err();
+        assert_eq!(taken, ["shop"]);
+        assert!(
+            target.find("blog").unwrap().is_none(),
+            "nothing half-restored"
+        );
+
+        // A deleted record of the same name gives way.
+        target.set_status("id-2", "deleted", None).unwrap();
+        let mut renamed = project.clone();
+        renamed.name = "shop".into();
+        target
+            .insert_restored(&[(renamed, events.clone())])
+            .unwrap()
+            .unwrap();
+        let restored = target.find("shop").unwrap().unwrap();
+        assert_eq!(
+            (restored.id.as_str(), restored.status.as_str()),
+            ("id-1", "restoring")
+        );
+        assert_eq!(target.events("id-1", 0).unwrap().len(), 1);
+        target
+            .finish_restore("id-1", "live", &["repo".into()], Some("r"), Some("l"))
+            .unwrap();
+        let done = target.find("id-1").unwrap().unwrap();
+        assert_eq!(
+            (done.status.as_str(), done.created.clone()),
+            ("live", vec!["repo".to_string()])
+        );
+        target.remove("id-1").unwrap();
+        assert!(target.find("id-1").unwrap().is_none());
+        assert!(target.events("id-1", 0).unwrap().is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! `serve gateway`: the route API in front of nginx. Every route is one include file; a change is
 //! checked with `nginx -t` before the reload and rolled back when the check or the reload fails.
 //! Routes persist in `routes.json` and are written again at start. Sites (static folders) are
-//! uploaded through the API into the web root, each replaced atomically.
+//! uploaded through the API into the web root, each replaced atomically, and read back (for a
+//! backup) as they were uploaded.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,11 +12,12 @@ use anyhow::{Context as _, Result};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::api::{SiteFiles, SiteList};
 use super::server::{ApiError, Common, api_error, serve};
 use super::site::{Files, check_name, check_path};
 use crate::process::{Cmd, Io, Runner};
@@ -201,7 +203,11 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         .route("/api/v1/health", get(health))
         .route("/api/v1/routes", get(list).post(add))
         .route("/api/v1/routes/{id}", delete(remove))
-        .route("/api/v1/sites/{name}", put(put_site).delete(delete_site))
+        .route("/api/v1/sites", get(list_sites))
+        .route(
+            "/api/v1/sites/{name}",
+            get(get_site).put(put_site).delete(delete_site),
+        )
         .route("/metrics", get(metrics))
         .with_state(state);
     serve(&config.listen, api, common).await
@@ -317,16 +323,10 @@ async fn remove(State((g, _)): St, Path(id): Path<String>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteBody {
-    files: Files,
-}
-
 async fn put_site(
     State((g, _)): St,
     Path(name): Path<String>,
-    body: Result<Json<SiteBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SiteFiles>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if let Err(e) = check_name(&name) {
         return api_error(StatusCode::BAD_REQUEST, &e).into_response();
@@ -372,6 +372,60 @@ async fn put_site(
         Err(err) => {
             api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response()
         }
+    }
+}
+
+/// `GET /api/v1/sites`: `{sites: [NAME]}`, the published sites in name order.
+async fn list_sites(State((g, _)): St) -> Response {
+    let _guard = g.routes.lock().await;
+    let names = std::fs::read_dir(g.www()).map(|entries| {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| check_name(n).is_ok())
+            .collect();
+        names.sort();
+        names
+    });
+    match names {
+        Ok(sites) => Json(SiteList { sites }).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
+    }
+}
+
+/// Every file under `dir`, by its `/`-separated path inside it.
+fn read_site(dir: &std::path::Path, prefix: &str, files: &mut Files) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = format!("{prefix}{name}");
+        if entry.file_type()?.is_dir() {
+            read_site(&entry.path(), &format!("{path}/"), files)?;
+        } else {
+            let text = String::from_utf8(std::fs::read(entry.path())?)
+                .map_err(|_| anyhow::anyhow!("`{path}` is not UTF-8 text"))?;
+            files.insert(path, text);
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/sites/{name}`: `{files: {PATH: CONTENT}}`, what `PUT` uploaded; 404 when there
+/// is no such site.
+async fn get_site(State((g, _)): St, Path(name): Path<String>) -> Response {
+    if let Err(e) = check_name(&name) {
+        return api_error(StatusCode::BAD_REQUEST, &e).into_response();
+    }
+    let _guard = g.routes.lock().await;
+    let dir = g.www().join(&name);
+    if !dir.is_dir() {
+        return api_error(StatusCode::NOT_FOUND, &format!("no site `{name}`")).into_response();
+    }
+    let mut files = Files::new();
+    match read_site(&dir, "", &mut files) {
+        Ok(()) => Json(SiteFiles { files }).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! - `gitea` (also Forgejo): a repository created in an organisation through the REST API with a
 //!   token, pushed over HTTP with the token in a header given through git's environment.
 //!
-//! The token never reaches argv or a log.
+//! A backup bundles a repository from a mirror clone; a restore pushes a bundle's refs into a
+//! new repository. The token never reaches argv or a log.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,6 +111,22 @@ impl GitHost {
         }
     }
 
+    /// `METHOD {url}/api/v1/repos/{org}/{name}` on a Gitea host, with the token: the status.
+    async fn repo_api(&self, method: reqwest::Method, name: &str) -> Result<reqwest::StatusCode> {
+        let GitConfig::Gitea { url, org, .. } = &self.config else {
+            bail!("the repository API is Gitea's")
+        };
+        let api = format!("{}/api/v1/repos/{org}/{name}", url.trim_end_matches('/'));
+        let response = self
+            .http
+            .request(method, &api)
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("the git host: {}", e.without_url()))?;
+        Ok(response.status())
+    }
+
     fn auth(&self) -> String {
         format!("token {}", self.token.as_deref().unwrap_or_default())
     }
@@ -152,19 +169,96 @@ impl GitHost {
             log,
         )
         .await?;
-        let mut push = Cmd::new("git")
-            .args(["-C", &dir, "push", "-q", &self.repo_url(name), "main"])
-            .env("GIT_TERMINAL_PROMPT", "0");
-        if let Some(token) = &self.token {
-            push = push
+        let push = Cmd::new("git").args(["-C", &dir, "push", "-q", &self.repo_url(name), "main"]);
+        self.git(self.authorized(push), log).await
+    }
+
+    /// `cmd` talking to the host: no prompt, and for Gitea the token as an HTTP header given
+    /// through git's environment (never argv).
+    fn authorized(&self, cmd: Cmd) -> Cmd {
+        let cmd = cmd.env("GIT_TERMINAL_PROMPT", "0");
+        match &self.token {
+            Some(token) => cmd
                 .env("GIT_CONFIG_COUNT", "1")
                 .env("GIT_CONFIG_KEY_0", "http.extraHeader")
                 .secret_env(
                     "GIT_CONFIG_VALUE_0",
                     format!("Authorization: token {token}"),
-                );
+                ),
+            None => cmd,
         }
-        self.git(push, log).await
+    }
+
+    /// Whether the host has the repository `name`.
+    ///
+    /// Errors: the host cannot be asked, or answers something other than found / not found.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match &self.config {
+            GitConfig::Plain { root, org, .. } => {
+                Ok(root.join(org).join(format!("{name}.git")).exists())
+            }
+            GitConfig::Gitea { org, .. } => {
+                match self.repo_api(reqwest::Method::GET, name).await? {
+                    s if s.is_success() => Ok(true),
+                    reqwest::StatusCode::NOT_FOUND => Ok(false),
+                    s => bail!("the git host answered HTTP {s} for `{org}/{name}`"),
+                }
+            }
+        }
+    }
+
+    /// Writes the repository `name` as a git bundle of every ref (`git clone --mirror`, then
+    /// `git bundle create FILE --all`) to `file`.
+    ///
+    /// Errors: the clone or the bundle fails (an empty repository cannot be bundled).
+    pub async fn bundle(&self, name: &str, file: &Path, log: &Path) -> Result<()> {
+        let work = tempfile::tempdir()?;
+        let mirror = work.path().join("mirror.git").display().to_string();
+        let clone = Cmd::new("git").args([
+            "clone",
+            "-q",
+            "--mirror",
+            "--",
+            &self.repo_url(name),
+            &mirror,
+        ]);
+        self.git(self.authorized(clone), log)
+            .await
+            .with_context(|| format!("cannot clone the repository of `{name}`"))?;
+        let bundle = file.display().to_string();
+        self.git(
+            Cmd::new("git").args(["-C", &mirror, "bundle", "create", "-q", &bundle, "--all"]),
+            log,
+        )
+        .await
+        .with_context(|| format!("cannot bundle the repository of `{name}`"))
+    }
+
+    /// Pushes every ref of the bundle `file` to the (new, empty) repository `name`
+    /// (`git clone --mirror FILE`, then `git push --mirror`).
+    ///
+    /// Errors: the bundle is not one, or the push is refused.
+    pub async fn push_bundle(&self, name: &str, file: &Path, log: &Path) -> Result<()> {
+        let work = tempfile::tempdir()?;
+        let mirror = work.path().join("mirror.git").display().to_string();
+        let bundle = file.display().to_string();
+        self.git(
+            Cmd::new("git").args(["clone", "-q", "--mirror", "--", &bundle, &mirror]),
+            log,
+        )
+        .await
+        .with_context(|| format!("cannot read the bundle of `{name}`"))?;
+        let push = Cmd::new("git").args([
+            "-C",
+            &mirror,
+            "push",
+            "-q",
+            "--mirror",
+            &self.repo_url(name),
+        ]);
+        self.git(self.authorized(push), log)
+            .await
+            .with_context(|| format!("cannot push the history of `{name}`"))
     }
 
     /// Removes the repository; a repository that is not there counts as removed.
@@ -178,16 +272,8 @@ impl GitHost {
                     Err(e) => Err(e).with_context(|| format!("cannot remove `{}`", dir.display())),
                 }
             }
-            GitConfig::Gitea { url, org, .. } => {
-                let api = format!("{}/api/v1/repos/{org}/{name}", url.trim_end_matches('/'));
-                let response = self
-                    .http
-                    .delete(&api)
-                    .header("Authorization", self.auth())
-                    .send()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
-                let status = response.status();
+            GitConfig::Gitea { org, .. } => {
+                let status = self.repo_api(reqwest::Method::DELETE, name).await?;
                 if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
                     Ok(())
                 } else {

@@ -2,10 +2,13 @@
 //! (projects: an LLM writes a site, it is checked, committed to a git host, published through the
 //! gateway and verified live), and the client the `create`/`projects`/`monitor`/`delete`
 //! commands use. `serve git` is the git host's repository API (a Gitea-compatible subset).
+//! `archive` is the backup format; `backup` is the agent's backup and restore.
 
 pub mod agent;
 pub mod answer;
 pub mod api;
+pub mod archive;
+pub mod backup;
 pub mod client;
 pub mod db;
 pub mod gateway;

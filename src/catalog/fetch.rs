@@ -80,12 +80,10 @@ fn source(url: &str) -> Result<Source> {
 /// The cached copy of the registry at `url`: `<cache>/registry/<16 hex of SHA-256(url)>.yaml`,
 /// so that another URL never reads this one's copy.
 pub fn cache_file(cache_dir: &Path, url: &str) -> PathBuf {
-    let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    cache_dir.join("registry").join(format!("{hex}.yaml"))
+    let hex = crate::ids::sha256_hex(url.as_bytes());
+    cache_dir
+        .join("registry")
+        .join(format!("{}.yaml", &hex[..16]))
 }
 
 /// The registry of the `registry` setting. A remote one: the cached copy while it is younger

@@ -111,8 +111,8 @@ pub enum Command {
     Signout,
     /// AI stack: turn a sentence into a project in a git repository, live behind the gateway.
     Create(CreateArgs),
-    /// AI stack: list the projects.
-    Projects(AgentArgs),
+    /// AI stack: list the projects, or back them up into one archive and restore them.
+    Projects(ProjectsArgs),
     /// AI stack: a project's status, steps and recent events.
     Monitor(MonitorArgs),
     /// AI stack: remove a project's route, published files, repository and record.
@@ -274,6 +274,38 @@ impl AgentArgs {
             stack: self.stack.clone(),
         }
     }
+}
+
+/// `projects`: the list, or `backup` / `restore`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ProjectsArgs {
+    #[command(subcommand)]
+    pub command: Option<ProjectsCommand>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// Copy the stack's projects into one archive: the database, every repository (a git
+    /// bundle), the published sites and the gateway's routes, with a manifest of checksums.
+    Backup {
+        /// Where to write it (default: `ai-stack-backup-DATE.tar.gz` here); written 0600.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Bring the projects of a backup back live on a stack (a fresh one, or one that has none
+    /// of them): records, repositories with their history, sites and routes.
+    Restore {
+        /// The archive `projects backup` wrote.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -722,9 +754,19 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Projects(args) => {
-            ops::ai::projects(printer, &ops::ai::client(&settings, &args.flags())?, json).await
-        }
+        Command::Projects(args) => match args.command {
+            None => {
+                let agent = ops::ai::client(&settings, &args.agent.flags())?;
+                ops::ai::projects(printer, &agent, json).await
+            }
+            Some(ProjectsCommand::Backup { output, agent }) => {
+                let agent = ops::ai::client(&settings, &agent.flags())?;
+                ops::backup::backup(printer, &agent, output.as_deref(), json).await
+            }
+            Some(ProjectsCommand::Restore { file, agent }) => {
+                ops::backup::restore(printer, &settings, &agent.flags(), &file, json).await
+            }
+        },
         Command::Monitor(args) => {
             ops::ai::monitor(
                 printer,

@@ -3,6 +3,7 @@
 //! settings and a printer and returns a `Result`; none prints outside the printer or exits.
 
 pub mod ai;
+pub mod backup;
 pub mod catalog;
 pub mod commands;
 pub mod config;

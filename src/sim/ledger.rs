@@ -369,8 +369,7 @@ impl Ledger {
 
 /// sha256 of a secret, hex (the ledger never holds the secret itself).
 pub fn hash_hex(secret: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::sha256_hex(secret.as_bytes())
 }
 
 /// The simulator's folder under a data dir.

@@ -1663,3 +1663,181 @@ fn a_timed_out_generation_is_not_asked_again_and_the_next_provider_answers() {
         );
     }
 }
+
+/// The commit `main` of a repository points at, through the git host's smart HTTP.
+pub(crate) fn head_commit(repo: &str) -> String {
+    let out = Command::new("git")
+        .args(["ls-remote", "--", repo, "refs/heads/main"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let commit = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(commit.len(), 40, "{repo}: {text}");
+    commit
+}
+
+#[test]
+fn backup_then_restore_brings_projects_back_and_bad_archives_change_nothing() {
+    use tfgrid_compose::ai::archive::Archive;
+    let stack = Stack::start();
+    let names = ["portfolio-website-dark-mode", "bakery"];
+    let (code, out, err) = stack.cli(&["create", "portfolio website with dark mode"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = stack.cli(&["create", "bakery landing page", "--name", "bakery"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let web = |name: &str| format!("http://127.0.0.1:{}/{name}/", stack.web);
+    let repo = |name: &str| format!("http://127.0.0.1:{}/git/projects/{name}.git", stack.web);
+    let commits: Vec<String> = names.iter().map(|n| head_commit(&repo(n))).collect();
+
+    // A backup while a project is in the pipeline is refused; once it is live it is taken.
+    let (code, _, err) = stack.cli(&[
+        "create",
+        "slow gallery page",
+        "--name",
+        "gallery",
+        "--no-wait",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let file = stack.dir.path().join("stack.tar.gz");
+    let file_arg = file.display().to_string();
+    let (code, _, err) = stack.cli(&["projects", "backup", "-o", &file_arg]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the agent cannot back up now: project `gallery`"),
+        "{err}"
+    );
+    assert!(!file.exists(), "nothing written");
+    stack.wait_status("gallery", &["live"]);
+    let (code, out, err) = stack.cli(&["--json", "projects", "backup", "-o", &file_arg]);
+    assert_eq!(code, 0, "{err}");
+    let doc = crate::schema::assert_fits("backup", &out);
+    assert_eq!(doc["projects"].as_array().unwrap().len(), 3, "{doc}");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    let archive = Archive::read(&bytes).unwrap();
+    assert_eq!(
+        doc["sha256"],
+        tfgrid_compose::ai::archive::sha256_hex(&bytes)
+    );
+    for name in names {
+        assert!(archive.files.contains_key(&format!("repos/{name}.bundle")));
+        assert_eq!(
+            archive.files[&format!("sites/{name}/index.html")],
+            INDEX.as_bytes()
+        );
+    }
+    // Human output, and a backup into a folder that is not there is refused before the agent.
+    let (code, _, err) = stack.cli(&["projects", "backup", "-o", "/nonexistent-dir/x.tar.gz"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the folder `/nonexistent-dir` does not exist"),
+        "{err}"
+    );
+
+    // Restoring onto the stack that has the projects is refused, naming them; nothing changes.
+    let (code, _, err) = stack.cli(&["projects", "restore", &file_arg]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("already on this stack: project `")
+            && err.contains("project `portfolio-website-dark-mode`")
+            && err.contains("repository of `bakery`")
+            && err.contains("site `bakery`")
+            && err.contains("route `/bakery/`")
+            && err.contains("hint: delete those on this stack first"),
+        "{err}"
+    );
+    assert_eq!(get_live(&web(names[0])), (200, INDEX.to_string()));
+
+    // Damaged, changed and newer archives are refused by the CLI, the file named.
+    let bad = |name: &str, archive: &Archive| {
+        let path = stack.dir.path().join(name);
+        std::fs::write(&path, archive.to_bytes().unwrap()).unwrap();
+        let (code, _, err) = stack.cli(&["projects", "restore", &path.display().to_string()]);
+        assert_eq!(code, 2, "{err}");
+        (err, path)
+    };
+    let mut changed = archive.clone();
+    changed.files.insert(
+        format!("sites/{}/index.html", names[1]),
+        b"<h1>changed</h1>".to_vec(),
+    );
+    let (err, path) = bad("changed.tar.gz", &changed);
+    assert!(
+        err.contains(&format!(
+            "`{}`: checksum mismatch for `sites/bakery/index.html`",
+            path.display()
+        )),
+        "{err}"
+    );
+    let mut newer = archive.clone();
+    newer.manifest.format = 99;
+    let (err, _) = bad("newer.tar.gz", &newer);
+    assert!(err.contains("the archive has format version 99"), "{err}");
+    let half = stack.dir.path().join("half.tar.gz");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = stack.cli(&["projects", "restore", &half.display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a backup archive"), "{err}");
+    let (code, _, err) = stack.cli(&["projects", "restore", "/nonexistent.tar.gz"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read `/nonexistent.tar.gz`"), "{err}");
+    // A stack that does not answer.
+    let out = Command::new(bin())
+        .args(["projects", "restore", &file_arg])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", stack.dir.path())
+        .env("TFGRID_COMPOSE_AGENT_URL", "http://127.0.0.1:1")
+        .env("TFGRID_COMPOSE_AGENT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the agent at http://127.0.0.1:1 did not answer"),
+        "{err}"
+    );
+
+    // Everything gone, then restored: live, clonable with the same commit, listed.
+    for name in names.iter().chain(&["gallery"]) {
+        let (code, _, err) = stack.cli(&["delete", name, "--yes"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_eq!(get_until(&web(names[0]), 404).0, 404);
+    let (code, out, err) = stack.cli(&["--json", "projects", "restore", &file_arg]);
+    assert_eq!(code, 0, "{err}");
+    let doc = crate::schema::assert_fits("restore", &out);
+    assert_eq!(doc["projects"].as_array().unwrap().len(), 3);
+    for (name, commit) in names.iter().zip(&commits) {
+        assert_eq!(get_live(&web(name)), (200, INDEX.to_string()));
+        assert_eq!(&head_commit(&repo(name)), commit);
+        let work = stack.dir.path().join(format!("restored-{name}"));
+        assert!(clone(&repo(name), &work));
+        assert_eq!(
+            std::fs::read_to_string(work.join("index.html")).unwrap(),
+            INDEX
+        );
+        let project = stack.project(name);
+        assert_eq!(project["status"], "live");
+        assert_eq!(project["live_url"], web(name));
+        assert_eq!(project["repo_url"], repo(name));
+    }
+    let (code, out, _) = stack.cli(&["monitor", names[1]]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("verify    done")
+            && out.contains("restore   done     restored from the backup of"),
+        "{out}"
+    );
+    let (_, out, _) = stack.cli(&["projects"]);
+    assert_eq!(out.matches(" live ").count(), 3, "{out}");
+}

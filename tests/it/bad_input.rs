@@ -416,3 +416,71 @@ fn newer_state_is_refused_with_a_hint() {
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }
+
+#[test]
+fn bad_backup_archives_are_refused_before_a_stack_is_asked_and_stay_as_they_were() {
+    use tfgrid_compose::ai::archive::{Archive, FORMAT};
+    let cx = TestContext::new();
+    let good = Archive::new(
+        "http://10.1.0.2",
+        Vec::new(),
+        [
+            ("projects.db".to_string(), b"db".to_vec()),
+            ("routes.json".into(), b"[]".to_vec()),
+        ]
+        .into(),
+    );
+    let write = |name: &str, bytes: &[u8]| {
+        let path = cx.app.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let mut changed = good.clone();
+    changed.files.insert("routes.json".into(), b"[{}]".to_vec());
+    let mut newer = good.clone();
+    newer.manifest.format = FORMAT + 1;
+    let cases = [
+        (
+            "changed",
+            changed.to_bytes().unwrap(),
+            "checksum mismatch for `routes.json`",
+        ),
+        (
+            "newer",
+            newer.to_bytes().unwrap(),
+            "the archive has format version 2; this tool reads version 1",
+        ),
+        (
+            "not an archive",
+            b"<html>not found</html>".to_vec(),
+            "not a backup archive",
+        ),
+        // A sound archive passes its checks; then the missing stack is what is refused.
+        (
+            "no stack",
+            good.to_bytes().unwrap(),
+            "no AI-stack agent is configured",
+        ),
+    ];
+    for (case, bytes, expected) in cases {
+        let path = write(&format!("{}.tar.gz", case.replace(' ', "-")), &bytes);
+        assert_rejected(&cx, case, &["projects", "restore", &path], &[expected]);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{case}: the file changed"
+        );
+    }
+    assert_rejected(
+        &cx,
+        "missing",
+        &["projects", "restore", "/nonexistent/stack.tar.gz"],
+        &["cannot read `/nonexistent/stack.tar.gz`"],
+    );
+    assert_rejected(
+        &cx,
+        "backup without a stack",
+        &["projects", "backup"],
+        &["no AI-stack agent is configured"],
+    );
+}

@@ -634,19 +634,15 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// The AI stack deployed by `up` on three local VMs, used by `create` with no flags: the live page
 /// is fetched from this machine, the repository cloned, a push without the token refused; then
 /// `projects`, `monitor`, `delete` (404, clone fails) and `down`, which leaves nothing.
-#[test]
-fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
-    use crate::ai::{INDEX, LLM_KEY, clone, get, get_live, get_until, start_llm};
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let d = Deployment::new("ai-stack");
+/// The example AI stack's manifest pointed at a test LLM (started here) instead of its own;
+/// returns what the LLM was asked.
+fn with_test_llm(d: &Deployment) -> std::sync::Arc<Mutex<Vec<serde_json::Value>>> {
     // The test LLM listens on every address of this machine, so that the agent's VM reaches it
     // through the deployment's tunnel at {host_ip}.
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    start_llm(listener, seen.clone());
+    crate::ai::start_llm(listener, seen.clone());
     let manifest = d.app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let at = text.find("  max_concurrent_projects").unwrap();
@@ -654,11 +650,15 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
         "  llm:\n    - base_url: \"http://{{host_ip}}:{port}/v1\"\n      model: canned\n      api_key_env: AI_STACK_TEST_KEY\n"
     );
     std::fs::write(&manifest, format!("{}{llm}{}", &text[..at], &text[at..])).unwrap();
+    seen
+}
 
+/// `up` of the AI stack, with the test LLM's key in the environment.
+fn up_ai_stack(d: &Deployment) {
     let out = d
         .cmd()
         .arg("up")
-        .env("AI_STACK_TEST_KEY", LLM_KEY)
+        .env("AI_STACK_TEST_KEY", crate::ai::LLM_KEY)
         .output()
         .unwrap();
     assert!(
@@ -667,6 +667,42 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The serial lock, and the example AI stack up on three local VMs with the test LLM (what it
+/// was asked is the third value).
+fn ai_stack_up() -> (
+    std::sync::MutexGuard<'static, ()>,
+    Deployment,
+    std::sync::Arc<Mutex<Vec<serde_json::Value>>>,
+) {
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("ai-stack");
+    let seen = with_test_llm(&d);
+    up_ai_stack(&d);
+    (serial, d, seen)
+}
+
+/// A command of the AI stack's CLI that must succeed (the agent found through the deployment);
+/// its stderr.
+fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
+    let mut cmd = d.cmd();
+    cmd.args(args).env_remove("TFGRID_COMPOSE_AGENT_URL");
+    if let Some(archive) = archive {
+        cmd.arg(archive);
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {err}");
+    err
+}
+
+#[test]
+fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
+    use crate::ai::{INDEX, LLM_KEY, clone, get, get_live, get_until};
+    let (_serial, d, seen) = ai_stack_up();
     let id8 = d.id8();
     let state = d.state();
     let record = state
@@ -885,4 +921,88 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
     d.cmd().args(["down", "--yes"]).assert().success();
     assert_eq!(leftovers(&id8), Vec::<String>::new());
     assert_eq!(processes_with(serve), Vec::<(String, u32)>::new());
+}
+
+/// Two projects backed up, the stack taken `down`, a new one `up`, the archive restored: both
+/// pages live on the new gateway and both repositories clone with their original commit.
+#[test]
+fn ai_stack_backup_then_down_up_and_restore_brings_both_projects_back_live() {
+    use crate::ai::{INDEX, clone, get_live, head_commit};
+    let (_serial, d, _llm) = ai_stack_up();
+    let old = d.state().ai_stack.expect("state.yaml records the stack");
+    let names = ["portfolio-website-dark-mode", "bakery"];
+    stack_cmd(&d, &["create", "portfolio website with dark mode"], None);
+    stack_cmd(
+        &d,
+        &["create", "bakery landing page", "--name", "bakery"],
+        None,
+    );
+    let repo = |public: &str, name: &str| format!("{public}/git/projects/{name}.git");
+    let commits: Vec<String> = names
+        .iter()
+        .map(|n| head_commit(&repo(&old.public_url, n)))
+        .collect();
+
+    let archive = d._root.path().join("stack-backup.tar.gz");
+    let err = stack_cmd(&d, &["projects", "backup", "-o"], Some(&archive));
+    assert!(
+        err.contains("Finished") && err.contains("2 projects"),
+        "{err}"
+    );
+
+    // The stack goes, a new one comes (new VMs, new tokens), and the backup goes onto it.
+    d.cmd().args(["down", "--yes"]).assert().success();
+    up_ai_stack(&d);
+    let new = d
+        .state()
+        .ai_stack
+        .expect("state.yaml records the new stack");
+    let err = stack_cmd(&d, &["projects", "restore"], Some(&archive));
+    for name in names {
+        assert!(
+            err.contains(&format!(
+                "Restored `{name}` live at {}/{name}/",
+                new.public_url
+            )),
+            "{err}"
+        );
+    }
+
+    // Both live on the new gateway, both repositories clonable with the original commit.
+    let work = tempfile::tempdir().unwrap();
+    for (name, commit) in names.iter().zip(&commits) {
+        assert_eq!(
+            get_live(&format!("{}/{name}/", new.public_url)),
+            (200, INDEX.to_string())
+        );
+        let url = repo(&new.public_url, name);
+        assert_eq!(&head_commit(&url), commit, "{url}");
+        assert!(clone(&url, &work.path().join(name)), "{url} clones");
+        assert_eq!(
+            std::fs::read_to_string(work.path().join(name).join("index.html")).unwrap(),
+            INDEX
+        );
+    }
+    let out = d.cmd().arg("projects").output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        names.iter().all(|n| list.contains(n)) && list.matches(" live ").count() == 2,
+        "{list}"
+    );
+    // Restoring the same backup again is refused whole, naming a project.
+    let out = d
+        .cmd()
+        .args(["projects", "restore"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already on this stack: project `")
+            && err.contains("project `portfolio-website-dark-mode`")
+            && err.contains("nothing was restored"),
+        "{err}"
+    );
+    d.cmd().args(["down", "--yes"]).assert().success();
 }

@@ -87,7 +87,7 @@ import datetime, os, re, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 own_rate, own_n, own_prompt = sys.argv[2].split()
 up_ms, load_before, load_after = int(sys.argv[3]), sys.argv[4], sys.argv[5]
-fmt = lambda ms: "%dm %02ds" % divmod(round(ms / 1000), 60)
+fmt = lambda ms: "%dm %02ds" % divmod(round(ms / 1000), 60) if ms >= 60000 else "%ds" % round(ms / 1000)
 live = [r for r in rows if r[2] == "1"]
 first = [r for r in live if r[3] == "1"]
 table = "\n".join(

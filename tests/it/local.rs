@@ -865,10 +865,27 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     let id8 = d.id8();
-    let model = processes_with(serve);
+    // This deployment's model: the process in its agent VM's network namespace (another stack
+    // on this machine may run one too).
+    let agent_net = std::fs::metadata(format!("/run/netns/tfl-{id8}-1"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let model: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let net = std::fs::metadata(e.path().join("ns/net")).ok()?;
+            let uid = std::os::unix::fs::MetadataExt::uid(&e.metadata().ok()?);
+            (String::from_utf8_lossy(&cmdline).contains(serve)
+                && std::os::unix::fs::MetadataExt::ino(&net) == agent_net)
+                .then_some((pid, uid))
+        })
+        .collect();
     assert!(
-        !model.is_empty() && model.iter().all(|(_, uid)| *uid != 0),
-        "the model runs, not as root: {model:?}"
+        model.len() == 1 && model[0].1 != 0,
+        "one model process on the agent's VM, not root's: {model:?}"
     );
 
     let out = d
@@ -920,7 +937,12 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
 
     d.cmd().args(["down", "--yes"]).assert().success();
     assert_eq!(leftovers(&id8), Vec::<String>::new());
-    assert_eq!(processes_with(serve), Vec::<(String, u32)>::new());
+    let pid = model[0].0;
+    assert!(
+        !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(serve)),
+        "the model (PID {pid}) outlived `down`"
+    );
 }
 
 /// Two projects backed up, the stack taken `down`, a new one `up`, the archive restored: both

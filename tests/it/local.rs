@@ -621,6 +621,34 @@ fn processes_with(needle: &str) -> Vec<(String, u32)> {
     found
 }
 
+/// The processes of deployment `id8`'s VMs (by their network namespaces) whose command line
+/// contains `needle`: `(pid, uid)`. Another deployment's processes on this machine are not taken.
+fn vm_processes_with(id8: &str, needle: &str) -> Vec<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let namespaces: Vec<u64> = (0..8)
+        .filter_map(|i| std::fs::metadata(format!("/run/netns/tfl-{id8}-{i}")).ok())
+        .map(|m| m.ino())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let net = std::fs::metadata(e.path().join("ns/net")).ok()?.ino();
+            let uid = e.metadata().ok()?.uid();
+            (String::from_utf8_lossy(&cmdline).contains(needle) && namespaces.contains(&net))
+                .then_some((pid, uid))
+        })
+        .collect()
+}
+
+/// Whether process `pid` still runs with `needle` in its command line.
+fn still_runs(pid: u32, needle: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+}
+
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -723,7 +751,7 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
     );
 
     // The services run as the unprivileged user, not root.
-    let services = processes_with("/etc/tfgrid-ai/");
+    let services = vm_processes_with(&id8, "/etc/tfgrid-ai/");
     assert!(
         services.len() >= 5,
         "gateway, agent, git and two nginx masters: {services:?}"
@@ -831,9 +859,14 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
 
     d.cmd().args(["down", "--yes"]).assert().success();
     assert_eq!(leftovers(&id8), Vec::<String>::new());
+    let left: Vec<&(u32, u32)> = services
+        .iter()
+        .filter(|(pid, _)| still_runs(*pid, "/etc/tfgrid-ai/"))
+        .collect();
     assert_eq!(
-        processes_with("/etc/tfgrid-ai/"),
-        Vec::<(String, u32)>::new()
+        left,
+        Vec::<&(u32, u32)>::new(),
+        "services that outlived `down`"
     );
     assert!(!state_root.join("default").exists());
 }
@@ -865,24 +898,8 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     let id8 = d.id8();
-    // This deployment's model: the process in its agent VM's network namespace (another stack
-    // on this machine may run one too).
-    let agent_net = std::fs::metadata(format!("/run/netns/tfl-{id8}-1"))
-        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        .unwrap();
-    let model: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let net = std::fs::metadata(e.path().join("ns/net")).ok()?;
-            let uid = std::os::unix::fs::MetadataExt::uid(&e.metadata().ok()?);
-            (String::from_utf8_lossy(&cmdline).contains(serve)
-                && std::os::unix::fs::MetadataExt::ino(&net) == agent_net)
-                .then_some((pid, uid))
-        })
-        .collect();
+    // This deployment's model (another stack on this machine may run one too).
+    let model = vm_processes_with(&id8, serve);
     assert!(
         model.len() == 1 && model[0].1 != 0,
         "one model process on the agent's VM, not root's: {model:?}"
@@ -939,8 +956,7 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
     assert_eq!(leftovers(&id8), Vec::<String>::new());
     let pid = model[0].0;
     assert!(
-        !std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(serve)),
+        !still_runs(pid, serve),
         "the model (PID {pid}) outlived `down`"
     );
 }

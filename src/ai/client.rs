@@ -82,11 +82,20 @@ impl AgentClient {
     fn fail(status: reqwest::StatusCode, value: &Value) -> anyhow::Error {
         let message = value["error"].as_str().unwrap_or("no details").to_string();
         if status.is_client_error() {
-            UserError::new(
-                format!("the agent refused: {message} ({status})"),
-                "fix the request and try again",
-            )
-            .into()
+            let hint = match status {
+                reqwest::StatusCode::CONFLICT if message.contains("being created") => {
+                    "wait until it is live or failed (`tfgrid-compose monitor NAME --follow`), \
+                     then try again"
+                }
+                reqwest::StatusCode::CONFLICT if message.contains("exists") => {
+                    "choose another --name, or leave it out for a unique one"
+                }
+                reqwest::StatusCode::CONFLICT => "try again once the agent's current work is done",
+                reqwest::StatusCode::NOT_FOUND => "`tfgrid-compose projects` lists the projects",
+                reqwest::StatusCode::TOO_MANY_REQUESTS => "wait a moment and try again",
+                _ => "fix the request and try again",
+            };
+            UserError::new(format!("the agent refused: {message} ({status})"), hint).into()
         } else {
             anyhow::anyhow!("the agent failed: {message} ({status})")
         }

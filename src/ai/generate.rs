@@ -138,7 +138,7 @@ pub async fn generate(
     prompt: &str,
 ) -> Result<site::Files> {
     let schema: Value = serde_json::from_str(answer::RESPONSE_SCHEMA)?;
-    let subject = words::subject_words(prompt);
+    let subject = words::Subject::of(prompt);
     let mut messages = conversation(prompt, &[]);
     let mut temperature = TEMPERATURES[0];
     let (mut restarts, mut meaning_sent) = (0, false);

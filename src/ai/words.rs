@@ -133,6 +133,33 @@ pub fn subject_words(prompt: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Whether most letters of `text` are Latin (ASCII) letters; `None` when it has no letter.
+fn mostly_latin(text: &str) -> Option<bool> {
+    let (latin, all) = text
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .fold((0usize, 0usize), |(l, a), c| {
+            (l + usize::from(c.is_ascii_alphabetic()), a + 1)
+        });
+    (all > 0).then_some(latin * 2 > all)
+}
+
+/// The subject of a prompt, for [`meaning_problem`]: its words, and its script.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub words: BTreeSet<String>,
+    latin: Option<bool>,
+}
+
+impl Subject {
+    pub fn of(prompt: &str) -> Self {
+        Self {
+            words: subject_words(prompt),
+            latin: mostly_latin(prompt),
+        }
+    }
+}
+
 /// Two words are the same word, give or take an ending: equal, one a prefix of the other and at
 /// least 4 characters, or a common beginning of 5 (`bakery`/`bakers`,
 /// `photography`/`photographer`).
@@ -177,8 +204,11 @@ pub fn visible_text(html: &str) -> String {
 
 /// The problem to send back when no word of the site's visible text (every HTML file) is a word
 /// of the prompt's subject; `None` when one is, or when the prompt has no subject word.
-pub fn meaning_problem(subject: &BTreeSet<String>, files: &Files) -> Option<String> {
-    if subject.is_empty() {
+///
+/// A site in another script than the prompt (a Russian prompt answered in English) is not judged:
+/// words of two languages cannot be compared by their letters (`kofeini` is not `coffee`).
+pub fn meaning_problem(subject: &Subject, files: &Files) -> Option<String> {
+    if subject.words.is_empty() {
         return None;
     }
     let text: String = files
@@ -187,7 +217,11 @@ pub fn meaning_problem(subject: &BTreeSet<String>, files: &Files) -> Option<Stri
         .map(|(_, html)| visible_text(html))
         .collect::<Vec<_>>()
         .join(" ");
+    if subject.latin.is_some() && mostly_latin(&text).is_some_and(|l| Some(l) != subject.latin) {
+        return None;
+    }
     let seen: BTreeSet<String> = ascii_words(&text).into_iter().collect();
+    let subject = &subject.words;
     let found = subject
         .iter()
         .any(|want| seen.iter().any(|word| same_word(want, word)));
@@ -234,7 +268,7 @@ pub fn lorem_only(html: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{lorem_only, meaning_problem, name_from_prompt, numbered, subject_words};
+    use super::{Subject, lorem_only, meaning_problem, name_from_prompt, numbered};
     use crate::ai::site::Files;
 
     #[test]
@@ -302,9 +336,9 @@ mod tests {
 
     #[test]
     fn the_meaning_check_looks_for_the_subject_in_the_visible_text() {
-        let subject = subject_words("A portfolio website with dark mode");
+        let subject = Subject::of("A portfolio website with dark mode");
         assert_eq!(
-            subject.iter().map(String::as_str).collect::<Vec<_>>(),
+            subject.words.iter().map(String::as_str).collect::<Vec<_>>(),
             ["dark", "mode", "portfolio"]
         );
         assert_eq!(
@@ -318,23 +352,35 @@ mod tests {
         .unwrap();
         assert!(off.contains("dark, mode, portfolio"), "{off}");
         // Endings differ: bakery / bakers.
-        let bakery = subject_words("landing page for a bakery");
+        let bakery = Subject::of("landing page for a bakery");
         assert_eq!(
             meaning_problem(&bakery, &site("<p>Fresh from our bakers</p>")),
             None
         );
         // A prompt in Chinese and a page in Chinese meet after transliteration.
-        let chinese = subject_words("个人作品集网站，深色模式");
+        let chinese = Subject::of("个人作品集网站，深色模式");
         assert_eq!(
             meaning_problem(&chinese, &site("<h1>我的作品集</h1>")),
             None
         );
-        assert!(meaning_problem(&chinese, &site("<h1>Welcome</h1>")).is_some());
-        let russian = subject_words("Сайт-портфолио с тёмной темой");
+        assert!(meaning_problem(&chinese, &site("<h1>其他的东西</h1>")).is_some());
+        let russian = Subject::of("Сайт-портфолио с тёмной темой");
         assert_eq!(meaning_problem(&russian, &site("<h1>Portfolio</h1>")), None);
+        // A page in another script than the prompt is not judged: a Russian prompt answered in
+        // English (Qwen2.5-Coder-1.5B did so), an English prompt answered in Russian.
+        let coffee = Subject::of("страница кофейни с меню и ценами");
+        assert_eq!(
+            meaning_problem(&coffee, &site("<h1>Coffee Shop</h1><p>Menu and prices</p>")),
+            None
+        );
+        assert!(meaning_problem(&coffee, &site("<h1>Погода</h1>")).is_some());
+        assert_eq!(
+            meaning_problem(&bakery, &site("<h1>Погода на сегодня</h1>")),
+            None
+        );
         // Nothing to look for: no problem.
         assert_eq!(
-            meaning_problem(&subject_words("a website"), &site("<p>x</p>")),
+            meaning_problem(&Subject::of("a website"), &site("<p>x</p>")),
             None
         );
     }

@@ -409,6 +409,10 @@ pub struct ImportArgs {
 pub struct SshArgs {
     #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
+    /// The VM to reach: its index (0 = primary), name (`vm1`) or address, as `address` lists
+    /// them (default: the primary)
+    #[arg(long, value_name = "VM")]
+    pub vm: Option<String>,
     /// Command to run instead of a shell.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -418,6 +422,10 @@ pub struct SshArgs {
 pub struct ExecArgs {
     #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
+    /// The VM to run on: its index (0 = primary), name (`vm1`) or address, as `address` lists
+    /// them (default: the primary)
+    #[arg(long, value_name = "VM")]
+    pub vm: Option<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -644,6 +652,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
                 &Runner::real(),
                 &settings,
                 args.app.as_deref(),
+                args.vm.as_deref(),
                 &args.command,
                 true,
             )
@@ -654,6 +663,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
                 &Runner::real(),
                 &settings,
                 args.app.as_deref(),
+                args.vm.as_deref(),
                 &args.command,
                 false,
             )

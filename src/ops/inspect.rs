@@ -120,16 +120,43 @@ pub fn ssh_target(state: &DeploymentState) -> Result<SshTarget> {
     })
 }
 
-/// `ssh [-- CMD…]` and `exec CMD…`: the remote exit code becomes ours.
+/// `ssh [--vm VM] [-- CMD…]` and `exec [--vm VM] CMD…`: the remote exit code becomes ours. `vm`
+/// is an index (0 = primary), a name (`vm1`) or an address of `address`'s list; another is a
+/// [`UserError`] listing them.
 pub async fn ssh(
     runner: &Runner,
     settings: &Settings,
     app: Option<&str>,
+    vm: Option<&str>,
     command: &[String],
     tty: bool,
 ) -> Result<()> {
     let (_, state) = load(settings, app)?;
-    let target = ssh_target(&state)?;
+    let mut target = ssh_target(&state)?;
+    if let Some(wanted) = vm {
+        let vms = state.outputs.as_ref().map(|o| o.vms()).unwrap_or_default();
+        let found = vms
+            .iter()
+            .enumerate()
+            .find(|(i, v)| i.to_string() == wanted || v.name == wanted || v.address == wanted);
+        let Some((_, found)) = found else {
+            let list: Vec<String> = vms
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{i} {} {}", v.name, v.address))
+                .collect();
+            return Err(UserError::new(
+                format!(
+                    "--vm: no VM `{}` in this deployment; it has: {}",
+                    wanted.escape_default(),
+                    list.join(", ")
+                ),
+                "give an index, a name or an address that `tfgrid-compose address` lists",
+            )
+            .into());
+        };
+        target.host = found.address.clone();
+    }
     let tty = tty && std::io::stdin().is_terminal();
     let cmd: Cmd = ssh::ssh(&target, command, tty && !command.is_empty()).io(Io::Inherit);
     let out = runner.status(&cmd).await?;

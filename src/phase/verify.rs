@@ -142,10 +142,15 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
             || ctx.app.dir.display().to_string(),
             |origin| origin.name.clone(),
         );
+        let create = if ctx.app.manifest.ai_stack.is_some() {
+            "`tfgrid-compose create \"<prompt>\"`, "
+        } else {
+            ""
+        };
         ctx.printer.status(
             "Next",
             format!(
-                "`tfgrid-compose status {app}`, `tfgrid-compose ssh \
+                "{create}`tfgrid-compose status {app}`, `tfgrid-compose ssh \
             --app {app}`, `tfgrid-compose down {app}`"
             ),
         );

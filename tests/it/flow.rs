@@ -681,6 +681,28 @@ fn inspect_commands_read_state() {
         cx.transcript()
     );
     assert!(cx.transcript()[0].contains("StrictHostKeyChecking=yes"));
+    // Another VM by name or index; one the deployment lacks is named with the list.
+    cx.clear_transcript();
+    cx.cmd()
+        .args(["exec", "--vm", "backend1", "--app"])
+        .arg(&cx.app)
+        .arg("true")
+        .assert()
+        .success();
+    assert!(
+        cx.transcript()[0].contains("root@127.0.0.1 -- 'true'"),
+        "{:?}",
+        cx.transcript()
+    );
+    cx.cmd()
+        .args(["ssh", "--vm", "7", "--app"])
+        .arg(&cx.app)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "--vm: no VM `7` in this deployment; it has: 0 vm0 127.0.0.1, 1 backend1 127.0.0.1",
+        ))
+        .stderr(contains("hint: give an index, a name or an address"));
     cx.cmd()
         .args(["ssh", "--app"])
         .arg(&cx.app)

@@ -250,6 +250,11 @@ fn print_event(printer: &Printer, event: &Event, shown: &mut Shown) {
         ("llm", "done", _) => printer.status("Generated", message),
         ("llm", "note", _) => printer.status("Note", message),
         ("generate", "restart", _) => printer.status("Restarting", message),
+        ("check", "note", _) => printer.status("Repaired", message),
+        // The last attempt's site is kept when only the meaning check found fault with it.
+        ("check", "done", _) if message.contains("kept although") => {
+            printer.warn(format!("check: {message}"));
+        }
         (_, "failed", _) => printer.warn(format!("{step}: {message}")),
         _ => tracing::debug!(step, status, message, "event"),
     }
@@ -268,13 +273,15 @@ pub async fn projects(printer: &Printer, agent: &AgentClient, json: bool) -> Res
         );
         return Ok(());
     }
+    // Names are up to 40 characters: the column is as wide as the longest.
+    let width = list.iter().map(|p| p.name.len()).max().unwrap_or(0).max(4);
     printer.data(format!(
-        "{:<16}  {:<28} {:<10} {}",
+        "{:<16}  {:<width$} {:<10} {}",
         "ID", "NAME", "STATUS", "LIVE"
     ));
     for p in &list {
         printer.data(format!(
-            "{:<16}  {:<28} {:<10} {}",
+            "{:<16}  {:<width$} {:<10} {}",
             p.id,
             p.name,
             p.status,

@@ -159,14 +159,4 @@ publishes take at least 4.5 s whatever the agent does.
 <!-- /bench-ai -->
 MD
 )
-python3 - docs/performance.md "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-if "<!-- bench-ai -->" in text:
-    text = re.sub(r"<!-- bench-ai -->.*?<!-- /bench-ai -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
-echo "$section"
+printf '%s\n' "$section" | python3 scripts/perf-section.py bench-ai

@@ -82,8 +82,8 @@ PY
 done
 load_after=$(load)
 
-python3 - "$work/creates.tsv" "$own" "$up_ms" "$load_before" "$load_after" <<'PY'
-import datetime, os, re, statistics, sys
+python3 - "$work/creates.tsv" "$own" "$up_ms" "$load_before" "$load_after" <<'PY' | python3 scripts/perf-section.py bench-llm
+import datetime, os, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 own_rate, own_n, own_prompt = sys.argv[2].split()
 up_ms, load_before, load_after = int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -119,11 +119,5 @@ Measured on {datetime.date.today()}, {os.cpu_count()} cores (load average {load_
 - First answers that passed the check: **{len(first)} of {len(rows)}**; attempts per live site:
   **{statistics.mean(attempts) if attempts else 0:.1f}** (max {max(attempts) if attempts else 0}).
 <!-- /bench-llm -->"""
-text = open("docs/performance.md").read()
-if "<!-- bench-llm -->" in text:
-    text = re.sub(r"<!-- bench-llm -->.*?<!-- /bench-llm -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open("docs/performance.md", "w").write(text)
 print(section)
 PY

@@ -73,8 +73,8 @@ PY
   done | median | xargs -I{} echo -e "$pattern\t{}" >> "$work/plan.tsv"
 done
 
-python3 - "$work/up.tsv" "$work/plan.tsv" "$RUNS" <<'PY'
-import collections, re, statistics, subprocess, sys, datetime
+python3 - "$work/up.tsv" "$work/plan.tsv" "$RUNS" <<'PY' | python3 scripts/perf-section.py bench-sim
+import collections, statistics, subprocess, sys, datetime
 up, plan, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 vals = collections.defaultdict(list)
 for line in open(up):
@@ -110,11 +110,5 @@ over `--network sim`, each from nothing. Milliseconds.
 | --- | --- |
 """ + "\n".join("| %s | %s ms |" % tuple(l.split()) for l in open(plan)) + """
 <!-- /bench-sim -->"""
-text = open("docs/performance.md").read()
-if "<!-- bench-sim -->" in text:
-    text = re.sub(r"<!-- bench-sim -->.*?<!-- /bench-sim -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open("docs/performance.md", "w").write(text)
 print(section)
 PY

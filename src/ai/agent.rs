@@ -22,7 +22,7 @@ use super::api::{DeleteReport, Failure, Health, ProjectEvents, ProjectList, Proj
 use super::db::{ACTIVE, Db, Project};
 use super::githost::{GitConfig, GitHost};
 use super::llm::{Llm, Provider, Strategy};
-use super::server::{Common, api_error, serve};
+use super::server::{Common, api_error, api_refusal, serve};
 use super::{site, words};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -374,16 +374,22 @@ async fn create(
         }
     }
     if !inserted {
-        let message = if chosen {
-            format!("a project named `{}` exists; pick another --name", names[0])
+        let (message, hint) = if chosen {
+            (
+                format!("a project named `{}` exists", names[0]),
+                "pick another --name, or leave it out for a unique one",
+            )
         } else {
-            format!(
-                "`{}` and its numbered names up to `{}` are taken; pass --name",
-                names[0],
-                names[names.len() - 1]
+            (
+                format!(
+                    "`{}` and its numbered names up to `{}` are taken",
+                    names[0],
+                    names[names.len() - 1]
+                ),
+                "pass --name",
             )
         };
-        return api_error(StatusCode::CONFLICT, &message).into_response();
+        return api_refusal(StatusCode::CONFLICT, &message, hint).into_response();
     }
     let _ = a.db.event(&id, "queue", "done", "queued");
     spawn(a.clone(), id.clone());
@@ -473,11 +479,16 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
         }
     };
     if ACTIVE.contains(&project.status.as_str()) {
-        return api_error(
+        return api_refusal(
             StatusCode::CONFLICT,
             &format!(
-                "`{}` is still being created ({}); wait for it to finish",
+                "`{}` is still being created ({})",
                 project.name, project.status
+            ),
+            &format!(
+                "wait until it is live or failed (`tfgrid-compose monitor {} --follow`), then \
+                 try again",
+                project.name
             ),
         )
         .into_response();

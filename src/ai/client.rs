@@ -82,19 +82,13 @@ impl AgentClient {
     fn fail(status: reqwest::StatusCode, value: &Value) -> anyhow::Error {
         let message = value["error"].as_str().unwrap_or("no details").to_string();
         if status.is_client_error() {
-            let hint = match status {
-                reqwest::StatusCode::CONFLICT if message.contains("being created") => {
-                    "wait until it is live or failed (`tfgrid-compose monitor NAME --follow`), \
-                     then try again"
-                }
-                reqwest::StatusCode::CONFLICT if message.contains("exists") => {
-                    "choose another --name, or leave it out for a unique one"
-                }
+            // The agent's own hint when it gives one (`{error, hint}`), else one for the status.
+            let hint = value["hint"].as_str().unwrap_or(match status {
                 reqwest::StatusCode::CONFLICT => "try again once the agent's current work is done",
                 reqwest::StatusCode::NOT_FOUND => "`tfgrid-compose projects` lists the projects",
                 reqwest::StatusCode::TOO_MANY_REQUESTS => "wait a moment and try again",
                 _ => "fix the request and try again",
-            };
+            });
             UserError::new(format!("the agent refused: {message} ({status})"), hint).into()
         } else {
             anyhow::anyhow!("the agent failed: {message} ({status})")

@@ -21,6 +21,15 @@ pub fn api_error(status: StatusCode, message: &str) -> ApiError {
     (status, Json(serde_json::json!({"error": message})))
 }
 
+/// A refusal that says what to do: `{"error": message, "hint": hint}`; the CLI shows the hint
+/// under the error.
+pub fn api_refusal(status: StatusCode, message: &str, hint: &str) -> ApiError {
+    (
+        status,
+        Json(serde_json::json!({"error": message, "hint": hint})),
+    )
+}
+
 #[derive(Clone)]
 pub struct Common {
     token: Arc<String>,

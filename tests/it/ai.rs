@@ -1457,7 +1457,9 @@ fn answers_as_real_models_give_them_go_live() {
     let (code, out, err) = stack.cli(&["create", chinese, "--name", &names[0]]);
     assert_eq!(code, 2, "a refused request is a usage error: {out}");
     assert!(
-        err.contains(&format!("a project named `{}` exists", names[0])) && err.contains("409"),
+        err.contains(&format!("a project named `{}` exists", names[0]))
+            && err.contains("409")
+            && err.contains("hint: pick another --name"),
         "{err}"
     );
     for name in &names {

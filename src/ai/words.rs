@@ -126,7 +126,7 @@ pub fn numbered(base: &str, n: u32) -> String {
 }
 
 /// The words of the prompt that carry its subject: transliterated, stop words left out.
-pub fn subject_words(prompt: &str) -> BTreeSet<String> {
+fn subject_words(prompt: &str) -> BTreeSet<String> {
     ascii_words(prompt)
         .into_iter()
         .filter(|w| !STOP_WORDS.contains(&w.as_str()))

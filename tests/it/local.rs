@@ -447,9 +447,10 @@ fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     // Nothing the command started is still running: terraform and its vm.sh stopped before it exited.
     let root = d.app.join(".tfgrid-compose").display().to_string();
-    let running: Vec<(String, u32)> = processes_with(&root)
+    let running: Vec<String> = processes_with(&root)
         .into_iter()
-        .filter(|(c, _)| c.contains("terraform") || c.contains("tofu"))
+        .map(|p| p.cmdline)
+        .filter(|c| c.contains("terraform") || c.contains("tofu"))
         .collect();
     assert!(
         running.is_empty(),
@@ -598,48 +599,53 @@ fn an_apps_playbook_and_environment_reach_the_vm_and_the_secret_stays_there() {
     d.cmd().args(["down", "--yes"]).assert().success();
 }
 
-/// Every process on this machine (VMs' included) whose command line contains `needle`, with its uid.
-fn processes_with(needle: &str) -> Vec<(String, u32)> {
-    let mut found = Vec::new();
-    for dir in std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-    {
-        let cmdline =
-            String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).unwrap_or_default())
-                .replace('\0', " ");
-        if cmdline.contains(needle)
-            && let Ok(meta) = std::fs::metadata(&dir)
-        {
-            found.push((
-                cmdline.trim().to_string(),
-                std::os::unix::fs::MetadataExt::uid(&meta),
-            ));
-        }
-    }
-    found
+/// A process as `/proc` shows it.
+#[derive(Debug)]
+struct Process {
+    pid: u32,
+    uid: u32,
+    /// The command line, its arguments joined by spaces.
+    cmdline: String,
+    /// Its network namespace (the inode of `/proc/PID/ns/net`).
+    net: u64,
 }
 
-/// The processes of deployment `id8`'s VMs (by their network namespaces) whose command line
-/// contains `needle`: `(pid, uid)`. Another deployment's processes on this machine are not taken.
-fn vm_processes_with(id8: &str, needle: &str) -> Vec<(u32, u32)> {
+/// Every process on this machine (VMs' included) whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<Process> {
     use std::os::unix::fs::MetadataExt;
-    let namespaces: Vec<u64> = (0..8)
-        .filter_map(|i| std::fs::metadata(format!("/run/netns/tfl-{id8}-{i}")).ok())
-        .map(|m| m.ino())
-        .collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let net = std::fs::metadata(e.path().join("ns/net")).ok()?.ino();
-            let uid = e.metadata().ok()?.uid();
-            (String::from_utf8_lossy(&cmdline).contains(needle) && namespaces.contains(&net))
-                .then_some((pid, uid))
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?)
+                .replace('\0', " ")
+                .trim()
+                .to_string();
+            if !cmdline.contains(needle) {
+                return None;
+            }
+            Some(Process {
+                pid,
+                uid: e.metadata().ok()?.uid(),
+                net: std::fs::metadata(e.path().join("ns/net")).ok()?.ino(),
+                cmdline,
+            })
         })
+        .collect()
+}
+
+/// The processes of deployment `id8`'s VMs (by their network namespaces) whose command line
+/// contains `needle`: `(pid, uid)`. Another deployment's processes on this machine are not taken.
+fn vm_processes_with(id8: &str, needle: &str) -> Vec<(u32, u32)> {
+    let namespaces: Vec<u64> = (0..8)
+        .filter_map(|i| std::fs::metadata(format!("/run/netns/tfl-{id8}-{i}")).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .collect();
+    processes_with(needle)
+        .into_iter()
+        .filter(|p| namespaces.contains(&p.net))
+        .map(|p| (p.pid, p.uid))
         .collect()
 }
 

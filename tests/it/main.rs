@@ -27,3 +27,4 @@ mod recovery;
 mod schema;
 mod sim;
 mod units;
+mod world;

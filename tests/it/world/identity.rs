@@ -1,0 +1,1 @@
+//! See `world/mod.rs`.

@@ -193,6 +193,9 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             if e.tail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
                 hints.push(host_key_hint(&e.tail));
             }
+            if let Some(known) = crate::grid::errors::classify(&e.tail) {
+                hints.push(format!("{}: {}", known.meaning, known.hint));
+            }
             if e.tail.contains("UNREACHABLE!") {
                 hints.push(
                     "the VM did not answer ansible over ssh: check the WireGuard interface \

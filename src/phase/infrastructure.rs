@@ -138,8 +138,20 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             .await
             .context("terraform plan failed")?;
         let Err(err) = ctx.runner.run(&tofu.apply("tfplan", &log)).await else {
+            // a node that failed this deployment before may serve it another time
+            ctx.state.excluded_nodes.clear();
             break;
         };
+        // A twin without funds, a taken name, a value every node refuses: no node can fix it.
+        if let Some(known) =
+            crate::grid::errors::classify(&format!("{err:#}")).filter(|k| !k.cause.node_can_fix())
+        {
+            return Err(err).context(format!(
+                "terraform apply failed: {}; no other node can fix that, so none was tried; its \
+                    state is kept",
+                known.meaning
+            ));
+        }
         let selected: Vec<u64> = ctx
             .state
             .placement
@@ -209,7 +221,8 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
 }
 
 /// Apply attempts when tfgrid-compose chose the nodes: a failed node is excluded and another
-/// picked, at most this many times in all.
+/// picked, at most this many times in all; not when the error's cause is one no node can fix
+/// (docs/grid-errors.md).
 pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Decides the node of each placement, once per deployment (a resume keeps the recorded nodes

@@ -224,7 +224,8 @@ pub struct DeploymentState {
     /// The grid node of each of the pattern's placements.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<crate::grid::placement::Choice>,
-    /// Nodes on which `apply` failed; selection avoids them.
+    /// Nodes on which `apply` failed for a cause a node can fix; selection avoids them until an
+    /// apply succeeds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded_nodes: Vec<u64>,
     #[serde(default)]

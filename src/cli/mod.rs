@@ -519,6 +519,7 @@ fn init_tracing(verbose: u8, env: &Env) {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
+    crate::grid::mnemonic::register_env_secrets(&env);
     init_tracing(cli.verbose, &env);
     let color = resolve_color(
         cli.color,

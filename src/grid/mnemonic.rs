@@ -13,6 +13,22 @@ use crate::settings::{Settings, Source};
 /// The variable the Terraform provider reads, and the one place the environment is looked at.
 pub const ENV_VAR: &str = "TF_VAR_mnemonic";
 
+/// Every variable that carries a mnemonic to a child: [`ENV_VAR`], and the grid provider's own
+/// `MNEMONIC` and `MNEMONICS` (its argument's name changed in v1.11.2-dev; it reads them when its
+/// block has no `mnemonic`).
+pub const CHILD_ENV_VARS: [&str; 3] = [ENV_VAR, "MNEMONIC", "MNEMONICS"];
+
+/// Registers the value of each of [`CHILD_ENV_VARS`] in `env` as a secret (as set and as
+/// normalized), whatever the pattern needs: children inherit the environment, so a tool that
+/// prints one (a provider rejecting it, a playbook, a hook) shows `<redacted>` in the error, the
+/// logs, `state.yaml` and `inspect`.
+pub fn register_env_secrets(env: &crate::env::Env) {
+    for value in CHILD_ENV_VARS.iter().filter_map(|var| env.get(var)) {
+        crate::secrets::register(value);
+        crate::secrets::register(&normalize(value));
+    }
+}
+
 /// Words separated by single spaces, lower case.
 pub fn normalize(text: &str) -> String {
     text.split_whitespace()

@@ -16,8 +16,7 @@ use crate::settings::NodeSelection;
 use crate::tools::{ssh, tofu::Tofu};
 
 /// The tofu builder for this deployment (also used by `down`). The mnemonic goes to the child
-/// as `TF_VAR_mnemonic`, and as `MNEMONIC` and `MNEMONICS`, which the grid provider reads when
-/// its block has no `mnemonic` (the argument's name changed in v1.11.2-dev; versions.md).
+/// in each of [`crate::grid::mnemonic::CHILD_ENV_VARS`].
 /// `sim_config`: the grid simulator's Terraform CLI config (`--network sim`).
 pub fn tofu(
     state_dir: &crate::state::StateDir,
@@ -29,7 +28,7 @@ pub fn tofu(
     let workdir = state_dir.terraform_dir();
     let secrets = mnemonic
         .map(|m| {
-            ["TF_VAR_mnemonic", "MNEMONIC", "MNEMONICS"]
+            crate::grid::mnemonic::CHILD_ENV_VARS
                 .iter()
                 .map(|k| (k.to_string(), m.to_string()))
                 .collect()

@@ -10,7 +10,7 @@ use crate::common::{GridProxyFixture, TestContext};
 /// A valid BIP-39 phrase (a test vector of the specification), searched for everywhere.
 pub(crate) const CANARY: &str =
     "scheme spot photo card baby mountain device kick cradle pact join borrow";
-const CANARY_PART: &str = "spot photo card baby";
+pub(crate) const CANARY_PART: &str = "spot photo card baby";
 
 struct Case {
     pattern: &'static str,

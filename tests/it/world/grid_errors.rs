@@ -6,6 +6,7 @@
 //! `up` matches docs/json-output.md whatever the outcome.
 
 use crate::common::{GridProxyFixture, TestContext};
+use crate::grid::{CANARY, CANARY_PART, all_files};
 use crate::nodes::{tfvars, up_single_vm};
 
 /// How Terraform prints a provider's error: framed in `│`, wrapped at 78 columns between words.
@@ -90,4 +91,46 @@ fn nodes_excluded_after_a_failure_are_forgotten_once_an_apply_succeeds() {
     let state: serde_yaml::Value = serde_yaml::from_str(&cx.state_text()).unwrap();
     assert!(state["excluded_nodes"].is_null(), "{state:?}");
     assert_eq!(state["status"], "running");
+}
+
+#[test]
+fn a_mnemonic_in_the_environment_is_a_secret_even_for_a_pattern_that_needs_none() {
+    // The minimal pattern needs no mnemonic; its fake `tofu` inherits the environment and prints
+    // the phrase as a provider rejecting it would.
+    for var in ["TF_VAR_mnemonic", "MNEMONIC", "MNEMONICS"] {
+        let cx = TestContext::new();
+        let out = cx
+            .cmd()
+            .args(["up", cx.app_arg()])
+            .env(var, CANARY)
+            .env("FAKE_FAIL", "tofu:apply")
+            .env("FAKE_PRINT", CANARY)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}: {err}");
+        assert!(err.contains("token=<redacted> in a line"), "{var}: {err}");
+        let inspect = cx
+            .cmd()
+            .args(["inspect", cx.app_arg(), "--json"])
+            .env(var, CANARY)
+            .output()
+            .unwrap();
+        assert_eq!(inspect.status.code(), Some(0), "{var}");
+        let mut files = Vec::new();
+        all_files(cx.root.path(), &mut files);
+        assert!(files.iter().any(|f| f.ends_with("state.yaml")));
+        for file in files {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+            assert!(!text.contains(CANARY_PART), "{var}: in {}", file.display());
+        }
+        for text in [&out.stdout, &out.stderr, &inspect.stdout, &inspect.stderr] {
+            assert!(
+                !String::from_utf8_lossy(text).contains(CANARY_PART),
+                "{var}: {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
 }

@@ -253,11 +253,19 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
                     .into(),
             );
         } else if let Some(e) = cause.downcast_ref::<ContractError>() {
-            hints.push(format!(
-                "the pattern's infrastructure must declare `output \"{}\"` (see \
-                patterns/PATTERN_CONTRACT.md)",
-                e.output
-            ));
+            hints.push(if e.problem == "is missing" {
+                format!(
+                    "the pattern's infrastructure must declare `output \"{}\"` (see \
+                    patterns/PATTERN_CONTRACT.md)",
+                    e.output
+                )
+            } else {
+                format!(
+                    "fix `{}` in the pattern's outputs (patterns/PATTERN_CONTRACT.md says what \
+                    each holds)",
+                    e.output
+                )
+            });
         }
     }
     let path_of = |h: &str| h.split('`').nth(1).map(String::from);

@@ -211,42 +211,28 @@ impl PatternOutputs {
                     .into(),
             ));
         }
-        // every address is checked now, not when ssh waits for it until its timeout
-        let mut addresses: Vec<(&str, &str)> = vec![("primary_ip", &outputs.primary_ip)];
-        addresses.extend(
-            outputs
-                .secondary_ips
-                .iter()
-                .map(|s| ("secondary_ips", s.ip.as_str())),
-        );
-        addresses.extend(
-            outputs
-                .mycelium_ip
-                .iter()
-                .map(|m| ("mycelium_ip", m.as_str())),
-        );
-        addresses.extend(
-            outputs
-                .private_ips
-                .iter()
-                .map(|p| ("private_ips", p.as_str())),
-        );
-        for (name, address) in addresses {
+        // Every address among the outputs is checked now, not when ssh waits for it until its
+        // timeout: the contract's, the bash tool's (`wireguard_ip`, `ipv4_address`, …) and those
+        // inside a map or list (`connection_info.public_ipv4`, `secondary_ips[0].ip`).
+        for address in addresses(&root) {
             // a dry run's placeholders are `<name>`
-            if address.parse::<std::net::IpAddr>().is_err()
-                && !(address.starts_with('<') && address.ends_with('>'))
+            let text = address.value.as_str();
+            if text.is_empty()
+                || text.parse::<std::net::IpAddr>().is_ok()
+                || (text.starts_with('<') && text.ends_with('>'))
             {
-                let fix = if address.contains('/') {
-                    ": drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]` (the grid's \
-                        computedip carries one)"
-                } else {
-                    ""
-                };
-                return Err(err(
-                    name,
-                    format!("is `{address}`, which is not an IP address{fix}"),
-                ));
+                continue;
             }
+            let fix = if text.contains('/') {
+                ": drop the prefix in the output's HCL, e.g. `split(\"/\", …)[0]` (the grid's \
+                    computedip carries one)"
+            } else {
+                ""
+            };
+            return Err(err(
+                &address.path,
+                format!("is `{text}`, which is not an IP address{fix}"),
+            ));
         }
         Ok(outputs)
     }
@@ -277,6 +263,75 @@ impl PatternOutputs {
     pub fn placeholder_json() -> String {
         r#"{"primary_ip":{"value":"<primary_ip>"},"primary_ip_type":{"value":"wireguard"},"deployment_name":{"value":"<deployment_name>"},"node_ids":{"value":[0]},"wg_config":{"value":"<wg_config>","sensitive":true}}"#.to_string()
     }
+}
+
+/// Whether an output, or a key of a map among the outputs, names an address: `ip`, `ipv4`,
+/// `ipv6`, `address`, or a name ending in `_ip`, `_ips`, `_ipv4`, `_ipv6`, `_address` or
+/// `_addresses`. The contract's addresses are such names (`primary_ip`, `private_ips`,
+/// `secondary_ips[].ip`), and so are the bash tool's outputs (`wireguard_ip`, `ipv4_address`,
+/// `mycelium_ips`) and the shipped patterns' `connection_info` keys (`public_ipv4`).
+pub fn is_address_name(name: &str) -> bool {
+    matches!(name, "ip" | "ipv4" | "ipv6" | "address" | "addresses")
+        || ["_ip", "_ips", "_ipv4", "_ipv6", "_address", "_addresses"]
+            .iter()
+            .any(|end| name.ends_with(end))
+}
+
+/// A string among the outputs that [`is_address_name`] says is an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// For messages: `primary_ip`, `connection_info.public_ipv4`, `secondary_ips[1].ip`.
+    pub path: String,
+    /// Where it is in `output -json`'s document (RFC 6901), for [`Value::pointer_mut`].
+    pub pointer: String,
+    pub value: String,
+}
+
+/// Every address in `output -json`'s document (`{"name": {"value": …}}` or bare values): a string
+/// under an address name, directly or in lists under it, and the same inside any map.
+pub fn addresses(root: &Value) -> Vec<Address> {
+    fn walk(name: &str, value: &Value, path: &str, pointer: &str, out: &mut Vec<Address>) {
+        match value {
+            Value::String(text) if is_address_name(name) => out.push(Address {
+                path: path.to_string(),
+                pointer: pointer.to_string(),
+                value: text.clone(),
+            }),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(
+                        name,
+                        item,
+                        &format!("{path}[{i}]"),
+                        &format!("{pointer}/{i}"),
+                        out,
+                    );
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let escaped = key.replace('~', "~0").replace('/', "~1");
+                    walk(
+                        key,
+                        item,
+                        &format!("{path}.{key}"),
+                        &format!("{pointer}/{escaped}"),
+                        out,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (name, output) in root.as_object().into_iter().flatten() {
+        let escaped = name.replace('~', "~0").replace('/', "~1");
+        match output.get("value") {
+            Some(value) => walk(name, value, name, &format!("/{escaped}/value"), &mut out),
+            None => walk(name, output, name, &format!("/{escaped}"), &mut out),
+        }
+    }
+    out
 }
 
 /// `a string`, `a list`, … for messages about a JSON value of the wrong type.
@@ -359,7 +414,16 @@ mod tests {
             ),
             (
                 r#"{"primary_ip":{"value":"10.1.0.2"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]},"secondary_ips":{"value":[{"name":"b","ip":"backend-1","type":"ipv4","role":"r"}]}}"#,
-                "output `secondary_ips` is `backend-1`, which is not an IP address",
+                "output `secondary_ips[0].ip` is `backend-1`, which is not an IP address",
+            ),
+            (
+                r#"{"primary_ip":{"value":"10.1.0.2"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]},"connection_info":{"value":{"wireguard_ip":"10.20.2.2/24","public_ipv4":"","url":"http://x/"}}}"#,
+                "output `connection_info.wireguard_ip` is `10.20.2.2/24`, which is not an IP \
+                    address: drop the prefix",
+            ),
+            (
+                r#"{"primary_ip":{"value":"10.1.0.2"},"primary_ip_type":{"value":"ipv4"},"deployment_name":{"value":"d"},"node_ids":{"value":[1]},"mycelium_ips":{"value":["400:1::2/64"]}}"#,
+                "output `mycelium_ips[0]` is `400:1::2/64`, which is not an IP address",
             ),
         ];
         for (json, want) in cases {

@@ -239,42 +239,21 @@ pub fn position(text: &str, field: &[String]) -> (Option<usize>, Option<usize>) 
     locate(text, &field).map_or((None, None), |(l, c)| (Some(l), Some(c)))
 }
 
-/// `output -json` with the prefix length cut off every address the contract reads
-/// (`primary_ip`, `mycelium_ip`, `secondary_ips[].ip`, `private_ips[]`): the bash tool's
-/// single-vm pattern emits the grid's `computedip` (`185.69.167.152/24`) as `primary_ip`, and
-/// the bash tool cut it (`tasks/terraform.sh:75-78,104-106`). Text that is not JSON is returned
-/// unchanged, for the contract to report.
+/// `output -json` with the prefix length cut off every address among the outputs (those
+/// [`crate::pattern::contract::addresses`] finds: `primary_ip`, `secondary_ips[].ip`, and the
+/// bash tool's own `ipv4_address`, `public_ip`, …): the bash tool's patterns emit the grid's
+/// `computedip` (`185.69.167.152/24`), and the bash tool cut it (`tasks/terraform.sh:75-78,
+/// 104-106`). Text that is not JSON is returned unchanged, for the contract to report.
 pub fn strip_prefixes(json: &str) -> String {
-    fn cut(value: &mut serde_json::Value) {
-        if let Some(text) = value.as_str()
-            && let Some((address, bits)) = text.split_once('/')
-            && bits.parse::<u8>().is_ok()
-        {
-            *value = address.to_string().into();
-        }
-    }
     let Ok(mut root) = serde_json::from_str::<serde_json::Value>(json) else {
         return json.to_string();
     };
-    for name in ["primary_ip", "mycelium_ip", "secondary_ips", "private_ips"] {
-        let Some(output) = root.get_mut(name) else {
-            continue;
-        };
-        let target = if output.get("value").is_some() {
-            &mut output["value"]
-        } else {
-            output
-        };
-        match target {
-            serde_json::Value::Array(items) => {
-                for item in items {
-                    match item.get_mut("ip") {
-                        Some(ip) => cut(ip),
-                        None => cut(item),
-                    }
-                }
-            }
-            other => cut(other),
+    for address in crate::pattern::contract::addresses(&root) {
+        if let Some((ip, bits)) = address.value.split_once('/')
+            && bits.parse::<u8>().is_ok()
+            && let Some(value) = root.pointer_mut(&address.pointer)
+        {
+            *value = ip.into();
         }
     }
     root.to_string()
@@ -287,12 +266,15 @@ mod tests {
     #[test]
     fn prefixes_are_cut_from_addresses_only() {
         let json = r#"{"primary_ip":{"value":"185.69.167.152/24"},"deployment_name":{"value":"a/b"},
-            "secondary_ips":{"value":[{"ip":"10.1.3.3/16","name":"w"}]},"private_ips":{"value":["10.1.0.2/16"]}}"#;
+            "secondary_ips":{"value":[{"ip":"10.1.3.3/16","name":"w"}]},"private_ips":{"value":["10.1.0.2/16"]},
+            "ipv4_address":{"value":"185.69.167.152/24"},"provisioned_networks":{"value":["10.1.0.0/16"]}}"#;
         let out: serde_json::Value = serde_json::from_str(&strip_prefixes(json)).unwrap();
         assert_eq!(out["primary_ip"]["value"], "185.69.167.152");
         assert_eq!(out["deployment_name"]["value"], "a/b");
         assert_eq!(out["secondary_ips"]["value"][0]["ip"], "10.1.3.3");
         assert_eq!(out["private_ips"]["value"][0], "10.1.0.2");
+        assert_eq!(out["ipv4_address"]["value"], "185.69.167.152");
+        assert_eq!(out["provisioned_networks"]["value"][0], "10.1.0.0/16");
         assert_eq!(strip_prefixes("not json"), "not json");
     }
 }

@@ -134,3 +134,45 @@ fn a_mnemonic_in_the_environment_is_a_secret_even_for_a_pattern_that_needs_none(
         }
     }
 }
+
+#[test]
+fn every_address_among_the_outputs_is_checked_when_they_are_read() {
+    let outputs = |extra: &str| {
+        format!(
+            r#"{{"primary_ip": {{"value": "127.0.0.1"}}, "primary_ip_type": {{"value": "ipv4"}}, "deployment_name": {{"value": "minimal"}}, "node_ids": {{"value": [1]}}, {extra}}}"#
+        )
+    };
+    let cases = [
+        (
+            r#""connection_info": {"value": {"wireguard_ip": "10.20.2.2/24", "public_ipv4": "", "url": "http://x/"}}"#,
+            "output `connection_info.wireguard_ip` is `10.20.2.2/24`, which is not an IP address",
+        ),
+        (
+            r#""mycelium_ips": {"value": ["400:8f3a::2", "400:8f3a::3/64"]}"#,
+            "output `mycelium_ips[1]` is `400:8f3a::3/64`",
+        ),
+        (
+            r#""gateway_address": {"value": "gw.example.org"}"#,
+            "output `gateway_address` is `gw.example.org`",
+        ),
+    ];
+    for (extra, want) in cases {
+        let cx = TestContext::new();
+        cx.set_outputs(&outputs(extra));
+        let (code, _, err) = cx.run(&["up", cx.app_arg()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(want) && err.contains("hint: fix `"), "{err}");
+        assert!(
+            cx.steps().last().is_some_and(|s| s == "tofu output"),
+            "nothing after the outputs: {:?}",
+            cx.steps()
+        );
+    }
+    // Addresses that are addresses, empty ones, and what only looks like one are accepted.
+    let cx = TestContext::new();
+    cx.set_outputs(&outputs(
+        r#""connection_info": {"value": {"wireguard_ip": "10.20.2.2", "public_ipv6": "", "api_server": "https://10.20.2.3:6443", "metallb_range": "10.20.3.0/24"}}, "provisioned_networks": {"value": ["10.20.0.0/16"]}"#,
+    ));
+    let (code, _, err) = cx.run(&["up", cx.app_arg()]);
+    assert_eq!(code, 0, "{err}");
+}

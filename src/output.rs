@@ -60,10 +60,13 @@ pub enum Event<'a> {
         program: &'a str,
         args: &'a [String],
     },
+    /// The last event of every `up` (and of a `down` that destroyed): `status` is the
+    /// deployment's (`running`, `failed`, `interrupted`, `destroyed`) or `refused` when the input
+    /// was refused before a deployment existed; `id` is null then.
     DeploymentFinished {
         command: &'a str,
         status: &'a str,
-        id: &'a str,
+        id: Option<&'a str>,
         outputs: Option<&'a serde_json::Value>,
     },
     /// SIGINT or SIGTERM arrived (`first`: the one that stops the command); `waiting_for` lists

@@ -118,7 +118,7 @@ pub async fn down(
     printer.event(&Event::DeploymentFinished {
         command: "down",
         status: "destroyed",
-        id: &state.id,
+        id: Some(&state.id),
         outputs: None,
     });
     printer.status(

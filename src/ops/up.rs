@@ -337,13 +337,62 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
     Ok(())
 }
 
+/// How an `up` ended, learnt as it runs, for its `deployment-finished` event.
+#[derive(Debug, Default)]
+struct Ending {
+    /// Once the deployment is known (new or recorded).
+    id: Option<String>,
+    /// The deployment's status once phases ran, or when there was nothing to resume.
+    status: Option<Status>,
+    /// The outputs of a deployment that is up.
+    outputs: Option<serde_json::Value>,
+}
+
 /// `up`: validate, take the lock, stop what a killed run left, then run the phases from the first
-/// unfinished one, journaling each.
+/// unfinished one, journaling each. With `--json`, `deployment-finished` is its last event in
+/// every outcome (docs/json-output.md): up, failed, interrupted, or refused before a deployment
+/// existed.
 pub async fn up(
     printer: &Printer,
     settings: &Settings,
     runner: Runner,
     options: &UpOptions,
+) -> Result<()> {
+    let mut ending = Ending::default();
+    // A signal while no child runs (validation, the lock wait) ends the work here, before the
+    // command's own limit drops it, so that the event below is written then too.
+    let result = crate::interrupt::stoppable(
+        up_recorded(printer, settings, runner, options, &mut ending),
+        std::time::Duration::from_millis(2500),
+    )
+    .await;
+    let status = match (&result, ending.status) {
+        (Err(err), _)
+            if crate::interrupt::received().is_some()
+                || err.chain().any(|c| c.is::<crate::error::Interrupted>()) =>
+        {
+            "interrupted"
+        }
+        (_, Some(status)) => status.as_str(),
+        (Ok(()), None) => Status::Running.as_str(),
+        (Err(err), None) if crate::error::exit_code_for(err) == 2 => "refused",
+        (Err(_), None) => Status::Failed.as_str(),
+    };
+    printer.event(&crate::output::Event::DeploymentFinished {
+        command: "up",
+        status,
+        id: ending.id.as_deref(),
+        outputs: ending.outputs.as_ref().filter(|_| result.is_ok()),
+    });
+    result
+}
+
+async fn up_recorded(
+    printer: &Printer,
+    settings: &Settings,
+    runner: Runner,
+    options: &UpOptions,
+    ending: &mut Ending,
 ) -> Result<()> {
     let target =
         crate::ops::catalog::resolve_for_up(printer, settings, options.app.as_deref()).await?;
@@ -391,7 +440,10 @@ pub async fn up(
         )
         .into());
     }
+    ending.id = Some(state.id.clone());
     let Some(start) = first_phase(printer, &state, options)? else {
+        ending.status = Some(state.status);
+        ending.outputs = outputs_json(&state);
         return Ok(());
     };
     if options.resume || options.from.is_some() {
@@ -424,7 +476,10 @@ pub async fn up(
         node_filter,
     };
     let clock = std::time::Instant::now();
-    match phase::run_from(&mut ctx, start).await {
+    let result = phase::run_from(&mut ctx, start).await;
+    ending.status = Some(ctx.state.status);
+    ending.outputs = outputs_json(&ctx.state);
+    match result {
         Ok(()) => {
             ctx.printer.status(
                 "Done",
@@ -613,16 +668,16 @@ fn start_run(
     Ok(log_dir)
 }
 
+/// The recorded outputs as the `deployment-finished` event carries them (no `wg_config`).
+fn outputs_json(state: &DeploymentState) -> Option<serde_json::Value> {
+    state
+        .outputs
+        .as_ref()
+        .and_then(|o| serde_json::to_value(o).ok())
+}
+
 /// The error of an `up` that stopped: where it is recorded, the phase's log, how to go on.
 fn stopped(ctx: &Context, app_arg: &str, err: anyhow::Error) -> anyhow::Error {
-    // A script reading `--json` learns how it ended without parsing stderr.
-    ctx.printer
-        .event(&crate::output::Event::DeploymentFinished {
-            command: "up",
-            status: ctx.state.status.as_str(),
-            id: &ctx.state.id,
-            outputs: None,
-        });
     let mut hints = Vec::new();
     if let Some(failed) = ctx.state.journal.iter().find(|r| {
         matches!(

@@ -83,6 +83,15 @@ impl Context {
 pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
     ctx.state.reset_from(start);
     ctx.state.status = Status::Deploying;
+    // `--resume`, `--from`: what ran before (validation runs every time)
+    for phase in Phase::ALL
+        .into_iter()
+        .filter(|p| *p != Phase::Validate && *p < start)
+    {
+        ctx.printer.event(&Event::PhaseSkipped {
+            phase: phase.name(),
+        });
+    }
     for phase in Phase::ALL.into_iter().filter(|p| *p >= start) {
         if let Err(interrupted) = crate::interrupt::check() {
             ctx.state.status = Status::Interrupted;

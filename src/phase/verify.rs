@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::output::Event;
 use crate::phase::Context;
 use crate::process::Io;
 use crate::state::Status;
@@ -111,13 +110,6 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
         .url
         .as_deref()
         .map(|t| app_url(t, &outputs.primary_ip));
-    let value = serde_json::to_value(&outputs)?;
-    ctx.printer.event(&Event::DeploymentFinished {
-        command: "up",
-        status: "running",
-        id: &ctx.state.id,
-        outputs: Some(&value),
-    });
     ctx.printer.status(
         "Finished",
         format!(

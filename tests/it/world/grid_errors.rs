@@ -5,6 +5,11 @@
 //! every address among the outputs is checked when they are read; and the `--json` stream of
 //! `up` matches docs/json-output.md whatever the outcome.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+
 use crate::common::{GridProxyFixture, TestContext};
 use crate::grid::{CANARY, CANARY_PART, all_files};
 use crate::nodes::{tfvars, up_single_vm};
@@ -175,4 +180,161 @@ fn every_address_among_the_outputs_is_checked_when_they_are_read() {
     ));
     let (code, _, err) = cx.run(&["up", cx.app_arg()]);
     assert_eq!(code, 0, "{err}");
+}
+
+/// The events docs/json-output.md shows for `up` and `down`: each kind with its fields, every
+/// line fitting docs/schemas/event.schema.json, and exactly the schema's kinds.
+fn documented_events() -> BTreeMap<String, BTreeSet<String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json-output.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let block = doc
+        .split("## Events of `up` and `down`")
+        .nth(1)
+        .and_then(|s| s.split("```json\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the events' example block");
+    let schema = crate::schema::load("event");
+    let mut events = BTreeMap::new();
+    for line in block.lines() {
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let errors = crate::schema::check(&schema, &event);
+        assert!(errors.is_empty(), "{errors:?}: {line}");
+        let fields = event.as_object().unwrap().keys().cloned().collect();
+        events.insert(event["reason"].as_str().unwrap().to_string(), fields);
+    }
+    let reasons: BTreeSet<String> = schema["properties"]["reason"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reasons,
+        events.keys().cloned().collect(),
+        "the schema's reasons"
+    );
+    events
+}
+
+/// `up --json`'s stdout: every line a documented event with exactly the documented fields, and
+/// `deployment-finished` once, last, with `status`. Returns the events.
+fn check_stream(
+    documented: &BTreeMap<String, BTreeSet<String>>,
+    stdout: &[u8],
+    status: &str,
+) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(stdout);
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for event in &events {
+        let reason = event["reason"].as_str().unwrap_or_default();
+        let fields: BTreeSet<String> = event.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            documented.get(reason),
+            Some(&fields),
+            "undocumented: {event}"
+        );
+    }
+    let finished: Vec<usize> = (0..events.len())
+        .filter(|i| events[*i]["reason"] == "deployment-finished")
+        .collect();
+    assert_eq!(finished, [events.len() - 1], "{stdout}");
+    assert_eq!(events[events.len() - 1]["status"], status, "{stdout}");
+    events
+}
+
+#[test]
+fn the_json_stream_of_up_matches_the_docs_in_every_outcome() {
+    let documented = documented_events();
+    let mut seen = BTreeSet::new();
+    let mut note = |events: &[Value]| {
+        seen.extend(
+            events
+                .iter()
+                .map(|e| e["reason"].as_str().unwrap().to_string()),
+        );
+    };
+
+    // Up, then again from a later phase (the earlier ones skipped).
+    let cx = TestContext::new();
+    let out = cx
+        .cmd()
+        .args(["--json", "up", cx.app_arg()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let events = check_stream(&documented, &out.stdout, "running");
+    assert!(events.last().unwrap()["outputs"]["primary_ip"].is_string());
+    note(&events);
+    let out = cx
+        .cmd()
+        .args(["--json", "up", cx.app_arg(), "--from", "platform"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let events = check_stream(&documented, &out.stdout, "running");
+    let skipped: Vec<&str> = events
+        .iter()
+        .filter(|e| e["reason"] == "phase-skipped")
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["infrastructure", "network", "wait-ssh"]);
+    note(&events);
+
+    // A dry run shows its commands.
+    let cx = TestContext::new();
+    let out = cx
+        .cmd()
+        .args(["--json", "up", cx.app_arg(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    note(&check_stream(&documented, &out.stdout, "running"));
+
+    // A failed phase.
+    let cx = TestContext::new();
+    let out = cx
+        .cmd()
+        .args(["--json", "up", cx.app_arg()])
+        .env("FAKE_FAIL", "tofu:apply")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let events = check_stream(&documented, &out.stdout, "failed");
+    assert!(events.last().unwrap()["id"].is_string());
+    note(&events);
+
+    // Input refused before anything exists.
+    let cx = TestContext::new();
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("pattern: minimal", "pattern: nowhere"),
+    )
+    .unwrap();
+    let out = cx
+        .cmd()
+        .args(["--json", "up", cx.app_arg()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let events = check_stream(&documented, &out.stdout, "refused");
+    assert!(events.last().unwrap()["id"].is_null());
+    assert_eq!(events.len(), 1);
+    note(&events);
+
+    // Interrupted while Terraform applies.
+    let cx = TestContext::new();
+    let child = crate::interrupt::start(&cx, &["--json", "up", cx.app_arg()], "tofu:apply");
+    crate::interrupt::wait_for_file(&cx.fake_dir.join("hanging"));
+    crate::interrupt::kill("INT", &format!("-{}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    note(&check_stream(&documented, &out.stdout, "interrupted"));
+
+    // Every documented kind of event is one the runs above produced.
+    assert_eq!(seen, documented.keys().cloned().collect());
 }

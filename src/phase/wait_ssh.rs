@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tokio::task::JoinSet;
 
+use crate::error::UserError;
 use crate::phase::Context;
 use crate::process::{Io, Runner};
 use crate::tools::ssh::{self, SshTarget};
@@ -85,6 +86,25 @@ async fn wait_one(
 
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let vms = ctx.outputs()?.vms();
+    // An address recorded before the outputs were checked (an older state.yaml, one edited by
+    // hand) would be polled until the timeout; a dry run's are placeholders.
+    if let Some(vm) = vms
+        .iter()
+        .find(|v| v.address.parse::<std::net::IpAddr>().is_err())
+        .filter(|_| !ctx.runner.is_dry_run())
+    {
+        return Err(UserError::new(
+            format!(
+                "VM `{}` has the address `{}` in `{}`, which is not an IP address",
+                vm.name,
+                vm.address,
+                ctx.dir.state_file().display()
+            ),
+            "read the outputs again with `tfgrid-compose up --from infrastructure` (the \
+                pattern's outputs carry bare addresses: patterns/PATTERN_CONTRACT.md)",
+        )
+        .into());
+    }
     let deadline = Instant::now() + ctx.settings.ssh_timeout;
     ctx.printer.status(
         "Waiting",

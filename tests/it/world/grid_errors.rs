@@ -180,6 +180,27 @@ fn every_address_among_the_outputs_is_checked_when_they_are_read() {
     ));
     let (code, _, err) = cx.run(&["up", cx.app_arg()]);
     assert_eq!(code, 0, "{err}");
+
+    // An address recorded before the outputs were checked (a state.yaml of an older version, or
+    // edited by hand) is refused before ssh is waited for, naming the file.
+    let state = cx.state_dir().join("state.yaml");
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.contains("primary_ip: 127.0.0.1"), "{text}");
+    std::fs::write(
+        &state,
+        text.replace("primary_ip: 127.0.0.1", "primary_ip: 10.20.2.2/24"),
+    )
+    .unwrap();
+    cx.clear_transcript();
+    let (code, _, err) = cx.run(&["up", cx.app_arg(), "--from", "wait-ssh"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has the address `10.20.2.2/24` in `")
+            && err.contains("state.yaml`, which is not an IP address")
+            && err.contains("up --from infrastructure"),
+        "{err}"
+    );
+    assert!(cx.steps().is_empty(), "{:?}", cx.steps());
 }
 
 /// The events docs/json-output.md shows for `up` and `down`: each kind with its fields, every

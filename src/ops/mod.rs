@@ -107,7 +107,9 @@ impl Target {
         Target {
             app: entry.app_dir.clone(),
             env: entry.env.clone(),
-            dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)),
+            dir: StateDir::at(entry.state_dir.clone())
+                .with_registry(registry(settings))
+                .expecting(&entry.id),
             origin: None,
         }
     }
@@ -128,24 +130,27 @@ impl Target {
 
     /// The app this target names, loaded once (its warnings printed): the manifest of the
     /// deployment `state` (when the caller has loaded it), else the manifest `up` recorded for a
-    /// deployment here, else the folder or file given.
+    /// deployment here, else the folder or file given. A folder app's manifest is read in the
+    /// folder its state is in now ([`recorded_manifest`]), not where it was recorded.
     ///
-    /// Errors: the manifest's, with file, line and field.
+    /// Errors: the deployment's when it is not the one named ([`StateDir::load`]); the
+    /// manifest's, with file, line and field.
     pub fn load_app(
         &self,
         printer: &crate::output::Printer,
         state: Option<&DeploymentState>,
     ) -> Result<crate::manifest::App> {
         let path = match state {
-            Some(state) => state.app.manifest.clone(),
-            None => self
-                .dir
-                .load()
-                .ok()
-                .flatten()
-                .map(|state| state.app.manifest)
-                .filter(|m| m.is_file())
-                .unwrap_or_else(|| self.app.clone()),
+            Some(state) => recorded_manifest(&self.dir, state),
+            None => match self.dir.load() {
+                Err(err) if err.is::<UserError>() => return Err(err),
+                loaded => loaded
+                    .ok()
+                    .flatten()
+                    .map(|state| recorded_manifest(&self.dir, &state))
+                    .filter(|m| m.is_file())
+                    .unwrap_or_else(|| self.app.clone()),
+            },
         };
         let app = crate::manifest::App::load(&path)?;
         for warning in &app.warnings {
@@ -174,6 +179,18 @@ impl Target {
             )
             .into()),
         }
+    }
+}
+
+/// The manifest of the deployment `state` in `dir`: as recorded for an app from the app
+/// registry; for a folder app, the recorded file's name in the folder that holds `dir` now, so
+/// that a deployment moved with its folder never reads the manifest of whatever took its old
+/// place.
+fn recorded_manifest(dir: &StateDir, state: &DeploymentState) -> PathBuf {
+    let recorded = &state.app.manifest;
+    match (&state.app.origin, dir.app_dir(), recorded.file_name()) {
+        (None, Some(app_dir), Some(name)) => app_dir.join(name),
+        _ => recorded.clone(),
     }
 }
 

@@ -1,1 +1,141 @@
-//! See `world/mod.rs`.
+//! A deployment id leads to exactly that deployment: a folder reached through a symlink is
+//! recorded as the real folder, a folder replaced or moved is found out by the id in its
+//! `state.yaml`, and a command given an id acts on that deployment or refuses, naming what it
+//! found instead. Fake tools (`tests/it/fake-tool.sh`) show in which folder `destroy` ran.
+//! Also: no hand-edited state, registry or context file makes a command panic.
+
+use std::path::Path;
+
+use crate::common::{TestContext, copy_dir, fixtures};
+
+/// `up` of the app folder `app`; returns the new deployment's id.
+fn up(cx: &TestContext, app: &Path) -> String {
+    let (code, _, err) = cx.run(&["up", app.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let state = std::fs::read_to_string(app.join(".tfgrid-compose/default/state.yaml")).unwrap();
+    tfgrid_compose::state::DeploymentState::parse(&state)
+        .unwrap()
+        .id
+}
+
+/// The `-chdir=` folders of every `tofu destroy` the fake tools saw.
+fn destroyed_in(cx: &TestContext) -> Vec<String> {
+    let log = std::fs::read_to_string(cx.fake_dir.join("argv.log")).unwrap_or_default();
+    log.lines()
+        .map(|l| l.split('\x1f').collect::<Vec<_>>())
+        .filter(|words| words[0] == "tofu" && words.contains(&"destroy"))
+        .filter_map(|words| {
+            words
+                .iter()
+                .find_map(|w| w.strip_prefix("-chdir=").map(String::from))
+        })
+        .collect()
+}
+
+fn new_app(cx: &TestContext, name: &str) -> std::path::PathBuf {
+    let dir = cx.root.path().join(name);
+    copy_dir(&fixtures().join("apps/minimal"), &dir);
+    dir
+}
+
+#[test]
+fn down_by_id_after_a_symlink_was_repointed_destroys_that_deployment_only() {
+    let cx = TestContext::new();
+    let (blue, green) = (new_app(&cx, "blue"), new_app(&cx, "green"));
+    let current = cx.root.path().join("current");
+    std::os::unix::fs::symlink(&blue, &current).unwrap();
+    let first = up(&cx, &current);
+    let second = up(&cx, &green);
+    // The release switch: `current` now leads to the other deployment's folder.
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&green, &current).unwrap();
+
+    // `ps` names the real folder each deployment lives in, and the path it was given as.
+    let (_, out, _) = cx.run(&["ps", "--json"]);
+    let ps: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = ps["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == first.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["app_dir"], blue.to_str().unwrap(), "{row}");
+    assert_eq!(row["app_dir_given"], current.to_str().unwrap(), "{row}");
+    let (_, table, _) = cx.run(&["ps"]);
+    assert!(
+        table.lines().next().unwrap().ends_with("FOLDER")
+            && table
+                .lines()
+                .any(|l| l.starts_with(&first[..8]) && l.contains(blue.to_str().unwrap())),
+        "{table}"
+    );
+
+    cx.clear_transcript();
+    let (code, _, err) = cx.run(&["down", "--yes", &first]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        destroyed_in(&cx),
+        [blue
+            .join(".tfgrid-compose/default/terraform")
+            .display()
+            .to_string()],
+        "{err}"
+    );
+    assert!(
+        green.join(".tfgrid-compose/default/state.yaml").is_file(),
+        "the other deployment is untouched"
+    );
+    let (code, out, err) = cx.run(&["status", "--json", &second]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&second), "{out}");
+}
+
+#[test]
+fn down_by_id_of_a_folder_replaced_at_the_same_path_refuses_and_names_the_one_there() {
+    let cx = TestContext::new();
+    let first = up(&cx, &cx.app);
+    // The folder is moved away and a new copy of the app deployed at the same path.
+    let moved = cx.root.path().join("app-old");
+    std::fs::rename(&cx.app, &moved).unwrap();
+    copy_dir(&fixtures().join("apps/minimal"), &cx.app);
+    let second = up(&cx, &cx.app);
+    assert_ne!(first, second);
+
+    cx.clear_transcript();
+    for args in [
+        vec!["down", "--yes", first.as_str()],
+        vec!["status", &first[..8]],
+        vec!["up", "--resume", &first[..8]],
+    ] {
+        let (code, _, err) = cx.run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("deployment {} is not in", &first[..8]))
+                && err.contains(&format!(
+                    "holds deployment {} (minimal:default)",
+                    &second[..8]
+                ))
+                && err.contains("hint:"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        cx.transcript().is_empty(),
+        "nothing ran: {:?}",
+        cx.transcript()
+    );
+    assert!(cx.state_dir().join("state.yaml").is_file());
+    // Named by its new folder, the moved deployment goes down, and its registry entry with it.
+    let (code, _, err) = cx.run(&["down", "--yes", moved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        destroyed_in(&cx),
+        [moved
+            .join(".tfgrid-compose/default/terraform")
+            .display()
+            .to_string()]
+    );
+    let (_, out, _) = cx.run(&["ps", "--json"]);
+    assert!(!out.contains(&first) && out.contains(&second), "{out}");
+}

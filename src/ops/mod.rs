@@ -279,16 +279,52 @@ pub fn find_target(settings: &Settings, arg: &str) -> Result<Option<Target>> {
     Ok(None)
 }
 
-/// Resolves what a command acts on. With an argument: [`find_target`], else the path as given
-/// (so that its error names it). Without one: the context file's `deployment:` then `app:`,
-/// then a manifest in this folder, then the only deployment in the registry. (`up` also looks
-/// an unknown name up in the app registry: [`catalog::resolve_for_up`].)
+/// The one resolver of a command's TARGET. With an argument: [`find_target`], else the path as
+/// given (so that its error names it). Without one: [`default_target`]. A target found through
+/// the registry must hold the deployment of that id when loaded ([`StateDir::expecting`]).
+/// Commands that need the app's files (`up`, `validate`) resolve with [`resolve_app_target`],
+/// which adds the app registry.
 pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> {
-    let env = explicit_env(settings);
-    if let Some(arg) = arg {
-        return Ok(find_target(settings, arg)?
-            .unwrap_or_else(|| Target::of_app(PathBuf::from(arg), settings)));
+    match arg {
+        Some(arg) => Ok(find_target(settings, arg)?
+            .unwrap_or_else(|| Target::of_app(PathBuf::from(arg), settings))),
+        None => default_target(settings),
     }
+}
+
+/// [`resolve_target`] for a command that needs the app's files: a name found nowhere here
+/// (no folder, manifest or deployment) is looked up in the app registry and checked out at its
+/// pinned commit; a recorded registry app whose checkout left the cache is checked out again at
+/// its recorded commit. A path that is no app name is kept as given, so that its error names it.
+///
+/// Errors: [`resolve_target`]'s; a [`UserError`] naming both places when a name is in neither;
+/// the app registry's and git's.
+pub async fn resolve_app_target(
+    printer: &Printer,
+    settings: &Settings,
+    arg: Option<&str>,
+) -> Result<Target> {
+    let found = match arg {
+        Some(arg) => find_target(settings, arg)?,
+        None => Some(default_target(settings)?),
+    };
+    if let Some(mut target) = found {
+        catalog::restore_checkout(printer, settings, &mut target).await?;
+        return Ok(target);
+    }
+    let arg = arg.unwrap_or_default();
+    let looks_like_file = arg.ends_with(".yaml") || arg.ends_with(".yml");
+    if !crate::catalog::is_app_name(arg) || looks_like_file {
+        return Ok(Target::of_app(PathBuf::from(arg), settings));
+    }
+    catalog::registry_app_target(printer, settings, arg).await
+}
+
+/// The target of a command given none: the context file's `deployment:` then `app:`, then a
+/// manifest in this folder, then the only deployment in the registry (of the environment named,
+/// if one was).
+fn default_target(settings: &Settings) -> Result<Target> {
+    let env = explicit_env(settings);
     let context = read_context_file()?;
     if let Some(id) = context_value(&context, "deployment") {
         return match registry(settings).find(&id, None)? {

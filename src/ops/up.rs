@@ -345,8 +345,7 @@ pub async fn up(
     runner: Runner,
     options: &UpOptions,
 ) -> Result<()> {
-    let target =
-        crate::ops::catalog::resolve_for_up(printer, settings, options.app.as_deref()).await?;
+    let target = crate::ops::resolve_app_target(printer, settings, options.app.as_deref()).await?;
     let valid = validate(
         printer,
         settings,

@@ -139,3 +139,97 @@ fn down_by_id_of_a_folder_replaced_at_the_same_path_refuses_and_names_the_one_th
     let (_, out, _) = cx.run(&["ps", "--json"]);
     assert!(!out.contains(&first) && out.contains(&second), "{out}");
 }
+
+/// Runs `args` and checks that it ended with an error or success of its own, never a panic.
+fn no_panic(cx: &TestContext, args: &[&str]) -> (i32, String) {
+    let (code, _, err) = cx.run(args);
+    assert!(
+        !err.contains("panicked") && matches!(code, 0..=2),
+        "{args:?} exited {code}: {err}"
+    );
+    (code, err)
+}
+
+#[test]
+fn hand_edited_ids_and_commits_never_panic_nor_name_a_file_outside() {
+    let cx = TestContext::new();
+    let id = up(&cx, &cx.app);
+    let state_file = cx.state_dir().join("state.yaml");
+    let good = std::fs::read_to_string(&state_file).unwrap();
+    let entry_file = cx.registry().join(format!("{id}.json"));
+    let entry = std::fs::read_to_string(&entry_file).unwrap();
+    // What a hand edit would reach if an id were followed as a path.
+    let outside = cx.root.path().join("outside.json");
+    std::fs::write(&outside, "{}").unwrap();
+
+    // state.yaml: ids too short to cut, cut inside a character, or a path; a commit likewise.
+    for bad in ["abc", "€€€€€€€€€€", "../../outside"] {
+        std::fs::write(&state_file, good.replace(&id, bad)).unwrap();
+        for args in [
+            vec!["select", cx.app_arg()],
+            vec!["status", cx.app_arg()],
+            vec!["inspect", cx.app_arg()],
+            vec!["ps"],
+        ] {
+            no_panic(&cx, &args);
+        }
+        let (code, err) = no_panic(&cx, &["status", cx.app_arg()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("state.yaml") && err.contains("line 2: `id` is") && err.contains("hint:"),
+            "{err}"
+        );
+    }
+    let origin = "  origin:\n    name: minimal\n    registry: r\n    repo: g\n    commit: \
+        'aaaaaaaaaa€€€€€€'\n";
+    std::fs::write(
+        &state_file,
+        good.replacen("  manifest: ", &format!("{origin}  manifest: "), 1),
+    )
+    .unwrap();
+    // The registry's app folder gone: `up` restores the checkout, naming the commit.
+    let app_dir = format!(
+        "\"app_dir\":{}",
+        serde_json::to_string(cx.app_arg()).unwrap()
+    );
+    assert!(entry.contains(&app_dir), "{entry}");
+    std::fs::write(
+        &entry_file,
+        entry.replace(&app_dir, "\"app_dir\":\"/nowhere\""),
+    )
+    .unwrap();
+    let (_, err) = no_panic(&cx, &["up", "--resume", &id]);
+    assert!(err.contains("Restoring"), "{err}");
+    std::fs::write(&entry_file, &entry).unwrap();
+    std::fs::write(&state_file, &good).unwrap();
+
+    // The registry entry: an id that is not its file's name, or not an id at all.
+    for bad in ["abc", "€€€€€€€€€€", "../outside", "0123456789abcdef"] {
+        std::fs::write(&entry_file, entry.replace(&id, bad)).unwrap();
+        for args in [
+            vec!["ps"],
+            vec!["ps", "--prune"],
+            vec!["down", "--yes", "abc"],
+        ] {
+            no_panic(&cx, &args);
+        }
+        let (_, err) = no_panic(&cx, &["ps"]);
+        assert!(
+            err.contains("registry entry") && err.contains("`id` is"),
+            "{err}"
+        );
+    }
+    assert!(outside.is_file(), "a hand-edited id removed a file outside");
+    std::fs::write(&entry_file, &entry).unwrap();
+
+    // The context file: a selection that is not an id.
+    for bad in [
+        "deployment: 12",
+        "deployment: '€€€'",
+        "deployment: [a]",
+        "- a",
+    ] {
+        std::fs::write(cx.root.path().join(".tfgrid-compose.yaml"), bad).unwrap();
+        no_panic(&cx, &["status"]);
+    }
+}

@@ -1,10 +1,11 @@
 //! A deployment id leads to exactly that deployment: a folder reached through a symlink is
 //! recorded as the real folder, a folder replaced or moved is found out by the id in its
 //! `state.yaml`, and a command given an id acts on that deployment or refuses, naming what it
-//! found instead. Fake tools (`tests/it/fake-tool.sh`) show in which folder `destroy` ran.
-//! Also: no hand-edited state, registry or context file makes a command panic.
+//! found instead. Fake tools (`tests/it/fake-tool.sh`) show in which folder `destroy` ran; the
+//! real terraform shows whose Terraform state it destroyed. Also: no hand-edited state, registry
+//! or context file makes a command panic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::{TestContext, copy_dir, fixtures};
 
@@ -12,10 +13,24 @@ use crate::common::{TestContext, copy_dir, fixtures};
 fn up(cx: &TestContext, app: &Path) -> String {
     let (code, _, err) = cx.run(&["up", app.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+    id_in(app)
+}
+
+/// The id of the deployment whose state is in the app folder `app`.
+fn id_in(app: &Path) -> String {
     let state = std::fs::read_to_string(app.join(".tfgrid-compose/default/state.yaml")).unwrap();
     tfgrid_compose::state::DeploymentState::parse(&state)
         .unwrap()
         .id
+}
+
+/// Two copies of the fixture app, `blue` and `green`, and a symlink `current` to `blue`: a
+/// release switch as people build one.
+fn blue_green(cx: &TestContext) -> (PathBuf, PathBuf, PathBuf) {
+    let (blue, green) = (new_app(cx, "blue"), new_app(cx, "green"));
+    let current = cx.root.path().join("current");
+    std::os::unix::fs::symlink(&blue, &current).unwrap();
+    (blue, green, current)
 }
 
 /// The `-chdir=` folders of every `tofu destroy` the fake tools saw.
@@ -32,7 +47,7 @@ fn destroyed_in(cx: &TestContext) -> Vec<String> {
         .collect()
 }
 
-fn new_app(cx: &TestContext, name: &str) -> std::path::PathBuf {
+fn new_app(cx: &TestContext, name: &str) -> PathBuf {
     let dir = cx.root.path().join(name);
     copy_dir(&fixtures().join("apps/minimal"), &dir);
     dir
@@ -41,9 +56,7 @@ fn new_app(cx: &TestContext, name: &str) -> std::path::PathBuf {
 #[test]
 fn down_by_id_after_a_symlink_was_repointed_destroys_that_deployment_only() {
     let cx = TestContext::new();
-    let (blue, green) = (new_app(&cx, "blue"), new_app(&cx, "green"));
-    let current = cx.root.path().join("current");
-    std::os::unix::fs::symlink(&blue, &current).unwrap();
+    let (blue, green, current) = blue_green(&cx);
     let first = up(&cx, &current);
     let second = up(&cx, &green);
     // The release switch: `current` now leads to the other deployment's folder.
@@ -89,6 +102,93 @@ fn down_by_id_after_a_symlink_was_repointed_destroys_that_deployment_only() {
     let (code, out, err) = cx.run(&["status", "--json", &second]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&second), "{out}");
+}
+
+/// The fixture pattern `minimal` with real Terraform: one `terraform_data` resource holding the
+/// deployment id (Terraform's built-in provider, nothing to download) and the contract's outputs.
+const REAL_MAIN_TF: &str = r#"variable "deployment_name" {}
+variable "deployment_id" {}
+variable "ssh_public_key" {}
+resource "terraform_data" "vm" { input = var.deployment_id }
+output "primary_ip" { value = "127.0.0.1" }
+output "primary_ip_type" { value = "ipv4" }
+output "deployment_name" { value = var.deployment_name }
+output "node_ids" { value = [8] }
+"#;
+
+/// Runs the binary with the real terraform and [`REAL_MAIN_TF`]'s pattern (ssh and ansible stay
+/// the fakes); returns (exit code, stderr).
+fn real(cx: &TestContext, args: &[&str]) -> (i32, String) {
+    let patterns = cx.root.path().join("patterns");
+    if !patterns.exists() {
+        copy_dir(
+            &fixtures().join("patterns/minimal"),
+            &patterns.join("minimal"),
+        );
+        std::fs::write(
+            patterns.join("minimal/infrastructure/main.tf"),
+            REAL_MAIN_TF,
+        )
+        .unwrap();
+    }
+    let terraform =
+        which::which("terraform").expect("terraform is installed (scripts/install-deps.sh)");
+    let out = cx
+        .cmd()
+        .args(args)
+        .env("TFGRID_COMPOSE_TOFU", terraform)
+        .env("TFGRID_COMPOSE_PATTERNS_DIR", &patterns)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The deployment ids whose `terraform_data` a Terraform state file still holds.
+fn ids_in_tfstate(app: &Path) -> Vec<String> {
+    let path = app.join(".tfgrid-compose/default/terraform/terraform.tfstate");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["instances"].as_array().cloned().unwrap_or_default())
+        // `input` is dynamic: Terraform keeps it as {value, type}
+        .filter_map(|i| i["attributes"]["input"]["value"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn down_by_id_after_a_symlink_was_repointed_destroys_that_terraform_state_with_real_terraform() {
+    let cx = TestContext::new();
+    let (blue, green, current) = blue_green(&cx);
+    for app in [&current, &green] {
+        let (code, err) = real(&cx, &["up", app.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (first, second) = (id_in(&blue), id_in(&green));
+    assert_eq!(ids_in_tfstate(&blue), std::slice::from_ref(&first));
+    assert_eq!(ids_in_tfstate(&green), std::slice::from_ref(&second));
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&green, &current).unwrap();
+
+    let (code, err) = real(&cx, &["down", "--yes", &first]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("({first})")), "{err}");
+    assert!(!blue.join(".tfgrid-compose").exists(), "{err}");
+    assert_eq!(
+        ids_in_tfstate(&green),
+        std::slice::from_ref(&second),
+        "the other deployment's Terraform state is untouched"
+    );
+    let (code, err) = real(&cx, &["down", "--yes", &second]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!green.join(".tfgrid-compose").exists(), "{err}");
 }
 
 #[test]

@@ -220,12 +220,25 @@ fn down_by_id_of_a_folder_replaced_at_the_same_path_refuses_and_names_the_one_th
             "{args:?}: {err}"
         );
     }
+    // With the state.yaml there damaged, the variables file `up` wrote still says whose it is.
+    let state_file = cx.state_dir().join("state.yaml");
+    let good = std::fs::read_to_string(&state_file).unwrap();
+    std::fs::write(&state_file, "").unwrap();
+    let (code, _, err) = cx.run(&["down", "--yes", &first]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "holds deployment {} (its state.yaml damaged)",
+            &second[..8]
+        )),
+        "{err}"
+    );
+    std::fs::write(&state_file, good).unwrap();
     assert!(
         cx.transcript().is_empty(),
         "nothing ran: {:?}",
         cx.transcript()
     );
-    assert!(cx.state_dir().join("state.yaml").is_file());
     // Named by its new folder, the moved deployment goes down, and its registry entry with it.
     let (code, _, err) = cx.run(&["down", "--yes", moved.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -239,6 +239,23 @@ fn down_by_id_of_a_folder_replaced_at_the_same_path_refuses_and_names_the_one_th
         "nothing ran: {:?}",
         cx.transcript()
     );
+    // A run in its new folder records where it lives now: its id leads there again.
+    let (code, _, err) = cx.run(&["up", "--from", "verify", moved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cx.run(&["ps", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let ps: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = ps["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == first.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["app_dir"], moved.to_str().unwrap(), "{row}");
+    let (code, out, err) = cx.run(&["status", "--json", &first[..8]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(moved.to_str().unwrap()), "{out}");
     // Named by its new folder, the moved deployment goes down, and its registry entry with it.
     let (code, _, err) = cx.run(&["down", "--yes", moved.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -47,6 +47,20 @@ fn destroyed_in(cx: &TestContext) -> Vec<String> {
         .collect()
 }
 
+/// The row of deployment `id` in `ps --json` (checked against its schema).
+fn ps_row(cx: &TestContext, id: &str) -> serde_json::Value {
+    let (code, out, err) = cx.run(&["ps", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let ps = crate::schema::assert_fits("ps", &out);
+    ps["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in {ps}"))
+        .clone()
+}
+
 fn new_app(cx: &TestContext, name: &str) -> PathBuf {
     let dir = cx.root.path().join(name);
     copy_dir(&fixtures().join("apps/minimal"), &dir);
@@ -64,15 +78,7 @@ fn down_by_id_after_a_symlink_was_repointed_destroys_that_deployment_only() {
     std::os::unix::fs::symlink(&green, &current).unwrap();
 
     // `ps` names the real folder each deployment lives in, and the path it was given as.
-    let (_, out, _) = cx.run(&["ps", "--json"]);
-    let ps: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let row = ps["deployments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == first.as_str())
-        .unwrap()
-        .clone();
+    let row = ps_row(&cx, &first);
     assert_eq!(row["app_dir"], blue.to_str().unwrap(), "{row}");
     assert_eq!(row["app_dir_given"], current.to_str().unwrap(), "{row}");
     let (_, table, _) = cx.run(&["ps"]);
@@ -242,16 +248,7 @@ fn down_by_id_of_a_folder_replaced_at_the_same_path_refuses_and_names_the_one_th
     // A run in its new folder records where it lives now: its id leads there again.
     let (code, _, err) = cx.run(&["up", "--from", "verify", moved.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = cx.run(&["ps", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let ps: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let row = ps["deployments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == first.as_str())
-        .unwrap()
-        .clone();
+    let row = ps_row(&cx, &first);
     assert_eq!(row["app_dir"], moved.to_str().unwrap(), "{row}");
     let (code, out, err) = cx.run(&["status", "--json", &first[..8]]);
     assert_eq!(code, 0, "{err}");

@@ -316,10 +316,20 @@ pub async fn inspect(
         let (entries, _) = registry(settings).list()?;
         let mut docs = Vec::new();
         for entry in entries {
+            let mut row = json!({"id": entry.id, "app": entry.app, "env": entry.env, "state_dir": entry.state_dir});
             if entry.missing() {
-                docs.push(json!({"id": entry.id, "app": entry.app, "env": entry.env, "state_dir": entry.state_dir, "missing": true}));
-            } else {
-                docs.push(inspect_one(settings, &Target::of_entry(&entry, settings)).await?);
+                row["missing"] = true.into();
+                docs.push(row);
+                continue;
+            }
+            // One entry that cannot be read (its folder holds another deployment now, or a
+            // damaged state.yaml) is shown with why, not allowed to hide the others.
+            match inspect_one(settings, &Target::of_entry(&entry, settings)).await {
+                Ok(doc) => docs.push(doc),
+                Err(err) => {
+                    row["error"] = format!("{err:#}").into();
+                    docs.push(row);
+                }
             }
         }
         docs

@@ -245,6 +245,23 @@ fn down_by_id_of_a_folder_replaced_at_the_same_path_refuses_and_names_the_one_th
         "nothing ran: {:?}",
         cx.transcript()
     );
+    // `inspect --all` shows the refusal for that entry and goes on with the others.
+    let (code, out, err) = cx.run(&["inspect", "--all", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc = crate::schema::assert_fits("inspect", &out);
+    let rows = doc["deployments"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{doc}");
+    let refused = rows.iter().find(|r| r["id"] == first.as_str()).unwrap();
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is not in")),
+        "{refused}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["id"] == second.as_str() && r["state"].is_object())
+    );
     // A run in its new folder records where it lives now: its id leads there again.
     let (code, _, err) = cx.run(&["up", "--from", "verify", moved.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -207,7 +207,7 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
                 hints.push(format!("full log at `{}`", log.display()));
             }
         } else if let Some(e) = cause.downcast_ref::<FolderGone>() {
-            let id8 = e.id.get(..8).unwrap_or(&e.id);
+            let id8 = crate::ids::ShortId::of(&e.id);
             if e.pattern == "local" {
                 hints.push(format!(
                     "its local VMs may still run: `tfgrid-compose down {id8}` finds \

@@ -84,6 +84,16 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) -> Result<
     Ok(())
 }
 
+/// The real folder or file `path` leads to now: absolute, every symlink resolved
+/// (`canonicalize`); a path that does not exist (yet) is made absolute only. A deployment is
+/// recorded by its real folder, so that a symlink later pointed elsewhere cannot lead a command
+/// given its id to another deployment.
+pub fn real_path(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::write_atomic;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
 use crate::files::{create_private_dir, write_atomic};
+use crate::ids::ShortId;
 
 /// Schema of an entry file and of `ps --json`'s rows.
 pub const ENTRY_SCHEMA: u32 = 1;
@@ -25,7 +26,11 @@ pub struct Entry {
     pub status: String,
     #[serde(default)]
     pub primary_ip: Option<String>,
+    /// The app's real folder (symlinks resolved).
     pub app_dir: PathBuf,
+    /// The app folder as it was given, when that differs from `app_dir` (for display).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_dir_given: Option<PathBuf>,
     /// `<app>/.tfgrid-compose/<env>/`.
     pub state_dir: PathBuf,
     pub created_at: u64,
@@ -41,8 +46,8 @@ impl Entry {
         !self.state_dir.join("state.yaml").is_file()
     }
 
-    pub fn short_id(&self) -> &str {
-        &self.id[..self.id.len().min(8)]
+    pub fn short_id(&self) -> ShortId {
+        ShortId::of(&self.id)
     }
 
     /// `app:env`.
@@ -108,6 +113,7 @@ impl Registry {
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+                .and_then(|entry| check_entry(&path, entry))
             {
                 Ok(entry) => entries.push(entry),
                 Err(err) => broken.push((path, err)),
@@ -154,6 +160,21 @@ impl Registry {
     }
 }
 
+/// An entry's id names its file (which `down` removes) and the deployment it must find: it has
+/// the shape `ids::new_id` makes and is its file's name, or the entry is broken.
+fn check_entry(path: &std::path::Path, entry: Entry) -> Result<Entry, String> {
+    if !crate::ids::is_deployment_id(&entry.id) {
+        return Err(format!(
+            "`id` is `{}`, not 16 lowercase hex digits",
+            entry.id.escape_debug()
+        ));
+    }
+    if path.file_stem().is_none_or(|s| *s != *entry.id) {
+        return Err(format!("`id` is `{}`, not the file's name", entry.id));
+    }
+    Ok(entry)
+}
+
 fn ambiguous(query: &str, hits: &[&Entry]) -> anyhow::Error {
     let list: Vec<String> = hits
         .iter()
@@ -184,6 +205,7 @@ mod tests {
             status: "running".into(),
             primary_ip: None,
             app_dir: "/nowhere".into(),
+            app_dir_given: None,
             state_dir: "/nowhere/.tfgrid-compose/default".into(),
             created_at: 1,
             updated_at: 1,

@@ -347,7 +347,7 @@ async fn create(
         Some(name) => (vec![name], true),
         None => {
             let base = words::name_from_prompt(prompt)
-                .unwrap_or_else(|| format!("site-{}", &id[..8.min(id.len())]));
+                .unwrap_or_else(|| format!("site-{}", crate::ids::ShortId::of(&id)));
             (
                 (1..=MAX_NUMBERED)
                     .map(|n| words::numbered(&base, n))

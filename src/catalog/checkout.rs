@@ -133,9 +133,13 @@ pub async fn checkout(
     Ok(target)
 }
 
-/// The first 12 hex digits of a commit id, as `git log --abbrev=12` shows it.
+/// The first 12 hex digits of a commit id, as `git log --abbrev=12` shows it (a hand-edited
+/// `state.yaml` may hold anything: the cut never falls inside a character).
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    commit
+        .char_indices()
+        .nth(12)
+        .map_or(commit, |(end, _)| &commit[..end])
 }
 
 async fn fetch(

@@ -629,7 +629,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             },
         ),
         Command::Validate(args) => {
-            let target = ops::resolve_target(&settings, args.app.as_deref())?;
+            let target = ops::resolve_app_target(printer, &settings, args.app.as_deref()).await?;
             let valid =
                 ops::up::validate(printer, &settings, target.load_app(printer, None)?, None)?;
             if args.strict && !valid.warnings.is_empty() {

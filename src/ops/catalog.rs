@@ -1,17 +1,18 @@
-//! The app registry's commands: `search`, `update`, and `up NAME`'s fallback
-//! ([`resolve_for_up`]) that turns a registry app's name into a checkout of its pinned commit.
+//! The app registry's commands: `search`, `update`, and the app registry's part of resolving a
+//! TARGET ([`crate::ops::resolve_app_target`]): a registry app's name turned into a checkout of
+//! its pinned commit, and a removed checkout restored.
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
+use crate::catalog::CatalogApp;
 use crate::catalog::checkout::{Pin, checkout, short};
 use crate::catalog::fetch::{Freshness, Loaded, load};
-use crate::catalog::{CatalogApp, is_app_name};
 use crate::error::{CatalogError, UserError};
 use crate::ops::deployments::JSON_SCHEMA;
-use crate::ops::{Target, find_target, registry, resolve_target};
+use crate::ops::{Target, registry};
 use crate::output::Printer;
 use crate::process::Runner;
 use crate::settings::Settings;
@@ -240,78 +241,77 @@ fn nearest(loaded: &Loaded, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The target of `up [ARG]`: what [`resolve_target`] finds (a folder, a manifest, a deployment,
-/// a registry app deployed here), else — for a name — the app registry's app of that name,
-/// checked out at its pinned commit. A recorded registry app whose checkout was removed from
-/// the cache is checked out again at its recorded commit.
+/// Checks out again, at its recorded commit, the app of a registry app's deployment whose
+/// checkout was removed from the cache; sets the target's origin from its `state.yaml`.
+///
+/// Errors: git's, and the registry repository's.
+pub(super) async fn restore_checkout(
+    printer: &Printer,
+    settings: &Settings,
+    target: &mut Target,
+) -> Result<()> {
+    let Ok(Some(state)) = target.dir.load() else {
+        return Ok(());
+    };
+    let Some(origin) = state.app.origin else {
+        return Ok(());
+    };
+    if !target.app.exists() {
+        printer.status(
+            "Restoring",
+            format!(
+                "the checkout of `{}` at {}",
+                origin.name,
+                short(&origin.commit)
+            ),
+        );
+        let pin = Pin {
+            name: &origin.name,
+            repo: &origin.repo,
+            commit: &origin.commit,
+        };
+        target.app = checkout(printer, &Runner::real(), &settings.cache_dir, pin, false).await?;
+    }
+    target.origin = Some(origin);
+    Ok(())
+}
+
+/// The app registry's app `name`, checked out at its pinned commit, as a target whose state
+/// folder is in the data dir ([`StateDir::for_registry_app`]).
 ///
 /// Errors: a [`UserError`] naming both places when the name is in neither; the registry's and
 /// git's errors otherwise.
-pub async fn resolve_for_up(
+pub(super) async fn registry_app_target(
     printer: &Printer,
     settings: &Settings,
-    arg: Option<&str>,
+    name: &str,
 ) -> Result<Target> {
-    let found = match arg {
-        Some(arg) => find_target(settings, arg)?,
-        None => Some(resolve_target(settings, None)?),
-    };
-    if let Some(mut target) = found {
-        if let Ok(Some(state)) = target.dir.load()
-            && let Some(origin) = state.app.origin
-        {
-            if !target.app.exists() {
-                printer.status(
-                    "Restoring",
-                    format!(
-                        "the checkout of `{}` at {}",
-                        origin.name,
-                        short(&origin.commit)
-                    ),
-                );
-                let pin = Pin {
-                    name: &origin.name,
-                    repo: &origin.repo,
-                    commit: &origin.commit,
-                };
-                target.app =
-                    checkout(printer, &Runner::real(), &settings.cache_dir, pin, false).await?;
-            }
-            target.origin = Some(origin);
-        }
-        return Ok(target);
-    }
-    let arg = arg.unwrap_or_default();
-    let looks_like_file = arg.ends_with(".yaml") || arg.ends_with(".yml");
-    if !is_app_name(arg) || looks_like_file {
-        return Ok(Target::of_app(PathBuf::from(arg), settings));
-    }
     let loaded = read(printer, settings, false).await.with_context(|| {
         format!(
-            "`{arg}` is not an app folder, a manifest or a deployment here, and the app \
+            "`{name}` is not an app folder, a manifest or a deployment here, and the app \
             registry cannot be read"
         )
     })?;
-    if loaded.catalog.get(arg).is_none() {
+    if loaded.catalog.get(name).is_none() {
         return Err(UserError::new(
             format!(
-                "`{arg}` is not an app folder or manifest here, not a deployment, and not an app \
-                    in the registry {}",
+                "`{name}` is not an app folder or manifest here, not a deployment, and not an \
+                    app in the registry {}",
                 loaded.url
             ),
             format!(
                 "{}`tfgrid-compose search` lists the registry's apps, `tfgrid-compose ps` the \
-                    deployments; give a folder as a path (`./{arg}`)",
-                nearest(&loaded, arg)
+                    deployments; give a folder as a path (`./{name}`)",
+                nearest(&loaded, name)
             ),
         )
         .into());
     }
-    let (pinned, app) = check_out(printer, settings, &loaded, arg, false).await?;
+    let (pinned, app) = check_out(printer, settings, &loaded, name, false).await?;
     Ok(Target {
         app,
         env: settings.env_name.clone(),
-        dir: StateDir::for_registry_app(&settings.data_dir, arg, &settings.env_name)
+        dir: StateDir::for_registry_app(&settings.data_dir, name, &settings.env_name)
             .with_registry(registry(settings)),
         origin: Some(AppOrigin {
             name: pinned.name,

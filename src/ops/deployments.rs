@@ -34,6 +34,7 @@ fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
         "created_at": format_utc(entry.created_at),
         "age_seconds": now.saturating_sub(entry.created_at),
         "app_dir": entry.app_dir,
+        "app_dir_given": entry.app_dir_given,
         "state_dir": entry.state_dir,
         "missing": missing,
     })
@@ -46,6 +47,15 @@ fn local_vms_run(entry: &Entry) -> bool {
         && std::path::Path::new("/mnt/tfgrid-compose-local")
             .join(entry.short_id())
             .exists()
+}
+
+/// The folder a deployment lives in, as `ps` shows it: the app's real folder, and the path it
+/// was given as when that differs (`/srv/blue (as /srv/current)`).
+fn folder(entry: &Entry) -> String {
+    match &entry.app_dir_given {
+        Some(given) => format!("{} (as {})", entry.app_dir.display(), given.display()),
+        None => entry.app_dir.display().to_string(),
+    }
 }
 
 /// `ps [--prune]`: every deployment in the registry. Entries whose folder vanished are shown as
@@ -137,10 +147,13 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
                 status,
                 e.primary_ip.clone().unwrap_or_else(|| "-".into()),
                 age(e.created_at, now),
+                folder(e),
             ]
         })
         .collect();
-    let header = ["ID", "APP", "ENV", "PATTERN", "STATUS", "ADDRESS", "AGE"];
+    let header = [
+        "ID", "APP", "ENV", "PATTERN", "STATUS", "ADDRESS", "AGE", "FOLDER",
+    ];
     printer.raw(crate::output::table(&header, &rows).as_bytes());
     let vanished = missing.iter().filter(|m| **m).count();
     if vanished > 0 {
@@ -164,7 +177,7 @@ pub fn select(printer: &Printer, settings: &Settings, query: &str) -> Result<()>
         "Selected",
         format!(
             "{} {}:{} (in `{CONTEXT_FILE}`)",
-            &state.id[..8],
+            crate::ids::ShortId::of(&state.id),
             state.app.name,
             state.env
         ),
@@ -303,10 +316,20 @@ pub async fn inspect(
         let (entries, _) = registry(settings).list()?;
         let mut docs = Vec::new();
         for entry in entries {
+            let mut row = json!({"id": entry.id, "app": entry.app, "env": entry.env, "state_dir": entry.state_dir});
             if entry.missing() {
-                docs.push(json!({"id": entry.id, "app": entry.app, "env": entry.env, "state_dir": entry.state_dir, "missing": true}));
-            } else {
-                docs.push(inspect_one(settings, &Target::of_entry(&entry, settings)).await?);
+                row["missing"] = true.into();
+                docs.push(row);
+                continue;
+            }
+            // One entry that cannot be read (its folder holds another deployment now, or a
+            // damaged state.yaml) is shown with why, not allowed to hide the others.
+            match inspect_one(settings, &Target::of_entry(&entry, settings)).await {
+                Ok(doc) => docs.push(doc),
+                Err(err) => {
+                    row["error"] = format!("{err:#}").into();
+                    docs.push(row);
+                }
             }
         }
         docs

@@ -169,10 +169,7 @@ impl Teardown {
             .filter(|p| p.extension().is_some_and(|e| e == "conf"))
             .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
             .collect();
-        let vars = std::fs::read_to_string(dir.var_file()).unwrap_or_default();
-        let grid_network = serde_json::from_str::<serde_json::Value>(&vars)
-            .ok()
-            .and_then(|v| v.get("tfgrid_network")?.as_str().map(String::from));
+        let grid_network = recorded_variable(dir, "tfgrid_network");
         Teardown {
             tunnels,
             pattern_dir: None,
@@ -180,6 +177,16 @@ impl Teardown {
             tofu: None,
         }
     }
+}
+
+/// A string variable of the variables file `up` gave Terraform, if it is there.
+fn recorded_variable(dir: &crate::state::StateDir, name: &str) -> Option<String> {
+    let vars = std::fs::read_to_string(dir.var_file()).ok()?;
+    serde_json::from_str::<serde_json::Value>(&vars)
+        .ok()?
+        .get(name)?
+        .as_str()
+        .map(String::from)
 }
 
 /// `down` of a local-pattern deployment whose folder is gone: its Terraform state went with it,
@@ -195,7 +202,7 @@ async fn down_gone_local(
     let Some(gone) = err.downcast_ref::<crate::error::FolderGone>() else {
         return Err(err);
     };
-    let id8 = gone.id.get(..8).unwrap_or(&gone.id).to_string();
+    let id8 = crate::ids::ShortId::of(&gone.id).to_string();
     printer.warn(format!(
         "{err}; the local pattern's VMs are found by the deployment's id ({id8})"
     ));
@@ -255,6 +262,14 @@ async fn down_damaged(
     err: anyhow::Error,
 ) -> Result<()> {
     let dir = target.dir.clone();
+    // Named by its id, the deployment must be the one whose variables `up` wrote here.
+    // (`deployment_id`, when the pattern declares it: what a damaged state.yaml leaves to say
+    // whose folder this is).
+    if let Some(refusal) = recorded_variable(&dir, "deployment_id")
+        .and_then(|found| dir.not_expected(&found, "its state.yaml damaged"))
+    {
+        return Err(refusal.into());
+    }
     let tfstate = dir.tfstate();
     if !tfstate.is_file() {
         return Err(Failed {

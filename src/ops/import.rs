@@ -18,6 +18,7 @@ use anyhow::Result;
 
 use crate::clock::now_unix;
 use crate::error::UserError;
+use crate::ids::ShortId;
 use crate::manifest::App;
 use crate::output::Printer;
 use crate::pattern::contract::{IpType, PatternOutputs};
@@ -253,7 +254,7 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
                     "`{}` ({} on {network}, {primary_ip}) as deployment {} from `{}`",
                     app.manifest.name,
                     state.pattern.name,
-                    &id[..8],
+                    ShortId::of(id),
                     source.display()
                 ),
             );
@@ -262,7 +263,7 @@ pub fn import(printer: &Printer, settings: &Settings, options: &ImportOptions) -
                 format!(
                     "`tfgrid-compose status {}`; `down` destroys it with the copied Terraform \
                         state; the bash tool's folder is unchanged",
-                    &id[..8]
+                    ShortId::of(id)
                 ),
             );
             Ok(())
@@ -321,7 +322,7 @@ fn write_files(
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| format!("tfi-{}", &id[..8]));
+            .unwrap_or_else(|| format!("tfi-{}", ShortId::of(&id)));
         let config = dir.tunnel_config(&interface);
         dir.create_dir(&dir.wg_dir())?;
         dir.write(&config, &std::fs::read(source.join("wg.conf"))?, 0o600)?;
@@ -340,13 +341,7 @@ fn write_files(
         schema_version: SCHEMA_VERSION,
         id: id.clone(),
         env: settings.env_name.clone(),
-        app: AppRecord {
-            name: app.manifest.name.clone(),
-            version: app.manifest.version.clone(),
-            dir: std::path::absolute(&app.dir)?,
-            manifest: std::path::absolute(&app.file)?,
-            origin: None,
-        },
+        app: AppRecord::of(app, None)?,
         pattern: PatternRecord {
             name: pattern_name.clone(),
             version: bash.get("pattern_version").cloned().unwrap_or_default(),

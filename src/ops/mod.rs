@@ -107,7 +107,9 @@ impl Target {
         Target {
             app: entry.app_dir.clone(),
             env: entry.env.clone(),
-            dir: StateDir::at(entry.state_dir.clone()).with_registry(registry(settings)),
+            dir: StateDir::at(entry.state_dir.clone())
+                .with_registry(registry(settings))
+                .expecting(&entry.id),
             origin: None,
         }
     }
@@ -128,24 +130,27 @@ impl Target {
 
     /// The app this target names, loaded once (its warnings printed): the manifest of the
     /// deployment `state` (when the caller has loaded it), else the manifest `up` recorded for a
-    /// deployment here, else the folder or file given.
+    /// deployment here, else the folder or file given. A folder app's manifest is read in the
+    /// folder its state is in now ([`recorded_manifest`]), not where it was recorded.
     ///
-    /// Errors: the manifest's, with file, line and field.
+    /// Errors: the deployment's when it is not the one named ([`StateDir::load`]); the
+    /// manifest's, with file, line and field.
     pub fn load_app(
         &self,
         printer: &crate::output::Printer,
         state: Option<&DeploymentState>,
     ) -> Result<crate::manifest::App> {
         let path = match state {
-            Some(state) => state.app.manifest.clone(),
-            None => self
-                .dir
-                .load()
-                .ok()
-                .flatten()
-                .map(|state| state.app.manifest)
-                .filter(|m| m.is_file())
-                .unwrap_or_else(|| self.app.clone()),
+            Some(state) => recorded_manifest(&self.dir, state),
+            None => match self.dir.load() {
+                Err(err) if err.is::<UserError>() => return Err(err),
+                loaded => loaded
+                    .ok()
+                    .flatten()
+                    .map(|state| recorded_manifest(&self.dir, &state))
+                    .filter(|m| m.is_file())
+                    .unwrap_or_else(|| self.app.clone()),
+            },
         };
         let app = crate::manifest::App::load(&path)?;
         for warning in &app.warnings {
@@ -174,6 +179,18 @@ impl Target {
             )
             .into()),
         }
+    }
+}
+
+/// The manifest of the deployment `state` in `dir`: as recorded for an app from the app
+/// registry; for a folder app, the recorded file's name in the folder that holds `dir` now, so
+/// that a deployment moved with its folder never reads the manifest of whatever took its old
+/// place.
+fn recorded_manifest(dir: &StateDir, state: &DeploymentState) -> PathBuf {
+    let recorded = &state.app.manifest;
+    match (&state.app.origin, dir.app_dir(), recorded.file_name()) {
+        (None, Some(app_dir), Some(name)) => app_dir.join(name),
+        _ => recorded.clone(),
     }
 }
 
@@ -262,16 +279,52 @@ pub fn find_target(settings: &Settings, arg: &str) -> Result<Option<Target>> {
     Ok(None)
 }
 
-/// Resolves what a command acts on. With an argument: [`find_target`], else the path as given
-/// (so that its error names it). Without one: the context file's `deployment:` then `app:`,
-/// then a manifest in this folder, then the only deployment in the registry. (`up` also looks
-/// an unknown name up in the app registry: [`catalog::resolve_for_up`].)
+/// The one resolver of a command's TARGET. With an argument: [`find_target`], else the path as
+/// given (so that its error names it). Without one: [`default_target`]. A target found through
+/// the registry must hold the deployment of that id when loaded ([`StateDir::expecting`]).
+/// Commands that need the app's files (`up`, `validate`) resolve with [`resolve_app_target`],
+/// which adds the app registry.
 pub fn resolve_target(settings: &Settings, arg: Option<&str>) -> Result<Target> {
-    let env = explicit_env(settings);
-    if let Some(arg) = arg {
-        return Ok(find_target(settings, arg)?
-            .unwrap_or_else(|| Target::of_app(PathBuf::from(arg), settings)));
+    match arg {
+        Some(arg) => Ok(find_target(settings, arg)?
+            .unwrap_or_else(|| Target::of_app(PathBuf::from(arg), settings))),
+        None => default_target(settings),
     }
+}
+
+/// [`resolve_target`] for a command that needs the app's files: a name found nowhere here
+/// (no folder, manifest or deployment) is looked up in the app registry and checked out at its
+/// pinned commit; a recorded registry app whose checkout left the cache is checked out again at
+/// its recorded commit. A path that is no app name is kept as given, so that its error names it.
+///
+/// Errors: [`resolve_target`]'s; a [`UserError`] naming both places when a name is in neither;
+/// the app registry's and git's.
+pub async fn resolve_app_target(
+    printer: &Printer,
+    settings: &Settings,
+    arg: Option<&str>,
+) -> Result<Target> {
+    let found = match arg {
+        Some(arg) => find_target(settings, arg)?,
+        None => Some(default_target(settings)?),
+    };
+    if let Some(mut target) = found {
+        catalog::restore_checkout(printer, settings, &mut target).await?;
+        return Ok(target);
+    }
+    let arg = arg.unwrap_or_default();
+    let looks_like_file = arg.ends_with(".yaml") || arg.ends_with(".yml");
+    if !crate::catalog::is_app_name(arg) || looks_like_file {
+        return Ok(Target::of_app(PathBuf::from(arg), settings));
+    }
+    catalog::registry_app_target(printer, settings, arg).await
+}
+
+/// The target of a command given none: the context file's `deployment:` then `app:`, then a
+/// manifest in this folder, then the only deployment in the registry (of the environment named,
+/// if one was).
+fn default_target(settings: &Settings) -> Result<Target> {
+    let env = explicit_env(settings);
     let context = read_context_file()?;
     if let Some(id) = context_value(&context, "deployment") {
         return match registry(settings).find(&id, None)? {

@@ -300,7 +300,7 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
     else {
         return Ok(());
     };
-    let app_dir = std::path::absolute(&valid.app.dir)?;
+    let app_dir = crate::files::real_path(&valid.app.dir);
     let (entries, _) = registry(settings).list()?;
     let mut others: Vec<String> = entries
         .iter()
@@ -394,8 +394,7 @@ async fn up_recorded(
     options: &UpOptions,
     ending: &mut Ending,
 ) -> Result<()> {
-    let target =
-        crate::ops::catalog::resolve_for_up(printer, settings, options.app.as_deref()).await?;
+    let target = crate::ops::resolve_app_target(printer, settings, options.app.as_deref()).await?;
     let valid = validate(
         printer,
         settings,
@@ -427,6 +426,11 @@ async fn up_recorded(
         dir.load()?
     };
     let mut state = match existing {
+        // A folder moved with its deployment: recorded where it is now.
+        Some(mut state) if state.app.origin.is_none() => {
+            state.app = AppRecord::of(&valid.app, None)?;
+            state
+        }
         Some(state) => state,
         None => new_state(settings, &valid, &target, &dir)?,
     };
@@ -568,13 +572,7 @@ fn new_state(
         schema_version: SCHEMA_VERSION,
         id: crate::ids::new_id(),
         env: target.env.clone(),
-        app: AppRecord {
-            name: valid.app.manifest.name.clone(),
-            version: valid.app.manifest.version.clone(),
-            dir: std::path::absolute(&valid.app.dir)?,
-            manifest: std::path::absolute(&valid.app.file)?,
-            origin: target.origin.clone(),
-        },
+        app: AppRecord::of(&valid.app, target.origin.clone())?,
         pattern: PatternRecord {
             name: valid.pattern.manifest.name.clone(),
             version: valid.pattern.manifest.version.clone(),

@@ -294,8 +294,13 @@ fn choose_ip_range(ctx: &mut Context) -> Result<()> {
     }
     // a start that differs per deployment, then the first free one (10.100-149 and 10.200-249
     // belong to the local pattern)
-    let start =
-        u8::from_str_radix(&ctx.state.id[..2.min(ctx.state.id.len())], 16).unwrap_or(0) % 80;
+    let start = ctx
+        .state
+        .id
+        .get(..2)
+        .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        .unwrap_or(0)
+        % 80;
     let free = (0..80u8)
         .map(|i| 20 + (start + i) % 80)
         .find(|b| !taken.contains(b));

@@ -18,7 +18,7 @@ pub fn interface_exists(name: &str) -> bool {
 
 /// `tfgc` + 8 hex of the deployment id, then `tfgc…1`, `tfgc…2`, … until one is free.
 pub fn choose_interface(id: &str, taken: impl Fn(&str) -> bool) -> Option<String> {
-    let base = format!("tfgc{}", &id[..id.len().min(8)]);
+    let base = format!("tfgc{}", crate::ids::ShortId::of(id));
     std::iter::once(base.clone())
         .chain((1..100).map(|n| format!("{base}{n}")))
         .find(|name| wg::valid_interface_name(name) && !taken(name))

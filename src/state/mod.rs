@@ -20,6 +20,7 @@ pub use schema::{
 
 use crate::error::{DamagedState, UserError};
 use crate::files::{create_private_dir, write_atomic};
+use crate::ids::ShortId;
 
 /// Name of the state folder, next to the app's manifest.
 pub const STATE_DIR_NAME: &str = ".tfgrid-compose";
@@ -33,16 +34,25 @@ pub struct StateDir {
     pub dry_run: bool,
     /// When set, every save also updates this deployment's entry in the registry.
     pub registry: Option<crate::registry::Registry>,
+    /// The id of the deployment the user named (by id or through the registry): [`load`]
+    /// refuses a `state.yaml` of another one, which a folder moved, replaced or reached through
+    /// a repointed symlink would hold.
+    ///
+    /// [`load`]: StateDir::load
+    pub expected_id: Option<String>,
 }
 
 impl StateDir {
-    /// The state folder of one environment of an app: `<app>/.tfgrid-compose/<env>/`.
+    /// The state folder of one environment of an app: `<app>/.tfgrid-compose/<env>/`, in the
+    /// app's real folder (symlinks resolved: [`crate::files::real_path`]).
     pub fn for_app(app_dir: &Path, env: &str, dry_run: bool) -> StateDir {
-        let app_dir = std::path::absolute(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
         StateDir {
-            root: app_dir.join(STATE_DIR_NAME).join(env),
+            root: crate::files::real_path(app_dir)
+                .join(STATE_DIR_NAME)
+                .join(env),
             dry_run,
             registry: None,
+            expected_id: None,
         }
     }
 
@@ -59,7 +69,42 @@ impl StateDir {
             root,
             dry_run: false,
             registry: None,
+            expected_id: None,
         }
+    }
+
+    /// This folder as the home of deployment `id`: see [`StateDir::expected_id`].
+    #[must_use]
+    pub fn expecting(mut self, id: &str) -> StateDir {
+        self.expected_id = Some(id.to_string());
+        self
+    }
+
+    /// The refusal when this folder holds deployment `found` (`app:env`), not the one expected.
+    pub fn not_expected(&self, found: &str, label: &str) -> Option<UserError> {
+        let expected = self.expected_id.as_deref().filter(|e| *e != found)?;
+        Some(UserError::new(
+            format!(
+                "deployment {} is not in `{}` any more: that folder holds deployment {} ({label})",
+                ShortId::of(expected),
+                self.root.display(),
+                ShortId::of(found),
+            ),
+            format!(
+                "its folder was moved or replaced, or a symlink on its path now leads \
+                elsewhere: nothing was done; name a moved deployment by its new folder, and \
+                the one there by its id ({found}); `tfgrid-compose ps` shows the folder each \
+                was recorded in"
+            ),
+        ))
+    }
+
+    /// The app folder of a folder app's state folder (`<app>/.tfgrid-compose/<env>/`).
+    pub fn app_dir(&self) -> Option<&Path> {
+        self.root
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME))?
+            .parent()
     }
 
     #[must_use]
@@ -202,7 +247,10 @@ impl StateDir {
             .into());
         }
         match DeploymentState::parse(&text) {
-            Ok(state) => Ok(Some(state)),
+            Ok(state) => match self.not_expected(&state.id, &state.label()) {
+                Some(refusal) => Err(refusal.into()),
+                None => Ok(Some(state)),
+            },
             // A newer tool's state is not damaged: its error says to upgrade.
             Err(err) if err.chain().any(|c| c.is::<UserError>()) => {
                 Err(err.context(format!("failed to read state file `{}`", path.display())))
@@ -258,6 +306,7 @@ pub fn registry_entry(state: &DeploymentState, state_dir: &Path) -> crate::regis
         status: state.status.as_str().to_string(),
         primary_ip: state.outputs.as_ref().map(|o| o.primary_ip.clone()),
         app_dir: state.app.dir.clone(),
+        app_dir_given: state.app.given_dir.clone(),
         state_dir: state_dir.to_path_buf(),
         created_at: state.created_at,
         updated_at: state.updated_at,

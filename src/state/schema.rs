@@ -139,11 +139,34 @@ pub struct AppRecord {
     pub name: String,
     #[serde(default)]
     pub version: Option<String>,
+    /// The app's real folder (symlinks resolved), absolute.
     pub dir: PathBuf,
     pub manifest: PathBuf,
+    /// The folder as it was given, when that path differs from `dir` (a symlink on the way),
+    /// for display only: a command never finds the deployment through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_dir: Option<PathBuf>,
     /// Set when the app came from the app registry (`up NAME`); absent for a folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<AppOrigin>,
+}
+
+impl AppRecord {
+    /// The record of `app` as `up` and `import` make it: its real folder and manifest
+    /// (symlinks resolved), and the folder as given when that differs.
+    pub fn of(app: &crate::manifest::App, origin: Option<AppOrigin>) -> Result<AppRecord> {
+        let given = std::path::absolute(&app.dir)
+            .with_context(|| format!("failed to make `{}` absolute", app.dir.display()))?;
+        let dir = crate::files::real_path(&app.dir);
+        Ok(AppRecord {
+            name: app.manifest.name.clone(),
+            version: app.manifest.version.clone(),
+            manifest: crate::files::real_path(&app.file),
+            given_dir: (given != dir).then_some(given),
+            dir,
+            origin,
+        })
+    }
 }
 
 /// Where an app deployed by name came from: its entry in the app registry and the commit
@@ -264,7 +287,23 @@ impl DeploymentState {
             }
             other => bail!("state.yaml has an unsupported schema_version {other:?}"),
         }
-        Ok(crate::yaml::from_yaml(text)?)
+        let state: DeploymentState = crate::yaml::from_yaml(text)?;
+        // The id names the registry's file and the local pattern's VMs: a hand-edited one that
+        // is not the shape `ids::new_id` makes is damage, not a path to follow.
+        if !crate::ids::is_deployment_id(&state.id) {
+            let line = crate::yaml::locate(text, &["id"])
+                .map_or(String::new(), |(l, _)| format!("line {l}: "));
+            bail!(
+                "{line}`id` is `{}`, not the 16 lowercase hex digits tfgrid-compose writes",
+                state.id.escape_debug()
+            );
+        }
+        Ok(state)
+    }
+
+    /// `app:env`, as `ps` and the registry name a deployment.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.app.name, self.env)
     }
 
     pub fn record(&self, phase: Phase) -> Option<&PhaseRecord> {

@@ -491,6 +491,36 @@ fn up_of_a_registry_app_deploys_exactly_the_pinned_commit() {
 }
 
 #[test]
+fn validate_finds_a_registry_app_as_up_does() {
+    let s = Setup::new();
+    // One resolver for every TARGET: `validate NAME` checks the registry app that `up NAME`
+    // would deploy, at the commit the registry pins, and creates no deployment.
+    let (code, _, err) = s.run(&["validate", "minimal"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Valid"), "{err}");
+    assert_eq!(git(&s.checkout(&s.first), &["rev-parse", "HEAD"]), s.first);
+    assert!(
+        !s.cx
+            .home()
+            .join(".local/share/tfgrid-compose/apps")
+            .exists(),
+        "validate deploys nothing"
+    );
+    // A name in neither place is refused by both alike, naming both places.
+    for command in ["validate", "up"] {
+        let (code, _, err) = s.run(&[command, "no-such-app"], &[]);
+        assert_eq!(code, 2, "{command}: {err}");
+        assert!(
+            err.contains(
+                "not an app folder or manifest here, not a deployment, and not an app \
+                in the registry"
+            ),
+            "{command}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_commit_the_repository_lacks_is_refused() {
     let s = Setup::new();
     let missing = "0123456789abcdef0123456789abcdef01234567";

@@ -23,6 +23,20 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Waits until `path` exists: a fake tool's marker that it got to a given point (the wait is
+/// for an event, not for an amount of time; the deadline only ends a test that broke).
+pub(crate) fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub(crate) const IPV4_OUTPUTS: &str = r#"{
   "primary_ip": {"value": "127.0.0.1", "type": "string", "sensitive": false},
   "primary_ip_type": {"value": "ipv4"},

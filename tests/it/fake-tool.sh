@@ -23,8 +23,9 @@ if [ -n "${FAKE_FAIL_ONCE:-}" ] && [ "${FAKE_FAIL_ONCE%%:*}" = "$tool" ] && [ ! 
   case "$*" in *"${FAKE_FAIL_ONCE#*:}"*) touch "$FAKE_DIR/failed-once"; echo "fake $tool failed once on purpose" >&2; exit 1;; esac
 fi
 # FAKE_HANG="TOOL:SUBSTRING": that call runs 30 s. On its first SIGINT or SIGTERM it says so as
-# Terraform does, takes FAKE_STOP_SECONDS (default 2) to write its state, and exits 1; every signal
-# it gets is one line in $FAKE_DIR/signals.log.
+# Terraform does, takes FAKE_STOP_SECONDS (default 2) to write its state, or with FAKE_STOP_GATE
+# set waits until $FAKE_DIR/gate-open exists (at most 120 s), and exits 1; every signal it gets is
+# one line in $FAKE_DIR/signals.log.
 if [ -n "${FAKE_HANG:-}" ] && [ "${FAKE_HANG%%:*}" = "$tool" ]; then
   case "$*" in *"${FAKE_HANG#*:}"*)
     stop() {
@@ -32,13 +33,25 @@ if [ -n "${FAKE_HANG:-}" ] && [ "${FAKE_HANG%%:*}" = "$tool" ]; then
       [ -e "$FAKE_DIR/stopping" ] && return
       touch "$FAKE_DIR/stopping"
       echo "Interrupt received. Gracefully shutting down..." >&2
-      i=0; while [ $i -lt "$(( ${FAKE_STOP_SECONDS:-2} * 10 ))" ]; do sleep 0.1; i=$((i+1)); done
+      if [ -n "${FAKE_STOP_GATE:-}" ]; then
+        i=0; while [ ! -e "$FAKE_DIR/gate-open" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
+      else
+        i=0; while [ $i -lt "$(( ${FAKE_STOP_SECONDS:-2} * 10 ))" ]; do sleep 0.1; i=$((i+1)); done
+      fi
       touch "$FAKE_DIR/stopped"; exit 1
     }
     trap 'stop INT' INT; trap 'stop TERM' TERM
     touch "$FAKE_DIR/hanging"
     i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
     exit 0;;
+  esac
+fi
+# FAKE_GATE="TOOL:SUBSTRING": that call touches $FAKE_DIR/at-gate, then waits until
+# $FAKE_DIR/gate-open exists (at most 120 s), so that a test decides when it goes on.
+if [ -n "${FAKE_GATE:-}" ] && [ "${FAKE_GATE%%:*}" = "$tool" ]; then
+  case "$*" in *"${FAKE_GATE#*:}"*)
+    touch "$FAKE_DIR/at-gate"
+    i=0; while [ ! -e "$FAKE_DIR/gate-open" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done;;
   esac
 fi
 # FAKE_HOSTKEY_CHANGED: ssh answers as OpenSSH 9.2 does when the host key differs from the pinned one
@@ -85,6 +98,5 @@ case "$tool" in
     # what a remote `cat > FILE` would have written: kept as $FAKE_DIR/stdin-<n>
     case "$*" in *"cat > "*) n=$(ls "$FAKE_DIR" | grep -c '^stdin-'); cat > "$FAKE_DIR/stdin-$n";; esac
     [ -n "${FAKE_SSH_STDOUT:-}" ] && printf '%s\n' "$FAKE_SSH_STDOUT";;
-  ansible-playbook) [ -n "${FAKE_SLEEP_ANSIBLE:-}" ] && sleep "$FAKE_SLEEP_ANSIBLE";;
 esac
 exit 0

@@ -3,7 +3,7 @@
 
 use predicates::str::contains;
 
-use crate::common::{TestContext, WG_OUTPUTS};
+use crate::common::{TestContext, WG_OUTPUTS, wait_for_file};
 
 const FULL_UP: [&str; 14] = [
     "ssh-keygen",
@@ -362,15 +362,19 @@ fn two_concurrent_ups_one_wins() {
         .env("FAKE_FAIL", "ssh:healthcheck")
         .assert()
         .failure();
-    // two runs race for the lock; the platform phase takes 2 s, so they overlap
-    let first = a_spawn(&cx);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let second = a_spawn(&cx);
-    let (r1, r2) = (
-        first.wait_with_output().unwrap(),
-        second.wait_with_output().unwrap(),
+    // Two runs overlap: the first holds the lock inside its platform phase (its ansible-playbook
+    // waits at a gate) while the second starts and ends; then the gate opens.
+    let first = a_spawn(&cx, Some("ansible-playbook:-i"));
+    wait_for_file(&cx.fake_dir.join("at-gate"));
+    let r2 = a_spawn(&cx, None).wait_with_output().unwrap();
+    std::fs::write(cx.fake_dir.join("gate-open"), "").unwrap();
+    let r1 = first.wait_with_output().unwrap();
+    assert_eq!(
+        [r1.status.code(), r2.status.code()],
+        [Some(0), Some(3)],
+        "{}",
+        String::from_utf8_lossy(&r2.stderr)
     );
-    assert_eq!([r1.status.code(), r2.status.code()], [Some(0), Some(3)]);
     let stderr = String::from_utf8_lossy(&r2.stderr);
     assert!(
         stderr.contains("locked by another run") && stderr.contains("pid "),
@@ -378,7 +382,9 @@ fn two_concurrent_ups_one_wins() {
     );
 }
 
-fn a_spawn(cx: &TestContext) -> std::process::Child {
+/// `up --from platform` of the fixture app, started; with `gate`, that tool call waits at the
+/// fake tools' gate (`FAKE_GATE`).
+fn a_spawn(cx: &TestContext, gate: Option<&str>) -> std::process::Child {
     let template = cx.cmd();
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
     c.env_clear();
@@ -387,8 +393,10 @@ fn a_spawn(cx: &TestContext) -> std::process::Child {
             c.env(k, v);
         }
     }
-    c.env("FAKE_SLEEP_ANSIBLE", "2")
-        .args(["up", "--from", "platform"])
+    if let Some(gate) = gate {
+        c.env("FAKE_GATE", gate);
+    }
+    c.args(["up", "--from", "platform"])
         .arg(&cx.app)
         .current_dir(cx.root.path());
     c.stdout(std::process::Stdio::piped())

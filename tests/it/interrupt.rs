@@ -4,38 +4,28 @@
 //! as interrupted, releases the lock only then, exits 130 (143 for SIGTERM), and `up --resume`
 //! finishes the deployment.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use tfgrid_compose::state::{DeploymentState, PhaseStatus, Status};
 
-use crate::common::{TestContext, WG_OUTPUTS};
+use crate::common::{TestContext, WG_OUTPUTS, wait_for_file};
 
 /// `up` of the fixture app, leading its own process group (as a shell job does), with
 /// `FAKE_HANG=hang`.
 pub(crate) fn start(cx: &TestContext, args: &[&str], hang: &str) -> Child {
+    command(cx, args, hang).spawn().unwrap()
+}
+
+/// What [`start`] runs, to add to.
+fn command(cx: &TestContext, args: &[&str], hang: &str) -> Command {
     let mut cmd = cx.std_cmd();
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.args(args)
         .env("FAKE_HANG", hang)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-pub(crate) fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .stderr(Stdio::piped());
+    cmd
 }
 
 /// `kill -SIG -- target` (a pid, or `-pgid` for a whole process group).
@@ -112,12 +102,15 @@ fn ctrl_c_to_the_process_group_stops_tofu_once_and_waits_for_it() {
 #[test]
 fn sigint_to_the_binary_alone_is_passed_on_and_holds_the_lock_until_tofu_stopped() {
     let cx = TestContext::new();
-    let child = start(&cx, &["up", cx.app_arg()], "tofu:apply");
+    // tofu stops only when the test opens the gate, however slow this machine is.
+    let child = command(&cx, &["up", cx.app_arg()], "tofu:apply")
+        .env("FAKE_STOP_GATE", "1")
+        .spawn()
+        .unwrap();
     wait_for_file(&cx.fake_dir.join("hanging"));
     kill("INT", &child.id().to_string());
     wait_for_file(&cx.fake_dir.join("stopping"));
     // A second Ctrl-C says what is being waited for, and is not passed on again.
-    std::thread::sleep(Duration::from_millis(200));
     kill("INT", &child.id().to_string());
     // While tofu writes its state, the deployment stays locked: a resume is refused, not run.
     let (code, _, stderr) = cx.run(&["up", "--resume", cx.app_arg()]);
@@ -125,6 +118,7 @@ fn sigint_to_the_binary_alone_is_passed_on_and_holds_the_lock_until_tofu_stopped
         code, 3,
         "a resume while tofu is still stopping must be refused by the lock: {stderr}"
     );
+    std::fs::write(cx.fake_dir.join("gate-open"), "").unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -81,7 +81,7 @@ impl Deployment {
     }
 
     fn id8(&self) -> String {
-        self.state().id[..8].to_string()
+        tfgrid_compose::ids::ShortId::of(&self.state().id).to_string()
     }
 }
 

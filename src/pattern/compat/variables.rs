@@ -315,7 +315,7 @@ pub fn run_values(
     let mut values = BTreeMap::new();
     values.insert("SSH_KEY".to_string(), public_key.into());
     let prefix = pattern.manifest.name.replace('-', "_");
-    let short = &deployment_id[..8.min(deployment_id.len())];
+    let short = crate::ids::ShortId::of(deployment_id);
     values.insert(
         "network_name".into(),
         format!("{prefix}_net_{short}").into(),

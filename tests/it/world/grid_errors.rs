@@ -350,7 +350,7 @@ fn the_json_stream_of_up_matches_the_docs_in_every_outcome() {
     // Interrupted while Terraform applies.
     let cx = TestContext::new();
     let child = crate::interrupt::start(&cx, &["--json", "up", cx.app_arg()], "tofu:apply");
-    crate::interrupt::wait_for_file(&cx.fake_dir.join("hanging"));
+    crate::common::wait_for_file(&cx.fake_dir.join("hanging"));
     crate::interrupt::kill("INT", &format!("-{}", child.id()));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));

@@ -162,7 +162,9 @@ pub fn shell_quote(word: &str) -> String {
     quoted
 }
 
-fn display_word(word: &str) -> String {
+/// One word as a shell would need it typed: as is when it holds only safe characters, else
+/// [`shell_quote`]d. For command lines shown to the user (errors, hints, `--dry-run`).
+pub fn display_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

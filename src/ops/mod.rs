@@ -117,15 +117,7 @@ impl Target {
     /// a shell when it needs it (and never starting with `-`), so the command can be pasted.
     pub fn arg(&self) -> String {
         let app = self.origin.as_ref().map_or_else(
-            || {
-                let path = self.app.display().to_string();
-                let path = if path.starts_with('-') {
-                    format!("./{path}")
-                } else {
-                    path
-                };
-                crate::process::display_word(&path)
-            },
+            || crate::process::display_path(&self.app),
             |o| o.name.clone(),
         );
         if self.env == "default" {

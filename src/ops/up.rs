@@ -354,7 +354,7 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
             ),
             format!(
                 "remove one first (`tfgrid-compose down {} --env {}`), or raise `max_environments`",
-                valid.app.dir.display(),
+                crate::process::display_path(&valid.app.dir),
                 others.first().map_or("ENV", String::as_str)
             ),
         )

@@ -1,6 +1,6 @@
 //! Paths and keys as users have them, with the real tools of the `local` target (terraform,
 //! wg-quick, sshd in namespaces, ansible-playbook): an app folder whose path holds a space, both
-//! quotes, a `%` and non-ASCII letters, commanded from another folder; a relative key path from
+//! quotes, a `%`, non-ASCII letters and a leading `-`, commanded from other folders; a relative key path from
 //! the environment; a key locked by a passphrase, refused in `validate` without an agent and
 //! used through one (an ssh-agent each test starts and stops by its PID).
 
@@ -13,9 +13,9 @@ use assert_cmd::Command;
 use crate::common::{assert_success, copy_dir};
 use crate::local::{SERIAL, assert_nothing_left, http_get, require_tools};
 
-/// A folder name ssh, ansible's configparser and shlex, wg-quick and terraform each read in
-/// their own way.
-const AWKWARD: &str = "My Apps/it's \"ünï\" 100%";
+/// Folder names ssh, ansible's configparser and shlex, wg-quick and terraform each read in
+/// their own way; the first, given as a relative path, looks like an option.
+const AWKWARD: &str = "-My Apps/it's \"ünï\" 100%";
 
 /// The passphrase of the locked keys the tests make.
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -183,16 +183,30 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn up_ssh_exec_down_in_a_folder_with_a_space_quotes_and_non_ascii_letters_from_another_folder() {
+fn up_ssh_exec_down_in_a_folder_with_a_space_quotes_non_ascii_letters_and_a_leading_dash() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     require_tools();
     let w = World::new(AWKWARD);
     let app = w.app.display().to_string();
-    let out = w.cmd().args(["up", &app]).output().unwrap();
+    // given relative to the folder above it, as `-My Apps/…`
+    let relative = w.app.strip_prefix(w.root.path()).unwrap();
+    let out = w
+        .cmd_in(w.root.path())
+        .args(["up", "--"])
+        .arg(relative)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_success(&out);
+    // the suggested commands can be pasted into a shell
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pasted = format!(
+        "`tfgrid-compose down {}`",
+        tfgrid_compose::process::shell_quote(&app)
+    );
+    assert!(stderr.contains(&pasted), "{stderr}");
     let url = stdout.lines().last().unwrap().to_string();
     assert!(http_get(&url).contains("Hello from tfgrid-compose"));
     w.cmd()

@@ -321,3 +321,20 @@ fn a_key_locked_by_a_passphrase_is_refused_in_validate_unless_an_agent_holds_it(
         .success();
     assert!(!w.app.join(".tfgrid-compose").exists());
 }
+
+#[test]
+fn a_folder_ssh_cannot_be_given_is_refused_before_anything_is_made() {
+    // ssh expands `${VAR}` in file options and has no escape for it
+    let w = World::new("a${HOME}b");
+    let app = w.app.display().to_string();
+    let out = w.cmd().args(["validate", &app]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: the app folder `{app}` holds `${{`, which ssh expands and cannot escape"
+        )) && stderr.contains("hint: move the app folder"),
+        "{stderr}"
+    );
+    assert!(!w.app.join(".tfgrid-compose").exists());
+}

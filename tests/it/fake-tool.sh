@@ -43,7 +43,8 @@ fi
 if [ -n "${FAKE_HOSTKEY_CHANGED:-}" ] && [ "$tool" = ssh ]; then
   kh=; port=22; prev=
   for a in "$@"; do
-    case "$a" in UserKnownHostsFile=*) kh=${a#UserKnownHostsFile=};; esac
+    # the value as ssh reads it: tools::ssh::config_path puts it in double quotes
+    case "$a" in UserKnownHostsFile=*) kh=${a#UserKnownHostsFile=}; kh=${kh#\"}; kh=${kh%\"};; esac
     [ "$prev" = -p ] && port=$a
     case "$a" in *@*) host=${a#*@};; esac
     prev=$a

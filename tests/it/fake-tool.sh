@@ -39,6 +39,10 @@ if [ -n "${FAKE_HANG:-}" ] && [ "${FAKE_HANG%%:*}" = "$tool" ]; then
     exit 0;;
   esac
 fi
+# FAKE_SSH_BAD_OPTION: ssh refuses an option's value as OpenSSH 9.2 does (argv_split on `-o`)
+if [ -n "${FAKE_SSH_BAD_OPTION:-}" ] && [ "$tool" = ssh ]; then
+  echo "command-line line 0: invalid quotes" >&2; exit 255
+fi
 # FAKE_HOSTKEY_CHANGED: ssh answers as OpenSSH 9.2 does when the host key differs from the pinned one
 if [ -n "${FAKE_HOSTKEY_CHANGED:-}" ] && [ "$tool" = ssh ]; then
   kh=; port=22; prev=

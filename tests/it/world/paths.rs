@@ -338,3 +338,26 @@ fn a_folder_ssh_cannot_be_given_is_refused_before_anything_is_made() {
     );
     assert!(!w.app.join(".tfgrid-compose").exists());
 }
+
+#[test]
+fn ssh_refusing_the_options_it_was_given_stops_wait_ssh_at_once() {
+    let cx = crate::common::TestContext::new();
+    let out = cx
+        .cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("FAKE_SSH_BAD_OPTION", "1")
+        .env("TFGRID_COMPOSE_SSH_TIMEOUT", "30s")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ssh refused the options it was given for 127.0.0.1")
+            && stderr.contains("command-line line 0: invalid quotes"),
+        "{stderr}"
+    );
+    let tries = cx.steps().iter().filter(|s| *s == "ssh true").count();
+    // the fixture's two VMs, one try each
+    assert_eq!(tries, 2, "{:?}", cx.steps());
+}

@@ -662,5 +662,7 @@ mod tests {
         let s = Settings::resolve(env, &Overrides::default()).unwrap();
         let here = std::env::current_dir().unwrap();
         assert_eq!(s.ssh_key, Some(here.join("keys/id")));
+        let env = Env::from_pairs([("TFGRID_COMPOSE_DATA_DIR", "data")]);
+        assert_eq!(env.data_dir(), here.join("data"));
     }
 }

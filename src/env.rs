@@ -86,7 +86,9 @@ impl Env {
         fallback: fn() -> Option<PathBuf>,
     ) -> PathBuf {
         if let Some(dir) = self.get(own) {
-            return PathBuf::from(dir);
+            // relative to the folder the command started in, fixed now: a deployment records
+            // paths under it, read later from other folders
+            return std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
         }
         let base = self
             .get(xdg)

@@ -1,7 +1,7 @@
 //! tfgrid-compose: deploy an app onto a pattern's VMs with one command.
 //!
 //! Code map. Phases of `up` (in order) → modules:
-//! - validate → `ops::up::validate` (`manifest`, `settings`)
+//! - validate → `ops::up::validate` (`manifest`, `settings`, `ssh_key`)
 //! - infrastructure → `phase::infrastructure` (`tools::tofu`, `contract`)
 //! - network → `phase::network` (`tools::wg`)
 //! - wait-ssh → `phase::wait_ssh` (`tools::ssh`)
@@ -42,6 +42,7 @@ pub mod registry;
 pub mod secrets;
 pub mod settings;
 pub mod sim;
+pub mod ssh_key;
 pub mod state;
 pub mod tools;
 pub mod yaml;

@@ -292,9 +292,12 @@ pub struct App {
 }
 
 impl App {
-    /// Loads an app from a folder or a manifest path.
+    /// Loads an app from a folder or a manifest path. A relative path is made absolute here, so
+    /// that every path handed to a tool later is absolute (a folder named `-x` is never read as
+    /// an option) and names the same file from any folder.
     pub fn load(path: &Path) -> Result<App, InputError> {
-        let (dir, file) = app_paths(path);
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let (dir, file) = app_paths(&path);
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

@@ -162,7 +162,20 @@ pub fn shell_quote(word: &str) -> String {
     quoted
 }
 
-fn display_word(word: &str) -> String {
+/// A path as a shell would need it typed in a suggested command: [`display_word`], and a relative
+/// path starting with `-` written `./-…`, so that it is not read as an option.
+pub fn display_path(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    if text.starts_with('-') {
+        display_word(&format!("./{text}"))
+    } else {
+        display_word(&text)
+    }
+}
+
+/// One word as a shell would need it typed: as is when it holds only safe characters, else
+/// [`shell_quote`]d. For command lines shown to the user (errors, hints, `--dry-run`).
+pub fn display_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

@@ -277,6 +277,20 @@ fn config_check(
     }
 }
 
+/// A path setting as an absolute path, fixed when it is read so that it names the same file from
+/// any folder a later command runs in (`state.yaml` records it): relative to the config file's
+/// folder when it came from there, else to the current folder.
+fn absolute_setting(path: Option<PathBuf>, source: Option<&Source>) -> Option<PathBuf> {
+    let path = path?;
+    let based = match source {
+        Some(Source::Config(file)) if path.is_relative() => file
+            .parent()
+            .map_or_else(|| path.clone(), |dir| dir.join(&path)),
+        _ => path,
+    };
+    Some(std::path::absolute(&based).unwrap_or(based))
+}
+
 impl Settings {
     pub fn resolve(env: Env, flags: &Overrides) -> Result<Settings> {
         let config_file = env.config_dir().join("config.yaml");
@@ -310,6 +324,7 @@ impl Settings {
             config.patterns_dir.clone(),
             path,
         )?;
+        let patterns_dir = absolute_setting(patterns_dir, r.sources.get("patterns_dir"));
         let ssh_key = r.pick(
             "ssh_key",
             None,
@@ -317,6 +332,7 @@ impl Settings {
             config.ssh_key.clone(),
             path,
         )?;
+        let ssh_key = absolute_setting(ssh_key, r.sources.get("ssh_key"));
         let ssh_port = r
             .pick(
                 "ssh_port",
@@ -411,13 +427,10 @@ impl Settings {
             text,
         )?;
         let agent_url = r.pick("agent_url", None, vars::AGENT_URL, None, text)?;
-        let agent_token_file = r.pick(
-            "agent_token_file",
-            None,
-            vars::AGENT_TOKEN_FILE,
-            None,
-            |t: &str| Ok::<_, String>(PathBuf::from(t)),
-        )?;
+        let agent_token_file =
+            r.pick("agent_token_file", None, vars::AGENT_TOKEN_FILE, None, path)?;
+        let agent_token_file =
+            absolute_setting(agent_token_file, r.sources.get("agent_token_file"));
         let agent_token = r.pick("agent_token", None, vars::AGENT_TOKEN, None, text)?;
         if let Some(token) = &agent_token {
             crate::secrets::register(token);
@@ -625,5 +638,31 @@ mod tests {
             .to_string();
         assert!(err.contains("config.yaml:2:1"), "{err}");
         assert!(err.contains("sssh_timeout"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tfgrid-compose");
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(
+            cfg.join("config.yaml"),
+            "ssh_key: keys/id\npatterns_dir: /p\n",
+        )
+        .unwrap();
+        let home = dir.path().display().to_string();
+        let env = Env::from_pairs([("XDG_CONFIG_HOME", home.as_str())]);
+        let s = Settings::resolve(env, &Overrides::default()).unwrap();
+        assert_eq!(s.ssh_key, Some(cfg.join("keys/id")));
+        assert_eq!(s.patterns_dir, Some("/p".into()));
+        let env = Env::from_pairs([
+            ("XDG_CONFIG_HOME", home.as_str()),
+            ("TFGRID_COMPOSE_SSH_KEY", "./keys/id"),
+        ]);
+        let s = Settings::resolve(env, &Overrides::default()).unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(s.ssh_key, Some(here.join("keys/id")));
+        let env = Env::from_pairs([("TFGRID_COMPOSE_DATA_DIR", "data")]);
+        assert_eq!(env.data_dir(), here.join("data"));
     }
 }

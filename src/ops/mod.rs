@@ -115,12 +115,13 @@ impl Target {
     }
 
     /// How to name this deployment in a suggested command: `APP` or `APP --env ENV`, where
-    /// `APP` is the registry name of an app from the app registry, else its folder.
+    /// `APP` is the registry name of an app from the app registry, else its folder, quoted for
+    /// a shell when it needs it (and never starting with `-`), so the command can be pasted.
     pub fn arg(&self) -> String {
-        let app = self
-            .origin
-            .as_ref()
-            .map_or_else(|| self.app.display().to_string(), |o| o.name.clone());
+        let app = self.origin.as_ref().map_or_else(
+            || crate::process::display_path(&self.app),
+            |o| o.name.clone(),
+        );
         if self.env == "default" {
             app
         } else {

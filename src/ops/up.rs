@@ -146,9 +146,7 @@ pub fn validate(
     if !hooks.is_empty() || app.dir.join("deployment").is_dir() || app.dir.join("src").is_dir() {
         require_tool("scp", "the application phase uploads the app")?;
     }
-    if settings.ssh_key.is_none() {
-        require_tool("ssh-keygen", "each deployment gets its own ssh key")?;
-    }
+    check_ssh_paths(settings, &app)?;
     for tool in &pattern.manifest.host_tools {
         require_tool(
             tool,
@@ -188,6 +186,34 @@ pub fn validate(
         environment,
         warnings,
     })
+}
+
+/// The folder and key ssh will be given can be written in an ssh option, and the key can be used
+/// without a prompt ([`crate::ssh_key::check`]); without a key set, ssh-keygen makes one.
+fn check_ssh_paths(settings: &Settings, app: &App) -> Result<()> {
+    let paths = std::iter::once(("app folder", &app.dir))
+        .chain(settings.ssh_key.as_ref().map(|key| ("ssh key", key)));
+    for (what, path) in paths {
+        if let Some(problem) = crate::tools::ssh::config_path_problem(path) {
+            return Err(UserError::new(
+                format!("the {what} `{}` {problem}", path.display()),
+                format!("move the {what} to a path without it"),
+            )
+            .into());
+        }
+    }
+    let Some(key) = &settings.ssh_key else {
+        return require_tool("ssh-keygen", "each deployment gets its own ssh key");
+    };
+    let setting = match settings.sources.get("ssh_key") {
+        Some(crate::settings::Source::Env(var)) => var.clone(),
+        Some(crate::settings::Source::Config(file)) => {
+            format!("`ssh_key` in `{}`", file.display())
+        }
+        _ => "`ssh_key`".to_string(),
+    };
+    crate::ssh_key::check(&settings.env, key, &setting)?;
+    Ok(())
 }
 
 /// The app's `environment:` from the process environment, its env file and the defaults, with
@@ -328,7 +354,7 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
             ),
             format!(
                 "remove one first (`tfgrid-compose down {} --env {}`), or raise `max_environments`",
-                valid.app.dir.display(),
+                crate::process::display_path(&valid.app.dir),
                 others.first().map_or("ENV", String::as_str)
             ),
         )

@@ -115,6 +115,7 @@ async fn run_playbook(ctx: &mut Context, playbook: &std::path::Path) -> Result<(
         &ctx.dir.extra_vars(),
         playbook,
         &ctx.dir.ansible_cfg(),
+        &ctx.ssh_target(&ctx.outputs()?.primary_ip),
         &log,
         Duration::from_secs(3600),
     );

@@ -90,16 +90,16 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 || name == "tfplan"
         })?;
     }
-    let public_key =
-        if ctx.runner.is_dry_run() && !ctx.state.ssh.identity.with_extension("pub").exists() {
-            "<generated ssh public key>".to_string()
-        } else {
-            let path = ctx.state.ssh.identity.with_extension("pub");
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("failed to read ssh public key `{}`", path.display()))?
-                .trim()
-                .to_string()
-        };
+    let public_file = crate::ssh_key::public_key_file(&ctx.state.ssh.identity);
+    let public_key = if ctx.runner.is_dry_run() && !public_file.exists() {
+        "<generated ssh public key>".to_string()
+    } else {
+        let path = public_file;
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("failed to read ssh public key `{}`", path.display()))?
+            .trim()
+            .to_string()
+    };
     let sim = sim_config(
         &ctx.settings,
         ctx.state.grid_network.as_deref(),

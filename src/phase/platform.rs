@@ -79,11 +79,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         ansible::inventory(&hosts, ctx.state.ssh.port).as_bytes(),
         0o600,
     )?;
-    let config = ansible::config(
-        &ctx.state.ssh.known_hosts,
-        &ctx.state.ssh.identity,
-        hosts.len().max(5),
-    );
+    let config = ansible::config(hosts.len().max(5));
     ctx.dir
         .write(&ctx.dir.ansible_cfg(), config.as_bytes(), 0o600)?;
     let vars = serde_json::to_string_pretty(&deployment_vars(ctx)?)?;
@@ -109,6 +105,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         &ctx.dir.extra_vars(),
         &playbook,
         &ctx.dir.ansible_cfg(),
+        &ctx.ssh_target(&outputs.primary_ip),
         &log,
         Duration::from_secs(3600),
     );

@@ -131,7 +131,7 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
         }
         // An app from the app registry is named by its registry name.
         let app = ctx.state.app.origin.as_ref().map_or_else(
-            || ctx.app.dir.display().to_string(),
+            || crate::process::display_path(&ctx.app.dir),
             |origin| origin.name.clone(),
         );
         let create = if ctx.app.manifest.ai_stack.is_some() {

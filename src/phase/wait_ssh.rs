@@ -1,5 +1,6 @@
 //! Wait for SSH: every VM at once, TCP connect polling with a short back-off (100 ms doubling to
-//! 2 s) until port 22 answers, then `ssh … true`, which also learns or checks the host key.
+//! 2 s) until port 22 answers, then `ssh … true`, which also learns or checks the host key. A
+//! changed host key or ssh refusing its own options ends the wait at once: time cannot fix them.
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,14 @@ async fn wait_one(
                         "host key of {} does not match the one pinned in `{}`",
                         target.host,
                         target.known_hosts.display()
+                    )));
+                }
+                // ssh refusing its own command line (`command-line line 0: …` from OpenSSH's
+                // option parser) is not a VM still booting: no wait can fix it
+                if text.contains("command-line line ") || text.contains("command-line: line ") {
+                    return Err(err.context(format!(
+                        "ssh refused the options it was given for {}; waiting cannot fix that",
+                        target.host
                     )));
                 }
                 if Instant::now() + delay > deadline {

@@ -17,6 +17,41 @@ pub fn remote_command<S: AsRef<str>>(argv: &[S]) -> String {
         .join(" ")
 }
 
+/// A path as the value of an ssh option (`-o UserKnownHostsFile=…`), read back byte for byte.
+///
+/// ssh splits an option's value into words (`argv_split` in OpenSSH's `misc.c`: blanks separate,
+/// `"` and `'` quote, `\` escapes `\`, `"`, `'` and a blank), then expands `%` tokens and
+/// `${VAR}` in file options (ssh_config(5), TOKENS). So the path is put in double quotes with
+/// `\`, `"` and `'` escaped, and `%` doubled. A path holding `${` cannot be written at all (ssh
+/// has no escape for it); `up` refuses such folders before anything is made.
+pub fn config_path(path: &Path) -> String {
+    let mut word = String::from('"');
+    for c in path.display().to_string().chars() {
+        match c {
+            '\\' | '"' | '\'' => {
+                word.push('\\');
+                word.push(c);
+            }
+            '%' => word.push_str("%%"),
+            c => word.push(c),
+        }
+    }
+    word.push('"');
+    word
+}
+
+/// Why ssh could not be given `path` in an option, if it could not: a path that is not UTF-8
+/// (ssh_config is text), or holds `${` (see [`config_path`]).
+pub fn config_path_problem(path: &Path) -> Option<&'static str> {
+    match path.to_str() {
+        None => Some("is not UTF-8 text"),
+        Some(text) if text.contains("${") => {
+            Some("holds `${`, which ssh expands and cannot escape")
+        }
+        Some(_) => None,
+    }
+}
+
 /// Everything needed to reach one VM over ssh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshTarget {
@@ -45,16 +80,34 @@ impl SshTarget {
             "-o".into(),
             "ServerAliveCountMax=4".into(),
             "-o".into(),
-            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            format!("UserKnownHostsFile={}", config_path(&self.known_hosts)),
             "-o".into(),
             format!("StrictHostKeyChecking={checking}"),
             "-o".into(),
             "IdentitiesOnly=yes".into(),
             "-o".into(),
+            format!("IdentityFile={}", config_path(&self.identity)),
+            "-o".into(),
             "LogLevel=ERROR".into(),
-            "-i".into(),
-            self.identity.display().to_string(),
         ]
+    }
+
+    /// The options ansible's ssh connection needs on top of its own (which adds port, user and
+    /// its ControlPath), as one `ssh_args` value: ours, with host keys always checked (wait-ssh
+    /// has learned them by then) and a persistent master per host. ansible splits the value with
+    /// Python's `shlex.split`, so each word is shell-quoted here, once.
+    pub fn ansible_ssh_args(&self) -> String {
+        let pinned = SshTarget {
+            strict: true,
+            ..self.clone()
+        };
+        ["-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
+            .iter()
+            .map(ToString::to_string)
+            .chain(pinned.options())
+            .map(|word| shell_quote(&word))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn destination(&self) -> String {
@@ -123,7 +176,7 @@ pub fn keygen(key: &Path, comment: &str, log: &Path) -> Cmd {
 mod tests {
     use std::path::PathBuf;
 
-    use super::{SshTarget, remote_command, shell_quote, ssh};
+    use super::{SshTarget, config_path, remote_command, shell_quote, ssh};
 
     /// Decodes what a POSIX shell would make of a line of single-quoted words.
     fn shell_split(line: &str) -> Vec<String> {
@@ -249,15 +302,15 @@ mod tests {
                 "-o",
                 "ServerAliveCountMax=4",
                 "-o",
-                "UserKnownHostsFile=/s/known_hosts",
+                "UserKnownHostsFile=\"/s/known_hosts\"",
                 "-o",
                 "StrictHostKeyChecking=accept-new",
                 "-o",
                 "IdentitiesOnly=yes",
                 "-o",
+                "IdentityFile=\"/s/ssh/id_ed25519\"",
+                "-o",
                 "LogLevel=ERROR",
-                "-i",
-                "/s/ssh/id_ed25519",
                 "-p",
                 "22",
                 "root@10.1.0.2",
@@ -287,5 +340,48 @@ mod tests {
             std::time::Duration::from_secs(1),
         );
         assert_eq!(cmd.args.last().unwrap(), "root@[fd00::2]:/tmp/app-source");
+    }
+
+    /// Folders people name: blanks, both quotes, a backslash, `%`, non-ASCII letters, a leading
+    /// `-`, a `#` and a `;`.
+    const HOSTILE: &str = "/tmp/My Apps/it's \"ünï\" 100% \\ -x #1; a\tb/known_hosts";
+
+    #[test]
+    fn a_path_in_an_ssh_option_reaches_ssh_byte_for_byte() {
+        let option = format!("UserKnownHostsFile={}", config_path(HOSTILE.as_ref()));
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test checks the quoting against the real ssh's own parser"
+        )]
+        let out = std::process::Command::new("ssh")
+            .args(["-G", "-o", &option, "root@10.1.0.2"])
+            .output()
+            .expect("ssh is installed (scripts/install-deps.sh)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.lines()
+                .any(|line| line == format!("userknownhostsfile {HOSTILE}")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ansible_gets_the_same_options_shell_quoted() {
+        let mut t = target(false);
+        t.known_hosts = HOSTILE.into();
+        let args = t.ansible_ssh_args();
+        let words = shell_split(&args);
+        assert!(words.contains(&format!(
+            "UserKnownHostsFile={}",
+            config_path(HOSTILE.as_ref())
+        )));
+        assert!(words.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert!(words.contains(&"BatchMode=yes".to_string()));
+        assert!(words.contains(&"ControlPersist=60s".to_string()));
     }
 }

@@ -54,11 +54,16 @@ if [ -n "${FAKE_GATE:-}" ] && [ "${FAKE_GATE%%:*}" = "$tool" ]; then
     i=0; while [ ! -e "$FAKE_DIR/gate-open" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done;;
   esac
 fi
+# FAKE_SSH_BAD_OPTION: ssh refuses an option's value as OpenSSH 9.2 does (argv_split on `-o`)
+if [ -n "${FAKE_SSH_BAD_OPTION:-}" ] && [ "$tool" = ssh ]; then
+  echo "command-line line 0: invalid quotes" >&2; exit 255
+fi
 # FAKE_HOSTKEY_CHANGED: ssh answers as OpenSSH 9.2 does when the host key differs from the pinned one
 if [ -n "${FAKE_HOSTKEY_CHANGED:-}" ] && [ "$tool" = ssh ]; then
   kh=; port=22; prev=
   for a in "$@"; do
-    case "$a" in UserKnownHostsFile=*) kh=${a#UserKnownHostsFile=};; esac
+    # the value as ssh reads it: tools::ssh::config_path puts it in double quotes
+    case "$a" in UserKnownHostsFile=*) kh=${a#UserKnownHostsFile=}; kh=${kh#\"}; kh=${kh%\"};; esac
     [ "$prev" = -p ] && port=$a
     case "$a" in *@*) host=${a#*@};; esac
     prev=$a

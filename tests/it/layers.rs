@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "manifest",
             "app_env",
             "credentials",
+            "ssh_key",
             "pattern",
             "state",
             "registry",

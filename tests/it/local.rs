@@ -154,6 +154,20 @@ fn leftovers(id8: &str) -> Vec<String> {
     found
 }
 
+/// Waits (10 s at most: a VM's processes take a moment to exit) until nothing of the deployment
+/// `id8` is left on the host, and fails naming what is.
+pub(crate) fn assert_nothing_left(id8: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(id8).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            leftovers(id8)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     let _serial = SERIAL
@@ -320,15 +334,7 @@ fn a_failed_hook_resumes_without_terraform_or_ansible_and_two_deployments_coexis
         http_get(&format!("http://{a}/")).contains("Hello"),
         "down of one deployment touched the other"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(&id8).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "left behind: {:?}",
-            leftovers(&id8)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_nothing_left(&id8);
 }
 
 #[test]
@@ -380,15 +386,7 @@ fn sigkill_during_platform_then_resume_then_down_is_clean() {
     );
     let id8 = d.id8();
     d.cmd().args(["down", "--yes"]).assert().success();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(&id8).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "left behind: {:?}",
-            leftovers(&id8)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_nothing_left(&id8);
 }
 
 #[test]
@@ -475,15 +473,7 @@ fn ctrl_c_during_terraform_apply_waits_for_it_then_resume_and_down_are_clean() {
     );
     let id8 = d.id8();
     d.cmd().args(["down", "--yes"]).assert().success();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(&id8).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "left behind: {:?}",
-            leftovers(&id8)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_nothing_left(&id8);
 }
 
 #[test]
@@ -516,15 +506,7 @@ fn down_of_a_local_deployment_whose_folder_is_gone_stops_its_vms() {
         .assert()
         .success()
         .stderr(predicates::str::contains("found by the deployment's id"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(&id8).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "left behind: {:?}",
-            leftovers(&id8)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_nothing_left(&id8);
     let out = d
         .cmd()
         .current_dir(d._root.path())

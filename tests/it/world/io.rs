@@ -9,13 +9,8 @@ use std::process::Command;
 use crate::common::TestContext;
 
 fn declare(cx: &TestContext, names: &[&str]) {
-    let manifest = cx.app.join("tfgrid-compose.yaml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str("environment:\n");
-    for name in names {
-        text.push_str(&format!("  - name: {name}\n"));
-    }
-    std::fs::write(&manifest, text).unwrap();
+    let list: String = names.iter().map(|n| format!("  - name: {n}\n")).collect();
+    cx.append_to_manifest(&format!("environment:\n{list}"));
 }
 
 /// What the hooks' shell sees for `name` after sourcing the env script `up` sent over ssh.
@@ -95,4 +90,142 @@ fn a_dollar_in_an_unquoted_password_is_refused_at_its_line_before_anything_is_cr
     assert!(err.contains("$$") && err.contains("single quotes"), "{err}");
     assert!(!cx.app.join(".tfgrid-compose").exists());
     assert!(cx.transcript().is_empty(), "{:?}", cx.transcript());
+}
+
+/// Runs `sh SCRIPT` (its text) before the fake `TOOL` answers a call whose argv holds `substring`.
+fn fake_script(cx: &TestContext, tool: &str, substring: &str, script: &str) -> (String, String) {
+    let file = cx.fake_dir.join(format!("{tool}-script.sh"));
+    std::fs::write(&file, script).unwrap();
+    (
+        "FAKE_SCRIPT".into(),
+        format!("{tool}:{substring}:{}", file.display()),
+    )
+}
+
+/// `cmd` run under `/usr/bin/time`: its exit code, stderr, and peak resident memory in KiB.
+fn run_measured(cx: &TestContext, cmd: &Command) -> (i32, String, u64) {
+    let time = std::path::Path::new("/usr/bin/time");
+    assert!(
+        time.is_file(),
+        "/usr/bin/time is missing: scripts/install-deps.sh installs it (apt package `time`)"
+    );
+    let report = cx.root.path().join("time.txt");
+    let mut measured = Command::new(time);
+    measured
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    if let Some(dir) = cmd.get_current_dir() {
+        measured.current_dir(dir);
+    }
+    let out = measured.output().unwrap();
+    let peak = std::fs::read_to_string(&report).unwrap();
+    let peak = peak.lines().last().unwrap().trim().parse().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        peak,
+    )
+}
+
+const TOKEN: &str = "tok-8Hq2pZ7xW4mN";
+
+/// Every file under the deployment's `logs/`.
+fn walk_logs(cx: &TestContext) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![cx.state_dir().join("logs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+}
+
+/// Megabytes a tool prints in the memory test (the figure docs/performance.md gives).
+const HUGE_MIB: u64 = 300;
+
+#[test]
+fn a_tool_printing_300_mib_with_odd_bytes_leaves_memory_bounded_and_its_last_words_in_the_error() {
+    let cx = TestContext::new();
+    // A secret the command knows, so that the log is scanned and rewritten too.
+    cx.append_to_manifest("environment:\n  - name: API_TOKEN\n    secret: true\n");
+    // 300 MiB of 100-byte lines, then a byte that is not UTF-8, the error in colour, and the
+    // blank and colour-only lines tools end with.
+    let script = format!(
+        "printf '\\033[1mApplying with %s\\033[0m\\n' \"$API_TOKEN_SEEN\"\n\
+         yes 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' | head -c {}\n\
+         printf 'bad byte \\377 here\\n' >&2\n\
+         printf '\\033[31mError:\\033[0m the node ran out of capacity\\n' >&2\n\
+         printf '\\n\\033[0m\\n   \\n\\r\\n' >&2\n\
+         exit 1\n",
+        HUGE_MIB << 20
+    );
+    let (key, value) = fake_script(&cx, "tofu", " apply ", &script);
+    let mut cmd = cx.std_cmd();
+    cmd.args(["up", cx.app_arg()])
+        .env(key, value)
+        .env("API_TOKEN", TOKEN)
+        .env("API_TOKEN_SEEN", TOKEN);
+    let (code, err, peak_kib) = run_measured(&cx, &cmd);
+    assert_eq!(code, 1, "{err}");
+    let quoted: Vec<&str> = err.lines().collect();
+    let at = quoted
+        .iter()
+        .position(|l| l.contains("bad byte \u{fffd} here"))
+        .unwrap_or_else(|| panic!("the odd byte's line is not quoted: {err}"));
+    assert_eq!(
+        quoted[at + 1].trim(),
+        "Error: the node ran out of capacity",
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "colour codes in the error: {err}");
+    let log = walk_logs(&cx)
+        .into_iter()
+        .find(|l| l.ends_with("infrastructure.log"));
+    let log = std::fs::File::open(log.expect("the infrastructure log")).unwrap();
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(log, 4096), &mut head).unwrap();
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.contains("Applying with <redacted>") && !head.contains(TOKEN),
+        "{head}"
+    );
+    #[expect(
+        clippy::print_stderr,
+        reason = "the figure scripts/bench-io.sh writes to docs/performance.md"
+    )]
+    {
+        eprintln!("peak RSS of `up` while a tool printed {HUGE_MIB} MiB: {peak_kib} KiB");
+    }
+    assert!(
+        peak_kib < 50 * 1024,
+        "peak RSS {peak_kib} KiB while a tool printed {HUGE_MIB} MiB"
+    );
+}
+
+#[test]
+fn a_command_whose_answer_is_larger_than_the_capture_limit_fails_instead_of_filling_memory() {
+    let cx = TestContext::new();
+    let script = format!(
+        "yes '{{}}' | head -c {}\n",
+        tfgrid_compose::process::CAPTURE_LIMIT + 1
+    );
+    let (key, value) = fake_script(&cx, "tofu", " output ", &script);
+    let out = cx
+        .cmd()
+        .args(["up", cx.app_arg()])
+        .env(key, value)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("more than 16 MiB on stdout"), "{err}");
 }

@@ -76,17 +76,48 @@ impl StateLock {
                 }
             }
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(
-            file,
-            "pid {}\ncommand {command}\nsince {}",
-            std::process::id(),
-            format_utc(now_unix())
-        )?;
-        file.sync_all()?;
+        // The note names the holder for a waiting run; the lock is the flock alone, so a note
+        // that cannot be written (a full disk, where `down` must still run) is only logged.
+        let note = file.set_len(0).and_then(|()| {
+            file.rewind()?;
+            writeln!(
+                file,
+                "pid {}\ncommand {command}\nsince {}",
+                std::process::id(),
+                format_utc(now_unix())
+            )?;
+            file.sync_all()
+        });
+        if let Err(e) = note {
+            tracing::warn!("cannot name the holder in `{}`: {e}", path.display());
+        }
         Ok(StateLock { _file: Some(file) })
     }
+}
+
+/// Whether a live process holds the lock at `path` now (false when there is no lock file), read
+/// from the kernel's table of locks (`/proc/locks`: `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
+/// START END`, major and minor in hex; proc(5)) without taking the lock, so a run that starts
+/// meanwhile is never refused. A `running` phase or a `deploying` status in a `state.yaml` whose
+/// lock nobody holds was left by a run that ended without recording its end (killed, or its
+/// last save failed on a full disk).
+pub(super) fn is_held(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let dev = meta.dev();
+    // glibc's gnu_dev_major / gnu_dev_minor.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    std::fs::read_to_string("/proc/locks").is_ok_and(|table| {
+        table.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Lines of waiters have `->` after the number; they hold nothing.
+            fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&want.as_str())
+        })
+    })
 }
 
 trait Mode0600 {
@@ -118,7 +149,9 @@ mod tests {
             text.contains(&format!("pid {}", std::process::id())),
             "{text}"
         );
+        assert!(super::is_held(&path));
         drop(held);
+        assert!(!super::is_held(&path));
         StateLock::acquire(&path, "down demo", Some(Duration::from_secs(1)), |_| {}).unwrap();
     }
 }

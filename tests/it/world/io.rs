@@ -102,6 +102,13 @@ fn fake_script(cx: &TestContext, tool: &str, substring: &str, script: &str) -> (
     )
 }
 
+/// The binary run with `args` and one more variable: its exit code and stderr.
+fn run_with(cx: &TestContext, args: &[&str], (key, value): (&str, &str)) -> (Option<i32>, String) {
+    let out = cx.cmd().args(args).env(key, value).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), err)
+}
+
 /// `cmd` run under `/usr/bin/time`: its exit code, stderr, and peak resident memory in KiB.
 fn run_measured(cx: &TestContext, cmd: &Command) -> (i32, String, u64) {
     let time = std::path::Path::new("/usr/bin/time");
@@ -219,13 +226,130 @@ fn a_command_whose_answer_is_larger_than_the_capture_limit_fails_instead_of_fill
         tfgrid_compose::process::CAPTURE_LIMIT + 1
     );
     let (key, value) = fake_script(&cx, "tofu", " output ", &script);
-    let out = cx
-        .cmd()
-        .args(["up", cx.app_arg()])
-        .env(key, value)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = run_with(&cx, &["up", cx.app_arg()], (&key, &value));
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("more than 16 MiB on stdout"), "{err}");
+}
+
+/// A tmpfs of a few MiB mounted at a folder of the test, unmounted when dropped whatever
+/// happened (lazily if something still holds it).
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tfgc-world-io",
+            ])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t tmpfs needs root");
+        Tmpfs { dir }
+    }
+
+    fn remount_read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// The app of `cx` copied onto a new tmpfs of `size`: (the mount, the app folder on it).
+fn app_on_tmpfs(cx: &TestContext, size: &str) -> (Tmpfs, std::path::PathBuf) {
+    let disk = Tmpfs::mount(cx.root.path().join("disk"), size);
+    let app = disk.dir.join("app");
+    crate::common::copy_dir(&cx.app, &app);
+    (disk, app)
+}
+
+#[test]
+fn a_disk_that_fills_up_during_up_names_the_file_and_cause_and_down_still_destroys() {
+    let cx = TestContext::new();
+    let (disk, app) = app_on_tmpfs(&cx, "4m");
+    let app_arg = app.to_str().unwrap();
+    let state_file = app.join(".tfgrid-compose/default/state.yaml");
+    // `apply` fills the disk, as a large provider log or another program would.
+    let fill = format!(
+        "head -c 64M /dev/zero > '{}/filler' 2>/dev/null\ntrue\n",
+        disk.dir.display()
+    );
+    let (key, value) = fake_script(&cx, "tofu", " apply ", &fill);
+    let (code, err) = run_with(&cx, &["up", app_arg], (&key, &value));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(" phase: cannot record its")
+            && err.contains(&format!("cannot write `{}`", state_file.display()))
+            && err.contains("No space left on device")
+            && err.contains("is full: free some space there"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("default/.tmp"),
+        "a temp file named instead of the file: {err}"
+    );
+
+    // Nothing runs, and neither `ps` nor `status` says it does.
+    let (code, ps, err) = cx.run(&["ps", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let ps: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    assert_eq!(ps["deployments"][0]["status"], "interrupted", "{ps}");
+    let (code, status, err) = cx.run(&["status", app_arg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        status.contains("status      interrupted") && !status.contains(" running"),
+        "{status}"
+    );
+
+    // `down` on the still full disk destroys what is paid for first, then forgets it.
+    cx.clear_transcript();
+    let (code, _, err) = cx.run(&["down", "--yes", app_arg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        cx.steps().iter().any(|s| s == "tofu destroy"),
+        "{:?}",
+        cx.steps()
+    );
+    assert!(!app.join(".tfgrid-compose/default").exists());
+    let (_, ps, _) = cx.run(&["ps", "--json"]);
+    assert!(ps.contains("\"deployments\":[]"), "{ps}");
+    drop(disk);
+}
+
+#[test]
+fn a_read_only_app_folder_stops_up_naming_the_folder_and_cause_before_any_tool_runs() {
+    let cx = TestContext::new();
+    let (disk, app) = app_on_tmpfs(&cx, "4m");
+    disk.remount_read_only();
+    let (code, _, err) = cx.run(&["up", app.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("`{}", app.join(".tfgrid-compose").display()))
+            && err.contains("Read-only file system")
+            && err.contains("is on a read-only filesystem: remount it read-write"),
+        "{err}"
+    );
+    assert!(cx.transcript().is_empty(), "{:?}", cx.transcript());
 }

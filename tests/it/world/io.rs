@@ -353,3 +353,47 @@ fn a_read_only_app_folder_stops_up_naming_the_folder_and_cause_before_any_tool_r
     );
     assert!(cx.transcript().is_empty(), "{:?}", cx.transcript());
 }
+
+/// Sets the modification time of every file in `dir` to `ahead` in the future, as a copy from a
+/// machine whose clock runs ahead leaves it.
+fn date_in_the_future(dir: &std::path::Path, ahead: std::time::Duration) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(std::time::SystemTime::now() + ahead)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_registry_copy_dated_in_the_future_is_expired_not_fresh_forever() {
+    let mut s = crate::catalog::Setup::new();
+    let copies = s.cache().join("registry");
+    let day = std::time::Duration::from_secs(86_400);
+    let (code, _, err) = s.run(&["search"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.server.registry_requests(), 1);
+    date_in_the_future(&copies, 300 * day);
+    let (code, _, err) = s.run(&["search"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        s.server.registry_requests(),
+        2,
+        "a copy dated in the future was taken as fresh"
+    );
+
+    // Offline, it is still used, without an age it does not have.
+    date_in_the_future(&copies, 300 * day);
+    s.server.stop();
+    let (code, out, err) = s.run(&["search", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["registry"]["stale"], true, "{out}");
+    assert!(doc["registry"]["fetched_seconds_ago"].is_null(), "{out}");
+    assert!(
+        err.contains("using the copy dated in the future (a skewed clock or a copied file)"),
+        "{err}"
+    );
+}

@@ -23,5 +23,7 @@ registered (so the log is scanned and rewritten for it): **$((kib / 1024)) MB** 
 is under 50 MB whatever the size). The child writes to its log file, not through a pipe; the
 runner then reads the log back in 1 MiB chunks to replace secrets, and only the last 64 KiB for the
 error's tail; a captured stdout (\`tofu output -json\`) is kept up to 16 MiB and a larger one fails.
+Before that (the runner read the whole log back into memory), the same run without the odd byte
+peaked at 384156 KiB (375 MB), and with it the error quoted no line at all.
 <!-- /bench-io -->
 SECTION

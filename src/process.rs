@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::error::ProcessError;
 
@@ -337,7 +337,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .with_context(|| format!("failed to open log file `{}`", path.display()))?;
+                .map_err(|e| crate::files::write_failed(path, "open the log file", e))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
             let stdin = if cmd.input.is_some() {

@@ -14,7 +14,7 @@ use crate::common::{TestContext, WG_OUTPUTS};
 
 /// `up` of the fixture app, leading its own process group (as a shell job does), with
 /// `FAKE_HANG=hang`.
-fn start(cx: &TestContext, args: &[&str], hang: &str) -> Child {
+pub(crate) fn start(cx: &TestContext, args: &[&str], hang: &str) -> Child {
     let mut cmd = cx.std_cmd();
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.args(args)
@@ -26,7 +26,7 @@ fn start(cx: &TestContext, args: &[&str], hang: &str) -> Child {
         .unwrap()
 }
 
-fn wait_for_file(path: &Path) {
+pub(crate) fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !path.exists() {
         assert!(
@@ -39,7 +39,7 @@ fn wait_for_file(path: &Path) {
 }
 
 /// `kill -SIG -- target` (a pid, or `-pgid` for a whole process group).
-fn kill(signal: &str, target: &str) {
+pub(crate) fn kill(signal: &str, target: &str) {
     let status = Command::new("kill")
         .args([&format!("-{signal}"), "--", target])
         .status()

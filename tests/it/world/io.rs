@@ -397,3 +397,60 @@ fn a_registry_copy_dated_in_the_future_is_expired_not_fresh_forever() {
         "{err}"
     );
 }
+
+#[test]
+fn a_run_in_progress_is_shown_running_and_the_same_record_after_it_was_killed_is_not() {
+    let cx = TestContext::new();
+    let child = crate::interrupt::start(&cx, &["up", cx.app_arg()], "tofu: apply ");
+    // Whatever fails below, `up` and the tool it started are stopped.
+    let _stop = StopOnDrop(&cx, child.id());
+    crate::interrupt::wait_for_file(&cx.fake_dir.join("hanging"));
+    let (_, ps, err) = cx.run(&["ps", "--json"]);
+    let ps: serde_json::Value = serde_json::from_str(&ps).expect(&err);
+    assert_eq!(ps["deployments"][0]["status"], "deploying", "{ps}");
+    let (_, status, _) = cx.run(&["status", cx.app_arg()]);
+    assert!(status.contains("infrastructure  running"), "{status}");
+    // SIGKILL: nothing records the end; the tool's group is stopped by the test.
+    crate::interrupt::kill("KILL", &child.id().to_string());
+    let _ = child.wait_with_output();
+    crate::interrupt::kill("KILL", &format!("-{}", read_pid_group(&cx)));
+    let (_, ps, _) = cx.run(&["ps", "--json"]);
+    let ps: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    assert_eq!(ps["deployments"][0]["status"], "interrupted", "{ps}");
+    let (_, status, _) = cx.run(&["status", cx.app_arg()]);
+    assert!(
+        status.contains("infrastructure  interrupted") && !status.contains(" running"),
+        "{status}"
+    );
+}
+
+/// Stops (SIGKILL) a started `up` by its pid, and the tool it left running by the pid file
+/// beside its log, when dropped.
+struct StopOnDrop<'a>(&'a TestContext, u32);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.1.to_string()])
+            .status();
+        if let Some(group) = pid_group(self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+        }
+    }
+}
+
+/// The pid of the tool a killed `up` left running, from the `<log>.<pid>.pid` file beside its log
+/// (it leads its own process group).
+fn read_pid_group(cx: &TestContext) -> String {
+    pid_group(cx).expect("a pid file beside the log of the tool still running")
+}
+
+fn pid_group(cx: &TestContext) -> Option<String> {
+    walk_logs(cx).iter().find_map(|f| {
+        let name = f.file_name()?.to_str()?;
+        let rest = name.strip_suffix(".pid")?;
+        Some(rest.rsplit('.').next()?.to_string())
+    })
+}

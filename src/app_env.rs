@@ -3,7 +3,7 @@
 //! The bash tool's manifest declares variables as a list of `{name, description, required,
 //! default, secret, options[], depends_on{KEY: value}}` (tfgrid-compose-bash.md §2); some apps
 //! write a plain map `NAME: default`. A value comes from the process environment, else the app's
-//! env file (read as `KEY=VALUE` lines, never run), else the default. A required one that has
+//! env file (read as compose reads `.env`, never run: [`crate::env_file`]), else the default. A required one that has
 //! none (and whose `depends_on` holds) stops `up` at validation, before anything is created.
 //!
 //! The hooks also get the bash tool's names for the same facts (§4.7): `DOMAIN` and
@@ -11,13 +11,10 @@
 //! `TFGRID_SSL_EMAIL`, `TFGRID_GIT_NAME` and `TFGRID_GIT_EMAIL` (else `git.name`/`git.email` of
 //! `credentials.yaml`). Values of `secret: true` variables are registered as secrets.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::credentials::GitIdentity;
-use crate::error::InputError;
 use crate::yaml::scalar_text as scalar;
 
 /// One declared variable.
@@ -82,46 +79,6 @@ pub fn is_name(name: &str) -> bool {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// `KEY=VALUE` lines of an env file (`export`, quotes and comments as dotenv reads them).
-///
-/// Errors: a line that is not `KEY=VALUE`, with its number.
-pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|err| InputError {
-        file: path.into(),
-        line: None,
-        column: None,
-        field: "(document)".into(),
-        message: err.to_string(),
-        hint: Some("make the env file readable, or remove `env_file:`".into()),
-    })?;
-    let mut values = BTreeMap::new();
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok((key, value)) => {
-                values.insert(key, value);
-            }
-            Err(err) => {
-                let line = match &err {
-                    dotenvy::Error::LineParse(content, _) => text
-                        .lines()
-                        .position(|l| content.starts_with(l.trim_end()) && !l.trim().is_empty())
-                        .map(|n| n + 1),
-                    _ => None,
-                };
-                return Err(InputError {
-                    file: path.into(),
-                    line,
-                    column: None,
-                    field: "(document)".into(),
-                    message: format!("not a `KEY=VALUE` line ({err})"),
-                    hint: Some("write one `NAME=value` per line; quote values with spaces".into()),
-                });
-            }
-        }
-    }
-    Ok(values)
 }
 
 /// Where values come from, in order: the process environment, the env file, the declarations'
@@ -334,19 +291,5 @@ mod tests {
     fn the_env_script_quotes_every_value() {
         let script = env_script(&[("A".into(), "it's $(id)".into())]);
         assert_eq!(script, "export A='it'\\''s $(id)'\n");
-    }
-
-    #[test]
-    fn env_files_are_read_not_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join(".env");
-        std::fs::write(&file, "# c\nexport A=1\nB=\"two words\"\nC='$(touch x)'\n").unwrap();
-        let values = read_env_file(&file).unwrap();
-        assert_eq!(values["A"], "1");
-        assert_eq!(values["B"], "two words");
-        assert_eq!(values["C"], "$(touch x)");
-        std::fs::write(&file, "A=1\nnot a line\n").unwrap();
-        let err = read_env_file(&file).unwrap_err();
-        assert_eq!(err.line, Some(2), "{err:?}");
     }
 }

@@ -43,6 +43,21 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// How long ago `then` was (a file's modification time), or `None` when it is in the future (a
+/// skewed clock, a file copied from another machine): such a time tells nothing of an age, and a
+/// cache treats its copy as expired rather than fresh until that moment comes.
+pub fn age_of(then: SystemTime) -> Option<Duration> {
+    SystemTime::now().duration_since(then).ok()
+}
+
+/// `fetched 3m ago`, or, for a time in the future (`None`), `dated in the future (…)`.
+pub fn describe_age(age: Option<Duration>) -> String {
+    match age {
+        Some(age) => format!("fetched {} ago", format_age(age.as_secs())),
+        None => "dated in the future (a skewed clock or a copied file)".into(),
+    }
+}
+
 /// `5s`, `3m`, `2h`, `4d`: an age in seconds, in its largest whole unit.
 pub fn format_age(secs: u64) -> String {
     match secs {

@@ -9,29 +9,80 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 /// Creates a folder and its parents, mode 0700.
+///
+/// Errors: [`write_failed`] naming the folder.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))
+        .map_err(|e| write_failed(dir, "create", e))
 }
 
 /// Atomic write: `tempfile` in the target's folder, write, `sync_all`, chmod, `persist`.
+///
+/// Errors: [`write_failed`] naming `path` (never the temp file), whichever step failed; the
+/// temp file is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("path has no parent folder")?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
-    temp.write_all(contents)?;
+    let failed = |e| write_failed(path, "write", e);
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    temp.as_file_mut().write_all(contents).map_err(failed)?;
     temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    temp.as_file().sync_all()?;
-    temp.persist(path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(failed)?;
+    temp.as_file().sync_all().map_err(failed)?;
+    temp.persist(path).map_err(|e| failed(e.error))?;
     if let Ok(dir) = File::open(dir) {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// The error of a failed write (`verb`: `write`, `create`) of `path`: "cannot write `path`", the
+/// cause (`No space left on device`, `Read-only file system`, `Permission denied`) as its source,
+/// and a hint for each of those causes.
+pub fn write_failed(path: &Path, verb: &str, cause: std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let dir = path.parent().unwrap_or(path).display();
+    let hint = match cause.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(format!(
+            "the disk that holds `{dir}` is full: free some space there (`df -h {dir}` shows \
+            it), then run the command again"
+        )),
+        ErrorKind::ReadOnlyFilesystem => Some(format!(
+            "`{dir}` is on a read-only filesystem: remount it read-write, or work from a copy of \
+            the app folder on a writable disk"
+        )),
+        ErrorKind::PermissionDenied => Some(format!(
+            "this user may not write in `{dir}`: check its owner and mode (`ls -ld {dir}`)"
+        )),
+        _ => None,
+    };
+    crate::error::Failed {
+        message: format!("cannot {verb} `{}`", path.display()),
+        hints: hint.into_iter().collect(),
+        source: Box::new(os_cause(cause)),
+    }
+    .into()
+}
+
+/// The operating system's error of `cause`: `tempfile` wraps it with the temp file's path, which
+/// is not the file the user knows, and keeps only its kind.
+fn os_cause(cause: std::io::Error) -> std::io::Error {
+    use nix::errno::Errno;
+    use std::io::ErrorKind;
+    if cause.raw_os_error().is_some() {
+        return cause;
+    }
+    let errno = match cause.kind() {
+        ErrorKind::StorageFull => Errno::ENOSPC,
+        ErrorKind::QuotaExceeded => Errno::EDQUOT,
+        ErrorKind::ReadOnlyFilesystem => Errno::EROFS,
+        ErrorKind::PermissionDenied => Errno::EACCES,
+        _ => return cause,
+    };
+    std::io::Error::from_raw_os_error(errno as i32)
 }
 
 /// Writes `contents` (atomically, with `mode`) unless the file holds them already.

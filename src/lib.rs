@@ -9,7 +9,8 @@
 //! - application → `phase::application` (`tools::ssh`)
 //! - verify, finalize → `phase::verify`
 //!
-//! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`; every path
+//! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`; the app's env
+//! file → `env_file`; every path
 //! under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`, `wg/`,
 //! `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
 //! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod credentials;
 pub mod env;
+pub mod env_file;
 pub mod error;
 pub mod files;
 pub mod grid;

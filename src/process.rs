@@ -1,7 +1,12 @@
 //! Processes: `Cmd` describes one child process as an argv vector, `Runner` is the only place that
 //! spawns one. `--dry-run` is enforced here (a dry runner records and spawns nothing), and so are
 //! logging (child output goes straight to a log file, so a child outlives a killed parent cleanly),
-//! timeouts and secret redaction. Start from [`Cmd`] and [`Runner::run`].
+//! timeouts and secret redaction. What a child printed is read back within bounds
+//! ([`printed`]). Start from [`Cmd`] and [`Runner::run`].
+
+mod printed;
+
+pub use printed::CAPTURE_LIMIT;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -13,7 +18,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::error::ProcessError;
 
@@ -278,7 +283,8 @@ impl Runner {
             code => Err(ProcessError {
                 command: cmd.display_line(),
                 code,
-                tail: log_tail(cmd),
+                tail: log_path(cmd)
+                    .map_or_else(String::new, |log| printed::tail(log, &secrets_of(cmd))),
                 log: log_path(cmd).map(Path::to_path_buf),
             }
             .into()),
@@ -310,16 +316,6 @@ fn log_path(cmd: &Cmd) -> Option<&Path> {
         Io::Log(path) | Io::Capture(path) => Some(path),
         Io::Inherit | Io::Stdout => None,
     }
-}
-
-/// The last 20 lines of the command's log, for error messages.
-fn log_tail(cmd: &Cmd) -> String {
-    let Some(path) = log_path(cmd) else {
-        return String::new();
-    };
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[expect(
@@ -354,7 +350,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .with_context(|| format!("failed to open log file `{}`", path.display()))?;
+                .map_err(|e| crate::files::write_failed(path, "open the log file", e))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
             let stdin = if cmd.input.is_some() {
@@ -400,11 +396,17 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
             let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await;
         });
     }
-    let stdout_reader = child.stdout.take().map(|mut out| {
+    // Stdout is the command's answer: kept up to `CAPTURE_LIMIT`, the rest read and dropped so
+    // that the child never blocks on a full pipe.
+    let stdout_reader = child.stdout.take().map(|out| {
         tokio::spawn(async move {
             let mut bytes = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut out, &mut bytes).await;
-            bytes
+            let mut kept = tokio::io::AsyncReadExt::take(out, CAPTURE_LIMIT);
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut kept, &mut bytes).await;
+            let more = tokio::io::copy(&mut kept.into_inner(), &mut tokio::io::sink())
+                .await
+                .unwrap_or(0);
+            (bytes, more > 0)
         })
     });
     let ended = wait_child(&mut child, pid, !on_terminal, cmd.timeout, &registered).await;
@@ -412,12 +414,25 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     if let Some(file) = &pid_file {
         let _ = std::fs::remove_file(file);
     }
-    let bytes = match stdout_reader {
+    let (bytes, overflow) = match stdout_reader {
         Some(reader) => reader.await.unwrap_or_default(),
-        None => Vec::new(),
+        None => (Vec::new(), false),
     };
     let mut stdout = String::from_utf8_lossy(&bytes).into_owned();
     redact(cmd, &mut stdout);
+    if overflow {
+        return Err(ProcessError {
+            command: cmd.display_line(),
+            code: None,
+            tail: format!(
+                "it printed more than {} MiB on stdout, where its answer is read; the rest was \
+                dropped",
+                CAPTURE_LIMIT >> 20
+            ),
+            log: log_path(cmd).map(Path::to_path_buf),
+        }
+        .into());
+    }
     match ended? {
         Ended::Exited(status) => Ok(Output {
             code: status.code(),
@@ -517,22 +532,24 @@ async fn wait_child(
 /// and its log file, before anything is shown, kept in state or read back: the grid provider, for
 /// one, prints a mnemonic it rejects.
 fn redact(cmd: &Cmd, stdout: &mut String) {
-    let secrets = crate::secrets::all(cmd.env.values().filter_map(|v| match v {
-        EnvValue::Secret(s) => Some(s.as_str()),
-        EnvValue::Plain(_) => None,
-    }));
+    let secrets = secrets_of(cmd);
     if let Some(clean) = crate::secrets::redact_in(stdout, &secrets) {
         *stdout = clean;
     }
-    let Some(path) = log_path(cmd) else { return };
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
-    };
-    if let Some(clean) = crate::secrets::redact_in(&text, &secrets)
-        && let Err(e) = std::fs::write(path, clean)
+    if let Some(path) = log_path(cmd)
+        && let Err(e) = printed::redact_file(path, &secrets)
     {
         tracing::warn!("could not redact {}: {e}", path.display());
     }
+}
+
+/// The secrets `cmd` was given (its `Secret` environment values) and every one this command
+/// knows ([`crate::secrets`]).
+fn secrets_of(cmd: &Cmd) -> Vec<String> {
+    crate::secrets::all(cmd.env.values().filter_map(|v| match v {
+        EnvValue::Secret(s) => Some(s.as_str()),
+        EnvValue::Plain(_) => None,
+    }))
 }
 
 #[cfg(test)]

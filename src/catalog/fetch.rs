@@ -22,8 +22,12 @@ pub enum Freshness {
     Fetched,
     /// The cached copy, younger than `registry_ttl`.
     Cached { age: Duration },
-    /// The cached copy, because fetching failed (`error` says why).
-    Stale { age: Duration, error: String },
+    /// The cached copy, because fetching failed (`error` says why); `None` when its time is in
+    /// the future.
+    Stale {
+        age: Option<Duration>,
+        error: String,
+    },
     /// A local file, read as it is.
     Local,
 }
@@ -46,10 +50,9 @@ impl Loaded {
             return None;
         };
         Some(format!(
-            "could not fetch the app registry from {} ({error}); using the copy fetched {} ago \
-                (`{}`)",
+            "could not fetch the app registry from {} ({error}); using the copy {} (`{}`)",
             self.url,
-            crate::clock::format_age(age.as_secs()),
+            crate::clock::describe_age(*age),
             self.file.display()
         ))
     }
@@ -115,7 +118,8 @@ pub async fn load(settings: &Settings, refresh: bool) -> Result<Loaded> {
     };
     let file = cache_file(&settings.cache_dir, &url);
     let cached = read_copy(&file);
-    if let Some((catalog, age)) = &cached
+    // A copy dated in the future (no age) is expired, not fresh until then.
+    if let Some((catalog, Some(age))) = &cached
         && !refresh
         && *age < settings.registry_ttl
     {
@@ -143,9 +147,9 @@ pub async fn load(settings: &Settings, refresh: bool) -> Result<Loaded> {
             Some((_, age)) => Err(CatalogError {
                 message: format!("could not fetch the app registry from {url}: {error}"),
                 hint: format!(
-                    "the copy fetched {} ago is still used by `search` and `up NAME`; check the \
+                    "the copy {} is still used by `search` and `up NAME`; check the \
                         network, or the `registry` setting (TFGRID_COMPOSE_REGISTRY)",
-                    crate::clock::format_age(age.as_secs())
+                    crate::clock::describe_age(age)
                 ),
             }
             .into()),
@@ -163,11 +167,12 @@ pub async fn load(settings: &Settings, refresh: bool) -> Result<Loaded> {
     }
 }
 
-/// The cached copy and its age (from its modification time), if it is there and parses.
-fn read_copy(file: &Path) -> Option<(Catalog, Duration)> {
+/// The cached copy and its age (from its modification time; `None` when that is in the
+/// future), if it is there and parses.
+fn read_copy(file: &Path) -> Option<(Catalog, Option<Duration>)> {
     let text = std::fs::read_to_string(file).ok()?;
     let modified = std::fs::metadata(file).ok()?.modified().ok()?;
-    let age = modified.elapsed().unwrap_or_default();
+    let age = crate::clock::age_of(modified);
     let catalog = Catalog::parse(file, &text).ok()?;
     Some((catalog, age))
 }

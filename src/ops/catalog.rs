@@ -36,7 +36,7 @@ fn registry_json(loaded: &Loaded) -> Value {
     let (fetched_ago, stale) = match &loaded.freshness {
         Freshness::Fetched => (Some(0), false),
         Freshness::Cached { age } => (Some(age.as_secs()), false),
-        Freshness::Stale { age, .. } => (Some(age.as_secs()), true),
+        Freshness::Stale { age, .. } => (age.map(|a| a.as_secs()), true),
         Freshness::Local => (None, false),
     };
     json!({

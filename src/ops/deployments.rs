@@ -29,7 +29,7 @@ fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
         "app": entry.app,
         "env": entry.env,
         "pattern": entry.pattern,
-        "status": if missing { "missing" } else { entry.status.as_str() },
+        "status": if missing { "missing".into() } else { crate::state::settled_status(&entry.status, &entry.state_dir) },
         "primary_ip": entry.primary_ip,
         "created_at": format_utc(entry.created_at),
         "age_seconds": now.saturating_sub(entry.created_at),
@@ -137,7 +137,7 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
             let status = if *m {
                 "missing".to_string()
             } else {
-                e.status.clone()
+                crate::state::settled_status(&e.status, &e.state_dir)
             };
             vec![
                 e.short_id().to_string(),

@@ -75,7 +75,9 @@ pub async fn down(
         .context("the deployment vanished while waiting for the lock")?;
     let clock = std::time::Instant::now();
     state.status = Status::Destroying;
-    dir.save(&state)?;
+    // What is paid for goes first: a record that cannot be written (a full disk) does not stop
+    // the destroy; `ps` reads a `destroying` that no run holds as `destroy-failed` anyway.
+    record(printer, &dir, &state);
     let log_dir = dir.run_log_dir(now_unix(), "down");
     dir.create_dir(&log_dir)?;
     let log = log_dir.join("down.log");
@@ -92,7 +94,7 @@ pub async fn down(
     if let Err(err) = result {
         state.status = Status::DestroyFailed;
         state.updated_at = now_unix();
-        dir.save(&state)?;
+        record(printer, &dir, &state);
         let what = if crate::interrupt::received().is_some() {
             "was interrupted"
         } else {
@@ -131,6 +133,16 @@ pub async fn down(
         ),
     );
     Ok(())
+}
+
+/// Saves `state`, or says why it could not (the destroy goes on either way).
+fn record(printer: &Printer, dir: &crate::state::StateDir, state: &crate::state::DeploymentState) {
+    if let Err(err) = dir.save(state) {
+        printer.warn(format!(
+            "{:#}; going on with the destroy",
+            err.context(format!("cannot record status `{}`", state.status.as_str()))
+        ));
+    }
 }
 
 /// What `destroy` needs to know about a deployment: from its `state.yaml`, or, when that is

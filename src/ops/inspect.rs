@@ -24,7 +24,9 @@ fn load(settings: &Settings, app: Option<&str>) -> Result<(Target, DeploymentSta
 }
 
 pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: bool) -> Result<()> {
-    let (_, state) = load(settings, app)?;
+    let (target, state) = load(settings, app)?;
+    // A `running` left by a run that is gone is not shown as running.
+    let state = state.settled(target.dir.run_alive());
     if json {
         printer.json_line(&json!({"schema": 1, "deployment": state}));
         return Ok(());

@@ -219,13 +219,13 @@ fn check_ssh_paths(settings: &Settings, app: &App) -> Result<()> {
 /// The app's `environment:` from the process environment, its env file and the defaults, with
 /// the git identity of the bash tool's `credentials.yaml` (see [`crate::app_env`]).
 fn app_environment(settings: &Settings, app: &App) -> Result<Vec<(String, String)>> {
+    let process = |name: &str| settings.env.get(name).map(String::from);
     let env_file = match app.env_file().filter(|p| p.is_file()) {
-        Some(path) => crate::app_env::read_env_file(&path)?,
+        Some(path) => crate::env_file::read(&path, &process)?,
         None => Default::default(),
     };
     let credentials = crate::credentials::credentials_file(&settings.config_file);
     let git = crate::credentials::Credentials::load(&credentials)?.git();
-    let process = |name: &str| settings.env.get(name).map(String::from);
     let sources = crate::app_env::Sources {
         process: &process,
         env_file,

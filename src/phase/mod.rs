@@ -109,7 +109,8 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         }
         let log = ctx.log(phase.name());
         ctx.state.start_phase(phase, Some(log.clone()));
-        ctx.save()?;
+        ctx.save()
+            .with_context(|| format!("{} phase: cannot record that it starts", phase.name()))?;
         ctx.printer.event(&Event::PhaseStarted {
             phase: phase.name(),
         });
@@ -128,7 +129,15 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         } else if result.is_err() {
             ctx.state.status = Status::Failed;
         }
-        ctx.save()?;
+        if let Err(save) = ctx.save() {
+            let save = save.context(format!("{} phase: cannot record its end", phase.name()));
+            // The phase's own error says more (it may be the same full disk); `ps` and `status`
+            // do not take the `running` left on disk for a run, as no run holds the lock.
+            if result.is_ok() {
+                return Err(save);
+            }
+            ctx.printer.warn(format!("{save:#}"));
+        }
         ctx.printer.event(&Event::PhaseFinished {
             phase: phase.name(),
             duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),

@@ -76,17 +76,64 @@ impl StateLock {
                 }
             }
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(
-            file,
-            "pid {}\ncommand {command}\nsince {}",
-            std::process::id(),
-            format_utc(now_unix())
-        )?;
-        file.sync_all()?;
+        // The note names the holder for a waiting run; the lock is the flock alone, so a note
+        // that cannot be written (a full disk, where `down` must still run) is only logged.
+        let note = file.set_len(0).and_then(|()| {
+            file.rewind()?;
+            writeln!(
+                file,
+                "pid {}\ncommand {command}\nsince {}",
+                std::process::id(),
+                format_utc(now_unix())
+            )?;
+            file.sync_all()
+        });
+        if let Err(e) = note {
+            tracing::warn!("cannot name the holder in `{}`: {e}", path.display());
+        }
         Ok(StateLock { _file: Some(file) })
     }
+}
+
+/// Whether a live process holds the lock at `path` now (false when there is no lock file), found
+/// without taking the lock, so a run that starts meanwhile is never refused: the kernel's table of
+/// locks (`/proc/locks`: `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END`; proc(5)) gives
+/// the holders of flocks on files with the lock file's inode number, and one of them holds it
+/// when it has the lock file itself open (`/proc/PID/fd`, compared by `stat`'s device and inode:
+/// the table's device is not `stat`'s on btrfs subvolumes and overlayfs). A holder whose open
+/// files cannot be read (another user's) counts as holding it.
+///
+/// A `running` phase or a `deploying` status in a `state.yaml` whose lock nobody holds was left
+/// by a run that ended without recording its end (killed, or its last save failed on a full
+/// disk).
+pub(super) fn is_held(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let inode = meta.ino().to_string();
+    let Ok(table) = std::fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    let same_file = |m: std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
+    table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Lines of waiters have `->` after the number; they hold nothing.
+        if fields.get(1) != Some(&"FLOCK")
+            || fields.get(5).and_then(|id| id.rsplit(':').next()) != Some(inode.as_str())
+        {
+            return false;
+        }
+        let Some(pid) = fields.get(4) else {
+            return false;
+        };
+        match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            Ok(fds) => fds
+                .flatten()
+                .any(|fd| std::fs::metadata(fd.path()).is_ok_and(same_file)),
+            Err(_) => true,
+        }
+    })
 }
 
 trait Mode0600 {
@@ -118,7 +165,9 @@ mod tests {
             text.contains(&format!("pid {}", std::process::id())),
             "{text}"
         );
+        assert!(super::is_held(&path));
         drop(held);
+        assert!(!super::is_held(&path));
         StateLock::acquire(&path, "down demo", Some(Duration::from_secs(1)), |_| {}).unwrap();
     }
 }

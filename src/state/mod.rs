@@ -209,6 +209,11 @@ impl StateDir {
         self.root.join("lock")
     }
 
+    /// Whether a run (`up`, `down`) holds this deployment's lock now ([`lock::is_held`]).
+    pub fn run_alive(&self) -> bool {
+        lock::is_held(&self.lock_file())
+    }
+
     pub fn exists(&self) -> bool {
         self.state_file().exists()
     }
@@ -292,6 +297,20 @@ impl StateDir {
 
     pub fn context_file(&self) -> PathBuf {
         self.root.join("context.yaml")
+    }
+}
+
+/// A registry entry's `status` as `ps` shows it: a `deploying` or `destroying` that no run holds
+/// the lock of in `state_dir` is [`Status::settled`].
+pub fn settled_status(status: &str, state_dir: &Path) -> String {
+    match Status::parse(status) {
+        Some(recorded)
+            if recorded.settled() != recorded
+                && !StateDir::at(state_dir.to_path_buf()).run_alive() =>
+        {
+            recorded.settled().as_str().to_string()
+        }
+        _ => status.to_string(),
     }
 }
 

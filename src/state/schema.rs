@@ -104,6 +104,23 @@ impl Status {
             Status::Interrupted => "interrupted",
         }
     }
+
+    /// The status left by a run that ended without recording its end (killed, or its last save
+    /// failed on a full disk): `deploying` is `interrupted` (`up --resume` continues it),
+    /// `destroying` is `destroy-failed` (`down` runs again); others stay.
+    #[must_use]
+    pub fn settled(self) -> Status {
+        match self {
+            Status::Deploying => Status::Interrupted,
+            Status::Destroying => Status::DestroyFailed,
+            other => other,
+        }
+    }
+
+    /// The status named `text` (`deploying`, `destroy-failed`, …), as [`Status::as_str`] writes it.
+    pub fn parse(text: &str) -> Option<Status> {
+        serde_json::from_value(serde_json::Value::String(text.into())).ok()
+    }
 }
 
 /// What happened to one phase in the latest run that reached it.
@@ -308,6 +325,21 @@ impl DeploymentState {
 
     pub fn record(&self, phase: Phase) -> Option<&PhaseRecord> {
         self.journal.iter().find(|r| r.phase == phase)
+    }
+
+    /// The state as it stands when no run holds the deployment's lock (`run_alive` false): the
+    /// status [`Status::settled`], and `running` phases `interrupted`. What `status` shows.
+    #[must_use]
+    pub fn settled(mut self, run_alive: bool) -> Self {
+        if !run_alive {
+            self.status = self.status.settled();
+            for record in &mut self.journal {
+                if record.status == PhaseStatus::Running {
+                    record.status = PhaseStatus::Interrupted;
+                }
+            }
+        }
+        self
     }
 
     pub fn phase_done(&self, phase: Phase) -> bool {

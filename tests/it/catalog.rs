@@ -17,7 +17,7 @@ use crate::common::{TestContext, copy_dir, fixtures};
 /// A loopback HTTP server: `GET /apps.yaml` answers the registry text it holds, `/git/…` is
 /// handed to `git http-backend` as a CGI request over the repositories in `repos`. Every request
 /// line is recorded; [`Server::stop`] closes the port (connections are then refused).
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     registry: Arc<Mutex<String>>,
     requests: Arc<Mutex<Vec<String>>>,
@@ -61,7 +61,7 @@ impl Server {
     }
 
     /// How many times the registry was asked for.
-    fn registry_requests(&self) -> usize {
+    pub(crate) fn registry_requests(&self) -> usize {
         self.requests
             .lock()
             .unwrap()
@@ -70,7 +70,7 @@ impl Server {
             .count()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr);
         if let Some(thread) = self.thread.take() {
@@ -279,15 +279,15 @@ fn registry_with(repo_url: &str, commit: &str) -> String {
 
 /// A test context, its app's repository, and the server with a registry pinning the first
 /// commit.
-struct Setup {
-    cx: TestContext,
+pub(crate) struct Setup {
+    pub(crate) cx: TestContext,
     repo: AppRepo,
-    server: Server,
+    pub(crate) server: Server,
     first: String,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let cx = TestContext::new();
         let repo = AppRepo::new(cx.root.path());
         let server = Server::start(cx.root.path().join("repos"));
@@ -312,7 +312,7 @@ impl Setup {
             .set_registry(&registry_with(&self.repo_url(), commit));
     }
 
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         let mut cmd = self.cx.cmd();
         cmd.env("TFGRID_COMPOSE_REGISTRY", self.server.url("/apps.yaml"));
         for (key, value) in env {
@@ -326,7 +326,7 @@ impl Setup {
         )
     }
 
-    fn cache(&self) -> PathBuf {
+    pub(crate) fn cache(&self) -> PathBuf {
         self.cx.home().join(".cache/tfgrid-compose")
     }
 

@@ -105,6 +105,13 @@ impl TestContext {
         }
     }
 
+    /// Adds `yaml` (top-level keys) at the end of the app's `tfgrid-compose.yaml`.
+    pub(crate) fn append_to_manifest(&self, yaml: &str) {
+        let manifest = self.app.join("tfgrid-compose.yaml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, format!("{text}{yaml}")).unwrap();
+    }
+
     pub(crate) fn set_outputs(&self, json: &str) {
         std::fs::write(self.fake_dir.join("outputs.json"), json).unwrap();
     }

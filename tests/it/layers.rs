@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "settings",
             "manifest",
             "app_env",
+            "env_file",
             "credentials",
             "ssh_key",
             "pattern",

@@ -105,6 +105,17 @@ pub struct Failed {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// A failure whose cause a lower layer recognised in what a tool printed (the grid's errors:
+/// docs/grid-errors.md): the message says what failed and what that means, the hint what to do.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct Recognised {
+    pub message: String,
+    pub hint: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// `state.yaml` exists but is empty or is not a deployment's state (a crash of the disk, an
 /// editor, a `: >`). `down` still destroys what the Terraform state beside it holds.
 #[derive(Debug, Error)]
@@ -172,6 +183,8 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
         }
         if let Some(e) = cause.downcast_ref::<InputError>() {
             hints.extend(e.hint.clone());
+        } else if let Some(e) = cause.downcast_ref::<Recognised>() {
+            hints.push(e.hint.clone());
         } else if let Some(e) = cause.downcast_ref::<UserError>() {
             hints.extend(e.hint.clone());
         } else if let Some(e) = cause.downcast_ref::<CatalogError>() {
@@ -192,9 +205,6 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             }
             if e.tail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
                 hints.push(host_key_hint(&e.tail));
-            }
-            if let Some(known) = crate::grid::errors::classify(&e.tail) {
-                hints.push(format!("{}: {}", known.meaning, known.hint));
             }
             if e.tail.contains("UNREACHABLE!") {
                 hints.push(

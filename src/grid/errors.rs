@@ -116,6 +116,25 @@ pub fn classify(output: &str) -> Option<&'static Known> {
     table().iter().find(|k| output.contains(&words(&k.text)))
 }
 
+/// `err` explained by the table when it knows the error: `message` then the row's meaning, with
+/// the row's hint; otherwise `err` with `message` as its context.
+pub fn explained(err: anyhow::Error, message: &str) -> anyhow::Error {
+    match classify(&format!("{err:#}")) {
+        Some(known) => recognised(err, known, message.to_string()),
+        None => err.context(message.to_string()),
+    }
+}
+
+/// `err` as a failure whose cause is `known`, said by `message`.
+pub fn recognised(err: anyhow::Error, known: &Known, message: String) -> anyhow::Error {
+    crate::error::Recognised {
+        message,
+        hint: format!("{}: {}", known.meaning, known.hint),
+        source: err.into(),
+    }
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Cause, classify, table};

@@ -440,7 +440,7 @@ async fn destroy(
     runner
         .run(&tofu.destroy(log))
         .await
-        .context("terraform destroy failed")?;
+        .map_err(|e| crate::grid::errors::explained(e, "terraform destroy failed"))?;
     let out = runner
         .run(&tofu.output_json(log, "{}"))
         .await

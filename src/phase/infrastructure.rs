@@ -135,7 +135,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         ctx.runner
             .run(&tofu.plan("tfplan", &log))
             .await
-            .context("terraform plan failed")?;
+            .map_err(|e| crate::grid::errors::explained(e, "terraform plan failed"))?;
         let Err(err) = ctx.runner.run(&tofu.apply("tfplan", &log)).await else {
             // a node that failed this deployment before may serve it another time
             ctx.state.excluded_nodes.clear();
@@ -145,11 +145,12 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         if let Some(known) =
             crate::grid::errors::classify(&format!("{err:#}")).filter(|k| !k.cause.node_can_fix())
         {
-            return Err(err).context(format!(
+            let message = format!(
                 "terraform apply failed: {}; no other node can fix that, so none was tried; its \
                     state is kept",
                 known.meaning
-            ));
+            );
+            return Err(crate::grid::errors::recognised(err, known, message));
         }
         let selected: Vec<u64> = ctx
             .state
@@ -161,7 +162,10 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         // An apply stopped by Ctrl-C says nothing about the node.
         if selected.is_empty() || attempt >= MAX_ATTEMPTS || crate::interrupt::received().is_some()
         {
-            return Err(err).context("terraform apply failed; its state is kept");
+            return Err(crate::grid::errors::explained(
+                err,
+                "terraform apply failed; its state is kept",
+            ));
         }
         let nodes = selected
             .iter()

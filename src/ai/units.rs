@@ -180,7 +180,7 @@ impl Unit {
         Self::new(name, description, start.into())
     }
 
-    /// The nginx of `site`, started as the setup hook starts it without systemd.
+    /// The nginx of `site`: its own prefix folder and config under the stack's folders.
     fn nginx(site: &str, description: &str, folders: &Folders, programs: &Programs) -> Self {
         let mut start = vec![programs.nginx.clone()];
         start.extend(folders.nginx_args(site));
@@ -354,7 +354,7 @@ fn text(unit: &Unit, after: &[String], folders: &Folders) -> String {
         None => lines.push("Type=exec".into()),
     }
     // systemd.exec(5) "USER/GROUP IDENTITY" and "ENVIRONMENT": the services' user, with its
-    // home in the data folder (git reads its config from there), as without systemd.
+    // home in the data folder (git reads its config from there).
     lines.extend([
         format!("User={USER}"),
         format!("Group={USER}"),

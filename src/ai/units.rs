@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
-
 /// The user and group every unit runs as (created by the grid pattern or the setup hook).
 pub const USER: &str = "tfgrid-ai";
 
@@ -80,6 +78,48 @@ impl Programs {
     }
 }
 
+/// A service of the AI stack: the one vocabulary of `serve`, the units (one or more per service,
+/// [`render`]), the list of services each VM runs (`/etc/tfgrid-ai/services`, which the setup
+/// hook and healthcheck read) and the units' names in the journal. Written as its [`name`](Self::name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Service {
+    /// The route API and its nginx (sites, /git/).
+    Gateway,
+    /// The git host: its repository API, nginx and fcgiwrap (smart HTTP).
+    Git,
+    /// The project API.
+    Agent,
+    /// The local LLM server (not this binary's: `serve` refuses it).
+    Llm,
+}
+
+impl Service {
+    /// Every service, in the order a VM starts them.
+    pub const ALL: [Service; 4] = [Self::Gateway, Self::Git, Self::Llm, Self::Agent];
+
+    /// `gateway`, `git`, `agent`, `llm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Git => "git",
+            Self::Agent => "agent",
+            Self::Llm => "llm",
+        }
+    }
+
+    /// The unit that runs the service's own program (`tfgrid-ai-NAME.service`); its other
+    /// units (nginx, fcgiwrap) are started with it.
+    pub fn main_unit(self) -> String {
+        unit_name(self.name())
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The file name of the unit `name` (`tfgrid-ai-gateway.service`).
 pub fn unit_name(name: &str) -> String {
     format!("tfgrid-ai-{name}.service")
@@ -107,7 +147,7 @@ struct Unit {
     /// Units of the same service that must run first (`Wants=` and `After=`).
     needs: Vec<String>,
     /// Services whose units start first when they are on the same VM (`After=` only).
-    after_services: &'static [&'static str],
+    after_services: &'static [Service],
 }
 
 impl Unit {
@@ -128,7 +168,8 @@ impl Unit {
     }
 
     /// `tfgrid-compose serve NAME --config CONFIG/NAME.yaml`.
-    fn serve(name: &str, description: &str, folders: &Folders, programs: &Programs) -> Self {
+    fn serve(service: Service, description: &str, folders: &Folders, programs: &Programs) -> Self {
+        let name = service.name();
         let start = [
             programs.tfgrid_compose.clone(),
             "serve".into(),
@@ -139,7 +180,7 @@ impl Unit {
         Self::new(name, description, start.into())
     }
 
-    /// The nginx of `site`, started as the setup hook starts it without systemd.
+    /// The nginx of `site`: its own prefix folder and config under the stack's folders.
     fn nginx(site: &str, description: &str, folders: &Folders, programs: &Programs) -> Self {
         let mut start = vec![programs.nginx.clone()];
         start.extend(folders.nginx_args(site));
@@ -151,10 +192,10 @@ impl Unit {
     }
 }
 
-/// The units of one service, in start order. Errors: an unknown service name.
-fn units_of(service: &str, folders: &Folders, programs: &Programs) -> Result<Vec<Unit>> {
-    Ok(match service {
-        "gateway" => vec![
+/// The units of one service, in start order.
+fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Unit> {
+    match service {
+        Service::Gateway => vec![
             Unit::nginx(
                 "gateway",
                 "nginx of the gateway (sites, /git/)",
@@ -165,10 +206,15 @@ fn units_of(service: &str, folders: &Folders, programs: &Programs) -> Result<Vec
                 // Checks and reloads its nginx: `nginx -t` binds port 80 as nginx does.
                 low_port: true,
                 needs: vec![unit_name("nginx-gateway")],
-                ..Unit::serve("gateway", "gateway API (routes, sites)", folders, programs)
+                ..Unit::serve(
+                    Service::Gateway,
+                    "gateway API (routes, sites)",
+                    folders,
+                    programs,
+                )
             },
         ],
-        "git" => {
+        Service::Git => {
             let socket = folders.fcgiwrap_socket();
             vec![
                 Unit {
@@ -194,14 +240,14 @@ fn units_of(service: &str, folders: &Folders, programs: &Programs) -> Result<Vec
                         programs,
                     )
                 },
-                Unit::serve("git", "git host's repository API", folders, programs),
+                Unit::serve(Service::Git, "git host's repository API", folders, programs),
             ]
         }
-        "agent" => vec![Unit {
-            after_services: &["llm", "gateway", "git"],
-            ..Unit::serve("agent", "agent API (projects)", folders, programs)
+        Service::Agent => vec![Unit {
+            after_services: &[Service::Llm, Service::Gateway, Service::Git],
+            ..Unit::serve(Service::Agent, "agent API (projects)", folders, programs)
         }],
-        "llm" => vec![Unit {
+        Service::Llm => vec![Unit {
             write_execute: true,
             ..Unit::new(
                 "llm",
@@ -215,21 +261,19 @@ fn units_of(service: &str, folders: &Folders, programs: &Programs) -> Result<Vec
                 ],
             )
         }],
-        other => bail!("no systemd unit for the AI-stack service `{other}`"),
-    })
+    }
 }
 
-/// The units of the `services` a VM runs (`gateway`, `git`, `agent`, `llm`): file name
-/// (`tfgrid-ai-NAME.service`) → contents. Errors: an unknown service name.
+/// The units of the `services` a VM runs: file name (`tfgrid-ai-NAME.service`) → contents.
 pub fn render(
-    services: &[&str],
+    services: &[Service],
     folders: &Folders,
     programs: &Programs,
-) -> Result<BTreeMap<String, String>> {
-    let mut by_service = Vec::new();
-    for service in services {
-        by_service.push((*service, units_of(service, folders, programs)?));
-    }
+) -> BTreeMap<String, String> {
+    let by_service: Vec<(Service, Vec<Unit>)> = services
+        .iter()
+        .map(|service| (*service, units_of(*service, folders, programs)))
+        .collect();
     let mut files = BTreeMap::new();
     for (_, units) in &by_service {
         for unit in units {
@@ -242,7 +286,7 @@ pub fn render(
             files.insert(unit_name(&unit.name), text(unit, &after, folders));
         }
     }
-    Ok(files)
+    files
 }
 
 /// The sandbox of every unit (systemd.exec(5)), after the options that differ per unit.
@@ -298,6 +342,8 @@ fn text(unit: &Unit, after: &[String], folders: &Folders) -> String {
             "After={}",
             words(["network-online.target"].iter().copied(), after)
         ),
+        "StartLimitIntervalSec=60s".into(),
+        "StartLimitBurst=10".into(),
         String::new(),
         "[Service]".into(),
     ];
@@ -308,7 +354,7 @@ fn text(unit: &Unit, after: &[String], folders: &Folders) -> String {
         None => lines.push("Type=exec".into()),
     }
     // systemd.exec(5) "USER/GROUP IDENTITY" and "ENVIRONMENT": the services' user, with its
-    // home in the data folder (git reads its config from there), as without systemd.
+    // home in the data folder (git reads its config from there).
     lines.extend([
         format!("User={USER}"),
         format!("Group={USER}"),
@@ -317,12 +363,14 @@ fn text(unit: &Unit, after: &[String], folders: &Folders) -> String {
     if let Some(pre) = &unit.pre {
         lines.push(format!("ExecStartPre={}", command_line(pre)));
     }
-    // systemd.service(5): restarted after a crash, a non-zero exit or a timeout (not after
-    // `systemctl stop`), 5 s later, so that the default start limit (5 in 10 s) is never hit.
+    // systemd.service(5): restarted after a crash (a SIGKILL too), a non-zero exit or a timeout
+    // (not after `systemctl stop`), 1 s later; systemd.unit(5): a unit that fails to start 10
+    // times within 60 s stays failed (its journal says why) instead of the default 5 in 10 s,
+    // which a 1 s delay would reach.
     lines.extend([
         format!("ExecStart={}", command_line(&unit.start)),
         "Restart=on-failure".into(),
-        "RestartSec=5s".into(),
+        "RestartSec=1s".into(),
     ]);
     // systemd.exec(5) "CAPABILITIES": none at all, or only binding ports below 1024, given to
     // the unprivileged user by AmbientCapabilities= (kept across execve, NoNewPrivileges= too).
@@ -392,25 +440,24 @@ fn command_line(argv: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Folders, Programs, command_line, render};
+    use super::{Folders, Programs, Service, command_line, render};
 
     const FOLDERS: Folders = Folders {
         config: "/etc/tfgrid-ai",
         data: "/var/lib/tfgrid-ai",
     };
 
-    fn units(services: &[&str]) -> std::collections::BTreeMap<String, String> {
+    fn units(services: &[Service]) -> std::collections::BTreeMap<String, String> {
         render(
             services,
             &FOLDERS,
             &Programs::on_vm("/usr/local/bin/tfgrid-compose"),
         )
-        .unwrap()
     }
 
     #[test]
     fn one_unit_per_process_with_the_supervisors_command_lines() {
-        let all = units(&["gateway", "git", "agent", "llm"]);
+        let all = units(&[Service::Gateway, Service::Git, Service::Agent, Service::Llm]);
         assert_eq!(
             all.keys().cloned().collect::<Vec<_>>().join(" "),
             "tfgrid-ai-agent.service tfgrid-ai-fcgiwrap.service tfgrid-ai-gateway.service \
@@ -480,19 +527,16 @@ mod tests {
         }
         // Alone on its VM, the agent waits for nothing of the stack.
         assert_eq!(
-            units(&["agent"])["tfgrid-ai-agent.service"]
+            units(&[Service::Agent])["tfgrid-ai-agent.service"]
                 .lines()
                 .find(|l| l.starts_with("After="))
                 .unwrap(),
             "After=network-online.target"
         );
-        assert!(
-            render(
-                &["web"],
-                &FOLDERS,
-                &Programs::on_vm("/usr/local/bin/tfgrid-compose")
-            )
-            .is_err()
+        assert_eq!(
+            Service::ALL.map(Service::main_unit).join(" "),
+            "tfgrid-ai-gateway.service tfgrid-ai-git.service tfgrid-ai-llm.service \
+                tfgrid-ai-agent.service"
         );
     }
 

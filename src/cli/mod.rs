@@ -374,9 +374,9 @@ pub enum SimCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Which service.
-    #[arg(value_parser = ["gateway", "agent", "git"])]
-    pub service: String,
+    /// Which service (`llm` is the local model's own server, not served by this binary).
+    #[arg(value_enum)]
+    pub service: crate::ai::units::Service,
     /// Its YAML config (docs/ai-stack.md).
     #[arg(long, value_name = "FILE")]
     pub config: std::path::PathBuf,
@@ -797,7 +797,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Serve(args) => ops::ai::serve(&args.service, &args.config).await,
+        Command::Serve(args) => ops::ai::serve(args.service, &args.config).await,
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
         Command::Completions(args) => {
             let mut out = Vec::new();

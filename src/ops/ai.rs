@@ -434,7 +434,8 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
 }
 
 /// `serve gateway|agent|git --config FILE`: logs structured lines on stderr.
-pub async fn serve(kind: &str, config: &std::path::Path) -> Result<()> {
+pub async fn serve(service: crate::ai::units::Service, config: &std::path::Path) -> Result<()> {
+    use crate::ai::units::Service;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -443,9 +444,14 @@ pub async fn serve(kind: &str, config: &std::path::Path) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
-    match kind {
-        "gateway" => crate::ai::gateway::run(crate::ai::load_config(config)?).await,
-        "git" => crate::ai::gitserver::run(crate::ai::load_config(config)?).await,
-        _ => crate::ai::agent::run(crate::ai::load_config(config)?).await,
+    match service {
+        Service::Gateway => crate::ai::gateway::run(crate::ai::load_config(config)?).await,
+        Service::Git => crate::ai::gitserver::run(crate::ai::load_config(config)?).await,
+        Service::Agent => crate::ai::agent::run(crate::ai::load_config(config)?).await,
+        Service::Llm => Err(crate::error::UserError::new(
+            "`llm` is served by the local model's own server, not by `serve`",
+            format!("it runs as {}", Service::Llm.main_unit()),
+        )
+        .into()),
     }
 }

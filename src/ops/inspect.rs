@@ -50,9 +50,20 @@ pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: b
         format_duration(std::time::Duration::from_secs(age))
     ));
     if let Some(outputs) = &state.outputs {
-        for vm in outputs.vms() {
+        for (index, vm) in outputs.vms().iter().enumerate() {
+            let power = (state.pattern.name == "local")
+                .then(|| {
+                    let id8 = state.id.get(..8).unwrap_or(&state.id);
+                    local_vm_power(
+                        &std::path::Path::new(super::down::LOCAL_VM_ROOT).join(id8),
+                        index,
+                    )
+                })
+                .flatten()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default();
             printer.data(format!(
-                "vm          {:<10} {:<16} {}",
+                "vm          {:<10} {:<16} {}{power}",
                 vm.name, vm.address, vm.role
             ));
         }
@@ -79,6 +90,28 @@ pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: b
         printer.data(line.trim_end());
     }
     Ok(())
+}
+
+/// The power state of VM `index` of a `local`-pattern deployment whose VMs are in `dir`
+/// (`<vm_root>/<id8>`), as its supervisor records it (patterns/local/infrastructure/vm.sh
+/// `machine-run`: `vm-INDEX/power` holds `booting`, `up`, `rebooting` or `off`, and
+/// `vm-INDEX/boots` counts its boots): `rebooting` from the moment systemd inside ended with a
+/// reboot until the new boot has finished, `starting` during the first boot, `off`; `None` when
+/// up, or without these files.
+fn local_vm_power(dir: &std::path::Path, index: usize) -> Option<&'static str> {
+    let dir = dir.join(format!("vm-{index}"));
+    let power = std::fs::read_to_string(dir.join("power")).ok()?;
+    let boots: u32 = std::fs::read_to_string(dir.join("boots"))
+        .ok()
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or(1);
+    match power.trim() {
+        "rebooting" => Some("rebooting"),
+        "booting" if boots > 1 => Some("rebooting"),
+        "booting" => Some("starting"),
+        "off" => Some("off"),
+        _ => None,
+    }
 }
 
 pub fn address(
@@ -227,4 +260,28 @@ pub fn logs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_vm_power;
+
+    #[test]
+    fn a_local_vm_between_boots_is_rebooting() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("vm-1");
+        std::fs::create_dir(&vm).unwrap();
+        let power = |power: &str, boots: &str| {
+            std::fs::write(vm.join("power"), format!("{power}\n")).unwrap();
+            std::fs::write(vm.join("boots"), format!("{boots}\n")).unwrap();
+            local_vm_power(dir.path(), 1)
+        };
+        assert_eq!(power("booting", "1"), Some("starting"));
+        assert_eq!(power("up", "1"), None);
+        assert_eq!(power("rebooting", "1"), Some("rebooting"));
+        assert_eq!(power("booting", "2"), Some("rebooting"));
+        assert_eq!(power("up", "2"), None);
+        assert_eq!(power("off", "2"), Some("off"));
+        assert_eq!(local_vm_power(dir.path(), 0), None, "no such VM");
+    }
 }

@@ -7,8 +7,7 @@
 //!   agent and its LLM keys, git host API and nginx with git smart HTTP), the tokens they need,
 //!   and a systemd unit per process (`tfgrid-ai-NAME.service`, from `ai::units`).
 //!
-//! The app's hooks start the services (how depends on the VM: `setsid` on local VMs, the
-//! systemd units where systemd is PID 1, as on the grid). Addresses are recorded in `state.yaml` (`ai_stack:`), tokens never are.
+//! The app's setup hook installs and starts the units (every target's VMs boot systemd). Addresses are recorded in `state.yaml` (`ai_stack:`), tokens never are.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +21,7 @@ use crate::ai::gateway::GatewayConfig;
 use crate::ai::githost::GitConfig;
 use crate::ai::gitserver::GitServerConfig;
 use crate::ai::spec::{Provider, StackRecord, StackSpec};
-use crate::ai::units::{self, Folders, Programs};
+use crate::ai::units::{self, Folders, Programs, Service};
 use crate::error::UserError;
 use crate::process::Io;
 use crate::tools::ssh;
@@ -114,8 +113,17 @@ pub fn host_address(wg_config: &str, peer: &str) -> Option<String> {
 pub struct VmFiles {
     /// File name in `/etc/tfgrid-ai/` → contents (all written 0600).
     pub files: BTreeMap<String, String>,
-    /// `gateway`, `agent`, `git`: what the VM's hooks start.
-    pub services: Vec<&'static str>,
+    /// What the VM runs (its units, and the hooks' list in `services`), in start order.
+    pub services: Vec<Service>,
+}
+
+/// The services' names, `separator` between them.
+fn names(services: &[Service], separator: &str) -> String {
+    services
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 /// What `render` needs to know of the deployment.
@@ -191,7 +199,7 @@ pub fn render(
     let gw_dir = format!("{REMOTE_DATA}/gateway");
     let gw_nginx = FOLDERS.nginx_prefix("gateway");
     let gw = vms.entry(spec.gateway).or_default();
-    gw.services.push("gateway");
+    gw.services.push(Service::Gateway);
     gw.files.insert("gateway.token".into(), token("gateway"));
     gw.files.insert(
         "gateway.yaml".into(),
@@ -214,7 +222,7 @@ pub fn render(
     // HTTP and lets a push through only with the token.
     let git_nginx = FOLDERS.nginx_prefix("git");
     let git = vms.entry(spec.git).or_default();
-    git.services.push("git");
+    git.services.push(Service::Git);
     git.files.insert("git.token".into(), token("git"));
     git.files.insert(
         "git.yaml".into(),
@@ -274,13 +282,13 @@ pub fn render(
     }
     let agent = vms.entry(spec.agent).or_default();
     if local {
-        agent.services.push("llm");
+        agent.services.push(Service::Llm);
         agent.files.insert(
             "install-llm.sh".into(),
             crate::ai::spec::local_model::INSTALLER.into(),
         );
     }
-    agent.services.push("agent");
+    agent.services.push(Service::Agent);
     for (i, key) in &layout.keys {
         agent.files.insert(format!("llm-{i}.key"), key.clone());
     }
@@ -314,11 +322,13 @@ pub fn render(
     };
     agent.files.insert("agent.yaml".into(), yaml(&config));
     for vm in vms.values_mut() {
+        vm.files.insert(
+            "services".into(),
+            format!("{}\n", names(&vm.services, "\n")),
+        );
+        // The setup hook installs, enables and starts these.
         vm.files
-            .insert("services".into(), format!("{}\n", vm.services.join("\n")));
-        // The setup hook installs these where systemd is PID 1 (grid VMs).
-        vm.files
-            .extend(units::render(&vm.services, &FOLDERS, layout.programs)?);
+            .extend(units::render(&vm.services, &FOLDERS, layout.programs));
     }
     Ok((vms, record))
 }
@@ -398,7 +408,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
         let address = &addresses[*index];
         ctx.printer.status(
             "Installing",
-            format!("AI stack ({}) on {address}", files.services.join(", ")),
+            format!("AI stack ({}) on {address}", names(&files.services, ", ")),
         );
         let bundle = staging.path().join(format!("vm-{index}"));
         if !dry {

@@ -1,5 +1,7 @@
-//! Verify and finalize: the VM answers over ssh and, when the manifest gives a `url`, an HTTP GET
-//! of it succeeds; then the deployment is marked running and its addresses printed.
+//! Verify and finalize: every VM answers over ssh and, where systemd is PID 1, has finished
+//! booting with no failed unit (`systemctl is-system-running` = `running`); when the manifest
+//! gives a `url`, an HTTP GET of it succeeds; then the deployment is marked running and its
+//! addresses printed.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -64,16 +66,62 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, String)> {
     Ok((code, body))
 }
 
+/// Run on each VM: prints `none` where systemd is not PID 1 (sd_booted(3)), else the system's
+/// state once booting is over (`systemctl is-system-running --wait`: `running`, `degraded`...)
+/// followed by the failed units' names.
+const SYSTEM_STATE: &str = "if [ ! -d /run/systemd/system ]; then echo none; exit 0; fi; \
+    state=$(systemctl is-system-running --wait 2>/dev/null) || true; \
+    echo \"${state:-unknown}\" $(systemctl list-units --failed --plain --no-legend --no-pager \
+    2>/dev/null | cut -d' ' -f1)";
+
+/// Fails unless `answer` (the output of [`SYSTEM_STATE`] on `vm` at `address`) is `running` or
+/// `none`, naming the failed units and the command that shows their log.
+fn check_system_state(vm: &str, address: &str, answer: &str) -> Result<()> {
+    let mut words = answer.split_whitespace();
+    let state = words.next().unwrap_or("no answer");
+    if matches!(state, "running" | "none") {
+        return Ok(());
+    }
+    let failed: Vec<&str> = words.collect();
+    let unit = failed.first().copied().unwrap_or("UNIT");
+    let units = if failed.is_empty() {
+        "no failed unit".to_string()
+    } else {
+        format!("failed: {}", failed.join(", "))
+    };
+    Err(crate::error::UserError::new(
+        format!("{vm} ({address}) is `{state}`, not `running` ({units})"),
+        format!(
+            "its journal: `tfgrid-compose ssh --vm {address} -- journalctl -b -u {unit}`; \
+             `systemctl list-units` there lists every unit"
+        ),
+    )
+    .into())
+}
+
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let outputs = ctx.outputs()?.clone();
     let log = ctx.log("verify");
-    let cmd = ssh::ssh(&ctx.ssh_target(&outputs.primary_ip), &["true"], false)
-        .io(Io::Log(log))
-        .timeout(Duration::from_secs(30));
-    ctx.runner
-        .run(&cmd)
-        .await
-        .context("the primary VM does not answer over ssh")?;
+    let vms = std::iter::once(("the primary VM".to_string(), &outputs.primary_ip)).chain(
+        outputs
+            .secondary_ips
+            .iter()
+            .map(|vm| (format!("VM {}", vm.name), &vm.ip)),
+    );
+    for (vm, address) in vms {
+        let cmd = ssh::ssh(&ctx.ssh_target(address), &["sh", "-c", SYSTEM_STATE], false)
+            .io(Io::Capture(log.clone()))
+            .timeout(Duration::from_secs(90));
+        let output = ctx
+            .runner
+            .run(&cmd)
+            .await
+            .with_context(|| format!("{vm} ({address}) does not answer over ssh"))?;
+        // A dry run shows the command; there is no answer to check.
+        if !ctx.runner.is_dry_run() {
+            check_system_state(&vm, address, &output.stdout)?;
+        }
+    }
     if let (Some(template), true) = (&ctx.app.manifest.url, ctx.runner.is_real()) {
         let url = app_url(template, &outputs.primary_ip);
         if url.starts_with("http://") {
@@ -152,6 +200,32 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::check_system_state;
+
+    #[test]
+    fn system_state() {
+        assert!(check_system_state("VM a", "10.1.0.2", "running\n").is_ok());
+        assert!(check_system_state("VM a", "10.1.0.2", "none\n").is_ok());
+        let err = check_system_state(
+            "VM a",
+            "10.1.0.2",
+            "degraded ssh.service tfgrid-ai-git.service\n",
+        )
+        .unwrap_err();
+        let user = err.downcast_ref::<crate::error::UserError>().unwrap();
+        assert_eq!(
+            user.message,
+            "VM a (10.1.0.2) is `degraded`, not `running` (failed: ssh.service, tfgrid-ai-git.service)"
+        );
+        assert!(
+            user.hint
+                .as_deref()
+                .unwrap()
+                .contains("--vm 10.1.0.2 -- journalctl -b -u ssh.service")
+        );
+        assert!(check_system_state("VM a", "10.1.0.2", "").is_err());
+    }
+
     #[test]
     fn url_template() {
         assert_eq!(

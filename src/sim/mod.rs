@@ -3,7 +3,8 @@
 //! - [`provider`]: the `threefoldtech/grid` Terraform provider, served by this binary;
 //! - [`ledger`]: nodes, farms, twins, contracts, networks, VMs and gateway names;
 //! - [`gridproxy`]: the GridProxy endpoints node selection uses, over the simulated nodes;
-//! - `sim.sh`: the data plane (access points, node bridges, VMs), extracted beside the ledger.
+//! - `sim.sh`: the data plane (access points, node bridges, VMs), extracted beside the ledger
+//!   with `vm.sh`, the local pattern's VM builder, which boots each VM (systemd as PID 1).
 //!
 //! Its state lives in `<data dir>/sim/` and survives between commands.
 
@@ -30,8 +31,10 @@ pub const PROVIDER_VERSION: &str = "1.12.0";
 pub use crate::grid::proxy::SIM_NETWORK as NETWORK;
 
 const SCRIPT: &str = include_str!("sim.sh");
+/// The one VM builder (the local pattern's), which `sim.sh` calls for the VMs themselves.
+const VM_SCRIPT: &str = include_str!("../../patterns/local/infrastructure/vm.sh");
 
-/// Writes the data-plane script, the provider mirror and the Terraform CLI config for the
+/// Writes the data-plane scripts (`sim.sh` and the `vm.sh` it calls), the provider mirror and the Terraform CLI config for the
 /// simulator under `sim`; returns the CLI config's path (for `TF_CLI_CONFIG_FILE`).
 ///
 /// The mirror holds `registry.terraform.io/threefoldtech/grid/<PROVIDER_VERSION>/linux_amd64/`
@@ -43,6 +46,11 @@ const SCRIPT: &str = include_str!("sim.sh");
 pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
     crate::files::create_private_dir(&sim.root)?;
     write_if_changed(&sim.script(), SCRIPT.as_bytes(), 0o700)?;
+    write_if_changed(
+        &sim.script().with_file_name("vm.sh"),
+        VM_SCRIPT.as_bytes(),
+        0o700,
+    )?;
     let exe =
         std::env::current_exe().context("finding this binary's path for the provider mirror")?;
     let mirror = sim.root.join("terraform").join("mirror");

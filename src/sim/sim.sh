@@ -16,12 +16,11 @@
 #   sim.sh gw-link  NODE SLOT OCTET                   route the gateway node into network SLOT
 #   sim.sh gw-down  NODE PUBIP CONF                   stop its nginx, remove the gateway node
 #
-# A VM is a network namespace gsv-TAG-cCONTRACT-INDEX (its eth0 on the node's bridge) plus mount/pid/uts/ipc namespaces
-# whose PID 1 overlays /etc /opt /srv /var /home /root /tmp /usr (writes land in DIR/upper),
-# mounts a private /run, /dev/shm and devpts, makes the rest of / read-only and becomes sshd.
+# A VM is a network namespace gsv-TAG-cCONTRACT-INDEX (its eth0 on the node's bridge) in which
+# vm.sh (beside this script: the local pattern's VM builder) boots systemd as PID 1 on a disk in DIR.
 set -euo pipefail
 
-OVERLAYS=(etc opt srv var home root tmp usr)
+VM_SH=$(dirname "${BASH_SOURCE[0]}")/vm.sh
 die() { echo "sim.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
 
@@ -92,14 +91,6 @@ net_down() {
   unguard_routes_when_idle
 }
 
-vm_pid() {   # the `unshare` holding the VM, if it still runs this VM's init
-  [ -s "$D/vm.pid" ] || return 0
-  local p; p=$(cat "$D/vm.pid")
-  if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = unshare ] && tr '\0' ' ' < "/proc/$p/cmdline" | grep -qF "$D/init.sh"; then
-    echo "$p"
-  fi
-}
-
 vm_names() {
   D=${1:?DIR}
   [[ $D = /* && $D =~ ^[A-Za-z0-9/_.+-]+$ ]] || die "bad VM folder '$D'"
@@ -109,103 +100,49 @@ vm_names() {
   VETH=gv$(printf '%s' "$D" | md5sum | cut -c1-12)   # at most 15 characters
 }
 
+# The VM itself (disk, systemd as PID 1, reboots) is vm.sh's, the local pattern's VM builder,
+# written beside this script; here: its network namespace, its link to the node's bridge, routes.
 vm_up() {
   vm_names "$1"; local slot=$2 bridge=$3 ip=$4 gw=$5 host=$6 pubip=${7:-}
-  local pubkey=${VM_SSH_KEY:?VM_SSH_KEY}
-  [[ $pubkey =~ ^(ssh-|ecdsa-|sk-) ]] || die "SSH_KEY is not an ssh public key"
+  export VM_PUBKEY=${VM_SSH_KEY:?VM_SSH_KEY}
   ( vm_down "$D" ) >/dev/null 2>&1 || true
   trap 'rc=$?; if [ $rc != 0 ]; then tail -20 "$D/console.log" >&2 2>/dev/null; ( vm_down "$D" ) >/dev/null 2>&1; fi' EXIT
-  umask 022
-  mkdir -p "$D"; chmod 700 "$D"
-  local d U=$D/upper
-  for d in "${OVERLAYS[@]}"; do
-    mkdir -p "$U/$d" "$D/work/$d"
-    chmod --reference="/$d" "$U/$d"; chown --reference="/$d" "$U/$d"
-  done
-  echo "$host" > "$U/etc/hostname"
-  { cat /etc/hosts; echo "127.0.1.1 $host"; } > "$U/etc/hosts"
-  mkdir -p "$U/etc/ssh/sshd_config.d"
-  ssh-keygen -q -t ed25519 -N '' -C "root@$host" -f "$U/etc/ssh/ssh_host_ed25519_key"
-  cat > "$U/etc/ssh/sshd_config.d/00-tfgrid-sim.conf" <<CFG
-HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PidFile /run/sshd.pid
-MaxStartups 100:30:200
-CFG
-  # a fresh VM's root home: bound, not overlaid, so nothing of this machine's /root shows
-  chmod 700 "$U/root"
-  mkdir -p -m 700 "$U/root/.ssh"
-  printf '%s\n' "$pubkey" > "$U/root/.ssh/authorized_keys"; chmod 600 "$U/root/.ssh/authorized_keys"
-  cat > "$D/init.sh" <<INIT
+  mkdir -p -m 700 "$D"
+  # run at every boot by the VM's unit tfgrid-vm-network.service
+  cat > "$D/network.sh" <<NET
 #!/bin/sh
+# The network of VM $host (written by sim.sh): eth0 on its node's bridge.
 set -eu
-for d in ${OVERLAYS[*]}; do
-  if [ "\$d" = root ]; then mount --bind "$U/root" /root; continue; fi
-  mount -t overlay "gsv-\$d" -o "lowerdir=/\$d,upperdir=$U/\$d,workdir=$D/work/\$d" "/\$d"
-done
-mount -t tmpfs -o mode=755,nosuid,nodev gsv-run /run
-mkdir -p /run/sshd /run/lock && chmod 1777 /run/lock
-mount -t tmpfs -o mode=1777,nosuid,nodev gsv-shm /dev/shm
-mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 gsv-pts /dev/pts
-hostname "$host"
-mount -o remount,bind,ro /
-exec /usr/sbin/sshd -D -e
-INIT
-  chmod 700 "$D/init.sh"
+ip link set lo up
+ip addr replace $ip/24 dev eth0
+${pubip:+ip addr replace $pubip/32 dev eth0}
+ip link set eth0 up
+ip route replace default via $gw
+NET
   ip netns add "$NS"
   ip link add "$VETH" netns "gsim-$slot" type veth peer name eth0 netns "$NS"
   ip -n "gsim-$slot" link set "$VETH" master "$bridge"
   ip -n "gsim-$slot" link set "$VETH" up
-  ip -n "$NS" addr add "$ip/24" dev eth0
-  ip -n "$NS" link set eth0 up
-  ip -n "$NS" link set lo up
-  ip -n "$NS" route add default via "$gw"
   if [ -n "$pubip" ]; then
     # a public IPv4: on the VM, routed to it by its access node and from this machine
-    ip -n "$NS" addr add "$pubip/32" dev eth0
     ip -n "gsim-$slot" route replace "$pubip/32" dev "$bridge"
     ip route replace "$pubip/32" via "198.18.$slot.2"
     echo "$pubip $slot" > "$D/public-ip"
   fi
-  setsid ip netns exec "$NS" unshare --mount --propagation private --uts --ipc \
-      --pid --fork --kill-child --mount-proc /bin/sh "$D/init.sh" \
-      </dev/null >"$D/console.log" 2>&1 &
-  echo $! > "$D/vm.pid"
-  local i banner=""
-  for i in $(seq 500); do
-    [ -d "/proc/$(cat "$D/vm.pid")" ] || die "VM $host exited during start"
-    banner=$(ip netns exec "$NS" timeout 1 bash -c "exec 3<>/dev/tcp/$ip/22 && head -c 7 <&3" 2>/dev/null || true)
-    [ "$banner" = SSH-2.0 ] && break
-    sleep 0.02
-  done
-  [ "$banner" = SSH-2.0 ] || die "sshd of VM $host did not answer"
+  # VM_INIT_ENV (a file of KEY=VALUE lines, optional): the VM's init environment
+  VM_NETWORK=$D/network.sh "$VM_SH" machine-up "$D" "$NS" "$host"
   trap - EXIT
 }
 
 vm_down() {
   vm_names "$1"
-  local p i
-  p=$(vm_pid)
-  [ -n "$p" ] && kill -KILL "$p" 2>/dev/null
-  if [ -e "/run/netns/$NS" ]; then
-    for i in $(seq 250); do
-      [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] && break
-      [ "$i" = 100 ] && ip netns pids "$NS" | xargs -r kill -KILL 2>/dev/null
-      sleep 0.02
-    done
-    [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] || die "processes remain in netns $NS"
-    ip netns del "$NS"
-  fi
+  local pubip slot
   if [ -s "$D/public-ip" ]; then
     read -r pubip slot < "$D/public-ip"
     ip route del "$pubip/32" 2>/dev/null || true
     ip -n "gsim-$slot" route del "$pubip/32" 2>/dev/null || true
   fi
-  if grep -qsF "$D/upper/" /proc/[0-9]*/mountinfo; then die "overlays of $D are still mounted"; fi
-  rm -rf "$D"
+  "$VM_SH" machine-down "$D" "$NS"
   # the simulator's folder and the VM root go with their last VM
   rmdir "$(dirname "$D")" 2>/dev/null || true
   rmdir "$(dirname "$(dirname "$D")")" 2>/dev/null || true

@@ -203,6 +203,8 @@ impl TestContext {
                             "configure"
                         } else if w.contains("'rm'") {
                             "rm"
+                        } else if w.contains("is-system-running") {
+                            "verify"
                         } else if w.contains("'true'") {
                             "true"
                         } else {
@@ -326,4 +328,22 @@ impl GridProxyFixture {
     pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// The command that lists the AI stack's units running on a VM (`systemctl list-units`), one per
+/// line, name first; [`unit_names`] reads its output.
+pub(crate) const LIST_STACK_UNITS: [&str; 5] = [
+    "systemctl",
+    "list-units",
+    "--plain",
+    "--no-legend",
+    "tfgrid-ai-*.service",
+];
+
+/// The unit names in the output of [`LIST_STACK_UNITS`].
+pub(crate) fn unit_names(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
 }

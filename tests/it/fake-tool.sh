@@ -108,6 +108,8 @@ case "$tool" in
   ssh)
     # what a remote `cat > FILE` would have written: kept as $FAKE_DIR/stdin-<n>
     case "$*" in *"cat > "*) n=$(ls "$FAKE_DIR" | grep -c '^stdin-'); cat > "$FAKE_DIR/stdin-$n";; esac
+    # verify's system-state check: a VM that has booted (FAKE_SYSTEM_STATE: another answer)
+    case "$*" in *is-system-running*) printf '%s\n' "${FAKE_SYSTEM_STATE:-running}"; exit 0;; esac
     [ -n "${FAKE_SSH_STDOUT:-}" ] && printf '%s\n' "$FAKE_SSH_STDOUT";;
 esac
 exit 0

@@ -5,7 +5,7 @@ use predicates::str::contains;
 
 use crate::common::{TestContext, WG_OUTPUTS, wait_for_file};
 
-const FULL_UP: [&str; 14] = [
+const FULL_UP: [&str; 15] = [
     "ssh-keygen",
     "tofu init",
     "tofu plan",
@@ -19,7 +19,8 @@ const FULL_UP: [&str; 14] = [
     "scp",
     "ssh setup",
     "ssh healthcheck",
-    "ssh true",
+    "ssh verify",
+    "ssh verify",
 ];
 
 #[test]

@@ -103,23 +103,22 @@ pub(crate) fn http_get(url: &str) -> String {
 /// Everything a deployment with this id could have left on the host.
 fn leftovers(id8: &str) -> Vec<String> {
     let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/run/netns") {
-        found.extend(
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(id8))
-                .map(|n| format!("netns {n}")),
-        );
-    }
-    if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
-        found.extend(
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(id8))
-                .map(|n| format!("link {n}")),
-        );
+    // namespaces, links, and the VMs' cgroups (`<cgroup2 mount>/tfl-ID-INDEX`)
+    for (kind, dir) in [
+        ("netns", "/run/netns"),
+        ("link", "/sys/class/net"),
+        ("cgroup", "/sys/fs/cgroup"),
+        ("cgroup", "/sys/fs/cgroup/unified"),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            found.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(id8))
+                    .map(|n| format!("{kind} {dir}/{n}")),
+            );
+        }
     }
     for mountinfo in std::fs::read_dir("/proc")
         .unwrap()
@@ -1031,4 +1030,172 @@ fn ai_stack_backup_then_down_up_and_restore_brings_both_projects_back_live() {
         "{err}"
     );
     d.cmd().args(["down", "--yes"]).assert().success();
+}
+
+/// `vm.sh` of deployment `d` (the local pattern's, as `up` extracted it).
+fn vm_sh(d: &Deployment) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(d.app.join(".tfgrid-compose/default/terraform/vm.sh"));
+    cmd
+}
+
+/// stdout of `tfgrid-compose ssh --vm VM -- ARGS...` of deployment `d`, which must succeed.
+fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
+    let out = d
+        .cmd()
+        .args(["ssh", "--vm", &vm.to_string(), "--"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "VM {vm}: {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `tfgrid-ai-*` units VM `vm` runs, with each one's main PID (in the VM's pid namespace).
+fn stack_units(d: &Deployment, vm: usize) -> Vec<(String, String)> {
+    crate::common::unit_names(&on_vm(d, vm, &crate::common::LIST_STACK_UNITS))
+        .into_iter()
+        .map(|unit| {
+            let pid = on_vm(
+                d,
+                vm,
+                &["systemctl", "show", "-p", "MainPID", "--value", &unit],
+            );
+            let pid = pid.trim().to_string();
+            (unit, pid)
+        })
+        .collect()
+}
+
+/// Polls `check` every 100 ms until it holds; panics after `limit` with `what`.
+fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The example AI stack on three local VMs whose PID 1 is systemd: a project is created; then
+/// the main process of each service's unit is killed (SIGKILL) and systemd starts it again;
+/// then each VM is rebooted from inside (`systemctl reboot`) and comes back by itself, same
+/// address and disk, with every unit active again: the project is still served and its
+/// repository clones at the same commit, without `up`. `down` leaves no process, mount,
+/// namespace or cgroup.
+#[test]
+fn ai_stack_units_come_back_after_kill_9_and_after_a_reboot_of_each_vm() {
+    use crate::ai::{clone, get_live, head_commit};
+    let (_serial, d, _seen) = ai_stack_up();
+    let id8 = d.id8();
+    let gateway = d.state().ai_stack.expect("the stack's record").public_url;
+    stack_cmd(&d, &["create", "todo list app"], None);
+    let live = format!("{gateway}/todo-list-app/");
+    let repo = format!("{gateway}/git/projects/todo-list-app.git");
+    assert_eq!(get_live(&live).0, 200);
+    let commit = head_commit(&repo);
+
+    // (a) SIGKILL of each unit's main process: a new main process, the unit active again.
+    let mut all_units = Vec::new();
+    for vm in 0..3 {
+        let units = stack_units(&d, vm);
+        assert!(!units.is_empty(), "VM {vm} runs units of the stack");
+        for (unit, pid) in &units {
+            assert_ne!(pid, "0", "{unit} has a main process");
+            on_vm(&d, vm, &["kill", "-KILL", pid]);
+            until(
+                &format!("{unit} restarted"),
+                Duration::from_secs(60),
+                || {
+                    let now = on_vm(
+                        &d,
+                        vm,
+                        &["systemctl", "show", "-p", "MainPID", "--value", unit],
+                    );
+                    let now = now.trim();
+                    now != "0"
+                        && now != pid
+                        && on_vm(&d, vm, &["systemctl", "is-active", unit]).trim() == "active"
+                },
+            );
+            let restarts = on_vm(
+                &d,
+                vm,
+                &["systemctl", "show", "-p", "NRestarts", "--value", unit],
+            );
+            assert_eq!(restarts.trim(), "1", "{unit}: restarted by systemd");
+        }
+        all_units.push(units);
+    }
+    assert_eq!(get_live(&live).0, 200);
+
+    // (b) A reboot of each VM from inside: the supervisor boots it again (a second boot), and
+    // every unit of the stack is active again with no `up`.
+    let root = Path::new("/mnt/tfgrid-compose-local").join(&id8);
+    for (vm, units) in all_units.iter().enumerate() {
+        let boots = root.join(format!("vm-{vm}/boots"));
+        assert_eq!(std::fs::read_to_string(&boots).unwrap().trim(), "1");
+        // ssh may lose the connection as the VM goes down: its exit status is not checked.
+        let _ = d
+            .cmd()
+            .args(["ssh", "--vm", &vm.to_string(), "--", "systemctl", "reboot"])
+            .output()
+            .unwrap();
+        until(
+            &format!("VM {vm} booted again"),
+            Duration::from_secs(120),
+            || std::fs::read_to_string(&boots).is_ok_and(|b| b.trim() == "2"),
+        );
+        until(
+            &format!("VM {vm} running"),
+            Duration::from_secs(120),
+            || {
+                let state = vm_sh(&d)
+                    .args(["state", &id8, "/mnt/tfgrid-compose-local", &vm.to_string()])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&state.stdout).trim() == "running"
+            },
+        );
+        // This machine's end of the tunnel still holds the session of the last boot: WireGuard
+        // makes a new one once a packet goes unanswered (REKEY_TIMEOUT, 5 s, after the 10 s
+        // keepalive timeout), so ssh may need a few tries.
+        until(
+            &format!("VM {vm} answers over ssh"),
+            Duration::from_secs(120),
+            || {
+                d.cmd()
+                    .args(["ssh", "--vm", &vm.to_string(), "--", "true"])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            },
+        );
+        for (unit, _) in units {
+            assert_eq!(
+                on_vm(&d, vm, &["systemctl", "is-active", unit]).trim(),
+                "active",
+                "{unit} after the reboot of VM {vm}"
+            );
+        }
+    }
+    assert_eq!(
+        get_live(&live).0,
+        200,
+        "the project is served after the reboots"
+    );
+    let work = tempfile::tempdir().unwrap();
+    assert!(clone(&repo, &work.path().join("c")), "{repo} clones");
+    assert_eq!(
+        head_commit(&repo),
+        commit,
+        "the repository is at the same commit"
+    );
+
+    d.cmd().args(["down", "--yes"]).assert().success();
+    assert_eq!(leftovers(&id8), Vec::<String>::new());
 }

@@ -907,7 +907,8 @@ fn k3s_on_the_simulator_stops_only_at_the_installer_download() {
 /// examples/ai-stack moved to the ai-stack grid pattern, on the simulator: `up` of its three VMs
 /// (gateway with a public IPv4, agent, git host), then one `create` whose LLM (a test server on
 /// this machine) the agent reaches at {host_ip} through the tunnel; the site is live at the
-/// gateway; `down` leaves 0 contracts.
+/// gateway; each VM rebooted from inside comes back by itself with its units active and the site
+/// still served; `down` leaves 0 contracts.
 #[test]
 fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
     use crate::ai::{INDEX, LLM_KEY, get_live, start_llm};
@@ -972,6 +973,50 @@ fn the_ai_stack_pattern_runs_a_create_on_the_simulator() {
             .all(|c| c["auth"] == format!("Bearer {LLM_KEY}")),
         "the agent reached the LLM with its key"
     );
+    // Each VM rebooted from inside comes back by itself with every unit of the stack active
+    // (a file in /run, a fresh tmpfs at every boot, tells the new boot from the old one); the
+    // site is still served.
+    let on_vm = |vm: usize, args: &[&str]| {
+        let out = sim
+            .cmd()
+            .current_dir(&app)
+            .args(["ssh", "--vm", &vm.to_string(), "--"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    for vm in 0..3 {
+        let (ok, listing) = on_vm(vm, &crate::common::LIST_STACK_UNITS);
+        let units = crate::common::unit_names(&listing);
+        assert!(ok && !units.is_empty(), "VM {vm} runs units of the stack");
+        assert!(on_vm(vm, &["touch", "/run/before-reboot"]).0);
+        let _ = on_vm(vm, &["systemctl", "reboot"]);
+        let started = std::time::Instant::now();
+        while on_vm(
+            vm,
+            &[
+                "sh",
+                "-c",
+                "test ! -e /run/before-reboot && systemctl is-system-running",
+            ],
+        ) != (true, "running".to_string())
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(180),
+                "VM {vm} is not running again after its reboot"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let mut is_active = vec!["systemctl", "is-active"];
+        is_active.extend(units.iter().map(String::as_str));
+        let (ok, states) = on_vm(vm, &is_active);
+        assert!(ok, "VM {vm}: {units:?} after the reboot: {states}");
+    }
+    assert_eq!(get_live(&live), (200, INDEX.to_string()));
     let contracts = sim.contracts();
     assert_eq!(contracts["orphans"], 0, "{contracts}");
     sim.cmd()

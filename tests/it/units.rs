@@ -95,7 +95,7 @@ fn rendered_units_pass_systemd_analyze_verify() {
         config: "/etc/tfgrid-ai",
         data: "/var/lib/tfgrid-ai",
     };
-    let all = units::render(&["gateway", "git", "agent", "llm"], &folders, &programs).unwrap();
+    let all = units::render(&units::Service::ALL, &folders, &programs);
     vms.push((
         "one VM with everything and an LLM".into(),
         write_units(&root.path().join("all"), &all),

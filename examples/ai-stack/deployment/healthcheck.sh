@@ -1,7 +1,7 @@
 #!/bin/sh
 # Waits until each service this VM runs answers its health endpoint with its token (20 s each;
-# the local model, which has no token, 180 s: it reads 1.1 GB before it answers). The same
-# whether systemd units or the setup hook's background processes run the services.
+# the local model, which has no token, 180 s: it reads 1.1 GB before it answers). A service whose
+# units have failed fails at once, with the end of their journal.
 set -eu
 CONF=/etc/tfgrid-ai
 listen() { sed -n 's/^listen: *//p' "$CONF/$1.yaml"; }
@@ -14,26 +14,16 @@ for service in $(cat "$CONF/services"); do
     llm) url="http://127.0.0.1:8081/v1/models"; wait=180 ;;
     *) continue ;;                                  # no health endpoint checked here
   esac
-  # On failure, where the service's output is: the journal, or the setup hook's log file. Under
-  # the setup hook's supervisor (local VMs), a service that has exited fails at once, with its log.
-  pidfile=""
-  if [ -d /run/systemd/system ]; then
-    logs="journalctl -u tfgrid-ai-$service"
-  else
-    logs="/var/lib/tfgrid-ai/log/$service.log"
-    [ -s "/var/lib/tfgrid-ai/run/$service.pid" ] && pidfile=/var/lib/tfgrid-ai/run/$service.pid
-  fi
-  python3 - "$url" "$CONF/$service.token" "$wait" "$logs" "$pidfile" <<'PY'
-import os, sys, time, urllib.request
-url, token_file, wait, logs, pidfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-def exited():
-    if not pidfile:
-        return False
-    try:
-        os.kill(int(open(pidfile).read().strip()), 0)
-        return False
-    except (OSError, ValueError):
-        return True
+  python3 - "$url" "$CONF/$service.token" "$wait" "$service" <<'PY'
+import os, subprocess, sys, time, urllib.request
+url, token_file, wait, service = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+unit = "tfgrid-ai-%s.service" % service
+def failed():
+    state = subprocess.run(["systemctl", "is-failed", unit], capture_output=True, text=True)
+    return state.stdout.strip() == "failed"
+def journal():
+    return subprocess.run(["journalctl", "-b", "-u", unit, "-n", "5", "--no-pager", "-o", "cat"],
+                          capture_output=True, text=True).stdout
 headers = {}
 if os.path.exists(token_file):
     headers["Authorization"] = "Bearer " + open(token_file).read().strip()
@@ -45,11 +35,10 @@ while True:
             if r.status == 200:
                 break
     except Exception as e:
-        if exited():
-            tail = open(logs, errors="replace").read().splitlines()[-5:] if os.path.exists(logs) else []
-            sys.exit("%s has exited; the end of %s:\n%s" % (url, logs, "\n".join(tail)))
+        if failed():
+            sys.exit("%s has failed; the end of `journalctl -u %s`:\n%s" % (unit, unit, journal()))
         if time.time() > deadline:
-            sys.exit("%s does not answer: %s (its output: %s)" % (url, e, logs))
+            sys.exit("%s does not answer: %s (its output: journalctl -u %s)" % (url, e, unit))
     time.sleep(0.1)
 PY
   echo "ai-stack: $service answers at $url"

@@ -8,7 +8,8 @@
 #                                                     port and the user's peer, 100.64.OCTET.EXT_N)
 #   sim.sh node-up  SLOT OCTET N                      bridge brN = 10.OCTET.N.1/24 in gsim-SLOT
 #   sim.sh net-down SLOT OCTET                        remove the access node and every bridge
-#   sim.sh vm-up    DIR SLOT BRIDGE IP GW HOST [PUBIP] start a VM (root key in $VM_SSH_KEY)
+#   sim.sh vm-up    DIR SLOT BRIDGE IP GW HOST [PUBIP] start a VM (root key in $VM_SSH_KEY, its
+#                                                     env_vars as quoted `export` lines in $VM_ENV)
 #   sim.sh vm-down  DIR                               stop a VM and remove its disk; idempotent
 #   sim.sh gw-up    NODE G PUBIP CONF                 a gateway node: netns gsgw-NODE, veth gsg-NODE
 #                                                     (198.18.G.1 here, .2 and PUBIP there), nginx
@@ -18,7 +19,7 @@
 #
 # A VM is a network namespace gsv-TAG-cCONTRACT-INDEX (its eth0 on the node's bridge) plus mount/pid/uts/ipc namespaces
 # whose PID 1 overlays /etc /opt /srv /var /home /root /tmp /usr (writes land in DIR/upper),
-# mounts a private /run, /dev/shm and devpts, makes the rest of / read-only and becomes sshd.
+# mounts a private /run, /dev/shm and devpts, makes the rest of / read-only and runs sshd.
 set -euo pipefail
 
 OVERLAYS=(etc opt srv var home root tmp usr)
@@ -139,6 +140,10 @@ CFG
   chmod 700 "$U/root"
   mkdir -p -m 700 "$U/root/.ssh"
   printf '%s\n' "$pubkey" > "$U/root/.ssh/authorized_keys"; chmod 600 "$U/root/.ssh/authorized_keys"
+  # env_vars: in init's environment (so in PID 1's) and in login shells, as on a full VM
+  mkdir -p "$U/etc/profile.d"
+  ( umask 077; printf '%s' "${VM_ENV:-}" > "$D/env.sh" )
+  cp "$D/env.sh" "$U/etc/profile.d/tfgrid-env.sh"; chmod 644 "$U/etc/profile.d/tfgrid-env.sh"
   cat > "$D/init.sh" <<INIT
 #!/bin/sh
 set -eu
@@ -152,7 +157,11 @@ mount -t tmpfs -o mode=1777,nosuid,nodev gsv-shm /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 gsv-pts /dev/pts
 hostname "$host"
 mount -o remount,bind,ro /
-exec /usr/sbin/sshd -D -e
+cd /root && unset OLDPWD
+. "$D/env.sh"
+# PID 1 becomes a shell started with env_vars in its environment (/proc/1/environ shows them;
+# sshd would overwrite its own with its title) that runs sshd; the VM ends when sshd does
+exec /bin/sh -c '/usr/sbin/sshd -D -e & wait "\$!"'
 INIT
   chmod 700 "$D/init.sh"
   ip netns add "$NS"
@@ -170,7 +179,10 @@ INIT
     ip route replace "$pubip/32" via "198.18.$slot.2"
     echo "$pubip $slot" > "$D/public-ip"
   fi
-  setsid ip netns exec "$NS" unshare --mount --propagation private --uts --ipc \
+  # a clean environment: nothing of the provider's (the mnemonic, the plugin's certificates)
+  # reaches the VM; its env_vars come from env.sh
+  setsid ip netns exec "$NS" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      HOME=/root unshare --mount --propagation private --uts --ipc \
       --pid --fork --kill-child --mount-proc /bin/sh "$D/init.sh" \
       </dev/null >"$D/console.log" 2>&1 &
   echo $! > "$D/vm.pid"

@@ -267,6 +267,48 @@ fn mycelium_ip(net_key: &str, seed: &str) -> String {
     )
 }
 
+/// A VM's `env_vars` as `export NAME='value'` lines (quoted by the one quoting function), for
+/// its init's environment and its login shells. Names that are not shell names (`[A-Za-z_]`
+/// then `[A-Za-z0-9_]`) are left out: a shell cannot hold them.
+fn vm_env(env_vars: &Val) -> String {
+    let shell_name = |k: &str| {
+        k.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    env_vars
+        .map()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| shell_name(k))
+        .map(|(k, v)| {
+            format!(
+                "export {k}={}\n",
+                crate::tools::ssh::shell_quote(v.str().unwrap_or_default())
+            )
+        })
+        .collect()
+}
+
+/// A VM's Yggdrasil address as zos gives it: the node's /64 of 300::/8 (zos derives it from the
+/// node's Yggdrasil key; here from a hash of the node id) and an interface id of the workload
+/// (here a hash of the contract and the VM's name), so two VMs never share one.
+fn planetary_ip(node: i64, contract: u64, vm: &str) -> String {
+    let n = crate::sim::ledger::hash_hex(&format!("ygg-node-{node}"));
+    let w = crate::sim::ledger::hash_hex(&format!("ygg-vm-{contract}-{vm}"));
+    format!(
+        "300:{}:{}:{}:{}:{}:{}:{}",
+        &n[0..4],
+        &n[4..8],
+        &n[8..12],
+        &w[0..4],
+        &w[4..8],
+        &w[8..12],
+        &w[12..16]
+    )
+}
+
 async fn start_vms(
     ctx: &Ctx<'_>,
     planned: &Val,
@@ -302,7 +344,8 @@ async fn start_vms(
         } else {
             key
         };
-        sim_sh(ctx.sim, &args, &[("VM_SSH_KEY", &key)])
+        let env = vm_env(vm.get("env_vars"));
+        sim_sh(ctx.sim, &args, &[("VM_SSH_KEY", &key), ("VM_ENV", &env)])
             .await
             .with_context(|| format!("starting VM {}", p.name))?;
     }
@@ -335,7 +378,7 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
         vm.set(
             "planetary_ip",
             Val::string(if vm.bool_or_false("planetary") {
-                format!("300:db8:{octet:x}::{:x}", p.host)
+                planetary_ip(node.int().unwrap_or_default(), id, &p.name)
             } else {
                 String::new()
             }),
@@ -513,4 +556,27 @@ async fn cancel_deployment(ctx: &Ctx<'_>, id: u64) -> Result<()> {
 pub(super) async fn deployment_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
     let id: u64 = prior.str_or_empty("id").parse().unwrap_or(0);
     cancel_deployment(ctx, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planetary_ips_are_per_node_and_per_vm() {
+        let a = planetary_ip(11, 7, "vm");
+        let b = planetary_ip(12, 8, "vm");
+        let c = planetary_ip(11, 7, "vm2");
+        assert_ne!(a, b, "two VMs on two nodes");
+        assert_ne!(a, c, "two VMs on one node");
+        let prefix = |ip: &str| ip.split(':').take(4).collect::<Vec<_>>().join(":");
+        assert_eq!(prefix(&a), prefix(&c), "one /64 per node");
+        assert_ne!(prefix(&a), prefix(&b));
+        let addr: std::net::Ipv6Addr = a.parse().unwrap();
+        assert_eq!(
+            addr.segments()[0],
+            0x300,
+            "in 300::/8 (Yggdrasil's subnets)"
+        );
+    }
 }

@@ -27,12 +27,23 @@ fn check_backends(planned: &Val) -> Result<()> {
             .strip_prefix("http://")
             .with_context(|| format!("scheme expected to be http, got backend {b}"))?;
         let hostport = rest.split('/').next().unwrap_or_default();
-        match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
+        if let Some(bracketed) = hostport.strip_prefix('[') {
+            // [IPv6] or [IPv6]:port
+            let (h, after) = bracketed
+                .split_once(']')
+                .with_context(|| format!("invalid ip address in backend: {hostport}"))?;
+            if let Some(p) = after.strip_prefix(':') {
                 ensure!(p.parse::<u16>().is_ok(), "invalid port in backend: {b}");
-                h.trim_matches(['[', ']'])
             }
-            _ => hostport,
+            h
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => {
+                    ensure!(p.parse::<u16>().is_ok(), "invalid port in backend: {b}");
+                    h
+                }
+                _ => hostport,
+            }
         }
     };
     let ip: std::net::IpAddr = host
@@ -352,6 +363,11 @@ mod tests {
         };
         assert!(check_backends(&p("http://10.1.3.2:8080", false)).is_ok());
         assert!(check_backends(&p("10.1.3.2:443", true)).is_ok());
+        // an IPv6 backend without a port (the provider's simple-dynamic example)
+        assert!(
+            check_backends(&p("http://[4af:bee0:3069:eaf1:ff0f:2a1c:400d:e0e0]", false)).is_ok()
+        );
+        assert!(check_backends(&p("http://[300:db8::2]:9000", false)).is_ok());
         assert_eq!(
             check_backends(&p("https://10.1.3.2", false))
                 .unwrap_err()

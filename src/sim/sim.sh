@@ -143,7 +143,7 @@ CFG
   # env_vars: in init's environment (so in PID 1's) and in login shells, as on a full VM
   mkdir -p "$U/etc/profile.d"
   ( umask 077; printf '%s' "${VM_ENV:-}" > "$D/env.sh" )
-  cp "$D/env.sh" "$U/etc/profile.d/tfgrid-env.sh"; chmod 644 "$U/etc/profile.d/tfgrid-env.sh"
+  cp "$D/env.sh" "$U/etc/profile.d/grid-env-vars.sh"; chmod 644 "$U/etc/profile.d/grid-env-vars.sh"
   cat > "$D/init.sh" <<INIT
 #!/bin/sh
 set -eu

@@ -125,7 +125,7 @@ const CASES: &[Case] = &[
     Case {
         dir: "grid-provider/examples/resources/k8s-with-domain",
         vars: &[],
-        expect: ValidateFails("The argument \"yggdrasil\" is required"),
+        expect: ValidateFails("Missing required argument"),
     },
     Case {
         dir: "grid-provider/examples/resources/k8s",

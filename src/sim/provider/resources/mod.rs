@@ -133,7 +133,40 @@ pub fn plan(type_name: &str, prior: &Val, planned: &mut Val) {
 }
 
 /// Create (prior null), update, or destroy (planned null) one resource; returns the new state.
+/// Errors carry the provider's wrapping ([`provider_wrapping`]).
 pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -> Result<Val> {
+    let result = apply_unwrapped(ctx, type_name, prior, planned).await;
+    match provider_wrapping(type_name, prior.is_null(), planned.is_null()) {
+        Some(wrapping) => result.context(wrapping),
+        None => result,
+    }
+}
+
+/// The text the provider puts before an apply error of a resource (`diag.Errorf("<text>: %v",
+/// err)` in `internal/provider/resource_*.go` at b7d1a8c), by resource and operation; `None`
+/// where it passes the error on as it is (`grid_network`: `diag.FromErr`,
+/// resource_network.go:368-402; `grid_scheduler`).
+pub fn provider_wrapping(type_name: &str, create: bool, destroy: bool) -> Option<&'static str> {
+    Some(match (type_name, create, destroy) {
+        ("grid_deployment", true, _) => "couldn't deploy deployment with error", // resource_deployment.go:493
+        ("grid_deployment", false, false) => "couldn't update deployment with error", // resource_deployment.go:560
+        ("grid_deployment", false, true) => "couldn't cancel deployment with error", // resource_deployment.go:587
+        ("grid_fqdn_proxy", true, _) => "couldn't deploy fqdn gateway with error", // resource_gateway_fqdn.go:98
+        // the provider says "update" when a cancel fails too (resource_gateway_fqdn.go:180)
+        ("grid_fqdn_proxy", false, _) => "couldn't update fqdn gateway with error", // resource_gateway_fqdn.go:125
+        ("grid_name_proxy", true, _) => "couldn't deploy name gateway with error", // resource_gateway_name.go:100
+        ("grid_name_proxy", false, false) => "couldn't update name gateway with error", // resource_gateway_name.go:127
+        ("grid_name_proxy", false, true) => "couldn't cancel name gateway with error", // resource_gateway_name.go:182
+        _ => return None,
+    })
+}
+
+async fn apply_unwrapped(
+    ctx: &Ctx<'_>,
+    type_name: &str,
+    prior: &Val,
+    planned: &Val,
+) -> Result<Val> {
     match (type_name, prior.is_null(), planned.is_null()) {
         ("grid_scheduler", _, true) => Ok(Val::Null),
         ("grid_scheduler", _, false) => scheduler(ctx, prior, planned),
@@ -233,4 +266,40 @@ fn routed_here(ip: &str) -> bool {
         return false;
     };
     crate::host::ipv4_routes().contains(&(addr, 32))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn apply_errors_carry_the_providers_wrapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = crate::sim::ledger::sim_dir(dir.path());
+        let ctx = Ctx {
+            sim: &sim,
+            twin_id: 1,
+            mnemonic: "",
+        };
+        let vm = Val::Map(BTreeMap::from([
+            ("name".into(), Val::string("vm")),
+            ("flist".into(), Val::string("https://hub.grid.tf/x.flist")),
+            ("memory".into(), Val::Int(100)),
+        ]));
+        let planned = Val::Map(BTreeMap::from([
+            ("name".into(), Val::string("d")),
+            ("node".into(), Val::Int(11)),
+            ("vms".into(), Val::List(vec![vm])),
+        ]));
+        let err = apply(&ctx, "grid_deployment", &Val::Null, &planned)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "couldn't deploy deployment with error: memory capacity can't be less that 250 MB"
+        );
+        assert_eq!(provider_wrapping("grid_network", true, false), None);
+    }
 }

@@ -42,10 +42,10 @@ const SCRIPT: &str = include_str!("sim.sh");
 /// Writes the data-plane script, the provider mirror and the Terraform CLI config for the
 /// simulator under `sim`; returns the CLI config's path (for `TF_CLI_CONFIG_FILE`).
 ///
-/// The mirror holds `registry.terraform.io/threefoldtech/grid/<PROVIDER_VERSION>/linux_amd64/`
-/// `terraform-provider-grid_v<PROVIDER_VERSION>`, a script that runs this binary's hidden
-/// `sim provider` command, so `terraform init` checks the version constraint as the registry
-/// would and installs nothing from the network.
+/// The mirror holds `<source>/<version>/linux_amd64/terraform-provider-grid_v<version>` for each
+/// of [`PROVIDER_SOURCES`], a script that runs this binary's hidden `sim provider` command, so
+/// `terraform init` checks the version constraint as the registry would and installs nothing
+/// from the network.
 ///
 /// Errors: the data dir is not writable; this binary's path is not known.
 pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {

@@ -43,7 +43,7 @@ const SCRIPT: &str = include_str!("sim.sh");
 /// simulator under `sim`; returns the CLI config's path (for `TF_CLI_CONFIG_FILE`).
 ///
 /// The mirror holds `<source>/<version>/linux_amd64/terraform-provider-grid_v<version>` for each
-/// of [`PROVIDER_SOURCES`], a script that runs this binary's hidden `sim provider` command, so
+/// of `PROVIDER_SOURCES`, a script that runs this binary's hidden `sim provider` command, so
 /// `terraform init` checks the version constraint as the registry would and installs nothing
 /// from the network.
 ///

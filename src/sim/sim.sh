@@ -144,6 +144,7 @@ CFG
   mkdir -p "$U/etc/profile.d"
   ( umask 077; printf '%s' "${VM_ENV:-}" > "$D/env.sh" )
   cp "$D/env.sh" "$U/etc/profile.d/grid-env-vars.sh"; chmod 644 "$U/etc/profile.d/grid-env-vars.sh"
+  ln -sf /bin/sh "$D/gsv-init"
   cat > "$D/init.sh" <<INIT
 #!/bin/sh
 set -eu
@@ -160,8 +161,10 @@ mount -o remount,bind,ro /
 cd /root && unset OLDPWD
 . "$D/env.sh"
 # PID 1 becomes a shell started with env_vars in its environment (/proc/1/environ shows them;
-# sshd would overwrite its own with its title) that runs sshd; the VM ends when sshd does
-exec /bin/sh -c '/usr/sbin/sshd -D -e & wait "\$!"'
+# sshd would overwrite its own with its title) that runs sshd; the VM ends when sshd does. It runs
+# as gsv-init: a PID 1 named *sh is taken for a container's shell by Ansible's service manager
+# detection, and its service tasks then fail
+exec "$D/gsv-init" -c '/usr/sbin/sshd -D -e & wait "\$!"'
 INIT
   chmod 700 "$D/init.sh"
   ip netns add "$NS"

@@ -30,6 +30,14 @@ pub const PROVIDER_VERSION: &str = "1.12.0";
 /// one of the four values the real provider accepts.
 pub use crate::grid::proxy::SIM_NETWORK as NETWORK;
 
+/// Where the mirror serves the simulator, with the version: the registry's address, and the one
+/// the provider's own integration tests name (`threefoldtechdev.com/providers/grid` `0.2`, which
+/// its `make install` builds locally; `integrationtests/*/main.tf` at b7d1a8c).
+const PROVIDER_SOURCES: [(&str, &str); 2] = [
+    ("registry.terraform.io/threefoldtech/grid", PROVIDER_VERSION),
+    ("threefoldtechdev.com/providers/grid", "0.2.0"),
+];
+
 const SCRIPT: &str = include_str!("sim.sh");
 /// The one VM builder (the local pattern's), which `sim.sh` calls for the VMs themselves.
 const VM_SCRIPT: &str = include_str!("../../patterns/local/infrastructure/vm.sh");
@@ -37,10 +45,10 @@ const VM_SCRIPT: &str = include_str!("../../patterns/local/infrastructure/vm.sh"
 /// Writes the data-plane scripts (`sim.sh` and the `vm.sh` it calls), the provider mirror and the Terraform CLI config for the
 /// simulator under `sim`; returns the CLI config's path (for `TF_CLI_CONFIG_FILE`).
 ///
-/// The mirror holds `registry.terraform.io/threefoldtech/grid/<PROVIDER_VERSION>/linux_amd64/`
-/// `terraform-provider-grid_v<PROVIDER_VERSION>`, a script that runs this binary's hidden
-/// `sim provider` command, so `terraform init` checks the version constraint as the registry
-/// would and installs nothing from the network.
+/// The mirror holds `<source>/<version>/linux_amd64/terraform-provider-grid_v<version>` for each
+/// of `PROVIDER_SOURCES`, a script that runs this binary's hidden `sim provider` command, so
+/// `terraform init` checks the version constraint as the registry would and installs nothing
+/// from the network.
 ///
 /// Errors: the data dir is not writable; this binary's path is not known.
 pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
@@ -54,28 +62,32 @@ pub fn terraform_config(sim: &SimDir) -> Result<PathBuf> {
     let exe =
         std::env::current_exe().context("finding this binary's path for the provider mirror")?;
     let mirror = sim.root.join("terraform").join("mirror");
-    let dir = mirror
-        .join("registry.terraform.io/threefoldtech/grid")
-        .join(PROVIDER_VERSION)
-        .join("linux_amd64");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let plugin = format!(
         "#!/bin/sh\n# The grid simulator's provider (tfgrid-compose sim terraform-config).\nexec \
             {} sim provider --sim-dir {}\n",
         crate::tools::ssh::shell_quote(&exe.to_string_lossy()),
         crate::tools::ssh::shell_quote(&sim.root.to_string_lossy())
     );
-    write_if_changed(
-        &dir.join(format!("terraform-provider-grid_v{PROVIDER_VERSION}")),
-        plugin.as_bytes(),
-        0o755,
-    )?;
+    for (source, version) in PROVIDER_SOURCES {
+        let dir = mirror.join(source).join(version).join("linux_amd64");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_if_changed(
+            &dir.join(format!("terraform-provider-grid_v{version}")),
+            plugin.as_bytes(),
+            0o755,
+        )?;
+    }
     let config = sim.root.join("terraform").join("terraform.rc");
+    let include = PROVIDER_SOURCES
+        .iter()
+        .map(|(source, _)| format!("{source:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let text = format!(
         "# Installs the grid simulator as registry.terraform.io/threefoldtech/grid \
             {PROVIDER_VERSION}.\nprovider_installation {{\n  filesystem_mirror {{\n    path    = \
-            {mirror:?}\n    include = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n  \
-            direct {{\n    exclude = [\"registry.terraform.io/threefoldtech/grid\"]\n  }}\n}}\n",
+            {mirror:?}\n    include = [{include}]\n  }}\n  direct {{\n    exclude = \
+            [{include}]\n  }}\n}}\n",
         mirror = mirror.to_string_lossy()
     );
     write_if_changed(&config, text.as_bytes(), 0o644)?;

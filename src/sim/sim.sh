@@ -8,7 +8,8 @@
 #                                                     port and the user's peer, 100.64.OCTET.EXT_N)
 #   sim.sh node-up  SLOT OCTET N                      bridge brN = 10.OCTET.N.1/24 in gsim-SLOT
 #   sim.sh net-down SLOT OCTET                        remove the access node and every bridge
-#   sim.sh vm-up    DIR SLOT BRIDGE IP GW HOST [PUBIP] start a VM (root key in $VM_SSH_KEY)
+#   sim.sh vm-up    DIR SLOT BRIDGE IP GW HOST [PUBIP] start a VM (root key in $VM_SSH_KEY, its
+#                                                     env_vars as quoted `export` lines in $VM_ENV)
 #   sim.sh vm-down  DIR                               stop a VM and remove its disk; idempotent
 #   sim.sh gw-up    NODE G PUBIP CONF                 a gateway node: netns gsgw-NODE, veth gsg-NODE
 #                                                     (198.18.G.1 here, .2 and PUBIP there), nginx
@@ -18,6 +19,7 @@
 #
 # A VM is a network namespace gsv-TAG-cCONTRACT-INDEX (its eth0 on the node's bridge) in which
 # vm.sh (beside this script: the local pattern's VM builder) boots systemd as PID 1 on a disk in DIR.
+# Its env_vars (VM_ENV: `export K='v'` lines) are in PID 1's environment and in login shells.
 set -euo pipefail
 
 VM_SH=$(dirname "${BASH_SOURCE[0]}")/vm.sh
@@ -129,8 +131,14 @@ NET
     ip route replace "$pubip/32" via "198.18.$slot.2"
     echo "$pubip $slot" > "$D/public-ip"
   fi
+  # env_vars: in init's environment (so in every unit's) and in login shells, as on a full VM;
+  # nothing else of the provider's environment (the mnemonic, the plugin's certificates) reaches it
+  ( umask 077; printf '%s' "${VM_ENV:-}" > "$D/env.sh"
+    env -i sh -c '. "$1" && env' sh "$D/env.sh" | { grep -Ev '^(PWD|OLDPWD|SHLVL|_)=' || true; } > "$D/env-init" )
+  mkdir -p "$D/upper/etc/profile.d"
+  install -m 644 "$D/env.sh" "$D/upper/etc/profile.d/grid-env-vars.sh"
   # VM_INIT_ENV (a file of KEY=VALUE lines, optional): the VM's init environment
-  VM_NETWORK=$D/network.sh "$VM_SH" machine-up "$D" "$NS" "$host"
+  VM_INIT_ENV=$D/env-init VM_NETWORK=$D/network.sh "$VM_SH" machine-up "$D" "$NS" "$host"
   trap - EXIT
 }
 

@@ -1,7 +1,8 @@
 //! The one integration-test binary: flow tests with fake tools on PATH (`flow`, `bad_input`),
 //! many deployments and the CLI surface (`deployments`, `cli`), the `--json` schema checker
-//! (`schema`), patterns written for the bash tool (`bash_patterns`), and end-to-end tests of the
-//! `local` pattern with the real tools (`local`).
+//! (`schema`), patterns written for the bash tool (`bash_patterns`), end-to-end tests of the
+//! `local` pattern with the real tools (`local`), and Terraform code written elsewhere on the
+//! grid simulator (`fidelity`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -16,6 +17,7 @@ mod catalog;
 mod cli;
 mod common;
 mod deployments;
+mod fidelity;
 mod flow;
 mod fuzz;
 mod grid;

@@ -15,21 +15,21 @@ use crate::common::copy_dir;
 use crate::local::{SERIAL, http_get, require_tools};
 
 /// A valid BIP-39 phrase (the all-`abandon` test vector).
-const MNEMONIC: &str =
+pub(crate) const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 
-fn root_dir() -> PathBuf {
+pub(crate) fn root_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A simulator of its own (data dir in a temp folder), reset when dropped.
-struct Sim {
-    root: tempfile::TempDir,
+pub(crate) struct Sim {
+    pub(crate) root: tempfile::TempDir,
     apps: std::cell::RefCell<Vec<(PathBuf, String)>>,
 }
 
 impl Sim {
-    fn new() -> Sim {
+    pub(crate) fn new() -> Sim {
         require_tools();
         Sim {
             root: tempfile::tempdir().unwrap(),
@@ -37,11 +37,11 @@ impl Sim {
         }
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.root.path().join("data")
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
         cmd.env("NO_COLOR", "1")
             .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
@@ -98,7 +98,7 @@ impl Sim {
             .to_string()
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let out = self.cmd().args(args).arg("--json").output().unwrap();
         assert!(
             out.status.success(),
@@ -108,12 +108,22 @@ impl Sim {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn contracts(&self) -> Value {
+    pub(crate) fn contracts(&self) -> Value {
         self.json(&["contracts"])
     }
 
     /// Runs terraform in `dir` with the simulator installed as threefoldtech/grid.
-    fn terraform(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+    pub(crate) fn terraform(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        self.terraform_env(dir, args, &[])
+    }
+
+    /// [`Sim::terraform`] with more environment (`HOME` for a configuration's `file("~/…")`).
+    pub(crate) fn terraform_env(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> std::process::Output {
         let config = String::from_utf8(
             self.cmd()
                 .args(["sim", "terraform-config"])
@@ -134,6 +144,7 @@ impl Sim {
             .env("MNEMONIC", MNEMONIC)
             .env("TF_VAR_mnemonic", MNEMONIC) // for the bash tool's `variable "mnemonic"`
             .env("TFGRID_COMPOSE_DATA_DIR", self.data())
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }

@@ -3,10 +3,11 @@
 //! [`super::terraform_config`] writes).
 //!
 //! It speaks Terraform's plugin protocol 5.2 (gRPC over mutual TLS, the go-plugin handshake on
-//! stdout), has the real provider's schema ([`schema`]), runs its plan-time validators, and
-//! creates, updates and cancels workloads in the simulator's [`super::ledger`], with VMs made of
-//! network namespaces ([`resources`]).
+//! stdout), has the real provider's schema ([`schema`]) and defaults ([`defaults`]), runs its
+//! plan-time validators, and creates, updates and cancels workloads in the simulator's
+//! [`super::ledger`], with VMs made of network namespaces ([`resources`]).
 
+pub mod defaults;
 pub mod proto;
 pub mod resources;
 pub mod schema;
@@ -295,6 +296,7 @@ impl Provider for GridSim {
             return answer(&proposed, vec![error_diag(&e)]);
         }
         let mut planned = block.conform(&proposed);
+        defaults::apply(&req.type_name, &mut planned);
         resources::plan(&req.type_name, &prior, &mut planned);
         block.mark_computed_unknown(&mut planned);
         answer(&planned, Vec::new())

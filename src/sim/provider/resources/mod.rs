@@ -1,0 +1,305 @@
+//! What each simulated resource does at plan and apply, after the real provider and the grid
+//! (facts from the provider's source at b7d1a8c, its SDK and zos; see docs/simulator.md):
+//!
+//! - `grid_scheduler`: sticky by request name; full-zos nodes when yggdrasil, wireguard,
+//!   public_config or public_ips_count is set, else zos-light nodes only; capacity in MB.
+//! - `grid_network`: one node contract per node; per-node /24s from `ip_range` (the user's access
+//!   range first when `add_wg_access`); an access point on the last node; `access_wg_config` in
+//!   the grid's exact layout.
+//! - `grid_deployment`: one node contract; VMs as namespaces on this machine with `ip` from .2
+//!   upward per (network, node), `computedip` from the farm's pool (with its prefix),
+//!   `mycelium_ip` when a seed is given, `console_url`; the node's capacity is checked and used.
+//! - `grid_name_proxy` / `grid_fqdn_proxy`: a node contract on a gateway node (a name contract
+//!   first for a name proxy; names are global); one backend in the grid's formats.
+//! - zdbs, qsfs and `grid_kubernetes` fail at plan: not simulated.
+//!
+//! One file per resource: [`scheduler`], [`network`], [`deployment`], [`gateway`] (the name and
+//! fqdn proxies and `data grid_gateway_domain`); this file dispatches plan and apply to them and
+//! holds what they share (WireGuard keys, the data-plane script).
+
+mod deployment;
+mod gateway;
+mod network;
+mod scheduler;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use base64::Engine as _;
+
+use super::value::Val;
+use crate::process::{Cmd, Io, Runner};
+use crate::sim::ledger::SimDir;
+
+use deployment::{deployment_create, deployment_destroy, deployment_update};
+pub use gateway::{gateway_ip, read_data_source};
+use gateway::{proxy_create, proxy_destroy};
+pub use network::access_wg_config;
+use network::{network_create, network_destroy, network_update};
+use scheduler::scheduler;
+
+/// What an apply needs: the simulator and the twin the provider signed in as.
+pub struct Ctx<'a> {
+    pub sim: &'a SimDir,
+    pub twin_id: u32,
+    pub mnemonic: &'a str,
+}
+
+/// Fails for what the simulator does not model, at plan, never silently.
+pub fn simulated(type_name: &str, proposed: &Val) -> Result<()> {
+    match type_name {
+        "grid_kubernetes" => bail!(
+            "grid_kubernetes is not simulated: use grid_deployment VMs (the k3s pattern does)"
+        ),
+        "grid_deployment" => {
+            for block in ["zdbs", "qsfs"] {
+                ensure!(
+                    proposed.get(block).list().is_empty(),
+                    "grid_deployment.{block} is not simulated"
+                );
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Plan adjustments beyond "computed and null → unknown": what an update will recompute.
+pub fn plan(type_name: &str, prior: &Val, planned: &mut Val) {
+    if prior.is_null() {
+        return;
+    }
+    match type_name {
+        "grid_deployment" if prior.get("node") != planned.get("node") => {
+            // a new node: a new contract, new addresses
+            planned.set("id", Val::Unknown);
+            if let Val::Map(map) = planned
+                && let Some(Val::List(vms)) = map.get_mut("vms")
+            {
+                for vm in vms {
+                    for k in [
+                        "ip",
+                        "computedip",
+                        "computedip6",
+                        "mycelium_ip",
+                        "planetary_ip",
+                        "console_url",
+                    ] {
+                        vm.set(k, Val::Unknown);
+                    }
+                }
+            }
+        }
+        "grid_network"
+            if prior.get("nodes") != planned.get("nodes")
+                || prior.get("add_wg_access") != planned.get("add_wg_access") =>
+        {
+            for k in [
+                "nodes_ip_range",
+                "node_deployment_id",
+                "access_wg_config",
+                "external_ip",
+                "public_node_id",
+            ] {
+                planned.set(k, Val::Unknown);
+            }
+        }
+        "grid_scheduler" => {
+            let known: BTreeSet<String> = prior
+                .get("nodes")
+                .map()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            if planned
+                .get("requests")
+                .list()
+                .iter()
+                .any(|r| !known.contains(&r.str_or_empty("name")))
+            {
+                planned.set("nodes", Val::Unknown);
+            }
+        }
+        "grid_name_proxy"
+            if prior.get("name") != planned.get("name")
+                || prior.get("node") != planned.get("node") =>
+        {
+            for k in ["fqdn", "name_contract_id", "node_deployment_id", "id"] {
+                planned.set(k, Val::Unknown);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Create (prior null), update, or destroy (planned null) one resource; returns the new state.
+/// Errors carry the provider's wrapping ([`provider_wrapping`]).
+pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -> Result<Val> {
+    let result = apply_unwrapped(ctx, type_name, prior, planned).await;
+    match provider_wrapping(type_name, prior.is_null(), planned.is_null()) {
+        Some(wrapping) => result.context(wrapping),
+        None => result,
+    }
+}
+
+/// The text the provider puts before an apply error of a resource (`diag.Errorf("<text>: %v",
+/// err)` in `internal/provider/resource_*.go` at b7d1a8c), by resource and operation; `None`
+/// where it passes the error on as it is (`grid_network`: `diag.FromErr`,
+/// resource_network.go:368-402; `grid_scheduler`).
+pub fn provider_wrapping(type_name: &str, create: bool, destroy: bool) -> Option<&'static str> {
+    Some(match (type_name, create, destroy) {
+        ("grid_deployment", true, _) => "couldn't deploy deployment with error", // resource_deployment.go:493
+        ("grid_deployment", false, false) => "couldn't update deployment with error", // resource_deployment.go:560
+        ("grid_deployment", false, true) => "couldn't cancel deployment with error", // resource_deployment.go:587
+        ("grid_fqdn_proxy", true, _) => "couldn't deploy fqdn gateway with error", // resource_gateway_fqdn.go:98
+        // the provider says "update" when a cancel fails too (resource_gateway_fqdn.go:180)
+        ("grid_fqdn_proxy", false, _) => "couldn't update fqdn gateway with error", // resource_gateway_fqdn.go:125
+        ("grid_name_proxy", true, _) => "couldn't deploy name gateway with error", // resource_gateway_name.go:100
+        ("grid_name_proxy", false, false) => "couldn't update name gateway with error", // resource_gateway_name.go:127
+        ("grid_name_proxy", false, true) => "couldn't cancel name gateway with error", // resource_gateway_name.go:182
+        _ => return None,
+    })
+}
+
+async fn apply_unwrapped(
+    ctx: &Ctx<'_>,
+    type_name: &str,
+    prior: &Val,
+    planned: &Val,
+) -> Result<Val> {
+    match (type_name, prior.is_null(), planned.is_null()) {
+        ("grid_scheduler", _, true) => Ok(Val::Null),
+        ("grid_scheduler", _, false) => scheduler(ctx, prior, planned),
+        ("grid_network", true, false) => network_create(ctx, planned).await,
+        ("grid_network", false, false) => network_update(ctx, prior, planned).await,
+        ("grid_network", false, true) => network_destroy(ctx, prior).await.map(|()| Val::Null),
+        ("grid_deployment", true, false) => deployment_create(ctx, planned).await,
+        ("grid_deployment", false, false) => deployment_update(ctx, prior, planned).await,
+        ("grid_deployment", false, true) => {
+            deployment_destroy(ctx, prior).await.map(|()| Val::Null)
+        }
+        ("grid_name_proxy" | "grid_fqdn_proxy", true, false) => {
+            proxy_create(ctx, type_name, planned).await
+        }
+        ("grid_name_proxy" | "grid_fqdn_proxy", false, false) => {
+            // gateway workloads have no updater on the node
+            let same = [
+                "backends",
+                "tls_passthrough",
+                "network",
+                "name",
+                "node",
+                "fqdn",
+            ]
+            .iter()
+            .all(|k| prior.get(k) == planned.get(k));
+            ensure!(
+                same,
+                "workload '{}' does not support upgrade",
+                if type_name == "grid_name_proxy" {
+                    "gateway-name-proxy"
+                } else {
+                    "gateway-fqdn-proxy"
+                }
+            );
+            Ok(planned.clone())
+        }
+        ("grid_name_proxy" | "grid_fqdn_proxy", false, true) => {
+            proxy_destroy(ctx, prior).await.map(|()| Val::Null)
+        }
+        (t, _, _) => bail!("{t} is not simulated"),
+    }
+}
+
+// --- WireGuard keys ----------------------------------------------------------------------------
+
+/// A new WireGuard private key, base64 (as `wg genkey` prints it).
+fn wg_genkey() -> Result<String> {
+    let bytes = hex_bytes(&crate::ids::random_hex(32)?)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&bytes);
+    Ok(base64::engine::general_purpose::STANDARD
+        .encode(x25519_dalek::StaticSecret::from(key).to_bytes()))
+}
+
+/// The public key of a base64 WireGuard private key.
+fn wg_pubkey(private: &str) -> Result<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(private.trim())
+        .context("a WireGuard key is not base64")?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a WireGuard key is not 32 bytes"))?;
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(key));
+    Ok(base64::engine::general_purpose::STANDARD.encode(public.as_bytes()))
+}
+
+fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
+    ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("not hex"))
+        .collect()
+}
+
+// --- the data plane ------------------------------------------------------------------------------
+
+async fn sim_sh(sim: &SimDir, args: &[String], env: &[(&str, &str)]) -> Result<()> {
+    let logs = sim.root.join("logs");
+    crate::files::create_private_dir(&logs)?;
+    let mut cmd = Cmd::new(sim.script().to_string_lossy().into_owned())
+        .args(args.iter().cloned())
+        .io(Io::Log(logs.join("provider.log")));
+    for (k, v) in env {
+        cmd = cmd.env(*k, *v);
+    }
+    Runner::real().run(&cmd).await.map(|_| ())
+}
+
+fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+/// True when this machine has a route to exactly this address (`a.b.c.d` or `a.b.c.d/len`).
+fn routed_here(ip: &str) -> bool {
+    let Ok(addr) = ip.split('/').next().unwrap_or_default().parse::<Ipv4Addr>() else {
+        return false;
+    };
+    crate::host::ipv4_routes().contains(&(addr, 32))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn apply_errors_carry_the_providers_wrapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = crate::sim::ledger::sim_dir(dir.path());
+        let ctx = Ctx {
+            sim: &sim,
+            twin_id: 1,
+            mnemonic: "",
+        };
+        let vm = Val::Map(BTreeMap::from([
+            ("name".into(), Val::string("vm")),
+            ("flist".into(), Val::string("https://hub.grid.tf/x.flist")),
+            ("memory".into(), Val::Int(100)),
+        ]));
+        let planned = Val::Map(BTreeMap::from([
+            ("name".into(), Val::string("d")),
+            ("node".into(), Val::Int(11)),
+            ("vms".into(), Val::List(vec![vm])),
+        ]));
+        let err = apply(&ctx, "grid_deployment", &Val::Null, &planned)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "couldn't deploy deployment with error: memory capacity can't be less that 250 MB"
+        );
+        assert_eq!(provider_wrapping("grid_network", true, false), None);
+    }
+}

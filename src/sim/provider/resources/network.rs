@@ -1,0 +1,394 @@
+//! `grid_network`: one node contract per node; per-node /24s from `ip_range` (the user's access
+//! range first when `add_wg_access`); an access point on the last node; `access_wg_config` in
+//! the grid's exact layout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, bail, ensure};
+
+use super::{Ctx, hex_bytes, s, sim_sh, wg_genkey, wg_pubkey};
+use crate::sim::ledger::{Ledger, Network};
+use crate::sim::provider::node_map;
+use crate::sim::provider::value::Val;
+
+pub(super) fn octet_b(ip_range: &str) -> Result<u8> {
+    let addr: Ipv4Addr = ip_range
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .context("ip_range is not an IPv4 network")?;
+    Ok(addr.octets()[1])
+}
+
+/// The grid's access config, in its exact layout (sdk: workloads/network.go GenerateWGConfig).
+pub fn access_wg_config(net: &Network) -> Result<String> {
+    let Some(ext) = net.external else {
+        return Ok(String::new());
+    };
+    let b = octet_b(&net.ip_range)?;
+    Ok(format!(
+        "\n[Interface]\nAddress = 100.64.{b}.{ext}\nPrivateKey = {sk}\n[Peer]\nPublicKey = \
+            {pk}\nAllowedIPs = {range}, 100.64.0.0/16\nPersistentKeepalive = 25\nEndpoint = \
+            198.18.{slot}.2:{port}\n\t",
+        sk = net.external_sk,
+        pk = wg_pubkey(&net.access_key)?,
+        range = net.ip_range,
+        slot = net.slot,
+        port = net.access_port,
+    ))
+}
+
+fn network_state(planned: &Val, net: &Network) -> Result<Val> {
+    let mut state = planned.clone();
+    state.set("id", Val::string(&net.id));
+    state.set(
+        "nodes_ip_range",
+        node_map(net.nodes.iter().map(|(n, o)| (*n, *o)), |o| {
+            Val::string(format!("{}.{o}.0/24", range_prefix(&net.ip_range)))
+        }),
+    );
+    state.set(
+        "node_deployment_id",
+        node_map(net.contracts.iter().map(|(n, c)| (*n, *c)), |c| {
+            Val::Int(c as i64)
+        }),
+    );
+    state.set(
+        "external_ip",
+        Val::string(
+            net.external
+                .map(|e| format!("{}.{e}.0/24", range_prefix(&net.ip_range)))
+                .unwrap_or_default(),
+        ),
+    );
+    state.set("external_sk", Val::string(&net.external_sk));
+    state.set(
+        "public_node_id",
+        Val::Int(if net.external.is_some() {
+            i64::from(net.access_node)
+        } else {
+            0
+        }),
+    );
+    state.set("access_wg_config", Val::string(access_wg_config(net)?));
+    Ok(state)
+}
+
+/// "10.20" of "10.20.0.0/16".
+pub(super) fn range_prefix(ip_range: &str) -> String {
+    ip_range.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+fn network_nodes(planned: &Val) -> Vec<u32> {
+    let mut out = Vec::new();
+    for n in planned.get("nodes").list().iter().filter_map(Val::int) {
+        if !out.contains(&(n as u32)) {
+            out.push(n as u32);
+        }
+    }
+    out
+}
+
+/// Checks and books a network in the ledger (contracts, octets, slot, keys).
+fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) -> Result<Network> {
+    let name = planned.str_or_empty("name");
+    ensure!(
+        name.len() <= 50,
+        "network name '{name}' is longer than 50 characters"
+    );
+    let nodes = network_nodes(planned);
+    ensure!(!nodes.is_empty(), "a network needs at least one node");
+    for n in &nodes {
+        ensure!(
+            l.node(*n).is_some(),
+            "failed to get node features '{n}': node {n} not found"
+        );
+    }
+    for (node, key) in planned.get("mycelium_keys").map().into_iter().flatten() {
+        let len = key.str().map(|k| k.len() / 2).unwrap_or(0);
+        ensure!(
+            key.str().is_some_and(|k| hex_bytes(k).is_ok()) && len == 32,
+            "invalid mycelium key length {len} must be 32 or empty"
+        );
+        ensure!(
+            nodes.iter().any(|n| n.to_string() == *node),
+            "mycelium key for node {node}, which is not in the network's nodes"
+        );
+    }
+    // another live network of this twin with the same name on one of these nodes
+    for other in l.networks.values() {
+        if other.id != net.id
+            && other.twin_id == ctx.twin_id
+            && other.name == name
+            && other.nodes.keys().any(|n| nodes.contains(n))
+        {
+            bail!("sharable workload '{name}' is conflicting with another workload '{name}'");
+        }
+    }
+    let all_light = nodes.iter().all(|n| l.node(*n).is_some_and(|x| x.light));
+    let wg = planned.bool_or_false("add_wg_access") && !all_light;
+    // octets: kept, then the access range, then new nodes in order
+    let mut used: BTreeSet<u8> = net.nodes.values().copied().collect();
+    used.extend(net.external);
+    fn next(used: &mut BTreeSet<u8>) -> Result<u8> {
+        let o = (2..=254u8)
+            .find(|o| !used.contains(o))
+            .context("all 253 ranges of the network are used")?;
+        used.insert(o);
+        Ok(o)
+    }
+    if wg && net.external.is_none() {
+        net.external = Some(next(&mut used)?);
+    }
+    if !wg {
+        net.external = None;
+    }
+    let wanted: BTreeMap<String, Val> = planned
+        .get("nodes_ip_range")
+        .map()
+        .cloned()
+        .unwrap_or_default();
+    for n in &nodes {
+        if net.nodes.contains_key(n) {
+            continue;
+        }
+        let given = wanted
+            .get(&n.to_string())
+            .and_then(Val::str)
+            .and_then(|r| r.split('.').nth(2))
+            .and_then(|o| o.parse::<u8>().ok());
+        let o = match given {
+            Some(o) if !used.contains(&o) => {
+                used.insert(o);
+                o
+            }
+            _ => next(&mut used)?,
+        };
+        net.nodes.insert(*n, o);
+    }
+    // nodes no longer listed: cancel their part
+    let gone: Vec<u32> = net
+        .nodes
+        .keys()
+        .filter(|n| !nodes.contains(n))
+        .copied()
+        .collect();
+    for n in gone {
+        net.nodes.remove(&n);
+        if let Some(c) = net.contracts.remove(&n) {
+            l.cancel(c);
+        }
+    }
+    for n in &nodes {
+        if !net.contracts.contains_key(n) {
+            let meta = serde_json::json!({"version": 3, "type": if l.node(*n).is_some_and(|x| x.light) { "network-light" } else { "network" }, "name": name, "projectName": "Network"});
+            let c = l.open_contract(ctx.twin_id, "node", *n, meta.to_string());
+            if let Some(contract) = l.contracts.get_mut(&c) {
+                contract.network = net.id.clone();
+            }
+            net.contracts.insert(*n, c);
+        }
+    }
+    net.access_node = *nodes.last().unwrap_or(&0);
+    net.name = name;
+    if net.slot == 0 {
+        // slots are this machine's: another simulator (another data dir) may hold some
+        let taken: BTreeSet<u8> = l.networks.values().map(|n| n.slot).collect();
+        net.slot = (1..=250u8)
+            .find(|s| {
+                *s < 200
+                    && !taken.contains(s)
+                    && !std::path::Path::new(&format!("/run/netns/gsim-{s}")).exists()
+            })
+            .context(
+                "199 simulated networks exist on this machine already; `tfgrid-compose sim reset`",
+            )?;
+    }
+    if net.access_port == 0 {
+        net.access_port = 1024 + (u16::from(net.slot) * 127) % 31_000;
+    }
+    l.networks.insert(net.id.clone(), net.clone());
+    Ok(net)
+}
+
+async fn network_up(ctx: &Ctx<'_>, net: &Network) -> Result<()> {
+    let b = octet_b(&net.ip_range)?;
+    if let Some(ext) = net.external {
+        let conf = ctx.sim.root.join(format!("net-{}.conf", net.slot));
+        let text = format!(
+            "[Interface]\nPrivateKey = {}\nListenPort = {}\n\n[Peer]\nPublicKey = {}\nAllowedIPs = \
+                {}.{ext}.0/24, 100.64.{b}.{ext}/32\n",
+            net.access_key,
+            net.access_port,
+            wg_pubkey(&net.external_sk)?,
+            range_prefix(&net.ip_range)
+        );
+        crate::files::write_atomic(&conf, text.as_bytes(), 0o600)?;
+        sim_sh(
+            ctx.sim,
+            &[
+                s("net-up"),
+                s(net.slot),
+                s(b),
+                s(ext),
+                conf.to_string_lossy().into_owned(),
+            ],
+            &[],
+        )
+        .await?;
+    } else {
+        // no access point: the access node's namespace still routes between the node bridges
+        let conf = ctx.sim.root.join(format!("net-{}.conf", net.slot));
+        crate::files::write_atomic(
+            &conf,
+            format!(
+                "[Interface]\nPrivateKey = {}\nListenPort = {}\n",
+                net.access_key, net.access_port
+            )
+            .as_bytes(),
+            0o600,
+        )?;
+        sim_sh(
+            ctx.sim,
+            &[
+                s("net-up"),
+                s(net.slot),
+                s(b),
+                s(1),
+                conf.to_string_lossy().into_owned(),
+            ],
+            &[],
+        )
+        .await?;
+    }
+    for o in net.nodes.values() {
+        sim_sh(ctx.sim, &[s("node-up"), s(net.slot), s(b), s(o)], &[]).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn network_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
+    let ip_range = planned.str_or_empty("ip_range");
+    octet_b(&ip_range)?;
+    let id = uuid()?;
+    let fresh = Network {
+        id: id.clone(),
+        twin_id: ctx.twin_id,
+        name: String::new(),
+        ip_range,
+        nodes: BTreeMap::new(),
+        external: None,
+        external_sk: wg_genkey()?,
+        access_node: 0,
+        access_key: wg_genkey()?,
+        access_port: 0,
+        slot: 0,
+        contracts: BTreeMap::new(),
+        used_ips: BTreeMap::new(),
+    };
+    let net = ctx
+        .sim
+        .with_ledger(|l| network_book(l, ctx, planned, fresh))?;
+    if let Err(e) = network_up(ctx, &net).await {
+        let _ = network_destroy_id(ctx, &id).await;
+        return Err(e);
+    }
+    network_state(planned, &net)
+}
+
+pub(super) async fn network_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<Val> {
+    let id = prior.str_or_empty("id");
+    let net = ctx.sim.with_ledger(|l| {
+        let net = l.networks.get(&id).cloned().with_context(|| {
+            format!("network {id} is not on the grid any more (was `sim reset` run?)")
+        })?;
+        ensure!(
+            net.ip_range == planned.str_or_empty("ip_range"),
+            "the ip_range of a deployed network cannot change"
+        );
+        network_book(l, ctx, planned, net)
+    })?;
+    network_up(ctx, &net).await?;
+    network_state(planned, &net)
+}
+
+pub(super) async fn network_destroy(ctx: &Ctx<'_>, prior: &Val) -> Result<()> {
+    network_destroy_id(ctx, &prior.str_or_empty("id")).await
+}
+
+async fn network_destroy_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
+    let (net, shared) = ctx.sim.with_ledger(|l| {
+        let Some(net) = l.networks.remove(id) else {
+            return Ok((None, false));
+        };
+        for c in net.contracts.values() {
+            l.cancel(*c);
+        }
+        let shared = l.networks.values().any(|n| n.ip_range == net.ip_range);
+        Ok((Some(net), shared))
+    })?;
+    if let Some(net) = net {
+        let keep = if shared { "1" } else { "0" };
+        sim_sh(
+            ctx.sim,
+            &[s("net-down"), s(net.slot), s(octet_b(&net.ip_range)?)],
+            &[("KEEP_ROUTE", keep)],
+        )
+        .await?;
+        let _ = std::fs::remove_file(ctx.sim.root.join(format!("net-{}.conf", net.slot)));
+    }
+    Ok(())
+}
+
+fn uuid() -> Result<String> {
+    let h = crate::ids::random_hex(16)?;
+    Ok(format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_config_has_the_grids_exact_layout() {
+        let key = wg_genkey().unwrap();
+        let net = Network {
+            id: "x".into(),
+            twin_id: 1,
+            name: "n".into(),
+            ip_range: "10.1.0.0/16".into(),
+            nodes: BTreeMap::from([(11, 3)]),
+            external: Some(2),
+            external_sk: key.clone(),
+            access_node: 11,
+            access_key: key.clone(),
+            access_port: 1151,
+            slot: 1,
+            contracts: BTreeMap::new(),
+            used_ips: BTreeMap::new(),
+        };
+        let text = access_wg_config(&net).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines[0], "", "an empty first line");
+        assert_eq!(lines[1], "[Interface]");
+        assert_eq!(lines[2], "Address = 100.64.1.2", "no prefix on the address");
+        assert_eq!(lines[3], format!("PrivateKey = {key}"));
+        assert_eq!(lines[6], "AllowedIPs = 10.1.0.0/16, 100.64.0.0/16");
+        assert_eq!(lines[8], "Endpoint = 198.18.1.2:1151");
+        assert_eq!(
+            *lines.last().unwrap(),
+            "\t",
+            "a last line holding only a tab"
+        );
+        assert_eq!(wg_pubkey(&key).unwrap().len(), 44);
+    }
+}

@@ -1,9 +1,12 @@
 //! The AI stack's commands: `create`, `projects` (with `backup` and `restore`), `monitor`,
 //! `delete`, and `serve` of its services.
 
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::ops;
+use crate::output::Printer;
+use crate::settings::Settings;
 
 /// Where the AI stack's agent is (default: TFGRID_COMPOSE_AGENT_URL with TFGRID_COMPOSE_AGENT_TOKEN
 /// or TFGRID_COMPOSE_AGENT_TOKEN_FILE).
@@ -110,4 +113,54 @@ pub struct ServeArgs {
     /// Its YAML config (docs/ai-stack.md).
     #[arg(long, value_name = "FILE")]
     pub config: std::path::PathBuf,
+}
+
+impl CreateArgs {
+    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+        let agent = ops::ai::client(settings, &self.agent.flags())?;
+        let wait = !self.no_wait || self.wait;
+        ops::ai::create(printer, &agent, &self.prompt, self.name.as_deref(), wait).await
+    }
+}
+
+impl ProjectsArgs {
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        json: bool,
+    ) -> Result<()> {
+        match self.command {
+            None => {
+                let agent = ops::ai::client(settings, &self.agent.flags())?;
+                ops::ai::projects(printer, &agent, json).await
+            }
+            Some(ProjectsCommand::Backup { output, agent }) => {
+                let agent = ops::ai::client(settings, &agent.flags())?;
+                ops::backup::backup(printer, &agent, output.as_deref(), json).await
+            }
+            Some(ProjectsCommand::Restore { file, agent }) => {
+                ops::backup::restore(printer, settings, &agent.flags(), &file, json).await
+            }
+        }
+    }
+}
+
+impl MonitorArgs {
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        json: bool,
+    ) -> Result<()> {
+        let agent = ops::ai::client(settings, &self.agent.flags())?;
+        ops::ai::monitor(printer, &agent, &self.project, self.follow, json).await
+    }
+}
+
+impl DeleteArgs {
+    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+        let agent = ops::ai::client(settings, &self.agent.flags())?;
+        ops::ai::delete(printer, &agent, &self.project, self.yes).await
+    }
 }

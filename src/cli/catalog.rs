@@ -1,7 +1,12 @@
 //! The app registry (`search`, `update`) and the patterns (`patterns`, `patterns show`,
 //! `patterns check`).
 
+use anyhow::Result;
 use clap::{Args, Subcommand};
+
+use crate::ops;
+use crate::output::Printer;
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -39,4 +44,21 @@ pub enum PatternsCommand {
         /// The pattern folder.
         dir: std::path::PathBuf,
     },
+}
+
+impl PatternsArgs {
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        json: bool,
+    ) -> Result<()> {
+        match self.command {
+            None => ops::patterns::list(printer, settings, json),
+            Some(PatternsCommand::Show { name }) => {
+                ops::patterns::show(printer, settings, &name, json)
+            }
+            Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
+        }
+    }
 }

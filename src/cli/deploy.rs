@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use clap::Args;
 
+use anyhow::Result;
+
 use super::TARGET_HELP;
+use crate::ops::{self, down::DownOptions, import::ImportOptions, up::UpOptions};
 use crate::output::Printer;
 use crate::phase::Phase;
 use crate::process::Runner;
-use crate::settings::parse_duration;
+use crate::settings::{Settings, parse_duration};
 
 /// What `up` deploys: a target, or a registry app's name.
 pub(super) const UP_TARGET_HELP: &str = "App folder or manifest path, a recorded deployment (ID prefix, APP \
@@ -79,7 +82,7 @@ pub struct ImportArgs {
 }
 
 /// `--dry-run`: a runner that prints each command instead of running it.
-pub(super) fn dry_runner(printer: &Printer) -> Runner {
+fn dry_runner(printer: &Printer) -> Runner {
     let printer = printer.clone();
     Runner::dry_run().observe(move |cmd| {
         if printer.json() {
@@ -91,4 +94,44 @@ pub(super) fn dry_runner(printer: &Printer) -> Runner {
             printer.data(format!("$ {cmd}"));
         }
     })
+}
+
+impl UpArgs {
+    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+        let runner = if self.dry_run {
+            dry_runner(printer)
+        } else {
+            Runner::real()
+        };
+        let options = UpOptions {
+            app: self.app,
+            pattern: self.pattern,
+            resume: self.resume,
+            from: self.from,
+            dry_run: self.dry_run,
+            node: self.node,
+            filter: self.filter,
+        };
+        ops::up::up(printer, settings, runner, &options).await
+    }
+}
+
+impl DownArgs {
+    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+        let options = DownOptions {
+            app: self.app,
+            yes: self.yes,
+        };
+        ops::down::down(printer, settings, Runner::real(), &options).await
+    }
+}
+
+impl ImportArgs {
+    pub(super) fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+        let options = ImportOptions {
+            path: self.path,
+            app: self.app,
+        };
+        ops::import::import(printer, settings, &options)
+    }
 }

@@ -3,17 +3,13 @@
 
 use clap::Args;
 
+use anyhow::Result;
+
 use super::TARGET_HELP;
 use crate::ops;
 use crate::output::Printer;
 use crate::process::Runner;
 use crate::settings::Settings;
-
-#[derive(Debug, Args)]
-pub struct TargetArg {
-    #[arg(help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-}
 
 /// `status` and `address`: a deployment view an app or pattern may replace with its own command.
 #[derive(Debug, Args)]
@@ -87,24 +83,42 @@ pub struct InspectArgs {
     pub all: bool,
 }
 
-/// `status` and `address`: the app's or pattern's own command of that name when it has one
-/// (unless `--builtin` or `--json`), else the built-in view.
-pub(super) async fn view(
-    printer: &Printer,
-    settings: &Settings,
-    verb: &str,
-    args: &ViewArgs,
-    json: bool,
-) -> anyhow::Result<()> {
-    let target = args.app.as_deref();
-    let builtin = args.builtin || json;
-    let runner = Runner::real();
-    if ops::commands::run_instead(printer, settings, &runner, verb, target, builtin, &[]).await? {
-        return Ok(());
+impl ViewArgs {
+    /// `status` or `address` (`verb`).
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        verb: &str,
+        json: bool,
+    ) -> Result<()> {
+        let target = self.app.as_deref();
+        ops::commands::view(printer, settings, verb, target, self.builtin, json).await
     }
-    if verb == "status" {
-        ops::inspect::status(printer, settings, target, json)
-    } else {
-        ops::inspect::address(printer, settings, target, json)
+}
+
+impl SshArgs {
+    pub(super) async fn run(self, settings: &Settings) -> Result<()> {
+        let (target, vm) = (self.app.as_deref(), self.vm.as_deref());
+        ops::inspect::ssh(&Runner::real(), settings, target, vm, &self.command, true).await
+    }
+}
+
+impl ExecArgs {
+    pub(super) async fn run(self, settings: &Settings) -> Result<()> {
+        let (target, vm) = (self.app.as_deref(), self.vm.as_deref());
+        ops::inspect::ssh(&Runner::real(), settings, target, vm, &self.command, false).await
+    }
+}
+
+impl LogsArgs {
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        json: bool,
+    ) -> Result<()> {
+        let (target, builtin) = (self.app.as_deref(), self.builtin || json);
+        ops::commands::logs(printer, settings, target, builtin, &self.words).await
     }
 }

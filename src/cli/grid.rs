@@ -1,6 +1,11 @@
 //! The grid: `nodes`, `farms`, `contracts`, `signin`, and the simulator's `sim` commands.
 
+use anyhow::Result;
 use clap::{Args, Subcommand};
+
+use crate::ops;
+use crate::output::Printer;
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct NodesArgs {
@@ -62,4 +67,39 @@ pub enum SimCommand {
         #[arg(long)]
         sim_dir: std::path::PathBuf,
     },
+}
+
+impl NodesArgs {
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        json: bool,
+    ) -> Result<()> {
+        let request = crate::grid::select::Request {
+            cpu: self.cpu,
+            memory_mb: self.memory,
+            ssd_gb: self.disk,
+            hdd_gb: 0,
+            public_ipv4: self.ipv4,
+        };
+        let (node, filter, limit) = (self.node, &self.filter, self.limit);
+        ops::grid::nodes(printer, settings, node, &request, filter, limit, json).await
+    }
+}
+
+impl SimCommand {
+    pub(super) async fn run(
+        self,
+        printer: &Printer,
+        settings: &Settings,
+        json: bool,
+    ) -> Result<()> {
+        match self {
+            SimCommand::TerraformConfig => ops::sim::terraform_config(printer, settings, json),
+            SimCommand::Status => ops::sim::status(printer, settings, json),
+            SimCommand::Reset => ops::sim::reset(printer, settings, json).await,
+            SimCommand::Provider { sim_dir } => ops::sim::provider(printer, sim_dir).await,
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! The command line: clap definitions and dispatch to `ops`. Thin on purpose: parsing, printer
 //! and settings set-up, and the mapping of errors to exit codes.
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 use crate::error::{exit_code_for, hints_for_error};
-use crate::ops::{self, down::DownOptions, up::UpOptions};
+use crate::ops;
 use crate::output::{ColorChoice, Printer, resolve_color};
 use crate::process::Runner;
 use crate::settings::{Env, Overrides, Settings, vars};
@@ -22,12 +22,8 @@ pub use ai::{
 };
 pub use catalog::{PatternsArgs, PatternsCommand, SearchArgs, UpdateArgs};
 pub use config::{CompletionsArgs, ConfigCommand};
-use deploy::dry_runner;
 pub use deploy::{DownArgs, ImportArgs, UpArgs, ValidateArgs};
-use deployments::view;
-pub use deployments::{
-    ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, TargetArg, ViewArgs,
-};
+pub use deployments::{ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs};
 pub use grid::{ContractsArgs, FarmsArgs, NodesArgs, SigninArgs, SimCommand};
 
 /// Deploy applications to the ThreeFold Grid, or to local VMs, with one command.
@@ -224,246 +220,74 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
+/// The flags that override settings, wherever the command line has them.
+fn overrides(cli: &Cli) -> Overrides {
     let (ssh_timeout, lock_wait) = match &cli.command {
         Command::Up(a) => (a.ssh_timeout, a.lock_wait),
         Command::Down(a) => (None, a.lock_wait),
         _ => (None, None),
     };
-    let settings = Settings::resolve(
-        env,
-        &Overrides {
-            ssh_timeout,
-            lock_wait,
-            env_name: cli.env_name.clone(),
-            network: cli.network.clone(),
-        },
-    )?;
+    Overrides {
+        ssh_timeout,
+        lock_wait,
+        env_name: cli.env_name.clone(),
+        network: cli.network.clone(),
+    }
+}
+
+/// Resolves the settings and hands the command to its family's module (or straight to `ops`).
+async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
+    let settings = &Settings::resolve(env, &overrides(&cli))?;
     crate::interrupt::set_grace(settings.stop_grace);
     let json = cli.json;
     match cli.command {
-        Command::Up(args) => {
-            let runner = if args.dry_run {
-                dry_runner(printer)
-            } else {
-                Runner::real()
-            };
-            let options = UpOptions {
-                app: args.app,
-                pattern: args.pattern,
-                resume: args.resume,
-                from: args.from,
-                dry_run: args.dry_run,
-                node: args.node,
-                filter: args.filter.clone(),
-            };
-            ops::up::up(printer, &settings, runner, &options).await
-        }
-        Command::Down(args) => {
-            ops::down::down(
-                printer,
-                &settings,
-                Runner::real(),
-                &DownOptions {
-                    app: args.app,
-                    yes: args.yes,
-                },
-            )
-            .await
-        }
-        Command::Import(args) => ops::import::import(
-            printer,
-            &settings,
-            &ops::import::ImportOptions {
-                path: args.path,
-                app: args.app,
-            },
-        ),
+        Command::Up(args) => args.run(printer, settings).await,
+        Command::Down(args) => args.run(printer, settings).await,
+        Command::Import(args) => args.run(printer, settings),
         Command::Validate(args) => {
-            let target = ops::resolve_target(&settings, args.app.as_deref())?;
-            let valid =
-                ops::up::validate(printer, &settings, target.load_app(printer, None)?, None)?;
-            if args.strict && !valid.warnings.is_empty() {
-                return Err(crate::error::UserError::new(
-                    format!(
-                        "{} warning{} and --strict",
-                        valid.warnings.len(),
-                        if valid.warnings.len() == 1 { "" } else { "s" }
-                    ),
-                    "fix what the warnings name, or drop --strict",
-                )
-                .into());
-            }
-            printer.status("Valid", "manifest, pattern, tools and credentials");
-            Ok(())
+            ops::up::check(printer, settings, args.app.as_deref(), args.strict)
         }
-        Command::Status(args) => view(printer, &settings, "status", &args, json).await,
-        Command::Address(args) => view(printer, &settings, "address", &args, json).await,
-        Command::Ssh(args) => {
-            ops::inspect::ssh(
-                &Runner::real(),
-                &settings,
-                args.app.as_deref(),
-                args.vm.as_deref(),
-                &args.command,
-                true,
-            )
-            .await
-        }
-        Command::Exec(args) => {
-            ops::inspect::ssh(
-                &Runner::real(),
-                &settings,
-                args.app.as_deref(),
-                args.vm.as_deref(),
-                &args.command,
-                false,
-            )
-            .await
-        }
-        Command::Logs(args) => {
-            let target = args.app.as_deref();
-            let builtin = args.builtin || json;
-            let runner = Runner::real();
-            let replaced = ops::commands::run_instead(
-                printer,
-                &settings,
-                &runner,
-                "logs",
-                target,
-                builtin,
-                &args.words,
-            );
-            if replaced.await? {
-                return Ok(());
-            }
-            if args.words.len() > 1 {
-                return Err(crate::error::UserError::new(
-                    "`logs` takes one phase or log name",
-                    "run `tfgrid-compose logs` to list the logs",
-                )
-                .into());
-            }
-            ops::inspect::logs(
-                printer,
-                &settings,
-                target,
-                args.words.first().map(String::as_str),
-            )
-        }
-        Command::Ps(args) => ops::deployments::ps(printer, &settings, args.prune, json),
-        Command::Select(args) => ops::deployments::select(printer, &settings, &args.target),
+        Command::Status(args) => args.run(printer, settings, "status", json).await,
+        Command::Address(args) => args.run(printer, settings, "address", json).await,
+        Command::Ssh(args) => args.run(settings).await,
+        Command::Exec(args) => args.run(settings).await,
+        Command::Logs(args) => args.run(printer, settings, json).await,
+        Command::Ps(args) => ops::deployments::ps(printer, settings, args.prune, json),
+        Command::Select(args) => ops::deployments::select(printer, settings, &args.target),
         Command::Unselect => ops::deployments::unselect(printer),
         Command::Inspect(args) => {
-            ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await
+            ops::deployments::inspect(printer, settings, args.app.as_deref(), args.all, json).await
         }
-        Command::Commands => ops::commands::list(printer, &settings, json),
+        Command::Commands => ops::commands::list(printer, settings, json),
         Command::Search(args) => {
-            ops::catalog::search(printer, &settings, &args.words, &args.tags, json).await
+            ops::catalog::search(printer, settings, &args.words, &args.tags, json).await
         }
         Command::Update(args) => {
-            ops::catalog::update(printer, &settings, args.name.as_deref(), json).await
+            ops::catalog::update(printer, settings, args.name.as_deref(), json).await
         }
-        Command::Patterns(args) => match args.command {
-            None => ops::patterns::list(printer, &settings, json),
-            Some(PatternsCommand::Show { name }) => {
-                ops::patterns::show(printer, &settings, &name, json)
-            }
-            Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
-        },
-        Command::Nodes(args) => {
-            let request = crate::grid::select::Request {
-                cpu: args.cpu,
-                memory_mb: args.memory,
-                ssd_gb: args.disk,
-                hdd_gb: 0,
-                public_ipv4: args.ipv4,
-            };
-            ops::grid::nodes(
-                printer,
-                &settings,
-                args.node,
-                &request,
-                &args.filter.clone(),
-                args.limit,
-                json,
-            )
-            .await
-        }
+        Command::Patterns(args) => args.run(printer, settings, json).await,
+        Command::Nodes(args) => args.run(printer, settings, json).await,
         Command::Farms(args) => {
-            ops::grid::farms(printer, &settings, args.name.as_deref(), json).await
+            ops::grid::farms(printer, settings, args.name.as_deref(), json).await
         }
-        Command::Contracts(args) => ops::sim::contracts(printer, &settings, args.twin, json).await,
-        Command::Sim(SimCommand::TerraformConfig) => {
-            ops::sim::terraform_config(printer, &settings, json)
-        }
-        Command::Sim(SimCommand::Status) => ops::sim::status(printer, &settings, json),
-        Command::Sim(SimCommand::Reset) => ops::sim::reset(printer, &settings, json).await,
-        Command::Sim(SimCommand::Provider { sim_dir }) => {
-            ops::sim::provider(printer, sim_dir).await
-        }
-        Command::Signin(args) if args.check => ops::grid::signin_check(printer, &settings, json),
-        Command::Signin(_) => ops::grid::signin(printer, &settings),
-        Command::Signout => ops::grid::signout(printer, &settings),
-        Command::Create(args) => {
-            let agent = ops::ai::client(&settings, &args.agent.flags())?;
-            ops::ai::create(
-                printer,
-                &agent,
-                &args.prompt,
-                args.name.as_deref(),
-                !args.no_wait || args.wait,
-            )
-            .await
-        }
-        Command::Projects(args) => match args.command {
-            None => {
-                let agent = ops::ai::client(&settings, &args.agent.flags())?;
-                ops::ai::projects(printer, &agent, json).await
-            }
-            Some(ProjectsCommand::Backup { output, agent }) => {
-                let agent = ops::ai::client(&settings, &agent.flags())?;
-                ops::backup::backup(printer, &agent, output.as_deref(), json).await
-            }
-            Some(ProjectsCommand::Restore { file, agent }) => {
-                ops::backup::restore(printer, &settings, &agent.flags(), &file, json).await
-            }
-        },
-        Command::Monitor(args) => {
-            ops::ai::monitor(
-                printer,
-                &ops::ai::client(&settings, &args.agent.flags())?,
-                &args.project,
-                args.follow,
-                json,
-            )
-            .await
-        }
-        Command::Delete(args) => {
-            ops::ai::delete(
-                printer,
-                &ops::ai::client(&settings, &args.agent.flags())?,
-                &args.project,
-                args.yes,
-            )
-            .await
-        }
+        Command::Contracts(args) => ops::sim::contracts(printer, settings, args.twin, json).await,
+        Command::Sim(command) => command.run(printer, settings, json).await,
+        Command::Signin(args) if args.check => ops::grid::signin_check(printer, settings, json),
+        Command::Signin(_) => ops::grid::signin(printer, settings),
+        Command::Signout => ops::grid::signout(printer, settings),
+        Command::Create(args) => args.run(printer, settings).await,
+        Command::Projects(args) => args.run(printer, settings, json).await,
+        Command::Monitor(args) => args.run(printer, settings, json).await,
+        Command::Delete(args) => args.run(printer, settings).await,
         Command::Serve(args) => ops::ai::serve(&args.service, &args.config).await,
-        Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
+        Command::Config(ConfigCommand::Show) => ops::config::show(printer, settings, json),
         Command::Completions(args) => {
-            let mut out = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "tfgrid-compose", &mut out);
-            printer.raw(&out);
+            args.run(printer);
             Ok(())
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            printer.raw(&out);
-            Ok(())
-        }
+        Command::Man => config::man(printer),
         Command::External(argv) => {
-            ops::commands::run(printer, &settings, &Runner::real(), &argv).await
+            ops::commands::run(printer, settings, &Runner::real(), &argv).await
         }
     }
 }

@@ -222,6 +222,51 @@ pub async fn run_instead(
     Ok(true)
 }
 
+/// `status` and `address`: the app's or pattern's own command of that name when it has one
+/// (unless `builtin`, which `--json` implies), else the built-in view.
+pub async fn view(
+    printer: &Printer,
+    settings: &Settings,
+    verb: &str,
+    target: Option<&str>,
+    builtin: bool,
+    json: bool,
+) -> Result<()> {
+    let runner = Runner::real();
+    let builtin = builtin || json;
+    if run_instead(printer, settings, &runner, verb, target, builtin, &[]).await? {
+        return Ok(());
+    }
+    if verb == "status" {
+        crate::ops::inspect::status(printer, settings, target, json)
+    } else {
+        crate::ops::inspect::address(printer, settings, target, json)
+    }
+}
+
+/// `logs`: the app's or pattern's own `logs` command with `words` as its arguments when it has
+/// one (unless `builtin`), else the log of the phase or log `words` names, or the list of logs.
+pub async fn logs(
+    printer: &Printer,
+    settings: &Settings,
+    target: Option<&str>,
+    builtin: bool,
+    words: &[String],
+) -> Result<()> {
+    let runner = Runner::real();
+    if run_instead(printer, settings, &runner, "logs", target, builtin, words).await? {
+        return Ok(());
+    }
+    if words.len() > 1 {
+        return Err(UserError::new(
+            "`logs` takes one phase or log name",
+            "run `tfgrid-compose logs` to list the logs",
+        )
+        .into());
+    }
+    crate::ops::inspect::logs(printer, settings, target, words.first().map(String::as_str))
+}
+
 /// Runs an app command; its exit code becomes ours.
 pub async fn run(
     printer: &Printer,

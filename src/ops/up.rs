@@ -50,6 +50,31 @@ pub struct Validated {
     pub warnings: Vec<String>,
 }
 
+/// `validate TARGET`: the validate phase alone, creating nothing; with `strict`, a warning
+/// (an unknown manifest key, …) fails it too.
+pub fn check(
+    printer: &Printer,
+    settings: &Settings,
+    target: Option<&str>,
+    strict: bool,
+) -> Result<()> {
+    let target = crate::ops::resolve_target(settings, target)?;
+    let valid = validate(printer, settings, target.load_app(printer, None)?, None)?;
+    if strict && !valid.warnings.is_empty() {
+        return Err(UserError::new(
+            format!(
+                "{} warning{} and --strict",
+                valid.warnings.len(),
+                if valid.warnings.len() == 1 { "" } else { "s" }
+            ),
+            "fix what the warnings name, or drop --strict",
+        )
+        .into());
+    }
+    printer.status("Valid", "manifest, pattern, tools and credentials");
+    Ok(())
+}
+
 /// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
 pub fn validate(
     printer: &Printer,

@@ -4,9 +4,8 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use super::Ctx;
 use crate::ops;
-use crate::output::Printer;
-use crate::settings::Settings;
 
 /// Where the AI stack's agent is (default: TFGRID_COMPOSE_AGENT_URL with TFGRID_COMPOSE_AGENT_TOKEN
 /// or TFGRID_COMPOSE_AGENT_TOKEN_FILE).
@@ -116,51 +115,41 @@ pub struct ServeArgs {
 }
 
 impl CreateArgs {
-    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
-        let agent = ops::ai::client(settings, &self.agent.flags())?;
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        let agent = ops::ai::client(cx.settings, &self.agent.flags())?;
         let wait = !self.no_wait || self.wait;
-        ops::ai::create(printer, &agent, &self.prompt, self.name.as_deref(), wait).await
+        ops::ai::create(cx.printer, &agent, &self.prompt, self.name.as_deref(), wait).await
     }
 }
 
 impl ProjectsArgs {
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        json: bool,
-    ) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         match self.command {
             None => {
-                let agent = ops::ai::client(settings, &self.agent.flags())?;
-                ops::ai::projects(printer, &agent, json).await
+                let agent = ops::ai::client(cx.settings, &self.agent.flags())?;
+                ops::ai::projects(cx.printer, &agent, cx.json).await
             }
             Some(ProjectsCommand::Backup { output, agent }) => {
-                let agent = ops::ai::client(settings, &agent.flags())?;
-                ops::backup::backup(printer, &agent, output.as_deref(), json).await
+                let agent = ops::ai::client(cx.settings, &agent.flags())?;
+                ops::backup::backup(cx.printer, &agent, output.as_deref(), cx.json).await
             }
             Some(ProjectsCommand::Restore { file, agent }) => {
-                ops::backup::restore(printer, settings, &agent.flags(), &file, json).await
+                ops::backup::restore(cx.printer, cx.settings, &agent.flags(), &file, cx.json).await
             }
         }
     }
 }
 
 impl MonitorArgs {
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        json: bool,
-    ) -> Result<()> {
-        let agent = ops::ai::client(settings, &self.agent.flags())?;
-        ops::ai::monitor(printer, &agent, &self.project, self.follow, json).await
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        let agent = ops::ai::client(cx.settings, &self.agent.flags())?;
+        ops::ai::monitor(cx.printer, &agent, &self.project, self.follow, cx.json).await
     }
 }
 
 impl DeleteArgs {
-    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
-        let agent = ops::ai::client(settings, &self.agent.flags())?;
-        ops::ai::delete(printer, &agent, &self.project, self.yes).await
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        let agent = ops::ai::client(cx.settings, &self.agent.flags())?;
+        ops::ai::delete(cx.printer, &agent, &self.project, self.yes).await
     }
 }

@@ -4,9 +4,8 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use super::Ctx;
 use crate::ops;
-use crate::output::Printer;
-use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -47,18 +46,15 @@ pub enum PatternsCommand {
 }
 
 impl PatternsArgs {
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        json: bool,
-    ) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         match self.command {
-            None => ops::patterns::list(printer, settings, json),
+            None => ops::patterns::list(cx.printer, cx.settings, cx.json),
             Some(PatternsCommand::Show { name }) => {
-                ops::patterns::show(printer, settings, &name, json)
+                ops::patterns::show(cx.printer, cx.settings, &name, cx.json)
             }
-            Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
+            Some(PatternsCommand::Check { dir }) => {
+                ops::patterns::check(cx.printer, &dir, cx.json).await
+            }
         }
     }
 }

@@ -7,12 +7,12 @@ use clap::Args;
 
 use anyhow::Result;
 
-use super::TARGET_HELP;
+use super::{Ctx, TARGET_HELP};
 use crate::ops::{self, down::DownOptions, import::ImportOptions, up::UpOptions};
 use crate::output::Printer;
 use crate::phase::Phase;
 use crate::process::Runner;
-use crate::settings::{Settings, parse_duration};
+use crate::settings::parse_duration;
 
 /// What `up` deploys: a target, or a registry app's name.
 pub(super) const UP_TARGET_HELP: &str = "App folder or manifest path, a recorded deployment (ID prefix, APP \
@@ -97,9 +97,9 @@ fn dry_runner(printer: &Printer) -> Runner {
 }
 
 impl UpArgs {
-    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         let runner = if self.dry_run {
-            dry_runner(printer)
+            dry_runner(cx.printer)
         } else {
             Runner::real()
         };
@@ -112,26 +112,26 @@ impl UpArgs {
             node: self.node,
             filter: self.filter,
         };
-        ops::up::up(printer, settings, runner, &options).await
+        ops::up::up(cx.printer, cx.settings, runner, &options).await
     }
 }
 
 impl DownArgs {
-    pub(super) async fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         let options = DownOptions {
             app: self.app,
             yes: self.yes,
         };
-        ops::down::down(printer, settings, Runner::real(), &options).await
+        ops::down::down(cx.printer, cx.settings, Runner::real(), &options).await
     }
 }
 
 impl ImportArgs {
-    pub(super) fn run(self, printer: &Printer, settings: &Settings) -> Result<()> {
+    pub(super) fn run(self, cx: &Ctx<'_>) -> Result<()> {
         let options = ImportOptions {
             path: self.path,
             app: self.app,
         };
-        ops::import::import(printer, settings, &options)
+        ops::import::import(cx.printer, cx.settings, &options)
     }
 }

@@ -5,11 +5,9 @@ use clap::Args;
 
 use anyhow::Result;
 
-use super::TARGET_HELP;
+use super::{Ctx, TARGET_HELP};
 use crate::ops;
-use crate::output::Printer;
 use crate::process::Runner;
-use crate::settings::Settings;
 
 /// `status` and `address`: a deployment view an app or pattern may replace with its own command.
 #[derive(Debug, Args)]
@@ -85,40 +83,39 @@ pub struct InspectArgs {
 
 impl ViewArgs {
     /// `status` or `address` (`verb`).
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        verb: &str,
-        json: bool,
-    ) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>, verb: &str) -> Result<()> {
         let target = self.app.as_deref();
-        ops::commands::view(printer, settings, verb, target, self.builtin, json).await
+        ops::commands::view(cx.printer, cx.settings, verb, target, self.builtin, cx.json).await
     }
 }
 
 impl SshArgs {
-    pub(super) async fn run(self, settings: &Settings) -> Result<()> {
-        let (target, vm) = (self.app.as_deref(), self.vm.as_deref());
-        ops::inspect::ssh(&Runner::real(), settings, target, vm, &self.command, true).await
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        on_vm(cx, self.app, self.vm, &self.command, true).await
     }
 }
 
 impl ExecArgs {
-    pub(super) async fn run(self, settings: &Settings) -> Result<()> {
-        let (target, vm) = (self.app.as_deref(), self.vm.as_deref());
-        ops::inspect::ssh(&Runner::real(), settings, target, vm, &self.command, false).await
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        on_vm(cx, self.app, self.vm, &self.command, false).await
     }
 }
 
+/// `ssh` (`tty`: a shell, or `-- CMD…`) and `exec` on the VM `vm` names of the deployment.
+async fn on_vm(
+    cx: &Ctx<'_>,
+    target: Option<String>,
+    vm: Option<String>,
+    command: &[String],
+    tty: bool,
+) -> Result<()> {
+    let (target, vm) = (target.as_deref(), vm.as_deref());
+    ops::inspect::ssh(&Runner::real(), cx.settings, target, vm, command, tty).await
+}
+
 impl LogsArgs {
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        json: bool,
-    ) -> Result<()> {
-        let (target, builtin) = (self.app.as_deref(), self.builtin || json);
-        ops::commands::logs(printer, settings, target, builtin, &self.words).await
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        let (target, builtin) = (self.app.as_deref(), self.builtin || cx.json);
+        ops::commands::logs(cx.printer, cx.settings, target, builtin, &self.words).await
     }
 }

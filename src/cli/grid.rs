@@ -3,9 +3,8 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use super::Ctx;
 use crate::ops;
-use crate::output::Printer;
-use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct NodesArgs {
@@ -70,12 +69,7 @@ pub enum SimCommand {
 }
 
 impl NodesArgs {
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        json: bool,
-    ) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         let request = crate::grid::select::Request {
             cpu: self.cpu,
             memory_mb: self.memory,
@@ -84,22 +78,28 @@ impl NodesArgs {
             public_ipv4: self.ipv4,
         };
         let (node, filter, limit) = (self.node, &self.filter, self.limit);
-        ops::grid::nodes(printer, settings, node, &request, filter, limit, json).await
+        ops::grid::nodes(
+            cx.printer,
+            cx.settings,
+            node,
+            &request,
+            filter,
+            limit,
+            cx.json,
+        )
+        .await
     }
 }
 
 impl SimCommand {
-    pub(super) async fn run(
-        self,
-        printer: &Printer,
-        settings: &Settings,
-        json: bool,
-    ) -> Result<()> {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         match self {
-            SimCommand::TerraformConfig => ops::sim::terraform_config(printer, settings, json),
-            SimCommand::Status => ops::sim::status(printer, settings, json),
-            SimCommand::Reset => ops::sim::reset(printer, settings, json).await,
-            SimCommand::Provider { sim_dir } => ops::sim::provider(printer, sim_dir).await,
+            SimCommand::TerraformConfig => {
+                ops::sim::terraform_config(cx.printer, cx.settings, cx.json)
+            }
+            SimCommand::Status => ops::sim::status(cx.printer, cx.settings, cx.json),
+            SimCommand::Reset => ops::sim::reset(cx.printer, cx.settings, cx.json).await,
+            SimCommand::Provider { sim_dir } => ops::sim::provider(cx.printer, sim_dir).await,
         }
     }
 }

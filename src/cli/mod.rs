@@ -235,23 +235,35 @@ fn overrides(cli: &Cli) -> Overrides {
     }
 }
 
+/// What each command's `run` is given: the printer, the settings resolved once, and `--json`.
+struct Ctx<'a> {
+    printer: &'a Printer,
+    settings: &'a Settings,
+    json: bool,
+}
+
 /// Resolves the settings and hands the command to its family's module (or straight to `ops`).
 async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
     let settings = &Settings::resolve(env, &overrides(&cli))?;
     crate::interrupt::set_grace(settings.stop_grace);
     let json = cli.json;
+    let cx = &Ctx {
+        printer,
+        settings,
+        json,
+    };
     match cli.command {
-        Command::Up(args) => args.run(printer, settings).await,
-        Command::Down(args) => args.run(printer, settings).await,
-        Command::Import(args) => args.run(printer, settings),
+        Command::Up(args) => args.run(cx).await,
+        Command::Down(args) => args.run(cx).await,
+        Command::Import(args) => args.run(cx),
         Command::Validate(args) => {
             ops::up::check(printer, settings, args.app.as_deref(), args.strict)
         }
-        Command::Status(args) => args.run(printer, settings, "status", json).await,
-        Command::Address(args) => args.run(printer, settings, "address", json).await,
-        Command::Ssh(args) => args.run(settings).await,
-        Command::Exec(args) => args.run(settings).await,
-        Command::Logs(args) => args.run(printer, settings, json).await,
+        Command::Status(args) => args.run(cx, "status").await,
+        Command::Address(args) => args.run(cx, "address").await,
+        Command::Ssh(args) => args.run(cx).await,
+        Command::Exec(args) => args.run(cx).await,
+        Command::Logs(args) => args.run(cx).await,
         Command::Ps(args) => ops::deployments::ps(printer, settings, args.prune, json),
         Command::Select(args) => ops::deployments::select(printer, settings, &args.target),
         Command::Unselect => ops::deployments::unselect(printer),
@@ -265,20 +277,20 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Update(args) => {
             ops::catalog::update(printer, settings, args.name.as_deref(), json).await
         }
-        Command::Patterns(args) => args.run(printer, settings, json).await,
-        Command::Nodes(args) => args.run(printer, settings, json).await,
+        Command::Patterns(args) => args.run(cx).await,
+        Command::Nodes(args) => args.run(cx).await,
         Command::Farms(args) => {
             ops::grid::farms(printer, settings, args.name.as_deref(), json).await
         }
         Command::Contracts(args) => ops::sim::contracts(printer, settings, args.twin, json).await,
-        Command::Sim(command) => command.run(printer, settings, json).await,
+        Command::Sim(command) => command.run(cx).await,
         Command::Signin(args) if args.check => ops::grid::signin_check(printer, settings, json),
         Command::Signin(_) => ops::grid::signin(printer, settings),
         Command::Signout => ops::grid::signout(printer, settings),
-        Command::Create(args) => args.run(printer, settings).await,
-        Command::Projects(args) => args.run(printer, settings, json).await,
-        Command::Monitor(args) => args.run(printer, settings, json).await,
-        Command::Delete(args) => args.run(printer, settings).await,
+        Command::Create(args) => args.run(cx).await,
+        Command::Projects(args) => args.run(cx).await,
+        Command::Monitor(args) => args.run(cx).await,
+        Command::Delete(args) => args.run(cx).await,
         Command::Serve(args) => ops::ai::serve(&args.service, &args.config).await,
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, settings, json),
         Command::Completions(args) => {

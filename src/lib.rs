@@ -42,6 +42,7 @@ pub mod registry;
 pub mod secrets;
 pub mod settings;
 pub mod sim;
+pub mod stack;
 pub mod state;
 pub mod tools;
 pub mod yaml;

@@ -74,7 +74,7 @@ impl Programs {
             tfgrid_compose: tfgrid_compose.into(),
             nginx: "/usr/sbin/nginx".into(),
             fcgiwrap: "/usr/sbin/fcgiwrap".into(),
-            llm: super::spec::local_model::SERVE.into(),
+            llm: crate::stack::local_model::SERVE.into(),
             rm: "/bin/rm".into(),
         }
     }
@@ -211,7 +211,7 @@ fn units_of(service: &str, folders: &Folders, programs: &Programs) -> Result<Vec
                     "--host".into(),
                     "127.0.0.1".into(),
                     "--port".into(),
-                    super::spec::local_model::PORT.to_string(),
+                    crate::stack::local_model::PORT.to_string(),
                 ],
             )
         }],

@@ -56,7 +56,7 @@ fn src() -> PathBuf {
 }
 
 /// Module path (`ops::up`, `state`) → file.
-fn modules() -> BTreeMap<String, PathBuf> {
+pub(crate) fn modules() -> BTreeMap<String, PathBuf> {
     let mut files = Vec::new();
     crate::grid::all_files(&src(), &mut files);
     let mut modules = BTreeMap::new();

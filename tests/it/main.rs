@@ -14,6 +14,7 @@ mod bash_apps;
 mod bash_patterns;
 mod catalog;
 mod cli;
+mod codemap;
 mod common;
 mod deployments;
 mod flow;

@@ -183,16 +183,16 @@ pub fn command_argv(
     context: &BTreeMap<String, String>,
     args: &[String],
 ) -> Vec<String> {
-    let mut argv = vec!["env".to_string(), "-C".into(), cwd.into()];
-    argv.push(format!("APP_NAME={}", state.app.name));
-    argv.push(format!("DEPLOYMENT_ID={}", state.id));
-    argv.push(format!("DEPLOYMENT_ENV={}", state.env));
-    for (key, value) in context {
-        argv.push(format!("{}={value}", key.to_ascii_uppercase()));
-    }
-    argv.extend(words.iter().cloned());
-    argv.extend(args.iter().cloned());
-    argv
+    let vars = [
+        ("APP_NAME".to_string(), state.app.name.clone()),
+        ("DEPLOYMENT_ID".into(), state.id.clone()),
+        ("DEPLOYMENT_ENV".into(), state.env.clone()),
+    ];
+    let context = context
+        .iter()
+        .map(|(key, value)| (key.to_ascii_uppercase(), value.clone()));
+    let program = words.iter().chain(args).cloned();
+    crate::tools::remote_env::in_dir(cwd, vars.into_iter().chain(context), program)
 }
 
 /// For `logs`, `status` and `address` ([`OVERRIDABLE_VERBS`]): runs the app's or pattern's

@@ -40,10 +40,13 @@ pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)], with_env: bool) 
     if with_env {
         argv.extend(["sh", "-c", WITH_ENV, "sh", REMOTE_ENV_SCRIPT].map(String::from));
     }
-    argv.extend(["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()]);
-    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-    argv.extend(hook.interpreter.iter().cloned());
-    argv.push(format!("{REMOTE_DEPLOYMENT}/{}", hook.relative));
+    let program = hook.interpreter.iter().cloned();
+    let program = program.chain([format!("{REMOTE_DEPLOYMENT}/{}", hook.relative)]);
+    argv.extend(crate::tools::remote_env::in_dir(
+        REMOTE_DEPLOYMENT,
+        env.iter().cloned(),
+        program,
+    ));
     argv
 }
 

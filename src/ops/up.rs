@@ -168,7 +168,7 @@ pub fn validate(
         "ansible-playbook",
         "the platform phase runs the pattern's playbook",
     )?;
-    if !hooks.is_empty() || app.dir.join("deployment").is_dir() || app.dir.join("src").is_dir() {
+    if phase::application::has_work(&app.dir, &pattern, !hooks.is_empty()) {
         require_tool("scp", "the application phase uploads the app")?;
     }
     if settings.ssh_key.is_none() {

@@ -123,6 +123,10 @@ pub struct Recognised {
 pub struct DamagedState {
     pub path: std::path::PathBuf,
     pub detail: String,
+    /// The Terraform working folder beside it (`StateDir::terraform_dir`).
+    pub terraform_dir: std::path::PathBuf,
+    /// The words after `tfgrid-compose down` that name this deployment (`StateDir::target`).
+    pub target: String,
 }
 
 /// A recorded deployment whose folder (with its `state.yaml` and Terraform state) is gone.
@@ -233,29 +237,11 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             }
             hints.push("`tfgrid-compose ps --prune` forgets the entry".into());
         } else if let Some(e) = cause.downcast_ref::<DamagedState>() {
-            let terraform = e.path.with_file_name("terraform");
-            // <app>/.tfgrid-compose/<env>/state.yaml
-            let env = e
-                .path
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let app = e
-                .path
-                .ancestors()
-                .nth(3)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let target = if env == "default" {
-                app
-            } else {
-                format!("{app} --env {env}")
-            };
             hints.push(format!(
-                "`tfgrid-compose down {target}` still destroys what Terraform's state in `{}` \
+                "`tfgrid-compose down {}` still destroys what Terraform's state in `{}` \
                     holds (it is what is billed), then removes the folder",
-                terraform.display()
+                e.target,
+                e.terraform_dir.display()
             ));
             hints.push(
                 "`status` and `up --resume` need a readable state.yaml; after `down`, `up` \

@@ -2,17 +2,17 @@
 //!
 //! Code map. Phases of `up` (in order) → modules:
 //! - validate → `ops::up::validate` (`manifest`, `settings`, `ssh_key`)
-//! - infrastructure → `phase::infrastructure` (`tools::tofu`, `contract`)
+//! - infrastructure → `phase::infrastructure` (`tools::tofu`, `pattern::contract`)
 //! - network → `phase::network` (`tools::wg`)
 //! - wait-ssh → `phase::wait_ssh` (`tools::ssh`)
 //! - platform → `phase::platform` (`tools::ansible`)
-//! - application → `phase::application` (`tools::ssh`)
+//! - application → `phase::application` (`tools::ssh`; an AI stack: `phase::ai_stack`)
 //! - verify, finalize → `phase::verify`
 //!
-//! Files on disk → modules: `tfgrid-compose.yaml` and `pattern.yaml` → `manifest`; the app's env
-//! file → `env_file`; every path
-//! under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`, `wg/`,
-//! `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
+//! Files on disk → modules: `tfgrid-compose.yaml` → `manifest`, `pattern.yaml` → `pattern`; the
+//! app's env file → `env_file`;
+//! every path under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`,
+//! `wg/`, `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
 //! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
 //! app registry's copy and app repositories (`~/.cache/tfgrid-compose/`) → `catalog`; the
 //! config file → `settings`; `.tfgrid-compose.yaml` (selection) → `ops`; child output in
@@ -45,6 +45,7 @@ pub mod secrets;
 pub mod settings;
 pub mod sim;
 pub mod ssh_key;
+pub mod stack;
 pub mod state;
 pub mod tools;
 pub mod yaml;

@@ -167,7 +167,7 @@ pub struct AppManifest {
     pub max_environments: Option<u32>,
     /// The app is an AI stack: `up` configures the gateway, agent and git services on its VMs.
     #[serde(default)]
-    pub ai_stack: Option<crate::ai::spec::StackSpec>,
+    pub ai_stack: Option<crate::stack::StackSpec>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -464,7 +464,7 @@ impl App {
             ));
         }
         if let Some(stack) = &self.manifest.ai_stack {
-            crate::ai::spec::check(stack).map_err(|problem| {
+            crate::stack::check(stack).map_err(|problem| {
                 self.error(
                     &["ai_stack"],
                     problem,

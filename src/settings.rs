@@ -2,6 +2,11 @@
 //! (`TFGRID_COMPOSE_*`), then the user config file (`$XDG_CONFIG_HOME/tfgrid-compose/config.yaml`),
 //! then the default. [`Env`] (in `env`) is the only reader of the process environment, so tests
 //! can inject one; [`Settings::sources`] remembers where each value came from for `config show`.
+//!
+//! Every setting is one row of the table in `settings!` below (field, kind, key, variable, flag,
+//! default, doc line): the config file's keys, [`Overrides`], [`Settings`], the resolver,
+//! [`Settings::shown`] (`config show`), the error hint listing keys and the reference table of
+//! docs/configuration.md ([`reference_table`], checked by a test) are all derived from it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +16,79 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use crate::error::{InputError, UserError};
+use crate::grid::select::NodeFilter;
 
 pub use crate::env::Env;
+pub use kind::{
+    Count, EnvName, FilePath, Filter, Kind, Network, Port, Secret, Selection, Span, Text,
+};
+
+#[macro_use]
+mod kind;
+
+settings! {
+    /// environment to act on
+    env_name: EnvName, env, var "TFGRID_COMPOSE_ENV", flag "--env" = default "default".to_string();
+    /// the tofu/terraform binary
+    tofu: Text, tofu, var "TFGRID_COMPOSE_TOFU" = unset "`tofu`, else `terraform` on PATH";
+    /// searched first for patterns (then `patterns/` next to the app, next to the binary, the
+    /// source tree)
+    patterns_dir: FilePath, patterns_dir, var "TFGRID_COMPOSE_PATTERNS_DIR" = unset "";
+    /// private key for the VMs
+    ssh_key: FilePath, ssh_key, var "TFGRID_COMPOSE_SSH_KEY" = unset "a new key per deployment";
+    /// sshd port of the VMs
+    ssh_port: Port, ssh_port, var "TFGRID_COMPOSE_SSH_PORT" = default 22;
+    /// wait-ssh limit
+    ssh_timeout: Span, ssh_timeout, var "TFGRID_COMPOSE_SSH_TIMEOUT", flag "--ssh-timeout"
+        = default Duration::from_secs(300);
+    /// wait for another run's lock
+    lock_wait: Span, lock_wait, var "TFGRID_COMPOSE_LOCK_WAIT", flag "--lock-wait"
+        = unset "fail at once";
+    /// limit for each tofu call
+    tofu_timeout: Span, tofu_timeout, var "TFGRID_COMPOSE_TOFU_TIMEOUT"
+        = default Duration::from_secs(3600);
+    /// after Ctrl-C or SIGTERM, how long a running tool (tofu writing its state) may take to stop
+    /// before it gets SIGTERM, then SIGKILL 10 s later
+    stop_grace: Span, stop_grace, var "TFGRID_COMPOSE_STOP_GRACE"
+        = default crate::interrupt::DEFAULT_GRACE;
+    /// environments per app, when the manifest sets none
+    max_environments: Count, max_environments, var "TFGRID_COMPOSE_MAX_ENVIRONMENTS"
+        = unset "no cap";
+    /// grid network: `main`, `test`, `qa`, `dev`, or `sim` for the grid simulator on this machine
+    /// ([simulator.md](simulator.md))
+    network: Network, network, var "TFGRID_COMPOSE_NETWORK", flag "--network"
+        = default "main".to_string();
+    /// another GridProxy (a mirror, or a local one in tests)
+    gridproxy_url: Text, gridproxy_url, var "TFGRID_COMPOSE_GRIDPROXY_URL"
+        = unset "the network's own";
+    /// `gridproxy`: tfgrid-compose picks nodes; `scheduler`: node variables stay 0 for a pattern
+    /// of your own that uses the provider's `grid_scheduler` (the shipped grid patterns have none
+    /// and refuse 0, see [nodes.md](nodes.md))
+    node_selection: Selection, node_selection, var "TFGRID_COMPOSE_NODE_SELECTION"
+        = default NodeSelection::Gridproxy;
+    /// the app registry `search` and `up NAME` read: an `http(s)://` URL (fetched, a copy
+    /// cached), or a `file://` URL or path (read as it is); the default is the bash tool's
+    /// ([app-registry.md](app-registry.md))
+    registry_url: Text, registry, var "TFGRID_COMPOSE_REGISTRY"
+        = default DEFAULT_REGISTRY.to_string();
+    /// a cached copy of the registry younger than this is used without fetching; an older one
+    /// only when fetching fails (with a warning giving its age)
+    registry_ttl: Span, registry_ttl, var "TFGRID_COMPOSE_REGISTRY_TTL"
+        = default Duration::from_secs(3600);
+    /// which nodes selection may use ([nodes.md](nodes.md)); the manifest's `node_filter:` and
+    /// the flags come first, the bash tool's `preferences.yaml` fills what this leaves out
+    node_filter: Filter, node_filter, flags "`--farm`, `--blacklist-node`, …"
+        = default NodeFilter::default();
+    /// the AI stack's agent, for a standalone setup ([ai-stack.md](ai-stack.md))
+    agent_url: Text, agent_url [env_only], var "TFGRID_COMPOSE_AGENT_URL", flags "`--agent-url`"
+        = unset "the agent of your AI-stack deployment";
+    /// a file holding the agent's token
+    agent_token_file: FilePath, agent_token_file [env_only], var "TFGRID_COMPOSE_AGENT_TOKEN_FILE",
+        flags "`--agent-token-file`" = unset "";
+    /// the agent's token itself; `config show` says only whether it is set, and it is redacted
+    /// wherever a tool prints it
+    agent_token: Secret, agent_token [env_only], var "TFGRID_COMPOSE_AGENT_TOKEN" = unset "";
+}
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -58,38 +134,6 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The user config file. Every key is optional; unknown keys are an error.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    pub tofu: Option<String>,
-    pub patterns_dir: Option<PathBuf>,
-    pub ssh_key: Option<PathBuf>,
-    pub ssh_port: Option<u16>,
-    pub ssh_timeout: Option<String>,
-    pub lock_wait: Option<String>,
-    pub tofu_timeout: Option<String>,
-    /// How long a child may take to stop after Ctrl-C/SIGTERM was passed on to it.
-    pub stop_grace: Option<String>,
-    /// The environment used when `--env` is not given.
-    pub env: Option<String>,
-    /// Cap on environments per app, for apps whose manifest sets none.
-    pub max_environments: Option<u32>,
-    /// The grid network: main, test, qa, dev, or sim (the grid simulator on this machine).
-    pub network: Option<String>,
-    /// Another GridProxy than the network's own (mirrors, tests).
-    pub gridproxy_url: Option<String>,
-    /// `gridproxy` (default) or `scheduler`.
-    pub node_selection: Option<NodeSelection>,
-    /// Which nodes selection may use, for every app.
-    #[serde(default)]
-    pub node_filter: crate::grid::select::NodeFilter,
-    /// The app registry: an `http(s)://` or `file://` URL, or a path.
-    pub registry: Option<String>,
-    /// How long a fetched copy of the app registry is used before it is fetched again.
-    pub registry_ttl: Option<String>,
-}
-
 /// Who picks grid nodes a deployment does not pin: tfgrid-compose through GridProxy, or the
 /// provider's `grid_scheduler`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -100,25 +144,71 @@ pub enum NodeSelection {
     Scheduler,
 }
 
+/// One row of the settings table, for `config show`, the error hint and the docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The config file's key (also the name `config show` and [`Settings::sources`] use).
+    pub key: &'static str,
+    /// Whether the config file may set it (the agent's are variables only).
+    pub in_file: bool,
+    /// Its `TFGRID_COMPOSE_*` variable, if any.
+    pub var: Option<&'static str>,
+    /// The flag that overrides it everywhere ([`Overrides`]).
+    pub flag: Option<&'static str>,
+    /// Flags of some commands that come before it (docs only, in Markdown).
+    pub flags: Option<&'static str>,
+    /// [`Kind::NAME`].
+    pub kind: &'static str,
+    /// The default, as the docs write it (Markdown; empty for none).
+    pub default: String,
+    /// What it is for (Markdown, one line).
+    pub doc: String,
+}
+
 impl ConfigFile {
     /// Reads the file; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<ConfigFile, InputError> {
-        crate::yaml::load_optional_yaml(
-            path,
-            "keys: tofu, patterns_dir, ssh_key, ssh_port, ssh_timeout, lock_wait, tofu_timeout, \
-                stop_grace, env, max_environments, network, gridproxy_url, node_selection, \
-                node_filter, registry, registry_ttl (see docs/configuration.md)",
-        )
+        crate::yaml::load_optional_yaml(path, &config_keys_hint())
     }
 }
 
-/// Flags that override the environment and the config file.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub ssh_timeout: Option<Duration>,
-    pub lock_wait: Option<Duration>,
-    pub env_name: Option<String>,
-    pub network: Option<String>,
+/// The error hint of a config file that does not parse: every key it may hold.
+fn config_keys_hint() -> String {
+    let keys: Vec<&str> = table()
+        .into_iter()
+        .filter(|s| s.in_file)
+        .map(|s| s.key)
+        .collect();
+    format!("keys: {} (see docs/configuration.md)", keys.join(", "))
+}
+
+/// docs/configuration.md's table of settings, generated from [`table`] (a test checks that the
+/// page holds exactly this).
+pub fn reference_table() -> String {
+    let code = |text: &str| format!("`{text}`");
+    let mut out = String::from(
+        "| key (config file) | variable | flag | type | default | meaning |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for s in table() {
+        let cells = [
+            if s.in_file {
+                code(s.key)
+            } else {
+                String::new()
+            },
+            s.var.map(code).unwrap_or_default(),
+            s.flag
+                .map(code)
+                .or(s.flags.map(String::from))
+                .unwrap_or_default(),
+            s.kind.to_string(),
+            s.default,
+            s.doc,
+        ];
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
 }
 
 /// Where a setting's value came from.
@@ -142,60 +232,6 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// Everything a run needs to know that is not in the manifest.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub env: Env,
-    /// `tofu`: the tofu/terraform binary to use.
-    pub tofu: Option<String>,
-    /// `patterns_dir`: where patterns are looked up first.
-    pub patterns_dir: Option<PathBuf>,
-    /// `ssh_key`: a private key to use instead of a per-deployment one.
-    pub ssh_key: Option<PathBuf>,
-    /// `ssh_port` (default 22).
-    pub ssh_port: u16,
-    /// `ssh_timeout` (default 5m).
-    pub ssh_timeout: Duration,
-    /// `lock_wait` (default: fail at once).
-    pub lock_wait: Option<Duration>,
-    /// `tofu_timeout` (default 60m) for each tofu call.
-    pub tofu_timeout: Duration,
-    /// `stop_grace` (default 2m): after SIGINT/SIGTERM was passed on to a child, how long it may
-    /// take to stop before it gets SIGTERM (then SIGKILL 10 s later).
-    pub stop_grace: Duration,
-    /// `env`: the environment commands act on (default `default`).
-    pub env_name: String,
-    /// `max_environments`: cap on environments per app when the manifest sets none.
-    pub max_environments: Option<u32>,
-    /// The grid network: main, test, qa, dev, or sim (the grid simulator on this machine).
-    pub network: String,
-    /// Another GridProxy than the network's own.
-    pub gridproxy_url: Option<String>,
-    pub node_selection: NodeSelection,
-    /// The AI stack's agent, for a standalone setup (`TFGRID_COMPOSE_AGENT_URL`); without it
-    /// the agent of an AI-stack deployment is used.
-    pub agent_url: Option<String>,
-    /// A file holding the agent's token (`TFGRID_COMPOSE_AGENT_TOKEN_FILE`).
-    pub agent_token_file: Option<PathBuf>,
-    /// The agent's token itself (`TFGRID_COMPOSE_AGENT_TOKEN`), registered as a secret.
-    pub agent_token: Option<String>,
-    /// Node filter of the config file, over the bash tool's `preferences.yaml` (flags and the
-    /// manifest's `node_filter:` come first).
-    pub node_filter: crate::grid::select::NodeFilter,
-    /// `registry`: where the app registry is read (default [`DEFAULT_REGISTRY`]).
-    pub registry_url: String,
-    /// `registry_ttl` (default 1h): a cached copy of the registry younger than this is used
-    /// without fetching.
-    pub registry_ttl: Duration,
-    pub config_file: PathBuf,
-    pub data_dir: PathBuf,
-    /// What can be fetched again: the app registry's copy, app repositories
-    /// ([`Env::cache_dir`]).
-    pub cache_dir: PathBuf,
-    /// Key → where its value came from.
-    pub sources: BTreeMap<&'static str, Source>,
-}
-
 /// One key's resolution: flag, env var, config file, default.
 struct Resolver<'a> {
     env: &'a Env,
@@ -204,76 +240,52 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn pick<T>(
+    /// The value of `key` by the one precedence, its source recorded; `None` for the default.
+    /// A bad value in the config file is an error even when a flag or a variable overrides it.
+    fn pick<K: Kind>(
         &mut self,
         key: &'static str,
-        flag: Option<(T, &str)>,
-        var: &'static str,
-        config: Option<T>,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>> {
-        if let Some((value, name)) = flag {
-            self.sources.insert(key, Source::Flag(name.to_string()));
-            return Ok(Some(value));
-        }
-        if let Some(text) = self.env.get(var) {
-            let value = parse(text).map_err(|e| {
+        flag: Option<(K::Value, &str)>,
+        var: Option<&'static str>,
+        written: Option<K::Written>,
+    ) -> Result<Option<K::Value>> {
+        let from_file = written
+            .map(|w| K::check(w).map_err(|message| self.file_error(key, message, K::HINT)))
+            .transpose()?;
+        let (value, source) = if let Some((value, flag)) = flag {
+            (value, Source::Flag(flag.to_string()))
+        } else if let Some((var, text)) = var.and_then(|var| Some((var, self.env.get(var)?))) {
+            let value = K::parse(text).map_err(|e| {
                 UserError::new(
                     format!("{var}: {e}"),
                     format!("unset {var} or fix its value"),
                 )
             })?;
-            self.sources.insert(key, Source::Env(var.to_string()));
-            return Ok(Some(value));
-        }
-        if let Some(value) = config {
-            self.sources
-                .insert(key, Source::Config(self.config_file.to_path_buf()));
-            return Ok(Some(value));
-        }
-        self.sources.insert(key, Source::Default);
-        Ok(None)
+            (value, Source::Env(var.to_string()))
+        } else if let Some(value) = from_file {
+            (value, Source::Config(self.config_file.to_path_buf()))
+        } else {
+            self.sources.insert(key, Source::Default);
+            return Ok(None);
+        };
+        K::accept(&value);
+        self.sources.insert(key, source);
+        Ok(Some(value))
     }
-}
 
-fn config_duration(file: &Path, key: &str, text: Option<&String>) -> Result<Option<Duration>> {
-    text.map(|t| {
-        parse_duration(t).map_err(|e| {
-            let raw = std::fs::read_to_string(file).unwrap_or_default();
-            let (line, column) =
-                crate::yaml::locate(&raw, &[key]).map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            InputError {
-                file: file.into(),
-                line,
-                column,
-                field: key.into(),
-                message: e,
-                hint: Some("give a duration such as 30s, 5m or 1h".into()),
-            }
-            .into()
-        })
-    })
-    .transpose()
-}
-
-/// A config-file value that failed its check, as an error naming the file, line and key.
-fn config_check(
-    file: &Path,
-    key: &str,
-    checked: Option<Result<(), String>>,
-    hint: &str,
-) -> Result<(), InputError> {
-    match checked {
-        Some(Err(message)) => Err(InputError {
-            file: file.to_path_buf(),
-            line: crate::yaml::locate(&std::fs::read_to_string(file).unwrap_or_default(), &[key])
-                .map(|p| p.0),
-            column: None,
+    /// A config-file value that failed its check, as an error naming the file, line and key.
+    fn file_error(&self, key: &str, message: String, hint: &str) -> InputError {
+        let raw = std::fs::read_to_string(self.config_file).unwrap_or_default();
+        let (line, column) =
+            crate::yaml::locate(&raw, &[key]).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        InputError {
+            file: self.config_file.to_path_buf(),
+            line,
+            column,
             field: key.into(),
             message,
             hint: Some(hint.into()),
-        }),
-        _ => Ok(()),
+        }
     }
 }
 
@@ -292,219 +304,32 @@ fn absolute_setting(path: Option<PathBuf>, source: Option<&Source>) -> Option<Pa
 }
 
 impl Settings {
+    /// Every setting by the one precedence (see the module doc); the config file's
+    /// `node_filter:` is filled field by field from the bash tool's `preferences.yaml`.
     pub fn resolve(env: Env, flags: &Overrides) -> Result<Settings> {
-        let config_file = env.config_dir().join("config.yaml");
-        let config = ConfigFile::load(&config_file)?;
-        let data_dir = env.data_dir();
-        let cache_dir = env.cache_dir();
-        let mut r = Resolver {
-            env: &env,
-            config_file: &config_file,
-            sources: BTreeMap::new(),
-        };
-        let text = |t: &str| Ok::<_, String>(t.to_string());
-        let path = |t: &str| Ok::<_, String>(PathBuf::from(t));
-        let port = |t: &str| {
-            t.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("`{t}` is not a port number (1-65535)"))
-        };
-        let tofu = r.pick(
-            "tofu",
-            None,
-            "TFGRID_COMPOSE_TOFU",
-            config.tofu.clone(),
-            text,
-        )?;
-        let patterns_dir = r.pick(
-            "patterns_dir",
-            None,
-            "TFGRID_COMPOSE_PATTERNS_DIR",
-            config.patterns_dir.clone(),
-            path,
-        )?;
-        let patterns_dir = absolute_setting(patterns_dir, r.sources.get("patterns_dir"));
-        let ssh_key = r.pick(
-            "ssh_key",
-            None,
-            "TFGRID_COMPOSE_SSH_KEY",
-            config.ssh_key.clone(),
-            path,
-        )?;
-        let ssh_key = absolute_setting(ssh_key, r.sources.get("ssh_key"));
-        let ssh_port = r
-            .pick(
-                "ssh_port",
-                None,
-                "TFGRID_COMPOSE_SSH_PORT",
-                config.ssh_port,
-                port,
-            )?
-            .unwrap_or(22);
-        let ssh_timeout = r
-            .pick(
-                "ssh_timeout",
-                flags.ssh_timeout.map(|d| (d, "--ssh-timeout")),
-                "TFGRID_COMPOSE_SSH_TIMEOUT",
-                config_duration(&config_file, "ssh_timeout", config.ssh_timeout.as_ref())?,
-                parse_duration,
-            )?
-            .unwrap_or(Duration::from_secs(300));
-        let lock_wait = r.pick(
-            "lock_wait",
-            flags.lock_wait.map(|d| (d, "--lock-wait")),
-            "TFGRID_COMPOSE_LOCK_WAIT",
-            config_duration(&config_file, "lock_wait", config.lock_wait.as_ref())?,
-            parse_duration,
-        )?;
-        let tofu_timeout = r
-            .pick(
-                "tofu_timeout",
-                None,
-                "TFGRID_COMPOSE_TOFU_TIMEOUT",
-                config_duration(&config_file, "tofu_timeout", config.tofu_timeout.as_ref())?,
-                parse_duration,
-            )?
-            .unwrap_or(Duration::from_secs(3600));
-        let stop_grace = r
-            .pick(
-                "stop_grace",
-                None,
-                "TFGRID_COMPOSE_STOP_GRACE",
-                config_duration(&config_file, "stop_grace", config.stop_grace.as_ref())?,
-                parse_duration,
-            )?
-            .unwrap_or(crate::interrupt::DEFAULT_GRACE);
-        config_check(
-            &config_file,
-            "env",
-            config.env.as_deref().map(check_env_name),
-            "name an environment such as `default`, `staging` or `pr-123`",
-        )?;
-        let env_name = r
-            .pick(
-                "env",
-                flags.env_name.clone().map(|e| (e, "--env")),
-                "TFGRID_COMPOSE_ENV",
-                config.env.clone(),
-                |t| check_env_name(t).map(|()| t.to_string()),
-            )?
-            .unwrap_or_else(|| "default".to_string());
-        let max_environments = r.pick(
-            "max_environments",
-            None,
-            "TFGRID_COMPOSE_MAX_ENVIRONMENTS",
-            config.max_environments,
-            |t| {
-                t.parse::<u32>()
-                    .map_err(|_| format!("`{t}` is not a number"))
-            },
-        )?;
-        config_check(
-            &config_file,
-            "network",
-            config
-                .network
-                .as_deref()
-                .map(crate::grid::proxy::check_network),
-            "use main, test, qa, dev, or sim for the grid simulator",
-        )?;
-        let network = r
-            .pick(
-                "network",
-                flags.network.clone().map(|n| (n, "--network")),
-                "TFGRID_COMPOSE_NETWORK",
-                config.network.clone(),
-                |t| crate::grid::proxy::check_network(t).map(|()| t.to_string()),
-            )?
-            .unwrap_or_else(|| "main".to_string());
-        let gridproxy_url = r.pick(
-            "gridproxy_url",
-            None,
-            "TFGRID_COMPOSE_GRIDPROXY_URL",
-            config.gridproxy_url.clone(),
-            text,
-        )?;
-        let agent_url = r.pick("agent_url", None, vars::AGENT_URL, None, text)?;
-        let agent_token_file =
-            r.pick("agent_token_file", None, vars::AGENT_TOKEN_FILE, None, path)?;
-        let agent_token_file =
-            absolute_setting(agent_token_file, r.sources.get("agent_token_file"));
-        let agent_token = r.pick("agent_token", None, vars::AGENT_TOKEN, None, text)?;
-        if let Some(token) = &agent_token {
-            crate::secrets::register(token);
-        }
-        let node_selection = r
-            .pick(
-                "node_selection",
-                None,
-                "TFGRID_COMPOSE_NODE_SELECTION",
-                config.node_selection,
-                |t| match t {
-                    "gridproxy" => Ok(NodeSelection::Gridproxy),
-                    "scheduler" => Ok(NodeSelection::Scheduler),
-                    _ => Err(format!("`{t}` is not gridproxy or scheduler")),
-                },
-            )?
-            .unwrap_or_default();
-        // The config file's `node_filter:`, field by field over the bash tool's preferences.yaml.
-        let preferences_file = crate::credentials::preferences_file(&config_file);
+        let mut settings = Settings::resolve_table(env, flags)?;
+        let preferences_file = crate::credentials::preferences_file(&settings.config_file);
         let preferences = crate::credentials::preferences_filter(&preferences_file)?;
-        let empty = crate::grid::select::NodeFilter::default();
-        if config.node_filter != empty {
-            r.sources
-                .insert("node_filter", Source::Config(config_file.clone()));
-        } else if preferences != empty {
-            r.sources
+        if settings.sources.get("node_filter") == Some(&Source::Default)
+            && preferences != NodeFilter::default()
+        {
+            settings
+                .sources
                 .insert("node_filter", Source::Config(preferences_file));
         }
-        let node_filter = config.node_filter.clone().or(&preferences);
-        let registry_url = r
-            .pick(
-                "registry",
-                None,
-                "TFGRID_COMPOSE_REGISTRY",
-                config.registry.clone(),
-                text,
-            )?
-            .unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
-        let registry_ttl = r
-            .pick(
-                "registry_ttl",
-                None,
-                "TFGRID_COMPOSE_REGISTRY_TTL",
-                config_duration(&config_file, "registry_ttl", config.registry_ttl.as_ref())?,
-                parse_duration,
-            )?
-            .unwrap_or(Duration::from_secs(3600));
-        let sources = r.sources;
-        Ok(Settings {
-            tofu,
-            patterns_dir,
-            ssh_key,
-            ssh_port,
-            ssh_timeout,
-            lock_wait,
-            tofu_timeout,
-            stop_grace,
-            env_name,
-            max_environments,
-            network,
-            gridproxy_url,
-            node_selection,
-            agent_url,
-            agent_token_file,
-            agent_token,
-            node_filter,
-            registry_url,
-            registry_ttl,
-            config_file,
-            data_dir,
-            cache_dir,
-            sources,
-            env,
-        })
+        settings.node_filter = settings.node_filter.clone().or(&preferences);
+        // every `FilePath` setting of the table, fixed when read
+        settings.patterns_dir = absolute_setting(
+            settings.patterns_dir.take(),
+            settings.sources.get("patterns_dir"),
+        );
+        settings.ssh_key =
+            absolute_setting(settings.ssh_key.take(), settings.sources.get("ssh_key"));
+        settings.agent_token_file = absolute_setting(
+            settings.agent_token_file.take(),
+            settings.sources.get("agent_token_file"),
+        );
+        Ok(settings)
     }
 
     /// The registry of deployments made on this machine.
@@ -534,8 +359,8 @@ impl Settings {
 pub const DEFAULT_REGISTRY: &str =
     "https://raw.githubusercontent.com/tfgrid-studio/tfgrid-registry/main/registry/apps.yaml";
 
-/// Environment variables read only here (the `TFGRID_COMPOSE_*` settings are named where they
-/// are resolved, with their keys); these have no config-file key.
+/// Environment variables of other conventions, read only here (the tool's own `TFGRID_COMPOSE_*`
+/// settings are rows of the table above); these have no config-file key.
 pub mod vars {
     /// Any value turns colour off (no-color.org), unless `--color` says otherwise.
     pub const NO_COLOR: &str = "NO_COLOR";
@@ -543,12 +368,6 @@ pub mod vars {
     pub const FORCE_COLOR: &str = "FORCE_COLOR";
     /// Colour even when stderr is not a terminal, unless `0` (bixense.com/clicolors).
     pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
-    /// The AI stack's agent URL, for a standalone setup.
-    pub const AGENT_URL: &str = "TFGRID_COMPOSE_AGENT_URL";
-    /// A file holding the agent's token.
-    pub const AGENT_TOKEN_FILE: &str = "TFGRID_COMPOSE_AGENT_TOKEN_FILE";
-    /// The agent's token (a secret: redacted wherever it would be printed).
-    pub const AGENT_TOKEN: &str = "TFGRID_COMPOSE_AGENT_TOKEN";
 }
 
 #[cfg(test)]
@@ -600,6 +419,66 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// The table's rows follow one naming rule, and the config file's keys are the rows that
+    /// may be written there, so the hint of a bad file names exactly those.
+    #[test]
+    fn table_rows_are_consistent_and_the_hint_lists_the_file_keys() {
+        let table = super::table();
+        for row in &table {
+            if let Some(var) = row.var {
+                assert_eq!(var, format!("TFGRID_COMPOSE_{}", row.key.to_uppercase()));
+            }
+            assert!(!row.doc.is_empty() && !row.kind.is_empty(), "{row:?}");
+        }
+        let hint = super::config_keys_hint();
+        assert!(
+            hint.contains("ssh_port, ssh_timeout") && hint.contains("node_filter"),
+            "{hint}"
+        );
+        assert!(!hint.contains("agent_url"), "{hint}");
+        let keys: Vec<&str> = table.iter().map(|r| r.key).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().display().to_string();
+        let env = Env::from_pairs([("XDG_CONFIG_HOME", home.as_str())]);
+        let shown: Vec<&str> = Settings::resolve(env, &Overrides::default())
+            .unwrap()
+            .shown()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(keys, shown);
+    }
+
+    /// A bad value of the file is an error at its line naming the key, with the kind's hint,
+    /// even when a variable overrides the key; an env-only key is unknown to the file.
+    #[test]
+    fn bad_config_values_name_line_key_and_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tfgrid-compose");
+        std::fs::create_dir_all(&cfg).unwrap();
+        let home = dir.path().display().to_string();
+        for (text, line, hint) in [
+            ("ssh_port: 22\nregistry_ttl: soon\n", 2, "give a duration"),
+            ("env: Prod\n", 1, "name an environment"),
+            ("ssh_port: 0\n", 1, "port number"),
+            ("network: moon\n", 1, "use main, test"),
+            ("agent_url: http://x\n", 1, "keys: env, tofu"),
+        ] {
+            std::fs::write(cfg.join("config.yaml"), text).unwrap();
+            let env = Env::from_pairs([
+                ("XDG_CONFIG_HOME", home.as_str()),
+                ("TFGRID_COMPOSE_REGISTRY_TTL", "1m"),
+            ]);
+            let err = Settings::resolve(env, &Overrides::default()).unwrap_err();
+            let shown = format!("{err:#} {:?}", crate::error::hints_for_error(&err));
+            assert!(
+                shown.contains(&format!("config.yaml:{line}")),
+                "{text}: {shown}"
+            );
+            assert!(shown.contains(hint), "{text}: {shown}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::api::{DeleteReport, Failure, Health, ProjectEvents, ProjectList, ProjectReply};
-use super::db::{ACTIVE, Db, Project};
+use super::db::{Db, Project, ProjectStatus};
 use super::githost::{GitConfig, GitHost};
 use super::llm::{Llm, Provider, Strategy};
 use super::server::{Common, api_error, api_refusal, serve};
@@ -242,7 +242,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
 /// After a restart: queued projects run again; projects caught mid-way are undone and failed.
 async fn recover(agent: &Arc<Agent>) -> Result<()> {
     for project in agent.db.unfinished()? {
-        if project.status == "queued" {
+        if project.status == ProjectStatus::Queued {
             spawn(agent.clone(), project.id.clone());
             continue;
         }
@@ -262,7 +262,9 @@ async fn recover(agent: &Arc<Agent>) -> Result<()> {
             ),
         )?;
         agent.db.set_undone(&project.id, &undone)?;
-        agent.db.set_status(&project.id, "failed", Some(&why))?;
+        agent
+            .db
+            .set_status(&project.id, ProjectStatus::Failed, Some(&why))?;
     }
     Ok(())
 }
@@ -272,11 +274,7 @@ pub(super) type St = State<(Arc<Agent>, Common)>;
 async fn health(State((a, _)): St) -> Response {
     let active =
         a.db.list()
-            .map(|l| {
-                l.iter()
-                    .filter(|p| ACTIVE.contains(&p.status.as_str()))
-                    .count()
-            })
+            .map(|l| l.iter().filter(|p| p.status.is_active()).count())
             .unwrap_or(0);
     Json(Health {
         status: "ok".into(),
@@ -289,15 +287,13 @@ async fn health(State((a, _)): St) -> Response {
 
 async fn metrics(State((a, common)): St) -> Response {
     let all = a.db.list().unwrap_or_default();
-    let count = |s: &str| all.iter().filter(|p| p.status == s).count() as u64;
+    let count = |s: ProjectStatus| all.iter().filter(|p| p.status == s).count() as u64;
     let mut text = common.metrics_text(&[
-        ("tfgrid_agent_projects_live", count("live")),
-        ("tfgrid_agent_projects_failed", count("failed")),
+        ("tfgrid_agent_projects_live", count(ProjectStatus::Live)),
+        ("tfgrid_agent_projects_failed", count(ProjectStatus::Failed)),
         (
             "tfgrid_agent_projects_active",
-            all.iter()
-                .filter(|p| ACTIVE.contains(&p.status.as_str()))
-                .count() as u64,
+            all.iter().filter(|p| p.status.is_active()).count() as u64,
         ),
     ]);
     text.push_str(&a.llm.metrics_text());
@@ -450,7 +446,7 @@ async fn events(
                 .flatten()
                 .unwrap_or(project.clone());
         if !events.is_empty()
-            || !ACTIVE.contains(&current.status.as_str())
+            || !current.status.is_active()
             || tokio::time::Instant::now() >= deadline
         {
             return Json(ProjectEvents {
@@ -478,7 +474,7 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
             return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response();
         }
     };
-    if ACTIVE.contains(&project.status.as_str()) {
+    if project.status.is_active() {
         return api_refusal(
             StatusCode::CONFLICT,
             &format!(
@@ -512,7 +508,7 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
             &format!("removed {}", removed.join(", ")),
         );
         let _ = a.db.set_created(&project.id, &[]);
-        let _ = a.db.set_status(&project.id, "deleted", None);
+        let _ = a.db.set_status(&project.id, ProjectStatus::Deleted, None);
         removed.push("record".into());
         Json(DeleteReport {
             removed,
@@ -603,7 +599,9 @@ fn spawn(agent: Arc<Agent>, id: String) {
                     },
                 );
             }
-            let _ = agent.db.set_status(&id, "failed", Some(&message));
+            let _ = agent
+                .db
+                .set_status(&id, ProjectStatus::Failed, Some(&message));
         }
     });
 }
@@ -612,7 +610,7 @@ async fn step<T>(
     a: &Agent,
     id: &str,
     name: &str,
-    status: &str,
+    status: ProjectStatus,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     a.db.set_status(id, status, None)?;
@@ -645,12 +643,12 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
         a,
         id,
         "generate",
-        "generating",
+        ProjectStatus::Generating,
         super::generate::generate(&a.db, &a.llm, a.max_attempts, id, &project.prompt),
     )
     .await?;
 
-    let repo = step(a, id, "commit", "committing", async {
+    let repo = step(a, id, "commit", ProjectStatus::Committing, async {
         let url = a.git.create(&name, &log).await?;
         created.push("repo".into());
         a.db.set_created(id, &created)?;
@@ -670,7 +668,7 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
     .await?;
     a.db.set_urls(id, Some(&repo), None)?;
 
-    step(a, id, "publish", "publishing", async {
+    step(a, id, "publish", ProjectStatus::Publishing, async {
         a.gateway
             .call(
                 reqwest::Method::PUT,
@@ -694,13 +692,13 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
     .await?;
 
     let live = format!("{}/{name}/", a.gateway.public_url);
-    step(a, id, "verify", "verifying", async {
+    step(a, id, "verify", ProjectStatus::Verifying, async {
         let index = files.get("index.html").cloned().unwrap_or_default();
         verify_live(a, &name, &index).await
     })
     .await?;
     a.db.set_urls(id, None, Some(&live))?;
-    a.db.set_status(id, "live", None)?;
+    a.db.set_status(id, ProjectStatus::Live, None)?;
     a.db.event(id, "live", "done", &live)?;
     Ok(())
 }

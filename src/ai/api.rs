@@ -7,13 +7,81 @@ use serde::{Deserialize, Serialize};
 
 pub use super::llm::stats::Stats;
 
+/// Where a project is: in the pipeline (`queued` … `verifying`, `restoring`), or at its end
+/// (`live`, `failed`, `deleted`). On the wire and in the database as the lowercase word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectStatus {
+    Queued,
+    Generating,
+    Checking,
+    Committing,
+    Publishing,
+    Verifying,
+    Restoring,
+    Live,
+    Failed,
+    Deleted,
+}
+
+impl ProjectStatus {
+    /// Every status, in pipeline order.
+    pub const ALL: [ProjectStatus; 10] = [
+        ProjectStatus::Queued,
+        ProjectStatus::Generating,
+        ProjectStatus::Checking,
+        ProjectStatus::Committing,
+        ProjectStatus::Publishing,
+        ProjectStatus::Verifying,
+        ProjectStatus::Restoring,
+        ProjectStatus::Live,
+        ProjectStatus::Failed,
+        ProjectStatus::Deleted,
+    ];
+
+    /// The word on the wire and in the database.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Queued => "queued",
+            ProjectStatus::Generating => "generating",
+            ProjectStatus::Checking => "checking",
+            ProjectStatus::Committing => "committing",
+            ProjectStatus::Publishing => "publishing",
+            ProjectStatus::Verifying => "verifying",
+            ProjectStatus::Restoring => "restoring",
+            ProjectStatus::Live => "live",
+            ProjectStatus::Failed => "failed",
+            ProjectStatus::Deleted => "deleted",
+        }
+    }
+
+    /// The status a word names, if any.
+    pub fn parse(word: &str) -> Option<ProjectStatus> {
+        ProjectStatus::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// Still in the pipeline (not `live`, `failed` or `deleted`).
+    pub const fn is_active(self) -> bool {
+        !matches!(
+            self,
+            ProjectStatus::Live | ProjectStatus::Failed | ProjectStatus::Deleted
+        )
+    }
+}
+
+impl std::fmt::Display for ProjectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A project as the agent records and serves it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Project {
     pub id: String,
     pub name: String,
     pub prompt: String,
-    pub status: String,
+    pub status: ProjectStatus,
     pub error: Option<String>,
     pub repo_url: Option<String>,
     pub live_url: Option<String>,
@@ -130,4 +198,35 @@ pub struct RestoreReport {
     pub projects: Vec<Project>,
     pub routes: Vec<String>,
     pub sites: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProjectStatus;
+
+    /// The wire, the database and the words the agent wrote before the type are one spelling.
+    #[test]
+    fn a_status_is_the_same_word_everywhere() {
+        let words = [
+            "queued",
+            "generating",
+            "checking",
+            "committing",
+            "publishing",
+            "verifying",
+            "restoring",
+            "live",
+            "failed",
+            "deleted",
+        ];
+        for (status, word) in ProjectStatus::ALL.into_iter().zip(words) {
+            assert_eq!(status.as_str(), word);
+            assert_eq!(ProjectStatus::parse(word), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), word);
+            let active = !matches!(word, "live" | "failed" | "deleted");
+            assert_eq!(status.is_active(), active, "{word}");
+        }
+        assert_eq!(ProjectStatus::parse("Live"), None);
+        assert!(serde_json::from_str::<ProjectStatus>("\"done\"").is_err());
+    }
 }

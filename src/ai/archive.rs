@@ -15,6 +15,8 @@ use std::io::Read as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::api::ProjectStatus;
+
 use crate::error::UserError;
 
 /// The format this tool writes and reads. A change that an older reader would misread bumps it.
@@ -37,7 +39,7 @@ pub struct ManifestProject {
     pub id: String,
     pub name: String,
     /// `live` or `failed` (a backup is refused while a project is in the pipeline).
-    pub status: String,
+    pub status: ProjectStatus,
     /// What the project has: `repo` (a bundle in `repos/`), `site`, `route`.
     pub created: Vec<String>,
 }
@@ -305,7 +307,7 @@ fn parse_manifest(data: &[u8]) -> Result<Manifest, UserError> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{Archive, FORMAT, ManifestProject, sha256_hex};
+    use super::{Archive, FORMAT, ManifestProject, ProjectStatus, sha256_hex};
 
     fn sample() -> Archive {
         let files: BTreeMap<String, Vec<u8>> = [
@@ -324,7 +326,7 @@ mod tests {
             vec![ManifestProject {
                 id: "3fa2c1d0e4b5a697".into(),
                 name: "blog".into(),
-                status: "live".into(),
+                status: ProjectStatus::Live,
                 created: vec!["repo".into(), "site".into(), "route".into()],
             }],
             files,

@@ -21,7 +21,7 @@ use serde_json::json;
 use super::agent::{Agent, St, remove_part, undo, verify_live};
 use super::api::{BackupOrigin, Project, RestoreReport, SiteFiles, SiteList};
 use super::archive::{self, Archive, ManifestProject};
-use super::db::{ACTIVE, Db};
+use super::db::{Db, ProjectStatus};
 use super::gateway::{Backend, Route};
 use super::server::api_error;
 use super::site::{check_name, check_path};
@@ -84,10 +84,7 @@ async fn take(a: &Agent) -> Result<Vec<u8>, Refusal> {
     let projects = Db::open(&copy)
         .and_then(|db| db.list())
         .map_err(|e| failed(&e))?;
-    if let Some(busy) = projects
-        .iter()
-        .find(|p| ACTIVE.contains(&p.status.as_str()))
-    {
+    if let Some(busy) = projects.iter().find(|p| p.status.is_active()) {
         return Err((
             StatusCode::CONFLICT,
             format!(
@@ -141,7 +138,7 @@ async fn take(a: &Agent) -> Result<Vec<u8>, Refusal> {
         .map(|p| ManifestProject {
             id: p.id.clone(),
             name: p.name.clone(),
-            status: p.status.clone(),
+            status: p.status,
             created: p.created.clone(),
         })
         .collect();
@@ -206,7 +203,7 @@ fn plan(bytes: &[u8]) -> Result<Plan, Refusal> {
         projects.push((
             Project {
                 created: listed.created.clone(),
-                status: listed.status.clone(),
+                status: listed.status,
                 ..record
             },
             events,
@@ -255,7 +252,7 @@ async fn taken(a: &Agent, plan: &Plan) -> Result<Vec<String>> {
     for (project, _) in &plan.projects {
         for key in [&project.name, &project.id] {
             if let Some(there) = a.db.find(key)?
-                && there.status != "deleted"
+                && there.status != ProjectStatus::Deleted
             {
                 taken.push(format!("project `{}`", there.name));
                 break;
@@ -387,7 +384,7 @@ async fn put_back(a: &Agent, plan: &Plan, done: &mut Done) -> Result<RestoreRepo
     let mut restored = Vec::new();
     for (project, _) in &plan.projects {
         let has = |what: &str| project.created.iter().any(|c| c == what);
-        let live = project.status == "live" && has("route") && has("site");
+        let live = project.status == ProjectStatus::Live && has("route") && has("site");
         if live {
             let index = plan.sites[&project.name]
                 .get("index.html")
@@ -408,7 +405,7 @@ async fn put_back(a: &Agent, plan: &Plan, done: &mut Done) -> Result<RestoreRepo
         let live_url = live.then(|| format!("{public_url}/{}/", project.name));
         a.db.finish_restore(
             &project.id,
-            &project.status,
+            project.status,
             &project.created,
             done.repos.get(&project.id).map(String::as_str),
             live_url.as_deref(),

@@ -8,18 +8,24 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-/// Where a project is in the pipeline. Terminal: `live`, `failed`, `deleted`.
-pub const ACTIVE: &[&str] = &[
-    "queued",
-    "generating",
-    "checking",
-    "committing",
-    "publishing",
-    "verifying",
-    "restoring",
-];
+pub use super::api::{Event, Project, ProjectStatus};
 
-pub use super::api::{Event, Project};
+/// A status is stored as its word (`ProjectStatus::as_str`).
+impl rusqlite::ToSql for ProjectStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+/// A word that names no status is a damaged record, reported as such.
+impl rusqlite::types::FromSql for ProjectStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let word = value.as_str()?;
+        ProjectStatus::parse(word).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown project status `{word}`").into())
+        })
+    }
+}
 
 #[derive(Clone)]
 pub struct Db {
@@ -98,7 +104,7 @@ impl Db {
         })
     }
 
-    pub fn set_status(&self, id: &str, status: &str, error: Option<&str>) -> Result<()> {
+    pub fn set_status(&self, id: &str, status: ProjectStatus, error: Option<&str>) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE projects SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
@@ -212,10 +218,11 @@ impl Db {
     pub fn list(&self) -> Result<Vec<Project>> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {} FROM projects WHERE status != 'deleted' ORDER BY created_at, id",
+                "SELECT {} FROM projects WHERE status != ?1 ORDER BY created_at, id",
                 Self::COLUMNS
             ))?;
-            stmt.query_map([], Self::row)?.collect()
+            stmt.query_map(params![ProjectStatus::Deleted], Self::row)?
+                .collect()
         })
     }
 
@@ -224,7 +231,7 @@ impl Db {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|p| ACTIVE.contains(&p.status.as_str()))
+            .filter(|p| p.status.is_active())
             .collect())
     }
 
@@ -282,9 +289,9 @@ impl Db {
             for (p, _) in projects {
                 let live: bool = tx
                     .prepare_cached(
-                        "SELECT 1 FROM projects WHERE (id = ?1 OR name = ?2) AND status != 'deleted'",
+                        "SELECT 1 FROM projects WHERE (id = ?1 OR name = ?2) AND status != ?3",
                     )?
-                    .exists(params![p.id, p.name])?;
+                    .exists(params![p.id, p.name, ProjectStatus::Deleted])?;
                 if live {
                     taken.push(p.name.clone());
                 }
@@ -304,8 +311,8 @@ impl Db {
                 )?;
                 tx.execute(
                     "INSERT INTO projects (id, name, prompt, status, error, undone, created, \
-                        attempts, created_at, updated_at) VALUES (?1, ?2, ?3, 'restoring', ?4, ?5, \
-                        '', ?6, ?7, ?8)",
+                        attempts, created_at, updated_at) VALUES (?1, ?2, ?3, ?9, ?4, ?5, '', ?6, \
+                        ?7, ?8)",
                     params![
                         p.id,
                         p.name,
@@ -314,7 +321,8 @@ impl Db {
                         p.undone.join(","),
                         p.attempts,
                         p.created_at,
-                        t
+                        t,
+                        ProjectStatus::Restoring
                     ],
                 )?;
                 for e in events {
@@ -341,7 +349,7 @@ impl Db {
     pub fn finish_restore(
         &self,
         id: &str,
-        status: &str,
+        status: ProjectStatus,
         created: &[String],
         repo: Option<&str>,
         live: Option<&str>,
@@ -368,7 +376,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::Db;
+    use super::{Db, ProjectStatus};
 
     #[test]
     fn a_backup_copy_holds_the_records_and_a_restore_is_all_or_nothing() {
@@ -383,13 +391,13 @@ mod tests {
             Some(&serde_json::json!({"tokens_out": 9})),
         )
         .unwrap();
-        db.set_status("id-1", "live", None).unwrap();
+        db.set_status("id-1", ProjectStatus::Live, None).unwrap();
         db.backup_to(&dir.path().join("copy.db")).unwrap();
         // The copy is one file, and holds what the database held.
         assert!(!dir.path().join("copy.db-wal").exists());
         let copy = Db::open(&dir.path().join("copy.db")).unwrap();
         let project = copy.find("blog").unwrap().unwrap();
-        assert_eq!(project.status, "live");
+        assert_eq!(project.status, ProjectStatus::Live);
         let events = copy.events("id-1", 0).unwrap();
         assert_eq!(events[0].data, Some(serde_json::json!({"tokens_out": 9})));
 
@@ -405,7 +413,9 @@ mod tests {
         );
 
         // A deleted record of the same name gives way.
-        target.set_status("id-2", "deleted", None).unwrap();
+        target
+            .set_status("id-2", ProjectStatus::Deleted, None)
+            .unwrap();
         let mut renamed = project.clone();
         renamed.name = "shop".into();
         target
@@ -419,7 +429,13 @@ mod tests {
         );
         assert_eq!(target.events("id-1", 0).unwrap().len(), 1);
         target
-            .finish_restore("id-1", "live", &["repo".into()], Some("r"), Some("l"))
+            .finish_restore(
+                "id-1",
+                ProjectStatus::Live,
+                &["repo".into()],
+                Some("r"),
+                Some("l"),
+            )
             .unwrap();
         let done = target.find("id-1").unwrap().unwrap();
         assert_eq!(

@@ -19,7 +19,6 @@ pub mod llm;
 pub mod nginx;
 pub mod server;
 pub mod site;
-pub mod spec;
 pub mod units;
 pub mod words;
 

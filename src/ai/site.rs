@@ -3,7 +3,7 @@
 //! 127.0.0.1 and fetched: index answers 200 and every local link and asset exists. The problems
 //! found are what the fixer loop sends back to the LLM.
 
-pub use super::spec::check_name;
+pub use crate::stack::check_name;
 use std::collections::BTreeMap;
 
 use super::answer;

@@ -72,7 +72,7 @@ impl Programs {
             tfgrid_compose: tfgrid_compose.into(),
             nginx: "/usr/sbin/nginx".into(),
             fcgiwrap: "/usr/sbin/fcgiwrap".into(),
-            llm: super::spec::local_model::SERVE.into(),
+            llm: crate::stack::local_model::SERVE.into(),
             rm: "/bin/rm".into(),
         }
     }
@@ -257,7 +257,7 @@ fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Uni
                     "--host".into(),
                     "127.0.0.1".into(),
                     "--port".into(),
-                    super::spec::local_model::PORT.to_string(),
+                    crate::stack::local_model::PORT.to_string(),
                 ],
             )
         }],

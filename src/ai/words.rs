@@ -77,7 +77,7 @@ pub fn ascii_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The longest name: [`super::spec::check_name`]'s limit.
+/// The longest name: [`crate::stack::check_name`]'s limit.
 const MAX_NAME: usize = 40;
 
 /// The name a prompt suggests: its transliterated words, stop words left out, joined by `-`, at
@@ -301,7 +301,7 @@ mod tests {
         ] {
             assert_eq!(name_from_prompt(prompt).as_deref(), want, "{prompt}");
             if let Some(name) = want {
-                assert!(crate::ai::spec::check_name(name).is_ok(), "{name}");
+                assert!(crate::stack::check_name(name).is_ok(), "{name}");
             }
         }
     }
@@ -318,7 +318,7 @@ mod tests {
             format!("{}-12", "x".repeat(37))
         );
         for n in 1..200 {
-            assert!(crate::ai::spec::check_name(&numbered(long, n)).is_ok());
+            assert!(crate::stack::check_name(&numbered(long, n)).is_ok());
         }
     }
 

@@ -1,17 +1,30 @@
 //! The command line: clap definitions and dispatch to `ops`. Thin on purpose: parsing, printer
 //! and settings set-up, and the mapping of errors to exit codes.
 
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use std::time::Duration;
-
-use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::error::{exit_code_for, hints_for_error};
-use crate::ops::{self, down::DownOptions, up::UpOptions};
+use crate::ops;
 use crate::output::{ColorChoice, Printer, resolve_color};
-use crate::phase::Phase;
 use crate::process::Runner;
-use crate::settings::{Env, Overrides, Settings, parse_duration, vars};
+use crate::settings::{Env, Overrides, Settings, vars};
+
+mod ai;
+mod catalog;
+mod config;
+mod deploy;
+mod deployments;
+mod grid;
+
+pub use ai::{
+    AgentArgs, CreateArgs, DeleteArgs, MonitorArgs, ProjectsArgs, ProjectsCommand, ServeArgs,
+};
+pub use catalog::{PatternsArgs, PatternsCommand, SearchArgs, UpdateArgs};
+pub use config::{CompletionsArgs, ConfigCommand};
+pub use deploy::{DownArgs, ImportArgs, UpArgs, ValidateArgs};
+pub use deployments::{ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs};
+pub use grid::{ContractsArgs, FarmsArgs, NodesArgs, SigninArgs, SimCommand};
 
 /// Deploy applications to the ThreeFold Grid, or to local VMs, with one command.
 ///
@@ -136,371 +149,6 @@ const TARGET_HELP: &str = "App folder or manifest path, or a recorded deployment
     or APP:ENV (default: the selection in `.tfgrid-compose.yaml`, this folder's app, or the only \
     deployment)";
 
-#[derive(Debug, Args)]
-pub struct TargetArg {
-    #[arg(help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-}
-
-/// `status` and `address`: a deployment view an app or pattern may replace with its own command.
-#[derive(Debug, Args)]
-pub struct ViewArgs {
-    #[arg(help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// Show tfgrid-compose's own view even when the app or its pattern defines this command
-    /// (`--json` always does).
-    #[arg(long)]
-    pub builtin: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    #[arg(help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// Fail (exit 2) on any warning, such as an unknown manifest key: for CI.
-    #[arg(long)]
-    pub strict: bool,
-}
-
-/// What `up` deploys: a target, or a registry app's name.
-const UP_TARGET_HELP: &str = "App folder or manifest path, a recorded deployment (ID prefix, APP \
-    or APP:ENV), or the name of an app in the app registry (`tfgrid-compose search`), deployed at \
-    the commit the registry pins (default: the selection in `.tfgrid-compose.yaml`, this folder's \
-    app, or the only deployment)";
-
-#[derive(Debug, Args)]
-pub struct SearchArgs {
-    /// Words that must all be in an app's name, description or tags (case-insensitive).
-    #[arg(value_name = "QUERY")]
-    pub words: Vec<String>,
-    /// A tag the app must have; repeat for several.
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct UpdateArgs {
-    /// A registry app whose repository to fetch and whose pinned commit to check out.
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct UpArgs {
-    #[arg(help = UP_TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// Pattern to deploy on, instead of the manifest's `pattern:`.
-    #[arg(long)]
-    pub pattern: Option<String>,
-    /// Continue a deployment from the first phase that did not finish.
-    #[arg(long, conflicts_with = "from")]
-    pub resume: bool,
-    /// Run again from this phase (of a deployment that reached it).
-    #[arg(long, value_enum)]
-    pub from: Option<Phase>,
-    /// Print the commands `up` would run, run nothing, write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// How long to wait for SSH on every VM (default 5m).
-    #[arg(long, value_parser = parse_duration)]
-    pub ssh_timeout: Option<Duration>,
-    /// Wait this long for another run's lock instead of failing at once.
-    #[arg(long, value_parser = parse_duration)]
-    pub lock_wait: Option<Duration>,
-    /// Put every VM on this grid node; skips node selection.
-    #[arg(long, value_name = "ID")]
-    pub node: Option<u64>,
-    #[command(flatten)]
-    pub filter: crate::grid::select::NodeFilter,
-}
-
-#[derive(Debug, Args)]
-pub struct NodesArgs {
-    /// Show this node instead of listing candidates.
-    pub node: Option<u64>,
-    /// vCPUs the node must have.
-    #[arg(long, default_value_t = 1)]
-    pub cpu: u64,
-    /// Free memory, in MB.
-    #[arg(long, default_value_t = 1024)]
-    pub memory: u64,
-    /// Free SSD, in GB.
-    #[arg(long, default_value_t = 10)]
-    pub disk: u64,
-    /// The node's farm must have a free public IPv4.
-    #[arg(long)]
-    pub ipv4: bool,
-    /// Show at most this many.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
-    #[command(flatten)]
-    pub filter: crate::grid::select::NodeFilter,
-}
-
-#[derive(Debug, Args)]
-pub struct FarmsArgs {
-    /// Only farms whose name contains this (case-insensitive).
-    #[arg(long)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct SigninArgs {
-    /// Check the mnemonic that would be used (and where it comes from) instead of storing one.
-    #[arg(long)]
-    pub check: bool,
-}
-
-/// Where the AI stack's agent is (default: TFGRID_COMPOSE_AGENT_URL with TFGRID_COMPOSE_AGENT_TOKEN
-/// or TFGRID_COMPOSE_AGENT_TOKEN_FILE).
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// The agent API, e.g. http://10.1.0.3:7702.
-    #[arg(long, value_name = "URL")]
-    pub agent_url: Option<String>,
-    /// A file holding the agent's bearer token.
-    #[arg(long, value_name = "FILE")]
-    pub agent_token_file: Option<std::path::PathBuf>,
-    /// The AI-stack deployment to use (app path, ID prefix, APP or APP:ENV); default: the only
-    /// deployment with `ai_stack:`.
-    #[arg(long, value_name = "TARGET")]
-    pub stack: Option<String>,
-}
-
-impl AgentArgs {
-    fn flags(&self) -> ops::ai::AgentFlags {
-        ops::ai::AgentFlags {
-            url: self.agent_url.clone(),
-            token_file: self.agent_token_file.clone(),
-            stack: self.stack.clone(),
-        }
-    }
-}
-
-/// `projects`: the list, or `backup` / `restore`.
-#[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct ProjectsArgs {
-    #[command(subcommand)]
-    pub command: Option<ProjectsCommand>,
-    #[command(flatten)]
-    pub agent: AgentArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ProjectsCommand {
-    /// Copy the stack's projects into one archive: the database, every repository (a git
-    /// bundle), the published sites and the gateway's routes, with a manifest of checksums.
-    Backup {
-        /// Where to write it (default: `ai-stack-backup-DATE.tar.gz` here); written 0600.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<std::path::PathBuf>,
-        #[command(flatten)]
-        agent: AgentArgs,
-    },
-    /// Bring the projects of a backup back live on a stack (a fresh one, or one that has none
-    /// of them): records, repositories with their history, sites and routes.
-    Restore {
-        /// The archive `projects backup` wrote.
-        #[arg(value_name = "FILE")]
-        file: std::path::PathBuf,
-        #[command(flatten)]
-        agent: AgentArgs,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// What to build, in a sentence.
-    pub prompt: String,
-    /// The project's name (default: made from the prompt).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Wait until the site is live, printing the steps (the default).
-    #[arg(long, overrides_with = "no_wait")]
-    pub wait: bool,
-    /// Return once the project is queued.
-    #[arg(long)]
-    pub no_wait: bool,
-    #[command(flatten)]
-    pub agent: AgentArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct MonitorArgs {
-    /// Project id or name.
-    pub project: String,
-    /// Keep printing events until the project is live or failed.
-    #[arg(long, short)]
-    pub follow: bool,
-    #[command(flatten)]
-    pub agent: AgentArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct DeleteArgs {
-    /// Project id or name.
-    pub project: String,
-    /// Do not ask for confirmation (required when stdin is not a terminal).
-    #[arg(long, short)]
-    pub yes: bool,
-    #[command(flatten)]
-    pub agent: AgentArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ContractsArgs {
-    /// The twin whose contracts to list on a real network (the simulator knows the signed-in twin).
-    #[arg(long)]
-    pub twin: Option<u32>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SimCommand {
-    /// Print the path of a Terraform CLI config that installs the simulator as threefoldtech/grid
-    /// (use it as TF_CLI_CONFIG_FILE).
-    TerraformConfig,
-    /// Nodes, networks, VMs and contracts of the simulated grid.
-    Status,
-    /// Cancel every contract, remove every VM and access point, start a new grid.
-    Reset,
-    /// Serve the simulated Terraform provider (started by Terraform).
-    #[command(hide = true)]
-    Provider {
-        /// The simulator's folder.
-        #[arg(long)]
-        sim_dir: std::path::PathBuf,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Which service (`llm` is the local model's own server, not served by this binary).
-    #[arg(value_enum)]
-    pub service: crate::ai::units::Service,
-    /// Its YAML config (docs/ai-stack.md).
-    #[arg(long, value_name = "FILE")]
-    pub config: std::path::PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct DownArgs {
-    #[arg(help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// Do not ask for confirmation (required when stdin is not a terminal).
-    #[arg(short, long)]
-    pub yes: bool,
-    /// Wait this long for another run's lock instead of failing at once.
-    #[arg(long, value_parser = parse_duration)]
-    pub lock_wait: Option<Duration>,
-}
-
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The bash tool's state folder of one deployment (`~/.config/tfgrid-compose/state/<id>`,
-    /// with `state.yaml` and `terraform/terraform.tfstate`).
-    #[arg(value_name = "PATH")]
-    pub path: std::path::PathBuf,
-    /// The app's folder, when the recorded `app_dir` is gone or moved.
-    #[arg(long, value_name = "DIR")]
-    pub app: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct SshArgs {
-    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// The VM to reach: its index (0 = primary), name (`vm1`) or address, as `address` lists
-    /// them (default: the primary)
-    #[arg(long, value_name = "VM")]
-    pub vm: Option<String>,
-    /// Command to run instead of a shell.
-    #[arg(last = true)]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// The VM to run on: its index (0 = primary), name (`vm1`) or address, as `address` lists
-    /// them (default: the primary)
-    #[arg(long, value_name = "VM")]
-    pub vm: Option<String>,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct LogsArgs {
-    /// A phase name (`infrastructure`, `platform`, …) or a log name (`hook-setup`); with an app's
-    /// or pattern's own `logs` command, its arguments (after `--` when they start with `-`).
-    #[arg(value_name = "PHASE")]
-    pub words: Vec<String>,
-    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
-    pub app: Option<String>,
-    /// The phase logs even when the app or its pattern defines a `logs` command.
-    #[arg(long)]
-    pub builtin: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct PsArgs {
-    /// Forget entries whose deployment folder no longer exists.
-    #[arg(long)]
-    pub prune: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SelectArgs {
-    /// ID prefix, APP, APP:ENV, or an app folder.
-    pub target: String,
-}
-
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    #[arg(help = TARGET_HELP, value_name = "TARGET", conflicts_with = "all")]
-    pub app: Option<String>,
-    /// Every deployment in the registry.
-    #[arg(long, short)]
-    pub all: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct PatternsArgs {
-    #[command(subcommand)]
-    pub command: Option<PatternsCommand>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum PatternsCommand {
-    /// Everything about one pattern: what it needs, its variables (types, defaults, bounds), its
-    /// outputs.
-    Show {
-        /// The pattern's name.
-        name: String,
-    },
-    /// Verify a pattern folder without creating anything: pattern.yaml, contract outputs and
-    /// variables in the HCL, `ansible-playbook --syntax-check`, README.
-    Check {
-        /// The pattern folder.
-        dir: std::path::PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Print every setting, its value and where it came from (flag, env, config file, default).
-    Show,
-}
-
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
 fn init_tracing(verbose: u8, env: &Env) {
     let default = match verbose {
         0 => return,
@@ -573,285 +221,88 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
+/// The flags that override settings, wherever the command line has them.
+fn overrides(cli: &Cli) -> Overrides {
     let (ssh_timeout, lock_wait) = match &cli.command {
         Command::Up(a) => (a.ssh_timeout, a.lock_wait),
         Command::Down(a) => (None, a.lock_wait),
         _ => (None, None),
     };
-    let settings = Settings::resolve(
-        env,
-        &Overrides {
-            ssh_timeout,
-            lock_wait,
-            env_name: cli.env_name.clone(),
-            network: cli.network.clone(),
-        },
-    )?;
+    Overrides {
+        ssh_timeout,
+        lock_wait,
+        env_name: cli.env_name.clone(),
+        network: cli.network.clone(),
+    }
+}
+
+/// What each command's `run` is given: the printer, the settings resolved once, and `--json`.
+struct Ctx<'a> {
+    printer: &'a Printer,
+    settings: &'a Settings,
+    json: bool,
+}
+
+/// Resolves the settings and hands the command to its family's module (or straight to `ops`).
+async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
+    let settings = &Settings::resolve(env, &overrides(&cli))?;
     crate::interrupt::set_grace(settings.stop_grace);
     let json = cli.json;
+    let cx = &Ctx {
+        printer,
+        settings,
+        json,
+    };
     match cli.command {
-        Command::Up(args) => {
-            let runner = if args.dry_run {
-                dry_runner(printer)
-            } else {
-                Runner::real()
-            };
-            let options = UpOptions {
-                app: args.app,
-                pattern: args.pattern,
-                resume: args.resume,
-                from: args.from,
-                dry_run: args.dry_run,
-                node: args.node,
-                filter: args.filter.clone(),
-            };
-            ops::up::up(printer, &settings, runner, &options).await
-        }
-        Command::Down(args) => {
-            ops::down::down(
-                printer,
-                &settings,
-                Runner::real(),
-                &DownOptions {
-                    app: args.app,
-                    yes: args.yes,
-                },
-            )
-            .await
-        }
-        Command::Import(args) => ops::import::import(
-            printer,
-            &settings,
-            &ops::import::ImportOptions {
-                path: args.path,
-                app: args.app,
-            },
-        ),
+        Command::Up(args) => args.run(cx).await,
+        Command::Down(args) => args.run(cx).await,
+        Command::Import(args) => args.run(cx),
         Command::Validate(args) => {
-            let target = ops::resolve_app_target(printer, &settings, args.app.as_deref()).await?;
-            let valid =
-                ops::up::validate(printer, &settings, target.load_app(printer, None)?, None)?;
-            if args.strict && !valid.warnings.is_empty() {
-                return Err(crate::error::UserError::new(
-                    format!(
-                        "{} warning{} and --strict",
-                        valid.warnings.len(),
-                        if valid.warnings.len() == 1 { "" } else { "s" }
-                    ),
-                    "fix what the warnings name, or drop --strict",
-                )
-                .into());
-            }
-            printer.status("Valid", "manifest, pattern, tools and credentials");
-            Ok(())
+            ops::up::check(printer, settings, args.app.as_deref(), args.strict).await
         }
-        Command::Status(args) => view(printer, &settings, "status", &args, json).await,
-        Command::Address(args) => view(printer, &settings, "address", &args, json).await,
-        Command::Ssh(args) => {
-            ops::inspect::ssh(
-                &Runner::real(),
-                &settings,
-                args.app.as_deref(),
-                args.vm.as_deref(),
-                &args.command,
-                true,
-            )
-            .await
-        }
-        Command::Exec(args) => {
-            ops::inspect::ssh(
-                &Runner::real(),
-                &settings,
-                args.app.as_deref(),
-                args.vm.as_deref(),
-                &args.command,
-                false,
-            )
-            .await
-        }
-        Command::Logs(args) => {
-            let target = args.app.as_deref();
-            let builtin = args.builtin || json;
-            let runner = Runner::real();
-            let replaced = ops::commands::run_instead(
-                printer,
-                &settings,
-                &runner,
-                "logs",
-                target,
-                builtin,
-                &args.words,
-            );
-            if replaced.await? {
-                return Ok(());
-            }
-            if args.words.len() > 1 {
-                return Err(crate::error::UserError::new(
-                    "`logs` takes one phase or log name",
-                    "run `tfgrid-compose logs` to list the logs",
-                )
-                .into());
-            }
-            ops::inspect::logs(
-                printer,
-                &settings,
-                target,
-                args.words.first().map(String::as_str),
-            )
-        }
-        Command::Ps(args) => ops::deployments::ps(printer, &settings, args.prune, json),
-        Command::Select(args) => ops::deployments::select(printer, &settings, &args.target),
+        Command::Status(args) => args.run(cx, "status").await,
+        Command::Address(args) => args.run(cx, "address").await,
+        Command::Ssh(args) => args.run(cx).await,
+        Command::Exec(args) => args.run(cx).await,
+        Command::Logs(args) => args.run(cx).await,
+        Command::Ps(args) => ops::deployments::ps(printer, settings, args.prune, json),
+        Command::Select(args) => ops::deployments::select(printer, settings, &args.target),
         Command::Unselect => ops::deployments::unselect(printer),
         Command::Inspect(args) => {
-            ops::deployments::inspect(printer, &settings, args.app.as_deref(), args.all, json).await
+            ops::deployments::inspect(printer, settings, args.app.as_deref(), args.all, json).await
         }
-        Command::Commands => ops::commands::list(printer, &settings, json),
+        Command::Commands => ops::commands::list(printer, settings, json),
         Command::Search(args) => {
-            ops::catalog::search(printer, &settings, &args.words, &args.tags, json).await
+            ops::catalog::search(printer, settings, &args.words, &args.tags, json).await
         }
         Command::Update(args) => {
-            ops::catalog::update(printer, &settings, args.name.as_deref(), json).await
+            ops::catalog::update(printer, settings, args.name.as_deref(), json).await
         }
-        Command::Patterns(args) => match args.command {
-            None => ops::patterns::list(printer, &settings, json),
-            Some(PatternsCommand::Show { name }) => {
-                ops::patterns::show(printer, &settings, &name, json)
-            }
-            Some(PatternsCommand::Check { dir }) => ops::patterns::check(printer, &dir, json).await,
-        },
-        Command::Nodes(args) => {
-            let request = crate::grid::select::Request {
-                cpu: args.cpu,
-                memory_mb: args.memory,
-                ssd_gb: args.disk,
-                hdd_gb: 0,
-                public_ipv4: args.ipv4,
-            };
-            ops::grid::nodes(
-                printer,
-                &settings,
-                args.node,
-                &request,
-                &args.filter.clone(),
-                args.limit,
-                json,
-            )
-            .await
-        }
+        Command::Patterns(args) => args.run(cx).await,
+        Command::Nodes(args) => args.run(cx).await,
         Command::Farms(args) => {
-            ops::grid::farms(printer, &settings, args.name.as_deref(), json).await
+            ops::grid::farms(printer, settings, args.name.as_deref(), json).await
         }
-        Command::Contracts(args) => ops::sim::contracts(printer, &settings, args.twin, json).await,
-        Command::Sim(SimCommand::TerraformConfig) => {
-            ops::sim::terraform_config(printer, &settings, json)
-        }
-        Command::Sim(SimCommand::Status) => ops::sim::status(printer, &settings, json),
-        Command::Sim(SimCommand::Reset) => ops::sim::reset(printer, &settings, json).await,
-        Command::Sim(SimCommand::Provider { sim_dir }) => {
-            ops::sim::provider(printer, sim_dir).await
-        }
-        Command::Signin(args) if args.check => ops::grid::signin_check(printer, &settings, json),
-        Command::Signin(_) => ops::grid::signin(printer, &settings),
-        Command::Signout => ops::grid::signout(printer, &settings),
-        Command::Create(args) => {
-            let agent = ops::ai::client(&settings, &args.agent.flags())?;
-            ops::ai::create(
-                printer,
-                &agent,
-                &args.prompt,
-                args.name.as_deref(),
-                !args.no_wait || args.wait,
-            )
-            .await
-        }
-        Command::Projects(args) => match args.command {
-            None => {
-                let agent = ops::ai::client(&settings, &args.agent.flags())?;
-                ops::ai::projects(printer, &agent, json).await
-            }
-            Some(ProjectsCommand::Backup { output, agent }) => {
-                let agent = ops::ai::client(&settings, &agent.flags())?;
-                ops::backup::backup(printer, &agent, output.as_deref(), json).await
-            }
-            Some(ProjectsCommand::Restore { file, agent }) => {
-                ops::backup::restore(printer, &settings, &agent.flags(), &file, json).await
-            }
-        },
-        Command::Monitor(args) => {
-            ops::ai::monitor(
-                printer,
-                &ops::ai::client(&settings, &args.agent.flags())?,
-                &args.project,
-                args.follow,
-                json,
-            )
-            .await
-        }
-        Command::Delete(args) => {
-            ops::ai::delete(
-                printer,
-                &ops::ai::client(&settings, &args.agent.flags())?,
-                &args.project,
-                args.yes,
-            )
-            .await
-        }
+        Command::Contracts(args) => ops::sim::contracts(printer, settings, args.twin, json).await,
+        Command::Sim(command) => command.run(cx).await,
+        Command::Signin(args) if args.check => ops::grid::signin_check(printer, settings, json),
+        Command::Signin(_) => ops::grid::signin(printer, settings),
+        Command::Signout => ops::grid::signout(printer, settings),
+        Command::Create(args) => args.run(cx).await,
+        Command::Projects(args) => args.run(cx).await,
+        Command::Monitor(args) => args.run(cx).await,
+        Command::Delete(args) => args.run(cx).await,
         Command::Serve(args) => ops::ai::serve(args.service, &args.config).await,
-        Command::Config(ConfigCommand::Show) => ops::config::show(printer, &settings, json),
+        Command::Config(ConfigCommand::Show) => ops::config::show(printer, settings, json),
         Command::Completions(args) => {
-            let mut out = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "tfgrid-compose", &mut out);
-            printer.raw(&out);
+            args.run(printer);
             Ok(())
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            printer.raw(&out);
-            Ok(())
-        }
+        Command::Man => config::man(printer),
         Command::External(argv) => {
-            ops::commands::run(printer, &settings, &Runner::real(), &argv).await
+            ops::commands::run(printer, settings, &Runner::real(), &argv).await
         }
     }
-}
-
-/// `status` and `address`: the app's or pattern's own command of that name when it has one
-/// (unless `--builtin` or `--json`), else the built-in view.
-async fn view(
-    printer: &Printer,
-    settings: &Settings,
-    verb: &str,
-    args: &ViewArgs,
-    json: bool,
-) -> anyhow::Result<()> {
-    let target = args.app.as_deref();
-    let builtin = args.builtin || json;
-    let runner = Runner::real();
-    if ops::commands::run_instead(printer, settings, &runner, verb, target, builtin, &[]).await? {
-        return Ok(());
-    }
-    if verb == "status" {
-        ops::inspect::status(printer, settings, target, json)
-    } else {
-        ops::inspect::address(printer, settings, target, json)
-    }
-}
-
-/// `--dry-run`: a runner that prints each command instead of running it.
-fn dry_runner(printer: &Printer) -> Runner {
-    let printer = printer.clone();
-    Runner::dry_run().observe(move |cmd| {
-        if printer.json() {
-            printer.event(&crate::output::Event::Command {
-                program: &cmd.program,
-                args: &cmd.args,
-            });
-        } else {
-            printer.data(format!("$ {cmd}"));
-        }
-    })
 }
 
 #[cfg(test)]

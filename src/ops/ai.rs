@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::ai::api::{Event, Health, ProjectEvents};
+use crate::ai::api::{Event, Health, ProjectEvents, ProjectStatus};
 use crate::ai::client::AgentClient;
 use crate::error::{Failed, UserError};
 use crate::output::Printer;
@@ -146,7 +146,7 @@ pub async fn create(
     }
     let project = follow(printer, agent, &id, 0).await?.project;
     let elapsed = clock.elapsed();
-    if project.status == "live" {
+    if project.status == ProjectStatus::Live {
         if printer.json() {
             printer.json_line(&json!({"event": "created", "project": project, "duration_ms": elapsed.as_millis() as u64}));
         } else {
@@ -194,7 +194,7 @@ async fn follow(
             after = after.max(event.seq);
             print_event(printer, event, &mut shown);
         }
-        if !crate::ai::db::ACTIVE.contains(&answer.project.status.as_str()) {
+        if !answer.project.status.is_active() {
             return Ok(answer);
         }
     }
@@ -352,7 +352,7 @@ pub async fn monitor(
             ));
         }
     }
-    if follow_on && crate::ai::db::ACTIVE.contains(&project.status.as_str()) {
+    if follow_on && project.status.is_active() {
         let end = follow(printer, agent, &project.id, last).await?;
         printer.status("Finished", format!("status {}", end.project.status));
     }

@@ -183,16 +183,16 @@ pub fn command_argv(
     context: &BTreeMap<String, String>,
     args: &[String],
 ) -> Vec<String> {
-    let mut argv = vec!["env".to_string(), "-C".into(), cwd.into()];
-    argv.push(format!("APP_NAME={}", state.app.name));
-    argv.push(format!("DEPLOYMENT_ID={}", state.id));
-    argv.push(format!("DEPLOYMENT_ENV={}", state.env));
-    for (key, value) in context {
-        argv.push(format!("{}={value}", key.to_ascii_uppercase()));
-    }
-    argv.extend(words.iter().cloned());
-    argv.extend(args.iter().cloned());
-    argv
+    let vars = [
+        ("APP_NAME".to_string(), state.app.name.clone()),
+        ("DEPLOYMENT_ID".into(), state.id.clone()),
+        ("DEPLOYMENT_ENV".into(), state.env.clone()),
+    ];
+    let context = context
+        .iter()
+        .map(|(key, value)| (key.to_ascii_uppercase(), value.clone()));
+    let program = words.iter().chain(args).cloned();
+    crate::tools::remote_env::in_dir(cwd, vars.into_iter().chain(context), program)
 }
 
 /// For `logs`, `status` and `address` ([`OVERRIDABLE_VERBS`]): runs the app's or pattern's
@@ -220,6 +220,51 @@ pub async fn run_instead(
     };
     execute(printer, runner, &target, &state, &command, args).await?;
     Ok(true)
+}
+
+/// `status` and `address`: the app's or pattern's own command of that name when it has one
+/// (unless `builtin`, which `--json` implies), else the built-in view.
+pub async fn view(
+    printer: &Printer,
+    settings: &Settings,
+    verb: &str,
+    target: Option<&str>,
+    builtin: bool,
+    json: bool,
+) -> Result<()> {
+    let runner = Runner::real();
+    let builtin = builtin || json;
+    if run_instead(printer, settings, &runner, verb, target, builtin, &[]).await? {
+        return Ok(());
+    }
+    if verb == "status" {
+        crate::ops::inspect::status(printer, settings, target, json)
+    } else {
+        crate::ops::inspect::address(printer, settings, target, json)
+    }
+}
+
+/// `logs`: the app's or pattern's own `logs` command with `words` as its arguments when it has
+/// one (unless `builtin`), else the log of the phase or log `words` names, or the list of logs.
+pub async fn logs(
+    printer: &Printer,
+    settings: &Settings,
+    target: Option<&str>,
+    builtin: bool,
+    words: &[String],
+) -> Result<()> {
+    let runner = Runner::real();
+    if run_instead(printer, settings, &runner, "logs", target, builtin, words).await? {
+        return Ok(());
+    }
+    if words.len() > 1 {
+        return Err(UserError::new(
+            "`logs` takes one phase or log name",
+            "run `tfgrid-compose logs` to list the logs",
+        )
+        .into());
+    }
+    crate::ops::inspect::logs(printer, settings, target, words.first().map(String::as_str))
 }
 
 /// Runs an app command; its exit code becomes ours.

@@ -44,12 +44,8 @@ pub async fn down(
         Err(err) if err.chain().any(|c| c.is::<crate::error::DamagedState>()) => {
             return down_damaged(printer, settings, runner, options, &target, err).await;
         }
-        Err(err)
-            if err
-                .downcast_ref::<crate::error::FolderGone>()
-                .is_some_and(|g| g.pattern == "local") =>
-        {
-            return down_gone_local(printer, settings, runner, options, err).await;
+        Err(err) if err.downcast_ref::<crate::error::FolderGone>().is_some() => {
+            return down_gone(printer, settings, runner, options, err).await;
         }
         Err(err) => return Err(err),
     };
@@ -201,10 +197,10 @@ fn recorded_variable(dir: &crate::state::StateDir, name: &str) -> Option<String>
         .map(String::from)
 }
 
-/// `down` of a local-pattern deployment whose folder is gone: its Terraform state went with it,
-/// but the pattern's VMs are named by the deployment's id, so `vm.sh net-down ID ROOT` (the same
-/// step Terraform's destroy ends with) finds and stops them, at the pattern's default `vm_root`.
-async fn down_gone_local(
+/// `down` of a deployment whose folder is gone: its Terraform state went with it. A pattern
+/// that can find its resources without it declares how (`down_without_state:` in pattern.yaml;
+/// the local pattern's VMs are named by the deployment's id); for any other, `err` stands.
+async fn down_gone(
     printer: &Printer,
     settings: &Settings,
     runner: Runner,
@@ -214,14 +210,21 @@ async fn down_gone_local(
     let Some(gone) = err.downcast_ref::<crate::error::FolderGone>() else {
         return Err(err);
     };
+    let Ok(pattern) = crate::pattern::find(settings, &gone.state_dir, &gone.pattern) else {
+        return Err(err);
+    };
+    let Some(down) = &pattern.manifest.down_without_state else {
+        return Err(err);
+    };
     let id8 = crate::ids::ShortId::of(&gone.id).to_string();
     printer.warn(format!(
-        "{err}; the local pattern's VMs are found by the deployment's id ({id8})"
+        "{err}; the {} pattern's resources are found by the deployment's id ({id8})",
+        pattern.manifest.name
     ));
     if !options.yes
         && !confirm(
             printer,
-            &format!("stop every local VM and network of deployment {id8}?"),
+            &format!("stop every {} of deployment {id8}?", down.what),
         )?
     {
         bail!(UserError::new(
@@ -229,8 +232,6 @@ async fn down_gone_local(
             "pass `--yes` to skip the question"
         ));
     }
-    let script = crate::pattern::builtin::extract_embedded(&settings.data_dir)?
-        .join("local/infrastructure/vm.sh");
     // The deployment's own folder is gone: this run's log goes under the data folder, named as
     // every run's log folder is.
     let log_dir = crate::state::StateDir::at(settings.data_dir.clone())
@@ -238,17 +239,12 @@ async fn down_gone_local(
     crate::files::create_private_dir(&log_dir)?;
     let log = log_dir.join("down.log");
     let cmd = crate::process::Cmd::new("bash")
-        .args([
-            script.display().to_string(),
-            "net-down".into(),
-            id8.clone(),
-            LOCAL_VM_ROOT.into(),
-        ])
+        .args(down.argv(&pattern.dir, &id8, &pattern.manifest.variables))
         .io(crate::process::Io::Log(log.clone()))
         .timeout(std::time::Duration::from_secs(120));
-    printer.status("Destroying", format!("local VMs and network of {id8}"));
+    printer.status("Destroying", format!("{} of {id8}", down.what));
     runner.run(&cmd).await.map_err(|e| Failed {
-        message: format!("could not stop the local VMs of {id8}"),
+        message: format!("could not stop the {} of {id8}", down.what),
         hints: vec![format!("log at `{}`", log.display())],
         source: e.into(),
     })?;

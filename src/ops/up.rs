@@ -50,6 +50,31 @@ pub struct Validated {
     pub warnings: Vec<String>,
 }
 
+/// `validate TARGET`: the validate phase alone, creating nothing; with `strict`, a warning
+/// (an unknown manifest key, …) fails it too.
+pub async fn check(
+    printer: &Printer,
+    settings: &Settings,
+    target: Option<&str>,
+    strict: bool,
+) -> Result<()> {
+    let target = crate::ops::resolve_app_target(printer, settings, target).await?;
+    let valid = validate(printer, settings, target.load_app(printer, None)?, None)?;
+    if strict && !valid.warnings.is_empty() {
+        return Err(UserError::new(
+            format!(
+                "{} warning{} and --strict",
+                valid.warnings.len(),
+                if valid.warnings.len() == 1 { "" } else { "s" }
+            ),
+            "fix what the warnings name, or drop --strict",
+        )
+        .into());
+    }
+    printer.status("Valid", "manifest, pattern, tools and credentials");
+    Ok(())
+}
+
 /// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
 pub fn validate(
     printer: &Printer,
@@ -143,7 +168,7 @@ pub fn validate(
         "ansible-playbook",
         "the platform phase runs the pattern's playbook",
     )?;
-    if !hooks.is_empty() || app.dir.join("deployment").is_dir() || app.dir.join("src").is_dir() {
+    if phase::application::has_work(&app.dir, &pattern, !hooks.is_empty()) {
         require_tool("scp", "the application phase uploads the app")?;
     }
     check_ssh_paths(settings, &app)?;

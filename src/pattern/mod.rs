@@ -76,6 +76,47 @@ pub struct PatternManifest {
     /// Grid node variables and what goes on each node, for node selection.
     #[serde(default)]
     pub placement: Vec<placement::PlacementSpec>,
+    /// What `down` runs when a deployment's folder, and with it its Terraform state, is gone.
+    #[serde(default)]
+    pub down_without_state: Option<StatelessDown>,
+}
+
+/// `down_without_state:` of pattern.yaml: for a pattern whose resources can be found without
+/// Terraform's state (the `local` pattern's VMs are named by the deployment's id). Without it,
+/// `down` of a deployment whose folder is gone only says what may be left.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatelessDown {
+    /// What it stops, for the question and the status lines (`local VMs and network`).
+    pub what: String,
+    /// The argv: its first word a file of the pattern folder, run with `bash`; `{id8}` becomes
+    /// the deployment id's first 8 hex digits and `{NAME}` the default of the variable `NAME`.
+    pub run: Vec<String>,
+}
+
+impl StatelessDown {
+    /// The argv for deployment `id8` of the pattern in `dir` (its variables' defaults in
+    /// `variables`): the script's path, then the words with their placeholders filled in.
+    pub fn argv(
+        &self,
+        dir: &Path,
+        id8: &str,
+        variables: &BTreeMap<String, Variable>,
+    ) -> Vec<String> {
+        let fill = |word: &String| {
+            let mut word = word.replace("{id8}", id8);
+            for (name, variable) in variables {
+                if let Some(default) = variable.default.as_ref().and_then(crate::yaml::scalar_text)
+                {
+                    word = word.replace(&format!("{{{name}}}"), &default);
+                }
+            }
+            word
+        };
+        let mut words = self.run.iter();
+        let script = words.next().map(|s| dir.join(s).display().to_string());
+        script.into_iter().chain(words.map(fill)).collect()
+    }
 }
 
 impl PatternManifest {
@@ -392,4 +433,31 @@ pub fn dirs(settings: &Settings, app_dir: &Path) -> Result<Vec<PathBuf>> {
         &settings.data_dir,
     )?);
     Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Pattern;
+
+    /// The local pattern declares what `down` runs without Terraform state: its `vm.sh net-down`
+    /// at `vm_root`'s default, for the deployment's id8; grid patterns declare nothing.
+    #[test]
+    fn the_local_pattern_declares_its_down_without_state() {
+        let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+        let local = Pattern::load(&patterns.join("local")).unwrap();
+        let down = local.manifest.down_without_state.as_ref().unwrap();
+        assert_eq!(
+            down.argv(&local.dir, "0123abcd", &local.manifest.variables),
+            [
+                local.dir.join("infrastructure/vm.sh").display().to_string(),
+                "net-down".into(),
+                "0123abcd".into(),
+                "/mnt/tfgrid-compose-local".into(),
+            ]
+        );
+        let grid = Pattern::load(&patterns.join("single-vm")).unwrap();
+        assert!(grid.manifest.down_without_state.is_none());
+    }
 }

@@ -20,10 +20,10 @@ use crate::ai::agent::{AgentConfig, GatewayClientConfig};
 use crate::ai::gateway::GatewayConfig;
 use crate::ai::githost::GitConfig;
 use crate::ai::gitserver::GitServerConfig;
-use crate::ai::spec::{Provider, StackRecord, StackSpec};
 use crate::ai::units::{self, Folders, Programs, Service};
 use crate::error::UserError;
 use crate::process::Io;
+use crate::stack::{Provider, StackRecord, StackSpec};
 use crate::tools::ssh;
 
 /// Where the configs land on each VM.
@@ -249,7 +249,7 @@ pub fn render(
     // No provider named: the local model, served on the agent's VM.
     let local = spec.llm.is_empty();
     let chain = if local {
-        vec![crate::ai::spec::local_model::provider()]
+        vec![crate::stack::local_model::provider()]
     } else {
         spec.llm.clone()
     };
@@ -285,7 +285,7 @@ pub fn render(
         agent.services.push(Service::Llm);
         agent.files.insert(
             "install-llm.sh".into(),
-            crate::ai::spec::local_model::INSTALLER.into(),
+            crate::stack::local_model::INSTALLER.into(),
         );
     }
     agent.services.push(Service::Agent);
@@ -466,8 +466,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::{Layout, host_address, render};
-    use crate::ai::spec::StackSpec;
     use crate::ai::units::Programs;
+    use crate::stack::StackSpec;
 
     #[test]
     fn finds_this_machines_address_on_the_agents_network() {
@@ -579,7 +579,7 @@ mod tests {
     #[test]
     fn a_stack_without_providers_serves_the_local_model_on_the_agents_vm() {
         let spec: StackSpec = serde_yaml::from_str("gateway: 0\n").unwrap();
-        assert!(crate::ai::spec::check(&spec).is_ok());
+        assert!(crate::stack::check(&spec).is_ok());
         let tokens: BTreeMap<&'static str, String> = [
             ("gateway", "g".into()),
             ("agent", "a".into()),

@@ -7,11 +7,13 @@
 //! `deployment/playbook.yml`, that playbook in place of `setup` and `configure`. Hooks that are
 //! not declared are skipped.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
 use crate::manifest::{HookHosts, ResolvedHook};
+use crate::pattern::Pattern;
 use crate::pattern::compat::REMOTE_SCRIPTS;
 use crate::pattern::contract::Vm;
 use crate::phase::Context;
@@ -40,10 +42,13 @@ pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)], with_env: bool) 
     if with_env {
         argv.extend(["sh", "-c", WITH_ENV, "sh", REMOTE_ENV_SCRIPT].map(String::from));
     }
-    argv.extend(["env".to_string(), "-C".into(), REMOTE_DEPLOYMENT.into()]);
-    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-    argv.extend(hook.interpreter.iter().cloned());
-    argv.push(format!("{REMOTE_DEPLOYMENT}/{}", hook.relative));
+    let program = hook.interpreter.iter().cloned();
+    let program = program.chain([format!("{REMOTE_DEPLOYMENT}/{}", hook.relative)]);
+    argv.extend(crate::tools::remote_env::in_dir(
+        REMOTE_DEPLOYMENT,
+        env.iter().cloned(),
+        program,
+    ));
     argv
 }
 
@@ -129,14 +134,29 @@ async fn run_playbook(ctx: &mut Context, playbook: &std::path::Path) -> Result<(
     Ok(())
 }
 
+/// Whether the application phase has anything to upload and run: hooks, the app's
+/// `deployment/` or `src/`, or the pattern's `scripts/` for its commands. The one answer that
+/// validation (which then needs `scp`) and the phase (which otherwise skips) share.
+pub fn has_work(app_dir: &Path, pattern: &Pattern, has_hooks: bool) -> bool {
+    has_hooks
+        || app_dir.join("deployment").is_dir()
+        || app_dir.join("src").is_dir()
+        || has_pattern_commands(pattern)
+}
+
+/// A pattern's commands need its `scripts/` on the primary VM.
+fn has_pattern_commands(pattern: &Pattern) -> bool {
+    !pattern.manifest.commands.0.is_empty() && pattern.dir.join("scripts").is_dir()
+}
+
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let vms = ctx.outputs()?.vms();
     let deployment = ctx.app.dir.join("deployment");
     let source = ctx.app.dir.join("src");
     let env_file = ctx.app.env_file();
     let pattern_scripts = ctx.pattern.dir.join("scripts");
-    let has_commands = !ctx.pattern.manifest.commands.0.is_empty() && pattern_scripts.is_dir();
-    if ctx.hooks.is_empty() && !deployment.is_dir() && !source.is_dir() && !has_commands {
+    let has_commands = has_pattern_commands(&ctx.pattern);
+    if !has_work(&ctx.app.dir, &ctx.pattern, !ctx.hooks.is_empty()) {
         ctx.printer.status(
             "Skipping",
             "application: no hooks, no `deployment/`, no `src/` and no pattern commands",
@@ -325,8 +345,27 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use crate::manifest::{HookHosts, HookKind, ResolvedHook};
+    use crate::pattern::Pattern;
     use crate::tools::ssh::remote_command;
+
+    /// An app with neither hooks nor `deployment/` nor `src/` still has work (and so needs `scp`)
+    /// on a pattern with commands, whose `scripts/` go to the primary VM; on one without, none.
+    #[test]
+    fn pattern_commands_alone_are_work_for_the_application_phase() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bare = tempfile::tempdir().unwrap();
+        let with_commands = Pattern::load(&root.join("tests/fixtures/patterns/bash-vm")).unwrap();
+        assert!(!with_commands.manifest.commands.0.is_empty());
+        assert!(super::has_work(bare.path(), &with_commands, false));
+        let without = Pattern::load(&root.join("patterns/local")).unwrap();
+        assert!(!super::has_work(bare.path(), &without, false));
+        assert!(super::has_work(bare.path(), &without, true));
+        std::fs::create_dir(bare.path().join("src")).unwrap();
+        assert!(super::has_work(bare.path(), &without, false));
+    }
 
     #[test]
     fn hooks_run_as_argv_with_quoted_env() {

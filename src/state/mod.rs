@@ -142,6 +142,34 @@ impl StateDir {
     pub fn terraform_dir(&self) -> PathBuf {
         self.root.join("terraform")
     }
+
+    /// The words after `tfgrid-compose down` that name this deployment: `<app>` (with
+    /// `--env ENV` unless `default`) for a folder `<app>/.tfgrid-compose/<env>/`; else its id in
+    /// the registry (a registry app's folder is under the data dir), else the folder.
+    pub fn target(&self) -> String {
+        let entry = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.list().ok())
+            .and_then(|(entries, _)| entries.into_iter().find(|e| e.state_dir == self.root));
+        let env = self
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let app = self
+            .root
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR_NAME))
+            .and_then(Path::parent);
+        match (app, env) {
+            (Some(app), Some(env)) if env == "default" => app.display().to_string(),
+            (Some(app), Some(env)) => format!("{} --env {env}", app.display()),
+            _ => entry.map_or_else(
+                || self.root.display().to_string(),
+                |e| e.short_id().to_string(),
+            ),
+        }
+    }
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
@@ -248,6 +276,8 @@ impl StateDir {
             return Err(DamagedState {
                 path,
                 detail: "it is empty".into(),
+                terraform_dir: self.terraform_dir(),
+                target: self.target(),
             }
             .into());
         }
@@ -263,6 +293,8 @@ impl StateDir {
             Err(err) => Err(DamagedState {
                 path,
                 detail: format!("{err:#}"),
+                terraform_dir: self.terraform_dir(),
+                target: self.target(),
             }
             .into()),
         }
@@ -329,5 +361,25 @@ pub fn registry_entry(state: &DeploymentState, state_dir: &Path) -> crate::regis
         state_dir: state_dir.to_path_buf(),
         created_at: state.created_at,
         updated_at: state.updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::StateDir;
+
+    /// `down`'s words for a deployment: the app folder (and `--env` unless `default`) for a
+    /// folder under an app, else the folder itself (a registry app's, under the data dir).
+    #[test]
+    fn a_state_folder_names_its_down_target() {
+        let at = |root: &str| StateDir::at(PathBuf::from(root)).target();
+        assert_eq!(at("/srv/my app/.tfgrid-compose/default"), "/srv/my app");
+        assert_eq!(
+            at("/srv/blog/.tfgrid-compose/staging"),
+            "/srv/blog --env staging"
+        );
+        assert_eq!(at("/data/apps/blog/default"), "/data/apps/blog/default");
     }
 }

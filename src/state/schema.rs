@@ -272,7 +272,7 @@ pub struct DeploymentState {
     pub runs: Vec<RunRecord>,
     /// The AI stack's addresses, when the app has `ai_stack:` (its tokens are in `ai-stack/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ai_stack: Option<crate::ai::spec::StackRecord>,
+    pub ai_stack: Option<crate::stack::StackRecord>,
     /// The grid network (`main`, `test`, `qa`, `dev` or `sim`) of a grid pattern's deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid_network: Option<String>,

@@ -3,6 +3,7 @@
 
 pub mod ansible;
 pub mod git;
+pub mod remote_env;
 pub mod ssh;
 pub mod tofu;
 pub mod wg;

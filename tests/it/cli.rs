@@ -122,6 +122,17 @@ fn manifest_doc_example_parses() {
     app.hooks().unwrap();
 }
 
+/// docs/configuration.md's table of settings is the one `settings.rs` generates from its table,
+/// so the docs cannot drift from the resolver, `config show` or the config file's keys.
+#[test]
+fn configuration_doc_holds_the_settings_table() {
+    let table = tfgrid_compose::settings::reference_table();
+    assert!(
+        doc("configuration.md").contains(&table),
+        "docs/configuration.md's settings table differs from src/settings.rs; it should read:\n{table}"
+    );
+}
+
 #[test]
 fn config_show_names_sources_and_never_the_mnemonic() {
     let cx = TestContext::new();

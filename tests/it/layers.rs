@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// ARCHITECTURE.md's layers, bottom up: a module may import its own layer and those below.
 /// `ai` (the AI stack's services, run on the VMs) sits between the runner and the inputs: it
-/// uses layers 1–2 only; `ai::spec` is plain data the inputs name.
+/// uses layers 1–2 only. Every module's layer is its first path segment's: no exemption.
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "1 leaves",
@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "interrupt",
             "yaml",
             "env",
+            "stack",
         ],
     ),
     ("2 runner and tools", &["process", "tools"]),
@@ -45,7 +46,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "registry",
             "grid",
             "catalog",
-            "ai::spec",
         ],
     ),
     ("4 phases and the simulator", &["phase", "sim"]),
@@ -58,7 +58,7 @@ fn src() -> PathBuf {
 }
 
 /// Module path (`ops::up`, `state`) → file.
-fn modules() -> BTreeMap<String, PathBuf> {
+pub(crate) fn modules() -> BTreeMap<String, PathBuf> {
     let mut files = Vec::new();
     crate::grid::all_files(&src(), &mut files);
     let mut modules = BTreeMap::new();
@@ -231,13 +231,9 @@ fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     t.found
 }
 
-/// The layer of a module: `ai::spec` on its own, else its first path segment's.
+/// The layer of a module: its first path segment's.
 fn layer(module: &str) -> Option<usize> {
-    let key = if module == "ai::spec" {
-        module
-    } else {
-        module.split("::").next().unwrap_or(module)
-    };
+    let key = module.split("::").next().unwrap_or(module);
     LAYERS.iter().position(|(_, names)| names.contains(&key))
 }
 

@@ -868,7 +868,7 @@ fn ai_stack_up_then_create_serves_a_live_site_and_down_leaves_nothing() {
 #[test]
 fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
     use crate::ai::{clone, get_live};
-    let serve = tfgrid_compose::ai::spec::local_model::SERVE;
+    let serve = tfgrid_compose::stack::local_model::SERVE;
     assert!(
         Path::new(serve).exists(),
         "{serve} is missing: scripts/install-deps.sh installs the local model"

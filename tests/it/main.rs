@@ -15,6 +15,7 @@ mod bash_apps;
 mod bash_patterns;
 mod catalog;
 mod cli;
+mod codemap;
 mod common;
 mod deployments;
 mod fidelity;

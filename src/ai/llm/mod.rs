@@ -10,7 +10,7 @@
 //! provider. Counters per provider feed `/metrics` and `/health`. The key is a secret: it goes
 //! only into the Authorization header, never into a log line or an error.
 
-pub use super::spec::{Provider, Strategy};
+pub use crate::stack::{Provider, Strategy};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::spec::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT};
+use crate::stack::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT};
 
 pub mod stats;
 mod stream;

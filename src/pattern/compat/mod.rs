@@ -40,7 +40,13 @@ pub enum Format {
 
 /// The top-level keys only this tool's format has; a `pattern.yaml` with none of them is read
 /// as the bash tool's.
-pub const NATIVE_KEYS: [&str; 4] = ["variables", "placement", "host_tools", "needs_root"];
+pub const NATIVE_KEYS: [&str; 5] = [
+    "variables",
+    "placement",
+    "host_tools",
+    "needs_root",
+    "down_without_state",
+];
 
 /// Where the remote copy of a pattern's `scripts/` lands on the VM (beside the bash tool's
 /// `/tmp/app-deployment` and `/tmp/app-source`).

@@ -152,7 +152,7 @@ pub mod local_model {
     /// The name it answers to (`/v1/models`).
     pub const MODEL: &str = "qwen2.5-coder-1.5b";
     /// The installer, copied to the agent's VM; it runs there when the VM has no model yet.
-    pub const INSTALLER: &str = include_str!("../../scripts/install-llm.sh");
+    pub const INSTALLER: &str = include_str!("../scripts/install-llm.sh");
 
     /// The provider the agent uses for it, with the default bounds (which suit CPU inference).
     pub fn provider() -> super::Provider {

@@ -1,0 +1,121 @@
+//! The commands that look at or into a deployment: `status`, `address`, `ssh`, `exec`, `logs`,
+//! `ps`, `select`, `inspect`.
+
+use clap::Args;
+
+use anyhow::Result;
+
+use super::{Ctx, TARGET_HELP};
+use crate::ops;
+use crate::process::Runner;
+
+/// `status` and `address`: a deployment view an app or pattern may replace with its own command.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// Show tfgrid-compose's own view even when the app or its pattern defines this command
+    /// (`--json` always does).
+    #[arg(long)]
+    pub builtin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// The VM to reach: its index (0 = primary), name (`vm1`) or address, as `address` lists
+    /// them (default: the primary)
+    #[arg(long, value_name = "VM")]
+    pub vm: Option<String>,
+    /// Command to run instead of a shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// The VM to run on: its index (0 = primary), name (`vm1`) or address, as `address` lists
+    /// them (default: the primary)
+    #[arg(long, value_name = "VM")]
+    pub vm: Option<String>,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A phase name (`infrastructure`, `platform`, …) or a log name (`hook-setup`); with an app's
+    /// or pattern's own `logs` command, its arguments (after `--` when they start with `-`).
+    #[arg(value_name = "PHASE")]
+    pub words: Vec<String>,
+    #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// The phase logs even when the app or its pattern defines a `logs` command.
+    #[arg(long)]
+    pub builtin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Forget entries whose deployment folder no longer exists.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// ID prefix, APP, APP:ENV, or an app folder.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(help = TARGET_HELP, value_name = "TARGET", conflicts_with = "all")]
+    pub app: Option<String>,
+    /// Every deployment in the registry.
+    #[arg(long, short)]
+    pub all: bool,
+}
+
+impl ViewArgs {
+    /// `status` or `address` (`verb`).
+    pub(super) async fn run(self, cx: &Ctx<'_>, verb: &str) -> Result<()> {
+        let target = self.app.as_deref();
+        ops::commands::view(cx.printer, cx.settings, verb, target, self.builtin, cx.json).await
+    }
+}
+
+impl SshArgs {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        on_vm(cx, self.app, self.vm, &self.command, true).await
+    }
+}
+
+impl ExecArgs {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        on_vm(cx, self.app, self.vm, &self.command, false).await
+    }
+}
+
+/// `ssh` (`tty`: a shell, or `-- CMD…`) and `exec` on the VM `vm` names of the deployment.
+async fn on_vm(
+    cx: &Ctx<'_>,
+    target: Option<String>,
+    vm: Option<String>,
+    command: &[String],
+    tty: bool,
+) -> Result<()> {
+    let (target, vm) = (target.as_deref(), vm.as_deref());
+    ops::inspect::ssh(&Runner::real(), cx.settings, target, vm, command, tty).await
+}
+
+impl LogsArgs {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        let (target, builtin) = (self.app.as_deref(), self.builtin || cx.json);
+        ops::commands::logs(cx.printer, cx.settings, target, builtin, &self.words).await
+    }
+}

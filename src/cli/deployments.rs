@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::{Ctx, TARGET_HELP};
 use crate::ops;
+use crate::ops::journal::{self, Show, Source};
 use crate::process::Runner;
 
 /// `status` and `address`: a deployment view an app or pattern may replace with its own command.
@@ -47,16 +48,32 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("journal").args(["service", "unit"])))]
 pub struct LogsArgs {
     /// A phase name (`infrastructure`, `platform`, …) or a log name (`hook-setup`); with an app's
     /// or pattern's own `logs` command, its arguments (after `--` when they start with `-`).
-    #[arg(value_name = "PHASE")]
+    #[arg(value_name = "PHASE", conflicts_with = "journal")]
     pub words: Vec<String>,
     #[arg(long, short, help = TARGET_HELP, value_name = "TARGET")]
     pub app: Option<String>,
     /// The phase logs even when the app or its pattern defines a `logs` command.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "journal")]
     pub builtin: bool,
+    /// The journal of a service of the app's AI stack (`agent`, …), on the VM that runs it.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// The journal of a systemd unit of the app's own, on the VM `--vm` names.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+    /// With `--unit`: the VM, as `ssh --vm` takes it (default: the primary).
+    #[arg(long, value_name = "VM", requires = "unit")]
+    pub vm: Option<String>,
+    /// With `--service`/`--unit`: the last N entries.
+    #[arg(long = "lines", short = 'n', value_name = "N", requires = "journal")]
+    pub lines: Option<u32>,
+    /// With `--service`/`--unit`: keep printing new entries until Ctrl-C.
+    #[arg(long, short, requires = "journal")]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +133,21 @@ async fn on_vm(
 impl LogsArgs {
     pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
         let (target, builtin) = (self.app.as_deref(), self.builtin || cx.json);
+        let source = match (self.service, self.unit) {
+            (Some(name), _) => Some(Source::Service(name)),
+            (_, Some(unit)) => Some(Source::Unit { unit, vm: self.vm }),
+            _ => None,
+        };
+        if let Some(source) = source {
+            let (lines, follow, json) = (self.lines, self.follow, cx.json);
+            let show = Show {
+                lines,
+                follow,
+                json,
+            };
+            let (printer, settings) = (cx.printer, cx.settings);
+            return journal::logs(printer, settings, &Runner::real(), target, &source, show).await;
+        }
         ops::commands::logs(cx.printer, cx.settings, target, builtin, &self.words).await
     }
 }

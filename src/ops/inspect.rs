@@ -155,19 +155,10 @@ pub fn ssh_target(state: &DeploymentState) -> Result<SshTarget> {
     })
 }
 
-/// `ssh [--vm VM] [-- CMD…]` and `exec [--vm VM] CMD…`: the remote exit code becomes ours. `vm`
-/// is an index (0 = primary), a name (`vm1`) or an address of `address`'s list; another is a
-/// [`UserError`] listing them.
-pub async fn ssh(
-    runner: &Runner,
-    settings: &Settings,
-    app: Option<&str>,
-    vm: Option<&str>,
-    command: &[String],
-    tty: bool,
-) -> Result<()> {
-    let (_, state) = load(settings, app)?;
-    let mut target = ssh_target(&state)?;
+/// The ssh target of the deployment's VM `vm` names: an index (0 = primary), a name (`vm1`) or
+/// an address of `address`'s list; `None` is the primary. Another is a [`UserError`] listing them.
+pub fn vm_target(state: &DeploymentState, vm: Option<&str>) -> Result<SshTarget> {
+    let mut target = ssh_target(state)?;
     if let Some(wanted) = vm {
         let vms = state.outputs.as_ref().map(|o| o.vms()).unwrap_or_default();
         let found = vms
@@ -192,6 +183,22 @@ pub async fn ssh(
         };
         target.host = found.address.clone();
     }
+    Ok(target)
+}
+
+/// `ssh [--vm VM] [-- CMD…]` and `exec [--vm VM] CMD…`: the remote exit code becomes ours. `vm`
+/// is an index (0 = primary), a name (`vm1`) or an address of `address`'s list; another is a
+/// [`UserError`] listing them.
+pub async fn ssh(
+    runner: &Runner,
+    settings: &Settings,
+    app: Option<&str>,
+    vm: Option<&str>,
+    command: &[String],
+    tty: bool,
+) -> Result<()> {
+    let (_, state) = load(settings, app)?;
+    let target = vm_target(&state, vm)?;
     let tty = tty && std::io::stdin().is_terminal();
     let cmd: Cmd = ssh::ssh(&target, command, tty && !command.is_empty()).io(Io::Inherit);
     let out = runner.status(&cmd).await?;

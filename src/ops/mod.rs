@@ -12,6 +12,7 @@ pub mod down;
 pub mod grid;
 pub mod import;
 pub mod inspect;
+pub mod journal;
 pub mod patterns;
 pub mod sim;
 pub mod up;

@@ -126,6 +126,29 @@ fn names(services: &[Service], separator: &str) -> String {
         .join(separator)
 }
 
+/// The VM (index, 0 = primary) that runs `service`, from the `ai_stack:` section: `None` for the
+/// local LLM when the section names providers. [`render`] places the services by it, `logs
+/// --service` reads their journal there.
+pub fn vm_of(spec: &StackSpec, service: Service) -> Option<usize> {
+    match service {
+        Service::Gateway => Some(spec.gateway),
+        Service::Git => Some(spec.git),
+        Service::Agent => Some(spec.agent),
+        Service::Llm => spec.llm.is_empty().then_some(spec.agent),
+    }
+}
+
+/// The units of `service` on a VM (`tfgrid-ai-NAME.service`, its main unit first), as
+/// [`render`] writes them.
+pub fn unit_names(service: Service) -> Vec<String> {
+    let programs = Programs::on_vm(REMOTE_BIN);
+    let main = service.main_unit();
+    let others = units::render(&[service], &FOLDERS, &programs)
+        .into_keys()
+        .filter(|name| *name != main);
+    std::iter::once(main.clone()).chain(others).collect()
+}
+
 /// What `render` needs to know of the deployment.
 pub struct Layout<'a> {
     /// Each VM's address as this machine reaches it (primary first).
@@ -199,7 +222,6 @@ pub fn render(
     let gw_dir = format!("{REMOTE_DATA}/gateway");
     let gw_nginx = FOLDERS.nginx_prefix("gateway");
     let gw = vms.entry(spec.gateway).or_default();
-    gw.services.push(Service::Gateway);
     gw.files.insert("gateway.token".into(), token("gateway"));
     gw.files.insert(
         "gateway.yaml".into(),
@@ -222,7 +244,6 @@ pub fn render(
     // HTTP and lets a push through only with the token.
     let git_nginx = FOLDERS.nginx_prefix("git");
     let git = vms.entry(spec.git).or_default();
-    git.services.push(Service::Git);
     git.files.insert("git.token".into(), token("git"));
     git.files.insert(
         "git.yaml".into(),
@@ -282,13 +303,11 @@ pub fn render(
     }
     let agent = vms.entry(spec.agent).or_default();
     if local {
-        agent.services.push(Service::Llm);
         agent.files.insert(
             "install-llm.sh".into(),
             crate::stack::local_model::INSTALLER.into(),
         );
     }
-    agent.services.push(Service::Agent);
     for (i, key) in &layout.keys {
         agent.files.insert(format!("llm-{i}.key"), key.clone());
     }
@@ -321,6 +340,11 @@ pub fn render(
         },
     };
     agent.files.insert("agent.yaml".into(), yaml(&config));
+    for service in Service::ALL {
+        if let Some(vm) = vm_of(spec, service) {
+            vms.entry(vm).or_default().services.push(service);
+        }
+    }
     for vm in vms.values_mut() {
         vm.files.insert(
             "services".into(),

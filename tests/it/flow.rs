@@ -726,3 +726,110 @@ fn inspect_commands_read_state() {
         .success()
         .stderr(contains("Valid"));
 }
+
+/// `logs --service` reads the journal of the VM that runs the service, as the app's `ai_stack:`
+/// places it; `--unit` that of an app's unit on the VM `--vm` names; `-n`, `-f` and `--json`
+/// become journalctl's options, quoted once.
+#[test]
+fn logs_of_a_service_run_journalctl_on_its_vm() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    // The second VM gets an address of its own (wait-ssh only reaches 127.0.0.1).
+    let file = cx.state_dir().join("state.yaml");
+    let state = std::fs::read_to_string(&file).unwrap();
+    let (head, tail) = state.split_at(state.find("secondary_ips").unwrap());
+    let tail = tail.replacen("127.0.0.1", "127.0.0.2", 1);
+    std::fs::write(&file, format!("{head}{tail}")).unwrap();
+    cx.append_to_manifest("ai_stack:\n  gateway: 0\n  agent: 1\n  git: 0\n");
+    let journal = |args: &[&str]| {
+        cx.clear_transcript();
+        cx.cmd()
+            .args(["logs", "--app"])
+            .arg(&cx.app)
+            .args(args)
+            .assert()
+            .success();
+        let transcript = cx.transcript();
+        assert_eq!(transcript.len(), 1, "{transcript:?}");
+        transcript[0].clone()
+    };
+    let agent = journal(&["--service", "agent", "-n", "5"]);
+    assert!(
+        agent.ends_with(
+            "root@127.0.0.2 -- 'journalctl' '-u' 'tfgrid-ai-agent.service' '--no-pager' '-n' '5'"
+        ),
+        "{agent}"
+    );
+    // The gateway's nginx is read with it; the local model runs with the agent.
+    let gateway = journal(&["--service", "gateway", "-f", "--json"]);
+    assert!(
+        gateway.ends_with(
+            "root@127.0.0.1 -- 'journalctl' '-u' 'tfgrid-ai-gateway.service' '-u' \
+             'tfgrid-ai-nginx-gateway.service' '--no-pager' '-f' '-o' 'json'"
+        ),
+        "{gateway}"
+    );
+    assert!(
+        journal(&["--service", "llm"])
+            .contains("root@127.0.0.2 -- 'journalctl' '-u' 'tfgrid-ai-llm.service'")
+    );
+    let unit = journal(&["--unit", "my app.service", "--vm", "backend1", "-n", "1"]);
+    assert!(
+        unit.ends_with(
+            "root@127.0.0.2 -- 'journalctl' '-u' 'my app.service' '--no-pager' '-n' '1'"
+        ),
+        "{unit}"
+    );
+    let primary = journal(&["--unit", "web.service"]);
+    assert!(
+        primary.contains("root@127.0.0.1 -- 'journalctl'"),
+        "{primary}"
+    );
+    // A name that is no service: one line naming them, and a hint; nothing runs.
+    cx.clear_transcript();
+    cx.cmd()
+        .args(["logs", "--service", "agnet", "--app"])
+        .arg(&cx.app)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "error: --service: `agnet` is not a service of the AI stack; its services: gateway, \
+             git, llm, agent\n",
+        ))
+        .stderr(contains("hint: give one of those; `--unit UNIT`"));
+    assert!(cx.transcript().is_empty());
+    // The remote exit code is ours.
+    cx.cmd()
+        .args(["logs", "--unit", "gone.service", "--app"])
+        .arg(&cx.app)
+        .env("FAKE_FAIL", "ssh:journalctl")
+        .assert()
+        .code(1);
+}
+
+/// `--service` of an app without an AI stack, or of a service its stack does not run, says so.
+#[test]
+fn logs_of_a_service_the_deployment_lacks_say_what_runs() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    cx.cmd()
+        .args(["logs", "--service", "agent", "--app"])
+        .arg(&cx.app)
+        .assert()
+        .code(2)
+        .stderr(contains("app `minimal` has no AI stack"))
+        .stderr(contains(
+            "hint: `tfgrid-compose logs --unit UNIT [--vm VM]`",
+        ));
+    cx.append_to_manifest(
+        "ai_stack:\n  agent: 1\n  git: 1\n  llm:\n    - base_url: http://10.1.0.9/v1\n      model: m\n",
+    );
+    cx.cmd()
+        .args(["logs", "--service", "llm", "--app"])
+        .arg(&cx.app)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "`llm` does not run in this deployment; it runs: gateway (VM 0), git (VM 1), agent (VM 1)",
+        ));
+}

@@ -60,7 +60,12 @@ impl Deployment {
     }
 
     fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("tfgrid-compose").unwrap();
+        Command::from_std(self.std_cmd())
+    }
+
+    /// [`Self::cmd`] as a process to spawn.
+    fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
         cmd.env("NO_COLOR", "1")
             .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
             .env_remove("TFGRID_COMPOSE_ENV")
@@ -1039,6 +1044,64 @@ fn vm_sh(d: &Deployment) -> Command {
     cmd
 }
 
+/// `logs --service agent` reads the agent's journal on its VM (1): `-n 5` at most 5 entries, all
+/// of its unit; `-f` follows until SIGINT, and the journalctl on the VM ends with it.
+fn agent_journal(d: &Deployment) {
+    use std::io::BufRead as _;
+    let out = d
+        .cmd()
+        .args(["--json", "logs", "--service", "agent", "-n", "5"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!((1..=5).contains(&entries.len()), "{stdout}");
+    for entry in &entries {
+        let unit = "tfgrid-ai-agent.service";
+        assert!(
+            entry["_SYSTEMD_UNIT"] == unit || entry["UNIT"] == unit,
+            "{entry}"
+        );
+    }
+    let journalctl_runs = || {
+        let out = d
+            .cmd()
+            .args(["ssh", "--vm", "1", "--", "pgrep", "-x", "journalctl"])
+            .output()
+            .unwrap();
+        out.status.code() == Some(0)
+    };
+    let mut follow = d
+        .std_cmd()
+        .args(["logs", "--service", "agent", "-f", "-n", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open until the end: a closed pipe would end ssh by itself.
+    let mut stdout = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "an entry before following");
+    assert!(journalctl_runs(), "journalctl -f runs on VM 1");
+    crate::interrupt::kill("INT", &follow.id().to_string());
+    follow.wait().unwrap();
+    drop(stdout);
+    until(
+        "journalctl on VM 1 ended with `logs -f`",
+        Duration::from_secs(30),
+        || !journalctl_runs(),
+    );
+}
+
 /// stdout of `tfgrid-compose ssh --vm VM -- ARGS...` of deployment `d`, which must succeed.
 fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
     let out = d
@@ -1097,6 +1160,7 @@ fn ai_stack_units_come_back_after_kill_9_and_after_a_reboot_of_each_vm() {
     let repo = format!("{gateway}/git/projects/todo-list-app.git");
     assert_eq!(get_live(&live).0, 200);
     let commit = head_commit(&repo);
+    agent_journal(&d);
 
     // (a) SIGKILL of each unit's main process: a new main process, the unit active again.
     let mut all_units = Vec::new();

@@ -91,7 +91,8 @@ pub enum Command {
     /// Run a command on the primary VM (each argument arrives as one argument).
     Exec(ExecArgs),
     /// Print the latest run's log of a phase, or list the logs (or run the app's or pattern's
-    /// own `logs` command with the arguments, when it has one).
+    /// own `logs` command with the arguments, when it has one); with `--service` or `--unit`, a
+    /// unit's journal on its VM.
     Logs(LogsArgs),
     /// List every deployment made on this machine.
     Ps(PsArgs),

@@ -137,6 +137,10 @@ pub struct FolderGone {
     pub id: String,
     pub pattern: String,
     pub state_dir: std::path::PathBuf,
+    /// What its pattern says may still run on this machine without the folder
+    /// (`down_without_state.running.what` of pattern.yaml: `local VMs`); `None` for a pattern
+    /// whose resources are elsewhere (on the grid).
+    pub still_running: Option<String>,
 }
 
 /// The command received SIGINT (Ctrl-C) or SIGTERM; its children were stopped first.
@@ -222,9 +226,9 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             }
         } else if let Some(e) = cause.downcast_ref::<FolderGone>() {
             let id8 = crate::ids::ShortId::of(&e.id);
-            if e.pattern == "local" {
+            if let Some(what) = &e.still_running {
                 hints.push(format!(
-                    "its local VMs may still run: `tfgrid-compose down {id8}` finds \
+                    "its {what} may still run: `tfgrid-compose down {id8}` finds \
                     them by the deployment's id and stops them"
                 ));
             } else {

@@ -338,3 +338,29 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     }
     1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FolderGone, hints_for_error};
+
+    /// The hint for a gone folder says what may still run in the words the pattern gave the
+    /// error, whatever the pattern is called; without them, what may be billed on the grid.
+    #[test]
+    fn a_gone_folder_hints_from_what_its_pattern_says_runs() {
+        let gone = |pattern: &str, still_running: Option<&str>| {
+            hints_for_error(&anyhow::Error::from(FolderGone {
+                id: "0123abcd89ef4567".into(),
+                pattern: pattern.into(),
+                state_dir: "/srv/app/.tfgrid-compose/default".into(),
+                still_running: still_running.map(String::from),
+            }))
+        };
+        let hints = gone("my-vms", Some("local VMs"));
+        assert!(
+            hints[0].starts_with("its local VMs may still run: `tfgrid-compose down 0123abcd`"),
+            "{hints:?}"
+        );
+        let hints = gone("local", None);
+        assert!(hints[0].contains("may still be billed"), "{hints:?}");
+    }
+}

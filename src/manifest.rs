@@ -650,9 +650,10 @@ impl App {
         hooks: &[ResolvedHook],
     ) -> Result<(), InputError> {
         let app = self;
+        let in_deployment = format!("{}/", crate::app_folder::DEPLOYMENT);
         for (key, index, path) in pattern.manifest.requires.app_files() {
-            let is_hook = path.starts_with("deployment/");
-            let have = match path.strip_prefix("deployment/") {
+            let is_hook = path.starts_with(&in_deployment);
+            let have = match path.strip_prefix(&in_deployment) {
                 Some(inside) => hooks.iter().any(|h| h.relative == inside),
                 None => !path.contains("..") && app.dir.join(&path).is_file(),
             };
@@ -665,7 +666,7 @@ impl App {
                 crate::pattern::compat::position(&text, &["requires".into(), key.into()]);
             // the entry's own line and column: the first line from the key on that names it
             let written = path
-                .strip_prefix("deployment/")
+                .strip_prefix(&in_deployment)
                 .filter(|_| key == "deployment_hooks")
                 .unwrap_or(&path);
             let entry = key_line.and_then(|start| {

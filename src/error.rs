@@ -137,6 +137,10 @@ pub struct FolderGone {
     pub id: String,
     pub pattern: String,
     pub state_dir: std::path::PathBuf,
+    /// What its pattern says may still run on this machine without the folder
+    /// (`down_without_state.running.what` of pattern.yaml: `local VMs`); `None` for a pattern
+    /// whose resources are elsewhere (on the grid).
+    pub still_running: Option<String>,
 }
 
 /// The command received SIGINT (Ctrl-C) or SIGTERM; its children were stopped first.
@@ -222,9 +226,9 @@ pub fn hints_for_error(err: &anyhow::Error) -> Vec<String> {
             }
         } else if let Some(e) = cause.downcast_ref::<FolderGone>() {
             let id8 = crate::ids::ShortId::of(&e.id);
-            if e.pattern == "local" {
+            if let Some(what) = &e.still_running {
                 hints.push(format!(
-                    "its local VMs may still run: `tfgrid-compose down {id8}` finds \
+                    "its {what} may still run: `tfgrid-compose down {id8}` finds \
                     them by the deployment's id and stops them"
                 ));
             } else {
@@ -333,4 +337,30 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FolderGone, hints_for_error};
+
+    /// The hint for a gone folder says what may still run in the words the pattern gave the
+    /// error, whatever the pattern is called; without them, what may be billed on the grid.
+    #[test]
+    fn a_gone_folder_hints_from_what_its_pattern_says_runs() {
+        let gone = |pattern: &str, still_running: Option<&str>| {
+            hints_for_error(&anyhow::Error::from(FolderGone {
+                id: "0123abcd89ef4567".into(),
+                pattern: pattern.into(),
+                state_dir: "/srv/app/.tfgrid-compose/default".into(),
+                still_running: still_running.map(String::from),
+            }))
+        };
+        let hints = gone("my-vms", Some("local VMs"));
+        assert!(
+            hints[0].starts_with("its local VMs may still run: `tfgrid-compose down 0123abcd`"),
+            "{hints:?}"
+        );
+        let hints = gone("local", None);
+        assert!(hints[0].contains("may still be billed"), "{hints:?}");
+    }
 }

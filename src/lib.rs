@@ -10,7 +10,8 @@
 //! - verify, finalize → `phase::verify`
 //!
 //! Files on disk → modules: `tfgrid-compose.yaml` → `manifest`, `pattern.yaml` → `pattern`; the
-//! app's env file → `env_file`;
+//! app folder's layout (`deployment/`, `src/`, …, and where each lands on the VM) → `app_folder`;
+//! the app's env file → `env_file`;
 //! every path under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`,
 //! `wg/`, `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
 //! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
@@ -22,6 +23,7 @@
 
 pub mod ai;
 pub mod app_env;
+pub mod app_folder;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

@@ -513,10 +513,12 @@ impl App {
                     let with_dir = if value.contains('/') {
                         value.clone()
                     } else {
-                        format!("deployment/{value}")
+                        format!("{}/{value}", crate::app_folder::DEPLOYMENT)
                     };
                     let path = self.inside_app(&field, &with_dir)?;
-                    let Ok(inside) = Path::new(&with_dir).strip_prefix("deployment") else {
+                    let Ok(inside) =
+                        Path::new(&with_dir).strip_prefix(crate::app_folder::DEPLOYMENT)
+                    else {
                         return Err(self.error(
                             &field,
                             format!("`{value}` is not inside `deployment/`"),
@@ -537,10 +539,8 @@ impl App {
                     inside.to_string_lossy().replace('\\', "/")
                 }
                 None if self.manifest.hooks.is_none() => {
-                    let conventional = self
-                        .dir
-                        .join("deployment")
-                        .join(format!("{}.sh", kind.name()));
+                    let conventional =
+                        crate::app_folder::in_deployment(&self.dir, &format!("{}.sh", kind.name()));
                     if !conventional.is_file() {
                         continue;
                     }
@@ -554,7 +554,7 @@ impl App {
                 .get(kind.name())
                 .cloned()
                 .unwrap_or_default();
-            let path = self.dir.join("deployment").join(&relative);
+            let path = crate::app_folder::in_deployment(&self.dir, &relative);
             let interpreter = if is_executable(&path) {
                 Vec::new()
             } else {
@@ -650,9 +650,10 @@ impl App {
         hooks: &[ResolvedHook],
     ) -> Result<(), InputError> {
         let app = self;
+        let in_deployment = format!("{}/", crate::app_folder::DEPLOYMENT);
         for (key, index, path) in pattern.manifest.requires.app_files() {
-            let is_hook = path.starts_with("deployment/");
-            let have = match path.strip_prefix("deployment/") {
+            let is_hook = path.starts_with(&in_deployment);
+            let have = match path.strip_prefix(&in_deployment) {
                 Some(inside) => hooks.iter().any(|h| h.relative == inside),
                 None => !path.contains("..") && app.dir.join(&path).is_file(),
             };
@@ -665,7 +666,7 @@ impl App {
                 crate::pattern::compat::position(&text, &["requires".into(), key.into()]);
             // the entry's own line and column: the first line from the key on that names it
             let written = path
-                .strip_prefix("deployment/")
+                .strip_prefix(&in_deployment)
                 .filter(|_| key == "deployment_hooks")
                 .unwrap_or(&path);
             let entry = key_line.and_then(|start| {

@@ -309,6 +309,7 @@ pub(super) async fn registry_app_target(
     }
     let (pinned, app) = check_out(printer, settings, &loaded, name, false).await?;
     Ok(Target {
+        patterns: crate::pattern::Search::new(settings, &app),
         app,
         env: settings.env_name.clone(),
         dir: StateDir::for_registry_app(&settings.data_dir, name, &settings.env_name)

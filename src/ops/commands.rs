@@ -11,6 +11,7 @@ use std::io::IsTerminal as _;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::app_folder::REMOTE_DEPLOYMENT;
 use crate::error::UserError;
 use crate::manifest::{App, AppCommand, BUILTIN_VERBS, OVERRIDABLE_VERBS};
 use crate::ops::deployments::JSON_SCHEMA;
@@ -19,7 +20,6 @@ use crate::ops::{Target, resolve_target};
 use crate::output::Printer;
 use crate::pattern::Pattern;
 use crate::pattern::compat::REMOTE_SCRIPTS;
-use crate::phase::application::REMOTE_DEPLOYMENT;
 use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::state::DeploymentState;

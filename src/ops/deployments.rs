@@ -11,6 +11,7 @@ use crate::error::UserError;
 use crate::files::write_atomic;
 use crate::ops::{CONTEXT_FILE, Target, read_context_file, registry, resolve_target};
 use crate::output::Printer;
+use crate::pattern::Pattern;
 use crate::process::{Cmd, Io, Runner};
 use crate::registry::Entry;
 use crate::settings::Settings;
@@ -40,13 +41,12 @@ fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
     })
 }
 
-/// Whether a local-pattern deployment still has VMs on this machine (its folder under the
-/// pattern's default `vm_root`, named by the id's first 8 hex digits).
-fn local_vms_run(entry: &Entry) -> bool {
-    entry.pattern == "local"
-        && std::path::Path::new("/mnt/tfgrid-compose-local")
-            .join(entry.short_id())
-            .exists()
+/// What of a deployment still runs on this machine, in its pattern's words, when the folder
+/// its pattern declares for it exists (`down_without_state.running` of pattern.yaml: the
+/// `local` pattern's VMs under `{vm_root}/{id8}`).
+fn still_running(pattern: Option<&Pattern>, entry: &Entry) -> Option<String> {
+    let (what, folder) = pattern?.running_folder(&entry.id)?;
+    folder.exists().then(|| what.to_string())
 }
 
 /// The folder a deployment lives in, as `ps` shows it: the app's real folder, and the path it
@@ -79,9 +79,10 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
             .filter(|(_, m)| **m)
             .map(|(e, _)| e)
         {
-            if local_vms_run(entry) {
+            let pattern = crate::pattern::find(settings, &entry.app_dir, &entry.pattern).ok();
+            if let Some(what) = still_running(pattern.as_ref(), entry) {
                 printer.warn(format!(
-                    "kept {} {}: its local VMs still run; `tfgrid-compose down {}` stops them and \
+                    "kept {} {}: its {what} still run; `tfgrid-compose down {}` stops them and \
                         forgets it",
                     entry.short_id(),
                     entry.label(),
@@ -99,7 +100,9 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
                     entry.state_dir.display()
                 ),
             );
-            if entry.pattern != "local" && entry.status != "destroyed" {
+            // A pattern that can stop its resources without state keeps them on this machine.
+            let on_this_machine = pattern.is_some_and(|p| p.manifest.down_without_state.is_some());
+            if !on_this_machine && entry.status != "destroyed" {
                 // Forgetting stops nothing: say what may still be billed.
                 printer.warn(format!(
                     "{}: what it created on the grid may still be billed; `tfgrid-compose \

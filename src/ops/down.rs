@@ -256,9 +256,6 @@ async fn down_gone(
     Ok(())
 }
 
-/// The local pattern's default `vm_root` (patterns/local/infrastructure/main.tf).
-pub(crate) const LOCAL_VM_ROOT: &str = "/mnt/tfgrid-compose-local";
-
 /// `down` of a deployment whose `state.yaml` is empty or damaged: Terraform's state is the truth
 /// about what is billed, so destroy from it, then remove the folder and its registry entries.
 async fn down_damaged(

@@ -50,16 +50,13 @@ pub fn status(printer: &Printer, settings: &Settings, app: Option<&str>, json: b
         format_duration(std::time::Duration::from_secs(age))
     ));
     if let Some(outputs) = &state.outputs {
+        // The folder the pattern says its VMs run in on this machine (`local` only).
+        let pattern = target.patterns.find(&state.pattern.name).ok();
+        let vm_folder = pattern.and_then(|p| Some(p.running_folder(&state.id)?.1));
         for (index, vm) in outputs.vms().iter().enumerate() {
-            let power = (state.pattern.name == "local")
-                .then(|| {
-                    let id8 = state.id.get(..8).unwrap_or(&state.id);
-                    local_vm_power(
-                        &std::path::Path::new(super::down::LOCAL_VM_ROOT).join(id8),
-                        index,
-                    )
-                })
-                .flatten()
+            let power = vm_folder
+                .as_deref()
+                .and_then(|dir| local_vm_power(dir, index))
                 .map(|p| format!(" {p}"))
                 .unwrap_or_default();
             printer.data(format!(

@@ -66,21 +66,21 @@ pub struct Target {
     pub dir: StateDir,
     /// For an app from the app registry: its entry and commit, which `up` records.
     pub origin: Option<AppOrigin>,
+    /// Where the app's pattern is found (for what a gone deployment may leave running).
+    pub patterns: crate::pattern::Search,
 }
 
 impl Target {
     fn of_app(app: PathBuf, settings: &Settings) -> Target {
-        let dir = StateDir::for_app(
-            &crate::manifest::app_paths(&app).0,
-            &settings.env_name,
-            false,
-        )
-        .with_registry(registry(settings));
+        let app_dir = crate::manifest::app_paths(&app).0;
+        let dir = StateDir::for_app(&app_dir, &settings.env_name, false)
+            .with_registry(registry(settings));
         Target {
             app,
             env: settings.env_name.clone(),
             dir,
             origin: None,
+            patterns: crate::pattern::Search::new(settings, &app_dir),
         }
     }
 
@@ -93,11 +93,13 @@ impl Target {
             return None;
         }
         let state = dir.load().ok().flatten();
+        let app = state.as_ref().map_or_else(
+            || settings.data_dir.join("apps").join(name),
+            |s| s.app.dir.clone(),
+        );
         Some(Target {
-            app: state.as_ref().map_or_else(
-                || settings.data_dir.join("apps").join(name),
-                |s| s.app.dir.clone(),
-            ),
+            patterns: crate::pattern::Search::new(settings, &app),
+            app,
             env: settings.env_name.clone(),
             dir,
             origin: state.and_then(|s| s.app.origin),
@@ -112,6 +114,7 @@ impl Target {
                 .with_registry(registry(settings))
                 .expecting(&entry.id),
             origin: None,
+            patterns: crate::pattern::Search::new(settings, &entry.app_dir),
         }
     }
 
@@ -215,10 +218,18 @@ impl Target {
             .as_ref()
             .and_then(|r| r.list().ok())
             .and_then(|(entries, _)| entries.into_iter().find(|e| e.state_dir == self.dir.root));
+        let id = entry.as_ref().map(|e| e.id.clone()).unwrap_or_default();
+        let pattern = entry.map(|e| e.pattern).unwrap_or_default();
+        // What the pattern says may still run without the folder, in its own words.
+        let still_running = self.patterns.find(&pattern).ok().and_then(|p| {
+            let running = p.manifest.down_without_state?.running?;
+            Some(running.what)
+        });
         crate::error::FolderGone {
-            id: entry.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
-            pattern: entry.map(|e| e.pattern).unwrap_or_default(),
+            id,
+            pattern,
             state_dir: self.dir.root.clone(),
+            still_running,
         }
         .into()
     }

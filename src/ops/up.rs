@@ -141,7 +141,7 @@ pub fn validate(
         .map(|h| h.kind.name())
         .collect();
     let playbook = crate::phase::application::APP_PLAYBOOK;
-    if !replaced.is_empty() && app.dir.join("deployment").join(playbook).is_file() {
+    if !replaced.is_empty() && crate::app_folder::in_deployment(&app.dir, playbook).is_file() {
         printer.status(
             "Note",
             format!(

@@ -92,6 +92,22 @@ pub struct StatelessDown {
     /// The argv: its first word a file of the pattern folder, run with `bash`; `{id8}` becomes
     /// the deployment id's first 8 hex digits and `{NAME}` the default of the variable `NAME`.
     pub run: Vec<String>,
+    /// What may still run on this machine while the deployment's folder is gone, and where.
+    #[serde(default)]
+    pub running: Option<StillRunning>,
+}
+
+/// `down_without_state.running:` of pattern.yaml: what a deployment leaves running on this
+/// machine (`local VMs`) while `folder` exists (`{vm_root}/{id8}`, placeholders as in `run`).
+/// `ps --prune` keeps an entry whose folder exists, and `inspect` reads each VM's power state
+/// from `folder/vm-INDEX/power` and `boots` (patterns/local/infrastructure/vm.sh `machine-run`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StillRunning {
+    /// What runs, for the hints (`local VMs`).
+    pub what: String,
+    /// The folder on this machine that exists while it runs.
+    pub folder: String,
 }
 
 impl StatelessDown {
@@ -103,20 +119,22 @@ impl StatelessDown {
         id8: &str,
         variables: &BTreeMap<String, Variable>,
     ) -> Vec<String> {
-        let fill = |word: &String| {
-            let mut word = word.replace("{id8}", id8);
-            for (name, variable) in variables {
-                if let Some(default) = variable.default.as_ref().and_then(crate::yaml::scalar_text)
-                {
-                    word = word.replace(&format!("{{{name}}}"), &default);
-                }
-            }
-            word
-        };
+        let fill = |word: &String| fill(word, id8, variables);
         let mut words = self.run.iter();
         let script = words.next().map(|s| dir.join(s).display().to_string());
         script.into_iter().chain(words.map(fill)).collect()
     }
+}
+
+/// `word` with `{id8}` and every `{NAME}` (the default of variable `NAME`) filled in.
+fn fill(word: &str, id8: &str, variables: &BTreeMap<String, Variable>) -> String {
+    let mut word = word.replace("{id8}", id8);
+    for (name, variable) in variables {
+        if let Some(default) = variable.default.as_ref().and_then(crate::yaml::scalar_text) {
+            word = word.replace(&format!("{{{name}}}"), &default);
+        }
+    }
+    word
 }
 
 impl PatternManifest {
@@ -384,13 +402,52 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// What of deployment `id` (its 16 hex digits) runs on this machine, and the folder that
+    /// exists while it does (`down_without_state.running` of pattern.yaml, placeholders filled
+    /// in); `None` when the pattern declares none.
+    pub fn running_folder(&self, id: &str) -> Option<(&str, PathBuf)> {
+        let down = self.manifest.down_without_state.as_ref()?;
+        let running = down.running.as_ref()?;
+        let id8 = crate::ids::ShortId::of(id).to_string();
+        let folder = fill(&running.folder, &id8, &self.manifest.variables);
+        Some((running.what.as_str(), PathBuf::from(folder)))
+    }
+}
+
 /// Finds a pattern by name along the search path, then among the built-in ones.
 pub fn find(settings: &Settings, app_dir: &Path, name: &str) -> Result<Pattern> {
+    Search::new(settings, app_dir).find(name)
+}
+
+/// Where an app's patterns are found: the search path for its folder, and the data dir that
+/// holds the built-in ones once extracted.
+#[derive(Debug, Clone)]
+pub struct Search {
+    dirs: Vec<PathBuf>,
+    data_dir: PathBuf,
+}
+
+impl Search {
+    /// The search of the app in `app_dir` ([`Settings::pattern_search_path`]).
+    pub fn new(settings: &Settings, app_dir: &Path) -> Search {
+        Search {
+            dirs: settings.pattern_search_path(app_dir),
+            data_dir: settings.data_dir.clone(),
+        }
+    }
+
+    /// The pattern `name`. Errors: [`UserError`] naming the known patterns when none is `name`.
+    pub fn find(&self, name: &str) -> Result<Pattern> {
+        find_along(self.dirs.clone(), &self.data_dir, name)
+    }
+}
+
+fn find_along(mut search: Vec<PathBuf>, data_dir: &Path, name: &str) -> Result<Pattern> {
     let valid = !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    let mut search = settings.pattern_search_path(app_dir);
     if valid {
         for dir in &search {
             let candidate = dir.join(name);
@@ -399,7 +456,7 @@ pub fn find(settings: &Settings, app_dir: &Path, name: &str) -> Result<Pattern> 
             }
         }
         if crate::pattern::builtin::embedded_names().contains(name) {
-            let dir = crate::pattern::builtin::extract_embedded(&settings.data_dir)?;
+            let dir = crate::pattern::builtin::extract_embedded(data_dir)?;
             return Ok(Pattern::load(&dir.join(name))?);
         }
     }
@@ -457,7 +514,15 @@ mod tests {
                 "/mnt/tfgrid-compose-local".into(),
             ]
         );
+        assert_eq!(
+            local.running_folder("0123abcd89ef4567"),
+            Some((
+                "local VMs",
+                Path::new("/mnt/tfgrid-compose-local/0123abcd").to_path_buf()
+            ))
+        );
         let grid = Pattern::load(&patterns.join("single-vm")).unwrap();
         assert!(grid.manifest.down_without_state.is_none());
+        assert!(grid.running_folder("0123abcd89ef4567").is_none());
     }
 }

@@ -20,16 +20,10 @@ use crate::phase::Context;
 use crate::process::Io;
 use crate::tools::ssh;
 
-/// Where the app's folders land on the VM (the same paths as the bash tool's, which hooks use).
-pub const REMOTE_DEPLOYMENT: &str = "/tmp/app-deployment";
-pub const REMOTE_SOURCE: &str = "/tmp/app-source";
-
-/// Files and folders of the app that land in [`REMOTE_SOURCE`] beside `src/`'s contents.
-pub const EXTRA_SOURCES: [&str; 4] = ["docker-compose.yaml", "scripts", "config", "templates"];
-
-/// The app's `environment:` values on the VM, 0600, one `export NAME='value'` a line: values
-/// (some secret) reach the VM through ssh's stdin, never an argv.
-pub const REMOTE_ENV_SCRIPT: &str = "/tmp/app-deployment/.tfgrid-compose.env";
+use crate::app_folder::{self, Entry, Lands};
+pub use crate::app_folder::{
+    PLAYBOOK as APP_PLAYBOOK, REMOTE_DEPLOYMENT, REMOTE_ENV_SCRIPT, REMOTE_SOURCE,
+};
 
 /// A fixed script (no user text): reads the env script named by `$1`, then runs the rest.
 const WITH_ENV: &str = ". \"$1\" && shift && exec \"$@\"";
@@ -80,12 +74,8 @@ fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)
     ])
 }
 
-/// An app's own playbook: when `deployment/playbook.yml` exists it runs in place of the `setup`
-/// and `configure` hooks (the `healthcheck` hook still runs), as the bash tool did
-/// (tfgrid-compose-bash.md §2, `orchestrator.sh:1534-1546`).
-pub const APP_PLAYBOOK: &str = "playbook.yml";
-
-/// Whether the app's playbook takes the place of this hook (`setup` and `configure`).
+/// Whether the app's playbook ([`APP_PLAYBOOK`]) takes the place of this hook (`setup` and
+/// `configure`; the `healthcheck` hook still runs), as the bash tool did.
 pub fn replaced_by_playbook(kind: crate::manifest::HookKind) -> bool {
     kind != crate::manifest::HookKind::Healthcheck
 }
@@ -134,14 +124,12 @@ async fn run_playbook(ctx: &mut Context, playbook: &std::path::Path) -> Result<(
     Ok(())
 }
 
-/// Whether the application phase has anything to upload and run: hooks, the app's
-/// `deployment/` or `src/`, or the pattern's `scripts/` for its commands. The one answer that
-/// validation (which then needs `scp`) and the phase (which otherwise skips) share.
+/// Whether the application phase has anything to upload and run: hooks, an entry of the app
+/// folder that gives it work ([`app_folder::ENTRIES`]: `deployment/` or `src/`), or the
+/// pattern's `scripts/` for its commands. The one answer that validation (which then needs
+/// `scp`) and the phase (which otherwise skips) share.
 pub fn has_work(app_dir: &Path, pattern: &Pattern, has_hooks: bool) -> bool {
-    has_hooks
-        || app_dir.join("deployment").is_dir()
-        || app_dir.join("src").is_dir()
-        || has_pattern_commands(pattern)
+    has_hooks || app_folder::gives_work(app_dir) || has_pattern_commands(pattern)
 }
 
 /// A pattern's commands need its `scripts/` on the primary VM.
@@ -149,13 +137,140 @@ fn has_pattern_commands(pattern: &Pattern) -> bool {
     !pattern.manifest.commands.0.is_empty() && pattern.dir.join("scripts").is_dir()
 }
 
-pub async fn run(ctx: &mut Context) -> Result<()> {
-    let vms = ctx.outputs()?.vms();
-    let deployment = ctx.app.dir.join("deployment");
-    let source = ctx.app.dir.join("src");
+/// Uploads the app to `vm` (`primary`: the first VM, which also gets the pattern's `scripts/`):
+/// its folder's entries present ([`app_folder::ENTRIES`]), its env file and `environment:`
+/// values, after clearing what an earlier run left there.
+async fn upload(ctx: &Context, vm: &Vm, primary: bool, log: &Path) -> Result<()> {
+    let entries = app_folder::present(&ctx.app.dir);
     let env_file = ctx.app.env_file();
     let pattern_scripts = ctx.pattern.dir.join("scripts");
     let has_commands = has_pattern_commands(&ctx.pattern);
+    ctx.printer.status(
+        "Uploading",
+        format!("app `{}` to {}", ctx.app.manifest.name, vm.address),
+    );
+    let target = ctx.ssh_target(&vm.address);
+    let quick = Duration::from_secs(120);
+    let clean = ssh::ssh(
+        &target,
+        &[
+            "rm",
+            "-rf",
+            REMOTE_DEPLOYMENT,
+            REMOTE_SOURCE,
+            REMOTE_SCRIPTS,
+        ],
+        false,
+    )
+    .io(Io::Log(log.to_path_buf()))
+    .timeout(quick);
+    ctx.runner
+        .run(&clean)
+        .await
+        .context("failed to clear the app folders on the VM")?;
+    // The app's folders, each whole to its own place.
+    for entry in &entries {
+        let Lands::Folder(remote) = entry.lands else {
+            continue;
+        };
+        let local = ctx.app.dir.join(entry.path);
+        ctx.runner
+            .run(&ssh::upload(&target, &local, remote, log, quick))
+            .await
+            .with_context(|| format!("failed to upload `{}/`", entry.path))?;
+    }
+    // the pattern's commands run on the primary VM (ops::commands)
+    if has_commands && primary {
+        ctx.runner
+            .run(&ssh::upload(
+                &target,
+                &pattern_scripts,
+                REMOTE_SCRIPTS,
+                log,
+                quick,
+            ))
+            .await
+            .context("failed to upload the pattern's `scripts/`")?;
+    }
+    // What the bash tool also put in /tmp/app-source/ and its apps' hooks copy from there
+    // (tfgrid-compose-bash.md §4.7): these files and folders, and the release artifact.
+    let beside: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.lands == Lands::BesideSource)
+        .collect();
+    let files: Vec<(&Entry, &str)> = entries
+        .iter()
+        .filter_map(|e| match e.lands {
+            Lands::File(remote) => Some((e, remote)),
+            _ => None,
+        })
+        .collect();
+    let env_file = env_file.as_ref().filter(|p| p.is_file());
+    let has_source = entries.iter().any(|e| e.path == app_folder::SOURCE);
+    if (!beside.is_empty() || !files.is_empty() || env_file.is_some()) && !has_source {
+        let mkdir = ssh::ssh(&target, &["mkdir", "-p", REMOTE_SOURCE], false)
+            .io(Io::Log(log.to_path_buf()))
+            .timeout(quick);
+        ctx.runner.run(&mkdir).await?;
+    }
+    if !beside.is_empty() {
+        let sources: Vec<std::path::PathBuf> =
+            beside.iter().map(|e| ctx.app.dir.join(e.path)).collect();
+        let sources: Vec<&Path> = sources.iter().map(std::path::PathBuf::as_path).collect();
+        let names: Vec<&str> = beside.iter().map(|e| e.path).collect();
+        ctx.runner
+            .run(&ssh::upload_many(
+                &target,
+                &sources,
+                &format!("{REMOTE_SOURCE}/"),
+                log,
+                quick,
+            ))
+            .await
+            .with_context(|| format!("failed to upload the app's {}", names.join(", ")))?;
+    }
+    for (entry, remote) in files {
+        let local = ctx.app.dir.join(entry.path);
+        ctx.runner
+            .run(&ssh::upload(&target, &local, remote, log, quick))
+            .await
+            .with_context(|| format!("failed to upload `{}`", entry.path))?;
+    }
+    if let Some(env_file) = env_file {
+        ctx.runner
+            .run(&ssh::upload(
+                &target,
+                env_file,
+                app_folder::REMOTE_ENV_FILE,
+                log,
+                quick,
+            ))
+            .await
+            .context("failed to upload the env file")?;
+    }
+    if !ctx.environment.is_empty() {
+        // umask first: the file is private from its first byte.
+        let write = [
+            "sh",
+            "-c",
+            "umask 077 && mkdir -p \"${1%/*}\" && cat > \"$1\"",
+            "sh",
+            REMOTE_ENV_SCRIPT,
+        ];
+        let cmd = ssh::ssh(&target, &write, false)
+            .io(Io::Log(log.to_path_buf()))
+            .timeout(quick)
+            .secret_input(crate::app_env::env_script(&ctx.environment));
+        ctx.runner
+            .run(&cmd)
+            .await
+            .context("failed to write the app's environment on the VM")?;
+    }
+    Ok(())
+}
+
+pub async fn run(ctx: &mut Context) -> Result<()> {
+    let vms = ctx.outputs()?.vms();
     if !has_work(&ctx.app.dir, &ctx.pattern, !ctx.hooks.is_empty()) {
         ctx.printer.status(
             "Skipping",
@@ -171,132 +286,13 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         .collect();
     let log = ctx.log("application");
     for (index, vm) in &targets {
-        ctx.printer.status(
-            "Uploading",
-            format!("app `{}` to {}", ctx.app.manifest.name, vm.address),
-        );
-        let target = ctx.ssh_target(&vm.address);
-        let quick = Duration::from_secs(120);
-        let clean = ssh::ssh(
-            &target,
-            &[
-                "rm",
-                "-rf",
-                REMOTE_DEPLOYMENT,
-                REMOTE_SOURCE,
-                REMOTE_SCRIPTS,
-            ],
-            false,
-        )
-        .io(Io::Log(log.clone()))
-        .timeout(quick);
-        ctx.runner
-            .run(&clean)
-            .await
-            .context("failed to clear the app folders on the VM")?;
-        if deployment.is_dir() {
-            ctx.runner
-                .run(&ssh::upload(
-                    &target,
-                    &deployment,
-                    REMOTE_DEPLOYMENT,
-                    &log,
-                    quick,
-                ))
-                .await
-                .context("failed to upload `deployment/`")?;
-        }
-        if source.is_dir() {
-            ctx.runner
-                .run(&ssh::upload(&target, &source, REMOTE_SOURCE, &log, quick))
-                .await
-                .context("failed to upload `src/`")?;
-        }
-        // the pattern's commands run on the primary VM (ops::commands)
-        if has_commands && *index == 0 {
-            ctx.runner
-                .run(&ssh::upload(
-                    &target,
-                    &pattern_scripts,
-                    REMOTE_SCRIPTS,
-                    &log,
-                    quick,
-                ))
-                .await
-                .context("failed to upload the pattern's `scripts/`")?;
-        }
-        // What the bash tool also put in /tmp/app-source/ and its apps' hooks copy from there
-        // (tfgrid-compose-bash.md §4.7): these files and folders, and the release artifact.
-        let extras: Vec<std::path::PathBuf> = EXTRA_SOURCES
-            .iter()
-            .map(|name| ctx.app.dir.join(name))
-            .filter(|p| p.exists())
-            .collect();
-        let artifact = ctx.app.dir.join("artifacts/latest.tar.gz");
-        let needs_dir = !extras.is_empty()
-            || artifact.is_file()
-            || env_file.as_ref().is_some_and(|p| p.is_file());
-        if needs_dir && !source.is_dir() {
-            let mkdir = ssh::ssh(&target, &["mkdir", "-p", REMOTE_SOURCE], false)
-                .io(Io::Log(log.clone()))
-                .timeout(quick);
-            ctx.runner.run(&mkdir).await?;
-        }
-        if !extras.is_empty() {
-            let sources: Vec<&std::path::Path> =
-                extras.iter().map(std::path::PathBuf::as_path).collect();
-            ctx.runner
-                .run(&ssh::upload_many(
-                    &target,
-                    &sources,
-                    &format!("{REMOTE_SOURCE}/"),
-                    &log,
-                    quick,
-                ))
-                .await
-                .context(
-                    "failed to upload the app's docker-compose.yaml, scripts/, config/ or \
-                    templates/",
-                )?;
-        }
-        if artifact.is_file() {
-            let dest = format!("{REMOTE_SOURCE}/artifacts.tar.gz");
-            ctx.runner
-                .run(&ssh::upload(&target, &artifact, &dest, &log, quick))
-                .await
-                .context("failed to upload `artifacts/latest.tar.gz`")?;
-        }
-        if let Some(env_file) = env_file.as_ref().filter(|p| p.is_file()) {
-            let dest = format!("{REMOTE_SOURCE}/.env");
-            ctx.runner
-                .run(&ssh::upload(&target, env_file, &dest, &log, quick))
-                .await
-                .context("failed to upload the env file")?;
-        }
-        if !ctx.environment.is_empty() {
-            // umask first: the file is private from its first byte.
-            let write = [
-                "sh",
-                "-c",
-                "umask 077 && mkdir -p \"${1%/*}\" && cat > \"$1\"",
-                "sh",
-                REMOTE_ENV_SCRIPT,
-            ];
-            let cmd = ssh::ssh(&target, &write, false)
-                .io(Io::Log(log.clone()))
-                .timeout(quick)
-                .secret_input(crate::app_env::env_script(&ctx.environment));
-            ctx.runner
-                .run(&cmd)
-                .await
-                .context("failed to write the app's environment on the VM")?;
-        }
+        upload(ctx, vm, *index == 0, &log).await?;
     }
     if let Some(stack) = ctx.app.manifest.ai_stack.clone() {
         crate::phase::ai_stack::deploy(ctx, &stack).await?;
     }
     let mut hooks = ctx.hooks.clone();
-    let playbook = ctx.app.dir.join("deployment").join(APP_PLAYBOOK);
+    let playbook = app_folder::in_deployment(&ctx.app.dir, APP_PLAYBOOK);
     if playbook.is_file() {
         run_playbook(ctx, &playbook).await?;
         hooks.retain(|h| !replaced_by_playbook(h.kind));
@@ -347,6 +343,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
 mod tests {
     use std::path::Path;
 
+    use crate::app_folder;
     use crate::manifest::{HookHosts, HookKind, ResolvedHook};
     use crate::pattern::Pattern;
     use crate::tools::ssh::remote_command;
@@ -365,6 +362,35 @@ mod tests {
         assert!(super::has_work(bare.path(), &without, true));
         std::fs::create_dir(bare.path().join("src")).unwrap();
         assert!(super::has_work(bare.path(), &without, false));
+    }
+
+    /// Validation (`has_work`, which decides whether `up` needs `scp`) and the phase (which
+    /// uploads the entries [`app_folder::present`] finds) read one table: an app with only one
+    /// entry has exactly that entry to upload, and needs the phase exactly when the entry gives
+    /// work; an empty app has neither.
+    #[test]
+    fn validation_and_the_phase_agree_on_each_app_folder_entry() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let without = Pattern::load(&root.join("patterns/local")).unwrap();
+        for entry in app_folder::ENTRIES {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(entry.path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            match entry.lands {
+                app_folder::Lands::Folder(_) => std::fs::create_dir(&path).unwrap(),
+                _ => std::fs::write(&path, "x").unwrap(),
+            }
+            assert_eq!(app_folder::present(dir.path()), [entry], "{}", entry.path);
+            assert_eq!(
+                super::has_work(dir.path(), &without, false),
+                entry.gives_work,
+                "{}",
+                entry.path
+            );
+        }
+        let empty = tempfile::tempdir().unwrap();
+        assert!(app_folder::present(empty.path()).is_empty());
+        assert!(!super::has_work(empty.path(), &without, false));
     }
 
     #[test]

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "settings",
             "manifest",
+            "app_folder",
             "app_env",
             "env_file",
             "credentials",

@@ -96,7 +96,7 @@ impl Requires {
             let path = if p.contains('/') {
                 p.clone()
             } else {
-                format!("deployment/{p}")
+                format!("{}/{p}", crate::app_folder::DEPLOYMENT)
             };
             ("deployment_hooks", i, path)
         });

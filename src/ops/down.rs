@@ -50,6 +50,7 @@ pub async fn down(
         Err(err) => return Err(err),
     };
     let dir = target.dir.clone();
+    refuse_moved(&dir, &state)?;
     let app_arg = target.arg();
     if !options.yes
         && !confirm(
@@ -195,6 +196,37 @@ fn recorded_variable(dir: &crate::state::StateDir, name: &str) -> Option<String>
         .get(name)?
         .as_str()
         .map(String::from)
+}
+
+/// A folder app whose folder was moved since `up`: its Terraform state and WireGuard config name
+/// files under the old path (a local-exec destroy step, `wg-quick down FILE`), so a destroy from
+/// the new place would stop halfway and leave what runs. Refused before anything is touched.
+fn refuse_moved(dir: &crate::state::StateDir, state: &crate::state::DeploymentState) -> Result<()> {
+    let Some(now) = dir.app_dir().filter(|_| state.app.origin.is_none()) else {
+        return Ok(());
+    };
+    let (now, then) = (
+        crate::files::real_path(now),
+        crate::files::real_path(&state.app.dir),
+    );
+    if now == then {
+        return Ok(());
+    }
+    let (now, then) = (
+        crate::process::display_path(&now),
+        crate::process::display_path(&then),
+    );
+    Err(UserError::new(
+        format!(
+            "deployment {} (`{}:{}`) was made in {then} and its folder is now {now}: its \
+                Terraform state and WireGuard config name files there, so nothing was destroyed",
+            crate::ids::ShortId::of(&state.id),
+            state.app.name,
+            state.env
+        ),
+        format!("move the folder back (`mv {now} {then}`), then run `tfgrid-compose down {then}`"),
+    )
+    .into())
 }
 
 /// `down` of a deployment whose folder is gone: its Terraform state went with it. A pattern

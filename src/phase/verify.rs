@@ -182,6 +182,12 @@ pub fn finalize(ctx: &mut Context) -> Result<()> {
             || crate::process::display_path(&ctx.app.dir),
             |origin| origin.name.clone(),
         );
+        // Another environment than `default` is named too, or the commands would reach that one.
+        let app = if ctx.state.env == "default" {
+            app
+        } else {
+            format!("{app} --env {}", ctx.state.env)
+        };
         let create = if ctx.app.manifest.ai_stack.is_some() {
             "`tfgrid-compose create \"<prompt>\"`, "
         } else {

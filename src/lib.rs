@@ -25,6 +25,7 @@ pub mod ai;
 pub mod app_env;
 pub mod app_folder;
 pub mod catalog;
+pub mod ci_event;
 pub mod cli;
 pub mod clock;
 pub mod credentials;

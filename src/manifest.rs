@@ -20,6 +20,7 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "down",
     "validate",
     "import",
+    "pr",
     "status",
     "address",
     "ssh",

@@ -84,6 +84,8 @@ struct Inner {
     quiet: bool,
     json: bool,
     progress: bool,
+    /// False for a command run inside another whose stdout is the outer one's alone (`pr`).
+    stdout: bool,
 }
 
 /// Cheap to clone; all clones write to the same streams.
@@ -128,6 +130,22 @@ impl Printer {
                 quiet,
                 json,
                 progress,
+                stdout: true,
+            }),
+        }
+    }
+
+    /// The same printer for a command run inside another (`up` inside `pr`): stderr as before,
+    /// nothing on stdout (no data lines, no `--json` events), which the outer command owns.
+    pub fn without_stdout(&self) -> Printer {
+        let inner = &self.inner;
+        Printer {
+            inner: Arc::new(Inner {
+                color: inner.color,
+                quiet: inner.quiet,
+                json: inner.json,
+                progress: inner.progress,
+                stdout: false,
             }),
         }
     }
@@ -192,6 +210,9 @@ impl Printer {
     /// A line of data on stdout (not in `--json` mode, where events carry the data).
     /// A reader that went away (`| head -1`) is not an error of this command: nothing panics.
     pub fn data(&self, line: impl AsRef<str>) {
+        if !self.inner.stdout {
+            return;
+        }
         let _ = writeln!(std::io::stdout().lock(), "{}", line.as_ref());
     }
 
@@ -204,6 +225,9 @@ impl Printer {
 
     /// A JSON document or event line on stdout.
     pub fn json_line<T: Serialize>(&self, value: &T) {
+        if !self.inner.stdout {
+            return;
+        }
         if let Ok(text) = serde_json::to_string(value) {
             let _ = writeln!(std::io::stdout().lock(), "{text}");
         }

@@ -111,6 +111,7 @@ impl UpArgs {
             dry_run: self.dry_run,
             node: self.node,
             filter: self.filter,
+            converge: false,
         };
         ops::up::up(cx.printer, cx.settings, runner, &options).await
     }
@@ -121,6 +122,7 @@ impl DownArgs {
         let options = DownOptions {
             app: self.app,
             yes: self.yes,
+            lock_held: false,
         };
         ops::down::down(cx.printer, cx.settings, Runner::real(), &options).await
     }

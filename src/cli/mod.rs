@@ -16,6 +16,7 @@ mod config;
 mod deploy;
 mod deployments;
 mod grid;
+mod pr;
 
 pub use ai::{
     AgentArgs, CreateArgs, DeleteArgs, MonitorArgs, ProjectsArgs, ProjectsCommand, ServeArgs,
@@ -25,6 +26,7 @@ pub use config::{CompletionsArgs, ConfigCommand};
 pub use deploy::{DownArgs, ImportArgs, UpArgs, ValidateArgs};
 pub use deployments::{ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs};
 pub use grid::{ContractsArgs, FarmsArgs, NodesArgs, SigninArgs, SimCommand};
+pub use pr::PrArgs;
 
 /// Deploy applications to the ThreeFold Grid, or to local VMs, with one command.
 ///
@@ -78,6 +80,9 @@ pub enum Command {
     Down(DownArgs),
     /// Run the validate phase only: manifest, pattern, tools, credentials. Creates nothing.
     Validate(ValidateArgs),
+    /// Deploy, redeploy or destroy a pull request's environment (`pr-N`) as its CI event asks:
+    /// GITHUB_EVENT_NAME and the payload at GITHUB_EVENT_PATH, or `--event` and `--payload`.
+    Pr(PrArgs),
     /// Take a deployment the bash tool made (its state folder) under management.
     Import(ImportArgs),
     /// Show a deployment: status, addresses, phase journal (or run the app's or pattern's own
@@ -227,6 +232,7 @@ fn overrides(cli: &Cli) -> Overrides {
     let (ssh_timeout, lock_wait) = match &cli.command {
         Command::Up(a) => (a.ssh_timeout, a.lock_wait),
         Command::Down(a) => (None, a.lock_wait),
+        Command::Pr(a) => (None, a.lock_wait),
         _ => (None, None),
     };
     Overrides {
@@ -258,6 +264,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Up(args) => args.run(cx).await,
         Command::Down(args) => args.run(cx).await,
         Command::Import(args) => args.run(cx),
+        Command::Pr(args) => args.run(cx).await,
         Command::Validate(args) => {
             ops::up::check(printer, settings, args.app.as_deref(), args.strict).await
         }

@@ -21,6 +21,22 @@ use crate::tools::wg;
 pub struct DownOptions {
     pub app: Option<String>,
     pub yes: bool,
+    /// The caller holds the deployment's lock already (`pr`, which decided under it).
+    pub lock_held: bool,
+}
+
+/// The deployment's lock, unless the caller holds it.
+async fn lock(
+    printer: &Printer,
+    settings: &Settings,
+    options: &DownOptions,
+    dir: &crate::state::StateDir,
+    command: &str,
+) -> Result<Option<crate::state::StateLock>> {
+    if options.lock_held {
+        return Ok(None);
+    }
+    Ok(Some(take_lock(printer, settings, dir, command).await?))
 }
 
 fn confirm(printer: &Printer, question: &str) -> Result<bool> {
@@ -66,7 +82,7 @@ pub async fn down(
             "pass `--yes` to skip the question"
         ));
     }
-    let _lock = take_lock(printer, settings, &dir, &format!("down {app_arg}")).await?;
+    let _lock = lock(printer, settings, options, &dir, &format!("down {app_arg}")).await?;
     let mut state = dir
         .load()?
         .context("the deployment vanished while waiting for the lock")?;
@@ -342,7 +358,14 @@ async fn down_damaged(
             "pass `--yes` to skip the question"
         ));
     }
-    let _lock = take_lock(printer, settings, &dir, &format!("down {}", target.arg())).await?;
+    let _lock = lock(
+        printer,
+        settings,
+        options,
+        &dir,
+        &format!("down {}", target.arg()),
+    )
+    .await?;
     let clock = std::time::Instant::now();
     let log_dir = dir.run_log_dir(now_unix(), "down");
     dir.create_dir(&log_dir)?;

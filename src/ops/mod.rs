@@ -14,6 +14,7 @@ pub mod import;
 pub mod inspect;
 pub mod journal;
 pub mod patterns;
+pub mod pr;
 pub mod sim;
 pub mod up;
 

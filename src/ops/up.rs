@@ -33,6 +33,10 @@ pub struct UpOptions {
     pub node: Option<u64>,
     /// Node filter flags.
     pub filter: crate::grid::select::NodeFilter,
+    /// Bring the environment up whatever it holds, decided under the lock (`pr`): none → a new
+    /// deployment; one that exists → its first unfinished phase, or `from` when that is earlier;
+    /// one that is up with no `from` → nothing.
+    pub converge: bool,
 }
 
 /// What the validate phase found; nothing is written while building it.
@@ -460,12 +464,14 @@ async fn up_recorded(
     }
     .arg();
     let existing = target.dir.load()?;
-    check_continuation(
-        existing.as_ref(),
-        options,
-        &valid.app.manifest.name,
-        &app_arg,
-    )?;
+    if !options.converge {
+        check_continuation(
+            existing.as_ref(),
+            options,
+            &valid.app.manifest.name,
+            &app_arg,
+        )?;
+    }
     if existing.is_none() {
         check_environment_cap(settings, &valid, &target)?;
     }
@@ -476,6 +482,7 @@ async fn up_recorded(
     } else {
         dir.load()?
     };
+    let existed = existing.is_some();
     let mut state = match existing {
         // A folder moved with its deployment: recorded where it is now.
         Some(mut state) if state.app.origin.is_none() => {
@@ -501,7 +508,7 @@ async fn up_recorded(
         ending.outputs = outputs_json(&state);
         return Ok(());
     };
-    if options.resume || options.from.is_some() {
+    if options.resume || options.from.is_some() || (options.converge && existed) {
         printer.status(
             "Resuming",
             format!("deployment {} from phase `{}`", state.id, start.name()),
@@ -664,6 +671,8 @@ fn first_phase(
     options: &UpOptions,
 ) -> Result<Option<Phase>> {
     Ok(Some(match options.from {
+        // Converging never fails on the order: an earlier phase than asked is run again first.
+        Some(from) if options.converge => from.min(state.first_unfinished().unwrap_or(from)),
         Some(from) => {
             let first = state.first_unfinished().unwrap_or(Phase::Finalize);
             if from > first {

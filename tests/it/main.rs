@@ -26,6 +26,7 @@ mod interrupt;
 mod layers;
 mod local;
 mod nodes;
+mod pr;
 mod recovery;
 mod schema;
 mod sim;

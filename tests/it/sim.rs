@@ -56,7 +56,7 @@ impl Sim {
     }
 
     /// A copy of an example, named `name`, whose deployments are taken down on drop.
-    fn app(&self, example: &str, name: &str) -> PathBuf {
+    pub(crate) fn app(&self, example: &str, name: &str) -> PathBuf {
         let app = self.root.path().join(name);
         copy_dir(&root_dir().join("examples").join(example), &app);
         let manifest = app.join("tfgrid-compose.yaml");
@@ -75,10 +75,15 @@ impl Sim {
         app
     }
 
-    fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
+    /// Takes the environment `env` of `app` down on drop, if it is deployed then.
+    pub(crate) fn track(&self, app: &Path, env: &str) {
         self.apps
             .borrow_mut()
             .push((app.to_path_buf(), env.to_string()));
+    }
+
+    fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
+        self.track(app, env);
         let out = self
             .cmd()
             .args(["up", "--env", env, "--pattern", pattern])

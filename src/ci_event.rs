@@ -81,6 +81,17 @@ pub enum Decision {
 /// (GitHub's `OWNER`, `MEMBER`, `COLLABORATOR`). Anyone may comment on a public repository.
 pub const COMMAND_AUTHORS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
 
+/// The `pull_request` actions `pr` acts on, and what each asks (a draft's deploy and redeploy
+/// are left to a comment); any other action is ignored.
+pub const PULL_REQUEST_ACTIONS: [(&str, Action); 6] = [
+    ("opened", Action::Deploy),
+    ("reopened", Action::Deploy),
+    ("ready_for_review", Action::Deploy),
+    ("synchronize", Action::Redeploy),
+    ("converted_to_draft", Action::Destroy),
+    ("closed", Action::Destroy),
+];
+
 /// The comment commands, first word of a comment on a pull request.
 pub const COMMANDS: [(&str, Action); 3] = [
     ("/deploy", Action::Deploy),
@@ -234,8 +245,12 @@ fn pull_request(name: &str, event: PullRequestEvent) -> Decision {
         head_sha: Some(payload.head.sha),
     };
     let number = pull_request.number;
-    let action = match event.action.as_str() {
-        "opened" | "reopened" | "ready_for_review" | "synchronize" if pull_request.draft => {
+    let found = PULL_REQUEST_ACTIONS
+        .iter()
+        .find(|(a, _)| *a == event.action)
+        .map(|(_, action)| *action);
+    let action = match found {
+        Some(Action::Deploy | Action::Redeploy) if pull_request.draft => {
             return Decision::Ignore {
                 reason: format!(
                     "pull request #{number} is a draft: its environment starts when it is marked \
@@ -244,13 +259,12 @@ fn pull_request(name: &str, event: PullRequestEvent) -> Decision {
                 number: Some(number),
             };
         }
-        "opened" | "reopened" | "ready_for_review" => Action::Deploy,
-        "synchronize" => Action::Redeploy,
-        "closed" | "converted_to_draft" => Action::Destroy,
-        other => {
+        Some(action) => action,
+        None => {
             return Decision::Ignore {
                 reason: format!(
-                    "`{name}` action `{other}` of pull request #{number} changes no environment"
+                    "`{name}` action `{}` of pull request #{number} changes no environment",
+                    event.action
                 ),
                 number: Some(number),
             };

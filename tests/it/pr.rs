@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::{TestContext, fixtures, wait_for_file};
 use crate::local::{SERIAL, http_get};
+use crate::schema::assert_fits;
 use crate::sim::Sim;
 
 /// A payload as GitHub sent it (octokit/webhooks' example).
@@ -302,4 +303,119 @@ fn two_events_of_one_pull_request_at_once_serialise_on_the_lock() {
         .filter(|s| s.as_str() == "tofu apply")
         .count();
     assert_eq!(applies, 2, "{:?}", cx.steps());
+}
+
+/// `--json` prints one document of the documented shape whatever the outcome: deployed, ignored,
+/// refused.
+#[test]
+fn the_json_report_fits_its_schema_in_every_outcome() {
+    let cx = TestContext::new();
+    cx.append_to_manifest("max_environments: 1\n");
+    let json = |name: &str, event: &Value| {
+        let file = event_file(cx.root.path(), event);
+        let (code, out, err) = cx.run(&[
+            "pr",
+            cx.app_arg(),
+            "--json",
+            "--event",
+            name,
+            "--payload",
+            file.to_str().unwrap(),
+        ]);
+        (code, assert_fits("pr", &out), err)
+    };
+    let (code, report, err) = json("pull_request", &pull_request("opened", 4));
+    assert_eq!((code, &report["outcome"]), (0, &json!("deployed")), "{err}");
+    assert_eq!(
+        report["url"], "127.0.0.1",
+        "the minimal app has no url: its address"
+    );
+    let (code, report, _) = json("issue_comment", &payload("issue_comment.created.json"));
+    assert_eq!((code, &report["outcome"]), (0, &json!("ignored")));
+    assert_eq!(
+        report["message"],
+        "a comment on issue #1, not on a pull request"
+    );
+    let (code, report, _) = json("pull_request", &pull_request("reopened", 5));
+    assert_eq!((code, &report["outcome"]), (2, &json!("refused")));
+    let (code, report, _) = json("push", &json!({}));
+    assert_eq!(
+        (code, &report["outcome"], &report["pull_request"]),
+        (0, &json!("ignored"), &Value::Null)
+    );
+}
+
+/// A payload that lacks a field the decision reads, or no event at all: one line naming the
+/// file, line, column and field (exit 2), and nothing created.
+#[test]
+fn a_broken_payload_or_no_event_is_refused_before_anything_exists() {
+    let cx = TestContext::new();
+    let mut event = pull_request("opened", 9);
+    event["pull_request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("head");
+    let (code, out, err) = run_pr(&cx, "pull_request", &event);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with("error: ")
+            && first.contains(".json:1:")
+            && first.ends_with(": pull_request: missing field `head`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: pass the payload of a `pull_request` event as GitHub sends it"),
+        "{err}"
+    );
+    let (code, _, err) = cx.run(&["pr", cx.app_arg()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no CI event: GITHUB_EVENT_NAME is not set"),
+        "{err}"
+    );
+    assert!(!cx.app.join(".tfgrid-compose").exists());
+}
+
+/// The shipped workflow asks GitHub for exactly the `pull_request` actions `pr` acts on and for new
+/// comments, calls `pr`, and hands the mnemonic over in a step's environment only, never in a
+/// command line.
+#[test]
+fn the_example_workflow_matches_what_pr_reads() {
+    let path = crate::sim::root_dir().join("examples/ci/github-pr-environments.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let workflow: Value = serde_yaml::from_str(&text).unwrap();
+    let on = &workflow["on"];
+    let types: Vec<&str> = on["pull_request"]["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let acted: Vec<&str> = tfgrid_compose::ci_event::PULL_REQUEST_ACTIONS
+        .iter()
+        .map(|(action, _)| *action)
+        .collect();
+    assert_eq!(types, acted);
+    assert_eq!(on["issue_comment"]["types"], json!(["created"]));
+    let steps = workflow["jobs"]["environment"]["steps"].as_array().unwrap();
+    let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    assert!(
+        runs.iter().any(|r| r.starts_with("tfgrid-compose pr ")),
+        "{runs:?}"
+    );
+    let with_secret: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s.to_string().contains("secrets.TFGRID_MNEMONIC"))
+        .collect();
+    assert_eq!(with_secret.len(), 1);
+    assert_eq!(
+        with_secret[0]["env"]["TF_VAR_mnemonic"],
+        "${{ secrets.TFGRID_MNEMONIC }}"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| !r.contains("secrets.") && !r.contains("mnemonic"))
+    );
 }

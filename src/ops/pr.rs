@@ -70,20 +70,7 @@ pub async fn pr(printer: &Printer, settings: &Settings, options: &PrOptions) -> 
     let (action, pull_request, trigger) = match decision {
         Decision::Ignore { reason, number } => {
             printer.status("Ignoring", &reason);
-            let report = Report {
-                schema: 1,
-                event: name,
-                action: None,
-                pull_request: number,
-                env: None,
-                outcome: "ignored",
-                url: None,
-                deployment_id: None,
-                message: reason,
-                cost: None,
-                comment: None,
-            };
-            print_report(printer, &report);
+            print_report(printer, &Report::ignored(name, number, reason));
             return Ok(());
         }
         Decision::Act {
@@ -124,27 +111,9 @@ pub async fn pr(printer: &Printer, settings: &Settings, options: &PrOptions) -> 
     } else {
         None
     };
-    let (outcome, message) = match &result {
-        Ok(outcome) => (*outcome, done_message(outcome, &env)),
-        Err(err) => (
-            if crate::error::exit_code_for(err) == 2 {
-                "refused"
-            } else {
-                "failed"
-            },
-            crate::secrets::redact(&format!("{err:#}"))
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        ),
-    };
+    let (outcome, message, hints) = outcome(&result, &env);
     let url = state.as_ref().and_then(url_of);
     let cost = state.as_ref().and_then(cost_line);
-    let hints = match &result {
-        Err(err) => crate::error::hints_for_error(err),
-        Ok(_) => Vec::new(),
-    };
     let mut report = Report {
         schema: 1,
         event: name,
@@ -164,6 +133,48 @@ pub async fn pr(printer: &Printer, settings: &Settings, options: &PrOptions) -> 
     }
     print_report(printer, &report);
     result.map(|_| ())
+}
+
+impl Report {
+    fn ignored(event: String, number: Option<u64>, reason: String) -> Report {
+        Report {
+            schema: 1,
+            event,
+            action: None,
+            pull_request: number,
+            env: None,
+            outcome: "ignored",
+            url: None,
+            deployment_id: None,
+            message: reason,
+            cost: None,
+            comment: None,
+        }
+    }
+}
+
+/// The outcome's name, its one line and, for an error, its hints (secrets redacted).
+fn outcome(result: &Result<&'static str>, env: &str) -> (&'static str, String, Vec<String>) {
+    match result {
+        Ok(outcome) => (outcome, done_message(outcome, env), Vec::new()),
+        Err(err) => {
+            let outcome = if crate::error::exit_code_for(err) == 2 {
+                "refused"
+            } else {
+                "failed"
+            };
+            let message = crate::secrets::redact(&format!("{err:#}"));
+            let hints = crate::error::hints_for_error(err)
+                .iter()
+                .map(|h| crate::secrets::redact(h))
+                .collect();
+            (
+                outcome,
+                message.lines().next().unwrap_or_default().to_string(),
+                hints,
+            )
+        }
+    }
 }
 
 fn env_of(report: &Report) -> &str {

@@ -258,18 +258,22 @@ fn two_events_of_one_pull_request_at_once_serialise_on_the_lock() {
             .unwrap();
         (child, stderr)
     };
-    // the first holds the lock inside `tofu apply`, until the gate opens
+    // the first holds the lock inside `tofu apply`, until the gate opens (at the latest when the
+    // test ends, failed or not, so that no process is left waiting)
+    let _open_at_end = OpenGate(cx.fake_dir.join("gate-open"));
     let (first, _) = start("pull_request", &pull_request("opened", 7), "first");
     wait_for_file(&cx.fake_dir.join("at-gate"));
-    let (second, second_err) = start("pull_request", &pull_request("synchronize", 7), "second");
+    let (mut second, second_err) = start("pull_request", &pull_request("synchronize", 7), "second");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !std::fs::read_to_string(&second_err)
         .unwrap()
         .contains("Blocking waiting for lock")
     {
+        let ended = second.try_wait().unwrap();
         assert!(
-            std::time::Instant::now() < deadline,
-            "the second never waited"
+            ended.is_none() && std::time::Instant::now() < deadline,
+            "the second did not wait ({ended:?}): {}",
+            std::fs::read_to_string(&second_err).unwrap()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -418,4 +422,13 @@ fn the_example_workflow_matches_what_pr_reads() {
         runs.iter()
             .all(|r| !r.contains("secrets.") && !r.contains("mnemonic"))
     );
+}
+
+/// Opens the fake tools' gate when dropped.
+struct OpenGate(PathBuf);
+
+impl Drop for OpenGate {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
 }

@@ -16,7 +16,7 @@
 //! `wg/`, `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
 //! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
 //! app registry's copy and app repositories (`~/.cache/tfgrid-compose/`) → `catalog`; the
-//! config file → `settings`; a CI event's payload (`GITHUB_EVENT_PATH`, for `pr`) → `ci_event`;
+//! config file → `settings`; a CI event's payload (`GITHUB_EVENT_PATH`) → `ci_event`;
 //! `.tfgrid-compose.yaml` (selection) → `ops`; child output in
 //! `logs/<run>/<phase>.log` → `process`.
 //!

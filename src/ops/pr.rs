@@ -80,7 +80,7 @@ pub async fn pr(printer: &Printer, settings: &Settings, options: &PrOptions) -> 
         } => (action, pull_request, trigger),
     };
     let env = pull_request.env_name();
-    let settings = environment_settings(settings, &env);
+    let settings = environment_settings(settings, &env)?;
     printer.status(
         "Event",
         format!(
@@ -210,8 +210,20 @@ fn event_source(settings: &Settings, options: &PrOptions) -> Result<(String, Pat
     }
 }
 
-/// The settings of the pull request's environment: `pr-N`, and a lock that is waited for.
-fn environment_settings(settings: &Settings, env: &str) -> Settings {
+/// The settings of the pull request's environment: `pr-N`, and a lock that is waited for. An
+/// `--env` flag is refused (`TFGRID_COMPOSE_ENV` and the config's `env` give way silently: they
+/// are meant for the other commands of a CI job).
+fn environment_settings(settings: &Settings, env: &str) -> Result<Settings> {
+    if matches!(settings.sources.get("env"), Some(Source::Flag(_))) {
+        return Err(UserError::new(
+            format!(
+                "`pr` acts on the pull request's environment `{env}`, not on `--env {}`",
+                settings.env_name
+            ),
+            "drop `--env`",
+        )
+        .into());
+    }
     let mut settings = settings.clone();
     settings.env_name = env.to_string();
     settings
@@ -220,7 +232,7 @@ fn environment_settings(settings: &Settings, env: &str) -> Settings {
     if settings.lock_wait.is_none() {
         settings.lock_wait = Some(LOCK_WAIT);
     }
-    settings
+    Ok(settings)
 }
 
 /// `up` of the environment, converging under its lock: a new deployment, the rest of one that

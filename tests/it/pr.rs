@@ -349,8 +349,9 @@ fn the_json_report_fits_its_schema_in_every_outcome() {
     );
 }
 
-/// A payload that lacks a field the decision reads, or no event at all: one line naming the
-/// file, line, column and field (exit 2), and nothing created.
+/// A payload that lacks a field the decision reads, an `--env` beside the pull request's, or no
+/// event at all: one line naming the file, line, column and field, or the flag (exit 2), and
+/// nothing created.
 #[test]
 fn a_broken_payload_or_no_event_is_refused_before_anything_exists() {
     let cx = TestContext::new();
@@ -373,6 +374,19 @@ fn a_broken_payload_or_no_event_is_refused_before_anything_exists() {
         err.contains("hint: pass the payload of a `pull_request` event as GitHub sends it"),
         "{err}"
     );
+    let file = event_file(cx.root.path(), &pull_request("opened", 9));
+    let (code, _, err) = cx.run(&[
+        "pr",
+        cx.app_arg(),
+        "--env",
+        "staging",
+        "--event",
+        "pull_request",
+        "--payload",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not on `--env staging`"), "{err}");
     let (code, _, err) = cx.run(&["pr", cx.app_arg()]);
     assert_eq!(code, 2, "{err}");
     assert!(

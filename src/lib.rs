@@ -27,6 +27,7 @@ pub mod app_folder;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod cost;
 pub mod credentials;
 pub mod env;
 pub mod env_file;

@@ -47,6 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "registry",
             "grid",
             "catalog",
+            "cost",
         ],
     ),
     ("4 phases and the simulator", &["phase", "sim"]),

@@ -26,6 +26,7 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "exec",
     "logs",
     "ps",
+    "cost",
     "select",
     "unselect",
     "inspect",
@@ -102,6 +103,7 @@ const APP_KEYS: &[&str] = &[
     "environment",
     "url",
     "max_environments",
+    "max_monthly_cost",
     "ai_stack",
 ];
 
@@ -165,6 +167,10 @@ pub struct AppManifest {
     /// At most this many environments of the app at once on this machine (`up` refuses more).
     #[serde(default)]
     pub max_environments: Option<u32>,
+    /// At most this many USD a month for all of the app's environments on this machine
+    /// together (`up` refuses a new one that would pass it; see docs/cost.md).
+    #[serde(default)]
+    pub max_monthly_cost: Option<f64>,
     /// The app is an AI stack: `up` configures the gateway, agent and git services on its VMs.
     #[serde(default)]
     pub ai_stack: Option<crate::stack::StackSpec>,

@@ -84,6 +84,14 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CostArgs {
+    /// App folder or manifest path, or a recorded deployment: ID prefix, APP or APP:ENV (default:
+    /// every deployment on this machine, with the total per environment)
+    #[arg(value_name = "TARGET")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct SelectArgs {
     /// ID prefix, APP, APP:ENV, or an app folder.
     pub target: String,

@@ -81,6 +81,8 @@ pub struct PlannedContract {
     pub label: String,
     /// 0 when not chosen yet.
     pub node: u64,
+    /// The contract's id once it exists (0 before).
+    pub contract_id: u64,
     pub work: Work,
 }
 
@@ -151,6 +153,7 @@ pub fn from_pattern(
         contracts.push(PlannedContract {
             label: spec.role.clone(),
             node,
+            contract_id: 0,
             work: Work::Node {
                 vms,
                 public_ips: u32::from(request(&inputs, spec)?.public_ipv4),
@@ -200,6 +203,7 @@ pub fn from_tfstate(path: &Path) -> Option<Plan> {
                     contracts.push(PlannedContract {
                         label: label.to_string(),
                         node: int(&a["node"]),
+                        contract_id: a["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or(0),
                         work: Work::Node {
                             vms,
                             public_ips,
@@ -212,6 +216,7 @@ pub fn from_tfstate(path: &Path) -> Option<Plan> {
                     contracts.push(PlannedContract {
                         label: name.clone(),
                         node: int(&a["node"]),
+                        contract_id: int(&a["name_contract_id"]),
                         work: Work::Name { name },
                     });
                 }

@@ -88,6 +88,7 @@ fn each_shipped_patterns_default_deployment_costs_what_the_grid_calculator_gives
             let rent = PlannedContract {
                 label: what.clone(),
                 node: 1,
+                contract_id: 0,
                 work: Work::Rent {
                     capacity,
                     extra_fee_musd: 0,
@@ -125,6 +126,7 @@ fn node_contract(cru: u64, mru_gib: u64, sru_gib: u64, ipv4: bool) -> PlannedCon
     PlannedContract {
         label: "vm".into(),
         node: 11,
+        contract_id: 0,
         work: Work::Node {
             vms: vec![Vm {
                 name: "vm".into(),
@@ -168,6 +170,7 @@ fn chain_rules_names_rent_extra_fee_rented_nodes_and_the_tft_price_bounds() {
     let name = PlannedContract {
         label: "site".into(),
         node: 0,
+        contract_id: 0,
         work: Work::Name {
             name: "site".into(),
         },
@@ -187,6 +190,7 @@ fn chain_rules_names_rent_extra_fee_rented_nodes_and_the_tft_price_bounds() {
     let rent = |fee| PlannedContract {
         label: "n".into(),
         node: 5,
+        contract_id: 0,
         work: Work::Rent {
             capacity,
             extra_fee_musd: fee,

@@ -172,6 +172,37 @@ pub async fn monthly_by_id(settings: &Settings) -> Result<BTreeMap<String, f64>>
         .collect())
 }
 
+/// Monthly USD cost of each contract id: on the simulator every contract its ledger holds,
+/// elsewhere those the deployments here hold (from their Terraform state); a network contract
+/// costs nothing and is left out.
+pub async fn monthly_by_contract(settings: &Settings) -> Result<BTreeMap<u64, f64>> {
+    let (prices, balance) = figures(settings).await?;
+    let mut contracts: Vec<cost::PlannedContract> = Vec::new();
+    if settings.network == crate::sim::NETWORK {
+        let ledger = crate::sim::ledger::sim_dir(&settings.data_dir).read()?;
+        contracts.extend(ledger.contracts.values().map(crate::sim::billing::planned));
+    } else {
+        let (entries, _) = crate::ops::registry(settings).list()?;
+        for e in entries {
+            contracts.extend(
+                running_plan(&e.state_dir)
+                    .into_iter()
+                    .flat_map(|p| p.contracts),
+            );
+        }
+    }
+    Ok(contracts
+        .into_iter()
+        .filter(|c| c.contract_id > 0)
+        .map(|c| {
+            let id = c.contract_id;
+            let plan = Plan { contracts: vec![c] };
+            (id, cost::estimate(&plan, &prices, balance).usd_per_month)
+        })
+        .filter(|(_, usd)| *usd > 0.0)
+        .collect())
+}
+
 /// After `ps`'s table: the monthly cost per environment and in all, when anything costs.
 pub fn print_env_totals(printer: &Printer, entries: &[Entry], monthly: &BTreeMap<String, f64>) {
     let mut per_env: BTreeMap<&str, f64> = BTreeMap::new();

@@ -79,6 +79,7 @@ pub fn planned(c: &Contract) -> PlannedContract {
     PlannedContract {
         label: c.contract_id.to_string(),
         node: u64::from(c.node_id),
+        contract_id: c.contract_id,
         work,
     }
 }
@@ -192,6 +193,7 @@ pub fn node_price_usd(node: &super::ledger::Node) -> f64 {
     let rent = PlannedContract {
         label: node.node_id.to_string(),
         node: u64::from(node.node_id),
+        contract_id: 0,
         work: Work::Rent {
             capacity: cost::Capacity {
                 cru: node.total.cru,
@@ -210,5 +212,46 @@ impl SimDir {
     /// Forgets balances and bills (a new grid starts with new contract ids).
     pub fn forget_billing(&self) {
         let _ = std::fs::remove_file(self.billing_path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Billing, STARTING_BALANCE, planned, prices, settle};
+    use crate::cost::{self, Plan};
+    use crate::sim::ledger::{GIB, Ledger};
+
+    #[test]
+    fn a_month_of_hourly_bills_takes_the_estimate_from_the_balance() {
+        let mut ledger = Ledger::new_grid();
+        let twin = ledger.twin_of("a b c");
+        let now = 1_800_000_000;
+        let month = cost::HOURS_PER_MONTH * cost::SECS_PER_HOUR;
+        for (node, cru, mem, disk, ips) in [(11, 1, 2, 20, 1), (12, 4, 8, 100, 0)] {
+            let id = ledger.open_contract(twin, "node", node, "{}".into());
+            let c = ledger.contracts.get_mut(&id).unwrap();
+            (c.cru, c.mru, c.sru) = (cru, mem * GIB, disk * GIB);
+            c.public_ips = vec!["198.51.100.100/24".into(); ips];
+            c.created_at = now - month;
+        }
+        let gone = ledger.open_contract(twin, "name", 0, "{}".into());
+        ledger.contracts.get_mut(&gone).unwrap().created_at = now - month;
+        ledger.cancel(gone);
+        let mut billing = Billing::default();
+        settle(&mut billing, &ledger, now);
+        let plan = Plan {
+            contracts: ledger.active(twin).map(planned).collect(),
+        };
+        let estimate = cost::estimate(&plan, &prices(), STARTING_BALANCE as f64 / 1e7);
+        let spent = (STARTING_BALANCE - billing.balance(twin)) as f64 / 1e7;
+        assert!(
+            (spent - estimate.tft_per_month).abs() <= estimate.tft_per_month * 0.01,
+            "billed {spent} TFT, estimated {}",
+            estimate.tft_per_month
+        );
+        // Settling again at the same time bills nothing more.
+        let before = billing.balance(twin);
+        settle(&mut billing, &ledger, now);
+        assert_eq!(billing.balance(twin), before);
     }
 }

@@ -391,17 +391,18 @@ pub async fn check_budget(
 pub fn sim_advance(printer: &Printer, settings: &Settings, hours: u64, json: bool) -> Result<()> {
     let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
     let billing = sim.advance(hours)?;
+    let mut twins: Vec<u32> = sim.read()?.twins.into_values().collect();
+    twins.sort_unstable();
     let tft = |units: u64| units as f64 / cost::UNITS_PER_TFT;
     if json {
-        let twins: BTreeMap<u32, serde_json::Value> = billing
-            .balances
-            .keys()
+        let twins: BTreeMap<u32, serde_json::Value> = twins
+            .iter()
             .map(|t| (*t, json!({"balance_tft": tft(billing.balance(*t)), "spent_tft": tft(billing.spent.get(t).copied().unwrap_or(0))})))
             .collect();
         printer.json_line(&json!({"schema": JSON_SCHEMA, "clock_offset_hours": billing.clock_offset / cost::SECS_PER_HOUR, "twins": twins}));
         return Ok(());
     }
-    for twin in billing.balances.keys() {
+    for twin in &twins {
         printer.status(
             "Billed",
             format!(

@@ -56,7 +56,7 @@ impl Sim {
     }
 
     /// A copy of an example, named `name`, whose deployments are taken down on drop.
-    fn app(&self, example: &str, name: &str) -> PathBuf {
+    pub(crate) fn app(&self, example: &str, name: &str) -> PathBuf {
         let app = self.root.path().join(name);
         copy_dir(&root_dir().join("examples").join(example), &app);
         let manifest = app.join("tfgrid-compose.yaml");
@@ -75,7 +75,7 @@ impl Sim {
         app
     }
 
-    fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
+    pub(crate) fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
         self.apps
             .borrow_mut()
             .push((app.to_path_buf(), env.to_string()));

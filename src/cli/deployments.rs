@@ -1,5 +1,5 @@
 //! The commands that look at or into a deployment: `status`, `address`, `ssh`, `exec`, `logs`,
-//! `ps`, `select`, `inspect`.
+//! `ps`, `cost`, `select`, `inspect`.
 
 use clap::Args;
 

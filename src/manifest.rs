@@ -390,6 +390,16 @@ impl App {
 
     /// Checks that need the parsed manifest: name, commands, hooks, env file.
     fn check(&self) -> Result<(), InputError> {
+        if let Some(cap) = self.manifest.max_monthly_cost
+            && <crate::settings::Usd as crate::settings::Kind>::check(cap).is_err()
+        {
+            return Err(self.error(
+                &["max_monthly_cost"],
+                format!("{cap} is not an amount of US dollars (0 or more)"),
+                "give the most all environments of the app may cost a month, e.g. \
+                    `max_monthly_cost: 60`",
+            ));
+        }
         for (name, command) in &self.manifest.commands {
             if command.script.split_whitespace().next().is_none() {
                 return Err(self.error(

@@ -36,6 +36,22 @@ pub async fn figures(settings: &Settings) -> Result<(Prices, f64)> {
     cost::prices::fetch(&running.url, Some(twin)).await
 }
 
+/// What a recorded deployment (its state folder, `<app>/.tfgrid-compose/<env>/`) costs at the
+/// configured network's figures; `None` when its Terraform state holds no contract yet. The
+/// estimate's `usd_per_month` is the number to show, e.g. in a pull request's comment.
+///
+/// Errors: [`figures`]'.
+pub async fn deployment_estimate(
+    settings: &Settings,
+    state_dir: &std::path::Path,
+) -> Result<Option<Estimate>> {
+    let Some(plan) = running_plan(state_dir) else {
+        return Ok(None);
+    };
+    let (prices, balance) = figures(settings).await?;
+    Ok(Some(cost::estimate(&plan, &prices, balance)))
+}
+
 /// The plan of what a recorded deployment runs (its Terraform state), if anything.
 pub fn running_plan(state_dir: &std::path::Path) -> Option<Plan> {
     cost::plan::from_tfstate(&StateDir::at(state_dir.to_path_buf()).tfstate())

@@ -124,9 +124,20 @@ impl SimDir {
         self.root.join("billing.json")
     }
 
-    /// Settles the bills up to now, then runs `change` on the billing record, under its lock.
+    /// Settles the bills up to now, then runs `change` on the billing record, under its lock;
+    /// writes it only when that changed it (a look at a grid with no bill due creates nothing).
     pub fn with_billing<T>(&self, change: impl FnOnce(&mut Billing) -> T) -> Result<T> {
-        crate::files::create_private_dir(&self.root)?;
+        let path = self.billing_path();
+        if !self.root.is_dir() {
+            // No simulator yet: no contract, nothing billed.
+            let mut billing = Billing::default();
+            let out = change(&mut billing);
+            if serde_json::to_value(&billing)? != serde_json::to_value(Billing::default())? {
+                crate::files::create_private_dir(&self.root)?;
+                crate::files::write_atomic(&path, &serde_json::to_vec_pretty(&billing)?, 0o600)?;
+            }
+            return Ok(out);
+        }
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -134,7 +145,6 @@ impl SimDir {
             .open(self.root.join("billing.lock"))
             .context("opening the simulator's billing lock")?;
         lock.lock().context("locking the simulator's billing")?;
-        let path = self.billing_path();
         let mut billing: Billing = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
                 format!(
@@ -146,9 +156,13 @@ impl SimDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Billing::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
+        let before = serde_json::to_vec_pretty(&billing)?;
         settle(&mut billing, &self.read()?, crate::clock::now_unix());
         let out = change(&mut billing);
-        crate::files::write_atomic(&path, &serde_json::to_vec_pretty(&billing)?, 0o600)?;
+        let after = serde_json::to_vec_pretty(&billing)?;
+        if after != before {
+            crate::files::write_atomic(&path, &after, 0o600)?;
+        }
         drop(lock);
         Ok(out)
     }

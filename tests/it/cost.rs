@@ -1,6 +1,7 @@
-//! What a deployment costs, end to end on the grid simulator with the real tools: the estimate
-//! before `up` and of what runs, each contract's cost, a simulated month of hourly bills taken
-//! from the twin's balance, and the config's `max_monthly_cost` over what runs.
+//! What a deployment costs: on the grid simulator with the real tools, the estimate before `up`
+//! and of what runs, each contract's cost, a simulated month of hourly bills taken from the
+//! twin's balance, and the config's `max_monthly_cost` over what runs; with fake tools, the
+//! estimate `validate`, `up --dry-run` and `cost` print for each grid pattern.
 
 use serde_json::Value;
 
@@ -91,4 +92,59 @@ fn a_simulated_month_of_a_three_vm_deployment_lowers_the_balance_by_the_estimate
         contracts["contracts"],
         "nothing created"
     );
+}
+
+/// `validate`, `up --dry-run` and `cost` of each grid pattern as shipped print the estimate the
+/// grid calculator gives for its default deployment (tests/fixtures/cost/calculator.json), with
+/// the figures and their date, and create nothing.
+#[test]
+fn validate_dry_run_and_cost_show_each_grid_patterns_estimate_and_create_nothing() {
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::sim::root_dir().join("tests/fixtures/cost/calculator.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for pattern in ["single-vm", "gateway", "k3s", "ai-stack"] {
+        let cx = crate::common::TestContext::new();
+        crate::grid::use_pattern(&cx, pattern);
+        let proxy = crate::common::GridProxyFixture::start(0);
+        let monthly: f64 = fixture["patterns"][pattern]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| number(&c["sharedPrice"]))
+            .sum();
+        let line = format!("${monthly:.2} a month, ${:.2} a year", monthly * 12.0);
+        for args in [vec!["validate"], vec!["up", "--dry-run"]] {
+            let out = cx
+                .cmd()
+                .args(&args)
+                .arg(&cx.app)
+                .env("TF_VAR_mnemonic", crate::grid::CANARY)
+                .env("TFGRID_COMPOSE_GRIDPROXY_URL", &proxy.url)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{pattern} {args:?}: {err}");
+            assert!(
+                err.contains(&line),
+                "{pattern} {args:?}: no `{line}` in\n{err}"
+            );
+            assert!(
+                err.contains("Figures CU $0.0100/h") && err.contains("2024-03-11"),
+                "{err}"
+            );
+        }
+        let (code, out, err) = cx.run(&["cost", "--json", cx.app_arg()]);
+        assert_eq!(code, 0, "{err}");
+        let doc = crate::schema::assert_fits("cost", &out);
+        assert_eq!(doc["source"], "planned");
+        assert!(
+            (number(&doc["estimate"]["usd_per_month"]) - monthly).abs() < 1e-6,
+            "{out}"
+        );
+        assert!(!cx.app.join(".tfgrid-compose").exists(), "{pattern}");
+    }
 }

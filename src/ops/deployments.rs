@@ -122,7 +122,13 @@ pub async fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool)
         missing = vec![false; entries.len()];
     }
     let now = now_unix();
-    let monthly = crate::ops::cost::monthly_by_id(settings).await?;
+    // A cost that cannot be computed (the simulator's ledger damaged) leaves the list whole.
+    let monthly = crate::ops::cost::monthly_by_id(settings)
+        .await
+        .unwrap_or_else(|err| {
+            printer.warn(format!("monthly costs not shown: {err:#}"));
+            std::collections::BTreeMap::new()
+        });
     if json {
         let rows: Vec<Value> = entries
             .iter()

@@ -86,7 +86,12 @@ pub async fn contracts(
     let listed = proxy.contracts(u64::from(twin_id)).await?;
     let rows = crate::sim::contract_rows(&listed, &known_contracts(settings)?);
     let orphans = rows.iter().filter(|r| r.orphan).count();
-    let monthly = crate::ops::cost::monthly_by_contract(settings).await?;
+    let monthly = crate::ops::cost::monthly_by_contract(settings)
+        .await
+        .unwrap_or_else(|err| {
+            printer.warn(format!("monthly costs not shown: {err:#}"));
+            std::collections::BTreeMap::new()
+        });
     if json {
         let mut rows = serde_json::to_value(&rows)?;
         for row in rows.as_array_mut().into_iter().flatten() {

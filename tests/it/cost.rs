@@ -148,3 +148,19 @@ fn validate_dry_run_and_cost_show_each_grid_patterns_estimate_and_create_nothing
         assert!(!cx.app.join(".tfgrid-compose").exists(), "{pattern}");
     }
 }
+
+/// `ps` lists every deployment even when costs cannot be computed (the simulator's ledger
+/// damaged), and says why.
+#[test]
+fn ps_lists_deployments_when_the_costs_cannot_be_computed() {
+    let cx = crate::common::TestContext::new();
+    let (code, _, err) = cx.run(&["up", cx.app_arg()]);
+    assert_eq!(code, 0, "{err}");
+    let sim = cx.registry().with_file_name("sim");
+    std::fs::create_dir_all(&sim).unwrap();
+    std::fs::write(sim.join("ledger.json"), "{not json").unwrap();
+    let (code, stdout, stderr) = cx.run(&["ps", "--network", "sim"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("minimal"), "{stdout}");
+    assert!(stderr.contains("monthly costs not shown"), "{stderr}");
+}

@@ -14,6 +14,7 @@
 //! the app's env file → `env_file`;
 //! every path under `.tfgrid-compose/<env>/` (`state.yaml`, `lock`, `context.yaml`, `terraform/`,
 //! `wg/`, `logs/<run>/`, `ssh/`, `ai-stack/`) is named by `state::StateDir` and written through `files`;
+//! what a deployment costs (pricing, plans, the estimate) → `cost`;
 //! the registry of deployments (`~/.local/share/tfgrid-compose/deployments/`) → `registry`; the
 //! app registry's copy and app repositories (`~/.cache/tfgrid-compose/`) → `catalog`; the
 //! config file → `settings`; a CI event's payload (`GITHUB_EVENT_PATH`) → `ci_event`;
@@ -29,6 +30,7 @@ pub mod catalog;
 pub mod ci_event;
 pub mod cli;
 pub mod clock;
+pub mod cost;
 pub mod credentials;
 pub mod env;
 pub mod env_file;

@@ -27,6 +27,7 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "exec",
     "logs",
     "ps",
+    "cost",
     "select",
     "unselect",
     "inspect",
@@ -103,6 +104,7 @@ const APP_KEYS: &[&str] = &[
     "environment",
     "url",
     "max_environments",
+    "max_monthly_cost",
     "ai_stack",
 ];
 
@@ -166,6 +168,10 @@ pub struct AppManifest {
     /// At most this many environments of the app at once on this machine (`up` refuses more).
     #[serde(default)]
     pub max_environments: Option<u32>,
+    /// At most this many USD a month for all of the app's environments on this machine
+    /// together (`up` refuses a new one that would pass it; see docs/cost.md).
+    #[serde(default)]
+    pub max_monthly_cost: Option<f64>,
     /// The app is an AI stack: `up` configures the gateway, agent and git services on its VMs.
     #[serde(default)]
     pub ai_stack: Option<crate::stack::StackSpec>,
@@ -385,6 +391,16 @@ impl App {
 
     /// Checks that need the parsed manifest: name, commands, hooks, env file.
     fn check(&self) -> Result<(), InputError> {
+        if let Some(cap) = self.manifest.max_monthly_cost
+            && <crate::settings::Usd as crate::settings::Kind>::check(cap).is_err()
+        {
+            return Err(self.error(
+                &["max_monthly_cost"],
+                format!("{cap} is not an amount of US dollars (0 or more)"),
+                "give the most all environments of the app may cost a month, e.g. \
+                    `max_monthly_cost: 60`",
+            ));
+        }
         for (name, command) in &self.manifest.commands {
             if command.script.split_whitespace().next().is_none() {
                 return Err(self.error(

@@ -20,7 +20,7 @@ use crate::grid::select::NodeFilter;
 
 pub use crate::env::Env;
 pub use kind::{
-    Count, EnvName, FilePath, Filter, Kind, Network, Port, Secret, Selection, Span, Text,
+    Count, EnvName, FilePath, Filter, Kind, Network, Port, Secret, Selection, Span, Text, Usd,
 };
 
 #[macro_use]
@@ -53,6 +53,10 @@ settings! {
         = default crate::interrupt::DEFAULT_GRACE;
     /// environments per app, when the manifest sets none
     max_environments: Count, max_environments, var "TFGRID_COMPOSE_MAX_ENVIRONMENTS"
+        = unset "no cap";
+    /// USD a month every deployment on this machine may cost together; `up` refuses a new one
+    /// that would pass it ([cost.md](cost.md))
+    max_monthly_cost: Usd, max_monthly_cost, var "TFGRID_COMPOSE_MAX_MONTHLY_COST"
         = unset "no cap";
     /// grid network: `main`, `test`, `qa`, `dev`, or `sim` for the grid simulator on this machine
     /// ([simulator.md](simulator.md))

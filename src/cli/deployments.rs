@@ -1,5 +1,5 @@
 //! The commands that look at or into a deployment: `status`, `address`, `ssh`, `exec`, `logs`,
-//! `ps`, `select`, `inspect`.
+//! `ps`, `cost`, `select`, `inspect`.
 
 use clap::Args;
 
@@ -81,6 +81,14 @@ pub struct PsArgs {
     /// Forget entries whose deployment folder no longer exists.
     #[arg(long)]
     pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// App folder or manifest path, or a recorded deployment: ID prefix, APP or APP:ENV (default:
+    /// every deployment on this machine, with the total per environment)
+    #[arg(value_name = "TARGET")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]

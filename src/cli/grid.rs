@@ -59,6 +59,13 @@ pub enum SimCommand {
     Status,
     /// Cancel every contract, remove every VM and access point, start a new grid.
     Reset,
+    /// Move the simulated clock on and bill every running contract for the hours (compressed
+    /// time: a month is `--hours 720`).
+    Advance {
+        /// Hours to move on.
+        #[arg(long)]
+        hours: u64,
+    },
     /// Serve the simulated Terraform provider (started by Terraform).
     #[command(hide = true)]
     Provider {
@@ -99,6 +106,9 @@ impl SimCommand {
             }
             SimCommand::Status => ops::sim::status(cx.printer, cx.settings, cx.json),
             SimCommand::Reset => ops::sim::reset(cx.printer, cx.settings, cx.json).await,
+            SimCommand::Advance { hours } => {
+                ops::cost::sim_advance(cx.printer, cx.settings, hours, cx.json)
+            }
             SimCommand::Provider { sim_dir } => ops::sim::provider(cx.printer, sim_dir).await,
         }
     }

@@ -24,7 +24,9 @@ pub use ai::{
 pub use catalog::{PatternsArgs, PatternsCommand, SearchArgs, UpdateArgs};
 pub use config::{CompletionsArgs, ConfigCommand};
 pub use deploy::{DownArgs, ImportArgs, UpArgs, ValidateArgs};
-pub use deployments::{ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs};
+pub use deployments::{
+    CostArgs, ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs,
+};
 pub use grid::{ContractsArgs, FarmsArgs, NodesArgs, SigninArgs, SimCommand};
 pub use pr::PrArgs;
 
@@ -101,6 +103,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// List every deployment made on this machine.
     Ps(PsArgs),
+    /// What a deployment costs a month and a year (what it runs, or before `up`, what it will
+    /// run), or, with no target, every deployment's cost and the total per environment.
+    Cost(CostArgs),
     /// Select the deployment that commands without a target act on (in `.tfgrid-compose.yaml`).
     Select(SelectArgs),
     /// Forget the selection made by `select`.
@@ -273,7 +278,10 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Ssh(args) => args.run(cx).await,
         Command::Exec(args) => args.run(cx).await,
         Command::Logs(args) => args.run(cx).await,
-        Command::Ps(args) => ops::deployments::ps(printer, settings, args.prune, json),
+        Command::Ps(args) => ops::deployments::ps(printer, settings, args.prune, json).await,
+        Command::Cost(args) => {
+            ops::cost::cost(printer, settings, args.target.as_deref(), json).await
+        }
         Command::Select(args) => ops::deployments::select(printer, settings, &args.target),
         Command::Unselect => ops::deployments::unselect(printer),
         Command::Inspect(args) => {

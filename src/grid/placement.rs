@@ -59,7 +59,8 @@ fn value(inputs: &Inputs<'_>, name: &str) -> Option<serde_json::Value> {
     })
 }
 
-fn number(inputs: &Inputs<'_>, amount: &Amount, what: &str) -> Result<u64> {
+/// The number an amount stands for: a literal, or the variable's value (else its default).
+pub fn number(inputs: &Inputs<'_>, amount: &Amount, what: &str) -> Result<u64> {
     match amount {
         Amount::Number(n) => Ok(*n),
         Amount::Flag(b) => Ok(u64::from(*b)),

@@ -24,8 +24,9 @@ pub fn age(since: u64, now: u64) -> String {
     crate::clock::format_age(now.saturating_sub(since))
 }
 
-fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
+fn ps_row(entry: &Entry, missing: bool, now: u64, monthly: Option<f64>) -> Value {
     json!({
+        "usd_per_month": monthly,
         "id": entry.id,
         "app": entry.app,
         "env": entry.env,
@@ -58,9 +59,10 @@ fn folder(entry: &Entry) -> String {
     }
 }
 
-/// `ps [--prune]`: every deployment in the registry. Entries whose folder vanished are shown as
-/// `missing`; `--prune` removes them (and only them).
-pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Result<()> {
+/// `ps [--prune]`: every deployment in the registry with what it costs a month (what its
+/// Terraform state holds) and the total per environment. Entries whose folder vanished are
+/// shown as `missing`; `--prune` removes them (and only them).
+pub async fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Result<()> {
     let registry = registry(settings);
     let (mut entries, broken) = registry.list()?;
     for (path, err) in &broken {
@@ -120,11 +122,18 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
         missing = vec![false; entries.len()];
     }
     let now = now_unix();
+    // A cost that cannot be computed (the simulator's ledger damaged) leaves the list whole.
+    let monthly = crate::ops::cost::monthly_by_id(settings)
+        .await
+        .unwrap_or_else(|err| {
+            printer.warn(format!("monthly costs not shown: {err:#}"));
+            std::collections::BTreeMap::new()
+        });
     if json {
         let rows: Vec<Value> = entries
             .iter()
             .zip(&missing)
-            .map(|(e, m)| ps_row(e, *m, now))
+            .map(|(e, m)| ps_row(e, *m, now, monthly.get(&e.id).copied()))
             .collect();
         printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
         return Ok(());
@@ -149,15 +158,19 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
                 e.pattern.clone(),
                 status,
                 e.primary_ip.clone().unwrap_or_else(|| "-".into()),
+                monthly
+                    .get(&e.id)
+                    .map_or_else(|| "-".into(), |usd| crate::cost::usd(*usd)),
                 age(e.created_at, now),
                 folder(e),
             ]
         })
         .collect();
     let header = [
-        "ID", "APP", "ENV", "PATTERN", "STATUS", "ADDRESS", "AGE", "FOLDER",
+        "ID", "APP", "ENV", "PATTERN", "STATUS", "ADDRESS", "MONTH", "AGE", "FOLDER",
     ];
     printer.raw(crate::output::table(&header, &rows).as_bytes());
+    crate::ops::cost::print_env_totals(printer, &entries, &monthly);
     let vanished = missing.iter().filter(|m| **m).count();
     if vanished > 0 {
         printer.warn(format!(

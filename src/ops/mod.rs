@@ -7,6 +7,7 @@ pub mod backup;
 pub mod catalog;
 pub mod commands;
 pub mod config;
+pub mod cost;
 pub mod deployments;
 pub mod down;
 pub mod grid;

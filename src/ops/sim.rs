@@ -86,7 +86,18 @@ pub async fn contracts(
     let listed = proxy.contracts(u64::from(twin_id)).await?;
     let rows = crate::sim::contract_rows(&listed, &known_contracts(settings)?);
     let orphans = rows.iter().filter(|r| r.orphan).count();
+    let monthly = crate::ops::cost::monthly_by_contract(settings)
+        .await
+        .unwrap_or_else(|err| {
+            printer.warn(format!("monthly costs not shown: {err:#}"));
+            std::collections::BTreeMap::new()
+        });
     if json {
+        let mut rows = serde_json::to_value(&rows)?;
+        for row in rows.as_array_mut().into_iter().flatten() {
+            let id = row["contract_id"].as_u64().unwrap_or(0);
+            row["usd_per_month"] = json!(monthly.get(&id));
+        }
         printer.json_line(&json!({"schema": 1, "network": settings.network, "twin_id": twin_id, "contracts": rows, "orphans": orphans}));
         return Ok(());
     }
@@ -106,17 +117,20 @@ pub async fn contracts(
         return Ok(());
     }
     printer.data(format!(
-        "{:<10} {:<6} {:<6} {:<14} {:<36} ORPHAN",
-        "CONTRACT", "KIND", "NODE", "TYPE", "NAME"
+        "{:<10} {:<6} {:<6} {:<14} {:<36} {:<9} ORPHAN",
+        "CONTRACT", "KIND", "NODE", "TYPE", "NAME", "MONTH"
     ));
     for r in &rows {
         printer.data(format!(
-            "{:<10} {:<6} {:<6} {:<14} {:<36} {}",
+            "{:<10} {:<6} {:<6} {:<14} {:<36} {:<9} {}",
             r.contract_id,
             r.kind,
             r.node_id,
             r.workload,
             r.name,
+            monthly
+                .get(&r.contract_id)
+                .map_or_else(|| "-".into(), |usd| crate::cost::usd(*usd)),
             if r.orphan { "yes" } else { "" }
         ));
     }

@@ -76,7 +76,7 @@ pub async fn check(
         .into());
     }
     printer.status("Valid", "manifest, pattern, tools and credentials");
-    Ok(())
+    crate::ops::cost::print_planned(printer, settings, &valid).await
 }
 
 /// The validate phase: manifest, pattern, variables, hooks, tools and credentials.
@@ -474,6 +474,10 @@ async fn up_recorded(
     }
     if existing.is_none() {
         check_environment_cap(settings, &valid, &target)?;
+        crate::ops::cost::check_budget(settings, &valid, &target.env).await?;
+    }
+    if options.dry_run {
+        crate::ops::cost::print_planned(printer, settings, &valid).await?;
     }
     let _lock = lock(printer, settings, &dir, options.dry_run, &app_arg).await?;
     // Re-read under the lock: another run may have changed it.

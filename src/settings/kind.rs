@@ -249,6 +249,33 @@ impl Kind for Count {
     }
 }
 
+/// An amount of US dollars, 0 or more (`25`, `12.50`).
+pub struct Usd;
+impl Kind for Usd {
+    type Value = f64;
+    type Written = f64;
+    const NAME: &'static str = "USD";
+    const HINT: &'static str = "give an amount of US dollars, such as 25 or 12.50";
+    fn parse(text: &str) -> Result<f64, String> {
+        text.trim_start_matches('$')
+            .parse::<f64>()
+            .map_err(|_| format!("`{text}` is not an amount of US dollars"))
+            .and_then(Self::check)
+    }
+    fn check(written: f64) -> Result<f64, String> {
+        if written.is_finite() && written >= 0.0 {
+            Ok(written)
+        } else {
+            Err(format!(
+                "{written} is not an amount of US dollars (0 or more)"
+            ))
+        }
+    }
+    fn show(value: &f64) -> Value {
+        json!(value)
+    }
+}
+
 /// A duration: `500ms`, `30s`, `5m`, `1h` or a number of seconds ([`parse_duration`]).
 pub struct Span;
 impl Kind for Span {

@@ -35,6 +35,8 @@ fn node_json(l: &Ledger, n: &Node) -> Value {
         "used_resources": n.used,
         "publicConfig": {"domain": n.domain.clone().unwrap_or_default(), "ipv4": if n.domain.is_some() { format!("198.51.100.{}/24", n.node_id) } else { String::new() }, "ipv6": ""},
         "farm_free_ips": free_ips,
+        "extraFee": super::billing::extra_fee_musd(n.node_id),
+        "price_usd": super::billing::node_price_usd(n),
         "features": if n.light { json!(["zmachine-light", "network-light"]) } else { json!(["zmachine", "network", "zdb", "volume", "ipv4", "gateway-name-proxy", "gateway-fqdn-proxy", "mycelium", "wireguard"]) },
     })
 }
@@ -209,6 +211,9 @@ pub async fn start(sim: SimDir) -> Result<Running> {
         .route("/nodes/{id}", get(node))
         .route("/farms", get(farms))
         .route("/contracts", get(contracts))
+        .route("/chain/pricing_policy", get(super::billing::pricing_policy))
+        .route("/chain/tft_price", get(super::billing::tft_price))
+        .route("/chain/balance/{twin}", get(super::billing::balance))
         .with_state(sim);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -3,11 +3,13 @@
 //! - [`provider`]: the `threefoldtech/grid` Terraform provider, served by this binary;
 //! - [`ledger`]: nodes, farms, twins, contracts, networks, VMs and gateway names;
 //! - [`gridproxy`]: the GridProxy endpoints node selection uses, over the simulated nodes;
+//! - [`billing`]: the chain's pricing, TFT price and balances, and the hourly bill of contracts;
 //! - `sim.sh`: the data plane (access points, node bridges, VMs), extracted beside the ledger
 //!   with `vm.sh`, the local pattern's VM builder, which boots each VM (systemd as PID 1).
 //!
 //! Its state lives in `<data dir>/sim/` and survives between commands.
 
+pub mod billing;
 pub mod gridproxy;
 pub mod ledger;
 pub mod provider;
@@ -243,6 +245,7 @@ pub async fn reset(sim: &SimDir, runner: &Runner) -> Result<ResetReport> {
     }
     std::fs::remove_file(sim.ledger())
         .with_context(|| format!("removing {}", sim.ledger().display()))?;
+    sim.forget_billing();
     for entry in std::fs::read_dir(&sim.root)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("net-") && name.ends_with(".conf") {

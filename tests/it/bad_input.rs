@@ -484,3 +484,18 @@ fn bad_backup_archives_are_refused_before_a_stack_is_asked_and_stay_as_they_were
         &["no AI-stack agent is configured"],
     );
 }
+
+#[test]
+fn a_negative_max_monthly_cost_is_refused_at_its_line() {
+    let cx = crate::common::TestContext::new();
+    cx.append_to_manifest("max_monthly_cost: -5\n");
+    let (code, _, err) = cx.run(&["validate", cx.app_arg()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("tfgrid-compose.yaml:")
+            && err.contains("max_monthly_cost")
+            && err.contains("-5"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}

@@ -485,3 +485,82 @@ fn an_unknown_verb_without_a_deployment_is_a_usage_error() {
         "nothing ran"
     );
 }
+
+/// A Terraform state holding what the grid patterns make: a `grid_deployment` of two VMs (one
+/// with a public IPv4) as contract 4242 on node 11, and a `grid_name_proxy`.
+fn write_grid_tfstate(state_dir: &std::path::Path) {
+    let tfstate = json!({"version": 4, "resources": [
+        {"mode": "managed", "type": "grid_deployment", "name": "vm", "instances": [{"attributes": {
+            "id": "4242", "node": 11, "disks": [],
+            "vms": [
+                {"name": "vm1", "cpu": 2, "memory": 4096, "rootfs_size": 51200, "publicip": true},
+                {"name": "vm2", "cpu": 2, "memory": 4096, "rootfs_size": 51200, "publicip": false}
+            ]}}]},
+        {"mode": "managed", "type": "grid_name_proxy", "name": "site", "instances": [{"attributes": {
+            "name": "site", "node": 13, "name_contract_id": 4243}}]}
+    ]});
+    std::fs::write(
+        state_dir.join("terraform/terraform.tfstate"),
+        tfstate.to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn max_monthly_cost_refuses_an_environment_naming_what_runs_and_creates_nothing() {
+    let cx = TestContext::new();
+    up(&cx, &["--env", "prod"]);
+    write_grid_tfstate(&cx.app.join(".tfgrid-compose/prod"));
+    // What runs: 4 CPU, 8 GiB, 100 GiB → 2 CU, 0.5 SU; one IPv4; one name (genesis prices:
+    // $16.20 + $2.88 + $0.18 a month).
+    let (code, out, err) = cx.run(&["cost", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let monthly = all["usd_per_month"].as_f64().unwrap();
+    assert!((monthly - 19.26).abs() < 1e-6, "{out}");
+    assert_eq!(all["environments"]["prod"], all["usd_per_month"]);
+    let (code, out, err) = cx.run(&["cost", "--json", "minimal:prod"]);
+    assert_eq!(code, 0, "{err}");
+    let one = assert_fits("cost", &out);
+    assert_eq!(one["source"], "runs");
+    assert_eq!(one["vms"], 2);
+    let ps = ps_json(&cx);
+    assert_eq!(ps["deployments"][0]["usd_per_month"], all["usd_per_month"]);
+    let (_, table, err) = cx.run(&["ps"]);
+    assert!(
+        table.contains("$19.26") && err.contains("$19.26 a month (prod $19.26)"),
+        "{table}{err}"
+    );
+
+    let manifest = cx.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}max_monthly_cost: 19\n")).unwrap();
+    let before = cx.transcript();
+    let (code, _, err) = cx.run(&["up", cx.app_arg(), "--env", "pr-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("with what runs ($19.26: minimal:prod $19.26)")
+            && err.contains("over max_monthly_cost $19.00")
+            && err.contains("tfgrid-compose.yaml"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint:") && err.contains("tfgrid-compose cost"),
+        "{err}"
+    );
+    assert!(!cx.app.join(".tfgrid-compose/pr-1").exists());
+    assert_eq!(cx.transcript(), before, "no tool ran");
+    // Under the cap, and for the config file's total cap, the same.
+    std::fs::write(&manifest, format!("{text}max_monthly_cost: 20\n")).unwrap();
+    let config = cx.home().join(".config/tfgrid-compose");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.yaml"), "max_monthly_cost: 10\n").unwrap();
+    let (code, _, err) = cx.run(&["up", cx.app_arg(), "--env", "pr-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("over max_monthly_cost $10.00") && err.contains("config.yaml"),
+        "{err}"
+    );
+    std::fs::write(config.join("config.yaml"), "max_monthly_cost: 25\n").unwrap();
+    up(&cx, &["--env", "pr-1"]);
+}

@@ -105,7 +105,7 @@ pub(crate) fn all_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>
     }
 }
 
-fn use_pattern(cx: &TestContext, pattern: &str) {
+pub(crate) fn use_pattern(cx: &TestContext, pattern: &str) {
     let manifest = cx.app.join("tfgrid-compose.yaml");
     let text = std::fs::read_to_string(&manifest)
         .unwrap()

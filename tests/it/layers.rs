@@ -48,6 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "grid",
             "catalog",
             "ci_event",
+            "cost",
         ],
     ),
     ("4 phases and the simulator", &["phase", "sim"]),

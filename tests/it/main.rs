@@ -17,6 +17,7 @@ mod catalog;
 mod cli;
 mod codemap;
 mod common;
+mod cost;
 mod deployments;
 mod fidelity;
 mod flow;

@@ -82,7 +82,7 @@ impl Sim {
             .push((app.to_path_buf(), env.to_string()));
     }
 
-    fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
+    pub(crate) fn up(&self, app: &Path, env: &str, pattern: &str) -> String {
         self.track(app, env);
         let out = self
             .cmd()

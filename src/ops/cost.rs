@@ -1,0 +1,439 @@
+//! What deployments cost: `cost [TARGET]`, the estimate `validate` and `up --dry-run` print,
+//! the monthly cost `ps` and `contracts` show, `max_monthly_cost` (the budget `up` keeps), and
+//! `sim advance` (the simulated clock moved on, contracts billed). The calculation is
+//! `cost::estimate`'s; this module finds the figures, the plans and prints.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cost::{self, Estimate, Plan, Prices};
+use crate::error::UserError;
+use crate::ops::deployments::JSON_SCHEMA;
+use crate::output::Printer;
+use crate::registry::Entry;
+use crate::settings::Settings;
+use crate::state::StateDir;
+
+/// The figures for the configured network and the balance discounts are computed from: on
+/// `--network sim`, the simulator's chain (the signed-in twin's balance; a twin not made yet
+/// has the balance a new twin starts with); elsewhere TFChain's genesis figures and no
+/// balance (no discount), since reading the chain is not supported yet.
+///
+/// Errors: the simulator's GridProxy cannot start or answers in another shape.
+pub async fn figures(settings: &Settings) -> Result<(Prices, f64)> {
+    if settings.network != crate::sim::NETWORK {
+        return Ok((Prices::genesis(), 0.0));
+    }
+    let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
+    let twin = crate::grid::mnemonic::load(settings)
+        .ok()
+        .flatten()
+        .and_then(|m| sim.read().ok()?.known_twin(&m.phrase))
+        .unwrap_or(0);
+    let running = crate::sim::gridproxy::start(sim).await?;
+    cost::prices::fetch(&running.url, Some(twin)).await
+}
+
+/// What a recorded deployment (its state folder, `<app>/.tfgrid-compose/<env>/`) costs at the
+/// configured network's figures; `None` when its Terraform state holds no contract yet. The
+/// estimate's `usd_per_month` is the number to show, e.g. in a pull request's comment.
+///
+/// Errors: [`figures`]'.
+pub async fn deployment_estimate(
+    settings: &Settings,
+    state_dir: &std::path::Path,
+) -> Result<Option<Estimate>> {
+    let Some(plan) = running_plan(state_dir) else {
+        return Ok(None);
+    };
+    let (prices, balance) = figures(settings).await?;
+    Ok(Some(cost::estimate(&plan, &prices, balance)))
+}
+
+/// The plan of what a recorded deployment runs (its Terraform state), if anything.
+pub fn running_plan(state_dir: &std::path::Path) -> Option<Plan> {
+    cost::plan::from_tfstate(&StateDir::at(state_dir.to_path_buf()).tfstate())
+}
+
+/// The rows of an estimate: one per contract, then one per VM of a contract with several.
+fn estimate_rows(estimate: &Estimate) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for c in &estimate.contracts {
+        rows.push(vec![
+            format!("{} {}", c.kind, c.label),
+            if c.node == 0 {
+                "-".to_string()
+            } else {
+                c.node.to_string()
+            },
+            format!("{:.2}", c.cu),
+            format!("{:.2}", c.su),
+            c.public_ipv4.to_string(),
+            c.discount.name().to_string(),
+            cost::usd(c.usd_per_month),
+            cost::tft(c.tft_per_month),
+        ]);
+        for vm in c.vms.iter().filter(|_| c.vms.len() > 1) {
+            let mut row = vec![
+                format!(
+                    "  {} ({} CPU, {} MB, {} GB)",
+                    vm.name, vm.cpu, vm.memory_mb, vm.disk_gb
+                ),
+                String::new(),
+                format!("{:.2}", vm.cu),
+                format!("{:.2}", vm.su),
+            ];
+            row.resize(8, String::new());
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+const ESTIMATE_HEADER: [&str; 8] = [
+    "CONTRACT",
+    "NODE",
+    "CU",
+    "SU",
+    "IPV4",
+    "DISCOUNT",
+    "MONTH",
+    "TFT/MONTH",
+];
+
+/// Prints an estimate: its table (on stdout for `cost`; as status lines on stderr beside
+/// `validate` and `up --dry-run`, whose stdout is for other data), then the totals and the
+/// figures used with their date.
+pub fn print_estimate(printer: &Printer, what: &str, estimate: &Estimate, table_on_stdout: bool) {
+    let table = crate::output::table(&ESTIMATE_HEADER, &estimate_rows(estimate));
+    if table_on_stdout {
+        printer.raw(table.as_bytes());
+    } else {
+        for line in table.lines() {
+            printer.status("Estimate", line.trim_end());
+        }
+    }
+    printer.status(
+        "Cost",
+        format!(
+            "{what}: {} a month, {} a year ({} a month, {} a year)",
+            cost::usd(estimate.usd_per_month),
+            cost::usd(estimate.usd_per_year),
+            cost::tft(estimate.tft_per_month),
+            cost::tft(estimate.tft_per_year),
+        ),
+    );
+    printer.status(
+        "Figures",
+        format!(
+            "{}; balance {}",
+            estimate.prices.describe(),
+            cost::tft(estimate.balance_tft)
+        ),
+    );
+}
+
+/// The estimate of a validated app: its pattern's placement with the variables `up` passes.
+pub fn plan_of(valid: &crate::ops::up::Validated) -> Result<Plan> {
+    cost::plan::from_pattern(&valid.pattern, &valid.variables)
+}
+
+/// The estimate `validate` and `up --dry-run` print (nothing for a pattern off the grid).
+pub async fn print_planned(
+    printer: &Printer,
+    settings: &Settings,
+    valid: &crate::ops::up::Validated,
+) -> Result<()> {
+    let plan = plan_of(valid)?;
+    if plan.contracts.is_empty() || printer.json() {
+        return Ok(());
+    }
+    let (prices, balance) = figures(settings).await?;
+    print_estimate(
+        printer,
+        &format!(
+            "`{}` on pattern `{}` ({} VMs)",
+            valid.app.manifest.name,
+            valid.pattern.manifest.name,
+            plan.vm_count()
+        ),
+        &cost::estimate(&plan, &prices, balance),
+        false,
+    );
+    Ok(())
+}
+
+/// What each recorded deployment (not missing) runs and costs a month, at `prices`.
+fn recorded(settings: &Settings, prices: &Prices, balance: f64) -> Result<Vec<(Entry, Estimate)>> {
+    let (entries, _) = crate::ops::registry(settings).list()?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| !e.missing())
+        .filter_map(|e| {
+            let plan = running_plan(&e.state_dir)?;
+            let estimate = cost::estimate(&plan, prices, balance);
+            Some((e, estimate))
+        })
+        .collect())
+}
+
+/// Monthly USD cost of each registry entry, by id, for `ps`.
+pub async fn monthly_by_id(settings: &Settings) -> Result<BTreeMap<String, f64>> {
+    let (prices, balance) = figures(settings).await?;
+    Ok(recorded(settings, &prices, balance)?
+        .into_iter()
+        .map(|(e, est)| (e.id, est.usd_per_month))
+        .collect())
+}
+
+/// Monthly USD cost of each contract id: on the simulator every contract its ledger holds,
+/// elsewhere those the deployments here hold (from their Terraform state); a network contract
+/// costs nothing and is left out.
+pub async fn monthly_by_contract(settings: &Settings) -> Result<BTreeMap<u64, f64>> {
+    let (prices, balance) = figures(settings).await?;
+    let mut contracts: Vec<cost::PlannedContract> = Vec::new();
+    if settings.network == crate::sim::NETWORK {
+        let ledger = crate::sim::ledger::sim_dir(&settings.data_dir).read()?;
+        contracts.extend(ledger.contracts.values().map(crate::sim::billing::planned));
+    } else {
+        let (entries, _) = crate::ops::registry(settings).list()?;
+        for e in entries {
+            contracts.extend(
+                running_plan(&e.state_dir)
+                    .into_iter()
+                    .flat_map(|p| p.contracts),
+            );
+        }
+    }
+    Ok(contracts
+        .into_iter()
+        .filter(|c| c.contract_id > 0)
+        .map(|c| {
+            let id = c.contract_id;
+            let plan = Plan { contracts: vec![c] };
+            (id, cost::estimate(&plan, &prices, balance).usd_per_month)
+        })
+        .filter(|(_, usd)| *usd > 0.0)
+        .collect())
+}
+
+/// After `ps`'s table: the monthly cost per environment and in all, when anything costs.
+pub fn print_env_totals(printer: &Printer, entries: &[Entry], monthly: &BTreeMap<String, f64>) {
+    let mut per_env: BTreeMap<&str, f64> = BTreeMap::new();
+    for e in entries {
+        if let Some(usd) = monthly.get(&e.id) {
+            *per_env.entry(e.env.as_str()).or_default() += usd;
+        }
+    }
+    if per_env.is_empty() {
+        return;
+    }
+    let envs: Vec<String> = per_env
+        .iter()
+        .map(|(env, usd)| format!("{env} {}", cost::usd(*usd)))
+        .collect();
+    printer.status(
+        "Cost",
+        format!(
+            "{} a month ({})",
+            cost::usd(per_env.values().sum()),
+            envs.join(", ")
+        ),
+    );
+}
+
+/// `cost TARGET`: what the deployment runs (its Terraform state), or, before it exists, what
+/// its pattern and variables will make; `cost` alone: every deployment's monthly cost and the
+/// total, per environment.
+pub async fn cost(
+    printer: &Printer,
+    settings: &Settings,
+    target: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let (prices, balance) = figures(settings).await?;
+    let Some(target) = target else {
+        return all(printer, settings, &prices, balance, json);
+    };
+    let target = crate::ops::resolve_app_target(printer, settings, Some(target)).await?;
+    let (plan, source) = match running_plan(&target.dir.root) {
+        Some(plan) => (plan, "runs"),
+        None => {
+            let app = target.load_app(printer, None)?;
+            let pattern = crate::pattern::find(settings, &app.dir, &app.pattern_name(None)?)?;
+            let (variables, _) = app.variables(&pattern)?;
+            (cost::plan::from_pattern(&pattern, &variables)?, "planned")
+        }
+    };
+    let estimate = cost::estimate(&plan, &prices, balance);
+    if json {
+        printer.json_line(&json!({"schema": JSON_SCHEMA, "target": target.arg(), "env": target.env, "source": source, "vms": plan.vm_count(), "estimate": estimate}));
+        return Ok(());
+    }
+    print_estimate(
+        printer,
+        &format!("{} ({source}, {} VMs)", target.arg(), plan.vm_count()),
+        &estimate,
+        true,
+    );
+    Ok(())
+}
+
+fn all(
+    printer: &Printer,
+    settings: &Settings,
+    prices: &Prices,
+    balance: f64,
+    json: bool,
+) -> Result<()> {
+    let rows = recorded(settings, prices, balance)?;
+    let mut per_env: BTreeMap<String, f64> = BTreeMap::new();
+    for (e, est) in &rows {
+        *per_env.entry(e.env.clone()).or_default() += est.usd_per_month;
+    }
+    let total: f64 = per_env.values().sum();
+    if json {
+        let deployments: Vec<_> = rows
+            .iter()
+            .map(|(e, est)| json!({"id": e.id, "app": e.app, "env": e.env, "vms": est.contracts.iter().map(|c| c.vms.iter().filter(|v| v.cpu > 0).count()).sum::<usize>(), "usd_per_month": est.usd_per_month, "tft_per_month": est.tft_per_month}))
+            .collect();
+        printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": deployments, "environments": per_env, "usd_per_month": total, "usd_per_year": total * 12.0, "prices": prices, "balance_tft": balance}));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        printer.status("Cost", "nothing runs: no deployment here holds a contract");
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(e, est)| {
+            vec![
+                e.short_id().to_string(),
+                e.app.clone(),
+                e.env.clone(),
+                cost::usd(est.usd_per_month),
+                cost::tft(est.tft_per_month),
+            ]
+        })
+        .collect();
+    printer
+        .raw(crate::output::table(&["ID", "APP", "ENV", "MONTH", "TFT/MONTH"], &table).as_bytes());
+    for (env, usd) in &per_env {
+        printer.status("Environment", format!("{env}: {} a month", cost::usd(*usd)));
+    }
+    printer.status(
+        "Total",
+        format!(
+            "{} a month, {} a year ({})",
+            cost::usd(total),
+            cost::usd(total * 12.0),
+            prices.describe()
+        ),
+    );
+    Ok(())
+}
+
+/// `max_monthly_cost`: refuses a new deployment whose estimate, added to what the app's other
+/// environments cost (the manifest's cap) or to what every deployment here costs (the config's
+/// cap), passes the cap. Runs before anything is created; the error names what runs and what
+/// it costs.
+pub async fn check_budget(
+    settings: &Settings,
+    valid: &crate::ops::up::Validated,
+    env: &str,
+) -> Result<()> {
+    let app_cap = valid.app.manifest.max_monthly_cost;
+    let total_cap = settings.max_monthly_cost;
+    if app_cap.is_none() && total_cap.is_none() {
+        return Ok(());
+    }
+    let (prices, balance) = figures(settings).await?;
+    let new = cost::estimate(&plan_of(valid)?, &prices, balance).usd_per_month;
+    let app_dir = crate::files::real_path(&valid.app.dir);
+    let running = recorded(settings, &prices, balance)?;
+    let caps = [
+        (app_cap, valid.app.file.display().to_string(), true),
+        (
+            total_cap,
+            settings
+                .sources
+                .get("max_monthly_cost")
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            false,
+        ),
+    ];
+    for (cap, source, per_app) in caps {
+        let Some(cap) = cap else { continue };
+        let counted: Vec<&(Entry, Estimate)> = running
+            .iter()
+            .filter(|(e, _)| !(e.app_dir == app_dir && e.env == env))
+            .filter(|(e, _)| !per_app || e.app_dir == app_dir)
+            .collect();
+        let others: f64 = counted.iter().map(|(_, est)| est.usd_per_month).sum();
+        if new + others > cap + 1e-9 {
+            let listed: Vec<String> = counted
+                .iter()
+                .map(|(e, est)| format!("{} {}", e.label(), cost::usd(est.usd_per_month)))
+                .collect();
+            return Err(UserError::new(
+                format!(
+                    "`{}:{env}` would cost {} a month; with what runs ({}: {}) that is {}, over \
+                        max_monthly_cost {} ({source})",
+                    valid.app.manifest.name,
+                    cost::usd(new),
+                    cost::usd(others),
+                    if listed.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        listed.join(", ")
+                    },
+                    cost::usd(new + others),
+                    cost::usd(cap),
+                ),
+                "take an environment down (`tfgrid-compose down APP --env ENV`), make the VMs \
+                    smaller, or raise `max_monthly_cost`; `tfgrid-compose cost` lists what runs",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `sim advance --hours N`: the simulated clock moves N hours on and every running contract is
+/// billed for them; prints each twin's balance.
+pub fn sim_advance(printer: &Printer, settings: &Settings, hours: u64, json: bool) -> Result<()> {
+    let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
+    let billing = sim.advance(hours)?;
+    let mut twins: Vec<u32> = sim.read()?.twins.into_values().collect();
+    twins.sort_unstable();
+    let tft = |units: u64| units as f64 / cost::UNITS_PER_TFT;
+    if json {
+        let twins: BTreeMap<u32, serde_json::Value> = twins
+            .iter()
+            .map(|t| (*t, json!({"balance_tft": tft(billing.balance(*t)), "spent_tft": tft(billing.spent.get(t).copied().unwrap_or(0))})))
+            .collect();
+        printer.json_line(&json!({"schema": JSON_SCHEMA, "clock_offset_hours": billing.clock_offset / cost::SECS_PER_HOUR, "twins": twins}));
+        return Ok(());
+    }
+    for twin in &twins {
+        printer.status(
+            "Billed",
+            format!(
+                "twin {twin}: {} spent, {} left",
+                cost::tft(tft(billing.spent.get(twin).copied().unwrap_or(0))),
+                cost::tft(tft(billing.balance(*twin)))
+            ),
+        );
+    }
+    printer.status(
+        "Advanced",
+        format!(
+            "the simulated clock by {hours} h ({} h ahead in all)",
+            billing.clock_offset / cost::SECS_PER_HOUR
+        ),
+    );
+    Ok(())
+}

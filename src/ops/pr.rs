@@ -103,17 +103,21 @@ pub async fn pr(printer: &Printer, settings: &Settings, options: &PrOptions) -> 
         Action::Destroy => destroy(&inner, &settings, options).await,
     };
     let up = result.is_ok() && action != Action::Destroy;
-    let state = if up {
+    let dir = if up {
         resolve_app_target(&inner, &settings, options.target.as_deref())
             .await
             .ok()
-            .and_then(|target| target.dir.load().ok().flatten())
+            .map(|target| target.dir)
     } else {
         None
     };
+    let state = dir.as_ref().and_then(|dir| dir.load().ok().flatten());
     let (outcome, message, hints) = outcome(&result, &env);
     let url = state.as_ref().and_then(url_of);
-    let cost = state.as_ref().and_then(cost_line);
+    let cost = match &dir {
+        Some(dir) => cost_line(printer, &settings, dir).await,
+        None => None,
+    };
     let mut report = Report {
         schema: 1,
         event: name,
@@ -317,11 +321,28 @@ fn url_of(state: &DeploymentState) -> Option<String> {
     Some(template.map_or_else(|| ip.clone(), |t| crate::phase::verify::app_url(&t, ip)))
 }
 
-/// The comment's cost line (`$X.XX/month (N TFT)`) for a deployment that is up: the one place
-/// where the cost of what runs enters the comment and the report. None until the cost of a
-/// deployment is computed (issue 28's cost library).
-pub fn cost_line(_state: &DeploymentState) -> Option<String> {
-    None
+/// The comment's cost line (`$X.XX/month (N TFT)`) for a deployment that is up, from what its
+/// Terraform state holds at the network's figures ([`super::cost::deployment_estimate`]): the
+/// one place where the cost of what runs enters the comment and the report. None when it holds
+/// no contract; when the figures cannot be read, a warning and None (the environment is up all
+/// the same).
+pub async fn cost_line(
+    printer: &Printer,
+    settings: &Settings,
+    dir: &crate::state::StateDir,
+) -> Option<String> {
+    match super::cost::deployment_estimate(settings, &dir.root).await {
+        Ok(estimate) => estimate.map(|e| {
+            format!(
+                "${:.2}/month ({:.2} TFT), estimated by `tfgrid-compose cost`",
+                e.usd_per_month, e.tft_per_month
+            )
+        }),
+        Err(err) => {
+            printer.warn(format!("the environment's cost is unknown: {err:#}"));
+            None
+        }
+    }
 }
 
 /// The markdown body of the comment on the pull request.

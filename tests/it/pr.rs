@@ -129,6 +129,23 @@ fn a_pull_requests_life_replayed_from_real_events_on_the_simulator() {
         assert!(body.starts_with("<!-- tfgrid-compose pr-2 -->\n"), "{body}");
         assert!(body.contains("### Environment `pr-2` is up"), "{body}");
         assert!(body.contains(&format!("- URL: {url}")), "{body}");
+        // the cost line is what `cost` estimates for the environment that runs
+        let cost = sim
+            .cmd()
+            .args(["cost", "--json", "--env", "pr-2"])
+            .arg(&app)
+            .output()
+            .unwrap();
+        let cost: Value = serde_json::from_slice(&cost.stdout).unwrap();
+        assert_eq!(cost["source"], "runs", "{cost}");
+        let usd = cost["estimate"]["usd_per_month"].as_f64().unwrap();
+        assert!(usd > 0.0, "{cost}");
+        let line = format!("${usd:.2}/month");
+        assert!(
+            report["cost"].as_str().unwrap().starts_with(&line),
+            "{report}"
+        );
+        assert!(body.contains(&format!("- Cost: {line}")), "{body}");
         let ids = contract_ids(&sim);
         assert_eq!(ids.len(), 2, "a network and a VM contract: {ids:?}");
         (report["deployment_id"].as_str().unwrap().to_string(), ids)

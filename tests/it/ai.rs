@@ -1935,3 +1935,56 @@ fn route_changes_that_arrive_together_share_reloads_and_a_bad_one_refuses_only_i
         "{used} reloads for 11 route changes that arrived together"
     );
 }
+
+/// A provider with `warm_up` is asked the start every create's conversation shares (the system
+/// prompt), for one token, once, when the agent starts and before any create; a create's
+/// conversation then starts with exactly those words, so a server's prompt cache serves them.
+#[test]
+fn a_provider_with_warm_up_is_asked_the_shared_start_once_before_any_create() {
+    let stack = Stack::start_with(|_, llm_port| {
+        let llm = Arc::new(Mutex::new(Vec::new()));
+        start_llm(
+            TcpListener::bind(("127.0.0.1", llm_port)).unwrap(),
+            llm.clone(),
+        );
+        let llm_yaml = format!(
+            "llm:\n  - base_url: http://127.0.0.1:{llm_port}/v1\n    model: canned\n    warm_up: true\n"
+        );
+        (llm_yaml, llm)
+    });
+    let started = Instant::now();
+    while stack.llm.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no warm-up request"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let warm = stack.llm.lock().unwrap()[0]["body"].clone();
+    assert_eq!(warm["max_tokens"], 1, "{warm}");
+    assert_eq!(
+        warm["messages"][0]["content"],
+        tfgrid_compose::ai::site::SYSTEM_PROMPT,
+        "{warm}"
+    );
+    let (code, out, err) = stack.cli(&["create", "portfolio website with dark mode"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Tokens:") && l.ends_with(" out")),
+        "the create reports its tokens: {out}"
+    );
+    let seen = stack.llm.lock().unwrap().clone();
+    let asked = &seen[1]["body"];
+    assert_eq!(asked["messages"][0], warm["messages"][0]);
+    let shared = warm["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        asked["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with(shared),
+        "{asked}"
+    );
+    let warm_ups = seen.iter().filter(|r| r["body"]["max_tokens"] == 1).count();
+    assert_eq!(warm_ups, 1, "{seen:?}");
+}

@@ -4,7 +4,8 @@
 # agent's VM), then `create` of PROMPTS one after the other, each from command start to live URL;
 # tokens/s as the agent received them, as llama.cpp's server measured them for the same answers,
 # and as llama.cpp measures the same model on this machine outside the stack; the share of first
-# answers that passed the check, and attempts per site. Needs root and scripts/install-deps.sh
+# answers that passed the check, attempts per site, and each create's tokens in (from the prompt
+# cache) and out. Needs root and scripts/install-deps.sh
 # (with the model); builds the release binary. Takes 5-20 minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,7 @@ for prompt in "${PROMPTS[@]}"; do
 import json, sys
 path, prompt, ms, status = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 attempts, tokens, secs, server, live, why = 0, 0, 0.0, [], "", ""
+tokens_in, cached = 0, 0
 for line in open(path):
     try:
         e = json.loads(line)
@@ -68,6 +70,8 @@ for line in open(path):
         attempts += 1
     if e.get("step") == "llm" and e.get("status") == "done":
         tokens += d.get("tokens_out", 0)
+        tokens_in += d.get("tokens_in") or 0
+        cached += d.get("tokens_cached") or 0
         secs += d.get("elapsed_ms", 0) / 1000
         if d.get("server_tokens_per_s"):
             server.append(d["server_tokens_per_s"])
@@ -77,7 +81,7 @@ for line in open(path):
         live = (e.get("project") or {}).get("live_url") or ""
 ok = status == 0 and bool(live)
 print("\t".join([prompt, str(ms), str(int(ok)), str(attempts), str(tokens), "%.1f" % secs,
-                 "%.1f" % (sum(server) / len(server)) if server else "", live, why]))
+                 "%.1f" % (sum(server) / len(server)) if server else "", live, why, str(tokens_in), str(cached)]))
 PY
 done
 load_after=$(load)
@@ -91,11 +95,13 @@ fmt = lambda ms: "%dm %02ds" % divmod(round(ms / 1000), 60) if ms >= 60000 else 
 live = [r for r in rows if r[2] == "1"]
 first = [r for r in live if r[3] == "1"]
 table = "\n".join(
-    "| %s | %s | %s | %s | %s | %s |" % (
+    "| %s | %s | %s | %s | %s (%s) / %s | %s | %s |" % (
         r[0], fmt(int(r[1])), "live" if r[2] == "1" else "failed: " + (r[8] or "see the log"), r[3],
+        r[9], r[10], r[4],
         "%.1f" % (int(r[4]) / float(r[5])) if float(r[5]) > 0 else "-", r[6] or "-")
     for r in rows)
 median = fmt(statistics.median(int(r[1]) for r in live)) if live else "-"
+spread = "min %s, max %s" % (fmt(min(int(r[1]) for r in live)), fmt(max(int(r[1]) for r in live))) if live else "-"
 received = [int(r[4]) / float(r[5]) for r in rows if float(r[5]) > 0]
 server = [float(r[6]) for r in rows if r[6]]
 attempts = [int(r[3]) for r in live]
@@ -107,11 +113,11 @@ Measured on {datetime.date.today()}, {os.cpu_count()} cores (load average {load_
 (Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp's server, PyPI xllamacpp) on the agent's VM.
 `up` took {fmt(up_ms)}.
 
-| prompt | command start to live URL | result | attempts | tokens/s received | tokens/s (server) |
-| --- | --- | --- | --- | --- | --- |
+| prompt | command start to live URL | result | attempts | tokens in (from the cache) / out | tokens/s received | tokens/s (server) |
+| --- | --- | --- | --- | --- | --- | --- |
 {table}
 
-- `create` to live URL, median of the {len(live)} live of {len(rows)}: **{median}**.
+- `create` to live URL, median of the {len(live)} live of {len(rows)}: **{median}** ({spread}).
 - Tokens/s: **{statistics.mean(received) if received else 0:.1f}** as the agent received them (prompt
   reading included), **{statistics.mean(server) if server else 0:.1f}** as llama.cpp's server measured
   the same answers' generation, against **{own_rate}** that llama.cpp measures for the same model on

@@ -25,20 +25,7 @@ median_ms() {  # median_ms N cmd... -> median wall ms of N runs
 }
 
 # --- ps with 1,000 deployments in the registry -------------------------------------------------
-python3 - "$work/ps-data/deployments" "$work/ps-apps" <<'PY'
-import json, os, sys
-reg, apps = sys.argv[1], sys.argv[2]
-os.makedirs(reg)
-for i in range(1000):
-    id = "%016x" % (0x3fa2000000000000 + i)
-    state = os.path.join(apps, id, ".tfgrid-compose", "default")
-    os.makedirs(state)
-    open(os.path.join(state, "state.yaml"), "w").write("schema_version: 1\n")
-    json.dump({"schema_version": 1, "id": id, "app": "app%d" % (i % 40), "env": "pr-%d" % i, "pattern": "single-vm",
-               "status": "running", "primary_ip": "10.20.%d.%d" % (i // 250, i % 250 + 2),
-               "app_dir": os.path.join(apps, id), "state_dir": state, "created_at": 1795000000 + i,
-               "updated_at": 1795000000 + i}, open(os.path.join(reg, id + ".json"), "w"))
-PY
+python3 scripts/fake-registry.py "$work/ps-data/deployments" "$work/ps-apps" 1000
 ps1000_ms=$(TFGRID_COMPOSE_DATA_DIR=$work/ps-data median_ms 31 "$BIN" ps)
 ps1000_json_ms=$(TFGRID_COMPOSE_DATA_DIR=$work/ps-data median_ms 31 "$BIN" ps --json)
 ps1000_rows=$(TFGRID_COMPOSE_DATA_DIR=$work/ps-data "$BIN" ps | tail -n +2 | wc -l)

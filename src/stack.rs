@@ -86,6 +86,11 @@ pub struct Provider {
     /// [`DEFAULT_IDLE_TIMEOUT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u64>,
+    /// Ask it once when the agent starts (the system prompt, one token of answer), so that the
+    /// first create finds the prompt's shared start in the server's prompt cache. For a model on
+    /// the agent's own machine, where a request costs nothing; the default model has it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm_up: bool,
 }
 
 /// A small site is 300-1,600 tokens; this leaves room and still ends a model that loops.
@@ -164,6 +169,7 @@ pub mod local_model {
             max_tokens: None,
             timeout: None,
             idle_timeout: None,
+            warm_up: true,
         }
     }
 }

@@ -212,6 +212,10 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         maintenance: tokio::sync::Mutex::new(()),
     });
     recover(&agent).await?;
+    let warming = agent.clone();
+    tokio::spawn(async move {
+        warming.llm.warm_up(&super::generate::shared_start()).await;
+    });
     let probing = agent.clone();
     tokio::spawn(async move {
         loop {

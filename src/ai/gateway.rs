@@ -1,5 +1,8 @@
 //! `serve gateway`: the route API in front of nginx. Every route is one include file; a change is
 //! checked with `nginx -t` before the reload and rolled back when the check or the reload fails.
+//! Changes that arrive together are applied as one batch ([`Gateway::apply_changes`]): every file
+//! written, one `nginx -t`, one reload; a batch that fails the check is applied change by change,
+//! so that one bad route refuses only itself.
 //! Routes persist in `routes.json` and are written again at start. Sites (static folders) are
 //! uploaded through the API into the web root, each replaced atomically, and read back (for a
 //! backup) as they were uploaded.
@@ -42,6 +45,8 @@ fn default_rate() -> u32 {
     10
 }
 
+/// The least time between two reloads; route changes arriving meanwhile wait and are applied
+/// together, in the next reload.
 const RELOAD_GAP: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -61,8 +66,22 @@ pub struct Route {
     pub backend: Backend,
 }
 
+/// A route change waiting for its batch: `route` written at `path`, or the route at `path`
+/// removed when `None`; `reply` says whether it was applied (`true`: a route was created).
+struct Change {
+    path: String,
+    route: Option<Route>,
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
 struct Gateway {
     config: GatewayConfig,
+    /// Changes not yet applied, in the order they arrived; [`Gateway::apply_changes`] takes them
+    /// all at once, woken by `arrived`.
+    pending: std::sync::Mutex<Vec<Change>>,
+    arrived: tokio::sync::Notify,
+    /// Reloads since start (`/metrics`).
+    reloads: std::sync::atomic::AtomicU64,
     /// When nginx was last told to reload: reloads are spaced by `RELOAD_GAP`, because a reload
     /// signalled while the previous one is still starting workers can leave a worker of an older
     /// configuration serving (seen with nginx 1.22).
@@ -103,48 +122,165 @@ impl Gateway {
         Runner::real().run(&cmd).await.map(|_| ())
     }
 
-    /// Writes one include file (or removes it), checks, reloads; on failure puts the old file back.
-    async fn apply(&self, path: &str, new: Option<&Route>) -> Result<()> {
+    /// Writes `path`'s include file for `route` (removes it for `None`); returns what it held.
+    fn write_route(&self, path: &str, route: Option<&Route>) -> Result<Option<Vec<u8>>> {
         let file = self.routes_dir().join(format!("{path}.conf"));
         let old = std::fs::read(&file).ok();
-        match new {
+        match route {
             Some(route) => {
-                crate::files::write_atomic(&file, self.include(route).as_bytes(), 0o644)?
+                crate::files::write_atomic(&file, self.include(route).as_bytes(), 0o644)?;
             }
             None => {
                 let _ = std::fs::remove_file(&file);
             }
         }
-        let result = match self.nginx(&["-t"]).await {
+        Ok(old)
+    }
+
+    /// Puts back what [`Gateway::write_route`] returned.
+    fn restore_route(&self, path: &str, old: Option<&[u8]>) -> Result<()> {
+        let file = self.routes_dir().join(format!("{path}.conf"));
+        match old {
+            Some(bytes) => crate::files::write_atomic(&file, bytes, 0o644),
+            None => {
+                let _ = std::fs::remove_file(&file);
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues a change for the next batch and waits until it is applied (`Ok(true)`: a route
+    /// was created) or refused (the reason: `nginx -t`'s, the reload's or the disk's).
+    async fn change(&self, path: String, route: Option<Route>) -> Result<bool, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Change { path, route, reply });
+        self.arrived.notify_one();
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the gateway is stopping".into()))
+    }
+
+    /// Runs for the gateway's life: waits for changes, lets the reload gap pass (changes that
+    /// arrive meanwhile join), then applies everything pending as one batch under the routes
+    /// lock. nginx reads the include files only at the reload, after every file of the batch is
+    /// written whole (each atomically), so it never serves half a batch or half a file.
+    async fn apply_changes(self: Arc<Self>) {
+        loop {
+            self.arrived.notified().await;
+            tokio::time::sleep(self.until_reload()).await;
+            let batch = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if batch.is_empty() {
+                continue;
+            }
+            let mut routes = self.routes.lock().await;
+            self.apply_batch(&mut routes, batch).await;
+        }
+    }
+
+    /// Every change written, one `nginx -t`, one reload, then `routes` and `routes.json`
+    /// updated in the changes' order and each change answered. When the check fails and the
+    /// batch holds more than one change, the files are put back and each change is checked
+    /// alone, in order, keeping those nginx accepts; a failed reload refuses every change kept.
+    async fn apply_batch(&self, routes: &mut BTreeMap<String, Route>, batch: Vec<Change>) {
+        let mut answers: Vec<Option<Result<bool, String>>> = batch.iter().map(|_| None).collect();
+        let mut written: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        for (i, change) in batch.iter().enumerate() {
+            match self.write_route(&change.path, change.route.as_ref()) {
+                Ok(old) => written.push((i, old)),
+                Err(err) => answers[i] = Some(Err(format!("{err:#}"))),
+            }
+        }
+        let mut check = self.nginx(&["-t"]).await;
+        if check.is_err() && written.len() > 1 {
+            for (i, old) in written.iter().rev() {
+                let _ = self.restore_route(&batch[*i].path, old.as_deref());
+            }
+            let all = std::mem::take(&mut written);
+            for (i, _) in all {
+                let change = &batch[i];
+                let old = match self.write_route(&change.path, change.route.as_ref()) {
+                    Ok(old) => old,
+                    Err(err) => {
+                        answers[i] = Some(Err(format!("{err:#}")));
+                        continue;
+                    }
+                };
+                match self.nginx(&["-t"]).await {
+                    Ok(()) => written.push((i, old)),
+                    Err(err) => {
+                        let _ = self.restore_route(&change.path, old.as_deref());
+                        answers[i] = Some(Err(format!(
+                            "{:#}",
+                            err.context("nginx -t rejected the configuration")
+                        )));
+                    }
+                }
+            }
+            check = Ok(());
+        }
+        let result = match check {
+            Ok(()) if written.is_empty() => Ok(()),
             Ok(()) => self.reload().await,
-            Err(e) => Err(e).context("nginx -t rejected the configuration"),
+            Err(e) => Err(e.context("nginx -t rejected the configuration")),
         };
-        if result.is_err() {
-            match old {
-                Some(bytes) => crate::files::write_atomic(&file, &bytes, 0o644)?,
-                None => {
-                    let _ = std::fs::remove_file(&file);
+        if let Err(err) = result {
+            for (i, old) in written.iter().rev() {
+                let _ = self.restore_route(&batch[*i].path, old.as_deref());
+                answers[*i] = Some(Err(format!("{err:#}")));
+            }
+        } else {
+            for (i, _) in &written {
+                let change = &batch[*i];
+                let created = match &change.route {
+                    Some(route) => routes.insert(change.path.clone(), route.clone()).is_none(),
+                    None => {
+                        routes.remove(&change.path);
+                        false
+                    }
+                };
+                answers[*i] = Some(Ok(created));
+            }
+            if let Err(err) = self.save(routes) {
+                for (i, _) in &written {
+                    answers[*i] = Some(Err(format!("{err:#}")));
                 }
             }
         }
-        result
+        for (change, answer) in batch.into_iter().zip(answers) {
+            let _ = change
+                .reply
+                .send(answer.unwrap_or_else(|| Err("not applied".into())));
+        }
+    }
+
+    /// How long until the next reload may be signalled ([`RELOAD_GAP`] after the last one).
+    fn until_reload(&self) -> std::time::Duration {
+        self.last_reload
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map(|t| RELOAD_GAP.saturating_sub(t.elapsed()))
+            .unwrap_or_default()
     }
 
     /// `nginx -s reload`, at least `RELOAD_GAP` after the previous one. Callers hold the routes
     /// lock.
     async fn reload(&self) -> Result<()> {
-        let wait = self
-            .last_reload
-            .lock()
-            .ok()
-            .and_then(|t| *t)
-            .map(|t| RELOAD_GAP.saturating_sub(t.elapsed()))
-            .unwrap_or_default();
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep(self.until_reload()).await;
         let result = self
             .nginx(&["-s", "reload"])
             .await
             .context("nginx reload failed");
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut t) = self.last_reload.lock() {
             *t = Some(std::time::Instant::now());
         }
@@ -178,6 +314,9 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
     };
     let gateway = Gateway {
         config: config.clone(),
+        pending: std::sync::Mutex::new(Vec::new()),
+        arrived: tokio::sync::Notify::new(),
+        reloads: std::sync::atomic::AtomicU64::new(0),
         last_reload: std::sync::Mutex::new(None),
         routes: tokio::sync::Mutex::new(BTreeMap::new()),
     };
@@ -198,7 +337,9 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
     }
     *gateway.routes.lock().await = saved.into_iter().map(|r| (r.path.clone(), r)).collect();
     tracing::info!(routes = gateway.routes.lock().await.len(), listen = %config.listen, "gateway started");
-    let state = (Arc::new(gateway), common.clone());
+    let gateway = Arc::new(gateway);
+    tokio::spawn(gateway.clone().apply_changes());
+    let state = (gateway, common.clone());
     let api = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/routes", get(list).post(add))
@@ -221,9 +362,13 @@ async fn health(State((g, _)): St) -> Response {
 
 async fn metrics(State((g, common)): St) -> Response {
     let routes = g.routes.lock().await.len();
-    common
-        .metrics_text(&[("tfgrid_gateway_routes", routes as u64)])
-        .into_response()
+    let reloads = g.reloads.load(std::sync::atomic::Ordering::Relaxed);
+    let text = common.metrics_text(&[("tfgrid_gateway_routes", routes as u64)]);
+    format!(
+        "{text}# TYPE tfgrid_gateway_nginx_reloads_total counter\n\
+        tfgrid_gateway_nginx_reloads_total {reloads}\n"
+    )
+    .into_response()
 }
 
 async fn list(State((g, _)): St) -> Response {
@@ -283,15 +428,13 @@ async fn add(
         )
         .into_response();
     }
-    let mut routes = g.routes.lock().await;
-    if let Err(err) = g.apply(&route.path, Some(&route)).await {
-        tracing::warn!(route = %route.path, error = %format!("{err:#}"), "route rejected");
-        return api_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{err:#}")).into_response();
-    }
-    let created = routes.insert(route.path.clone(), route.clone()).is_none();
-    if let Err(err) = g.save(&routes) {
-        return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response();
-    }
+    let created = match g.change(route.path.clone(), Some(route.clone())).await {
+        Ok(created) => created,
+        Err(err) => {
+            tracing::warn!(route = %route.path, error = %err, "route rejected");
+            return api_error(StatusCode::UNPROCESSABLE_ENTITY, &err).into_response();
+        }
+    };
     tracing::info!(route = %route.path, "route added");
     (
         if created {
@@ -308,16 +451,11 @@ async fn remove(State((g, _)): St, Path(id): Path<String>) -> Response {
     if let Err(e) = check_name(&id) {
         return api_error(StatusCode::BAD_REQUEST, &e).into_response();
     }
-    let mut routes = g.routes.lock().await;
-    if !routes.contains_key(&id) {
+    if !g.routes.lock().await.contains_key(&id) {
         return api_error(StatusCode::NOT_FOUND, &format!("no route `{id}`")).into_response();
     }
-    if let Err(err) = g.apply(&id, None).await {
-        return api_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{err:#}")).into_response();
-    }
-    routes.remove(&id);
-    if let Err(err) = g.save(&routes) {
-        return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")).into_response();
+    if let Err(err) = g.change(id.clone(), None).await {
+        return api_error(StatusCode::UNPROCESSABLE_ENTITY, &err).into_response();
     }
     tracing::info!(route = %id, "route removed");
     StatusCode::NO_CONTENT.into_response()

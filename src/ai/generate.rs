@@ -18,6 +18,12 @@ const TEMPERATURES: [f64; 3] = [0.2, 0.7, 1.0];
 /// The most problems one message sends back.
 const MAX_PROBLEMS: usize = 12;
 
+/// What every conversation starts with, for [`crate::ai::llm::Llm::warm_up`]: the system
+/// prompt and the request's fixed words.
+pub fn shared_start() -> Vec<Message> {
+    conversation("", &[])
+}
+
 /// The conversation's start: the request, and what earlier answers got wrong.
 fn conversation(prompt: &str, avoid: &[String]) -> Vec<Message> {
     let mut request = format!("Build this website: {prompt}");
@@ -119,6 +125,7 @@ fn record_answer(db: &Db, id: &str, attempt: u32, answer: &Answer) -> Result<()>
             "provider": answer.provider,
             "tokens_in": answer.tokens_in,
             "tokens_out": answer.tokens_out,
+            "tokens_cached": answer.tokens_cached,
             "tokens_per_s": (rate * 10.0).round() / 10.0,
             "server_tokens_per_s": answer.server_tokens_per_s.map(|r| (r * 10.0).round() / 10.0),
             "elapsed_ms": u64::try_from(answer.elapsed.as_millis()).unwrap_or(u64::MAX),

@@ -144,11 +144,13 @@ pub async fn create(
         }
         return Ok(());
     }
-    let project = follow(printer, agent, &id, 0).await?.project;
+    let (end, tokens) = follow(printer, agent, &id, 0).await?;
+    let project = end.project;
     let elapsed = clock.elapsed();
     if project.status == ProjectStatus::Live {
         if printer.json() {
-            printer.json_line(&json!({"event": "created", "project": project, "duration_ms": elapsed.as_millis() as u64}));
+            printer.json_line(&json!({"event": "created", "project": project, "duration_ms": elapsed.as_millis() as u64,
+                "tokens": {"in": tokens.input, "cached": tokens.cached, "out": tokens.output}}));
         } else {
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             printer.data(format!("Project created: {name}"));
@@ -157,6 +159,14 @@ pub async fn create(
             printer.data(format!(
                 "Duration:   {}",
                 crate::clock::format_duration(elapsed)
+            ));
+            let cached = tokens
+                .cached
+                .map(|c| format!(" ({c} of them from the prompt cache)"))
+                .unwrap_or_default();
+            printer.data(format!(
+                "Tokens:     {} in{cached}, {} out",
+                tokens.input, tokens.output
             ));
         }
         return Ok(());
@@ -180,22 +190,51 @@ pub async fn create(
     .into())
 }
 
-/// Prints events as they come until the project leaves the pipeline; returns the last answer.
+/// The LLM tokens of a create's answers, summed from its `llm done` events.
+#[derive(Default)]
+struct Tokens {
+    input: u64,
+    /// Of `input`, taken from the server's prompt cache; `None` when no answer said.
+    cached: Option<u64>,
+    output: u64,
+}
+
+impl Tokens {
+    fn add(&mut self, event: &Event) {
+        let Some(data) = event
+            .data
+            .as_ref()
+            .filter(|_| (event.step.as_str(), event.status.as_str()) == ("llm", "done"))
+        else {
+            return;
+        };
+        self.input += data["tokens_in"].as_u64().unwrap_or(0);
+        self.output += data["tokens_out"].as_u64().unwrap_or(0);
+        if let Some(cached) = data["tokens_cached"].as_u64() {
+            self.cached = Some(self.cached.unwrap_or(0) + cached);
+        }
+    }
+}
+
+/// Prints events as they come until the project leaves the pipeline; returns the last answer
+/// and the tokens of the answers seen.
 async fn follow(
     printer: &Printer,
     agent: &AgentClient,
     id: &str,
     mut after: i64,
-) -> Result<ProjectEvents> {
+) -> Result<(ProjectEvents, Tokens)> {
     let mut shown = Shown::default();
+    let mut tokens = Tokens::default();
     loop {
         let answer = agent.events(id, after, 25).await?;
         for event in &answer.events {
             after = after.max(event.seq);
+            tokens.add(event);
             print_event(printer, event, &mut shown);
         }
         if !answer.project.status.is_active() {
-            return Ok(answer);
+            return Ok((answer, tokens));
         }
     }
 }
@@ -353,7 +392,7 @@ pub async fn monitor(
         }
     }
     if follow_on && project.status.is_active() {
-        let end = follow(printer, agent, &project.id, last).await?;
+        let (end, _) = follow(printer, agent, &project.id, last).await?;
         printer.status("Finished", format!("status {}", end.project.status));
     }
     Ok(())

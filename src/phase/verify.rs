@@ -108,14 +108,26 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             .iter()
             .map(|vm| (format!("VM {}", vm.name), &vm.ip)),
     );
+    // Every VM at once (a VM's answer waits for its boot to finish); answers are read in the
+    // VMs' order, so the first VM that fails is the one reported. A dry run prints the commands
+    // in that order too, so it runs them one by one.
+    let mut checks = Vec::new();
     for (vm, address) in vms {
         let cmd = ssh::ssh(&ctx.ssh_target(address), &["sh", "-c", SYSTEM_STATE], false)
             .io(Io::Capture(log.clone()))
             .timeout(Duration::from_secs(90));
-        let output = ctx
-            .runner
-            .run(&cmd)
-            .await
+        let check = if ctx.runner.is_dry_run() {
+            let done = ctx.runner.run(&cmd).await;
+            tokio::spawn(async move { done })
+        } else {
+            let runner = ctx.runner.clone();
+            tokio::spawn(async move { runner.run(&cmd).await })
+        };
+        checks.push((vm, address, check));
+    }
+    for (vm, address, check) in checks {
+        let output = check
+            .await?
             .with_context(|| format!("{vm} ({address}) does not answer over ssh"))?;
         // A dry run shows the command; there is no answer to check.
         if !ctx.runner.is_dry_run() {

@@ -1843,3 +1843,148 @@ fn backup_then_restore_brings_projects_back_and_bad_archives_change_nothing() {
     let (_, out, _) = stack.cli(&["projects"]);
     assert_eq!(out.matches(" live ").count(), 3, "{out}");
 }
+
+/// Route changes that arrive together: every one applied, in fewer nginx reloads than changes; a
+/// route nginx refuses (an upstream host it cannot resolve) is refused alone; a route already
+/// served answers right at every request throughout.
+#[test]
+fn route_changes_that_arrive_together_share_reloads_and_a_bad_one_refuses_only_itself() {
+    let stack = Stack::start();
+    let api = format!("http://127.0.0.1:{}/api/v1", stack.gateway);
+    let web = format!("http://127.0.0.1:{}", stack.web);
+    let page = |name: &str| format!("<h1>{name}</h1>");
+    let names: Vec<String> = (0..10).map(|i| format!("batch-{i}")).collect();
+    for name in names.iter().map(String::as_str).chain(["kept"]) {
+        let files = serde_json::json!({"files": {"index.html": page(name)}}).to_string();
+        let bearer = format!("Bearer {TOKEN}");
+        let url = format!("{api}/sites/{name}");
+        assert_eq!(request("PUT", &url, Some(&bearer), Some(&files)).0, 201);
+    }
+    let routes = format!("{api}/routes");
+    let kept = format!("{web}/kept/");
+    let route = |name: &str| format!(r#"{{"path": "{name}", "backend": {{"static": "{name}"}}}}"#);
+    assert_eq!(post(&routes, TOKEN, &route("kept")).0, 201);
+    assert_eq!(get_live(&kept), (200, page("kept")));
+    let reloads = || {
+        let (_, text) = get(
+            &format!("http://127.0.0.1:{}/metrics", stack.gateway),
+            Some(TOKEN),
+        );
+        metric(&text, "tfgrid_gateway_nginx_reloads_total").expect("the reload counter")
+    };
+    let before = reloads();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (added, broken, seen) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(get(&kept, None));
+            }
+            seen
+        });
+        let adds: Vec<_> = names
+            .iter()
+            .map(|name| s.spawn(|| post(&routes, TOKEN, &route(name))))
+            .collect();
+        let broken = s.spawn(|| {
+            post(
+                &routes,
+                TOKEN,
+                r#"{"path": "broken", "backend": {"upstream": "http://no-such-host.invalid/"}}"#,
+            )
+        });
+        let added: Vec<(u16, String)> = adds.into_iter().map(|a| a.join().unwrap()).collect();
+        let broken = broken.join().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (added, broken, watcher.join().unwrap())
+    });
+    for (name, (code, answer)) in names.iter().zip(&added) {
+        assert_eq!(*code, 201, "{name}: {answer}");
+    }
+    assert_eq!(broken.0, 422, "{}", broken.1);
+    assert!(broken.1.contains("host not found"), "{}", broken.1);
+    for name in &names {
+        assert_eq!(get_live(&format!("{web}/{name}/")), (200, page(name)));
+    }
+    assert_eq!(get(&format!("{web}/broken/"), None).0, 404);
+    let (_, listed) = get(&routes, Some(TOKEN));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let mut paths: Vec<&str> = listed["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    paths.sort_unstable();
+    let mut want: Vec<&str> = names.iter().map(String::as_str).chain(["kept"]).collect();
+    want.sort_unstable();
+    assert_eq!(
+        paths, want,
+        "the routes kept: every good one, not the refused one"
+    );
+    assert!(!seen.is_empty());
+    let wrong: Vec<_> = seen.iter().filter(|a| **a != (200, page("kept"))).collect();
+    assert!(
+        wrong.is_empty(),
+        "`/kept/` answered {wrong:?} while routes changed"
+    );
+    let used = reloads() - before;
+    assert!(
+        used < 11.0,
+        "{used} reloads for 11 route changes that arrived together"
+    );
+}
+
+/// A provider with `warm_up` is asked the start every create's conversation shares (the system
+/// prompt), for one token, once, when the agent starts and before any create; a create's
+/// conversation then starts with exactly those words, so a server's prompt cache serves them.
+#[test]
+fn a_provider_with_warm_up_is_asked_the_shared_start_once_before_any_create() {
+    let stack = Stack::start_with(|_, llm_port| {
+        let llm = Arc::new(Mutex::new(Vec::new()));
+        start_llm(
+            TcpListener::bind(("127.0.0.1", llm_port)).unwrap(),
+            llm.clone(),
+        );
+        let llm_yaml = format!(
+            "llm:\n  - base_url: http://127.0.0.1:{llm_port}/v1\n    model: canned\n    warm_up: true\n"
+        );
+        (llm_yaml, llm)
+    });
+    let started = Instant::now();
+    while stack.llm.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no warm-up request"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let warm = stack.llm.lock().unwrap()[0]["body"].clone();
+    assert_eq!(warm["max_tokens"], 1, "{warm}");
+    assert_eq!(
+        warm["messages"][0]["content"],
+        tfgrid_compose::ai::site::SYSTEM_PROMPT,
+        "{warm}"
+    );
+    let (code, out, err) = stack.cli(&["create", "portfolio website with dark mode"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Tokens:") && l.ends_with(" out")),
+        "the create reports its tokens: {out}"
+    );
+    let seen = stack.llm.lock().unwrap().clone();
+    let asked = &seen[1]["body"];
+    assert_eq!(asked["messages"][0], warm["messages"][0]);
+    let shared = warm["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        asked["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with(shared),
+        "{asked}"
+    );
+    let warm_ups = seen.iter().filter(|r| r["body"]["max_tokens"] == 1).count();
+    assert_eq!(warm_ups, 1, "{seen:?}");
+}

@@ -54,6 +54,18 @@ if [ -n "${FAKE_GATE:-}" ] && [ "${FAKE_GATE%%:*}" = "$tool" ]; then
     i=0; while [ ! -e "$FAKE_DIR/gate-open" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done;;
   esac
 fi
+# FAKE_MEET="TOOL:SUBSTRING:N": that call waits until N such calls have started, so that a test
+# sees calls made at once; when they are not (one waits for the other), it fails after 60 s.
+if [ -n "${FAKE_MEET:-}" ] && [ "${FAKE_MEET%%:*}" = "$tool" ]; then
+  meet=${FAKE_MEET#*:}
+  case "$*" in *"${meet%:*}"*)
+    touch "$FAKE_DIR/meet.$$"
+    i=0; while [ "$(ls "$FAKE_DIR" | grep -c '^meet\.')" -lt "${meet##*:}" ]; do
+      [ $i -ge 600 ] && { echo "fake $tool: the other calls never came" >&2; exit 1; }
+      sleep 0.1; i=$((i+1))
+    done;;
+  esac
+fi
 # FAKE_SSH_BAD_OPTION: ssh refuses an option's value as OpenSSH 9.2 does (argv_split on `-o`)
 if [ -n "${FAKE_SSH_BAD_OPTION:-}" ] && [ "$tool" = ssh ]; then
   echo "command-line line 0: invalid quotes" >&2; exit 255

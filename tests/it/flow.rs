@@ -833,3 +833,22 @@ fn logs_of_a_service_the_deployment_lacks_say_what_runs() {
             "`llm` does not run in this deployment; it runs: gateway (VM 0), git (VM 1), agent (VM 1)",
         ));
 }
+
+/// Verify asks every VM at once: the fixture's two VMs' checks each wait until both have started
+/// (one after the other, the first would wait forever).
+#[test]
+fn verify_asks_every_vm_at_once() {
+    let cx = TestContext::new();
+    cx.cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("FAKE_MEET", "ssh:is-system-running:2")
+        .assert()
+        .success();
+    let checks = cx
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("is-system-running"))
+        .count();
+    assert_eq!(checks, 2);
+}

@@ -206,6 +206,24 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
         .args(["ssh", "--", "sh", "-c", "exit 7"])
         .assert()
         .code(7);
+    // the platform's one task: the deployment's facts for login shells, the folders apps use
+    let out = d
+        .cmd()
+        .args(["exec", "--", "sh", "-c"])
+        .arg(
+            ". /etc/profile.d/tfgrid-env.sh && echo \"$TFGRID_DEPLOYMENT_ID $TFGRID_APP_NAME\" \
+            && stat -c '%a %n' /etc/profile.d/tfgrid-env.sh /srv/www /opt/app /var/log/app",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{} static-site\n644 /etc/profile.d/tfgrid-env.sh\n755 /srv/www\n755 /opt/app\n\
+            755 /var/log/app\n",
+            state.id
+        )
+    );
     // the VM's writes stay in the VM
     let probe = format!("tfgc-isolation-{id8}");
     d.cmd()

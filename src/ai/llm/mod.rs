@@ -126,6 +126,8 @@ pub struct Llm {
     http: reqwest::Client,
 }
 
+/// How long [`Llm::warm_up`] waits for a provider to answer: its model may still be loading.
+const WARM_UP_FOR: Duration = Duration::from_secs(600);
 /// Attempts per provider on connection errors, 429 and 5xx.
 const ATTEMPTS: u32 = 3;
 /// How often a streamed answer's progress is reported.
@@ -447,6 +449,45 @@ impl Llm {
             }
         }
         Ok(stream.answer())
+    }
+
+    /// Sends `messages` (the start every create's conversation shares) to each provider with
+    /// `warm_up`, asking for one token: llama.cpp's server keeps the last prompt's tokens and
+    /// reuses the longest common start of the next one (`cache_prompt`, on by default), so the
+    /// first create reads only its own request, not the system prompt (about 20 s for the
+    /// default model on two cores: 27 tokens/s of prompt reading, docs/performance.md). Tries
+    /// every 2 s while the server starts, for at most [`WARM_UP_FOR`]; not counted in the stats.
+    pub async fn warm_up(&self, messages: &[Message]) {
+        for slot in self.slots.iter().filter(|s| s.provider.warm_up) {
+            let url = format!(
+                "{}/chat/completions",
+                slot.provider.base_url.trim_end_matches('/')
+            );
+            let body = json!({"model": slot.provider.model, "messages": messages, "max_tokens": 1,
+                "temperature": 0});
+            let started = Instant::now();
+            loop {
+                let mut request = self.http.post(&url).json(&body).timeout(WARM_UP_FOR);
+                if let Some(key) = &slot.key {
+                    request = request.bearer_auth(key);
+                }
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        tracing::info!(provider = %slot.name, elapsed_ms = started.elapsed().as_millis(),
+                            "prompt cache warmed up");
+                        break;
+                    }
+                    Ok(_) | Err(_) if started.elapsed() < WARM_UP_FOR => {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    _ => {
+                        tracing::warn!(provider = %slot.name, "no answer to the warm-up");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// Asks every provider `GET {base_url}/models` (5 s at most each) and records the result.

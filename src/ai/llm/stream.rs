@@ -47,6 +47,9 @@ pub struct Answer {
     /// The prompt's tokens, when the server counts them.
     pub tokens_in: Option<u64>,
     pub tokens_out: u64,
+    /// Of `tokens_in`, those the server took from its prompt cache instead of reading them
+    /// (llama.cpp's `timings.cache_n`), when it says.
+    pub tokens_cached: Option<u64>,
     pub elapsed: Duration,
     pub finish: Finish,
     /// Generation speed as the server measured it, tokens/s (llama.cpp's `timings.
@@ -168,6 +171,7 @@ impl Stream {
             tokens_out: self.tokens(),
             elapsed: self.started.elapsed(),
             tokens_in: self.usage_in.or_else(|| self.timing("prompt_n")),
+            tokens_cached: self.timing("cache_n"),
             server_tokens_per_s: self
                 .timings
                 .as_ref()

@@ -92,8 +92,8 @@ fn check_system_state(vm: &str, address: &str, answer: &str) -> Result<()> {
     Err(crate::error::UserError::new(
         format!("{vm} ({address}) is `{state}`, not `running` ({units})"),
         format!(
-            "its journal: `tfgrid-compose ssh --vm {address} -- journalctl -b -u {unit}`; \
-             `systemctl list-units` there lists every unit"
+            "its journal: `tfgrid-compose logs --unit {unit} --vm {address}`; \
+             `tfgrid-compose ssh --vm {address} -- systemctl list-units` lists every unit"
         ),
     )
     .into())
@@ -239,7 +239,7 @@ mod tests {
             user.hint
                 .as_deref()
                 .unwrap()
-                .contains("--vm 10.1.0.2 -- journalctl -b -u ssh.service")
+                .contains("tfgrid-compose logs --unit ssh.service --vm 10.1.0.2")
         );
         assert!(check_system_state("VM a", "10.1.0.2", "").is_err());
     }

@@ -99,7 +99,8 @@ pub fn prometheus_config(settings: &Monitoring, targets: &Targets, config: &str)
 
 /// The alert rules: a service down for a minute, a disk over 80 % for 5 minutes, the API's p95
 /// over 500 ms for 5 minutes, creation success under 80 % over an hour, no backup for
-/// `backup_max_age_hours`.
+/// `backup_max_age_hours` (`BackupMissing` after a backup, `BackupNeverTaken` when the agent
+/// has served none since it started that long ago).
 pub fn alert_rules(settings: &Monitoring) -> String {
     let backup_age = u64::from(settings.backup_max_age_hours) * 3600;
     let hours = settings.backup_max_age_hours;
@@ -124,7 +125,7 @@ pub fn alert_rules(settings: &Monitoring) -> String {
                       max(backup_last_success_timestamp_seconds) < time() - {backup_age}"),
              "0s",
              &format!("no backup for more than {hours} hours")),
-        rule("BackupMissing", "max(backup_last_success_timestamp_seconds) == 0".into(),
+        rule("BackupNeverTaken", "max(backup_last_success_timestamp_seconds) == 0".into(),
              &format!("{hours}h"),
              &format!("no backup since the agent started {hours} hours ago")),
     ]}]});

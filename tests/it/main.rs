@@ -25,6 +25,7 @@ mod grid;
 mod interrupt;
 mod layers;
 mod local;
+mod monitoring;
 mod nodes;
 mod recovery;
 mod schema;

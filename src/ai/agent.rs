@@ -29,6 +29,10 @@ use super::{site, words};
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub listen: String,
+    /// More addresses the API answers on: the VM's private address, when `listen` (the
+    /// address this machine reaches) is not the one the gateway's Prometheus reaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_listen: Vec<String>,
     pub token_file: PathBuf,
     /// The read-only token Prometheus scrapes `/metrics` with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,7 +294,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         )
         .route("/metrics", get(metrics))
         .with_state(state);
-    serve(&config.listen, app, common).await
+    serve(&config.listen, &config.also_listen, app, common).await
 }
 
 /// After a restart: queued projects run again; projects caught mid-way are undone and failed.

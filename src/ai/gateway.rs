@@ -218,7 +218,7 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         )
         .route("/metrics", get(metrics))
         .with_state(state);
-    serve(&config.listen, api, common).await
+    serve(&config.listen, &[], api, common).await
 }
 
 type St = State<(Arc<Gateway>, Common)>;

@@ -222,5 +222,5 @@ pub async fn run(config: GitServerConfig) -> Result<()> {
     std::fs::create_dir_all(&config.root)?;
     tracing::info!(listen = config.listen, root = %config.root.display(), "git host API starting");
     let listen = config.listen.clone();
-    serve(&listen, router(config, common.clone()), common).await
+    serve(&listen, &[], router(config, common.clone()), common).await
 }

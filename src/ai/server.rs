@@ -250,17 +250,36 @@ async fn guard(
 }
 
 /// Serves `app` behind the guard until SIGINT or SIGTERM, finishing requests in flight.
-pub async fn serve(listen: &str, app: Router, common: Common) -> Result<()> {
+/// The same on each address of `also` too (`ADDRESS:PORT`), e.g. the private network's where
+/// the agent's other address is not reached from the gateway's VM.
+///
+/// Errors: an address that cannot be bound (before any is served), a server's I/O error.
+pub async fn serve(listen: &str, also: &[String], app: Router, common: Common) -> Result<()> {
     let app = app.layer(axum::middleware::from_fn_with_state(common, guard));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    let mut listeners = Vec::new();
+    for at in std::iter::once(listen).chain(also.iter().map(String::as_str)) {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("cannot listen on {at}"))?;
+        listeners.push(listener);
+    }
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown())
+                .await
+            })
+        })
+        .collect();
+    for server in servers {
+        server.await??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

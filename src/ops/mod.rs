@@ -10,6 +10,7 @@ pub mod config;
 pub mod deployments;
 pub mod down;
 pub mod grid;
+pub mod health;
 pub mod import;
 pub mod inspect;
 pub mod journal;

@@ -164,8 +164,11 @@ pub struct Layout<'a> {
     pub addresses: &'a [String],
     /// Each VM's address on the deployment's private network (empty: use `addresses`).
     pub private: &'a [String],
-    /// This machine's address as the agent's VM sees it, for `{host_ip}`.
+    /// This machine's address as the agent's VM sees it, for `{host_ip}` in `llm`.
     pub host_ip: Option<String>,
+    /// This machine's address as the gateway's VM sees it, for `{host_ip}` in
+    /// `monitoring.alert_webhook`.
+    pub gateway_host_ip: Option<String>,
     /// The API key of each provider that has one.
     pub keys: BTreeMap<usize, String>,
     pub tokens: &'a BTreeMap<&'static str, String>,
@@ -325,8 +328,14 @@ pub fn render(
     agent.files.insert("agent.token".into(), token("agent"));
     agent.files.insert("gateway.token".into(), token("gateway"));
     agent.files.insert("git.token".into(), token("git"));
+    let agent_listen = format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]);
+    let agent_private = format!("{}:{AGENT_PORT}", private(spec.agent));
     let config = AgentConfig {
-        listen: format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
+        also_listen: (agent_private != agent_listen)
+            .then(|| agent_private.clone())
+            .into_iter()
+            .collect(),
+        listen: agent_listen,
         token_file: remote("agent.token"),
         metrics_token_file: Some(remote(monitoring::METRICS_TOKEN)),
         database: PathBuf::from(format!("{REMOTE_DATA}/agent/projects.db")),
@@ -354,17 +363,27 @@ pub fn render(
     agent.files.insert("agent.yaml".into(), yaml(&config));
     // Monitoring: Prometheus and Alertmanager on the gateway's VM, scraping each service and
     // each VM's node_exporter over the private network with the metrics token.
-    let settings = &spec.monitoring;
+    let mut settings = spec.monitoring.clone();
+    if let Some(url) = settings.alert_webhook.as_mut()
+        && url.contains("{host_ip}")
+    {
+        let host = layout.gateway_host_ip.as_deref().ok_or_else(|| {
+            UserError::new(
+                "ai_stack.monitoring.alert_webhook uses {host_ip}, but the gateway's VM is not \
+                    reached through a WireGuard tunnel of this deployment",
+                "give the webhook's address instead of {host_ip}",
+            )
+        })?;
+        *url = url.replace("{host_ip}", host);
+    }
+    let settings = &settings;
     let targets = Targets {
         services: vec![
             (
                 Service::Gateway.name(),
                 format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
             ),
-            (
-                Service::Agent.name(),
-                format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
-            ),
+            (Service::Agent.name(), agent_private),
             // Through the git host's nginx, which passes `/metrics` to the API on loopback.
             (Service::Git.name(), format!("{}:80", private(spec.git))),
         ],
@@ -461,22 +480,28 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
     } else {
         tokens(&ctx.dir)?
     };
-    let host_ip = if dry {
-        Some("<host_ip>".to_string())
-    } else {
-        let wg = ctx
-            .state
-            .network
-            .as_ref()
-            .and_then(|n| std::fs::read_to_string(&n.config).ok());
-        wg.zip(addresses.get(spec.agent))
-            .and_then(|(wg, agent)| host_address(&wg, agent))
+    // This machine's address as the VM `vm` sees it.
+    let wg = ctx
+        .state
+        .network
+        .as_ref()
+        .and_then(|n| std::fs::read_to_string(&n.config).ok());
+    let host_ip_for = |vm: usize| {
+        if dry {
+            return Some("<host_ip>".to_string());
+        }
+        wg.as_deref()
+            .zip(addresses.get(vm))
+            .and_then(|(wg, address)| host_address(wg, address))
     };
+    let host_ip = host_ip_for(spec.agent);
+    let gateway_host_ip = host_ip_for(spec.gateway);
     let keys = provider_keys(spec, &ctx.settings.env)?;
     let layout = Layout {
         addresses: &addresses,
         private: &outputs.private_ips,
         host_ip,
+        gateway_host_ip,
         keys,
         tokens: &tokens,
         programs: &Programs::on_vm(REMOTE_BIN),
@@ -597,6 +622,7 @@ mod tests {
             addresses: &addresses,
             private: &private,
             host_ip: Some("10.1.1.1".into()),
+            gateway_host_ip: Some("10.1.0.1".into()),
             keys: [(0, "sk-secret".into())].into(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),
@@ -635,7 +661,7 @@ mod tests {
         let prometheus = &vms[&0].files["prometheus.yml"];
         for target in [
             "10.1.250.10:7701",
-            "10.1.1.2:7702",
+            "10.1.250.11:7702",
             "10.1.250.12:80",
             "10.1.250.12:9100",
         ] {
@@ -697,6 +723,7 @@ mod tests {
             addresses: &addresses,
             private: &[],
             host_ip: None,
+            gateway_host_ip: None,
             keys: BTreeMap::new(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),

@@ -41,6 +41,7 @@ fn three_vms(programs: &Programs) -> BTreeMap<usize, BTreeMap<String, String>> {
         addresses: &addresses,
         private: &[],
         host_ip: None,
+        gateway_host_ip: None,
         keys: BTreeMap::new(),
         tokens: &tokens,
         programs,

@@ -956,6 +956,10 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
 /// Two projects backed up, the stack taken `down`, a new one `up`, the archive restored: both
 /// pages live on the new gateway and both repositories clone with their original commit.
 #[test]
+#[allow(
+    clippy::print_stdout,
+    reason = "the recovery time, for docs/ai-stack.md"
+)]
 fn ai_stack_backup_then_down_up_and_restore_brings_both_projects_back_live() {
     use crate::ai::{INDEX, clone, get_live, head_commit};
     let (_serial, d, _llm) = ai_stack_up();
@@ -980,14 +984,22 @@ fn ai_stack_backup_then_down_up_and_restore_brings_both_projects_back_live() {
         "{err}"
     );
 
-    // The stack goes, a new one comes (new VMs, new tokens), and the backup goes onto it.
+    // The stack goes, a new one comes (new VMs, new tokens), and the backup goes onto it. The
+    // time from the new `up` to the restore's end is the recovery time (docs/ai-stack.md).
     d.cmd().args(["down", "--yes"]).assert().success();
+    let recovery = Instant::now();
     up_ai_stack(&d);
+    let up_took = recovery.elapsed();
     let new = d
         .state()
         .ai_stack
         .expect("state.yaml records the new stack");
     let err = stack_cmd(&d, &["projects", "restore"], Some(&archive));
+    println!(
+        "recovery: up {:.1} s, then restore {:.1} s",
+        up_took.as_secs_f64(),
+        (recovery.elapsed() - up_took).as_secs_f64()
+    );
     for name in names {
         assert!(
             err.contains(&format!(

@@ -794,7 +794,7 @@ fn logs_of_a_service_run_journalctl_on_its_vm() {
         .code(2)
         .stderr(contains(
             "error: --service: `agnet` is not a service of the AI stack; its services: gateway, \
-             git, llm, agent\n",
+             git, llm, agent, monitoring\n",
         ))
         .stderr(contains("hint: give one of those; `--unit UNIT`"));
     assert!(cx.transcript().is_empty());

@@ -645,6 +645,43 @@ mod tests {
         );
     }
 
+    /// Prometheus' retention from the settings, both on loopback, Alertmanager without a cluster.
+    #[test]
+    fn the_monitoring_keeps_its_retention_and_listens_on_loopback() {
+        let settings = crate::stack::Monitoring {
+            retention_days: 7,
+            retention_mb: 500,
+            ..crate::stack::Monitoring::default()
+        };
+        let all = render(
+            &[Service::Monitoring],
+            &FOLDERS,
+            &Programs::on_vm("/usr/local/bin/tfgrid-compose"),
+            &settings,
+        );
+        let start = |unit: &str| {
+            all[unit]
+                .lines()
+                .find(|l| l.starts_with("ExecStart="))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            start("tfgrid-ai-prometheus.service"),
+            "ExecStart=/usr/bin/prometheus --config.file=/etc/tfgrid-ai/prometheus.yml \
+                --storage.tsdb.path=/var/lib/tfgrid-ai/prometheus \
+                --storage.tsdb.retention.time=7d --storage.tsdb.retention.size=500MB \
+                --web.listen-address=127.0.0.1:9090"
+        );
+        assert_eq!(
+            start("tfgrid-ai-alertmanager.service"),
+            "ExecStart=/usr/bin/prometheus-alertmanager \
+                --config.file=/etc/tfgrid-ai/alertmanager.yml \
+                --storage.path=/var/lib/tfgrid-ai/alertmanager \
+                --web.listen-address=127.0.0.1:9093 --cluster.listen-address="
+        );
+    }
+
     #[test]
     fn quotes_words_systemd_would_split_or_expand() {
         let argv = ["/a b/x", "$HOME", "50%", "say \"hi\"", "", "plain-1.2:x=y"].map(String::from);

@@ -175,6 +175,11 @@ impl Signal {
     }
 }
 
+/// `health`: the checks named did not hold (each printed with its figure). Exit 4.
+#[derive(Debug, Error)]
+#[error("unhealthy: {}", .0.join(", "))]
+pub struct Unhealthy(pub Vec<String>);
+
 /// `ssh -- cmd`: pass the remote exit code through unchanged.
 #[derive(Debug, Error)]
 #[error("remote command exited with status {0}")]
@@ -309,6 +314,7 @@ fn host_key_hint(tail: &str) -> String {
 /// - 2 bad usage or bad input (flags, manifest, config, unknown target), or a question that
 ///   cannot be asked because stdin is not a terminal; nothing was changed
 /// - 3 another run holds the deployment's lock
+/// - 4 `health`: a check did not hold
 /// - 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM, after the children stopped
 /// - `ssh`, `exec` and app commands: the remote command's own code.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
@@ -325,6 +331,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     }
     if err.downcast_ref::<Failed>().is_some() {
         return 1;
+    }
+    if err.downcast_ref::<Unhealthy>().is_some() {
+        return 4;
     }
     for cause in err.chain() {
         if cause.downcast_ref::<LockError>().is_some() {

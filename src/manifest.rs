@@ -50,6 +50,7 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "delete",
     "serve",
     "help",
+    "health",
 ];
 
 /// The built-in verbs that only show a deployment; an app's or pattern's command of the same

@@ -38,6 +38,41 @@ pub struct StackSpec {
     /// address).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Prometheus, Alertmanager (on the gateway's VM) and node_exporter (on every VM).
+    #[serde(default)]
+    pub monitoring: Monitoring,
+}
+
+/// The `ai_stack.monitoring:` settings, each with its default.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitoring {
+    /// Days of samples Prometheus keeps (`--storage.tsdb.retention.time`; default 15).
+    pub retention_days: u32,
+    /// Megabytes of samples Prometheus keeps at most, the oldest dropped first
+    /// (`--storage.tsdb.retention.size`; default 1024).
+    pub retention_mb: u32,
+    /// Seconds between two scrapes, and between two evaluations of the alert rules (default 15).
+    pub scrape_interval: u32,
+    /// Where Alertmanager posts alerts (its webhook JSON), e.g. `https://hooks.example.org/ai`;
+    /// none: alerts are seen in Alertmanager only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_webhook: Option<String>,
+    /// Hours without a backup after which the `BackupMissing` alert fires and `health` fails
+    /// (default 26: a daily backup, with two hours to spare).
+    pub backup_max_age_hours: u32,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            retention_days: 15,
+            retention_mb: 1024,
+            scrape_interval: 15,
+            alert_webhook: None,
+            backup_max_age_hours: 26,
+        }
+    }
 }
 
 fn one() -> usize {
@@ -177,6 +212,22 @@ pub mod local_model {
 /// Refuses a stack section that cannot work, at validation (before anything is created).
 pub fn check(spec: &StackSpec) -> Result<(), String> {
     check_name(&spec.org).map_err(|e| format!("`org`: {e}"))?;
+    let m = &spec.monitoring;
+    for (key, value) in [
+        ("retention_days", m.retention_days),
+        ("retention_mb", m.retention_mb),
+        ("scrape_interval", m.scrape_interval),
+        ("backup_max_age_hours", m.backup_max_age_hours),
+    ] {
+        if value == 0 {
+            return Err(format!("`monitoring.{key}` must be at least 1"));
+        }
+    }
+    if let Some(url) = &m.alert_webhook
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err("`monitoring.alert_webhook` must start with http:// or https://".into());
+    }
     for (i, p) in spec.llm.iter().enumerate() {
         if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
             return Err(format!(

@@ -29,7 +29,14 @@ use super::{site, words};
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub listen: String,
+    /// More addresses the API answers on: the VM's private address, when `listen` (the
+    /// address this machine reaches) is not the one the gateway's Prometheus reaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_listen: Vec<String>,
     pub token_file: PathBuf,
+    /// The read-only token Prometheus scrapes `/metrics` with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     /// The SQLite file; its folder also holds `logs/<project>.log`.
     pub database: PathBuf,
     #[serde(default = "default_concurrent")]
@@ -84,6 +91,50 @@ pub(super) struct Agent {
     pub(super) log_dir: PathBuf,
     /// Held by a backup, a restore and a delete: none sees another half done.
     pub(super) maintenance: tokio::sync::Mutex<()>,
+    pub(super) creations: Creations,
+    /// Holds the Unix time of the last backup served whole (`backup_last_success_timestamp_seconds`),
+    /// beside the database, so that a restart keeps it.
+    pub(super) backup_stamp: PathBuf,
+}
+
+/// The creation counters of `/metrics`, since the agent started.
+pub(super) struct Creations {
+    attempts: prometheus::IntCounter,
+    success: prometheus::IntCounter,
+    /// By `reason`: the status a project was in when it failed (`generating`, `verifying`…).
+    failures: prometheus::IntCounterVec,
+}
+
+impl Creations {
+    /// The counters, registered on `registry`, every reason at 0.
+    fn new(registry: &prometheus::Registry) -> Result<Creations> {
+        let attempts = prometheus::IntCounter::new(
+            "project_creation_attempts_total",
+            "Projects accepted for creation.",
+        )?;
+        let success = prometheus::IntCounter::new(
+            "project_creation_success_total",
+            "Projects that went live.",
+        )?;
+        let failures = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "project_creation_failures_total",
+                "Projects whose creation failed, by the step it failed in.",
+            ),
+            &["reason"],
+        )?;
+        for status in ProjectStatus::ALL.into_iter().filter(|s| s.is_active()) {
+            failures.with_label_values(&[status.as_str()]);
+        }
+        registry.register(Box::new(attempts.clone()))?;
+        registry.register(Box::new(success.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(Creations {
+            attempts,
+            success,
+            failures,
+        })
+    }
 }
 
 /// Right answers in a row before a site counts as live.
@@ -172,7 +223,12 @@ impl GatewayClient {
 }
 
 pub async fn run(config: AgentConfig) -> Result<()> {
-    let common = Common::new(&config.token_file, config.rate_limit, "agent")?;
+    let common = Common::new(
+        &config.token_file,
+        config.metrics_token_file.as_deref(),
+        config.rate_limit,
+        "agent",
+    )?;
     let dir = config
         .database
         .parent()
@@ -210,6 +266,8 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         max_attempts: config.max_attempts.max(1),
         log_dir,
         maintenance: tokio::sync::Mutex::new(()),
+        creations: Creations::new(common.registry())?,
+        backup_stamp: dir.join("last-backup"),
     });
     recover(&agent).await?;
     let warming = agent.clone();
@@ -240,7 +298,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         )
         .route("/metrics", get(metrics))
         .with_state(state);
-    serve(&config.listen, app, common).await
+    serve(&config.listen, &config.also_listen, app, common).await
 }
 
 /// After a restart: queued projects run again; projects caught mid-way are undone and failed.
@@ -291,17 +349,53 @@ async fn health(State((a, _)): St) -> Response {
 
 async fn metrics(State((a, common)): St) -> Response {
     let all = a.db.list().unwrap_or_default();
-    let count = |s: ProjectStatus| all.iter().filter(|p| p.status == s).count() as u64;
-    let mut text = common.metrics_text(&[
-        ("tfgrid_agent_projects_live", count(ProjectStatus::Live)),
-        ("tfgrid_agent_projects_failed", count(ProjectStatus::Failed)),
-        (
-            "tfgrid_agent_projects_active",
-            all.iter().filter(|p| p.status.is_active()).count() as u64,
-        ),
-    ]);
-    text.push_str(&a.llm.metrics_text());
-    text.into_response()
+    let last_backup = std::fs::read_to_string(&a.backup_stamp)
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let mut extra = super::server::scrape_text(|r| {
+        let count = |s: ProjectStatus| all.iter().filter(|p| p.status == s).count() as f64;
+        for (name, help, value) in [
+            (
+                "tfgrid_agent_projects_live",
+                "Projects live.",
+                count(ProjectStatus::Live),
+            ),
+            (
+                "tfgrid_agent_projects_failed",
+                "Projects whose creation failed.",
+                count(ProjectStatus::Failed),
+            ),
+            (
+                "tfgrid_agent_projects_active",
+                "Projects being created (queued or in the pipeline).",
+                all.iter().filter(|p| p.status.is_active()).count() as f64,
+            ),
+            (
+                "backup_last_success_timestamp_seconds",
+                "Unix time of the last backup the agent served whole (0: none yet).",
+                last_backup,
+            ),
+        ] {
+            super::server::gauge(r, name, help, value)?;
+        }
+        let status = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "project_status",
+                "1 for each project (not deleted), labelled with its name and status.",
+            ),
+            &["project", "status"],
+        )?;
+        for p in all.iter().filter(|p| p.status != ProjectStatus::Deleted) {
+            status
+                .with_label_values(&[p.name.as_str(), p.status.as_str()])
+                .set(1);
+        }
+        r.register(Box::new(status))?;
+        Ok(())
+    });
+    extra.push_str(&a.llm.metrics_text());
+    super::server::metrics_response(common.metrics_text(&extra))
 }
 
 async fn list(State((a, _)): St) -> Response {
@@ -392,6 +486,7 @@ async fn create(
         return api_refusal(StatusCode::CONFLICT, &message, hint).into_response();
     }
     let _ = a.db.event(&id, "queue", "done", "queued");
+    a.creations.attempts.inc();
     spawn(a.clone(), id.clone());
     match a.db.find(&id) {
         Ok(Some(project)) => (StatusCode::ACCEPTED, Json(ProjectReply { project })).into_response(),
@@ -586,10 +681,19 @@ fn spawn(agent: Arc<Agent>, id: String) {
         let Ok(_permit) = agent.slots.clone().acquire_owned().await else {
             return;
         };
-        if let Err(err) = pipeline(&agent, &id).await {
+        let result = pipeline(&agent, &id).await;
+        if result.is_ok() {
+            agent.creations.success.inc();
+        }
+        if let Err(err) = result {
             let message = format!("{err:#}");
             tracing::warn!(project = %id, error = %message, "creation failed");
             if let Ok(Some(project)) = agent.db.find(&id) {
+                agent
+                    .creations
+                    .failures
+                    .with_label_values(&[project.status.as_str()])
+                    .inc();
                 let undone = undo(&agent, &project).await;
                 let _ = agent.db.set_undone(&id, &undone);
                 let _ = agent.db.event(

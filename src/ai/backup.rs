@@ -61,14 +61,20 @@ fn log(a: &Agent) -> std::path::PathBuf {
 pub(super) async fn download(State((a, _)): St) -> Response {
     let _maintenance = a.maintenance.lock().await;
     match take(&a).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "application/gzip"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => {
+            let now = crate::clock::now_unix().to_string();
+            if let Err(e) = crate::files::write_atomic(&a.backup_stamp, now.as_bytes(), 0o600) {
+                tracing::warn!(error = %format!("{e:#}"), "the backup's time not recorded");
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, "application/gzip"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
         Err((status, message)) => {
             tracing::warn!(error = %message, "backup refused");
             api_error(status, &message).into_response()

@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     /// `127.0.0.1:7701`.
     pub listen: String,
     pub token_file: PathBuf,
+    /// The read-only token Prometheus scrapes `/metrics` with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Holds `routes.json`, `routes/*.conf` (included by nginx) and `www/` (the web root).
     pub state_dir: PathBuf,
     /// The nginx command line that names its config: `[nginx, -p, DIR, -c, CONF, -e, LOG]`;
@@ -299,7 +302,12 @@ impl Gateway {
 
 /// Starts the gateway: restores the routes, then serves until SIGINT/SIGTERM.
 pub async fn run(config: GatewayConfig) -> Result<()> {
-    let common = Common::new(&config.token_file, config.rate_limit, "gateway")?;
+    let common = Common::new(
+        &config.token_file,
+        config.metrics_token_file.as_deref(),
+        config.rate_limit,
+        "gateway",
+    )?;
     for dir in [
         config.state_dir.clone(),
         config.state_dir.join("routes"),
@@ -351,7 +359,7 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         )
         .route("/metrics", get(metrics))
         .with_state(state);
-    serve(&config.listen, api, common).await
+    serve(&config.listen, &[], api, common).await
 }
 
 type St = State<(Arc<Gateway>, Common)>;
@@ -363,12 +371,21 @@ async fn health(State((g, _)): St) -> Response {
 async fn metrics(State((g, common)): St) -> Response {
     let routes = g.routes.lock().await.len();
     let reloads = g.reloads.load(std::sync::atomic::Ordering::Relaxed);
-    let text = common.metrics_text(&[("tfgrid_gateway_routes", routes as u64)]);
-    format!(
-        "{text}# TYPE tfgrid_gateway_nginx_reloads_total counter\n\
-        tfgrid_gateway_nginx_reloads_total {reloads}\n"
-    )
-    .into_response()
+    let extra = super::server::scrape_text(|r| {
+        super::server::gauge(
+            r,
+            "tfgrid_gateway_routes",
+            "Routes the gateway's nginx serves.",
+            routes as f64,
+        );
+        super::server::counter(
+            r,
+            "tfgrid_gateway_nginx_reloads_total",
+            "nginx reloads the gateway made: route changes that arrive together share one.",
+            reloads as f64,
+        )
+    });
+    super::server::metrics_response(common.metrics_text(&extra))
 }
 
 async fn list(State((g, _)): St) -> Response {

@@ -32,6 +32,9 @@ use crate::process::Runner;
 pub struct GitServerConfig {
     pub listen: String,
     pub token_file: PathBuf,
+    /// The read-only token Prometheus scrapes `/metrics` with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Holds `<org>/<name>.git`.
     pub root: PathBuf,
     /// Base of the clone URLs it hands out, e.g. `http://GATEWAY/git`.
@@ -192,7 +195,7 @@ async fn remove(State(g): State<Shared>, Path((org, name)): Path<(String, String
     }
 }
 
-pub fn router(config: GitServerConfig) -> Router {
+pub fn router(config: GitServerConfig, common: Common) -> Router {
     let g = Arc::new(GitServer {
         config,
         runner: Runner::real(),
@@ -202,13 +205,22 @@ pub fn router(config: GitServerConfig) -> Router {
         .route("/api/v1/version", get(version))
         .route("/api/v1/orgs/{org}/repos", post(create))
         .route("/api/v1/repos/{owner}/{repo}", get(show).delete(remove))
+        .route(
+            "/metrics",
+            get(move || async move { super::server::metrics_response(common.metrics_text("")) }),
+        )
         .with_state(g)
 }
 
 pub async fn run(config: GitServerConfig) -> Result<()> {
-    let common = Common::new(&config.token_file, config.rate_limit, "git")?;
+    let common = Common::new(
+        &config.token_file,
+        config.metrics_token_file.as_deref(),
+        config.rate_limit,
+        "git",
+    )?;
     std::fs::create_dir_all(&config.root)?;
     tracing::info!(listen = config.listen, root = %config.root.display(), "git host API starting");
     let listen = config.listen.clone();
-    serve(&listen, router(config), common).await
+    serve(&listen, &[], router(config, common.clone()), common).await
 }

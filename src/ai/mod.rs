@@ -16,6 +16,7 @@ pub mod generate;
 pub mod githost;
 pub mod gitserver;
 pub mod llm;
+pub mod monitoring;
 pub mod nginx;
 pub mod server;
 pub mod site;

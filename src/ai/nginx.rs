@@ -37,12 +37,13 @@ pub fn gateway_conf(prefix: &str, gw_dir: &str, git_addr: &str) -> String {
     )
 }
 
-/// The git host's nginx: the repository API on `127.0.0.1:api_port`, and the repositories in
+/// The git host's nginx: the repository API (and its `/metrics`) on `127.0.0.1:api_port`, and the repositories in
 /// `repos` over smart HTTP through fcgiwrap at `socket`; a push needs `Authorization: token T`.
 pub fn git_conf(prefix: &str, api_port: u16, token: &str, repos: &str, socket: &str) -> String {
     format!(
         "{}  server {{\n    listen 80 default_server;\n    client_max_body_size 100m;\n\
              \x20   location /api/v1/ {{ proxy_pass http://127.0.0.1:{api_port}; }}\n\
+             \x20   location = /metrics {{ proxy_pass http://127.0.0.1:{api_port}; }}\n\
              \x20   location / {{\n      set $push \"\";\n      if ($arg_service = \
              git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set \
              $push w; }}\n\

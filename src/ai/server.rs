@@ -1,6 +1,8 @@
-//! What the gateway and the agent share: the bearer token on every call, a per-client rate
-//! limit, request counters for `/metrics`, one structured log line per request, JSON errors, and
-//! a graceful shutdown on SIGINT/SIGTERM.
+//! What the gateway, the agent and the git host's API share: the bearer token on every call (and
+//! the read-only metrics token, good for `GET /metrics` only), a per-client rate limit, the
+//! Prometheus registry behind `/metrics` (requests by status, `http_request_duration_seconds` per
+//! service and route, and what each service registers), one structured log line per request,
+//! JSON errors, and a graceful shutdown on SIGINT/SIGTERM.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,35 +32,88 @@ pub fn api_refusal(status: StatusCode, message: &str, hint: &str) -> ApiError {
     )
 }
 
+/// The upper bounds (seconds) of `http_request_duration_seconds`' buckets: around the design's
+/// 500 ms objective for the API's p95, finer below it.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 #[derive(Clone)]
 pub struct Common {
     token: Arc<String>,
+    /// The read-only token Prometheus scrapes with: `GET /metrics` only.
+    metrics_token: Option<Arc<String>>,
     rate: f64,
     buckets: Arc<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
-    counts: Arc<Mutex<HashMap<u16, u64>>>,
+    registry: prometheus::Registry,
+    counts: prometheus::IntCounterVec,
+    durations: prometheus::HistogramVec,
     name: &'static str,
 }
 
+/// The token in `file`, refused when shorter than 16 characters.
+fn token_from(file: &Path) -> Result<String> {
+    let token = crate::files::read_secret(file).context("the service's token file")?;
+    if token.len() < 16 {
+        anyhow::bail!(
+            "the token in `{}` is shorter than 16 characters",
+            file.display()
+        );
+    }
+    Ok(token)
+}
+
 impl Common {
-    pub fn new(token_file: &Path, rate_per_second: u32, name: &'static str) -> Result<Common> {
-        let token = crate::files::read_secret(token_file).context("the service's token file")?;
-        if token.len() < 16 {
-            anyhow::bail!(
-                "the token in `{}` is shorter than 16 characters",
-                token_file.display()
-            );
-        }
+    /// The service `name`'s guard, with its token from `token_file` and, when given, the
+    /// metrics token from `metrics_token_file`.
+    ///
+    /// Errors: a token file that cannot be read or holds fewer than 16 characters.
+    pub fn new(
+        token_file: &Path,
+        metrics_token_file: Option<&Path>,
+        rate_per_second: u32,
+        name: &'static str,
+    ) -> Result<Common> {
+        let token = token_from(token_file)?;
+        let metrics_token = metrics_token_file.map(token_from).transpose()?;
+        let registry = prometheus::Registry::new();
+        let counts = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                format!("tfgrid_{name}_requests_total"),
+                format!("Requests the {name} API answered, by HTTP status."),
+            ),
+            &["code"],
+        )?;
+        let durations = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from a request's arrival to its response, by service, route and method.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["service", "route", "method"],
+        )?;
+        registry.register(Box::new(counts.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
         Ok(Common {
             token: Arc::new(token),
+            metrics_token: metrics_token.map(Arc::new),
             rate: f64::from(rate_per_second.max(1)),
             buckets: Arc::new(Mutex::new(HashMap::new())),
-            counts: Arc::new(Mutex::new(HashMap::new())),
+            registry,
+            counts,
+            durations,
             name,
         })
     }
 
-    /// `Bearer TOKEN`, or Gitea's `token TOKEN`.
-    fn authorized(&self, value: Option<&HeaderValue>) -> bool {
+    /// Where a service registers its own metrics; `/metrics` shows them with these.
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    /// `Bearer TOKEN`, or Gitea's `token TOKEN`: the service's token, or the metrics token
+    /// when `metrics` (a `GET /metrics`).
+    fn authorized(&self, value: Option<&HeaderValue>, metrics: bool) -> bool {
         let given = value
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
@@ -66,9 +121,8 @@ impl Common {
                     .or_else(|| v.strip_prefix("token "))
             })
             .unwrap_or("");
-        // Constant time in the token's length.
-        let (a, b) = (given.as_bytes(), self.token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same(given, &self.token)
+            || (metrics && self.metrics_token.as_ref().is_some_and(|t| same(given, t)))
     }
 
     /// A token bucket per client: `rate` per second, bursts of twice that.
@@ -90,37 +144,78 @@ impl Common {
         }
     }
 
-    fn count(&self, status: StatusCode) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(status.as_u16())
-            .or_default() += 1;
+    /// A response counted and its time observed under the route it matched (`route`, the
+    /// route's pattern such as `/api/v1/projects/{id}`, so that ids make no new series).
+    fn observe(&self, status: StatusCode, route: &str, method: &str, seconds: f64) {
+        self.counts.with_label_values(&[status.as_str()]).inc();
+        self.durations
+            .with_label_values(&[self.name, route, method])
+            .observe(seconds);
     }
 
-    /// Prometheus text: requests by status, plus the service's own gauges.
-    pub fn metrics_text(&self, gauges: &[(&str, u64)]) -> String {
-        let name = self.name;
-        let mut out = format!("# TYPE tfgrid_{name}_requests_total counter\n");
-        let mut counts: Vec<(u16, u64)> = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        counts.sort_unstable();
-        for (code, n) in counts {
-            out.push_str(&format!(
-                "tfgrid_{name}_requests_total{{code=\"{code}\"}} {n}\n"
-            ));
+    /// Prometheus' text format (0.0.4) of the registry, with `# HELP` and `# TYPE`, then
+    /// `extra` (text the service renders itself, such as the LLM counters).
+    pub fn metrics_text(&self, extra: &str) -> String {
+        let mut out = String::new();
+        if let Err(e) =
+            prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)
+        {
+            tracing::warn!(error = %e, "metrics not encoded");
         }
-        for (gauge, value) in gauges {
-            out.push_str(&format!("# TYPE {gauge} gauge\n{gauge} {value}\n"));
-        }
+        out.push_str(extra);
         out
     }
+}
+
+/// Prometheus text of values read at scrape time: `fill` registers them on a registry of
+/// their own, which is encoded and dropped. A failure is logged and leaves them out.
+pub fn scrape_text(fill: impl FnOnce(&prometheus::Registry) -> Result<()>) -> String {
+    let registry = prometheus::Registry::new();
+    let mut out = String::new();
+    let encoded = fill(&registry).and_then(|()| {
+        prometheus::TextEncoder::new()
+            .encode_utf8(&registry.gather(), &mut out)
+            .map_err(anyhow::Error::from)
+    });
+    if let Err(e) = encoded {
+        tracing::warn!(error = %format!("{e:#}"), "metrics not encoded");
+        out.clear();
+    }
+    out
+}
+
+/// A gauge `name` with `help` and `value`, registered on `registry` (in [`scrape_text`]).
+pub fn gauge(registry: &prometheus::Registry, name: &str, help: &str, value: f64) -> Result<()> {
+    let gauge = prometheus::Gauge::new(name, help)?;
+    gauge.set(value);
+    registry.register(Box::new(gauge))?;
+    Ok(())
+}
+
+/// Registers a counter `name` with `help` at `value` (a total kept elsewhere) in `registry`.
+pub fn counter(registry: &prometheus::Registry, name: &str, help: &str, value: f64) -> Result<()> {
+    let counter = prometheus::Counter::new(name, help)?;
+    counter.inc_by(value);
+    registry.register(Box::new(counter))?;
+    Ok(())
+}
+
+/// `given == token`, in constant time in the token's length.
+fn same(given: &str, token: &str) -> bool {
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The response of `GET /metrics`, in Prometheus' text format.
+pub fn metrics_response(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn guard(
@@ -132,6 +227,12 @@ async fn guard(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let metrics = method == axum::http::Method::GET && path == "/metrics";
     let response = if !common.allow(peer.ip()) {
         let mut r = api_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -141,28 +242,52 @@ async fn guard(
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         r
-    } else if !common.authorized(request.headers().get(header::AUTHORIZATION)) {
+    } else if !common.authorized(request.headers().get(header::AUTHORIZATION), metrics) {
         api_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
     } else {
         next.run(request).await
     };
-    common.count(response.status());
+    common.observe(
+        response.status(),
+        &route,
+        method.as_str(),
+        started.elapsed().as_secs_f64(),
+    );
     tracing::info!(service = common.name, %method, path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, peer = %peer.ip(), "request");
     response
 }
 
 /// Serves `app` behind the guard until SIGINT or SIGTERM, finishing requests in flight.
-pub async fn serve(listen: &str, app: Router, common: Common) -> Result<()> {
+/// The same on each address of `also` too (`ADDRESS:PORT`), e.g. the private network's where
+/// the agent's other address is not reached from the gateway's VM.
+///
+/// Errors: an address that cannot be bound (before any is served), a server's I/O error.
+pub async fn serve(listen: &str, also: &[String], app: Router, common: Common) -> Result<()> {
     let app = app.layer(axum::middleware::from_fn_with_state(common, guard));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    let mut listeners = Vec::new();
+    for at in std::iter::once(listen).chain(also.iter().map(String::as_str)) {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("cannot listen on {at}"))?;
+        listeners.push(listener);
+    }
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown())
+                .await
+            })
+        })
+        .collect();
+    for server in servers {
+        server.await??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

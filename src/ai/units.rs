@@ -1,14 +1,27 @@
 //! The AI stack's systemd units, for VMs where systemd is PID 1 (the grid's): one
 //! `tfgrid-ai-NAME.service` per process a VM's services need (the gateway and its nginx; the git
-//! host's API, nginx and fcgiwrap; the agent; a local LLM), each run as the `tfgrid-ai` user in a
-//! sandbox. Pure text: `phase::ai_stack` puts the units among each VM's files in `/etc/tfgrid-ai/`
+//! host's API, nginx and fcgiwrap; the agent; a local LLM; Prometheus and Alertmanager; and
+//! node_exporter on every VM), each run as the `tfgrid-ai` user in a sandbox. The ports of the
+//! monitoring are declared here ([`PROMETHEUS_PORT`], [`ALERTMANAGER_PORT`],
+//! [`NODE_EXPORTER_PORT`]). Pure text: `phase::ai_stack` puts the units among each VM's files in `/etc/tfgrid-ai/`
 //! and the app's setup hook installs them. Start from [`render`]. The meaning of every option is
 //! in systemd.unit(5), systemd.service(5) and systemd.exec(5) (systemd 252, Debian 12).
 
 use std::collections::BTreeMap;
 
+use super::monitoring;
+use crate::stack::Monitoring;
+
 /// The user and group every unit runs as (created by the grid pattern or the setup hook).
 pub const USER: &str = "tfgrid-ai";
+
+/// Prometheus' port, on the gateway VM's loopback only (reached through an ssh tunnel).
+pub const PROMETHEUS_PORT: u16 = 9090;
+/// Alertmanager's port, on the gateway VM's loopback only (Prometheus posts alerts there).
+pub const ALERTMANAGER_PORT: u16 = 9093;
+/// node_exporter's port on each VM's private address (Prometheus scrapes it, with the metrics
+/// token as its basic-auth password).
+pub const NODE_EXPORTER_PORT: u16 = 9100;
 
 /// The folders the services use on a VM; their configs and their units name them from here.
 /// Plain absolute paths (no blanks, `%`, `$` or quotes: unit files take them as they are).
@@ -48,6 +61,11 @@ impl Folders<'_> {
     fn service_config(&self, name: &str) -> String {
         format!("{}/{name}.yaml", self.config)
     }
+
+    /// The file `name` among the configs (`/etc/tfgrid-ai/NAME`).
+    pub fn config_file(&self, name: &str) -> String {
+        format!("{}/{name}", self.config)
+    }
 }
 
 /// The executables the units start, as absolute paths (`systemd-analyze verify` checks that each
@@ -62,6 +80,11 @@ pub struct Programs {
     /// `rm`, to clear a socket fcgiwrap left behind (fcgiwrap neither removes it on exit nor
     /// replaces it: "Failed to bind: Address already in use").
     pub rm: String,
+    /// Debian's and Ubuntu's `prometheus`, `prometheus-alertmanager` and
+    /// `prometheus-node-exporter` packages.
+    pub prometheus: String,
+    pub alertmanager: String,
+    pub node_exporter: String,
 }
 
 impl Programs {
@@ -74,6 +97,9 @@ impl Programs {
             fcgiwrap: "/usr/sbin/fcgiwrap".into(),
             llm: crate::stack::local_model::SERVE.into(),
             rm: "/bin/rm".into(),
+            prometheus: "/usr/bin/prometheus".into(),
+            alertmanager: "/usr/bin/prometheus-alertmanager".into(),
+            node_exporter: "/usr/bin/prometheus-node-exporter".into(),
         }
     }
 }
@@ -91,26 +117,38 @@ pub enum Service {
     Agent,
     /// The local LLM server (not this binary's: `serve` refuses it).
     Llm,
+    /// Prometheus and Alertmanager, on the gateway's VM (not this binary's: `serve` refuses it).
+    Monitoring,
 }
 
 impl Service {
     /// Every service, in the order a VM starts them.
-    pub const ALL: [Service; 4] = [Self::Gateway, Self::Git, Self::Llm, Self::Agent];
+    pub const ALL: [Service; 5] = [
+        Self::Gateway,
+        Self::Git,
+        Self::Llm,
+        Self::Agent,
+        Self::Monitoring,
+    ];
 
-    /// `gateway`, `git`, `agent`, `llm`.
+    /// `gateway`, `git`, `agent`, `llm`, `monitoring`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Gateway => "gateway",
             Self::Git => "git",
             Self::Agent => "agent",
             Self::Llm => "llm",
+            Self::Monitoring => "monitoring",
         }
     }
 
     /// The unit that runs the service's own program (`tfgrid-ai-NAME.service`); its other
-    /// units (nginx, fcgiwrap) are started with it.
+    /// units (nginx, fcgiwrap, Alertmanager) are started with it.
     pub fn main_unit(self) -> String {
-        unit_name(self.name())
+        match self {
+            Self::Monitoring => unit_name("prometheus"),
+            _ => unit_name(self.name()),
+        }
     }
 }
 
@@ -193,7 +231,12 @@ impl Unit {
 }
 
 /// The units of one service, in start order.
-fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Unit> {
+fn units_of(
+    service: Service,
+    folders: &Folders,
+    programs: &Programs,
+    settings: &Monitoring,
+) -> Vec<Unit> {
     match service {
         Service::Gateway => vec![
             Unit::nginx(
@@ -247,6 +290,42 @@ fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Uni
             after_services: &[Service::Llm, Service::Gateway, Service::Git],
             ..Unit::serve(Service::Agent, "agent API (projects)", folders, programs)
         }],
+        Service::Monitoring => vec![
+            Unit::new(
+                "alertmanager",
+                "Alertmanager (alerts to the webhook)",
+                vec![
+                    programs.alertmanager.clone(),
+                    format!(
+                        "--config.file={}",
+                        folders.config_file(monitoring::ALERTMANAGER_CONFIG)
+                    ),
+                    format!("--storage.path={}/alertmanager", folders.data),
+                    format!("--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}"),
+                    // Empty: no cluster, so nothing listens on the gossip port (9094).
+                    "--cluster.listen-address=".into(),
+                ],
+            ),
+            Unit {
+                needs: vec![unit_name("alertmanager")],
+                after_services: &[Service::Gateway, Service::Git, Service::Agent],
+                ..Unit::new(
+                    "prometheus",
+                    "Prometheus (the stack's metrics and alert rules)",
+                    vec![
+                        programs.prometheus.clone(),
+                        format!(
+                            "--config.file={}",
+                            folders.config_file(monitoring::PROMETHEUS_CONFIG)
+                        ),
+                        format!("--storage.tsdb.path={}/prometheus", folders.data),
+                        format!("--storage.tsdb.retention.time={}d", settings.retention_days),
+                        format!("--storage.tsdb.retention.size={}MB", settings.retention_mb),
+                        format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"),
+                    ],
+                )
+            },
+        ],
         Service::Llm => vec![Unit {
             write_execute: true,
             ..Unit::new(
@@ -264,15 +343,17 @@ fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Uni
     }
 }
 
-/// The units of the `services` a VM runs: file name (`tfgrid-ai-NAME.service`) → contents.
+/// The units of the `services` a VM runs: file name (`tfgrid-ai-NAME.service`) → contents;
+/// Prometheus' retention from `monitoring`.
 pub fn render(
     services: &[Service],
     folders: &Folders,
     programs: &Programs,
+    monitoring: &Monitoring,
 ) -> BTreeMap<String, String> {
     let by_service: Vec<(Service, Vec<Unit>)> = services
         .iter()
-        .map(|service| (*service, units_of(*service, folders, programs)))
+        .map(|service| (*service, units_of(*service, folders, programs, monitoring)))
         .collect();
     let mut files = BTreeMap::new();
     for (_, units) in &by_service {
@@ -287,6 +368,29 @@ pub fn render(
         }
     }
     files
+}
+
+/// node_exporter's unit (on every VM of the stack), listening at `listen` (`ADDRESS:PORT`, the
+/// VM's private address) behind basic auth (its web config, [`monitoring::NODE_EXPORTER_WEB`]):
+/// file name → contents.
+pub fn node_exporter(listen: &str, folders: &Folders, programs: &Programs) -> (String, String) {
+    let unit = Unit {
+        // Its netdev and netclass collectors ask the kernel over netlink.
+        families: "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        ..Unit::new(
+            "node-exporter",
+            "node_exporter (the VM's CPU, memory, disks)",
+            vec![
+                programs.node_exporter.clone(),
+                format!("--web.listen-address={listen}"),
+                format!(
+                    "--web.config.file={}",
+                    folders.config_file(monitoring::NODE_EXPORTER_WEB)
+                ),
+            ],
+        )
+    };
+    (unit_name(&unit.name), text(&unit, &[], folders))
 }
 
 /// The sandbox of every unit (systemd.exec(5)), after the options that differ per unit.
@@ -452,6 +556,7 @@ mod tests {
             services,
             &FOLDERS,
             &Programs::on_vm("/usr/local/bin/tfgrid-compose"),
+            &crate::stack::Monitoring::default(),
         )
     }
 
@@ -536,7 +641,44 @@ mod tests {
         assert_eq!(
             Service::ALL.map(Service::main_unit).join(" "),
             "tfgrid-ai-gateway.service tfgrid-ai-git.service tfgrid-ai-llm.service \
-                tfgrid-ai-agent.service"
+                tfgrid-ai-agent.service tfgrid-ai-prometheus.service"
+        );
+    }
+
+    /// Prometheus' retention from the settings, both on loopback, Alertmanager without a cluster.
+    #[test]
+    fn the_monitoring_keeps_its_retention_and_listens_on_loopback() {
+        let settings = crate::stack::Monitoring {
+            retention_days: 7,
+            retention_mb: 500,
+            ..crate::stack::Monitoring::default()
+        };
+        let all = render(
+            &[Service::Monitoring],
+            &FOLDERS,
+            &Programs::on_vm("/usr/local/bin/tfgrid-compose"),
+            &settings,
+        );
+        let start = |unit: &str| {
+            all[unit]
+                .lines()
+                .find(|l| l.starts_with("ExecStart="))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            start("tfgrid-ai-prometheus.service"),
+            "ExecStart=/usr/bin/prometheus --config.file=/etc/tfgrid-ai/prometheus.yml \
+                --storage.tsdb.path=/var/lib/tfgrid-ai/prometheus \
+                --storage.tsdb.retention.time=7d --storage.tsdb.retention.size=500MB \
+                --web.listen-address=127.0.0.1:9090"
+        );
+        assert_eq!(
+            start("tfgrid-ai-alertmanager.service"),
+            "ExecStart=/usr/bin/prometheus-alertmanager \
+                --config.file=/etc/tfgrid-ai/alertmanager.yml \
+                --storage.path=/var/lib/tfgrid-ai/alertmanager \
+                --web.listen-address=127.0.0.1:9093 --cluster.listen-address="
         );
     }
 

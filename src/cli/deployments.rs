@@ -1,5 +1,5 @@
 //! The commands that look at or into a deployment: `status`, `address`, `ssh`, `exec`, `logs`,
-//! `ps`, `cost`, `select`, `inspect`.
+//! `ps`, `cost`, `select`, `inspect`, `health`.
 
 use clap::Args;
 
@@ -157,5 +157,30 @@ impl LogsArgs {
             return journal::logs(printer, settings, &Runner::real(), target, &source, show).await;
         }
         ops::commands::logs(cx.printer, cx.settings, target, builtin, &self.words).await
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[arg(help = TARGET_HELP, value_name = "TARGET")]
+    pub app: Option<String>,
+    /// AI stack: also create a probe project, fetch its page and delete it (within 5 minutes).
+    #[arg(long)]
+    pub create_test: bool,
+}
+
+impl HealthArgs {
+    pub(super) async fn run(self, cx: &Ctx<'_>) -> Result<()> {
+        let (printer, settings, target) = (cx.printer, cx.settings, self.app.as_deref());
+        let runner = Runner::real();
+        ops::health::health(
+            printer,
+            settings,
+            &runner,
+            target,
+            cx.json,
+            self.create_test,
+        )
+        .await
     }
 }

@@ -25,7 +25,7 @@ pub use catalog::{PatternsArgs, PatternsCommand, SearchArgs, UpdateArgs};
 pub use config::{CompletionsArgs, ConfigCommand};
 pub use deploy::{DownArgs, ImportArgs, UpArgs, ValidateArgs};
 pub use deployments::{
-    CostArgs, ExecArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs,
+    CostArgs, ExecArgs, HealthArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs,
 };
 pub use grid::{ContractsArgs, FarmsArgs, NodesArgs, SigninArgs, SimCommand};
 pub use pr::PrArgs;
@@ -112,6 +112,9 @@ pub enum Command {
     Unselect,
     /// Everything recorded about a deployment (or all of them), secrets redacted.
     Inspect(InspectArgs),
+    /// Check a running deployment, one line per check with its figure: VMs reachable, units
+    /// active, disks; an AI stack's metrics targets, backup age and API p95 (exit 4: unhealthy).
+    Health(HealthArgs),
     /// List the selected app's own commands.
     Commands,
     /// Search the app registry: apps whose name, description or tags contain every word.
@@ -287,6 +290,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Inspect(args) => {
             ops::deployments::inspect(printer, settings, args.app.as_deref(), args.all, json).await
         }
+        Command::Health(args) => args.run(cx).await,
         Command::Commands => ops::commands::list(printer, settings, json),
         Command::Search(args) => {
             ops::catalog::search(printer, settings, &args.words, &args.tags, json).await

@@ -487,9 +487,9 @@ pub async fn serve(service: crate::ai::units::Service, config: &std::path::Path)
         Service::Gateway => crate::ai::gateway::run(crate::ai::load_config(config)?).await,
         Service::Git => crate::ai::gitserver::run(crate::ai::load_config(config)?).await,
         Service::Agent => crate::ai::agent::run(crate::ai::load_config(config)?).await,
-        Service::Llm => Err(crate::error::UserError::new(
-            "`llm` is served by the local model's own server, not by `serve`",
-            format!("it runs as {}", Service::Llm.main_unit()),
+        Service::Llm | Service::Monitoring => Err(crate::error::UserError::new(
+            format!("`{service}` is served by its own programs, not by `serve`"),
+            format!("it runs as {}", service.main_unit()),
         )
         .into()),
     }

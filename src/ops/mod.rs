@@ -11,6 +11,7 @@ pub mod cost;
 pub mod deployments;
 pub mod down;
 pub mod grid;
+pub mod health;
 pub mod import;
 pub mod inspect;
 pub mod journal;

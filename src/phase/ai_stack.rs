@@ -1,11 +1,14 @@
 //! The step of the application phase that installs an AI stack: an app whose manifest has an
 //! `ai_stack:` section gets, before its hooks run, the three services configured on its VMs:
-//! - tokens for the gateway, agent and git APIs, generated once per deployment and kept 0600 in
+//! - tokens for the gateway, agent and git APIs, and the read-only metrics token Prometheus
+//!   scrapes with ([`TOKENS`]), generated once per deployment and kept 0600 in
 //!   `.tfgrid-compose/<env>/ai-stack/` (the CLI reads the agent's from there);
 //! - this binary at `/usr/local/bin/tfgrid-compose` on every stack VM;
 //! - `/etc/tfgrid-ai/` on each VM with the configs of the services it runs (gateway and nginx,
 //!   agent and its LLM keys, git host API and nginx with git smart HTTP), the tokens they need,
-//!   and a systemd unit per process (`tfgrid-ai-NAME.service`, from `ai::units`).
+//!   and a systemd unit per process (`tfgrid-ai-NAME.service`, from `ai::units`): on the
+//!   gateway's VM also Prometheus and Alertmanager with their configs (`ai::monitoring`), on
+//!   every VM node_exporter on its private address.
 //!
 //! The app's setup hook installs and starts the units (every target's VMs boot systemd). Addresses are recorded in `state.yaml` (`ai_stack:`), tokens never are.
 
@@ -20,10 +23,11 @@ use crate::ai::agent::{AgentConfig, GatewayClientConfig};
 use crate::ai::gateway::GatewayConfig;
 use crate::ai::githost::GitConfig;
 use crate::ai::gitserver::GitServerConfig;
+use crate::ai::monitoring::{self, Targets};
 use crate::ai::units::{self, Folders, Programs, Service};
 use crate::error::UserError;
 use crate::process::Io;
-use crate::stack::{Provider, StackRecord, StackSpec};
+use crate::stack::{Monitoring, Provider, StackRecord, StackSpec};
 use crate::tools::ssh;
 
 /// Where the configs land on each VM.
@@ -40,12 +44,16 @@ const FOLDERS: Folders = Folders {
     config: REMOTE_CONFIG,
     data: REMOTE_DATA,
 };
+/// The stack's tokens, each in `NAME.token`: the route API's, the agent's, the git host's, and
+/// the read-only one Prometheus scrapes `/metrics` with.
+pub const TOKENS: [&str; 4] = ["gateway", "agent", "git", "metrics"];
+
 /// The deployment's tokens, created on first use and kept.
 fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
     let dir = state.ai_stack_dir();
     crate::files::create_private_dir(&dir)?;
     let mut out = BTreeMap::new();
-    for name in ["gateway", "agent", "git"] {
+    for name in TOKENS {
         let file = dir.join(format!("{name}.token"));
         let token = match crate::files::read_secret(&file) {
             Ok(t) if t.len() >= 32 => t,
@@ -135,6 +143,7 @@ pub fn vm_of(spec: &StackSpec, service: Service) -> Option<usize> {
         Service::Git => Some(spec.git),
         Service::Agent => Some(spec.agent),
         Service::Llm => spec.llm.is_empty().then_some(spec.agent),
+        Service::Monitoring => Some(spec.gateway),
     }
 }
 
@@ -143,7 +152,7 @@ pub fn vm_of(spec: &StackSpec, service: Service) -> Option<usize> {
 pub fn unit_names(service: Service) -> Vec<String> {
     let programs = Programs::on_vm(REMOTE_BIN);
     let main = service.main_unit();
-    let others = units::render(&[service], &FOLDERS, &programs)
+    let others = units::render(&[service], &FOLDERS, &programs, &Monitoring::default())
         .into_keys()
         .filter(|name| *name != main);
     std::iter::once(main.clone()).chain(others).collect()
@@ -155,8 +164,11 @@ pub struct Layout<'a> {
     pub addresses: &'a [String],
     /// Each VM's address on the deployment's private network (empty: use `addresses`).
     pub private: &'a [String],
-    /// This machine's address as the agent's VM sees it, for `{host_ip}`.
+    /// This machine's address as the agent's VM sees it, for `{host_ip}` in `llm`.
     pub host_ip: Option<String>,
+    /// This machine's address as the gateway's VM sees it, for `{host_ip}` in
+    /// `monitoring.alert_webhook`.
+    pub gateway_host_ip: Option<String>,
     /// The API key of each provider that has one.
     pub keys: BTreeMap<usize, String>,
     pub tokens: &'a BTreeMap<&'static str, String>,
@@ -228,6 +240,7 @@ pub fn render(
         yaml(&GatewayConfig {
             listen: format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
             token_file: remote("gateway.token"),
+            metrics_token_file: Some(remote(monitoring::METRICS_TOKEN)),
             state_dir: PathBuf::from(&gw_dir),
             nginx: std::iter::once("nginx".to_string())
                 .chain(FOLDERS.nginx_args("gateway"))
@@ -250,6 +263,7 @@ pub fn render(
         yaml(&GitServerConfig {
             listen: format!("127.0.0.1:{GIT_PORT}"),
             token_file: remote("git.token"),
+            metrics_token_file: Some(remote(monitoring::METRICS_TOKEN)),
             root: PathBuf::from(format!("{REMOTE_DATA}/repos")),
             public_url: format!("{public_url}/git"),
             rate_limit: rate.max(20),
@@ -314,9 +328,16 @@ pub fn render(
     agent.files.insert("agent.token".into(), token("agent"));
     agent.files.insert("gateway.token".into(), token("gateway"));
     agent.files.insert("git.token".into(), token("git"));
+    let agent_listen = format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]);
+    let agent_private = format!("{}:{AGENT_PORT}", private(spec.agent));
     let config = AgentConfig {
-        listen: format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
+        also_listen: (agent_private != agent_listen)
+            .then(|| agent_private.clone())
+            .into_iter()
+            .collect(),
+        listen: agent_listen,
         token_file: remote("agent.token"),
+        metrics_token_file: Some(remote(monitoring::METRICS_TOKEN)),
         database: PathBuf::from(format!("{REMOTE_DATA}/agent/projects.db")),
         max_concurrent_projects: spec
             .max_concurrent_projects
@@ -340,19 +361,75 @@ pub fn render(
         },
     };
     agent.files.insert("agent.yaml".into(), yaml(&config));
+    // Monitoring: Prometheus and Alertmanager on the gateway's VM, scraping each service and
+    // each VM's node_exporter over the private network with the metrics token.
+    let mut settings = spec.monitoring.clone();
+    if let Some(url) = settings.alert_webhook.as_mut()
+        && url.contains("{host_ip}")
+    {
+        let host = layout.gateway_host_ip.as_deref().ok_or_else(|| {
+            UserError::new(
+                "ai_stack.monitoring.alert_webhook uses {host_ip}, but the gateway's VM is not \
+                    reached through a WireGuard tunnel of this deployment",
+                "give the webhook's address instead of {host_ip}",
+            )
+        })?;
+        *url = url.replace("{host_ip}", host);
+    }
+    let settings = &settings;
+    let targets = Targets {
+        services: vec![
+            (
+                Service::Gateway.name(),
+                format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
+            ),
+            (Service::Agent.name(), agent_private),
+            // Through the git host's nginx, which passes `/metrics` to the API on loopback.
+            (Service::Git.name(), format!("{}:80", private(spec.git))),
+        ],
+        nodes: (0..n)
+            .map(|i| format!("{}:{}", private(i), units::NODE_EXPORTER_PORT))
+            .collect(),
+    };
+    let gw = vms.entry(spec.gateway).or_default();
+    for (name, text) in [
+        (
+            monitoring::PROMETHEUS_CONFIG,
+            monitoring::prometheus_config(settings, &targets, REMOTE_CONFIG),
+        ),
+        (monitoring::ALERT_RULES, monitoring::alert_rules(settings)),
+        (
+            monitoring::ALERTMANAGER_CONFIG,
+            monitoring::alertmanager_config(settings),
+        ),
+    ] {
+        gw.files.insert(name.into(), text);
+    }
+    let node_web = monitoring::node_exporter_web(&token("metrics"))?;
     for service in Service::ALL {
         if let Some(vm) = vm_of(spec, service) {
             vms.entry(vm).or_default().services.push(service);
         }
     }
-    for vm in vms.values_mut() {
+    for (i, vm) in vms.iter_mut() {
         vm.files.insert(
             "services".into(),
             format!("{}\n", names(&vm.services, "\n")),
         );
-        // The setup hook installs, enables and starts these.
         vm.files
-            .extend(units::render(&vm.services, &FOLDERS, layout.programs));
+            .insert(monitoring::METRICS_TOKEN.into(), token("metrics"));
+        vm.files
+            .insert(monitoring::NODE_EXPORTER_WEB.into(), node_web.clone());
+        // The setup hook installs, enables and starts these.
+        vm.files.extend(units::render(
+            &vm.services,
+            &FOLDERS,
+            layout.programs,
+            settings,
+        ));
+        let listen = format!("{}:{}", private(*i), units::NODE_EXPORTER_PORT);
+        let (name, unit) = units::node_exporter(&listen, &FOLDERS, layout.programs);
+        vm.files.insert(name, unit);
     }
     Ok((vms, record))
 }
@@ -396,29 +473,35 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
     }
     // A dry run writes nothing, tokens included: it shows the commands with placeholders.
     let tokens = if dry {
-        ["gateway", "agent", "git"]
+        TOKENS
             .into_iter()
             .map(|n| (n, "<token>".to_string()))
             .collect()
     } else {
         tokens(&ctx.dir)?
     };
-    let host_ip = if dry {
-        Some("<host_ip>".to_string())
-    } else {
-        let wg = ctx
-            .state
-            .network
-            .as_ref()
-            .and_then(|n| std::fs::read_to_string(&n.config).ok());
-        wg.zip(addresses.get(spec.agent))
-            .and_then(|(wg, agent)| host_address(&wg, agent))
+    // This machine's address as the VM `vm` sees it.
+    let wg = ctx
+        .state
+        .network
+        .as_ref()
+        .and_then(|n| std::fs::read_to_string(&n.config).ok());
+    let host_ip_for = |vm: usize| {
+        if dry {
+            return Some("<host_ip>".to_string());
+        }
+        wg.as_deref()
+            .zip(addresses.get(vm))
+            .and_then(|(wg, address)| host_address(wg, address))
     };
+    let host_ip = host_ip_for(spec.agent);
+    let gateway_host_ip = host_ip_for(spec.gateway);
     let keys = provider_keys(spec, &ctx.settings.env)?;
     let layout = Layout {
         addresses: &addresses,
         private: &outputs.private_ips,
         host_ip,
+        gateway_host_ip,
         keys,
         tokens: &tokens,
         programs: &Programs::on_vm(REMOTE_BIN),
@@ -539,6 +622,7 @@ mod tests {
             addresses: &addresses,
             private: &private,
             host_ip: Some("10.1.1.1".into()),
+            gateway_host_ip: Some("10.1.0.1".into()),
             keys: [(0, "sk-secret".into())].into(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),
@@ -547,21 +631,42 @@ mod tests {
         assert_eq!(record.agent_api, "http://10.1.1.2:7702");
         assert_eq!(record.public_url, "http://10.1.0.2");
         let names = |i: usize| vms[&i].files.keys().cloned().collect::<Vec<_>>().join(" ");
+        // Every VM: the metrics token, node_exporter and its web config; the gateway's also
+        // Prometheus and Alertmanager with their configs.
         assert_eq!(
             names(0),
-            "gateway-nginx.conf gateway.token gateway.yaml services tfgrid-ai-gateway.service \
-                tfgrid-ai-nginx-gateway.service"
+            "alertmanager.yml alerts.yml gateway-nginx.conf gateway.token gateway.yaml \
+                metrics.token node-exporter-web.yml prometheus.yml services \
+                tfgrid-ai-alertmanager.service tfgrid-ai-gateway.service \
+                tfgrid-ai-nginx-gateway.service tfgrid-ai-node-exporter.service \
+                tfgrid-ai-prometheus.service"
         );
         assert_eq!(
             names(1),
-            "agent.token agent.yaml gateway.token git.token llm-0.key services \
-                tfgrid-ai-agent.service"
+            "agent.token agent.yaml gateway.token git.token llm-0.key metrics.token \
+                node-exporter-web.yml services tfgrid-ai-agent.service \
+                tfgrid-ai-node-exporter.service"
         );
         assert_eq!(
             names(2),
-            "git-nginx.conf git.token git.yaml services tfgrid-ai-fcgiwrap.service \
-                tfgrid-ai-git.service tfgrid-ai-nginx-git.service"
+            "git-nginx.conf git.token git.yaml metrics.token node-exporter-web.yml services \
+                tfgrid-ai-fcgiwrap.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service \
+                tfgrid-ai-node-exporter.service"
         );
+        assert_eq!(vms[&0].files["services"], "gateway\nmonitoring\n");
+        assert!(
+            vms[&1].files["tfgrid-ai-node-exporter.service"]
+                .contains("--web.listen-address=10.1.250.11:9100")
+        );
+        let prometheus = &vms[&0].files["prometheus.yml"];
+        for target in [
+            "10.1.250.10:7701",
+            "10.1.250.11:7702",
+            "10.1.250.12:80",
+            "10.1.250.12:9100",
+        ] {
+            assert!(prometheus.contains(target), "{target}: {prometheus}");
+        }
         let agent = &vms[&1].files["agent.yaml"];
         assert!(
             agent.contains("http://10.1.1.1:9000/v1")
@@ -588,7 +693,10 @@ mod tests {
             ..spec.clone()
         };
         let (vms, _) = render(&one, &layout).unwrap();
-        assert_eq!(vms[&0].files["services"], "gateway\ngit\nagent\n");
+        assert_eq!(
+            vms[&0].files["services"],
+            "gateway\ngit\nagent\nmonitoring\n"
+        );
         let far = StackSpec { git: 3, ..spec };
         assert!(
             render(&far, &layout)
@@ -615,6 +723,7 @@ mod tests {
             addresses: &addresses,
             private: &[],
             host_ip: None,
+            gateway_host_ip: None,
             keys: BTreeMap::new(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),

@@ -141,6 +141,20 @@ pub fn ssh<S: AsRef<str>>(target: &SshTarget, argv: &[S], tty: bool) -> Cmd {
     cmd
 }
 
+/// `ssh … -N -L PORT:127.0.0.1:PORT… -p P user@host`: each of `ports` on the VM's loopback
+/// forwarded to the same port on this machine's loopback, until stopped (no remote command).
+pub fn tunnel(target: &SshTarget, ports: &[u16]) -> Cmd {
+    let mut cmd = Cmd::new("ssh").args(target.options()).arg("-N");
+    for port in ports {
+        cmd = cmd.args(["-L".to_string(), format!("{port}:127.0.0.1:{port}")]);
+    }
+    cmd.args([
+        "-p".to_string(),
+        target.port.to_string(),
+        target.destination(),
+    ])
+}
+
 /// `scp -r -p -q … SRC user@host:DEST` (modes kept, so hooks stay executable).
 pub fn upload(target: &SshTarget, source: &Path, dest: &str, log: &Path, timeout: Duration) -> Cmd {
     upload_many(target, &[source], dest, log, timeout)
@@ -176,7 +190,7 @@ pub fn keygen(key: &Path, comment: &str, log: &Path) -> Cmd {
 mod tests {
     use std::path::PathBuf;
 
-    use super::{SshTarget, config_path, remote_command, shell_quote, ssh};
+    use super::{SshTarget, config_path, remote_command, shell_quote, ssh, tunnel};
 
     /// Decodes what a POSIX shell would make of a line of single-quoted words.
     fn shell_split(line: &str) -> Vec<String> {
@@ -285,6 +299,27 @@ mod tests {
             known_hosts: PathBuf::from("/s/known_hosts"),
             strict,
         }
+    }
+
+    /// The same options as `ssh`, no remote command: each port forwarded loopback to loopback.
+    #[test]
+    fn a_tunnel_forwards_each_port_between_the_loopbacks() {
+        let cmd = tunnel(&target(true), &[9090, 9093]);
+        let options = target(true).options();
+        assert_eq!(cmd.args[..options.len()], options[..]);
+        assert_eq!(
+            cmd.args[options.len()..],
+            [
+                "-N",
+                "-L",
+                "9090:127.0.0.1:9090",
+                "-L",
+                "9093:127.0.0.1:9093",
+                "-p",
+                "22",
+                "root@10.1.0.2"
+            ]
+        );
     }
 
     #[test]

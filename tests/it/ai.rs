@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
+/// The read-only token of `/metrics`.
+const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef";
 /// nginx and fcgiwrap live in /usr/sbin, which a non-login PATH may lack.
 const SBIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub(crate) const LLM_KEY: &str = "sk-llm-canary-key-9f8e7d";
@@ -256,6 +258,7 @@ impl Stack {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         std::fs::write(d.join("token"), TOKEN).unwrap();
+        std::fs::write(d.join("metrics-token"), METRICS_TOKEN).unwrap();
         std::fs::write(d.join("llm-key"), LLM_KEY).unwrap();
         let exec_path = String::from_utf8(
             Command::new("git")
@@ -282,14 +285,14 @@ impl Stack {
         std::fs::create_dir_all(d.join("gw/routes")).unwrap();
         std::fs::write(
             d.join("gateway.yaml"),
-            format!("listen: 127.0.0.1:{gateway}\ntoken_file: {p}/token\nstate_dir: {p}/gw\nnginx: [nginx, -p, {p}, -c, {p}/nginx.conf, -e, {p}/error.log]\nrate_limit: 500\n"),
+            format!("listen: 127.0.0.1:{gateway}\ntoken_file: {p}/token\nmetrics_token_file: {p}/metrics-token\nstate_dir: {p}/gw\nnginx: [nginx, -p, {p}, -c, {p}/nginx.conf, -e, {p}/error.log]\nrate_limit: 500\n"),
         )
         .unwrap();
         let (llm_yaml, llm) = llm(&d, llm_port);
         std::fs::write(
             d.join("agent.yaml"),
             format!(
-                "listen: 127.0.0.1:{agent}\ntoken_file: {p}/token\ndatabase: {p}/agent/projects.db\nmax_concurrent_projects: 3\nrate_limit: 40\n\
+                "listen: 127.0.0.1:{agent}\ntoken_file: {p}/token\nmetrics_token_file: {p}/metrics-token\ndatabase: {p}/agent/projects.db\nmax_concurrent_projects: 3\nrate_limit: 40\n\
                  {llm_yaml}\
                  git:\n  kind: plain\n  root: {p}/repos\n  url: http://127.0.0.1:{web}/git\n  org: projects\n\
                  gateway:\n  api: http://127.0.0.1:{gateway}\n  token_file: {p}/token\n  public_url: http://127.0.0.1:{web}\n"
@@ -1474,6 +1477,78 @@ fn answers_as_real_models_give_them_go_live() {
 /// The name the agent makes of a Latin prompt (the unit tests cover the rest).
 fn words_name(prompt: &str) -> String {
     tfgrid_compose::ai::words::name_from_prompt(prompt).unwrap()
+}
+
+/// `text` through the real `promtool check metrics` (its linter too): what it said, if anything.
+pub(crate) fn promtool_check_metrics(text: &str) -> Option<String> {
+    let out = crate::common::output_with_input(
+        Command::new(
+            which::which("promtool")
+                .expect("`promtool` is missing: scripts/install-deps.sh installs `prometheus`"),
+        )
+        .args(["check", "metrics"]),
+        text.as_bytes(),
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (!out.status.success() || !said.trim().is_empty()).then_some(said)
+}
+
+/// `/metrics` of the agent and the gateway after two creates and a backup: the design's series
+/// (the latency histogram per service and route, creation attempts and successes, failures by
+/// reason, a status per project, the last backup's time, the LLM counters), clean under the
+/// real `promtool check metrics`; the metrics token reads `/metrics` and nothing else.
+#[test]
+fn metrics_name_the_designs_series_and_pass_promtool_check_metrics() {
+    let stack = Stack::start();
+    for args in [
+        &["create", "portfolio website with dark mode"][..],
+        &["create", "bakery landing page", "--name", "bakery"],
+    ] {
+        let (code, out, err) = stack.cli(args);
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    let file = stack.dir.path().join("stack.tar.gz").display().to_string();
+    let before = tfgrid_compose::clock::now_unix();
+    let (code, _, err) = stack.cli(&["projects", "backup", "-o", &file]);
+    assert_eq!(code, 0, "{err}");
+
+    // The read-only token: `/metrics`, nothing else.
+    let agent = stack.agent_url();
+    assert_eq!(
+        get(&format!("{agent}/api/v1/projects"), Some(METRICS_TOKEN)).0,
+        401
+    );
+    let (code, text) = get(&format!("{agent}/metrics"), Some(METRICS_TOKEN));
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(promtool_check_metrics(&text), None, "{text}");
+    for series in [
+        "project_creation_attempts_total 2",
+        "project_creation_success_total 2",
+        "project_creation_failures_total{reason=\"generating\"} 0",
+        "project_status{project=\"bakery\",status=\"live\"} 1",
+        "project_status{project=\"portfolio-website-dark-mode\",status=\"live\"} 1",
+        "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/projects\",service=\"agent\",le=\"0.5\"}",
+        "http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/projects/{id}/events\",service=\"agent\"}",
+        "# HELP tfgrid_agent_llm_requests_total ",
+    ] {
+        assert!(text.contains(series), "{series}: {text}");
+    }
+    let stamp = metric(&text, "backup_last_success_timestamp_seconds").unwrap();
+    assert!(stamp >= before as f64, "{stamp} < {before}: {text}");
+    let (code, text) = get(
+        &format!("http://127.0.0.1:{}/metrics", stack.gateway),
+        Some(METRICS_TOKEN),
+    );
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(promtool_check_metrics(&text), None, "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_count{method=\"PUT\",route=\"/api/v1/sites/{name}\",service=\"gateway\"} 2"),
+        "{text}"
+    );
 }
 
 /// The first value of a Prometheus series with this name and label set.

@@ -19,6 +19,22 @@ pub(crate) fn assert_success(out: &std::process::Output) {
     );
 }
 
+/// `cmd` run with `input` on its stdin; its output (stdout and stderr captured).
+pub(crate) fn output_with_input(
+    cmd: &mut std::process::Command,
+    input: &[u8],
+) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

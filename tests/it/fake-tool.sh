@@ -122,6 +122,10 @@ case "$tool" in
     case "$*" in *"cat > "*) n=$(ls "$FAKE_DIR" | grep -c '^stdin-'); cat > "$FAKE_DIR/stdin-$n";; esac
     # verify's system-state check: a VM that has booted (FAKE_SYSTEM_STATE: another answer)
     case "$*" in *is-system-running*) printf '%s\n' "${FAKE_SYSTEM_STATE:-running}"; exit 0;; esac
+    # `health`'s disk check: the root file system FAKE_DISK_USED (default 42) per cent used
+    case "$*" in *"'df' '-P' '/'"*)
+      printf 'Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 100 %s 0 %s%% /\n' \
+        "${FAKE_DISK_USED:-42}" "${FAKE_DISK_USED:-42}"; exit 0;; esac
     [ -n "${FAKE_SSH_STDOUT:-}" ] && printf '%s\n' "$FAKE_SSH_STDOUT";;
 esac
 exit 0

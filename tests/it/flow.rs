@@ -794,7 +794,7 @@ fn logs_of_a_service_run_journalctl_on_its_vm() {
         .code(2)
         .stderr(contains(
             "error: --service: `agnet` is not a service of the AI stack; its services: gateway, \
-             git, llm, agent\n",
+             git, llm, agent, monitoring\n",
         ))
         .stderr(contains("hint: give one of those; `--unit UNIT`"));
     assert!(cx.transcript().is_empty());
@@ -851,4 +851,75 @@ fn verify_asks_every_vm_at_once() {
         .filter(|l| l.contains("is-system-running"))
         .count();
     assert_eq!(checks, 2);
+}
+
+/// `health` of a deployment without an AI stack: one line per check with its figure (reachable,
+/// no failed unit, the root disk's use), exit 0; a disk over 80 % is a failed check and exit 4;
+/// `--json` fits its schema.
+#[test]
+fn health_reports_each_check_with_its_figure_and_exits_4_when_one_fails() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let health = |used: &str, json: bool| {
+        let mut cmd = cx.cmd();
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .arg("health")
+            .arg(&cx.app)
+            .env("FAKE_DISK_USED", used)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = health("42", false);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "two VMs, three checks each: {out}");
+    assert!(
+        lines[0].starts_with("ok   vm0 ")
+            && lines[0].contains(" reachable ")
+            && lines[0].contains(" ssh answered in "),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains(" units ") && lines[1].ends_with("no failed unit"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains(" disk / ") && lines[2].ends_with(" 42% used (limit 80%)"),
+        "{out}"
+    );
+    let ssh: Vec<String> = cx
+        .transcript()
+        .into_iter()
+        .filter(|c| c.starts_with("ssh "))
+        .collect();
+    assert!(
+        ssh.iter()
+            .any(|c| c
+                .ends_with("-- 'systemctl' 'list-units' '--state=failed' '--plain' '--no-legend'")),
+        "{ssh:#?}"
+    );
+
+    let (code, out, err) = health("91", false);
+    assert_eq!(code, Some(4), "{out}{err}");
+    assert!(
+        out.contains("FAIL vm0 ") && out.contains(" 91% used (limit 80%)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("error: unhealthy: vm0 ") && err.contains(" disk /"),
+        "{err}"
+    );
+    let (code, out, _) = health("91", true);
+    assert_eq!(code, Some(4));
+    let doc = crate::schema::assert_fits("health", &out);
+    assert_eq!(doc["healthy"], false);
+    assert_eq!(doc["tunnel"], serde_json::Value::Null);
 }

@@ -974,6 +974,10 @@ fn ai_stack_as_shipped_creates_a_site_with_the_local_model() {
 /// Two projects backed up, the stack taken `down`, a new one `up`, the archive restored: both
 /// pages live on the new gateway and both repositories clone with their original commit.
 #[test]
+#[allow(
+    clippy::print_stdout,
+    reason = "the recovery time, for docs/ai-stack.md"
+)]
 fn ai_stack_backup_then_down_up_and_restore_brings_both_projects_back_live() {
     use crate::ai::{INDEX, clone, get_live, head_commit};
     let (_serial, d, _llm) = ai_stack_up();
@@ -998,14 +1002,22 @@ fn ai_stack_backup_then_down_up_and_restore_brings_both_projects_back_live() {
         "{err}"
     );
 
-    // The stack goes, a new one comes (new VMs, new tokens), and the backup goes onto it.
+    // The stack goes, a new one comes (new VMs, new tokens), and the backup goes onto it. The
+    // time from the new `up` to the restore's end is the recovery time (docs/ai-stack.md).
     d.cmd().args(["down", "--yes"]).assert().success();
+    let recovery = Instant::now();
     up_ai_stack(&d);
+    let up_took = recovery.elapsed();
     let new = d
         .state()
         .ai_stack
         .expect("state.yaml records the new stack");
     let err = stack_cmd(&d, &["projects", "restore"], Some(&archive));
+    println!(
+        "recovery: up {:.1} s, then restore {:.1} s",
+        up_took.as_secs_f64(),
+        (recovery.elapsed() - up_took).as_secs_f64()
+    );
     for name in names {
         assert!(
             err.contains(&format!(
@@ -1276,6 +1288,316 @@ fn ai_stack_units_come_back_after_kill_9_and_after_a_reboot_of_each_vm() {
         head_commit(&repo),
         commit,
         "the repository is at the same commit"
+    );
+
+    d.cmd().args(["down", "--yes"]).assert().success();
+    assert_eq!(leftovers(&id8), Vec::<String>::new());
+}
+
+/// A webhook receiver on `listener`: the JSON body of every POST, in order; each answered 200.
+fn start_webhook(listener: std::net::TcpListener) -> std::sync::Arc<Mutex<Vec<serde_json::Value>>> {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((key, value)) = line.split_once(':')
+                    && key.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(doc) = serde_json::from_slice(&body)
+            {
+                record.lock().unwrap().push(doc);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    seen
+}
+
+/// The result of an instant query of Prometheus on the gateway's VM (VM 0), through its HTTP
+/// API on the VM's loopback.
+fn prometheus_query(d: &Deployment, query: &str) -> Vec<serde_json::Value> {
+    let out = on_vm(
+        d,
+        0,
+        &[
+            "curl",
+            "-sS",
+            "--fail",
+            "--get",
+            "--data-urlencode",
+            &format!("query={query}"),
+            "http://127.0.0.1:9090/api/v1/query",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["status"], "success", "{query}: {out}");
+    doc["data"]["result"].as_array().unwrap().clone()
+}
+
+/// A sample's value as a number.
+fn sample(result: &serde_json::Value) -> f64 {
+    result["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// The AI stack's monitoring on three local VMs, one stack for every check: Prometheus on the
+/// gateway's VM scrapes the three services (with the metrics token) and node_exporter on each VM
+/// (basic auth) over the private network, and every target is up; after two creates the
+/// design's series are there and its queries answer (p95 latency, creation success rate, active
+/// projects, `up{job="health-checks"}`); Prometheus and Alertmanager listen on the loopback
+/// only; with the agent stopped, Alertmanager posts `ServiceDown` for it to the webhook, a
+/// listener on this machine's side of the gateway VM's network.
+#[test]
+#[allow(
+    clippy::print_stdout,
+    reason = "the monitoring's memory and scrape cost, for docs/performance.md"
+)]
+fn ai_stack_monitoring_scrapes_every_target_answers_the_designs_queries_and_alerts_a_webhook() {
+    use tfgrid_compose::ai::monitoring::query;
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("ai-stack");
+    let _seen = with_test_llm(&d);
+    // The webhook's port, taken now; its listener is bound once the address is known.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manifest = d.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen(
+        "  api_rate_limit: 10\n",
+        &format!(
+            "  api_rate_limit: 10\n  monitoring:\n    scrape_interval: 5\n    alert_webhook: \
+             \"http://{{host_ip}}:{port}/alerts\"\n"
+        ),
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    up_ai_stack(&d);
+    let id8 = d.id8();
+    let state = d.state();
+    let wg = std::fs::read_to_string(&state.network.as_ref().unwrap().config).unwrap();
+    let outputs = state.outputs.as_ref().unwrap();
+    let gateway_vm = outputs.primary_ip.clone();
+    let private = outputs.private_ips[0].clone();
+    let host = tfgrid_compose::phase::ai_stack::host_address(&wg, &gateway_vm).unwrap();
+    let alerts = start_webhook(std::net::TcpListener::bind((host.as_str(), port)).unwrap());
+
+    // Prometheus and Alertmanager on the loopback only; node_exporter on the private network.
+    let listening = on_vm(&d, 0, &["ss", "-Hltn"]);
+    for (port, on) in [
+        (9090, "127.0.0.1"),
+        (9093, "127.0.0.1"),
+        (9100, private.as_str()),
+    ] {
+        let at: Vec<&str> = listening
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .filter(|a| a.ends_with(&format!(":{port}")))
+            .collect();
+        assert_eq!(at, [format!("{on}:{port}")], "{listening}");
+    }
+
+    stack_cmd(&d, &["create", "portfolio website with dark mode"], None);
+    stack_cmd(
+        &d,
+        &["create", "bakery landing page", "--name", "bakery"],
+        None,
+    );
+
+    // Every target up: three services, three node_exporters, Prometheus, Alertmanager.
+    let started = Instant::now();
+    loop {
+        let up = prometheus_query(&d, query::TARGETS_UP);
+        if up.len() == 8 && up.iter().all(|r| sample(r) == 1.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not every target up after 2 minutes: {up:#?}\n{}",
+            on_vm(
+                &d,
+                0,
+                &["curl", "-sS", "http://127.0.0.1:9090/api/v1/targets"]
+            )
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // For docs/performance.md: the monitoring units' memory on the gateway, and what a scrape
+    // of each target costs.
+    // (The VMs' systemd keeps no memory accounting: the main process's resident set.)
+    for unit in ["prometheus", "alertmanager", "node-exporter"] {
+        let unit = format!("tfgrid-ai-{unit}.service");
+        let pid = on_vm(
+            &d,
+            0,
+            &["systemctl", "show", "-p", "MainPID", "--value", &unit],
+        );
+        let status = format!("/proc/{}/status", pid.trim());
+        println!(
+            "{unit}: {}",
+            on_vm(&d, 0, &["grep", "VmRSS", &status]).trim()
+        );
+    }
+    for series in ["scrape_duration_seconds", "scrape_samples_scraped"] {
+        for r in prometheus_query(&d, series) {
+            println!(
+                "{series} {} {}: {}",
+                r["metric"]["job"], r["metric"]["instance"], r["value"][1]
+            );
+        }
+    }
+    let services = prometheus_query(&d, query::SERVICES_UP);
+    let mut names: Vec<&str> = services
+        .iter()
+        .map(|r| r["metric"]["service"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["agent", "gateway", "git"]);
+    // The named series, scraped after the creates.
+    until("the creates scraped", Duration::from_secs(60), || {
+        prometheus_query(&d, "project_creation_success_total")
+            .first()
+            .is_some_and(|r| sample(r) == 2.0)
+    });
+    for series in [
+        "http_request_duration_seconds_bucket{service=\"agent\",route=\"/api/v1/projects\"}",
+        "http_request_duration_seconds_count{service=\"gateway\"}",
+        "http_request_duration_seconds_count{service=\"git\"}",
+        "project_creation_attempts_total",
+        "project_creation_failures_total",
+        "project_status{status=\"live\"}",
+        "backup_last_success_timestamp_seconds",
+        "tfgrid_agent_llm_requests_total",
+        "node_filesystem_avail_bytes",
+        "node_memory_MemAvailable_bytes",
+    ] {
+        assert!(!prometheus_query(&d, series).is_empty(), "{series}");
+    }
+    // The design's queries answer.
+    let p95 = prometheus_query(&d, query::API_P95);
+    assert!(p95.len() == 1 && sample(&p95[0]) > 0.0, "{p95:?}");
+    // Two successes of two attempts; `increase` extrapolates each series from its own samples,
+    // so minutes after the start the ratio is near 1, not exactly 1.
+    let rate = prometheus_query(&d, query::CREATION_SUCCESS_RATE);
+    assert!(rate.len() == 1 && sample(&rate[0]) > 0.0, "{rate:?}");
+    let active = prometheus_query(&d, query::ACTIVE_PROJECTS);
+    assert!(active.len() == 1 && sample(&active[0]) == 2.0, "{active:?}");
+
+    // `health` after a backup: every check holds, the probe project included; no token shown.
+    let archive = d.app.join("stack.tar.gz");
+    stack_cmd(&d, &["projects", "backup", "-o"], Some(&archive));
+    until("the backup's time scraped", Duration::from_secs(60), || {
+        prometheus_query(&d, "backup_last_success_timestamp_seconds")
+            .first()
+            .is_some_and(|r| sample(r) > 0.0)
+    });
+    let health = |args: &[&str]| {
+        let out = d
+            .cmd()
+            .args(["--json", "health"])
+            .args(args)
+            .env_remove("TFGRID_COMPOSE_AGENT_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for token in std::fs::read_dir(d.app.join(".tfgrid-compose/default/ai-stack")).unwrap() {
+            let token = std::fs::read_to_string(token.unwrap().path()).unwrap();
+            assert!(
+                !stdout.contains(token.trim()) && !stderr.contains(token.trim()),
+                "a token in health's output"
+            );
+        }
+        let doc = crate::schema::assert_fits("health", &stdout);
+        (out.status.code(), doc, stderr)
+    };
+    let (code, doc, err) = health(&["--create-test"]);
+    // The VMs' root is this machine's disk: its check holds as that disk's use says.
+    let mut healthy = true;
+    for check in doc["checks"].as_array().unwrap() {
+        let (name, figure) = (
+            check["check"].as_str().unwrap(),
+            check["figure"].as_str().unwrap(),
+        );
+        let ok = match name.strip_suffix(" disk /") {
+            Some(_) => {
+                let used: f64 = figure.split('%').next().unwrap().parse().unwrap();
+                used < 80.0
+            }
+            None => true,
+        };
+        assert_eq!(check["ok"], ok, "{doc:#}\n{err}");
+        healthy &= ok;
+    }
+    assert_eq!(doc["healthy"], healthy, "{doc:#}");
+    assert_eq!(code, Some(if healthy { 0 } else { 4 }), "{doc:#}\n{err}");
+    let checks: Vec<String> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(checks.len(), 3 * 3 + 4, "{doc:#}");
+    for check in ["metrics targets", "backup", "API p95", "create test"] {
+        assert!(checks.iter().any(|c| c == check), "{check}: {doc:#}");
+    }
+    assert!(
+        doc["tunnel"]
+            .as_str()
+            .is_some_and(|t| t.contains("-L 9090:127.0.0.1:9090")),
+        "{doc:#}"
+    );
+
+    // The agent stopped: `health` fails (exit 4) naming its unit and target, and ServiceDown
+    // for it reaches the webhook after its minute.
+    on_vm(&d, 1, &["systemctl", "stop", "tfgrid-ai-agent.service"]);
+    let (code, doc, err) = health(&[]);
+    assert_eq!(code, Some(4), "{doc:#}\n{err}");
+    let failed: Vec<String> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| format!("{} {}", c["check"], c["figure"]))
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains("units") && f.contains("tfgrid-ai-agent.service inactive")),
+        "{failed:?}"
+    );
+    until(
+        "ServiceDown for the agent at the webhook",
+        Duration::from_secs(240),
+        || {
+            alerts.lock().unwrap().iter().any(|post| {
+                post["status"] == "firing"
+                    && post["alerts"].as_array().is_some_and(|all| {
+                        all.iter().any(|a| {
+                            a["labels"]["alertname"] == "ServiceDown"
+                                && a["labels"]["service"] == "agent"
+                        })
+                    })
+            })
+        },
     );
 
     d.cmd().args(["down", "--yes"]).assert().success();

@@ -26,6 +26,7 @@ mod grid;
 mod interrupt;
 mod layers;
 mod local;
+mod monitoring;
 mod nodes;
 mod pr;
 mod recovery;

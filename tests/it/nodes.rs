@@ -341,26 +341,11 @@ fn no_candidate_and_a_network_conflict_are_input_errors_that_write_nothing() {
 
 #[test]
 fn signin_stores_a_valid_mnemonic_privately_and_it_never_leaks_through_up() {
-    use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
     let cx = TestContext::new();
     let stored = cx.home().join(".config/tfgrid-compose/mnemonic");
     let signin = |input: &str| {
-        let mut child = cx
-            .std_cmd()
-            .arg("signin")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = crate::common::output_with_input(cx.std_cmd().arg("signin"), input.as_bytes());
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned()

@@ -41,6 +41,7 @@ fn three_vms(programs: &Programs) -> BTreeMap<usize, BTreeMap<String, String>> {
         addresses: &addresses,
         private: &[],
         host_ip: None,
+        gateway_host_ip: None,
         keys: BTreeMap::new(),
         tokens: &tokens,
         programs,
@@ -83,6 +84,9 @@ fn rendered_units_pass_systemd_analyze_verify() {
         fcgiwrap: program("fcgiwrap"),
         llm: llm.display().to_string(),
         rm: program("rm"),
+        prometheus: program("prometheus"),
+        alertmanager: program("prometheus-alertmanager"),
+        node_exporter: program("prometheus-node-exporter"),
     };
     let mut vms: Vec<(String, Vec<PathBuf>)> = three_vms(&programs)
         .iter()
@@ -95,13 +99,18 @@ fn rendered_units_pass_systemd_analyze_verify() {
         config: "/etc/tfgrid-ai",
         data: "/var/lib/tfgrid-ai",
     };
-    let all = units::render(&units::Service::ALL, &folders, &programs);
+    let all = units::render(
+        &units::Service::ALL,
+        &folders,
+        &programs,
+        &tfgrid_compose::stack::Monitoring::default(),
+    );
     vms.push((
         "one VM with everything and an LLM".into(),
         write_units(&root.path().join("all"), &all),
     ));
     let counts: Vec<usize> = vms.iter().map(|(_, paths)| paths.len()).collect();
-    assert_eq!(counts, [2, 1, 3, 7], "units per VM");
+    assert_eq!(counts, [5, 2, 4, 9], "units per VM");
 
     let mut scores = Vec::new();
     for (vm, paths) in &vms {
@@ -155,7 +164,7 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
         std::fs::create_dir_all(dir).unwrap();
     }
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake-tool.sh");
-    for name in ["systemctl", "id", "chown"] {
+    for name in ["systemctl", "id", "chown", "apt-get"] {
         std::os::unix::fs::symlink(&tool, bin.join(name)).unwrap();
     }
     // The git host's files, as `up` uploads them; the agent's unit is left from an earlier run
@@ -200,7 +209,8 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
             .collect();
         (calls, stdout)
     };
-    let units = "tfgrid-ai-fcgiwrap.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service";
+    let units = "tfgrid-ai-fcgiwrap.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service \
+        tfgrid-ai-node-exporter.service";
     // Every run: the user, the folders, the system nginx looked at; then `middle`; then the units
     // installed, enabled and restarted.
     let expected = |middle: &[&str]| {
@@ -208,6 +218,10 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
             "id tfgrid-ai",
             "chown -R tfgrid-ai:tfgrid-ai [VM]/etc/tfgrid-ai [VM]/var/lib/tfgrid-ai",
             "chown -R tfgrid-ai:tfgrid-ai [VM]/var/lib/tfgrid-ai",
+            // No node_exporter under [VM]/usr/bin: installed from the package, its own
+            // daemon stopped.
+            "apt-get install -y -q prometheus-node-exporter",
+            "systemctl disable --now prometheus-node-exporter",
             "systemctl is-active --quiet nginx",
         ]
         .iter()

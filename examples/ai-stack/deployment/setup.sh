@@ -39,9 +39,24 @@ for service in $(cat "$CONF/services"); do
     git) mkdir -p "$DATA/repos" "$DATA/nginx-git" ;;
     agent) mkdir -p "$DATA/agent" ;;
     llm) install_llm ;;
+    monitoring) mkdir -p "$DATA/prometheus" "$DATA/alertmanager" ;;
   esac
 done
 chown -R tfgrid-ai:tfgrid-ai "$DATA"
+# The monitoring's programs, from the OS packages: node_exporter on every VM, Prometheus and
+# Alertmanager where the monitoring runs. A local VM sees this machine's /usr, where
+# install-deps.sh put them; a grid VM installs them here. The packages' own daemons listen on
+# every address: they are stopped, the stack's units (private address or loopback) run instead.
+packages=
+[ -x "$ROOT/usr/bin/prometheus-node-exporter" ] || packages=prometheus-node-exporter
+if grep -qx monitoring "$CONF/services"; then
+  [ -x "$ROOT/usr/bin/prometheus" ] || packages="$packages prometheus"
+  [ -x "$ROOT/usr/bin/prometheus-alertmanager" ] || packages="$packages prometheus-alertmanager"
+fi
+if [ -n "$packages" ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $packages   # one word per package
+  systemctl disable --now $packages
+fi
 # A system nginx (the grid pattern installs one) gives port 80 up to the stack's.
 if ls "$CONF"/tfgrid-ai-nginx-*.service >/dev/null 2>&1 && systemctl is-active --quiet nginx; then
   systemctl disable --now nginx

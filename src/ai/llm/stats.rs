@@ -26,33 +26,57 @@ pub struct Stats {
 pub(super) fn metrics_text(stats: &[(String, Stats)]) -> String {
     let mut out = String::new();
     let series: [Series; 8] = [
-        ("tfgrid_agent_llm_requests_total", "counter", |s| {
-            s.requests as f64
-        }),
-        ("tfgrid_agent_llm_answers_total", "counter", |s| {
-            s.answers as f64
-        }),
-        ("tfgrid_agent_llm_errors_total", "counter", |s| {
-            s.errors as f64
-        }),
-        ("tfgrid_agent_llm_timeouts_total", "counter", |s| {
-            s.timeouts as f64
-        }),
-        ("tfgrid_agent_llm_tokens_in_total", "counter", |s| {
-            s.tokens_in as f64
-        }),
-        ("tfgrid_agent_llm_tokens_out_total", "counter", |s| {
-            s.tokens_out as f64
-        }),
-        ("tfgrid_agent_llm_answer_seconds_total", "counter", |s| {
-            s.latency_ms_total as f64 / 1000.0
-        }),
-        ("tfgrid_agent_llm_up", "gauge", |s| {
-            f64::from(u8::from(s.healthy == Some(true)))
-        }),
+        (
+            "tfgrid_agent_llm_requests_total",
+            "Requests sent to the provider.",
+            "counter",
+            |s| s.requests as f64,
+        ),
+        (
+            "tfgrid_agent_llm_answers_total",
+            "Answers the provider gave.",
+            "counter",
+            |s| s.answers as f64,
+        ),
+        (
+            "tfgrid_agent_llm_errors_total",
+            "Requests the provider failed.",
+            "counter",
+            |s| s.errors as f64,
+        ),
+        (
+            "tfgrid_agent_llm_timeouts_total",
+            "Requests the provider did not answer in time.",
+            "counter",
+            |s| s.timeouts as f64,
+        ),
+        (
+            "tfgrid_agent_llm_tokens_in_total",
+            "Prompt tokens sent to the provider.",
+            "counter",
+            |s| s.tokens_in as f64,
+        ),
+        (
+            "tfgrid_agent_llm_tokens_out_total",
+            "Tokens the provider answered with.",
+            "counter",
+            |s| s.tokens_out as f64,
+        ),
+        (
+            "tfgrid_agent_llm_answer_seconds_total",
+            "Seconds the provider spent on its answers.",
+            "counter",
+            |s| s.latency_ms_total as f64 / 1000.0,
+        ),
+        (
+            "tfgrid_agent_llm_up",
+            "1 when the provider's last health probe answered.",
+            "gauge",
+            |s| f64::from(u8::from(s.healthy == Some(true))),
+        ),
     ];
-    for (name, kind, value) in series {
-        out.push_str(&format!("# TYPE {name} {kind}\n"));
+    for (name, help, kind, value) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for (provider, s) in stats {
             out.push_str(&format!(
                 "{name}{{provider=\"{}\"}} {}\n",
@@ -64,8 +88,8 @@ pub(super) fn metrics_text(stats: &[(String, Stats)]) -> String {
     out
 }
 
-/// A Prometheus series: name, type, value of a provider's counters.
-type Series = (&'static str, &'static str, fn(&Stats) -> f64);
+/// A Prometheus series: name, help, type, value of a provider's counters.
+type Series = (&'static str, &'static str, &'static str, fn(&Stats) -> f64);
 
 /// A Prometheus label value: `\`, `"` and newlines escaped.
 fn label(text: &str) -> String {

@@ -1,0 +1,210 @@
+//! The AI stack's monitoring as configuration text: Prometheus' config (what it scrapes over the
+//! private network, with the read-only metrics token), the alert rules, Alertmanager's config
+//! (the user's webhook) and node_exporter's web config (basic auth with the metrics token). Pure
+//! text, no I/O: `phase::ai_stack` puts the files among the gateway's (and each VM's) in
+//! `/etc/tfgrid-ai/`, and [`super::units`] starts the programs that read them. The formats are
+//! Prometheus 2.42's `configuration.md` and `recording_rules.md`, Alertmanager 0.25's
+//! `configuration.md` and exporter-toolkit's `web-configuration.md` (the Debian 12 packages).
+
+use serde_json::{Value, json};
+
+use crate::stack::Monitoring;
+
+/// Prometheus' config file, among the stack's configs.
+pub const PROMETHEUS_CONFIG: &str = "prometheus.yml";
+/// The alert rules, among the stack's configs.
+pub const ALERT_RULES: &str = "alerts.yml";
+/// Alertmanager's config file, among the stack's configs.
+pub const ALERTMANAGER_CONFIG: &str = "alertmanager.yml";
+/// node_exporter's web config (basic auth), among the stack's configs.
+pub const NODE_EXPORTER_WEB: &str = "node-exporter-web.yml";
+/// The metrics token's file, among the stack's configs.
+pub const METRICS_TOKEN: &str = "metrics.token";
+/// The job of the stack's services (gateway, agent, git host API), as the design's
+/// `up{job="health-checks"}` names it; each target carries a `service` label.
+pub const SERVICES_JOB: &str = "health-checks";
+/// The job of node_exporter on each VM; each target carries a `vm` label (its index).
+pub const NODE_JOB: &str = "node";
+/// The user name Prometheus gives node_exporter (the metrics token is the password).
+pub const NODE_USER: &str = "prometheus";
+/// The share of a file system in use above which `DiskFull` fires and `health` fails.
+pub const DISK_LIMIT: f64 = 0.80;
+/// The API's p95 latency (seconds) above which `ApiSlow` fires and `health` fails.
+pub const P95_LIMIT: f64 = 0.5;
+/// The creation success rate (over an hour) below which `CreationSuccessLow` fires.
+pub const SUCCESS_LIMIT: f64 = 0.80;
+
+/// The design's queries, answered by Prometheus on a running stack.
+pub mod query {
+    /// The 95th percentile of the API's response time over 5 minutes, in seconds.
+    pub const API_P95: &str =
+        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))";
+    /// Projects that went live per project accepted, over the last hour.
+    pub const CREATION_SUCCESS_RATE: &str = "sum(increase(project_creation_success_total[1h])) / \
+        sum(increase(project_creation_attempts_total[1h]))";
+    /// Projects live now.
+    pub const ACTIVE_PROJECTS: &str = "count(project_status{status=\"live\"})";
+    /// Each service of the stack: 1 up, 0 down.
+    pub const SERVICES_UP: &str = "up{job=\"health-checks\"}";
+    /// Every target Prometheus scrapes: 1 up, 0 down.
+    pub const TARGETS_UP: &str = "up";
+    /// The share of each VM's file systems in use (not those that hold no data of the stack).
+    pub const DISK_USED: &str = "1 - node_filesystem_avail_bytes{fstype!~\"tmpfs|devtmpfs|\
+        squashfs|nsfs|ramfs|fuse.lxcfs\"} / node_filesystem_size_bytes";
+    /// Seconds since the last backup the agent served.
+    pub const BACKUP_AGE: &str = "time() - max(backup_last_success_timestamp_seconds)";
+}
+
+/// What Prometheus scrapes: `(service, ADDRESS:PORT)` for each service's `/metrics`, and each
+/// VM's node_exporter as `ADDRESS:PORT` (index = the VM's).
+pub struct Targets {
+    pub services: Vec<(&'static str, String)>,
+    pub nodes: Vec<String>,
+}
+
+/// Prometheus' config: the services and node_exporters, Prometheus and Alertmanager themselves,
+/// the alert rules, alerts to Alertmanager on loopback. `config` is the folder of the configs.
+pub fn prometheus_config(settings: &Monitoring, targets: &Targets, config: &str) -> String {
+    let interval = format!("{}s", settings.scrape_interval);
+    let token = format!("{config}/{METRICS_TOKEN}");
+    let services: Vec<Value> = targets
+        .services
+        .iter()
+        .map(|(service, at)| json!({"targets": [at], "labels": {"service": service}}))
+        .collect();
+    let nodes: Vec<Value> = targets
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(vm, at)| json!({"targets": [at], "labels": {"vm": vm.to_string()}}))
+        .collect();
+    let local = |job: &str, port: u16| json!({"job_name": job, "static_configs": [{"targets": [format!("127.0.0.1:{port}")]}]});
+    let doc = json!({
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [format!("{config}/{ALERT_RULES}")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [
+            format!("127.0.0.1:{}", super::units::ALERTMANAGER_PORT)
+        ]}]}]},
+        "scrape_configs": [
+            {"job_name": SERVICES_JOB, "authorization": {"credentials_file": token},
+             "static_configs": services},
+            {"job_name": NODE_JOB, "basic_auth": {"username": NODE_USER, "password_file": token},
+             "static_configs": nodes},
+            local("prometheus", super::units::PROMETHEUS_PORT),
+            local("alertmanager", super::units::ALERTMANAGER_PORT),
+        ],
+    });
+    header("Prometheus", &doc)
+}
+
+/// The alert rules: a service down for a minute, a disk over 80 % for 5 minutes, the API's p95
+/// over 500 ms for 5 minutes, creation success under 80 % over an hour, no backup for
+/// `backup_max_age_hours` (`BackupMissing` after a backup, `BackupNeverTaken` when the agent
+/// has served none since it started that long ago).
+pub fn alert_rules(settings: &Monitoring) -> String {
+    let backup_age = u64::from(settings.backup_max_age_hours) * 3600;
+    let hours = settings.backup_max_age_hours;
+    let rule = |alert: &str, expr: String, wait: &str, summary: &str| {
+        json!({"alert": alert, "expr": expr, "for": wait,
+               "labels": {"severity": "critical"}, "annotations": {"summary": summary}})
+    };
+    let doc = json!({"groups": [{"name": "tfgrid-ai", "rules": [
+        rule("ServiceDown", "up == 0".into(), "1m",
+             "{{ $labels.job }} target {{ $labels.instance }} ({{ $labels.service }}{{ $labels.vm }}) has been down for a minute"),
+        rule("DiskFull",
+             format!("{} > {DISK_LIMIT}", query::DISK_USED),
+             "5m",
+             "{{ $labels.mountpoint }} on VM {{ $labels.vm }} is {{ $value | humanizePercentage }} full"),
+        rule("ApiSlow", format!("{} > {P95_LIMIT}", query::API_P95), "5m",
+             "the API's p95 latency has been {{ $value | humanizeDuration }} for 5 minutes"),
+        rule("CreationSuccessLow",
+             format!("({}) < {SUCCESS_LIMIT}", query::CREATION_SUCCESS_RATE), "0s",
+             "{{ $value | humanizePercentage }} of the last hour's creations went live"),
+        rule("BackupMissing",
+             format!("max(backup_last_success_timestamp_seconds) > 0 and \
+                      max(backup_last_success_timestamp_seconds) < time() - {backup_age}"),
+             "0s",
+             &format!("no backup for more than {hours} hours")),
+        rule("BackupNeverTaken", "max(backup_last_success_timestamp_seconds) == 0".into(),
+             &format!("{hours}h"),
+             &format!("no backup since the agent started {hours} hours ago")),
+    ]}]});
+    header("Prometheus' alert rules", &doc)
+}
+
+/// Alertmanager's config: every alert to the webhook when one is set (`send_resolved` too),
+/// else to a receiver that sends nowhere.
+pub fn alertmanager_config(settings: &Monitoring) -> String {
+    let receiver = match &settings.alert_webhook {
+        Some(url) => json!({"name": "webhook", "webhook_configs": [
+            {"url": url, "send_resolved": true}
+        ]}),
+        None => json!({"name": "webhook"}),
+    };
+    let doc = json!({
+        "route": {"receiver": "webhook", "group_by": ["alertname", "service", "vm"],
+                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
+        "receivers": [receiver],
+    });
+    header("Alertmanager", &doc)
+}
+
+/// node_exporter's web config: basic auth, user [`NODE_USER`], the metrics token's bcrypt hash
+/// (cost 10, salted from the token itself so the same token gives the same file).
+///
+/// Errors: bcrypt refusing the token (over 72 bytes).
+pub fn node_exporter_web(token: &str) -> anyhow::Result<String> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&digest.as_ref()[..16]);
+    let hash = bcrypt::hash_with_salt(token, 10, salt)?.format_for_version(bcrypt::Version::TwoB);
+    let doc = json!({"basic_auth_users": {NODE_USER: hash}});
+    Ok(header("node_exporter's web config", &doc))
+}
+
+/// `doc` as YAML under a line saying who wrote it.
+fn header(what: &str, doc: &Value) -> String {
+    format!(
+        "# {what}, written by tfgrid-compose (ai_stack).\n{}",
+        serde_yaml::to_string(doc).unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Targets, alert_rules, alertmanager_config, node_exporter_web, prometheus_config};
+    use crate::stack::Monitoring;
+
+    #[test]
+    fn scrapes_the_services_with_the_token_and_nodes_with_basic_auth() {
+        let targets = Targets {
+            services: vec![("gateway", "10.1.0.2:7701".into())],
+            nodes: vec!["10.1.0.2:9100".into(), "10.1.1.2:9100".into()],
+        };
+        let text = prometheus_config(&Monitoring::default(), &targets, "/etc/tfgrid-ai");
+        let doc: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(doc["global"]["scrape_interval"], "15s");
+        let jobs = &doc["scrape_configs"];
+        assert_eq!(jobs[0]["job_name"], "health-checks");
+        assert_eq!(
+            jobs[0]["authorization"]["credentials_file"],
+            "/etc/tfgrid-ai/metrics.token"
+        );
+        assert_eq!(jobs[0]["static_configs"][0]["labels"]["service"], "gateway");
+        assert_eq!(jobs[1]["basic_auth"]["username"], "prometheus");
+        assert_eq!(jobs[1]["static_configs"][1]["targets"][0], "10.1.1.2:9100");
+        assert_eq!(jobs[1]["static_configs"][1]["labels"]["vm"], "1");
+        assert!(alert_rules(&Monitoring::default()).contains("< time() - 93600"));
+        assert!(!alertmanager_config(&Monitoring::default()).contains("webhook_configs"));
+        let web = node_exporter_web("a-token-of-32-characters-or-more").unwrap();
+        assert_eq!(
+            web,
+            node_exporter_web("a-token-of-32-characters-or-more").unwrap()
+        );
+        let hash = web.lines().last().unwrap().split(": ").nth(1).unwrap();
+        assert!(
+            bcrypt::verify("a-token-of-32-characters-or-more", hash.trim_matches('\'')).unwrap(),
+            "{web}"
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! `health [TARGET] [--json] [--create-test]`: checks a running deployment and says, one line per
+//! check with its figure, what holds. Any deployment: each VM reachable over ssh, no failed
+//! systemd unit (on an AI stack, every unit of the stack active), its root file system under
+//! [`DISK_LIMIT`]. An AI stack also: every metrics target up, a backup younger than
+//! `monitoring.backup_max_age_hours`, the API's p95 under [`P95_LIMIT`] (Prometheus' query API on
+//! the gateway's loopback, through ssh); with `--create-test`, a probe project created, served
+//! and deleted within [`PROBE_LIMIT`]. A failed check is an [`Unhealthy`] error (exit 4). Reads
+//! only; prints no secret (the figures are counts, times and unit names).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::ai::monitoring::{DISK_LIMIT, P95_LIMIT, query};
+use crate::ai::units::{self, PROMETHEUS_PORT, Service};
+use crate::error::Unhealthy;
+use crate::ops::inspect::vm_target;
+use crate::ops::resolve_target;
+use crate::output::Printer;
+use crate::process::{Io, Runner};
+use crate::settings::Settings;
+use crate::stack::StackSpec;
+use crate::state::DeploymentState;
+use crate::tools::ssh;
+
+/// How long the probe project of `--create-test` may take, from its creation to its deletion
+/// (the design's "create < 5 min").
+pub const PROBE_LIMIT: Duration = Duration::from_secs(300);
+/// How long one remote command of a check may take.
+const REMOTE_LIMIT: Duration = Duration::from_secs(30);
+
+/// One check: what, whether it holds, and its figure.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub ok: bool,
+    pub figure: String,
+}
+
+impl Check {
+    fn new(check: impl Into<String>, ok: bool, figure: impl Into<String>) -> Check {
+        Check {
+            check: check.into(),
+            ok,
+            figure: figure.into(),
+        }
+    }
+}
+
+/// Runs the checks of the deployment `app` names, prints them, and fails with [`Unhealthy`]
+/// when one does not hold.
+pub async fn health(
+    printer: &Printer,
+    settings: &Settings,
+    runner: &Runner,
+    app: Option<&str>,
+    json: bool,
+    create_test: bool,
+) -> Result<()> {
+    let target = resolve_target(settings, app)?;
+    let state = target.load()?;
+    let outputs = state
+        .outputs
+        .as_ref()
+        .context("the deployment has no VMs yet; finish it with `tfgrid-compose up --resume`")?;
+    let spec = if state.ai_stack.is_some() {
+        target.load_app(printer, Some(&state))?.manifest.ai_stack
+    } else {
+        None
+    };
+    let work = tempfile::tempdir().context("cannot make a temp folder for the checks' logs")?;
+    let remote = Remote {
+        runner,
+        state: &state,
+        log: work.path().join("health.log"),
+    };
+    let mut checks = Vec::new();
+    for (index, vm) in outputs.vms().iter().enumerate() {
+        let name = format!("{} {}", vm.name, vm.address);
+        vm_checks(&remote, index, &name, spec.as_ref(), &mut checks).await;
+    }
+    if let Some(spec) = &spec {
+        stack_checks(&remote, spec, &mut checks).await;
+        if create_test {
+            checks.push(probe(settings, &state).await);
+        }
+    }
+    // Prometheus and Alertmanager listen on the gateway VM's loopback: the ssh command that
+    // brings them to this machine's.
+    let tunnel = match &spec {
+        Some(spec) => Some(
+            ssh::tunnel(
+                &vm_target(&state, Some(&spec.gateway.to_string()))?,
+                &[PROMETHEUS_PORT, units::ALERTMANAGER_PORT],
+            )
+            .display_line(),
+        ),
+        None => None,
+    };
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    if json {
+        printer.json_line(&serde_json::json!({
+            "schema": 1,
+            "healthy": failed.is_empty(),
+            "checks": checks,
+            "tunnel": tunnel,
+        }));
+    } else {
+        let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
+        for c in &checks {
+            let word = if c.ok { "ok  " } else { "FAIL" };
+            printer.data(format!("{word} {:<width$}  {}", c.check, c.figure));
+        }
+        if let Some(tunnel) = &tunnel {
+            printer.data(format!(
+                "Prometheus and Alertmanager at http://127.0.0.1:{PROMETHEUS_PORT} and \
+                 http://127.0.0.1:{} through: {tunnel}",
+                units::ALERTMANAGER_PORT
+            ));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Unhealthy(failed.iter().map(|c| c.check.clone()).collect()).into())
+}
+
+/// What the checks run on the VMs through.
+struct Remote<'a> {
+    runner: &'a Runner,
+    state: &'a DeploymentState,
+    log: std::path::PathBuf,
+}
+
+impl Remote<'_> {
+    /// `argv` on VM `index` over ssh: its stdout, or why it failed.
+    async fn run(&self, index: usize, purpose: &str, argv: &[&str]) -> Result<String> {
+        let target = vm_target(self.state, Some(&index.to_string()))?;
+        let argv: Vec<String> = argv.iter().map(|a| (*a).to_string()).collect();
+        let cmd = ssh::ssh(&target, &argv, false)
+            .io(Io::Capture(self.log.clone()))
+            .timeout(REMOTE_LIMIT);
+        let out = self
+            .runner
+            .run(&cmd)
+            .await
+            .with_context(|| format!("cannot {purpose}"))?;
+        Ok(out.stdout)
+    }
+
+    /// An instant query of Prometheus on the gateway's VM: the result's samples, each its
+    /// labels and value.
+    async fn query(&self, gateway: usize, promql: &str) -> Result<Vec<(serde_json::Value, f64)>> {
+        let url = format!("http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/query");
+        let arg = format!("query={promql}");
+        let argv = [
+            "curl",
+            "-sS",
+            "--fail",
+            "--get",
+            "--data-urlencode",
+            &arg,
+            &url,
+        ];
+        let out = self.run(gateway, "ask Prometheus", &argv).await?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&out).context("Prometheus' answer is not JSON")?;
+        let samples = doc["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(samples
+            .into_iter()
+            .map(|s| {
+                let value = s["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                (s["metric"].clone(), value)
+            })
+            .collect())
+    }
+}
+
+/// The checks of one VM: reachable, units, disk.
+async fn vm_checks(
+    remote: &Remote<'_>,
+    index: usize,
+    name: &str,
+    spec: Option<&StackSpec>,
+    checks: &mut Vec<Check>,
+) {
+    let started = Instant::now();
+    if let Err(e) = remote.run(index, "reach the VM", &["true"]).await {
+        checks.push(Check::new(
+            format!("{name} reachable"),
+            false,
+            format!("{e:#}"),
+        ));
+        return;
+    }
+    checks.push(Check::new(
+        format!("{name} reachable"),
+        true,
+        format!("ssh answered in {} ms", started.elapsed().as_millis()),
+    ));
+    checks.push(units_check(remote, index, name, spec).await);
+    let disk = remote
+        .run(index, "read the disk's use", &["df", "-P", "/"])
+        .await
+        .and_then(|out| {
+            out.lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().nth(4))
+                .and_then(|p| p.trim_end_matches('%').parse::<f64>().ok())
+                .context("`df -P /` printed no use")
+        });
+    checks.push(match disk {
+        Ok(used) => Check::new(
+            format!("{name} disk /"),
+            used / 100.0 < DISK_LIMIT,
+            format!("{used}% used (limit {}%)", DISK_LIMIT * 100.0),
+        ),
+        Err(e) => Check::new(format!("{name} disk /"), false, format!("{e:#}")),
+    });
+}
+
+/// No failed unit on the VM; on an AI stack, each of the stack's units there active.
+async fn units_check(
+    remote: &Remote<'_>,
+    index: usize,
+    name: &str,
+    spec: Option<&StackSpec>,
+) -> Check {
+    let check = format!("{name} units");
+    let failed = remote
+        .run(
+            index,
+            "list failed units",
+            &[
+                "systemctl",
+                "list-units",
+                "--state=failed",
+                "--plain",
+                "--no-legend",
+            ],
+        )
+        .await;
+    let failed: Vec<String> = match failed {
+        Ok(out) => out
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect(),
+        Err(e) => return Check::new(check, false, format!("{e:#}")),
+    };
+    let Some(spec) = spec else {
+        return Check::new(
+            check,
+            failed.is_empty(),
+            if failed.is_empty() {
+                "no failed unit".to_string()
+            } else {
+                format!("failed: {}", failed.join(", "))
+            },
+        );
+    };
+    let mut wanted: Vec<String> = Service::ALL
+        .into_iter()
+        .filter(|s| crate::phase::ai_stack::vm_of(spec, *s) == Some(index))
+        .flat_map(crate::phase::ai_stack::unit_names)
+        .collect();
+    wanted.push(units::unit_name("node-exporter"));
+    let mut argv = vec!["systemctl", "is-active"];
+    argv.extend(wanted.iter().map(String::as_str));
+    // `is-active` exits non-zero when one is not active; its lines are the answer.
+    let target = match vm_target(remote.state, Some(&index.to_string())) {
+        Ok(t) => t,
+        Err(e) => return Check::new(check, false, format!("{e:#}")),
+    };
+    let argv: Vec<String> = argv.iter().map(|a| (*a).to_string()).collect();
+    let cmd = ssh::ssh(&target, &argv, false)
+        .io(Io::Capture(remote.log.clone()))
+        .timeout(REMOTE_LIMIT);
+    let states = match remote.runner.status(&cmd).await {
+        Ok(out) => out.stdout,
+        Err(e) => return Check::new(check, false, format!("{e:#}")),
+    };
+    let inactive: Vec<String> = wanted
+        .iter()
+        .zip(states.lines().chain(std::iter::repeat("unknown")))
+        .filter(|(_, state)| state.trim() != "active")
+        .map(|(unit, state)| format!("{unit} {}", state.trim()))
+        .collect();
+    let active = wanted.len() - inactive.len();
+    let mut figure = format!("{active}/{} of the stack's units active", wanted.len());
+    if !inactive.is_empty() {
+        figure.push_str(&format!(" ({})", inactive.join(", ")));
+    }
+    if !failed.is_empty() {
+        figure.push_str(&format!("; failed: {}", failed.join(", ")));
+    }
+    Check::new(check, inactive.is_empty() && failed.is_empty(), figure)
+}
+
+/// The AI stack's checks through Prometheus: targets up, the last backup's age, the API's p95.
+async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Check>) {
+    let gateway = spec.gateway;
+    checks.push(match remote.query(gateway, query::TARGETS_UP).await {
+        Ok(targets) => {
+            let down: Vec<String> = targets
+                .iter()
+                .filter(|(_, v)| *v != 1.0)
+                .map(|(m, _)| {
+                    format!(
+                        "{} {}",
+                        m["job"].as_str().unwrap_or(""),
+                        m["instance"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            let mut figure = format!("{}/{} up", targets.len() - down.len(), targets.len());
+            if !down.is_empty() {
+                figure.push_str(&format!(" (down: {})", down.join(", ")));
+            }
+            Check::new(
+                "metrics targets",
+                !targets.is_empty() && down.is_empty(),
+                figure,
+            )
+        }
+        Err(e) => Check::new("metrics targets", false, format!("{e:#}")),
+    });
+    let limit = f64::from(spec.monitoring.backup_max_age_hours) * 3600.0;
+    let stamp = "max(backup_last_success_timestamp_seconds)";
+    let backup = match (
+        remote.query(gateway, stamp).await,
+        remote.query(gateway, query::BACKUP_AGE).await,
+    ) {
+        (Ok(stamp), Ok(age)) => match (stamp.first(), age.first()) {
+            (Some((_, at)), _) if *at <= 0.0 => {
+                Check::new("backup", false, "no backup taken since the agent started")
+            }
+            (Some(_), Some((_, age))) => Check::new(
+                "backup",
+                *age <= limit,
+                format!(
+                    "last {} ago (limit {} h)",
+                    crate::clock::format_duration(Duration::from_secs_f64(age.max(0.0))),
+                    spec.monitoring.backup_max_age_hours
+                ),
+            ),
+            _ => Check::new("backup", false, "the agent's backup time is not scraped"),
+        },
+        (Err(e), _) | (_, Err(e)) => Check::new("backup", false, format!("{e:#}")),
+    };
+    checks.push(backup);
+    checks.push(match remote.query(gateway, query::API_P95).await {
+        Ok(p95) => match p95.first() {
+            Some((_, v)) if v.is_finite() => Check::new(
+                "API p95",
+                *v < P95_LIMIT,
+                format!(
+                    "{:.0} ms over 5 min (limit {:.0} ms)",
+                    v * 1000.0,
+                    P95_LIMIT * 1000.0
+                ),
+            ),
+            _ => Check::new("API p95", true, "no request in the last 5 min"),
+        },
+        Err(e) => Check::new("API p95", false, format!("{e:#}")),
+    });
+}
+
+/// `--create-test`: a probe project created, its page served, then deleted, within
+/// [`PROBE_LIMIT`].
+async fn probe(settings: &Settings, state: &DeploymentState) -> Check {
+    let started = Instant::now();
+    let result = tokio::time::timeout(PROBE_LIMIT, probe_once(settings, state)).await;
+    let took = crate::clock::format_duration(started.elapsed());
+    match result {
+        Ok(Ok(name)) => Check::new(
+            "create test",
+            true,
+            format!("`{name}` created, served and deleted in {took}"),
+        ),
+        Ok(Err(e)) => Check::new("create test", false, format!("{e:#} (after {took})")),
+        Err(_) => Check::new(
+            "create test",
+            false,
+            format!(
+                "not done within {}",
+                crate::clock::format_duration(PROBE_LIMIT)
+            ),
+        ),
+    }
+}
+
+/// The probe: returns its name.
+async fn probe_once(settings: &Settings, state: &DeploymentState) -> Result<String> {
+    let flags = crate::ops::ai::AgentFlags {
+        url: None,
+        token_file: None,
+        stack: Some(state.id.clone()),
+    };
+    let agent = crate::ops::ai::client(settings, &flags)?;
+    let name = format!(
+        "health-probe-{}",
+        crate::ids::random_hex(4).context("cannot read /dev/urandom")?
+    );
+    let project = agent
+        .create("a one-page health probe site", Some(&name))
+        .await?;
+    let mut after = 0;
+    let live = loop {
+        let seen = agent.events(&project.id, after, 30).await?;
+        after = seen.events.last().map_or(after, |e| e.seq);
+        match seen.project.status {
+            crate::ai::api::ProjectStatus::Live => break seen.project.live_url,
+            crate::ai::api::ProjectStatus::Failed => {
+                let _ = agent.delete(&name).await;
+                anyhow::bail!(
+                    "the probe failed: {}",
+                    seen.project.error.unwrap_or_default()
+                );
+            }
+            _ => {}
+        }
+    };
+    let url = live.context("the probe is live without an address")?;
+    let served = reqwest::get(&url).await.map(|r| r.status());
+    let (deleted, report) = agent.delete(&name).await?;
+    match served {
+        Ok(status) if status.is_success() => {}
+        Ok(status) => anyhow::bail!("{url} answered {status}"),
+        Err(e) => anyhow::bail!("{url}: {}", e.without_url()),
+    }
+    if !deleted {
+        anyhow::bail!("the probe was not deleted: {:?}", report.failed);
+    }
+    Ok(name)
+}

@@ -22,6 +22,10 @@ pub struct NodesArgs {
     /// The node's farm must have a free public IPv4.
     #[arg(long)]
     pub ipv4: bool,
+    /// The node must have a GPU; rented nodes are listed too, with who rents them (a GPU serves
+    /// only VMs of the twin that rents its node).
+    #[arg(long)]
+    pub gpu: bool,
     /// Show at most this many.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
@@ -59,6 +63,15 @@ pub enum SimCommand {
     Status,
     /// Cancel every contract, remove every VM and access point, start a new grid.
     Reset,
+    /// Rent a whole node for the signed-in twin (a rent contract), as GPUs need; `--cancel`
+    /// ends the rent once no deployment is on the node.
+    Rent {
+        /// The node's id.
+        node: u32,
+        /// End the rent instead.
+        #[arg(long)]
+        cancel: bool,
+    },
     /// Serve the simulated Terraform provider (started by Terraform).
     #[command(hide = true)]
     Provider {
@@ -76,6 +89,7 @@ impl NodesArgs {
             ssd_gb: self.disk,
             hdd_gb: 0,
             public_ipv4: self.ipv4,
+            gpu: self.gpu,
         };
         let (node, filter, limit) = (self.node, &self.filter, self.limit);
         ops::grid::nodes(
@@ -99,6 +113,9 @@ impl SimCommand {
             }
             SimCommand::Status => ops::sim::status(cx.printer, cx.settings, cx.json),
             SimCommand::Reset => ops::sim::reset(cx.printer, cx.settings, cx.json).await,
+            SimCommand::Rent { node, cancel } => {
+                ops::sim::rent(cx.printer, cx.settings, node, cancel, cx.json)
+            }
             SimCommand::Provider { sim_dir } => ops::sim::provider(cx.printer, sim_dir).await,
         }
     }

@@ -29,5 +29,6 @@ mod nodes;
 mod recovery;
 mod schema;
 mod sim;
+mod sim_nodes;
 mod units;
 mod world;

@@ -209,12 +209,12 @@ fn shape(block: &Value) -> Value {
     serde_json::json!({"attributes": attrs, "blocks": blocks})
 }
 
-fn write(dir: &Path, name: &str, text: &str) {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-const PROVIDER_BLOCK: &str = r#"
+pub(crate) const PROVIDER_BLOCK: &str = r#"
 terraform {
   required_providers {
     grid = {

@@ -1,6 +1,7 @@
 //! `grid_deployment`: one node contract; VMs as namespaces on this machine with `ip` from .2
 //! upward per (network, node), `computedip` from the farm's pool (with its prefix),
-//! `mycelium_ip` when a seed is given, `console_url`; the node's capacity is checked and used.
+//! `planetary_ip` and `mycelium_ip` as zos makes them, `console_url`; the node's capacity is
+//! checked and used; GPUs only on a node the twin rents and that has them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -9,8 +10,16 @@ use anyhow::{Context as _, Result, bail, ensure};
 
 use super::network::range_prefix;
 use super::{Ctx, hex_bytes, routed_here, s, sim_sh};
-use crate::sim::ledger::{GIB, Ledger, Network, SimDir};
+use crate::sim::ledger::{GIB, Ledger, Network, Node, SimDir};
 use crate::sim::provider::value::Val;
+
+/// A deployment as booked: its contract, network, the node's third octet in it, and its VMs.
+struct Booked {
+    id: u64,
+    net: Network,
+    octet: u8,
+    plans: Vec<VmPlan>,
+}
 
 /// One VM as booked: where it runs and its addresses.
 #[derive(Clone, Debug)]
@@ -97,7 +106,7 @@ fn book_deployment(
     planned: &Val,
     contract: Option<u64>,
     keep: &BTreeMap<String, (u8, Option<String>)>,
-) -> Result<(u64, Network, u8, Vec<VmPlan>)> {
+) -> Result<Booked> {
     check_deployment(planned)?;
     let node_id = planned.int_or_zero("node") as u32;
     let node = l
@@ -151,14 +160,23 @@ fn book_deployment(
             node.total.hru - node.used.hru
         );
     }
+    let renter = l.rented_by(&node);
     let id = match contract {
         Some(c) => c,
         None => {
+            // TFChain takes no node contract of another twin on a rented node (grid-client
+            // deployer/deployer.go:157-160; pallet-smart-contract NodeNotAvailableToDeploy)
+            ensure!(
+                renter == 0 || renter == ctx.twin_id,
+                "failed to create contract on node {node_id}: NodeNotAvailableToDeploy"
+            );
             let kind = if node.light { "vm-light" } else { "vm" };
             let meta = serde_json::json!({"version": 3, "type": kind, "name": planned.str_or_empty("name"), "projectName": format!("vm/{}", planned.str_or_empty("name"))});
             l.open_contract(ctx.twin_id, "node", node_id, meta.to_string())
         }
     };
+    let gpus = check_gpus(vms, &node, renter, id)?;
+    check_mycelium(vms, &net, node_id, id)?;
     // addresses
     let range = format!("{}.{octet}", range_prefix(&net.ip_range));
     let mut used: BTreeSet<u8> = net
@@ -241,30 +259,115 @@ fn book_deployment(
         c.vms = vm_dirs;
         c.network = net.id.clone();
         c.private_hosts = plans.iter().map(|p| p.host).collect();
+        c.gpus = gpus;
     }
     if let Some(n) = l.node_mut(node_id) {
         n.used.cru = n.used.cru.saturating_sub(held_c) + cru;
         n.used.mru = n.used.mru.saturating_sub(held_m) + mru;
         n.used.sru = n.used.sru.saturating_sub(held_s) + sru;
     }
-    Ok((id, net, octet, plans))
+    Ok(Booked {
+        id,
+        net,
+        octet,
+        plans,
+    })
 }
 
-fn mycelium_ip(net_key: &str, seed: &str) -> String {
-    // 400::/7 from a hash of the network's key on the node (the real grid derives it with
-    // x25519 + blake3; the simulator only needs a stable, well-formed address)
-    let h = crate::sim::ledger::hash_hex(net_key);
-    let first = 0x04 | (u8::from_str_radix(&h[0..2], 16).unwrap_or(0) & 1);
-    format!(
-        "{first:x}{}:{}:{}:{}:ff0f:{}:{}:{}",
-        &h[2..4],
-        &h[4..8],
-        &h[8..12],
-        &h[12..16],
-        &seed[0..4],
-        &seed[4..8],
-        &seed[8..12]
-    )
+/// The node's answer to VMs with `gpus` (zos pkg/primitives/vm/vm.go:137-154 and gpu.go:148-152),
+/// as the grid client reports a workload's error after the contract is made
+/// (grid-client deployer/deployer.go:178-181, 333-334): only on a rented node, only its own GPUs.
+/// Returns the GPUs the deployment holds.
+fn check_gpus(vms: &[Val], node: &Node, renter: u32, contract: u64) -> Result<Vec<String>> {
+    let mut held = Vec::new();
+    for vm in vms {
+        let failed = |why: String| {
+            anyhow::anyhow!(
+                "error waiting deployment: workload {} within deployment {contract} failed with \
+                    error: {why}",
+                vm.str_or_empty("name")
+            )
+        };
+        let wanted: Vec<String> = vm
+            .get("gpus")
+            .list()
+            .iter()
+            .filter_map(|g| g.str().map(String::from))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        if renter == 0 {
+            return Err(failed(
+                "usage of GPU is not allowed unless node is rented".into(),
+            ));
+        }
+        for gpu in wanted {
+            if !node.gpus.iter().any(|g| g.id == gpu) {
+                return Err(failed(format!(
+                    "failed to prepare requested gpu device(s): unknown GPU id '{gpu}'"
+                )));
+            }
+            held.push(gpu);
+        }
+    }
+    Ok(held)
+}
+
+/// The address Mycelium gives a node for a key (mycelium/src/crypto.rs:112-124 at af95abd): the
+/// x25519 public key of the 32-byte secret, hashed with blake3 into 16 bytes, whose first byte
+/// becomes 0x04, plus 1 when the hash's first byte has an odd number of bits set (400::/7).
+fn mycelium_node_address(secret: [u8; 32]) -> [u8; 16] {
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+    let mut buf = [0u8; 16];
+    blake3::Hasher::new()
+        .update(public.as_bytes())
+        .finalize_xof()
+        .fill(&mut buf);
+    buf[0] = 0x04 | (buf[0].count_ones() % 2) as u8;
+    buf
+}
+
+/// A VM's Mycelium address as zos computes it (zos pkg/network/nr/net_resource.go:89-111): the
+/// /64 of the node's Mycelium address for the network's key there, then `ff0f`, then the VM's
+/// 6-byte seed. `key` is the network's key on the node (64 hex digits), `seed` the VM's
+/// `mycelium_ip_seed` (12 hex digits); both were checked at apply.
+fn mycelium_ip(key: &str, seed: &str) -> Result<std::net::Ipv6Addr> {
+    let secret: [u8; 32] = hex_bytes(key)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a mycelium key is not 32 bytes"))?;
+    let seed = hex_bytes(seed)?;
+    ensure!(seed.len() == 6, "a mycelium seed is not 6 bytes");
+    let mut ip = mycelium_node_address(secret);
+    ip[8..10].copy_from_slice(&[0xff, 0x0f]);
+    ip[10..].copy_from_slice(&seed);
+    Ok(std::net::Ipv6Addr::from(ip))
+}
+
+/// The node's answer to a VM with a `mycelium_ip_seed` (zos pkg/network/networker.go:418-420,
+/// pkg/network/nr/net_resource.go:89-95, pkg/primitives/vm/utils.go:187-190), reported as the
+/// grid client reports a workload's error: the network needs a Mycelium key on the node, and the
+/// seed may not be all zeros or all ones.
+fn check_mycelium(vms: &[Val], net: &Network, node_id: u32, contract: u64) -> Result<()> {
+    for vm in vms {
+        let seed = vm.str_or_empty("mycelium_ip_seed");
+        if seed.is_empty() {
+            continue;
+        }
+        let why = if !net.mycelium_keys.contains_key(&node_id) {
+            "network resource does not support mycelium"
+        } else if ["000000000000", "ffffffffffff"].contains(&seed.to_ascii_lowercase().as_str()) {
+            "invalid seed"
+        } else {
+            continue;
+        };
+        bail!(
+            "error waiting deployment: workload {} within deployment {contract} failed with \
+                error: could not set up tap device: {why}",
+            vm.str_or_empty("name")
+        );
+    }
+    Ok(())
 }
 
 /// A VM's `env_vars` as `export NAME='value'` lines (quoted by the one quoting function), for
@@ -291,33 +394,73 @@ fn vm_env(env_vars: &Val) -> String {
         .collect()
 }
 
-/// A VM's Yggdrasil address as zos gives it: the node's /64 of 300::/8 (zos derives it from the
-/// node's Yggdrasil key; here from a hash of the node id) and an interface id of the workload
-/// (here a hash of the contract and the VM's name), so two VMs never share one.
-fn planetary_ip(node: i64, contract: u64, vm: &str) -> String {
+/// A VM's Yggdrasil address as zos gives it (zos pkg/network/networker.go:454-471,
+/// pkg/network/yggdrasil/yygdrasil.go:156-183): the node's /64 of 300::/8, then the first 8
+/// bytes of sha512 of the hardware address of the VM's tap, which zos makes from `ygg:` and the
+/// tap's name, the workload's unique name for `ygg` (pkg/primitives/vm/utils.go:220,
+/// pkg/gridtypes/id.go:63-75 and 98-104). zos derives the node's /64 from the node's Yggdrasil
+/// key; the simulated nodes have none, so here it comes from a hash of the node id.
+fn planetary_ip(node: i64, twin: u32, contract: u64, vm: &str) -> std::net::Ipv6Addr {
     let n = crate::sim::ledger::hash_hex(&format!("ygg-node-{node}"));
-    let w = crate::sim::ledger::hash_hex(&format!("ygg-vm-{contract}-{vm}"));
-    format!(
-        "300:{}:{}:{}:{}:{}:{}:{}",
-        &n[0..4],
-        &n[4..8],
-        &n[8..12],
-        &w[0..4],
-        &w[4..8],
-        &w[8..12],
-        &w[12..16]
-    )
+    let mut ip = [0u8; 16];
+    ip[0] = 0x03;
+    for (i, byte) in ip[1..8].iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&n[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    let tap = unique(&format!("{twin}-{contract}-{vm}"), "ygg");
+    let hw = hardware_addr(format!("ygg:{tap}").as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA512, &hw);
+    ip[8..].copy_from_slice(&digest.as_ref()[..8]);
+    std::net::Ipv6Addr::from(ip)
+}
+
+/// zos's `WorkloadID.Unique(n)` (pkg/gridtypes/id.go:63-75): base58 of md5 of `<id>:<n>`, at
+/// most 13 characters.
+fn unique(workload_id: &str, n: &str) -> String {
+    use md5::Digest as _;
+    let hash = md5::Md5::digest(format!("{workload_id}:{n}").as_bytes());
+    let mut b = bs58::encode(hash).into_string();
+    b.truncate(13);
+    b
+}
+
+/// zos's `HardwareAddrFromInputBytes` (pkg/network/ifaceutil/mac.go at 172a0a29): six bytes of
+/// md5 of the input, local and unicast, at the first offset that falls in a usable range
+/// (rehashing the hash when none does).
+fn hardware_addr(input: &[u8]) -> [u8; 6] {
+    use md5::Digest as _;
+    let in_range = |a: &[u8; 6]| {
+        let (last3, first2) = (&a[3..], &a[..2]);
+        if last3 <= &[0x00, 0x51, 0xff][..] {
+            return &[0x00, 0x03][..] <= first2;
+        }
+        if last3 <= &[0x90, 0x00, 0xff][..] {
+            return &[0x00, 0x54][..] <= first2 && first2 != [0x33, 0x33];
+        }
+        *a <= [0xff, 0xff, 0xff, 0xff, 0xff, 0xfe] && &[0x90, 0x02][..] <= first2
+    };
+    let mut b = input.to_vec();
+    loop {
+        let hs: [u8; 16] = md5::Md5::digest(&b).into();
+        for offset in 0..=(16 - 6) {
+            let mut addr = [0u8; 6];
+            addr.copy_from_slice(&hs[offset..offset + 6]);
+            addr[0] = (addr[0] | 2) & 0xfe;
+            if in_range(&addr) {
+                return addr;
+            }
+        }
+        b = hs.to_vec();
+    }
 }
 
 async fn start_vms(
     ctx: &Ctx<'_>,
     planned: &Val,
-    id: u64,
-    net: &Network,
-    octet: u8,
-    plans: &[VmPlan],
+    booked: &Booked,
     only: &BTreeSet<String>,
 ) -> Result<()> {
+    let (id, net, octet, plans) = (booked.id, &booked.net, booked.octet, &booked.plans);
     let prefix = range_prefix(&net.ip_range);
     for p in plans.iter().filter(|p| only.contains(&p.name)) {
         let vm = &planned.get("vms").list()[p.index];
@@ -352,7 +495,8 @@ async fn start_vms(
     Ok(())
 }
 
-fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[VmPlan]) -> Val {
+fn deployment_state(ctx: &Ctx<'_>, planned: &Val, booked: &Booked) -> Val {
+    let (id, net, octet, plans) = (booked.id, &booked.net, booked.octet, &booked.plans);
     let mut state = planned.clone();
     state.set("id", Val::string(id.to_string()));
     state.set("ip_range", Val::string(""));
@@ -378,18 +522,23 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
         vm.set(
             "planetary_ip",
             Val::string(if vm.bool_or_false("planetary") {
-                planetary_ip(node.int().unwrap_or_default(), id, &p.name)
+                planetary_ip(node.int().unwrap_or_default(), ctx.twin_id, id, &p.name).to_string()
             } else {
                 String::new()
             }),
         );
+        let key = node
+            .int()
+            .and_then(|n| net.mycelium_keys.get(&(n as u32)))
+            .map(String::as_str)
+            .unwrap_or_default();
         vm.set(
             "mycelium_ip",
-            Val::string(if seed.len() == 12 {
-                mycelium_ip(&format!("{}-{}", net.id, octet), &seed)
-            } else {
-                String::new()
-            }),
+            Val::string(
+                mycelium_ip(key, &seed)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
+            ),
         );
         vm.set(
             "console_url",
@@ -402,16 +551,16 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
 }
 
 pub(super) async fn deployment_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
-    let (id, net, octet, plans) = ctx
+    let booked = ctx
         .sim
         .with_ledger(|l| book_deployment(l, ctx, planned, None, &BTreeMap::new()))?;
-    let all: BTreeSet<String> = plans.iter().map(|p| p.name.clone()).collect();
-    if let Err(e) = start_vms(ctx, planned, id, &net, octet, &plans, &all).await {
+    let all: BTreeSet<String> = booked.plans.iter().map(|p| p.name.clone()).collect();
+    if let Err(e) = start_vms(ctx, planned, &booked, &all).await {
         // the SDK cancels a contract whose deployment failed
-        let _ = cancel_deployment(ctx, id).await;
+        let _ = cancel_deployment(ctx, booked.id).await;
         return Err(e);
     }
-    Ok(deployment_state(planned, id, &net, octet, &plans))
+    Ok(deployment_state(ctx, planned, &booked))
 }
 
 /// What of a VM may not change in place (zos: `zmachine` has no updater).
@@ -512,7 +661,7 @@ pub(super) async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val)
             );
         }
     }
-    let (id, net, octet, plans) =
+    let booked =
         ctx.sim.with_ledger(|l| {
             // free the addresses of removed VMs
             let node_id = planned.int_or_zero("node") as u32;
@@ -535,13 +684,14 @@ pub(super) async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val)
             }
             book_deployment(l, ctx, planned, Some(old_id), &keep)
         })?;
-    let new: BTreeSet<String> = plans
+    let new: BTreeSet<String> = booked
+        .plans
         .iter()
         .map(|p| p.name.clone())
         .filter(|n| !keep.contains_key(n))
         .collect();
-    start_vms(ctx, planned, id, &net, octet, &plans, &new).await?;
-    Ok(deployment_state(planned, id, &net, octet, &plans))
+    start_vms(ctx, planned, &booked, &new).await?;
+    Ok(deployment_state(ctx, planned, &booked))
 }
 
 async fn cancel_deployment(ctx: &Ctx<'_>, id: u64) -> Result<()> {
@@ -563,20 +713,129 @@ mod tests {
     use super::*;
 
     #[test]
-    fn planetary_ips_are_per_node_and_per_vm() {
-        let a = planetary_ip(11, 7, "vm");
-        let b = planetary_ip(12, 8, "vm");
-        let c = planetary_ip(11, 7, "vm2");
+    fn planetary_ips_are_per_node_and_per_vm_as_zos_makes_them() {
+        let a = planetary_ip(11, 7001, 1005, "vm");
+        let b = planetary_ip(12, 7001, 1006, "vm");
+        let c = planetary_ip(11, 7001, 1005, "vm2");
         assert_ne!(a, b, "two VMs on two nodes");
         assert_ne!(a, c, "two VMs on one node");
-        let prefix = |ip: &str| ip.split(':').take(4).collect::<Vec<_>>().join(":");
+        let prefix = |ip: &std::net::Ipv6Addr| ip.segments()[..4].to_vec();
         assert_eq!(prefix(&a), prefix(&c), "one /64 per node");
         assert_ne!(prefix(&a), prefix(&b));
-        let addr: std::net::Ipv6Addr = a.parse().unwrap();
+        assert_eq!(a.octets()[0], 0x03, "in 300::/8 (Yggdrasil's subnets)");
+        // the interface id zos gives workload 7001-1005-vm: its tap is 31VVJ7Zk7HeLA, whose
+        // hardware address is ae:4e:92:68:2f:68 (computed apart, in Python, from zos's code)
+        assert_eq!(unique("7001-1005-vm", "ygg"), "31VVJ7Zk7HeLA");
         assert_eq!(
-            addr.segments()[0],
-            0x300,
-            "in 300::/8 (Yggdrasil's subnets)"
+            hardware_addr(b"ygg:31VVJ7Zk7HeLA"),
+            [0xae, 0x4e, 0x92, 0x68, 0x2f, 0x68]
+        );
+        assert_eq!(a.segments()[4..], [0x106b, 0x5779, 0x5324, 0x6456]);
+    }
+
+    /// Known answer computed apart, with Python's `cryptography` (x25519) and `blake3` packages
+    /// following mycelium's crypto.rs and zos's net_resource.go.
+    #[test]
+    fn mycelium_ips_are_the_nodes_64_then_ff0f_then_the_seed() {
+        let key = "9f1c7a0e5b3d2c4f6a8b0d1e3f5a7c9b2d4e6f8a0c1b3d5e7f9a2c4e6b8d0f1a";
+        assert_eq!(
+            std::net::Ipv6Addr::from(mycelium_node_address(
+                hex_bytes(key).unwrap().try_into().unwrap()
+            ))
+            .to_string(),
+            "585:a8ae:eee3:84ee:9238:45c8:e73a:8c20"
+        );
+        assert_eq!(
+            mycelium_ip(key, "b60f2b7ec39c").unwrap().to_string(),
+            "585:a8ae:eee3:84ee:ff0f:b60f:2b7e:c39c"
+        );
+        let vm = |seed: &str| {
+            Val::Map(BTreeMap::from([
+                ("name".into(), Val::string("vm")),
+                ("mycelium_ip_seed".into(), Val::string(seed)),
+            ]))
+        };
+        let mut net = network_on_11();
+        let err = check_mycelium(&[vm("b60f2b7ec39c")], &net, 11, 1005).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error waiting deployment: workload vm within deployment 1005 failed with error: \
+                could not set up tap device: network resource does not support mycelium"
+        );
+        net.mycelium_keys.insert(11, key.into());
+        check_mycelium(&[vm("b60f2b7ec39c")], &net, 11, 1005).unwrap();
+        assert!(
+            check_mycelium(&[vm("ffffffffffff")], &net, 11, 1005)
+                .unwrap_err()
+                .to_string()
+                .ends_with("could not set up tap device: invalid seed")
+        );
+    }
+
+    fn network_on_11() -> Network {
+        Network {
+            id: "n".into(),
+            twin_id: 7001,
+            name: "n".into(),
+            ip_range: "10.1.0.0/16".into(),
+            nodes: BTreeMap::from([(11, 2)]),
+            external: None,
+            external_sk: String::new(),
+            access_node: 0,
+            access_key: String::new(),
+            access_port: 0,
+            slot: 1,
+            contracts: BTreeMap::new(),
+            used_ips: BTreeMap::new(),
+            mycelium_keys: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn gpus_serve_only_a_rented_node_that_has_them() {
+        let mut l = Ledger::new_grid();
+        let vm = |gpu: &str| {
+            Val::Map(BTreeMap::from([
+                ("name".into(), Val::string("vm")),
+                ("gpus".into(), Val::List(vec![Val::string(gpu)])),
+            ]))
+        };
+        let rtx = "0000:3b:00.0/10de/2204";
+        let node = l.node(21).unwrap().clone();
+        assert_eq!(
+            check_gpus(&[vm(rtx)], &node, 0, 1005)
+                .unwrap_err()
+                .to_string(),
+            "error waiting deployment: workload vm within deployment 1005 failed with error: \
+                usage of GPU is not allowed unless node is rented"
+        );
+        let twin = l.twin_of("a b c");
+        l.rent(twin, 21).unwrap();
+        let renter = l.rented_by(l.node(21).unwrap());
+        assert_eq!(renter, twin);
+        assert_eq!(
+            check_gpus(&[vm(rtx)], &node, renter, 1005).unwrap(),
+            vec![rtx.to_string()]
+        );
+        assert!(
+            check_gpus(&[vm("0000:0e:00.0/1002/744c")], &node, renter, 1005)
+                .unwrap_err()
+                .to_string()
+                .ends_with(
+                    "failed to prepare requested gpu device(s): unknown GPU id \
+                        '0000:0e:00.0/1002/744c'"
+                ),
+            "node 22's GPU is not on node 21"
+        );
+        // TFChain: a rented node takes no second rent, and a node with contracts no rent
+        assert_eq!(
+            l.rent(twin, 21).unwrap_err().to_string(),
+            "NodeHasRentContract"
+        );
+        l.open_contract(twin, "node", 12, "{}".into());
+        assert_eq!(
+            l.rent(twin, 12).unwrap_err().to_string(),
+            "NodeHasActiveContracts"
         );
     }
 }

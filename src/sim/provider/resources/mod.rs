@@ -4,11 +4,13 @@
 //! - `grid_scheduler`: sticky by request name; full-zos nodes when yggdrasil, wireguard,
 //!   public_config or public_ips_count is set, else zos-light nodes only; capacity in MB.
 //! - `grid_network`: one node contract per node; per-node /24s from `ip_range` (the user's access
-//!   range first when `add_wg_access`); an access point on the last node; `access_wg_config` in
-//!   the grid's exact layout.
+//!   range first when `add_wg_access`); a public node as the grid client picks it, on a contract
+//!   of its own when none of `nodes` has a public IPv4; `access_wg_config` in the grid's exact
+//!   layout.
 //! - `grid_deployment`: one node contract; VMs as namespaces on this machine with `ip` from .2
 //!   upward per (network, node), `computedip` from the farm's pool (with its prefix),
-//!   `mycelium_ip` when a seed is given, `console_url`; the node's capacity is checked and used.
+//!   `planetary_ip` and `mycelium_ip` as zos makes them, `console_url`; the node's capacity is
+//!   checked and used; GPUs only on a node the twin rents.
 //! - `grid_name_proxy` / `grid_fqdn_proxy`: a node contract on a gateway node (a name contract
 //!   first for a name proxy; names are global); one backend in the grid's formats.
 //! - zdbs, qsfs and `grid_kubernetes` fail at plan: not simulated.

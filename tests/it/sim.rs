@@ -476,7 +476,7 @@ fn grid_patterns_validate_and_bad_input_gets_the_providers_errors() {
     );
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is longer than 36 characters"),
+        String::from_utf8_lossy(&out.stderr).contains("name cannot exceed 36 characters"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, bail, ensure};
 
 use super::network::range_prefix;
-use super::{Ctx, hex_bytes, routed_here, s, sim_sh};
+use super::{Ctx, LoadError, hex_bytes, routed_here, s, sim_sh};
 use crate::sim::ledger::{GIB, Ledger, Network, Node, SimDir};
 use crate::sim::provider::value::Val;
 
@@ -41,52 +41,243 @@ fn vm_bytes(vm: &Val) -> (u64, u64, u64) {
     (cpu, mem, rootfs)
 }
 
-/// Apply-time checks of the SDK and the node (names, memory, flist, unique names, ip).
-fn check_deployment(planned: &Val) -> Result<()> {
-    let name = planned.str_or_empty("name");
-    ensure!(
-        !name.is_empty() && name.len() <= 50,
-        "deployment name '{name}' must be 1 to 50 characters"
-    );
-    let mut names = BTreeSet::new();
+// --- the grid's checks, in its order ---------------------------------------------------------
+//
+// A deployment meets the provider's and the grid client's checks in this order (provider
+// internal/provider/resource_deployment.go:480-505 at b7d1a8c; grid-client at dbe67bef; zos):
+// 1. the provider reads it (deployment.go:18-136): the node answers, seeds decode
+//    ([`load_checks`]; `couldn't load deployment data with error: …`);
+// 2. the client's Validate (deployer/deployment_deployer.go:32-44, 109-111; workloads/
+//    deployment.go:70-124, vm.go:240-300, disk.go:54-64) ([`client_checks`]; `invalid deployment: …`);
+// 3. private IPs (deployment_deployer.go:54-57, 113-116, 297-352; workloads/vm.go:333-380)
+//    ([`address_checks`]; `could not generate deployments data: …`);
+// 4. the deployer's Validate (deployer/deployer.go:71-84, 566-690): workload names, public IPs,
+//    capacity ([`deployer_checks`]);
+// 5. the contract (deployer.go:157-160), the node's own validation (deployer.go:164-171; zos
+//    pkg/provision/engine.go:1006-1009) and the workloads' results (deployer.go:178-181, 333-334)
+//    ([`node_checks`], [`check_gpus`], [`check_mycelium`]).
+// Everything after the provider's reading carries `couldn't deploy deployment with error: …`.
+
+/// A workload name's problem, as the grid client and zos word it (grid-client
+/// workloads/deployment.go:126-140; zos pkg/gridtypes/id.go:78-95), with `max` characters.
+fn name_problem(name: &str, max: usize) -> Option<String> {
+    if name.is_empty() {
+        Some("name cannot be empty".into())
+    } else if name.len() > max {
+        Some(format!("name cannot exceed {max} characters"))
+    } else if !crate::sim::provider::schema::valid_name(name) {
+        Some("unsupported character in workload name".into())
+    } else {
+        None
+    }
+}
+
+/// Go's `hex.DecodeString` error for `s`, if any (encoding/hex: an invalid byte first, then an
+/// odd length).
+fn go_hex_error(s: &str) -> Option<String> {
+    let bad = s.chars().find(|c| !c.is_ascii_hexdigit());
+    match bad {
+        Some(c) => Some(format!(
+            "encoding/hex: invalid byte: U+{:04X} '{c}'",
+            u32::from(c)
+        )),
+        None if s.len() % 2 == 1 => Some("encoding/hex: odd length hex string".into()),
+        None => None,
+    }
+}
+
+/// hashicorp/go-multierror's text for a list of errors (format.go `ListFormatFunc`).
+fn multierror(errors: &[String]) -> String {
+    match errors {
+        [one] => format!("1 error occurred:\n\t* {one}\n\n"),
+        many => format!(
+            "{} errors occurred:\n\t{}\n\n",
+            many.len(),
+            many.iter()
+                .map(|e| format!("* {e}"))
+                .collect::<Vec<_>>()
+                .join("\n\t")
+        ),
+    }
+}
+
+/// Stage 1, what the provider reads before the grid client has the deployment: the node, and
+/// each VM's `mycelium_ip_seed` as hex. Returns the node.
+fn load_checks(l: &Ledger, planned: &Val) -> Result<Node> {
+    let node_id = planned.int_or_zero("node") as u32;
+    let node = l.node(node_id).cloned().ok_or_else(|| {
+        LoadError(format!(
+            "failed to get node client '{node_id}': failed to get node {node_id}: not found"
+        ))
+    })?;
     for vm in planned.get("vms").list() {
-        let n = vm.str_or_empty("name");
-        ensure!(
-            n.len() <= 36,
-            "workload name '{n}' is longer than 36 characters (the node's limit)"
-        );
-        ensure!(
-            names.insert(n.clone()),
-            "multiple workloads with the same name '{n}'"
-        );
-        if vm.bool_or_false("publicip") {
-            ensure!(
-                names.insert(format!("{n}ip")),
-                "multiple workloads with the same name '{n}ip'"
+        let seed = vm.str_or_empty("mycelium_ip_seed");
+        if let Some(why) = go_hex_error(&seed) {
+            return Err(
+                LoadError(format!("failed to decode mycelium ip seed '{seed}': {why}")).into(),
             );
         }
-        ensure!(
-            vm.int_or_zero("memory") >= 250,
-            "memory capacity can't be less that 250 MB"
-        );
-        let flist = vm.str_or_empty("flist");
-        ensure!(
-            flist.ends_with(".flist") || flist.ends_with(".fl"),
-            "flist: '{flist}' is invalid, should have a valid flist extension"
-        );
-        let seed = vm.str_or_empty("mycelium_ip_seed");
-        ensure!(
-            seed.is_empty() || (hex_bytes(&seed).is_ok() && seed.len() == 12),
-            "invalid mycelium ip seed length {} must be 6 or empty",
-            seed.len() / 2
-        );
     }
-    for d in planned.get("disks").list() {
-        let n = d.str_or_empty("name");
+    Ok(node)
+}
+
+/// Stage 2, the grid client's Validate of the deployment, its VMs and disks.
+fn client_checks(planned: &Val) -> Result<()> {
+    let problem = || -> Option<String> {
+        if let Some(p) = name_problem(&planned.str_or_empty("name"), 50) {
+            return Some(format!("deployment name is invalid: {p}"));
+        }
+        let vms = planned.get("vms").list();
+        if let Some(p) =
+            name_problem(&planned.str_or_empty("network_name"), 50).filter(|_| !vms.is_empty())
+        {
+            return Some(format!(
+                "you passed vm/vms in the deployment but network name is invalid: {p}"
+            ));
+        }
+        for vm in vms {
+            let n = vm.str_or_empty("name");
+            let flist = vm.str_or_empty("flist");
+            let seed_bytes = vm.str_or_empty("mycelium_ip_seed").len() / 2;
+            let why = if let Some(p) = name_problem(&n, 50) {
+                format!("virtual machine name is invalid: {p}")
+            } else if !(flist.ends_with(".flist") || flist.ends_with(".fl")) {
+                format!(
+                    "flist is invalid: flist: '{flist}' is invalid, should have a valid flist \
+                        extension"
+                )
+            } else if !(1..=32).contains(&vm.int_or_zero("cpu")) {
+                "CPUs must be more than or equal to 1 and less than or equal to 32".into()
+            } else if vm.int_or_zero("memory") < 250 {
+                "memory capacity can't be less that 250 MB".into()
+            } else if seed_bytes != 0 && seed_bytes != 6 {
+                format!("invalid mycelium ip seed length {seed_bytes} must be 6 or empty")
+            } else {
+                continue;
+            };
+            return Some(format!("vm '{n}' is invalid: {why}"));
+        }
+        for d in planned.get("disks").list() {
+            let n = d.str_or_empty("name");
+            let why = if let Some(p) = name_problem(&n, 50) {
+                format!("disk name is invalid: {p}")
+            } else if d.int_or_zero("size") == 0 {
+                "disk size should be a positive integer not zero".into()
+            } else {
+                continue;
+            };
+            return Some(format!("disk '{n}' is invalid: {why}"));
+        }
+        None
+    };
+    match problem() {
+        Some(why) => bail!("invalid deployment: {why}"),
+        None => Ok(()),
+    }
+}
+
+/// Stage 3, the client's private IPs: the network's /24 on the node (from the provider's state
+/// file), a wanted `ip` inside it, a free host. Returns the node's third octet.
+fn address_checks(net: Option<&Network>, node_id: u32, vms: &[Val]) -> Result<u8> {
+    let fail = |inner: Vec<String>| {
+        anyhow::anyhow!(
+            "could not generate deployments data: {}",
+            multierror(&[format!("failed to assign node ips: {}", multierror(&inner))])
+        )
+    };
+    let Some((net, octet)) = net.and_then(|n| Some((n, *n.nodes.get(&node_id)?))) else {
+        return Err(fail(vec![
+            "invalid ip range : invalid CIDR address: ".into(),
+        ]));
+    };
+    let range = format!("{}.{octet}", range_prefix(&net.ip_range));
+    let mut problems = Vec::new();
+    let mut free = 253usize.saturating_sub(net.used_ips.get(&node_id).map_or(0, Vec::len));
+    for vm in vms {
+        let n = vm.str_or_empty("name");
+        let wanted = vm.str_or_empty("ip");
+        if let Ok(ip) = wanted.parse::<Ipv4Addr>() {
+            let o = ip.octets();
+            if format!("{}.{}.{}", o[0], o[1], o[2]) != range {
+                problems.push(format!(
+                    "failed to assign IP to vm {n}: deployment ip range '{range}.0/24' doesn't \
+                        contain ip '{wanted}' for vm '{n}'"
+                ));
+            }
+        } else if free == 0 {
+            problems.push(format!(
+                "failed to assign IP to vm {n}: all 253 ips of the network are exhausted"
+            ));
+        } else {
+            free -= 1;
+        }
+    }
+    if problems.is_empty() {
+        Ok(octet)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// Stage 4, the deployer's Validate: zos's deployment validity (names ≤ 50 at the zos the client
+/// pins, unique, in the client's workload order: disks, then each VM's public IP `<vm>ip` and
+/// the VM), then the farm's free public IPs; capacity follows in [`book_deployment`].
+fn deployer_checks(l: &Ledger, node: &Node, planned: &Val, contract: Option<u64>) -> Result<()> {
+    let mut order: Vec<String> = planned
+        .get("disks")
+        .list()
+        .iter()
+        .map(|d| d.str_or_empty("name"))
+        .collect();
+    let mut wanted_ips = 0;
+    for vm in planned.get("vms").list() {
+        let n = vm.str_or_empty("name");
+        if vm.bool_or_false("publicip") {
+            order.push(format!("{n}ip"));
+            wanted_ips += 1;
+        }
+        order.push(n);
+    }
+    let mut names = BTreeSet::new();
+    for n in order {
+        if let Some(p) = name_problem(&n, 50) {
+            bail!("invalid deployment: name '{n}' is invalid: {p}");
+        }
         ensure!(
             names.insert(n.clone()),
-            "multiple workloads with the same name '{n}'"
+            "invalid deployment: multiple workloads with the same name '{n}'"
         );
+    }
+    // on an update, the IPs the contract holds count as the farm's
+    let held = contract
+        .and_then(|c| l.contracts.get(&c))
+        .map_or(0, |c| c.public_ips.len());
+    let free = l
+        .farms
+        .iter()
+        .find(|f| f.farm_id == node.farm_id)
+        .map_or(0, |f| {
+            f.public_ips
+                .iter()
+                .filter(|(ip, holder)| **holder == 0 && !routed_here(ip))
+                .count()
+        });
+    ensure!(
+        node.light || wanted_ips <= free + held,
+        "farm {} does not have enough public ips",
+        node.farm_id
+    );
+    Ok(())
+}
+
+/// Stage 5, what the node says of the deployment it is sent (zos since e35a5fd8: workload names
+/// of at most 36 characters, for cloud-hypervisor's virtio-fs tags), as the client reports it.
+fn node_checks(node_id: u32, planned: &Val) -> Result<()> {
+    for vm in planned.get("vms").list() {
+        let n = vm.str_or_empty("name");
+        if let Some(p) = name_problem(&n, 36) {
+            bail!("error sending deployment to node {node_id}: name '{n}' is invalid: {p}");
+        }
     }
     Ok(())
 }
@@ -107,12 +298,9 @@ fn book_deployment(
     contract: Option<u64>,
     keep: &BTreeMap<String, (u8, Option<String>)>,
 ) -> Result<Booked> {
-    check_deployment(planned)?;
-    let node_id = planned.int_or_zero("node") as u32;
-    let node = l
-        .node(node_id)
-        .cloned()
-        .with_context(|| format!("node {node_id} not found"))?;
+    let node = load_checks(l, planned)?;
+    client_checks(planned)?;
+    let node_id = node.node_id;
     let network_name = planned.str_or_empty("network_name");
     let vms = planned.get("vms").list();
     let net = l
@@ -121,14 +309,15 @@ fn book_deployment(
         .find(|n| {
             n.twin_id == ctx.twin_id && n.name == network_name && n.nodes.contains_key(&node_id)
         })
+        .cloned();
+    let fresh: Vec<Val> = vms
+        .iter()
+        .filter(|v| !keep.contains_key(&v.str_or_empty("name")))
         .cloned()
-        .with_context(|| {
-            format!(
-                "invalid ip range: network '{network_name}' has no range on node \
-            {node_id} (add the node to the network's nodes)"
-            )
-        })?;
-    let octet = net.nodes[&node_id];
+        .collect();
+    let octet = address_checks(net.as_ref(), node_id, &fresh)?;
+    let net = net.context("the network's range on the node was checked")?;
+    deployer_checks(l, &node, planned, contract)?;
     // capacity
     let (mut cru, mut mru, mut sru) = (0u64, 0u64, 0u64);
     for vm in vms {
@@ -149,10 +338,8 @@ fn book_deployment(
         .total
         .mru
         .saturating_sub(node.used.mru - held_m.min(node.used.mru));
-    let free_s = node
-        .total
-        .sru
-        .saturating_sub(node.used.sru - held_s.min(node.used.sru));
+    // the client counts twice the node's SSD as its own (deployer/deployer.go:676-687)
+    let free_s = (2 * node.total.sru).saturating_sub(node.used.sru - held_s.min(node.used.sru));
     if mru > free_m || sru > free_s {
         bail!(
             "node {node_id} does not have enough resources. needed: [mru: {mru}, sru: {sru}, hru: \
@@ -175,10 +362,10 @@ fn book_deployment(
             l.open_contract(ctx.twin_id, "node", node_id, meta.to_string())
         }
     };
+    node_checks(node_id, planned)?;
+    // the workloads' results, in the order zos provisions a VM (pkg/primitives/vm/vm.go:137-239)
     let gpus = check_gpus(vms, &node, renter, id)?;
-    check_mycelium(vms, &net, node_id, id)?;
     // addresses
-    let range = format!("{}.{octet}", range_prefix(&net.ip_range));
     let mut used: BTreeSet<u8> = net
         .used_ips
         .get(&node_id)
@@ -192,26 +379,26 @@ fn book_deployment(
             (*h, p.clone())
         } else {
             let wanted = vm.str_or_empty("ip");
-            let h = if wanted.is_empty() {
-                (2..=254u8)
+            let h = match wanted.parse::<Ipv4Addr>() {
+                Err(_) => (2..=254u8)
                     .find(|h| !used.contains(h))
-                    .context("all 253 ips of the network are exhausted")?
-            } else {
-                let ip: Ipv4Addr = wanted
-                    .parse()
-                    .with_context(|| format!("invalid ip '{wanted}'"))?;
-                let o = ip.octets();
-                ensure!(
-                    format!("{}.{}.{}", o[0], o[1], o[2]) == range,
-                    "deployment ip range '{range}.0/24' doesn't contain ip '{wanted}' for vm \
-                        '{name}'"
-                );
-                ensure!(o[3] != 1, "ip {wanted} is reserved");
-                ensure!(
-                    !used.contains(&o[3]),
-                    "ip {wanted} is already used on node {node_id}"
-                );
-                o[3]
+                    .context("all 253 ips of the network are exhausted")?,
+                Ok(ip) => {
+                    let o = ip.octets();
+                    // zos: pkg/primitives/vm/utils.go:266-269
+                    ensure!(
+                        o[3] != 1,
+                        "error waiting deployment: workload {name} within deployment {id} \
+                            failed with error: ip {wanted} is reserved"
+                    );
+                    // the client lets it through (vm.go:350-354); here two VMs cannot share one
+                    ensure!(
+                        !used.contains(&o[3]),
+                        "ip {wanted} is already used on node {node_id} (the simulator cannot \
+                            give one address to two VMs)"
+                    );
+                    o[3]
+                }
             };
             used.insert(h);
             (h, None)
@@ -247,6 +434,7 @@ fn book_deployment(
             public_ip,
         });
     }
+    check_mycelium(vms, &net, node_id, id)?;
     if let Some(n) = l.networks.get_mut(&net.id) {
         n.used_ips.insert(node_id, used.into_iter().collect());
     }
@@ -837,5 +1025,130 @@ mod tests {
             l.rent(twin, 12).unwrap_err().to_string(),
             "NodeHasActiveContracts"
         );
+    }
+
+    /// Each error the simulator raises for a deployment comes at the grid's stage and with the
+    /// grid's words: each case breaks two rules, and the one the grid checks first is reported.
+    #[test]
+    fn deployment_checks_run_in_the_grids_order() {
+        super::super::with_test_ctx(|ctx| {
+            let mut grid = Ledger::new_grid();
+            let mut net = network_on_11();
+            net.nodes.insert(21, 3);
+            grid.networks.insert(net.id.clone(), net);
+            let vm = |pairs: &[(&str, Val)]| {
+                let mut vm = BTreeMap::from([
+                    ("name".to_string(), Val::string("vm")),
+                    (
+                        "flist".to_string(),
+                        Val::string("https://hub.grid.tf/x.flist"),
+                    ),
+                    ("cpu".to_string(), Val::Int(1)),
+                    ("memory".to_string(), Val::Int(512)),
+                ]);
+                for (k, v) in pairs {
+                    vm.insert(k.to_string(), v.clone());
+                }
+                Val::Map(vm)
+            };
+            let first_error = |node: i64, network: &str, vms: Vec<Val>| -> String {
+                let planned = Val::Map(BTreeMap::from([
+                    ("name".into(), Val::string("d")),
+                    ("node".into(), Val::Int(node)),
+                    ("network_name".into(), Val::string(network)),
+                    ("vms".into(), Val::List(vms)),
+                ]));
+                let mut l = grid.clone();
+                match book_deployment(&mut l, ctx, &planned, None, &BTreeMap::new()) {
+                    Err(e) if e.is::<LoadError>() => format!("load: {e:#}"),
+                    Err(e) => format!("{e:#}"),
+                    Ok(_) => "booked".into(),
+                }
+            };
+            let s = Val::string;
+            let small = ("memory", Val::Int(100));
+            let long = "v".repeat(40);
+            // the provider reads the node before anything else
+            assert_eq!(
+                first_error(93, "n", vec![vm(std::slice::from_ref(&small))]),
+                "load: failed to get node client '93': failed to get node 93: not found"
+            );
+            assert_eq!(
+                first_error(
+                    11,
+                    "n",
+                    vec![vm(&[small.clone(), ("mycelium_ip_seed", s("zz"))])]
+                ),
+                "load: failed to decode mycelium ip seed 'zz': encoding/hex: invalid byte: U+007A 'z'"
+            );
+            // the client's Validate: per VM, the flist before the memory
+            assert_eq!(
+                first_error(11, "n", vec![vm(&[small.clone(), ("flist", s("x.tar"))])]),
+                "invalid deployment: vm 'vm' is invalid: flist is invalid: flist: 'x.tar' is invalid, \
+                should have a valid flist extension"
+            );
+            assert_eq!(
+                first_error(11, "n", vec![vm(std::slice::from_ref(&small)), vm(&[])]),
+                "invalid deployment: vm 'vm' is invalid: memory capacity can't be less that 250 MB",
+                "before the duplicate name"
+            );
+            // private IPs, before the deployer's names and capacity
+            let dup = || vec![vm(&[]), vm(&[])];
+            assert_eq!(
+                first_error(12, "n", dup()),
+                "could not generate deployments data: 1 error occurred:\n\t* failed to assign node \
+                ips: 1 error occurred:\n\t* invalid ip range : invalid CIDR address: \n\n\n\n"
+            );
+            assert_eq!(
+                first_error(11, "n", vec![vm(&[("ip", s("10.1.9.5"))]), vm(&[])]),
+                "could not generate deployments data: 1 error occurred:\n\t* failed to assign node \
+                ips: 1 error occurred:\n\t* failed to assign IP to vm vm: deployment ip range \
+                '10.1.2.0/24' doesn't contain ip '10.1.9.5' for vm 'vm'\n\n\n\n"
+            );
+            // the deployer's Validate: names, then public IPs, then capacity
+            assert_eq!(
+                first_error(11, "n", dup()),
+                "invalid deployment: multiple workloads with the same name 'vm'"
+            );
+            let huge = ("memory", Val::Int(200_000));
+            assert_eq!(
+                first_error(
+                    21,
+                    "n",
+                    vec![vm(&[huge.clone(), ("publicip", Val::Bool(true))])]
+                ),
+                "farm 2 does not have enough public ips"
+            );
+            assert!(
+                first_error(11, "n", vec![vm(&[huge, ("name", s(&long))])])
+                    .starts_with("node 11 does not have enough resources. needed: [mru: "),
+                "capacity before the node's own name rule"
+            );
+            // the node: its name rule, then what the VM's provisioning meets
+            let rtx = ("gpus", Val::List(vec![s("0000:3b:00.0/10de/2204")]));
+            assert_eq!(
+                first_error(21, "n", vec![vm(&[("name", s(&long)), rtx.clone()])]),
+                format!(
+                    "error sending deployment to node 21: name '{long}' is invalid: name cannot \
+                    exceed 36 characters"
+                )
+            );
+            let reserved = ("ip", s("10.1.3.1"));
+            let seed = ("mycelium_ip_seed", s("b60f2b7ec39c"));
+            assert!(
+                first_error(21, "n", vec![vm(&[reserved.clone(), seed.clone(), rtx])]).ends_with(
+                    "failed with error: usage of GPU is not allowed unless node is rented"
+                )
+            );
+            assert!(
+                first_error(21, "n", vec![vm(&[reserved, seed.clone()])])
+                    .ends_with("failed with error: ip 10.1.3.1 is reserved")
+            );
+            assert!(first_error(21, "n", vec![vm(&[seed])]).ends_with(
+                "failed with error: could not set up tap device: network resource does not \
+                    support mycelium"
+            ));
+            assert_eq!(first_error(21, "n", vec![vm(&[])]), "booked");
+        });
     }
 }

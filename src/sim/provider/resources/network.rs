@@ -441,61 +441,56 @@ mod tests {
     /// else one GridProxy lists with one, on a contract of its own; none when not needed.
     #[test]
     fn the_public_node_is_the_grid_clients_choice() {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = crate::sim::ledger::sim_dir(dir.path());
-        let ctx = Ctx {
-            sim: &sim,
-            twin_id: 7001,
-            mnemonic: "",
-        };
-        let book = |l: &mut Ledger, nodes: &[i64], wg: bool| {
+        super::super::with_test_ctx(|ctx| {
+            let book = |l: &mut Ledger, nodes: &[i64], wg: bool| {
+                let planned = Val::Map(BTreeMap::from([
+                    ("name".into(), Val::string("n")),
+                    (
+                        "nodes".into(),
+                        Val::List(nodes.iter().map(|n| Val::Int(*n)).collect()),
+                    ),
+                    ("add_wg_access".into(), Val::Bool(wg)),
+                ]));
+                let fresh = Network {
+                    id: format!("net-{nodes:?}-{wg}"),
+                    ..book_template()
+                };
+                let net = network_book(l, ctx, &planned, fresh).unwrap();
+                l.networks.remove(&net.id);
+                net
+            };
+            let mut l = Ledger::new_grid();
+            // 22 is hidden: WireGuard access needs a public node, here 11, with its own contract
+            let net = book(&mut l, &[22], true);
+            assert_eq!(net.access_node, 11);
+            assert_eq!(net.contracts.keys().copied().collect::<Vec<_>>(), [11, 22]);
+            assert_eq!(
+                (net.external, net.nodes[&22], net.nodes[&11]),
+                (Some(2), 3, 4),
+                "the access range first, then the requested node, then the public one"
+            );
+            // a requested node with a public IPv4 is the access node, the last such one
+            let net = book(&mut l, &[11, 22, 12], true);
+            assert_eq!(net.access_node, 12);
+            assert_eq!(net.contracts.len(), 3);
+            assert_eq!(net.nodes[&22], 3, "hidden nodes get their ranges first");
+            // hidden nodes among several need a public node even without WireGuard access
+            assert_eq!(book(&mut l, &[22, 24], false).access_node, 11);
+            // one hidden node alone needs none
+            let net = book(&mut l, &[22], false);
+            assert_eq!((net.access_node, net.contracts.len()), (0, 1));
+            // without any node with a public IPv4 on the grid, the client's error
+            for n in &mut l.nodes {
+                n.public_ipv4.clear();
+            }
             let planned = Val::Map(BTreeMap::from([
                 ("name".into(), Val::string("n")),
-                (
-                    "nodes".into(),
-                    Val::List(nodes.iter().map(|n| Val::Int(*n)).collect()),
-                ),
-                ("add_wg_access".into(), Val::Bool(wg)),
+                ("nodes".into(), Val::List(vec![Val::Int(22)])),
+                ("add_wg_access".into(), Val::Bool(true)),
             ]));
-            let fresh = Network {
-                id: format!("net-{nodes:?}-{wg}"),
-                ..book_template()
-            };
-            let net = network_book(l, &ctx, &planned, fresh).unwrap();
-            l.networks.remove(&net.id);
-            net
-        };
-        let mut l = Ledger::new_grid();
-        // 22 is hidden: WireGuard access needs a public node, here 11, with its own contract
-        let net = book(&mut l, &[22], true);
-        assert_eq!(net.access_node, 11);
-        assert_eq!(net.contracts.keys().copied().collect::<Vec<_>>(), [11, 22]);
-        assert_eq!(
-            (net.external, net.nodes[&22], net.nodes[&11]),
-            (Some(2), 3, 4),
-            "the access range first, then the requested node, then the public one"
-        );
-        // a requested node with a public IPv4 is the access node, the last such one
-        let net = book(&mut l, &[11, 22, 12], true);
-        assert_eq!(net.access_node, 12);
-        assert_eq!(net.contracts.len(), 3);
-        assert_eq!(net.nodes[&22], 3, "hidden nodes get their ranges first");
-        // hidden nodes among several need a public node even without WireGuard access
-        assert_eq!(book(&mut l, &[22, 24], false).access_node, 11);
-        // one hidden node alone needs none
-        let net = book(&mut l, &[22], false);
-        assert_eq!((net.access_node, net.contracts.len()), (0, 1));
-        // without any node with a public IPv4 on the grid, the client's error
-        for n in &mut l.nodes {
-            n.public_ipv4.clear();
-        }
-        let planned = Val::Map(BTreeMap::from([
-            ("name".into(), Val::string("n")),
-            ("nodes".into(), Val::List(vec![Val::Int(22)])),
-            ("add_wg_access".into(), Val::Bool(true)),
-        ]));
-        let err = network_book(&mut l, &ctx, &planned, book_template()).unwrap_err();
-        assert_eq!(err.to_string(), "failed to get public node for n");
+            let err = network_book(&mut l, ctx, &planned, book_template()).unwrap_err();
+            assert_eq!(err.to_string(), "failed to get public node for n");
+        });
     }
 
     fn book_template() -> Network {

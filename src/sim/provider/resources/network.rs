@@ -120,9 +120,11 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     let nodes = network_nodes(planned);
     ensure!(!nodes.is_empty(), "a network needs at least one node");
     for n in &nodes {
+        // resource_network.go:120-137, 244-256, 358-362; grid-client node/client_pool.go:41-44
         ensure!(
             l.node(*n).is_some(),
-            "failed to get node features '{n}': node {n} not found"
+            "couldn't load network data: failed to get node client '{n}': failed to get node {n}: \
+                not found"
         );
     }
     for (node, key) in planned.get("mycelium_keys").map().into_iter().flatten() {

@@ -544,4 +544,21 @@ mod tests {
         assert_eq!(l.active(twin).count(), 0);
         assert!(l.cancel(id).is_empty(), "a second cancel does nothing");
     }
+
+    #[test]
+    fn a_ledger_of_the_earlier_layout_gains_the_nodes_public_ipv4s_and_gpus() {
+        let mut old = serde_json::to_value(Ledger::new_grid()).unwrap();
+        old.as_object_mut().unwrap().remove("version");
+        for node in old["nodes"].as_array_mut().unwrap() {
+            let node = node.as_object_mut().unwrap();
+            for key in ["public_ipv4", "gpus", "rent_contract"] {
+                node.remove(key);
+            }
+        }
+        let read: Ledger = serde_json::from_value::<Ledger>(old).unwrap().upgraded();
+        assert_eq!(read.version, LEDGER_VERSION);
+        assert_eq!(read.node(11).unwrap().public_ipv4, "198.51.100.11/24");
+        assert_eq!(read.node(21).unwrap().gpus.len(), 2);
+        assert!(read.node(22).unwrap().public_ipv4.is_empty());
+    }
 }

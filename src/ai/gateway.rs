@@ -377,7 +377,7 @@ async fn metrics(State((g, common)): St) -> Response {
             "tfgrid_gateway_routes",
             "Routes the gateway's nginx serves.",
             routes as f64,
-        );
+        )?;
         super::server::counter(
             r,
             "tfgrid_gateway_nginx_reloads_total",

@@ -22,6 +22,10 @@ pub struct NodesArgs {
     /// The node's farm must have a free public IPv4.
     #[arg(long)]
     pub ipv4: bool,
+    /// The node must have a GPU; rented nodes are listed too, with who rents them (a GPU serves
+    /// only VMs of the twin that rents its node).
+    #[arg(long)]
+    pub gpu: bool,
     /// Show at most this many.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
@@ -66,6 +70,15 @@ pub enum SimCommand {
         #[arg(long)]
         hours: u64,
     },
+    /// Rent a whole node for the signed-in twin (a rent contract), as GPUs need; `--cancel`
+    /// ends the rent once no deployment is on the node.
+    Rent {
+        /// The node's id.
+        node: u32,
+        /// End the rent instead.
+        #[arg(long)]
+        cancel: bool,
+    },
     /// Serve the simulated Terraform provider (started by Terraform).
     #[command(hide = true)]
     Provider {
@@ -83,6 +96,7 @@ impl NodesArgs {
             ssd_gb: self.disk,
             hdd_gb: 0,
             public_ipv4: self.ipv4,
+            gpu: self.gpu,
         };
         let (node, filter, limit) = (self.node, &self.filter, self.limit);
         ops::grid::nodes(
@@ -108,6 +122,9 @@ impl SimCommand {
             SimCommand::Reset => ops::sim::reset(cx.printer, cx.settings, cx.json).await,
             SimCommand::Advance { hours } => {
                 ops::cost::sim_advance(cx.printer, cx.settings, hours, cx.json)
+            }
+            SimCommand::Rent { node, cancel } => {
+                ops::sim::rent(cx.printer, cx.settings, node, cancel, cx.json)
             }
             SimCommand::Provider { sim_dir } => ops::sim::provider(cx.printer, sim_dir).await,
         }

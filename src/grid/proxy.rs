@@ -90,6 +90,29 @@ pub struct Node {
     /// (tfgrid-sdk-go scheduler/request.go). Older GridProxy versions omit it.
     #[serde(default)]
     pub features: Vec<String>,
+    /// The node's GPUs (`num_gpu` of them), and whether it is rented or can be rented now
+    /// (grid-proxy pkg/types/nodes.go): a GPU serves only VMs of the twin that rents the node.
+    #[serde(rename = "num_gpu", default)]
+    pub num_gpu: u64,
+    #[serde(default)]
+    pub gpus: Vec<NodeGpu>,
+    #[serde(default)]
+    pub rented: bool,
+    #[serde(default)]
+    pub rentable: bool,
+}
+
+/// One GPU of a node as GridProxy lists it: `id` is what a VM's `gpus` names; `contract` is the
+/// contract using it, 0 when free.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct NodeGpu {
+    pub id: String,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub contract: u64,
 }
 
 impl Node {
@@ -193,6 +216,8 @@ pub struct NodeQuery {
     pub free_hru: u64,
     pub free_ips: u64,
     pub farm_ids: Vec<u64>,
+    /// Only nodes with a GPU (`has_gpu=true`).
+    pub has_gpu: bool,
 }
 
 /// Rows fetched per page, and the most pages read for one listing.
@@ -243,6 +268,9 @@ impl GridProxy {
             if value > 0 {
                 params.push((key, value.to_string()));
             }
+        }
+        if query.has_gpu {
+            params.push(("has_gpu", "true".into()));
         }
         if !query.farm_ids.is_empty() {
             params.push((

@@ -114,6 +114,8 @@ pub struct Request {
     pub ssd_gb: u64,
     pub hdd_gb: u64,
     pub public_ipv4: bool,
+    /// A node with a GPU: a rented node qualifies too (its GPUs serve only its renter).
+    pub gpu: bool,
 }
 
 impl Request {
@@ -159,7 +161,8 @@ pub fn candidates(
             let ok = node.status.eq_ignore_ascii_case("up")
                 && node.healthy
                 && !node.is_light()
-                && node.rented_by_twin_id == 0
+                && (node.rented_by_twin_id == 0 || request.gpu)
+                && (!request.gpu || node.num_gpu > 0)
                 && !node.dedicated
                 && !excluded.contains(&node.node_id)
                 && node.total.cru >= request.cpu
@@ -290,6 +293,10 @@ mod tests {
             healthy: true,
             dedicated: false,
             rented_by_twin_id: 0,
+            num_gpu: 0,
+            gpus: Vec::new(),
+            rented: false,
+            rentable: true,
             total: Resources {
                 cru: 8,
                 mru: 32 << 30,
@@ -345,6 +352,7 @@ mod tests {
             ssd_gb: 50,
             hdd_gb: 0,
             public_ipv4: false,
+            gpu: false,
         };
         let all = candidates(
             &nodes,

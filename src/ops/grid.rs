@@ -90,12 +90,20 @@ pub async fn nodes(
         if !node.public_config.ipv4.is_empty() {
             printer.data(format!("public ipv4 {}", node.public_config.ipv4));
         }
+        for gpu in &node.gpus {
+            printer.data(format!(
+                "gpu         {} ({} {})",
+                gpu.id, gpu.vendor, gpu.device
+            ));
+        }
+        printer.data(format!("rent        {}", rent_state(&node)));
         return Ok(());
     }
     let filter = flags.clone().or(&settings.node_filter);
     let query = NodeQuery {
         free_mru: request.memory_mb << 20,
         free_sru: request.ssd_gb << 30,
+        has_gpu: request.gpu,
         ..NodeQuery::default()
     };
     let all = proxy.nodes(&query).await?;
@@ -123,6 +131,8 @@ pub async fn nodes(
                     "free_memory_gib": gib(free.mru),
                     "free_ssd_gib": gib(free.sru),
                     "farm_free_ipv4": c.farm_free_ips,
+                    "num_gpu": c.node.num_gpu,
+                    "rented_by_twin_id": c.node.rented_by_twin_id,
                     "score": (c.score * 1000.0).round() / 1000.0,
                 })
             })
@@ -142,13 +152,27 @@ pub async fn nodes(
         .into());
     }
     printer.data(format!(
-        "{:>6}  {:<18} {:<14} {:>4} {:>8} {:>8} {:>5} {:>7} {:>5}",
-        "NODE", "FARM", "COUNTRY", "CPU", "MEM GiB", "SSD GiB", "IPV4", "UPTIME", "SCORE"
+        "{:>6}  {:<18} {:<14} {:>4} {:>8} {:>8} {:>5} {:>7} {:>5}{}",
+        "NODE",
+        "FARM",
+        "COUNTRY",
+        "CPU",
+        "MEM GiB",
+        "SSD GiB",
+        "IPV4",
+        "UPTIME",
+        "SCORE",
+        if request.gpu { "  GPUS, RENT" } else { "" }
     ));
     for c in shown {
         let free = c.node.free();
+        let gpus = if request.gpu {
+            format!("  {} GPU, {}", c.node.num_gpu, rent_state(&c.node))
+        } else {
+            String::new()
+        };
         printer.data(format!(
-            "{:>6}  {:<18} {:<14} {:>4} {:>8} {:>8} {:>5} {:>6.1}d {:>5.2}",
+            "{:>6}  {:<18} {:<14} {:>4} {:>8} {:>8} {:>5} {:>6.1}d {:>5.2}{gpus}",
             c.node.node_id,
             truncate(&c.farm_name, 18),
             truncate(&c.node.country, 14),
@@ -171,6 +195,18 @@ pub async fn nodes(
         ),
     );
     Ok(())
+}
+
+/// Who rents a node: `rented by twin N`, `rentable`, or `not rentable` (a node with
+/// deployments of others on it).
+fn rent_state(node: &crate::grid::proxy::Node) -> String {
+    if node.rented_by_twin_id != 0 {
+        format!("rented by twin {}", node.rented_by_twin_id)
+    } else if node.rentable {
+        "rentable".into()
+    } else {
+        "not rentable".into()
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -216,3 +216,50 @@ pub async fn reset(printer: &Printer, settings: &Settings, json: bool) -> Result
     }
     Ok(())
 }
+
+/// `sim rent NODE [--cancel]`: a rent contract of the signed-in twin on a node (made on first
+/// use, as signing up on the chain would), or its end.
+///
+/// Errors: no mnemonic; TFChain's refusals (`NodeNotExists`, `NodeHasRentContract`,
+/// `NodeHasActiveContracts`), as one-line errors with a hint.
+pub fn rent(
+    printer: &Printer,
+    settings: &Settings,
+    node: u32,
+    cancel: bool,
+    json: bool,
+) -> Result<()> {
+    let loaded = crate::grid::mnemonic::load(settings)?.ok_or_else(|| {
+        UserError::new(
+            "no mnemonic: a rent contract is signed by your twin",
+            "run `tfgrid-compose signin`, or set TF_VAR_mnemonic",
+        )
+    })?;
+    let s = sim(settings);
+    let (twin_id, contract) = s
+        .with_ledger(|l| {
+            let twin = l.twin_of(&loaded.phrase);
+            let contract = if cancel {
+                l.end_rent(twin, node)
+            } else {
+                l.rent(twin, node)
+            }?;
+            Ok((twin, contract))
+        })
+        .map_err(|e| {
+            UserError::new(
+                format!("node {node} on the simulated grid: {e:#}"),
+                "`tfgrid-compose nodes --gpu --network sim` shows who rents what; a rent ends \
+                    only once no deployment is on the node",
+            )
+        })?;
+    if json {
+        printer.json_line(&json!({"schema": 1, "node_id": node, "twin_id": twin_id, "rent_contract": contract, "rented": !cancel}));
+    } else {
+        printer.status(
+            if cancel { "Ended" } else { "Rented" },
+            format!("node {node} for twin {twin_id} (rent contract {contract})"),
+        );
+    }
+    Ok(())
+}

@@ -29,16 +29,44 @@ fn node_json(l: &Ledger, n: &Node) -> Value {
         "status": "up",
         "healthy": true,
         "dedicated": false,
-        "rentedByTwinId": 0,
+        "rentContractId": n.rent_contract,
+        "rentedByTwinId": l.rented_by(n),
+        "rented": l.rented_by(n) != 0,
+        "rentable": l.rentable(n),
+        "num_gpu": n.gpus.len(),
+        "gpus": n.gpus.iter().map(|g| json!({"id": g.id, "vendor": g.vendor, "device": g.device, "contract": gpu_holder(l, n, &g.id)})).collect::<Vec<_>>(),
         "certificationType": n.certification,
         "total_resources": n.total,
         "used_resources": n.used,
-        "publicConfig": {"domain": n.domain.clone().unwrap_or_default(), "ipv4": if n.domain.is_some() { format!("198.51.100.{}/24", n.node_id) } else { String::new() }, "ipv6": ""},
+        "publicConfig": {"domain": n.domain.clone().unwrap_or_default(), "ipv4": n.public_ipv4, "ipv6": ""},
         "farm_free_ips": free_ips,
         "extraFee": super::billing::extra_fee_musd(n.node_id),
         "price_usd": super::billing::node_price_usd(n),
         "features": if n.light { json!(["zmachine-light", "network-light"]) } else { json!(["zmachine", "network", "zdb", "volume", "ipv4", "gateway-name-proxy", "gateway-fqdn-proxy", "mycelium", "wireguard"]) },
     })
+}
+
+/// The contract of the VM that holds a GPU of a node, 0 when it is free.
+fn gpu_holder(l: &Ledger, n: &Node, gpu: &str) -> u64 {
+    l.contracts
+        .values()
+        .find(|c| c.state == "Created" && c.node_id == n.node_id && c.gpus.iter().any(|g| g == gpu))
+        .map_or(0, |c| c.contract_id)
+}
+
+/// GridProxy's boolean and twin filters on a node (grid-proxy pkg/types/nodes.go NodeFilter):
+/// `ipv4`, `has_gpu`, `rented`, `rentable`, `rented_by`, `available_for` (rented by that twin, or
+/// not rented). A filter not given passes.
+fn node_flags_match(l: &Ledger, n: &Node, q: &BTreeMap<String, String>) -> bool {
+    let flag = |k: &str, actual: bool| q.get(k).is_none_or(|v| (v == "true") == actual);
+    let twin = |k: &str| q.get(k).and_then(|v| v.parse::<u32>().ok());
+    let renter = l.rented_by(n);
+    flag("ipv4", !n.public_ipv4.is_empty())
+        && flag("has_gpu", !n.gpus.is_empty())
+        && flag("rented", renter != 0)
+        && flag("rentable", l.rentable(n))
+        && twin("rented_by").is_none_or(|t| renter == t)
+        && twin("available_for").is_none_or(|t| renter == 0 || renter == t)
 }
 
 async fn nodes(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, String>>) -> Response {
@@ -75,6 +103,7 @@ async fn nodes(State(sim): State<SimDir>, Query(q): Query<BTreeMap<String, Strin
                 && n.total.hru.saturating_sub(n.used.hru) >= num("free_hru")
                 && free_ips >= num("free_ips")
                 && (farms.is_empty() || farms.contains(&n.farm_id))
+                && node_flags_match(&l, n, &q)
         })
         .map(|n| node_json(&l, n))
         .collect();

@@ -33,7 +33,29 @@ pub struct Node {
     /// Used capacity, in the same units; grows as workloads are placed.
     pub used: Resources,
     pub certification: String,
+    /// The IPv4 (with its prefix) of the node's public config, or "" for a node without one
+    /// (hidden: no WireGuard endpoint; tfgrid-sdk-go grid-client/workloads/network.go:574-589).
+    #[serde(default)]
+    pub public_ipv4: String,
+    /// The node's GPUs, as GridProxy lists them (`gpus` of a node).
+    #[serde(default)]
+    pub gpus: Vec<Gpu>,
+    /// The rent contract that gives the whole node to its twin, 0 when the node is not rented.
+    #[serde(default)]
+    pub rent_contract: u64,
 }
+
+/// A GPU of a node: `id` is `<slot>/<vendor>/<device>` as a VM's `gpus` names it (zos
+/// pkg/gridtypes/zos/zmachine.go:144-149); `vendor` and `device` are the PCI names GridProxy shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Gpu {
+    pub id: String,
+    pub vendor: String,
+    pub device: String,
+}
+
+/// The ledger's layout: 2 gave nodes public IPv4s, GPUs and a rent state.
+const LEDGER_VERSION: u32 = 2;
 
 /// A simulated farm with its pool of public IPv4 addresses (TEST-NET-2, 198.51.100.100-129).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -83,6 +105,9 @@ pub struct Contract {
     /// Host numbers of the deployment's VMs in their node's /24 of `network`.
     #[serde(default)]
     pub private_hosts: Vec<u8>,
+    /// GPUs of the node its VMs hold (ids as [`Gpu::id`]).
+    #[serde(default)]
+    pub gpus: Vec<String>,
 }
 
 /// A grid network as the simulator keeps it.
@@ -108,10 +133,16 @@ pub struct Network {
     pub contracts: BTreeMap<u32, u64>,
     /// node → host numbers used by VMs.
     pub used_ips: BTreeMap<u32, Vec<u8>>,
+    /// node → the network's Mycelium key there (64 hex digits), from `mycelium_keys`.
+    #[serde(default)]
+    pub mycelium_keys: BTreeMap<u32, String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Ledger {
+    /// The layout this ledger was written in ([`LEDGER_VERSION`]; 0 before versions).
+    #[serde(default)]
+    pub version: u32,
     pub nodes: Vec<Node>,
     pub farms: Vec<Farm>,
     /// sha256(mnemonic) hex → twin id.
@@ -168,12 +199,15 @@ impl SimDir {
     /// The ledger as it is now (a new grid when there is none yet).
     pub fn read(&self) -> Result<Ledger> {
         match std::fs::read(self.ledger()) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{}: the simulator's ledger is damaged; `tfgrid-compose sim reset` starts over",
-                    self.ledger().display()
-                )
-            }),
+            Ok(bytes) => serde_json::from_slice::<Ledger>(&bytes)
+                .map(Ledger::upgraded)
+                .with_context(|| {
+                    format!(
+                        "{}: the simulator's ledger is damaged; `tfgrid-compose sim reset` starts \
+                            over",
+                        self.ledger().display()
+                    )
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::new_grid()),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.ledger().display())),
         }
@@ -188,6 +222,22 @@ pub fn now() -> u64 {
 }
 
 impl Ledger {
+    /// A ledger of an earlier layout with what that layout lacked: nodes get the public IPv4s
+    /// and GPUs of a new grid's nodes of the same id.
+    fn upgraded(mut self) -> Ledger {
+        if self.version < LEDGER_VERSION {
+            let fresh = Ledger::new_grid();
+            for node in &mut self.nodes {
+                if let Some(f) = fresh.node(node.node_id) {
+                    node.public_ipv4 = f.public_ipv4.clone();
+                    node.gpus = f.gpus.clone();
+                }
+            }
+            self.version = LEDGER_VERSION;
+        }
+        self
+    }
+
     /// A new simulated grid: two farms, eight nodes (two of them zos-light, one a gateway with a
     /// domain), public IPv4 addresses on farm 1.
     pub fn new_grid() -> Ledger {
@@ -230,8 +280,21 @@ impl Ledger {
             } else {
                 "Diy".into()
             },
+            // 22 and 24 sit behind NAT, and zos-light nodes have no WireGuard endpoint
+            public_ipv4: if light || [22, 24].contains(&node_id) {
+                String::new()
+            } else {
+                format!("198.51.100.{node_id}/24")
+            },
+            gpus: Vec::new(),
+            rent_contract: 0,
         };
-        let nodes = vec![
+        let gpu = |id: &str, vendor: &str, device: &str| Gpu {
+            id: id.into(),
+            vendor: vendor.into(),
+            device: device.into(),
+        };
+        let mut nodes = vec![
             node(11, 1, false, 16, 64, 1000, None),
             node(12, 1, false, 16, 64, 1000, None),
             node(13, 1, false, 8, 32, 500, Some("gent01.sim.grid.tf")),
@@ -241,6 +304,23 @@ impl Ledger {
             node(23, 2, true, 32, 128, 2000, None),
             node(24, 2, false, 4, 8, 100, None),
         ];
+        nodes[4].gpus = vec![
+            gpu(
+                "0000:3b:00.0/10de/2204",
+                "NVIDIA Corporation",
+                "GA102 [GeForce RTX 3090]",
+            ),
+            gpu(
+                "0000:5e:00.0/10de/2204",
+                "NVIDIA Corporation",
+                "GA102 [GeForce RTX 3090]",
+            ),
+        ];
+        nodes[5].gpus = vec![gpu(
+            "0000:0e:00.0/1002/744c",
+            "Advanced Micro Devices, Inc. [AMD/ATI]",
+            "Navi 31 [Radeon RX 7900 XT/7900 XTX]",
+        )];
         // nodes with a domain have 198.51.100.<node id>; the farm's pool starts at .100
         let public_ips = (100..130)
             .map(|h| (format!("198.51.100.{h}/24"), 0))
@@ -260,6 +340,7 @@ impl Ledger {
             },
         ];
         Ledger {
+            version: LEDGER_VERSION,
             nodes,
             farms,
             next_contract: 1000,
@@ -319,6 +400,7 @@ impl Ledger {
             vms: Vec::new(),
             network: String::new(),
             private_hosts: Vec::new(),
+            gpus: Vec::new(),
         };
         self.contracts.insert(id, contract);
         id
@@ -349,6 +431,11 @@ impl Ledger {
             }
         }
         self.names.retain(|_, holder| *holder != id);
+        if c.kind == "rent"
+            && let Some(node) = self.node_mut(c.node_id)
+        {
+            node.rent_contract = 0;
+        }
         if let Some(used) = self
             .networks
             .get_mut(&c.network)
@@ -357,6 +444,62 @@ impl Ledger {
             used.retain(|h| !c.private_hosts.contains(h));
         }
         c.vms
+    }
+
+    /// The twin that rents a node, 0 when nobody does.
+    pub fn rented_by(&self, node: &Node) -> u32 {
+        self.contracts
+            .get(&node.rent_contract)
+            .filter(|c| c.state == "Created")
+            .map_or(0, |c| c.twin_id)
+    }
+
+    /// Whether a node can be rented now: nobody rents it and no node contract is on it (TFChain's
+    /// rule; GridProxy's `rentable`).
+    pub fn rentable(&self, node: &Node) -> bool {
+        self.rented_by(node) == 0 && self.node_contracts_on(node.node_id) == 0
+    }
+
+    fn node_contracts_on(&self, node_id: u32) -> usize {
+        self.contracts
+            .values()
+            .filter(|c| c.kind == "node" && c.node_id == node_id && c.state == "Created")
+            .count()
+    }
+
+    /// A rent contract of `twin_id` on `node_id`: the whole node is the twin's until it is
+    /// cancelled. TFChain's checks and error names, in its order (pallet-smart-contract
+    /// `_create_rent_contract`): `NodeNotExists`, `NodeHasRentContract`, `NodeHasActiveContracts`.
+    pub fn rent(&mut self, twin_id: u32, node_id: u32) -> Result<u64> {
+        let node = self.node(node_id).context("NodeNotExists")?;
+        anyhow::ensure!(self.rented_by(node) == 0, "NodeHasRentContract");
+        anyhow::ensure!(
+            self.node_contracts_on(node_id) == 0,
+            "NodeHasActiveContracts"
+        );
+        let meta = serde_json::json!({"type": "rent"}).to_string();
+        let id = self.open_contract(twin_id, "rent", node_id, meta);
+        if let Some(node) = self.node_mut(node_id) {
+            node.rent_contract = id;
+        }
+        Ok(id)
+    }
+
+    /// Cancels the rent contract of `twin_id` on `node_id`; TFChain refuses while node contracts
+    /// run on the node (`NodeHasActiveContracts`, pallet-smart-contract `cancel_contract`).
+    pub fn end_rent(&mut self, twin_id: u32, node_id: u32) -> Result<u64> {
+        let node = self.node(node_id).context("NodeNotExists")?;
+        let id = node.rent_contract;
+        anyhow::ensure!(
+            self.rented_by(node) == twin_id && twin_id != 0,
+            "node {node_id} is not rented by twin {twin_id}"
+        );
+        anyhow::ensure!(
+            self.node_contracts_on(node_id) == 0,
+            "NodeHasActiveContracts"
+        );
+        self.cancel(id);
+        Ok(id)
     }
 
     /// Contracts of a twin that are still `Created`.
@@ -400,5 +543,22 @@ mod tests {
         assert!(l.names.is_empty());
         assert_eq!(l.active(twin).count(), 0);
         assert!(l.cancel(id).is_empty(), "a second cancel does nothing");
+    }
+
+    #[test]
+    fn a_ledger_of_the_earlier_layout_gains_the_nodes_public_ipv4s_and_gpus() {
+        let mut old = serde_json::to_value(Ledger::new_grid()).unwrap();
+        old.as_object_mut().unwrap().remove("version");
+        for node in old["nodes"].as_array_mut().unwrap() {
+            let node = node.as_object_mut().unwrap();
+            for key in ["public_ipv4", "gpus", "rent_contract"] {
+                node.remove(key);
+            }
+        }
+        let read: Ledger = serde_json::from_value::<Ledger>(old).unwrap().upgraded();
+        assert_eq!(read.version, LEDGER_VERSION);
+        assert_eq!(read.node(11).unwrap().public_ipv4, "198.51.100.11/24");
+        assert_eq!(read.node(21).unwrap().gpus.len(), 2);
+        assert!(read.node(22).unwrap().public_ipv4.is_empty());
     }
 }

@@ -58,7 +58,7 @@ const NO_MODULE: &str = "Failed to download module";
 const AI_STACK_INIT: &str = "Terraform encountered problems during initialisation";
 const YGGDRASIL_PROVISIONER: &str = "remote-exec provisioner error";
 const DEVNET_GATEWAY: &str = "node 11 cannot deploy a fqdn workload";
-const DEVNET_GPU_NODE: &str = "node 93 not found";
+const DEVNET_GPU_NODE: &str = "failed to get node 93: not found";
 const KEY: &[(&str, &str)] = &[("public_key", "{public_key}")];
 
 const CASES: &[Case] = &[

@@ -32,5 +32,6 @@ mod pr;
 mod recovery;
 mod schema;
 mod sim;
+mod sim_nodes;
 mod units;
 mod world;

@@ -208,15 +208,17 @@ pub fn valid_name(s: &str) -> bool {
 }
 
 enum Check {
+    /// `StringMatch(^[a-zA-Z0-9_]+$, nameValidationErrorMessage)` (provider.go:18-19).
     Name,
     IntBetween(i64, i64),
-    /// IntBetween applied only when the value is not 0 (SDKv2 skips unset numbers).
-    IntBetweenWhenSet(i64, i64),
     IpAddress,
+    /// `IsCIDRNetwork(16, 16)` (resource_network.go:68).
     Cidr16,
     OneOf(&'static [&'static str]),
     UrlScheme(&'static str),
     NotEmpty,
+    /// `StringMatch(gpuValidationRegex, gpuValidationErrMsg)` on each element (provider.go:20-21,
+    /// resource_deployment.go:304).
     Gpu,
 }
 
@@ -237,8 +239,8 @@ fn checks(type_name: &str) -> &'static [(&'static [&'static str], &'static str, 
             (&[], "network_name", Name),
             (&["vms"], "name", Name),
             (&["vms"], "cpu", IntBetween(1, 32)),
-            (&["vms"], "memory", IntBetweenWhenSet(256, 262_144)),
-            (&["vms"], "rootfs_size", IntBetweenWhenSet(1024, 10_485_760)),
+            (&["vms"], "memory", IntBetween(256, 262_144)),
+            (&["vms"], "rootfs_size", IntBetween(1024, 10_485_760)),
             (&["vms"], "ip", IpAddress),
             (&["vms"], "gpus", Gpu),
             (&["disks"], "name", Name),
@@ -265,7 +267,9 @@ fn checks(type_name: &str) -> &'static [(&'static [&'static str], &'static str, 
 }
 
 /// Runs the plan-time validators of `type_name` (`provider` for the provider block) on a
-/// configuration. Unknown values are skipped, as Terraform does until they are known.
+/// configuration. A null (unset) value is not validated and neither is an unknown one, as SDKv2
+/// does (helper/schema/schema.go `validate`: no value, or not wholly known, returns early); a
+/// value set to `0` or `""` is validated.
 pub fn validate(type_name: &str, config: &Val) -> Vec<Invalid> {
     let mut problems = Vec::new();
     for (blocks, attr, check) in checks(type_name) {
@@ -292,77 +296,71 @@ pub fn validate(type_name: &str, config: &Val) -> Vec<Invalid> {
             if v.is_null() || v.has_unknown() {
                 continue;
             }
-            if let Some(message) = check_one(check, attr, v) {
-                path.push(PathStep::Attr(attr.to_string()));
-                problems.push(Invalid { path, message });
+            path.push(PathStep::Attr(attr.to_string()));
+            if let Check::Gpu = check {
+                // a validator of the list's elements: one problem per element, at its index
+                for (i, gpu) in v.list().iter().enumerate() {
+                    if gpu.str().is_some_and(|g| !gpu_id(g)) {
+                        let mut at = path.clone();
+                        at.push(PathStep::Index(i as i64));
+                        problems.push(Invalid {
+                            path: at,
+                            message: format!("invalid value for {attr} (not a valid gpu id)"),
+                        });
+                    }
+                }
+                continue;
+            }
+            for message in check_one(check, attr, v) {
+                problems.push(Invalid {
+                    path: path.clone(),
+                    message,
+                });
             }
         }
     }
     problems
 }
 
-fn check_one(check: &Check, k: &str, v: &Val) -> Option<String> {
+/// The messages of one SDKv2 validator (terraform-plugin-sdk v2.34.0, helper/validation), with
+/// `k` the attribute's name as `validation.ToDiagFunc` passes it.
+fn check_one(check: &Check, k: &str, v: &Val) -> Vec<String> {
+    let one = |m: Option<String>| m.into_iter().collect();
     match check {
-        Check::Name => {
-            let s = v.str()?;
-            (!valid_name(s))
-                .then(|| format!("invalid value for {k} (must match ^[a-zA-Z0-9_]+$), got: {s}"))
-        }
-        Check::IntBetween(lo, hi) => {
-            let n = v.int()?;
-            (n < *lo || n > *hi)
-                .then(|| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))
-        }
-        Check::IntBetweenWhenSet(lo, hi) => {
-            let n = v.int()?;
-            (n != 0 && (n < *lo || n > *hi))
-                .then(|| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))
-        }
-        Check::IpAddress => {
-            let s = v.str()?;
-            (!s.is_empty() && s.parse::<IpAddr>().is_err())
-                .then(|| format!("expected {k} to contain a valid IP, got: {s}"))
-        }
-        Check::Cidr16 => {
-            let s = v.str()?;
-            cidr16_problem(s).map(|why| {
-                format!(
-                    "expected {k} to contain a network Value with \
-                between 16 and 16 significant bits, got: {s} ({why})"
-                )
-            })
-        }
-        Check::OneOf(allowed) => {
-            let s = v.str()?;
-            (!allowed.contains(&s))
-                .then(|| format!("expected {k} to be one of {allowed:?}, got {s}"))
-        }
-        Check::UrlScheme(scheme) => {
-            let s = v.str()?;
-            (!s.is_empty() && !s.starts_with(&format!("{scheme}://"))).then(|| {
-                format!("expected {k} to have a url with schema of: \"{scheme}\", got {s}")
-            })
-        }
-        Check::NotEmpty => {
-            let s = v.str()?;
-            s.is_empty()
-                .then(|| format!("expected \"{k}\" to not be an empty string"))
-        }
-        Check::Gpu => {
-            let bad: Vec<&str> = v
-                .list()
-                .iter()
-                .filter_map(Val::str)
-                .filter(|g| !gpu_id(g))
-                .collect();
-            (!bad.is_empty()).then(|| {
-                format!(
-                    "invalid value for {k} (must match \
-                ^[A-Za-z0-9:.]+/[A-Za-z0-9]+/[A-Za-z0-9]+$), got: {}",
-                    bad.join(", ")
-                )
-            })
-        }
+        // strings.go:93-105; the message is the provider's nameValidationErrorMessage
+        Check::Name => one(v.str().filter(|s| !valid_name(s)).map(|_| {
+            format!(
+                "invalid value for {k} (must only include alphanumeric and underscore characters)"
+            )
+        })),
+        // int.go:15-30
+        Check::IntBetween(lo, hi) => one(v
+            .int()
+            .filter(|n| n < lo || n > hi)
+            .map(|n| format!("expected {k} to be in the range ({lo} - {hi}), got {n}"))),
+        // network.go:16-29 (Go's net.ParseIP: "" is not an IP)
+        Check::IpAddress => one(v
+            .str()
+            .filter(|s| s.parse::<IpAddr>().is_err())
+            .map(|s| format!("expected {k} to contain a valid IP, got: {s}"))),
+        // network.go:103-128
+        Check::Cidr16 => v
+            .str()
+            .map(|s| cidr_network(k, s, 16, 16))
+            .unwrap_or_default(),
+        // strings.go:135-153: Go's %q of a []string, `["dev" "qa" "test" "main"]`
+        Check::OneOf(allowed) => one(v.str().filter(|s| !allowed.contains(s)).map(|s| {
+            let quoted: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+            format!("expected {k} to be one of [{}], got {s}", quoted.join(" "))
+        })),
+        // web.go:25-56
+        Check::UrlScheme(scheme) => one(v.str().and_then(|s| url_problem(k, s, scheme))),
+        // strings.go:17-28
+        Check::NotEmpty => one(v
+            .str()
+            .filter(|s| s.is_empty())
+            .map(|_| format!("expected \"{k}\" to not be an empty string, got "))),
+        Check::Gpu => Vec::new(),
     }
 }
 
@@ -378,19 +376,77 @@ fn gpu_id(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Why `s` is not an IPv4 /16 network address, if it is not.
-pub fn cidr16_problem(s: &str) -> Option<&'static str> {
-    let Some((addr, bits)) = s.split_once('/') else {
-        return Some("not a CIDR");
+/// SDKv2's `IsCIDRNetwork(min, max)` (helper/validation/network.go:103-128): a parse error alone,
+/// or "not the network address" and "wrong prefix length", each when it holds.
+fn cidr_network(k: &str, s: &str, min: u8, max: u8) -> Vec<String> {
+    let parsed = s.split_once('/').and_then(|(addr, bits)| {
+        let addr: IpAddr = addr.parse().ok()?;
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let digits =
+            !bits.is_empty() && bits.len() <= 3 && bits.bytes().all(|b| b.is_ascii_digit());
+        let bits: u8 = bits.parse().ok().filter(|b| digits && *b <= width)?;
+        Some((addr, bits))
+    });
+    let Some((addr, bits)) = parsed else {
+        // Go's net.ParseCIDR error text
+        return vec![format!(
+            "expected {k} to contain a valid Value, got: {s} with err: invalid CIDR address: {s}"
+        )];
     };
-    let Ok(addr) = addr.parse::<std::net::Ipv4Addr>() else {
-        return Some("not an IPv4 address");
+    let network = match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
     };
-    if bits != "16" {
-        return Some("the prefix must be /16");
+    let canonical = format!("{network}/{bits}");
+    let mut out = Vec::new();
+    if canonical != s {
+        out.push(format!(
+            "expected {k} to contain a valid network Value, expected {canonical}, got {s}"
+        ));
     }
-    let o = addr.octets();
-    (o[2] != 0 || o[3] != 0).then_some("not the network address of its /16")
+    if bits < min || bits > max {
+        out.push(format!(
+            "expected \"{k}\" to contain a network Value with between {min} and {max} significant \
+                bits, got: {bits}"
+        ));
+    }
+    out
+}
+
+/// SDKv2's `IsURLWithScheme` (helper/validation/web.go:25-56) over Go's `url.Parse`: empty, no
+/// host, or another scheme.
+fn url_problem(k: &str, s: &str, scheme: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some(format!("expected \"{k}\" url to not be empty, got {s}"));
+    }
+    // Go's url.Parse: a scheme is a letter then letters, digits, + - . before the first ':'
+    let (found, rest) = match s.split_once(':') {
+        Some((sch, rest))
+            if sch.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                && sch
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            (sch.to_ascii_lowercase(), rest)
+        }
+        _ => (String::new(), s),
+    };
+    let host = rest
+        .strip_prefix("//")
+        .map(|r| r.split(['/', '?', '#']).next().unwrap_or_default())
+        .map(|authority| authority.rsplit('@').next().unwrap_or_default())
+        .unwrap_or_default();
+    if host.is_empty() {
+        return Some(format!("expected \"{k}\" to have a host, got {s}"));
+    }
+    (found != scheme)
+        .then(|| format!("expected \"{k}\" to have a url with schema of: \"{scheme}\", got {s}"))
 }
 
 #[cfg(test)]
@@ -413,53 +469,136 @@ mod tests {
             ("cpu", Val::Int(64)),
             ("memory", Val::Int(0)),
             ("ip", Val::Unknown),
+            (
+                "gpus",
+                Val::List(vec![
+                    Val::string("0000:0e:00.0/1002/744c"),
+                    Val::string("gpu0"),
+                ]),
+            ),
         ]);
         let config = obj(&[
             ("name", Val::string("ok_name")),
             ("vms", Val::List(vec![vm])),
         ]);
         let problems = validate("grid_deployment", &config);
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        let at = |steps: &[&str]| -> Vec<PathStep> {
+            steps
+                .iter()
+                .map(|s| match s.parse::<i64>() {
+                    Ok(i) => PathStep::Index(i),
+                    Err(_) => PathStep::Attr(s.to_string()),
+                })
+                .collect()
+        };
         assert_eq!(
-            problems[0].message,
-            "invalid value for name (must match ^[a-zA-Z0-9_]+$), got: vm-1"
-        );
-        assert_eq!(
-            problems[0].path,
+            problems,
             vec![
-                PathStep::Attr("vms".into()),
-                PathStep::Index(0),
-                PathStep::Attr("name".into())
+                Invalid {
+                    path: at(&["vms", "0", "name"]),
+                    message: "invalid value for name (must only include alphanumeric and \
+                        underscore characters)"
+                        .into()
+                },
+                Invalid {
+                    path: at(&["vms", "0", "cpu"]),
+                    message: "expected cpu to be in the range (1 - 32), got 64".into()
+                },
+                // an explicit 0 is validated: SDKv2 skips only what is unset
+                Invalid {
+                    path: at(&["vms", "0", "memory"]),
+                    message: "expected memory to be in the range (256 - 262144), got 0".into()
+                },
+                // one diagnostic per element of the list, at its index
+                Invalid {
+                    path: at(&["vms", "0", "gpus", "1"]),
+                    message: "invalid value for gpus (not a valid gpu id)".into()
+                },
+            ]
+        );
+    }
+
+    /// Each validator's text as terraform-plugin-sdk v2.34.0 (helper/validation) prints it.
+    #[test]
+    fn validator_messages_are_the_sdks_word_for_word() {
+        let messages = |type_name: &str, pairs: &[(&str, Val)]| -> Vec<String> {
+            validate(type_name, &obj(pairs))
+                .into_iter()
+                .map(|p| p.message)
+                .collect()
+        };
+        let net = |range: &str| {
+            messages(
+                "grid_network",
+                &[("name", Val::string("n")), ("ip_range", Val::string(range))],
+            )
+        };
+        assert_eq!(net("10.1.0.0/16"), Vec::<String>::new());
+        assert_eq!(
+            net("10.1.2.0/16"),
+            [
+                "expected ip_range to contain a valid network Value, expected 10.1.0.0/16, got \
+                10.1.2.0/16"
             ]
         );
         assert_eq!(
-            problems[1].message,
-            "expected cpu to be in the range (1 - 32), got 64"
-        );
-        assert!(
-            validate(
-                "grid_network",
-                &obj(&[
-                    ("name", Val::string("n")),
-                    ("ip_range", Val::string("10.1.2.0/16"))
-                ])
-            )[0]
-            .message
-            .contains("10.1.2.0/16")
-        );
-        assert!(
-            validate(
-                "grid_network",
-                &obj(&[
-                    ("name", Val::string("n")),
-                    ("ip_range", Val::string("10.1.0.0/16"))
-                ])
-            )
-            .is_empty()
+            net("10.1.2.0/24"),
+            [
+                r#"expected "ip_range" to contain a network Value with between 16 and 16 significant bits, got: 24"#
+            ]
         );
         assert_eq!(
-            validate("provider", &obj(&[("network", Val::string("sim"))]))[0].message,
-            r#"expected network to be one of ["dev", "qa", "test", "main"], got sim"#
+            net("10.1.2.3/24"),
+            [
+                "expected ip_range to contain a valid network Value, expected 10.1.2.0/24, got \
+                    10.1.2.3/24",
+                r#"expected "ip_range" to contain a network Value with between 16 and 16 significant bits, got: 24"#
+            ]
+        );
+        assert_eq!(
+            net("10.1.0.0"),
+            [
+                "expected ip_range to contain a valid Value, got: 10.1.0.0 with err: invalid CIDR \
+                address: 10.1.0.0"
+            ]
+        );
+        assert_eq!(
+            messages("provider", &[("network", Val::string("sim"))]),
+            [r#"expected network to be one of ["dev" "qa" "test" "main"], got sim"#]
+        );
+        assert_eq!(
+            messages(
+                "provider",
+                &[
+                    (
+                        "substrate_url",
+                        Val::string("https://tfchain.dev.grid.tf/ws")
+                    ),
+                    ("relay_url", Val::string("relay.dev.grid.tf")),
+                    ("proxy_url", Val::string("")),
+                ]
+            ),
+            [
+                r#"expected "substrate_url" to have a url with schema of: "wss", got https://tfchain.dev.grid.tf/ws"#,
+                r#"expected "relay_url" to have a host, got relay.dev.grid.tf"#,
+                r#"expected "proxy_url" url to not be empty, got "#,
+            ]
+        );
+        assert_eq!(
+            messages(
+                "provider",
+                &[("relay_url", Val::string("wss://relay.dev.grid.tf"))]
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            messages("grid_kubernetes", &[("token", Val::string(""))]),
+            [r#"expected "token" to not be an empty string, got "#]
+        );
+        let vm = obj(&[("name", Val::string("vm")), ("ip", Val::string(""))]);
+        assert_eq!(
+            messages("grid_deployment", &[("vms", Val::List(vec![vm]))]),
+            ["expected ip to contain a valid IP, got: "]
         );
     }
 

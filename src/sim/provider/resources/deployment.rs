@@ -1,6 +1,7 @@
 //! `grid_deployment`: one node contract; VMs as namespaces on this machine with `ip` from .2
 //! upward per (network, node), `computedip` from the farm's pool (with its prefix),
-//! `mycelium_ip` when a seed is given, `console_url`; the node's capacity is checked and used.
+//! `planetary_ip` and `mycelium_ip` as zos makes them, `console_url`; the node's capacity is
+//! checked and used; GPUs only on a node the twin rents and that has them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -8,9 +9,17 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, bail, ensure};
 
 use super::network::range_prefix;
-use super::{Ctx, hex_bytes, routed_here, s, sim_sh};
-use crate::sim::ledger::{GIB, Ledger, Network, SimDir};
+use super::{Ctx, LoadError, hex_bytes, routed_here, s, sim_sh};
+use crate::sim::ledger::{GIB, Ledger, Network, Node, SimDir};
 use crate::sim::provider::value::Val;
+
+/// A deployment as booked: its contract, network, the node's third octet in it, and its VMs.
+struct Booked {
+    id: u64,
+    net: Network,
+    octet: u8,
+    plans: Vec<VmPlan>,
+}
 
 /// One VM as booked: where it runs and its addresses.
 #[derive(Clone, Debug)]
@@ -32,52 +41,243 @@ fn vm_bytes(vm: &Val) -> (u64, u64, u64) {
     (cpu, mem, rootfs)
 }
 
-/// Apply-time checks of the SDK and the node (names, memory, flist, unique names, ip).
-fn check_deployment(planned: &Val) -> Result<()> {
-    let name = planned.str_or_empty("name");
-    ensure!(
-        !name.is_empty() && name.len() <= 50,
-        "deployment name '{name}' must be 1 to 50 characters"
-    );
-    let mut names = BTreeSet::new();
+// --- the grid's checks, in its order ---------------------------------------------------------
+//
+// A deployment meets the provider's and the grid client's checks in this order (provider
+// internal/provider/resource_deployment.go:480-505 at b7d1a8c; grid-client at dbe67bef; zos):
+// 1. the provider reads it (deployment.go:18-136): the node answers, seeds decode
+//    ([`load_checks`]; `couldn't load deployment data with error: …`);
+// 2. the client's Validate (deployer/deployment_deployer.go:32-44, 109-111; workloads/
+//    deployment.go:70-124, vm.go:240-300, disk.go:54-64) ([`client_checks`]; `invalid deployment: …`);
+// 3. private IPs (deployment_deployer.go:54-57, 113-116, 297-352; workloads/vm.go:333-380)
+//    ([`address_checks`]; `could not generate deployments data: …`);
+// 4. the deployer's Validate (deployer/deployer.go:71-84, 566-690): workload names, public IPs,
+//    capacity ([`deployer_checks`]);
+// 5. the contract (deployer.go:157-160), the node's own validation (deployer.go:164-171; zos
+//    pkg/provision/engine.go:1006-1009) and the workloads' results (deployer.go:178-181, 333-334)
+//    ([`node_checks`], [`check_gpus`], [`check_mycelium`]).
+// Everything after the provider's reading carries `couldn't deploy deployment with error: …`.
+
+/// A workload name's problem, as the grid client and zos word it (grid-client
+/// workloads/deployment.go:126-140; zos pkg/gridtypes/id.go:78-95), with `max` characters.
+fn name_problem(name: &str, max: usize) -> Option<String> {
+    if name.is_empty() {
+        Some("name cannot be empty".into())
+    } else if name.len() > max {
+        Some(format!("name cannot exceed {max} characters"))
+    } else if !crate::sim::provider::schema::valid_name(name) {
+        Some("unsupported character in workload name".into())
+    } else {
+        None
+    }
+}
+
+/// Go's `hex.DecodeString` error for `s`, if any (encoding/hex: an invalid byte first, then an
+/// odd length).
+fn go_hex_error(s: &str) -> Option<String> {
+    let bad = s.chars().find(|c| !c.is_ascii_hexdigit());
+    match bad {
+        Some(c) => Some(format!(
+            "encoding/hex: invalid byte: U+{:04X} '{c}'",
+            u32::from(c)
+        )),
+        None if s.len() % 2 == 1 => Some("encoding/hex: odd length hex string".into()),
+        None => None,
+    }
+}
+
+/// hashicorp/go-multierror's text for a list of errors (format.go `ListFormatFunc`).
+fn multierror(errors: &[String]) -> String {
+    match errors {
+        [one] => format!("1 error occurred:\n\t* {one}\n\n"),
+        many => format!(
+            "{} errors occurred:\n\t{}\n\n",
+            many.len(),
+            many.iter()
+                .map(|e| format!("* {e}"))
+                .collect::<Vec<_>>()
+                .join("\n\t")
+        ),
+    }
+}
+
+/// Stage 1, what the provider reads before the grid client has the deployment: the node, and
+/// each VM's `mycelium_ip_seed` as hex. Returns the node.
+fn load_checks(l: &Ledger, planned: &Val) -> Result<Node> {
+    let node_id = planned.int_or_zero("node") as u32;
+    let node = l.node(node_id).cloned().ok_or_else(|| {
+        LoadError(format!(
+            "failed to get node client '{node_id}': failed to get node {node_id}: not found"
+        ))
+    })?;
     for vm in planned.get("vms").list() {
-        let n = vm.str_or_empty("name");
-        ensure!(
-            n.len() <= 36,
-            "workload name '{n}' is longer than 36 characters (the node's limit)"
-        );
-        ensure!(
-            names.insert(n.clone()),
-            "multiple workloads with the same name '{n}'"
-        );
-        if vm.bool_or_false("publicip") {
-            ensure!(
-                names.insert(format!("{n}ip")),
-                "multiple workloads with the same name '{n}ip'"
+        let seed = vm.str_or_empty("mycelium_ip_seed");
+        if let Some(why) = go_hex_error(&seed) {
+            return Err(
+                LoadError(format!("failed to decode mycelium ip seed '{seed}': {why}")).into(),
             );
         }
-        ensure!(
-            vm.int_or_zero("memory") >= 250,
-            "memory capacity can't be less that 250 MB"
-        );
-        let flist = vm.str_or_empty("flist");
-        ensure!(
-            flist.ends_with(".flist") || flist.ends_with(".fl"),
-            "flist: '{flist}' is invalid, should have a valid flist extension"
-        );
-        let seed = vm.str_or_empty("mycelium_ip_seed");
-        ensure!(
-            seed.is_empty() || (hex_bytes(&seed).is_ok() && seed.len() == 12),
-            "invalid mycelium ip seed length {} must be 6 or empty",
-            seed.len() / 2
-        );
     }
-    for d in planned.get("disks").list() {
-        let n = d.str_or_empty("name");
+    Ok(node)
+}
+
+/// Stage 2, the grid client's Validate of the deployment, its VMs and disks.
+fn client_checks(planned: &Val) -> Result<()> {
+    let problem = || -> Option<String> {
+        if let Some(p) = name_problem(&planned.str_or_empty("name"), 50) {
+            return Some(format!("deployment name is invalid: {p}"));
+        }
+        let vms = planned.get("vms").list();
+        if let Some(p) =
+            name_problem(&planned.str_or_empty("network_name"), 50).filter(|_| !vms.is_empty())
+        {
+            return Some(format!(
+                "you passed vm/vms in the deployment but network name is invalid: {p}"
+            ));
+        }
+        for vm in vms {
+            let n = vm.str_or_empty("name");
+            let flist = vm.str_or_empty("flist");
+            let seed_bytes = vm.str_or_empty("mycelium_ip_seed").len() / 2;
+            let why = if let Some(p) = name_problem(&n, 50) {
+                format!("virtual machine name is invalid: {p}")
+            } else if !(flist.ends_with(".flist") || flist.ends_with(".fl")) {
+                format!(
+                    "flist is invalid: flist: '{flist}' is invalid, should have a valid flist \
+                        extension"
+                )
+            } else if !(1..=32).contains(&vm.int_or_zero("cpu")) {
+                "CPUs must be more than or equal to 1 and less than or equal to 32".into()
+            } else if vm.int_or_zero("memory") < 250 {
+                "memory capacity can't be less that 250 MB".into()
+            } else if seed_bytes != 0 && seed_bytes != 6 {
+                format!("invalid mycelium ip seed length {seed_bytes} must be 6 or empty")
+            } else {
+                continue;
+            };
+            return Some(format!("vm '{n}' is invalid: {why}"));
+        }
+        for d in planned.get("disks").list() {
+            let n = d.str_or_empty("name");
+            let why = if let Some(p) = name_problem(&n, 50) {
+                format!("disk name is invalid: {p}")
+            } else if d.int_or_zero("size") == 0 {
+                "disk size should be a positive integer not zero".into()
+            } else {
+                continue;
+            };
+            return Some(format!("disk '{n}' is invalid: {why}"));
+        }
+        None
+    };
+    match problem() {
+        Some(why) => bail!("invalid deployment: {why}"),
+        None => Ok(()),
+    }
+}
+
+/// Stage 3, the client's private IPs: the network's /24 on the node (from the provider's state
+/// file), a wanted `ip` inside it, a free host. Returns the node's third octet.
+fn address_checks(net: Option<&Network>, node_id: u32, vms: &[Val]) -> Result<u8> {
+    let fail = |inner: Vec<String>| {
+        anyhow::anyhow!(
+            "could not generate deployments data: {}",
+            multierror(&[format!("failed to assign node ips: {}", multierror(&inner))])
+        )
+    };
+    let Some((net, octet)) = net.and_then(|n| Some((n, *n.nodes.get(&node_id)?))) else {
+        return Err(fail(vec![
+            "invalid ip range : invalid CIDR address: ".into(),
+        ]));
+    };
+    let range = format!("{}.{octet}", range_prefix(&net.ip_range));
+    let mut problems = Vec::new();
+    let mut free = 253usize.saturating_sub(net.used_ips.get(&node_id).map_or(0, Vec::len));
+    for vm in vms {
+        let n = vm.str_or_empty("name");
+        let wanted = vm.str_or_empty("ip");
+        if let Ok(ip) = wanted.parse::<Ipv4Addr>() {
+            let o = ip.octets();
+            if format!("{}.{}.{}", o[0], o[1], o[2]) != range {
+                problems.push(format!(
+                    "failed to assign IP to vm {n}: deployment ip range '{range}.0/24' doesn't \
+                        contain ip '{wanted}' for vm '{n}'"
+                ));
+            }
+        } else if free == 0 {
+            problems.push(format!(
+                "failed to assign IP to vm {n}: all 253 ips of the network are exhausted"
+            ));
+        } else {
+            free -= 1;
+        }
+    }
+    if problems.is_empty() {
+        Ok(octet)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// Stage 4, the deployer's Validate: zos's deployment validity (names ≤ 50 at the zos the client
+/// pins, unique, in the client's workload order: disks, then each VM's public IP `<vm>ip` and
+/// the VM), then the farm's free public IPs; capacity follows in [`book_deployment`].
+fn deployer_checks(l: &Ledger, node: &Node, planned: &Val, contract: Option<u64>) -> Result<()> {
+    let mut order: Vec<String> = planned
+        .get("disks")
+        .list()
+        .iter()
+        .map(|d| d.str_or_empty("name"))
+        .collect();
+    let mut wanted_ips = 0;
+    for vm in planned.get("vms").list() {
+        let n = vm.str_or_empty("name");
+        if vm.bool_or_false("publicip") {
+            order.push(format!("{n}ip"));
+            wanted_ips += 1;
+        }
+        order.push(n);
+    }
+    let mut names = BTreeSet::new();
+    for n in order {
+        if let Some(p) = name_problem(&n, 50) {
+            bail!("invalid deployment: name '{n}' is invalid: {p}");
+        }
         ensure!(
             names.insert(n.clone()),
-            "multiple workloads with the same name '{n}'"
+            "invalid deployment: multiple workloads with the same name '{n}'"
         );
+    }
+    // on an update, the IPs the contract holds count as the farm's
+    let held = contract
+        .and_then(|c| l.contracts.get(&c))
+        .map_or(0, |c| c.public_ips.len());
+    let free = l
+        .farms
+        .iter()
+        .find(|f| f.farm_id == node.farm_id)
+        .map_or(0, |f| {
+            f.public_ips
+                .iter()
+                .filter(|(ip, holder)| **holder == 0 && !routed_here(ip))
+                .count()
+        });
+    ensure!(
+        node.light || wanted_ips <= free + held,
+        "farm {} does not have enough public ips",
+        node.farm_id
+    );
+    Ok(())
+}
+
+/// Stage 5, what the node says of the deployment it is sent (zos since e35a5fd8: workload names
+/// of at most 36 characters, for cloud-hypervisor's virtio-fs tags), as the client reports it.
+fn node_checks(node_id: u32, planned: &Val) -> Result<()> {
+    for vm in planned.get("vms").list() {
+        let n = vm.str_or_empty("name");
+        if let Some(p) = name_problem(&n, 36) {
+            bail!("error sending deployment to node {node_id}: name '{n}' is invalid: {p}");
+        }
     }
     Ok(())
 }
@@ -97,13 +297,10 @@ fn book_deployment(
     planned: &Val,
     contract: Option<u64>,
     keep: &BTreeMap<String, (u8, Option<String>)>,
-) -> Result<(u64, Network, u8, Vec<VmPlan>)> {
-    check_deployment(planned)?;
-    let node_id = planned.int_or_zero("node") as u32;
-    let node = l
-        .node(node_id)
-        .cloned()
-        .with_context(|| format!("node {node_id} not found"))?;
+) -> Result<Booked> {
+    let node = load_checks(l, planned)?;
+    client_checks(planned)?;
+    let node_id = node.node_id;
     let network_name = planned.str_or_empty("network_name");
     let vms = planned.get("vms").list();
     let net = l
@@ -112,14 +309,15 @@ fn book_deployment(
         .find(|n| {
             n.twin_id == ctx.twin_id && n.name == network_name && n.nodes.contains_key(&node_id)
         })
+        .cloned();
+    let fresh: Vec<Val> = vms
+        .iter()
+        .filter(|v| !keep.contains_key(&v.str_or_empty("name")))
         .cloned()
-        .with_context(|| {
-            format!(
-                "invalid ip range: network '{network_name}' has no range on node \
-            {node_id} (add the node to the network's nodes)"
-            )
-        })?;
-    let octet = net.nodes[&node_id];
+        .collect();
+    let octet = address_checks(net.as_ref(), node_id, &fresh)?;
+    let net = net.context("the network's range on the node was checked")?;
+    deployer_checks(l, &node, planned, contract)?;
     // capacity
     let (mut cru, mut mru, mut sru) = (0u64, 0u64, 0u64);
     for vm in vms {
@@ -140,10 +338,8 @@ fn book_deployment(
         .total
         .mru
         .saturating_sub(node.used.mru - held_m.min(node.used.mru));
-    let free_s = node
-        .total
-        .sru
-        .saturating_sub(node.used.sru - held_s.min(node.used.sru));
+    // the client counts twice the node's SSD as its own (deployer/deployer.go:676-687)
+    let free_s = (2 * node.total.sru).saturating_sub(node.used.sru - held_s.min(node.used.sru));
     if mru > free_m || sru > free_s {
         bail!(
             "node {node_id} does not have enough resources. needed: [mru: {mru}, sru: {sru}, hru: \
@@ -151,16 +347,25 @@ fn book_deployment(
             node.total.hru - node.used.hru
         );
     }
+    let renter = l.rented_by(&node);
     let id = match contract {
         Some(c) => c,
         None => {
+            // TFChain takes no node contract of another twin on a rented node (grid-client
+            // deployer/deployer.go:157-160; pallet-smart-contract NodeNotAvailableToDeploy)
+            ensure!(
+                renter == 0 || renter == ctx.twin_id,
+                "failed to create contract on node {node_id}: NodeNotAvailableToDeploy"
+            );
             let kind = if node.light { "vm-light" } else { "vm" };
             let meta = serde_json::json!({"version": 3, "type": kind, "name": planned.str_or_empty("name"), "projectName": format!("vm/{}", planned.str_or_empty("name"))});
             l.open_contract(ctx.twin_id, "node", node_id, meta.to_string())
         }
     };
+    node_checks(node_id, planned)?;
+    // the workloads' results, in the order zos provisions a VM (pkg/primitives/vm/vm.go:137-239)
+    let gpus = check_gpus(vms, &node, renter, id)?;
     // addresses
-    let range = format!("{}.{octet}", range_prefix(&net.ip_range));
     let mut used: BTreeSet<u8> = net
         .used_ips
         .get(&node_id)
@@ -174,26 +379,26 @@ fn book_deployment(
             (*h, p.clone())
         } else {
             let wanted = vm.str_or_empty("ip");
-            let h = if wanted.is_empty() {
-                (2..=254u8)
+            let h = match wanted.parse::<Ipv4Addr>() {
+                Err(_) => (2..=254u8)
                     .find(|h| !used.contains(h))
-                    .context("all 253 ips of the network are exhausted")?
-            } else {
-                let ip: Ipv4Addr = wanted
-                    .parse()
-                    .with_context(|| format!("invalid ip '{wanted}'"))?;
-                let o = ip.octets();
-                ensure!(
-                    format!("{}.{}.{}", o[0], o[1], o[2]) == range,
-                    "deployment ip range '{range}.0/24' doesn't contain ip '{wanted}' for vm \
-                        '{name}'"
-                );
-                ensure!(o[3] != 1, "ip {wanted} is reserved");
-                ensure!(
-                    !used.contains(&o[3]),
-                    "ip {wanted} is already used on node {node_id}"
-                );
-                o[3]
+                    .context("all 253 ips of the network are exhausted")?,
+                Ok(ip) => {
+                    let o = ip.octets();
+                    // zos: pkg/primitives/vm/utils.go:266-269
+                    ensure!(
+                        o[3] != 1,
+                        "error waiting deployment: workload {name} within deployment {id} \
+                            failed with error: ip {wanted} is reserved"
+                    );
+                    // the client lets it through (vm.go:350-354); here two VMs cannot share one
+                    ensure!(
+                        !used.contains(&o[3]),
+                        "ip {wanted} is already used on node {node_id} (the simulator cannot \
+                            give one address to two VMs)"
+                    );
+                    o[3]
+                }
             };
             used.insert(h);
             (h, None)
@@ -229,6 +434,7 @@ fn book_deployment(
             public_ip,
         });
     }
+    check_mycelium(vms, &net, node_id, id)?;
     if let Some(n) = l.networks.get_mut(&net.id) {
         n.used_ips.insert(node_id, used.into_iter().collect());
     }
@@ -241,30 +447,115 @@ fn book_deployment(
         c.vms = vm_dirs;
         c.network = net.id.clone();
         c.private_hosts = plans.iter().map(|p| p.host).collect();
+        c.gpus = gpus;
     }
     if let Some(n) = l.node_mut(node_id) {
         n.used.cru = n.used.cru.saturating_sub(held_c) + cru;
         n.used.mru = n.used.mru.saturating_sub(held_m) + mru;
         n.used.sru = n.used.sru.saturating_sub(held_s) + sru;
     }
-    Ok((id, net, octet, plans))
+    Ok(Booked {
+        id,
+        net,
+        octet,
+        plans,
+    })
 }
 
-fn mycelium_ip(net_key: &str, seed: &str) -> String {
-    // 400::/7 from a hash of the network's key on the node (the real grid derives it with
-    // x25519 + blake3; the simulator only needs a stable, well-formed address)
-    let h = crate::sim::ledger::hash_hex(net_key);
-    let first = 0x04 | (u8::from_str_radix(&h[0..2], 16).unwrap_or(0) & 1);
-    format!(
-        "{first:x}{}:{}:{}:{}:ff0f:{}:{}:{}",
-        &h[2..4],
-        &h[4..8],
-        &h[8..12],
-        &h[12..16],
-        &seed[0..4],
-        &seed[4..8],
-        &seed[8..12]
-    )
+/// The node's answer to VMs with `gpus` (zos pkg/primitives/vm/vm.go:137-154 and gpu.go:148-152),
+/// as the grid client reports a workload's error after the contract is made
+/// (grid-client deployer/deployer.go:178-181, 333-334): only on a rented node, only its own GPUs.
+/// Returns the GPUs the deployment holds.
+fn check_gpus(vms: &[Val], node: &Node, renter: u32, contract: u64) -> Result<Vec<String>> {
+    let mut held = Vec::new();
+    for vm in vms {
+        let failed = |why: String| {
+            anyhow::anyhow!(
+                "error waiting deployment: workload {} within deployment {contract} failed with \
+                    error: {why}",
+                vm.str_or_empty("name")
+            )
+        };
+        let wanted: Vec<String> = vm
+            .get("gpus")
+            .list()
+            .iter()
+            .filter_map(|g| g.str().map(String::from))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        if renter == 0 {
+            return Err(failed(
+                "usage of GPU is not allowed unless node is rented".into(),
+            ));
+        }
+        for gpu in wanted {
+            if !node.gpus.iter().any(|g| g.id == gpu) {
+                return Err(failed(format!(
+                    "failed to prepare requested gpu device(s): unknown GPU id '{gpu}'"
+                )));
+            }
+            held.push(gpu);
+        }
+    }
+    Ok(held)
+}
+
+/// The address Mycelium gives a node for a key (mycelium/src/crypto.rs:112-124 at af95abd): the
+/// x25519 public key of the 32-byte secret, hashed with blake3 into 16 bytes, whose first byte
+/// becomes 0x04, plus 1 when the hash's first byte has an odd number of bits set (400::/7).
+fn mycelium_node_address(secret: [u8; 32]) -> [u8; 16] {
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+    let mut buf = [0u8; 16];
+    blake3::Hasher::new()
+        .update(public.as_bytes())
+        .finalize_xof()
+        .fill(&mut buf);
+    buf[0] = 0x04 | (buf[0].count_ones() % 2) as u8;
+    buf
+}
+
+/// A VM's Mycelium address as zos computes it (zos pkg/network/nr/net_resource.go:89-111): the
+/// /64 of the node's Mycelium address for the network's key there, then `ff0f`, then the VM's
+/// 6-byte seed. `key` is the network's key on the node (64 hex digits), `seed` the VM's
+/// `mycelium_ip_seed` (12 hex digits); both were checked at apply.
+fn mycelium_ip(key: &str, seed: &str) -> Result<std::net::Ipv6Addr> {
+    let secret: [u8; 32] = hex_bytes(key)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a mycelium key is not 32 bytes"))?;
+    let seed = hex_bytes(seed)?;
+    ensure!(seed.len() == 6, "a mycelium seed is not 6 bytes");
+    let mut ip = mycelium_node_address(secret);
+    ip[8..10].copy_from_slice(&[0xff, 0x0f]);
+    ip[10..].copy_from_slice(&seed);
+    Ok(std::net::Ipv6Addr::from(ip))
+}
+
+/// The node's answer to a VM with a `mycelium_ip_seed` (zos pkg/network/networker.go:418-420,
+/// pkg/network/nr/net_resource.go:89-95, pkg/primitives/vm/utils.go:187-190), reported as the
+/// grid client reports a workload's error: the network needs a Mycelium key on the node, and the
+/// seed may not be all zeros or all ones.
+fn check_mycelium(vms: &[Val], net: &Network, node_id: u32, contract: u64) -> Result<()> {
+    for vm in vms {
+        let seed = vm.str_or_empty("mycelium_ip_seed");
+        if seed.is_empty() {
+            continue;
+        }
+        let why = if !net.mycelium_keys.contains_key(&node_id) {
+            "network resource does not support mycelium"
+        } else if ["000000000000", "ffffffffffff"].contains(&seed.to_ascii_lowercase().as_str()) {
+            "invalid seed"
+        } else {
+            continue;
+        };
+        bail!(
+            "error waiting deployment: workload {} within deployment {contract} failed with \
+                error: could not set up tap device: {why}",
+            vm.str_or_empty("name")
+        );
+    }
+    Ok(())
 }
 
 /// A VM's `env_vars` as `export NAME='value'` lines (quoted by the one quoting function), for
@@ -291,33 +582,73 @@ fn vm_env(env_vars: &Val) -> String {
         .collect()
 }
 
-/// A VM's Yggdrasil address as zos gives it: the node's /64 of 300::/8 (zos derives it from the
-/// node's Yggdrasil key; here from a hash of the node id) and an interface id of the workload
-/// (here a hash of the contract and the VM's name), so two VMs never share one.
-fn planetary_ip(node: i64, contract: u64, vm: &str) -> String {
+/// A VM's Yggdrasil address as zos gives it (zos pkg/network/networker.go:454-471,
+/// pkg/network/yggdrasil/yygdrasil.go:156-183): the node's /64 of 300::/8, then the first 8
+/// bytes of sha512 of the hardware address of the VM's tap, which zos makes from `ygg:` and the
+/// tap's name, the workload's unique name for `ygg` (pkg/primitives/vm/utils.go:220,
+/// pkg/gridtypes/id.go:63-75 and 98-104). zos derives the node's /64 from the node's Yggdrasil
+/// key; the simulated nodes have none, so here it comes from a hash of the node id.
+fn planetary_ip(node: i64, twin: u32, contract: u64, vm: &str) -> std::net::Ipv6Addr {
     let n = crate::sim::ledger::hash_hex(&format!("ygg-node-{node}"));
-    let w = crate::sim::ledger::hash_hex(&format!("ygg-vm-{contract}-{vm}"));
-    format!(
-        "300:{}:{}:{}:{}:{}:{}:{}",
-        &n[0..4],
-        &n[4..8],
-        &n[8..12],
-        &w[0..4],
-        &w[4..8],
-        &w[8..12],
-        &w[12..16]
-    )
+    let mut ip = [0u8; 16];
+    ip[0] = 0x03;
+    for (i, byte) in ip[1..8].iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&n[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    let tap = unique(&format!("{twin}-{contract}-{vm}"), "ygg");
+    let hw = hardware_addr(format!("ygg:{tap}").as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA512, &hw);
+    ip[8..].copy_from_slice(&digest.as_ref()[..8]);
+    std::net::Ipv6Addr::from(ip)
+}
+
+/// zos's `WorkloadID.Unique(n)` (pkg/gridtypes/id.go:63-75): base58 of md5 of `<id>:<n>`, at
+/// most 13 characters.
+fn unique(workload_id: &str, n: &str) -> String {
+    use md5::Digest as _;
+    let hash = md5::Md5::digest(format!("{workload_id}:{n}").as_bytes());
+    let mut b = bs58::encode(hash).into_string();
+    b.truncate(13);
+    b
+}
+
+/// zos's `HardwareAddrFromInputBytes` (pkg/network/ifaceutil/mac.go at 172a0a29): six bytes of
+/// md5 of the input, local and unicast, at the first offset that falls in a usable range
+/// (rehashing the hash when none does).
+fn hardware_addr(input: &[u8]) -> [u8; 6] {
+    use md5::Digest as _;
+    let in_range = |a: &[u8; 6]| {
+        let (last3, first2) = (&a[3..], &a[..2]);
+        if last3 <= &[0x00, 0x51, 0xff][..] {
+            return &[0x00, 0x03][..] <= first2;
+        }
+        if last3 <= &[0x90, 0x00, 0xff][..] {
+            return &[0x00, 0x54][..] <= first2 && first2 != [0x33, 0x33];
+        }
+        *a <= [0xff, 0xff, 0xff, 0xff, 0xff, 0xfe] && &[0x90, 0x02][..] <= first2
+    };
+    let mut b = input.to_vec();
+    loop {
+        let hs: [u8; 16] = md5::Md5::digest(&b).into();
+        for offset in 0..=(16 - 6) {
+            let mut addr = [0u8; 6];
+            addr.copy_from_slice(&hs[offset..offset + 6]);
+            addr[0] = (addr[0] | 2) & 0xfe;
+            if in_range(&addr) {
+                return addr;
+            }
+        }
+        b = hs.to_vec();
+    }
 }
 
 async fn start_vms(
     ctx: &Ctx<'_>,
     planned: &Val,
-    id: u64,
-    net: &Network,
-    octet: u8,
-    plans: &[VmPlan],
+    booked: &Booked,
     only: &BTreeSet<String>,
 ) -> Result<()> {
+    let (id, net, octet, plans) = (booked.id, &booked.net, booked.octet, &booked.plans);
     let prefix = range_prefix(&net.ip_range);
     for p in plans.iter().filter(|p| only.contains(&p.name)) {
         let vm = &planned.get("vms").list()[p.index];
@@ -352,7 +683,8 @@ async fn start_vms(
     Ok(())
 }
 
-fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[VmPlan]) -> Val {
+fn deployment_state(ctx: &Ctx<'_>, planned: &Val, booked: &Booked) -> Val {
+    let (id, net, octet, plans) = (booked.id, &booked.net, booked.octet, &booked.plans);
     let mut state = planned.clone();
     state.set("id", Val::string(id.to_string()));
     state.set("ip_range", Val::string(""));
@@ -378,18 +710,23 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
         vm.set(
             "planetary_ip",
             Val::string(if vm.bool_or_false("planetary") {
-                planetary_ip(node.int().unwrap_or_default(), id, &p.name)
+                planetary_ip(node.int().unwrap_or_default(), ctx.twin_id, id, &p.name).to_string()
             } else {
                 String::new()
             }),
         );
+        let key = node
+            .int()
+            .and_then(|n| net.mycelium_keys.get(&(n as u32)))
+            .map(String::as_str)
+            .unwrap_or_default();
         vm.set(
             "mycelium_ip",
-            Val::string(if seed.len() == 12 {
-                mycelium_ip(&format!("{}-{}", net.id, octet), &seed)
-            } else {
-                String::new()
-            }),
+            Val::string(
+                mycelium_ip(key, &seed)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
+            ),
         );
         vm.set(
             "console_url",
@@ -402,16 +739,16 @@ fn deployment_state(planned: &Val, id: u64, net: &Network, octet: u8, plans: &[V
 }
 
 pub(super) async fn deployment_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> {
-    let (id, net, octet, plans) = ctx
+    let booked = ctx
         .sim
         .with_ledger(|l| book_deployment(l, ctx, planned, None, &BTreeMap::new()))?;
-    let all: BTreeSet<String> = plans.iter().map(|p| p.name.clone()).collect();
-    if let Err(e) = start_vms(ctx, planned, id, &net, octet, &plans, &all).await {
+    let all: BTreeSet<String> = booked.plans.iter().map(|p| p.name.clone()).collect();
+    if let Err(e) = start_vms(ctx, planned, &booked, &all).await {
         // the SDK cancels a contract whose deployment failed
-        let _ = cancel_deployment(ctx, id).await;
+        let _ = cancel_deployment(ctx, booked.id).await;
         return Err(e);
     }
-    Ok(deployment_state(planned, id, &net, octet, &plans))
+    Ok(deployment_state(ctx, planned, &booked))
 }
 
 /// What of a VM may not change in place (zos: `zmachine` has no updater).
@@ -512,7 +849,7 @@ pub(super) async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val)
             );
         }
     }
-    let (id, net, octet, plans) =
+    let booked =
         ctx.sim.with_ledger(|l| {
             // free the addresses of removed VMs
             let node_id = planned.int_or_zero("node") as u32;
@@ -535,13 +872,14 @@ pub(super) async fn deployment_update(ctx: &Ctx<'_>, prior: &Val, planned: &Val)
             }
             book_deployment(l, ctx, planned, Some(old_id), &keep)
         })?;
-    let new: BTreeSet<String> = plans
+    let new: BTreeSet<String> = booked
+        .plans
         .iter()
         .map(|p| p.name.clone())
         .filter(|n| !keep.contains_key(n))
         .collect();
-    start_vms(ctx, planned, id, &net, octet, &plans, &new).await?;
-    Ok(deployment_state(planned, id, &net, octet, &plans))
+    start_vms(ctx, planned, &booked, &new).await?;
+    Ok(deployment_state(ctx, planned, &booked))
 }
 
 async fn cancel_deployment(ctx: &Ctx<'_>, id: u64) -> Result<()> {
@@ -563,20 +901,254 @@ mod tests {
     use super::*;
 
     #[test]
-    fn planetary_ips_are_per_node_and_per_vm() {
-        let a = planetary_ip(11, 7, "vm");
-        let b = planetary_ip(12, 8, "vm");
-        let c = planetary_ip(11, 7, "vm2");
+    fn planetary_ips_are_per_node_and_per_vm_as_zos_makes_them() {
+        let a = planetary_ip(11, 7001, 1005, "vm");
+        let b = planetary_ip(12, 7001, 1006, "vm");
+        let c = planetary_ip(11, 7001, 1005, "vm2");
         assert_ne!(a, b, "two VMs on two nodes");
         assert_ne!(a, c, "two VMs on one node");
-        let prefix = |ip: &str| ip.split(':').take(4).collect::<Vec<_>>().join(":");
+        let prefix = |ip: &std::net::Ipv6Addr| ip.segments()[..4].to_vec();
         assert_eq!(prefix(&a), prefix(&c), "one /64 per node");
         assert_ne!(prefix(&a), prefix(&b));
-        let addr: std::net::Ipv6Addr = a.parse().unwrap();
+        assert_eq!(a.octets()[0], 0x03, "in 300::/8 (Yggdrasil's subnets)");
+        // the interface id zos gives workload 7001-1005-vm: its tap is 31VVJ7Zk7HeLA, whose
+        // hardware address is ae:4e:92:68:2f:68 (computed apart, in Python, from zos's code)
+        assert_eq!(unique("7001-1005-vm", "ygg"), "31VVJ7Zk7HeLA");
         assert_eq!(
-            addr.segments()[0],
-            0x300,
-            "in 300::/8 (Yggdrasil's subnets)"
+            hardware_addr(b"ygg:31VVJ7Zk7HeLA"),
+            [0xae, 0x4e, 0x92, 0x68, 0x2f, 0x68]
         );
+        assert_eq!(a.segments()[4..], [0x106b, 0x5779, 0x5324, 0x6456]);
+    }
+
+    /// Known answer computed apart, with Python's `cryptography` (x25519) and `blake3` packages
+    /// following mycelium's crypto.rs and zos's net_resource.go.
+    #[test]
+    fn mycelium_ips_are_the_nodes_64_then_ff0f_then_the_seed() {
+        let key = "9f1c7a0e5b3d2c4f6a8b0d1e3f5a7c9b2d4e6f8a0c1b3d5e7f9a2c4e6b8d0f1a";
+        assert_eq!(
+            std::net::Ipv6Addr::from(mycelium_node_address(
+                hex_bytes(key).unwrap().try_into().unwrap()
+            ))
+            .to_string(),
+            "585:a8ae:eee3:84ee:9238:45c8:e73a:8c20"
+        );
+        assert_eq!(
+            mycelium_ip(key, "b60f2b7ec39c").unwrap().to_string(),
+            "585:a8ae:eee3:84ee:ff0f:b60f:2b7e:c39c"
+        );
+        let vm = |seed: &str| {
+            Val::Map(BTreeMap::from([
+                ("name".into(), Val::string("vm")),
+                ("mycelium_ip_seed".into(), Val::string(seed)),
+            ]))
+        };
+        let mut net = network_on_11();
+        let err = check_mycelium(&[vm("b60f2b7ec39c")], &net, 11, 1005).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error waiting deployment: workload vm within deployment 1005 failed with error: \
+                could not set up tap device: network resource does not support mycelium"
+        );
+        net.mycelium_keys.insert(11, key.into());
+        check_mycelium(&[vm("b60f2b7ec39c")], &net, 11, 1005).unwrap();
+        assert!(
+            check_mycelium(&[vm("ffffffffffff")], &net, 11, 1005)
+                .unwrap_err()
+                .to_string()
+                .ends_with("could not set up tap device: invalid seed")
+        );
+    }
+
+    fn network_on_11() -> Network {
+        Network {
+            id: "n".into(),
+            twin_id: 7001,
+            name: "n".into(),
+            ip_range: "10.1.0.0/16".into(),
+            nodes: BTreeMap::from([(11, 2)]),
+            external: None,
+            external_sk: String::new(),
+            access_node: 0,
+            access_key: String::new(),
+            access_port: 0,
+            slot: 1,
+            contracts: BTreeMap::new(),
+            used_ips: BTreeMap::new(),
+            mycelium_keys: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn gpus_serve_only_a_rented_node_that_has_them() {
+        let mut l = Ledger::new_grid();
+        let vm = |gpu: &str| {
+            Val::Map(BTreeMap::from([
+                ("name".into(), Val::string("vm")),
+                ("gpus".into(), Val::List(vec![Val::string(gpu)])),
+            ]))
+        };
+        let rtx = "0000:3b:00.0/10de/2204";
+        let node = l.node(21).unwrap().clone();
+        assert_eq!(
+            check_gpus(&[vm(rtx)], &node, 0, 1005)
+                .unwrap_err()
+                .to_string(),
+            "error waiting deployment: workload vm within deployment 1005 failed with error: \
+                usage of GPU is not allowed unless node is rented"
+        );
+        let twin = l.twin_of("a b c");
+        l.rent(twin, 21).unwrap();
+        let renter = l.rented_by(l.node(21).unwrap());
+        assert_eq!(renter, twin);
+        assert_eq!(
+            check_gpus(&[vm(rtx)], &node, renter, 1005).unwrap(),
+            vec![rtx.to_string()]
+        );
+        assert!(
+            check_gpus(&[vm("0000:0e:00.0/1002/744c")], &node, renter, 1005)
+                .unwrap_err()
+                .to_string()
+                .ends_with(
+                    "failed to prepare requested gpu device(s): unknown GPU id \
+                        '0000:0e:00.0/1002/744c'"
+                ),
+            "node 22's GPU is not on node 21"
+        );
+        // TFChain: a rented node takes no second rent, and a node with contracts no rent
+        assert_eq!(
+            l.rent(twin, 21).unwrap_err().to_string(),
+            "NodeHasRentContract"
+        );
+        l.open_contract(twin, "node", 12, "{}".into());
+        assert_eq!(
+            l.rent(twin, 12).unwrap_err().to_string(),
+            "NodeHasActiveContracts"
+        );
+    }
+
+    /// Each error the simulator raises for a deployment comes at the grid's stage and with the
+    /// grid's words: each case breaks two rules, and the one the grid checks first is reported.
+    #[test]
+    fn deployment_checks_run_in_the_grids_order() {
+        super::super::with_test_ctx(|ctx| {
+            let mut grid = Ledger::new_grid();
+            let mut net = network_on_11();
+            net.nodes.insert(21, 3);
+            grid.networks.insert(net.id.clone(), net);
+            let vm = |pairs: &[(&str, Val)]| {
+                let mut vm = BTreeMap::from([
+                    ("name".to_string(), Val::string("vm")),
+                    (
+                        "flist".to_string(),
+                        Val::string("https://hub.grid.tf/x.flist"),
+                    ),
+                    ("cpu".to_string(), Val::Int(1)),
+                    ("memory".to_string(), Val::Int(512)),
+                ]);
+                for (k, v) in pairs {
+                    vm.insert(k.to_string(), v.clone());
+                }
+                Val::Map(vm)
+            };
+            let first_error = |node: i64, network: &str, vms: Vec<Val>| -> String {
+                let planned = Val::Map(BTreeMap::from([
+                    ("name".into(), Val::string("d")),
+                    ("node".into(), Val::Int(node)),
+                    ("network_name".into(), Val::string(network)),
+                    ("vms".into(), Val::List(vms)),
+                ]));
+                let mut l = grid.clone();
+                match book_deployment(&mut l, ctx, &planned, None, &BTreeMap::new()) {
+                    Err(e) if e.is::<LoadError>() => format!("load: {e:#}"),
+                    Err(e) => format!("{e:#}"),
+                    Ok(_) => "booked".into(),
+                }
+            };
+            let s = Val::string;
+            let small = ("memory", Val::Int(100));
+            let long = "v".repeat(40);
+            // the provider reads the node before anything else
+            assert_eq!(
+                first_error(93, "n", vec![vm(std::slice::from_ref(&small))]),
+                "load: failed to get node client '93': failed to get node 93: not found"
+            );
+            assert_eq!(
+                first_error(
+                    11,
+                    "n",
+                    vec![vm(&[small.clone(), ("mycelium_ip_seed", s("zz"))])]
+                ),
+                "load: failed to decode mycelium ip seed 'zz': encoding/hex: invalid byte: U+007A 'z'"
+            );
+            // the client's Validate: per VM, the flist before the memory
+            assert_eq!(
+                first_error(11, "n", vec![vm(&[small.clone(), ("flist", s("x.tar"))])]),
+                "invalid deployment: vm 'vm' is invalid: flist is invalid: flist: 'x.tar' is invalid, \
+                should have a valid flist extension"
+            );
+            assert_eq!(
+                first_error(11, "n", vec![vm(std::slice::from_ref(&small)), vm(&[])]),
+                "invalid deployment: vm 'vm' is invalid: memory capacity can't be less that 250 MB",
+                "before the duplicate name"
+            );
+            // private IPs, before the deployer's names and capacity
+            let dup = || vec![vm(&[]), vm(&[])];
+            assert_eq!(
+                first_error(12, "n", dup()),
+                "could not generate deployments data: 1 error occurred:\n\t* failed to assign node \
+                ips: 1 error occurred:\n\t* invalid ip range : invalid CIDR address: \n\n\n\n"
+            );
+            assert_eq!(
+                first_error(11, "n", vec![vm(&[("ip", s("10.1.9.5"))]), vm(&[])]),
+                "could not generate deployments data: 1 error occurred:\n\t* failed to assign node \
+                ips: 1 error occurred:\n\t* failed to assign IP to vm vm: deployment ip range \
+                '10.1.2.0/24' doesn't contain ip '10.1.9.5' for vm 'vm'\n\n\n\n"
+            );
+            // the deployer's Validate: names, then public IPs, then capacity
+            assert_eq!(
+                first_error(11, "n", dup()),
+                "invalid deployment: multiple workloads with the same name 'vm'"
+            );
+            let huge = ("memory", Val::Int(200_000));
+            assert_eq!(
+                first_error(
+                    21,
+                    "n",
+                    vec![vm(&[huge.clone(), ("publicip", Val::Bool(true))])]
+                ),
+                "farm 2 does not have enough public ips"
+            );
+            assert!(
+                first_error(11, "n", vec![vm(&[huge, ("name", s(&long))])])
+                    .starts_with("node 11 does not have enough resources. needed: [mru: "),
+                "capacity before the node's own name rule"
+            );
+            // the node: its name rule, then what the VM's provisioning meets
+            let rtx = ("gpus", Val::List(vec![s("0000:3b:00.0/10de/2204")]));
+            assert_eq!(
+                first_error(21, "n", vec![vm(&[("name", s(&long)), rtx.clone()])]),
+                format!(
+                    "error sending deployment to node 21: name '{long}' is invalid: name cannot \
+                    exceed 36 characters"
+                )
+            );
+            let reserved = ("ip", s("10.1.3.1"));
+            let seed = ("mycelium_ip_seed", s("b60f2b7ec39c"));
+            assert!(
+                first_error(21, "n", vec![vm(&[reserved.clone(), seed.clone(), rtx])]).ends_with(
+                    "failed with error: usage of GPU is not allowed unless node is rented"
+                )
+            );
+            assert!(
+                first_error(21, "n", vec![vm(&[reserved, seed.clone()])])
+                    .ends_with("failed with error: ip 10.1.3.1 is reserved")
+            );
+            assert!(first_error(21, "n", vec![vm(&[seed])]).ends_with(
+                "failed with error: could not set up tap device: network resource does not \
+                    support mycelium"
+            ));
+            assert_eq!(first_error(21, "n", vec![vm(&[])]), "booked");
+        });
     }
 }

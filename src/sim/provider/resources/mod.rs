@@ -4,11 +4,13 @@
 //! - `grid_scheduler`: sticky by request name; full-zos nodes when yggdrasil, wireguard,
 //!   public_config or public_ips_count is set, else zos-light nodes only; capacity in MB.
 //! - `grid_network`: one node contract per node; per-node /24s from `ip_range` (the user's access
-//!   range first when `add_wg_access`); an access point on the last node; `access_wg_config` in
-//!   the grid's exact layout.
+//!   range first when `add_wg_access`); a public node as the grid client picks it, on a contract
+//!   of its own when none of `nodes` has a public IPv4; `access_wg_config` in the grid's exact
+//!   layout.
 //! - `grid_deployment`: one node contract; VMs as namespaces on this machine with `ip` from .2
 //!   upward per (network, node), `computedip` from the farm's pool (with its prefix),
-//!   `mycelium_ip` when a seed is given, `console_url`; the node's capacity is checked and used.
+//!   `planetary_ip` and `mycelium_ip` as zos makes them, `console_url`; the node's capacity is
+//!   checked and used; GPUs only on a node the twin rents.
 //! - `grid_name_proxy` / `grid_fqdn_proxy`: a node contract on a gateway node (a name contract
 //!   first for a name proxy; names are global); one backend in the grid's formats.
 //! - zdbs, qsfs and `grid_kubernetes` fail at plan: not simulated.
@@ -135,12 +137,29 @@ pub fn plan(type_name: &str, prior: &Val, planned: &mut Val) {
 /// Create (prior null), update, or destroy (planned null) one resource; returns the new state.
 /// Errors carry the provider's wrapping ([`provider_wrapping`]).
 pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -> Result<Val> {
-    let result = apply_unwrapped(ctx, type_name, prior, planned).await;
-    match provider_wrapping(type_name, prior.is_null(), planned.is_null()) {
-        Some(wrapping) => result.context(wrapping),
-        None => result,
+    match apply_unwrapped(ctx, type_name, prior, planned).await {
+        // resource_deployment.go:487-490, 554-557, 581-584
+        Err(e) if e.is::<LoadError>() => Err(e.context("couldn't load deployment data with error")),
+        result => match provider_wrapping(type_name, prior.is_null(), planned.is_null()) {
+            Some(wrapping) => result.context(wrapping),
+            None => result,
+        },
     }
 }
+
+/// A problem the provider finds while it reads a deployment's configuration, before the grid
+/// client has it (`newDeploymentFromSchema`, internal/provider/deployment.go:18-136): wrapped
+/// `couldn't load deployment data with error: …` instead of the operation's wrapping.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
 
 /// The text the provider puts before an apply error of a resource (`diag.Errorf("<text>: %v",
 /// err)` in `internal/provider/resource_*.go` at b7d1a8c), by resource and operation; `None`
@@ -268,6 +287,18 @@ fn routed_here(ip: &str) -> bool {
     crate::host::ipv4_routes().contains(&(addr, 32))
 }
 
+/// Runs `f` with a context on a simulator in a temporary folder, as twin 7001 (for tests).
+#[cfg(test)]
+fn with_test_ctx<T>(f: impl FnOnce(&Ctx<'_>) -> T) -> T {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let sim = crate::sim::ledger::sim_dir(dir.path());
+    f(&Ctx {
+        sim: &sim,
+        twin_id: 7001,
+        mnemonic: "",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -286,11 +317,13 @@ mod tests {
         let vm = Val::Map(BTreeMap::from([
             ("name".into(), Val::string("vm")),
             ("flist".into(), Val::string("https://hub.grid.tf/x.flist")),
+            ("cpu".into(), Val::Int(1)),
             ("memory".into(), Val::Int(100)),
         ]));
-        let planned = Val::Map(BTreeMap::from([
+        let mut planned = Val::Map(BTreeMap::from([
             ("name".into(), Val::string("d")),
             ("node".into(), Val::Int(11)),
+            ("network_name".into(), Val::string("n")),
             ("vms".into(), Val::List(vec![vm])),
         ]));
         let err = apply(&ctx, "grid_deployment", &Val::Null, &planned)
@@ -298,7 +331,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             format!("{err:#}"),
-            "couldn't deploy deployment with error: memory capacity can't be less that 250 MB"
+            "couldn't deploy deployment with error: invalid deployment: vm 'vm' is invalid: \
+                memory capacity can't be less that 250 MB"
+        );
+        // what the provider finds while reading the configuration has its own wrapping
+        planned.set("node", Val::Int(93));
+        let err = apply(&ctx, "grid_deployment", &Val::Null, &planned)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "couldn't load deployment data with error: failed to get node client '93': failed \
+                to get node 93: not found"
         );
         assert_eq!(provider_wrapping("grid_network", true, false), None);
     }

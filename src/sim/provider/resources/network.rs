@@ -1,6 +1,7 @@
 //! `grid_network`: one node contract per node; per-node /24s from `ip_range` (the user's access
-//! range first when `add_wg_access`); an access point on the last node; `access_wg_config` in
-//! the grid's exact layout.
+//! range first when `add_wg_access`); a public node as the grid client picks it ([`public_node`]),
+//! on a contract of its own when none of `nodes` has a public IPv4; `access_wg_config` in the
+//! grid's exact layout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -64,14 +65,7 @@ fn network_state(planned: &Val, net: &Network) -> Result<Val> {
         ),
     );
     state.set("external_sk", Val::string(&net.external_sk));
-    state.set(
-        "public_node_id",
-        Val::Int(if net.external.is_some() {
-            i64::from(net.access_node)
-        } else {
-            0
-        }),
-    );
+    state.set("public_node_id", Val::Int(i64::from(net.access_node)));
     state.set("access_wg_config", Val::string(access_wg_config(net)?));
     Ok(state)
 }
@@ -91,6 +85,31 @@ fn network_nodes(planned: &Val) -> Vec<u32> {
     out
 }
 
+/// The network's public node, as the grid client chooses it (grid-client
+/// workloads/network.go:592-607, deployer/network_deployer.go:308-366): none unless WireGuard
+/// access is asked for or hidden nodes share the network with others; then the one it has
+/// (`kept`), else the last node of `nodes` with a public IPv4, else the first node GridProxy lists
+/// with one (deployer/node_filter.go:185-250: `ipv4=true`, `status=up`), which joins the network
+/// with a contract of its own.
+fn public_node(l: &Ledger, name: &str, nodes: &[u32], wg: bool, kept: u32) -> Result<u32> {
+    let has_ipv4 = |n: &u32| l.node(*n).is_some_and(|x| !x.public_ipv4.is_empty());
+    let hidden = nodes.iter().filter(|n| !has_ipv4(n)).count();
+    if !(wg || (hidden != 0 && nodes.len() > 1)) {
+        return Ok(0);
+    }
+    if kept != 0 {
+        return Ok(kept);
+    }
+    if let Some(n) = nodes.iter().rev().find(|n| has_ipv4(n)) {
+        return Ok(*n);
+    }
+    l.nodes
+        .iter()
+        .map(|n| n.node_id)
+        .find(has_ipv4)
+        .with_context(|| format!("failed to get public node for {name}"))
+}
+
 /// Checks and books a network in the ledger (contracts, octets, slot, keys).
 fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) -> Result<Network> {
     let name = planned.str_or_empty("name");
@@ -101,9 +120,11 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     let nodes = network_nodes(planned);
     ensure!(!nodes.is_empty(), "a network needs at least one node");
     for n in &nodes {
+        // resource_network.go:120-137, 244-256, 358-362; grid-client node/client_pool.go:41-44
         ensure!(
             l.node(*n).is_some(),
-            "failed to get node features '{n}': node {n} not found"
+            "couldn't load network data: failed to get node client '{n}': failed to get node {n}: \
+                not found"
         );
     }
     for (node, key) in planned.get("mycelium_keys").map().into_iter().flatten() {
@@ -117,6 +138,13 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
             "mycelium key for node {node}, which is not in the network's nodes"
         );
     }
+    net.mycelium_keys = planned
+        .get("mycelium_keys")
+        .map()
+        .into_iter()
+        .flatten()
+        .filter_map(|(node, key)| Some((node.parse().ok()?, key.str()?.to_string())))
+        .collect();
     // another live network of this twin with the same name on one of these nodes
     for other in l.networks.values() {
         if other.id != net.id
@@ -129,13 +157,31 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     }
     let all_light = nodes.iter().all(|n| l.node(*n).is_some_and(|x| x.light));
     let wg = planned.bool_or_false("add_wg_access") && !all_light;
-    // octets: kept, then the access range, then new nodes in order
+    // a network of zos-light nodes only has no WireGuard and no public node
+    // (grid-client workloads/network_light.go)
+    let public = if all_light {
+        0
+    } else {
+        public_node(l, &name, &nodes, wg, net.access_node)?
+    };
+    net.access_node = public;
+    // the nodes that get a /24 and a contract: hidden ones first, then those with an endpoint,
+    // then an extra public node (grid-client workloads/network.go:610)
+    let (hidden, reachable): (Vec<u32>, Vec<u32>) = nodes
+        .iter()
+        .partition(|n| l.node(**n).is_none_or(|x| x.public_ipv4.is_empty()));
+    let mut members = hidden;
+    members.extend(reachable);
+    if public != 0 && !members.contains(&public) {
+        members.push(public);
+    }
+    // octets: kept, then the access range, then new nodes in that order
     let mut used: BTreeSet<u8> = net.nodes.values().copied().collect();
     used.extend(net.external);
     fn next(used: &mut BTreeSet<u8>) -> Result<u8> {
         let o = (2..=254u8)
             .find(|o| !used.contains(o))
-            .context("all 253 ranges of the network are used")?;
+            .context("could not find a free ip to add node")?;
         used.insert(o);
         Ok(o)
     }
@@ -150,7 +196,7 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
         .map()
         .cloned()
         .unwrap_or_default();
-    for n in &nodes {
+    for n in &members {
         if net.nodes.contains_key(n) {
             continue;
         }
@@ -168,11 +214,11 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
         };
         net.nodes.insert(*n, o);
     }
-    // nodes no longer listed: cancel their part
+    // nodes no longer listed (nor the public node): cancel their part
     let gone: Vec<u32> = net
         .nodes
         .keys()
-        .filter(|n| !nodes.contains(n))
+        .filter(|n| !members.contains(n))
         .copied()
         .collect();
     for n in gone {
@@ -181,7 +227,7 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
             l.cancel(c);
         }
     }
-    for n in &nodes {
+    for n in &members {
         if !net.contracts.contains_key(n) {
             let meta = serde_json::json!({"version": 3, "type": if l.node(*n).is_some_and(|x| x.light) { "network-light" } else { "network" }, "name": name, "projectName": "Network"});
             let c = l.open_contract(ctx.twin_id, "node", *n, meta.to_string());
@@ -191,7 +237,6 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
             net.contracts.insert(*n, c);
         }
     }
-    net.access_node = *nodes.last().unwrap_or(&0);
     net.name = name;
     if net.slot == 0 {
         // slots are this machine's: another simulator (another data dir) may hold some
@@ -287,6 +332,7 @@ pub(super) async fn network_create(ctx: &Ctx<'_>, planned: &Val) -> Result<Val> 
         slot: 0,
         contracts: BTreeMap::new(),
         used_ips: BTreeMap::new(),
+        mycelium_keys: BTreeMap::new(),
     };
     let net = ctx
         .sim
@@ -375,6 +421,7 @@ mod tests {
             slot: 1,
             contracts: BTreeMap::new(),
             used_ips: BTreeMap::new(),
+            mycelium_keys: BTreeMap::new(),
         };
         let text = access_wg_config(&net).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
@@ -390,5 +437,80 @@ mod tests {
             "a last line holding only a tab"
         );
         assert_eq!(wg_pubkey(&key).unwrap().len(), 44);
+    }
+
+    /// The access node as the grid client picks it: the last requested node with a public IPv4,
+    /// else one GridProxy lists with one, on a contract of its own; none when not needed.
+    #[test]
+    fn the_public_node_is_the_grid_clients_choice() {
+        super::super::with_test_ctx(|ctx| {
+            let book = |l: &mut Ledger, nodes: &[i64], wg: bool| {
+                let planned = Val::Map(BTreeMap::from([
+                    ("name".into(), Val::string("n")),
+                    (
+                        "nodes".into(),
+                        Val::List(nodes.iter().map(|n| Val::Int(*n)).collect()),
+                    ),
+                    ("add_wg_access".into(), Val::Bool(wg)),
+                ]));
+                let fresh = Network {
+                    id: format!("net-{nodes:?}-{wg}"),
+                    ..book_template()
+                };
+                let net = network_book(l, ctx, &planned, fresh).unwrap();
+                l.networks.remove(&net.id);
+                net
+            };
+            let mut l = Ledger::new_grid();
+            // 22 is hidden: WireGuard access needs a public node, here 11, with its own contract
+            let net = book(&mut l, &[22], true);
+            assert_eq!(net.access_node, 11);
+            assert_eq!(net.contracts.keys().copied().collect::<Vec<_>>(), [11, 22]);
+            assert_eq!(
+                (net.external, net.nodes[&22], net.nodes[&11]),
+                (Some(2), 3, 4),
+                "the access range first, then the requested node, then the public one"
+            );
+            // a requested node with a public IPv4 is the access node, the last such one
+            let net = book(&mut l, &[11, 22, 12], true);
+            assert_eq!(net.access_node, 12);
+            assert_eq!(net.contracts.len(), 3);
+            assert_eq!(net.nodes[&22], 3, "hidden nodes get their ranges first");
+            // hidden nodes among several need a public node even without WireGuard access
+            assert_eq!(book(&mut l, &[22, 24], false).access_node, 11);
+            // one hidden node alone needs none
+            let net = book(&mut l, &[22], false);
+            assert_eq!((net.access_node, net.contracts.len()), (0, 1));
+            // without any node with a public IPv4 on the grid, the client's error
+            for n in &mut l.nodes {
+                n.public_ipv4.clear();
+            }
+            let planned = Val::Map(BTreeMap::from([
+                ("name".into(), Val::string("n")),
+                ("nodes".into(), Val::List(vec![Val::Int(22)])),
+                ("add_wg_access".into(), Val::Bool(true)),
+            ]));
+            let err = network_book(&mut l, ctx, &planned, book_template()).unwrap_err();
+            assert_eq!(err.to_string(), "failed to get public node for n");
+        });
+    }
+
+    fn book_template() -> Network {
+        Network {
+            id: "x".into(),
+            twin_id: 7001,
+            name: String::new(),
+            ip_range: "10.1.0.0/16".into(),
+            nodes: BTreeMap::new(),
+            external: None,
+            external_sk: String::new(),
+            access_node: 0,
+            access_key: String::new(),
+            access_port: 0,
+            slot: 0,
+            contracts: BTreeMap::new(),
+            used_ips: BTreeMap::new(),
+            mycelium_keys: BTreeMap::new(),
+        }
     }
 }

@@ -47,7 +47,7 @@ pub(super) fn scheduler(ctx: &Ctx<'_>, prior: &Val, planned: &Val) -> Result<Val
 /// The first node (by id: the simulator is deterministic where the grid shuffles) that fits.
 fn schedule(
     ledger: &Ledger,
-    _twin: u32,
+    twin: u32,
     req: &Val,
     taken: &BTreeMap<u32, (u64, u64, u64)>,
     assigned: &[u32],
@@ -73,7 +73,12 @@ fn schedule(
             .find(|f| f.farm_id == n.farm_id)
             .map(|f| f.public_ips.values().filter(|h| **h == 0).count())
             .unwrap_or(0);
+        // GridProxy's `available_for`: not rented, or rented by this twin; `rentable` for a
+        // dedicated request (internal/provider/scheduler/request.go:33, 54-55)
+        let renter = ledger.rented_by(n);
         let fits = n.light != full
+            && (renter == 0 || renter == twin)
+            && (!req.bool_or_false("dedicated") || ledger.rentable(n))
             && (farm == 0 || i64::from(n.farm_id) == farm)
             && !exclude.contains(&i64::from(n.node_id))
             && !(req.bool_or_false("distinct") && assigned.contains(&n.node_id))

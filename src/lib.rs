@@ -28,6 +28,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod credentials;
+pub mod dashboard;
 pub mod env;
 pub mod env_file;
 pub mod error;

@@ -41,6 +41,25 @@ fn ps_row(entry: &Entry, missing: bool, now: u64) -> Value {
     })
 }
 
+/// `ps --json`'s document (docs/schemas/ps.schema.json) of registry entries and whether each
+/// one's folder vanished.
+fn ps_document(entries: &[Entry], missing: &[bool], now: u64) -> Value {
+    let rows: Vec<Value> = entries
+        .iter()
+        .zip(missing)
+        .map(|(e, m)| ps_row(e, *m, now))
+        .collect();
+    json!({"schema": JSON_SCHEMA, "deployments": rows})
+}
+
+/// `ps --json` as a value, for the dashboard: every deployment in the registry, entries that
+/// cannot be read left out (`ps` warns about them).
+pub fn ps_json(settings: &Settings) -> Result<Value> {
+    let (entries, _broken) = registry(settings).list()?;
+    let missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
+    Ok(ps_document(&entries, &missing, now_unix()))
+}
+
 /// What of a deployment still runs on this machine, in its pattern's words, when the folder
 /// its pattern declares for it exists (`down_without_state.running` of pattern.yaml: the
 /// `local` pattern's VMs under `{vm_root}/{id8}`).
@@ -121,12 +140,7 @@ pub fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool) -> Re
     }
     let now = now_unix();
     if json {
-        let rows: Vec<Value> = entries
-            .iter()
-            .zip(&missing)
-            .map(|(e, m)| ps_row(e, *m, now))
-            .collect();
-        printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
+        printer.json_line(&ps_document(&entries, &missing, now));
         return Ok(());
     }
     if entries.is_empty() {

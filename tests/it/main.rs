@@ -17,6 +17,7 @@ mod catalog;
 mod cli;
 mod codemap;
 mod common;
+mod dashboard;
 mod deployments;
 mod fidelity;
 mod flow;

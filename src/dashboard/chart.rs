@@ -218,6 +218,16 @@ pub(crate) fn svg(series: &[Series], unit: Unit, range: &Range) -> String {
             points.join(" "),
             escape(&s.label)
         );
+        // A series of one point (a Prometheus just started) is a dot, not an invisible line.
+        if let [point] = points.as_slice()
+            && let Some((x, y)) = point.split_once(',')
+        {
+            let _ = write!(
+                out,
+                "<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"{}\"/>",
+                COLOURS[i % COLOURS.len()]
+            );
+        }
     }
     let _ = write!(
         out,

@@ -289,7 +289,7 @@ fn dashboard_refuses_a_remote_listen_address_without_the_flag() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("not a loopback address") && err.contains("--allow-remote"),
         "{err}"

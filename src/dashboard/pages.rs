@@ -569,6 +569,43 @@ pub(crate) async fn down(
 
 #[cfg(test)]
 mod tests {
+    /// WCAG 2.x relative luminance of `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let channel = |i: usize| {
+            let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+            if c <= 0.039_28 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (a, b) = (luminance(a), luminance(b));
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    #[test]
+    fn every_text_colour_of_the_stylesheet_passes_wcag_aa_on_its_background() {
+        let css = include_str!("assets/app.css");
+        let var = |name: &str| {
+            let at = css.find(&format!("--{name}: #")).unwrap() + name.len() + 4;
+            css[at..at + 7].to_string()
+        };
+        let bg = var("bg");
+        for name in ["fg", "muted", "link", "ok", "bad", "warn", "run"] {
+            let ratio = contrast(&var(name), &bg);
+            assert!(ratio >= 4.5, "--{name} on --bg: {ratio:.2}:1");
+        }
+        // The header's links, and the log's text on its grey.
+        assert!(contrast("#ffffff", "#102a43") >= 4.5);
+        assert!(contrast(&var("fg"), "#f5f5f5") >= 4.5);
+        assert!(contrast(&var("fg"), "#f2f2f2") >= 4.5, "buttons");
+        assert!(contrast(&var("bad"), "#f2f2f2") >= 4.5, "a danger button");
+    }
+
     #[test]
     fn durations_read_as_seconds_then_minutes() {
         assert_eq!(super::duration(1234), "1.2 s");

@@ -552,7 +552,19 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
     let id8 = deployment.id8();
     let label = state.label();
     let dashboard = Dashboard::start(deployment.std_cmd(), &[]);
-    check_guard(&dashboard);
+    let cookie = check_guard(&dashboard);
+    // The list is in the HTML itself: readable without JavaScript.
+    let list = http(
+        &dashboard.host,
+        "GET",
+        "/",
+        &[("Host", &dashboard.host), ("Cookie", &cookie)],
+    );
+    assert!(
+        list.body.contains(&format!(">{id8}</a>")) && list.body.contains("ai-stack"),
+        "{}",
+        list.body
+    );
     let browser = Browser::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -657,6 +669,25 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
             "{projects}"
         );
         shot(&c, "projects").await;
+        // `delete` from its button: gone from the list, the live URL answers 404.
+        c.find(Locator::Css("button[aria-label='delete dash-portfolio']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::XPath("//p[text()='No projects yet.']"))
+            .await
+            .unwrap();
+        let after = c.source().await.unwrap();
+        assert!(!after.contains("dash-portfolio"), "{after}");
+        assert_eq!(
+            crate::ai::get_until(&href, 404).0,
+            404,
+            "{href} after delete"
+        );
 
         c.goto(&format!("{base}/d/{id}/providers")).await.unwrap();
         let providers = text_of(&c, "//table[@id='providers']", Duration::from_secs(10)).await;

@@ -139,8 +139,9 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
         format!("on http://{addr}/ (Ctrl-C stops it); open this URL once to sign in:"),
     );
     printer.data(&url);
-    if options.open {
-        open(printer, settings, addr.port(), &url).await;
+    let page = options.open.then(|| open_page(settings, addr.port()));
+    if let Some(page) = &page {
+        open(printer, page, &url).await;
     }
     let stopped = app.stopped();
     tokio::spawn(async move {
@@ -151,19 +152,31 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
         .with_graceful_shutdown(stopped)
         .await
         .context("the dashboard's server failed")?;
+    if let Some(page) = page {
+        // Its token is worthless now, but it is no file to leave behind.
+        let _ = std::fs::remove_file(page);
+    }
     printer.status("Stopped", "the dashboard");
     Ok(())
 }
 
-/// Opens the login URL with `xdg-open`, handing it a 0600 page that redirects to it, so that the
-/// token is in no process's argv. A desktop without `xdg-open` gets a warning, not an error.
-async fn open(printer: &Printer, settings: &Settings, port: u16, url: &str) {
-    let page = settings.data_dir.join(format!("dashboard-{port}.html"));
+/// The page `--open` writes: `dashboard-PORT.html` in the data dir.
+fn open_page(settings: &Settings, port: u16) -> std::path::PathBuf {
+    settings.data_dir.join(format!("dashboard-{port}.html"))
+}
+
+/// Opens the login URL with `xdg-open`, handing it a 0600 page (`page`) that redirects to it, so
+/// that the token is in no process's argv. A desktop without `xdg-open` gets a warning, not an
+/// error.
+async fn open(printer: &Printer, page: &std::path::Path, url: &str) {
     let html = format!(
         "<!doctype html><meta http-equiv=\"refresh\" content=\"0; url={url}\"><title>tfgrid-compose dashboard</title>"
     );
     let opened = async {
-        crate::files::write_atomic(&page, html.as_bytes(), 0o600)?;
+        if let Some(dir) = page.parent() {
+            crate::files::create_private_dir(dir)?;
+        }
+        crate::files::write_atomic(page, html.as_bytes(), 0o600)?;
         let cmd = crate::process::Cmd::new("xdg-open")
             .arg(page.display().to_string())
             .io(crate::process::Io::Stdout)

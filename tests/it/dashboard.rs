@@ -281,6 +281,86 @@ fn dashboard_refuses_without_token_other_hosts_and_cross_origin_requests() {
     );
 }
 
+/// `--open` hands `xdg-open` (a fake that records its argv) a 0600 page that leads to the login
+/// URL, never the token itself; and SIGTERM ends open event streams and the server, exit 0.
+#[test]
+fn dashboard_open_keeps_the_token_out_of_argv_and_sigterm_ends_open_streams() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake-tool.sh");
+    std::os::unix::fs::symlink(&fake, bin.join("xdg-open")).unwrap();
+    let log = root.path().join("fake.log");
+    let mut cmd = bare_cmd(root.path());
+    cmd.env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    )
+    .env("FAKE_LOG", &log)
+    .env("FAKE_DIR", root.path());
+    let mut d = Dashboard::start(cmd, &["--open"]);
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.ends_with('\n')) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "xdg-open never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = std::fs::read_to_string(&log).unwrap();
+    let argv: Vec<&str> = line.trim_end().split('\x1f').collect();
+    assert_eq!(argv.len(), 2, "{argv:?}");
+    assert_eq!(argv[0], "xdg-open");
+    assert!(!line.contains(d.token()), "the token in argv: {line}");
+    let page = Path::new(argv[1]);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(page).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(page).unwrap().contains(&d.url));
+
+    let cookie = check_guard(&d);
+    let mut streams: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&d.host).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            write!(
+                stream,
+                "GET /events HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\
+                 Sec-Fetch-Site: same-origin\r\n\r\n",
+                d.host
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    for stream in &mut streams {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("event: rows") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    }
+    let (_, status) = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(
+        !page.exists(),
+        "the page with the token outlived the dashboard"
+    );
+    for mut stream in streams {
+        let mut rest = Vec::new();
+        stream
+            .read_to_end(&mut rest)
+            .expect("the stream ends with the server");
+    }
+}
+
 #[test]
 fn dashboard_refuses_a_remote_listen_address_without_the_flag() {
     let root = tempfile::tempdir().unwrap();

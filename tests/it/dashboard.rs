@@ -864,6 +864,14 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
         let form = c.form(Locator::Css("form.confirm")).await.unwrap();
         form.set_by_name("confirm", &label).await.unwrap();
         form.submit().await.unwrap();
+        // The answer is the redirect to the deployment's page (its status, or that it is gone
+        // when `down` was quicker still): the dashboard took the request.
+        text_of(
+            &c,
+            "//span[@id='status'] | //p[@role='alert']",
+            Duration::from_secs(30),
+        )
+        .await;
         c.close().await.unwrap();
     });
     // `down` runs in the dashboard; the deployment leaves the registry when it is done.

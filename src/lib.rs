@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod cost;
 pub mod credentials;
+pub mod dashboard;
 pub mod env;
 pub mod env_file;
 pub mod error;

@@ -13,6 +13,7 @@ use crate::settings::{Env, Overrides, Settings, vars};
 mod ai;
 mod catalog;
 mod config;
+mod dashboard;
 mod deploy;
 mod deployments;
 mod grid;
@@ -23,6 +24,7 @@ pub use ai::{
 };
 pub use catalog::{PatternsArgs, PatternsCommand, SearchArgs, UpdateArgs};
 pub use config::{CompletionsArgs, ConfigCommand};
+pub use dashboard::DashboardArgs;
 pub use deploy::{DownArgs, ImportArgs, UpArgs, ValidateArgs};
 pub use deployments::{
     CostArgs, ExecArgs, HealthArgs, InspectArgs, LogsArgs, PsArgs, SelectArgs, SshArgs, ViewArgs,
@@ -146,6 +148,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Run an AI-stack service in the foreground: `gateway`, `agent` or `git`.
     Serve(ServeArgs),
+    /// A web dashboard of this machine's deployments, on 127.0.0.1 behind a printed token.
+    Dashboard(DashboardArgs),
     /// Show the resolved configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -313,6 +317,7 @@ async fn run(cli: Cli, env: Env, printer: &Printer) -> anyhow::Result<()> {
         Command::Monitor(args) => args.run(cx).await,
         Command::Delete(args) => args.run(cx).await,
         Command::Serve(args) => ops::ai::serve(args.service, &args.config).await,
+        Command::Dashboard(args) => args.run(cx).await,
         Command::Config(ConfigCommand::Show) => ops::config::show(printer, settings, json),
         Command::Completions(args) => {
             args.run(printer);

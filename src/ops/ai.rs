@@ -47,6 +47,14 @@ pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
     AgentClient::new(&url, &token)
 }
 
+/// The agent of the AI-stack deployment `target` (an id, as the dashboard names it).
+///
+/// Errors: the target resolves to nothing, or its deployment has no AI stack.
+pub fn stack_client(settings: &Settings, target: &str) -> Result<AgentClient> {
+    let (url, file) = deployed_stack(settings, Some(target))?;
+    AgentClient::new(&url, &read_token(&file)?)
+}
+
 fn read_token(file: &std::path::Path) -> Result<String> {
     crate::files::read_secret(file)
         .map_err(|e| UserError::new(format!("{e:#}"), "pass the agent's token file").into())

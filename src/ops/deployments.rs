@@ -42,6 +42,34 @@ fn ps_row(entry: &Entry, missing: bool, now: u64, monthly: Option<f64>) -> Value
     })
 }
 
+/// `ps --json`'s document (docs/schemas/ps.schema.json) of registry entries and whether each
+/// one's folder vanished.
+fn ps_document(
+    entries: &[Entry],
+    missing: &[bool],
+    now: u64,
+    monthly: &std::collections::BTreeMap<String, f64>,
+) -> Value {
+    let rows: Vec<Value> = entries
+        .iter()
+        .zip(missing)
+        .map(|(e, m)| ps_row(e, *m, now, monthly.get(&e.id).copied()))
+        .collect();
+    json!({"schema": JSON_SCHEMA, "deployments": rows})
+}
+
+/// `ps --json` as a value, for the dashboard: every deployment in the registry, entries that
+/// cannot be read left out (`ps` warns about them), and each one's monthly cost when the
+/// network's figures can be read (null otherwise, as `ps` leaves it).
+pub async fn ps_json(settings: &Settings) -> Result<Value> {
+    let (entries, _broken) = registry(settings).list()?;
+    let missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
+    let monthly = crate::ops::cost::monthly_by_id(settings)
+        .await
+        .unwrap_or_default();
+    Ok(ps_document(&entries, &missing, now_unix(), &monthly))
+}
+
 /// What of a deployment still runs on this machine, in its pattern's words, when the folder
 /// its pattern declares for it exists (`down_without_state.running` of pattern.yaml: the
 /// `local` pattern's VMs under `{vm_root}/{id8}`).
@@ -130,12 +158,7 @@ pub async fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool)
             std::collections::BTreeMap::new()
         });
     if json {
-        let rows: Vec<Value> = entries
-            .iter()
-            .zip(&missing)
-            .map(|(e, m)| ps_row(e, *m, now, monthly.get(&e.id).copied()))
-            .collect();
-        printer.json_line(&json!({"schema": JSON_SCHEMA, "deployments": rows}));
+        printer.json_line(&ps_document(&entries, &missing, now, &monthly));
         return Ok(());
     }
     if entries.is_empty() {

@@ -44,16 +44,20 @@ fn one_line(text: Option<&String>) -> String {
         .unwrap_or_default()
 }
 
+/// `patterns --json`'s rows: name, version, description on one line, requires, needs_root, dir.
+pub fn rows(settings: &Settings) -> Result<Vec<serde_json::Value>> {
+    Ok(all(settings)?
+        .iter()
+        .map(|p| json!({"name": p.manifest.name, "version": p.manifest.version, "description": one_line(p.manifest.description.as_ref()), "requires": p.manifest.requires, "needs_root": p.manifest.needs_root, "dir": p.dir}))
+        .collect())
+}
+
 pub fn list(printer: &Printer, settings: &Settings, json: bool) -> Result<()> {
-    let patterns = all(settings)?;
     if json {
-        let rows: Vec<_> = patterns
-            .iter()
-            .map(|p| json!({"name": p.manifest.name, "version": p.manifest.version, "description": one_line(p.manifest.description.as_ref()), "requires": p.manifest.requires, "needs_root": p.manifest.needs_root, "dir": p.dir}))
-            .collect();
-        printer.json_line(&json!({"schema": JSON_SCHEMA, "patterns": rows}));
+        printer.json_line(&json!({"schema": JSON_SCHEMA, "patterns": rows(settings)?}));
         return Ok(());
     }
+    let patterns = all(settings)?;
     let width = patterns
         .iter()
         .map(|p| p.manifest.name.len())

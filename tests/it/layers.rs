@@ -52,7 +52,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("4 phases and the simulator", &["phase", "sim"]),
-    ("5 commands", &["ops"]),
+    ("5 commands", &["ops", "dashboard"]),
     ("6 command line", &["cli"]),
 ];
 

@@ -40,9 +40,9 @@ pub(crate) fn require_tools() {
 }
 
 /// A copy of an example app in a temp folder, torn down (`down --yes`) when dropped.
-struct Deployment {
+pub(crate) struct Deployment {
     _root: tempfile::TempDir,
-    app: PathBuf,
+    pub(crate) app: PathBuf,
 }
 
 impl Deployment {
@@ -59,12 +59,12 @@ impl Deployment {
         Deployment { _root: root, app }
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
 
     /// [`Self::cmd`] as a process to spawn.
-    fn std_cmd(&self) -> std::process::Command {
+    pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
         cmd.env("NO_COLOR", "1")
             .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
@@ -78,14 +78,14 @@ impl Deployment {
         cmd
     }
 
-    fn state(&self) -> tfgrid_compose::state::DeploymentState {
+    pub(crate) fn state(&self) -> tfgrid_compose::state::DeploymentState {
         tfgrid_compose::state::StateDir::for_app(&self.app, "default", false)
             .load()
             .unwrap()
             .expect("a deployment")
     }
 
-    fn id8(&self) -> String {
+    pub(crate) fn id8(&self) -> String {
         tfgrid_compose::ids::ShortId::of(&self.state().id).to_string()
     }
 }
@@ -709,7 +709,7 @@ fn up_ai_stack(d: &Deployment) {
 
 /// The serial lock, and the example AI stack up on three local VMs with the test LLM (what it
 /// was asked is the third value).
-fn ai_stack_up() -> (
+pub(crate) fn ai_stack_up() -> (
     std::sync::MutexGuard<'static, ()>,
     Deployment,
     std::sync::Arc<Mutex<Vec<serde_json::Value>>>,

@@ -18,6 +18,7 @@ mod cli;
 mod codemap;
 mod common;
 mod cost;
+mod dashboard;
 mod deployments;
 mod fidelity;
 mod flow;

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod backup;
 pub mod client;
 pub mod db;
+pub mod firewall;
 pub mod gateway;
 pub mod generate;
 pub mod githost;

@@ -2,6 +2,8 @@
 //! host's server (written by `up`, `phase::ai_stack`) and one route of the gateway (written by
 //! `serve gateway`). Each nginx runs with its own prefix folder (`nginx -p DIR -c FILE`).
 
+use super::units::HTTP_PORT;
+
 /// Where git's smart-HTTP backend is on the VMs (Debian's `git` package).
 pub const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 
@@ -29,7 +31,7 @@ pub fn top(dir: &str) -> String {
 /// routes `serve gateway` writes under `gw_dir/routes/`.
 pub fn gateway_conf(prefix: &str, gw_dir: &str, git_addr: &str) -> String {
     format!(
-        "{}  server {{\n    listen 80 default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
+        "{}  server {{\n    listen {HTTP_PORT} default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
              \x20   location /git/ {{ proxy_pass http://{}/; client_max_body_size 100m; }}\n    \
              include {gw_dir}/routes/*.conf;\n  }}\n}}\n",
         top(prefix),
@@ -41,7 +43,7 @@ pub fn gateway_conf(prefix: &str, gw_dir: &str, git_addr: &str) -> String {
 /// `repos` over smart HTTP through fcgiwrap at `socket`; a push needs `Authorization: token T`.
 pub fn git_conf(prefix: &str, api_port: u16, token: &str, repos: &str, socket: &str) -> String {
     format!(
-        "{}  server {{\n    listen 80 default_server;\n    client_max_body_size 100m;\n\
+        "{}  server {{\n    listen {HTTP_PORT} default_server;\n    client_max_body_size 100m;\n\
              \x20   location /api/v1/ {{ proxy_pass http://127.0.0.1:{api_port}; }}\n\
              \x20   location / {{\n      set $push \"\";\n      if ($arg_service = \
              git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set \

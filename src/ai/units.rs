@@ -10,6 +10,41 @@ use std::collections::BTreeMap;
 /// The user and group every unit runs as (created by the grid pattern or the setup hook).
 pub const USER: &str = "tfgrid-ai";
 
+/// The gateway's route API (on the gateway's private address).
+pub const GATEWAY_PORT: u16 = 7701;
+/// The agent's project API (on the agent's address as this machine reaches it).
+pub const AGENT_PORT: u16 = 7702;
+/// The git host's repository API (on 127.0.0.1, behind the git host's nginx).
+pub const GIT_PORT: u16 = 7703;
+/// HTTP, where both nginx listen (`listen 80`, `ai::nginx`).
+pub const HTTP_PORT: u16 = 80;
+/// HTTPS, for the gateway's sites once a certificate is set up.
+pub const HTTPS_PORT: u16 = 443;
+
+/// Who may connect to a port a unit listens on: what the VM's firewall (`ai::firewall`) opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Anyone: the gateway's sites.
+    Public,
+    /// The deployment's private network and this machine's end of its tunnel.
+    Private,
+    /// The VM itself (127.0.0.1); the firewall opens nothing for it.
+    Loopback,
+}
+
+/// A TCP port a unit listens on, and who may reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Port {
+    pub number: u16,
+    pub reach: Reach,
+}
+
+impl Port {
+    const fn new(number: u16, reach: Reach) -> Self {
+        Self { number, reach }
+    }
+}
+
 /// The folders the services use on a VM; their configs and their units name them from here.
 /// Plain absolute paths (no blanks, `%`, `$` or quotes: unit files take them as they are).
 pub struct Folders<'a> {
@@ -148,6 +183,8 @@ struct Unit {
     needs: Vec<String>,
     /// Services whose units start first when they are on the same VM (`After=` only).
     after_services: &'static [Service],
+    /// The TCP ports it listens on: the one declaration the firewall opens ports from.
+    ports: Vec<Port>,
 }
 
 impl Unit {
@@ -164,11 +201,18 @@ impl Unit {
             families: "AF_UNIX AF_INET AF_INET6",
             needs: Vec::new(),
             after_services: &[],
+            ports: Vec::new(),
         }
     }
 
-    /// `tfgrid-compose serve NAME --config CONFIG/NAME.yaml`.
-    fn serve(service: Service, description: &str, folders: &Folders, programs: &Programs) -> Self {
+    /// `tfgrid-compose serve NAME --config CONFIG/NAME.yaml`, listening on `port`.
+    fn serve(
+        service: Service,
+        description: &str,
+        port: Port,
+        folders: &Folders,
+        programs: &Programs,
+    ) -> Self {
         let name = service.name();
         let start = [
             programs.tfgrid_compose.clone(),
@@ -177,16 +221,27 @@ impl Unit {
             "--config".into(),
             folders.service_config(name),
         ];
-        Self::new(name, description, start.into())
+        Self {
+            ports: vec![port],
+            ..Self::new(name, description, start.into())
+        }
     }
 
-    /// The nginx of `site`: its own prefix folder and config under the stack's folders.
-    fn nginx(site: &str, description: &str, folders: &Folders, programs: &Programs) -> Self {
+    /// The nginx of `site`: its own prefix folder and config under the stack's folders; it
+    /// listens on `ports`.
+    fn nginx(
+        site: &str,
+        description: &str,
+        ports: Vec<Port>,
+        folders: &Folders,
+        programs: &Programs,
+    ) -> Self {
         let mut start = vec![programs.nginx.clone()];
         start.extend(folders.nginx_args(site));
         Self {
             pid_file: Some(super::nginx::pid_file(&folders.nginx_prefix(site))),
             low_port: true,
+            ports,
             ..Self::new(&format!("nginx-{site}"), description, start)
         }
     }
@@ -199,6 +254,10 @@ fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Uni
             Unit::nginx(
                 "gateway",
                 "nginx of the gateway (sites, /git/)",
+                vec![
+                    Port::new(HTTP_PORT, Reach::Public),
+                    Port::new(HTTPS_PORT, Reach::Public),
+                ],
                 folders,
                 programs,
             ),
@@ -209,6 +268,7 @@ fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Uni
                 ..Unit::serve(
                     Service::Gateway,
                     "gateway API (routes, sites)",
+                    Port::new(GATEWAY_PORT, Reach::Private),
                     folders,
                     programs,
                 )
@@ -236,19 +296,34 @@ fn units_of(service: Service, folders: &Folders, programs: &Programs) -> Vec<Uni
                     ..Unit::nginx(
                         "git",
                         "nginx of the git host (smart HTTP, repository API)",
+                        // The gateway passes /git/ to it; the agent pushes to it.
+                        vec![Port::new(HTTP_PORT, Reach::Private)],
                         folders,
                         programs,
                     )
                 },
-                Unit::serve(Service::Git, "git host's repository API", folders, programs),
+                Unit::serve(
+                    Service::Git,
+                    "git host's repository API",
+                    Port::new(GIT_PORT, Reach::Loopback),
+                    folders,
+                    programs,
+                ),
             ]
         }
         Service::Agent => vec![Unit {
             after_services: &[Service::Llm, Service::Gateway, Service::Git],
-            ..Unit::serve(Service::Agent, "agent API (projects)", folders, programs)
+            ..Unit::serve(
+                Service::Agent,
+                "agent API (projects)",
+                Port::new(AGENT_PORT, Reach::Private),
+                folders,
+                programs,
+            )
         }],
         Service::Llm => vec![Unit {
             write_execute: true,
+            ports: vec![Port::new(crate::stack::local_model::PORT, Reach::Loopback)],
             ..Unit::new(
                 "llm",
                 "local LLM server (llama.cpp)",
@@ -287,6 +362,21 @@ pub fn render(
         }
     }
     files
+}
+
+/// The ports the units of `services` listen on: unit file name → its ports, for the units that
+/// listen on any.
+pub fn ports(
+    services: &[Service],
+    folders: &Folders,
+    programs: &Programs,
+) -> BTreeMap<String, Vec<Port>> {
+    services
+        .iter()
+        .flat_map(|service| units_of(*service, folders, programs))
+        .filter(|unit| !unit.ports.is_empty())
+        .map(|unit| (unit_name(&unit.name), unit.ports))
+        .collect()
 }
 
 /// The sandbox of every unit (systemd.exec(5)), after the options that differ per unit.

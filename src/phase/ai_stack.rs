@@ -17,6 +17,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::ai::agent::{AgentConfig, GatewayClientConfig};
+use crate::ai::firewall::{self, Inbound};
 use crate::ai::gateway::GatewayConfig;
 use crate::ai::githost::GitConfig;
 use crate::ai::gitserver::GitServerConfig;
@@ -32,9 +33,7 @@ pub const REMOTE_CONFIG: &str = "/etc/tfgrid-ai";
 pub const REMOTE_BIN: &str = "/usr/local/bin/tfgrid-compose";
 /// Where the services keep their data on the VMs.
 pub const REMOTE_DATA: &str = "/var/lib/tfgrid-ai";
-pub const GATEWAY_PORT: u16 = 7701;
-pub const AGENT_PORT: u16 = 7702;
-pub const GIT_PORT: u16 = 7703;
+pub use crate::ai::units::{AGENT_PORT, GATEWAY_PORT, GIT_PORT};
 /// The folders the services use on each VM.
 const FOLDERS: Folders = Folders {
     config: REMOTE_CONFIG,
@@ -108,6 +107,32 @@ pub fn host_address(wg_config: &str, peer: &str) -> Option<String> {
         .flatten()
 }
 
+/// What the firewalls of the VMs take from the deployment's WireGuard config (on this machine):
+/// its `Address` networks (this machine's end of the tunnel, the private network's sources) and
+/// the ports of its peers' `Endpoint`s (the local pattern's VMs end the tunnel themselves, on
+/// 51820; on the grid the node ends it, and the port opened on the VM has nothing behind it).
+pub fn tunnel_inbound(wg_config: &str) -> Inbound {
+    let private = wg_values(wg_config, "Address")
+        .filter(|entry| ipv4_net(entry).is_some())
+        .map(|entry| {
+            let (ip, mask) = ipv4_net(entry).unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 0));
+            let prefix = mask.count_ones();
+            let net = std::net::Ipv4Addr::from(u32::from(ip) & mask);
+            if prefix == 32 {
+                net.to_string()
+            } else {
+                format!("{net}/{prefix}")
+            }
+        })
+        .collect();
+    let mut wireguard: Vec<u16> = wg_values(wg_config, "Endpoint")
+        .filter_map(|endpoint| endpoint.rsplit_once(':')?.1.parse().ok())
+        .collect();
+    wireguard.sort_unstable();
+    wireguard.dedup();
+    Inbound { private, wireguard }
+}
+
 /// One VM's part of the stack.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct VmFiles {
@@ -162,6 +187,9 @@ pub struct Layout<'a> {
     pub tokens: &'a BTreeMap<&'static str, String>,
     /// The programs the systemd units start on the VMs.
     pub programs: &'a Programs,
+    /// This machine's end of the deployment's tunnel and the WireGuard endpoints the VMs run
+    /// ([`tunnel_inbound`]); `render` adds the VMs' own addresses to the private network.
+    pub tunnel: Inbound,
 }
 
 /// A service's config file, from the type the service reads it into.
@@ -345,6 +373,15 @@ pub fn render(
             vms.entry(vm).or_default().services.push(service);
         }
     }
+    // The firewall's private network: this machine's end of the tunnel and every VM.
+    let mut inbound = layout.tunnel.clone();
+    for i in 0..n {
+        for address in [layout.addresses[i].clone(), private(i)] {
+            if !inbound.private.contains(&address) && ipv4_net(&address).is_some() {
+                inbound.private.push(address);
+            }
+        }
+    }
     for vm in vms.values_mut() {
         vm.files.insert(
             "services".into(),
@@ -353,6 +390,13 @@ pub fn render(
         // The setup hook installs, enables and starts these.
         vm.files
             .extend(units::render(&vm.services, &FOLDERS, layout.programs));
+        vm.files.insert(
+            firewall::RULES.into(),
+            firewall::rules(&vm.services, &inbound, &FOLDERS, layout.programs),
+        );
+        vm.files
+            .insert(firewall::UNIT.into(), firewall::unit(&FOLDERS));
+        vm.files.insert(firewall::JAIL.into(), firewall::jail());
     }
     Ok((vms, record))
 }
@@ -403,17 +447,22 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
     } else {
         tokens(&ctx.dir)?
     };
+    let wg = if dry {
+        None
+    } else {
+        ctx.state
+            .network
+            .as_ref()
+            .and_then(|n| std::fs::read_to_string(&n.config).ok())
+    };
     let host_ip = if dry {
         Some("<host_ip>".to_string())
     } else {
-        let wg = ctx
-            .state
-            .network
-            .as_ref()
-            .and_then(|n| std::fs::read_to_string(&n.config).ok());
-        wg.zip(addresses.get(spec.agent))
-            .and_then(|(wg, agent)| host_address(&wg, agent))
+        wg.as_deref()
+            .zip(addresses.get(spec.agent))
+            .and_then(|(wg, agent)| host_address(wg, agent))
     };
+    let tunnel = wg.as_deref().map(tunnel_inbound).unwrap_or_default();
     let keys = provider_keys(spec, &ctx.settings.env)?;
     let layout = Layout {
         addresses: &addresses,
@@ -422,6 +471,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
         keys,
         tokens: &tokens,
         programs: &Programs::on_vm(REMOTE_BIN),
+        tunnel,
     };
     let (vms, record) = render(spec, &layout)?;
     let exe = std::env::current_exe()
@@ -489,7 +539,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{Layout, host_address, render};
+    use super::{Inbound, Layout, host_address, render, tunnel_inbound};
     use crate::ai::units::Programs;
     use crate::stack::StackSpec;
 
@@ -514,6 +564,17 @@ mod tests {
             Some("100.64.20.2")
         );
         assert_eq!(host_address(grid, "10.21.3.2"), None);
+        // The firewall's view: the tunnel's networks here, the VMs' WireGuard ports.
+        let local = "[Interface]\nAddress = 10.101.0.1/24, 10.101.1.1/24\n[Peer]\nEndpoint = \
+            10.201.0.2:51820\n[Peer]\nEndpoint = 10.201.1.2:51820\n";
+        assert_eq!(
+            tunnel_inbound(local),
+            Inbound {
+                private: vec!["10.101.0.0/24".into(), "10.101.1.0/24".into()],
+                wireguard: vec![51820],
+            }
+        );
+        assert_eq!(tunnel_inbound(grid).private, ["100.64.20.2"]);
     }
 
     #[test]
@@ -542,6 +603,10 @@ mod tests {
             keys: [(0, "sk-secret".into())].into(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),
+            tunnel: Inbound {
+                private: vec!["10.1.1.0/24".into()],
+                wireguard: vec![51820],
+            },
         };
         let (vms, record) = render(&spec, &layout).unwrap();
         assert_eq!(record.agent_api, "http://10.1.1.2:7702");
@@ -549,18 +614,29 @@ mod tests {
         let names = |i: usize| vms[&i].files.keys().cloned().collect::<Vec<_>>().join(" ");
         assert_eq!(
             names(0),
-            "gateway-nginx.conf gateway.token gateway.yaml services tfgrid-ai-gateway.service \
+            "fail2ban.local firewall.nft gateway-nginx.conf gateway.token gateway.yaml services \
+                tfgrid-ai-firewall.service tfgrid-ai-gateway.service \
                 tfgrid-ai-nginx-gateway.service"
         );
         assert_eq!(
             names(1),
-            "agent.token agent.yaml gateway.token git.token llm-0.key services \
-                tfgrid-ai-agent.service"
+            "agent.token agent.yaml fail2ban.local firewall.nft gateway.token git.token llm-0.key \
+                services tfgrid-ai-agent.service tfgrid-ai-firewall.service"
         );
         assert_eq!(
             names(2),
-            "git-nginx.conf git.token git.yaml services tfgrid-ai-fcgiwrap.service \
-                tfgrid-ai-git.service tfgrid-ai-nginx-git.service"
+            "fail2ban.local firewall.nft git-nginx.conf git.token git.yaml services \
+                tfgrid-ai-fcgiwrap.service tfgrid-ai-firewall.service tfgrid-ai-git.service \
+                tfgrid-ai-nginx-git.service"
+        );
+        // The firewall's private network: the tunnel's end here, then every VM's addresses.
+        assert!(
+            vms[&1].files["firewall.nft"].contains(
+                "elements = { 10.1.1.0/24, 10.1.0.2, 10.1.250.10, 10.1.1.2, 10.1.250.11, 10.1.2.2, \
+                 10.1.250.12 }"
+            ),
+            "{}",
+            vms[&1].files["firewall.nft"]
         );
         let agent = &vms[&1].files["agent.yaml"];
         assert!(
@@ -618,6 +694,7 @@ mod tests {
             keys: BTreeMap::new(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),
+            tunnel: Inbound::default(),
         };
         let (vms, _) = render(&spec, &layout).unwrap();
         assert_eq!(vms[&1].files["services"], "llm\nagent\n");

@@ -40,9 +40,9 @@ pub(crate) fn require_tools() {
 }
 
 /// A copy of an example app in a temp folder, torn down (`down --yes`) when dropped.
-struct Deployment {
+pub(crate) struct Deployment {
     _root: tempfile::TempDir,
-    app: PathBuf,
+    pub(crate) app: PathBuf,
 }
 
 impl Deployment {
@@ -59,12 +59,12 @@ impl Deployment {
         Deployment { _root: root, app }
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
 
     /// [`Self::cmd`] as a process to spawn.
-    fn std_cmd(&self) -> std::process::Command {
+    pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfgrid-compose"));
         cmd.env("NO_COLOR", "1")
             .env_remove("TFGRID_COMPOSE_PATTERNS_DIR")
@@ -78,14 +78,14 @@ impl Deployment {
         cmd
     }
 
-    fn state(&self) -> tfgrid_compose::state::DeploymentState {
+    pub(crate) fn state(&self) -> tfgrid_compose::state::DeploymentState {
         tfgrid_compose::state::StateDir::for_app(&self.app, "default", false)
             .load()
             .unwrap()
             .expect("a deployment")
     }
 
-    fn id8(&self) -> String {
+    pub(crate) fn id8(&self) -> String {
         tfgrid_compose::ids::ShortId::of(&self.state().id).to_string()
     }
 }
@@ -691,7 +691,7 @@ fn up_ai_stack(d: &Deployment) {
 
 /// The serial lock, and the example AI stack up on three local VMs with the test LLM (what it
 /// was asked is the third value).
-fn ai_stack_up() -> (
+pub(crate) fn ai_stack_up() -> (
     std::sync::MutexGuard<'static, ()>,
     Deployment,
     std::sync::Arc<Mutex<Vec<serde_json::Value>>>,
@@ -707,7 +707,7 @@ fn ai_stack_up() -> (
 
 /// A command of the AI stack's CLI that must succeed (the agent found through the deployment);
 /// its stderr.
-fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
+pub(crate) fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
     let mut cmd = d.cmd();
     cmd.args(args).env_remove("TFGRID_COMPOSE_AGENT_URL");
     if let Some(archive) = archive {
@@ -1103,7 +1103,7 @@ fn agent_journal(d: &Deployment) {
 }
 
 /// stdout of `tfgrid-compose ssh --vm VM -- ARGS...` of deployment `d`, which must succeed.
-fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
+pub(crate) fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
     let out = d
         .cmd()
         .args(["ssh", "--vm", &vm.to_string(), "--"])
@@ -1119,9 +1119,11 @@ fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
 }
 
 /// The `tfgrid-ai-*` units VM `vm` runs, with each one's main PID (in the VM's pid namespace).
+/// The firewall's unit, a oneshot with no process once it has loaded the ruleset, is not among them.
 fn stack_units(d: &Deployment, vm: usize) -> Vec<(String, String)> {
     crate::common::unit_names(&on_vm(d, vm, &crate::common::LIST_STACK_UNITS))
         .into_iter()
+        .filter(|unit| unit != tfgrid_compose::ai::firewall::UNIT)
         .map(|unit| {
             let pid = on_vm(
                 d,
@@ -1135,7 +1137,7 @@ fn stack_units(d: &Deployment, vm: usize) -> Vec<(String, String)> {
 }
 
 /// Polls `check` every 100 ms until it holds; panics after `limit` with `what`.
-fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(started.elapsed() < limit, "{what}: not after {limit:?}");

@@ -22,6 +22,7 @@ mod fidelity;
 mod flow;
 mod fuzz;
 mod grid;
+mod hardening;
 mod interrupt;
 mod layers;
 mod local;

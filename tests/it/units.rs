@@ -44,6 +44,11 @@ fn three_vms(programs: &Programs) -> BTreeMap<usize, BTreeMap<String, String>> {
         keys: BTreeMap::new(),
         tokens: &tokens,
         programs,
+        // This machine's end of the agent's tunnel, a network that holds the agent's address.
+        tunnel: tfgrid_compose::ai::firewall::Inbound {
+            private: vec!["10.1.1.0/24".into()],
+            wireguard: vec![51820],
+        },
     };
     let (vms, _) = render(&spec, &layout).unwrap();
     vms.into_iter().map(|(i, vm)| (i, vm.files)).collect()
@@ -101,7 +106,8 @@ fn rendered_units_pass_systemd_analyze_verify() {
         write_units(&root.path().join("all"), &all),
     ));
     let counts: Vec<usize> = vms.iter().map(|(_, paths)| paths.len()).collect();
-    assert_eq!(counts, [2, 1, 3, 7], "units per VM");
+    // Each VM's firewall among its units.
+    assert_eq!(counts, [3, 2, 4, 7], "units per VM");
 
     let mut scores = Vec::new();
     for (vm, paths) in &vms {
@@ -140,6 +146,29 @@ fn rendered_units_pass_systemd_analyze_verify() {
     println!("systemd-analyze security --offline=true:");
     for score in &scores {
         println!("  {score}");
+    }
+}
+
+/// Each VM's firewall ruleset, as rendered, is one the real nft(8) accepts (`-c`: checked, not
+/// loaded; in a network namespace of its own all the same).
+#[test]
+fn rendered_firewalls_pass_nft_check() {
+    let nft = program("nft");
+    let root = tempfile::tempdir().unwrap();
+    for (vm, files) in three_vms(&Programs::on_vm(REMOTE_BIN)) {
+        let path = root.path().join(format!("vm-{vm}.nft"));
+        std::fs::write(&path, &files[tfgrid_compose::ai::firewall::RULES]).unwrap();
+        let out = Command::new("unshare")
+            .args(["--net", &nft, "-c", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "VM {vm}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            files[tfgrid_compose::ai::firewall::RULES]
+        );
     }
 }
 
@@ -200,7 +229,8 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
             .collect();
         (calls, stdout)
     };
-    let units = "tfgrid-ai-fcgiwrap.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service";
+    let units = "tfgrid-ai-fcgiwrap.service tfgrid-ai-firewall.service tfgrid-ai-git.service \
+        tfgrid-ai-nginx-git.service";
     // Every run: the user, the folders, the system nginx looked at; then `middle`; then the units
     // installed, enabled and restarted.
     let expected = |middle: &[&str]| {
@@ -218,6 +248,8 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
             "systemctl daemon-reload".into(),
             format!("systemctl enable --quiet {units}"),
             format!("systemctl restart {units}"),
+            "systemctl enable --quiet fail2ban".into(),
+            "systemctl restart fail2ban".into(),
         ]);
         calls
     };
@@ -248,6 +280,11 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
         );
         assert_eq!(mode & 0o777, 0o644, "{name}");
     }
+    // fail2ban's jail, as rendered.
+    assert_eq!(
+        std::fs::read_to_string(vm.join("etc/fail2ban/jail.d/tfgrid-ai.local")).unwrap(),
+        files["fail2ban.local"]
+    );
     // The folders the units write to exist (their ReadWritePaths= must).
     for dir in ["repos", "nginx-git"] {
         assert!(vm.join("var/lib/tfgrid-ai").join(dir).is_dir(), "{dir}");

@@ -1,0 +1,230 @@
+//! The AI stack's guard with the real tools on three local VMs whose PID 1 is systemd, all on one
+//! stack: every listening socket of every VM against what the design allows (the units' ports,
+//! sshd, WireGuard), a port it does not allow refused by nftables (and answering once the
+//! firewall's unit is stopped), and fail2ban banning an address after bad logins while the good
+//! key still works from another (both addresses in namespaces the test creates on the
+//! deployment's LAN).
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use tfgrid_compose::ai::firewall;
+use tfgrid_compose::ai::units::{self, Programs, Reach, Service};
+use tfgrid_compose::phase::ai_stack;
+
+use crate::local::{Deployment, ai_stack_up, on_vm, until};
+
+/// What may listen on a VM beyond its loopback: `(protocol, port, reach)`.
+fn allowed(d: &Deployment, vm: usize) -> Vec<(&'static str, u16, Reach)> {
+    let listed = on_vm(d, vm, &["cat", "/etc/tfgrid-ai/services"]);
+    let services: Vec<Service> = Service::ALL
+        .into_iter()
+        .filter(|s| listed.lines().any(|l| l.trim() == s.name()))
+        .collect();
+    let folders = units::Folders {
+        config: ai_stack::REMOTE_CONFIG,
+        data: ai_stack::REMOTE_DATA,
+    };
+    let mut allowed = vec![("tcp", firewall::SSH_PORT, Reach::Public)];
+    let wg = std::fs::read_to_string(d.state().network.expect("a tunnel").config).unwrap();
+    for port in ai_stack::tunnel_inbound(&wg).wireguard {
+        allowed.push(("udp", port, Reach::Public));
+    }
+    for ports in
+        units::ports(&services, &folders, &Programs::on_vm(ai_stack::REMOTE_BIN)).into_values()
+    {
+        allowed.extend(ports.into_iter().map(|p| ("tcp", p.number, p.reach)));
+    }
+    allowed
+}
+
+/// Connects to `address` within 3 s: whether it answered.
+fn connects(address: &str) -> bool {
+    let address: SocketAddr = address.parse().unwrap();
+    TcpStream::connect_timeout(&address, Duration::from_secs(3)).is_ok()
+}
+
+/// A network namespace on the deployment's LAN (its bridge `br0` in `tfl-ID-lan`) with
+/// `address`; deleted when dropped (its veth pair with it).
+struct LanHost {
+    name: String,
+}
+
+impl LanHost {
+    fn new(id8: &str, tag: char, address: &str) -> LanHost {
+        let name = format!("tfh-{id8}-{tag}");
+        let (inside, outside) = (format!("tfh{tag}{id8}"), format!("th{tag}{id8}"));
+        let lan = format!("tfl-{id8}-lan");
+        let host = LanHost { name: name.clone() };
+        for argv in [
+            vec!["netns", "add", &name],
+            vec![
+                "link", "add", &inside, "netns", &name, "type", "veth", "peer", "name", &outside,
+                "netns", &lan,
+            ],
+            vec!["-n", &lan, "link", "set", &outside, "master", "br0", "up"],
+            vec!["-n", &name, "addr", "add", address, "dev", &inside],
+            vec!["-n", &name, "link", "set", &inside, "up"],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let out = Command::new("ip").args(&argv).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {argv:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        host
+    }
+
+    /// `ssh USER@ADDRESS true` from this namespace with `identity`: whether it logged in.
+    fn ssh(&self, identity: &std::path::Path, user: &str, address: &str) -> bool {
+        crate::common::ssh_from_netns(&self.name, &format!("{user}@{address}"), identity, "true")
+            .status
+            .success()
+    }
+}
+
+impl Drop for LanHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// `10.X.I.2` (a VM's WireGuard address) → `10.X+100.I.2`: its address on the link to this
+/// machine, outside the tunnel (the local pattern's layout).
+fn outside_address(wireguard: &str) -> String {
+    let octets: Vec<u16> = wireguard.split('.').map(|o| o.parse().unwrap()).collect();
+    format!("10.{}.{}.{}", octets[1] + 100, octets[2], octets[3])
+}
+
+#[test]
+fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_address() {
+    let (_serial, d, _seen) = ai_stack_up();
+    let state = d.state();
+    let outputs = state.outputs.clone().expect("outputs");
+    let addresses: Vec<String> = outputs.vms().into_iter().map(|vm| vm.address).collect();
+
+    // (a) Every listening socket of every VM is one the design allows, where it allows it.
+    for vm in 0..3 {
+        let allowed = allowed(&d, vm);
+        let listing = on_vm(&d, vm, &["ss", "-H", "-l", "-n", "-t", "-u", "-p"]);
+        let mut seen = 0;
+        for line in listing.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (protocol, local) = (fields[0], fields[4]);
+            let (host, port) = local.rsplit_once(':').unwrap();
+            if host.starts_with("127.") || host == "[::1]" {
+                continue;
+            }
+            let port: u16 = port.parse().unwrap();
+            let entry = allowed
+                .iter()
+                .find(|(p, n, _)| *p == protocol && *n == port);
+            assert!(
+                entry.is_some_and(|(_, _, reach)| *reach != Reach::Loopback),
+                "VM {vm}: {line} is not what the design allows there ({allowed:?})"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 2, "VM {vm} listens beyond loopback:\n{listing}");
+        let chain = on_vm(
+            &d,
+            vm,
+            &["nft", "list", "chain", "inet", firewall::TABLE, "input"],
+        );
+        assert!(chain.contains("policy drop;"), "VM {vm}:\n{chain}");
+    }
+
+    // (b) A port the design does not allow: refused from this machine's end of the tunnel (a
+    // private address) while it answers on the VM; answering with the firewall stopped.
+    let agent = &addresses[1];
+    on_vm(
+        &d,
+        1,
+        &[
+            "systemd-run",
+            "--unit=tfgrid-test-listener",
+            "python3",
+            "-m",
+            "http.server",
+            "9999",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            "/tmp",
+        ],
+    );
+    until("the listener on VM 1", Duration::from_secs(30), || {
+        on_vm(
+            &d,
+            1,
+            &["ss", "-H", "-l", "-n", "-t", "sport", "=", ":9999"],
+        )
+        .contains("9999")
+    });
+    let probe = format!("{agent}:9999");
+    assert!(!connects(&probe), "{probe} is refused by the firewall");
+    assert!(connects(&format!("{agent}:{}", units::AGENT_PORT)));
+    // The git host's nginx listens on every address: private only, so not outside the tunnel.
+    let git_outside = format!("{}:{}", outside_address(&addresses[2]), units::HTTP_PORT);
+    assert!(!connects(&git_outside), "{git_outside} is private");
+    assert!(connects(&format!("{}:{}", addresses[2], units::HTTP_PORT)));
+    on_vm(&d, 1, &["systemctl", "stop", firewall::UNIT]);
+    assert!(connects(&probe), "{probe} answers without the firewall");
+    on_vm(&d, 1, &["systemctl", "start", firewall::UNIT]);
+    assert!(!connects(&probe), "{probe} is refused again");
+    on_vm(&d, 1, &["systemctl", "stop", "tfgrid-test-listener"]);
+
+    // (c) fail2ban: bad logins from one address get it banned; the good key still works from
+    // another address, and worked from the banned one before.
+    let id8 = d.id8();
+    let lan = &outputs.private_ips[0];
+    let prefix = lan.rsplit_once('.').unwrap().0;
+    let bad = LanHost::new(&id8, 'a', &format!("{prefix}.200/24"));
+    let good = LanHost::new(&id8, 'b', &format!("{prefix}.201/24"));
+    let identity = &state.ssh.identity;
+    until("fail2ban's sshd jail", Duration::from_secs(60), || {
+        d.cmd()
+            .args([
+                "ssh",
+                "--vm",
+                "0",
+                "--",
+                "fail2ban-client",
+                "status",
+                "sshd",
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    assert!(
+        bad.ssh(identity, "root", lan),
+        "the good key, before the ban"
+    );
+    let banned =
+        || on_vm(&d, 0, &["fail2ban-client", "status", "sshd"]).contains(&format!("{prefix}.200"));
+    for _ in 0..20 {
+        if banned() {
+            break;
+        }
+        assert!(!bad.ssh(identity, "nobody-here", lan), "an unknown user");
+    }
+    until("the ban", Duration::from_secs(30), banned);
+    assert!(
+        !bad.ssh(identity, "root", lan),
+        "the banned address is refused"
+    );
+    assert!(
+        good.ssh(identity, "root", lan),
+        "the good key from another address"
+    );
+    drop((bad, good));
+
+    d.cmd().args(["down", "--yes"]).assert().success();
+}

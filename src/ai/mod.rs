@@ -20,6 +20,7 @@ pub mod llm;
 pub mod nginx;
 pub mod server;
 pub mod site;
+pub mod token;
 pub mod units;
 pub mod words;
 

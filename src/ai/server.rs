@@ -32,7 +32,8 @@ pub fn api_refusal(status: StatusCode, message: &str, hint: &str) -> ApiError {
 
 #[derive(Clone)]
 pub struct Common {
-    token: Arc<String>,
+    /// Read again when replaced: `projects rotate-tokens` changes it while the service runs.
+    token: Arc<super::token::TokenFile>,
     rate: f64,
     buckets: Arc<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
     counts: Arc<Mutex<HashMap<u16, u64>>>,
@@ -41,15 +42,10 @@ pub struct Common {
 
 impl Common {
     pub fn new(token_file: &Path, rate_per_second: u32, name: &'static str) -> Result<Common> {
-        let token = crate::files::read_secret(token_file).context("the service's token file")?;
-        if token.len() < 16 {
-            anyhow::bail!(
-                "the token in `{}` is shorter than 16 characters",
-                token_file.display()
-            );
-        }
+        let token =
+            super::token::TokenFile::open(token_file, 16).context("the service's token file")?;
         Ok(Common {
-            token: Arc::new(token),
+            token,
             rate: f64::from(rate_per_second.max(1)),
             buckets: Arc::new(Mutex::new(HashMap::new())),
             counts: Arc::new(Mutex::new(HashMap::new())),
@@ -66,9 +62,7 @@ impl Common {
                     .or_else(|| v.strip_prefix("token "))
             })
             .unwrap_or("");
-        // Constant time in the token's length.
-        let (a, b) = (given.as_bytes(), self.token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        self.token.accepts(given)
     }
 
     /// A token bucket per client: `rate` per second, bursts of twice that.

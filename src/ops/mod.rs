@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod journal;
 pub mod patterns;
 pub mod sim;
+pub mod tokens;
 pub mod up;
 
 use std::path::{Path, PathBuf};

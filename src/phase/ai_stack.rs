@@ -39,12 +39,47 @@ const FOLDERS: Folders = Folders {
     config: REMOTE_CONFIG,
     data: REMOTE_DATA,
 };
+/// The stack's tokens, by the name of their file (`NAME.token`): the one list `up` makes them
+/// from and `projects rotate-tokens` replaces them by.
+pub const TOKENS: [&str; 3] = ["gateway", "agent", "git"];
+
+/// The VMs (indices) that hold each token: the VM of its service, and the agent's, which calls
+/// them all. [`render`] writes them there, `projects rotate-tokens` replaces them there.
+pub fn token_holders(spec: &StackSpec) -> BTreeMap<&'static str, Vec<usize>> {
+    TOKENS
+        .into_iter()
+        .map(|name| {
+            let own = match name {
+                "gateway" => spec.gateway,
+                "git" => spec.git,
+                _ => spec.agent,
+            };
+            let mut vms = vec![own, spec.agent];
+            vms.sort_unstable();
+            vms.dedup();
+            (name, vms)
+        })
+        .collect()
+}
+
+/// The git host's nginx config, letting a push through with one of `tokens` (the git token's
+/// lines: two while it is being rotated).
+pub fn git_nginx_conf(tokens: &[String]) -> String {
+    crate::ai::nginx::git_conf(
+        &FOLDERS.nginx_prefix("git"),
+        GIT_PORT,
+        tokens,
+        &format!("{REMOTE_DATA}/repos"),
+        &FOLDERS.fcgiwrap_socket(),
+    )
+}
+
 /// The deployment's tokens, created on first use and kept.
-fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
+pub fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
     let dir = state.ai_stack_dir();
     crate::files::create_private_dir(&dir)?;
     let mut out = BTreeMap::new();
-    for name in ["gateway", "agent", "git"] {
+    for name in TOKENS {
         let file = dir.join(format!("{name}.token"));
         let token = match crate::files::read_secret(&file) {
             Ok(t) if t.len() >= 32 => t,
@@ -250,7 +285,6 @@ pub fn render(
     let gw_dir = format!("{REMOTE_DATA}/gateway");
     let gw_nginx = FOLDERS.nginx_prefix("gateway");
     let gw = vms.entry(spec.gateway).or_default();
-    gw.files.insert("gateway.token".into(), token("gateway"));
     gw.files.insert(
         "gateway.yaml".into(),
         yaml(&GatewayConfig {
@@ -270,9 +304,7 @@ pub fn render(
 
     // Git host: the repository API behind nginx, which also serves the repositories over smart
     // HTTP and lets a push through only with the token.
-    let git_nginx = FOLDERS.nginx_prefix("git");
     let git = vms.entry(spec.git).or_default();
-    git.files.insert("git.token".into(), token("git"));
     git.files.insert(
         "git.yaml".into(),
         yaml(&GitServerConfig {
@@ -283,16 +315,8 @@ pub fn render(
             rate_limit: rate.max(20),
         }),
     );
-    git.files.insert(
-        "git-nginx.conf".into(),
-        crate::ai::nginx::git_conf(
-            &git_nginx,
-            GIT_PORT,
-            &token("git"),
-            &format!("{REMOTE_DATA}/repos"),
-            &FOLDERS.fcgiwrap_socket(),
-        ),
-    );
+    git.files
+        .insert("git-nginx.conf".into(), git_nginx_conf(&[token("git")]));
 
     // Agent: the project API, its LLM chain, the git host and the gateway as clients.
     // No provider named: the local model, served on the agent's VM.
@@ -339,9 +363,6 @@ pub fn render(
     for (i, key) in &layout.keys {
         agent.files.insert(format!("llm-{i}.key"), key.clone());
     }
-    agent.files.insert("agent.token".into(), token("agent"));
-    agent.files.insert("gateway.token".into(), token("gateway"));
-    agent.files.insert("git.token".into(), token("git"));
     let config = AgentConfig {
         listen: format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]),
         token_file: remote("agent.token"),
@@ -368,6 +389,12 @@ pub fn render(
         },
     };
     agent.files.insert("agent.yaml".into(), yaml(&config));
+    for (name, holders) in token_holders(spec) {
+        for vm in holders {
+            let files = &mut vms.entry(vm).or_default().files;
+            files.insert(format!("{name}.token"), token(name));
+        }
+    }
     for service in Service::ALL {
         if let Some(vm) = vm_of(spec, service) {
             vms.entry(vm).or_default().services.push(service);
@@ -440,7 +467,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
     }
     // A dry run writes nothing, tokens included: it shows the commands with placeholders.
     let tokens = if dry {
-        ["gateway", "agent", "git"]
+        TOKENS
             .into_iter()
             .map(|n| (n, "<token>".to_string()))
             .collect()

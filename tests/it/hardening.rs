@@ -3,7 +3,7 @@
 //! sshd, WireGuard), a port it does not allow refused by nftables (and answering once the
 //! firewall's unit is stopped), and fail2ban banning an address after bad logins while the good
 //! key still works from another (both addresses in namespaces the test creates on the
-//! deployment's LAN).
+//! deployment's LAN), and `projects rotate-tokens` under load with no failed request.
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -13,7 +13,7 @@ use tfgrid_compose::ai::firewall;
 use tfgrid_compose::ai::units::{self, Programs, Reach, Service};
 use tfgrid_compose::phase::ai_stack;
 
-use crate::local::{Deployment, ai_stack_up, on_vm, until};
+use crate::local::{Deployment, ai_stack_up, on_vm, stack_cmd, until};
 
 /// What may listen on a VM beyond its loopback: `(protocol, port, reach)`.
 fn allowed(d: &Deployment, vm: usize) -> Vec<(&'static str, u16, Reach)> {
@@ -101,17 +101,27 @@ fn outside_address(wireguard: &str) -> String {
     format!("10.{}.{}.{}", octets[1] + 100, octets[2], octets[3])
 }
 
+/// One stack for every part: the firewall (a, b), fail2ban (c), token rotation (d).
 #[test]
-fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_address() {
+fn ai_stack_firewall_fail2ban_and_token_rotation_on_one_stack() {
     let (_serial, d, _seen) = ai_stack_up();
+    firewall_allows_only_the_design(&d);
+    fail2ban_bans_an_address_while_the_good_key_works_from_another(&d);
+    tokens_rotate_under_load_with_no_failed_request(&d);
+    d.cmd().args(["down", "--yes"]).assert().success();
+}
+
+/// (a) Every listening socket of every VM is one the design allows, where it allows it; (b) a
+/// port it does not allow refused.
+fn firewall_allows_only_the_design(d: &Deployment) {
     let state = d.state();
     let outputs = state.outputs.clone().expect("outputs");
     let addresses: Vec<String> = outputs.vms().into_iter().map(|vm| vm.address).collect();
 
     // (a) Every listening socket of every VM is one the design allows, where it allows it.
     for vm in 0..3 {
-        let allowed = allowed(&d, vm);
-        let listing = on_vm(&d, vm, &["ss", "-H", "-l", "-n", "-t", "-u", "-p"]);
+        let allowed = allowed(d, vm);
+        let listing = on_vm(d, vm, &["ss", "-H", "-l", "-n", "-t", "-u", "-p"]);
         let mut seen = 0;
         for line in listing.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -132,7 +142,7 @@ fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_addr
         }
         assert!(seen >= 2, "VM {vm} listens beyond loopback:\n{listing}");
         let chain = on_vm(
-            &d,
+            d,
             vm,
             &["nft", "list", "chain", "inet", firewall::TABLE, "input"],
         );
@@ -143,7 +153,7 @@ fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_addr
     // private address) while it answers on the VM; answering with the firewall stopped.
     let agent = &addresses[1];
     on_vm(
-        &d,
+        d,
         1,
         &[
             "systemd-run",
@@ -159,12 +169,7 @@ fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_addr
         ],
     );
     until("the listener on VM 1", Duration::from_secs(30), || {
-        on_vm(
-            &d,
-            1,
-            &["ss", "-H", "-l", "-n", "-t", "sport", "=", ":9999"],
-        )
-        .contains("9999")
+        on_vm(d, 1, &["ss", "-H", "-l", "-n", "-t", "sport", "=", ":9999"]).contains("9999")
     });
     let probe = format!("{agent}:9999");
     assert!(!connects(&probe), "{probe} is refused by the firewall");
@@ -173,14 +178,18 @@ fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_addr
     let git_outside = format!("{}:{}", outside_address(&addresses[2]), units::HTTP_PORT);
     assert!(!connects(&git_outside), "{git_outside} is private");
     assert!(connects(&format!("{}:{}", addresses[2], units::HTTP_PORT)));
-    on_vm(&d, 1, &["systemctl", "stop", firewall::UNIT]);
+    on_vm(d, 1, &["systemctl", "stop", firewall::UNIT]);
     assert!(connects(&probe), "{probe} answers without the firewall");
-    on_vm(&d, 1, &["systemctl", "start", firewall::UNIT]);
+    on_vm(d, 1, &["systemctl", "start", firewall::UNIT]);
     assert!(!connects(&probe), "{probe} is refused again");
-    on_vm(&d, 1, &["systemctl", "stop", "tfgrid-test-listener"]);
+    on_vm(d, 1, &["systemctl", "stop", "tfgrid-test-listener"]);
+}
 
-    // (c) fail2ban: bad logins from one address get it banned; the good key still works from
-    // another address, and worked from the banned one before.
+/// (c) fail2ban: bad logins from one address get it banned; the good key still works from
+/// another address, and worked from the banned one before.
+fn fail2ban_bans_an_address_while_the_good_key_works_from_another(d: &Deployment) {
+    let state = d.state();
+    let outputs = state.outputs.clone().expect("outputs");
     let id8 = d.id8();
     let lan = &outputs.private_ips[0];
     let prefix = lan.rsplit_once('.').unwrap().0;
@@ -208,7 +217,7 @@ fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_addr
         "the good key, before the ban"
     );
     let banned =
-        || on_vm(&d, 0, &["fail2ban-client", "status", "sshd"]).contains(&format!("{prefix}.200"));
+        || on_vm(d, 0, &["fail2ban-client", "status", "sshd"]).contains(&format!("{prefix}.200"));
     for _ in 0..20 {
         if banned() {
             break;
@@ -225,6 +234,110 @@ fn ai_stack_vms_listen_only_where_the_design_allows_and_fail2ban_bans_a_bad_addr
         "the good key from another address"
     );
     drop((bad, good));
+}
 
-    d.cmd().args(["down", "--yes"]).assert().success();
+/// The first line of the deployment's token file `name` (the one the CLI sends).
+fn local_token(d: &Deployment, name: &str) -> String {
+    let path = d
+        .app
+        .join(format!(".tfgrid-compose/default/ai-stack/{name}.token"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// (d) `projects rotate-tokens` while the agent is asked for its projects four times a second
+/// (with the token the CLI has at that moment) and projects are created one after another (each
+/// with a 3 s answer of the LLM): no request fails, every project goes live; then every old
+/// token is refused where it was accepted and the new ones work, a create included.
+fn tokens_rotate_under_load_with_no_failed_request(d: &Deployment) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let record = d.state().ai_stack.expect("the stack's record");
+    let old: Vec<(&str, String)> = ai_stack::TOKENS
+        .into_iter()
+        .map(|name| (name, local_token(d, name)))
+        .collect();
+    let projects = format!("{}/api/v1/projects", record.agent_api);
+    let rotating = AtomicBool::new(true);
+    let (codes, created) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            let mut codes = Vec::new();
+            while rotating.load(Ordering::SeqCst) {
+                codes.push(crate::ai::get(&projects, Some(&local_token(d, "agent"))).0);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            codes
+        });
+        let creates = scope.spawn(|| {
+            let mut n = 0;
+            while rotating.load(Ordering::SeqCst) {
+                stack_cmd(d, &["create", &format!("slow bakery number {n}")], None);
+                n += 1;
+            }
+            n
+        });
+        let out = d
+            .cmd()
+            .args(["projects", "rotate-tokens"])
+            .output()
+            .unwrap();
+        rotating.store(false, Ordering::SeqCst);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (load.join().unwrap(), creates.join().unwrap())
+    });
+    assert!(codes.len() >= 8, "requests during the rotation: {codes:?}");
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    assert!(created >= 2, "creates during the rotation: {created}");
+    for n in 0..created {
+        let live = format!("{}/slow-bakery-number-{n}/", record.public_url);
+        assert_eq!(crate::ai::get_live(&live).0, 200, "{live}");
+    }
+
+    // The old tokens refused, the new ones accepted: the agent's, and the git host's for a push
+    // (through the gateway's /git/), the gateway's from the agent's VM.
+    for (name, token) in &old {
+        assert_ne!(&local_token(d, name), token, "{name} was replaced");
+    }
+    let old = |name: &str| old.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    assert_eq!(crate::ai::get(&projects, Some(&old("agent"))).0, 401);
+    assert_eq!(
+        crate::ai::get(&projects, Some(&local_token(d, "agent"))).0,
+        200
+    );
+    let push = format!(
+        "{}/git/projects/slow-bakery-number-0.git/info/refs?service=git-receive-pack",
+        record.public_url
+    );
+    let git =
+        |token: String| crate::ai::request("GET", &push, Some(&format!("token {token}")), None).0;
+    assert_eq!(git(old("git")), 401);
+    assert_eq!(git(local_token(d, "git")), 200);
+    let health = format!("{}/api/v1/health", record.gateway_api);
+    let gateway = |token: String| {
+        on_vm(
+            d,
+            1,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                &health,
+            ],
+        )
+    };
+    assert_eq!(gateway(old("gateway")), "401");
+    assert_eq!(gateway(local_token(d, "gateway")), "200");
+    stack_cmd(d, &["create", "bakery after the rotation"], None);
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tfgrid_compose::ai::units::{self, Folders, Programs};
-use tfgrid_compose::phase::ai_stack::{Layout, REMOTE_BIN, render};
+use tfgrid_compose::phase::ai_stack::{self, Layout, REMOTE_BIN, render};
 
 /// Where nginx, fcgiwrap and `rm` are looked for (a non-login PATH may lack /usr/sbin).
 const SBIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -170,6 +170,30 @@ fn rendered_firewalls_pass_nft_check() {
             files[tfgrid_compose::ai::firewall::RULES]
         );
     }
+}
+
+/// The git host's nginx config while a rotation runs (two push tokens, as
+/// `projects rotate-tokens` writes it) is one the real nginx accepts (`-t`, its folders moved
+/// into a temp folder).
+#[test]
+fn the_git_hosts_nginx_config_with_two_tokens_passes_nginx_t() {
+    let root = tempfile::tempdir().unwrap();
+    let prefix = root.path().display().to_string();
+    let conf = tfgrid_compose::phase::ai_stack::git_nginx_conf(&["a".repeat(64), "b".repeat(64)])
+        .replace(&format!("{}/nginx-git", ai_stack::REMOTE_DATA), &prefix);
+    let path = root.path().join("git-nginx.conf");
+    std::fs::write(&path, &conf).unwrap();
+    let out = Command::new(program("nginx"))
+        .args(["-t", "-p", &prefix, "-c"])
+        .arg(&path)
+        .args(["-e", &format!("{prefix}/error.log")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{conf}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The setup hook in a folder taken as / (`TFGRID_AI_ROOT`), with systemd "running" (the folder

@@ -17,6 +17,7 @@ pub mod patterns;
 pub mod sim;
 pub mod tokens;
 pub mod up;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 

@@ -101,13 +101,14 @@ fn outside_address(wireguard: &str) -> String {
     format!("10.{}.{}.{}", octets[1] + 100, octets[2], octets[3])
 }
 
-/// One stack for every part: the firewall (a, b), fail2ban (c), token rotation (d).
+/// One stack for every part: the firewall (a, b), fail2ban (c), token rotation (d), upgrades (e).
 #[test]
 fn ai_stack_firewall_fail2ban_and_token_rotation_on_one_stack() {
     let (_serial, d, _seen) = ai_stack_up();
     firewall_allows_only_the_design(&d);
     fail2ban_bans_an_address_while_the_good_key_works_from_another(&d);
     tokens_rotate_under_load_with_no_failed_request(&d);
+    upgrades_one_that_succeeds_and_one_that_fails_health_and_rolls_back(&d);
     d.cmd().args(["down", "--yes"]).assert().success();
 }
 
@@ -339,5 +340,94 @@ fn tokens_rotate_under_load_with_no_failed_request(d: &Deployment) {
     };
     assert_eq!(gateway(old("gateway")), "401");
     assert_eq!(gateway(local_token(d, "gateway")), "200");
-    stack_cmd(d, &["create", "bakery after the rotation"], None);
+    stack_cmd(
+        d,
+        &[
+            "create",
+            "bakery after the rotation",
+            "--name",
+            "after-rotation",
+        ],
+        None,
+    );
+}
+
+/// `up --upgrade` of the stack with the test LLM's key; its output.
+fn upgrade(d: &Deployment) -> std::process::Output {
+    d.cmd()
+        .args(["up", "--upgrade"])
+        .env("AI_STACK_TEST_KEY", crate::ai::LLM_KEY)
+        .output()
+        .unwrap()
+}
+
+/// The two projects the upgrades must keep: live, and their repositories clone.
+fn two_projects_live(d: &Deployment, when: &str) {
+    let gateway = d.state().ai_stack.expect("the stack's record").public_url;
+    for name in ["slow-bakery-number-0", "after-rotation"] {
+        let live = format!("{gateway}/{name}/");
+        assert_eq!(crate::ai::get_live(&live).0, 200, "{live} {when}");
+        let work = tempfile::tempdir().unwrap();
+        let repo = format!("{gateway}/git/projects/{name}.git");
+        assert!(
+            crate::ai::clone(&repo, &work.path().join("c")),
+            "{repo} clones {when}"
+        );
+    }
+}
+
+/// (e) `up --upgrade` to a newer app version (another rate limit) succeeds: backed up, the new
+/// config on the VMs, the state's version new, both projects live. Then an upgrade whose setup
+/// hook leaves the agent stopped fails the health check and is rolled back: the previous
+/// version's files and units back, its version in the state, both projects live.
+fn upgrades_one_that_succeeds_and_one_that_fails_health_and_rolls_back(d: &Deployment) {
+    let manifest = d.app.join("tfgrid-compose.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let newer = text
+        .replace("version: 1.0.0", "version: 1.1.0")
+        .replace("api_rate_limit: 10", "api_rate_limit: 20");
+    assert_ne!(newer, text);
+    std::fs::write(&manifest, &newer).unwrap();
+    let out = upgrade(d);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Upgraded"), "{stderr}");
+    assert_eq!(d.state().app.version.as_deref(), Some("1.1.0"));
+    assert!(on_vm(d, 1, &["cat", "/etc/tfgrid-ai/agent.yaml"]).contains("rate_limit: 20"));
+    let backups: Vec<_> = std::fs::read_dir(d.app.join(".tfgrid-compose/default/ai-stack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("upgrade-backup-")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1, "a backup before the upgrade");
+    two_projects_live(d, "after the upgrade");
+
+    // A version whose setup leaves the agent stopped, with no healthcheck hook of its own.
+    let broken = newer
+        .replace("version: 1.1.0", "version: 1.2.0")
+        .replace("  healthcheck: deployment/healthcheck.sh\n", "");
+    std::fs::write(&manifest, &broken).unwrap();
+    let setup = d.app.join("deployment/setup.sh");
+    let hook = std::fs::read_to_string(&setup).unwrap();
+    std::fs::write(
+        &setup,
+        format!("{hook}systemctl stop tfgrid-ai-agent.service || true\n"),
+    )
+    .unwrap();
+    let out = upgrade(d);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("was rolled back to 1.1.0"), "{stderr}");
+    assert!(stderr.contains("tfgrid-ai-agent.service"), "{stderr}");
+    assert_eq!(d.state().app.version.as_deref(), Some("1.1.0"));
+    assert_eq!(
+        on_vm(d, 1, &["systemctl", "is-active", "tfgrid-ai-agent.service"]).trim(),
+        "active"
+    );
+    assert!(on_vm(d, 1, &["cat", "/etc/tfgrid-ai/agent.yaml"]).contains("rate_limit: 20"));
+    two_projects_live(d, "after the rollback");
 }

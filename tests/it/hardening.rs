@@ -103,7 +103,7 @@ fn outside_address(wireguard: &str) -> String {
 
 /// One stack for every part: the firewall (a, b), fail2ban (c), token rotation (d), upgrades (e).
 #[test]
-fn ai_stack_firewall_fail2ban_and_token_rotation_on_one_stack() {
+fn ai_stack_firewall_fail2ban_token_rotation_and_upgrades_on_one_stack() {
     let (_serial, d, _seen) = ai_stack_up();
     firewall_allows_only_the_design(&d);
     fail2ban_bans_an_address_while_the_good_key_works_from_another(&d);

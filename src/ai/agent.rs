@@ -147,7 +147,8 @@ const MAX_NUMBERED: u32 = 99;
 /// The gateway API as the agent calls it.
 pub(super) struct GatewayClient {
     api: String,
-    token: String,
+    /// Read again when replaced (`projects rotate-tokens`).
+    token: Arc<super::token::TokenFile>,
     /// Where the sites are live, without a trailing `/`.
     pub(super) public_url: String,
     verify_url: String,
@@ -195,7 +196,7 @@ impl GatewayClient {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&self.token);
+                .bearer_auth(self.token.current());
             if let Some(body) = &body {
                 request = request.json(body);
             }
@@ -236,7 +237,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         .unwrap_or_default();
     let log_dir = dir.join("logs");
     std::fs::create_dir_all(&log_dir)?;
-    let token = crate::files::read_secret(&config.gateway.token_file)?;
+    let token = super::token::TokenFile::open(&config.gateway.token_file, 1)?;
     let agent = Arc::new(Agent {
         db: Db::open(&config.database)?,
         llm: Llm::new(

@@ -24,21 +24,48 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> 
 
 pub struct AgentClient {
     pub url: String,
-    token: String,
+    token: Token,
     http: reqwest::Client,
+}
+
+/// The agent's token as the CLI has it.
+enum Token {
+    /// Given as it is (the environment).
+    Fixed(String),
+    /// A file, read again when replaced: a command running through `projects rotate-tokens`
+    /// (a `create` waiting for its site) goes on with the new token.
+    File(std::sync::Arc<super::token::TokenFile>),
 }
 
 impl AgentClient {
     pub fn new(url: &str, token: &str) -> Result<AgentClient> {
+        Self::with(url, Token::Fixed(token.to_string()))
+    }
+
+    /// A client whose token is the first line of `file`, read again when the file is replaced.
+    ///
+    /// Errors: the file cannot be read or holds no token.
+    pub fn with_token_file(url: &str, file: &std::path::Path) -> Result<AgentClient> {
+        Self::with(url, Token::File(super::token::TokenFile::open(file, 1)?))
+    }
+
+    fn with(url: &str, token: Token) -> Result<AgentClient> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()?;
         Ok(AgentClient {
             url: url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token,
             http,
         })
+    }
+
+    fn token(&self) -> String {
+        match &self.token {
+            Token::Fixed(token) => token.clone(),
+            Token::File(file) => file.current(),
+        }
     }
 
     async fn call(
@@ -60,16 +87,20 @@ impl AgentClient {
     /// Sends with the token; an agent that does not answer, or refuses the token, is a
     /// [`UserError`] with a hint.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
-            UserError::new(
-                format!(
-                    "the agent at {} did not answer: {}",
-                    self.url,
-                    e.without_url()
-                ),
-                "check that the AI stack is up (`tfgrid-compose status`) or pass --agent-url",
-            )
-        })?;
+        let response = request
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .map_err(|e| {
+                UserError::new(
+                    format!(
+                        "the agent at {} did not answer: {}",
+                        self.url,
+                        e.without_url()
+                    ),
+                    "check that the AI stack is up (`tfgrid-compose status`) or pass --agent-url",
+                )
+            })?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             bail!(UserError::new(
                 "the agent refused the token (401)",

@@ -40,7 +40,8 @@ fn default_org() -> String {
 
 pub struct GitHost {
     config: GitConfig,
-    token: Option<String>,
+    /// Gitea's token, read again when replaced (`projects rotate-tokens`).
+    token: Option<std::sync::Arc<super::token::TokenFile>>,
     http: reqwest::Client,
     runner: Runner,
 }
@@ -49,7 +50,7 @@ impl GitHost {
     pub fn new(config: GitConfig) -> Result<GitHost> {
         let token = match &config {
             GitConfig::Gitea { token_file, .. } => {
-                Some(crate::files::read_secret(token_file).context("the Gitea token file")?)
+                Some(super::token::TokenFile::open(token_file, 1).context("the Gitea token file")?)
             }
             GitConfig::Plain { .. } => None,
         };
@@ -128,7 +129,10 @@ impl GitHost {
     }
 
     fn auth(&self) -> String {
-        format!("token {}", self.token.as_deref().unwrap_or_default())
+        format!(
+            "token {}",
+            self.token.as_ref().map(|t| t.current()).unwrap_or_default()
+        )
     }
 
     /// Commits the files as the first commit of `main` and pushes them to `repo_url(name)`.
@@ -183,7 +187,7 @@ impl GitHost {
                 .env("GIT_CONFIG_KEY_0", "http.extraHeader")
                 .secret_env(
                     "GIT_CONFIG_VALUE_0",
-                    format!("Authorization: token {token}"),
+                    format!("Authorization: token {}", token.current()),
                 ),
             None => cmd,
         }

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod backup;
 pub mod client;
 pub mod db;
+pub mod firewall;
 pub mod gateway;
 pub mod generate;
 pub mod githost;
@@ -20,6 +21,7 @@ pub mod monitoring;
 pub mod nginx;
 pub mod server;
 pub mod site;
+pub mod token;
 pub mod units;
 pub mod words;
 

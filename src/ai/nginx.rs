@@ -2,6 +2,8 @@
 //! host's server (written by `up`, `phase::ai_stack`) and one route of the gateway (written by
 //! `serve gateway`). Each nginx runs with its own prefix folder (`nginx -p DIR -c FILE`).
 
+use super::units::HTTP_PORT;
+
 /// Where git's smart-HTTP backend is on the VMs (Debian's `git` package).
 pub const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 
@@ -29,7 +31,7 @@ pub fn top(dir: &str) -> String {
 /// routes `serve gateway` writes under `gw_dir/routes/`.
 pub fn gateway_conf(prefix: &str, gw_dir: &str, git_addr: &str) -> String {
     format!(
-        "{}  server {{\n    listen 80 default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
+        "{}  server {{\n    listen {HTTP_PORT} default_server;\n    location = / {{ default_type text/plain; return 200 \"tfgrid-compose AI stack\\n\"; }}\n\
              \x20   location /git/ {{ proxy_pass http://{}/; client_max_body_size 100m; }}\n    \
              include {gw_dir}/routes/*.conf;\n  }}\n}}\n",
         top(prefix),
@@ -38,23 +40,36 @@ pub fn gateway_conf(prefix: &str, gw_dir: &str, git_addr: &str) -> String {
 }
 
 /// The git host's nginx: the repository API (and its `/metrics`) on `127.0.0.1:api_port`, and the repositories in
-/// `repos` over smart HTTP through fcgiwrap at `socket`; a push needs `Authorization: token T`.
-pub fn git_conf(prefix: &str, api_port: u16, token: &str, repos: &str, socket: &str) -> String {
+/// `repos` over smart HTTP through fcgiwrap at `socket`; a push needs `Authorization: token T`
+/// with T one of `tokens` (two while `projects rotate-tokens` runs).
+pub fn git_conf(
+    prefix: &str,
+    api_port: u16,
+    tokens: &[String],
+    repos: &str,
+    socket: &str,
+) -> String {
+    // A key is `token ` and 64 hex digits: past the default bucket of 64 bytes ("could not
+    // build map_hash, you should increase map_hash_bucket_size: 64").
+    let known: String = tokens
+        .iter()
+        .map(|t| format!("    \"token {t}\" \"\";\n"))
+        .collect();
     format!(
-        "{}  server {{\n    listen 80 default_server;\n    client_max_body_size 100m;\n\
+        "{}  map_hash_bucket_size 128;\n  map $http_authorization $push_unknown {{\n    default x;\n\
+         {known}  }}\n  server {{\n    \
+             listen {HTTP_PORT} default_server;\n    client_max_body_size 100m;\n\
              \x20   location /api/v1/ {{ proxy_pass http://127.0.0.1:{api_port}; }}\n\
              \x20   location = /metrics {{ proxy_pass http://127.0.0.1:{api_port}; }}\n\
              \x20   location / {{\n      set $push \"\";\n      if ($arg_service = \
              git-receive-pack) {{ set $push w; }}\n      if ($uri ~ /git-receive-pack$) {{ set \
              $push w; }}\n\
-             \x20     if ($http_authorization != \"token {}\") {{ set $push \"${{push}}x\"; \
-             }}\n      if ($push = wx) {{ return 401; }}\n\
+             \x20     set $push \"${{push}}${{push_unknown}}\";\n      if ($push = wx) {{ return 401; }}\n\
              \x20     include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME \
              {GIT_HTTP_BACKEND};\n      fastcgi_param GIT_PROJECT_ROOT {repos};\n\
              \x20     fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO \
              $uri;\n      fastcgi_pass unix:{socket};\n    }}\n  }}\n}}\n",
         top(prefix),
-        token
     )
 }
 

@@ -40,9 +40,11 @@ pub const DURATION_BUCKETS: [f64; 12] = [
 
 #[derive(Clone)]
 pub struct Common {
-    token: Arc<String>,
-    /// The read-only token Prometheus scrapes with: `GET /metrics` only.
-    metrics_token: Option<Arc<String>>,
+    /// Read again when replaced: `projects rotate-tokens` changes it while the service runs.
+    token: Arc<super::token::TokenFile>,
+    /// The read-only token Prometheus scrapes with: `GET /metrics` only (read again when
+    /// replaced, as `token`).
+    metrics_token: Option<Arc<super::token::TokenFile>>,
     rate: f64,
     buckets: Arc<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
     registry: prometheus::Registry,
@@ -51,21 +53,9 @@ pub struct Common {
     name: &'static str,
 }
 
-/// The token in `file`, refused when shorter than 16 characters.
-fn token_from(file: &Path) -> Result<String> {
-    let token = crate::files::read_secret(file).context("the service's token file")?;
-    if token.len() < 16 {
-        anyhow::bail!(
-            "the token in `{}` is shorter than 16 characters",
-            file.display()
-        );
-    }
-    Ok(token)
-}
-
 impl Common {
     /// The service `name`'s guard, with its token from `token_file` and, when given, the
-    /// metrics token from `metrics_token_file`.
+    /// metrics token from `metrics_token_file`; both read again when replaced.
     ///
     /// Errors: a token file that cannot be read or holds fewer than 16 characters.
     pub fn new(
@@ -74,8 +64,11 @@ impl Common {
         rate_per_second: u32,
         name: &'static str,
     ) -> Result<Common> {
-        let token = token_from(token_file)?;
-        let metrics_token = metrics_token_file.map(token_from).transpose()?;
+        let token =
+            super::token::TokenFile::open(token_file, 16).context("the service's token file")?;
+        let metrics_token = metrics_token_file
+            .map(|f| super::token::TokenFile::open(f, 16).context("the metrics token file"))
+            .transpose()?;
         let registry = prometheus::Registry::new();
         let counts = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
@@ -95,8 +88,8 @@ impl Common {
         registry.register(Box::new(counts.clone()))?;
         registry.register(Box::new(durations.clone()))?;
         Ok(Common {
-            token: Arc::new(token),
-            metrics_token: metrics_token.map(Arc::new),
+            token,
+            metrics_token,
             rate: f64::from(rate_per_second.max(1)),
             buckets: Arc::new(Mutex::new(HashMap::new())),
             registry,
@@ -121,8 +114,12 @@ impl Common {
                     .or_else(|| v.strip_prefix("token "))
             })
             .unwrap_or("");
-        same(given, &self.token)
-            || (metrics && self.metrics_token.as_ref().is_some_and(|t| same(given, t)))
+        self.token.accepts(given)
+            || (metrics
+                && self
+                    .metrics_token
+                    .as_ref()
+                    .is_some_and(|t| t.accepts(given)))
     }
 
     /// A token bucket per client: `rate` per second, bursts of twice that.
@@ -198,12 +195,6 @@ pub fn counter(registry: &prometheus::Registry, name: &str, help: &str, value: f
     counter.inc_by(value);
     registry.register(Box::new(counter))?;
     Ok(())
-}
-
-/// `given == token`, in constant time in the token's length.
-fn same(given: &str, token: &str) -> bool {
-    let (a, b) = (given.as_bytes(), token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The response of `GET /metrics`, in Prometheus' text format.

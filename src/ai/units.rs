@@ -22,6 +22,40 @@ pub const ALERTMANAGER_PORT: u16 = 9093;
 /// node_exporter's port on each VM's private address (Prometheus scrapes it, with the metrics
 /// token as its basic-auth password).
 pub const NODE_EXPORTER_PORT: u16 = 9100;
+/// The gateway's route API (on the gateway's private address).
+pub const GATEWAY_PORT: u16 = 7701;
+/// The agent's project API (on the agent's address as this machine reaches it).
+pub const AGENT_PORT: u16 = 7702;
+/// The git host's repository API (on 127.0.0.1, behind the git host's nginx).
+pub const GIT_PORT: u16 = 7703;
+/// HTTP, where both nginx listen (`listen 80`, `ai::nginx`).
+pub const HTTP_PORT: u16 = 80;
+/// HTTPS, for the gateway's sites once a certificate is set up.
+pub const HTTPS_PORT: u16 = 443;
+
+/// Who may connect to a port a unit listens on: what the VM's firewall (`ai::firewall`) opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Anyone: the gateway's sites.
+    Public,
+    /// The deployment's private network and this machine's end of its tunnel.
+    Private,
+    /// The VM itself (127.0.0.1); the firewall opens nothing for it.
+    Loopback,
+}
+
+/// A TCP port a unit listens on, and who may reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Port {
+    pub number: u16,
+    pub reach: Reach,
+}
+
+impl Port {
+    const fn new(number: u16, reach: Reach) -> Self {
+        Self { number, reach }
+    }
+}
 
 /// The folders the services use on a VM; their configs and their units name them from here.
 /// Plain absolute paths (no blanks, `%`, `$` or quotes: unit files take them as they are).
@@ -186,6 +220,8 @@ struct Unit {
     needs: Vec<String>,
     /// Services whose units start first when they are on the same VM (`After=` only).
     after_services: &'static [Service],
+    /// The TCP ports it listens on: the one declaration the firewall opens ports from.
+    ports: Vec<Port>,
 }
 
 impl Unit {
@@ -202,11 +238,18 @@ impl Unit {
             families: "AF_UNIX AF_INET AF_INET6",
             needs: Vec::new(),
             after_services: &[],
+            ports: Vec::new(),
         }
     }
 
-    /// `tfgrid-compose serve NAME --config CONFIG/NAME.yaml`.
-    fn serve(service: Service, description: &str, folders: &Folders, programs: &Programs) -> Self {
+    /// `tfgrid-compose serve NAME --config CONFIG/NAME.yaml`, listening on `port`.
+    fn serve(
+        service: Service,
+        description: &str,
+        port: Port,
+        folders: &Folders,
+        programs: &Programs,
+    ) -> Self {
         let name = service.name();
         let start = [
             programs.tfgrid_compose.clone(),
@@ -215,16 +258,27 @@ impl Unit {
             "--config".into(),
             folders.service_config(name),
         ];
-        Self::new(name, description, start.into())
+        Self {
+            ports: vec![port],
+            ..Self::new(name, description, start.into())
+        }
     }
 
-    /// The nginx of `site`: its own prefix folder and config under the stack's folders.
-    fn nginx(site: &str, description: &str, folders: &Folders, programs: &Programs) -> Self {
+    /// The nginx of `site`: its own prefix folder and config under the stack's folders; it
+    /// listens on `ports`.
+    fn nginx(
+        site: &str,
+        description: &str,
+        ports: Vec<Port>,
+        folders: &Folders,
+        programs: &Programs,
+    ) -> Self {
         let mut start = vec![programs.nginx.clone()];
         start.extend(folders.nginx_args(site));
         Self {
             pid_file: Some(super::nginx::pid_file(&folders.nginx_prefix(site))),
             low_port: true,
+            ports,
             ..Self::new(&format!("nginx-{site}"), description, start)
         }
     }
@@ -242,6 +296,10 @@ fn units_of(
             Unit::nginx(
                 "gateway",
                 "nginx of the gateway (sites, /git/)",
+                vec![
+                    Port::new(HTTP_PORT, Reach::Public),
+                    Port::new(HTTPS_PORT, Reach::Public),
+                ],
                 folders,
                 programs,
             ),
@@ -252,6 +310,7 @@ fn units_of(
                 ..Unit::serve(
                     Service::Gateway,
                     "gateway API (routes, sites)",
+                    Port::new(GATEWAY_PORT, Reach::Private),
                     folders,
                     programs,
                 )
@@ -279,36 +338,54 @@ fn units_of(
                     ..Unit::nginx(
                         "git",
                         "nginx of the git host (smart HTTP, repository API)",
+                        // The gateway passes /git/ to it; the agent pushes to it.
+                        vec![Port::new(HTTP_PORT, Reach::Private)],
                         folders,
                         programs,
                     )
                 },
-                Unit::serve(Service::Git, "git host's repository API", folders, programs),
+                Unit::serve(
+                    Service::Git,
+                    "git host's repository API",
+                    Port::new(GIT_PORT, Reach::Loopback),
+                    folders,
+                    programs,
+                ),
             ]
         }
         Service::Agent => vec![Unit {
             after_services: &[Service::Llm, Service::Gateway, Service::Git],
-            ..Unit::serve(Service::Agent, "agent API (projects)", folders, programs)
+            ..Unit::serve(
+                Service::Agent,
+                "agent API (projects)",
+                Port::new(AGENT_PORT, Reach::Private),
+                folders,
+                programs,
+            )
         }],
         Service::Monitoring => vec![
-            Unit::new(
-                "alertmanager",
-                "Alertmanager (alerts to the webhook)",
-                vec![
-                    programs.alertmanager.clone(),
-                    format!(
-                        "--config.file={}",
-                        folders.config_file(monitoring::ALERTMANAGER_CONFIG)
-                    ),
-                    format!("--storage.path={}/alertmanager", folders.data),
-                    format!("--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}"),
-                    // Empty: no cluster, so nothing listens on the gossip port (9094).
-                    "--cluster.listen-address=".into(),
-                ],
-            ),
+            Unit {
+                ports: vec![Port::new(ALERTMANAGER_PORT, Reach::Loopback)],
+                ..Unit::new(
+                    "alertmanager",
+                    "Alertmanager (alerts to the webhook)",
+                    vec![
+                        programs.alertmanager.clone(),
+                        format!(
+                            "--config.file={}",
+                            folders.config_file(monitoring::ALERTMANAGER_CONFIG)
+                        ),
+                        format!("--storage.path={}/alertmanager", folders.data),
+                        format!("--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}"),
+                        // Empty: no cluster, so nothing listens on the gossip port (9094).
+                        "--cluster.listen-address=".into(),
+                    ],
+                )
+            },
             Unit {
                 needs: vec![unit_name("alertmanager")],
                 after_services: &[Service::Gateway, Service::Git, Service::Agent],
+                ports: vec![Port::new(PROMETHEUS_PORT, Reach::Loopback)],
                 ..Unit::new(
                     "prometheus",
                     "Prometheus (the stack's metrics and alert rules)",
@@ -328,6 +405,7 @@ fn units_of(
         ],
         Service::Llm => vec![Unit {
             write_execute: true,
+            ports: vec![Port::new(crate::stack::local_model::PORT, Reach::Loopback)],
             ..Unit::new(
                 "llm",
                 "local LLM server (llama.cpp)",
@@ -374,9 +452,16 @@ pub fn render(
 /// VM's private address) behind basic auth (its web config, [`monitoring::NODE_EXPORTER_WEB`]):
 /// file name → contents.
 pub fn node_exporter(listen: &str, folders: &Folders, programs: &Programs) -> (String, String) {
-    let unit = Unit {
+    let unit = node_exporter_unit(listen, folders, programs);
+    (unit_name(&unit.name), text(&unit, &[], folders))
+}
+
+fn node_exporter_unit(listen: &str, folders: &Folders, programs: &Programs) -> Unit {
+    Unit {
         // Its netdev and netclass collectors ask the kernel over netlink.
         families: "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        // Prometheus on the gateway scrapes it.
+        ports: vec![Port::new(NODE_EXPORTER_PORT, Reach::Private)],
         ..Unit::new(
             "node-exporter",
             "node_exporter (the VM's CPU, memory, disks)",
@@ -389,8 +474,25 @@ pub fn node_exporter(listen: &str, folders: &Folders, programs: &Programs) -> (S
                 ),
             ],
         )
-    };
-    (unit_name(&unit.name), text(&unit, &[], folders))
+    }
+}
+
+/// The ports the units of a VM that runs `services` listen on (node_exporter's on every VM):
+/// unit file name → its ports, for the units that listen on any. The monitoring's settings
+/// change no port: the defaults stand in for them.
+pub fn ports(
+    services: &[Service],
+    folders: &Folders,
+    programs: &Programs,
+) -> BTreeMap<String, Vec<Port>> {
+    let settings = Monitoring::default();
+    services
+        .iter()
+        .flat_map(|service| units_of(*service, folders, programs, &settings))
+        .chain(std::iter::once(node_exporter_unit("", folders, programs)))
+        .filter(|unit| !unit.ports.is_empty())
+        .map(|unit| (unit_name(&unit.name), unit.ports))
+        .collect()
 }
 
 /// The sandbox of every unit (systemd.exec(5)), after the options that differ per unit.

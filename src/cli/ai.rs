@@ -1,4 +1,4 @@
-//! The AI stack's commands: `create`, `projects` (with `backup` and `restore`), `monitor`,
+//! The AI stack's commands: `create`, `projects` (with `backup`, `restore`, `rotate-tokens`), `monitor`,
 //! `delete`, and `serve` of its services.
 
 use anyhow::Result;
@@ -62,6 +62,13 @@ pub enum ProjectsCommand {
         file: std::path::PathBuf,
         #[command(flatten)]
         agent: AgentArgs,
+    },
+    /// Replace every token of a deployed AI stack (route API, agent, git host) while it serves:
+    /// the old ones accepted until the new ones are in use everywhere, then refused.
+    RotateTokens {
+        /// The AI-stack deployment (app path, ID prefix, APP or APP:ENV); default: as `status`.
+        #[arg(value_name = "TARGET")]
+        target: Option<String>,
     },
 }
 
@@ -135,6 +142,11 @@ impl ProjectsArgs {
             }
             Some(ProjectsCommand::Restore { file, agent }) => {
                 ops::backup::restore(cx.printer, cx.settings, &agent.flags(), &file, cx.json).await
+            }
+            Some(ProjectsCommand::RotateTokens { target }) => {
+                let runner = crate::process::Runner::real();
+                ops::tokens::rotate_tokens(cx.printer, cx.settings, &runner, target.as_deref())
+                    .await
             }
         }
     }

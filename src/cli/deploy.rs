@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// Run again from this phase (of a deployment that reached it).
     #[arg(long, value_enum)]
     pub from: Option<Phase>,
+    /// Take a running AI stack to the app folder's version: a backup first, then what changed,
+    /// a health check, and the old version back when that fails (docs/ai-stack.md).
+    #[arg(long, conflicts_with_all = ["resume", "from", "dry_run"])]
+    pub upgrade: bool,
     /// Print the commands `up` would run, run nothing, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -113,6 +117,9 @@ impl UpArgs {
             filter: self.filter,
             converge: false,
         };
+        if self.upgrade {
+            return ops::upgrade::upgrade(cx.printer, cx.settings, &options).await;
+        }
         ops::up::up(cx.printer, cx.settings, runner, &options).await
     }
 }

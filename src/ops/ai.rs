@@ -24,14 +24,14 @@ pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
     let url = flags.url.clone().or_else(|| settings.agent_url.clone());
     let Some(url) = url else {
         let (url, file) = deployed_stack(settings, flags.stack.as_deref())?;
-        return AgentClient::new(&url, &read_token(&file)?);
+        return client_of_file(&url, &file);
     };
     let file = flags
         .token_file
         .clone()
         .or_else(|| settings.agent_token_file.clone());
     let token = match (file, settings.agent_token.as_deref()) {
-        (Some(file), _) => read_token(&file)?,
+        (Some(file), _) => return client_of_file(&url, &file),
         (None, Some(token)) => {
             crate::secrets::register(token);
             token.to_string()
@@ -52,11 +52,12 @@ pub fn client(settings: &Settings, flags: &AgentFlags) -> Result<AgentClient> {
 /// Errors: the target resolves to nothing, or its deployment has no AI stack.
 pub fn stack_client(settings: &Settings, target: &str) -> Result<AgentClient> {
     let (url, file) = deployed_stack(settings, Some(target))?;
-    AgentClient::new(&url, &read_token(&file)?)
+    client_of_file(&url, &file)
 }
 
-fn read_token(file: &std::path::Path) -> Result<String> {
-    crate::files::read_secret(file)
+/// A client whose token file is read again when replaced (`projects rotate-tokens`).
+fn client_of_file(url: &str, file: &std::path::Path) -> Result<AgentClient> {
+    AgentClient::with_token_file(url, file)
         .map_err(|e| UserError::new(format!("{e:#}"), "pass the agent's token file").into())
 }
 

@@ -18,7 +18,9 @@ pub mod journal;
 pub mod patterns;
 pub mod pr;
 pub mod sim;
+pub mod tokens;
 pub mod up;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 

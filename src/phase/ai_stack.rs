@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::ai::agent::{AgentConfig, GatewayClientConfig};
+use crate::ai::firewall::{self, Inbound};
 use crate::ai::gateway::GatewayConfig;
 use crate::ai::githost::GitConfig;
 use crate::ai::gitserver::GitServerConfig;
@@ -36,20 +37,50 @@ pub const REMOTE_CONFIG: &str = "/etc/tfgrid-ai";
 pub const REMOTE_BIN: &str = "/usr/local/bin/tfgrid-compose";
 /// Where the services keep their data on the VMs.
 pub const REMOTE_DATA: &str = "/var/lib/tfgrid-ai";
-pub const GATEWAY_PORT: u16 = 7701;
-pub const AGENT_PORT: u16 = 7702;
-pub const GIT_PORT: u16 = 7703;
+pub use crate::ai::units::{AGENT_PORT, GATEWAY_PORT, GIT_PORT};
 /// The folders the services use on each VM.
 const FOLDERS: Folders = Folders {
     config: REMOTE_CONFIG,
     data: REMOTE_DATA,
 };
-/// The stack's tokens, each in `NAME.token`: the route API's, the agent's, the git host's, and
-/// the read-only one Prometheus scrapes `/metrics` with.
+/// The stack's tokens, by the name of their file (`NAME.token`): the route API's, the agent's,
+/// the git host's, and the read-only one Prometheus scrapes `/metrics` with; the one list `up`
+/// makes them from and `projects rotate-tokens` replaces them by.
 pub const TOKENS: [&str; 4] = ["gateway", "agent", "git", "metrics"];
 
+/// The VMs (indices) that hold each token: the VM of its service, and the agent's, which calls
+/// them all; the metrics token on every VM (each service and node_exporter check it). [`render`] writes them there, `projects rotate-tokens` replaces them there.
+pub fn token_holders(spec: &StackSpec) -> BTreeMap<&'static str, Vec<usize>> {
+    TOKENS
+        .into_iter()
+        .map(|name| {
+            let mut vms = match name {
+                "gateway" => vec![spec.gateway, spec.agent],
+                "git" => vec![spec.git, spec.agent],
+                "metrics" => vec![spec.gateway, spec.git, spec.agent],
+                _ => vec![spec.agent],
+            };
+            vms.sort_unstable();
+            vms.dedup();
+            (name, vms)
+        })
+        .collect()
+}
+
+/// The git host's nginx config, letting a push through with one of `tokens` (the git token's
+/// lines: two while it is being rotated).
+pub fn git_nginx_conf(tokens: &[String]) -> String {
+    crate::ai::nginx::git_conf(
+        &FOLDERS.nginx_prefix("git"),
+        GIT_PORT,
+        tokens,
+        &format!("{REMOTE_DATA}/repos"),
+        &FOLDERS.fcgiwrap_socket(),
+    )
+}
+
 /// The deployment's tokens, created on first use and kept.
-fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
+pub fn tokens(state: &crate::state::StateDir) -> Result<BTreeMap<&'static str, String>> {
     let dir = state.ai_stack_dir();
     crate::files::create_private_dir(&dir)?;
     let mut out = BTreeMap::new();
@@ -116,6 +147,32 @@ pub fn host_address(wg_config: &str, peer: &str) -> Option<String> {
         .flatten()
 }
 
+/// What the firewalls of the VMs take from the deployment's WireGuard config (on this machine):
+/// its `Address` networks (this machine's end of the tunnel, the private network's sources) and
+/// the ports of its peers' `Endpoint`s (the local pattern's VMs end the tunnel themselves, on
+/// 51820; on the grid the node ends it, and the port opened on the VM has nothing behind it).
+pub fn tunnel_inbound(wg_config: &str) -> Inbound {
+    let private = wg_values(wg_config, "Address")
+        .filter(|entry| ipv4_net(entry).is_some())
+        .map(|entry| {
+            let (ip, mask) = ipv4_net(entry).unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 0));
+            let prefix = mask.count_ones();
+            let net = std::net::Ipv4Addr::from(u32::from(ip) & mask);
+            if prefix == 32 {
+                net.to_string()
+            } else {
+                format!("{net}/{prefix}")
+            }
+        })
+        .collect();
+    let mut wireguard: Vec<u16> = wg_values(wg_config, "Endpoint")
+        .filter_map(|endpoint| endpoint.rsplit_once(':')?.1.parse().ok())
+        .collect();
+    wireguard.sort_unstable();
+    wireguard.dedup();
+    Inbound { private, wireguard }
+}
+
 /// One VM's part of the stack.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct VmFiles {
@@ -174,6 +231,9 @@ pub struct Layout<'a> {
     pub tokens: &'a BTreeMap<&'static str, String>,
     /// The programs the systemd units start on the VMs.
     pub programs: &'a Programs,
+    /// This machine's end of the deployment's tunnel and the WireGuard endpoints the VMs run
+    /// ([`tunnel_inbound`]); `render` adds the VMs' own addresses to the private network.
+    pub tunnel: Inbound,
 }
 
 /// A service's config file, from the type the service reads it into.
@@ -234,7 +294,6 @@ pub fn render(
     let gw_dir = format!("{REMOTE_DATA}/gateway");
     let gw_nginx = FOLDERS.nginx_prefix("gateway");
     let gw = vms.entry(spec.gateway).or_default();
-    gw.files.insert("gateway.token".into(), token("gateway"));
     gw.files.insert(
         "gateway.yaml".into(),
         yaml(&GatewayConfig {
@@ -255,9 +314,7 @@ pub fn render(
 
     // Git host: the repository API behind nginx, which also serves the repositories over smart
     // HTTP and lets a push through only with the token.
-    let git_nginx = FOLDERS.nginx_prefix("git");
     let git = vms.entry(spec.git).or_default();
-    git.files.insert("git.token".into(), token("git"));
     git.files.insert(
         "git.yaml".into(),
         yaml(&GitServerConfig {
@@ -269,16 +326,8 @@ pub fn render(
             rate_limit: rate.max(20),
         }),
     );
-    git.files.insert(
-        "git-nginx.conf".into(),
-        crate::ai::nginx::git_conf(
-            &git_nginx,
-            GIT_PORT,
-            &token("git"),
-            &format!("{REMOTE_DATA}/repos"),
-            &FOLDERS.fcgiwrap_socket(),
-        ),
-    );
+    git.files
+        .insert("git-nginx.conf".into(), git_nginx_conf(&[token("git")]));
 
     // Agent: the project API, its LLM chain, the git host and the gateway as clients.
     // No provider named: the local model, served on the agent's VM.
@@ -325,9 +374,6 @@ pub fn render(
     for (i, key) in &layout.keys {
         agent.files.insert(format!("llm-{i}.key"), key.clone());
     }
-    agent.files.insert("agent.token".into(), token("agent"));
-    agent.files.insert("gateway.token".into(), token("gateway"));
-    agent.files.insert("git.token".into(), token("git"));
     let agent_listen = format!("{}:{AGENT_PORT}", layout.addresses[spec.agent]);
     let agent_private = format!("{}:{AGENT_PORT}", private(spec.agent));
     let config = AgentConfig {
@@ -406,9 +452,24 @@ pub fn render(
         gw.files.insert(name.into(), text);
     }
     let node_web = monitoring::node_exporter_web(&token("metrics"))?;
+    for (name, holders) in token_holders(spec) {
+        for vm in holders {
+            let files = &mut vms.entry(vm).or_default().files;
+            files.insert(format!("{name}.token"), token(name));
+        }
+    }
     for service in Service::ALL {
         if let Some(vm) = vm_of(spec, service) {
             vms.entry(vm).or_default().services.push(service);
+        }
+    }
+    // The firewall's private network: this machine's end of the tunnel and every VM.
+    let mut inbound = layout.tunnel.clone();
+    for i in 0..n {
+        for address in [layout.addresses[i].clone(), private(i)] {
+            if !inbound.private.contains(&address) && ipv4_net(&address).is_some() {
+                inbound.private.push(address);
+            }
         }
     }
     for (i, vm) in vms.iter_mut() {
@@ -416,8 +477,6 @@ pub fn render(
             "services".into(),
             format!("{}\n", names(&vm.services, "\n")),
         );
-        vm.files
-            .insert(monitoring::METRICS_TOKEN.into(), token("metrics"));
         vm.files
             .insert(monitoring::NODE_EXPORTER_WEB.into(), node_web.clone());
         // The setup hook installs, enables and starts these.
@@ -430,6 +489,13 @@ pub fn render(
         let listen = format!("{}:{}", private(*i), units::NODE_EXPORTER_PORT);
         let (name, unit) = units::node_exporter(&listen, &FOLDERS, layout.programs);
         vm.files.insert(name, unit);
+        vm.files.insert(
+            firewall::RULES.into(),
+            firewall::rules(&vm.services, &inbound, &FOLDERS, layout.programs),
+        );
+        vm.files
+            .insert(firewall::UNIT.into(), firewall::unit(&FOLDERS));
+        vm.files.insert(firewall::JAIL.into(), firewall::jail());
     }
     Ok((vms, record))
 }
@@ -496,6 +562,11 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
     };
     let host_ip = host_ip_for(spec.agent);
     let gateway_host_ip = host_ip_for(spec.gateway);
+    let tunnel = if dry {
+        Default::default()
+    } else {
+        wg.as_deref().map(tunnel_inbound).unwrap_or_default()
+    };
     let keys = provider_keys(spec, &ctx.settings.env)?;
     let layout = Layout {
         addresses: &addresses,
@@ -505,6 +576,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
         keys,
         tokens: &tokens,
         programs: &Programs::on_vm(REMOTE_BIN),
+        tunnel,
     };
     let (vms, record) = render(spec, &layout)?;
     let exe = std::env::current_exe()
@@ -572,7 +644,7 @@ pub async fn deploy(ctx: &mut super::Context, spec: &StackSpec) -> Result<()> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{Layout, host_address, render};
+    use super::{Inbound, Layout, host_address, render, tunnel_inbound};
     use crate::ai::units::Programs;
     use crate::stack::StackSpec;
 
@@ -597,6 +669,17 @@ mod tests {
             Some("100.64.20.2")
         );
         assert_eq!(host_address(grid, "10.21.3.2"), None);
+        // The firewall's view: the tunnel's networks here, the VMs' WireGuard ports.
+        let local = "[Interface]\nAddress = 10.101.0.1/24, 10.101.1.1/24\n[Peer]\nEndpoint = \
+            10.201.0.2:51820\n[Peer]\nEndpoint = 10.201.1.2:51820\n";
+        assert_eq!(
+            tunnel_inbound(local),
+            Inbound {
+                private: vec!["10.101.0.0/24".into(), "10.101.1.0/24".into()],
+                wireguard: vec![51820],
+            }
+        );
+        assert_eq!(tunnel_inbound(grid).private, ["100.64.20.2"]);
     }
 
     #[test]
@@ -626,6 +709,10 @@ mod tests {
             keys: [(0, "sk-secret".into())].into(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),
+            tunnel: Inbound {
+                private: vec!["10.1.1.0/24".into()],
+                wireguard: vec![51820],
+            },
         };
         let (vms, record) = render(&spec, &layout).unwrap();
         assert_eq!(record.agent_api, "http://10.1.1.2:7702");
@@ -635,23 +722,33 @@ mod tests {
         // Prometheus and Alertmanager with their configs.
         assert_eq!(
             names(0),
-            "alertmanager.yml alerts.yml gateway-nginx.conf gateway.token gateway.yaml \
-                metrics.token node-exporter-web.yml prometheus.yml services \
-                tfgrid-ai-alertmanager.service tfgrid-ai-gateway.service \
-                tfgrid-ai-nginx-gateway.service tfgrid-ai-node-exporter.service \
-                tfgrid-ai-prometheus.service"
+            "alertmanager.yml alerts.yml fail2ban.local firewall.nft gateway-nginx.conf \
+                gateway.token gateway.yaml metrics.token node-exporter-web.yml prometheus.yml \
+                services tfgrid-ai-alertmanager.service tfgrid-ai-firewall.service \
+                tfgrid-ai-gateway.service tfgrid-ai-nginx-gateway.service \
+                tfgrid-ai-node-exporter.service tfgrid-ai-prometheus.service"
         );
         assert_eq!(
             names(1),
-            "agent.token agent.yaml gateway.token git.token llm-0.key metrics.token \
-                node-exporter-web.yml services tfgrid-ai-agent.service \
-                tfgrid-ai-node-exporter.service"
+            "agent.token agent.yaml fail2ban.local firewall.nft gateway.token git.token llm-0.key \
+                metrics.token node-exporter-web.yml services tfgrid-ai-agent.service \
+                tfgrid-ai-firewall.service tfgrid-ai-node-exporter.service"
         );
         assert_eq!(
             names(2),
-            "git-nginx.conf git.token git.yaml metrics.token node-exporter-web.yml services \
-                tfgrid-ai-fcgiwrap.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service \
+            "fail2ban.local firewall.nft git-nginx.conf git.token git.yaml metrics.token \
+                node-exporter-web.yml services tfgrid-ai-fcgiwrap.service \
+                tfgrid-ai-firewall.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service \
                 tfgrid-ai-node-exporter.service"
+        );
+        // The firewall's private network: the tunnel's end here, then every VM's addresses.
+        assert!(
+            vms[&1].files["firewall.nft"].contains(
+                "elements = { 10.1.1.0/24, 10.1.0.2, 10.1.250.10, 10.1.1.2, 10.1.250.11, 10.1.2.2, \
+                 10.1.250.12 }"
+            ),
+            "{}",
+            vms[&1].files["firewall.nft"]
         );
         assert_eq!(vms[&0].files["services"], "gateway\nmonitoring\n");
         assert!(
@@ -727,6 +824,7 @@ mod tests {
             keys: BTreeMap::new(),
             tokens: &tokens,
             programs: &Programs::on_vm(super::REMOTE_BIN),
+            tunnel: Inbound::default(),
         };
         let (vms, _) = render(&spec, &layout).unwrap();
         assert_eq!(vms[&1].files["services"], "llm\nagent\n");

@@ -141,7 +141,7 @@ fn wait_http(url: &str) {
 }
 
 /// One HTTP call through curl: `(status, body)`; `authorization` is the header's whole value.
-fn request(
+pub(crate) fn request(
     method: &str,
     url: &str,
     authorization: Option<&str>,

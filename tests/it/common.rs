@@ -363,3 +363,34 @@ pub(crate) fn unit_names(listing: &str) -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next().map(String::from))
         .collect()
 }
+
+/// `ssh LOGIN COMMAND` with the key `key` only, run in the network namespace `netns` (a test
+/// reaching a VM from an address of its own); the host key is not checked.
+pub(crate) fn ssh_from_netns(
+    netns: &str,
+    login: &str,
+    key: &Path,
+    command: &str,
+) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "ssh", "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+            login,
+            command,
+        ])
+        .output()
+        .unwrap()
+}

@@ -547,25 +547,7 @@ fn ip_of(s: &str) -> Option<IpAddr> {
 /// Runs `command` as root on a VM over ssh, from inside the VM's own network namespace (the
 /// simulator reaches a VM's private address only through its network).
 fn ssh_in(netns: &str, ip: &str, key: &Path, command: &str) -> Output {
-    std::process::Command::new("ip")
-        .args(["netns", "exec", netns, "ssh", "-i"])
-        .arg(key)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=10",
-            &format!("root@{ip}"),
-            command,
-        ])
-        .output()
-        .unwrap()
+    crate::common::ssh_from_netns(netns, &format!("root@{ip}"), key, command)
 }
 
 /// What the provider's integration tests check after apply, on the simulator's terms; returns

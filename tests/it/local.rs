@@ -660,7 +660,7 @@ fn still_runs(pid: u32, needle: &str) -> bool {
 }
 
 /// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+pub(crate) fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     crate::grid::all_files(dir, &mut files);
     files.retain(|path| {
@@ -725,7 +725,7 @@ pub(crate) fn ai_stack_up() -> (
 
 /// A command of the AI stack's CLI that must succeed (the agent found through the deployment);
 /// its stderr.
-fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
+pub(crate) fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
     let mut cmd = d.cmd();
     cmd.args(args).env_remove("TFGRID_COMPOSE_AGENT_URL");
     if let Some(archive) = archive {
@@ -1133,7 +1133,7 @@ fn agent_journal(d: &Deployment) {
 }
 
 /// stdout of `tfgrid-compose ssh --vm VM -- ARGS...` of deployment `d`, which must succeed.
-fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
+pub(crate) fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
     let out = d
         .cmd()
         .args(["ssh", "--vm", &vm.to_string(), "--"])
@@ -1149,9 +1149,11 @@ fn on_vm(d: &Deployment, vm: usize, args: &[&str]) -> String {
 }
 
 /// The `tfgrid-ai-*` units VM `vm` runs, with each one's main PID (in the VM's pid namespace).
+/// The firewall's unit, a oneshot with no process once it has loaded the ruleset, is not among them.
 fn stack_units(d: &Deployment, vm: usize) -> Vec<(String, String)> {
     crate::common::unit_names(&on_vm(d, vm, &crate::common::LIST_STACK_UNITS))
         .into_iter()
+        .filter(|unit| unit != tfgrid_compose::ai::firewall::UNIT)
         .map(|unit| {
             let pid = on_vm(
                 d,
@@ -1165,7 +1167,7 @@ fn stack_units(d: &Deployment, vm: usize) -> Vec<(String, String)> {
 }
 
 /// Polls `check` every 100 ms until it holds; panics after `limit` with `what`.
-fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(started.elapsed() < limit, "{what}: not after {limit:?}");

@@ -24,6 +24,7 @@ mod fidelity;
 mod flow;
 mod fuzz;
 mod grid;
+mod hardening;
 mod interrupt;
 mod layers;
 mod local;

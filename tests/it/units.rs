@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tfgrid_compose::ai::units::{self, Folders, Programs};
-use tfgrid_compose::phase::ai_stack::{Layout, REMOTE_BIN, render};
+use tfgrid_compose::phase::ai_stack::{self, Layout, REMOTE_BIN, render};
 
 /// Where nginx, fcgiwrap and `rm` are looked for (a non-login PATH may lack /usr/sbin).
 const SBIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -45,6 +45,11 @@ fn three_vms(programs: &Programs) -> BTreeMap<usize, BTreeMap<String, String>> {
         keys: BTreeMap::new(),
         tokens: &tokens,
         programs,
+        // This machine's end of the agent's tunnel, a network that holds the agent's address.
+        tunnel: tfgrid_compose::ai::firewall::Inbound {
+            private: vec!["10.1.1.0/24".into()],
+            wireguard: vec![51820],
+        },
     };
     let (vms, _) = render(&spec, &layout).unwrap();
     vms.into_iter().map(|(i, vm)| (i, vm.files)).collect()
@@ -110,7 +115,8 @@ fn rendered_units_pass_systemd_analyze_verify() {
         write_units(&root.path().join("all"), &all),
     ));
     let counts: Vec<usize> = vms.iter().map(|(_, paths)| paths.len()).collect();
-    assert_eq!(counts, [5, 2, 4, 9], "units per VM");
+    // Each VM's firewall and node_exporter among its units.
+    assert_eq!(counts, [6, 3, 5, 10], "units per VM");
 
     let mut scores = Vec::new();
     for (vm, paths) in &vms {
@@ -150,6 +156,53 @@ fn rendered_units_pass_systemd_analyze_verify() {
     for score in &scores {
         println!("  {score}");
     }
+}
+
+/// Each VM's firewall ruleset, as rendered, is one the real nft(8) accepts (`-c`: checked, not
+/// loaded; in a network namespace of its own all the same).
+#[test]
+fn rendered_firewalls_pass_nft_check() {
+    let nft = program("nft");
+    let root = tempfile::tempdir().unwrap();
+    for (vm, files) in three_vms(&Programs::on_vm(REMOTE_BIN)) {
+        let path = root.path().join(format!("vm-{vm}.nft"));
+        std::fs::write(&path, &files[tfgrid_compose::ai::firewall::RULES]).unwrap();
+        let out = Command::new("unshare")
+            .args(["--net", &nft, "-c", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "VM {vm}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            files[tfgrid_compose::ai::firewall::RULES]
+        );
+    }
+}
+
+/// The git host's nginx config while a rotation runs (two push tokens, as
+/// `projects rotate-tokens` writes it) is one the real nginx accepts (`-t`, its folders moved
+/// into a temp folder).
+#[test]
+fn the_git_hosts_nginx_config_with_two_tokens_passes_nginx_t() {
+    let root = tempfile::tempdir().unwrap();
+    let prefix = root.path().display().to_string();
+    let conf = tfgrid_compose::phase::ai_stack::git_nginx_conf(&["a".repeat(64), "b".repeat(64)])
+        .replace(&format!("{}/nginx-git", ai_stack::REMOTE_DATA), &prefix);
+    let path = root.path().join("git-nginx.conf");
+    std::fs::write(&path, &conf).unwrap();
+    let out = Command::new(program("nginx"))
+        .args(["-t", "-p", &prefix, "-c"])
+        .arg(&path)
+        .args(["-e", &format!("{prefix}/error.log")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{conf}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The setup hook in a folder taken as / (`TFGRID_AI_ROOT`), with systemd "running" (the folder
@@ -209,8 +262,8 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
             .collect();
         (calls, stdout)
     };
-    let units = "tfgrid-ai-fcgiwrap.service tfgrid-ai-git.service tfgrid-ai-nginx-git.service \
-        tfgrid-ai-node-exporter.service";
+    let units = "tfgrid-ai-fcgiwrap.service tfgrid-ai-firewall.service tfgrid-ai-git.service \
+        tfgrid-ai-nginx-git.service tfgrid-ai-node-exporter.service";
     // Every run: the user, the folders, the system nginx looked at; then `middle`; then the units
     // installed, enabled and restarted.
     let expected = |middle: &[&str]| {
@@ -232,6 +285,8 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
             "systemctl daemon-reload".into(),
             format!("systemctl enable --quiet {units}"),
             format!("systemctl restart {units}"),
+            "systemctl enable --quiet fail2ban".into(),
+            "systemctl restart fail2ban".into(),
         ]);
         calls
     };
@@ -262,6 +317,11 @@ fn setup_hook_installs_enables_and_restarts_the_units_where_systemd_runs() {
         );
         assert_eq!(mode & 0o777, 0o644, "{name}");
     }
+    // fail2ban's jail, as rendered.
+    assert_eq!(
+        std::fs::read_to_string(vm.join("etc/fail2ban/jail.d/tfgrid-ai.local")).unwrap(),
+        files["fail2ban.local"]
+    );
     // The folders the units write to exist (their ReadWritePaths= must).
     for dir in ["repos", "nginx-git"] {
         assert!(vm.join("var/lib/tfgrid-ai").join(dir).is_dir(), "{dir}");

@@ -26,7 +26,7 @@ def journal():
                           capture_output=True, text=True).stdout
 headers = {}
 if os.path.exists(token_file):
-    headers["Authorization"] = "Bearer " + open(token_file).read().strip()
+    headers["Authorization"] = "Bearer " + open(token_file).readline().strip()  # the token sent: its first line
 request = urllib.request.Request(url, headers=headers)
 deadline = time.time() + wait
 while True:

@@ -3,7 +3,8 @@
 # with the services' configs and systemd units): installs the units, enables them (they start at
 # every boot) and restarts them; they run as the unprivileged user `tfgrid-ai`. Every target's
 # VMs (local, the grid simulator's, the grid's) boot systemd as PID 1. Run again, it restarts the
-# services with fresh configs.
+# services with fresh configs. The VM's inbound firewall (nftables) is one of the units; fail2ban
+# guards sshd.
 # TFGRID_AI_ROOT (unset on VMs): a folder taken as / by every path below, for tests.
 set -eu
 ROOT=${TFGRID_AI_ROOT:-}
@@ -75,4 +76,13 @@ done
 systemctl daemon-reload
 systemctl enable --quiet $units   # $units unquoted: one word per unit
 systemctl restart $units
+# fail2ban guards sshd with the stack's jail (the firewall is among the units above).
+command -v fail2ban-server >/dev/null || {
+  echo "ai-stack: fail2ban is not installed on $(hostname); install the fail2ban package" >&2
+  exit 1
+}
+mkdir -p "$ROOT/etc/fail2ban/jail.d"
+install -m 644 "$CONF/fail2ban.local" "$ROOT/etc/fail2ban/jail.d/tfgrid-ai.local"
+systemctl enable --quiet fail2ban
+systemctl restart fail2ban
 echo "ai-stack:$units started on $(hostname); logs: journalctl -u UNIT"

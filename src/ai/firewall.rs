@@ -173,6 +173,7 @@ mod tests {
                 "udp dport { 51820 } accept comment \"WireGuard\"",
                 "ip saddr @private tcp dport { 7701 } accept comment \"tfgrid-ai-gateway.service\"",
                 "tcp dport { 80, 443 } accept comment \"tfgrid-ai-nginx-gateway.service\"",
+                "ip saddr @private tcp dport { 9100 } accept comment \"tfgrid-ai-node-exporter.service\"",
             ]
         );
         assert!(gateway.contains("policy drop;"), "{gateway}");
@@ -180,14 +181,26 @@ mod tests {
             gateway.contains("elements = { 10.1.250.10, 10.1.1.0/24 }"),
             "{gateway}"
         );
-        // The git host's nginx and the agent: private only; what listens on loopback: nothing.
+        // The git host's nginx, the agent and every VM's node_exporter: private only; what
+        // listens on loopback (the LLM, Prometheus, Alertmanager): nothing.
+        let node_exporter = "ip saddr @private tcp dport { 9100 } accept comment \"tfgrid-ai-node-exporter.service\"";
         assert_eq!(
             accepts(&ruleset(&[Service::Git], &inbound))[2..],
-            ["ip saddr @private tcp dport { 80 } accept comment \"tfgrid-ai-nginx-git.service\""]
+            [
+                "ip saddr @private tcp dport { 80 } accept comment \"tfgrid-ai-nginx-git.service\"",
+                node_exporter
+            ]
         );
         assert_eq!(
             accepts(&ruleset(&[Service::Llm, Service::Agent], &inbound))[2..],
-            ["ip saddr @private tcp dport { 7702 } accept comment \"tfgrid-ai-agent.service\""]
+            [
+                "ip saddr @private tcp dport { 7702 } accept comment \"tfgrid-ai-agent.service\"",
+                node_exporter
+            ]
+        );
+        assert_eq!(
+            accepts(&ruleset(&[Service::Monitoring], &inbound))[2..],
+            [node_exporter]
         );
         // No private network known: its ports stay closed, and no empty set is written.
         let alone = ruleset(&[Service::Agent], &Inbound::default());

@@ -1,5 +1,6 @@
 //! `projects rotate-tokens [TARGET]`: every token of a deployed AI stack
-//! ([`ai_stack::TOKENS`]) replaced while it serves, with no request refused. The services read a
+//! ([`ai_stack::TOKENS`]) but the metrics token ([`ROTATED`]) replaced while it serves, with no
+//! request refused. The services read a
 //! token file again when it is replaced ([`crate::ai::token::TokenFile`]: the first line is sent,
 //! every line accepted), so three rounds over the VMs that hold each token
 //! ([`ai_stack::token_holders`]) change them with no restart, each file replaced whole (a rename):
@@ -24,6 +25,11 @@ use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::stack::StackSpec;
 use crate::tools::ssh::{self, SshTarget};
+
+/// The tokens this command replaces: all of [`TOKENS`] but `metrics`, which Prometheus reads
+/// whole from its file (two lines would be sent as one token) and node_exporter holds as one
+/// bcrypt hash: a new one takes `up --from application`.
+pub const ROTATED: [&str; 3] = ["gateway", "agent", "git"];
 
 /// How long clients that read the old token just before round 2 have to finish their request.
 const GRACE: Duration = Duration::from_secs(5);
@@ -66,6 +72,9 @@ fn round_files(
 ) -> BTreeMap<usize, BTreeMap<String, String>> {
     let mut vms: BTreeMap<usize, BTreeMap<String, String>> = BTreeMap::new();
     for (name, holders) in token_holders(spec) {
+        if !ROTATED.contains(&name) {
+            continue;
+        }
         let lines = round.lines(&old[name], &new[name]);
         for vm in holders {
             vms.entry(vm)
@@ -196,7 +205,7 @@ pub async fn rotate_tokens(
     );
     let old = crate::phase::ai_stack::tokens(&target.dir)?;
     let mut new = BTreeMap::new();
-    for name in TOKENS {
+    for name in ROTATED {
         let token = crate::ids::random_hex(32).context("cannot read /dev/urandom for a token")?;
         crate::secrets::register(&token);
         new.insert(name, token);
@@ -254,9 +263,9 @@ pub async fn rotate_tokens(
         "Rotated",
         format!(
             "{} tokens of `{}` ({}) in {}",
-            TOKENS.len(),
+            ROTATED.len(),
             state.app.name,
-            TOKENS.join(", "),
+            ROTATED.join(", "),
             crate::clock::format_duration(started.elapsed())
         ),
     );
@@ -269,6 +278,13 @@ mod tests {
 
     use super::{Round, round_files};
     use crate::stack::StackSpec;
+
+    #[test]
+    fn every_rotated_token_is_a_stack_token() {
+        for name in super::ROTATED {
+            assert!(super::TOKENS.contains(&name), "{name}");
+        }
+    }
 
     #[test]
     fn each_round_writes_every_holder_and_the_git_hosts_nginx_when_the_accepted_set_changes() {

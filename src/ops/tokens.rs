@@ -20,13 +20,13 @@ use anyhow::{Context as _, Result};
 
 use crate::error::UserError;
 use crate::output::Printer;
-use crate::phase::ai_stack::{REMOTE_CONFIG, TOKENS, git_nginx_conf, token_holders};
+use crate::phase::ai_stack::{REMOTE_CONFIG, git_nginx_conf, token_holders};
 use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::stack::StackSpec;
 use crate::tools::ssh::{self, SshTarget};
 
-/// The tokens this command replaces: all of [`TOKENS`] but `metrics`, which Prometheus reads
+/// The tokens this command replaces: all of [`crate::phase::ai_stack::TOKENS`] but `metrics`, which Prometheus reads
 /// whole from its file (two lines would be sent as one token) and node_exporter holds as one
 /// bcrypt hash: a new one takes `up --from application`.
 pub const ROTATED: [&str; 3] = ["gateway", "agent", "git"];
@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn every_rotated_token_is_a_stack_token() {
         for name in super::ROTATED {
-            assert!(super::TOKENS.contains(&name), "{name}");
+            assert!(crate::phase::ai_stack::TOKENS.contains(&name), "{name}");
         }
     }
 

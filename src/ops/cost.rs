@@ -23,7 +23,12 @@ use crate::state::StateDir;
 ///
 /// Errors: the simulator's GridProxy cannot start or answers in another shape.
 pub async fn figures(settings: &Settings) -> Result<(Prices, f64)> {
-    if settings.network != crate::sim::NETWORK {
+    figures_on(settings, &settings.network).await
+}
+
+/// [`figures`] of `network` (a deployment's own, which may not be the configured one).
+async fn figures_on(settings: &Settings, network: &str) -> Result<(Prices, f64)> {
+    if network != crate::sim::NETWORK {
         return Ok((Prices::genesis(), 0.0));
     }
     let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
@@ -34,6 +39,18 @@ pub async fn figures(settings: &Settings) -> Result<(Prices, f64)> {
         .unwrap_or(0);
     let running = crate::sim::gridproxy::start(sim).await?;
     cost::prices::fetch(&running.url, Some(twin)).await
+}
+
+/// The grid network a recorded deployment was made on (its `state.yaml`), else the configured
+/// one: a deployment on the simulator is priced at the simulator's figures whatever `--network`
+/// says now.
+fn network_of(settings: &Settings, state_dir: &std::path::Path) -> String {
+    StateDir::at(state_dir.to_path_buf())
+        .load()
+        .ok()
+        .flatten()
+        .and_then(|state| state.grid_network)
+        .unwrap_or_else(|| settings.network.clone())
 }
 
 /// What a recorded deployment (its state folder, `<app>/.tfgrid-compose/<env>/`) costs at the
@@ -48,7 +65,7 @@ pub async fn deployment_estimate(
     let Some(plan) = running_plan(state_dir) else {
         return Ok(None);
     };
-    let (prices, balance) = figures(settings).await?;
+    let (prices, balance) = figures_on(settings, &network_of(settings, state_dir)).await?;
     Ok(Some(cost::estimate(&plan, &prices, balance)))
 }
 
@@ -166,23 +183,32 @@ pub async fn print_planned(
 }
 
 /// What each recorded deployment (not missing) runs and costs a month, at `prices`.
-fn recorded(settings: &Settings, prices: &Prices, balance: f64) -> Result<Vec<(Entry, Estimate)>> {
+/// Every deployment here that holds contracts, with its estimate at the figures of the network
+/// it was made on ([`network_of`]), each network's figures read once.
+async fn recorded(settings: &Settings) -> Result<Vec<(Entry, Estimate)>> {
     let (entries, _) = crate::ops::registry(settings).list()?;
-    Ok(entries
-        .into_iter()
-        .filter(|e| !e.missing())
-        .filter_map(|e| {
-            let plan = running_plan(&e.state_dir)?;
-            let estimate = cost::estimate(&plan, prices, balance);
-            Some((e, estimate))
-        })
-        .collect())
+    let mut figures_of: BTreeMap<String, (Prices, f64)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in entries.into_iter().filter(|e| !e.missing()) {
+        let Some(plan) = running_plan(&e.state_dir) else {
+            continue;
+        };
+        let network = network_of(settings, &e.state_dir);
+        if !figures_of.contains_key(&network) {
+            let figures = figures_on(settings, &network).await?;
+            figures_of.insert(network.clone(), figures);
+        }
+        let (prices, balance) = &figures_of[&network];
+        let estimate = cost::estimate(&plan, prices, *balance);
+        out.push((e, estimate));
+    }
+    Ok(out)
 }
 
 /// Monthly USD cost of each registry entry, by id, for `ps`.
 pub async fn monthly_by_id(settings: &Settings) -> Result<BTreeMap<String, f64>> {
-    let (prices, balance) = figures(settings).await?;
-    Ok(recorded(settings, &prices, balance)?
+    Ok(recorded(settings)
+        .await?
         .into_iter()
         .map(|(e, est)| (e.id, est.usd_per_month))
         .collect())
@@ -253,9 +279,9 @@ pub async fn cost(
     target: Option<&str>,
     json: bool,
 ) -> Result<()> {
-    let (prices, balance) = figures(settings).await?;
     let Some(target) = target else {
-        return all(printer, settings, &prices, balance, json);
+        let (prices, balance) = figures(settings).await?;
+        return all(printer, settings, &prices, balance, json).await;
     };
     let target = crate::ops::resolve_app_target(printer, settings, Some(target)).await?;
     let (plan, source) = match running_plan(&target.dir.root) {
@@ -267,6 +293,7 @@ pub async fn cost(
             (cost::plan::from_pattern(&pattern, &variables)?, "planned")
         }
     };
+    let (prices, balance) = figures_on(settings, &network_of(settings, &target.dir.root)).await?;
     let estimate = cost::estimate(&plan, &prices, balance);
     if json {
         printer.json_line(&json!({"schema": JSON_SCHEMA, "target": target.arg(), "env": target.env, "source": source, "vms": plan.vm_count(), "estimate": estimate}));
@@ -281,14 +308,14 @@ pub async fn cost(
     Ok(())
 }
 
-fn all(
+async fn all(
     printer: &Printer,
     settings: &Settings,
     prices: &Prices,
     balance: f64,
     json: bool,
 ) -> Result<()> {
-    let rows = recorded(settings, prices, balance)?;
+    let rows = recorded(settings).await?;
     let mut per_env: BTreeMap<String, f64> = BTreeMap::new();
     for (e, est) in &rows {
         *per_env.entry(e.env.clone()).or_default() += est.usd_per_month;
@@ -352,7 +379,7 @@ pub async fn check_budget(
     let (prices, balance) = figures(settings).await?;
     let new = cost::estimate(&plan_of(valid)?, &prices, balance).usd_per_month;
     let app_dir = crate::files::real_path(&valid.app.dir);
-    let running = recorded(settings, &prices, balance)?;
+    let running = recorded(settings).await?;
     let caps = [
         (app_cap, valid.app.file.display().to_string(), true),
         (
@@ -406,6 +433,7 @@ pub async fn check_budget(
 /// billed for them; prints each twin's balance.
 pub fn sim_advance(printer: &Printer, settings: &Settings, hours: u64, json: bool) -> Result<()> {
     let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
+    let before = sim.with_billing(|b| b.spent.clone())?;
     let billing = sim.advance(hours)?;
     let mut twins: Vec<u32> = sim.read()?.twins.into_values().collect();
     twins.sort_unstable();
@@ -422,7 +450,9 @@ pub fn sim_advance(printer: &Printer, settings: &Settings, hours: u64, json: boo
         printer.status(
             "Billed",
             format!(
-                "twin {twin}: {} spent, {} left",
+                "twin {twin}: {} in these {hours} h ({} in all), {} left",
+                cost::tft(tft(billing.spent.get(twin).copied().unwrap_or(0)
+                    - before.get(twin).copied().unwrap_or(0))),
                 cost::tft(tft(billing.spent.get(twin).copied().unwrap_or(0))),
                 cost::tft(tft(billing.balance(*twin)))
             ),

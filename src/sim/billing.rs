@@ -46,6 +46,11 @@ pub struct Billing {
     pub billed_until: BTreeMap<u64, u64>,
     /// twin → TFT units billed so far.
     pub spent: BTreeMap<u32, u64>,
+    /// cancelled contract → the simulated time it ended, fixed when it is first seen cancelled
+    /// (its cancellation on this machine's clock plus the offset then: an advance later does not
+    /// move it, so nothing is billed after a contract ended).
+    #[serde(default)]
+    pub ended_at: BTreeMap<u64, u64>,
 }
 
 impl Billing {
@@ -98,7 +103,11 @@ pub fn settle(billing: &mut Billing, ledger: &Ledger, now: u64) {
         let end = if c.state == "Created" {
             clock
         } else {
-            c.cancelled_at + billing.clock_offset
+            // Every advance settles first, so the offset now is the one of the cancellation.
+            *billing
+                .ended_at
+                .entry(c.contract_id)
+                .or_insert(c.cancelled_at + billing.clock_offset)
         };
         let hours = end.saturating_sub(start) / cost::SECS_PER_HOUR;
         if hours == 0 {
@@ -267,5 +276,26 @@ mod tests {
         let before = billing.balance(twin);
         settle(&mut billing, &ledger, now);
         assert_eq!(billing.balance(twin), before);
+    }
+
+    /// A contract that ended before the clock moved on is billed for the time it ran only: an
+    /// advance of a month after its cancellation bills it nothing more.
+    #[test]
+    fn an_advance_after_a_cancellation_bills_the_cancelled_contract_nothing() {
+        let mut ledger = Ledger::new_grid();
+        let twin = ledger.twin_of("a b c");
+        let now = 1_800_000_000;
+        let id = ledger.open_contract(twin, "node", 11, "{}".into());
+        ledger.cancel(id);
+        let c = ledger.contracts.get_mut(&id).unwrap();
+        (c.cru, c.mru, c.sru) = (1, 2 * GIB, 20 * GIB);
+        (c.created_at, c.cancelled_at) = (now - 3 * cost::SECS_PER_HOUR, now - 600);
+        let mut billing = Billing::default();
+        settle(&mut billing, &ledger, now);
+        let after_run = billing.balance(twin);
+        assert!(after_run < STARTING_BALANCE, "its 2 whole hours are billed");
+        billing.clock_offset += cost::HOURS_PER_MONTH * cost::SECS_PER_HOUR;
+        settle(&mut billing, &ledger, now);
+        assert_eq!(billing.balance(twin), after_run, "billed after it ended");
     }
 }

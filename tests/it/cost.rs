@@ -44,6 +44,31 @@ fn a_simulated_month_of_a_three_vm_deployment_lowers_the_balance_by_the_estimate
         planned["estimate"]["usd_per_month"]
     );
     assert!(number(&estimate["usd_per_month"]) > 0.0);
+    // Priced at the simulator's figures whatever network is configured now: the deployment
+    // was made on the simulator (its state.yaml says so).
+    let on_main = |args: &[&str]| -> serde_json::Value {
+        let out = sim
+            .cmd()
+            .env("TFGRID_COMPOSE_NETWORK", "main")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        on_main(&["cost", arg])["estimate"]["usd_per_month"],
+        estimate["usd_per_month"]
+    );
+    assert_eq!(
+        on_main(&["ps"])["deployments"][0]["usd_per_month"],
+        estimate["usd_per_month"]
+    );
 
     // Each contract's cost, as `contracts` shows it, adds up to the estimate.
     let contracts = sim.contracts();

@@ -259,8 +259,9 @@ pub fn estimate(plan: &Plan, prices: &Prices, balance_tft: f64) -> Estimate {
             }
         })
         .collect();
-    let usd_per_month: f64 = contracts.iter().map(|c| c.usd_per_month).sum();
-    let tft_per_month: f64 = contracts.iter().map(|c| c.tft_per_month).sum();
+    // `+ 0.0`: an empty sum of floats is -0.0, which prints as `$-0.00`.
+    let usd_per_month: f64 = contracts.iter().map(|c| c.usd_per_month).sum::<f64>() + 0.0;
+    let tft_per_month: f64 = contracts.iter().map(|c| c.tft_per_month).sum::<f64>() + 0.0;
     Estimate {
         contracts,
         usd_per_month,

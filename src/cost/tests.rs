@@ -227,3 +227,17 @@ fn chain_rules_names_rent_extra_fee_rented_nodes_and_the_tft_price_bounds() {
     assert_eq!(DiscountLevel::for_months(1.49), DiscountLevel::None);
     assert_eq!(DiscountLevel::for_months(18.0), DiscountLevel::Gold);
 }
+
+/// Nothing on the grid costs `$0.00`, never `$-0.00`.
+#[test]
+fn an_empty_plan_costs_a_positive_zero() {
+    let e = super::estimate(
+        &super::Plan {
+            contracts: Vec::new(),
+        },
+        &super::Prices::genesis(),
+        0.0,
+    );
+    assert!(e.usd_per_month.is_sign_positive() && e.tft_per_year.is_sign_positive());
+    assert_eq!(super::usd(e.usd_per_month), "$0.00");
+}

@@ -420,6 +420,32 @@ async fn destroy(
     plan: &Teardown,
     log: &std::path::Path,
 ) -> Result<()> {
+    let workdir = dir.terraform_dir();
+    let infrastructure = workdir.is_dir();
+    // A pattern folder that has gone away cannot say; destroy is then tried with what we have.
+    let needs_mnemonic = match plan
+        .pattern_dir
+        .as_deref()
+        .and_then(|d| Pattern::load(d).ok())
+    {
+        Some(pattern) => pattern.needs_mnemonic(),
+        None => plan.grid_network.is_some(),
+    };
+    // the same sources, in the same order, as `up` (environment, then the file `signin` wrote, …)
+    // Checked before the tunnel goes down: a `down` refused for want of it leaves the
+    // deployment reachable, as it was.
+    let mnemonic = if infrastructure && (needs_mnemonic || plan.grid_network.is_some()) {
+        crate::grid::mnemonic::load(settings)?.map(|l| l.phrase)
+    } else {
+        None
+    };
+    if infrastructure && needs_mnemonic && mnemonic.is_none() {
+        return Err(UserError::new(
+            "destroying this deployment needs the ThreeFold mnemonic, and none was found",
+            "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, and run `down` again",
+        )
+        .into());
+    }
     for (interface, config) in &plan.tunnels {
         if interface_exists(interface) {
             printer.status(
@@ -432,32 +458,9 @@ async fn destroy(
                 .context("wg-quick down failed")?;
         }
     }
-    let workdir = dir.terraform_dir();
-    if !workdir.is_dir() {
+    if !infrastructure {
         printer.status("Skipping", "destroy: infrastructure was never created");
         return Ok(());
-    }
-    // A pattern folder that has gone away cannot say; destroy is then tried with what we have.
-    let needs_mnemonic = match plan
-        .pattern_dir
-        .as_deref()
-        .and_then(|d| Pattern::load(d).ok())
-    {
-        Some(pattern) => pattern.needs_mnemonic(),
-        None => plan.grid_network.is_some(),
-    };
-    // the same sources, in the same order, as `up` (environment, then the file `signin` wrote, …)
-    let mnemonic = if needs_mnemonic || plan.grid_network.is_some() {
-        crate::grid::mnemonic::load(settings)?.map(|l| l.phrase)
-    } else {
-        None
-    };
-    if needs_mnemonic && mnemonic.is_none() {
-        return Err(UserError::new(
-            "destroying this deployment needs the ThreeFold mnemonic, and none was found",
-            "run `tfgrid-compose signin`, or set TF_VAR_mnemonic, and run `down` again",
-        )
-        .into());
     }
     let program = match plan.tofu.as_deref().filter(|t| which::which(t).is_ok()) {
         Some(tofu) => tofu.to_string(),

@@ -254,6 +254,24 @@ fn each_grid_pattern_goes_up_and_down_with_the_exact_calls() {
             );
         }
 
+        // Without the mnemonic, `down` is refused before anything runs: the deployment stays
+        // as it was, `up` and reachable.
+        cx.clear_transcript();
+        let refused = cx
+            .cmd()
+            .args(["down", "--yes"])
+            .arg(&cx.app)
+            .output()
+            .unwrap();
+        assert!(!refused.status.success(), "{}", case.pattern);
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("needs the ThreeFold mnemonic"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        assert_eq!(cx.steps(), Vec::<String>::new(), "{}", case.pattern);
+        cx.cmd().arg("status").arg(&cx.app).assert().success();
+
         cx.clear_transcript();
         let out2 = cx
             .cmd()

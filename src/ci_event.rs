@@ -333,6 +333,31 @@ fn issue_comment(event: IssueCommentEvent) -> Decision {
 mod tests {
     use super::{Action, Decision, decide};
 
+    /// The smallest payloads docs/pr-environments.md shows are read as it says: the pull
+    /// request's deploys pr-7, the comment redeploys it.
+    #[test]
+    fn the_payloads_the_docs_show_are_read_as_they_say() {
+        let doc = include_str!("../docs/pr-environments.md");
+        let section = &doc[doc.find("### Trying it by hand").unwrap()..];
+        let blocks: Vec<&str> = section
+            .split("```json\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").unwrap()])
+            .collect();
+        assert_eq!(blocks.len(), 2, "{section}");
+        let act = |name: &str, block: &str| match decide(name, block.as_bytes()) {
+            Ok(Decision::Act {
+                action,
+                pull_request,
+                ..
+            }) => (action, pull_request.number),
+            Ok(_) => panic!("{name}: not acted on"),
+            Err(e) => panic!("{name}: {e:?}"),
+        };
+        assert_eq!(act("pull_request", blocks[0]), (Action::Deploy, 7));
+        assert_eq!(act("issue_comment", blocks[1]), (Action::Redeploy, 7));
+    }
+
     fn comment(body: &str, association: &str, state: &str, on_pr: bool) -> Vec<u8> {
         let pull_request = if on_pr {
             serde_json::json!({"url": "https://api.github.com/repos/o/r/pulls/7"})

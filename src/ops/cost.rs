@@ -187,7 +187,13 @@ pub async fn print_planned(
 /// it was made on ([`network_of`]), each network's figures read once.
 async fn recorded(settings: &Settings) -> Result<Vec<(Entry, Estimate)>> {
     let (entries, _) = crate::ops::registry(settings).list()?;
+    // The configured network's figures first: when they cannot be read, that is said even if
+    // nothing here holds a contract.
     let mut figures_of: BTreeMap<String, (Prices, f64)> = BTreeMap::new();
+    figures_of.insert(
+        settings.network.clone(),
+        figures_on(settings, &settings.network).await?,
+    );
     let mut out = Vec::new();
     for e in entries.into_iter().filter(|e| !e.missing()) {
         let Some(plan) = running_plan(&e.state_dir) else {

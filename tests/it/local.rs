@@ -1496,13 +1496,19 @@ fn ai_stack_monitoring_scrapes_every_target_answers_the_designs_queries_and_aler
     ] {
         assert!(!prometheus_query(&d, series).is_empty(), "{series}");
     }
-    // The design's queries answer.
-    let p95 = prometheus_query(&d, query::API_P95);
-    assert!(p95.len() == 1 && sample(&p95[0]) > 0.0, "{p95:?}");
-    // Two successes of two attempts; `increase` extrapolates each series from its own samples,
-    // so minutes after the start the ratio is near 1, not exactly 1.
-    let rate = prometheus_query(&d, query::CREATION_SUCCESS_RATE);
-    assert!(rate.len() == 1 && sample(&rate[0]) > 0.0, "{rate:?}");
+    // The design's queries answer with a figure. Rates need two samples of a rise inside their
+    // window, so each is asked again until a scrape after the creates gives them one (until then
+    // Prometheus answers NaN: 0/0).
+    let answers = |q: &str| {
+        let r = prometheus_query(&d, q);
+        r.len() == 1 && sample(&r[0]) > 0.0
+    };
+    until("API p95 latency", Duration::from_secs(90), || {
+        answers(query::API_P95)
+    });
+    until("creation success rate", Duration::from_secs(90), || {
+        answers(query::CREATION_SUCCESS_RATE)
+    });
     let active = prometheus_query(&d, query::ACTIVE_PROJECTS);
     assert!(active.len() == 1 && sample(&active[0]) == 2.0, "{active:?}");
 

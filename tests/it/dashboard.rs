@@ -472,16 +472,26 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
 
-/// Waits (`limit` at most) for an element the XPath names, and returns its text.
+/// Waits (`limit` at most) for an element the XPath names, and returns its text. A live page
+/// may replace the element between finding and reading it (a stale element): it is found again.
 async fn text_of(c: &Client, xpath: &str, limit: Duration) -> String {
-    match c
-        .wait()
-        .at_most(limit)
-        .for_element(Locator::XPath(xpath))
-        .await
-    {
-        Ok(element) => element.text().await.unwrap(),
-        Err(e) => panic!("{xpath}: {e}\n{}", c.source().await.unwrap_or_default()),
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let element = match c
+            .wait()
+            .at_most(left)
+            .for_element(Locator::XPath(xpath))
+            .await
+        {
+            Ok(element) => element,
+            Err(e) => panic!("{xpath}: {e}\n{}", c.source().await.unwrap_or_default()),
+        };
+        match element.text().await {
+            Ok(text) => return text,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("{xpath}: {e}"),
+            Err(_) => continue,
+        }
     }
 }
 

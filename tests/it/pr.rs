@@ -190,7 +190,8 @@ fn a_pull_requests_life_replayed_from_real_events_on_the_simulator() {
         report["comment"].as_str().unwrap().contains("is a draft"),
         "{report}"
     );
-    assert_eq!(contract_ids(&sim).len(), 2);
+    // a VM and its network, and the network's access node when the VM's node has no public IPv4
+    assert!((2..=3).contains(&contract_ids(&sim).len()));
     down(
         "pull_request",
         &pull_request("converted_to_draft", 2),

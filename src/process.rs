@@ -33,6 +33,9 @@ pub enum Io {
     Inherit,
     /// stdout captured, stdin and stderr the user's terminal (app commands with `save_to_context`).
     Stdout,
+    /// stdout and then stderr captured as one answer, stdin empty, nothing on the terminal: a
+    /// tool's short answer that some tools print on stderr (`ssh -V`).
+    Answer,
 }
 
 /// One child process: program, argv, extra environment (secret values are never displayed),
@@ -314,7 +317,7 @@ impl Runner {
 fn log_path(cmd: &Cmd) -> Option<&Path> {
     match &cmd.io {
         Io::Log(path) | Io::Capture(path) => Some(path),
-        Io::Inherit | Io::Stdout => None,
+        Io::Inherit | Io::Stdout | Io::Answer => None,
     }
 }
 
@@ -344,6 +347,12 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
                 .stdin(Stdio::inherit())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
+        }
+        Io::Answer => {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
         }
         Io::Log(path) | Io::Capture(path) => {
             let mut log = OpenOptions::new()
@@ -396,28 +405,24 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
             let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await;
         });
     }
-    // Stdout is the command's answer: kept up to `CAPTURE_LIMIT`, the rest read and dropped so
-    // that the child never blocks on a full pipe.
-    let stdout_reader = child.stdout.take().map(|out| {
-        tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let mut kept = tokio::io::AsyncReadExt::take(out, CAPTURE_LIMIT);
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut kept, &mut bytes).await;
-            let more = tokio::io::copy(&mut kept.into_inner(), &mut tokio::io::sink())
-                .await
-                .unwrap_or(0);
-            (bytes, more > 0)
-        })
-    });
+    // Stdout is the command's answer (stderr too with `Io::Answer`): kept up to `CAPTURE_LIMIT`,
+    // the rest read and dropped so that the child never blocks on a full pipe.
+    let stdout_reader = child.stdout.take().map(capture);
+    let stderr_reader = child.stderr.take().map(capture);
     let ended = wait_child(&mut child, pid, !on_terminal, cmd.timeout, &registered).await;
     registered.ended();
     if let Some(file) = &pid_file {
         let _ = std::fs::remove_file(file);
     }
-    let (bytes, overflow) = match stdout_reader {
+    let (mut bytes, mut overflow) = match stdout_reader {
         Some(reader) => reader.await.unwrap_or_default(),
         None => (Vec::new(), false),
     };
+    if let Some(reader) = stderr_reader {
+        let (more, over) = reader.await.unwrap_or_default();
+        bytes.extend(more);
+        overflow |= over;
+    }
     let mut stdout = String::from_utf8_lossy(&bytes).into_owned();
     redact(cmd, &mut stdout);
     if overflow {
@@ -448,6 +453,22 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
         Ended::Interrupted(signal) => Err(anyhow::Error::new(crate::error::Interrupted(signal))
             .context(format!("`{}` was stopped", short_line(cmd)))),
     }
+}
+
+/// Reads a child's pipe in the background: its first `CAPTURE_LIMIT` bytes, and whether more came
+/// (read and dropped, so that the child never blocks on a full pipe).
+fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    out: R,
+) -> tokio::task::JoinHandle<(Vec<u8>, bool)> {
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let mut kept = tokio::io::AsyncReadExt::take(out, CAPTURE_LIMIT);
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut kept, &mut bytes).await;
+        let more = tokio::io::copy(&mut kept.into_inner(), &mut tokio::io::sink())
+            .await
+            .unwrap_or(0);
+        (bytes, more > 0)
+    })
 }
 
 /// How a child ended.
@@ -589,6 +610,18 @@ mod tests {
             .unwrap();
         assert_eq!(out.stdout, "{}");
         assert_eq!(runner.transcript().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_holds_what_the_tool_printed_on_stdout_then_stderr() {
+        // `ssh -V` prints its version on stderr: with `Io::Answer` it is the answer, and nothing
+        // reaches the terminal.
+        let cmd = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .io(super::Io::Answer);
+        let out = Runner::real().status(&cmd).await.unwrap();
+        assert_eq!(out.code, Some(0));
+        assert_eq!(out.stdout, "out\nerr\n");
     }
 
     #[tokio::test]

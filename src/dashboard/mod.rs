@@ -177,12 +177,20 @@ async fn open(printer: &Printer, page: &std::path::Path, url: &str) {
             crate::files::create_private_dir(dir)?;
         }
         crate::files::write_atomic(page, html.as_bytes(), 0o600)?;
+        // What xdg-open says (which browsers it tried) goes to a log beside the page, not
+        // between the dashboard's own lines.
+        let log = page.with_extension("xdg-open.log");
         let cmd = crate::process::Cmd::new("xdg-open")
             .arg(page.display().to_string())
-            .io(crate::process::Io::Stdout)
+            .io(crate::process::Io::Log(log.clone()))
             .timeout(std::time::Duration::from_secs(10));
         let out = crate::process::Runner::real().status(&cmd).await?;
-        anyhow::ensure!(out.code == Some(0), "xdg-open exited with {:?}", out.code);
+        anyhow::ensure!(
+            out.code == Some(0),
+            "xdg-open exited with {:?}; what it said is in {}",
+            out.code,
+            log.display()
+        );
         anyhow::Ok(())
     };
     if let Err(e) = opened.await {

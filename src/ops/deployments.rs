@@ -284,7 +284,7 @@ pub fn redact(value: &mut Value) {
 async fn tool_version(program: &str, args: &[&str]) -> Value {
     let cmd = Cmd::new(program)
         .args(args.iter().copied())
-        .io(Io::Stdout)
+        .io(Io::Answer)
         .timeout(Duration::from_secs(10));
     match Runner::real().status(&cmd).await {
         Ok(out) if out.code == Some(0) => Value::String(

@@ -156,8 +156,39 @@ vm_down() {
   rmdir "$(dirname "$(dirname "$D")")" 2>/dev/null || true
 }
 
+# A gateway node's namespace, veth and public address are the machine's: one simulator holds each
+# at a time. The holder's nginx.conf path is in $GW_CLAIMS/gw-NODE/conf; another simulator is
+# refused instead of serving from, or tearing down, the holder's gateway.
+GW_CLAIMS=/run/tfgrid-compose-sim
+gw_claim() {  # gw_claim NODE PUBIP CONF
+  local node=$1 pubip=$2 conf=$3 dir=$GW_CLAIMS/gw-$1 owner
+  mkdir -p "$GW_CLAIMS"
+  if ! mkdir "$dir" 2>/dev/null; then
+    owner=$(cat "$dir/conf" 2>/dev/null || true)
+    [ "$owner" = "$conf" ] && return 0
+    if [ -z "$owner" ] || [ -e "$owner" ]; then
+      die "$pubip (the simulated gateway node $node) is in use by another simulator on this machine${owner:+ (its gateway runs from $(dirname "$owner"))}; \`tfgrid-compose sim reset\` there first"
+    fi
+    gw_release "$node" "$pubip"   # its simulator's folder is gone: nothing serves from it
+    mkdir "$dir" || die "$pubip (the simulated gateway node $node) was claimed by another simulator just now"
+  fi
+  printf '%s\n' "$conf" > "$dir/conf"
+}
+gw_holder() { cat "$GW_CLAIMS/gw-$1/conf" 2>/dev/null || true; }
+gw_release() {  # gw_release NODE PUBIP: the gateway node's namespace, veth, route and claim
+  local node=$1 pubip=$2 ns=gsgw-$1
+  if [ -e "/run/netns/$ns" ]; then
+    ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$ns"
+  fi
+  ip link del "gsg-$node" 2>/dev/null || true
+  ip route del "$pubip/32" 2>/dev/null || true
+  rm -rf "${GW_CLAIMS:?}/gw-$node"
+}
+
 gw_up() {
   local node=$1 g=$2 pubip=$3 conf=$4 ns=gsgw-$1 veth=gsg-$1
+  gw_claim "$node" "$pubip" "$conf"
   if [ ! -e "/run/netns/$ns" ]; then
     node_ns "$ns" "$veth" "$g"
     ip -n "$ns" addr add "$pubip/32" dev eth0
@@ -187,18 +218,15 @@ gw_link() {
 }
 
 gw_down() {
-  local node=$1 pubip=$2 conf=$3 ns=gsgw-$1 i
+  local node=$1 pubip=$2 conf=$3 i
   local pid; pid=$(cat "$(dirname "$conf")/nginx.pid" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -QUIT "$pid"
     for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
   fi
-  if [ -e "/run/netns/$ns" ]; then
-    ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
-    ip netns del "$ns"
-  fi
-  ip link del "gsg-$node" 2>/dev/null || true
-  ip route del "$pubip/32" 2>/dev/null || true
+  # another simulator's gateway on this node is left alone (a claim-less one is an older run's)
+  local holder; holder=$(gw_holder "$node")
+  if [ -z "$holder" ] || [ "$holder" = "$conf" ]; then gw_release "$node" "$pubip"; fi
   unguard_routes_when_idle
 }
 

@@ -51,6 +51,10 @@ pub struct Cmd {
     /// values reach a remote file without appearing in any argv. Only with a log ([`Io::Log`],
     /// [`Io::Capture`]); otherwise stdin is the terminal or nothing.
     pub input: Option<EnvValue>,
+    /// The child's stdin is a pipe this process holds open until the child ends (only with a
+    /// log, and no `input`): a child that reads it to its end stops when this process dies, even
+    /// by SIGKILL, since the kernel then closes the pipe.
+    pub stdin_held: bool,
 }
 
 /// An environment value for a child; `Secret` values are redacted in every display.
@@ -80,7 +84,15 @@ impl Cmd {
             io: Io::Inherit,
             dry_run_stdout: None,
             input: None,
+            stdin_held: false,
         }
+    }
+
+    /// Holds the child's stdin open while this process lives ([`Cmd::stdin_held`]).
+    #[must_use]
+    pub fn hold_stdin(mut self) -> Self {
+        self.stdin_held = true;
+        self
     }
 
     /// Feeds `text` to the child's stdin; it is a secret, never shown.
@@ -353,7 +365,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
                 .map_err(|e| crate::files::write_failed(path, "open the log file", e))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
-            let stdin = if cmd.input.is_some() {
+            let stdin = if cmd.input.is_some() || cmd.stdin_held {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -388,6 +400,12 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     {
         tracing::debug!("cannot write {}: {e}", file.display());
     }
+    // Held stdin: its write end lives in this frame until the child has ended.
+    let _held = if cmd.stdin_held && cmd.input.is_none() {
+        child.stdin.take()
+    } else {
+        None
+    };
     if let (Some(mut stdin), Some(EnvValue::Plain(text) | EnvValue::Secret(text))) =
         (child.stdin.take(), cmd.input.clone())
     {

@@ -9,6 +9,7 @@ mod chart;
 mod guard;
 mod pages;
 mod stack;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub(crate) struct App {
     pub(crate) printer: Printer,
     pub(crate) guard: guard::Guard,
     pub(crate) prometheus: Option<String>,
+    /// The ssh tunnels to the AI stacks' Prometheus, opened on first use, one per deployment.
+    pub(crate) tunnels: tunnel::Tunnels,
     /// The grid's figures the list prices deployments at, kept between refreshes.
     pub(crate) figures: crate::ops::cost::FiguresCache,
     /// Turns true on SIGINT/SIGTERM: every event stream ends, so that shutdown never waits on one.
@@ -135,6 +138,7 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
         prometheus: options
             .prometheus
             .map(|u| u.trim_end_matches('/').to_string()),
+        tunnels: tunnel::Tunnels::default(),
         figures: crate::ops::cost::FiguresCache::default(),
         stopping,
     });

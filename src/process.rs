@@ -610,6 +610,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_held_stdin_stays_open_while_the_child_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        // Without it, `cat` reads /dev/null and ends at once.
+        let cmd = Cmd::new("cat").io(super::Io::Log(log.clone()));
+        assert_eq!(Runner::real().run(&cmd).await.unwrap().code, Some(0));
+        // Held, `cat` waits on the pipe until it is stopped: here by its timeout.
+        let held = cmd
+            .timeout(std::time::Duration::from_millis(500))
+            .hold_stdin();
+        let err = Runner::real().run(&held).await.unwrap_err();
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    }
+
+    #[tokio::test]
     async fn a_timeout_takes_the_whole_process_group() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("grandchild.pid");

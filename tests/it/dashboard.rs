@@ -941,9 +941,12 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
             "{source}"
         );
         shot(&c, "charts").await;
-        // The tunnel is the dashboard's child; one that dies is opened again on the next look.
+        // The tunnel is the dashboard's child, one for the deployment however often the page is
+        // opened; one that dies is opened again on the next look.
         let first = tunnel_ssh(&source).expect("the tunnel's ssh runs");
         assert_eq!(parent_of(first), dashboard.pid());
+        assert_eq!(drawn_charts(&c, &charts).await, source);
+        assert_eq!(tunnel_ssh_any(dashboard.pid()), [first]);
         signal(first, nix::sys::signal::Signal::SIGTERM);
         until_gone(first);
         let again = drawn_charts(&c, &charts).await;

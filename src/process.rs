@@ -54,6 +54,10 @@ pub struct Cmd {
     /// values reach a remote file without appearing in any argv. Only with a log ([`Io::Log`],
     /// [`Io::Capture`]); otherwise stdin is the terminal or nothing.
     pub input: Option<EnvValue>,
+    /// The child's stdin is a pipe this process holds open until the child ends (only with a
+    /// log, and no `input`): a child that reads it to its end stops when this process dies, even
+    /// by SIGKILL, since the kernel then closes the pipe.
+    pub stdin_held: bool,
 }
 
 /// An environment value for a child; `Secret` values are redacted in every display.
@@ -83,7 +87,15 @@ impl Cmd {
             io: Io::Inherit,
             dry_run_stdout: None,
             input: None,
+            stdin_held: false,
         }
+    }
+
+    /// Holds the child's stdin open while this process lives ([`Cmd::stdin_held`]).
+    #[must_use]
+    pub fn hold_stdin(mut self) -> Self {
+        self.stdin_held = true;
+        self
     }
 
     /// Feeds `text` to the child's stdin; it is a secret, never shown.
@@ -362,7 +374,7 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
                 .map_err(|e| crate::files::write_failed(path, "open the log file", e))?;
             writeln!(log, "$ {cmd}").ok();
             let err = log.try_clone()?;
-            let stdin = if cmd.input.is_some() {
+            let stdin = if cmd.input.is_some() || cmd.stdin_held {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -397,6 +409,12 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     {
         tracing::debug!("cannot write {}: {e}", file.display());
     }
+    // Held stdin: its write end lives in this frame until the child has ended.
+    let _held = if cmd.stdin_held && cmd.input.is_none() {
+        child.stdin.take()
+    } else {
+        None
+    };
     if let (Some(mut stdin), Some(EnvValue::Plain(text) | EnvValue::Secret(text))) =
         (child.stdin.take(), cmd.input.clone())
     {
@@ -622,6 +640,21 @@ mod tests {
         let out = Runner::real().status(&cmd).await.unwrap();
         assert_eq!(out.code, Some(0));
         assert_eq!(out.stdout, "out\nerr\n");
+    }
+
+    #[tokio::test]
+    async fn a_held_stdin_stays_open_while_the_child_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        // Without it, `cat` reads /dev/null and ends at once.
+        let cmd = Cmd::new("cat").io(super::Io::Log(log.clone()));
+        assert_eq!(Runner::real().run(&cmd).await.unwrap().code, Some(0));
+        // Held, `cat` waits on the pipe until it is stopped: here by its timeout.
+        let held = cmd
+            .timeout(std::time::Duration::from_millis(500))
+            .hold_stdin();
+        let err = Runner::real().run(&held).await.unwrap_err();
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
     }
 
     #[tokio::test]

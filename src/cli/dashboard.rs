@@ -18,7 +18,8 @@ pub struct DashboardArgs {
     /// Open the sign-in URL in the desktop's browser
     #[arg(long)]
     pub open: bool,
-    /// The AI stack's Prometheus (`http://HOST:9090`), for the charts
+    /// A Prometheus (`http://HOST:9090`) for the charts, instead of the AI stack's own, which the
+    /// dashboard reaches through an ssh tunnel to its gateway
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
 }

@@ -9,6 +9,7 @@ mod chart;
 mod guard;
 mod pages;
 mod stack;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,7 +35,8 @@ pub struct Options {
     /// Open the login URL in the desktop's browser (`xdg-open`), through a 0600 file so that the
     /// token is never in a process's argv.
     pub open: bool,
-    /// Prometheus' base URL (`http://HOST:9090`) for the charts; none shows "no Prometheus".
+    /// Prometheus' base URL (`http://HOST:9090`) for every deployment's charts; without it, an AI
+    /// stack's own Prometheus is reached through an ssh tunnel to its gateway VM.
     pub prometheus: Option<String>,
 }
 
@@ -44,6 +46,10 @@ pub(crate) struct App {
     pub(crate) printer: Printer,
     pub(crate) guard: guard::Guard,
     pub(crate) prometheus: Option<String>,
+    /// The ssh tunnels to the AI stacks' Prometheus, opened on first use, one per deployment.
+    pub(crate) tunnels: tunnel::Tunnels,
+    /// The grid's figures the list prices deployments at, kept between refreshes.
+    pub(crate) figures: crate::ops::cost::FiguresCache,
     /// Turns true on SIGINT/SIGTERM: every event stream ends, so that shutdown never waits on one.
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -132,6 +138,8 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
         prometheus: options
             .prometheus
             .map(|u| u.trim_end_matches('/').to_string()),
+        tunnels: tunnel::Tunnels::default(),
+        figures: crate::ops::cost::FiguresCache::default(),
         stopping,
     });
     printer.status(

@@ -107,6 +107,8 @@ pub(crate) struct Row {
     status: String,
     address: String,
     age: String,
+    /// What it costs a month, as `ps` shows it (`-` when nothing or unknown).
+    month: String,
 }
 
 fn rows(ps: &Value) -> Vec<Row> {
@@ -125,6 +127,9 @@ fn rows(ps: &Value) -> Vec<Row> {
             status: text(d, "status"),
             address: text(d, "primary_ip"),
             age: crate::clock::format_age(d["age_seconds"].as_u64().unwrap_or(0)),
+            month: d["usd_per_month"]
+                .as_f64()
+                .map_or_else(|| "-".to_string(), crate::cost::usd),
         })
         .collect()
 }
@@ -144,7 +149,7 @@ struct Rows {
 
 /// What `ps --json` prints.
 async fn ps(app: &Shared) -> anyhow::Result<Value> {
-    crate::ops::deployments::ps_json(&app.settings).await
+    crate::ops::deployments::ps_json(&app.settings, &app.figures).await
 }
 
 pub(crate) async fn deployments(State(app): State<Shared>) -> Page {

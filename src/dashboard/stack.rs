@@ -321,26 +321,45 @@ struct Charts {
 }
 
 /// The stack's panels over the last hour, each from Prometheus' `query_range`, drawn as SVG
-/// here; without a Prometheus URL, or when it does not answer, the page says so.
+/// here. Prometheus is `--prometheus`'s, else the stack's own through the dashboard's ssh tunnel
+/// to its gateway ([`super::tunnel`]); when neither can be reached, the page says why.
 pub(crate) async fn charts(State(app): State<Shared>, Path(id): Path<String>) -> Page {
-    let (_, state) = target(&app, &id)?;
+    let (target, state) = target(&app, &id)?;
     let label = state.label();
     let mut page = Charts {
         title: format!("Charts of {label}"),
         id: state.id.clone(),
         label,
-        source: app.prometheus.clone(),
+        source: None,
         absent: None,
         charts: Vec::new(),
     };
-    let Some(base) = &app.prometheus else {
-        page.absent = Some(
-            "No Prometheus: start the dashboard with --prometheus URL (the stack's Prometheus) \
-                to see its charts here."
-                .into(),
-        );
-        return Ok(render(&page));
+    let source = match &app.prometheus {
+        Some(url) => Ok(super::tunnel::Source {
+            url: url.clone(),
+            via: format!("{url} (--prometheus)"),
+        }),
+        None => {
+            app.tunnels
+                .prometheus(&app.settings, &app.printer, &target, &state)
+                .await
+        }
     };
+    let base = match source {
+        Ok(source) => {
+            page.source = Some(source.via);
+            source.url
+        }
+        Err(e) => {
+            page.absent = Some(format!(
+                "No Prometheus: {}. The dashboard reaches an AI stack's own Prometheus over ssh; \
+                    --prometheus URL names another.",
+                crate::secrets::redact(&format!("{e:#}"))
+            ));
+            return Ok(render(&page));
+        }
+    };
+    let base = &base;
     let end = crate::clock::now_unix();
     let range = super::chart::Range {
         start: end.saturating_sub(3600),

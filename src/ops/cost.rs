@@ -41,6 +41,71 @@ async fn figures_on(settings: &Settings, network: &str) -> Result<(Prices, f64)>
     cost::prices::fetch(&running.url, Some(twin)).await
 }
 
+/// How long [`FiguresCache`] keeps a network's figures at most (the TFT price moves; the
+/// pricing policy seldom does).
+pub const FIGURES_KEPT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The figures of each network, kept for a process that prices the same deployments again and
+/// again (the dashboard's list, refreshed every second): read again only after [`FIGURES_KEPT`],
+/// or at once when what they come from changed (on the simulator, its ledger and the stored
+/// mnemonic, by their modification times), so that a refresh when nothing changed does no
+/// network work (on `--network sim`, no GridProxy started). A new, empty one per command reads
+/// each network's figures once.
+#[derive(Default)]
+pub struct FiguresCache {
+    kept: std::sync::Mutex<BTreeMap<String, KeptFigures>>,
+}
+
+struct KeptFigures {
+    read: std::time::Instant,
+    stamp: Vec<Option<std::time::SystemTime>>,
+    figures: (Prices, f64),
+}
+
+impl FiguresCache {
+    /// [`figures`] of `network`: the kept ones while still good, else read (and kept).
+    ///
+    /// Errors: [`figures`]'; a failure is not kept.
+    pub async fn figures(&self, settings: &Settings, network: &str) -> Result<(Prices, f64)> {
+        let stamp = figures_stamp(settings, network);
+        if let Ok(kept) = self.kept.lock()
+            && let Some(k) = kept.get(network)
+            && k.stamp == stamp
+            && k.read.elapsed() < FIGURES_KEPT
+        {
+            return Ok(k.figures.clone());
+        }
+        let figures = figures_on(settings, network).await?;
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.insert(
+                network.to_string(),
+                KeptFigures {
+                    read: std::time::Instant::now(),
+                    stamp,
+                    figures: figures.clone(),
+                },
+            );
+        }
+        Ok(figures)
+    }
+}
+
+/// What `network`'s figures are read from, as modification times: on the simulator its ledger
+/// and billing record (contracts, balances) and the mnemonic's files (whose balance); nothing
+/// elsewhere (the genesis figures are constants). Bills that fall due as time passes are seen
+/// within [`FIGURES_KEPT`].
+fn figures_stamp(settings: &Settings, network: &str) -> Vec<Option<std::time::SystemTime>> {
+    if network != crate::sim::NETWORK {
+        return Vec::new();
+    }
+    let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
+    [sim.ledger(), sim.billing_path()]
+        .into_iter()
+        .chain(crate::grid::mnemonic::files(settings))
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
 /// The grid network a recorded deployment was made on (its `state.yaml`), else the configured
 /// one: a deployment on the simulator is priced at the simulator's figures whatever `--network`
 /// says now.
@@ -185,14 +250,14 @@ pub async fn print_planned(
 /// What each recorded deployment (not missing) runs and costs a month, at `prices`.
 /// Every deployment here that holds contracts, with its estimate at the figures of the network
 /// it was made on ([`network_of`]), each network's figures read once.
-async fn recorded(settings: &Settings) -> Result<Vec<(Entry, Estimate)>> {
+async fn recorded(settings: &Settings, cache: &FiguresCache) -> Result<Vec<(Entry, Estimate)>> {
     let (entries, _) = crate::ops::registry(settings).list()?;
     // The configured network's figures first: when they cannot be read, that is said even if
     // nothing here holds a contract.
     let mut figures_of: BTreeMap<String, (Prices, f64)> = BTreeMap::new();
     figures_of.insert(
         settings.network.clone(),
-        figures_on(settings, &settings.network).await?,
+        cache.figures(settings, &settings.network).await?,
     );
     let mut out = Vec::new();
     for e in entries.into_iter().filter(|e| !e.missing()) {
@@ -201,7 +266,7 @@ async fn recorded(settings: &Settings) -> Result<Vec<(Entry, Estimate)>> {
         };
         let network = network_of(settings, &e.state_dir);
         if !figures_of.contains_key(&network) {
-            let figures = figures_on(settings, &network).await?;
+            let figures = cache.figures(settings, &network).await?;
             figures_of.insert(network.clone(), figures);
         }
         let (prices, balance) = &figures_of[&network];
@@ -211,9 +276,12 @@ async fn recorded(settings: &Settings) -> Result<Vec<(Entry, Estimate)>> {
     Ok(out)
 }
 
-/// Monthly USD cost of each registry entry, by id, for `ps`.
-pub async fn monthly_by_id(settings: &Settings) -> Result<BTreeMap<String, f64>> {
-    Ok(recorded(settings)
+/// Monthly USD cost of each registry entry, by id, for `ps`, at the figures `cache` keeps.
+pub async fn monthly_by_id(
+    settings: &Settings,
+    cache: &FiguresCache,
+) -> Result<BTreeMap<String, f64>> {
+    Ok(recorded(settings, cache)
         .await?
         .into_iter()
         .map(|(e, est)| (e.id, est.usd_per_month))
@@ -321,7 +389,7 @@ async fn all(
     balance: f64,
     json: bool,
 ) -> Result<()> {
-    let rows = recorded(settings).await?;
+    let rows = recorded(settings, &FiguresCache::default()).await?;
     let mut per_env: BTreeMap<String, f64> = BTreeMap::new();
     for (e, est) in &rows {
         *per_env.entry(e.env.clone()).or_default() += est.usd_per_month;
@@ -385,7 +453,7 @@ pub async fn check_budget(
     let (prices, balance) = figures(settings).await?;
     let new = cost::estimate(&plan_of(valid)?, &prices, balance).usd_per_month;
     let app_dir = crate::files::real_path(&valid.app.dir);
-    let running = recorded(settings).await?;
+    let running = recorded(settings, &FiguresCache::default()).await?;
     let caps = [
         (app_cap, valid.app.file.display().to_string(), true),
         (
@@ -472,4 +540,54 @@ pub fn sim_advance(printer: &Printer, settings: &Settings, hours: u64, json: boo
         ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FiguresCache;
+    use crate::env::Env;
+    use crate::settings::{Overrides, Settings};
+
+    /// Kept figures answer without reading the simulator again (a damaged ledger behind an
+    /// unchanged modification time is not seen); a ledger that changed is read at once.
+    #[tokio::test]
+    async fn kept_figures_are_read_again_only_when_the_simulators_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, config) = (dir.path().join("data"), dir.path().join("config"));
+        let env = Env::from_pairs([
+            ("HOME", dir.path().to_str().unwrap()),
+            ("TFGRID_COMPOSE_DATA_DIR", data.to_str().unwrap()),
+            ("TFGRID_COMPOSE_CONFIG_DIR", config.to_str().unwrap()),
+        ]);
+        let settings = Settings::resolve(env, &Overrides::default()).unwrap();
+        let sim = crate::sim::ledger::sim_dir(&settings.data_dir);
+        std::fs::create_dir_all(sim.ledger().parent().unwrap()).unwrap();
+        let ledger = serde_json::to_vec(&crate::sim::ledger::Ledger::default()).unwrap();
+        std::fs::write(sim.ledger(), ledger).unwrap();
+        let cache = FiguresCache::default();
+        let first = cache.figures(&settings, "sim").await.unwrap();
+
+        let written = std::fs::metadata(sim.ledger()).unwrap().modified().unwrap();
+        std::fs::write(sim.ledger(), "damaged").unwrap();
+        let file = std::fs::File::options()
+            .write(true)
+            .open(sim.ledger())
+            .unwrap();
+        file.set_modified(written).unwrap();
+        let kept = cache.figures(&settings, "sim").await.unwrap();
+        assert_eq!(kept, first);
+
+        file.set_modified(written + std::time::Duration::from_secs(1))
+            .unwrap();
+        let err = cache.figures(&settings, "sim").await.unwrap_err();
+        // (The simulator's GridProxy answers 500 for a balance its damaged ledger cannot give.)
+        assert!(format!("{err:#}").contains("/chain/balance/"), "{err:#}");
+        // A fresh cache (a command's) reads the figures itself.
+        assert!(
+            FiguresCache::default()
+                .figures(&settings, "main")
+                .await
+                .is_ok()
+        );
+    }
 }

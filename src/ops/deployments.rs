@@ -60,11 +60,15 @@ fn ps_document(
 
 /// `ps --json` as a value, for the dashboard: every deployment in the registry, entries that
 /// cannot be read left out (`ps` warns about them), and each one's monthly cost when the
-/// network's figures can be read (null otherwise, as `ps` leaves it).
-pub async fn ps_json(settings: &Settings) -> Result<Value> {
+/// network's figures can be read (null otherwise, as `ps` leaves it), at the figures `figures`
+/// keeps between calls.
+pub async fn ps_json(
+    settings: &Settings,
+    figures: &crate::ops::cost::FiguresCache,
+) -> Result<Value> {
     let (entries, _broken) = registry(settings).list()?;
     let missing: Vec<bool> = entries.iter().map(Entry::missing).collect();
-    let monthly = crate::ops::cost::monthly_by_id(settings)
+    let monthly = crate::ops::cost::monthly_by_id(settings, figures)
         .await
         .unwrap_or_default();
     Ok(ps_document(&entries, &missing, now_unix(), &monthly))
@@ -151,12 +155,13 @@ pub async fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool)
     }
     let now = now_unix();
     // A cost that cannot be computed (the simulator's ledger damaged) leaves the list whole.
-    let monthly = crate::ops::cost::monthly_by_id(settings)
-        .await
-        .unwrap_or_else(|err| {
-            printer.warn(format!("monthly costs not shown: {err:#}"));
-            std::collections::BTreeMap::new()
-        });
+    let monthly =
+        crate::ops::cost::monthly_by_id(settings, &crate::ops::cost::FiguresCache::default())
+            .await
+            .unwrap_or_else(|err| {
+                printer.warn(format!("monthly costs not shown: {err:#}"));
+                std::collections::BTreeMap::new()
+            });
     if json {
         printer.json_line(&ps_document(&entries, &missing, now, &monthly));
         return Ok(());

@@ -129,7 +129,7 @@ pub fn settle(billing: &mut Billing, ledger: &Ledger, now: u64) {
 }
 
 impl SimDir {
-    fn billing_path(&self) -> std::path::PathBuf {
+    pub(crate) fn billing_path(&self) -> std::path::PathBuf {
         self.root.join("billing.json")
     }
 

@@ -155,6 +155,28 @@ pub fn tunnel(target: &SshTarget, ports: &[u16]) -> Cmd {
     ])
 }
 
+/// `ssh … -o ExitOnForwardFailure=yes -L 127.0.0.1:LOCAL:127.0.0.1:REMOTE -p P user@host -- cat`:
+/// the VM's loopback port `remote` on this machine's loopback port `local`, for as long as ssh
+/// runs. The remote `cat` reads ssh's stdin: held open by the process that started it
+/// ([`Cmd::hold_stdin`]), its end (that process gone, even SIGKILLed) ends `cat`, then ssh and
+/// the forward. A `local` port already taken makes ssh exit instead of running without it.
+pub fn forward(target: &SshTarget, local: u16, remote: u16) -> Cmd {
+    Cmd::new("ssh")
+        .args(target.options())
+        .args([
+            "-o".to_string(),
+            "ExitOnForwardFailure=yes".to_string(),
+            "-L".to_string(),
+            format!("127.0.0.1:{local}:127.0.0.1:{remote}"),
+            "-p".to_string(),
+            target.port.to_string(),
+            target.destination(),
+            "--".to_string(),
+            remote_command(&["cat"]),
+        ])
+        .hold_stdin()
+}
+
 /// `scp -r -p -q … SRC user@host:DEST` (modes kept, so hooks stay executable).
 pub fn upload(target: &SshTarget, source: &Path, dest: &str, log: &Path, timeout: Duration) -> Cmd {
     upload_many(target, &[source], dest, log, timeout)
@@ -299,6 +321,30 @@ mod tests {
             known_hosts: PathBuf::from("/s/known_hosts"),
             strict,
         }
+    }
+
+    /// A forward for a long-lived owner: the same options, its failure fatal, one port of this
+    /// machine's loopback to one of the VM's, and a remote `cat` reading the held stdin.
+    #[test]
+    fn a_forward_binds_loopback_only_and_reads_its_owners_stdin() {
+        let cmd = super::forward(&target(true), 41234, 9090);
+        let options = target(true).options();
+        assert_eq!(cmd.args[..options.len()], options[..]);
+        assert_eq!(
+            cmd.args[options.len()..],
+            [
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                "127.0.0.1:41234:127.0.0.1:9090",
+                "-p",
+                "22",
+                "root@10.1.0.2",
+                "--",
+                "'cat'"
+            ]
+        );
+        assert!(cmd.stdin_held);
     }
 
     /// The same options as `ssh`, no remote command: each port forwarded loopback to loopback.

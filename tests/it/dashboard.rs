@@ -2,8 +2,9 @@
 //! and event streams → 403, no CORS header anywhere), and its pages in a real browser (Debian's
 //! headless Chromium through chromedriver, driven by fantoccini) over an AI stack deployed on
 //! local VMs: the list, the phases, a log that follows a new line, a `create` that shows its
-//! progress and ends with a link that serves, the providers, charts without Prometheus, phone
-//! width, and `down` behind its typed confirmation. Screenshots of each page are saved under
+//! progress and ends with a link that serves, the providers, charts of the stack's own
+//! Prometheus (through the dashboard's ssh tunnel, which ends with it) and of `--prometheus`'s,
+//! phone width, and `down` behind its typed confirmation. Screenshots of each page are saved under
 //! `target/tmp/dashboard/` for people to look at.
 
 use std::io::{BufRead as _, Read as _, Write as _};
@@ -51,6 +52,11 @@ impl Dashboard {
 
     pub(crate) fn token(&self) -> &str {
         self.url.rsplit_once("token=").unwrap().1
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then how long it took to exit, and its exit status.
@@ -634,6 +640,130 @@ impl Drop for Prometheus {
     }
 }
 
+/// The charts' panels, as the page titles them (`dashboard::chart::PANELS`).
+const PANELS: [&str; 7] = [
+    "Requests per second",
+    "p95 latency",
+    "Projects created per hour",
+    "Creation success rate",
+    "VM CPU busy",
+    "VM memory used",
+    "VM disk used (/)",
+];
+
+/// Opens the charts page at `url` until every panel has a drawn point (a polyline with points,
+/// or a dot), three minutes at most; the page's line saying where they come from.
+async fn drawn_charts(c: &Client, url: &str) -> String {
+    let started = Instant::now();
+    loop {
+        c.goto(url).await.unwrap();
+        let source = match c.find(Locator::Id("source")).await {
+            Ok(source) => source.text().await.unwrap(),
+            Err(_) => panic!("no source: {}", c.source().await.unwrap_or_default()),
+        };
+        let mut blank = Vec::new();
+        for panel in PANELS {
+            let drawn = c
+                .find_all(Locator::XPath(&format!(
+                    "//section[h2='{panel}']//*[(local-name()='polyline' and \
+                     string-length(normalize-space(@points)) > 0) or local-name()='circle']"
+                )))
+                .await
+                .unwrap();
+            if drawn.is_empty() {
+                blank.push(panel);
+            }
+        }
+        if blank.is_empty() {
+            return source;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "panels without a point after 3 minutes: {blank:?}\n{}",
+            c.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// A process's argv, if it runs.
+fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|ppid| ppid.parse().ok())
+        .unwrap()
+}
+
+/// Every process's id.
+fn pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
+}
+
+/// The ssh whose forward the charts' source line names (`…ssh tunnel at http://127.0.0.1:PORT`).
+fn tunnel_ssh(source: &str) -> Option<u32> {
+    let port = source.rsplit_once("127.0.0.1:")?.1.trim_end_matches('.');
+    let forward = format!("127.0.0.1:{port}:127.0.0.1:9090");
+    pids()
+        .into_iter()
+        .find(|pid| alive(*pid) && cmdline(*pid).is_some_and(|argv| argv.contains(&forward)))
+}
+
+/// The ssh children of `parent`.
+fn ssh_children(parent: u32) -> Vec<u32> {
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            alive(*pid)
+                && cmdline(*pid).is_some_and(|argv| argv.first().is_some_and(|a| a == "ssh"))
+                && parent_of(*pid) == parent
+        })
+        .collect()
+}
+
+/// The ssh tunnels `parent` runs (its ssh children forwarding to Prometheus' port).
+fn tunnel_ssh_any(parent: u32) -> Vec<u32> {
+    ssh_children(parent)
+        .into_iter()
+        .filter(|pid| {
+            cmdline(*pid).is_some_and(|argv| argv.iter().any(|a| a.ends_with(":127.0.0.1:9090")))
+        })
+        .collect()
+}
+
+/// Waits (30 s at most) until `pid` has ended.
+fn until_gone(pid: u32) {
+    crate::local::until(&format!("ssh {pid} ended"), Duration::from_secs(30), || {
+        !alive(pid)
+    });
+}
+
 #[test]
 fn dashboard_in_chromium_over_a_local_ai_stack() {
     let (_serial, deployment, _seen) = crate::local::ai_stack_up();
@@ -643,6 +773,17 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
     let label = state.label();
     let dashboard = Dashboard::start(deployment.std_cmd(), &[]);
     let cookie = check_guard(&dashboard);
+    // The creates once the stack's Prometheus has sampled the creation counters at 0: `increase`
+    // over the hour then sees them go up (a first sample after the creates gives 0/0 for the
+    // success rate).
+    crate::local::until(
+        "the creation counters sampled",
+        Duration::from_secs(120),
+        || {
+            !crate::local::prometheus_query(&deployment, "project_creation_attempts_total")
+                .is_empty()
+        },
+    );
     // The list is in the HTML itself: readable without JavaScript.
     let list = http(
         &dashboard.host,
@@ -778,18 +919,52 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
             404,
             "{href} after delete"
         );
+        // A second creation, from the CLI: the charts below count both.
+        crate::local::stack_cmd(
+            &deployment,
+            &["create", "bakery landing page", "--name", "bakery"],
+            None,
+        );
 
         c.goto(&format!("{base}/d/{id}/providers")).await.unwrap();
         let providers = text_of(&c, "//table[@id='providers']", Duration::from_secs(10)).await;
         assert!(providers.contains("canned"), "{providers}");
         shot(&c, "providers").await;
 
-        c.goto(&format!("{base}/d/{id}/charts")).await.unwrap();
-        let none = text_of(&c, "//p[@id='no-prometheus']", Duration::from_secs(10)).await;
-        assert!(none.contains("No Prometheus"), "{none}");
-        shot(&c, "charts-without-prometheus").await;
+        // Charts without --prometheus: the stack's own Prometheus, through the dashboard's ssh
+        // tunnel to the gateway VM, opened by the first look. Rates need two scrapes after the
+        // creates, so the page is asked again until every panel has drawn a point.
+        let charts = format!("{base}/d/{id}/charts");
+        let source = drawn_charts(&c, &charts).await;
+        assert!(
+            source.contains("gateway VM") && source.contains("ssh tunnel at http://127.0.0.1:"),
+            "{source}"
+        );
+        shot(&c, "charts").await;
+        // The tunnel is the dashboard's child, one for the deployment however often the page is
+        // opened; one that dies is opened again on the next look.
+        let first = tunnel_ssh(&source).expect("the tunnel's ssh runs");
+        assert_eq!(parent_of(first), dashboard.pid());
+        assert_eq!(drawn_charts(&c, &charts).await, source);
+        assert_eq!(tunnel_ssh_any(dashboard.pid()), [first]);
+        signal(first, nix::sys::signal::Signal::SIGTERM);
+        until_gone(first);
+        let again = drawn_charts(&c, &charts).await;
+        let second = tunnel_ssh(&again).expect("a new tunnel's ssh runs");
+        assert_ne!(first, second, "{again}");
 
-        // With a real Prometheus (scraping a real node_exporter), the VM panels are drawn.
+        // A dashboard SIGKILLed (no chance to stop anything) takes its tunnel along: its ssh
+        // reads the dashboard's stdin to its end.
+        let killed = Dashboard::start(deployment.std_cmd(), &[]);
+        c.goto(&killed.url).await.unwrap();
+        let source = drawn_charts(&c, &format!("http://{}/d/{id}/charts", killed.host)).await;
+        let orphan = tunnel_ssh(&source).expect("the killed dashboard's tunnel runs");
+        signal(killed.pid(), nix::sys::signal::Signal::SIGKILL);
+        drop(killed);
+        until_gone(orphan);
+
+        // --prometheus overrides: the page says which Prometheus (Debian's, scraping a real
+        // node_exporter) it drew from, and no tunnel is opened.
         let prometheus = Prometheus::start();
         prometheus.until_sampled("node_memory_MemAvailable_bytes");
         let charted = Dashboard::start(
@@ -812,7 +987,11 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
         ))
         .await
         .unwrap();
-        shot(&c, "charts").await;
+        let source = text_of(&c, "//span[@id='source']", Duration::from_secs(5)).await;
+        assert_eq!(source, format!("{} (--prometheus)", prometheus.url));
+        shot(&c, "charts-from-prometheus-flag").await;
+        let ssh = ssh_children(charted.pid());
+        assert!(ssh.is_empty(), "a tunnel with --prometheus: {ssh:?}");
         drop(charted);
         drop(prometheus);
 
@@ -896,6 +1075,14 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
             "down from the dashboard never finished"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+    // Stopped (SIGTERM), the dashboard stops its tunnel and waits for it.
+    let tunnel = tunnel_ssh_any(dashboard.pid());
+    let mut dashboard = dashboard;
+    let (_, status) = dashboard.stop();
+    assert!(status.success(), "{status:?}");
+    for pid in tunnel {
+        assert!(!alive(pid), "ssh {pid} outlived the dashboard");
     }
     crate::local::assert_nothing_left(&id8);
     #[allow(clippy::print_stderr, reason = "where the screenshots are, for people")]

@@ -1332,7 +1332,7 @@ fn start_webhook(listener: std::net::TcpListener) -> std::sync::Arc<Mutex<Vec<se
 
 /// The result of an instant query of Prometheus on the gateway's VM (VM 0), through its HTTP
 /// API on the VM's loopback.
-fn prometheus_query(d: &Deployment, query: &str) -> Vec<serde_json::Value> {
+pub(crate) fn prometheus_query(d: &Deployment, query: &str) -> Vec<serde_json::Value> {
     let out = on_vm(
         d,
         0,

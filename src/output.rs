@@ -154,6 +154,11 @@ impl Printer {
         self.inner.json
     }
 
+    /// `--quiet`: only errors (no status lines, no warnings).
+    pub fn quiet(&self) -> bool {
+        self.inner.quiet
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.inner.color {
             format!("\x1b[{code}m{text}\x1b[0m")

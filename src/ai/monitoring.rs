@@ -1,6 +1,7 @@
 //! The AI stack's monitoring as configuration text: Prometheus' config (what it scrapes over the
 //! private network, with the read-only metrics token), the alert rules, Alertmanager's config
-//! (the user's webhook) and node_exporter's web config (basic auth with the metrics token). Pure
+//! (the user's webhook) and node_exporter's web config (basic auth: a user per metrics token,
+//! [`node_user`], so that it accepts two while `projects rotate-tokens` replaces one). Pure
 //! text, no I/O: `phase::ai_stack` puts the files among the gateway's (and each VM's) in
 //! `/etc/tfgrid-ai/`, and [`super::units`] starts the programs that read them. The formats are
 //! Prometheus 2.42's `configuration.md` and `recording_rules.md`, Alertmanager 0.25's
@@ -25,7 +26,8 @@ pub const METRICS_TOKEN: &str = "metrics.token";
 pub const SERVICES_JOB: &str = "health-checks";
 /// The job of node_exporter on each VM; each target carries a `vm` label (its index).
 pub const NODE_JOB: &str = "node";
-/// The user name Prometheus gives node_exporter (the metrics token is the password).
+/// The start of the user name Prometheus gives node_exporter ([`node_user`]; the metrics token
+/// is the password).
 pub const NODE_USER: &str = "prometheus";
 /// The share of a file system in use above which `DiskFull` fires and `health` fails.
 pub const DISK_LIMIT: f64 = 0.80;
@@ -63,10 +65,22 @@ pub struct Targets {
 }
 
 /// Prometheus' config: the services and node_exporters, Prometheus and Alertmanager themselves,
-/// the alert rules, alerts to Alertmanager on loopback. `config` is the folder of the configs.
-pub fn prometheus_config(settings: &Monitoring, targets: &Targets, config: &str) -> String {
+/// the alert rules, alerts to Alertmanager on loopback. `config` is the folder of the configs;
+/// `token` the metrics token Prometheus sends: in the file itself (a Bearer token to the
+/// services, basic auth as [`node_user`] to node_exporter), so that both change together when
+/// Prometheus loads the file again (SIGHUP). A `credentials_file` or `password_file` would not
+/// do: Prometheus reads those again for every scrape (prometheus/common 0.39,
+/// `config/http_config.go`, `NewAuthorizationCredentialsFileRoundTripper` and
+/// `basicAuthRoundTripper.RoundTrip`), so a new password would reach node_exporter before the
+/// new user name. The file is 0600 like the tokens; Prometheus shows both as `<secret>` in
+/// `/api/v1/status/config`.
+pub fn prometheus_config(
+    settings: &Monitoring,
+    targets: &Targets,
+    config: &str,
+    token: &str,
+) -> String {
     let interval = format!("{}s", settings.scrape_interval);
-    let token = format!("{config}/{METRICS_TOKEN}");
     let services: Vec<Value> = targets
         .services
         .iter()
@@ -86,9 +100,9 @@ pub fn prometheus_config(settings: &Monitoring, targets: &Targets, config: &str)
             format!("127.0.0.1:{}", super::units::ALERTMANAGER_PORT)
         ]}]}]},
         "scrape_configs": [
-            {"job_name": SERVICES_JOB, "authorization": {"credentials_file": token},
+            {"job_name": SERVICES_JOB, "authorization": {"credentials": token},
              "static_configs": services},
-            {"job_name": NODE_JOB, "basic_auth": {"username": NODE_USER, "password_file": token},
+            {"job_name": NODE_JOB, "basic_auth": {"username": node_user(token), "password": token},
              "static_configs": nodes},
             local("prometheus", super::units::PROMETHEUS_PORT),
             local("alertmanager", super::units::ALERTMANAGER_PORT),
@@ -149,16 +163,41 @@ pub fn alertmanager_config(settings: &Monitoring) -> String {
     header("Alertmanager", &doc)
 }
 
-/// node_exporter's web config: basic auth, user [`NODE_USER`], the metrics token's bcrypt hash
-/// (cost 10, salted from the token itself so the same token gives the same file).
+/// The SHA-256 of a metrics token: the bcrypt salt of its hash and the suffix of its user.
+fn token_digest(token: &str) -> ring::digest::Digest {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+}
+
+/// The node_exporter user whose password is `token`: [`NODE_USER`], `-`, and 8 hex digits of
+/// the token's SHA-256 (its first 4 bytes, which the bcrypt salt of [`node_exporter_web`]
+/// already shows). A user per token lets node_exporter accept two tokens at once:
+/// `basic_auth_users` maps a user to one bcrypt hash (exporter-toolkit 0.8,
+/// `web-configuration.md`).
+pub fn node_user(token: &str) -> String {
+    let digest = token_digest(token);
+    let hex: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{NODE_USER}-{hex}")
+}
+
+/// node_exporter's web config: basic auth, a user per token ([`node_user`]) with the token's
+/// bcrypt hash (cost 10, salted from the token itself so the same token gives the same file).
+/// Two tokens while `projects rotate-tokens` runs; node_exporter reads the file again for every
+/// request (exporter-toolkit 0.8, `web/handler.go`, `webHandler.ServeHTTP`).
 ///
-/// Errors: bcrypt refusing the token (over 72 bytes).
-pub fn node_exporter_web(token: &str) -> anyhow::Result<String> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut salt = [0u8; 16];
-    salt.copy_from_slice(&digest.as_ref()[..16]);
-    let hash = bcrypt::hash_with_salt(token, 10, salt)?.format_for_version(bcrypt::Version::TwoB);
-    let doc = json!({"basic_auth_users": {NODE_USER: hash}});
+/// Errors: bcrypt refusing a token (over 72 bytes).
+pub fn node_exporter_web(tokens: &[&str]) -> anyhow::Result<String> {
+    let mut users = serde_json::Map::new();
+    for token in tokens {
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&token_digest(token).as_ref()[..16]);
+        let hash =
+            bcrypt::hash_with_salt(token, 10, salt)?.format_for_version(bcrypt::Version::TwoB);
+        users.insert(node_user(token), hash.into());
+    }
+    let doc = json!({ "basic_auth_users": users });
     Ok(header("node_exporter's web config", &doc))
 }
 
@@ -172,7 +211,9 @@ fn header(what: &str, doc: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Targets, alert_rules, alertmanager_config, node_exporter_web, prometheus_config};
+    use super::{
+        Targets, alert_rules, alertmanager_config, node_exporter_web, node_user, prometheus_config,
+    };
     use crate::stack::Monitoring;
 
     #[test]
@@ -181,30 +222,36 @@ mod tests {
             services: vec![("gateway", "10.1.0.2:7701".into())],
             nodes: vec!["10.1.0.2:9100".into(), "10.1.1.2:9100".into()],
         };
-        let text = prometheus_config(&Monitoring::default(), &targets, "/etc/tfgrid-ai");
+        let token = "a-token-of-32-characters-or-more";
+        let text = prometheus_config(&Monitoring::default(), &targets, "/etc/tfgrid-ai", token);
         let doc: serde_json::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(doc["global"]["scrape_interval"], "15s");
         let jobs = &doc["scrape_configs"];
         assert_eq!(jobs[0]["job_name"], "health-checks");
-        assert_eq!(
-            jobs[0]["authorization"]["credentials_file"],
-            "/etc/tfgrid-ai/metrics.token"
-        );
+        assert_eq!(jobs[0]["authorization"]["credentials"], token);
         assert_eq!(jobs[0]["static_configs"][0]["labels"]["service"], "gateway");
-        assert_eq!(jobs[1]["basic_auth"]["username"], "prometheus");
+        assert_eq!(jobs[1]["basic_auth"]["username"], node_user(token));
+        assert_eq!(jobs[1]["basic_auth"]["password"], token);
         assert_eq!(jobs[1]["static_configs"][1]["targets"][0], "10.1.1.2:9100");
         assert_eq!(jobs[1]["static_configs"][1]["labels"]["vm"], "1");
         assert!(alert_rules(&Monitoring::default()).contains("< time() - 93600"));
         assert!(!alertmanager_config(&Monitoring::default()).contains("webhook_configs"));
-        let web = node_exporter_web("a-token-of-32-characters-or-more").unwrap();
+        // node_exporter: a user per token, each with the token's hash; the same token, the
+        // same file.
+        let next = "another-token-of-32-characters-or-more";
         assert_eq!(
-            web,
-            node_exporter_web("a-token-of-32-characters-or-more").unwrap()
+            node_exporter_web(&[token]).unwrap(),
+            node_exporter_web(&[token]).unwrap()
         );
-        let hash = web.lines().last().unwrap().split(": ").nth(1).unwrap();
-        assert!(
-            bcrypt::verify("a-token-of-32-characters-or-more", hash.trim_matches('\'')).unwrap(),
-            "{web}"
-        );
+        assert_ne!(node_user(token), node_user(next));
+        assert!(node_user(token).starts_with("prometheus-"));
+        let web = node_exporter_web(&[token, next]).unwrap();
+        let doc: serde_json::Value = serde_yaml::from_str(&web).unwrap();
+        let users = doc["basic_auth_users"].as_object().unwrap();
+        assert_eq!(users.len(), 2, "{web}");
+        for t in [token, next] {
+            let hash = users[&node_user(t)].as_str().unwrap();
+            assert!(bcrypt::verify(t, hash).unwrap(), "{web}");
+        }
     }
 }

@@ -63,8 +63,8 @@ pub enum ProjectsCommand {
         #[command(flatten)]
         agent: AgentArgs,
     },
-    /// Replace every token of a deployed AI stack (route API, agent, git host) while it serves:
-    /// the old ones accepted until the new ones are in use everywhere, then refused.
+    /// Replace every token of a deployed AI stack (route API, agent, git host, metrics) while
+    /// it serves: the old ones accepted until the new ones are in use everywhere, then refused.
     RotateTokens {
         /// The AI-stack deployment (app path, ID prefix, APP or APP:ENV); default: as `status`.
         #[arg(value_name = "TARGET")]

@@ -34,7 +34,7 @@ pub struct UpArgs {
     #[arg(long, value_enum)]
     pub from: Option<Phase>,
     /// Take a running AI stack to the app folder's version: a backup first, then what changed,
-    /// a health check, and the old version back when that fails (docs/ai-stack.md).
+    /// `health`'s checks, and the old version back when they fail (docs/ai-stack.md).
     #[arg(long, conflicts_with_all = ["resume", "from", "dry_run"])]
     pub upgrade: bool,
     /// Print the commands `up` would run, run nothing, write nothing.

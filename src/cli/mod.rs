@@ -115,7 +115,8 @@ pub enum Command {
     /// Everything recorded about a deployment (or all of them), secrets redacted.
     Inspect(InspectArgs),
     /// Check a running deployment, one line per check with its figure: VMs reachable, units
-    /// active, disks; an AI stack's metrics targets, backup age and API p95 (exit 4: unhealthy).
+    /// active, disks; an AI stack's metrics targets, backup age, API p95 and agent; the app's
+    /// healthcheck hook and url (exit 4: unhealthy; -q: only the failing checks).
     Health(HealthArgs),
     /// List the selected app's own commands.
     Commands,

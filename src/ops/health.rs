@@ -1,11 +1,14 @@
 //! `health [TARGET] [--json] [--create-test]`: checks a running deployment and says, one line per
-//! check with its figure, what holds. Any deployment: each VM reachable over ssh, no failed
-//! systemd unit (on an AI stack, every unit of the stack active), its root file system under
-//! [`DISK_LIMIT`]. An AI stack also: every metrics target up, a backup younger than
-//! `monitoring.backup_max_age_hours`, the API's p95 under [`P95_LIMIT`] (Prometheus' query API on
-//! the gateway's loopback, through ssh); with `--create-test`, a probe project created, served
-//! and deleted within [`PROBE_LIMIT`]. A failed check is an [`Unhealthy`] error (exit 4). Reads
-//! only; prints no secret (the figures are counts, times and unit names).
+//! check with its figure, what holds (`-q`: only what does not). Any deployment: each VM
+//! reachable over ssh, no failed systemd unit (on an AI stack, every unit of the stack and its
+//! firewall active), its root file system under [`DISK_LIMIT`]. An AI stack also: every metrics
+//! target up, a backup younger than `monitoring.backup_max_age_hours`, the API's p95 under
+//! [`P95_LIMIT`] (Prometheus' query API on the gateway's loopback, through ssh), the agent
+//! answering; with `--create-test`, a probe project created, served and deleted within
+//! [`PROBE_LIMIT`]. An app that declares them: its `healthcheck` hook, run as `up` runs it, and
+//! its `url`. A failed check is an [`Unhealthy`] error (exit 4). [`checks`] owns every check;
+//! `up --upgrade` decides on it too. Reads only (the app's hook aside, which should); prints no
+//! secret (the figures are counts, times and unit names).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,7 @@ use serde::Serialize;
 use crate::ai::monitoring::{DISK_LIMIT, P95_LIMIT, query};
 use crate::ai::units::{self, PROMETHEUS_PORT, Service};
 use crate::error::Unhealthy;
+use crate::manifest::{App, HookHosts, HookKind};
 use crate::ops::inspect::vm_target;
 use crate::ops::resolve_target;
 use crate::output::Printer;
@@ -48,8 +52,8 @@ impl Check {
     }
 }
 
-/// Runs the checks of the deployment `app` names, prints them, and fails with [`Unhealthy`]
-/// when one does not hold.
+/// Runs the checks of the deployment `app` names, prints them (with `--quiet`, only those that
+/// fail), and fails with [`Unhealthy`] when one does not hold.
 pub async fn health(
     printer: &Printer,
     settings: &Settings,
@@ -60,43 +64,19 @@ pub async fn health(
 ) -> Result<()> {
     let target = resolve_target(settings, app)?;
     let state = target.load()?;
-    let outputs = state
-        .outputs
-        .as_ref()
-        .context("the deployment has no VMs yet; finish it with `tfgrid-compose up --resume`")?;
-    let spec = if state.ai_stack.is_some() {
-        target.load_app(printer, Some(&state))?.manifest.ai_stack
-    } else {
-        None
-    };
-    let work = tempfile::tempdir().context("cannot make a temp folder for the checks' logs")?;
-    let remote = Remote {
-        runner,
-        state: &state,
-        log: work.path().join("health.log"),
-    };
-    let mut checks = Vec::new();
-    for (index, vm) in outputs.vms().iter().enumerate() {
-        let name = format!("{} {}", vm.name, vm.address);
-        vm_checks(&remote, index, &name, spec.as_ref(), &mut checks).await;
-    }
-    if let Some(spec) = &spec {
-        stack_checks(&remote, spec, &mut checks).await;
-        if create_test {
-            checks.push(probe(settings, &state).await);
-        }
-    }
+    let app = target.load_app(printer, Some(&state))?;
+    let checks = checks(settings, runner, &state, &app, create_test).await?;
     // Prometheus and Alertmanager listen on the gateway VM's loopback: the ssh command that
     // brings them to this machine's.
-    let tunnel = match &spec {
-        Some(spec) => Some(
+    let tunnel = match &app.manifest.ai_stack {
+        Some(spec) if state.ai_stack.is_some() => Some(
             ssh::tunnel(
                 &vm_target(&state, Some(&spec.gateway.to_string()))?,
                 &[PROMETHEUS_PORT, units::ALERTMANAGER_PORT],
             )
             .display_line(),
         ),
-        None => None,
+        _ => None,
     };
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
     if json {
@@ -107,12 +87,18 @@ pub async fn health(
             "tunnel": tunnel,
         }));
     } else {
-        let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
-        for c in &checks {
+        // `--quiet` is "only errors" everywhere: here the checks that fail.
+        let shown: Vec<&Check> = if printer.quiet() {
+            failed.clone()
+        } else {
+            checks.iter().collect()
+        };
+        let width = shown.iter().map(|c| c.check.len()).max().unwrap_or(0);
+        for c in &shown {
             let word = if c.ok { "ok  " } else { "FAIL" };
             printer.data(format!("{word} {:<width$}  {}", c.check, c.figure));
         }
-        if let Some(tunnel) = &tunnel {
+        if let Some(tunnel) = tunnel.as_ref().filter(|_| !printer.quiet()) {
             printer.data(format!(
                 "Prometheus and Alertmanager at http://127.0.0.1:{PROMETHEUS_PORT} and \
                  http://127.0.0.1:{} through: {tunnel}",
@@ -124,6 +110,50 @@ pub async fn health(
         return Ok(());
     }
     Err(Unhealthy(failed.iter().map(|c| c.check.clone()).collect()).into())
+}
+
+/// The checks of the deployment `state` of `app`, in `health`'s order, none printed: each VM's
+/// (reachable, units, disk), an AI stack's (metrics targets, backup, API p95, the agent
+/// answering; with `create_test` the probe), the app's own (its `healthcheck` hook, its `url`).
+/// `up --upgrade` decides on these too.
+///
+/// Errors: a deployment with no VMs yet; a check that fails is a [`Check`], not an error.
+pub async fn checks(
+    settings: &Settings,
+    runner: &Runner,
+    state: &DeploymentState,
+    app: &App,
+    create_test: bool,
+) -> Result<Vec<Check>> {
+    let outputs = state
+        .outputs
+        .as_ref()
+        .context("the deployment has no VMs yet; finish it with `tfgrid-compose up --resume`")?;
+    let spec = app
+        .manifest
+        .ai_stack
+        .as_ref()
+        .filter(|_| state.ai_stack.is_some());
+    let work = tempfile::tempdir().context("cannot make a temp folder for the checks' logs")?;
+    let remote = Remote {
+        runner,
+        state,
+        log: work.path().join("health.log"),
+    };
+    let mut checks = Vec::new();
+    for (index, vm) in outputs.vms().iter().enumerate() {
+        let name = format!("{} {}", vm.name, vm.address);
+        vm_checks(&remote, index, &name, spec, &mut checks).await;
+    }
+    if let Some(spec) = spec {
+        stack_checks(&remote, spec, &mut checks).await;
+        checks.push(agent_check(settings, state).await);
+        if create_test {
+            checks.push(probe(settings, state).await);
+        }
+    }
+    app_checks(&remote, settings, app, &mut checks).await;
+    Ok(checks)
 }
 
 /// What the checks run on the VMs through.
@@ -271,6 +301,7 @@ async fn units_check(
         .flat_map(crate::phase::ai_stack::unit_names)
         .collect();
     wanted.push(units::unit_name("node-exporter"));
+    wanted.push(crate::ai::firewall::UNIT.into());
     let mut argv = vec!["systemctl", "is-active"];
     argv.extend(wanted.iter().map(String::as_str));
     // `is-active` exits non-zero when one is not active; its lines are the answer.
@@ -370,6 +401,136 @@ async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Ch
         },
         Err(e) => Check::new("API p95", false, format!("{e:#}")),
     });
+}
+
+/// The agent answering `GET /health` with its token, and saying `ok`.
+async fn agent_check(settings: &Settings, state: &DeploymentState) -> Check {
+    let started = Instant::now();
+    let answer = async {
+        let flags = crate::ops::ai::AgentFlags {
+            url: None,
+            token_file: None,
+            stack: Some(state.id.clone()),
+        };
+        anyhow::Ok(
+            crate::ops::ai::client(settings, &flags)?
+                .health()
+                .await?
+                .status,
+        )
+    }
+    .await;
+    match answer {
+        Ok(status) => Check::new(
+            "agent API",
+            status == "ok",
+            format!("`{status}` in {} ms", started.elapsed().as_millis()),
+        ),
+        Err(e) => Check::new("agent API", false, format!("{e:#}")),
+    }
+}
+
+/// The app's own checks, when it declares them: its `healthcheck` hook, run as `up` runs it (on
+/// the primary VM or, with `hosts: all`, on each; with the deployment's variables and the app's
+/// `environment:`), and its `url` answering a GET with 2xx or 3xx as `up`'s verify phase wants.
+async fn app_checks(remote: &Remote<'_>, settings: &Settings, app: &App, checks: &mut Vec<Check>) {
+    let Some(outputs) = remote.state.outputs.as_ref() else {
+        return;
+    };
+    let hook = match app.hooks() {
+        Ok(hooks) => hooks.into_iter().find(|h| h.kind == HookKind::Healthcheck),
+        Err(e) => {
+            checks.push(Check::new("app healthcheck", false, format!("{e:#}")));
+            return;
+        }
+    };
+    if let Some(hook) = hook {
+        let with_env = crate::ops::up::app_environment(settings, app).map(|e| !e.is_empty());
+        for (index, vm) in outputs.vms().iter().enumerate() {
+            if hook.hosts == HookHosts::Primary && index != 0 {
+                continue;
+            }
+            let check = format!("{} {} healthcheck", vm.name, vm.address);
+            let with_env = match &with_env {
+                Ok(with_env) => *with_env,
+                Err(e) => {
+                    checks.push(Check::new(check, false, format!("{e:#}")));
+                    continue;
+                }
+            };
+            let env = crate::phase::application::hook_env(
+                &app.manifest,
+                &remote.state.id,
+                outputs,
+                vm,
+                index,
+            );
+            let argv = crate::phase::application::hook_argv(&hook, &env, with_env);
+            let started = Instant::now();
+            let ran = match vm_target(remote.state, Some(&index.to_string())) {
+                Ok(target) => {
+                    remote
+                        .runner
+                        .status(
+                            &ssh::ssh(&target, &argv, false)
+                                .io(Io::Capture(remote.log.clone()))
+                                .timeout(Duration::from_secs(hook.timeout_secs)),
+                        )
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let hook_file = format!("deployment/{}", hook.relative);
+            let took = crate::clock::format_duration(started.elapsed());
+            checks.push(match ran {
+                Ok(out) if out.code == Some(0) => {
+                    Check::new(check, true, format!("`{hook_file}` passed in {took}"))
+                }
+                // Its last line of output says why, as the hook put it.
+                Ok(out) => {
+                    let code = out.code.map_or("a signal".into(), |c| format!("exit {c}"));
+                    let said = out.stdout.lines().rfind(|l| !l.trim().is_empty());
+                    let said = said.map(|l| format!(": {}", l.trim())).unwrap_or_default();
+                    Check::new(
+                        check,
+                        false,
+                        crate::secrets::redact(&format!(
+                            "`{hook_file}` failed ({code}) after {took}{said}"
+                        )),
+                    )
+                }
+                Err(e) => Check::new(check, false, format!("{e:#}")),
+            });
+        }
+    }
+    // As `up` checks it: http:// only.
+    let url = app
+        .manifest
+        .url
+        .as_deref()
+        .map(|template| crate::phase::verify::app_url(template, &outputs.primary_ip))
+        .filter(|url| url.starts_with("http://"));
+    if let Some(url) = url {
+        let started = Instant::now();
+        let got = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || crate::phase::verify::http_get(&url, REMOTE_LIMIT)
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+        checks.push(match got {
+            Ok((code, _)) => Check::new(
+                "app url",
+                crate::phase::verify::answers(code),
+                format!(
+                    "GET {url} answered {code} in {} ms",
+                    started.elapsed().as_millis()
+                ),
+            ),
+            Err(e) => Check::new("app url", false, format!("GET {url}: {e:#}")),
+        });
+    }
 }
 
 /// `--create-test`: a probe project created, its page served, then deleted, within

@@ -247,7 +247,7 @@ fn check_ssh_paths(settings: &Settings, app: &App) -> Result<()> {
 
 /// The app's `environment:` from the process environment, its env file and the defaults, with
 /// the git identity of the bash tool's `credentials.yaml` (see [`crate::app_env`]).
-fn app_environment(settings: &Settings, app: &App) -> Result<Vec<(String, String)>> {
+pub(crate) fn app_environment(settings: &Settings, app: &App) -> Result<Vec<(String, String)>> {
     let process = |name: &str| settings.env.get(name).map(String::from);
     let env_file = match app.env_file().filter(|p| p.is_file()) {
         Some(path) => crate::env_file::read(&path, &process)?,

@@ -3,7 +3,7 @@
 //! deployment's `ai-stack/` folder), a copy on each VM of what `up` replaces there (the stack's
 //! configs and units, this binary, the app's `deployment/` with its hooks), `up` again from the
 //! phase that what changed needs (the platform for a new pattern version, else the application),
-//! then [`stack_health`]. When `up` or the health check fails: each VM's copy is put back and
+//! then `health`'s checks ([`super::health::checks`]). When `up` or the health check fails: each VM's copy is put back and
 //! the old setup hook run, the state's app and pattern records put back, the health checked
 //! again, and the backup restored when the projects it holds are gone. Projects and
 //! repositories live in `/var/lib/tfgrid-ai`, which neither way touches.
@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::error::UserError;
-use crate::manifest::HookKind;
+use crate::manifest::{App, HookKind};
 use crate::output::Printer;
-use crate::phase::ai_stack::{REMOTE_BIN, REMOTE_CONFIG, unit_names, vm_of};
+use crate::phase::ai_stack::{REMOTE_BIN, REMOTE_CONFIG};
 use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::state::{DeploymentState, Phase, Status};
@@ -36,94 +36,33 @@ const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
 /// Each remote step.
 const STEP: Duration = Duration::from_secs(300);
 
-/// The stack's health, as the upgrade decides on it: on each VM every unit of the services it
-/// runs (and its firewall) active, and the agent's API answering with its token. The one place
-/// an upgrade asks; `health` can take its place.
+/// `health`'s checks ([`super::health::checks`], without the probe project) until all hold,
+/// [`HEALTHY_WITHIN`] at most.
 ///
-/// Errors: the first unit that is not active, or the agent's failure.
-pub async fn stack_health(check: &HealthCheck<'_>, state: &DeploymentState) -> Result<()> {
-    let HealthCheck {
-        settings,
-        runner,
-        spec,
-        target,
-        log,
-    } = *check;
-    for service in crate::ai::units::Service::ALL {
-        let Some(vm) = vm_of(spec, service) else {
-            continue;
-        };
-        let ssh_target = super::inspect::vm_target(state, Some(&vm.to_string()))?;
-        let mut units = unit_names(service);
-        units.push(crate::ai::firewall::UNIT.into());
-        // One state per unit (`is-active` with several exits 0 when any one is active).
-        let mut argv = vec![
-            "systemctl".to_string(),
-            "show".into(),
-            "-p".into(),
-            "ActiveState".into(),
-            "--value".into(),
-        ];
-        argv.extend(units.iter().cloned());
-        let out = runner
-            .run(
-                &ssh::ssh(&ssh_target, &argv, false)
-                    .io(Io::Capture(log.to_path_buf()))
-                    .timeout(STEP),
-            )
-            .await?;
-        let states: Vec<&str> = out
-            .stdout
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        if let Some((unit, state)) = units
-            .iter()
-            .zip(states.iter().chain(std::iter::repeat(&"unknown")))
-            .find(|(_, state)| **state != "active")
-        {
-            anyhow::bail!("`{service}` on VM {vm}: {unit} is {state}");
-        }
-    }
-    let agent = super::ai::client(
-        settings,
-        &super::ai::AgentFlags {
-            url: None,
-            token_file: None,
-            stack: Some(target.to_string()),
-        },
-    )?;
-    let health = agent.health().await?;
-    anyhow::ensure!(
-        health.status == "ok",
-        "the agent answers `{}`",
-        health.status
-    );
-    Ok(())
-}
-
-/// What [`stack_health`] needs besides the deployment's state.
-#[derive(Clone, Copy)]
-pub struct HealthCheck<'a> {
-    pub settings: &'a Settings,
-    pub runner: &'a Runner,
-    pub spec: &'a crate::stack::StackSpec,
-    /// The deployment, as `--stack` takes it (its agent is found from there).
-    pub target: &'a str,
-    /// Where the remote commands' output goes.
-    pub log: &'a std::path::Path,
-}
-
-/// [`stack_health`] until it holds, [`HEALTHY_WITHIN`] at most; its last error then.
-async fn until_healthy(check: &HealthCheck<'_>, state: &DeploymentState) -> Result<()> {
+/// Errors: the checks that still fail then, each with its figure, as `health` prints them.
+async fn until_healthy(
+    settings: &Settings,
+    runner: &Runner,
+    state: &DeploymentState,
+    app: &App,
+) -> Result<()> {
     let started = Instant::now();
     loop {
-        match stack_health(check, state).await {
-            Ok(()) => return Ok(()),
-            Err(err) if started.elapsed() > HEALTHY_WITHIN => return Err(err),
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        let checks = super::health::checks(settings, runner, state, app, false).await?;
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.check, c.figure))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
         }
+        anyhow::ensure!(
+            started.elapsed() < HEALTHY_WITHIN,
+            "`health` fails: {}",
+            failed.join("; ")
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -165,7 +104,7 @@ pub async fn upgrade(printer: &Printer, settings: &Settings, options: &UpOptions
         .into());
     };
     let app = target.load_app(printer, None)?;
-    let Some(spec) = app.manifest.ai_stack.clone() else {
+    if app.manifest.ai_stack.is_none() {
         return Err(UserError::new(
             format!(
                 "app `{}` has no `ai_stack:` section any more",
@@ -174,7 +113,7 @@ pub async fn upgrade(printer: &Printer, settings: &Settings, options: &UpOptions
             "an upgrade keeps the stack; `down` removes it",
         )
         .into());
-    };
+    }
     let pattern_name = app.manifest.pattern.clone().unwrap_or_default();
     let pattern = target.patterns.find(&pattern_name)?;
     let from = if pattern.manifest.name != before.pattern.name {
@@ -199,13 +138,6 @@ pub async fn upgrade(printer: &Printer, settings: &Settings, options: &UpOptions
     let log_dir = target.dir.run_log_dir(crate::clock::now_unix(), "upgrade");
     target.dir.create_dir(&log_dir)?;
     let log = log_dir.join("upgrade.log");
-    let check = HealthCheck {
-        settings,
-        runner: &runner,
-        spec: &spec,
-        target: &stack,
-        log: &log,
-    };
 
     // A backup first, and a copy on each VM of what `up` replaces.
     let backup = target.dir.ai_stack_dir().join(format!(
@@ -250,7 +182,7 @@ pub async fn upgrade(printer: &Printer, settings: &Settings, options: &UpOptions
         };
         super::up::up(printer, settings, Runner::real(), &up_options).await?;
         let after = target.load()?;
-        until_healthy(&check, &after).await
+        until_healthy(settings, &runner, &after, &app).await
     }
     .await;
     let Err(cause) = upgraded else {
@@ -280,7 +212,7 @@ pub async fn upgrade(printer: &Printer, settings: &Settings, options: &UpOptions
         state.pattern = before.pattern.clone();
         state.ai_stack.clone_from(&before.ai_stack);
         target.dir.save(&state)?;
-        until_healthy(&check, &state).await?;
+        until_healthy(settings, &runner, &state, &app).await?;
         let now: Vec<String> = agent.list().await?.into_iter().map(|p| p.name).collect();
         if !projects.is_empty() && projects.iter().all(|p| !now.contains(p)) {
             super::backup::restore(printer, settings, &flags, &backup, false).await?;

@@ -245,6 +245,67 @@ fn remote(name: &str) -> PathBuf {
     Path::new(REMOTE_CONFIG).join(name)
 }
 
+/// VM `i`'s address on the private network ([`Layout::private`]), else the one this machine
+/// reaches.
+fn private_address(layout: &Layout, i: usize) -> String {
+    layout
+        .private
+        .get(i)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(&layout.addresses[i])
+        .clone()
+}
+
+/// The `monitoring:` settings with `{host_ip}` of `alert_webhook` filled in.
+fn monitoring_settings(spec: &StackSpec, layout: &Layout) -> Result<Monitoring> {
+    let mut settings = spec.monitoring.clone();
+    if let Some(url) = settings.alert_webhook.as_mut()
+        && url.contains("{host_ip}")
+    {
+        let host = layout.gateway_host_ip.as_deref().ok_or_else(|| {
+            UserError::new(
+                "ai_stack.monitoring.alert_webhook uses {host_ip}, but the gateway's VM is not \
+                    reached through a WireGuard tunnel of this deployment",
+                "give the webhook's address instead of {host_ip}",
+            )
+        })?;
+        *url = url.replace("{host_ip}", host);
+    }
+    Ok(settings)
+}
+
+/// Prometheus' config on the gateway's VM, scraping with the metrics token `token`: each
+/// service and each VM's node_exporter on its private address. [`render`] writes it, and
+/// `projects rotate-tokens` again with the new token (it needs only the addresses of `layout`).
+///
+/// Errors: `{host_ip}` in `alert_webhook` without a tunnel to the gateway's VM.
+pub fn prometheus_yml(spec: &StackSpec, layout: &Layout, token: &str) -> Result<String> {
+    let private = |i: usize| private_address(layout, i);
+    let targets = Targets {
+        services: vec![
+            (
+                Service::Gateway.name(),
+                format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
+            ),
+            (
+                Service::Agent.name(),
+                format!("{}:{AGENT_PORT}", private(spec.agent)),
+            ),
+            // Through the git host's nginx, which passes `/metrics` to the API on loopback.
+            (Service::Git.name(), format!("{}:80", private(spec.git))),
+        ],
+        nodes: (0..layout.addresses.len())
+            .map(|i| format!("{}:{}", private(i), units::NODE_EXPORTER_PORT))
+            .collect(),
+    };
+    Ok(monitoring::prometheus_config(
+        &monitoring_settings(spec, layout)?,
+        &targets,
+        REMOTE_CONFIG,
+        token,
+    ))
+}
+
 /// nginx's common top: runs as whatever user starts it, everything under `dir`.
 /// The configs of every VM that runs part of the stack, and what `state.yaml` records.
 pub fn render(
@@ -266,14 +327,7 @@ pub fn render(
             .into());
         }
     }
-    let private = |i: usize| {
-        layout
-            .private
-            .get(i)
-            .filter(|p| !p.is_empty())
-            .unwrap_or(&layout.addresses[i])
-            .clone()
-    };
+    let private = |i: usize| private_address(layout, i);
     let rate = spec.api_rate_limit.unwrap_or(10);
     let public_url = spec
         .public_url
@@ -409,39 +463,12 @@ pub fn render(
     agent.files.insert("agent.yaml".into(), yaml(&config));
     // Monitoring: Prometheus and Alertmanager on the gateway's VM, scraping each service and
     // each VM's node_exporter over the private network with the metrics token.
-    let mut settings = spec.monitoring.clone();
-    if let Some(url) = settings.alert_webhook.as_mut()
-        && url.contains("{host_ip}")
-    {
-        let host = layout.gateway_host_ip.as_deref().ok_or_else(|| {
-            UserError::new(
-                "ai_stack.monitoring.alert_webhook uses {host_ip}, but the gateway's VM is not \
-                    reached through a WireGuard tunnel of this deployment",
-                "give the webhook's address instead of {host_ip}",
-            )
-        })?;
-        *url = url.replace("{host_ip}", host);
-    }
-    let settings = &settings;
-    let targets = Targets {
-        services: vec![
-            (
-                Service::Gateway.name(),
-                format!("{}:{GATEWAY_PORT}", private(spec.gateway)),
-            ),
-            (Service::Agent.name(), agent_private),
-            // Through the git host's nginx, which passes `/metrics` to the API on loopback.
-            (Service::Git.name(), format!("{}:80", private(spec.git))),
-        ],
-        nodes: (0..n)
-            .map(|i| format!("{}:{}", private(i), units::NODE_EXPORTER_PORT))
-            .collect(),
-    };
+    let settings = &monitoring_settings(spec, layout)?;
     let gw = vms.entry(spec.gateway).or_default();
     for (name, text) in [
         (
             monitoring::PROMETHEUS_CONFIG,
-            monitoring::prometheus_config(settings, &targets, REMOTE_CONFIG),
+            prometheus_yml(spec, layout, &token("metrics"))?,
         ),
         (monitoring::ALERT_RULES, monitoring::alert_rules(settings)),
         (
@@ -451,7 +478,7 @@ pub fn render(
     ] {
         gw.files.insert(name.into(), text);
     }
-    let node_web = monitoring::node_exporter_web(&token("metrics"))?;
+    let node_web = monitoring::node_exporter_web(&[&token("metrics")])?;
     for (name, holders) in token_holders(spec) {
         for vm in holders {
             let files = &mut vms.entry(vm).or_default().files;

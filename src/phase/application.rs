@@ -46,15 +46,23 @@ pub fn hook_argv(hook: &ResolvedHook, env: &[(String, String)], with_env: bool) 
     argv
 }
 
-fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)>> {
-    let outputs = ctx.outputs()?;
-    Ok(vec![
-        ("APP_NAME".into(), ctx.app.manifest.name.clone()),
+/// The variables a hook gets on VM `index` (`vm`) of the deployment `deployment_id`: the app's
+/// name and version, the deployment's and the VM's. `health` runs the `healthcheck` hook with
+/// them too.
+pub fn hook_env(
+    app: &crate::manifest::AppManifest,
+    deployment_id: &str,
+    outputs: &crate::pattern::contract::PatternOutputs,
+    vm: &Vm,
+    index: usize,
+) -> Vec<(String, String)> {
+    vec![
+        ("APP_NAME".into(), app.name.clone()),
         (
             "APP_VERSION".into(),
-            ctx.app.manifest.version.clone().unwrap_or_default(),
+            app.version.clone().unwrap_or_default(),
         ),
-        ("DEPLOYMENT_ID".into(), ctx.state.id.clone()),
+        ("DEPLOYMENT_ID".into(), deployment_id.to_string()),
         ("DEPLOYMENT_NAME".into(), outputs.deployment_name.clone()),
         ("PRIMARY_IP".into(), outputs.primary_ip.clone()),
         ("VM_NAME".into(), vm.name.clone()),
@@ -71,7 +79,7 @@ fn hook_env(ctx: &Context, vm: &Vm, index: usize) -> Result<Vec<(String, String)
                 .join(" "),
         ),
         ("PRIVATE_IPS".into(), outputs.private_ips.join(" ")),
-    ])
+    ]
 }
 
 /// Whether the app's playbook ([`APP_PLAYBOOK`]) takes the place of this hook (`setup` and
@@ -319,7 +327,8 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             );
             let _spinner = ctx.printer.spinner(name, Some(&hook_log));
             let with_env = !ctx.environment.is_empty();
-            let argv = hook_argv(hook, &hook_env(ctx, vm, *index)?, with_env);
+            let env = hook_env(&ctx.app.manifest, &ctx.state.id, ctx.outputs()?, vm, *index);
+            let argv = hook_argv(hook, &env, with_env);
             let cmd = ssh::ssh(&ctx.ssh_target(&vm.address), &argv, false)
                 .io(Io::Log(hook_log.clone()))
                 .timeout(Duration::from_secs(hook.timeout_secs));

@@ -24,6 +24,12 @@ pub fn app_url(template: &str, primary_ip: &str) -> String {
     template.replace("{primary_ip}", &host)
 }
 
+/// Whether an app's `url` answering `code` is up: 2xx or 3xx. `up` waits for it, `health`
+/// checks it.
+pub fn answers(code: u16) -> bool {
+    (200..400).contains(&code)
+}
+
 /// A minimal HTTP/1.0 GET: returns the status code and body.
 pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, String)> {
     let rest = url
@@ -145,7 +151,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                 })
                 .await?;
                 match result {
-                    Ok((code, _)) if (200..400).contains(&code) => break,
+                    Ok((code, _)) if answers(code) => break,
                     Ok((code, _)) if Instant::now() > deadline => {
                         bail!("GET {url} answered {code}")
                     }

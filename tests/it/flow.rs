@@ -880,7 +880,11 @@ fn health_reports_each_check_with_its_figure_and_exits_4_when_one_fails() {
     let (code, out, err) = health("42", false);
     assert_eq!(code, Some(0), "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 6, "two VMs, three checks each: {out}");
+    assert_eq!(
+        lines.len(),
+        7,
+        "two VMs, three checks each, and the app's healthcheck hook: {out}"
+    );
     assert!(
         lines[0].starts_with("ok   vm0 ")
             && lines[0].contains(" reachable ")
@@ -922,4 +926,114 @@ fn health_reports_each_check_with_its_figure_and_exits_4_when_one_fails() {
     let doc = crate::schema::assert_fits("health", &out);
     assert_eq!(doc["healthy"], false);
     assert_eq!(doc["tunnel"], serde_json::Value::Null);
+}
+
+/// An HTTP server on this machine's loopback answering every GET with the status `code` holds
+/// (HTTP/1.0, then closes); its port.
+fn answering(code: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            // The whole request first (the client writes it in pieces).
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                request.push(byte[0]);
+            }
+            let status = code.load(std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(stream, "HTTP/1.0 {status} X\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    port
+}
+
+/// `health` runs the app's own checks: its `healthcheck` hook (on the primary VM, as `up` runs
+/// it, with the deployment's variables) and a GET of its `url`; a failing hook or a 5xx is a
+/// failed check (exit 4). `--quiet` prints the failing checks alone, and nothing when all hold.
+#[test]
+fn health_runs_the_apps_healthcheck_and_url_and_quiet_prints_only_failures() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let code = std::sync::Arc::new(AtomicU16::new(200));
+    let port = answering(code.clone());
+    cx.append_to_manifest(&format!("url: http://127.0.0.1:{port}/\n"));
+    let health = |quiet: bool, fail: Option<&str>| {
+        let mut cmd = cx.cmd();
+        if quiet {
+            cmd.arg("-q");
+        }
+        if let Some(fail) = fail {
+            cmd.env("FAKE_FAIL", fail);
+        }
+        let out = cmd.arg("health").arg(&cx.app).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let before = cx.transcript().len();
+    let (status, out, err) = health(false, None);
+    assert_eq!(status, Some(0), "{out}{err}");
+    let hook = out
+        .lines()
+        .find(|l| l.contains(" healthcheck "))
+        .unwrap_or_else(|| panic!("no healthcheck line: {out}"));
+    assert!(
+        hook.starts_with("ok   vm0 ") && hook.contains("`deployment/healthcheck.sh` passed in"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains("healthcheck")).count(),
+        1,
+        "the primary VM alone: {out}"
+    );
+    let url = format!("GET http://127.0.0.1:{port}/ answered 200 in ");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok   app url ") && l.contains(&url)),
+        "{out}"
+    );
+    let ran: Vec<String> = cx.transcript()[before..]
+        .iter()
+        .filter(|l| l.contains("healthcheck.sh"))
+        .cloned()
+        .collect();
+    assert_eq!(ran.len(), 1, "{ran:#?}");
+    assert!(
+        ran[0].contains("'APP_NAME=minimal'")
+            && ran[0].ends_with("'/tmp/app-deployment/healthcheck.sh'"),
+        "{ran:#?}"
+    );
+    let (status, out, _) = health(true, None);
+    assert_eq!(
+        (status, out.as_str()),
+        (Some(0), ""),
+        "-q: nothing when all hold"
+    );
+
+    // The hook failing and the page answering 503: two failed checks, exit 4; `-q` prints them
+    // alone.
+    code.store(503, Ordering::SeqCst);
+    let (status, out, err) = health(false, Some("ssh:healthcheck.sh"));
+    assert_eq!(status, Some(4), "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL vm0 ") && l.contains("healthcheck.sh` failed (exit 1)")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL app url ") && l.contains(" answered 503 ")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("ok   ")), "{out}");
+    let (status, quiet, err) = health(true, Some("ssh:healthcheck.sh"));
+    assert_eq!(status, Some(4), "{quiet}{err}");
+    assert_eq!(quiet.lines().count(), 2, "{quiet}");
+    assert!(quiet.lines().all(|l| l.starts_with("FAIL ")), "{quiet}");
+    assert!(err.contains("error: unhealthy: "), "{err}");
 }

@@ -13,7 +13,7 @@ use tfgrid_compose::ai::firewall;
 use tfgrid_compose::ai::units::{self, Programs, Reach, Service};
 use tfgrid_compose::phase::ai_stack;
 
-use crate::local::{Deployment, ai_stack_up, on_vm, stack_cmd, until};
+use crate::local::{Deployment, ai_stack_up, on_vm, prometheus_query, sample, stack_cmd, until};
 
 /// What may listen on a VM beyond its loopback: `(protocol, port, reach)`.
 fn allowed(d: &Deployment, vm: usize) -> Vec<(&'static str, u16, Reach)> {
@@ -250,18 +250,45 @@ fn local_token(d: &Deployment, name: &str) -> String {
         .to_string()
 }
 
+/// The one user of node_exporter's web config on VM `vm` (`basic_auth_users`).
+fn node_user(d: &Deployment, vm: usize) -> String {
+    let web = on_vm(d, vm, &["cat", "/etc/tfgrid-ai/node-exporter-web.yml"]);
+    let doc: serde_json::Value = serde_yaml::from_str(&web).unwrap();
+    let users = doc["basic_auth_users"]
+        .as_object()
+        .expect("basic_auth_users");
+    assert_eq!(users.len(), 1, "{web}");
+    users.keys().next().unwrap().clone()
+}
+
+/// The HTTP status of a GET of `url` from VM `vm`, curl given `auth` (an option and its value).
+fn status_from_vm(d: &Deployment, vm: usize, auth: [&str; 2], url: &str) -> String {
+    let mut argv = vec!["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"];
+    argv.extend(auth);
+    argv.push(url);
+    on_vm(d, vm, &argv)
+}
+
+/// Prometheus' clock on the gateway's VM, in seconds.
+fn prometheus_now(d: &Deployment) -> f64 {
+    sample(&prometheus_query(d, "vector(time())")[0])
+}
+
 /// (d) `projects rotate-tokens` while the agent is asked for its projects four times a second
 /// (with the token the CLI has at that moment) and projects are created one after another (each
-/// with a 3 s answer of the LLM): no request fails, every project goes live; then every old
-/// token is refused where it was accepted and the new ones work, a create included.
+/// with a 3 s answer of the LLM): no request fails, every project goes live, and no scrape of
+/// Prometheus fails (every target `up` in every sample of the window, each scraped after the
+/// rotation too); then every old token is refused where it was accepted and the new ones work,
+/// a create included, the metrics token's at each service's `/metrics` and node_exporter's.
 fn tokens_rotate_under_load_with_no_failed_request(d: &Deployment) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let record = d.state().ai_stack.expect("the stack's record");
-    let metrics = local_token(d, "metrics");
-    let old: Vec<(&str, String)> = tfgrid_compose::ops::tokens::ROTATED
+    let old: Vec<(&str, String)> = ai_stack::TOKENS
         .into_iter()
         .map(|name| (name, local_token(d, name)))
         .collect();
+    let old_user = node_user(d, 2);
+    let started = prometheus_now(d);
     let projects = format!("{}/api/v1/projects", record.agent_api);
     let rotating = AtomicBool::new(true);
     let (codes, created) = std::thread::scope(|scope| {
@@ -302,11 +329,32 @@ fn tokens_rotate_under_load_with_no_failed_request(d: &Deployment) {
         assert_eq!(crate::ai::get_live(&live).0, 200, "{live}");
     }
 
+    // No failed scrape: every target up in each of its samples from the rotation's start to a
+    // scrape after its end.
+    let ended = prometheus_now(d);
+    until(
+        "a scrape of every target after the rotation",
+        Duration::from_secs(60),
+        || prometheus_query(d, &format!("timestamp(up) < {ended}")).is_empty(),
+    );
+    let window = (prometheus_now(d) - started).ceil() as u64;
+    let samples = prometheus_query(d, &format!("count_over_time(up[{window}s])"));
+    let lowest = prometheus_query(d, &format!("min_over_time(up[{window}s])"));
+    assert!(samples.len() >= 8, "targets: {samples:?}");
+    for target in &samples {
+        assert!(sample(target) >= 2.0, "scraped in {window} s: {target}");
+    }
+    for target in &lowest {
+        assert_eq!(
+            sample(target),
+            1.0,
+            "a failed scrape in {window} s: {target}"
+        );
+    }
+
     // The old tokens refused, the new ones accepted: the agent's, and the git host's for a push
     // (through the gateway's /git/), the gateway's from the agent's VM.
     let logs = d.app.join(".tfgrid-compose/default/logs");
-    // The metrics token is the one rotate-tokens leaves (docs/ai-stack.md says why).
-    assert_eq!(local_token(d, "metrics"), metrics);
     for (name, token) in &old {
         let new = local_token(d, name);
         assert_ne!(&new, token, "{name} was replaced");
@@ -332,24 +380,30 @@ fn tokens_rotate_under_load_with_no_failed_request(d: &Deployment) {
     assert_eq!(git(local_token(d, "git")), 200);
     let health = format!("{}/api/v1/health", record.gateway_api);
     let gateway = |token: String| {
-        on_vm(
-            d,
-            1,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-H",
-                &format!("Authorization: Bearer {token}"),
-                &health,
-            ],
-        )
+        let bearer = format!("Authorization: Bearer {token}");
+        status_from_vm(d, 1, ["-H", &bearer], &health)
     };
     assert_eq!(gateway(old("gateway")), "401");
     assert_eq!(gateway(local_token(d, "gateway")), "200");
+    // The metrics token: each service's `/metrics`, node_exporter with its user for the token.
+    let agent_metrics = format!("{}/metrics", record.agent_api);
+    assert_eq!(crate::ai::get(&agent_metrics, Some(&old("metrics"))).0, 401);
+    assert_eq!(
+        crate::ai::get(&agent_metrics, Some(&local_token(d, "metrics"))).0,
+        200
+    );
+    let new_user = node_user(d, 2);
+    assert_ne!(new_user, old_user, "node_exporter's user follows the token");
+    let node = format!(
+        "http://{}:{}/metrics",
+        d.state().outputs.expect("outputs").private_ips[2],
+        units::NODE_EXPORTER_PORT
+    );
+    let scrape =
+        |user: &str, token: String| status_from_vm(d, 0, ["-u", &format!("{user}:{token}")], &node);
+    assert_eq!(scrape(&old_user, old("metrics")), "401");
+    assert_eq!(scrape(&new_user, old("metrics")), "401");
+    assert_eq!(scrape(&new_user, local_token(d, "metrics")), "200");
     stack_cmd(
         d,
         &[
@@ -388,7 +442,7 @@ fn two_projects_live(d: &Deployment, when: &str) {
 
 /// (e) `up --upgrade` to a newer app version (another rate limit) succeeds: backed up, the new
 /// config on the VMs, the state's version new, both projects live. Then an upgrade whose setup
-/// hook leaves the agent stopped fails the health check and is rolled back: the previous
+/// hook leaves the agent stopped fails `health`'s units check and is rolled back: the previous
 /// version's files and units back, its version in the state, both projects live.
 fn upgrades_one_that_succeeds_and_one_that_fails_health_and_rolls_back(d: &Deployment) {
     let manifest = d.app.join("tfgrid-compose.yaml");
@@ -432,7 +486,13 @@ fn upgrades_one_that_succeeds_and_one_that_fails_health_and_rolls_back(d: &Deplo
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("was rolled back to 1.1.0"), "{stderr}");
-    assert!(stderr.contains("tfgrid-ai-agent.service"), "{stderr}");
+    // The check that failed is `health`'s, with its figure.
+    assert!(stderr.contains("`health` fails: "), "{stderr}");
+    assert!(
+        stderr.contains(" units: ")
+            && stderr.contains("of the stack's units active (tfgrid-ai-agent.service inactive)"),
+        "{stderr}"
+    );
     assert_eq!(d.state().app.version.as_deref(), Some("1.1.0"));
     assert_eq!(
         on_vm(d, 1, &["systemctl", "is-active", "tfgrid-ai-agent.service"]).trim(),

@@ -1352,7 +1352,7 @@ pub(crate) fn prometheus_query(d: &Deployment, query: &str) -> Vec<serde_json::V
 }
 
 /// A sample's value as a number.
-fn sample(result: &serde_json::Value) -> f64 {
+pub(crate) fn sample(result: &serde_json::Value) -> f64 {
     result["value"][1].as_str().unwrap().parse().unwrap()
 }
 
@@ -1566,8 +1566,17 @@ fn ai_stack_monitoring_scrapes_every_target_answers_the_designs_queries_and_aler
         .iter()
         .map(|c| c["check"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(checks.len(), 3 * 3 + 4, "{doc:#}");
-    for check in ["metrics targets", "backup", "API p95", "create test"] {
+    // Each VM's three, the stack's four, the probe, the app's healthcheck hook on each VM
+    // (`hosts: all`) and its `url`.
+    assert_eq!(checks.len(), 3 * 3 + 4 + 1 + 3 + 1, "{doc:#}");
+    for check in [
+        "metrics targets",
+        "backup",
+        "API p95",
+        "agent API",
+        "create test",
+        "app url",
+    ] {
         assert!(checks.iter().any(|c| c == check), "{check}: {doc:#}");
     }
     assert!(

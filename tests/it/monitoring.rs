@@ -162,7 +162,6 @@ fn prometheus_and_alertmanager_configs_pass_their_own_checks() {
             .map(|a| format!("{a}:9100"))
             .to_vec(),
     };
-    std::fs::write(at(monitoring::METRICS_TOKEN), "m".repeat(64)).unwrap();
     std::fs::write(
         at(monitoring::ALERT_RULES),
         monitoring::alert_rules(&settings),
@@ -171,7 +170,7 @@ fn prometheus_and_alertmanager_configs_pass_their_own_checks() {
     let config = at(monitoring::PROMETHEUS_CONFIG);
     std::fs::write(
         &config,
-        monitoring::prometheus_config(&settings, &targets, &folder),
+        monitoring::prometheus_config(&settings, &targets, &folder, &"m".repeat(64)),
     )
     .unwrap();
     let said = succeeds(

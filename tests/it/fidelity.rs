@@ -717,7 +717,7 @@ fn check(
         }
         shaped += 1;
     }
-    made.push(format!("{vms} VMs"));
+    made.push(counted(vms, "VM", "VMs"));
     if sshs > 0 {
         made.push(format!("ssh to {sshs}, {envs} env_vars"));
     }
@@ -725,10 +725,15 @@ fn check(
         made.push(format!("{publics} public IPv4"));
     }
     if gateways > 0 {
-        made.push(format!("{gateways} gateway"));
+        made.push(counted(gateways, "gateway", "gateways"));
     }
-    made.push(format!("{shaped} outputs"));
+    made.push(counted(shaped, "output", "outputs"));
     Ok(made)
+}
+
+/// `n` and the noun, in the singular for one: "1 VM", "2 VMs".
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn run_case(sim: &Sim, case: &Case, key: &Path, public_key: &str) -> Row {
@@ -979,6 +984,25 @@ fn configurations_written_elsewhere_run_on_the_simulator_as_on_the_grid() {
         written, table,
         "docs/simulator.md's fidelity table is not the suite's (TFGRID_COMPOSE_WRITE_DOCS=1 writes it)"
     );
+}
+
+/// The fidelity table of docs/simulator.md counts in words: "1 VM", "2 VMs", never "1 VMs".
+#[test]
+fn the_fidelity_table_counts_one_in_the_singular() {
+    let doc = std::fs::read_to_string(root_dir().join("docs/simulator.md")).unwrap();
+    let start = doc.find(TABLE_START).expect("the fidelity table");
+    let end = doc.find(TABLE_END).expect("the fidelity table's end");
+    let table = &doc[start..end];
+    for plural in ["VMs", "gateways", "outputs"] {
+        assert!(
+            !table.contains(&format!(" 1 {plural}")),
+            "the fidelity table says '1 {plural}'"
+        );
+    }
+    assert!(table.contains(" 1 VM,"), "a configuration with one VM");
+    assert!(table.contains(" 2 VMs,"), "a configuration with two VMs");
+    assert_eq!(counted(1, "output", "outputs"), "1 output");
+    assert_eq!(counted(0, "VM", "VMs"), "0 VMs");
 }
 
 #[test]

@@ -57,7 +57,6 @@ const NOT_ZDBS: &str = "grid_deployment.zdbs is not simulated";
 const NO_MODULE: &str = "Failed to download module";
 const AI_STACK_INIT: &str = "Terraform encountered problems during initialisation";
 const YGGDRASIL_PROVISIONER: &str = "remote-exec provisioner error";
-const DEVNET_GATEWAY: &str = "node 11 cannot deploy a fqdn workload";
 const DEVNET_GPU_NODE: &str = "failed to get node 93: not found";
 const KEY: &[(&str, &str)] = &[("public_key", "{public_key}")];
 
@@ -105,7 +104,7 @@ const CASES: &[Case] = &[
     Case {
         dir: "grid-provider/examples/resources/gateway_fqdn",
         vars: &[],
-        expect: ApplyFails(DEVNET_GATEWAY),
+        expect: Applies,
     },
     Case {
         dir: "grid-provider/examples/resources/gateway_name",
@@ -208,7 +207,7 @@ const CASES: &[Case] = &[
             ("public_key", "{public_key}"),
             ("fqdn", "fidelity.example.com"),
         ],
-        expect: ApplyFails(DEVNET_GATEWAY),
+        expect: Applies,
     },
     Case {
         dir: "grid-provider/integrationtests/gateway_with_fqdn_private",
@@ -216,7 +215,7 @@ const CASES: &[Case] = &[
             ("public_key", "{public_key}"),
             ("fqdn", "fidelity-private.example.com"),
         ],
-        expect: ApplyFails(DEVNET_GATEWAY),
+        expect: Applies,
     },
     Case {
         dir: "grid-provider/integrationtests/k8s",
@@ -857,9 +856,6 @@ fn limit(error: &str) -> &'static str {
         }
         YGGDRASIL_PROVISIONER => {
             "the provisioner connects to the VM's Yggdrasil address, which the simulator computes but does not route"
-        }
-        DEVNET_GATEWAY => {
-            "the configuration names devnet's gateway node 11; the simulated grid's gateway node is 13"
         }
         DEVNET_GPU_NODE => {
             "the configuration names devnet's GPU node 93, which the simulated grid does not have"

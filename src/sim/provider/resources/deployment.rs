@@ -604,7 +604,7 @@ fn planetary_ip(node: i64, twin: u32, contract: u64, vm: &str) -> std::net::Ipv6
 
 /// zos's `WorkloadID.Unique(n)` (pkg/gridtypes/id.go:63-75): base58 of md5 of `<id>:<n>`, at
 /// most 13 characters.
-fn unique(workload_id: &str, n: &str) -> String {
+pub(super) fn unique(workload_id: &str, n: &str) -> String {
     use md5::Digest as _;
     let hash = md5::Md5::digest(format!("{workload_id}:{n}").as_bytes());
     let mut b = bs58::encode(hash).into_string();

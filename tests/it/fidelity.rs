@@ -57,7 +57,6 @@ const NOT_ZDBS: &str = "grid_deployment.zdbs is not simulated";
 const NO_MODULE: &str = "Failed to download module";
 const AI_STACK_INIT: &str = "Terraform encountered problems during initialisation";
 const YGGDRASIL_PROVISIONER: &str = "remote-exec provisioner error";
-const DEVNET_GATEWAY: &str = "node 11 cannot deploy a fqdn workload";
 const DEVNET_GPU_NODE: &str = "failed to get node 93: not found";
 const KEY: &[(&str, &str)] = &[("public_key", "{public_key}")];
 
@@ -105,7 +104,7 @@ const CASES: &[Case] = &[
     Case {
         dir: "grid-provider/examples/resources/gateway_fqdn",
         vars: &[],
-        expect: ApplyFails(DEVNET_GATEWAY),
+        expect: Applies,
     },
     Case {
         dir: "grid-provider/examples/resources/gateway_name",
@@ -208,7 +207,7 @@ const CASES: &[Case] = &[
             ("public_key", "{public_key}"),
             ("fqdn", "fidelity.example.com"),
         ],
-        expect: ApplyFails(DEVNET_GATEWAY),
+        expect: Applies,
     },
     Case {
         dir: "grid-provider/integrationtests/gateway_with_fqdn_private",
@@ -216,7 +215,7 @@ const CASES: &[Case] = &[
             ("public_key", "{public_key}"),
             ("fqdn", "fidelity-private.example.com"),
         ],
-        expect: ApplyFails(DEVNET_GATEWAY),
+        expect: Applies,
     },
     Case {
         dir: "grid-provider/integrationtests/k8s",
@@ -717,7 +716,7 @@ fn check(
         }
         shaped += 1;
     }
-    made.push(format!("{vms} VMs"));
+    made.push(counted(vms, "VM", "VMs"));
     if sshs > 0 {
         made.push(format!("ssh to {sshs}, {envs} env_vars"));
     }
@@ -725,10 +724,15 @@ fn check(
         made.push(format!("{publics} public IPv4"));
     }
     if gateways > 0 {
-        made.push(format!("{gateways} gateway"));
+        made.push(counted(gateways, "gateway", "gateways"));
     }
-    made.push(format!("{shaped} outputs"));
+    made.push(counted(shaped, "output", "outputs"));
     Ok(made)
+}
+
+/// `n` and the noun, in the singular for one: "1 VM", "2 VMs".
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn run_case(sim: &Sim, case: &Case, key: &Path, public_key: &str) -> Row {
@@ -853,9 +857,6 @@ fn limit(error: &str) -> &'static str {
         YGGDRASIL_PROVISIONER => {
             "the provisioner connects to the VM's Yggdrasil address, which the simulator computes but does not route"
         }
-        DEVNET_GATEWAY => {
-            "the configuration names devnet's gateway node 11; the simulated grid's gateway node is 13"
-        }
         DEVNET_GPU_NODE => {
             "the configuration names devnet's GPU node 93, which the simulated grid does not have"
         }
@@ -979,6 +980,25 @@ fn configurations_written_elsewhere_run_on_the_simulator_as_on_the_grid() {
         written, table,
         "docs/simulator.md's fidelity table is not the suite's (TFGRID_COMPOSE_WRITE_DOCS=1 writes it)"
     );
+}
+
+/// The fidelity table of docs/simulator.md counts in words: "1 VM", "2 VMs", never "1 VMs".
+#[test]
+fn the_fidelity_table_counts_one_in_the_singular() {
+    let doc = std::fs::read_to_string(root_dir().join("docs/simulator.md")).unwrap();
+    let start = doc.find(TABLE_START).expect("the fidelity table");
+    let end = doc.find(TABLE_END).expect("the fidelity table's end");
+    let table = &doc[start..end];
+    for plural in ["VMs", "gateways", "outputs"] {
+        assert!(
+            !table.contains(&format!(" 1 {plural}")),
+            "the fidelity table says '1 {plural}'"
+        );
+    }
+    assert!(table.contains(" 1 VM,"), "a configuration with one VM");
+    assert!(table.contains(" 2 VMs,"), "a configuration with two VMs");
+    assert_eq!(counted(1, "output", "outputs"), "1 output");
+    assert_eq!(counted(0, "VM", "VMs"), "0 VMs");
 }
 
 #[test]

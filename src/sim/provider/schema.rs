@@ -236,7 +236,6 @@ fn checks(type_name: &str) -> &'static [(&'static [&'static str], &'static str, 
         "grid_network" => &[(&[], "name", Name), (&[], "ip_range", Cidr16)],
         "grid_deployment" => &[
             (&[], "name", Name),
-            (&[], "network_name", Name),
             (&["vms"], "name", Name),
             (&["vms"], "cpu", IntBetween(1, 32)),
             (&["vms"], "memory", IntBetween(256, 262_144)),
@@ -249,7 +248,7 @@ fn checks(type_name: &str) -> &'static [(&'static [&'static str], &'static str, 
             (&["qsfs"], "name", Name),
         ],
         "grid_kubernetes" => &[
-            (&[], "network_name", Name),
+            (&[], "name", Name),
             (&[], "token", NotEmpty),
             (&["master"], "name", Name),
             (&["master"], "cpu", IntBetween(1, 32)),
@@ -451,6 +450,8 @@ fn url_problem(k: &str, s: &str, scheme: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn obj(pairs: &[(&str, Val)]) -> Val {
@@ -600,6 +601,293 @@ mod tests {
             messages("grid_deployment", &[("vms", Val::List(vec![vm]))]),
             ["expected ip to contain a valid IP, got: "]
         );
+    }
+
+    /// Every plan-time validator of the provider (b7d1a8c), and only those, with the message
+    /// SDKv2 (terraform-plugin-sdk v2.34.0, helper/validation) prints for a bad value: the texts
+    /// are copied from the sources cited on each row, not derived from the simulator's code.
+    #[test]
+    fn every_validator_is_the_providers_with_the_sdks_words() {
+        const NAME: &str = "invalid value for name (must only include alphanumeric and underscore \
+            characters)"; // strings.go:102 with provider.go:19
+        // (resource, block, attribute, a bad value, the message, where the validator is)
+        let rows: &[(&str, &str, &str, Val, &str, &str)] = &[
+            (
+                "provider",
+                "",
+                "key_type",
+                Val::string("rsa"),
+                r#"expected key_type to be one of ["ed25519" "sr25519"], got rsa"#,
+                "provider.go:40",
+            ), // strings.go:149
+            (
+                "provider",
+                "",
+                "network",
+                Val::string("sim"),
+                r#"expected network to be one of ["dev" "qa" "test" "main"], got sim"#,
+                "provider.go:50",
+            ),
+            (
+                "provider",
+                "",
+                "substrate_url",
+                Val::string("https://tfchain.dev.grid.tf/ws"),
+                r#"expected "substrate_url" to have a url with schema of: "wss", got https://tfchain.dev.grid.tf/ws"#,
+                "provider.go:60",
+            ), // web.go:55
+            (
+                "provider",
+                "",
+                "relay_url",
+                Val::string("relay.dev.grid.tf"),
+                r#"expected "relay_url" to have a host, got relay.dev.grid.tf"#,
+                "provider.go:67",
+            ), // web.go:45
+            (
+                "provider",
+                "",
+                "proxy_url",
+                Val::string(""),
+                r#"expected "proxy_url" url to not be empty, got "#,
+                "provider.go:74",
+            ), // web.go:34
+            (
+                "grid_network",
+                "",
+                "name",
+                Val::string("n-1"),
+                NAME,
+                "resource_network.go:42",
+            ),
+            (
+                "grid_network",
+                "",
+                "ip_range",
+                Val::string("10.1.0.0/24"),
+                r#"expected "ip_range" to contain a network Value with between 16 and 16 significant bits, got: 24"#,
+                "resource_network.go:68",
+            ), // network.go:124
+            (
+                "grid_deployment",
+                "",
+                "name",
+                Val::string("d-1"),
+                NAME,
+                "resource_deployment.go:41",
+            ),
+            (
+                "grid_deployment",
+                "disks",
+                "name",
+                Val::string("d-1"),
+                NAME,
+                "resource_deployment.go:75",
+            ),
+            (
+                "grid_deployment",
+                "disks",
+                "size",
+                Val::Int(0),
+                "expected size to be in the range (1 - 10240), got 0",
+                "resource_deployment.go:81",
+            ), // int.go:24
+            (
+                "grid_deployment",
+                "zdbs",
+                "name",
+                Val::string("d-1"),
+                NAME,
+                "resource_deployment.go:102",
+            ),
+            (
+                "grid_deployment",
+                "vms",
+                "name",
+                Val::string("d-1"),
+                NAME,
+                "resource_deployment.go:163",
+            ),
+            (
+                "grid_deployment",
+                "vms",
+                "ip",
+                Val::string("10.1.2"),
+                "expected ip to contain a valid IP, got: 10.1.2",
+                "resource_deployment.go:205",
+            ), // network.go:25
+            (
+                "grid_deployment",
+                "vms",
+                "cpu",
+                Val::Int(33),
+                "expected cpu to be in the range (1 - 32), got 33",
+                "resource_deployment.go:222",
+            ),
+            (
+                "grid_deployment",
+                "vms",
+                "memory",
+                Val::Int(255),
+                "expected memory to be in the range (256 - 262144), got 255",
+                "resource_deployment.go:234",
+            ),
+            (
+                "grid_deployment",
+                "vms",
+                "rootfs_size",
+                Val::Int(1023),
+                "expected rootfs_size to be in the range (1024 - 10485760), got 1023",
+                "resource_deployment.go:240",
+            ),
+            (
+                "grid_deployment",
+                "vms",
+                "gpus",
+                Val::List(vec![Val::string("gpu0")]),
+                "invalid value for gpus (not a valid gpu id)",
+                "resource_deployment.go:304, provider.go:21",
+            ),
+            (
+                "grid_deployment",
+                "qsfs",
+                "name",
+                Val::string("d-1"),
+                NAME,
+                "resource_deployment.go:325",
+            ),
+            (
+                "grid_kubernetes",
+                "",
+                "name",
+                Val::string("k-1"),
+                NAME,
+                "resource_k8s.go:32",
+            ),
+            (
+                "grid_kubernetes",
+                "",
+                "token",
+                Val::string(""),
+                r#"expected "token" to not be an empty string, got "#,
+                "resource_k8s.go:76",
+            ), // strings.go:24
+            (
+                "grid_kubernetes",
+                "master",
+                "name",
+                Val::string("m-1"),
+                NAME,
+                "resource_k8s.go:95",
+            ),
+            (
+                "grid_kubernetes",
+                "master",
+                "disk_size",
+                Val::Int(10_241),
+                "expected disk_size to be in the range (1 - 10240), got 10241",
+                "resource_k8s.go:106",
+            ),
+            (
+                "grid_kubernetes",
+                "master",
+                "cpu",
+                Val::Int(0),
+                "expected cpu to be in the range (1 - 32), got 0",
+                "resource_k8s.go:154",
+            ),
+            (
+                "grid_kubernetes",
+                "master",
+                "memory",
+                Val::Int(262_145),
+                "expected memory to be in the range (256 - 262144), got 262145",
+                "resource_k8s.go:160",
+            ),
+            (
+                "grid_kubernetes",
+                "workers",
+                "name",
+                Val::string("w-1"),
+                NAME,
+                "resource_k8s.go:216",
+            ),
+            (
+                "grid_kubernetes",
+                "workers",
+                "disk_size",
+                Val::Int(0),
+                "expected disk_size to be in the range (1 - 10240), got 0",
+                "resource_k8s.go:237",
+            ),
+            (
+                "grid_kubernetes",
+                "workers",
+                "cpu",
+                Val::Int(0),
+                "expected cpu to be in the range (1 - 32), got 0",
+                "resource_k8s.go:273",
+            ),
+            (
+                "grid_kubernetes",
+                "workers",
+                "memory",
+                Val::Int(0),
+                "expected memory to be in the range (256 - 262144), got 0",
+                "resource_k8s.go:279",
+            ),
+            (
+                "grid_fqdn_proxy",
+                "",
+                "name",
+                Val::string("g-1"),
+                NAME,
+                "resource_gateway_fqdn.go:31",
+            ),
+            (
+                "grid_name_proxy",
+                "",
+                "name",
+                Val::string("g-1"),
+                NAME,
+                "resource_gateway_name.go:29",
+            ),
+        ];
+        for (type_name, block, attr, bad, message, source) in rows {
+            let one = obj(&[(attr, bad.clone())]);
+            let config = if block.is_empty() {
+                one
+            } else {
+                obj(&[(block, Val::List(vec![one]))])
+            };
+            let got: Vec<String> = validate(type_name, &config)
+                .into_iter()
+                .map(|p| p.message)
+                .collect();
+            assert_eq!(got, [*message], "{type_name} {block} {attr} ({source})");
+        }
+        // nothing else is validated at plan: an attribute the provider leaves alone is not
+        let validated: BTreeSet<(String, String, String)> = [
+            "provider",
+            "grid_network",
+            "grid_deployment",
+            "grid_kubernetes",
+            "grid_name_proxy",
+            "grid_fqdn_proxy",
+            "grid_scheduler",
+        ]
+        .iter()
+        .flat_map(|t| {
+            checks(t)
+                .iter()
+                .map(move |(blocks, attr, _)| (t.to_string(), blocks.join("."), attr.to_string()))
+        })
+        .collect();
+        let expected: BTreeSet<(String, String, String)> = rows
+            .iter()
+            .map(|(t, b, a, ..)| (t.to_string(), b.to_string(), a.to_string()))
+            .collect();
+        assert_eq!(validated, expected);
     }
 
     #[test]

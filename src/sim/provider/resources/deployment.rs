@@ -60,7 +60,7 @@ fn vm_bytes(vm: &Val) -> (u64, u64, u64) {
 
 /// A workload name's problem, as the grid client and zos word it (grid-client
 /// workloads/deployment.go:126-140; zos pkg/gridtypes/id.go:78-95), with `max` characters.
-fn name_problem(name: &str, max: usize) -> Option<String> {
+pub(super) fn name_problem(name: &str, max: usize) -> Option<String> {
     if name.is_empty() {
         Some("name cannot be empty".into())
     } else if name.len() > max {
@@ -74,7 +74,7 @@ fn name_problem(name: &str, max: usize) -> Option<String> {
 
 /// Go's `hex.DecodeString` error for `s`, if any (encoding/hex: an invalid byte first, then an
 /// odd length).
-fn go_hex_error(s: &str) -> Option<String> {
+pub(super) fn go_hex_error(s: &str) -> Option<String> {
     let bad = s.chars().find(|c| !c.is_ascii_hexdigit());
     match bad {
         Some(c) => Some(format!(
@@ -87,7 +87,7 @@ fn go_hex_error(s: &str) -> Option<String> {
 }
 
 /// hashicorp/go-multierror's text for a list of errors (format.go `ListFormatFunc`).
-fn multierror(errors: &[String]) -> String {
+pub(super) fn multierror(errors: &[String]) -> String {
     match errors {
         [one] => format!("1 error occurred:\n\t* {one}\n\n"),
         many => format!(
@@ -604,7 +604,7 @@ fn planetary_ip(node: i64, twin: u32, contract: u64, vm: &str) -> std::net::Ipv6
 
 /// zos's `WorkloadID.Unique(n)` (pkg/gridtypes/id.go:63-75): base58 of md5 of `<id>:<n>`, at
 /// most 13 characters.
-fn unique(workload_id: &str, n: &str) -> String {
+pub(super) fn unique(workload_id: &str, n: &str) -> String {
     use md5::Digest as _;
     let hash = md5::Md5::digest(format!("{workload_id}:{n}").as_bytes());
     let mut b = bs58::encode(hash).into_string();

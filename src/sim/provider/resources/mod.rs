@@ -11,8 +11,9 @@
 //!   upward per (network, node), `computedip` from the farm's pool (with its prefix),
 //!   `planetary_ip` and `mycelium_ip` as zos makes them, `console_url`; the node's capacity is
 //!   checked and used; GPUs only on a node the twin rents.
-//! - `grid_name_proxy` / `grid_fqdn_proxy`: a node contract on a gateway node (a name contract
-//!   first for a name proxy; names are global); one backend in the grid's formats.
+//! - `grid_name_proxy` / `grid_fqdn_proxy`: a node contract, on a node with a domain after a
+//!   name contract for a name proxy (names are global), on a node with a public IPv4 for an fqdn
+//!   proxy; one backend in the grid's formats.
 //! - zdbs, qsfs and `grid_kubernetes` fail at plan: not simulated.
 //!
 //! One file per resource: [`scheduler`], [`network`], [`deployment`], [`gateway`] (the name and
@@ -138,8 +139,7 @@ pub fn plan(type_name: &str, prior: &Val, planned: &mut Val) {
 /// Errors carry the provider's wrapping ([`provider_wrapping`]).
 pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -> Result<Val> {
     match apply_unwrapped(ctx, type_name, prior, planned).await {
-        // resource_deployment.go:487-490, 554-557, 581-584
-        Err(e) if e.is::<LoadError>() => Err(e.context("couldn't load deployment data with error")),
+        Err(e) if e.is::<LoadError>() => Err(e.context(load_wrapping(type_name))),
         result => match provider_wrapping(type_name, prior.is_null(), planned.is_null()) {
             Some(wrapping) => result.context(wrapping),
             None => result,
@@ -147,9 +147,10 @@ pub async fn apply(ctx: &Ctx<'_>, type_name: &str, prior: &Val, planned: &Val) -
     }
 }
 
-/// A problem the provider finds while it reads a deployment's configuration, before the grid
-/// client has it (`newDeploymentFromSchema`, internal/provider/deployment.go:18-136): wrapped
-/// `couldn't load deployment data with error: …` instead of the operation's wrapping.
+/// A problem the provider finds while it reads a resource's configuration, before the grid
+/// client has it (`newDeploymentFromSchema`, internal/provider/deployment.go:18-136;
+/// `newNameGatewayFromSchema`, gateway_name.go:16-66; `newFQDNGatewayFromSchema`,
+/// gateway_fqdn.go:16-66): wrapped as [`load_wrapping`] says instead of the operation's wrapping.
 #[derive(Debug)]
 pub struct LoadError(pub String);
 
@@ -160,6 +161,16 @@ impl std::fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
+
+/// The text the provider puts before a [`LoadError`] of a resource (`diag.Errorf("<text>: %v",
+/// err)` at b7d1a8c).
+fn load_wrapping(type_name: &str) -> &'static str {
+    match type_name {
+        "grid_name_proxy" => "couldn't load name gateway data with error", // resource_gateway_name.go:94-97
+        "grid_fqdn_proxy" => "couldn't load fqdn gateway data with error", // resource_gateway_fqdn.go:92-95
+        _ => "couldn't load deployment data with error", // resource_deployment.go:487-490, 554-557, 581-584
+    }
+}
 
 /// The text the provider puts before an apply error of a resource (`diag.Errorf("<text>: %v",
 /// err)` in `internal/provider/resource_*.go` at b7d1a8c), by resource and operation; `None`
@@ -212,13 +223,28 @@ async fn apply_unwrapped(
             ]
             .iter()
             .all(|k| prior.get(k) == planned.get(k));
-            ensure!(
-                same,
-                "workload '{}' does not support upgrade",
+            // zos refuses the update (pkg/provision/engine.go:428-436, interface.go:75), the client
+            // says where (deployer/deployer.go:244-248), a name proxy's deployer which contract
+            // (gateway_name_deployer.go:85-91)
+            let node = prior.int_or_zero("node");
+            let refused = format!(
+                "failed to send deployment update request to node {node}: workload '{}' does not \
+                    support upgrade: upgrade validation error",
                 if type_name == "grid_name_proxy" {
                     "gateway-name-proxy"
                 } else {
                     "gateway-fqdn-proxy"
+                }
+            );
+            ensure!(
+                same,
+                if type_name == "grid_name_proxy" {
+                    format!(
+                        "failed to deploy gateway name id: map[{node}:{}]: {refused}",
+                        prior.str_or_empty("id")
+                    )
+                } else {
+                    refused
                 }
             );
             Ok(planned.clone())
@@ -345,5 +371,43 @@ mod tests {
                 to get node 93: not found"
         );
         assert_eq!(provider_wrapping("grid_network", true, false), None);
+        // a proxy's backends are read by the provider: the load wrapping of its resource
+        let proxy = Val::Map(BTreeMap::from([
+            ("name".into(), Val::string("gw1")),
+            ("node".into(), Val::Int(13)),
+            (
+                "backends".into(),
+                Val::List(vec![Val::string("https://10.1.3.2")]),
+            ),
+        ]));
+        let err = apply(&ctx, "grid_name_proxy", &Val::Null, &proxy)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "couldn't load name gateway data with error: backends without tls passthrough should \
+                be in the form http://ip[:port]: scheme expected to be http"
+        );
+        // zos has no updater for a proxy: the update is refused where the grid refuses it
+        let mut prior = proxy.clone();
+        prior.set("id", Val::string("1005"));
+        prior.set(
+            "backends",
+            Val::List(vec![Val::string("http://10.1.3.2:9000")]),
+        );
+        let mut planned = prior.clone();
+        planned.set(
+            "backends",
+            Val::List(vec![Val::string("http://10.1.3.3:9000")]),
+        );
+        let err = apply(&ctx, "grid_name_proxy", &prior, &planned)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "couldn't update name gateway with error: failed to deploy gateway name id: \
+                map[13:1005]: failed to send deployment update request to node 13: workload \
+                'gateway-name-proxy' does not support upgrade: upgrade validation error"
+        );
     }
 }

@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use super::{Ctx, hex_bytes, s, sim_sh, wg_genkey, wg_pubkey};
+use super::deployment::{go_hex_error, multierror, name_problem};
+use super::{Ctx, s, sim_sh, wg_genkey, wg_pubkey};
 use crate::sim::ledger::{Ledger, Network};
 use crate::sim::provider::node_map;
 use crate::sim::provider::value::Val;
@@ -85,12 +86,131 @@ fn network_nodes(planned: &Val) -> Vec<u32> {
     out
 }
 
+// --- the grid's checks, in its order ---------------------------------------------------------
+//
+// A network meets the provider's and the grid client's checks in this order (provider
+// internal/provider/resource_network.go:352-406 at b7d1a8c, which passes the client's error on
+// as it is, `diag.FromErr`; grid-client deployer/network_deployer.go:89-156 at dbe67bef; zos):
+// 1. the provider reads it (`newNetwork`, resource_network.go:120-242): each node answers, each
+//    mycelium key is hex ([`load_checks`]; `couldn't load network data: …`);
+// 2. the client's Validate (network_deployer.go:32-58; workloads/network.go:164-189,
+//    network_light.go:160-185): name, nodes, mycelium keys ([`client_checks`]; go-multierror's
+//    layout, unwrapped);
+// 3. the deployments (network_deployer.go:61-87, 96-99, 308-369; workloads/network.go:564-614):
+//    the public node, then the nodes' /24s ([`public_node`]; `could not generate deployments
+//    data: …`);
+// 4. the deployer's Validate (deployer/deployer.go:566-690): nothing a network can break here;
+// 5. per node whose part is new, in order: the contract (deployer.go:157-160: no contract of
+//    another twin on a rented node), then the node's own validation (deployer.go:164-171; zos
+//    pkg/provision/engine.go:1006-1009 at e35a5fd8, names ≤ 36; pkg/provision/storage.fs/
+//    storage.go:79-91, a twin's network name once per node) ([`node_checks`]; `could not deploy
+//    network NAME: …`, network_deployer.go:142-143).
+
+/// Stage 1, what the provider reads before the grid client has the network: each node in
+/// `listed` order (resource_network.go:131-138, 244-248; grid-client node/client_pool.go:41-44),
+/// then each mycelium key as hex (resource_network.go:169-183).
+fn load_checks(l: &Ledger, planned: &Val, listed: &[u32]) -> Result<()> {
+    for n in listed {
+        ensure!(
+            l.node(*n).is_some(),
+            "couldn't load network data: failed to get node client '{n}': failed to get node {n}: \
+                not found"
+        );
+    }
+    for key in planned
+        .get("mycelium_keys")
+        .map()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        let key = key.str().unwrap_or_default();
+        if let Some(why) = go_hex_error(key) {
+            bail!("couldn't load network data: couldn't decode mycelium key '{key}': {why}");
+        }
+    }
+    Ok(())
+}
+
+/// Stage 2, the grid client's Validate of the network (workloads/network.go:164-189): its name
+/// (≤ 50), at least one node, each mycelium key 32 bytes or empty and for a listed node; the
+/// error in go-multierror's layout (network_deployer.go:43-47).
+fn client_checks(planned: &Val, listed: &[u32]) -> Result<()> {
+    let name = planned.str_or_empty("name");
+    let problem = || -> Option<String> {
+        if let Some(p) = name_problem(&name, 50) {
+            return Some(format!("network name is invalid: {p}"));
+        }
+        if listed.is_empty() {
+            return Some(format!(
+                "number of nodes in znet: {name}, should be nonzero positive number"
+            ));
+        }
+        for (node, key) in planned.get("mycelium_keys").map().into_iter().flatten() {
+            let len = key.str().unwrap_or_default().len() / 2;
+            if len != 32 && len != 0 {
+                return Some(format!(
+                    "invalid mycelium key length {len} must be 32 or empty"
+                ));
+            }
+            if !listed.iter().any(|n| n.to_string() == *node) {
+                let nodes: Vec<String> = listed.iter().map(u32::to_string).collect();
+                return Some(format!(
+                    "invalid node {node} for mycelium key, must be included in the network nodes \
+                        [{}]",
+                    nodes.join(" ")
+                ));
+            }
+        }
+        None
+    };
+    match problem() {
+        Some(why) => bail!("{}", multierror(&[why])),
+        None => Ok(()),
+    }
+}
+
+/// Stage 5, per node that gets a new part, in order: TFChain's contract (none of another twin
+/// on a rented node), then the node's own checks of the deployment it is sent: names of at most
+/// 36 characters (zos since e35a5fd8), and a twin's network name once on a node (zos
+/// storage.fs/storage.go:79-91: the other network's workload id, `twin-contract-name`).
+fn node_checks(l: &Ledger, ctx: &Ctx<'_>, net: &Network, name: &str, new: &[u32]) -> Result<()> {
+    for n in new {
+        let renter = l.node(*n).map_or(0, |node| l.rented_by(node));
+        ensure!(
+            renter == 0 || renter == ctx.twin_id,
+            "could not deploy network {name}: failed to create contract on node {n}: \
+                NodeNotAvailableToDeploy"
+        );
+        let sent = |why: String| {
+            format!("could not deploy network {name}: error sending deployment to node {n}: {why}")
+        };
+        if let Some(p) = name_problem(name, 36) {
+            bail!(sent(format!("name '{name}' is invalid: {p}")));
+        }
+        let other = l.networks.values().find_map(|o| {
+            (o.id != net.id && o.twin_id == ctx.twin_id && o.name == name)
+                .then(|| o.contracts.get(n))
+                .flatten()
+        });
+        if let Some(c) = other {
+            bail!(sent(format!(
+                "sharable workload '{name}' is conflicting with another workload \
+                    '{}-{c}-{name}': conflict",
+                ctx.twin_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The network's public node, as the grid client chooses it (grid-client
 /// workloads/network.go:592-607, deployer/network_deployer.go:308-366): none unless WireGuard
 /// access is asked for or hidden nodes share the network with others; then the one it has
 /// (`kept`), else the last node of `nodes` with a public IPv4, else the first node GridProxy lists
 /// with one (deployer/node_filter.go:185-250: `ipv4=true`, `status=up`), which joins the network
-/// with a contract of its own.
+/// with a contract of its own. When GridProxy lists none, the client reports both its failed
+/// search (network_deployer.go:338-348, node_filter.go:24 and 94-97) and the network's lack
+/// (network.go:601-604), in go-multierror's layout.
 fn public_node(l: &Ledger, name: &str, nodes: &[u32], wg: bool, kept: u32) -> Result<u32> {
     let has_ipv4 = |n: &u32| l.node(*n).is_some_and(|x| !x.public_ipv4.is_empty());
     let hidden = nodes.iter().filter(|n| !has_ipv4(n)).count();
@@ -103,58 +223,42 @@ fn public_node(l: &Ledger, name: &str, nodes: &[u32], wg: bool, kept: u32) -> Re
     if let Some(n) = nodes.iter().rev().find(|n| has_ipv4(n)) {
         return Ok(*n);
     }
-    l.nodes
-        .iter()
-        .map(|n| n.node_id)
-        .find(has_ipv4)
-        .with_context(|| format!("failed to get public node for {name}"))
+    match l.nodes.iter().map(|n| n.node_id).find(has_ipv4) {
+        Some(n) => Ok(n),
+        None => bail!(
+            "could not generate deployments data: {}",
+            multierror(&[
+                "failed to get public node: could not find enough nodes with specified options"
+                    .into(),
+                format!("failed to get public node for {name}"),
+            ])
+        ),
+    }
 }
 
-/// Checks and books a network in the ledger (contracts, octets, slot, keys).
+/// Checks and books a network in the ledger (contracts, octets, slot, keys), in the grid's order
+/// of checks (above).
 fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) -> Result<Network> {
     let name = planned.str_or_empty("name");
-    ensure!(
-        name.len() <= 50,
-        "network name '{name}' is longer than 50 characters"
-    );
+    let listed: Vec<u32> = planned
+        .get("nodes")
+        .list()
+        .iter()
+        .filter_map(Val::int)
+        .map(|n| n as u32)
+        .collect();
+    load_checks(l, planned, &listed)?;
+    client_checks(planned, &listed)?;
     let nodes = network_nodes(planned);
-    ensure!(!nodes.is_empty(), "a network needs at least one node");
-    for n in &nodes {
-        // resource_network.go:120-137, 244-256, 358-362; grid-client node/client_pool.go:41-44
-        ensure!(
-            l.node(*n).is_some(),
-            "couldn't load network data: failed to get node client '{n}': failed to get node {n}: \
-                not found"
-        );
-    }
-    for (node, key) in planned.get("mycelium_keys").map().into_iter().flatten() {
-        let len = key.str().map(|k| k.len() / 2).unwrap_or(0);
-        ensure!(
-            key.str().is_some_and(|k| hex_bytes(k).is_ok()) && len == 32,
-            "invalid mycelium key length {len} must be 32 or empty"
-        );
-        ensure!(
-            nodes.iter().any(|n| n.to_string() == *node),
-            "mycelium key for node {node}, which is not in the network's nodes"
-        );
-    }
+    // an empty key is no key (the client sends no Mycelium config for it)
     net.mycelium_keys = planned
         .get("mycelium_keys")
         .map()
         .into_iter()
         .flatten()
         .filter_map(|(node, key)| Some((node.parse().ok()?, key.str()?.to_string())))
+        .filter(|(_, key): &(u32, String)| !key.is_empty())
         .collect();
-    // another live network of this twin with the same name on one of these nodes
-    for other in l.networks.values() {
-        if other.id != net.id
-            && other.twin_id == ctx.twin_id
-            && other.name == name
-            && other.nodes.keys().any(|n| nodes.contains(n))
-        {
-            bail!("sharable workload '{name}' is conflicting with another workload '{name}'");
-        }
-    }
     let all_light = nodes.iter().all(|n| l.node(*n).is_some_and(|x| x.light));
     let wg = planned.bool_or_false("add_wg_access") && !all_light;
     // a network of zos-light nodes only has no WireGuard and no public node
@@ -179,9 +283,14 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
     let mut used: BTreeSet<u8> = net.nodes.values().copied().collect();
     used.extend(net.external);
     fn next(used: &mut BTreeSet<u8>) -> Result<u8> {
-        let o = (2..=254u8)
-            .find(|o| !used.contains(o))
-            .context("could not find a free ip to add node")?;
+        let o = (2..=254u8).find(|o| !used.contains(o)).with_context(|| {
+            format!(
+                "could not generate deployments data: {}",
+                multierror(&[
+                    "could not assign node ips: could not find a free ip to add node".into()
+                ])
+            )
+        })?;
         used.insert(o);
         Ok(o)
     }
@@ -227,6 +336,12 @@ fn network_book(l: &mut Ledger, ctx: &Ctx<'_>, planned: &Val, mut net: Network) 
             l.cancel(c);
         }
     }
+    let new: Vec<u32> = members
+        .iter()
+        .filter(|n| !net.contracts.contains_key(n))
+        .copied()
+        .collect();
+    node_checks(l, ctx, &net, &name, &new)?;
     for n in &members {
         if !net.contracts.contains_key(n) {
             let meta = serde_json::json!({"version": 3, "type": if l.node(*n).is_some_and(|x| x.light) { "network-light" } else { "network" }, "name": name, "projectName": "Network"});
@@ -491,7 +606,123 @@ mod tests {
                 ("add_wg_access".into(), Val::Bool(true)),
             ]));
             let err = network_book(&mut l, ctx, &planned, book_template()).unwrap_err();
-            assert_eq!(err.to_string(), "failed to get public node for n");
+            assert_eq!(
+                err.to_string(),
+                "could not generate deployments data: 2 errors occurred:\n\t* failed to get \
+                    public node: could not find enough nodes with specified options\n\t* failed \
+                    to get public node for n\n\n"
+            );
+        });
+    }
+
+    /// Each error the simulator raises for a network comes at the grid's stage and with the
+    /// grid's words: each case breaks two rules, and the one the grid checks first is reported.
+    #[test]
+    fn network_checks_run_in_the_grids_order() {
+        super::super::with_test_ctx(|ctx| {
+            let key = "ab".repeat(32);
+            let first_error =
+                |l: &Ledger, name: &str, nodes: &[i64], wg: bool, keys: &[(&str, &str)]| {
+                    let planned = Val::Map(BTreeMap::from([
+                        ("name".into(), Val::string(name)),
+                        (
+                            "nodes".into(),
+                            Val::List(nodes.iter().map(|n| Val::Int(*n)).collect()),
+                        ),
+                        ("add_wg_access".into(), Val::Bool(wg)),
+                        (
+                            "mycelium_keys".into(),
+                            Val::Map(
+                                keys.iter()
+                                    .map(|(n, k)| (n.to_string(), Val::string(*k)))
+                                    .collect(),
+                            ),
+                        ),
+                    ]));
+                    let mut l = l.clone();
+                    match network_book(&mut l, ctx, &planned, book_template()) {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "booked".into(),
+                    }
+                };
+            let grid = Ledger::new_grid();
+            let long = "n".repeat(40);
+            let longer = "n".repeat(60);
+            // the provider reads the nodes, then the keys
+            assert_eq!(
+                first_error(&grid, "n", &[93], false, &[("93", "zz")]),
+                "couldn't load network data: failed to get node client '93': failed to get node \
+                    93: not found"
+            );
+            assert_eq!(
+                first_error(&grid, &longer, &[11], false, &[("11", "zz")]),
+                "couldn't load network data: couldn't decode mycelium key 'zz': encoding/hex: \
+                    invalid byte: U+007A 'z'"
+            );
+            // the client's Validate: the name, then each key's length, then its node
+            assert_eq!(
+                first_error(&grid, &longer, &[11], false, &[("11", "abcd")]),
+                "1 error occurred:\n\t* network name is invalid: name cannot exceed 50 \
+                    characters\n\n"
+            );
+            assert_eq!(
+                first_error(&grid, "n", &[11], false, &[("12", "abcd")]),
+                "1 error occurred:\n\t* invalid mycelium key length 2 must be 32 or empty\n\n"
+            );
+            let mut dark = grid.clone();
+            for n in &mut dark.nodes {
+                n.public_ipv4.clear();
+            }
+            assert_eq!(
+                first_error(&dark, "n", &[22], true, &[("12", &key)]),
+                "1 error occurred:\n\t* invalid node 12 for mycelium key, must be included in \
+                    the network nodes [22]\n\n"
+            );
+            // the deployments: a public node, before anything is sent to a node
+            assert!(
+                first_error(&dark, &long, &[22], true, &[])
+                    .starts_with("could not generate deployments data: 2 errors occurred:"),
+                "the public node before the node's name rule"
+            );
+            // per node: the contract, then the node's name rule, then the twin's other network
+            let mut rented = grid.clone();
+            rented.rent(4242, 21).unwrap();
+            assert_eq!(
+                first_error(&rented, &long, &[21], false, &[]),
+                format!(
+                    "could not deploy network {long}: failed to create contract on node 21: \
+                        NodeNotAvailableToDeploy"
+                )
+            );
+            let mut taken = grid.clone();
+            let mut other = book_template();
+            other.id = "other".into();
+            other.name = long.clone();
+            other.contracts.insert(21, 77);
+            taken.networks.insert(other.id.clone(), other);
+            assert_eq!(
+                first_error(&taken, &long, &[21], false, &[]),
+                format!(
+                    "could not deploy network {long}: error sending deployment to node 21: name \
+                        '{long}' is invalid: name cannot exceed 36 characters"
+                )
+            );
+            let mut taken = grid.clone();
+            let mut other = book_template();
+            other.id = "other".into();
+            other.name = "n".into();
+            other.contracts.insert(21, 77);
+            taken.networks.insert(other.id.clone(), other);
+            assert_eq!(
+                first_error(&taken, "n", &[21], false, &[]),
+                "could not deploy network n: error sending deployment to node 21: sharable \
+                    workload 'n' is conflicting with another workload '7001-77-n': conflict"
+            );
+            assert_eq!(
+                first_error(&grid, "n", &[21], false, &[("21", "")]),
+                "booked",
+                "an empty key is no key"
+            );
         });
     }
 

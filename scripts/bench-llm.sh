@@ -72,7 +72,8 @@ up_stack() {  # up_stack SIDE: the stack of binary $SIDE in $work/ai-SIDE; print
 create_one() {  # create_one SIDE PROMPT: one create, one line of creates-SIDE.tsv
   local side=$1 prompt=$2 t0 t1 status=0
   t0=$(now_ms)
-  (cd "$work/ai-$side" && "${!side}" create "$prompt" --json) >"$work/events.jsonl" 2>"$work/create.err" || status=$?
+  (cd "$work/ai-$side" && "${!side}" create "$prompt" --stack "$work/ai-$side" --json) >"$work/events.jsonl" 2>"$work/create.err" || status=$?
+  [ $status = 0 ] || { echo "bench-llm: create \`$prompt\` on $side failed:" >&2; tail -5 "$work/create.err" >&2; }
   cat "$work/events.jsonl" >> "$work/all-events-$side.jsonl"
   t1=$(now_ms)
   python3 - "$work/events.jsonl" "$prompt" "$((t1 - t0))" "$status" >> "$work/creates-$side.tsv" <<'PY'

@@ -1,6 +1,7 @@
 # Sourced by the benchmarks: an AI stack on 127.0.0.1 with an LLM that answers at once.
 #   ai_loopback_start BIN WORK   starts it in WORK (a fresh folder) with BIN's `serve gateway` and
-#                                `serve agent`; sets AI_WEB, AI_AGENT, AI_TOKEN_FILE, AI_PIDS
+#                                `serve agent`; sets AI_WEB, AI_AGENT, AI_TOKEN_FILE, AI_PIDS;
+#                                the agent runs $AI_MAX_CONCURRENT pipelines at once (default 3)
 #   ai_loopback_stop WORK        stops what ai_loopback_start started (by PID, nothing else)
 # Real nginx (its own prefix, a free port), fcgiwrap and git-http-backend, a plain git host.
 # Needs scripts/install-deps.sh.
@@ -53,7 +54,7 @@ CONF
 listen: 127.0.0.1:$AI_AGENT
 token_file: $AI_TOKEN_FILE
 database: $work/agent/projects.db
-max_concurrent_projects: 3
+max_concurrent_projects: ${AI_MAX_CONCURRENT:-3}
 rate_limit: 1000
 llm:
   - base_url: http://127.0.0.1:$llm/v1

@@ -9,7 +9,8 @@
 # its platform phase from state.yaml), up4 (the same with vm_count 4), ps (`ps` with 1,000
 # deployments, median of 11 per round), create (a `create` with an instantly answering LLM on
 # 127.0.0.1, command start to live URL, median of 3 per round), create10 (10 concurrent creates,
-# all live). Each round runs every figure on both builds, in the order A B, then B A the next.
+# all live; the agent admits 10 pipelines at once, so none waits in its queue). Each round runs
+# every figure on both builds, in the order A B, then B A the next.
 # Prints, per figure, each build's median over the rounds, AFTER/BEFORE as the median of the
 # rounds' ratios, and its spread (lowest and highest round). Needs root and
 # scripts/install-deps.sh. Touches only its own temporary folders, VMs and processes.
@@ -17,12 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3
 if [ "${1:-}" = -n ]; then rounds=$2; shift 2; fi
-[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 before=$1 after=$2; shift 2
 figures=("$@"); [ ${#figures[@]} -gt 0 ] || figures=(up up4 ps create create10)
 work=$(mktemp -d /tmp/tfgc-bench-compare.XXXXXX)
 export TFGRID_COMPOSE_DATA_DIR=$work/data TFGRID_COMPOSE_CONFIG_DIR=$work/config NO_COLOR=1
 source scripts/ai-loopback.sh
+export AI_MAX_CONCURRENT=10   # create10: all ten at once, none waiting in the agent's queue
 declare -A BIN AI
 cleanup() {
   local side app

@@ -878,7 +878,8 @@ fn answers(addr: &str) -> bool {
 /// Two simulators on this machine (two data dirs) each up a VM with a public IPv4: they get
 /// different addresses, each routed to its own VM; the second cannot take the first's address
 /// even when asked for it (the claim names the holder), and its destroy and reset leave the
-/// first's route and VM reachable; no claim is left when both are gone.
+/// first's route and VM reachable; the address of a simulator whose folder is gone is taken over
+/// (and that simulator's reset, once back, leaves it alone); no claim is left when all are gone.
 #[test]
 fn two_simulators_hold_their_own_public_ipv4s_on_this_machine() {
     let _serial = SERIAL
@@ -998,9 +999,38 @@ output "ip" {{ value = grid_deployment.d.vms[0].ip }}
     );
     let reset = second.cmd().args(["sim", "reset"]).output().unwrap();
     assert!(reset.status.success(), "{reset:?}");
-    drop(second);
     assert_eq!(route(&a), route_a, "the first's route changed");
     assert!(answers(&a), "{a} no longer answers");
+    // a simulator whose folder is gone (a job's data dir removed without a reset) while its VM
+    // runs: its address is free to the next allocation, which takes the claim and route over
+    let third = Sim::new();
+    let (_, c, _) = up(&third, "10.97.0.0/16");
+    assert!(c != a && claim(&c).exists(), "{c}");
+    let gone = third.root.path().join("data-gone");
+    std::fs::rename(third.data(), &gone).unwrap();
+    let back = MoveBack(gone, third.data());
+    let (dir_b, b2, _) = up(&second, "10.96.0.0/16");
+    assert_eq!(b2, c, "the gone simulator's address is not taken over");
+    let owner = std::fs::read_to_string(claim(&c).join("owner")).unwrap();
+    assert_eq!(
+        owner.trim(),
+        second.data().join("sim").to_string_lossy(),
+        "{c}'s claim"
+    );
+    assert!(answers(&c), "{c} does not answer");
+    let route_c = route(&c);
+    drop(back);
+    // back, the earlier simulator's reset leaves the taker's route alone
+    let reset = third.cmd().args(["sim", "reset"]).output().unwrap();
+    assert!(reset.status.success(), "{reset:?}");
+    drop(third);
+    assert_eq!(route(&c), route_c, "the taker's route changed");
+    let destroy = second.terraform(
+        &dir_b,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(destroy.status.success(), "{destroy:?}");
+    drop(second);
     let destroy = first.terraform(
         &dir_a,
         &["destroy", "-auto-approve", "-no-color", "-input=false"],
@@ -1008,9 +1038,18 @@ output "ip" {{ value = grid_deployment.d.vms[0].ip }}
     assert!(destroy.status.success(), "{destroy:?}");
     assert!(route(&a).is_empty(), "{}", route(&a));
     assert!(
-        !claim(&a).exists() && !claim(&b).exists(),
+        !claim(&a).exists() && !claim(&b).exists() && !claim(&c).exists(),
         "a claim is left"
     );
+}
+
+/// Renames a folder back (`.0` to `.1`) when dropped, also when a test fails in between.
+struct MoveBack(PathBuf, PathBuf);
+
+impl Drop for MoveBack {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(&self.0, &self.1);
+    }
 }
 
 /// examples/grid-gateway on the gateway pattern, unchanged, on the simulator: a gateway VM with a

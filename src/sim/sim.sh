@@ -23,6 +23,7 @@
 set -euo pipefail
 
 VM_SH=$(dirname "${BASH_SOURCE[0]}")/vm.sh
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)   # this simulator's folder, <data dir>/sim
 die() { echo "sim.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
 
@@ -110,6 +111,11 @@ vm_up() {
   ( vm_down "$D" ) >/dev/null 2>&1 || true
   trap 'rc=$?; if [ $rc != 0 ]; then tail -20 "$D/console.log" >&2 2>/dev/null; ( vm_down "$D" ) >/dev/null 2>&1; fi' EXIT
   mkdir -p -m 700 "$D"
+  # a public IPv4 is held by this simulator while routed here (a gone simulator's is taken over)
+  if [ -n "$pubip" ]; then
+    claim "ip-$pubip" "$HERE" "$pubip (a public IPv4 of the simulated farm)" unroute "$pubip"
+    echo "$pubip $slot" > "$D/public-ip"
+  fi
   # run at every boot by the VM's unit tfgrid-vm-network.service
   cat > "$D/network.sh" <<NET
 #!/bin/sh
@@ -129,7 +135,6 @@ NET
     # a public IPv4: on the VM, routed to it by its access node and from this machine
     ip -n "gsim-$slot" route replace "$pubip/32" dev "$bridge"
     ip route replace "$pubip/32" via "198.18.$slot.2"
-    echo "$pubip $slot" > "$D/public-ip"
   fi
   # env_vars: in init's environment (so in every unit's) and in login shells, as on a full VM;
   # nothing else of the provider's environment (the mnemonic, the plugin's certificates) reaches it
@@ -147,8 +152,12 @@ vm_down() {
   local pubip slot
   if [ -s "$D/public-ip" ]; then
     read -r pubip slot < "$D/public-ip"
-    ip route del "$pubip/32" 2>/dev/null || true
     ip -n "gsim-$slot" route del "$pubip/32" 2>/dev/null || true
+    # another simulator's route to this address is left alone
+    if held "ip-$pubip" "$HERE"; then
+      unroute "$pubip"
+      unclaim "ip-$pubip"
+    fi
   fi
   "$VM_SH" machine-down "$D" "$NS"
   # the simulator's folder and the VM root go with their last VM
@@ -156,25 +165,37 @@ vm_down() {
   rmdir "$(dirname "$(dirname "$D")")" 2>/dev/null || true
 }
 
-# A gateway node's namespace, veth and public address are the machine's: one simulator holds each
-# at a time. The holder's nginx.conf path is in $GW_CLAIMS/gw-NODE/conf; another simulator is
-# refused instead of serving from, or tearing down, the holder's gateway.
-GW_CLAIMS=/run/tfgrid-compose-sim
-gw_claim() {  # gw_claim NODE PUBIP CONF
-  local node=$1 pubip=$2 conf=$3 dir=$GW_CLAIMS/gw-$1 owner
-  mkdir -p "$GW_CLAIMS"
+# Claims on this machine: a gateway node, or a public IPv4 routed here, is held by one simulator
+# at a time. The claim NAME is the folder $CLAIMS/NAME; its file `owner` names the holder's path
+# (a gateway's nginx.conf, a public IPv4's simulator folder). Another simulator is refused instead
+# of serving from, rerouting or tearing down what the holder has; a claim whose owner path is gone
+# is released and taken over. (The provider's allocation reads the same folder:
+# resources::held_elsewhere.)
+CLAIMS=/run/tfgrid-compose-sim
+claim() {  # claim NAME OWNER WHAT RELEASE...: RELEASE runs before a gone owner's claim is taken
+  local dir=$CLAIMS/$1 owner=$2 what=$3 holder; shift 3
+  mkdir -p "$CLAIMS"
   if ! mkdir "$dir" 2>/dev/null; then
-    owner=$(cat "$dir/conf" 2>/dev/null || true)
-    [ "$owner" = "$conf" ] && return 0
-    if [ -z "$owner" ] || [ -e "$owner" ]; then
-      die "$pubip (the simulated gateway node $node) is in use by another simulator on this machine${owner:+ (its gateway runs from $(dirname "$owner"))}; \`tfgrid-compose sim reset\` there first"
+    holder=$(claim_holder "$(basename "$dir")")
+    [ "$holder" = "$owner" ] && return 0
+    if [ -z "$holder" ] || [ -e "$holder" ]; then
+      die "$what is in use by another simulator on this machine${holder:+ (held by $holder)}; \`tfgrid-compose sim reset\` there first"
     fi
-    gw_release "$node" "$pubip"   # its simulator's folder is gone: nothing serves from it
-    mkdir "$dir" || die "$pubip (the simulated gateway node $node) was claimed by another simulator just now"
+    "$@"   # its simulator's folder is gone: nothing serves from it
+    rm -rf "${dir:?}"
+    mkdir "$dir" || die "$what was claimed by another simulator just now"
   fi
-  printf '%s\n' "$conf" > "$dir/conf"
+  printf '%s\n' "$owner" > "$dir/owner"
 }
-gw_holder() { cat "$GW_CLAIMS/gw-$1/conf" 2>/dev/null || true; }
+claim_holder() { cat "$CLAIMS/$1/owner" 2>/dev/null || true; }
+# held NAME OWNER: true when OWNER holds NAME, or nobody does (an older run's leftover is anyone's)
+held() { local h; h=$(claim_holder "$1"); [ -z "$h" ] || [ "$h" = "$2" ]; }
+unclaim() { rm -rf "${CLAIMS:?}/$1"; }
+unroute() { ip route del "$1/32" 2>/dev/null || true; }
+
+gw_claim() {  # gw_claim NODE PUBIP CONF
+  claim "gw-$1" "$3" "$2 (the simulated gateway node $1)" gw_release "$1" "$2"
+}
 gw_release() {  # gw_release NODE PUBIP: the gateway node's namespace, veth, route and claim
   local node=$1 pubip=$2 ns=gsgw-$1
   if [ -e "/run/netns/$ns" ]; then
@@ -182,8 +203,8 @@ gw_release() {  # gw_release NODE PUBIP: the gateway node's namespace, veth, rou
     ip netns del "$ns"
   fi
   ip link del "gsg-$node" 2>/dev/null || true
-  ip route del "$pubip/32" 2>/dev/null || true
-  rm -rf "${GW_CLAIMS:?}/gw-$node"
+  unroute "$pubip"
+  unclaim "gw-$node"
 }
 
 gw_up() {
@@ -225,8 +246,7 @@ gw_down() {
     for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
   fi
   # another simulator's gateway on this node is left alone (a claim-less one is an older run's)
-  local holder; holder=$(gw_holder "$node")
-  if [ -z "$holder" ] || [ "$holder" = "$conf" ]; then gw_release "$node" "$pubip"; fi
+  if held "gw-$node" "$conf"; then gw_release "$node" "$pubip"; fi
   unguard_routes_when_idle
 }
 

@@ -122,6 +122,22 @@ impl Sim {
         self.terraform_env(dir, args, &[])
     }
 
+    /// `terraform init` and `apply` in `dir` (each must succeed), then its outputs.
+    pub(crate) fn apply(&self, dir: &Path) -> Value {
+        let init = self.terraform(dir, &["init", "-no-color", "-input=false"]);
+        assert!(init.status.success(), "{init:?}");
+        let apply = self.terraform(
+            dir,
+            &["apply", "-auto-approve", "-no-color", "-input=false"],
+        );
+        assert!(
+            apply.status.success(),
+            "{}",
+            String::from_utf8_lossy(&apply.stderr)
+        );
+        serde_json::from_slice(&self.terraform(dir, &["output", "-json"]).stdout).unwrap()
+    }
+
     /// [`Sim::terraform`] with more environment (`HOME` for a configuration's `file("~/…")`).
     pub(crate) fn terraform_env(
         &self,
@@ -637,22 +653,7 @@ output "fqdn" { value = grid_name_proxy.p.fqdn }
 output "contract" { value = grid_deployment.d.id }
 "#;
     write(&dir, "main.tf", &format!("{PROVIDER_BLOCK}{body}"));
-    assert!(
-        sim.terraform(&dir, &["init", "-no-color", "-input=false"])
-            .status
-            .success()
-    );
-    let apply = sim.terraform(
-        &dir,
-        &["apply", "-auto-approve", "-no-color", "-input=false"],
-    );
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
-    let outputs: Value =
-        serde_json::from_slice(&sim.terraform(&dir, &["output", "-json"]).stdout).unwrap();
+    let outputs = sim.apply(&dir);
     assert_eq!(outputs["fqdn"]["value"], "mysite.gent01.sim.grid.tf");
     // a page served inside the VM's network namespace (a process of this test, stopped by PID)
     let site = sim.root.path().join("site");
@@ -848,6 +849,207 @@ output "contract" { value = grid_deployment.d.id }
         .status
         .success()
     );
+}
+
+/// True when the sshd at `addr` greets on port 22 (within about 30 s).
+fn answers(addr: &str) -> bool {
+    use std::io::Read as _;
+    for _ in 0..60 {
+        let greeting = std::net::TcpStream::connect_timeout(
+            &format!("{addr}:22").parse().unwrap(),
+            std::time::Duration::from_secs(1),
+        )
+        .ok()
+        .and_then(|mut s| {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .ok()?;
+            let mut buf = [0u8; 8];
+            s.read_exact(&mut buf).ok()?;
+            Some(buf.starts_with(b"SSH-2.0"))
+        });
+        if greeting == Some(true) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    false
+}
+
+/// Two simulators on this machine (two data dirs) each up a VM with a public IPv4: they get
+/// different addresses, each routed to its own VM; the second cannot take the first's address
+/// even when asked for it (the claim names the holder), and its destroy and reset leave the
+/// first's route and VM reachable; the address of a simulator whose folder is gone is taken over
+/// (and that simulator's reset, once back, leaves it alone); no claim is left when all are gone.
+#[test]
+fn two_simulators_hold_their_own_public_ipv4s_on_this_machine() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let config = |range: &str| {
+        format!(
+            r#"{PROVIDER_BLOCK}
+resource "grid_network" "net" {{
+  name          = "pubnet"
+  nodes         = [11]
+  ip_range      = "{range}"
+  add_wg_access = false
+}}
+resource "grid_deployment" "d" {{
+  name         = "pub"
+  node         = 11
+  network_name = grid_network.net.name
+  vms {{
+    name     = "vm"
+    flist    = "https://hub.grid.tf/tf-official-vms/ubuntu-24.04-full.flist"
+    cpu      = 1
+    memory   = 512
+    publicip = true
+    env_vars = {{ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJwJ0Zs2YpVwR3KcGq9dQ1f3n7m1kq5cB8v0M2y1aX9Z test" }}
+  }}
+}}
+output "public" {{ value = grid_deployment.d.vms[0].computedip }}
+output "ip" {{ value = grid_deployment.d.vms[0].ip }}
+"#
+        )
+    };
+    let up = |sim: &Sim, range: &str| -> (PathBuf, String, String) {
+        let dir = sim.root.path().join("pub");
+        write(&dir, "main.tf", &config(range));
+        let out = sim.apply(&dir);
+        let public = out["public"]["value"].as_str().unwrap();
+        let public = public.split('/').next().unwrap().to_string();
+        (
+            dir,
+            public,
+            out["ip"]["value"].as_str().unwrap().to_string(),
+        )
+    };
+    let route = |addr: &str| {
+        String::from_utf8(
+            std::process::Command::new("ip")
+                .args(["route", "show", &format!("{addr}/32")])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    let claim = |addr: &str| PathBuf::from(format!("/run/tfgrid-compose-sim/ip-{addr}"));
+    let first = Sim::new();
+    let (dir_a, a, _) = up(&first, "10.95.0.0/16");
+    assert!(a.starts_with("198.51.100."), "{a}");
+    let route_a = route(&a);
+    assert!(route_a.contains("via 198.18."), "{route_a}");
+    assert!(answers(&a), "{a} does not answer");
+    let second = Sim::new();
+    let (dir_b, b, private_b) = up(&second, "10.96.0.0/16");
+    assert!(b.starts_with("198.51.100.") && b != a, "{a} and {b}");
+    assert!(answers(&b), "{b} does not answer");
+    assert_eq!(route(&a), route_a, "the first's route changed");
+    // asked for the first's address anyway (two allocations at once), the second's data plane is
+    // refused with the holder's folder, and the first's route stays
+    let ledger: Value =
+        serde_json::from_slice(&std::fs::read(second.data().join("sim/ledger.json")).unwrap())
+            .unwrap();
+    let slot = ledger["networks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["slot"]
+        .to_string();
+    let n = private_b.split('.').nth(2).unwrap();
+    let vms = tfgrid_compose::sim::ledger::sim_dir(&second.data()).vms();
+    let vm_dir = vms.join("c999999-0").to_string_lossy().into_owned();
+    let script = second.data().join("sim/sim.sh");
+    let taken = std::process::Command::new(&script)
+        .args([
+            "vm-up",
+            &vm_dir,
+            &slot,
+            &format!("br{n}"),
+            &format!("10.96.{n}.250"),
+            &format!("10.96.{n}.1"),
+            "intruder",
+            &a,
+        ])
+        .env("VM_SSH_KEY", "ssh-ed25519 AAAA-test")
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new(&script)
+        .args(["vm-down", &vm_dir])
+        .output();
+    let said = String::from_utf8_lossy(&taken.stderr);
+    let holder = first.data().join("sim");
+    assert!(
+        !taken.status.success()
+            && said.contains(&format!("{a} (a public IPv4 of the simulated farm) is in use by another simulator on this machine (held by {}", holder.display())),
+        "{said}"
+    );
+    assert_eq!(route(&a), route_a, "the first's route changed");
+    // the second's destroy and reset leave the first's route and VM alone
+    let destroy = second.terraform(
+        &dir_b,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(destroy.status.success(), "{destroy:?}");
+    assert!(
+        route(&b).is_empty() && !claim(&b).exists(),
+        "{b} is still held"
+    );
+    let reset = second.cmd().args(["sim", "reset"]).output().unwrap();
+    assert!(reset.status.success(), "{reset:?}");
+    assert_eq!(route(&a), route_a, "the first's route changed");
+    assert!(answers(&a), "{a} no longer answers");
+    // a simulator whose folder is gone (a job's data dir removed without a reset) while its VM
+    // runs: its address is free to the next allocation, which takes the claim and route over
+    let third = Sim::new();
+    let (_, c, _) = up(&third, "10.97.0.0/16");
+    assert!(c != a && claim(&c).exists(), "{c}");
+    let gone = third.root.path().join("data-gone");
+    std::fs::rename(third.data(), &gone).unwrap();
+    let back = MoveBack(gone, third.data());
+    let (dir_b, b2, _) = up(&second, "10.96.0.0/16");
+    assert_eq!(b2, c, "the gone simulator's address is not taken over");
+    let owner = std::fs::read_to_string(claim(&c).join("owner")).unwrap();
+    assert_eq!(
+        owner.trim(),
+        second.data().join("sim").to_string_lossy(),
+        "{c}'s claim"
+    );
+    assert!(answers(&c), "{c} does not answer");
+    let route_c = route(&c);
+    drop(back);
+    // back, the earlier simulator's reset leaves the taker's route alone
+    let reset = third.cmd().args(["sim", "reset"]).output().unwrap();
+    assert!(reset.status.success(), "{reset:?}");
+    drop(third);
+    assert_eq!(route(&c), route_c, "the taker's route changed");
+    let destroy = second.terraform(
+        &dir_b,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(destroy.status.success(), "{destroy:?}");
+    drop(second);
+    let destroy = first.terraform(
+        &dir_a,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    );
+    assert!(destroy.status.success(), "{destroy:?}");
+    assert!(route(&a).is_empty(), "{}", route(&a));
+    assert!(
+        !claim(&a).exists() && !claim(&b).exists() && !claim(&c).exists(),
+        "a claim is left"
+    );
+}
+
+/// Renames a folder back (`.0` to `.1`) when dropped, also when a test fails in between.
+struct MoveBack(PathBuf, PathBuf);
+
+impl Drop for MoveBack {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(&self.0, &self.1);
+    }
 }
 
 /// examples/grid-gateway on the gateway pattern, unchanged, on the simulator: a gateway VM with a

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, bail, ensure};
 
 use super::network::range_prefix;
-use super::{Ctx, LoadError, hex_bytes, routed_here, s, sim_sh};
+use super::{Ctx, LoadError, held_elsewhere, hex_bytes, s, sim_sh};
 use crate::sim::ledger::{GIB, Ledger, Network, Node, SimDir};
 use crate::sim::provider::value::Val;
 
@@ -222,7 +222,13 @@ fn address_checks(net: Option<&Network>, node_id: u32, vms: &[Val]) -> Result<u8
 /// Stage 4, the deployer's Validate: zos's deployment validity (names ≤ 50 at the zos the client
 /// pins, unique, in the client's workload order: disks, then each VM's public IP `<vm>ip` and
 /// the VM), then the farm's free public IPs; capacity follows in [`book_deployment`].
-fn deployer_checks(l: &Ledger, node: &Node, planned: &Val, contract: Option<u64>) -> Result<()> {
+fn deployer_checks(
+    l: &Ledger,
+    sim: &SimDir,
+    node: &Node,
+    planned: &Val,
+    contract: Option<u64>,
+) -> Result<()> {
     let mut order: Vec<String> = planned
         .get("disks")
         .list()
@@ -259,7 +265,7 @@ fn deployer_checks(l: &Ledger, node: &Node, planned: &Val, contract: Option<u64>
         .map_or(0, |f| {
             f.public_ips
                 .iter()
-                .filter(|(ip, holder)| **holder == 0 && !routed_here(ip))
+                .filter(|(ip, holder)| **holder == 0 && !held_elsewhere(sim, ip))
                 .count()
         });
     ensure!(
@@ -317,7 +323,7 @@ fn book_deployment(
         .collect();
     let octet = address_checks(net.as_ref(), node_id, &fresh)?;
     let net = net.context("the network's range on the node was checked")?;
-    deployer_checks(l, &node, planned, contract)?;
+    deployer_checks(l, ctx.sim, &node, planned, contract)?;
     // capacity
     let (mut cru, mut mru, mut sru) = (0u64, 0u64, 0u64);
     for vm in vms {
@@ -415,7 +421,7 @@ fn book_deployment(
                     let ip = farm
                         .public_ips
                         .iter_mut()
-                        .find(|(ip, holder)| **holder == 0 && !routed_here(ip))
+                        .find(|(ip, holder)| **holder == 0 && !held_elsewhere(ctx.sim, ip))
                         .with_context(|| {
                             format!("farm {} does not have enough public ips", node.farm_id)
                         })?;

@@ -313,6 +313,30 @@ fn routed_here(ip: &str) -> bool {
     crate::host::ipv4_routes().contains(&(addr, 32))
 }
 
+/// Where `sim.sh` keeps its claims on this machine (its `CLAIMS`): `<CLAIMS>/<name>/owner` holds
+/// the holder's path; a public IPv4's claim is `ip-a.b.c.d`, held by a simulator's folder.
+const CLAIMS: &str = "/run/tfgrid-compose-sim";
+
+/// True when a public IPv4 (`a.b.c.d` or `a.b.c.d/len`) is this machine's elsewhere: claimed by
+/// another simulator whose folder exists, or, unclaimed, routed here. Allocation counts it as a
+/// farm IP already taken, so that each simulator's ledger agrees with what is routed; a claim of
+/// a gone simulator's folder is free (`sim.sh vm-up` takes it over).
+fn held_elsewhere(sim: &SimDir, ip: &str) -> bool {
+    let addr = ip.split('/').next().unwrap_or_default();
+    let claim = std::path::Path::new(CLAIMS).join(format!("ip-{addr}"));
+    if !claim.exists() {
+        return routed_here(ip);
+    }
+    let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
+    let owner = std::path::Path::new(owner.trim());
+    // a claim being written just now (no owner yet) is held
+    let ours = owner
+        .canonicalize()
+        .ok()
+        .is_some_and(|o| sim.root.canonicalize().ok() == Some(o));
+    owner.as_os_str().is_empty() || (owner.exists() && !ours)
+}
+
 /// Runs `f` with a context on a simulator in a temporary folder, as twin 7001 (for tests).
 #[cfg(test)]
 fn with_test_ctx<T>(f: impl FnOnce(&Ctx<'_>) -> T) -> T {

@@ -228,15 +228,6 @@ pub(crate) struct PhaseRow {
     width: u32,
 }
 
-/// `1.2 s`, `3 m 04 s`: a phase's duration from the journal.
-fn duration(ms: u64) -> String {
-    if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{} m {:02} s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
 fn phase_rows(state: &DeploymentState) -> Vec<PhaseRow> {
     let longest = state
         .journal
@@ -259,7 +250,7 @@ fn phase_rows(state: &DeploymentState) -> Vec<PhaseRow> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                duration: duration(ms),
+                duration: crate::clock::format_duration(std::time::Duration::from_millis(ms)),
                 error: r.error.as_deref().map(crate::secrets::redact),
                 log: r.log.as_ref().is_some_and(|l| l.is_file()),
                 y: u32::try_from(i).unwrap_or(0) * 20 + 2,
@@ -609,12 +600,5 @@ mod tests {
         assert!(contrast(&var("fg"), "#f5f5f5") >= 4.5);
         assert!(contrast(&var("fg"), "#f2f2f2") >= 4.5, "buttons");
         assert!(contrast(&var("bad"), "#f2f2f2") >= 4.5, "a danger button");
-    }
-
-    #[test]
-    fn durations_read_as_seconds_then_minutes() {
-        assert_eq!(super::duration(1234), "1.2 s");
-        assert_eq!(super::duration(59_949), "59.9 s");
-        assert_eq!(super::duration(184_000), "3 m 04 s");
     }
 }

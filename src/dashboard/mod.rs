@@ -129,6 +129,10 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
                 guards it, and it travels unencrypted"
         ));
     }
+    // A tunnel's pid file a SIGKILLed dashboard left (`DATA_DIR/dashboard/ID/…pid`): its ssh
+    // is stopped if it still runs, the file removed; another dashboard's running tunnels are
+    // left to it.
+    crate::interrupt::stop_orphans(&settings.data_dir.join("dashboard"), printer).await;
     let guard = guard::Guard::new(addr, loopback)?;
     let url = guard.login_url();
     let (stop, stopping) = watch::channel(false);

@@ -442,6 +442,31 @@ fn dashboard_links_every_log_the_journal_names_and_each_exists() {
     assert!(status.success(), "{status}");
 }
 
+/// A tunnel's pid file a SIGKILLed dashboard left names a process that is gone: the next
+/// dashboard removes it as it starts, and one stopped by SIGINT leaves no pid file.
+#[test]
+fn dashboard_removes_a_killed_dashboards_pid_files_and_leaves_none() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("data/dashboard/0123456789abcdef");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = folder.join(format!("prometheus-tunnel.log.{}.pid", gone.id()));
+    std::fs::write(&stale, "ssh\nssh -N -L …\n").unwrap();
+    let mut d = Dashboard::start(bare_cmd(root.path()), &[]);
+    assert!(!stale.exists(), "the stale pid file is still there");
+    signal(d.pid(), nix::sys::signal::Signal::SIGINT);
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut files = Vec::new();
+    crate::grid::all_files(&root.path().join("data"), &mut files);
+    let pids: Vec<_> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "pid"))
+        .collect();
+    assert!(pids.is_empty(), "{pids:?}");
+}
+
 #[test]
 fn dashboard_refuses_a_remote_listen_address_without_the_flag() {
     let root = tempfile::tempdir().unwrap();

@@ -49,6 +49,17 @@ struct Child {
     signalled_at: Option<Instant>,
     /// Its wait was dropped before it ended (see [`Registered`]'s `Drop`).
     abandoned: bool,
+    /// Its [`pid_file`], removed when the child is known to be gone.
+    pid_file: Option<std::path::PathBuf>,
+}
+
+impl Child {
+    /// The child is gone (or was sent SIGKILL): its pid file names no one any more.
+    fn forget(&self) {
+        if let Some(file) = &self.pid_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
 }
 
 fn shared() -> &'static Shared {
@@ -202,7 +213,13 @@ pub async fn stoppable<T>(
 /// dropped are kept until the process is gone).
 pub fn children_running() -> bool {
     shared().children.lock().is_ok_and(|mut c| {
-        c.retain(|pid, child| !child.abandoned || alive(*pid));
+        c.retain(|pid, child| {
+            let keep = !child.abandoned || alive(*pid);
+            if !keep {
+                child.forget();
+            }
+            keep
+        });
         !c.is_empty()
     })
 }
@@ -224,7 +241,14 @@ pub async fn drain(limit: Duration) {
     let left: Vec<(u32, bool)> = shared()
         .children
         .lock()
-        .map(|c| c.iter().map(|(pid, c)| (*pid, c.own_group)).collect())
+        .map(|c| {
+            c.iter()
+                .map(|(pid, c)| {
+                    c.forget();
+                    (*pid, c.own_group)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     for (pid, own_group) in left {
         if own_group {
@@ -244,7 +268,14 @@ pub(crate) struct Registered {
     ended: bool,
 }
 
-pub(crate) fn register(pid: u32, what: String, own_group: bool) -> Registered {
+/// `pid_file`: the child's [`pid_file`], removed once it has ended (waited for, or found gone
+/// after its wait was dropped), so that only a killed command leaves one.
+pub(crate) fn register(
+    pid: u32,
+    what: String,
+    own_group: bool,
+    pid_file: Option<std::path::PathBuf>,
+) -> Registered {
     if let Ok(mut children) = shared().children.lock() {
         children.insert(
             pid,
@@ -253,6 +284,7 @@ pub(crate) fn register(pid: u32, what: String, own_group: bool) -> Registered {
                 own_group,
                 signalled_at: None,
                 abandoned: false,
+                pid_file,
             },
         );
     }
@@ -284,7 +316,9 @@ impl Drop for Registered {
             return;
         };
         if self.ended {
-            children.remove(&self.pid);
+            if let Some(child) = children.remove(&self.pid) {
+                child.forget();
+            }
             return;
         }
         if let Some(child) = children.get_mut(&self.pid) {
@@ -320,8 +354,8 @@ pub(crate) fn kill_one(pid: u32, signal: nix::sys::signal::Signal) {
     }
 }
 
-/// `<log>.<pid>.pid`: the file a running child leaves beside its log (its program, then what it
-/// is doing), removed when it ends.
+/// `<log>.<pid>.pid`: the file a running child leaves beside its log (its program, what it is
+/// doing, then the pid of the command that started it), removed when it ends.
 pub fn pid_file(log: &std::path::Path, pid: u32) -> std::path::PathBuf {
     let mut name = log.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{pid}.pid"));
@@ -329,7 +363,8 @@ pub fn pid_file(log: &std::path::Path, pid: u32) -> std::path::PathBuf {
 }
 
 /// Stops the children a SIGKILLed run of this deployment left running (their pid files under
-/// `logs_dir`): each is given 5 s to end on its own, then SIGINT (Terraform writes its state),
+/// `logs_dir/*/`; one whose starting command still runs is left alone): each is given 5 s to
+/// end on its own, then SIGINT (Terraform writes its state),
 /// [`grace`], SIGTERM, 10 s, SIGKILL, to its process group. A pid file whose process is gone, or
 /// is now another program, is just removed. Call it holding the deployment's lock.
 pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
@@ -358,6 +393,12 @@ pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
             lines.next().unwrap_or_default(),
             lines.next().unwrap_or_default(),
         );
+        // The command that started it (a third line since it was written), still running: not
+        // an orphan but another command's child (a second dashboard's tunnel).
+        let owner = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
+        if owner.is_some_and(|o| o != std::process::id() && runs(o, env!("CARGO_PKG_NAME"))) {
+            continue;
+        }
         if let Some(pid) = pid.filter(|pid| runs(*pid, program)) {
             printer.warn(format!(
                 "`{what}` (pid {pid}) of an earlier run that was killed is still \

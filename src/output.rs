@@ -314,7 +314,7 @@ impl std::fmt::Display for Waiting {
         match self.force_in_s {
             Some(s) => write!(
                 f,
-                "`{}` (pid {}, stopped by force in {}s)",
+                "`{}` (pid {}, forced after {} s if it has not ended)",
                 self.what, self.pid, s
             ),
             None => write!(f, "`{}` (pid {})", self.what, self.pid),
@@ -324,7 +324,20 @@ impl std::fmt::Display for Waiting {
 
 #[cfg(test)]
 mod tests {
-    use super::{ColorChoice, resolve_color};
+    use super::{ColorChoice, Waiting, resolve_color};
+
+    #[test]
+    fn a_waiting_child_names_a_deadline_not_a_delay() {
+        let waiting = Waiting {
+            what: "ssh".into(),
+            pid: 17742,
+            force_in_s: Some(119),
+        };
+        assert_eq!(
+            waiting.to_string(),
+            "`ssh` (pid 17742, forced after 119 s if it has not ended)"
+        );
+    }
 
     #[test]
     fn color_policy() {

@@ -400,15 +400,24 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
         anyhow::Error::new(source).context(format!("failed to start `{}`", cmd.program))
     })?;
     let pid = child.id().unwrap_or(0);
-    let registered = crate::interrupt::register(pid, short_line(cmd), !on_terminal);
     // Beside its log, a child leaves its pid while it runs: if this command is SIGKILLed, the
     // next `up` or `down` of the deployment finds and stops it (`interrupt::stop_orphans`).
+    // The registration removes it once the child has ended, even when this wait is dropped.
     let pid_file = log_path(cmd).map(|log| crate::interrupt::pid_file(log, pid));
     if let Some(file) = &pid_file
-        && let Err(e) = std::fs::write(file, format!("{}\n{}\n", cmd.program, short_line(cmd)))
+        && let Err(e) = std::fs::write(
+            file,
+            format!(
+                "{}\n{}\n{}\n",
+                cmd.program,
+                short_line(cmd),
+                std::process::id()
+            ),
+        )
     {
         tracing::debug!("cannot write {}: {e}", file.display());
     }
+    let registered = crate::interrupt::register(pid, short_line(cmd), !on_terminal, pid_file);
     // Held stdin: its write end lives in this frame until the child has ended.
     let _held = if cmd.stdin_held && cmd.input.is_none() {
         child.stdin.take()
@@ -429,9 +438,6 @@ async fn spawn(cmd: &Cmd) -> Result<Output> {
     let stderr_reader = child.stderr.take().map(capture);
     let ended = wait_child(&mut child, pid, !on_terminal, cmd.timeout, &registered).await;
     registered.ended();
-    if let Some(file) = &pid_file {
-        let _ = std::fs::remove_file(file);
-    }
     let (mut bytes, mut overflow) = match stdout_reader {
         Some(reader) => reader.await.unwrap_or_default(),
         None => (Vec::new(), false),
@@ -640,6 +646,41 @@ mod tests {
         let out = Runner::real().status(&cmd).await.unwrap();
         assert_eq!(out.code, Some(0));
         assert_eq!(out.stdout, "out\nerr\n");
+    }
+
+    /// A wait dropped while the child runs (a dashboard stopping its tunnel's task) sends it
+    /// SIGTERM; once it is gone its pid file is removed: only a SIGKILLed command leaves one.
+    #[tokio::test]
+    async fn a_dropped_wait_leaves_no_pid_file_once_the_child_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let cmd = Cmd::new("sleep")
+            .args(["30"])
+            .io(super::Io::Log(log.clone()));
+        let task = tokio::spawn(async move { Runner::real().run(&cmd).await });
+        let pid_file = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "pid"))
+        };
+        let started = std::time::Instant::now();
+        let file = loop {
+            if let Some(file) = pid_file() {
+                break file;
+            }
+            assert!(started.elapsed().as_secs() < 10, "no pid file was written");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        task.abort();
+        let _ = task.await;
+        let started = std::time::Instant::now();
+        while file.exists() && started.elapsed().as_secs() < 10 {
+            crate::interrupt::children_running();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!file.exists(), "{} was left", file.display());
     }
 
     #[tokio::test]

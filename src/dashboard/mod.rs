@@ -76,8 +76,9 @@ fn router(app: Shared) -> Router {
         .route("/assets/app.js", get(pages::js))
         .route("/d/{id}", get(pages::deployment))
         .route("/d/{id}/events", get(pages::deployment_events))
-        .route("/d/{id}/log/{phase}", get(pages::log))
-        .route("/d/{id}/log/{phase}/events", get(pages::log_events))
+        .route("/d/{id}/log/{phase}", get(pages::first_log))
+        .route("/d/{id}/log/{phase}/{file}", get(pages::log))
+        .route("/d/{id}/log/{phase}/{file}/events", get(pages::log_events))
         .route("/d/{id}/down", get(pages::down_form).post(pages::down))
         .route("/d/{id}/projects", get(stack::projects).post(stack::create))
         .route("/d/{id}/projects/{project}", get(stack::project))
@@ -128,6 +129,10 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
                 guards it, and it travels unencrypted"
         ));
     }
+    // A tunnel's pid file a SIGKILLed dashboard left (`DATA_DIR/dashboard/ID/…pid`): its ssh
+    // is stopped if it still runs, the file removed; another dashboard's running tunnels are
+    // left to it.
+    crate::interrupt::stop_orphans(&settings.data_dir.join("dashboard"), printer).await;
     let guard = guard::Guard::new(addr, loopback)?;
     let url = guard.login_url();
     let (stop, stopping) = watch::channel(false);

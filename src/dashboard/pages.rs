@@ -223,18 +223,10 @@ pub(crate) struct PhaseRow {
     status: String,
     duration: String,
     error: Option<String>,
-    log: bool,
+    /// The file names of the logs the journal records for it.
+    logs: Vec<String>,
     y: u32,
     width: u32,
-}
-
-/// `1.2 s`, `3 m 04 s`: a phase's duration from the journal.
-fn duration(ms: u64) -> String {
-    if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{} m {:02} s", ms / 60_000, (ms % 60_000) / 1000)
-    }
 }
 
 fn phase_rows(state: &DeploymentState) -> Vec<PhaseRow> {
@@ -259,9 +251,9 @@ fn phase_rows(state: &DeploymentState) -> Vec<PhaseRow> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                duration: duration(ms),
+                duration: crate::clock::format_duration(std::time::Duration::from_millis(ms)),
                 error: r.error.as_deref().map(crate::secrets::redact),
-                log: r.log.as_ref().is_some_and(|l| l.is_file()),
+                logs: r.logs.iter().filter_map(|l| file_name(l)).collect(),
                 y: u32::try_from(i).unwrap_or(0) * 20 + 2,
                 width: u32::try_from((ms.min(longest) * 380 / longest).max(2)).unwrap_or(2),
             }
@@ -346,23 +338,50 @@ pub(crate) async fn deployment_events(
     })
 }
 
-/// The log file a phase's journal record names.
+/// A log's file name (`wait-ssh-vm0.log`), as pages link it.
+fn file_name(path: &std::path::Path) -> Option<String> {
+    Some(path.file_name()?.to_string_lossy().into_owned())
+}
+
+/// A log file the phase's journal record names: `file` (a file name), or its first when `None`.
+/// A name the journal does not record, or a recorded file since removed, is a [`UserError`]
+/// (404), never read.
 fn phase_log(
     app: &Shared,
     id: &str,
     phase: &str,
+    file: Option<&str>,
 ) -> anyhow::Result<(DeploymentState, std::path::PathBuf)> {
     let (_, state) = target(app, id)?;
     let phase = Phase::parse(phase)?;
-    let log = state
+    let logs = state
         .record(phase)
-        .and_then(|r| r.log.clone())
+        .map(|r| r.logs.as_slice())
+        .unwrap_or_default();
+    let log = logs
+        .iter()
+        .find(|l| file.is_none_or(|f| file_name(l).as_deref() == Some(f)))
+        .cloned()
         .ok_or_else(|| {
             UserError::new(
-                format!("{} has no `{}` log", state.label(), phase.name()),
+                match file {
+                    Some(f) => format!("{} has no `{}` log `{f}`", state.label(), phase.name()),
+                    None => format!("{} has no `{}` log", state.label(), phase.name()),
+                },
                 "the deployment's page links the logs its phases wrote",
             )
         })?;
+    if !log.is_file() {
+        return Err(UserError::new(
+            format!(
+                "the `{}` log `{}` is no longer there",
+                phase.name(),
+                log.display()
+            ),
+            "the deployment's page links the logs its phases wrote",
+        )
+        .into());
+    }
     Ok((state, log))
 }
 
@@ -373,18 +392,33 @@ struct LogPage {
     id: String,
     label: String,
     phase: &'static str,
+    /// The log's file name.
+    file: String,
     path: String,
     text: String,
     offset: u64,
     cut: bool,
 }
 
-pub(crate) async fn log(
+/// `/d/ID/log/PHASE`: the phase's first log.
+pub(crate) async fn first_log(
     State(app): State<Shared>,
     Path((id, phase)): Path<(String, String)>,
 ) -> Page {
-    let (state, path) = phase_log(&app, &id, &phase)?;
-    let name = Phase::parse(&phase).map_err(anyhow::Error::from)?.name();
+    log_page(&app, &id, &phase, None).await
+}
+
+/// `/d/ID/log/PHASE/FILE`: one of the phase's logs (`wait-ssh-vm0.log`).
+pub(crate) async fn log(
+    State(app): State<Shared>,
+    Path((id, phase, file)): Path<(String, String, String)>,
+) -> Page {
+    log_page(&app, &id, &phase, Some(&file)).await
+}
+
+async fn log_page(app: &Shared, id: &str, phase: &str, file: Option<&str>) -> Page {
+    let (state, path) = phase_log(app, id, phase, file)?;
+    let name = Phase::parse(phase).map_err(anyhow::Error::from)?.name();
     let len = std::fs::metadata(&path)
         .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))?
         .len();
@@ -395,6 +429,7 @@ pub(crate) async fn log(
         id: state.id.clone(),
         label: state.label(),
         phase: name,
+        file: file_name(&path).unwrap_or_default(),
         path: path.display().to_string(),
         text: crate::secrets::redact(&String::from_utf8_lossy(&bytes)),
         offset: from + bytes.len() as u64,
@@ -420,14 +455,14 @@ pub(crate) struct Offset {
     from: u64,
 }
 
-/// `/d/ID/log/PHASE/events?from=OFFSET`: the log's new complete lines, redacted, as a JSON list
-/// per event (`lines`), from the byte offset the page ended at.
+/// `/d/ID/log/PHASE/FILE/events?from=OFFSET`: the log's new complete lines, redacted, as a JSON
+/// list per event (`lines`), from the byte offset the page ended at.
 pub(crate) async fn log_events(
     State(app): State<Shared>,
-    Path((id, phase)): Path<(String, String)>,
+    Path((id, phase, file)): Path<(String, String, String)>,
     Query(from): Query<Offset>,
 ) -> Page {
-    let (_, path) = phase_log(&app, &id, &phase)?;
+    let (_, path) = phase_log(&app, &id, &phase, Some(&file))?;
     let stream = futures_util::stream::unfold((from.from, true), move |(mut offset, first)| {
         let path = path.clone();
         async move {
@@ -609,12 +644,5 @@ mod tests {
         assert!(contrast(&var("fg"), "#f5f5f5") >= 4.5);
         assert!(contrast(&var("fg"), "#f2f2f2") >= 4.5, "buttons");
         assert!(contrast(&var("bad"), "#f2f2f2") >= 4.5, "a danger button");
-    }
-
-    #[test]
-    fn durations_read_as_seconds_then_minutes() {
-        assert_eq!(super::duration(1234), "1.2 s");
-        assert_eq!(super::duration(59_949), "59.9 s");
-        assert_eq!(super::duration(184_000), "3 m 04 s");
     }
 }

@@ -259,6 +259,13 @@ struct Providers {
     providers: Vec<ProviderRow>,
 }
 
+/// A provider's mean answer time as every duration reads (`3m 04s`), `-` before its first.
+fn mean_latency(stats: &crate::ai::llm::stats::Stats) -> String {
+    stats
+        .mean_latency()
+        .map_or_else(|| "-".into(), crate::clock::format_duration)
+}
+
 pub(crate) async fn providers(State(app): State<Shared>, Path(id): Path<String>) -> Page {
     let (label, client) = agent(&app, &id)?;
     let health = client.health().await.map_err(upstream)?;
@@ -279,10 +286,7 @@ pub(crate) async fn providers(State(app): State<Shared>, Path(id): Path<String>)
                 errors: s.errors,
                 timeouts: s.timeouts,
                 tokens: format!("{} / {}", s.tokens_in, s.tokens_out),
-                latency: match s.answers {
-                    0 => "-".into(),
-                    n => format!("{} ms", s.latency_ms_total / n),
-                },
+                latency: mean_latency(s),
                 last_error: crate::secrets::redact(
                     s.last_error
                         .as_deref()
@@ -389,4 +393,18 @@ pub(crate) async fn charts(State(app): State<Shared>, Path(id): Path<String>) ->
         }
     }
     Ok(render(&page))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_providers_latency_reads_like_every_other_duration() {
+        let stats = crate::ai::llm::stats::Stats {
+            answers: 2,
+            latency_ms_total: 2 * 184_740,
+            ..Default::default()
+        };
+        assert_eq!(super::mean_latency(&stats), "3m 04s");
+        assert_eq!(super::mean_latency(&Default::default()), "-");
+    }
 }

@@ -321,22 +321,24 @@ pub async fn projects(printer: &Printer, agent: &AgentClient, json: bool) -> Res
         );
         return Ok(());
     }
-    // Names are up to 40 characters: the column is as wide as the longest.
-    let width = list.iter().map(|p| p.name.len()).max().unwrap_or(0).max(4);
-    printer.data(format!(
-        "{:<16}  {:<width$} {:<10} {}",
-        "ID", "NAME", "STATUS", "LIVE"
-    ));
-    for p in &list {
-        printer.data(format!(
-            "{:<16}  {:<width$} {:<10} {}",
-            p.id,
-            p.name,
-            p.status,
-            p.live_url.as_deref().unwrap_or("-")
-        ));
-    }
+    printer.raw(projects_table(&list).as_bytes());
     Ok(())
+}
+
+/// `projects`' table: ID, NAME, STATUS, LIVE, each column as wide as its longest cell.
+fn projects_table(list: &[crate::ai::api::Project]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.clone(),
+                p.name.clone(),
+                p.status.to_string(),
+                p.live_url.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    crate::output::table(&["ID", "NAME", "STATUS", "LIVE"], &rows)
 }
 
 pub async fn monitor(
@@ -422,8 +424,7 @@ fn print_providers(printer: &Printer, health: &Health) {
              out",
             p.provider, s.answers, s.requests, s.errors, s.timeouts, s.tokens_in, s.tokens_out,
         );
-        if let Some(ms) = s.latency_ms_total.checked_div(s.answers) {
-            let each = std::time::Duration::from_millis(ms);
+        if let Some(each) = s.mean_latency() {
             line.push_str(&format!(
                 "; {} per answer",
                 crate::clock::format_duration(each)
@@ -501,5 +502,43 @@ pub async fn serve(service: crate::ai::units::Service, config: &std::path::Path)
             format!("it runs as {}", service.main_unit()),
         )
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ai::api::{Project, ProjectStatus};
+
+    fn project(name: &str, status: ProjectStatus, live: Option<&str>) -> Project {
+        Project {
+            id: format!("{name:.16}"),
+            name: name.into(),
+            prompt: String::new(),
+            status,
+            error: None,
+            repo_url: None,
+            live_url: live.map(str::to_string),
+            undone: vec![],
+            created: vec![],
+            attempts: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn projects_line_up_under_their_header() {
+        let table = super::projects_table(&[
+            project("todo-list-app", ProjectStatus::Live, Some("http://x/todo")),
+            project("a", ProjectStatus::Generating, None),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        let column = |line: &str, word: &str| line.find(word).unwrap();
+        let live = column(lines[0], "LIVE");
+        assert_eq!(column(lines[1], "http://x/todo"), live, "{table}");
+        assert_eq!(column(lines[2], "-"), live, "{table}");
+        let status = column(lines[0], "STATUS");
+        assert_eq!(column(lines[1], "live"), status, "{table}");
+        assert_eq!(column(lines[2], "generating"), status, "{table}");
     }
 }

@@ -368,7 +368,7 @@ fn write_files(
                 finished_at: Some(now),
                 duration_ms: Some(0),
                 error: None,
-                log: None,
+                logs: Vec::new(),
             })
             .collect(),
         outputs: Some(PatternOutputs {

@@ -538,6 +538,7 @@ async fn up_recorded(
         hooks: valid.hooks,
         environment: valid.environment,
         log_dir,
+        named_logs: Default::default(),
         node_flag: options.node,
         node_filter,
     };
@@ -746,9 +747,14 @@ fn stopped(ctx: &Context, app_arg: &str, err: anyhow::Error) -> anyhow::Error {
             r.status,
             crate::state::PhaseStatus::Failed | crate::state::PhaseStatus::Interrupted
         )
-    }) && let Some(log) = &failed.log
+    }) && !failed.logs.is_empty()
     {
-        hints.push(format!("phase log at `{}`", log.display()));
+        let logs: Vec<String> = failed
+            .logs
+            .iter()
+            .map(|l| format!("`{}`", l.display()))
+            .collect();
+        hints.push(format!("phase log at {}", logs.join(", ")));
     }
     hints.push(if ctx.state.status == Status::Interrupted {
         format!("continue with `tfgrid-compose up --resume {app_arg}`")

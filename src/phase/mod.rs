@@ -44,6 +44,9 @@ pub struct Context {
     pub environment: Vec<(String, String)>,
     /// This run's log folder.
     pub log_dir: PathBuf,
+    /// The logs [`Context::log`] named during the running phase: the journal records those
+    /// that exist when it ends, so the phase that writes a file is the one owner of its name.
+    pub named_logs: std::sync::Mutex<Vec<PathBuf>>,
     /// `--node`: every placement on this node.
     pub node_flag: Option<u64>,
     /// Flags, then the manifest's `node_filter:`, then the config file's.
@@ -51,8 +54,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// `logs/<run>/<name>.log`, recorded in the running phase's journal entry when the phase
+    /// ends (if it was written).
     pub fn log(&self, name: &str) -> PathBuf {
-        self.log_dir.join(format!("{name}.log"))
+        let path = self.log_dir.join(format!("{name}.log"));
+        let mut named = self
+            .named_logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !named.contains(&path) {
+            named.push(path.clone());
+        }
+        path
     }
 
     /// How to reach a VM at `address` over ssh.
@@ -101,14 +114,13 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         }
         if phase == Phase::Validate {
             // Validation ran before the lock was taken; journal it.
-            ctx.state.start_phase(phase, None);
+            ctx.state.start_phase(phase);
             ctx.state
-                .finish_phase(phase, std::time::Duration::ZERO, None);
+                .finish_phase(phase, std::time::Duration::ZERO, None, Vec::new());
             ctx.save()?;
             continue;
         }
-        let log = ctx.log(phase.name());
-        ctx.state.start_phase(phase, Some(log.clone()));
+        ctx.state.start_phase(phase);
         ctx.save()
             .with_context(|| format!("{} phase: cannot record that it starts", phase.name()))?;
         ctx.printer.event(&Event::PhaseStarted {
@@ -122,7 +134,12 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
         // A phase that failed after a signal arrived failed because of it (its child was stopped).
         let interrupted = result.is_err() && crate::interrupt::received().is_some();
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        ctx.state.finish_phase(phase, elapsed, error);
+        let logs = std::mem::take(
+            ctx.named_logs
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        ctx.state.finish_phase(phase, elapsed, error, logs);
         if interrupted {
             ctx.state.interrupt_phase(phase);
             ctx.state.status = Status::Interrupted;

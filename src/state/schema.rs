@@ -146,8 +146,30 @@ pub struct PhaseRecord {
     pub duration_ms: Option<u64>,
     #[serde(default)]
     pub error: Option<String>,
-    #[serde(default)]
-    pub log: Option<PathBuf>,
+    /// The log files the phase wrote (`logs/<run>/<name>.log`, one per VM for some), recorded
+    /// when it ends and only those that exist; an older file's single `log:` reads as one.
+    #[serde(
+        default,
+        alias = "log",
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub logs: Vec<PathBuf>,
+}
+
+/// `log: PATH` (written before a phase recorded all its files) or `logs: [PATH, …]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Logs {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Option::<Logs>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Logs::One(path)) => vec![path],
+        Some(Logs::Many(paths)) => paths,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,7 +374,7 @@ impl DeploymentState {
         Phase::ALL.into_iter().find(|p| !self.phase_done(*p))
     }
 
-    pub fn start_phase(&mut self, phase: Phase, log: Option<PathBuf>) {
+    pub fn start_phase(&mut self, phase: Phase) {
         let now = now_unix();
         self.journal.retain(|r| r.phase != phase);
         self.journal.push(PhaseRecord {
@@ -362,13 +384,21 @@ impl DeploymentState {
             finished_at: None,
             duration_ms: None,
             error: None,
-            log,
+            logs: Vec::new(),
         });
         self.journal.sort_by_key(|r| r.phase);
         self.updated_at = now;
     }
 
-    pub fn finish_phase(&mut self, phase: Phase, elapsed: Duration, error: Option<String>) {
+    /// Records a phase's end: its time, its error, and `logs`, those of the files it named that
+    /// exist.
+    pub fn finish_phase(
+        &mut self,
+        phase: Phase,
+        elapsed: Duration,
+        error: Option<String>,
+        logs: Vec<PathBuf>,
+    ) {
         let now = now_unix();
         if let Some(record) = self.journal.iter_mut().find(|r| r.phase == phase) {
             record.status = if error.is_some() {
@@ -379,6 +409,7 @@ impl DeploymentState {
             record.finished_at = Some(now);
             record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
             record.error = error;
+            record.logs = logs.into_iter().filter(|l| l.is_file()).collect();
         }
         self.updated_at = now;
     }
@@ -398,4 +429,24 @@ impl DeploymentState {
 
 fn default_env() -> String {
     "default".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PhaseRecord;
+
+    #[test]
+    fn a_journal_entry_reads_an_older_single_log_and_writes_the_list() {
+        let old: PhaseRecord = serde_yaml::from_str(
+            "phase: wait-ssh\nstatus: done\nstarted_at: 1\nlog: /l/wait-ssh.log\n",
+        )
+        .unwrap();
+        assert_eq!(old.logs, [std::path::Path::new("/l/wait-ssh.log")]);
+        let text = serde_yaml::to_string(&old).unwrap();
+        assert!(text.contains("logs:\n- /l/wait-ssh.log"), "{text}");
+        let none: PhaseRecord =
+            serde_yaml::from_str("phase: validate\nstatus: done\nstarted_at: 1\n").unwrap();
+        assert!(none.logs.is_empty());
+        assert!(!serde_yaml::to_string(&none).unwrap().contains("log"));
+    }
 }

@@ -367,6 +367,106 @@ fn dashboard_open_keeps_the_token_out_of_argv_and_sigterm_ends_open_streams() {
     }
 }
 
+/// An `up` of two VMs with fake tools: every log the journal names exists (wait-ssh's one per
+/// VM among them), the deployment's page links each and serves it; a log the journal does not
+/// name, or one since removed, is a 404 that says so, never a 500.
+#[test]
+fn dashboard_links_every_log_the_journal_names_and_each_exists() {
+    let cx = crate::common::TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let state = tfgrid_compose::state::DeploymentState::parse(&cx.state_text()).unwrap();
+    let named: Vec<(&str, &Path)> = state
+        .journal
+        .iter()
+        .flat_map(|r| r.logs.iter().map(|l| (r.phase.name(), l.as_path())))
+        .collect();
+    for (phase, log) in &named {
+        assert!(
+            log.is_file(),
+            "{phase} names {}, which is not there",
+            log.display()
+        );
+    }
+    let file = |l: &Path| l.file_name().unwrap().to_str().unwrap().to_string();
+    let wait_ssh: Vec<String> = named
+        .iter()
+        .filter(|(p, _)| *p == "wait-ssh")
+        .map(|(_, l)| file(l))
+        .collect();
+    assert_eq!(
+        wait_ssh,
+        ["wait-ssh-vm0.log", "wait-ssh-backend1.log"],
+        "one log per VM"
+    );
+
+    let mut d = Dashboard::start(cx.std_cmd(), &[]);
+    let cookie = check_guard(&d);
+    let get = |path: &str| {
+        http(
+            &d.host,
+            "GET",
+            path,
+            &[("Host", &d.host), ("Cookie", &cookie)],
+        )
+    };
+    let id = &state.id;
+    let page = get(&format!("/d/{id}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    for (phase, log) in &named {
+        let href = format!("/d/{id}/log/{phase}/{}", file(log));
+        assert!(
+            page.body.contains(&format!("href=\"{href}\"")),
+            "no link to {href}"
+        );
+        let answer = get(&href);
+        assert_eq!(answer.status, 200, "{href}: {}", answer.body);
+    }
+    assert_eq!(
+        get(&format!("/d/{id}/log/wait-ssh")).status,
+        200,
+        "its first log"
+    );
+    let absent = get(&format!("/d/{id}/log/wait-ssh/wait-ssh.log"));
+    assert_eq!(absent.status, 404, "{}", absent.body);
+    assert!(
+        absent.body.contains("has no `wait-ssh` log `wait-ssh.log`"),
+        "{}",
+        absent.body
+    );
+    let (_, removed) = named.iter().find(|(p, _)| *p == "wait-ssh").unwrap();
+    std::fs::remove_file(removed).unwrap();
+    let gone = get(&format!("/d/{id}/log/wait-ssh/{}", file(removed)));
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert!(gone.body.contains("is no longer there"), "{}", gone.body);
+    let (_, status) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+/// A tunnel's pid file a SIGKILLed dashboard left names a process that is gone: the next
+/// dashboard removes it as it starts, and one stopped by SIGINT leaves no pid file.
+#[test]
+fn dashboard_removes_a_killed_dashboards_pid_files_and_leaves_none() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("data/dashboard/0123456789abcdef");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = folder.join(format!("prometheus-tunnel.log.{}.pid", gone.id()));
+    std::fs::write(&stale, "ssh\nssh -N -L …\n").unwrap();
+    let mut d = Dashboard::start(bare_cmd(root.path()), &[]);
+    assert!(!stale.exists(), "the stale pid file is still there");
+    signal(d.pid(), nix::sys::signal::Signal::SIGINT);
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut files = Vec::new();
+    crate::grid::all_files(&root.path().join("data"), &mut files);
+    let pids: Vec<_> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "pid"))
+        .collect();
+    assert!(pids.is_empty(), "{pids:?}");
+}
+
 #[test]
 fn dashboard_refuses_a_remote_listen_address_without_the_flag() {
     let root = tempfile::tempdir().unwrap();
@@ -841,9 +941,10 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
         // A phase's log follows a line written after the page loaded.
         let log = state
             .record(tfgrid_compose::state::Phase::Application)
-            .and_then(|r| r.log.clone())
+            .and_then(|r| r.logs.first().cloned())
             .expect("the application phase's log");
-        c.goto(&format!("{base}/d/{id}/log/application"))
+        let file = log.file_name().unwrap().to_str().unwrap();
+        c.goto(&format!("{base}/d/{id}/log/application/{file}"))
             .await
             .unwrap();
         text_of(&c, "//pre[@id='log']", Duration::from_secs(10)).await;

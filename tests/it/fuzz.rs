@@ -469,6 +469,7 @@ const YAML_TOKENS: &[&str] = &[
     "duration_ms",
     "error",
     "log",
+    "logs",
     "outputs",
     "primary_ip",
     "primary_ip_type",

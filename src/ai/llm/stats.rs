@@ -21,6 +21,15 @@ pub struct Stats {
     pub probe_error: Option<String>,
 }
 
+impl Stats {
+    /// The mean time of an answer, `None` before the first.
+    pub fn mean_latency(&self) -> Option<std::time::Duration> {
+        self.latency_ms_total
+            .checked_div(self.answers)
+            .map(std::time::Duration::from_millis)
+    }
+}
+
 /// Prometheus text of `(provider, stats)` pairs, one series per provider (label
 /// `provider="model@base_url"`).
 pub(super) fn metrics_text(stats: &[(String, Stats)]) -> String {

@@ -1,10 +1,12 @@
 //! `health [TARGET] [--json] [--create-test]`: checks a running deployment and says, one line per
 //! check with its figure, what holds (`-q`: only what does not). Any deployment: each VM
 //! reachable over ssh, no failed systemd unit (on an AI stack, every unit of the stack and its
-//! firewall active), its root file system under [`DISK_LIMIT`]. An AI stack also: every metrics
-//! target up, a backup younger than `monitoring.backup_max_age_hours`, the API's p95 under
-//! [`P95_LIMIT`] (Prometheus' query API on the gateway's loopback, through ssh), the agent
-//! answering; with `--create-test`, a probe project created, served and deleted within
+//! firewall active), its root file system's `df` `Use%` not over [`DISK_LIMIT`] (the share
+//! `query::DISK_USED` gives `DiskFull`). An AI stack also: every metrics target up, the API's
+//! p95 ([`query::API_P95`], `ApiSlow`'s) under [`P95_LIMIT`] (Prometheus' query API on the
+//! gateway's loopback, through ssh), the agent answering, and by its answer a backup younger
+//! than `monitoring.backup_max_age_hours` (none yet holding while the agent has run less, as
+//! `BackupNeverTaken` waits); with `--create-test`, a probe project created, served and deleted within
 //! [`PROBE_LIMIT`]. An app that declares them: its `healthcheck` hook, run as `up` runs it, and
 //! its `url`. A failed check is an [`Unhealthy`] error (exit 4). [`checks`] owns every check;
 //! `up --upgrade` decides on it too. Reads only (the app's hook aside, which should); prints no

@@ -95,6 +95,8 @@ pub(super) struct Agent {
     /// Holds the Unix time of the last backup served whole (`backup_last_success_timestamp_seconds`),
     /// beside the database, so that a restart keeps it.
     pub(super) backup_stamp: PathBuf,
+    /// Unix seconds when the agent started.
+    started_at: u64,
 }
 
 /// The creation counters of `/metrics`, since the agent started.
@@ -269,6 +271,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         maintenance: tokio::sync::Mutex::new(()),
         creations: Creations::new(common.registry())?,
         backup_stamp: dir.join("last-backup"),
+        started_at: crate::clock::now_unix(),
     });
     recover(&agent).await?;
     let warming = agent.clone();
@@ -344,16 +347,23 @@ async fn health(State((a, _)): St) -> Response {
         active: active as u64,
         llm_strategy: a.llm.strategy().as_str().into(),
         llm: a.llm.report(),
+        started_at: a.started_at,
+        last_backup: last_backup(&a),
     })
     .into_response()
 }
 
+/// Unix seconds of the last backup served whole, 0 for none (the stamp beside the database).
+fn last_backup(a: &Agent) -> u64 {
+    std::fs::read_to_string(&a.backup_stamp)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 async fn metrics(State((a, common)): St) -> Response {
     let all = a.db.list().unwrap_or_default();
-    let last_backup = std::fs::read_to_string(&a.backup_stamp)
-        .ok()
-        .and_then(|t| t.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let last_backup = last_backup(&a) as f64;
     let mut extra = super::server::scrape_text(|r| {
         let count = |s: ProjectStatus| all.iter().filter(|p| p.status == s).count() as f64;
         for (name, help, value) in [
@@ -549,11 +559,15 @@ async fn events(
             || !current.status.is_active()
             || tokio::time::Instant::now() >= deadline
         {
-            return Json(ProjectEvents {
+            let mut response = Json(ProjectEvents {
                 project: current,
                 events,
             })
             .into_response();
+            if q.wait > 0 {
+                response.extensions_mut().insert(super::server::LongPoll);
+            }
+            return response;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -166,6 +166,13 @@ pub struct Health {
     pub active: u64,
     pub llm_strategy: String,
     pub llm: Vec<ProviderHealth>,
+    /// Unix seconds when the agent started (0 from an agent that does not say).
+    #[serde(default)]
+    pub started_at: u64,
+    /// Unix seconds of the last backup the agent served whole, 0 for none yet: what
+    /// `backup_last_success_timestamp_seconds` shows at the next scrape.
+    #[serde(default)]
+    pub last_backup: u64,
 }
 
 /// The gateway's `GET /api/v1/sites`: the names of the published sites.

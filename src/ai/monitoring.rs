@@ -36,25 +36,57 @@ pub const P95_LIMIT: f64 = 0.5;
 /// The creation success rate (over an hour) below which `CreationSuccessLow` fires.
 pub const SUCCESS_LIMIT: f64 = 0.80;
 
-/// The design's queries, answered by Prometheus on a running stack.
+/// A node_exporter file-system series `$name` of the file systems that hold the stack's data
+/// (not tmpfs and the like).
+macro_rules! data_fs {
+    ($name:literal) => {
+        concat!(
+            $name,
+            "{fstype!~\"tmpfs|devtmpfs|squashfs|nsfs|ramfs|fuse.lxcfs\"}"
+        )
+    };
+}
+
+/// The design's queries, answered by Prometheus on a running stack. Each has one owner here:
+/// the alert rules, the dashboard's charts and `health` use these constants.
 pub mod query {
-    /// The 95th percentile of the API's response time over 5 minutes, in seconds.
+    /// The 95th percentile of the API's response time over 5 minutes, in seconds. Long polls
+    /// (`GET /api/v1/projects/{id}/events?wait=…`, which `create` follows) are not in it: their
+    /// time is how long nothing happened, and the agent observes them apart, in
+    /// `http_long_poll_duration_seconds` (`ai::server::LongPoll`).
     pub const API_P95: &str =
         "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))";
-    /// Projects that went live per project accepted, over the last hour.
+    /// Projects that went live per creation that finished (live or failed) over the last hour:
+    /// success / (success + failures), never above 1. Finished creations, not attempts: the
+    /// first attempt is often counted before Prometheus first scrapes the agent, so the
+    /// attempts' `increase` misses it while the success that follows is seen (`+Inf`, 196 %).
+    /// No failure series yet counts as 0 failures (`or vector(0)`).
     pub const CREATION_SUCCESS_RATE: &str = "sum(increase(project_creation_success_total[1h])) / \
-        sum(increase(project_creation_attempts_total[1h]))";
+        (sum(increase(project_creation_success_total[1h])) + \
+        (sum(increase(project_creation_failures_total[1h])) or vector(0)))";
     /// Projects live now.
     pub const ACTIVE_PROJECTS: &str = "count(project_status{status=\"live\"})";
     /// Each service of the stack: 1 up, 0 down.
     pub const SERVICES_UP: &str = "up{job=\"health-checks\"}";
     /// Every target Prometheus scrapes: 1 up, 0 down.
     pub const TARGETS_UP: &str = "up";
-    /// The share of each VM's file systems in use (not those that hold no data of the stack).
-    pub const DISK_USED: &str = "1 - node_filesystem_avail_bytes{fstype!~\"tmpfs|devtmpfs|\
-        squashfs|nsfs|ramfs|fuse.lxcfs\"} / node_filesystem_size_bytes";
-    /// Seconds since the last backup the agent served.
-    pub const BACKUP_AGE: &str = "time() - max(backup_last_success_timestamp_seconds)";
+    /// The share (0..1) of each VM's data file systems in use, as `df` counts its `Use%`:
+    /// used / (used + available), used = size − free, so that the blocks reserved for root
+    /// (free but not available) count neither as used nor as room. POSIX `df -P`, STDOUT:
+    /// "<space used>/(<space used>+<space free>)", the free space being what is available to
+    /// a user; coreutils 9.1 `src/df.c` (`get_dev`) computes it so and rounds the percentage
+    /// up. As `1 - avail / (size - free + avail)`.
+    pub const DISK_USED: &str = concat!(
+        "1 - ",
+        data_fs!("node_filesystem_avail_bytes"),
+        " / (",
+        data_fs!("node_filesystem_size_bytes"),
+        " - ",
+        data_fs!("node_filesystem_free_bytes"),
+        " + ",
+        data_fs!("node_filesystem_avail_bytes"),
+        ")"
+    );
 }
 
 /// What Prometheus scrapes: `(service, ADDRESS:PORT)` for each service's `/metrics`, and each

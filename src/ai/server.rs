@@ -1,7 +1,8 @@
 //! What the gateway, the agent and the git host's API share: the bearer token on every call (and
 //! the read-only metrics token, good for `GET /metrics` only), a per-client rate limit, the
 //! Prometheus registry behind `/metrics` (requests by status, `http_request_duration_seconds` per
-//! service and route, and what each service registers), one structured log line per request,
+//! service and route, long polls apart in `http_long_poll_duration_seconds`, and what each
+//! service registers), one structured log line per request,
 //! JSON errors, and a graceful shutdown on SIGINT/SIGTERM.
 
 use std::collections::HashMap;
@@ -38,6 +39,14 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// A response extension a handler sets on the answer of a long poll (a request that waits for
+/// something to happen, such as `GET /api/v1/projects/{id}/events?wait=30`): its time is how
+/// long nothing happened, not how fast the service answered, so the guard observes it in
+/// `http_long_poll_duration_seconds` and keeps it out of `http_request_duration_seconds`, the
+/// histogram of the API's latency objective.
+#[derive(Clone, Copy, Debug)]
+pub struct LongPoll;
+
 #[derive(Clone)]
 pub struct Common {
     /// Read again when replaced: `projects rotate-tokens` changes it while the service runs.
@@ -50,6 +59,8 @@ pub struct Common {
     registry: prometheus::Registry,
     counts: prometheus::IntCounterVec,
     durations: prometheus::HistogramVec,
+    /// Long polls' times ([`LongPoll`]), apart from `durations`.
+    long_polls: prometheus::HistogramVec,
     name: &'static str,
 }
 
@@ -85,8 +96,18 @@ impl Common {
             .buckets(DURATION_BUCKETS.to_vec()),
             &["service", "route", "method"],
         )?;
+        let long_polls = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "http_long_poll_duration_seconds",
+                "Time from a long poll's arrival to its response (how long it waited), by \
+                 service, route and method.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["service", "route", "method"],
+        )?;
         registry.register(Box::new(counts.clone()))?;
         registry.register(Box::new(durations.clone()))?;
+        registry.register(Box::new(long_polls.clone()))?;
         Ok(Common {
             token,
             metrics_token,
@@ -95,6 +116,7 @@ impl Common {
             registry,
             counts,
             durations,
+            long_polls,
             name,
         })
     }
@@ -142,10 +164,24 @@ impl Common {
     }
 
     /// A response counted and its time observed under the route it matched (`route`, the
-    /// route's pattern such as `/api/v1/projects/{id}`, so that ids make no new series).
-    fn observe(&self, status: StatusCode, route: &str, method: &str, seconds: f64) {
+    /// route's pattern such as `/api/v1/projects/{id}`, so that ids make no new series): a
+    /// long poll's ([`LongPoll`]) in `http_long_poll_duration_seconds`, any other's in
+    /// `http_request_duration_seconds`.
+    fn observe(
+        &self,
+        status: StatusCode,
+        long_poll: bool,
+        route: &str,
+        method: &str,
+        seconds: f64,
+    ) {
         self.counts.with_label_values(&[status.as_str()]).inc();
-        self.durations
+        let histogram = if long_poll {
+            &self.long_polls
+        } else {
+            &self.durations
+        };
+        histogram
             .with_label_values(&[self.name, route, method])
             .observe(seconds);
     }
@@ -240,6 +276,7 @@ async fn guard(
     };
     common.observe(
         response.status(),
+        response.extensions().get::<LongPoll>().is_some(),
         &route,
         method.as_str(),
         started.elapsed().as_secs_f64(),

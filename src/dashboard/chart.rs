@@ -32,8 +32,7 @@ pub(crate) const PANELS: &[Panel] = &[
     },
     Panel {
         title: "p95 latency",
-        query: "histogram_quantile(0.95, sum by (le, job) \
-            (rate(http_request_duration_seconds_bucket[5m])))",
+        query: crate::ai::monitoring::query::API_P95,
         unit: Unit::Seconds,
     },
     Panel {
@@ -57,9 +56,8 @@ pub(crate) const PANELS: &[Panel] = &[
         unit: Unit::Ratio,
     },
     Panel {
-        title: "VM disk used (/)",
-        query: "1 - node_filesystem_avail_bytes{mountpoint=\"/\"} / \
-            node_filesystem_size_bytes{mountpoint=\"/\"}",
+        title: "VM disk used",
+        query: crate::ai::monitoring::query::DISK_USED,
         unit: Unit::Ratio,
     },
 ];

@@ -1,10 +1,12 @@
 //! `health [TARGET] [--json] [--create-test]`: checks a running deployment and says, one line per
 //! check with its figure, what holds (`-q`: only what does not). Any deployment: each VM
 //! reachable over ssh, no failed systemd unit (on an AI stack, every unit of the stack and its
-//! firewall active), its root file system under [`DISK_LIMIT`]. An AI stack also: every metrics
-//! target up, a backup younger than `monitoring.backup_max_age_hours`, the API's p95 under
-//! [`P95_LIMIT`] (Prometheus' query API on the gateway's loopback, through ssh), the agent
-//! answering; with `--create-test`, a probe project created, served and deleted within
+//! firewall active), its root file system's `df` `Use%` not over [`DISK_LIMIT`] (the share
+//! `query::DISK_USED` gives `DiskFull`). An AI stack also: every metrics target up, the API's
+//! p95 ([`query::API_P95`], `ApiSlow`'s) under [`P95_LIMIT`] (Prometheus' query API on the
+//! gateway's loopback, through ssh), the agent answering, and by its answer a backup younger
+//! than `monitoring.backup_max_age_hours` (none yet holding while the agent has run less, as
+//! `BackupNeverTaken` waits); with `--create-test`, a probe project created, served and deleted within
 //! [`PROBE_LIMIT`]. An app that declares them: its `healthcheck` hook, run as `up` runs it, and
 //! its `url`. A failed check is an [`Unhealthy`] error (exit 4). [`checks`] owns every check;
 //! `up --upgrade` decides on it too. Reads only (the app's hook aside, which should); prints no
@@ -147,7 +149,7 @@ pub async fn checks(
     }
     if let Some(spec) = spec {
         stack_checks(&remote, spec, &mut checks).await;
-        checks.push(agent_check(settings, state).await);
+        checks.extend(agent_checks(settings, state, spec).await);
         if create_test {
             checks.push(probe(settings, state).await);
         }
@@ -247,9 +249,11 @@ async fn vm_checks(
                 .context("`df -P /` printed no use")
         });
     checks.push(match disk {
+        // df's Use% is rounded up, so `used <= limit` holds exactly when the share is not
+        // above it, as `DiskFull` (`query::DISK_USED > DISK_LIMIT`) says.
         Ok(used) => Check::new(
             format!("{name} disk /"),
-            used / 100.0 < DISK_LIMIT,
+            used <= DISK_LIMIT * 100.0,
             format!("{used}% used (limit {}%)", DISK_LIMIT * 100.0),
         ),
         Err(e) => Check::new(format!("{name} disk /"), false, format!("{e:#}")),
@@ -334,7 +338,7 @@ async fn units_check(
     Check::new(check, inactive.is_empty() && failed.is_empty(), figure)
 }
 
-/// The AI stack's checks through Prometheus: targets up, the last backup's age, the API's p95.
+/// The AI stack's checks through Prometheus: targets up, the API's p95.
 async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Check>) {
     let gateway = spec.gateway;
     checks.push(match remote.query(gateway, query::TARGETS_UP).await {
@@ -362,30 +366,6 @@ async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Ch
         }
         Err(e) => Check::new("metrics targets", false, format!("{e:#}")),
     });
-    let limit = f64::from(spec.monitoring.backup_max_age_hours) * 3600.0;
-    let stamp = "max(backup_last_success_timestamp_seconds)";
-    let backup = match (
-        remote.query(gateway, stamp).await,
-        remote.query(gateway, query::BACKUP_AGE).await,
-    ) {
-        (Ok(stamp), Ok(age)) => match (stamp.first(), age.first()) {
-            (Some((_, at)), _) if *at <= 0.0 => {
-                Check::new("backup", false, "no backup taken since the agent started")
-            }
-            (Some(_), Some((_, age))) => Check::new(
-                "backup",
-                *age <= limit,
-                format!(
-                    "last {} ago (limit {} h)",
-                    crate::clock::format_duration(Duration::from_secs_f64(age.max(0.0))),
-                    spec.monitoring.backup_max_age_hours
-                ),
-            ),
-            _ => Check::new("backup", false, "the agent's backup time is not scraped"),
-        },
-        (Err(e), _) | (_, Err(e)) => Check::new("backup", false, format!("{e:#}")),
-    };
-    checks.push(backup);
     checks.push(match remote.query(gateway, query::API_P95).await {
         Ok(p95) => match p95.first() {
             Some((_, v)) if v.is_finite() => Check::new(
@@ -403,8 +383,13 @@ async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Ch
     });
 }
 
-/// The agent answering `GET /health` with its token, and saying `ok`.
-async fn agent_check(settings: &Settings, state: &DeploymentState) -> Check {
+/// The agent answering `GET /health` with its token and saying `ok`; then the last backup's
+/// age from that answer (the agent's own, not Prometheus' last scrape of it).
+async fn agent_checks(
+    settings: &Settings,
+    state: &DeploymentState,
+    spec: &StackSpec,
+) -> [Check; 2] {
     let started = Instant::now();
     let answer = async {
         let flags = crate::ops::ai::AgentFlags {
@@ -412,21 +397,64 @@ async fn agent_check(settings: &Settings, state: &DeploymentState) -> Check {
             token_file: None,
             stack: Some(state.id.clone()),
         };
-        anyhow::Ok(
-            crate::ops::ai::client(settings, &flags)?
-                .health()
-                .await?
-                .status,
-        )
+        crate::ops::ai::client(settings, &flags)?.health().await
     }
     .await;
     match answer {
-        Ok(status) => Check::new(
-            "agent API",
-            status == "ok",
-            format!("`{status}` in {} ms", started.elapsed().as_millis()),
-        ),
-        Err(e) => Check::new("agent API", false, format!("{e:#}")),
+        Ok(health) => [
+            Check::new(
+                "agent API",
+                health.status == "ok",
+                format!(
+                    "`{}` in {} ms",
+                    health.status,
+                    started.elapsed().as_millis()
+                ),
+            ),
+            backup_check(
+                &health,
+                crate::clock::now_unix(),
+                spec.monitoring.backup_max_age_hours,
+            ),
+        ],
+        Err(e) => [
+            Check::new("agent API", false, format!("{e:#}")),
+            Check::new("backup", false, format!("cannot ask the agent: {e:#}")),
+        ],
+    }
+}
+
+/// The last backup no older than `hours`, as the agent answered at `now` (Unix seconds). None
+/// yet holds while the agent has run less than `hours`, as `BackupNeverTaken` waits that long
+/// before it fires.
+fn backup_check(health: &crate::ai::api::Health, now: u64, hours: u32) -> Check {
+    let limit = u64::from(hours) * 3600;
+    let ago = |at: u64| crate::clock::format_age(now.saturating_sub(at));
+    if health.last_backup > 0 {
+        return Check::new(
+            "backup",
+            now.saturating_sub(health.last_backup) <= limit,
+            format!("last {} ago (limit {hours} h)", ago(health.last_backup)),
+        );
+    }
+    let ran = now.saturating_sub(health.started_at);
+    if ran < limit {
+        let due = limit - ran;
+        let due = format!("{}h {:02}m", due / 3600, due % 3600 / 60);
+        Check::new(
+            "backup",
+            true,
+            format!("none yet, due within {due} (limit {hours} h)"),
+        )
+    } else {
+        Check::new(
+            "backup",
+            false,
+            format!(
+                "none since the agent started {} ago (limit {hours} h)",
+                ago(health.started_at)
+            ),
+        )
     }
 }
 
@@ -600,4 +628,44 @@ async fn probe_once(settings: &Settings, state: &DeploymentState) -> Result<Stri
         anyhow::bail!("the probe was not deleted: {:?}", report.failed);
     }
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backup_check;
+    use crate::ai::api::Health;
+
+    fn answer(started_at: u64, last_backup: u64) -> Health {
+        Health {
+            status: "ok".into(),
+            active: 0,
+            llm_strategy: "failover".into(),
+            llm: Vec::new(),
+            started_at,
+            last_backup,
+        }
+    }
+
+    #[test]
+    fn no_backup_yet_holds_until_the_agent_has_run_the_allowed_age() {
+        let now = 1_000_000;
+        let fresh = backup_check(&answer(now - 60, 0), now, 26);
+        assert!(fresh.ok, "{fresh:?}");
+        assert_eq!(fresh.figure, "none yet, due within 25h 59m (limit 26 h)");
+        let old = backup_check(&answer(now - 26 * 3600, 0), now, 26);
+        assert!(!old.ok, "{old:?}");
+        assert_eq!(
+            old.figure,
+            "none since the agent started 1d ago (limit 26 h)"
+        );
+    }
+
+    #[test]
+    fn a_backup_holds_while_younger_than_the_allowed_age() {
+        let now = 1_000_000;
+        let recent = backup_check(&answer(now - 30 * 3600, now - 3), now, 26);
+        assert!(recent.ok, "{recent:?}");
+        assert_eq!(recent.figure, "last 3s ago (limit 26 h)");
+        assert!(!backup_check(&answer(now - 30 * 3600, now - 27 * 3600), now, 26).ok);
+    }
 }

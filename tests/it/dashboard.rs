@@ -748,7 +748,7 @@ const PANELS: [&str; 7] = [
     "Creation success rate",
     "VM CPU busy",
     "VM memory used",
-    "VM disk used (/)",
+    "VM disk used",
 ];
 
 /// Opens the charts page at `url` until every panel has a drawn point (a polyline with points,

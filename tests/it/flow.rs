@@ -911,6 +911,13 @@ fn health_reports_each_check_with_its_figure_and_exits_4_when_one_fails() {
         "{ssh:#?}"
     );
 
+    // df rounds its Use% up: 80 % is a share not over 0.80, under which `DiskFull` does not
+    // fire either; 81 % is over it.
+    let (code, out, err) = health("80", false);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(" 80% used (limit 80%)"), "{out}");
+    let (code, out, err) = health("81", false);
+    assert_eq!(code, Some(4), "{out}{err}");
     let (code, out, err) = health("91", false);
     assert_eq!(code, Some(4), "{out}{err}");
     assert!(

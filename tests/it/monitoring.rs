@@ -48,17 +48,26 @@ tests:
         exp_alerts:
           - exp_labels: {severity: critical, job: health-checks, instance: "10.1.1.2:7702", service: agent}
             exp_annotations: {summary: "health-checks target 10.1.1.2:7702 (agent) has been down for a minute"}
+  # Disks with blocks reserved for root (free > available), used as df's Use% counts it:
+  # used / (used + available), used = size - free. VM 0: 85 / 95 = 89.47 %, over the limit;
+  # VM 1: 75 / 94 = 79.8 %, under it (df says 80 %), though only 19 of 100 are available.
   - interval: 1m
     input_series:
       - series: 'node_filesystem_avail_bytes{vm="0",mountpoint="/",fstype="ext4"}'
         values: '10x10'
+      - series: 'node_filesystem_free_bytes{vm="0",mountpoint="/",fstype="ext4"}'
+        values: '15x10'
       - series: 'node_filesystem_size_bytes{vm="0",mountpoint="/",fstype="ext4"}'
         values: '100x10'
       - series: 'node_filesystem_avail_bytes{vm="1",mountpoint="/",fstype="ext4"}'
-        values: '50x10'
+        values: '19x10'
+      - series: 'node_filesystem_free_bytes{vm="1",mountpoint="/",fstype="ext4"}'
+        values: '25x10'
       - series: 'node_filesystem_size_bytes{vm="1",mountpoint="/",fstype="ext4"}'
         values: '100x10'
       - series: 'node_filesystem_avail_bytes{vm="0",mountpoint="/run",fstype="tmpfs"}'
+        values: '1x10'
+      - series: 'node_filesystem_free_bytes{vm="0",mountpoint="/run",fstype="tmpfs"}'
         values: '1x10'
       - series: 'node_filesystem_size_bytes{vm="0",mountpoint="/run",fstype="tmpfs"}'
         values: '100x10'
@@ -68,7 +77,7 @@ tests:
         eval_time: 6m
         exp_alerts:
           - exp_labels: {severity: critical, vm: "0", mountpoint: /, fstype: ext4}
-            exp_annotations: {summary: "/ on VM 0 is 90% full"}
+            exp_annotations: {summary: "/ on VM 0 is 89.47% full"}
   - interval: 1m
     input_series:
       - series: 'http_request_duration_seconds_bucket{service="agent",route="/api/v1/projects",method="GET",le="0.5"}'
@@ -90,6 +99,8 @@ tests:
         values: '0+2x24'
       - series: 'project_creation_success_total{service="agent"}'
         values: '0+2x12 25+1x12'
+      - series: 'project_creation_failures_total{service="agent",reason="generating"}'
+        values: '0x12 1+1x12'
     alert_rule_test:
       - {alertname: CreationSuccessLow, eval_time: 1h, exp_alerts: []}
       - alertname: CreationSuccessLow
@@ -97,6 +108,22 @@ tests:
         exp_alerts:
           - exp_labels: {severity: critical}
             exp_annotations: {summary: "50% of the last hour's creations went live"}
+  # A fresh stack: the first create counted before Prometheus first scraped the agent (the
+  # attempts' first sample is already 1), then a second; no failure series at all. The rate
+  # over finished creations is 1, not +Inf nor 196 %.
+  - interval: 1m
+    input_series:
+      - series: 'project_creation_attempts_total{service="agent"}'
+        values: '1 1 1 2x8'
+      - series: 'project_creation_success_total{service="agent"}'
+        values: '0 0 1 1 1 2x6'
+    promql_expr_test:
+      - expr: 'CREATION_SUCCESS_RATE'
+        eval_time: 10m
+        exp_samples:
+          - {labels: '{}', value: 1}
+    alert_rule_test:
+      - {alertname: CreationSuccessLow, eval_time: 10m, exp_alerts: []}
   - interval: 1h
     input_series:
       - series: 'backup_last_success_timestamp_seconds{service="agent"}'
@@ -127,7 +154,11 @@ fn alert_rules_fire_when_the_design_says_under_promtool_test_rules() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join(monitoring::ALERT_RULES);
     std::fs::write(&rules, monitoring::alert_rules(&Monitoring::default())).unwrap();
-    std::fs::write(dir.path().join("tests.yml"), RULE_TESTS).unwrap();
+    let tests = RULE_TESTS.replace(
+        "CREATION_SUCCESS_RATE",
+        monitoring::query::CREATION_SUCCESS_RATE,
+    );
+    std::fs::write(dir.path().join("tests.yml"), tests).unwrap();
     succeeds(
         tool("promtool", "prometheus")
             .args(["check", "rules"])

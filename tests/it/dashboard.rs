@@ -933,7 +933,16 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
         ] {
             assert!(phases.contains(phase), "{phase} in {phases}");
         }
-        assert!(phases.contains(" s"), "durations: {phases}");
+        // each finished phase with its duration, as the CLI writes one (`566ms`, `2.0s`, `3m 04s`)
+        let timed = |line: &str| {
+            line.split_whitespace().nth(2).is_some_and(|d| {
+                d.starts_with(|c: char| c.is_ascii_digit()) && d.ends_with(['s', 'm'])
+            })
+        };
+        assert!(
+            phases.lines().filter(|l| l.contains(" done ")).all(timed),
+            "durations: {phases}"
+        );
         let vms = text_of(&c, "//table[@id='vms']", Duration::from_secs(5)).await;
         assert_eq!(vms.lines().count(), 4, "a header and three VMs: {vms}");
         shot(&c, "deployment").await;

@@ -278,16 +278,44 @@ impl Gateway {
     /// lock.
     async fn reload(&self) -> Result<()> {
         tokio::time::sleep(self.until_reload()).await;
+        let old_workers = self.workers();
         let result = self
             .nginx(&["-s", "reload"])
             .await
             .context("nginx reload failed");
+        if result.is_ok() {
+            until_gone(&old_workers).await;
+        }
         self.reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut t) = self.last_reload.lock() {
             *t = Some(std::time::Instant::now());
         }
         result
+    }
+
+    /// The pids of nginx's worker processes now: the children of the master named by the pid
+    /// file of the prefix (`-p DIR`) in the gateway's nginx command line. Empty when unknown.
+    fn workers(&self) -> Vec<u32> {
+        let prefix = self
+            .config
+            .nginx
+            .iter()
+            .position(|a| a == "-p")
+            .and_then(|i| self.config.nginx.get(i + 1));
+        let master = prefix
+            .and_then(|dir| std::fs::read_to_string(super::nginx::pid_file(dir)).ok())
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        master
+            .and_then(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()
+            })
+            .map(|list| {
+                list.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn save(&self, routes: &BTreeMap<String, Route>) -> Result<()> {
@@ -297,6 +325,27 @@ impl Gateway {
             serde_json::to_string_pretty(&list)?.as_bytes(),
             0o600,
         )
+    }
+}
+
+/// Waits (5 s at most) until the worker processes `pids` have ended. A reload is nginx's master
+/// starting new workers and then telling the old ones to stop accepting and finish: until they
+/// have, an old worker may still take a request with the old routes (nginx's "Controlling
+/// nginx": <https://nginx.org/en/docs/control.html>). A change is answered once only new workers
+/// serve, so a route just added never answers 404 afterwards.
+async fn until_gone(pids: &[u32]) {
+    let running = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // the state follows the command's closing parenthesis; a zombie has ended
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        })
+    };
+    let started = std::time::Instant::now();
+    while pids.iter().any(running) && started.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

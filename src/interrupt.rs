@@ -425,16 +425,23 @@ pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
     }
 }
 
+/// Whether `pid` is a process that has not ended: it exists and is not a zombie (its state in
+/// `/proc/PID/stat`, after the command's closing parenthesis, is not `Z`; proc(5)).
+pub fn live(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
 /// Whether `pid` is a live (not zombie) process running `program`.
 fn runs(pid: u32, program: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = stat
-        .rsplit(')')
-        .next()
-        .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    let zombie = !live(pid);
     // argv[0], or argv[1] for a script run by its interpreter (`python3 …/terraform`).
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
     let named = cmdline

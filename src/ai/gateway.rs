@@ -334,17 +334,10 @@ impl Gateway {
 /// nginx": <https://nginx.org/en/docs/control.html>). A change is answered once only new workers
 /// serve, so a route just added never answers 404 afterwards.
 async fn until_gone(pids: &[u32]) {
-    let running = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            // the state follows the command's closing parenthesis; a zombie has ended
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        })
-    };
     let started = std::time::Instant::now();
-    while pids.iter().any(running) && started.elapsed() < std::time::Duration::from_secs(5) {
+    while pids.iter().any(|pid| crate::interrupt::live(*pid))
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

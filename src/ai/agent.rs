@@ -139,8 +139,6 @@ impl Creations {
     }
 }
 
-/// Right answers in a row before a site counts as live.
-const VERIFY_STREAK: u32 = 3;
 /// How often each LLM provider's health is probed (`GET /models`) for `/health` and `/metrics`.
 const PROBE_EVERY: Duration = Duration::from_secs(30);
 /// Numbered names tried for a prompt's name (`name`, `name-2`, … `name-99`).
@@ -548,7 +546,9 @@ async fn events(
         }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(30));
+    let mut changes = a.db.changes();
     loop {
+        changes.borrow_and_update();
         let events = a.db.events(&project.id, q.after).unwrap_or_default();
         let current =
             a.db.find(&project.id)
@@ -569,7 +569,8 @@ async fn events(
             }
             return response;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Woken by the next event or status of any project; the deadline answers empty.
+        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
     }
 }
 
@@ -826,40 +827,26 @@ async fn pipeline(a: &Agent, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the site `name` answers with `index` at the gateway's verify URL.
+/// Waits until the site `name` answers with `index` at the gateway's verify URL. One right
+/// answer is enough: the gateway answers a route change only once nginx's workers from before its
+/// reload have ended, so no worker with the old routes is left to answer.
 ///
-/// Errors: after about 6 s without `VERIFY_STREAK` right answers in a row, the last problem.
+/// Errors: after 40 tries 100 ms apart (about 4 s) without a right answer, the last problem.
 pub(super) async fn verify_live(a: &Agent, name: &str, index: &str) -> Result<()> {
     let check = format!("{}/{name}/", a.gateway.verify_url);
     let mut last = String::new();
-    // nginx applies a reload within moments, and for a moment a worker of the previous
-    // configuration may still answer: live means VERIFY_STREAK right answers in a row.
-    let mut streak = 0;
     for _ in 0..40 {
-        let answer = match a.gateway.http.get(&check).send().await {
+        last = match a.gateway.http.get(&check).send().await {
             Ok(r) if r.status().is_success() => {
                 if r.text().await.unwrap_or_default() == index {
-                    Ok(())
-                } else {
-                    Err("the page is not the published index.html".to_string())
-                }
-            }
-            Ok(r) => Err(format!("{check} answered {}", r.status())),
-            Err(e) => Err(format!("{check}: {}", e.without_url())),
-        };
-        match answer {
-            Ok(()) => {
-                streak += 1;
-                if streak == VERIFY_STREAK {
                     return Ok(());
                 }
+                "the page is not the published index.html".to_string()
             }
-            Err(problem) => {
-                streak = 0;
-                last = problem;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(if streak > 0 { 50 } else { 100 })).await;
+            Ok(r) => format!("{check} answered {}", r.status()),
+            Err(e) => format!("{check}: {}", e.without_url()),
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("{last}")
 }

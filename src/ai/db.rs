@@ -30,6 +30,9 @@ impl rusqlite::types::FromSql for ProjectStatus {
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Counts every event written and every status set: a long poll waits on it
+    /// ([`Db::changes`]) instead of reading the database again and again.
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn now() -> u64 {
@@ -73,7 +76,19 @@ impl Db {
         }
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            changed: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
+    }
+
+    /// A receiver that sees a change each time an event is written or a status set (the value
+    /// is a count, of no meaning). Mark it seen (`borrow_and_update`) before reading what a wait
+    /// should be woken for, so a change between the read and the wait is not missed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -111,7 +126,9 @@ impl Db {
                 params![id, status, error, now()],
             )
             .map(|_| ())
-        })
+        })?;
+        self.changed();
+        Ok(())
     }
 
     pub fn set_urls(&self, id: &str, repo: Option<&str>, live: Option<&str>) -> Result<()> {
@@ -170,14 +187,16 @@ impl Db {
         data: Option<&serde_json::Value>,
     ) -> Result<i64> {
         let data = data.map(serde_json::Value::to_string);
-        self.with(|c| {
+        let seq = self.with(|c| {
             c.execute(
                 "INSERT INTO events (project_id, at, step, status, message, data) VALUES \
                 (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id, now(), step, status, message, data],
             )?;
             Ok(c.last_insert_rowid())
-        })
+        })?;
+        self.changed();
+        Ok(seq)
     }
 
     fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {

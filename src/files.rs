@@ -39,6 +39,20 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Atomic symlink: a link to `target` made under a temporary name in `link`'s folder
+/// (`tempfile`), then renamed over `link`, so `link` is at every moment the old link or the new.
+///
+/// Errors: [`write_failed`] naming `link`; `link` is left as it was.
+pub fn symlink_atomic(link: &Path, target: &Path) -> Result<()> {
+    let dir = link.parent().context("path has no parent folder")?;
+    let failed = |e| write_failed(link, "write", e);
+    let temp = tempfile::Builder::new()
+        .make_in(dir, |path| std::os::unix::fs::symlink(target, path))
+        .map_err(failed)?;
+    temp.persist(link).map_err(|e| failed(e.error))?;
+    Ok(())
+}
+
 /// The error of a failed write (`verb`: `write`, `create`) of `path`: "cannot write `path`", the
 /// cause (`No space left on device`, `Read-only file system`, `Permission denied`) as its source,
 /// and a hint for each of those causes.

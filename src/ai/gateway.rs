@@ -48,9 +48,11 @@ fn default_rate() -> u32 {
     10
 }
 
-/// The least time between two reloads; route changes arriving meanwhile wait and are applied
-/// together, in the next reload.
-const RELOAD_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a reload is given to take effect when the gateway cannot see nginx's workers (its
+/// `nginx` command names no `-p` prefix, so no pid file): the time it otherwise waits for the
+/// workers from before the reload to end. A reload signalled while the previous one is still
+/// starting workers can leave a worker of an older configuration serving (seen with nginx 1.22).
+const UNSEEN_WORKERS_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
@@ -71,6 +73,16 @@ pub struct Route {
 
 /// A route change waiting for its batch: `route` written at `path`, or the route at `path`
 /// removed when `None`; `reply` says whether it was applied (`true`: a route was created).
+/// What a path's route was on disk before a batch wrote it, to put back if the batch is refused.
+struct OnDisk {
+    include: Option<Vec<u8>>,
+    link: Option<PathBuf>,
+}
+
+/// The include file that holds [`super::nginx::static_routes`], named so no route's file can be
+/// (a route's path starts with a letter or digit).
+const STATIC_ROUTES: &str = "_static.conf";
+
 struct Change {
     path: String,
     route: Option<Route>,
@@ -85,10 +97,6 @@ struct Gateway {
     arrived: tokio::sync::Notify,
     /// Reloads since start (`/metrics`).
     reloads: std::sync::atomic::AtomicU64,
-    /// When nginx was last told to reload: reloads are spaced by `RELOAD_GAP`, because a reload
-    /// signalled while the previous one is still starting workers can leave a worker of an older
-    /// configuration serving (seen with nginx 1.22).
-    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
     /// Serialises every change of routes and sites.
     routes: tokio::sync::Mutex<BTreeMap<String, Route>>,
 }
@@ -100,16 +108,23 @@ impl Gateway {
     fn www(&self) -> PathBuf {
         self.config.state_dir.join("www")
     }
+    /// Where static routes are links to their sites ([`super::nginx::static_routes`]).
+    fn links_dir(&self) -> PathBuf {
+        self.config.state_dir.join("static")
+    }
+    fn include_file(&self, path: &str) -> PathBuf {
+        self.routes_dir().join(format!("{path}.conf"))
+    }
 
-    fn include(&self, route: &Route) -> String {
-        let p = &route.path;
-        let body = match &route.backend {
-            Backend::Static(site) => {
-                super::nginx::static_body(&format!("{}/{site}", self.www().display()))
-            }
-            Backend::Upstream(url) => super::nginx::upstream_body(url),
-        };
-        super::nginx::route(p, &body)
+    /// An upstream route's include file (a static route has none: [`STATIC_ROUTES`] serves it).
+    fn include(&self, route: &Route) -> Option<String> {
+        match &route.backend {
+            Backend::Static(_) => None,
+            Backend::Upstream(url) => Some(super::nginx::route(
+                &route.path,
+                &super::nginx::upstream_body(url),
+            )),
+        }
     }
 
     async fn nginx(&self, extra: &[&str]) -> Result<()> {
@@ -125,28 +140,50 @@ impl Gateway {
         Runner::real().run(&cmd).await.map(|_| ())
     }
 
-    /// Writes `path`'s include file for `route` (removes it for `None`); returns what it held.
-    fn write_route(&self, path: &str, route: Option<&Route>) -> Result<Option<Vec<u8>>> {
-        let file = self.routes_dir().join(format!("{path}.conf"));
-        let old = std::fs::read(&file).ok();
+    /// Writes what `route` at `path` needs (`None`: the route removed): a static route its link
+    /// `static/PATH` → `../www/SITE` and no include file; an upstream route its include file (its
+    /// old link, if any, goes after the reload: [`Gateway::apply_batch`]). Returns what was there.
+    fn write_route(&self, path: &str, route: Option<&Route>) -> Result<OnDisk> {
+        let file = self.include_file(path);
+        let link = self.links_dir().join(path);
+        let old = OnDisk {
+            include: std::fs::read(&file).ok(),
+            link: std::fs::read_link(&link).ok(),
+        };
         match route {
+            Some(Route {
+                backend: Backend::Static(site),
+                ..
+            }) => {
+                crate::files::symlink_atomic(&link, &std::path::Path::new("../www").join(site))?;
+                let _ = std::fs::remove_file(&file);
+            }
             Some(route) => {
-                crate::files::write_atomic(&file, self.include(route).as_bytes(), 0o644)?;
+                let text = self.include(route).unwrap_or_default();
+                crate::files::write_atomic(&file, text.as_bytes(), 0o644)?;
             }
             None => {
                 let _ = std::fs::remove_file(&file);
+                let _ = std::fs::remove_file(&link);
             }
         }
         Ok(old)
     }
 
     /// Puts back what [`Gateway::write_route`] returned.
-    fn restore_route(&self, path: &str, old: Option<&[u8]>) -> Result<()> {
-        let file = self.routes_dir().join(format!("{path}.conf"));
-        match old {
-            Some(bytes) => crate::files::write_atomic(&file, bytes, 0o644),
+    fn restore_route(&self, path: &str, old: &OnDisk) -> Result<()> {
+        let file = self.include_file(path);
+        let link = self.links_dir().join(path);
+        match &old.include {
+            Some(bytes) => crate::files::write_atomic(&file, bytes, 0o644)?,
             None => {
                 let _ = std::fs::remove_file(&file);
+            }
+        }
+        match &old.link {
+            Some(target) => crate::files::symlink_atomic(&link, target),
+            None => {
+                let _ = std::fs::remove_file(&link);
                 Ok(())
             }
         }
@@ -166,14 +203,15 @@ impl Gateway {
             .unwrap_or_else(|_| Err("the gateway is stopping".into()))
     }
 
-    /// Runs for the gateway's life: waits for changes, lets the reload gap pass (changes that
-    /// arrive meanwhile join), then applies everything pending as one batch under the routes
-    /// lock. nginx reads the include files only at the reload, after every file of the batch is
-    /// written whole (each atomically), so it never serves half a batch or half a file.
+    /// Runs for the gateway's life: waits for changes, then applies everything pending as one
+    /// batch under the routes lock; changes that arrive while a batch is applied (its `nginx -t`,
+    /// its reload and the wait for the old workers to end) form the next batch, so a lone change
+    /// waits for nothing and many at once share few reloads. nginx reads the include files only
+    /// at the reload, after every file of the batch is written whole (each atomically), so it
+    /// never serves half a batch or half a file.
     async fn apply_changes(self: Arc<Self>) {
         loop {
             self.arrived.notified().await;
-            tokio::time::sleep(self.until_reload()).await;
             let batch = std::mem::take(
                 &mut *self
                     .pending
@@ -188,23 +226,40 @@ impl Gateway {
         }
     }
 
-    /// Every change written, one `nginx -t`, one reload, then `routes` and `routes.json`
-    /// updated in the changes' order and each change answered. When the check fails and the
-    /// batch holds more than one change, the files are put back and each change is checked
-    /// alone, in order, keeping those nginx accepts; a failed reload refuses every change kept.
+    /// Every change written, then, when one of them touches nginx's configuration (an upstream
+    /// route, or a path that had one), one `nginx -t` and one reload; then `routes` and
+    /// `routes.json` updated in the changes' order and each change answered. A batch of static
+    /// routes only (links) needs no reload. When the check fails and the batch holds more than
+    /// one change, the files are put back and each change is checked alone, in order, keeping
+    /// those nginx accepts; a failed reload refuses every change kept.
     async fn apply_batch(&self, routes: &mut BTreeMap<String, Route>, batch: Vec<Change>) {
         let mut answers: Vec<Option<Result<bool, String>>> = batch.iter().map(|_| None).collect();
-        let mut written: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        let mut written: Vec<(usize, OnDisk)> = Vec::new();
         for (i, change) in batch.iter().enumerate() {
             match self.write_route(&change.path, change.route.as_ref()) {
                 Ok(old) => written.push((i, old)),
                 Err(err) => answers[i] = Some(Err(format!("{err:#}"))),
             }
         }
-        let mut check = self.nginx(&["-t"]).await;
+        let configures = |i: usize, old: &OnDisk| {
+            old.include.is_some()
+                || matches!(
+                    batch[i].route,
+                    Some(Route {
+                        backend: Backend::Upstream(_),
+                        ..
+                    })
+                )
+        };
+        let reloads = written.iter().any(|(i, old)| configures(*i, old));
+        let mut check = if reloads {
+            self.nginx(&["-t"]).await
+        } else {
+            Ok(())
+        };
         if check.is_err() && written.len() > 1 {
             for (i, old) in written.iter().rev() {
-                let _ = self.restore_route(&batch[*i].path, old.as_deref());
+                let _ = self.restore_route(&batch[*i].path, old);
             }
             let all = std::mem::take(&mut written);
             for (i, _) in all {
@@ -216,10 +271,14 @@ impl Gateway {
                         continue;
                     }
                 };
+                if !configures(i, &old) {
+                    written.push((i, old));
+                    continue;
+                }
                 match self.nginx(&["-t"]).await {
                     Ok(()) => written.push((i, old)),
                     Err(err) => {
-                        let _ = self.restore_route(&change.path, old.as_deref());
+                        let _ = self.restore_route(&change.path, &old);
                         answers[i] = Some(Err(format!(
                             "{:#}",
                             err.context("nginx -t rejected the configuration")
@@ -230,20 +289,26 @@ impl Gateway {
             check = Ok(());
         }
         let result = match check {
-            Ok(()) if written.is_empty() => Ok(()),
-            Ok(()) => self.reload().await,
+            Ok(()) if written.iter().any(|(i, old)| configures(*i, old)) => self.reload().await,
+            Ok(()) => Ok(()),
             Err(e) => Err(e.context("nginx -t rejected the configuration")),
         };
         if let Err(err) = result {
             for (i, old) in written.iter().rev() {
-                let _ = self.restore_route(&batch[*i].path, old.as_deref());
+                let _ = self.restore_route(&batch[*i].path, old);
                 answers[*i] = Some(Err(format!("{err:#}")));
             }
         } else {
             for (i, _) in &written {
                 let change = &batch[*i];
                 let created = match &change.route {
-                    Some(route) => routes.insert(change.path.clone(), route.clone()).is_none(),
+                    Some(route) => {
+                        if let Backend::Upstream(_) = route.backend {
+                            // Served by its include file since the reload: its old link goes.
+                            let _ = std::fs::remove_file(self.links_dir().join(&change.path));
+                        }
+                        routes.insert(change.path.clone(), route.clone()).is_none()
+                    }
                     None => {
                         routes.remove(&change.path);
                         false
@@ -264,33 +329,24 @@ impl Gateway {
         }
     }
 
-    /// How long until the next reload may be signalled ([`RELOAD_GAP`] after the last one).
-    fn until_reload(&self) -> std::time::Duration {
-        self.last_reload
-            .lock()
-            .ok()
-            .and_then(|t| *t)
-            .map(|t| RELOAD_GAP.saturating_sub(t.elapsed()))
-            .unwrap_or_default()
-    }
-
-    /// `nginx -s reload`, at least `RELOAD_GAP` after the previous one. Callers hold the routes
-    /// lock.
+    /// `nginx -s reload`, answered once the workers from before it have ended (or, when they
+    /// cannot be seen, [`UNSEEN_WORKERS_SETTLE`] after it), so the next reload never meets one
+    /// still starting. Callers hold the routes lock.
     async fn reload(&self) -> Result<()> {
-        tokio::time::sleep(self.until_reload()).await;
         let old_workers = self.workers();
         let result = self
             .nginx(&["-s", "reload"])
             .await
             .context("nginx reload failed");
         if result.is_ok() {
-            until_gone(&old_workers).await;
+            if old_workers.is_empty() {
+                tokio::time::sleep(UNSEEN_WORKERS_SETTLE).await;
+            } else {
+                until_gone(&old_workers).await;
+            }
         }
         self.reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut t) = self.last_reload.lock() {
-            *t = Some(std::time::Instant::now());
-        }
         result
     }
 
@@ -354,6 +410,7 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         config.state_dir.clone(),
         config.state_dir.join("routes"),
         config.state_dir.join("www"),
+        config.state_dir.join("static"),
     ] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -367,19 +424,21 @@ pub async fn run(config: GatewayConfig) -> Result<()> {
         pending: std::sync::Mutex::new(Vec::new()),
         arrived: tokio::sync::Notify::new(),
         reloads: std::sync::atomic::AtomicU64::new(0),
-        last_reload: std::sync::Mutex::new(None),
         routes: tokio::sync::Mutex::new(BTreeMap::new()),
     };
-    // The include folder holds exactly the saved routes.
-    for entry in std::fs::read_dir(gateway.routes_dir())?.flatten() {
-        let _ = std::fs::remove_file(entry.path());
+    // The include folder and the links hold exactly the saved routes.
+    for dir in [gateway.routes_dir(), gateway.links_dir()] {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
+    crate::files::write_atomic(
+        &gateway.routes_dir().join(STATIC_ROUTES),
+        super::nginx::static_routes(&gateway.links_dir().display().to_string()).as_bytes(),
+        0o644,
+    )?;
     for route in &saved {
-        crate::files::write_atomic(
-            &gateway.routes_dir().join(format!("{}.conf", route.path)),
-            gateway.include(route).as_bytes(),
-            0o644,
-        )?;
+        gateway.write_route(&route.path, Some(route))?;
     }
     if let Err(err) = gateway.reload().await {
         tracing::warn!(error = %format!("{err:#}"), "nginx reload at start failed; routes apply at \

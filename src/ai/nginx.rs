@@ -1,6 +1,6 @@
 //! Every nginx configuration the AI stack writes, in one place: the gateway's and the git
-//! host's server (written by `up`, `phase::ai_stack`) and one route of the gateway (written by
-//! `serve gateway`). Each nginx runs with its own prefix folder (`nginx -p DIR -c FILE`).
+//! host's server (written by `up`, `phase::ai_stack`), and the gateway's location of every static
+//! route and one upstream route (written by `serve gateway`). Each nginx runs with its own prefix folder (`nginx -p DIR -c FILE`).
 
 use super::units::HTTP_PORT;
 
@@ -82,9 +82,17 @@ pub fn route(path: &str, body: &str) -> String {
     )
 }
 
-/// A route's body for a published site in `folder`.
-pub fn static_body(folder: &str) -> String {
-    format!("alias {folder}/;\n    index index.html;")
+/// The one location that serves every static route: `/NAME/` from `links/NAME`, a link to the
+/// route's site that `serve gateway` writes, so a static route comes and goes with no reload.
+/// Longer prefixes (an upstream route's `location /NAME/`, `/git/`) and exact matches win over
+/// it (nginx's location matching: <https://nginx.org/en/docs/http/ngx_http_core_module.html#location>);
+/// `/NAME` is redirected to `/NAME/` by nginx itself, with a relative `Location`.
+pub fn static_routes(links: &str) -> String {
+    format!(
+        "# static routes, written by tfgrid-compose serve gateway: /NAME/ is {links}/NAME, a link \
+            to its site\nlocation / {{\n    root {links};\n    index index.html;\n    \
+            absolute_redirect off;\n}}\n"
+    )
 }
 
 /// A route's body for an upstream `url`.

@@ -1500,18 +1500,31 @@ pub(crate) fn promtool_check_metrics(text: &str) -> Option<String> {
 /// `/metrics` of the agent and the gateway after two creates and a backup: the design's series
 /// (the latency histogram per service and route, long polls apart, creation attempts and successes, failures by
 /// reason, a status per project, the last backup's time, the LLM counters), clean under the
-/// real `promtool check metrics`; the metrics token reads `/metrics` and nothing else.
+/// real `promtool check metrics`; the metrics token reads `/metrics` and nothing else. A backup
+/// of one project counts it in the singular.
 #[test]
 fn metrics_name_the_designs_series_and_pass_promtool_check_metrics() {
     let stack = Stack::start();
-    for args in [
+    let file = stack.dir.path().join("stack.tar.gz").display().to_string();
+    for (i, args) in [
         &["create", "portfolio website with dark mode"][..],
         &["create", "bakery landing page", "--name", "bakery"],
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (code, out, err) = stack.cli(args);
         assert_eq!(code, 0, "{out}\n{err}");
+        if i == 0 {
+            let (code, _, err) = stack.cli(&["projects", "backup", "-o", &file]);
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                err.contains(" against the manifest (1 project)\n")
+                    && err.contains(", 1 project of http://"),
+                "{err}"
+            );
+        }
     }
-    let file = stack.dir.path().join("stack.tar.gz").display().to_string();
     let before = tfgrid_compose::clock::now_unix();
     let (code, _, err) = stack.cli(&["projects", "backup", "-o", &file]);
     assert_eq!(code, 0, "{err}");

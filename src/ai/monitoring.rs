@@ -146,7 +146,7 @@ pub fn prometheus_config(
 /// The alert rules: a service down for a minute, a disk over 80 % for 5 minutes, the API's p95
 /// over 500 ms for 5 minutes, creation success under 80 % over an hour, no backup for
 /// `backup_max_age_hours` (`BackupMissing` after a backup, `BackupNeverTaken` when the agent
-/// has served none since it started that long ago).
+/// has served none since it started that long ago, by its own `process_start_time_seconds`).
 pub fn alert_rules(settings: &Monitoring) -> String {
     let backup_age = u64::from(settings.backup_max_age_hours) * 3600;
     let hours = settings.backup_max_age_hours;
@@ -171,9 +171,16 @@ pub fn alert_rules(settings: &Monitoring) -> String {
                       max(backup_last_success_timestamp_seconds) < time() - {backup_age}"),
              "0s",
              &format!("no backup for more than {hours} hours")),
-        rule("BackupNeverTaken", "max(backup_last_success_timestamp_seconds) == 0".into(),
-             &format!("{hours}h"),
-             &format!("no backup since the agent started {hours} hours ago")),
+        // Its value is how long the agent has run (its start, not Prometheus' first sample of
+        // it): the alert fires once that passes the limit, and says how long it is.
+        rule("BackupNeverTaken",
+             format!("time() - max(process_start_time_seconds{{job=\"{SERVICES_JOB}\",\
+                      service=\"{}\"}}) > {backup_age} \
+                      and max(backup_last_success_timestamp_seconds) == 0",
+                     super::units::Service::Agent.name()),
+             "0s",
+             &format!("no backup since the agent started {{{{ $value | humanizeDuration }}}} ago \
+                       (limit {hours} hours)")),
     ]}]});
     header("Prometheus' alert rules", &doc)
 }

@@ -1499,11 +1499,12 @@ pub(crate) fn promtool_check_metrics(text: &str) -> Option<String> {
 
 /// `/metrics` of the agent and the gateway after two creates and a backup: the design's series
 /// (the latency histogram per service and route, long polls apart, creation attempts and successes, failures by
-/// reason, a status per project, the last backup's time, the LLM counters), clean under the
-/// real `promtool check metrics`; the metrics token reads `/metrics` and nothing else. A backup
-/// of one project counts it in the singular.
+/// reason, a status per project, the last backup's time, the LLM counters, the agent's start),
+/// clean under the real `promtool check metrics`; the metrics token reads `/metrics` and
+/// nothing else. A backup of one project counts it in the singular.
 #[test]
 fn metrics_name_the_designs_series_and_pass_promtool_check_metrics() {
+    let started = tfgrid_compose::clock::now_unix();
     let stack = Stack::start();
     let file = stack.dir.path().join("stack.tar.gz").display().to_string();
     for (i, args) in [
@@ -1558,6 +1559,12 @@ fn metrics_name_the_designs_series_and_pass_promtool_check_metrics() {
     );
     let stamp = metric(&text, "backup_last_success_timestamp_seconds").unwrap();
     assert!(stamp >= before as f64, "{stamp} < {before}: {text}");
+    // The agent's start, which `BackupNeverTaken` counts from.
+    let start = metric(&text, "process_start_time_seconds").unwrap();
+    assert!(
+        start >= started as f64 && start <= before as f64,
+        "{start} not in {started}..{before}: {text}"
+    );
     let (code, text) = get(
         &format!("http://127.0.0.1:{}/metrics", stack.gateway),
         Some(METRICS_TOKEN),

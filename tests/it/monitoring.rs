@@ -135,18 +135,25 @@ tests:
         exp_alerts:
           - exp_labels: {severity: critical}
             exp_annotations: {summary: "no backup for more than 26 hours"}
-  # Samples closer than the 5 minutes a series stays current without one.
+  # No backup ever, and the agent restarted at 20 h (Prometheus has sampled it since 0 h): the
+  # wait counts from the agent's start, not from Prometheus' first sample, and the summary says
+  # how long the agent has run. Samples closer than the 5 minutes a series stays current
+  # without one.
   - interval: 4m
     input_series:
-      - series: 'backup_last_success_timestamp_seconds{service="agent"}'
-        values: '0x420'
+      - series: 'backup_last_success_timestamp_seconds{job="health-checks",service="agent"}'
+        values: '0x720'
+      - series: 'process_start_time_seconds{job="health-checks",service="agent"}'
+        values: '0x299 72000x420'
     alert_rule_test:
-      - {alertname: BackupNeverTaken, eval_time: 25h, exp_alerts: []}
+      - {alertname: BackupNeverTaken, eval_time: 19h, exp_alerts: []}
+      - {alertname: BackupNeverTaken, eval_time: 27h, exp_alerts: []}
+      - {alertname: BackupNeverTaken, eval_time: 45h, exp_alerts: []}
       - alertname: BackupNeverTaken
-        eval_time: 27h
+        eval_time: 47h
         exp_alerts:
           - exp_labels: {severity: critical}
-            exp_annotations: {summary: "no backup since the agent started 26 hours ago"}
+            exp_annotations: {summary: "no backup since the agent started 1d 3h 0m 0s ago (limit 26 hours)"}
 "#;
 
 #[test]

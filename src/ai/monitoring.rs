@@ -68,7 +68,8 @@ pub mod query {
     pub const ACTIVE_PROJECTS: &str = "count(project_status{status=\"live\"})";
     /// Each service of the stack: 1 up, 0 down.
     pub const SERVICES_UP: &str = "up{job=\"health-checks\"}";
-    /// Every target Prometheus scrapes: 1 up, 0 down.
+    /// Every target Prometheus has scraped: 1 up, 0 down. None for a target before its first
+    /// scrape, so `health` counts the targets of Prometheus' `/api/v1/targets` instead.
     pub const TARGETS_UP: &str = "up";
     /// The share (0..1) of each VM's data file systems in use, as `df` counts its `Use%`:
     /// used / (used + available), used = size − free, so that the blocks reserved for root

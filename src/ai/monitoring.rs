@@ -36,14 +36,23 @@ pub const P95_LIMIT: f64 = 0.5;
 /// The creation success rate (over an hour) below which `CreationSuccessLow` fires.
 pub const SUCCESS_LIMIT: f64 = 0.80;
 
+/// [`NOT_DATA_FS`] as a literal, for `concat!`.
+macro_rules! not_data_fs {
+    () => {
+        "tmpfs|devtmpfs|squashfs|nsfs|ramfs|fuse.lxcfs"
+    };
+}
+
+/// The file system types that hold none of the stack's data (memory, read-only images,
+/// namespaces, LXCFS's views of `/proc`), `|` between them: [`query::DISK_USED`], so `DiskFull`,
+/// leaves them out (`fstype!~"…"`).
+pub const NOT_DATA_FS: &str = not_data_fs!();
+
 /// A node_exporter file-system series `$name` of the file systems that hold the stack's data
-/// (not tmpfs and the like).
+/// (not [`NOT_DATA_FS`]).
 macro_rules! data_fs {
     ($name:literal) => {
-        concat!(
-            $name,
-            "{fstype!~\"tmpfs|devtmpfs|squashfs|nsfs|ramfs|fuse.lxcfs\"}"
-        )
+        concat!($name, "{fstype!~\"", not_data_fs!(), "\"}")
     };
 }
 

@@ -227,3 +227,28 @@ fn prometheus_and_alertmanager_configs_pass_their_own_checks() {
     assert!(said.contains("1 receivers"), "{said}");
     assert!(Path::new(&am).exists());
 }
+
+/// docs/ai-stack.md names the file systems `DiskFull` leaves out, each of them, as
+/// `query::DISK_USED` leaves them out.
+#[test]
+fn the_docs_name_the_file_systems_disk_full_leaves_out() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ai-stack.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let line = |start: &str| {
+        doc.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("docs/ai-stack.md has no line `{start}…`"))
+    };
+    let alert = line("| `DiskFull` |");
+    for fs in monitoring::NOT_DATA_FS.split('|') {
+        assert!(alert.contains(&format!("`{fs}`")), "`{fs}` in: {alert}");
+    }
+    let query = line("# disk in use");
+    let selector = format!("fstype!~\"{}\"", monitoring::NOT_DATA_FS);
+    assert!(query.contains(&selector), "{selector} in: {query}");
+    assert!(
+        monitoring::query::DISK_USED.contains(&selector),
+        "{}",
+        monitoring::query::DISK_USED
+    );
+}

@@ -94,6 +94,12 @@ pub struct Printer {
     inner: Arc<Inner>,
 }
 
+/// The plural ending of a count's noun: `""` for one, `"s"` otherwise, as in
+/// `format!("{n} project{}", plural(n))`.
+pub fn plural<N: PartialEq + From<u8>>(n: N) -> &'static str {
+    if n == N::from(1) { "" } else { "s" }
+}
+
 /// A text table: each column as wide as its widest cell, two spaces between columns, trailing
 /// blanks trimmed; the header, then one line per row.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -385,6 +385,12 @@ async fn metrics(State((a, common)): St) -> Response {
                 "Unix time of the last backup the agent served whole (0: none yet).",
                 last_backup,
             ),
+            // The client libraries' name for it; `BackupNeverTaken` counts from it.
+            (
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                a.started_at as f64,
+            ),
         ] {
             super::server::gauge(r, name, help, value)?;
         }

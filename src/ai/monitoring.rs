@@ -36,14 +36,23 @@ pub const P95_LIMIT: f64 = 0.5;
 /// The creation success rate (over an hour) below which `CreationSuccessLow` fires.
 pub const SUCCESS_LIMIT: f64 = 0.80;
 
+/// [`NOT_DATA_FS`] as a literal, for `concat!`.
+macro_rules! not_data_fs {
+    () => {
+        "tmpfs|devtmpfs|squashfs|nsfs|ramfs|fuse.lxcfs"
+    };
+}
+
+/// The file system types that hold none of the stack's data (memory, read-only images,
+/// namespaces, LXCFS's views of `/proc`), `|` between them: [`query::DISK_USED`], so `DiskFull`,
+/// leaves them out (`fstype!~"…"`).
+pub const NOT_DATA_FS: &str = not_data_fs!();
+
 /// A node_exporter file-system series `$name` of the file systems that hold the stack's data
-/// (not tmpfs and the like).
+/// (not [`NOT_DATA_FS`]).
 macro_rules! data_fs {
     ($name:literal) => {
-        concat!(
-            $name,
-            "{fstype!~\"tmpfs|devtmpfs|squashfs|nsfs|ramfs|fuse.lxcfs\"}"
-        )
+        concat!($name, "{fstype!~\"", not_data_fs!(), "\"}")
     };
 }
 
@@ -68,7 +77,8 @@ pub mod query {
     pub const ACTIVE_PROJECTS: &str = "count(project_status{status=\"live\"})";
     /// Each service of the stack: 1 up, 0 down.
     pub const SERVICES_UP: &str = "up{job=\"health-checks\"}";
-    /// Every target Prometheus scrapes: 1 up, 0 down.
+    /// Every target Prometheus has scraped: 1 up, 0 down. None for a target before its first
+    /// scrape, so `health` counts the targets of Prometheus' `/api/v1/targets` instead.
     pub const TARGETS_UP: &str = "up";
     /// The share (0..1) of each VM's data file systems in use, as `df` counts its `Use%`:
     /// used / (used + available), used = size − free, so that the blocks reserved for root
@@ -146,7 +156,7 @@ pub fn prometheus_config(
 /// The alert rules: a service down for a minute, a disk over 80 % for 5 minutes, the API's p95
 /// over 500 ms for 5 minutes, creation success under 80 % over an hour, no backup for
 /// `backup_max_age_hours` (`BackupMissing` after a backup, `BackupNeverTaken` when the agent
-/// has served none since it started that long ago).
+/// has served none since it started that long ago, by its own `process_start_time_seconds`).
 pub fn alert_rules(settings: &Monitoring) -> String {
     let backup_age = u64::from(settings.backup_max_age_hours) * 3600;
     let hours = settings.backup_max_age_hours;
@@ -171,9 +181,16 @@ pub fn alert_rules(settings: &Monitoring) -> String {
                       max(backup_last_success_timestamp_seconds) < time() - {backup_age}"),
              "0s",
              &format!("no backup for more than {hours} hours")),
-        rule("BackupNeverTaken", "max(backup_last_success_timestamp_seconds) == 0".into(),
-             &format!("{hours}h"),
-             &format!("no backup since the agent started {hours} hours ago")),
+        // Its value is how long the agent has run (its start, not Prometheus' first sample of
+        // it): the alert fires once that passes the limit, and says how long it is.
+        rule("BackupNeverTaken",
+             format!("time() - max(process_start_time_seconds{{job=\"{SERVICES_JOB}\",\
+                      service=\"{}\"}}) > {backup_age} \
+                      and max(backup_last_success_timestamp_seconds) == 0",
+                     super::units::Service::Agent.name()),
+             "0s",
+             &format!("no backup since the agent started {{{{ $value | humanizeDuration }}}} ago \
+                       (limit {hours} hours)")),
     ]}]});
     header("Prometheus' alert rules", &doc)
 }

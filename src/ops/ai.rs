@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::ai::api::{Event, Health, ProjectEvents, ProjectStatus};
 use crate::ai::client::AgentClient;
 use crate::error::{Failed, UserError};
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::settings::Settings;
 
 /// Where the agent is and its token: flags, then `TFGRID_COMPOSE_AGENT_URL` and
@@ -420,9 +420,17 @@ fn print_providers(printer: &Printer, health: &Health) {
             None => "not probed yet".to_string(),
         };
         let mut line = format!(
-            "  {}  {up}; {} of {} requests answered, {} errors ({} timed out); tokens {} in, {} \
-             out",
-            p.provider, s.answers, s.requests, s.errors, s.timeouts, s.tokens_in, s.tokens_out,
+            "  {}  {up}; {} of {} request{} answered, {} error{} ({} timed out); tokens {} in, \
+             {} out",
+            p.provider,
+            s.answers,
+            s.requests,
+            plural(s.requests),
+            s.errors,
+            plural(s.errors),
+            s.timeouts,
+            s.tokens_in,
+            s.tokens_out,
         );
         if let Some(each) = s.mean_latency() {
             line.push_str(&format!(
@@ -477,7 +485,7 @@ pub async fn delete(printer: &Printer, agent: &AgentClient, key: &str, yes: bool
             format!("still there: {}", failed.join("; ")),
             format!("run `tfgrid-compose delete {name} --yes` again once the cause is fixed"),
         ],
-        source: anyhow::anyhow!("{} part(s) failed", failed.len()).into(),
+        source: anyhow::anyhow!("{} part{} failed", failed.len(), plural(failed.len())).into(),
     }
     .into())
 }

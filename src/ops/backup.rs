@@ -12,7 +12,7 @@ use super::ai::AgentFlags;
 use crate::ai::archive::{Archive, sha256_hex};
 use crate::ai::client::AgentClient;
 use crate::error::UserError;
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::settings::Settings;
 
 /// `ai-stack-backup-2026-11-23T101512Z.tar.gz` for a backup taken at that time (UTC).
@@ -105,9 +105,11 @@ pub async fn backup(
     printer.status(
         "Verified",
         format!(
-            "{} files against the manifest ({} projects)",
+            "{} file{} against the manifest ({} project{})",
             manifest.files.len(),
-            manifest.projects.len()
+            plural(manifest.files.len()),
+            manifest.projects.len(),
+            plural(manifest.projects.len())
         ),
     );
     crate::files::write_atomic(&path, &bytes, 0o600)
@@ -133,10 +135,11 @@ pub async fn backup(
     printer.status(
         "Finished",
         format!(
-            "`{}` ({}, {} projects of {})",
+            "`{}` ({}, {} project{} of {})",
             path.display(),
             format_size(bytes.len() as u64),
             manifest.projects.len(),
+            plural(manifest.projects.len()),
             manifest.public_url
         ),
     );
@@ -170,8 +173,9 @@ pub async fn restore(
     printer.status(
         "Restoring",
         format!(
-            "{} projects from `{}` (the backup of {} taken {}) onto the agent at {}",
+            "{} project{} from `{}` (the backup of {} taken {}) onto the agent at {}",
             manifest.projects.len(),
+            plural(manifest.projects.len()),
             file.display(),
             manifest.public_url,
             manifest.created,
@@ -202,10 +206,13 @@ pub async fn restore(
     printer.status(
         "Finished",
         format!(
-            "{} projects, {} sites, {} routes",
+            "{} project{}, {} site{}, {} route{}",
             report.projects.len(),
+            plural(report.projects.len()),
             report.sites.len(),
-            report.routes.len()
+            plural(report.sites.len()),
+            report.routes.len(),
+            plural(report.routes.len())
         ),
     );
     Ok(())

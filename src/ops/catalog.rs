@@ -13,7 +13,7 @@ use crate::catalog::fetch::{Freshness, Loaded, load};
 use crate::error::{CatalogError, UserError};
 use crate::ops::deployments::JSON_SCHEMA;
 use crate::ops::{Target, registry};
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::process::Runner;
 use crate::settings::Settings;
 use crate::state::{AppOrigin, StateDir};
@@ -125,9 +125,10 @@ pub async fn update(
         printer.status(
             "Updated",
             format!(
-                "the app registry from {} ({} apps)",
+                "the app registry from {} ({} app{})",
                 loaded.url,
-                loaded.catalog.apps.len()
+                loaded.catalog.apps.len(),
+                plural(loaded.catalog.apps.len())
             ),
         );
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cost::{self, Estimate, Plan, Prices};
 use crate::error::UserError;
 use crate::ops::deployments::JSON_SCHEMA;
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::registry::Entry;
 use crate::settings::Settings;
 use crate::state::StateDir;
@@ -236,10 +236,11 @@ pub async fn print_planned(
     print_estimate(
         printer,
         &format!(
-            "`{}` on pattern `{}` ({} VMs)",
+            "`{}` on pattern `{}` ({} VM{})",
             valid.app.manifest.name,
             valid.pattern.manifest.name,
-            plan.vm_count()
+            plan.vm_count(),
+            plural(plan.vm_count())
         ),
         &cost::estimate(&plan, &prices, balance),
         false,
@@ -375,7 +376,12 @@ pub async fn cost(
     }
     print_estimate(
         printer,
-        &format!("{} ({source}, {} VMs)", target.arg(), plan.vm_count()),
+        &format!(
+            "{} ({source}, {} VM{})",
+            target.arg(),
+            plan.vm_count(),
+            plural(plan.vm_count())
+        ),
         &estimate,
         true,
     );

@@ -10,7 +10,7 @@ use crate::clock::{format_utc, now_unix};
 use crate::error::UserError;
 use crate::files::write_atomic;
 use crate::ops::{CONTEXT_FILE, Target, read_context_file, registry, resolve_target};
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::pattern::Pattern;
 use crate::process::{Cmd, Io, Runner};
 use crate::registry::Entry;
@@ -204,7 +204,7 @@ pub async fn ps(printer: &Printer, settings: &Settings, prune: bool, json: bool)
         printer.warn(format!(
             "{vanished} deployment folder{} vanished; `tfgrid-compose down ID` stops what can \
                 still be found of each, `tfgrid-compose ps --prune` forgets them",
-            if vanished == 1 { "" } else { "s" }
+            plural(vanished)
         ));
     }
     Ok(())

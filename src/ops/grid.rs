@@ -10,7 +10,7 @@ use crate::error::UserError;
 use crate::grid::mnemonic;
 use crate::grid::proxy::{GridProxy, NodeQuery};
 use crate::grid::select::{self, NodeFilter, Request};
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::settings::{Settings, Source};
 
 /// GridProxy of the configured network (on `sim`, the simulator's, while the guard lives).
@@ -69,8 +69,10 @@ pub async fn nodes(
             node.uptime as f64 / 86_400.0
         ));
         printer.data(format!(
-            "cpu         {} cores ({} reserved)",
-            node.total.cru, node.used.cru
+            "cpu         {} core{} ({} reserved)",
+            node.total.cru,
+            plural(node.total.cru),
+            node.used.cru
         ));
         printer.data(format!(
             "memory      {} GiB free of {}",
@@ -207,10 +209,6 @@ fn rent_state(node: &crate::grid::proxy::Node) -> String {
     } else {
         "not rentable".into()
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 fn truncate(text: &str, width: usize) -> String {

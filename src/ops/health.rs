@@ -2,7 +2,8 @@
 //! check with its figure, what holds (`-q`: only what does not). Any deployment: each VM
 //! reachable over ssh, no failed systemd unit (on an AI stack, every unit of the stack and its
 //! firewall active), its root file system's `df` `Use%` not over [`DISK_LIMIT`] (the share
-//! `query::DISK_USED` gives `DiskFull`). An AI stack also: every metrics target up, the API's
+//! `query::DISK_USED` gives `DiskFull`). An AI stack also: every target Prometheus is
+//! configured with up (one not scraped yet holding for its first scrape's time), the API's
 //! p95 ([`query::API_P95`], `ApiSlow`'s) under [`P95_LIMIT`] (Prometheus' query API on the
 //! gateway's loopback, through ssh), the agent answering, and by its answer a backup younger
 //! than `monitoring.backup_max_age_hours` (none yet holding while the agent has run less, as
@@ -181,27 +182,34 @@ impl Remote<'_> {
         Ok(out.stdout)
     }
 
+    /// `path` of Prometheus on the gateway's VM (`curl`, `args` before the URL): what it
+    /// printed.
+    async fn prometheus(&self, gateway: usize, path: &str, args: &[&str]) -> Result<String> {
+        let url = format!("http://127.0.0.1:{PROMETHEUS_PORT}/{path}");
+        let mut argv = vec!["curl", "-sS", "--fail"];
+        argv.extend(args);
+        argv.push(&url);
+        self.run(gateway, "ask Prometheus", &argv).await
+    }
+
+    /// `path` of Prometheus' HTTP API (`/api/v1/…`) on the gateway's VM: its answer's `data`.
+    async fn api(&self, gateway: usize, path: &str, args: &[&str]) -> Result<serde_json::Value> {
+        let out = self
+            .prometheus(gateway, &format!("api/v1/{path}"), args)
+            .await?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&out).context("Prometheus' answer is not JSON")?;
+        Ok(doc["data"].clone())
+    }
+
     /// An instant query of Prometheus on the gateway's VM: the result's samples, each its
     /// labels and value.
     async fn query(&self, gateway: usize, promql: &str) -> Result<Vec<(serde_json::Value, f64)>> {
-        let url = format!("http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/query");
         let arg = format!("query={promql}");
-        let argv = [
-            "curl",
-            "-sS",
-            "--fail",
-            "--get",
-            "--data-urlencode",
-            &arg,
-            &url,
-        ];
-        let out = self.run(gateway, "ask Prometheus", &argv).await?;
-        let doc: serde_json::Value =
-            serde_json::from_str(&out).context("Prometheus' answer is not JSON")?;
-        let samples = doc["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let data = self
+            .api(gateway, "query", &["--get", "--data-urlencode", &arg])
+            .await?;
+        let samples = data["result"].as_array().cloned().unwrap_or_default();
         Ok(samples
             .into_iter()
             .map(|s| {
@@ -341,31 +349,11 @@ async fn units_check(
 /// The AI stack's checks through Prometheus: targets up, the API's p95.
 async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Check>) {
     let gateway = spec.gateway;
-    checks.push(match remote.query(gateway, query::TARGETS_UP).await {
-        Ok(targets) => {
-            let down: Vec<String> = targets
-                .iter()
-                .filter(|(_, v)| *v != 1.0)
-                .map(|(m, _)| {
-                    format!(
-                        "{} {}",
-                        m["job"].as_str().unwrap_or(""),
-                        m["instance"].as_str().unwrap_or("")
-                    )
-                })
-                .collect();
-            let mut figure = format!("{}/{} up", targets.len() - down.len(), targets.len());
-            if !down.is_empty() {
-                figure.push_str(&format!(" (down: {})", down.join(", ")));
-            }
-            Check::new(
-                "metrics targets",
-                !targets.is_empty() && down.is_empty(),
-                figure,
-            )
-        }
-        Err(e) => Check::new("metrics targets", false, format!("{e:#}")),
-    });
+    checks.push(
+        targets_check(remote, spec)
+            .await
+            .unwrap_or_else(|e| Check::new("metrics targets", false, format!("{e:#}"))),
+    );
     checks.push(match remote.query(gateway, query::API_P95).await {
         Ok(p95) => match p95.first() {
             Some((_, v)) if v.is_finite() => Check::new(
@@ -381,6 +369,109 @@ async fn stack_checks(remote: &Remote<'_>, spec: &StackSpec, checks: &mut Vec<Ch
         },
         Err(e) => Check::new("API p95", false, format!("{e:#}")),
     });
+}
+
+/// How long (seconds) after Prometheus loads its config a target of it may still wait for its
+/// first scrape, with `interval` seconds between scrapes: the targets reach the scrape loops
+/// within 10 s (discovery and the scrape manager each pass updates on at most every 5 s:
+/// Prometheus' `discovery/manager.go`, `updatert`, and `scrape/manager.go`, `reloader`), a
+/// loop's first scrape starts within one interval (its offset, `scrape/scrape.go`) and ends
+/// within the scrape timeout, which is at most the interval.
+fn first_scrape_within(interval: u32) -> u64 {
+    2 * u64::from(interval) + 10
+}
+
+/// Every target Prometheus is configured with up: its `/api/v1/targets`' active targets (the
+/// jobs `ai_stack::prometheus_yml` wrote, as Prometheus loaded them), not the series of `up`,
+/// which has none for a target until its first scrape. A target not scraped yet holds while
+/// Prometheus loaded its config less than [`first_scrape_within`] ago (right after `up` or a
+/// restart), and fails after that: it is never scraped ([`config_age`]). So does an empty list,
+/// which Prometheus gives for its first seconds.
+///
+/// Errors: Prometheus not answering, or not as its API says.
+async fn targets_check(remote: &Remote<'_>, spec: &StackSpec) -> Result<Check> {
+    let data = remote
+        .api(spec.gateway, "targets?state=active", &[])
+        .await?;
+    let targets = data["activeTargets"]
+        .as_array()
+        .context("Prometheus' targets have no `activeTargets`")?;
+    let grace = first_scrape_within(spec.monitoring.scrape_interval);
+    // For its first seconds Prometheus lists none (the scrape manager has not taken them yet).
+    if targets.is_empty() {
+        let ago = config_age(remote, spec.gateway).await?;
+        let ago_text = crate::clock::format_age(ago);
+        return Ok(if ago < grace {
+            Check::new(
+                "metrics targets",
+                true,
+                format!("none listed yet, {ago_text} after Prometheus loaded its config"),
+            )
+        } else {
+            Check::new(
+                "metrics targets",
+                false,
+                format!("none in the {ago_text} since Prometheus loaded its config"),
+            )
+        });
+    }
+    let mut up = 0;
+    let (mut down, mut waiting) = (Vec::new(), Vec::new());
+    for target in targets {
+        let label = |name: &str| target["labels"][name].as_str().unwrap_or("");
+        let name = format!("{} {}", label("job"), label("instance"));
+        // Prometheus' `health` of a target: `up`, `down`, or `unknown` until its first scrape.
+        match target["health"].as_str() {
+            Some("up") => up += 1,
+            Some("unknown") => waiting.push(name),
+            _ => down.push(name),
+        }
+    }
+    let mut figure = format!("{up}/{} up", targets.len());
+    if !down.is_empty() {
+        figure.push_str(&format!(", {} down: {}", down.len(), down.join(", ")));
+    }
+    let mut never = false;
+    if !waiting.is_empty() {
+        let ago = config_age(remote, spec.gateway).await?;
+        never = ago >= grace;
+        let what = if never {
+            format!(
+                "never scraped in the {} since Prometheus loaded its config",
+                crate::clock::format_age(ago)
+            )
+        } else {
+            "not scraped yet".to_string()
+        };
+        figure.push_str(&format!(
+            ", {} {what}: {}",
+            waiting.len(),
+            waiting.join(", ")
+        ));
+    }
+    Ok(Check::new(
+        "metrics targets",
+        down.is_empty() && !never,
+        figure,
+    ))
+}
+
+/// How long ago (seconds) Prometheus on the gateway's VM last loaded its config: its own
+/// `prometheus_config_last_reload_success_timestamp_seconds`, by its clock against this
+/// machine's (as the backup check reads the agent's start).
+async fn config_age(remote: &Remote<'_>, gateway: usize) -> Result<u64> {
+    let loaded = remote
+        .prometheus(gateway, "metrics", &[])
+        .await?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("prometheus_config_last_reload_success_timestamp_seconds ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .context("Prometheus' metrics say not when it loaded its config")?;
+    Ok(crate::clock::now_unix().saturating_sub(loaded as u64))
 }
 
 /// The agent answering `GET /health` with its token and saying `ok`; then the last backup's

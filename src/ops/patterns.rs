@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::error::{Failed, UserError};
 use crate::ops::deployments::JSON_SCHEMA;
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::pattern::Pattern;
 use crate::process::Runner;
 use crate::settings::Settings;
@@ -239,9 +239,10 @@ pub async fn check(printer: &Printer, dir: &Path, json: bool) -> Result<()> {
         printer.status(
             "Checked",
             format!(
-                "pattern `{}`: {} checks passed",
+                "pattern `{}`: {} check{} passed",
                 report.name.as_deref().unwrap_or("?"),
-                report.passed.len()
+                report.passed.len(),
+                plural(report.passed.len())
             ),
         );
         return Ok(());
@@ -251,11 +252,11 @@ pub async fn check(printer: &Printer, dir: &Path, json: bool) -> Result<()> {
         message: format!(
             "pattern in `{}` has {count} problem{}:\n  {}",
             dir.display(),
-            if count == 1 { "" } else { "s" },
+            plural(count),
             report.problems.join("\n  ")
         ),
         hints: vec!["see patterns/PATTERN_CONTRACT.md for what a pattern must provide".into()],
-        source: anyhow::anyhow!("{count} problems").into(),
+        source: anyhow::anyhow!("{count} problem{}", plural(count)).into(),
     }
     .into())
 }

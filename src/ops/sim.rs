@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::error::UserError;
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::process::Runner;
 use crate::settings::Settings;
 use crate::sim::ledger::{SimDir, sim_dir};
@@ -192,9 +192,12 @@ pub fn status(printer: &Printer, settings: &Settings, json: bool) -> Result<()> 
     printer.status(
         "Simulator",
         format!(
-            "{} active contracts, {vms} VMs, {} networks",
+            "{} active contract{}, {vms} VM{}, {} network{}",
             active.len(),
-            ledger.networks.len()
+            plural(active.len()),
+            plural(vms),
+            ledger.networks.len(),
+            plural(ledger.networks.len())
         ),
     );
     Ok(())
@@ -209,8 +212,13 @@ pub async fn reset(printer: &Printer, settings: &Settings, json: bool) -> Result
         printer.status(
             "Reset",
             format!(
-                "the simulated grid: {} contracts cancelled, {} VMs and {} networks removed",
-                report.contracts_cancelled, report.vms_removed, report.networks_removed
+                "the simulated grid: {} contract{} cancelled, {} VM{} and {} network{} removed",
+                report.contracts_cancelled,
+                plural(report.contracts_cancelled),
+                report.vms_removed,
+                plural(report.vms_removed),
+                report.networks_removed,
+                plural(report.networks_removed)
             ),
         );
     }

@@ -8,7 +8,7 @@ use crate::error::Failed;
 use crate::error::UserError;
 use crate::manifest::{App, ResolvedHook};
 use crate::ops::{Target, registry, resolve_tofu, take_lock};
-use crate::output::Printer;
+use crate::output::{Printer, plural};
 use crate::pattern::Pattern;
 use crate::pattern::compat;
 use crate::phase::{self, Context, Phase};
@@ -69,7 +69,7 @@ pub async fn check(
             format!(
                 "{} warning{} and --strict",
                 valid.warnings.len(),
-                if valid.warnings.len() == 1 { "" } else { "s" }
+                plural(valid.warnings.len())
             ),
             "fix what the warnings name, or drop --strict",
         )
@@ -150,7 +150,7 @@ pub fn validate(
             "Note",
             format!(
                 "`deployment/{playbook}` runs in place of the hook{} {} (as the bash tool did)",
-                if replaced.len() == 1 { "" } else { "s" },
+                plural(replaced.len()),
                 replaced.join(", ")
             ),
         );
@@ -377,7 +377,7 @@ fn check_environment_cap(settings: &Settings, valid: &Validated, target: &Target
             format!(
                 "`{}` may have at most {cap} environment{} at once ({source}); it has {}: {}",
                 valid.app.manifest.name,
-                if cap == 1 { "" } else { "s" },
+                plural(cap),
                 others.len(),
                 others.join(", ")
             ),

@@ -1499,19 +1499,33 @@ pub(crate) fn promtool_check_metrics(text: &str) -> Option<String> {
 
 /// `/metrics` of the agent and the gateway after two creates and a backup: the design's series
 /// (the latency histogram per service and route, long polls apart, creation attempts and successes, failures by
-/// reason, a status per project, the last backup's time, the LLM counters), clean under the
-/// real `promtool check metrics`; the metrics token reads `/metrics` and nothing else.
+/// reason, a status per project, the last backup's time, the LLM counters, the agent's start),
+/// clean under the real `promtool check metrics`; the metrics token reads `/metrics` and
+/// nothing else. A backup of one project counts it in the singular.
 #[test]
 fn metrics_name_the_designs_series_and_pass_promtool_check_metrics() {
+    let started = tfgrid_compose::clock::now_unix();
     let stack = Stack::start();
-    for args in [
+    let file = stack.dir.path().join("stack.tar.gz").display().to_string();
+    for (i, args) in [
         &["create", "portfolio website with dark mode"][..],
         &["create", "bakery landing page", "--name", "bakery"],
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (code, out, err) = stack.cli(args);
         assert_eq!(code, 0, "{out}\n{err}");
+        if i == 0 {
+            let (code, _, err) = stack.cli(&["projects", "backup", "-o", &file]);
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                err.contains(" against the manifest (1 project)\n")
+                    && err.contains(", 1 project of http://"),
+                "{err}"
+            );
+        }
     }
-    let file = stack.dir.path().join("stack.tar.gz").display().to_string();
     let before = tfgrid_compose::clock::now_unix();
     let (code, _, err) = stack.cli(&["projects", "backup", "-o", &file]);
     assert_eq!(code, 0, "{err}");
@@ -1545,6 +1559,12 @@ fn metrics_name_the_designs_series_and_pass_promtool_check_metrics() {
     );
     let stamp = metric(&text, "backup_last_success_timestamp_seconds").unwrap();
     assert!(stamp >= before as f64, "{stamp} < {before}: {text}");
+    // The agent's start, which `BackupNeverTaken` counts from.
+    let start = metric(&text, "process_start_time_seconds").unwrap();
+    assert!(
+        start >= started as f64 && start <= before as f64,
+        "{start} not in {started}..{before}: {text}"
+    );
     let (code, text) = get(
         &format!("http://127.0.0.1:{}/metrics", stack.gateway),
         Some(METRICS_TOKEN),

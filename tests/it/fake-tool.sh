@@ -126,6 +126,15 @@ case "$tool" in
     case "$*" in *"'df' '-P' '/'"*)
       printf 'Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 100 %s 0 %s%% /\n' \
         "${FAKE_DISK_USED:-42}" "${FAKE_DISK_USED:-42}"; exit 0;; esac
+    # `health`'s questions to Prometheus (`curl … http://127.0.0.1:9090/PATH`): the file
+    # $FAKE_DIR/prometheus/PATH (its `/` as `-`, without the query string) when the test wrote
+    # one, else an answer of its API with nothing in it
+    case "$*" in *"http://127.0.0.1:9090/"*)
+      path=${*##*http://127.0.0.1:9090/}; path=${path%%\'*}; path=${path%%\?*}
+      file="$FAKE_DIR/prometheus/$(printf '%s' "$path" | tr / -)"
+      if [ -e "$file" ]; then cat "$file"
+      else printf '{"status":"success","data":{"resultType":"vector","result":[]}}\n'; fi
+      exit 0;; esac
     [ -n "${FAKE_SSH_STDOUT:-}" ] && printf '%s\n' "$FAKE_SSH_STDOUT";;
 esac
 exit 0

@@ -935,6 +935,143 @@ fn health_reports_each_check_with_its_figure_and_exits_4_when_one_fails() {
     assert_eq!(doc["tunnel"], serde_json::Value::Null);
 }
 
+/// `health` of an AI stack counts the targets Prometheus is configured with (its
+/// `/api/v1/targets`), not the series of `up`, which has none for a target before its first
+/// scrape: right after `up`, one not scraped yet is named and holds; one still not scraped long
+/// after Prometheus loaded its config (two scrape intervals and 10 s) fails as never scraped, as
+/// one down does, and as an empty list does (which holds for Prometheus' first seconds).
+/// Prometheus' answers are the fake ssh's (`$FAKE_DIR/prometheus/`).
+#[test]
+fn health_counts_the_targets_prometheus_has_and_names_those_not_scraped_yet() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    // The app and state of an AI stack, as its `up` leaves them.
+    cx.append_to_manifest("ai_stack:\n  gateway: 0\n  agent: 1\n  git: 0\n");
+    let file = cx.state_dir().join("state.yaml");
+    let mut state = std::fs::read_to_string(&file).unwrap();
+    state.push_str(
+        "ai_stack:\n  agent_api: http://127.0.0.1:1\n  gateway_api: http://127.0.0.1:1\n  \
+         git_api: http://127.0.0.1:1\n  public_url: http://127.0.0.1:1\n",
+    );
+    std::fs::write(&file, state).unwrap();
+    let prometheus = cx.fake_dir.join("prometheus");
+    std::fs::create_dir_all(&prometheus).unwrap();
+    // The three services, each VM's node_exporter, Prometheus and Alertmanager; the second VM's
+    // node_exporter as `node` says.
+    let targets = |node: &str| {
+        let target = |job: &str, instance: &str, health: &str| serde_json::json!({"labels": {"job": job, "instance": instance}, "health": health});
+        let doc = serde_json::json!({"status": "success", "data": {"activeTargets": [
+            target("health-checks", "10.1.0.2:7701", "up"),
+            target("health-checks", "10.1.1.2:7702", "up"),
+            target("health-checks", "10.1.0.2:80", "up"),
+            target("node", "10.1.0.2:9100", "up"),
+            target("node", "10.1.1.2:9100", node),
+            target("prometheus", "127.0.0.1:9090", "up"),
+            target("alertmanager", "127.0.0.1:9093", "up"),
+        ], "droppedTargets": []}});
+        std::fs::write(prometheus.join("api-v1-targets"), doc.to_string()).unwrap();
+    };
+    // Prometheus' own metrics: when it last loaded its config, `ago` seconds ago (written as Go
+    // writes a float).
+    let loaded = |ago: u64| {
+        let at = tfgrid_compose::clock::now_unix() - ago;
+        std::fs::write(
+            prometheus.join("metrics"),
+            format!(
+                "# TYPE prometheus_config_last_reload_success_timestamp_seconds gauge\n\
+                 prometheus_config_last_reload_success_timestamp_seconds {}e+09\n",
+                at as f64 / 1e9
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let out = cx
+            .cmd()
+            .args(["--json", "health"])
+            .arg(&cx.app)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let doc = crate::schema::assert_fits("health", &text);
+        let check = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "metrics targets")
+            .cloned()
+            .unwrap_or_else(|| panic!("no metrics targets check: {text}"));
+        (check["ok"].as_bool().unwrap(), check["figure"].clone())
+    };
+
+    // Right after `up`: 7 targets, one not scraped yet, which holds.
+    targets("unknown");
+    loaded(5);
+    assert_eq!(
+        check(),
+        (true, "6/7 up, 1 not scraped yet: node 10.1.1.2:9100".into())
+    );
+    let asked: Vec<String> = cx
+        .transcript()
+        .into_iter()
+        .filter(|l| l.contains("9090"))
+        .collect();
+    assert!(
+        asked.iter().any(|l| l.ends_with(
+            "-- 'curl' '-sS' '--fail' 'http://127.0.0.1:9090/api/v1/targets?state=active'"
+        )),
+        "{asked:#?}"
+    );
+    // An hour later it has still not been scraped: it never is.
+    loaded(3600);
+    assert_eq!(
+        check(),
+        (
+            false,
+            "6/7 up, 1 never scraped in the 1h since Prometheus loaded its config: node \
+             10.1.1.2:9100"
+                .into()
+        )
+    );
+    targets("down");
+    assert_eq!(
+        check(),
+        (false, "6/7 up, 1 down: node 10.1.1.2:9100".into())
+    );
+    // Every target up: Prometheus is asked no more than its targets.
+    targets("up");
+    cx.clear_transcript();
+    assert_eq!(check(), (true, "7/7 up".into()));
+    let asked: Vec<String> = cx
+        .transcript()
+        .into_iter()
+        .filter(|l| l.contains("9090/metrics"))
+        .collect();
+    assert_eq!(asked, Vec::<String>::new());
+    // Prometheus' first seconds, when it lists no target yet: that holds as briefly.
+    std::fs::write(
+        prometheus.join("api-v1-targets"),
+        r#"{"status":"success","data":{"activeTargets":[],"droppedTargets":[]}}"#,
+    )
+    .unwrap();
+    loaded(5);
+    let (ok, figure) = check();
+    let figure = figure.as_str().unwrap().to_string();
+    assert!(
+        ok && figure.starts_with("none listed yet, ")
+            && figure.ends_with(" after Prometheus loaded its config"),
+        "{figure}"
+    );
+    loaded(3600);
+    assert_eq!(
+        check(),
+        (
+            false,
+            "none in the 1h since Prometheus loaded its config".into()
+        )
+    );
+}
+
 /// An HTTP server on this machine's loopback answering every GET with the status `code` holds
 /// (HTTP/1.0, then closes); its port.
 fn answering(code: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {

@@ -135,18 +135,25 @@ tests:
         exp_alerts:
           - exp_labels: {severity: critical}
             exp_annotations: {summary: "no backup for more than 26 hours"}
-  # Samples closer than the 5 minutes a series stays current without one.
+  # No backup ever, and the agent restarted at 20 h (Prometheus has sampled it since 0 h): the
+  # wait counts from the agent's start, not from Prometheus' first sample, and the summary says
+  # how long the agent has run. Samples closer than the 5 minutes a series stays current
+  # without one.
   - interval: 4m
     input_series:
-      - series: 'backup_last_success_timestamp_seconds{service="agent"}'
-        values: '0x420'
+      - series: 'backup_last_success_timestamp_seconds{job="health-checks",service="agent"}'
+        values: '0x720'
+      - series: 'process_start_time_seconds{job="health-checks",service="agent"}'
+        values: '0x299 72000x420'
     alert_rule_test:
-      - {alertname: BackupNeverTaken, eval_time: 25h, exp_alerts: []}
+      - {alertname: BackupNeverTaken, eval_time: 19h, exp_alerts: []}
+      - {alertname: BackupNeverTaken, eval_time: 27h, exp_alerts: []}
+      - {alertname: BackupNeverTaken, eval_time: 45h, exp_alerts: []}
       - alertname: BackupNeverTaken
-        eval_time: 27h
+        eval_time: 47h
         exp_alerts:
           - exp_labels: {severity: critical}
-            exp_annotations: {summary: "no backup since the agent started 26 hours ago"}
+            exp_annotations: {summary: "no backup since the agent started 1d 3h 0m 0s ago (limit 26 hours)"}
 "#;
 
 #[test]
@@ -219,4 +226,29 @@ fn prometheus_and_alertmanager_configs_pass_their_own_checks() {
     );
     assert!(said.contains("1 receivers"), "{said}");
     assert!(Path::new(&am).exists());
+}
+
+/// docs/ai-stack.md names the file systems `DiskFull` leaves out, each of them, as
+/// `query::DISK_USED` leaves them out.
+#[test]
+fn the_docs_name_the_file_systems_disk_full_leaves_out() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ai-stack.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let line = |start: &str| {
+        doc.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("docs/ai-stack.md has no line `{start}…`"))
+    };
+    let alert = line("| `DiskFull` |");
+    for fs in monitoring::NOT_DATA_FS.split('|') {
+        assert!(alert.contains(&format!("`{fs}`")), "`{fs}` in: {alert}");
+    }
+    let query = line("# disk in use");
+    let selector = format!("fstype!~\"{}\"", monitoring::NOT_DATA_FS);
+    assert!(query.contains(&selector), "{selector} in: {query}");
+    assert!(
+        monitoring::query::DISK_USED.contains(&selector),
+        "{}",
+        monitoring::query::DISK_USED
+    );
 }

@@ -727,6 +727,30 @@ fn inspect_commands_read_state() {
         .stderr(contains("Valid"));
 }
 
+/// A log's command line is what a shell runs: wait-ssh's shows ssh's remote command once, as
+/// the VM's shell gets it (the same text the fake ssh received), not quoted a second time.
+#[test]
+fn a_logged_ssh_line_shows_the_remote_command_once() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let state = tfgrid_compose::state::DeploymentState::parse(&cx.state_text()).unwrap();
+    let wait_ssh = state.record(tfgrid_compose::state::Phase::WaitSsh).unwrap();
+    let log = std::fs::read_to_string(&wait_ssh.logs[0]).unwrap();
+    let line = log.lines().next().unwrap();
+    let received = format!("-p {} root@127.0.0.1 -- 'true'", cx.port);
+    assert!(
+        line.starts_with("$ ssh ") && line.ends_with(&received),
+        "{line}"
+    );
+    assert!(
+        cx.transcript()
+            .iter()
+            .any(|l| l.starts_with("ssh ") && l.ends_with(&received)),
+        "{:?}",
+        cx.transcript()
+    );
+}
+
 /// `logs --service` reads the journal of the VM that runs the service, as the app's `ai_stack:`
 /// places it; `--unit` that of an app's unit on the VM `--vm` names; `-n`, `-f` and `--json`
 /// become journalctl's options, quoted once.

@@ -58,6 +58,9 @@ pub struct Cmd {
     /// log, and no `input`): a child that reads it to its end stops when this process dies, even
     /// by SIGKILL, since the kernel then closes the pipe.
     pub stdin_held: bool,
+    /// The index in `args` of an argument that is already shell text: a remote command line,
+    /// quoted once by `tools::ssh::remote_command`. Displays show it as is, never quoted again.
+    pub shell_text: Option<usize>,
 }
 
 /// An environment value for a child; `Secret` values are redacted in every display.
@@ -88,6 +91,7 @@ impl Cmd {
             dry_run_stdout: None,
             input: None,
             stdin_held: false,
+            shell_text: None,
         }
     }
 
@@ -108,6 +112,16 @@ impl Cmd {
     #[must_use]
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Adds `text`, a command line already quoted for a shell (`tools::ssh::remote_command`'s),
+    /// as one argument: the child gets it byte for byte, and displays show it as is, so that a
+    /// log line reads the remote command once, as its shell runs it.
+    #[must_use]
+    pub fn shell_text_arg(mut self, text: impl Into<String>) -> Self {
+        self.shell_text = Some(self.args.len());
+        self.args.push(text.into());
         self
     }
 
@@ -157,11 +171,17 @@ impl Cmd {
         self
     }
 
-    /// argv as one line, each word quoted only when it needs to be. Environment is not shown.
+    /// argv as one line, each word quoted only when it needs to be, and the shell text argument
+    /// ([`Cmd::shell_text_arg`]) as it is. Environment is not shown.
     pub fn display_line(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|word| display_word(word))
+        std::iter::once(display_word(&self.program))
+            .chain(self.args.iter().enumerate().map(|(i, word)| {
+                if self.shell_text == Some(i) {
+                    word.clone()
+                } else {
+                    display_word(word)
+                }
+            }))
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -108,6 +108,28 @@ pub struct Event {
     pub data: Option<serde_json::Value>,
 }
 
+/// The status of an event that reports how far a step got (the LLM's tokens so far): many in a
+/// row for one answer.
+pub const PROGRESS: &str = "progress";
+
+impl Event {
+    pub fn is_progress(&self) -> bool {
+        self.status == PROGRESS
+    }
+}
+
+/// The events a list of steps shows, oldest first: of consecutive progress events of one step,
+/// the latest only (it says how far the step got); the API and `monitor --json` keep them all.
+pub fn listed(events: &[Event]) -> impl Iterator<Item = &Event> {
+    events.iter().enumerate().filter_map(|(i, e)| {
+        let superseded = e.is_progress()
+            && events
+                .get(i + 1)
+                .is_some_and(|next| next.is_progress() && next.step == e.step);
+        (!superseded).then_some(e)
+    })
+}
+
 /// `POST /api/v1/projects` (202) and `GET`/`DELETE` answers that carry one project.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectReply {
@@ -209,7 +231,35 @@ pub struct RestoreReport {
 
 #[cfg(test)]
 mod tests {
-    use super::ProjectStatus;
+    use super::{Event, ProjectStatus, listed};
+
+    /// A run of one step's progress events is its latest; another step's, or another status
+    /// between two, ends the run.
+    #[test]
+    fn a_list_shows_the_latest_of_a_run_of_progress_events() {
+        let event = |seq, step: &str, status: &str| Event {
+            seq,
+            at: 0,
+            step: step.into(),
+            status: status.into(),
+            message: String::new(),
+            data: None,
+        };
+        let events = [
+            event(1, "llm", "started"),
+            event(2, "llm", "progress"),
+            event(3, "llm", "progress"),
+            event(4, "llm", "progress"),
+            event(5, "llm", "note"),
+            event(6, "llm", "progress"),
+            event(7, "check", "progress"),
+            event(8, "llm", "progress"),
+            event(9, "llm", "progress"),
+            event(10, "llm", "done"),
+        ];
+        let shown: Vec<i64> = listed(&events).map(|e| e.seq).collect();
+        assert_eq!(shown, [1, 4, 5, 6, 7, 9, 10]);
+    }
 
     /// The wire, the database and the words the agent wrote before the type are one spelling.
     #[test]

@@ -67,7 +67,7 @@ fn record(db: &Db, id: &str, attempt: u32, temperature: f64, update: Update<'_>)
         Update::Progress(p) => db.event_with(
             id,
             "llm",
-            "progress",
+            super::api::PROGRESS,
             &format!(
                 "{} tokens, {:.1} tokens/s, {} from {}, attempt {attempt}",
                 p.tokens,

@@ -99,9 +99,9 @@ pub enum Command {
     Ssh(SshArgs),
     /// Run a command on the primary VM (each argument arrives as one argument).
     Exec(ExecArgs),
-    /// Print the latest run's log of a phase, or list the logs (or run the app's or pattern's
-    /// own `logs` command with the arguments, when it has one); with `--service` or `--unit`, a
-    /// unit's journal on its VM.
+    /// Print every log a phase (or one log: `hook-setup`) wrote in its latest run, as the journal
+    /// records them, or list them (or run the app's or pattern's own `logs` command with the
+    /// arguments, when it has one); with `--service` or `--unit`, a unit's journal on its VM.
     Logs(LogsArgs),
     /// List every deployment made on this machine.
     Ps(PsArgs),

@@ -110,10 +110,13 @@ pub(crate) async fn create(
     Ok(Redirect::to(&format!("/d/{id}/projects/{}", project.id)).into_response())
 }
 
+/// One row of a project's steps; a progress row (`progress`) is the latest of a run of them,
+/// which the page's script replaces as newer ones arrive.
 pub(crate) struct EventRow {
     step: String,
     status: String,
     message: String,
+    progress: bool,
 }
 
 #[derive(Template)]
@@ -145,13 +148,12 @@ pub(crate) async fn project(
         prompt: p.prompt.clone(),
         status: status_name(p.status),
         after: shown.events.last().map_or(0, |e| e.seq),
-        events: shown
-            .events
-            .iter()
+        events: crate::ai::api::listed(&shown.events)
             .map(|e| EventRow {
                 step: e.step.clone(),
                 status: e.status.clone(),
                 message: crate::secrets::redact(&e.message),
+                progress: e.is_progress(),
             })
             .collect(),
         done: terminal(p.status),
@@ -167,8 +169,10 @@ pub(crate) struct After {
 }
 
 /// `/d/ID/projects/KEY/events?after=SEQ`: the pipeline's events as they happen (the agent's
-/// long poll), one `progress` event each, `{status, events: [{step, status, message}], live_url,
-/// error, done}`; the stream ends after the one with `done`.
+/// long poll), one `progress` event each, `{status, events: [{step, status, message, progress}],
+/// live_url, error, done}`; the stream ends after the one with `done`. Every event is sent: the
+/// page's script shows a run of one step's progress events (`progress` true) as one row, as the
+/// page itself does.
 pub(crate) async fn project_events(
     State(app): State<Shared>,
     Path((id, key)): Path<(String, String)>,
@@ -193,7 +197,7 @@ pub(crate) async fn project_events(
             let events: Vec<serde_json::Value> = got
                 .events
                 .iter()
-                .map(|e| serde_json::json!({"step": e.step, "status": e.status, "message": crate::secrets::redact(&e.message)}))
+                .map(|e| serde_json::json!({"step": e.step, "status": e.status, "message": crate::secrets::redact(&e.message), "progress": e.is_progress()}))
                 .collect();
             let next = got.events.last().map_or(after, |e| e.seq);
             let event = Event::default().event("progress").json_data(serde_json::json!({

@@ -382,17 +382,14 @@ pub async fn monitor(
         }
         printer.data("steps");
     }
-    let mut last = 0;
+    let last = doc.events.last().map_or(0, |e| e.seq);
     let mut shown = Shown::default();
-    let events = &doc.events;
-    for (i, event) in events.iter().enumerate() {
-        last = event.seq;
-        let progress = |e: &Event| e.step == "llm" && e.status == "progress";
-        if json {
+    if json {
+        for event in &doc.events {
             print_event(printer, event, &mut shown);
-        } else if progress(event) && events.get(i + 1).is_some_and(progress) {
-            // Of a run of progress reports, the last says it all.
-        } else {
+        }
+    } else {
+        for event in crate::ai::api::listed(&doc.events) {
             printer.data(format!(
                 "  {} {:<9} {:<8} {}",
                 crate::clock::format_utc(event.at),

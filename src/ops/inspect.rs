@@ -2,7 +2,7 @@
 //! `ssh` and `exec` are the ones that touch the VM.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use serde_json::json;
@@ -14,7 +14,7 @@ use crate::output::Printer;
 use crate::phase::Phase;
 use crate::process::{Cmd, Io, Runner};
 use crate::settings::Settings;
-use crate::state::DeploymentState;
+use crate::state::{DeploymentState, PhaseStatus};
 use crate::tools::ssh::{self, SshTarget};
 
 fn load(settings: &Settings, app: Option<&str>) -> Result<(Target, DeploymentState)> {
@@ -212,58 +212,145 @@ pub fn remote_exit(out: &crate::process::Output) -> Result<()> {
     }
 }
 
-/// `logs [PHASE]`: the latest run's log of a phase, or the list of logs.
+/// `logs [NAME]`: the log files the journal records, each phase's from the latest run that
+/// reached it (the one owner of which files a phase wrote): those of the phase `NAME`, or the log
+/// `NAME` (`hook-setup`, and the same hook's per-VM `hook-setup-vm0`, …), or with no name the
+/// list of them all. Several files are printed each under a `==> PATH <==` line, as `tail` does.
+///
+/// Errors: no phase has recorded a log; `NAME` a phase that has not run, is still running (its
+/// files are recorded when it ends) or wrote no log; `NAME` neither a phase nor a recorded log;
+/// a recorded file since removed.
 pub fn logs(
     printer: &Printer,
     settings: &Settings,
     app: Option<&str>,
-    phase: Option<&str>,
+    name: Option<&str>,
 ) -> Result<()> {
     let (target, state) = load(settings, app)?;
-    let Some(run) = state.runs.last() else {
-        return Err(UserError::new(
-            "no run has written logs yet",
-            format!("run `tfgrid-compose up {}`", target.arg()),
-        )
-        .into());
-    };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&run.log_dir)
-        .with_context(|| format!("failed to read `{}`", run.log_dir.display()))?
-        .flatten()
-        .map(|e| e.path())
+    let recorded: Vec<(Phase, &Path)> = state
+        .journal
+        .iter()
+        .flat_map(|r| r.logs.iter().map(move |log| (r.phase, log.as_path())))
         .collect();
-    files.sort();
-    match phase {
-        None => {
-            for file in files {
-                printer.data(file.display().to_string());
-            }
+    let list_hint = format!(
+        "`tfgrid-compose logs --app {}` lists the logs the phases wrote",
+        target.arg()
+    );
+    let Some(name) = name else {
+        if recorded.is_empty() {
+            return Err(UserError::new(
+                format!("no phase of {} has recorded a log yet", state.label()),
+                format!("run `tfgrid-compose up {}`", target.arg()),
+            )
+            .into());
         }
-        Some(name) => {
-            let phase = Phase::parse(name).map(Phase::name).unwrap_or(name);
-            let wanted: Vec<&PathBuf> = files
-                .iter()
-                .filter(|f| {
-                    f.file_stem().is_some_and(|s| {
-                        s.to_string_lossy() == phase
-                            || s.to_string_lossy().starts_with(&format!("{phase}-"))
-                    })
-                })
-                .collect();
-            if wanted.is_empty() {
-                Phase::parse(name)?;
+        for (_, log) in recorded {
+            printer.data(log.display().to_string());
+        }
+        return Ok(());
+    };
+    let wanted = match Phase::parse(name) {
+        Ok(phase) => phase_logs(&state, &recorded, phase, list_hint)?,
+        Err(unknown) => {
+            let logs = named_logs(&state, &recorded, name);
+            if logs.is_empty() {
                 return Err(UserError::new(
-                    format!("no `{name}` log in the latest run"),
-                    "run `tfgrid-compose logs` to list the logs",
+                    format!(
+                        "`{name}` is neither a phase nor a log a phase of {} wrote",
+                        state.label()
+                    ),
+                    format!("{}; {list_hint}", unknown.hint.unwrap_or_default()),
                 )
                 .into());
             }
-            for file in wanted {
-                printer.data(std::fs::read_to_string(file)?.trim_end());
-            }
+            logs
         }
+    };
+    for log in &wanted {
+        if !log.is_file() {
+            return Err(UserError::new(
+                format!("the log `{}` is no longer there", log.display()),
+                format!(
+                    "a phase writes its logs again when it runs: `tfgrid-compose up --from PHASE {}`",
+                    target.arg()
+                ),
+            )
+            .into());
+        }
+        if wanted.len() > 1 {
+            printer.data(format!("==> {} <==", log.display()));
+        }
+        let text = std::fs::read_to_string(log)
+            .with_context(|| format!("failed to read the log `{}`", log.display()))?;
+        printer.data(text.trim_end());
     }
     Ok(())
+}
+
+/// The files the journal records for `phase`; none is an error saying why (the phase has not
+/// run, is running, or wrote none), with `list_hint` or where a running phase's files are.
+fn phase_logs<'a>(
+    state: &DeploymentState,
+    recorded: &[(Phase, &'a Path)],
+    phase: Phase,
+    list_hint: String,
+) -> Result<Vec<&'a Path>> {
+    let logs: Vec<&Path> = recorded
+        .iter()
+        .filter(|(p, _)| *p == phase)
+        .map(|(_, log)| *log)
+        .collect();
+    if !logs.is_empty() {
+        return Ok(logs);
+    }
+    let (name, label) = (phase.name(), state.label());
+    let (message, hint) = match state.record(phase).map(|r| r.status) {
+        None => (
+            format!("the `{name}` phase of {label} has not run"),
+            list_hint,
+        ),
+        Some(PhaseStatus::Running) => (
+            format!("the `{name}` phase of {label} is running; its logs are recorded when it ends"),
+            state.runs.last().map_or(list_hint, |run| {
+                format!("meanwhile its files are in `{}`", run.log_dir.display())
+            }),
+        ),
+        Some(_) => (
+            format!("the `{name}` phase of {label} wrote no log"),
+            list_hint,
+        ),
+    };
+    Err(UserError::new(message, hint).into())
+}
+
+/// The recorded files named `NAME.log`, or `NAME-VM.log` for a VM of the deployment (a hook
+/// run on several VMs writes one each).
+fn named_logs<'a>(
+    state: &DeploymentState,
+    recorded: &[(Phase, &'a Path)],
+    name: &str,
+) -> Vec<&'a Path> {
+    let vms: Vec<String> = state
+        .outputs
+        .as_ref()
+        .map(|o| o.vms().into_iter().map(|vm| vm.name).collect())
+        .unwrap_or_default();
+    let named = |log: &Path| {
+        log.file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|stem| {
+                stem == name
+                    || stem
+                        .strip_prefix(name)
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(|vm| vms.iter().any(|v| v == vm))
+            })
+    };
+    recorded
+        .iter()
+        .map(|(_, log)| *log)
+        .filter(|log| named(log))
+        .collect()
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ pub fn ssh<S: AsRef<str>>(target: &SshTarget, argv: &[S], tty: bool) -> Cmd {
         target.destination(),
     ]);
     if !argv.is_empty() {
-        cmd = cmd.args(["--".to_string(), remote_command(argv)]);
+        cmd = cmd.arg("--").shell_text_arg(remote_command(argv));
     }
     cmd
 }
@@ -172,8 +172,8 @@ pub fn forward(target: &SshTarget, local: u16, remote: u16) -> Cmd {
             target.port.to_string(),
             target.destination(),
             "--".to_string(),
-            remote_command(&["cat"]),
         ])
+        .shell_text_arg(remote_command(&["cat"]))
         .hold_stdin()
 }
 
@@ -292,24 +292,50 @@ mod tests {
         assert_eq!(remote_command(&["echo", "a b"]), "'echo' 'a b'");
     }
 
-    #[test]
-    fn quoting_survives_a_real_shell() {
-        let words = ["$(echo pwned)", "a;b", "new\nline", "it's", "  spaced  "];
+    /// The words `/bin/sh` makes of `line`.
+    fn sh_words(line: &str) -> Vec<String> {
         #[expect(
             clippy::disallowed_methods,
             reason = "test checks the quoting against /bin/sh"
         )]
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("printf '%s\\0' {}", remote_command(&words)))
+            .arg(format!("printf '%s\\0' {line}"))
             .output()
             .unwrap();
-        let got: Vec<String> = String::from_utf8(out.stdout)
+        String::from_utf8(out.stdout)
             .unwrap()
             .split_terminator('\0')
             .map(String::from)
-            .collect();
-        assert_eq!(got, words);
+            .collect()
+    }
+
+    #[test]
+    fn quoting_survives_a_real_shell() {
+        let words = ["$(echo pwned)", "a;b", "new\nline", "it's", "  spaced  "];
+        assert_eq!(sh_words(&remote_command(&words)), words);
+    }
+
+    /// The line a log shows for ssh (`$ LINE`) is what a shell runs: `/bin/sh` splits it into
+    /// ssh's own arguments up to `--`, then exactly the remote argv, whose quoting is
+    /// `remote_command`'s text, shown once; the VM's shell makes the same argv of what ssh sends.
+    #[test]
+    fn an_ssh_line_shows_the_remote_command_once_as_a_shell_runs_it() {
+        let remote = ["echo", "a b", "it's", "$(id)", ""];
+        let cmd = ssh(&target(true), &remote, false);
+        let line = cmd.display_line();
+        assert!(
+            line.ends_with(&format!(" -- {}", remote_command(&remote))),
+            "{line}"
+        );
+        let words = sh_words(&line);
+        let dashes = words.iter().position(|w| w == "--").unwrap();
+        assert_eq!(words[0], cmd.program);
+        assert_eq!(words[1..=dashes], cmd.args[..dashes]);
+        assert_eq!(words[dashes + 1..], remote);
+        assert_eq!(sh_words(cmd.args.last().unwrap()), remote);
+        let forward = super::forward(&target(true), 41234, 9090).display_line();
+        assert!(forward.ends_with("root@10.1.0.2 -- 'cat'"), "{forward}");
     }
 
     fn target(strict: bool) -> SshTarget {

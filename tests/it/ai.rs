@@ -66,7 +66,8 @@ impl Drop for Stack {
 pub(crate) const INDEX: &str = "<!doctype html><html><head><link rel=\"stylesheet\" href=\"css/site.css\"></head><body class=\"dark\"><h1>Portfolio</h1><a href=\"about.html\">About</a></body></html>";
 
 /// Canned answers: the first answer to a prompt with "portfolio" links a stylesheet it does not
-/// include; the answer to the fixer's message includes it. "slow" prompts answer after 3 s.
+/// include; the answer to the fixer's message includes it. "slow" prompts answer after 3 s, or
+/// streamed over 7 s when asked for a stream ([`streamed`]).
 fn answer(body: &serde_json::Value) -> String {
     let messages = body["messages"].as_array().unwrap();
     let last = messages.last().unwrap()["content"].as_str().unwrap_or("");
@@ -115,14 +116,42 @@ pub(crate) fn start_llm(listener: TcpListener, seen: Arc<Mutex<Vec<serde_json::V
                         let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                         seen.lock().unwrap().push(serde_json::json!({"auth": auth, "body": body.clone()}));
                         let first = body["messages"][1]["content"].as_str().unwrap_or("").to_string();
+                        if first.contains("slow") && body["stream"] == true {
+                            return streamed(answer(&body));
+                        }
                         if first.contains("slow") {
                             tokio::time::sleep(Duration::from_secs(3)).await;
                         }
-                        axum::Json(serde_json::json!({"id": "x", "object": "chat.completion", "model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": answer(&body)}, "finish_reason": "stop"}]}))
+                        axum::response::IntoResponse::into_response(axum::Json(serde_json::json!({"id": "x", "object": "chat.completion", "model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": answer(&body)}, "finish_reason": "stop"}]})))
                     }
                 }),
             )
     });
+}
+
+/// `text` as a chat completion's event stream: 28 pieces 250 ms apart, then its end: 7 s at
+/// least, so that the client reports its progress (every 2 s) several times for one answer.
+fn streamed(text: String) -> axum::response::Response {
+    use futures_util::StreamExt as _;
+    let chars: Vec<char> = text.chars().collect();
+    let mut events: Vec<String> = chars
+        .chunks(chars.len().div_ceil(28).max(1))
+        .map(|piece| {
+            let piece: String = piece.iter().collect();
+            let chunk = serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+            format!("data: {chunk}\n\n")
+        })
+        .collect();
+    let end = serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    events.push(format!("data: {end}\n\ndata: [DONE]\n\n"));
+    let body = futures_util::stream::iter(events).then(|event| async move {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok::<_, std::convert::Infallible>(event)
+    });
+    axum::response::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap()
 }
 
 fn wait_http(url: &str) {

@@ -970,7 +970,7 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
         shot(&c, "log").await;
 
         // `create` from the form: the project's page shows the pipeline as it goes (the test
-        // LLM answers "slow" prompts after 3 s), and ends with a link that serves.
+        // LLM streams answers to "slow" prompts over 7 s), and ends with a link that serves.
         c.goto(&format!("{base}/d/{id}/projects")).await.unwrap();
         shot(&c, "projects-empty").await;
         let form = c.form(Locator::Css("form.create")).await.unwrap();
@@ -998,6 +998,43 @@ fn dashboard_in_chromium_over_a_local_ai_stack() {
             assert!(events.contains(step), "{step} in {events}");
         }
         shot(&c, "create-done").await;
+        // The LLM streamed each answer over 7 s: of each run of its progress events, the list
+        // shows one row, the latest (tokens so far), as the script kept it while they arrived
+        // and as the page is served after; `monitor --json` (the events API) keeps every one.
+        let doc = crate::local::stack_json(&deployment, &["--json", "monitor", "dash-portfolio"]);
+        let all = doc["events"].as_array().unwrap();
+        let progress = |e: &serde_json::Value| e["status"] == "progress";
+        let latest: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                progress(e)
+                    && !all
+                        .get(i + 1)
+                        .is_some_and(|n| progress(n) && n["step"] == e["step"])
+            })
+            .map(|(_, e)| {
+                format!(
+                    "{} progress {}",
+                    e["step"].as_str().unwrap(),
+                    e["message"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert!(
+            all.iter().filter(|e| progress(e)).count() > latest.len() && !latest.is_empty(),
+            "runs of progress events to show as one row each: {all:#?}"
+        );
+        let rows = |list: &str| -> Vec<String> {
+            list.lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("progress"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(rows(&events), latest, "followed: {events}");
+        c.refresh().await.unwrap();
+        let served = text_of(&c, "//ol[@id='events']", Duration::from_secs(10)).await;
+        assert_eq!(rows(&served), latest, "served: {served}");
         assert_eq!(
             crate::ai::get_live(&href),
             (200, crate::ai::INDEX.to_string()),

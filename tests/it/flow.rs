@@ -727,6 +727,125 @@ fn inspect_commands_read_state() {
         .stderr(contains("Valid"));
 }
 
+/// A log's command line is what a shell runs: wait-ssh's shows ssh's remote command once, as
+/// the VM's shell gets it (the same text the fake ssh received), not quoted a second time.
+#[test]
+fn a_logged_ssh_line_shows_the_remote_command_once() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let state = tfgrid_compose::state::DeploymentState::parse(&cx.state_text()).unwrap();
+    let wait_ssh = state.record(tfgrid_compose::state::Phase::WaitSsh).unwrap();
+    let log = std::fs::read_to_string(&wait_ssh.logs[0]).unwrap();
+    let line = log.lines().next().unwrap();
+    let received = format!("-p {} root@127.0.0.1 -- 'true'", cx.port);
+    assert!(
+        line.starts_with("$ ssh ") && line.ends_with(&received),
+        "{line}"
+    );
+    assert!(
+        cx.transcript()
+            .iter()
+            .any(|l| l.starts_with("ssh ") && l.ends_with(&received)),
+        "{:?}",
+        cx.transcript()
+    );
+}
+
+/// `logs PHASE` prints every file the phase's journal entry lists, each under its path: the
+/// application phase's upload log and each hook's, not only the file named after the
+/// phase. A log by name, a phase that has not run, one that wrote no log, and a name that is
+/// neither: each as the journal has it, an error with a hint for the last three.
+#[test]
+fn logs_of_a_phase_are_every_file_its_journal_entry_lists() {
+    let cx = TestContext::new();
+    cx.cmd().arg("up").arg(&cx.app).assert().success();
+    let state = tfgrid_compose::state::DeploymentState::parse(&cx.state_text()).unwrap();
+    let application = &state
+        .record(tfgrid_compose::state::Phase::Application)
+        .unwrap()
+        .logs;
+    let names: Vec<&str> = application
+        .iter()
+        .map(|l| l.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"application.log") && names.contains(&"hook-setup.log"),
+        "{names:?}"
+    );
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs", "--app", cx.app_arg()];
+        all.extend(args);
+        cx.run(&all)
+    };
+    let (code, out, err) = logs(&["application"]);
+    assert_eq!(code, 0, "{err}");
+    for log in application {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(
+            out.contains(&format!("==> {} <==\n{}", log.display(), text.trim_end())),
+            "{} is missing from:\n{out}",
+            log.display()
+        );
+    }
+    // One hook's log by name: that file alone.
+    let (code, out, err) = logs(&["hook-setup"]);
+    assert_eq!(code, 0, "{err}");
+    let setup = application
+        .iter()
+        .find(|l| l.ends_with("hook-setup.log"))
+        .unwrap();
+    assert_eq!(
+        out.trim_end(),
+        std::fs::read_to_string(setup).unwrap().trim_end()
+    );
+    // The list is the journal's, in phase order.
+    let (code, out, err) = logs(&[]);
+    assert_eq!(code, 0, "{err}");
+    let recorded: Vec<String> = state
+        .journal
+        .iter()
+        .flat_map(|r| r.logs.iter().map(|l| l.display().to_string()))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), recorded);
+    // A phase that wrote none, one that has not run, a name that is neither: one line and a hint.
+    let (code, _, err) = logs(&["validate"]);
+    assert_eq!(code, 2, "bad input");
+    assert!(
+        err.contains("the `validate` phase of minimal:default wrote no log")
+            && err.contains("hint: `tfgrid-compose logs --app"),
+        "{err}"
+    );
+    let mut unfinished = state.clone();
+    unfinished.reset_from(tfgrid_compose::state::Phase::Verify);
+    std::fs::write(
+        cx.state_dir().join("state.yaml"),
+        serde_yaml::to_string(&unfinished).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = logs(&["verify"]);
+    assert_eq!(code, 2, "bad input");
+    assert!(
+        err.contains("the `verify` phase of minimal:default has not run"),
+        "{err}"
+    );
+    std::fs::remove_file(setup).unwrap();
+    let (code, _, err) = logs(&["hook-setup"]);
+    assert_eq!(code, 2, "bad input");
+    assert!(
+        err.contains("hook-setup.log` is no longer there") && err.contains("hint: a phase writes"),
+        "{err}"
+    );
+    let (code, _, err) = logs(&["hook-nothing"]);
+    assert_eq!(code, 2, "bad input");
+    assert!(
+        err.contains(
+            "`hook-nothing` is neither a phase nor a log a phase of minimal:default wrote"
+        ) && err.contains("hint: phases are: validate, infrastructure")
+            && err.contains("lists the logs the phases wrote"),
+        "{err}"
+    );
+}
+
 /// `logs --service` reads the journal of the VM that runs the service, as the app's `ai_stack:`
 /// places it; `--unit` that of an app's unit on the VM `--vm` names; `-n`, `-f` and `--json`
 /// become journalctl's options, quoted once.

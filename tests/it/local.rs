@@ -724,17 +724,27 @@ pub(crate) fn ai_stack_up() -> (
 }
 
 /// A command of the AI stack's CLI that must succeed (the agent found through the deployment);
-/// its stderr.
-pub(crate) fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
+/// what it printed.
+fn stack_output(d: &Deployment, args: &[&str], archive: Option<&Path>) -> std::process::Output {
     let mut cmd = d.cmd();
     cmd.args(args).env_remove("TFGRID_COMPOSE_AGENT_URL");
     if let Some(archive) = archive {
         cmd.arg(archive);
     }
     let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?}: {err}");
-    err
+    out
+}
+
+/// [`stack_output`]'s stderr.
+pub(crate) fn stack_cmd(d: &Deployment, args: &[&str], archive: Option<&Path>) -> String {
+    String::from_utf8_lossy(&stack_output(d, args, archive).stderr).into_owned()
+}
+
+/// [`stack_output`]'s stdout, one JSON document (`--json`).
+pub(crate) fn stack_json(d: &Deployment, args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&stack_output(d, args, None).stdout).unwrap()
 }
 
 #[test]
@@ -1479,8 +1489,8 @@ fn ai_stack_monitoring_scrapes_every_target_answers_the_designs_queries_and_aler
 
     // The creates once every target is up: Prometheus has then sampled the creation counters
     // at 0, so `increase` over the hour sees them go up (a first sample taken after both
-    // creates would make the success rate 0/0). The second's LLM answers after 3 s, so the
-    // events `create` follows wait that long.
+    // creates would make the success rate 0/0). The second's LLM streams its answer over 7 s,
+    // so the events `create` follows wait that long.
     stack_cmd(&d, &["create", "portfolio website with dark mode"], None);
     stack_cmd(
         &d,

@@ -16,6 +16,21 @@ function item(parent, text) {
   li.className = "live";
   li.textContent = text;
   parent.appendChild(li);
+  return li;
+}
+
+// A project's step: a progress event replaces the row of the one before it of the same step
+// (the row says how far the step got); the events API keeps them all.
+function step(list, e) {
+  const text = e.step + " " + e.status + " " + e.message;
+  const last = list.lastElementChild;
+  if (e.progress && last && last.dataset.progress === e.step) {
+    last.className = "live";
+    last.textContent = text;
+    return;
+  }
+  const li = item(list, text);
+  if (e.progress) li.dataset.progress = e.step;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -56,7 +71,7 @@ document.addEventListener("DOMContentLoaded", () => {
     follow(events.dataset.follow, {
       progress: (data, source) => {
         const p = JSON.parse(data);
-        for (const e of p.events || []) item(events, e.step + " " + e.status + " " + e.message);
+        for (const e of p.events || []) step(events, e);
         if (p.status) { state.textContent = p.status; state.className = "status s-" + p.status; }
         if (!p.done) return;
         source.close();

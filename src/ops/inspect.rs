@@ -244,9 +244,20 @@ pub fn logs(
             )
             .into());
         }
-        for (_, log) in recorded {
-            printer.data(log.display().to_string());
-        }
+        // Each log with the phase that wrote it and the name `logs NAME` takes (its file's stem).
+        let rows: Vec<Vec<String>> = recorded
+            .iter()
+            .map(|(phase, log)| {
+                vec![
+                    phase.name().to_string(),
+                    log.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    log.display().to_string(),
+                ]
+            })
+            .collect();
+        printer.data(crate::output::table(&["PHASE", "NAME", "FILE"], &rows).trim_end());
         return Ok(());
     };
     let wanted = match Phase::parse(name) {

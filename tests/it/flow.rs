@@ -798,15 +798,44 @@ fn logs_of_a_phase_are_every_file_its_journal_entry_lists() {
         out.trim_end(),
         std::fs::read_to_string(setup).unwrap().trim_end()
     );
-    // The list is the journal's, in phase order.
+    // The list is the journal's, in phase order: the phase, the name `logs NAME` takes, the file.
     let (code, out, err) = logs(&[]);
     assert_eq!(code, 0, "{err}");
-    let recorded: Vec<String> = state
+    let recorded: Vec<[String; 3]> = state
         .journal
         .iter()
-        .flat_map(|r| r.logs.iter().map(|l| l.display().to_string()))
+        .flat_map(|r| {
+            r.logs.iter().map(|l| {
+                let stem = l.file_stem().unwrap().to_string_lossy().into_owned();
+                [r.phase.name().to_string(), stem, l.display().to_string()]
+            })
+        })
         .collect();
-    assert_eq!(out.lines().collect::<Vec<_>>(), recorded);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["PHASE", "NAME", "FILE"], "{out}");
+    // Two words, then the file (whose path may hold spaces).
+    let rows: Vec<[&str; 3]> = lines
+        .map(|line| {
+            let (phase, rest) = line.split_once(' ').unwrap();
+            let (name, file) = rest.trim_start().split_once(' ').unwrap();
+            [phase, name, file.trim_start()]
+        })
+        .collect();
+    let want: Vec<[&str; 3]> = recorded
+        .iter()
+        .map(|[p, n, f]| [p.as_str(), n.as_str(), f.as_str()])
+        .collect();
+    assert_eq!(rows, want, "{out}");
+    // Each name the list shows is one `logs NAME` takes.
+    for [_, name, file] in &recorded {
+        let (code, out, err) = logs(&[name]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(
+            out.contains(std::fs::read_to_string(file).unwrap().trim_end()),
+            "{name}: {out}"
+        );
+    }
     // A phase that wrote none, one that has not run, a name that is neither: one line and a hint.
     let (code, _, err) = logs(&["validate"]);
     assert_eq!(code, 2, "bad input");

@@ -203,16 +203,30 @@ pub(crate) async fn deployments_events(State(app): State<Shared>) -> Response {
     })
 }
 
-/// The deployment named by its id in a URL, through the one target resolver.
+/// The deployment named by its id in a URL, or by the short id the pages show (a prefix of 8
+/// or more of its hex digits, as the CLI takes it), through the one target resolver.
 pub(crate) fn target(app: &Shared, id: &str) -> anyhow::Result<(Target, DeploymentState)> {
-    if !crate::ids::is_deployment_id(id) {
-        return Err(UserError::new(
+    let not_one = || {
+        UserError::new(
             format!("`{id}` is not a deployment id"),
             "pick a deployment from the list at /",
         )
-        .into());
-    }
-    let target = crate::ops::resolve_target(&app.settings, Some(id))?;
+    };
+    let id = if crate::ids::is_deployment_id(id) {
+        id.to_string()
+    } else if id.len() >= crate::ids::ShortId::LEN
+        && id.len() < 16
+        && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        crate::ops::registry(&app.settings)
+            .find(id, None)?
+            .map(|entry| entry.id)
+            .filter(|full| full.starts_with(id))
+            .ok_or_else(not_one)?
+    } else {
+        return Err(not_one().into());
+    };
+    let target = crate::ops::resolve_target(&app.settings, Some(&id))?;
     let state = target.load()?;
     let state = state.settled(target.dir.run_alive());
     Ok((target, state))

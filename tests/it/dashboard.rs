@@ -412,6 +412,18 @@ fn dashboard_links_every_log_the_journal_names_and_each_exists() {
     let id = &state.id;
     let page = get(&format!("/d/{id}"));
     assert_eq!(page.status, 200, "{}", page.body);
+    // The short id the list shows names it too; a prefix too short or of no deployment does not.
+    let short = get(&format!("/d/{}", &id[..8]));
+    assert_eq!(short.status, 200, "{}", short.body);
+    assert!(short.body.contains(id.as_str()), "{}", short.body);
+    for wrong in [&id[..7], "ffffffffffff"] {
+        let answer = get(&format!("/d/{wrong}"));
+        assert!(
+            answer.body.contains("is not a deployment id"),
+            "{wrong}: {}",
+            answer.body
+        );
+    }
     for (phase, log) in &named {
         let href = format!("/d/{id}/log/{phase}/{}", file(log));
         assert!(

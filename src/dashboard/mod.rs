@@ -133,6 +133,7 @@ pub async fn serve(printer: &Printer, settings: &Settings, options: Options) -> 
     // is stopped if it still runs, the file removed; another dashboard's running tunnels are
     // left to it.
     crate::interrupt::stop_orphans(&settings.data_dir.join("dashboard"), printer).await;
+    remove_gone_folders(settings);
     let guard = guard::Guard::new(addr, loopback)?;
     let url = guard.login_url();
     let (stop, stopping) = watch::channel(false);
@@ -210,5 +211,28 @@ async fn open(printer: &Printer, page: &std::path::Path, url: &str) {
         printer.warn(format!(
             "cannot open a browser ({e:#}); open the URL above yourself"
         ));
+    }
+}
+
+/// Removes `DATA_DIR/dashboard/ID` (a tunnel's log) of each deployment no longer in the registry
+/// (`down` ran), unless a pid file in it says another dashboard's tunnel still runs there.
+fn remove_gone_folders(settings: &Settings) {
+    let Ok((entries, _)) = crate::ops::registry(settings).list() else {
+        return;
+    };
+    let known: std::collections::HashSet<String> = entries.into_iter().map(|e| e.id).collect();
+    let Ok(folders) = std::fs::read_dir(settings.data_dir.join("dashboard")) else {
+        return;
+    };
+    for folder in folders.flatten() {
+        let name = folder.file_name().to_string_lossy().into_owned();
+        let running = std::fs::read_dir(folder.path()).map_or(true, |files| {
+            files
+                .flatten()
+                .any(|f| f.path().extension().is_some_and(|e| e == "pid"))
+        });
+        if crate::ids::is_deployment_id(&name) && !known.contains(&name) && !running {
+            let _ = std::fs::remove_dir_all(folder.path());
+        }
     }
 }

@@ -467,6 +467,10 @@ fn dashboard_removes_a_killed_dashboards_pid_files_and_leaves_none() {
     std::fs::write(&stale, "ssh\nssh -N -L …\n").unwrap();
     let mut d = Dashboard::start(bare_cmd(root.path()), &[]);
     assert!(!stale.exists(), "the stale pid file is still there");
+    assert!(
+        !folder.exists(),
+        "the tunnel folder of a deployment that is gone is still there"
+    );
     signal(d.pid(), nix::sys::signal::Signal::SIGINT);
     let status = d.child.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -72,9 +72,9 @@ on 127.0.0.1, plain git host, and an LLM that answers at once with a valid two-f
 | \`GET /api/v1/projects\`, ${count} projects (${bytes} bytes), p95 of 200 (goal < 50 ms) | **${p95} ms** (p50 ${p50} ms) |
 
 A create is: generate, check (the site served on 127.0.0.1 and every local link fetched), commit
-and push over smart HTTP, upload and route (\`nginx -t\`, reload), verify (three right answers in a
-row). Concurrent creates share the gateway, which applies the route changes that arrive together
-in one nginx reload (reloads at least 500 ms apart).
+and push over smart HTTP, upload and route (a static route is a link to the site: no nginx
+reload), verify (one right answer). The 10 concurrent creates run 3 at a time, the agent's
+\`max_concurrent_projects\` here (\`scripts/bench-compare.sh\` admits all ten).
 <!-- /bench-ai -->
 MD
 )

@@ -93,7 +93,7 @@ for _ in 1 2 3; do
   # environment, as tfgrid-compose passes them (ANSIBLE_SSH_ARGS), for both runs
   t0=$(date +%s%N)
   ANSIBLE_CONFIG=$s/ansible.cfg ANSIBLE_PRIVATE_KEY_FILE=$s/ssh/id_ed25519 \
-    ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=$s/known_hosts" \
+    ANSIBLE_SSH_ARGS="-o ControlMaster=no -o UserKnownHostsFile=$s/known_hosts" \
     ansible-playbook -i "$s/inventory.ini" -e "@$s/extra-vars.json" "$play" >/dev/null; t1=$(date +%s%N)
   ANSIBLE_CONFIG=/nonexistent ANSIBLE_PRIVATE_KEY_FILE=$s/ssh/id_ed25519 \
     ANSIBLE_SSH_ARGS="-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=$s/known_hosts" \

@@ -92,16 +92,19 @@ impl SshTarget {
         ]
     }
 
-    /// The options ansible's ssh connection needs on top of its own (which adds port, user and
-    /// its ControlPath), as one `ssh_args` value: ours, with host keys always checked (wait-ssh
-    /// has learned them by then) and a persistent master per host. ansible splits the value with
-    /// Python's `shlex.split`, so each word is shell-quoted here, once.
+    /// The options ansible's ssh connection needs on top of its own (which adds port and user),
+    /// as one `ssh_args` value: ours, with host keys always checked (wait-ssh has learned them by
+    /// then), and no connection master: a persistent one (ansible's default `ControlPersist=60s`)
+    /// is a process that outlives `ansible-playbook` and the command, and the platform's one
+    /// module run per host leaves it nothing to share (side by side: the platform phase 1.00×
+    /// with and without, docs/performance.md). ansible splits the value with Python's
+    /// `shlex.split`, so each word is shell-quoted here, once.
     pub fn ansible_ssh_args(&self) -> String {
         let pinned = SshTarget {
             strict: true,
             ..self.clone()
         };
-        ["-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
+        ["-o", "ControlMaster=no"]
             .iter()
             .map(ToString::to_string)
             .chain(pinned.options())
@@ -489,6 +492,7 @@ mod tests {
         )));
         assert!(words.contains(&"StrictHostKeyChecking=yes".to_string()));
         assert!(words.contains(&"BatchMode=yes".to_string()));
-        assert!(words.contains(&"ControlPersist=60s".to_string()));
+        assert!(words.contains(&"ControlMaster=no".to_string()));
+        assert!(!args.contains("ControlPersist"), "{args}");
     }
 }

@@ -158,6 +158,73 @@ fn leftovers(id8: &str) -> Vec<String> {
     found
 }
 
+/// A cgroup of this test's own (the pids controller's), to find every process a command started,
+/// however it detached. Removed when dropped: what is still in it after 10 s (a failed test's)
+/// is killed by PID first.
+struct Group(PathBuf);
+
+impl Group {
+    fn new(name: &str) -> Group {
+        let path = Path::new("/sys/fs/cgroup/pids")
+            .join(format!("tfgrid-compose-it-{name}-{}", std::process::id()));
+        std::fs::create_dir(&path).expect("a pids cgroup (cgroup v1, as on the CI machine)");
+        Group(path)
+    }
+
+    /// `cmd` run to its end from inside the group: `sh` moves itself in, then becomes it.
+    fn run(&self, cmd: &mut std::process::Command) -> std::process::Output {
+        let mut inside = std::process::Command::new("sh");
+        inside
+            .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+            .arg(self.0.join("cgroup.procs"))
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => inside.env(key, value),
+                None => inside.env_remove(key),
+            };
+        }
+        if let Some(dir) = cmd.get_current_dir() {
+            inside.current_dir(dir);
+        }
+        inside.output().unwrap()
+    }
+
+    /// The processes in the group now, with their command lines (arguments joined by spaces).
+    fn processes(&self) -> Vec<(u32, String)> {
+        std::fs::read_to_string(self.0.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .filter_map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                Some((pid.parse().ok()?, text.trim().to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&self.0).is_err() {
+            if Instant::now() > deadline {
+                for (pid, _) in self.processes() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            if Instant::now() > deadline + Duration::from_secs(5) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// Waits (10 s at most: a VM's processes take a moment to exit) until nothing of the deployment
 /// `id8` is left on the host, and fails naming what is.
 pub(crate) fn assert_nothing_left(id8: &str) {
@@ -178,20 +245,39 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let d = Deployment::new("static-site");
-    let out = d.cmd().arg("up").output().unwrap();
+    let group = Group::new("static-site-up");
+    let out = group.run(d.std_cmd().arg("up"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // What `up` started and left running is the deployment: its VM (in its own pid namespace,
+    // or `vm.sh` and `unshare` naming its folder) and its WireGuard interface; nothing else, an
+    // ssh connection master for instance, outlives the command.
+    let id8 = d.id8();
+    let interface = d.state().network.unwrap().interface;
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let stray: Vec<String> = group
+        .processes()
+        .into_iter()
+        .filter(|(pid, cmdline)| {
+            let in_vm =
+                std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns != ours);
+            !(in_vm
+                || cmdline.contains(&format!("/{id8}/vm-"))
+                || *cmdline == format!("wireguard-go {interface}"))
+        })
+        .map(|(pid, cmdline)| format!("{pid} {cmdline}"))
+        .collect();
+    assert!(stray.is_empty(), "outlived `up`: {stray:?}");
     let url = stdout.lines().last().unwrap().to_string();
     assert!(url.starts_with("http://10."), "{stdout}");
     assert!(http_get(&url).contains("Hello from tfgrid-compose"));
 
     let state = d.state();
     assert_eq!(state.status.as_str(), "running");
-    let id8 = d.id8();
     d.cmd()
         .arg("status")
         .assert()

@@ -595,6 +595,14 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
             return api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")).into_response();
         }
     };
+    if project.status == ProjectStatus::Deleted {
+        return api_refusal(
+            StatusCode::NOT_FOUND,
+            &format!("`{}` was deleted already", project.name),
+            "list the projects with `tfgrid-compose projects`",
+        )
+        .into_response();
+    }
     if project.status.is_active() {
         return api_refusal(
             StatusCode::CONFLICT,
@@ -628,8 +636,7 @@ async fn remove(State((a, _)): St, Path(id): Path<String>) -> Response {
             "done",
             &format!("removed {}", removed.join(", ")),
         );
-        let _ = a.db.set_created(&project.id, &[]);
-        let _ = a.db.set_status(&project.id, ProjectStatus::Deleted, None);
+        let _ = a.db.set_deleted(&project.id);
         removed.push("record".into());
         Json(DeleteReport {
             removed,

@@ -99,24 +99,52 @@ impl Db {
         Ok(f(&conn)?)
     }
 
-    /// Inserts a queued project; `Ok(false)` when the name is taken.
+    /// Inserts a queued project; `Ok(false)` when the name is taken. The name of a deleted
+    /// project is free: its record and events make way for the new one, in one transaction.
     pub fn insert(&self, id: &str, name: &str, prompt: &str) -> Result<bool> {
         let t = now();
         self.with(|c| {
-            match c.execute(
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "DELETE FROM events WHERE project_id IN \
+                    (SELECT id FROM projects WHERE name = ?1 AND status = 'deleted')",
+                params![name],
+            )?;
+            tx.execute(
+                "DELETE FROM projects WHERE name = ?1 AND status = 'deleted'",
+                params![name],
+            )?;
+            let inserted = match tx.execute(
                 "INSERT INTO projects (id, name, prompt, status, created_at, updated_at) VALUES \
                     (?1, ?2, ?3, 'queued', ?4, ?4)",
                 params![id, name, prompt, t],
             ) {
-                Ok(_) => Ok(true),
+                Ok(_) => true,
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    Ok(false)
+                    false
                 }
-                Err(e) => Err(e),
-            }
+                Err(e) => return Err(e),
+            };
+            tx.commit()?;
+            Ok(inserted)
         })
+    }
+
+    /// Marks a project deleted: nothing of it is left to link to, so its URLs and its list of
+    /// created parts go with it.
+    pub fn set_deleted(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE projects SET status = 'deleted', repo_url = NULL, live_url = NULL, \
+                    created = '', updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )
+            .map(|_| ())
+        })?;
+        self.changed();
+        Ok(())
     }
 
     pub fn set_status(&self, id: &str, status: ProjectStatus, error: Option<&str>) -> Result<()> {
@@ -396,6 +424,35 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::{Db, ProjectStatus};
+
+    #[test]
+    fn a_deleted_projects_name_is_free_again_and_its_urls_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("projects.db")).unwrap();
+        assert!(db.insert("id-1", "blog", "a blog").unwrap());
+        db.set_urls(
+            "id-1",
+            Some("http://git/blog.git"),
+            Some("http://web/blog/"),
+        )
+        .unwrap();
+        db.event("id-1", "live", "done", "").unwrap();
+        assert!(
+            !db.insert("id-2", "blog", "another").unwrap(),
+            "taken while live"
+        );
+        db.set_deleted("id-1").unwrap();
+        let gone = db.find("id-1").unwrap().unwrap();
+        assert_eq!(gone.status, ProjectStatus::Deleted);
+        assert_eq!((gone.repo_url, gone.live_url), (None, None));
+        assert!(
+            db.insert("id-2", "blog", "another").unwrap(),
+            "free once deleted"
+        );
+        assert!(db.find("id-1").unwrap().is_none());
+        assert!(db.events("id-1", 0).unwrap().is_empty());
+        assert_eq!(db.find("blog").unwrap().unwrap().id, "id-2");
+    }
 
     #[test]
     fn a_backup_copy_holds_the_records_and_a_restore_is_all_or_nothing() {

@@ -608,6 +608,19 @@ fn create_publishes_a_checked_site_and_delete_removes_every_part() {
         serde_json::from_str::<serde_json::Value>(&out).unwrap()["projects"],
         serde_json::json!([])
     );
+    // Deleted already: refused, nothing removed twice; the name is free for the next create of
+    // the same prompt.
+    let (code, _, err) = stack.cli(&["delete", name, "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        (err.contains("was deleted already") || err.contains("no project"))
+            && !err.contains("Removed"),
+        "{err}"
+    );
+    let (code, out, err) = stack.cli(&["create", "portfolio website with dark mode"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(stack.project(name)["status"], "live");
+    assert_eq!(get_live(&live).0, 200);
 }
 
 #[test]

@@ -116,17 +116,6 @@ impl Gateway {
         self.routes_dir().join(format!("{path}.conf"))
     }
 
-    /// An upstream route's include file (a static route has none: [`STATIC_ROUTES`] serves it).
-    fn include(&self, route: &Route) -> Option<String> {
-        match &route.backend {
-            Backend::Static(_) => None,
-            Backend::Upstream(url) => Some(super::nginx::route(
-                &route.path,
-                &super::nginx::upstream_body(url),
-            )),
-        }
-    }
-
     async fn nginx(&self, extra: &[&str]) -> Result<()> {
         let Some((program, args)) = self.config.nginx.split_first() else {
             anyhow::bail!("`nginx` is empty in the gateway config")
@@ -158,8 +147,12 @@ impl Gateway {
                 crate::files::symlink_atomic(&link, &std::path::Path::new("../www").join(site))?;
                 let _ = std::fs::remove_file(&file);
             }
-            Some(route) => {
-                let text = self.include(route).unwrap_or_default();
+            Some(Route {
+                backend: Backend::Upstream(url),
+                ..
+            }) => {
+                // A static route has no include file: [`STATIC_ROUTES`] serves it.
+                let text = super::nginx::route(path, &super::nginx::upstream_body(url));
                 crate::files::write_atomic(&file, text.as_bytes(), 0o644)?;
             }
             None => {

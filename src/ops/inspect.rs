@@ -149,6 +149,7 @@ pub fn ssh_target(state: &DeploymentState) -> Result<SshTarget> {
         identity: state.ssh.identity.clone(),
         known_hosts: state.ssh.known_hosts.clone(),
         strict: true,
+        control_dir: None,
     })
 }
 

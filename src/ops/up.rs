@@ -539,6 +539,7 @@ async fn up_recorded(
         environment: valid.environment,
         log_dir,
         named_logs: Default::default(),
+        masters: Default::default(),
         node_flag: options.node,
         node_filter,
     };

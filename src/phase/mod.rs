@@ -51,6 +51,8 @@ pub struct Context {
     pub node_flag: Option<u64>,
     /// Flags, then the manifest's `node_filter:`, then the config file's.
     pub node_filter: crate::grid::select::NodeFilter,
+    /// The VMs' ssh connection masters, from wait-ssh on: [`Context::ssh_target`] shares them.
+    pub masters: wait_ssh::Masters,
 }
 
 impl Context {
@@ -77,6 +79,7 @@ impl Context {
             identity: self.state.ssh.identity.clone(),
             known_hosts: self.state.ssh.known_hosts.clone(),
             strict: self.state.ssh.pinned,
+            control_dir: self.masters.dir().map(std::path::Path::to_path_buf),
         }
     }
 

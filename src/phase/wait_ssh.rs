@@ -1,16 +1,77 @@
 //! Wait for SSH: every VM at once, TCP connect polling with a short back-off (100 ms doubling to
-//! 2 s) until port 22 answers, then `ssh … true`, which also learns or checks the host key. A
-//! changed host key or ssh refusing its own options ends the wait at once: time cannot fix them.
+//! 2 s) until port 22 answers, then a login that also learns or checks the host key and stays as
+//! the VM's connection master ([`Masters`]) for the rest of `up`. A changed host key or ssh
+//! refusing its own options ends the wait at once: time cannot fix them.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::UserError;
 use crate::phase::Context;
-use crate::process::{Io, Runner};
+use crate::process::{Cmd, Io, Output, Runner};
 use crate::tools::ssh::{self, SshTarget};
+
+/// How long one login may take before it is given up and tried again (ssh's `ConnectTimeout`
+/// is 10 s, then the key exchange and the login).
+const LOGIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// How often a login's socket is looked for.
+const SOCKET_POLL: Duration = Duration::from_millis(5);
+
+/// The longest folder a master's socket may live in: a Unix socket's path holds at most 107
+/// bytes (`sun_path`, unix(7)), and ssh binds `DIR/HOST.` plus 16 random characters first, then
+/// renames it (`muxserver_listen` in OpenSSH's mux.c); HOST is an address, 39 bytes at most.
+const SOCKET_DIR_MAX: usize = 107 - 17 - 1 - 39;
+
+/// A running master: the wait of the runner's `ssh`, which ends when the master does.
+type Master = JoinHandle<Result<Output>>;
+
+/// This `up`'s ssh connection masters ([`ssh::master`]), one per VM wait-ssh logged in to; the
+/// later phases' ssh, scp and ansible share their connections through
+/// [`SshTarget::control_dir`]. The sockets live in a private folder under the temporary
+/// directory, as a deployment's own folder may be too long for a socket's path. Dropping
+/// `Masters` stops each master (the runner sends it SIGTERM; the command waits for it before it
+/// exits) and removes the folder.
+#[derive(Default)]
+pub struct Masters {
+    dir: Option<tempfile::TempDir>,
+    running: Vec<Master>,
+}
+
+impl Masters {
+    /// The sockets' folder, once wait-ssh made one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+
+    /// Makes the sockets' folder (mode 0700) unless there is one. None when the temporary
+    /// directory cannot hold one or its path is too long for a socket: then every ssh logs in
+    /// on its own, as it would without masters.
+    fn make_dir(&mut self) -> Option<PathBuf> {
+        if self.dir.is_none() {
+            match tempfile::Builder::new().prefix("tfgc-ssh.").tempdir() {
+                Ok(dir) if dir.path().as_os_str().len() <= SOCKET_DIR_MAX => self.dir = Some(dir),
+                Ok(dir) => tracing::debug!(
+                    "no ssh masters: {} is too long for a socket's path",
+                    dir.path().display()
+                ),
+                Err(e) => tracing::debug!("no ssh masters: no temporary folder: {e}"),
+            }
+        }
+        self.dir().map(Path::to_path_buf)
+    }
+}
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        for master in &self.running {
+            master.abort();
+        }
+    }
+}
 
 /// Next delay of the back-off: ×1.5 from 100 ms, capped at 2 s.
 pub fn next_delay(current: Duration) -> Duration {
@@ -44,23 +105,55 @@ pub async fn wait_for_port(host: &str, port: u16, deadline: Instant) -> Result<u
     }
 }
 
+/// Logs in to `target` with [`ssh::master`] and waits until its socket is there (the master is
+/// running and stays: returned) or ssh ended (an error, or exit 0: a login that did not stay).
+/// With no sockets' folder, `ssh … true` is the login.
+///
+/// Errors: ssh failed (its log's tail); it did not log in within [`LOGIN_LIMIT`].
+async fn log_in(runner: &Runner, target: &SshTarget, log: &Path) -> Result<Option<Master>> {
+    let Some(socket) = target.control_socket() else {
+        let probe = ssh::ssh(target, &["true"], false)
+            .io(Io::Log(log.to_path_buf()))
+            .timeout(LOGIN_LIMIT);
+        return runner.run(&probe).await.map(|_| None);
+    };
+    let cmd: Cmd = ssh::master(target).io(Io::Log(log.to_path_buf()));
+    let runner = runner.clone();
+    let mut master = tokio::spawn(async move { runner.run(&cmd).await });
+    let limit = Instant::now() + LOGIN_LIMIT;
+    loop {
+        if socket.exists() {
+            return Ok(Some(master));
+        }
+        if master.is_finished() {
+            return (&mut master).await?.map(|_| None);
+        }
+        if Instant::now() > limit {
+            master.abort();
+            bail!(
+                "ssh to {} did not log in within {} s",
+                target.host,
+                LOGIN_LIMIT.as_secs()
+            );
+        }
+        tokio::time::sleep(SOCKET_POLL).await;
+    }
+}
+
 async fn wait_one(
     runner: Runner,
     target: SshTarget,
     log: std::path::PathBuf,
     deadline: Instant,
-) -> Result<String> {
+) -> Result<Option<Master>> {
     if runner.is_real() {
         wait_for_port(&target.host, target.port, deadline).await?;
     }
     let mut delay = Duration::from_millis(100);
     loop {
-        let cmd = ssh::ssh(&target, &["true"], false)
-            .io(Io::Log(log.clone()))
-            .timeout(Duration::from_secs(30));
-        let result = runner.run(&cmd).await;
+        let result = log_in(&runner, &target, &log).await;
         match result {
-            Ok(_) => return Ok(target.host),
+            Ok(master) => return Ok(master),
             Err(err) => {
                 crate::interrupt::check()?;
                 let text = format!("{err:#}");
@@ -126,6 +219,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         ),
     );
     let started = Instant::now();
+    ctx.masters.make_dir();
     let mut set = JoinSet::new();
     for vm in &vms {
         let log = ctx.log(&format!("wait-ssh-{}", vm.name));
@@ -139,7 +233,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let mut failures = Vec::new();
     while let Some(joined) = set.join_next().await {
         match joined? {
-            Ok(_) => {}
+            Ok(master) => ctx.masters.running.extend(master),
             Err(err) => failures.push(err),
         }
     }

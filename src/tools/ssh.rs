@@ -62,13 +62,33 @@ pub struct SshTarget {
     pub known_hosts: PathBuf,
     /// `yes` when the pattern told us the host keys; `accept-new` learns them once.
     pub strict: bool,
+    /// The folder of this command's connection masters ([`master`]), one socket per host named
+    /// by its address (`DIR/%h`): ssh, scp and ansible's ssh share the master's connection when
+    /// its socket is there, and connect on their own when it is not. `None`: no sharing.
+    pub control_dir: Option<PathBuf>,
 }
 
 impl SshTarget {
-    /// Options shared by ssh and scp (scp spells the port `-P`).
+    /// Options shared by ssh and scp (scp spells the port `-P`). `ControlMaster=no` always:
+    /// none of them becomes a master, whatever the user's ssh_config says (a persistent master
+    /// started there would outlive the command); and `ControlPath` is ours or `none`, so no
+    /// master of the user's carries our commands either.
     fn options(&self) -> Vec<String> {
+        self.options_of(false)
+    }
+
+    /// [`SshTarget::options`], or a master's ([`master`]): `ControlMaster=yes`, never persistent.
+    fn options_of(&self, master: bool) -> Vec<String> {
         let checking = if self.strict { "yes" } else { "accept-new" };
-        vec![
+        let sharing: &[&str] = if master {
+            &["-o", "ControlMaster=yes", "-o", "ControlPersist=no"]
+        } else {
+            &["-o", "ControlMaster=no"]
+        };
+        let mut options: Vec<String> = sharing.iter().map(ToString::to_string).collect();
+        options.extend([
+            "-o".into(),
+            format!("ControlPath={}", self.control_path()),
             "-o".into(),
             "BatchMode=yes".into(),
             "-o".into(),
@@ -89,28 +109,46 @@ impl SshTarget {
             format!("IdentityFile={}", config_path(&self.identity)),
             "-o".into(),
             "LogLevel=ERROR".into(),
-        ]
+        ]);
+        options
     }
 
     /// The options ansible's ssh connection needs on top of its own (which adds port and user),
     /// as one `ssh_args` value: ours, with host keys always checked (wait-ssh has learned them by
-    /// then), and no connection master: a persistent one (ansible's default `ControlPersist=60s`)
-    /// is a process that outlives `ansible-playbook` and the command, and the platform's one
-    /// module run per host leaves it nothing to share (side by side: the platform phase 1.00×
-    /// with and without, docs/performance.md). ansible splits the value with Python's
-    /// `shlex.split`, so each word is shell-quoted here, once.
+    /// then), sharing the connection of this command's master to each host when there is one
+    /// and never starting one of its own: ansible's default (`ControlMaster=auto`,
+    /// `ControlPersist=60s`) leaves a master running a minute after `ansible-playbook` and the
+    /// command have ended. ansible splits the value with Python's `shlex.split`, so each word is
+    /// shell-quoted here, once.
     pub fn ansible_ssh_args(&self) -> String {
         let pinned = SshTarget {
             strict: true,
             ..self.clone()
         };
-        ["-o", "ControlMaster=no"]
+        pinned
+            .options()
             .iter()
-            .map(ToString::to_string)
-            .chain(pinned.options())
-            .map(|word| shell_quote(&word))
+            .map(|word| shell_quote(word))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The `ControlPath` value: `"DIR/%h"` (the folder written by [`config_path`], `%h` left
+    /// for ssh to expand), or `none`.
+    fn control_path(&self) -> String {
+        match &self.control_dir {
+            Some(dir) => {
+                let quoted = config_path(dir);
+                let open = quoted.strip_suffix('"').unwrap_or(&quoted);
+                format!("{open}/%h\"")
+            }
+            None => "none".to_string(),
+        }
+    }
+
+    /// Where the master for this target listens, if there is a folder for masters.
+    pub fn control_socket(&self) -> Option<PathBuf> {
+        self.control_dir.as_ref().map(|dir| dir.join(&self.host))
     }
 
     fn destination(&self) -> String {
@@ -164,20 +202,37 @@ pub fn tunnel(target: &SshTarget, ports: &[u16]) -> Cmd {
 /// ([`Cmd::hold_stdin`]), its end (that process gone, even SIGKILLed) ends `cat`, then ssh and
 /// the forward. A `local` port already taken makes ssh exit instead of running without it.
 pub fn forward(target: &SshTarget, local: u16, remote: u16) -> Cmd {
-    Cmd::new("ssh")
-        .args(target.options())
-        .args([
-            "-o".to_string(),
-            "ExitOnForwardFailure=yes".to_string(),
-            "-L".to_string(),
-            format!("127.0.0.1:{local}:127.0.0.1:{remote}"),
-            "-p".to_string(),
-            target.port.to_string(),
-            target.destination(),
-            "--".to_string(),
-        ])
-        .shell_text_arg(remote_command(&["cat"]))
-        .hold_stdin()
+    let cmd = Cmd::new("ssh").args(target.options()).args([
+        "-o".to_string(),
+        "ExitOnForwardFailure=yes".to_string(),
+        "-L".to_string(),
+        format!("127.0.0.1:{local}:127.0.0.1:{remote}"),
+    ]);
+    while_owner_lives(cmd, target)
+}
+
+/// `cmd` (ssh and its options) `-p P user@host -- cat`, the owner's stdin held open for `cat`
+/// to read: ssh runs until the owner ends, even SIGKILLed ([`Cmd::hold_stdin`]).
+fn while_owner_lives(cmd: Cmd, target: &SshTarget) -> Cmd {
+    cmd.args([
+        "-p".to_string(),
+        target.port.to_string(),
+        target.destination(),
+        "--".to_string(),
+    ])
+    .shell_text_arg(remote_command(&["cat"]))
+    .hold_stdin()
+}
+
+/// `ssh -o ControlMaster=yes -o ControlPersist=no … -p P user@host -- cat`: the connection
+/// master of `target` (its socket [`SshTarget::control_socket`], created once ssh has logged in),
+/// whose connection the other ssh, scp and ansible commands to that host share, so they skip
+/// their own key exchange and login (about 0.1 s each on this machine, a round trip or more
+/// each on the grid: docs/performance.md). It runs `cat` on the VM with this command's stdin held
+/// open, so it ends when the command does, even a SIGKILLed one; the runner stops it otherwise.
+/// Without a `control_dir` in `target` it is a plain login that stays.
+pub fn master(target: &SshTarget) -> Cmd {
+    while_owner_lives(Cmd::new("ssh").args(target.options_of(true)), target)
 }
 
 /// `scp -r -p -q … SRC user@host:DEST` (modes kept, so hooks stay executable).
@@ -349,6 +404,7 @@ mod tests {
             identity: PathBuf::from("/s/ssh/id_ed25519"),
             known_hosts: PathBuf::from("/s/known_hosts"),
             strict,
+            control_dir: None,
         }
     }
 
@@ -404,6 +460,10 @@ mod tests {
             cmd.args,
             [
                 "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
+                "-o",
                 "BatchMode=yes",
                 "-o",
                 "ConnectTimeout=10",
@@ -436,6 +496,50 @@ mod tests {
         );
         assert!(strict.args.contains(&"-t".to_string()));
         assert!(!strict.display_line().contains("StrictHostKeyChecking=no"));
+    }
+
+    /// A master is the only command that starts one, never a persistent one; everything else shares it through the same `DIR/%h`, and that path
+    /// reaches ssh byte for byte from a hostile folder, `%h` expanded to the host.
+    #[test]
+    fn a_master_alone_starts_one_and_the_others_share_its_socket() {
+        let mut t = target(true);
+        t.control_dir = Some(PathBuf::from(HOSTILE).with_file_name("ctl"));
+        let master = super::master(&t);
+        assert_eq!(
+            master.args[..6],
+            [
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=no",
+                "-o",
+                &t.options()[3]
+            ]
+        );
+        assert_eq!(master.args[6..2 + t.options().len()], t.options()[4..]);
+        assert!(!master.args.contains(&"ControlMaster=no".to_string()));
+        assert!(master.stdin_held);
+        assert!(master.display_line().ends_with("root@10.1.0.2 -- 'cat'"));
+        let client = ssh(&t, &["true"], false);
+        assert_eq!(client.args[..2], ["-o", "ControlMaster=no"]);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test checks the path against the real ssh's own parser"
+        )]
+        let out = std::process::Command::new("ssh")
+            .arg("-G")
+            .args(&client.args[..client.args.len() - 2])
+            .output()
+            .expect("ssh is installed (scripts/install-deps.sh)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("controlpath {}", t.control_socket().unwrap().display());
+        assert!(text.lines().any(|l| l == expected), "{text}");
+        assert!(text.contains("controlmaster false"), "{text}");
+        assert!(
+            ssh(&target(true), &["true"], false)
+                .args
+                .contains(&"ControlPath=none".to_string())
+        );
     }
 
     #[test]

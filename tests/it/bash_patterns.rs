@@ -160,7 +160,7 @@ fn up_passes_the_declared_bash_variables_and_nothing_else() {
     // the prefix length of `primary_ip` is dropped, as the bash tool did
     assert!(
         t.iter()
-            .any(|l| l.starts_with("ssh ") && l.contains("root@127.0.0.1 -- 'true'")),
+            .any(|l| l.starts_with("ssh ") && l.contains("root@127.0.0.1 -- 'cat'")),
         "{t:#?}"
     );
     let extra: serde_json::Value = serde_json::from_str(

@@ -223,6 +223,8 @@ impl TestContext {
                             "verify"
                         } else if w.contains("'true'") {
                             "true"
+                        } else if *w == "'cat'" && words.contains(&"ControlMaster=yes") {
+                            "login"
                         } else {
                             "other"
                         }

@@ -11,8 +11,8 @@ const FULL_UP: [&str; 15] = [
     "tofu plan",
     "tofu apply",
     "tofu output",
-    "ssh true",
-    "ssh true",
+    "ssh login",
+    "ssh login",
     "ansible-playbook",
     "ssh rm",
     "scp",
@@ -52,7 +52,7 @@ fn up_runs_every_phase_in_order() {
     );
     assert!(
         t[5].contains("StrictHostKeyChecking=accept-new")
-            && t[5].contains(&format!("-p {} root@127.0.0.1 -- 'true'", cx.port)),
+            && t[5].contains(&format!("-p {} root@127.0.0.1 -- 'cat'", cx.port)),
         "{}",
         t[5]
     );
@@ -141,7 +141,7 @@ fn every_phase_fails_cleanly_and_resumes_exactly() {
     let cases: [(&str, &str, usize); 6] = [
         ("tofu:apply", "infrastructure", 3),
         ("tofu:output", "infrastructure", 4),
-        ("ssh:'true'", "wait-ssh", 5),
+        ("ssh:ControlMaster=yes", "wait-ssh", 5),
         ("ansible-playbook:site.yml", "platform", 7),
         ("scp:src", "application", 10),
         ("ssh:healthcheck.sh", "application", 12),
@@ -737,7 +737,7 @@ fn a_logged_ssh_line_shows_the_remote_command_once() {
     let wait_ssh = state.record(tfgrid_compose::state::Phase::WaitSsh).unwrap();
     let log = std::fs::read_to_string(&wait_ssh.logs[0]).unwrap();
     let line = log.lines().next().unwrap();
-    let received = format!("-p {} root@127.0.0.1 -- 'true'", cx.port);
+    let received = format!("-p {} root@127.0.0.1 -- 'cat'", cx.port);
     assert!(
         line.starts_with("$ ssh ") && line.ends_with(&received),
         "{line}"

@@ -165,7 +165,7 @@ fn each_grid_pattern_goes_up_and_down_with_the_exact_calls() {
         let probes: Vec<String> = cx
             .transcript()
             .iter()
-            .filter(|l| l.starts_with("ssh ") && l.ends_with("-- 'true'"))
+            .filter(|l| l.starts_with("ssh ") && l.ends_with("-- 'cat'"))
             .cloned()
             .collect();
         for host in case.ssh_hosts {

@@ -147,7 +147,7 @@ fn an_interrupt_in_each_phase_is_recorded_and_resumed() {
     use tfgrid_compose::phase::Phase;
     let cases = [
         ("wg-quick:up", Phase::Network),
-        ("ssh:true", Phase::WaitSsh),
+        ("ssh:ControlMaster=yes", Phase::WaitSsh),
         ("ansible-playbook:-i", Phase::Platform),
         ("ssh:setup.sh", Phase::Application),
         ("ssh:healthcheck.sh", Phase::Application),

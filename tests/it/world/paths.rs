@@ -357,7 +357,7 @@ fn ssh_refusing_the_options_it_was_given_stops_wait_ssh_at_once() {
             && stderr.contains("command-line line 0: invalid quotes"),
         "{stderr}"
     );
-    let tries = cx.steps().iter().filter(|s| *s == "ssh true").count();
+    let tries = cx.steps().iter().filter(|s| *s == "ssh login").count();
     // the fixture's two VMs, one try each
     assert_eq!(tries, 2, "{:?}", cx.steps());
 }

@@ -197,10 +197,11 @@ INIT
 }
 
 # Waits until the VM whose `unshare` is PID $1 has finished booting: its systemd answers
-# `is-system-running --wait` (VM_BOOT_TIMEOUT s at most). Fails when the VM ends first.
+# `is-system-running --wait` with a state past booting (VM_BOOT_TIMEOUT s at most). systemctl
+# can answer before systemd serves its socket (no state, or `unknown`, `offline`) or while it
+# still boots (`initializing`, `starting`): it is asked again. Fails when the VM ends first.
 booted() {
-  local i p1=""
-  local comm
+  local i p1="" comm state end=$((SECONDS + VM_BOOT_TIMEOUT))
   for ((i = 0; i < VM_BOOT_TIMEOUT * 20; i++)); do
     [ -d "/proc/$1" ] || return 1
     p1=$(init_pid); comm=""
@@ -208,7 +209,12 @@ booted() {
       && [ -S "/proc/$p1/root/run/systemd/private" ] && break
     sleep 0.05
   done
-  timeout "$VM_BOOT_TIMEOUT" nsenter -t "$p1" -a systemctl is-system-running --wait >/dev/null 2>&1 || true
+  while [ $SECONDS -lt $end ]; do
+    state=$(timeout $((end - SECONDS)) nsenter -t "$p1" -a systemctl is-system-running --wait 2>/dev/null) || true
+    case $state in ""|unknown|offline|initializing|starting) ;; *) return 0;; esac
+    [ -d "/proc/$1" ] || return 1
+    sleep 0.05
+  done
 }
 
 # The supervisor: boots the VM, and again each time systemd reboots it, until it powers off, is

@@ -367,7 +367,10 @@ pub(crate) fn unit_names(listing: &str) -> Vec<String> {
 }
 
 /// `ssh LOGIN COMMAND` with the key `key` only, run in the network namespace `netns` (a test
-/// reaching a VM from an address of its own); the host key is not checked.
+/// reaching a VM from an address of its own); the host key is not checked. ssh has no limit of
+/// its own once connected (`ConnectTimeout` covers the connection and the banner, not the key
+/// exchange and login, which a firewall that starts dropping packets meanwhile, as fail2ban's
+/// ban does, leaves waiting forever), so the whole login gets 30 s (`timeout`, exit 124).
 pub(crate) fn ssh_from_netns(
     netns: &str,
     login: &str,
@@ -375,7 +378,7 @@ pub(crate) fn ssh_from_netns(
     command: &str,
 ) -> std::process::Output {
     std::process::Command::new("ip")
-        .args(["netns", "exec", netns, "ssh", "-i"])
+        .args(["netns", "exec", netns, "timeout", "30", "ssh", "-i"])
         .arg(key)
         .args([
             "-o",

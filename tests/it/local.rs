@@ -173,6 +173,19 @@ impl Group {
 
     /// `cmd` run to its end from inside the group: `sh` moves itself in, then becomes it.
     fn run(&self, cmd: &mut std::process::Command) -> std::process::Output {
+        self.inside(cmd).output().unwrap()
+    }
+
+    /// `cmd` started inside the group (as [`Group::run`]), its output dropped.
+    fn spawn(&self, cmd: &mut std::process::Command) -> std::process::Child {
+        self.inside(cmd)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn inside(&self, cmd: &mut std::process::Command) -> std::process::Command {
         let mut inside = std::process::Command::new("sh");
         inside
             .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
@@ -188,7 +201,7 @@ impl Group {
         if let Some(dir) = cmd.get_current_dir() {
             inside.current_dir(dir);
         }
-        inside.output().unwrap()
+        inside
     }
 
     /// The processes in the group now, with their command lines (arguments joined by spaces).
@@ -237,6 +250,65 @@ pub(crate) fn assert_nothing_left(id8: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `up` SIGKILLed while Ansible runs: the ssh connection master of its VM ends with it (the
+/// master's remote `cat` reads the command's stdin), and nothing of the run's ssh is left once
+/// the platform's own step, which may finish, has ended.
+#[test]
+fn an_up_killed_during_the_platform_leaves_no_ssh_master() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = Deployment::new("static-site");
+    let group = Group::new("killed-up");
+    // the masters' socket folder, which a SIGKILL leaves (empty), in a folder the test removes
+    let tmp = d.app.with_file_name("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut up = group.spawn(d.std_cmd().env("TMPDIR", &tmp).arg("up"));
+    let running = |what: &str| -> Vec<(u32, String)> {
+        group
+            .processes()
+            .into_iter()
+            .filter(|(_, cmdline)| cmdline.contains(what))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while running("ansible-playbook").is_empty() {
+        assert!(
+            up.try_wait().unwrap().is_none(),
+            "`up` ended before its platform phase"
+        );
+        assert!(Instant::now() < deadline, "no platform phase within 180 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        running("ControlMaster=yes").len(),
+        1,
+        "{:?}",
+        group.processes()
+    );
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut left = running("ssh ");
+        left.extend(running("ansible"));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "running 60 s after `up` was SIGKILLed: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(
+        left.len() == 1 && std::fs::read_dir(left[0].path()).unwrap().next().is_none(),
+        "{left:?}"
+    );
+    d.cmd().args(["down", "--yes"]).assert().success();
 }
 
 #[test]

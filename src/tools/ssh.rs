@@ -498,7 +498,8 @@ mod tests {
         assert!(!strict.display_line().contains("StrictHostKeyChecking=no"));
     }
 
-    /// A master is the only command that starts one, never a persistent one; everything else shares it through the same `DIR/%h`, and that path
+    /// A master is the only command that starts one, never a persistent one, whatever the
+    /// user's ssh_config says; everything else shares it through the same `DIR/%h`, and that path
     /// reaches ssh byte for byte from a hostile folder, `%h` expanded to the host.
     #[test]
     fn a_master_alone_starts_one_and_the_others_share_its_socket() {
@@ -526,20 +527,31 @@ mod tests {
             clippy::disallowed_methods,
             reason = "test checks the path against the real ssh's own parser"
         )]
-        let out = std::process::Command::new("ssh")
-            .arg("-G")
-            .args(&client.args[..client.args.len() - 2])
-            .output()
-            .expect("ssh is installed (scripts/install-deps.sh)");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let resolved = |args: &[String]| {
+            // a user's ssh_config that shares and keeps connections for everything
+            let config = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(
+                config.path(),
+                "Host *\n  ControlMaster auto\n  ControlPath /tmp/theirs/%C\n  ControlPersist 10m\n",
+            )
+            .unwrap();
+            let out = std::process::Command::new("ssh")
+                .arg("-G")
+                .arg("-F")
+                .arg(config.path())
+                .args(&args[..args.len() - 2])
+                .output()
+                .expect("ssh is installed (scripts/install-deps.sh)");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let text = resolved(&client.args);
         let expected = format!("controlpath {}", t.control_socket().unwrap().display());
         assert!(text.lines().any(|l| l == expected), "{text}");
         assert!(text.contains("controlmaster false"), "{text}");
-        assert!(
-            ssh(&target(true), &["true"], false)
-                .args
-                .contains(&"ControlPath=none".to_string())
-        );
+        let alone = resolved(&ssh(&target(true), &["true"], false).args);
+        assert!(alone.contains("controlmaster false"), "{alone}");
+        // `none` leaves no path: no master of theirs carries our commands
+        assert!(!alone.contains("controlpath"), "{alone}");
     }
 
     #[test]

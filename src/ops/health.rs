@@ -25,6 +25,7 @@ use crate::manifest::{App, HookHosts, HookKind};
 use crate::ops::inspect::vm_target;
 use crate::ops::resolve_target;
 use crate::output::Printer;
+use crate::phase::wait_ssh::{Masters, log_in};
 use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::stack::StackSpec;
@@ -138,15 +139,40 @@ pub async fn checks(
         .as_ref()
         .filter(|_| state.ai_stack.is_some());
     let work = tempfile::tempdir().context("cannot make a temp folder for the checks' logs")?;
+    let mut masters = Masters::default();
     let remote = Remote {
         runner,
         state,
         log: work.path().join("health.log"),
+        control_dir: masters.make_dir(),
     };
+    // Every VM logged in to at once, each login kept as its connection master for the checks.
+    let vms = outputs.vms();
+    let mut logins = Vec::new();
+    for index in 0..vms.len() {
+        let target = remote.target(index);
+        let log = &remote.log;
+        logins.push(async move {
+            let started = Instant::now();
+            let master = match target {
+                Ok(target) => log_in(runner, &target, log).await,
+                Err(e) => Err(e),
+            };
+            (started.elapsed(), master)
+        });
+    }
     let mut checks = Vec::new();
-    for (index, vm) in outputs.vms().iter().enumerate() {
+    for ((index, vm), (took, login)) in vms
+        .iter()
+        .enumerate()
+        .zip(futures_util::future::join_all(logins).await)
+    {
         let name = format!("{} {}", vm.name, vm.address);
-        vm_checks(&remote, index, &name, spec, &mut checks).await;
+        let reached = login.map(|master| {
+            masters.keep(master);
+            took
+        });
+        vm_checks(&remote, index, &name, reached, spec, &mut checks).await;
     }
     if let Some(spec) = spec {
         stack_checks(&remote, spec, &mut checks).await;
@@ -164,12 +190,21 @@ struct Remote<'a> {
     runner: &'a Runner,
     state: &'a DeploymentState,
     log: std::path::PathBuf,
+    /// The folder of the checks' ssh connection masters, one per VM.
+    control_dir: Option<std::path::PathBuf>,
 }
 
 impl Remote<'_> {
+    /// VM `index`, reached through its master when there is one.
+    fn target(&self, index: usize) -> Result<ssh::SshTarget> {
+        let mut target = vm_target(self.state, Some(&index.to_string()))?;
+        target.control_dir.clone_from(&self.control_dir);
+        Ok(target)
+    }
+
     /// `argv` on VM `index` over ssh: its stdout, or why it failed.
     async fn run(&self, index: usize, purpose: &str, argv: &[&str]) -> Result<String> {
-        let target = vm_target(self.state, Some(&index.to_string()))?;
+        let target = self.target(index)?;
         let argv: Vec<String> = argv.iter().map(|a| (*a).to_string()).collect();
         let cmd = ssh::ssh(&target, &argv, false)
             .io(Io::Capture(self.log.clone()))
@@ -228,22 +263,26 @@ async fn vm_checks(
     remote: &Remote<'_>,
     index: usize,
     name: &str,
+    reached: Result<Duration>,
     spec: Option<&StackSpec>,
     checks: &mut Vec<Check>,
 ) {
-    let started = Instant::now();
-    if let Err(e) = remote.run(index, "reach the VM", &["true"]).await {
-        checks.push(Check::new(
-            format!("{name} reachable"),
-            false,
-            format!("{e:#}"),
-        ));
-        return;
-    }
+    let took = match reached {
+        Ok(took) => took,
+        Err(e) => {
+            let e = e.context("cannot reach the VM");
+            checks.push(Check::new(
+                format!("{name} reachable"),
+                false,
+                format!("{e:#}"),
+            ));
+            return;
+        }
+    };
     checks.push(Check::new(
         format!("{name} reachable"),
         true,
-        format!("ssh answered in {} ms", started.elapsed().as_millis()),
+        format!("ssh answered in {} ms", took.as_millis()),
     ));
     checks.push(units_check(remote, index, name, spec).await);
     let disk = remote
@@ -317,7 +356,7 @@ async fn units_check(
     let mut argv = vec!["systemctl", "is-active"];
     argv.extend(wanted.iter().map(String::as_str));
     // `is-active` exits non-zero when one is not active; its lines are the answer.
-    let target = match vm_target(remote.state, Some(&index.to_string())) {
+    let target = match remote.target(index) {
         Ok(t) => t,
         Err(e) => return Check::new(check, false, format!("{e:#}")),
     };
@@ -586,7 +625,7 @@ async fn app_checks(remote: &Remote<'_>, settings: &Settings, app: &App, checks:
             );
             let argv = crate::phase::application::hook_argv(&hook, &env, with_env);
             let started = Instant::now();
-            let ran = match vm_target(remote.state, Some(&index.to_string())) {
+            let ran = match remote.target(index) {
                 Ok(target) => {
                     remote
                         .runner

@@ -27,11 +27,11 @@ const SOCKET_POLL: Duration = Duration::from_millis(5);
 const SOCKET_DIR_MAX: usize = 107 - 17 - 1 - 39;
 
 /// A running master: the wait of the runner's `ssh`, which ends when the master does.
-type Master = JoinHandle<Result<Output>>;
+pub type Master = JoinHandle<Result<Output>>;
 
-/// This `up`'s ssh connection masters ([`ssh::master`]), one per VM wait-ssh logged in to; the
-/// later phases' ssh, scp and ansible share their connections through
-/// [`SshTarget::control_dir`]. The sockets live in a private folder under the temporary
+/// A command's ssh connection masters ([`ssh::master`]), one per VM it logged in to: `up`'s,
+/// from wait-ssh on, which the later phases' ssh, scp and ansible share through
+/// [`SshTarget::control_dir`]; `health`'s, which its checks share. The sockets live in a private folder under the temporary
 /// directory, as a deployment's own folder may be too long for a socket's path. Dropping
 /// `Masters` stops each master (the runner sends it SIGTERM; the command waits for it before it
 /// exits) and removes the folder.
@@ -47,10 +47,15 @@ impl Masters {
         self.dir.as_ref().map(tempfile::TempDir::path)
     }
 
+    /// Keeps `master` (if the login stayed) until these masters are dropped.
+    pub fn keep(&mut self, master: Option<Master>) {
+        self.running.extend(master);
+    }
+
     /// Makes the sockets' folder (mode 0700) unless there is one. None when the temporary
     /// directory cannot hold one or its path is too long for a socket: then every ssh logs in
     /// on its own, as it would without masters.
-    fn make_dir(&mut self) -> Option<PathBuf> {
+    pub fn make_dir(&mut self) -> Option<PathBuf> {
         if self.dir.is_none() {
             match tempfile::Builder::new().prefix("tfgc-ssh.").tempdir() {
                 Ok(dir) if dir.path().as_os_str().len() <= SOCKET_DIR_MAX => self.dir = Some(dir),
@@ -110,7 +115,7 @@ pub async fn wait_for_port(host: &str, port: u16, deadline: Instant) -> Result<u
 /// With no sockets' folder, `ssh … true` is the login.
 ///
 /// Errors: ssh failed (its log's tail); it did not log in within [`LOGIN_LIMIT`].
-async fn log_in(runner: &Runner, target: &SshTarget, log: &Path) -> Result<Option<Master>> {
+pub async fn log_in(runner: &Runner, target: &SshTarget, log: &Path) -> Result<Option<Master>> {
     let Some(socket) = target.control_socket() else {
         let probe = ssh::ssh(target, &["true"], false)
             .io(Io::Log(log.to_path_buf()))
@@ -233,7 +238,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
     let mut failures = Vec::new();
     while let Some(joined) = set.join_next().await {
         match joined? {
-            Ok(master) => ctx.masters.running.extend(master),
+            Ok(master) => ctx.masters.keep(master),
             Err(err) => failures.push(err),
         }
     }

@@ -346,26 +346,33 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     assert!(stray.is_empty(), "outlived `up`: {stray:?}");
     // Every ssh, scp and ansible connection of `up` shared wait-ssh's login (its connection
     // master): the VM's sshd saw one login then, and one more now, for this `exec`.
-    let logins = d
-        .cmd()
-        .args([
-            "exec",
-            "--",
-            "journalctl",
-            "-u",
-            "ssh",
-            "--no-pager",
-            "-o",
-            "cat",
-        ])
-        .output()
-        .unwrap();
-    let journal = String::from_utf8_lossy(&logins.stdout);
-    assert_eq!(
-        journal.matches("Accepted publickey for root").count(),
-        2,
-        "{journal}"
-    );
+    let logins = || {
+        let out = d
+            .cmd()
+            .args([
+                "exec",
+                "--",
+                "journalctl",
+                "-u",
+                "ssh",
+                "--no-pager",
+                "-o",
+                "cat",
+            ])
+            .output()
+            .unwrap();
+        let journal = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            journal.matches("Accepted publickey for root").count(),
+            journal,
+        )
+    };
+    let (count, journal) = logins();
+    assert_eq!(count, 2, "{journal}");
+    // `health`'s checks (units, disk, the app's health-check hook) share its one login too.
+    d.cmd().arg("health").assert().success();
+    let (count, journal) = logins();
+    assert_eq!(count, 4, "{journal}");
     let url = stdout.lines().last().unwrap().to_string();
     assert!(url.starts_with("http://10."), "{stdout}");
     assert!(http_get(&url).contains("Hello from tfgrid-compose"));

@@ -176,6 +176,11 @@ pub async fn run_from(ctx: &mut Context, start: Phase) -> Result<()> {
 }
 
 async fn run_one(ctx: &mut Context, phase: Phase) -> Result<()> {
+    if matches!(phase, Phase::Platform | Phase::Application | Phase::Verify)
+        && ctx.masters.dir().is_none()
+    {
+        wait_ssh::share_logins(ctx).await;
+    }
     match phase {
         Phase::Validate => Ok(()),
         Phase::Infrastructure => infrastructure::run(ctx).await,

@@ -191,6 +191,32 @@ async fn wait_one(
     }
 }
 
+/// Before the first phase that uses ssh in a run that did not wait for it (`--resume`, `--from`,
+/// `up --upgrade`): one login per VM, all at once, each kept as its connection master as
+/// wait-ssh's would be. A VM that does not take one gets none: its phase's own ssh says why.
+pub async fn share_logins(ctx: &mut Context) {
+    if ctx.masters.make_dir().is_none() {
+        return;
+    }
+    let Ok(outputs) = ctx.outputs() else { return };
+    let logins: Vec<_> = outputs
+        .vms()
+        .iter()
+        .map(|vm| {
+            let target = ctx.ssh_target(&vm.address);
+            let log = ctx.log(&format!("ssh-{}", vm.name));
+            let runner = ctx.runner.clone();
+            async move { log_in(&runner, &target, &log).await }
+        })
+        .collect();
+    for login in futures_util::future::join_all(logins).await {
+        match login {
+            Ok(master) => ctx.masters.keep(master),
+            Err(e) => tracing::debug!("no shared ssh login: {e:#}"),
+        }
+    }
+}
+
 pub async fn run(ctx: &mut Context) -> Result<()> {
     let vms = ctx.outputs()?.vms();
     // An address recorded before the outputs were checked (an older state.yaml, one edited by

@@ -105,6 +105,30 @@ pub(crate) fn http_get(url: &str) -> String {
     body
 }
 
+/// How many logins the primary VM's sshd has accepted since it booted (one more: this one,
+/// for `journalctl`), and its journal.
+fn logins(d: &Deployment) -> (usize, String) {
+    let out = d
+        .cmd()
+        .args([
+            "exec",
+            "--",
+            "journalctl",
+            "-u",
+            "ssh",
+            "--no-pager",
+            "-o",
+            "cat",
+        ])
+        .output()
+        .unwrap();
+    let journal = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        journal.matches("Accepted publickey for root").count(),
+        journal,
+    )
+}
+
 /// Everything a deployment with this id could have left on the host.
 fn leftovers(id8: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -346,32 +370,11 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     assert!(stray.is_empty(), "outlived `up`: {stray:?}");
     // Every ssh, scp and ansible connection of `up` shared wait-ssh's login (its connection
     // master): the VM's sshd saw one login then, and one more now, for this `exec`.
-    let logins = || {
-        let out = d
-            .cmd()
-            .args([
-                "exec",
-                "--",
-                "journalctl",
-                "-u",
-                "ssh",
-                "--no-pager",
-                "-o",
-                "cat",
-            ])
-            .output()
-            .unwrap();
-        let journal = String::from_utf8_lossy(&out.stdout).into_owned();
-        (
-            journal.matches("Accepted publickey for root").count(),
-            journal,
-        )
-    };
-    let (count, journal) = logins();
+    let (count, journal) = logins(&d);
     assert_eq!(count, 2, "{journal}");
     // `health`'s checks (units, disk, the app's health-check hook) share its one login too.
     d.cmd().arg("health").assert().success();
-    let (count, journal) = logins();
+    let (count, journal) = logins(&d);
     assert_eq!(count, 4, "{journal}");
     let url = stdout.lines().last().unwrap().to_string();
     assert!(url.starts_with("http://10."), "{stdout}");
@@ -524,6 +527,11 @@ fn a_failed_hook_resumes_without_terraform_or_ansible_and_two_deployments_coexis
         resumed.iter().any(|f| f == "hook-healthcheck.log"),
         "{resumed:?}"
     );
+    // the resume logged in to the VM once (`ssh-vm0.log`), and its phases shared that login:
+    // the failed `up`'s one, the resume's, then this `exec`'s
+    assert!(resumed.iter().any(|f| f == "ssh-vm0.log"), "{resumed:?}");
+    let (count, journal) = logins(&first);
+    assert_eq!(count, 3, "{journal}");
 
     // a second copy of the same app, side by side
     let second = Deployment::new("static-site");

@@ -214,7 +214,7 @@ pub async fn stoppable<T>(
 pub fn children_running() -> bool {
     shared().children.lock().is_ok_and(|mut c| {
         c.retain(|pid, child| {
-            let keep = !child.abandoned || alive(*pid);
+            let keep = !child.abandoned || live(*pid);
             if !keep {
                 child.forget();
             }
@@ -224,19 +224,14 @@ pub fn children_running() -> bool {
     })
 }
 
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
 /// Waits until every child the runner started has stopped, at most `limit`; then sends SIGKILL
-/// to the process group of each one left, so that none outlives the command.
+/// to the process group of each one left, so that none outlives the command. A child whose wait
+/// was dropped (it was sent SIGTERM then: an ssh connection master, a tunnel) has its pid file
+/// removed once it has ended, so that only a killed command leaves one.
 pub async fn drain(limit: Duration) {
     let deadline = Instant::now() + limit;
     while children_running() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let left: Vec<(u32, bool)> = shared()
         .children
@@ -365,8 +360,8 @@ pub fn pid_file(log: &std::path::Path, pid: u32) -> std::path::PathBuf {
 /// Stops the children a SIGKILLed run of this deployment left running (their pid files under
 /// `logs_dir/*/`; one whose starting command still runs is left alone): each is given 5 s to
 /// end on its own, then SIGINT (Terraform writes its state),
-/// [`grace`], SIGTERM, 10 s, SIGKILL, to its process group. A pid file whose process is gone, or
-/// is now another program, is just removed. Call it holding the deployment's lock.
+/// [`grace`], SIGTERM, 10 s, SIGKILL, to its process group. A pid file whose process is gone, is
+/// now another program, or started after the file was written (its pid reused), is just removed. Call it holding the deployment's lock.
 pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
     use nix::sys::signal::Signal as Sig;
     let files: Vec<std::path::PathBuf> = std::fs::read_dir(logs_dir)
@@ -399,7 +394,8 @@ pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
         if owner.is_some_and(|o| o != std::process::id() && runs(o, env!("CARGO_PKG_NAME"))) {
             continue;
         }
-        if let Some(pid) = pid.filter(|pid| runs(*pid, program)) {
+        let written = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+        if let Some(pid) = pid.filter(|pid| runs(*pid, program) && !started_after(*pid, written)) {
             printer.warn(format!(
                 "`{what}` (pid {pid}) of an earlier run that was killed is still \
                 running; stopping it first"
@@ -436,6 +432,39 @@ pub fn live(pid: u32) -> bool {
     })
 }
 
+/// Whether process `pid` started more than a second after `time` (the pid file naming it was
+/// written then, so the pid is another process's now): its start in `/proc/PID/stat` (field 22,
+/// clock ticks since boot) after `btime` of `/proc/stat` (boot, whole seconds; proc(5)).
+fn started_after(pid: u32, time: Option<std::time::SystemTime>) -> bool {
+    let Some(time) = time else { return false };
+    let started = || -> Option<std::time::SystemTime> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // the fields after the command's closing parenthesis start at field 3
+        let ticks: u64 = stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(19)?
+            .parse()
+            .ok()?;
+        let boot: u64 = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+        let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+        Some(
+            std::time::UNIX_EPOCH
+                + Duration::from_secs(boot)
+                + Duration::from_millis(ticks * 1000 / hz),
+        )
+    };
+    started().is_some_and(|started| started > time + Duration::from_secs(1))
+}
+
 /// Whether `pid` is a live (not zombie) process running `program`.
 fn runs(pid: u32, program: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -449,4 +478,23 @@ fn runs(pid: u32, program: &str) -> bool {
         .take(2)
         .any(|arg| base(&String::from_utf8_lossy(arg)) == base(program));
     !zombie && !program.is_empty() && named
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::started_after;
+
+    /// A pid file written after its process started names it; one written before a process
+    /// with that pid started names another, whose pid was reused.
+    #[test]
+    fn a_process_started_after_its_pid_file_is_another() {
+        let me = std::process::id();
+        assert!(!started_after(me, Some(SystemTime::now())));
+        assert!(started_after(me, Some(UNIX_EPOCH)));
+        let boot_ago = SystemTime::now() - Duration::from_secs(60 * 60 * 24 * 365);
+        assert!(started_after(me, Some(boot_ago)));
+        assert!(!started_after(me, None));
+    }
 }

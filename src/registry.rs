@@ -175,18 +175,35 @@ fn check_entry(path: &std::path::Path, entry: Entry) -> Result<Entry, String> {
     Ok(entry)
 }
 
+/// The deployments `query` matches, each by its short id and `APP:ENV`; when two share their
+/// `APP:ENV` (copies of one app in two folders), each with its folder too, and the hint names
+/// what tells them apart.
 fn ambiguous(query: &str, hits: &[&Entry]) -> anyhow::Error {
+    let same_label = hits
+        .iter()
+        .any(|a| hits.iter().filter(|b| b.label() == a.label()).count() > 1);
     let list: Vec<String> = hits
         .iter()
-        .map(|e| format!("{} ({})", e.short_id(), e.label()))
+        .map(|e| {
+            if same_label {
+                format!("{} ({}, {})", e.short_id(), e.label(), e.app_dir.display())
+            } else {
+                format!("{} ({})", e.short_id(), e.label())
+            }
+        })
         .collect();
+    let hint = if same_label {
+        "give more of the id, or the app's folder (`tfgrid-compose ps` lists them)"
+    } else {
+        "give more of the id, or `APP:ENV` (`tfgrid-compose ps` lists them)"
+    };
     UserError::new(
         format!(
             "`{query}` matches {} deployments: {}",
             hits.len(),
             list.join(", ")
         ),
-        "give more of the id, or `APP:ENV` (`tfgrid-compose ps` lists them)",
+        hint,
     )
     .into()
 }

@@ -222,6 +222,9 @@ pub async fn main() -> ExitCode {
                 Ok(()) => Ok(()),
             }
         } else {
+            // What the command still has running, its wait dropped (an ssh connection master,
+            // sent SIGTERM then), ends before it does, its pid file removed.
+            crate::interrupt::drain(crate::interrupt::TERM_GRACE).await;
             result
         }
     };

@@ -125,9 +125,24 @@ pub async fn log_in(runner: &Runner, target: &SshTarget, log: &Path) -> Result<O
     let cmd: Cmd = ssh::master(target).io(Io::Log(log.to_path_buf()));
     let runner = runner.clone();
     let mut master = tokio::spawn(async move { runner.run(&cmd).await });
-    let limit = Instant::now() + LOGIN_LIMIT;
+    let started = Instant::now();
+    let limit = started + LOGIN_LIMIT;
     loop {
         if socket.exists() {
+            // what the log's reader would otherwise not know: ssh prints nothing on success
+            let note = format!(
+                "# logged in after {} ms; this login stays as the connection master that this \
+                command's other ssh, scp and ansible connections to {} share, until it ends\n",
+                started.elapsed().as_millis(),
+                target.host
+            );
+            if let Err(e) = std::fs::OpenOptions::new()
+                .append(true)
+                .open(log)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()))
+            {
+                tracing::debug!("cannot note the login in {}: {e}", log.display());
+            }
             return Ok(Some(master));
         }
         if master.is_finished() {

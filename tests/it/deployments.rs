@@ -212,6 +212,26 @@ fn an_ambiguous_prefix_lists_the_candidates() {
         "{err}"
     );
     assert!(err.contains("hint: give more of the id"), "{err}");
+    // Two copies of one app, in two folders: the same `APP:ENV`, told apart by their folders.
+    for (id, folder) in [
+        ("cafe000000000000", "copy one"),
+        ("cafe100000000000", "copy two"),
+    ] {
+        let mut entry = fake_entry(&cx, 0, id, &cx.root.path().join("apps").join(id));
+        entry["app"] = "same".into();
+        entry["env"] = "default".into();
+        entry["app_dir"] = cx.root.path().join(folder).display().to_string().into();
+        std::fs::write(cx.registry().join(format!("{id}.json")), entry.to_string()).unwrap();
+    }
+    let (code, _, err) = cx.run(&["status", "same:default"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cafe0000 (same:default, {})",
+            cx.root.path().join("copy one").display()
+        )) && err.contains("hint: give more of the id, or the app's folder"),
+        "{err}"
+    );
     let (code, _, err) = cx.run(&["status", "nothing-like-it"]);
     assert_eq!(code, 2, "{err}");
     assert!(

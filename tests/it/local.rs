@@ -372,6 +372,21 @@ fn static_site_up_serves_inspects_isolates_and_down_leaves_nothing() {
     // master): the VM's sshd saw one login then, and one more now, for this `exec`.
     let (count, journal) = logins(&d);
     assert_eq!(count, 2, "{journal}");
+    // and each ended before `up` did: no pid file of a child is left for `down` to chase
+    let pid_files: Vec<_> = std::fs::read_dir(&d.state().runs.last().unwrap().log_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .collect();
+    assert!(pid_files.is_empty(), "{pid_files:?}");
+    // wait-ssh's log says what became of its login
+    d.cmd()
+        .args(["logs", "wait-ssh"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "this login stays as the connection master",
+        ));
     // `health`'s checks (units, disk, the app's health-check hook) share its one login too.
     d.cmd().arg("health").assert().success();
     let (count, journal) = logins(&d);

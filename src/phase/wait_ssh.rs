@@ -56,17 +56,28 @@ impl Masters {
     /// directory cannot hold one or its path is too long for a socket: then every ssh logs in
     /// on its own, as it would without masters.
     pub fn make_dir(&mut self) -> Option<PathBuf> {
+        self.try_make_dir()
+            .map_err(|why| tracing::debug!("{why}"))
+            .ok()
+    }
+
+    /// [`Masters::make_dir`], or why there is none (a line for the user).
+    fn try_make_dir(&mut self) -> Result<PathBuf, String> {
         if self.dir.is_none() {
-            match tempfile::Builder::new().prefix("tfgc-ssh.").tempdir() {
-                Ok(dir) if dir.path().as_os_str().len() <= SOCKET_DIR_MAX => self.dir = Some(dir),
-                Ok(dir) => tracing::debug!(
-                    "no ssh masters: {} is too long for a socket's path",
+            let dir = tempfile::Builder::new()
+                .prefix("tfgc-ssh.")
+                .tempdir()
+                .map_err(|e| format!("ssh logins are not shared: no temporary folder: {e}"))?;
+            if dir.path().as_os_str().len() > SOCKET_DIR_MAX {
+                return Err(format!(
+                    "ssh logins are not shared: the temporary folder `{}` is too long for a \
+                    socket's path (at most {SOCKET_DIR_MAX} bytes); a shorter TMPDIR shares them",
                     dir.path().display()
-                ),
-                Err(e) => tracing::debug!("no ssh masters: no temporary folder: {e}"),
+                ));
             }
+            self.dir = Some(dir);
         }
-        self.dir().map(Path::to_path_buf)
+        Ok(self.dir().map(Path::to_path_buf).unwrap_or_default())
     }
 }
 
@@ -265,7 +276,9 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         ),
     );
     let started = Instant::now();
-    ctx.masters.make_dir();
+    if let Err(why) = ctx.masters.try_make_dir() {
+        ctx.printer.warn(why);
+    }
     let mut set = JoinSet::new();
     for vm in &vms {
         let log = ctx.log(&format!("wait-ssh-{}", vm.name));

@@ -361,3 +361,31 @@ fn ssh_refusing_the_options_it_was_given_stops_wait_ssh_at_once() {
     // the fixture's two VMs, one try each
     assert_eq!(tries, 2, "{:?}", cx.steps());
 }
+
+/// A temporary folder too long for an ssh socket's path: `up` says that its ssh logins are not
+/// shared and why, and goes on with one login per command.
+#[test]
+fn a_temporary_folder_too_long_for_a_socket_is_named_and_up_goes_on() {
+    let cx = crate::common::TestContext::new();
+    let long = cx
+        .root
+        .path()
+        .join("a-temporary-folder-named-at-length-by-a-ci-runner");
+    std::fs::create_dir(&long).unwrap();
+    let out = cx
+        .cmd()
+        .arg("up")
+        .arg(&cx.app)
+        .env("TMPDIR", &long)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ssh logins are not shared: the temporary folder")
+            && stderr.contains("a shorter TMPDIR shares them"),
+        "{stderr}"
+    );
+    let logins = cx.steps().iter().filter(|s| *s == "ssh true").count();
+    assert_eq!(logins, 2, "{:?}", cx.steps());
+}

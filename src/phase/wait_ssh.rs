@@ -66,6 +66,7 @@ impl Masters {
         if self.dir.is_none() {
             let dir = tempfile::Builder::new()
                 .prefix("tfgc-ssh.")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .tempdir()
                 .map_err(|e| format!("ssh logins are not shared: no temporary folder: {e}"))?;
             if dir.path().as_os_str().len() > SOCKET_DIR_MAX {

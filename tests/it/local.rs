@@ -332,6 +332,9 @@ fn an_up_killed_during_the_platform_leaves_no_ssh_master() {
         left.len() == 1 && std::fs::read_dir(left[0].path()).unwrap().next().is_none(),
         "{left:?}"
     );
+    // the sockets' folder is the user's alone
+    let mode = std::os::unix::fs::PermissionsExt::mode(&left[0].metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "{left:?}");
     d.cmd().args(["down", "--yes"]).assert().success();
 }
 
@@ -580,6 +583,8 @@ fn sigkill_during_platform_then_resume_then_down_is_clean() {
         .env("NO_COLOR", "1")
         .env("TFGRID_COMPOSE_DATA_DIR", d._root.path().join("data"))
         .env("TFGRID_COMPOSE_CONFIG_DIR", d._root.path().join("config"))
+        // the ssh sockets' folder a SIGKILL leaves, with the test's own files
+        .env("TMPDIR", d._root.path())
         .current_dir(&d.app)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

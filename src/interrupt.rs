@@ -361,7 +361,8 @@ pub fn pid_file(log: &std::path::Path, pid: u32) -> std::path::PathBuf {
 /// `logs_dir/*/`; one whose starting command still runs is left alone): each is given 5 s to
 /// end on its own, then SIGINT (Terraform writes its state),
 /// [`grace`], SIGTERM, 10 s, SIGKILL, to its process group. A pid file whose process is gone, is
-/// now another program, or started after the file was written (its pid reused), is just removed. Call it holding the deployment's lock.
+/// now another program, or started after the file was written (its pid reused), is just
+/// removed. Call it holding the deployment's lock.
 pub async fn stop_orphans(logs_dir: &std::path::Path, printer: &Printer) {
     use nix::sys::signal::Signal as Sig;
     let files: Vec<std::path::PathBuf> = std::fs::read_dir(logs_dir)

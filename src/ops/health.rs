@@ -25,7 +25,7 @@ use crate::manifest::{App, HookHosts, HookKind};
 use crate::ops::inspect::vm_target;
 use crate::ops::resolve_target;
 use crate::output::Printer;
-use crate::phase::wait_ssh::{Masters, log_in};
+use crate::phase::wait_ssh::Masters;
 use crate::process::{Io, Runner};
 use crate::settings::Settings;
 use crate::stack::StackSpec;
@@ -148,30 +148,13 @@ pub async fn checks(
     };
     // Every VM logged in to at once, each login kept as its connection master for the checks.
     let vms = outputs.vms();
-    let mut logins = Vec::new();
-    for index in 0..vms.len() {
-        let target = remote.target(index);
-        let log = &remote.log;
-        logins.push(async move {
-            let started = Instant::now();
-            let master = match target {
-                Ok(target) => log_in(runner, &target, log).await,
-                Err(e) => Err(e),
-            };
-            (started.elapsed(), master)
-        });
-    }
+    let targets = (0..vms.len())
+        .map(|index| Ok((remote.target(index)?, remote.log.clone())))
+        .collect();
+    let logins = masters.log_in_all(runner, targets).await;
     let mut checks = Vec::new();
-    for ((index, vm), (took, login)) in vms
-        .iter()
-        .enumerate()
-        .zip(futures_util::future::join_all(logins).await)
-    {
+    for ((index, vm), reached) in vms.iter().enumerate().zip(logins) {
         let name = format!("{} {}", vm.name, vm.address);
-        let reached = login.map(|master| {
-            masters.keep(master);
-            took
-        });
         vm_checks(&remote, index, &name, reached, spec, &mut checks).await;
     }
     if let Some(spec) = spec {

@@ -11,7 +11,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::UserError;
 use crate::phase::Context;
-use crate::process::{Cmd, Io, Output, Runner};
+use crate::process::{Io, Output, Runner};
 use crate::tools::ssh::{self, SshTarget};
 
 /// How long one login may take before it is given up and tried again (ssh's `ConnectTimeout`
@@ -31,8 +31,9 @@ pub type Master = JoinHandle<Result<Output>>;
 
 /// A command's ssh connection masters ([`ssh::master`]), one per VM it logged in to: `up`'s,
 /// from wait-ssh on, which the later phases' ssh, scp and ansible share through
-/// [`SshTarget::control_dir`]; `health`'s, which its checks share. The sockets live in a private folder under the temporary
-/// directory, as a deployment's own folder may be too long for a socket's path. Dropping
+/// [`SshTarget::control_dir`]; `health`'s, which its checks share. The sockets live in a
+/// private folder under the temporary directory, as a deployment's own folder may be too long
+/// for a socket's path. Dropping
 /// `Masters` stops each master (the runner sends it SIGTERM; the command waits for it before it
 /// exits) and removes the folder.
 #[derive(Default)]
@@ -50,6 +51,32 @@ impl Masters {
     /// Keeps `master` (if the login stayed) until these masters are dropped.
     pub fn keep(&mut self, master: Option<Master>) {
         self.running.extend(master);
+    }
+
+    /// Logs in to every target at once ([`log_in`], each with its log), keeping each login that
+    /// stays; per target, in order, how long its login took, or why it failed (a target that
+    /// could not be named fails as given).
+    pub async fn log_in_all(
+        &mut self,
+        runner: &Runner,
+        targets: Vec<Result<(SshTarget, PathBuf)>>,
+    ) -> Vec<Result<Duration>> {
+        let logins = targets.into_iter().map(|target| async move {
+            let (target, log) = target?;
+            let started = Instant::now();
+            let master = log_in(runner, &target, &log).await?;
+            Ok((started.elapsed(), master))
+        });
+        futures_util::future::join_all(logins)
+            .await
+            .into_iter()
+            .map(|login| {
+                login.map(|(took, master)| {
+                    self.keep(master);
+                    took
+                })
+            })
+            .collect()
     }
 
     /// Makes the sockets' folder (mode 0700) unless there is one. None when the temporary
@@ -127,14 +154,14 @@ pub async fn wait_for_port(host: &str, port: u16, deadline: Instant) -> Result<u
 /// With no sockets' folder, `ssh … true` is the login.
 ///
 /// Errors: ssh failed (its log's tail); it did not log in within [`LOGIN_LIMIT`].
-pub async fn log_in(runner: &Runner, target: &SshTarget, log: &Path) -> Result<Option<Master>> {
+async fn log_in(runner: &Runner, target: &SshTarget, log: &Path) -> Result<Option<Master>> {
     let Some(socket) = target.control_socket() else {
         let probe = ssh::ssh(target, &["true"], false)
             .io(Io::Log(log.to_path_buf()))
             .timeout(LOGIN_LIMIT);
         return runner.run(&probe).await.map(|_| None);
     };
-    let cmd: Cmd = ssh::master(target).io(Io::Log(log.to_path_buf()));
+    let cmd = ssh::master(target).io(Io::Log(log.to_path_buf()));
     let runner = runner.clone();
     let mut master = tokio::spawn(async move { runner.run(&cmd).await });
     let started = Instant::now();
@@ -226,21 +253,25 @@ pub async fn share_logins(ctx: &mut Context) {
         return;
     }
     let Ok(outputs) = ctx.outputs() else { return };
-    let logins: Vec<_> = outputs
+    let targets = outputs
         .vms()
         .iter()
         .map(|vm| {
-            let target = ctx.ssh_target(&vm.address);
-            let log = ctx.log(&format!("ssh-{}", vm.name));
-            let runner = ctx.runner.clone();
-            async move { log_in(&runner, &target, &log).await }
+            Ok((
+                ctx.ssh_target(&vm.address),
+                ctx.log(&format!("ssh-{}", vm.name)),
+            ))
         })
         .collect();
-    for login in futures_util::future::join_all(logins).await {
-        match login {
-            Ok(master) => ctx.masters.keep(master),
-            Err(e) => tracing::debug!("no shared ssh login: {e:#}"),
-        }
+    let runner = ctx.runner.clone();
+    for failed in ctx
+        .masters
+        .log_in_all(&runner, targets)
+        .await
+        .into_iter()
+        .flat_map(Result::err)
+    {
+        tracing::debug!("no shared ssh login: {failed:#}");
     }
 }
 
